@@ -1,0 +1,106 @@
+# mer -- build, test, bench, fuzz. GNU make; C11.
+#   make            build/libmer.a and the CLI build/mer
+#   make test       everything CI runs: unit + CLI tests, the same under ASan+UBSan, fuzzers
+#   make bench      benchmarks against peers (prints ratios)
+#   make fuzz       libFuzzer targets (clang)
+#   make parity     full-size exactness checks against PyTorch references (slow; needs torch)
+# Variables: GEMM=dnnl|openblas (default backend), MARCH=native, O=2.
+
+CC      ?= cc
+MARCH   ?= native
+O       ?= 2
+BUILD   ?= build
+GEMM    ?= auto
+
+PKGS    := libavformat libavcodec libswresample libswscale libavutil libcjson libpng libjpeg
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+HAVE_DNNL     := $(shell test -f /usr/include/dnnl.h && echo 1)
+HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1)
+BLAS_CFLAGS :=
+BLAS_LIBS   :=
+ifeq ($(HAVE_DNNL),1)
+  BLAS_CFLAGS += -DMER_HAVE_DNNL
+  BLAS_LIBS   += -ldnnl
+endif
+ifeq ($(HAVE_OPENBLAS),1)
+  BLAS_CFLAGS += -DMER_HAVE_OPENBLAS $(shell pkg-config --cflags openblas)
+  BLAS_LIBS   += $(shell pkg-config --libs openblas)
+endif
+ifeq ($(GEMM),openblas)
+  BLAS_CFLAGS += -DMER_GEMM_FORCE_OPENBLAS
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
+CFLAGS  ?= -O$(O) -g -march=$(MARCH)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc -Isrc/core \
+             $(BLAS_CFLAGS) $(PKG_CFLAGS)
+LDLIBS  := $(BLAS_LIBS) $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all lib test unit asan fuzz bench parity clean deps demo
+all: $(BUILD)/libmer.a $(BUILD)/mer $(BUILD)/mer_tests
+
+lib: $(BUILD)/libmer.a
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libmer.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/mer: $(TOOL_OBJ) $(BUILD)/libmer.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libmer.a $(LDLIBS)
+
+$(BUILD)/mer_tests: $(TEST_OBJ) $(BUILD)/libmer.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libmer.a $(LDLIBS)
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# The whole suite: what CI runs. Prints "N passed, N failed" last.
+test:
+	bash scripts/run-tests.sh
+
+# Unit + CLI tests of the normal build only.
+unit: all
+	MER_BIN=$(BUILD)/mer $(BUILD)/mer_tests
+
+# The same tests under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build/asan O=1 EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS_EXTRA= all
+
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+fuzz: $(FUZZ_BIN)
+build/fuzz/%: fuzz/%.c $(LIB_SRC)
+	@mkdir -p build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -fopenmp -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \
+	  $(BLAS_CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+bench: all
+	bash bench/run.sh
+
+parity: all
+	bash tests/parity/run.sh
+
+deps:
+	bash scripts/install-deps.sh
+
+clean:
+	rm -rf build
+
+# The main job on the bundled data (see README).
+demo: all
+	$(BUILD)/mer bench gemm --reps 2

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The whole test suite (what `make test` and CI run):
+#   1. unit + CLI tests of the optimised build
+#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. each libFuzzer target for a bounded time on its committed seed corpus
+# Prints one summary line per stage and "N passed, N failed" last; exits non-zero on failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+JOBS=${JOBS:-$(nproc)}
+passed=0
+failed=0
+
+count() { # add the "N passed, N failed" line of a log to the totals
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    if [[ -z "$line" ]]; then
+        echo "  (no summary line: counted as 1 failure)"
+        failed=$((failed + 1))
+        return
+    fi
+    passed=$((passed + $(echo "$line" | cut -d' ' -f1)))
+    failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
+}
+
+mkdir -p build
+echo "== build"
+if ! make -j"$JOBS" all >build/build.log 2>&1; then
+    tail -30 build/build.log
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+echo "== unit and CLI tests"
+MER_BIN=build/mer build/mer_tests | tee build/unit.log | grep -v '^ok ' || true
+count build/unit.log
+
+echo "== sanitizers (address, undefined)"
+if make -j"$JOBS" asan >build/asan-build.log 2>&1; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        MER_BIN=build/asan/mer MER_SANITIZE=1 build/asan/mer_tests | tee build/asan.log | grep -v '^ok ' || true
+    count build/asan.log
+else
+    tail -30 build/asan-build.log
+    failed=$((failed + 1))
+fi
+
+echo "== fuzzers (${FUZZ_SECONDS}s each)"
+if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
+    if make -j"$JOBS" fuzz >build/fuzz-build.log 2>&1; then
+        for f in fuzz/fuzz_*.c; do
+            name=$(basename "$f" .c)
+            corpus=fuzz/corpus/${name#fuzz_}
+            work=build/fuzz/work-$name
+            rm -rf "$work"; mkdir -p "$work"
+            if build/fuzz/"$name" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 \
+                 -artifact_prefix=build/fuzz/ "$work" "$corpus" >build/fuzz/"$name".log 2>&1; then
+                echo "ok   $name ($(grep -o '#[0-9]*' build/fuzz/"$name".log | tail -1) runs)"
+                passed=$((passed + 1))
+            else
+                echo "FAIL $name"; tail -20 build/fuzz/"$name".log
+                failed=$((failed + 1))
+            fi
+        done
+    else
+        tail -30 build/fuzz-build.log
+        failed=$((failed + 1))
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[[ $failed -eq 0 ]]

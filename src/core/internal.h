@@ -1,0 +1,100 @@
+/*
+ * internal.h -- helpers shared between library files (not part of the public API).
+ * Everything here is mer__-prefixed.
+ */
+#ifndef MER_INTERNAL_H
+#define MER_INTERNAL_H
+
+#include "mer.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__)
+#define MER__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define MER__PRINTF(a, b)
+#endif
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+/* Record a detailed message for mer_last_error() and return s, so a failing path reads
+ * `return mer__err(MER_ERR_FORMAT, "%s: header length %llu exceeds file size", path, n);` */
+mer_status mer__err(mer_status s, const char *fmt, ...) MER__PRINTF(2, 3);
+
+/* Prefix the current thread's last error with "prefix: " (used to add a file name). */
+void mer__err_prefix(const char *fmt, ...) MER__PRINTF(1, 2);
+
+/* ---- logging ----------------------------------------------------------------------------- */
+
+void mer__log(mer_log_level level, const char *fmt, ...) MER__PRINTF(2, 3);
+#define MER_LOG_D(...) mer__log(MER_LOG_DEBUG, __VA_ARGS__)
+#define MER_LOG_I(...) mer__log(MER_LOG_INFO, __VA_ARGS__)
+#define MER_LOG_W(...) mer__log(MER_LOG_WARN, __VA_ARGS__)
+#define MER_LOG_E(...) mer__log(MER_LOG_ERROR, __VA_ARGS__)
+
+/* ---- checked sizes ----------------------------------------------------------------------- */
+
+/* *out = a * b; returns false on overflow (or negative inputs). */
+bool mer__mul_overflow(int64_t a, int64_t b, int64_t *out);
+bool mer__add_overflow(int64_t a, int64_t b, int64_t *out);
+
+/* malloc/calloc that record MER_ERR_NOMEM in the last error on failure (return NULL). Sizes are
+ * checked for overflow. Aligned to 64 bytes; free with mer__free. */
+void *mer__alloc(size_t n);
+void *mer__calloc(size_t count, size_t size);
+void mer__free(void *p);
+
+/* ---- arena: bump allocator for activations ----------------------------------------------- */
+
+typedef struct mer__arena {
+    uint8_t *base;
+    size_t cap;
+    size_t used;
+    size_t peak;
+} mer__arena;
+
+/* Reserve cap bytes (64-byte aligned). */
+mer_status mer__arena_init(mer__arena *a, size_t cap);
+/* 64-byte aligned block of n bytes, or NULL (with MER_ERR_NOMEM set) when full. */
+void *mer__arena_alloc(mer__arena *a, size_t n);
+/* Floats convenience. */
+float *mer__arena_f32(mer__arena *a, int64_t n);
+/* Save/restore marks: everything allocated after mark is released by reset. */
+static inline size_t mer__arena_mark(const mer__arena *a) { return a->used; }
+static inline void mer__arena_reset(mer__arena *a, size_t mark) { a->used = mark; }
+void mer__arena_free(mer__arena *a);
+
+/* ---- thread pool ------------------------------------------------------------------------- */
+
+/* fn(user, begin, end, thread_index) is called over disjoint ranges covering [0, n). The
+ * split depends only on n and the thread count, so results are reproducible for a fixed count.
+ * Runs inline when n is small or one thread is configured. Not reentrant: a task must not call
+ * mer__parallel_for itself (nested calls run serially). */
+typedef void (*mer__range_fn)(void *user, int64_t begin, int64_t end, int thread_index);
+void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *user);
+
+/* ---- small numeric helpers --------------------------------------------------------------- */
+
+float mer__f16_to_f32(uint16_t h);
+uint16_t mer__f32_to_f16(float f);
+float mer__bf16_to_f32(uint16_t h);
+uint16_t mer__f32_to_bf16(float f); /* round to nearest even */
+
+/* Deterministic RNG (splitmix64-seeded xoshiro256**), for init, dropout, shuffles. */
+typedef struct { uint64_t s[4]; } mer__rng;
+void mer__rng_seed(mer__rng *r, uint64_t seed);
+uint64_t mer__rng_u64(mer__rng *r);
+double mer__rng_uniform(mer__rng *r);    /* [0, 1) */
+double mer__rng_normal(mer__rng *r);     /* standard normal (Box-Muller) */
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (free with free()). */
+mer_status mer__read_file(const char *path, char **data, size_t *size);
+/* Write data atomically: to "path.tmp.<pid>" then rename over path. */
+mer_status mer__write_file_atomic(const char *path, const void *data, size_t size);
+
+#endif /* MER_INTERNAL_H */

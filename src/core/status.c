@@ -1,0 +1,173 @@
+/*
+ * status.c -- status codes, per-thread error messages, logging, checked allocation, files.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MER__ERR_CAP 1024
+
+static _Thread_local char tls_err[MER__ERR_CAP];
+
+const char *mer_status_str(mer_status s) {
+    switch (s) {
+    case MER_OK: return "ok";
+    case MER_ERR_INVALID_ARG: return "invalid argument";
+    case MER_ERR_IO: return "i/o error";
+    case MER_ERR_FORMAT: return "format error";
+    case MER_ERR_NOT_FOUND: return "not found";
+    case MER_ERR_DTYPE: return "wrong dtype";
+    case MER_ERR_SHAPE: return "wrong shape";
+    case MER_ERR_NOMEM: return "out of memory";
+    case MER_ERR_UNSUPPORTED: return "unsupported";
+    case MER_ERR_NUMERIC: return "non-finite value";
+    case MER_ERR_ABORTED: return "aborted";
+    case MER_ERR_MEDIA: return "media error";
+    case MER_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+const char *mer_last_error(void) { return tls_err; }
+
+void mer_clear_error(void) { tls_err[0] = '\0'; }
+
+mer_status mer__err(mer_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tls_err, sizeof tls_err, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+void mer__err_prefix(const char *fmt, ...) {
+    char prefix[512], old[MER__ERR_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, tls_err, sizeof old);
+    snprintf(tls_err, sizeof tls_err, "%s: %s", prefix, old);
+}
+
+/* ---- logging ----------------------------------------------------------------------------- */
+
+static void default_log(mer_log_level level, const char *msg, void *user_data) {
+    (void)user_data;
+    static const char *names[] = {"debug", "info", "warning", "error"};
+    fprintf(stderr, "mer: %s: %s\n", names[level], msg);
+}
+
+static mer_log_fn log_fn = default_log;
+static void *log_user;
+static mer_log_level log_level = MER_LOG_WARN;
+
+void mer_log_set(mer_log_fn fn, void *user_data) {
+    log_fn = fn;
+    log_user = user_data;
+}
+
+void mer_log_set_level(mer_log_level level) { log_level = level; }
+
+void mer__log(mer_log_level level, const char *fmt, ...) {
+    if (!log_fn || level < log_level) return;
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log_fn(level, buf, log_user);
+}
+
+/* ---- checked sizes and allocation -------------------------------------------------------- */
+
+bool mer__mul_overflow(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0) return false;
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+bool mer__add_overflow(int64_t a, int64_t b, int64_t *out) {
+    if (a < 0 || b < 0) return false;
+    return !__builtin_add_overflow(a, b, out);
+}
+
+void *mer__alloc(size_t n) {
+    void *p = NULL;
+    size_t rounded = (n + 63) & ~(size_t)63;
+    if (rounded < n || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+        mer__err(MER_ERR_NOMEM, "cannot allocate %zu bytes", n);
+        return NULL;
+    }
+    return p;
+}
+
+void *mer__calloc(size_t count, size_t size) {
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) {
+        mer__err(MER_ERR_NOMEM, "allocation of %zu x %zu bytes overflows", count, size);
+        return NULL;
+    }
+    void *p = mer__alloc(n);
+    if (p) memset(p, 0, n);
+    return p;
+}
+
+void mer__free(void *p) { free(p); }
+
+/* ---- files ------------------------------------------------------------------------------- */
+
+mer_status mer__read_file(const char *path, char **data, size_t *size) {
+    *data = NULL;
+    if (size) *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return mer__err(MER_ERR_IO, "%s: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return mer__err(MER_ERR_IO, "%s: cannot seek", path);
+    }
+    long n = ftell(f);
+    if (n < 0) {
+        fclose(f);
+        return mer__err(MER_ERR_IO, "%s: not a regular file", path);
+    }
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) {
+        fclose(f);
+        return mer__err(MER_ERR_NOMEM, "%s: cannot allocate %ld bytes", path, n);
+    }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        fclose(f);
+        return mer__err(MER_ERR_IO, "%s: short read", path);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *data = buf;
+    if (size) *size = (size_t)n;
+    return MER_OK;
+}
+
+mer_status mer__write_file_atomic(const char *path, const void *data, size_t size) {
+    char tmp[4096];
+    int k = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    if (k < 0 || (size_t)k >= sizeof tmp) return mer__err(MER_ERR_INVALID_ARG, "%s: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return mer__err(MER_ERR_IO, "%s: %s", tmp, strerror(errno));
+    size_t w = size ? fwrite(data, 1, size, f) : 0;
+    int bad = (w != size) | (fflush(f) != 0);
+    bad |= fclose(f) != 0;
+    if (bad) {
+        remove(tmp);
+        return mer__err(MER_ERR_IO, "%s: write failed", path);
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return mer__err(MER_ERR_IO, "%s: rename failed: %s", path, strerror(e));
+    }
+    return MER_OK;
+}

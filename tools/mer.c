@@ -1,0 +1,49 @@
+/*
+ * mer.c -- the `mer` command-line tool: dispatches subcommands (tools/cmd_*.c) to the library.
+ * To add a subcommand: write int cmd_<name>(int argc, char **argv) in tools/cmd_<name>.c and
+ * add one line to the table below.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    mer_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"inspect", cmd_inspect, "show tensors of a safetensors file, shape of a .npy, streams of media"},
+    {"bench", cmd_bench, "micro-benchmarks (mer bench gemm)"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "mer %s -- multimodal emotion recognition\n\nusage: mer <command> [options]\n\ncommands:\n",
+            MER_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'mer <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "--help") || !strcmp(c, "-h") || !strcmp(c, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(c, "--version") || !strcmp(c, "version")) {
+        printf("mer %s (gemm: %s)\n", MER_VERSION, mer_gemm_backend_name(mer_gemm_get_backend()));
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (!strcmp(c, commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "mer: unknown command '%s' (see 'mer --help')\n", c);
+    return 2;
+}
