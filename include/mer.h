@@ -160,22 +160,169 @@ int mer_gemm_backend_available(mer_gemm_backend b);
 /* ============================================================================================
  * IO: safetensors
  * ========================================================================================== */
-/* (section owned by src/io/safetensors.c) */
+/* Reader: mmaps the file(s), validates the whole header before use (length, JSON, dtypes,
+ * shape x dtype size == byte span, spans in bounds and not overlapping, no overflow), and hands
+ * out zero-copy views into the mapping. path is a .safetensors file, a sharded checkpoint's
+ * model.safetensors.index.json, or a directory holding either (model.safetensors preferred).
+ * The handle is immutable after open and may be shared between threads, except
+ * mer_safetensors_get_f32 on non-F32 tensors (it caches conversions; guard it or call it from
+ * one thread at load time). */
+typedef struct mer_safetensors mer_safetensors;
+
+typedef struct {
+    const char *name;       /* owned by the handle */
+    mer_dtype dtype;
+    int32_t ndim;
+    int64_t shape[MER_MAX_DIMS];
+    const void *data;       /* points into the mapping; valid until mer_safetensors_free */
+    size_t nbytes;
+    int32_t shard;          /* index of the file holding it (0 for a single file) */
+} mer_safetensors_entry;
+
+mer_status mer_safetensors_open(mer_safetensors **out, const char *path);
+void mer_safetensors_free(mer_safetensors *st);
+int64_t mer_safetensors_count(const mer_safetensors *st);
+/* Entries in file order (shard by shard). */
+mer_status mer_safetensors_entry_at(const mer_safetensors *st, int64_t i, mer_safetensors_entry *e);
+/* MER_ERR_NOT_FOUND (message names the tensor and the file) when absent. */
+mer_status mer_safetensors_find(const mer_safetensors *st, const char *name, mer_safetensors_entry *e);
+/* Metadata value of the "__metadata__" object, or NULL. Owned by the handle. */
+const char *mer_safetensors_metadata(const mer_safetensors *st, const char *key);
+/* Typed lookup: the tensor must exist, have the given dtype, and (when ndim >= 0) the given
+ * shape; errors say expected vs got. out views the mapping. */
+mer_status mer_safetensors_get(const mer_safetensors *st, const char *name, mer_dtype dtype,
+                               int32_t ndim, const int64_t *shape, mer_tensor *out);
+/* Float32 view of a F32/F16/BF16 tensor with the given shape (ndim < 0: any). F32 tensors are
+ * returned zero-copy from the mapping; others are converted once into a buffer owned by st
+ * (valid until mer_safetensors_free). */
+mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
+                                   const int64_t *shape, const float **out);
+/* Path of the (first) file, for messages. */
+const char *mer_safetensors_path(const mer_safetensors *st);
+
+/* Writer: collects tensors (data copied at add time) and writes one file atomically (temp file
+ * + rename), tensors in the order added, 8-byte aligned header as the format requires. */
+typedef struct mer_safetensors_writer mer_safetensors_writer;
+mer_status mer_safetensors_writer_init(mer_safetensors_writer **out);
+mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
+                                      int32_t ndim, const int64_t *shape, const void *data);
+mer_status mer_safetensors_writer_set_metadata(mer_safetensors_writer *w, const char *key,
+                                               const char *value);
+mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *path);
+void mer_safetensors_writer_free(mer_safetensors_writer *w);
 
 /* ============================================================================================
  * IO: .npy
  * ========================================================================================== */
-/* (section owned by src/io/npy.c) */
+/* NumPy .npy files (format 1.0-3.0): read float32/float16/float64 (little-endian, C order,
+ * rank 1..4; rank 0 is read as shape (1,)) into float32; write float32 C-order atomically.
+ * Fortran order, object arrays, big-endian data and truncated payloads are errors naming the
+ * file and the problem. *data is malloc'd; the caller frees it with free(). */
+mer_status mer_npy_read(const char *path, float **data, int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
+/* Header only: dtype and shape without reading the payload. */
+mer_status mer_npy_read_header(const char *path, mer_dtype *dtype, int32_t *ndim,
+                               int64_t shape[MER_MAX_DIMS]);
+/* Parse from memory (for fuzzing and embedded data); name is used in messages. */
+mer_status mer_npy_parse(const void *buf, size_t size, const char *name, float **data,
+                         int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
+mer_status mer_npy_write(const char *path, const float *data, int32_t ndim, const int64_t *shape);
 
 /* ============================================================================================
  * IO: JSON config, CSV
  * ========================================================================================== */
-/* (section owned by src/io/json.c, src/io/csv.c) */
+/* JSON documents (Hugging Face config.json, preprocessor_config.json, run configs), parsed with
+ * cJSON. Getters take a dotted path ("vision_config.hidden_size"); a missing key gives
+ * MER_ERR_NOT_FOUND, a value of the wrong type MER_ERR_FORMAT, both naming the file and the key.
+ * Returned strings are owned by the document. */
+typedef struct mer_json mer_json;
+mer_status mer_json_load(mer_json **out, const char *path);
+mer_status mer_json_parse(mer_json **out, const char *text, size_t len, const char *name);
+void mer_json_free(mer_json *j);
+int mer_json_has(const mer_json *j, const char *path);
+mer_status mer_json_get_int(const mer_json *j, const char *path, int64_t *out);
+mer_status mer_json_get_double(const mer_json *j, const char *path, double *out);
+mer_status mer_json_get_bool(const mer_json *j, const char *path, int *out);
+mer_status mer_json_get_string(const mer_json *j, const char *path, const char **out);
+/* Arrays of numbers: up to cap values, *n set to the array length (an error if > cap). */
+mer_status mer_json_get_int_array(const mer_json *j, const char *path, int64_t *out, int32_t cap,
+                                  int32_t *n);
+mer_status mer_json_get_double_array(const mer_json *j, const char *path, double *out,
+                                     int32_t cap, int32_t *n);
+/* With a default when the key is absent (a present key of the wrong type is still an error). */
+mer_status mer_json_int_or(const mer_json *j, const char *path, int64_t def, int64_t *out);
+mer_status mer_json_double_or(const mer_json *j, const char *path, double def, double *out);
+mer_status mer_json_bool_or(const mer_json *j, const char *path, int def, int *out);
+mer_status mer_json_string_or(const mer_json *j, const char *path, const char *def, const char **out);
+
+/* CSV (RFC 4180: header row, quoted fields with "" escapes and embedded newlines, UTF-8 with an
+ * optional BOM, CRLF or LF). Cells are owned by the table. */
+typedef struct mer_csv mer_csv;
+mer_status mer_csv_load(mer_csv **out, const char *path);
+mer_status mer_csv_parse(mer_csv **out, const char *text, size_t len, const char *name);
+void mer_csv_free(mer_csv *c);
+int64_t mer_csv_rows(const mer_csv *c);   /* data rows, header excluded */
+int32_t mer_csv_cols(const mer_csv *c);
+const char *mer_csv_header(const mer_csv *c, int32_t col);
+/* Column index by header name, or MER_ERR_NOT_FOUND naming the file, the column and the
+ * columns that exist. */
+mer_status mer_csv_col(const mer_csv *c, const char *name, int32_t *col);
+const char *mer_csv_cell(const mer_csv *c, int64_t row, int32_t col);
+/* Write one field to f with RFC 4180 quoting when needed. */
+void mer_csv_write_field(FILE *f, const char *s);
 
 /* ============================================================================================
  * IO: media (FFmpeg) and images
  * ========================================================================================== */
-/* (section owned by src/io/media.c, src/io/image.c) */
+/* Media through FFmpeg (libavformat/libavcodec/libswresample/libswscale). A file that cannot be
+ * opened or decoded, or lacks the wanted stream, gives MER_ERR_MEDIA naming the file. */
+typedef struct {
+    char format[64];          /* container name */
+    double duration;          /* seconds, 0 if unknown */
+    int32_t has_audio, has_video;
+    char audio_codec[32];
+    int32_t sample_rate, channels;
+    char video_codec[32];
+    int32_t width, height;
+    double fps;               /* average frame rate, 0 if unknown */
+    int64_t frames;           /* estimated frame count, 0 if unknown */
+} mer_media_info;
+mer_status mer_media_probe(const char *path, mer_media_info *info);
+
+/* Decode the best audio stream, downmix to mono and resample to sample_rate, as float32 in
+ * [-1, 1]. *samples is malloc'd (free()); an empty stream gives *n == 0 and MER_OK. */
+mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples,
+                                  int64_t *n);
+
+/* An 8-bit RGB image, rows packed (stride = width * 3). */
+typedef struct {
+    int32_t width, height;
+    uint8_t *rgb;             /* malloc'd, owned by whoever owns the struct */
+    double time;              /* seconds from the start (video frames), 0 for images */
+    int64_t index;            /* frame index in the stream (video), 0 for images */
+} mer_image;
+void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; NULL ok */
+
+/* How to sample frames from a video: exactly one of fps > 0 (frames at t = 0, 1/fps, ...),
+ * count > 0 (count frames uniformly over the duration), every > 0 (every N-th decoded frame);
+ * all zero: every frame. max_frames > 0 caps the result. */
+typedef struct {
+    double fps;
+    int32_t count;
+    int32_t every;
+    int32_t max_frames;
+} mer_frame_sampling;
+
+/* Decode video frames to RGB at their native size. *frames is a malloc'd array of *n images;
+ * free with mer_frames_free. */
+mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling,
+                                  mer_image **frames, int32_t *n);
+void mer_frames_free(mer_image *frames, int32_t n);
+
+/* Load a still image (PNG, JPEG; anything FFmpeg decodes as one picture) as RGB. */
+mer_status mer_image_load(const char *path, mer_image *out);
+/* Write RGB (channels 3) or grey (1) or RGBA (4) 8-bit pixels as PNG, atomically. */
+mer_status mer_image_write_png(const char *path, const uint8_t *pixels, int32_t width,
+                               int32_t height, int32_t channels);
 
 /* ============================================================================================
  * Models
