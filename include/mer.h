@@ -149,6 +149,18 @@ void mer_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                int64_t ldc);
 
+/* Mixed precision: C (M, N) = A @ op(B) (+ C when accumulate), with A float32 (M, K) rounded to
+ * bfloat16 on the fly, B already bfloat16 (raw bits; (K, N) with ldb >= N, or (N, K) with
+ * ldb >= K when trans_b), products summed in float32. About twice the fp32 throughput on CPUs
+ * with AVX512-BF16 (oneDNN), at about 3 significant digits: an opt-in speed mode, never the
+ * default. Without oneDNN it falls back to converting B to float32 (correct, slow).
+ * ref: torch.matmul(A.bfloat16(), B).float() with float32 accumulation. */
+mer_status mer_sgemm_bf16(int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
+                          int64_t lda, const uint16_t *B, int64_t ldb, int accumulate, float *C,
+                          int64_t ldc);
+/* Round n floats to bfloat16 bits (nearest even), e.g. to prepare weights for mer_sgemm_bf16. */
+void mer_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
+
 /* Select the backend for subsequent mer_sgemm calls (process-wide). Fails with
  * MER_ERR_UNSUPPORTED if the backend was not compiled in. */
 mer_status mer_gemm_set_backend(mer_gemm_backend b);
@@ -333,6 +345,228 @@ mer_status mer_image_write_png(const char *path, const uint8_t *pixels, int32_t 
  * Training
  * ========================================================================================== */
 /* (subsections owned by src/train/) */
+
+/* ---- data sets (src/train/dataset.c) ----------------------------------------------------- */
+/* A data set is N clips, each with a name, a class label (or -1 when unlabeled), an optional
+ * group (e.g. the speaker, for grouped folds), a train-only flag (pseudo-labelled clips: used
+ * for training in every fold, never held out or scored) and one feature per modality. A
+ * modality's features are either all 1-D utterance vectors (D) or all 2-D sequences (T_i, D);
+ * D is the same for every clip of a modality. Features are stored float32, finite.
+ * The handle owns everything; a data set is read-only during training (thread safe to share). */
+#define MER_MAX_MODALITIES 8
+#define MER_MAX_CLASSES 32
+#define MER_NAME_MAX 64              /* modality / class / model name buffer sizes */
+
+typedef struct mer_dataset mer_dataset;
+
+typedef struct {
+    const char *name;   /* modality name given on the command line ("audio") */
+    const char *dir;    /* directory holding <clip>.npy */
+} mer_modality_spec;
+
+typedef struct {
+    /* Labeled set: a CSV with name_col and label_col (group_col optional, NULL = none). NULL
+     * labels_csv: an unlabeled set made of names (n_names) instead. */
+    const char *labels_csv;
+    const char *name_col;       /* "name" */
+    const char *label_col;      /* "emotion" */
+    const char *group_col;      /* NULL: no groups */
+    /* The class list, or NULL: the sorted distinct labels of the file. A label outside the
+     * given list is an error naming the row; a listed class with no example is an error. */
+    const char *const *classes;
+    int32_t n_classes;
+    const char *const *names;   /* unlabeled set (labels_csv NULL), or a subset filter: NULL */
+    int64_t n_names;
+    const mer_modality_spec *modalities;
+    int32_t n_modalities;
+} mer_dataset_params;
+mer_dataset_params mer_dataset_default_params(void);
+
+/* Load labels and every feature file. All clips lacking a feature file are listed in one
+ * MER_ERR_NOT_FOUND error ("audio: 3 clips have no feature file in DIR: a, b, c"); a feature of
+ * the wrong rank or dimension is MER_ERR_SHAPE naming the file, expected vs got; NaN/Inf is
+ * MER_ERR_NUMERIC naming the file. */
+mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p);
+
+/* In-memory construction (features computed in process, pseudo-labels): an empty set with the
+ * given classes and modality names; dims are fixed by the first clip added. */
+mer_status mer_dataset_init(mer_dataset **out, const char *const *classes, int32_t n_classes,
+                            const char *const *modalities, int32_t n_modalities);
+/* Append one clip. feats[m] is modality m: ndim 1 (D) or 2 (T, D), data copied. label -1 =
+ * unlabeled; group NULL = none; train_only marks a pseudo-labelled clip. */
+mer_status mer_dataset_add(mer_dataset *ds, const char *name, int32_t label, const char *group,
+                           int train_only, const mer_tensor *feats);
+/* Append clip i of src (same modalities and dims) with a new label (pseudo-labelling). */
+mer_status mer_dataset_add_from(mer_dataset *ds, const mer_dataset *src, int64_t i,
+                                int32_t label, int train_only);
+void mer_dataset_free(mer_dataset *ds);
+
+int64_t mer_dataset_count(const mer_dataset *ds);
+int32_t mer_dataset_n_classes(const mer_dataset *ds);
+const char *mer_dataset_class(const mer_dataset *ds, int32_t c);      /* owned by ds */
+int32_t mer_dataset_n_modalities(const mer_dataset *ds);
+const char *mer_dataset_modality(const mer_dataset *ds, int32_t m);   /* owned by ds */
+int64_t mer_dataset_dim(const mer_dataset *ds, int32_t m);            /* feature dim D */
+int mer_dataset_is_sequence(const mer_dataset *ds, int32_t m);        /* 2-D (T, D) features */
+const char *mer_dataset_name(const mer_dataset *ds, int64_t i);       /* owned by ds */
+int32_t mer_dataset_label(const mer_dataset *ds, int64_t i);          /* -1: unlabeled */
+const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: none */
+/* Index of a clip by name, or -1. */
+int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
+
+/* Read a LIST file: one clip name per line (blank lines and surrounding spaces ignored; a
+ * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
+mer_status mer_read_name_list(const char *path, char ***names, int64_t *n);
+
+/* ---- metrics (src/train/metrics.c) -------------------------------------------------------- */
+/* Classification metrics on argmax predictions, as scikit-learn computes them:
+ * waf = f1_score(average='weighted'), macro_f1 = f1_score(average='macro'),
+ * uar = recall_score(average='macro') (classes without support count 0 like sklearn's
+ * zero_division=0), accuracy. confusion[t * n_classes + p] counts truth t predicted p. */
+typedef struct {
+    int32_t n_classes;
+    int64_t n;
+    double waf, accuracy, macro_f1, uar;
+    double precision[MER_MAX_CLASSES], recall[MER_MAX_CLASSES], f1[MER_MAX_CLASSES];
+    int64_t support[MER_MAX_CLASSES];
+    int64_t confusion[MER_MAX_CLASSES * MER_MAX_CLASSES];
+} mer_metrics;
+mer_status mer_metrics_compute(mer_metrics *m, const int32_t *truth, const int32_t *pred,
+                               int64_t n, int32_t n_classes);
+/* Argmax of each row of probs (n, c) (first maximum on ties, like numpy.argmax). */
+void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c);
+
+/* ---- training (src/train/trainer.c) ------------------------------------------------------- */
+/* Models are named in a registry table (src/train/registry.c): "attention" (MERTools
+ * baseline), and models other files add ("agt", "afusion"). */
+typedef enum { MER_OPT_ADAM = 0, MER_OPT_ADAMW = 1 } mer_optimizer;
+
+typedef struct {
+    int32_t trial, n_trials;     /* hyper-parameter search trial (0-based), 1 without search */
+    int32_t fold, n_folds;       /* 0-based; fold == n_folds while training the final model */
+    int32_t epoch, n_epochs;     /* 1-based epoch just finished */
+    double train_loss;           /* mean training loss of the epoch */
+    double heldout_waf;          /* WAF on the held-out fold this epoch (NaN: none) */
+    double best_waf;             /* best held-out WAF of this fold so far */
+    int64_t done, total;         /* epochs done / total over the whole run (for an ETA) */
+} mer_train_progress;
+/* Called after every epoch; return nonzero to stop (the run fails with MER_ERR_ABORTED and
+ * stays resumable). */
+typedef int (*mer_train_progress_fn)(const mer_train_progress *p, void *user_data);
+
+typedef struct {
+    char model[MER_NAME_MAX];    /* "attention" */
+    int32_t hidden;              /* 128 */
+    float dropout;               /* 0.3 */
+    int32_t heads;               /* attention heads of transformer models (4) */
+    int32_t layers;              /* transformer layers (1) */
+    int32_t folds;               /* K-fold CV (5); 1 = train on everything for `epochs`, no
+                                    held-out selection (the final model of `mer demo`) */
+    int32_t epochs;              /* 100 */
+    int32_t batch;               /* 32 */
+    double lr;                   /* 1e-3 */
+    double l2;                   /* weight decay (1e-5): coupled L2 for Adam, decoupled AdamW */
+    mer_optimizer optimizer;     /* MER_OPT_ADAM (torch.optim.Adam) */
+    double clip_value;           /* clip each gradient to [-v, v] (<= 0: off) */
+    double clip_norm;            /* clip the global gradient L2 norm (<= 0: off) */
+    double label_smoothing;      /* 0 */
+    int32_t balanced_weights;    /* 1: class weights n / (C * count_c) in the loss */
+    uint64_t seed;               /* 0 */
+    int32_t search;              /* > 0: random search over hidden/dropout/lr, N trials */
+    int32_t resume;              /* continue an interrupted run in the same directory */
+    int32_t checkpoint_every;    /* save a resumable state every N epochs (1); 0 = never */
+    int32_t plots;               /* write confusion.png and curves.png (1) */
+    const char *recipe_json;     /* verbatim JSON object stored as config.json "recipe" (for
+                                    `mer predict --input`), or NULL */
+    mer_train_progress_fn progress;
+    void *progress_user;
+} mer_train_params;
+mer_train_params mer_train_default_params(void);
+
+/* Train with K-fold cross-validation on the labeled clips of train (train-only clips join the
+ * training part of every fold) and write the run directory:
+ *   config.json           parameters, classes, modalities + dims, recipe
+ *   fold-K.safetensors    best-epoch weights of fold K (+ fold-K.json: epoch, WAF, history)
+ *   oof.csv               out-of-fold probabilities: name, one column per class, pred, label
+ *   test.csv              (test != NULL) fold-averaged test probabilities: name, classes, pred
+ *   confusion.png, curves.png
+ *   metrics.json          written LAST: per fold and mean WAF, accuracy, macro F1, UAR,
+ *                         confusion; its presence marks a complete run
+ * Folds are seeded and stratified by class; with groups, whole groups go to one fold. Each fold
+ * keeps the epoch with the best held-out WAF (first best on ties). Same seed and thread count
+ * give bitwise the same files. *out (may be NULL) receives the mean out-of-fold metrics. */
+mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
+                         const mer_dataset *test, const char *rundir, mer_metrics *out);
+
+/* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
+/* A complete run directory opened for prediction: the fold models (immutable after open). */
+typedef struct mer_run mer_run;
+mer_status mer_run_open(mer_run **out, const char *rundir);
+void mer_run_free(mer_run *run);
+int32_t mer_run_n_classes(const mer_run *run);
+const char *mer_run_class(const mer_run *run, int32_t c);
+int32_t mer_run_n_modalities(const mer_run *run);
+const char *mer_run_modality(const mer_run *run, int32_t m);
+int64_t mer_run_dim(const mer_run *run, int32_t m);
+/* The "recipe" object of config.json as JSON text (owned by run), or NULL when none. */
+const char *mer_run_recipe(const mer_run *run);
+/* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
+ * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
+ * or another dim is an error). Single-threaded per call apart from the GEMM threads. */
+mer_status mer_run_predict(const mer_run *run, const mer_dataset *ds, float *probs);
+
+/* Write name, one probability column per class, pred (class name) atomically. With mer2024
+ * set: the MER2024 submission layout instead (name, discrete). */
+mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const float *probs,
+                                 const char *const *classes, int32_t n_classes, int mer2024);
+
+/* ---- feature extraction for raw media (implemented by src/acoustic, helper "acoustic") ---- */
+/* `mer predict --input FILE...` on a run whose config.json holds a "recipe" object calls this
+ * for every input file and every modality of the run: extract the feature of `modality` from
+ * media_path following recipe_json (the recipe object's JSON text). *data is malloc'd (free()),
+ * shape as mer_npy_read. tools/cmd_predict.c references it weakly, so a build without it still
+ * links and reports "no extractor". */
+mer_status mer_acoustic_extract(const char *recipe_json, const char *media_path,
+                                const char *modality, float **data, int32_t *ndim,
+                                int64_t shape[MER_MAX_DIMS]);
+
+/* ---- priors and voting (src/train/prior.c) ---------------------------------------------- */
+/* Test-time class priors (Saerens, Latinne and Decaestecker, Neural Computation 14, 2002).
+ * Probabilities are row-major (n, c) float32 rows summing to 1; priors are c doubles (they need
+ * not sum to 1: they are normalised). All functions are reentrant. */
+
+/* In place: p'(y|x) = p(y|x) pi_test(y)/pi_train(y), each row renormalised. pi_train must be
+ * > 0 for every class, pi_test >= 0. A negative or non-finite probability is MER_ERR_NUMERIC. */
+mer_status mer_prior_correct(float *probs, int64_t n, int32_t c, const double *pi_train,
+                             const double *pi_test);
+
+typedef struct {
+    double tol;        /* stop when no prior moves by more than tol in one iteration (1e-6) */
+    int32_t max_iter;  /* iteration cap (1000); reaching it logs a warning, not an error */
+    double floor;      /* lower bound of a prior inside the iteration (1e-6), so no class dies */
+} mer_prior_em_params;
+mer_prior_em_params mer_prior_em_default_params(void);
+
+/* EM estimate of the test prior from the unlabeled test posteriors probs (n >= 1 rows) of a
+ * classifier trained with prior pi_train: starts at pi_train, alternates the correction above
+ * with pi = mean corrected posterior. pi_test (c, out) sums to 1; *iters (may be NULL) gets the
+ * iteration count. params NULL: defaults. */
+mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs, int64_t n,
+                                 int32_t c, const double *pi_train,
+                                 const mer_prior_em_params *params);
+
+/* Read a priors CSV with columns `class,prior` (other columns ignored): every one of the c
+ * classes exactly once, values finite and >= 0 (fractions, percentages or counts), not all 0.
+ * prior (c, out) is normalised to sum 1. Errors name the file, the row and the class. */
+mer_status mer_prior_read_csv(const char *path, const char *const *classes, int32_t c,
+                              double *prior);
+
+typedef enum { MER_VOTE_MEAN = 0, MER_VOTE_MAJORITY = 1 } mer_vote_mode;
+/* Combine runs probability tables probs[r] (n, c) into out (n, c): MEAN averages them;
+ * MAJORITY gives each class its fraction of the runs' argmax votes (ties broken by the mean
+ * probability, rows still sum to 1). */
+mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
+                            int32_t c, mer_vote_mode mode);
 
 #ifdef __cplusplus
 }

@@ -164,3 +164,41 @@ MER_TEST(core_gemm_backends_agree) {
     CHECK_OK(mer_gemm_set_backend(saved));
     free(A); free(B); free(C); free(R);
 }
+
+MER_TEST(core_gemm_bf16_matches_rounded_reference) {
+    /* Reference: A and B rounded to bf16, products summed in double. The bf16 path must match
+     * it to float32 accumulation accuracy, for both layouts of B and with accumulation. */
+    mer__rng r;
+    mer__rng_seed(&r, 11);
+    const int M = 29, N = 67, K = 130;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *Bt = malloc(sizeof(float) * K * N);
+    uint16_t *B16 = malloc(2 * K * N), *Bt16 = malloc(2 * K * N);
+    float *C = malloc(sizeof(float) * M * N), *R = malloc(sizeof(float) * M * N);
+    float *Ar = malloc(sizeof(float) * M * K), *Br = malloc(sizeof(float) * K * N);
+    for (int i = 0; i < M * K; i++) A[i] = (float)mer__rng_normal(&r);
+    for (int i = 0; i < K * N; i++) B[i] = (float)mer__rng_normal(&r);
+    for (int k = 0; k < K; k++)
+        for (int n = 0; n < N; n++) Bt[n * K + k] = B[k * N + n];
+    mer_f32_to_bf16(B16, B, (int64_t)K * N);
+    mer_f32_to_bf16(Bt16, Bt, (int64_t)K * N);
+    for (int i = 0; i < M * K; i++) Ar[i] = mer__bf16_to_f32(mer__f32_to_bf16(A[i]));
+    for (int i = 0; i < K * N; i++) Br[i] = mer__bf16_to_f32(B16[i]);
+    ref_gemm(0, 0, M, N, K, Ar, Br, R);
+    for (int tb = 0; tb < 2; tb++) {
+        for (int i = 0; i < M * N; i++) C[i] = NAN;
+        REQUIRE_OK(mer_sgemm_bf16(tb, M, N, K, A, K, tb ? Bt16 : B16, tb ? K : N, 0, C, N));
+        double mr, md = mer_test_maxdiff(C, R, (size_t)M * N, &mr);
+        if (!(md <= 1e-5 * mr)) mer_test_fail(__FILE__, __LINE__, "bf16 tb=%d maxdiff %g of %g", tb, md, mr);
+        REQUIRE_OK(mer_sgemm_bf16(tb, M, N, K, A, K, tb ? Bt16 : B16, tb ? K : N, 1, C, N));
+        md = 0;
+        for (int i = 0; i < M * N; i++) md = fmax(md, fabs(C[i] - 2.0 * R[i]));
+        CHECK(md <= 2e-5 * mr);
+    }
+    /* and it is only ~3 digits away from the fp32 product: the reason it is opt-in */
+    ref_gemm(0, 0, M, N, K, A, B, R);
+    REQUIRE_OK(mer_sgemm_bf16(0, M, N, K, A, K, B16, N, 0, C, N));
+    double mr, md = mer_test_maxdiff(C, R, (size_t)M * N, &mr);
+    CHECK(md > 1e-5 * mr && md < 3e-2 * mr);
+    free(A); free(B); free(Bt); free(B16); free(Bt16); free(C); free(R); free(Ar); free(Br);
+}

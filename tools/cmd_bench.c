@@ -22,7 +22,8 @@ static int bench_gemm(int argc, char **argv) {
             if (!v || !cli_parse_int(v, 1, 1000, &reps)) return cli_usage("bench gemm", "--reps takes a count");
         } else if (cli_flag(argv[i], "--help")) {
             printf("usage: mer bench gemm [--threads N] [--reps R]\n"
-                   "GFLOPS of C(M,N) = A(M,K) B(K,N) for each shape and compiled-in backend; the\n"
+                   "GFLOPS of C(M,N) = A(M,K) B(K,N) for each shape and compiled-in backend, the ratio\n"
+                   "of the default backend to the best one, and the opt-in bf16 path; the\n"
                    "best of R repetitions after one warm-up.\n");
             return 0;
         } else {
@@ -33,7 +34,8 @@ static int bench_gemm(int argc, char **argv) {
     mer_gemm_backend saved = mer_gemm_get_backend();
     mer_gemm_backend backends[] = {MER_GEMM_OPENBLAS, MER_GEMM_DNNL};
     printf("threads %d, default backend %s\n", mer_get_threads(), mer_gemm_backend_name(saved));
-    printf("%-18s %10s %10s %8s\n", "M x N x K", "openblas", "onednn", "default/best");
+    printf("%-18s %10s %10s %12s %10s\n", "M x N x K", "openblas", "onednn", "default/best",
+           "bf16");
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N),
@@ -55,11 +57,28 @@ static int bench_gemm(int argc, char **argv) {
             }
             gf[b] = 2.0 * M * N * K / best / 1e9;
         }
+        /* the opt-in mixed-precision path, weights pre-rounded as a model would hold them */
+        double gbf = 0;
+        uint16_t *B16 = malloc(sizeof(uint16_t) * K * N);
+        if (B16) {
+            mer_f32_to_bf16(B16, B, K * N);
+            double bestt = 1e30;
+            int ok = mer_sgemm_bf16(0, M, N, K, A, K, B16, N, 0, C, N) == MER_OK;
+            for (long r = 0; ok && r < reps; r++) {
+                double t0 = cli_now();
+                mer_sgemm_bf16(0, M, N, K, A, K, B16, N, 0, C, N);
+                double t = cli_now() - t0;
+                if (t < bestt) bestt = t;
+            }
+            if (ok) gbf = 2.0 * M * N * K / bestt / 1e9;
+            free(B16);
+        }
         double best = gf[0] > gf[1] ? gf[0] : gf[1];
         double def = saved == MER_GEMM_OPENBLAS ? gf[0] : gf[1];
         char name[64];
         snprintf(name, sizeof name, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
-        printf("%-18s %10.1f %10.1f %8.2f\n", name, gf[0], gf[1], best > 0 ? def / best : 0);
+        printf("%-18s %10.1f %10.1f %12.2f %10.1f\n", name, gf[0], gf[1], best > 0 ? def / best : 0,
+               gbf);
         free(A); free(B); free(C);
     }
     mer_gemm_set_backend(saved);
