@@ -8,7 +8,7 @@ set -euo pipefail
 pkgs=(build-essential pkg-config clang libclang-rt-14-dev
       libopenblas-dev libopenblas0-pthread libdnnl-dev libcjson-dev
       libavformat-dev libavcodec-dev libavutil-dev libswresample-dev libswscale-dev
-      libpng-dev libjpeg-dev)
+      libpng-dev libjpeg-dev ffmpeg)
 if [[ "${1:-}" == "--peers" ]]; then
     pkgs+=(python3-torch python3-torchaudio python3-torchvision python3-numpy python3-pil
            python3-skimage python3-sklearn ffmpeg flac nodejs npm)
