@@ -172,9 +172,12 @@ int mer_gemm_backend_available(mer_gemm_backend b);
 /* ============================================================================================
  * IO: safetensors
  * ========================================================================================== */
-/* Reader: mmaps the file(s), validates the whole header before use (length, JSON, dtypes,
- * shape x dtype size == byte span, spans in bounds and not overlapping, no overflow), and hands
- * out zero-copy views into the mapping. path is a .safetensors file, a sharded checkpoint's
+/* Reader: mmaps the file(s), validates the whole header before use (length <= 100 MB, JSON
+ * without duplicate keys, dtypes, shape x dtype size == byte span, spans in bounds and tiling
+ * the buffer with no overlap, hole or trailing bytes, no overflow), and hands out zero-copy
+ * views into the mapping (a tensor the file places misaligned for its dtype is copied once).
+ * The dtypes U16/U32/U64/F8_* are refused with MER_ERR_DTYPE. For a sharded checkpoint every
+ * weight_map entry must be in the shard it names; a tensor may not appear in two shards. path is a .safetensors file, a sharded checkpoint's
  * model.safetensors.index.json, or a directory holding either (model.safetensors preferred).
  * The handle is immutable after open and may be shared between threads, except
  * mer_safetensors_get_f32 on non-F32 tensors (it caches conversions; guard it or call it from
@@ -186,7 +189,7 @@ typedef struct {
     mer_dtype dtype;
     int32_t ndim;
     int64_t shape[MER_MAX_DIMS];
-    const void *data;       /* points into the mapping; valid until mer_safetensors_free */
+    const void *data;       /* into the mapping (aligned); valid until mer_safetensors_free */
     size_t nbytes;
     int32_t shard;          /* index of the file holding it (0 for a single file) */
 } mer_safetensors_entry;
@@ -213,7 +216,10 @@ mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_
 const char *mer_safetensors_path(const mer_safetensors *st);
 
 /* Writer: collects tensors (data copied at add time) and writes one file atomically (temp file
- * + rename), tensors in the order added, 8-byte aligned header as the format requires. */
+ * + rename). The header lists "__metadata__" first, then the tensors grouped by element size
+ * (8-byte types first; in the order added within a size) so that, with the header padded with
+ * spaces to a multiple of 8 as the reference writer does, every tensor is aligned. Adding a
+ * name twice is MER_ERR_INVALID_ARG; set_metadata on an existing key replaces its value. */
 typedef struct mer_safetensors_writer mer_safetensors_writer;
 mer_status mer_safetensors_writer_init(mer_safetensors_writer **out);
 mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
@@ -227,11 +233,14 @@ void mer_safetensors_writer_free(mer_safetensors_writer *w);
  * IO: .npy
  * ========================================================================================== */
 /* NumPy .npy files (format 1.0-3.0): read float32/float16/float64 (little-endian, C order,
- * rank 1..4; rank 0 is read as shape (1,)) into float32; write float32 C-order atomically.
+ * rank 0..MER_MAX_DIMS; rank 0 is read as shape (1,)) into float32; write float32 C-order
+ * atomically, byte for byte as numpy.save (format 1.0, header padded to 64 bytes).
  * Fortran order, object arrays, big-endian data and truncated payloads are errors naming the
  * file and the problem. *data is malloc'd; the caller frees it with free(). */
 mer_status mer_npy_read(const char *path, float **data, int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
-/* Header only: dtype and shape without reading the payload. */
+/* Header only: dtype and shape without reading the payload (the payload size is checked).
+ * Reports the true rank (0 for a scalar) and also the integer/bool dtypes numpy writes
+ * (i1/i2/i4/i8/u1/b1), which mer_npy_read refuses with MER_ERR_DTYPE. */
 mer_status mer_npy_read_header(const char *path, mer_dtype *dtype, int32_t *ndim,
                                int64_t shape[MER_MAX_DIMS]);
 /* Parse from memory (for fuzzing and embedded data); name is used in messages. */
@@ -245,6 +254,10 @@ mer_status mer_npy_write(const char *path, const float *data, int32_t ndim, cons
 /* JSON documents (Hugging Face config.json, preprocessor_config.json, run configs), parsed with
  * cJSON. Getters take a dotted path ("vision_config.hidden_size"); a missing key gives
  * MER_ERR_NOT_FOUND, a value of the wrong type MER_ERR_FORMAT, both naming the file and the key.
+ * A decimal component indexes an array ("architectures.0"). Integers must be integral and below
+ * 2^53 in magnitude (3.5 is not an int). Repeated keys and text after the value are parse
+ * errors. null counts as absent for mer_json_has and the *_or getters (configs write optional
+ * settings as null); the plain getters report it as the wrong type.
  * Returned strings are owned by the document. */
 typedef struct mer_json mer_json;
 mer_status mer_json_load(mer_json **out, const char *path);
@@ -267,7 +280,10 @@ mer_status mer_json_bool_or(const mer_json *j, const char *path, int def, int *o
 mer_status mer_json_string_or(const mer_json *j, const char *path, const char *def, const char **out);
 
 /* CSV (RFC 4180: header row, quoted fields with "" escapes and embedded newlines, UTF-8 with an
- * optional BOM, CRLF or LF). Cells are owned by the table. */
+ * optional BOM, CRLF or LF). Empty lines are skipped. Errors name the file and line: a record
+ * with a different number of fields than the header, an unterminated quote, text after a
+ * closing quote, a quote inside an unquoted field, invalid UTF-8, NUL bytes. Cells are owned
+ * by the table; mer_csv_cell returns NULL out of range. */
 typedef struct mer_csv mer_csv;
 mer_status mer_csv_load(mer_csv **out, const char *path);
 mer_status mer_csv_parse(mer_csv **out, const char *text, size_t len, const char *name);
@@ -276,7 +292,7 @@ int64_t mer_csv_rows(const mer_csv *c);   /* data rows, header excluded */
 int32_t mer_csv_cols(const mer_csv *c);
 const char *mer_csv_header(const mer_csv *c, int32_t col);
 /* Column index by header name, or MER_ERR_NOT_FOUND naming the file, the column and the
- * columns that exist. */
+ * columns that exist; MER_ERR_FORMAT when two columns have that name. */
 mer_status mer_csv_col(const mer_csv *c, const char *name, int32_t *col);
 const char *mer_csv_cell(const mer_csv *c, int64_t row, int32_t col);
 /* Write one field to f with RFC 4180 quoting when needed. */
@@ -300,8 +316,26 @@ typedef struct {
 } mer_media_info;
 mer_status mer_media_probe(const char *path, mer_media_info *info);
 
-/* Decode the best audio stream, downmix to mono and resample to sample_rate, as float32 in
- * [-1, 1]. *samples is malloc'd (free()); an empty stream gives *n == 0 and MER_OK. */
+/* One stream of a media file (mer_media_streams), for `mer inspect`. */
+typedef struct {
+    int32_t index;            /* stream index in the container */
+    char type[16];            /* "audio", "video", "subtitle", "data", ... */
+    char codec[32];
+    double duration;          /* seconds, 0 if unknown */
+    int32_t sample_rate, channels;      /* audio */
+    int32_t width, height;              /* video */
+    double fps;                         /* video: average frame rate, 0 if unknown */
+    int64_t frames;                     /* video: frame count or estimate, 0 if unknown */
+    int32_t attached_pic;               /* video: 1 for cover art (a still, not a video) */
+} mer_media_stream;
+/* Every stream of the file. *streams is malloc'd (free()), *n entries. */
+mer_status mer_media_streams(const char *path, mer_media_stream **streams, int32_t *n);
+
+/* Decode the best audio stream, downmix to mono (the mean of the channels) and resample to
+ * sample_rate (1000..768000; soxr "very high quality", as `sox rate -v`), as float32 nominally
+ * in [-1, 1]. The length is exactly ceil(n_in * sample_rate / rate_in) (torchaudio's resample
+ * length). *samples is malloc'd (free()); an empty stream gives *n == 0, a valid buffer and
+ * MER_OK. Reentrant. Details: docs/media.md. */
 mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples,
                                   int64_t *n);
 
@@ -314,9 +348,11 @@ typedef struct {
 } mer_image;
 void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; NULL ok */
 
-/* How to sample frames from a video: exactly one of fps > 0 (frames at t = 0, 1/fps, ...),
- * count > 0 (count frames uniformly over the duration), every > 0 (every N-th decoded frame);
- * all zero: every frame. max_frames > 0 caps the result. */
+/* How to sample frames from a video: at most one of fps > 0 (for t = 0, 1/fps, ... up to the
+ * end: the frame shown at t, i.e. the last one with time <= t), count > 0 (the frame shown at
+ * t = (k + 0.5) * duration / count, k = 0..count-1: centres of equal segments), every > 0
+ * (decoded frames 0, N, 2N, ...); all zero: every frame. max_frames > 0 caps the result.
+ * Times are seconds from the container start. Frames may repeat (fps above the video's). */
 typedef struct {
     double fps;
     int32_t count;
@@ -324,22 +360,467 @@ typedef struct {
     int32_t max_frames;
 } mer_frame_sampling;
 
-/* Decode video frames to RGB at their native size. *frames is a malloc'd array of *n images;
- * free with mer_frames_free. */
+/* Decode video frames to RGB at their native size (sides up to 16384). Each image's time and
+ * index are those of the chosen source frame. sampling NULL: every frame. *frames is a
+ * malloc'd array of *n images; free with mer_frames_free. Reentrant. */
 mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling,
                                   mer_image **frames, int32_t *n);
 void mer_frames_free(mer_image *frames, int32_t n);
 
-/* Load a still image (PNG, JPEG; anything FFmpeg decodes as one picture) as RGB. */
+/* Load a still image (PNG, JPEG; anything else FFmpeg decodes as one picture) as RGB8: grey
+ * replicated, 16-bit rounded to 8, alpha dropped (not composited), EXIF orientation ignored.
+ * MER_ERR_IO if the file cannot be opened, MER_ERR_FORMAT if it is corrupt or truncated. */
 mer_status mer_image_load(const char *path, mer_image *out);
 /* Write RGB (channels 3) or grey (1) or RGBA (4) 8-bit pixels as PNG, atomically. */
 mer_status mer_image_write_png(const char *path, const uint8_t *pixels, int32_t width,
                                int32_t height, int32_t channels);
 
+/* ---- IO: TensorFlow.js weights (src/io/tfjs.c, docs/faces.md) ---------------------------- */
+/* A weights manifest (JSON array of groups {paths, weights: [{name, shape, dtype,
+ * quantization?}]}) and its binary shards. float32, int32 and bool tensors and uint8/uint16
+ * (affine scale + min) or float16 quantisation are read; every tensor is dequantised to float32
+ * at load. Validation: JSON shape of the manifest, dtypes, shape overflow, shard paths relative
+ * and inside the manifest's directory, shard bytes == bytes the weights need (missing, short and
+ * long shards are errors naming the file), unique names, finite values. The handle is immutable
+ * after load and may be shared between threads. */
+typedef struct mer_tfjs mer_tfjs;
+
+typedef struct {
+    const char *name;             /* owned by the handle */
+    mer_dtype stored;             /* storage in the shard: F32, I32, BOOL, or U8 / I16 (= uint16)
+                                   * / F16 for quantised tensors */
+    int32_t ndim;
+    int64_t shape[MER_MAX_DIMS];
+    int64_t numel;
+    const float *data;            /* dequantised, owned by the handle, valid until free */
+} mer_tfjs_entry;
+
+/* Load manifest_path and the shards it names (relative to its directory). */
+mer_status mer_tfjs_load(mer_tfjs **out, const char *manifest_path);
+/* From memory: shards holds every group's shard bytes back to back (for fuzzing and embedded
+ * models); name is used in messages. */
+mer_status mer_tfjs_parse(mer_tfjs **out, const char *manifest, size_t len, const void *shards,
+                          size_t shards_size, const char *name);
+void mer_tfjs_free(mer_tfjs *w);
+int64_t mer_tfjs_count(const mer_tfjs *w);
+/* Entries in manifest order. */
+mer_status mer_tfjs_entry_at(const mer_tfjs *w, int64_t i, mer_tfjs_entry *e);
+/* MER_ERR_NOT_FOUND naming the file and the tensor when absent. */
+mer_status mer_tfjs_find(const mer_tfjs *w, const char *name, mer_tfjs_entry *e);
+/* The float32 data of a tensor that must have the given shape (ndim < 0: any); MER_ERR_SHAPE
+ * says expected vs got. */
+mer_status mer_tfjs_get(const mer_tfjs *w, const char *name, int32_t ndim, const int64_t *shape,
+                        const float **out);
+const char *mer_tfjs_path(const mer_tfjs *w);
+
 /* ============================================================================================
  * Models
  * ========================================================================================== */
 /* (one subsection per model file in src/models/) */
+
+/* ---- Models: acoustic features (src/models/acoustic*.c, docs/acoustic.md) --------------- */
+/* Weight-free speech descriptors after eGeMAPS (Eyben et al. 2016) plus MFCCs: frame-level
+ * low-level descriptors (LLDs) every hop_length samples, and utterance functionals over them.
+ * Input: mono float32 samples at params.sample_rate (mer_media_decode_audio resamples).
+ * The log-mel and MFCC follow torchaudio.transforms.MelSpectrogram / MFCC with the same
+ * settings (hann window periodic, center=True with reflect padding, power 2, htk mel scale,
+ * norm None, log(mel + log_offset), DCT-II ortho). All functions are thread safe. */
+typedef struct {
+    int32_t sample_rate;      /* 16000 */
+    int32_t n_fft;            /* 512 */
+    int32_t win_length;       /* 400 (25 ms) */
+    int32_t hop_length;       /* 160 (10 ms): one frame every hop */
+    int32_t n_mels;           /* 40 */
+    int32_t n_mfcc;           /* 13 (c0 .. c12) */
+    float f_min;              /* 0 Hz */
+    float f_max;              /* 0: sample_rate / 2 */
+    float log_offset;         /* 1e-6 (torchaudio MFCC log_mels=True) */
+    int32_t delta_win;        /* 5 (torchaudio.functional.compute_deltas win_length) */
+    float f0_min, f0_max;     /* 55, 600 Hz: pitch search range */
+    float voicing_threshold;  /* 0.35: max YIN aperiodicity of a voiced frame */
+    int32_t lpc_order;        /* 0: 2 + sample_rate / 1000 (formants) */
+} mer_acoustic_params;
+mer_acoustic_params mer_acoustic_default_params(void);
+
+/* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1
+ * samples are zero-padded first, torchaudio would reject them). *out is malloc'd (free()).
+ * ref: torchaudio.transforms.MelSpectrogram */
+mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
+                                float **out, int64_t *T);
+/* MFCC (n_mfcc, T) from log(mel + log_offset). ref: torchaudio.transforms.MFCC(log_mels=True) */
+mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64_t n,
+                             float **out, int64_t *T);
+
+/* Frame-level LLDs (T, D), D = mer_acoustic_frame_dim(p). *out is malloc'd (free()). */
+int32_t mer_acoustic_frame_dim(const mer_acoustic_params *p);
+mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int64_t n,
+                               float **out, int64_t *T);
+/* Utterance functionals (D,), D = mer_acoustic_functional_dim(p), into caller memory. */
+int32_t mer_acoustic_functional_dim(const mer_acoustic_params *p);
+mer_status mer_acoustic_functionals(const mer_acoustic_params *p, const float *x, int64_t n,
+                                    float *out);
+/* The same from frames computed by mer_acoustic_frames (T, frame_dim). */
+mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
+                                                const float *frames, int64_t T, float *out);
+/* Name of frame LLD i ("f0_semitone", "mfcc3", "mfcc3_delta") or functional i
+ * ("f0_semitone_p50", ...) into buf (NUL-terminated). MER_ERR_INVALID_ARG when out of range. */
+mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char *buf, size_t cap);
+mer_status mer_acoustic_functional_name(const mer_acoustic_params *p, int32_t i, char *buf,
+                                        size_t cap);
+
+/* Extraction recipe: what `mer extract acoustic` did, so a trained run can extract the same
+ * features from raw media on its own (mer predict). pool is "mean" (functionals, shape (D,))
+ * or "none" (frames, shape (T, D)). */
+typedef struct {
+    mer_acoustic_params params;
+    char pool[8];
+} mer_acoustic_recipe;
+mer_acoustic_recipe mer_acoustic_default_recipe(void);
+/* JSON object text {"extractor":"acoustic","pool":...,"params":{...}}; *json malloc'd (free()). */
+mer_status mer_acoustic_recipe_to_json(const mer_acoustic_recipe *r, char **json);
+/* Parse such an object (the whole document or the value at key path `key`, NULL: root);
+ * absent params keep their defaults; "extractor" must be "acoustic". */
+mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key,
+                                         mer_acoustic_recipe *r);
+/* Decode any FFmpeg-readable media file (resampled to params.sample_rate) and extract: pool
+ * "mean" gives (D,) with ndim 1, "none" (T, D) with ndim 2. *out malloc'd (free()). An audio
+ * stream with no samples is MER_ERR_MEDIA naming the file. */
+mer_status mer_acoustic_extract_file(const mer_acoustic_recipe *r, const char *path, float **out,
+                                     int32_t *ndim, int64_t shape[2]);
+/* The same from samples already decoded at the recipe's sample_rate, following a recipe's JSON
+ * text (see mer_acoustic_extract in "Training"), including its optional "norm" standardisation
+ * {"mean": [D], "std": [D]}. */
+mer_status mer_acoustic_extract_samples(const char *recipe_json, const float *x, int64_t n,
+                                        const char *modality, float **data, int32_t *ndim,
+                                        int64_t shape[MER_MAX_DIMS]);
+/* Sample rate a recipe's JSON text asks for (16000 by default), or MER_ERR_FORMAT. */
+mer_status mer_acoustic_recipe_sample_rate(const char *recipe_json, const char *modality,
+                                           int32_t *sample_rate);
+
+/* ---- Models: speech encoder (src/models/hubert.c, docs/speech.md) ------------------------ */
+/* HuBERT and wav2vec 2.0 (Hugging Face HubertModel / Wav2Vec2Model) from a checkpoint directory
+ * holding config.json, model.safetensors (or a sharded model.safetensors.index.json) and
+ * optionally preprocessor_config.json. F32 weights are used in place from the mmapped file;
+ * F16/BF16 ones are converted once at load. Both feature-extractor norms ("group", "layer"),
+ * conv bias on/off, post-LN (base) and stable-layer-norm (large) encoders, both spellings of the
+ * positional convolution's weight norm. Heads of *ForCTC / *ForSequenceClassification /
+ * *ForPreTraining checkpoints are ignored (one log line); any other missing, unexpected or
+ * mis-shaped tensor is an error naming it with expected vs got.
+ *
+ * Hidden states follow transformers' output_hidden_states=True: L + 1 tensors (T, D), index 0
+ * the encoder input after the positional convolution (and after the encoder layer norm for
+ * post-LN models), index i the output of layer i; for stable-layer-norm models the last one is
+ * after the final encoder layer norm. T = frames of n samples (320x downsampling at 16 kHz).
+ *
+ * The model is immutable and may be shared by threads; each thread encodes with its own
+ * mer_speech_state (scratch arena, grown on demand). */
+typedef struct mer_speech_model mer_speech_model;
+typedef struct mer_speech_state mer_speech_state;
+
+typedef struct {
+    char model_type[16];          /* "hubert" or "wav2vec2" */
+    int32_t n_layers;             /* L: hidden states are 0..L */
+    int32_t hidden_size;          /* D */
+    int32_t n_heads;
+    int32_t intermediate_size;
+    int32_t conv_layers;          /* feature-extractor conv layers */
+    int32_t stable_layer_norm;    /* 1: pre-LN (large) encoder */
+    int32_t sample_rate;          /* from preprocessor_config (16000 when absent) */
+    int32_t do_normalize;         /* from preprocessor_config (1 when absent, as transformers) */
+    int64_t n_params;             /* parameters of the base model */
+    int64_t weight_bytes;         /* bytes of the safetensors file(s) */
+} mer_speech_info;
+
+/* Load a checkpoint directory. *out owned by the caller (mer_speech_model_free). */
+mer_status mer_speech_model_load(mer_speech_model **out, const char *dir);
+void mer_speech_model_free(mer_speech_model *m);
+void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info);
+/* Frames produced for n samples (0 when the input is shorter than the receptive field, 400
+ * samples for the standard extractor). */
+int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
+
+mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
+void mer_speech_state_free(mer_speech_state *s);
+
+/* Zero mean, unit variance over x (n), in place: (x - mean) / sqrt(var + 1e-7), population
+ * variance, as Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm. */
+void mer_speech_normalize(float *x, int64_t n);
+
+/* Encode one utterance (samples at the model's sample rate, already normalized if the model
+ * wants it) and write hidden states layer_first..layer_last (inclusive, 0 <= first <= last <= L)
+ * into out, (last - first + 1, T, D) with T = mer_speech_frames(m, n). Fails with
+ * MER_ERR_SHAPE when the input yields no frame, MER_ERR_NUMERIC on NaN/Inf samples. */
+mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
+                             int32_t layer_first, int32_t layer_last, float *out);
+
+typedef enum { MER_SPEECH_STACK = 0, MER_SPEECH_SUM = 1, MER_SPEECH_MEAN = 2 } mer_speech_combine;
+
+/* Feature extraction over a whole utterance, as `mer extract audio` does it. */
+typedef struct {
+    int32_t layer_first, layer_last; /* hidden-state range; -1, -1: all (0..L) */
+    mer_speech_combine combine;      /* STACK: (K, T, D); SUM/MEAN over the K layers: (T, D) */
+    int32_t pool_mean;               /* 1: mean over frames (drops the T axis) */
+    double chunk_seconds;            /* > 0: normalize the whole utterance, cut into chunks of
+                                        this length, the last zero-padded to full length, encode
+                                        each, concatenate the frames (MERTools). 0: one pass */
+    int32_t normalize;               /* -1: the checkpoint's do_normalize; 0 off; 1 on */
+    mer_progress_fn progress;        /* called after each chunk (may be NULL) */
+    void *user_data;
+} mer_speech_params;
+mer_speech_params mer_speech_default_params(void);
+/* The MERTools utterance feature: last 4 hidden states summed, 10 s zero-padded chunks, mean
+ * over all frames (shape (D,)). */
+mer_speech_params mer_speech_mertools_params(void);
+
+/* Extract features of samples (n) per params. *out malloc'd (free()), *ndim 1..3 and shape as
+ * documented in mer_speech_params. Empty or silent (all-zero) input is MER_ERR_INVALID_ARG
+ * ("no audio" / "silent"), too short for one frame MER_ERR_SHAPE. */
+mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
+                              const mer_speech_params *p, float **out, int32_t *ndim,
+                              int64_t shape[3]);
+
+/* Where the last mer_speech_encode / mer_speech_extract call on this state spent its wall time
+ * (seconds, summed over chunks) and the floating-point work (FLOP) of its matrix products. */
+typedef struct {
+    double total_s;
+    double feature_s;        /* feature encoder: convolutions (im2col + GEMM), norms, GELU */
+    double linear_s;         /* projection, q/k/v/out and feed-forward matrix products */
+    double attention_s;      /* scores, softmax, weighted sums */
+    double pos_conv_s;       /* positional convolution incl. its GELU and add */
+    double other_s;          /* layer norms, GELU, residual adds, copies */
+    double feature_flop, linear_flop, attention_flop, pos_conv_flop;
+} mer_speech_profile;
+void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out);
+
+/* ---- Models: visual encoder (src/models/clip_vit.c, src/kernels/resize.c, docs/visual.md) - */
+/* The CLIP ViT vision tower from a Hugging Face checkpoint directory: CLIPModel (config.json
+ * with a "vision_config" object and a top-level "projection_dim"), CLIPVisionModel or
+ * CLIPVisionModelWithProjection (vision keys at the top level), model.safetensors (or a sharded
+ * index), and preprocessor_config.json (CLIPImageProcessor; defaults when absent). Any patch
+ * size / width / depth (B/32, B/16, L/14, L/14-336, ...), hidden_act "quick_gelu" or "gelu".
+ * Text-tower tensors are skipped; a missing or mis-shaped vision tensor is an error naming it.
+ * F32 weights are used in place from the mapping, F16/BF16 converted once at load.
+ *
+ * Outputs per image (transformers semantics):
+ *   MER_CLIP_EMBEDS  (P)          get_image_features: visual_projection(post_layernorm(cls))
+ *                                 (needs a checkpoint with visual_projection.weight)
+ *   MER_CLIP_CLS     (D)          pooler_output: post_layernorm of the class token
+ *   MER_CLIP_HIDDEN  (L + 1, T, D) output_hidden_states=True: index 0 the embeddings after
+ *                                 pre_layrnorm, index i the output of layer i (no post-LN);
+ *                                 T = 1 + (image_size / patch_size)^2
+ * The model is immutable and may be shared by threads; each thread runs its own state. */
+typedef struct mer_clip_model mer_clip_model;
+typedef struct mer_clip_state mer_clip_state;
+
+typedef enum { MER_CLIP_EMBEDS = 0, MER_CLIP_CLS = 1, MER_CLIP_HIDDEN = 2 } mer_clip_output;
+
+typedef struct {
+    int32_t image_size, patch_size, num_channels;
+    int32_t hidden_size;          /* D */
+    int32_t intermediate_size;
+    int32_t n_layers;             /* L */
+    int32_t n_heads;
+    int32_t tokens;               /* T = 1 + (image_size / patch_size)^2 */
+    int32_t projection_dim;       /* P; 0 when the checkpoint has no visual_projection */
+    int32_t quick_gelu;           /* 1: quick_gelu, 0: gelu (erf) */
+    float layer_norm_eps;
+    /* CLIPImageProcessor (preprocessor_config.json) */
+    int32_t do_resize;
+    int32_t resize_shortest_edge; /* > 0: shortest edge to this; else resize_w x resize_h */
+    int32_t resize_w, resize_h;
+    int32_t do_center_crop, crop_w, crop_h;
+    int32_t do_rescale, do_normalize;
+    double rescale_factor;
+    float image_mean[3], image_std[3];
+    int64_t n_params;             /* vision tower (+ projection) parameters */
+} mer_clip_info;
+
+/* Load a checkpoint directory. *out owned by the caller (mer_clip_model_free). */
+mer_status mer_clip_model_load(mer_clip_model **out, const char *dir);
+void mer_clip_model_free(mer_clip_model *m);
+void mer_clip_model_info(const mer_clip_model *m, mer_clip_info *info);
+/* Floats per image of an output (0 for EMBEDS without a projection). */
+int64_t mer_clip_output_size(const mer_clip_model *m, mer_clip_output what);
+
+/* CLIPImageProcessor on one RGB image: resize (shortest edge, PIL-exact bicubic with its
+ * antialiasing), center crop (zero padding when smaller), rescale, normalise, into pixels
+ * (3, image_size, image_size). MER_ERR_SHAPE when the configured sizes do not end at the
+ * model's image_size. Thread safe. */
+mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img, float *pixels);
+
+/* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
+mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
+void mer_clip_state_free(mer_clip_state *s);
+
+/* Run n preprocessed images pixels (n, 3, S, S) and write the chosen output, n rows of
+ * mer_clip_output_size floats, into out. MER_ERR_UNSUPPORTED for EMBEDS without projection,
+ * MER_ERR_NUMERIC on non-finite pixels. */
+mer_status mer_clip_forward(mer_clip_state *s, const float *pixels, int32_t n,
+                            mer_clip_output what, float *out);
+/* Preprocess and run n RGB images (the CLI's path); same output layout as mer_clip_forward. */
+mer_status mer_clip_encode_images(mer_clip_state *s, const mer_image *imgs, int32_t n,
+                                  mer_clip_output what, float *out);
+
+/* Feature extraction over one image or video file, as `mer extract visual` does it. The
+ * faces model is declared below (Models: faces); pass it to crop faces. */
+typedef struct mer_faces mer_faces;
+typedef struct mer_faces_state mer_faces_state;
+typedef struct {
+    mer_clip_output what;            /* default MER_CLIP_EMBEDS */
+    int32_t pool_mean;               /* 1: mean over frames (default, MERTools); 0: keep frames */
+    mer_frame_sampling sampling;     /* frames of a video (default: every frame) */
+    const mer_faces *faces;          /* non-NULL: each frame replaced by the crop of its
+                                        best-scoring face; frames without a face are skipped */
+    mer_faces_state *faces_state;    /* may be NULL */
+} mer_clip_extract_params;
+mer_clip_extract_params mer_clip_default_extract_params(void);
+typedef struct {
+    int32_t frames;                  /* frames decoded (1 for an image) */
+    int32_t frames_no_face;          /* of those, skipped for want of a face */
+} mer_clip_extract_stats;
+/* path is an image (by extension: png, jpg, jpeg, bmp, webp, tif, tiff, ppm) or a video.
+ * *out malloc'd (free()); shape per image is (P,), (D,) or (L + 1, T, D), with a leading
+ * frames axis when !pool_mean (ndim 1..4). A file without a video stream is MER_ERR_MEDIA;
+ * zero frames, or zero frames with a face, is MER_ERR_NOT_FOUND naming the file. stats may be
+ * NULL. */
+mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
+                                 const mer_clip_extract_params *p, float **out, int32_t *ndim,
+                                 int64_t shape[4], mer_clip_extract_stats *stats);
+
+/* ---- Models: faces (src/models/faces.c, docs/faces.md) ----------------------------------- */
+/* Face detection and 7-class facial expression recognition with the pretrained networks of
+ * face-api.js as shipped by the npm package @vladmandic/face-api 1.7.15 (MIT): the Tiny Face
+ * Detector (a Tiny-YOLOv2 with depthwise-separable convolutions, 5 anchors on a 13x13 grid at
+ * input 416) and FaceExpressionNet (4 dense blocks + a linear layer to 7 classes). Results match
+ * `faceapi.detectAllFaces(tensor, new TinyFaceDetectorOptions()).withFaceExpressions()` on the
+ * same pixels (boxes within 1 px, scores and probabilities within 1e-3; tests/test_faces.c).
+ * The weights are committed under models/face-api/ (see its PROVENANCE.md). */
+#define MER_FACE_EXPRESSIONS 7
+
+/* Expression names in the model's order: neutral, happy, sad, angry, fearful, disgusted,
+ * surprised. Static string; "?" out of range. */
+const char *mer_face_expression_name(int32_t i);
+
+typedef struct mer_faces mer_faces;          /* both networks; immutable, shareable */
+typedef struct mer_faces_state mer_faces_state; /* scratch of one thread */
+
+typedef struct {
+    int32_t input_size;   /* detector input side, a multiple of 32 (default 416) */
+    float min_score;      /* keep boxes with score > min_score, in (0, 1) (default 0.5) */
+    float iou_threshold;  /* non-maximum suppression IoU (default 0.4) */
+    int32_t expressions;  /* 1: run the expression net on each face (default 1) */
+} mer_faces_params;
+void mer_faces_default_params(mer_faces_params *p);
+
+typedef struct {
+    float x, y, width, height;   /* box in source pixels (may reach past the image border,
+                                  * as the original reports it) */
+    float score;                 /* detector confidence */
+    float expressions[MER_FACE_EXPRESSIONS]; /* softmax probabilities (zeros if not computed) */
+    int32_t expression;          /* argmax, or -1 when not computed (or the crop is empty) */
+} mer_face;
+
+/* Load from dir holding tiny_face_detector_model-weights_manifest.json and
+ * face_expression_model-weights_manifest.json with their shards. dir NULL: $MER_FACE_MODELS,
+ * else "models/face-api". Errors name the file (missing or damaged weights, wrong shapes). */
+mer_status mer_faces_load(mer_faces **out, const char *dir);
+void mer_faces_free(mer_faces *m);
+
+/* Per-thread scratch, grown on demand; reuse it across frames for speed. */
+mer_status mer_faces_state_init(mer_faces_state **out);
+void mer_faces_state_free(mer_faces_state *s);
+
+/* Detect faces in img (RGB8), best score first after NMS (the original's order), with their
+ * expressions when p->expressions. st may be NULL (a temporary state is used). *faces is
+ * malloc'd (free(); NULL when *n == 0). No face is *n == 0 and MER_OK, not an error. p NULL:
+ * defaults. */
+mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st, const mer_image *img,
+                            const mer_faces_params *p, mer_face **faces, int32_t *n);
+
+/* Expression probabilities of a face crop (any size; padded to a centred square and resized to
+ * 112 as the original does). */
+mer_status mer_faces_expression(const mer_faces *m, mer_faces_state *st, const mer_image *crop,
+                                float probs[MER_FACE_EXPRESSIONS]);
+
+/* The face's pixels as the original extracts them for its face nets: the box clipped at the
+ * image borders, then x, y, width, height each floored. out->rgb is malloc'd (mer_image_free);
+ * out->time and out->index are copied from img. An empty crop is MER_ERR_NOT_FOUND. */
+mer_status mer_faces_crop(const mer_image *img, const mer_face *face, mer_image *out);
+
+/* Clip-level summary over frames: the fraction of frames with a face, and the expression
+ * probabilities of each frame's best-scoring face averaged over the frames with a face. */
+typedef struct {
+    int64_t frames;
+    int64_t frames_with_face;
+    double sum[MER_FACE_EXPRESSIONS];
+} mer_faces_summary;
+/* Add one frame's detections (n may be 0). Zero-initialise the struct first. */
+void mer_faces_summary_add(mer_faces_summary *s, const mer_face *faces, int32_t n);
+/* Fraction of frames with a face (0 when no frames). */
+double mer_faces_summary_fraction(const mer_faces_summary *s);
+/* Mean probabilities over frames with a face (zeros when none). */
+void mer_faces_summary_mean(const mer_faces_summary *s, float out[MER_FACE_EXPRESSIONS]);
+
+/* ---- Models: late fusion and label sets (src/models/fusion_late.c, docs/analyze.md) ------ */
+/* The shared label set of `mer analyze`: MER2024's six classes, in this order. Each modality's
+ * own classes (EmoDB's seven, face-api's seven, MER2024's six and a few common synonyms) map
+ * onto it by class name (case-insensitive) through one documented table; a source class may
+ * split its mass over several targets (EmoDB boredom: 0.75 neutral + 0.25 sad). Mapped
+ * distributions are fused late: a weighted mean renormalised over the modalities present.
+ * All functions are reentrant. */
+#define MER_SHARED_CLASSES 6
+
+/* "neutral", "angry", "happy", "sad", "worried", "surprise"; "?" out of range. */
+const char *mer_shared_class_name(int32_t i);
+/* Index of a shared class name (exact), or -1. */
+int32_t mer_shared_class_index(const char *name);
+
+/* The mapping row of one source class: row[k] >= 0, summing to 1. MER_ERR_NOT_FOUND naming the
+ * class when the table has no entry for it. */
+mer_status mer_label_map_row(const char *class_name, float row[MER_SHARED_CLASSES]);
+/* Map a distribution probs (n) over the source classes onto the shared set:
+ * out[k] = sum_c probs[c] row(classes[c])[k], renormalised to sum 1. Errors: an unknown class
+ * (MER_ERR_NOT_FOUND), a negative or non-finite probability (MER_ERR_NUMERIC), all zero
+ * (MER_ERR_INVALID_ARG). */
+mer_status mer_label_map_probs(const char *const *classes, int32_t n, const float *probs,
+                               float out[MER_SHARED_CLASSES]);
+
+/* Late fusion of n_modalities distributions over n_classes: dists[m] NULL means modality m is
+ * absent; weights[m] >= 0 (finite). Each present distribution is normalised to sum 1, then
+ * out = sum_m w_m p_m / sum_m w_m over the present modalities with w_m > 0. *used (may be
+ * NULL) receives how many modalities contributed. MER_ERR_NOT_FOUND when none did,
+ * MER_ERR_INVALID_ARG for a bad weight, MER_ERR_NUMERIC for a bad probability. */
+mer_status mer_late_fuse(const float *const *dists, const double *weights, int32_t n_modalities,
+                         int32_t n_classes, float *out, int32_t *used);
+
+/* Argmax of p (n), first maximum on ties; -1 when n <= 0. */
+int32_t mer_probs_argmax(const float *p, int32_t n);
+
+/* Per-second timeline of a clip of `duration` seconds: rows = ceil(duration), not counting a
+ * trailing piece shorter than 50 ms (at least 1 when duration > 0; 0 when duration <= 0). */
+int32_t mer_timeline_rows(double duration);
+/* The analysis window of row k: `width` seconds centred on k + 0.5, clipped to [0, duration]. */
+void mer_timeline_window(int32_t k, double width, double duration, double *t0, double *t1);
+/* The row a frame at time t belongs to: floor(t), clamped to [0, rows - 1]. */
+int32_t mer_timeline_row(double t, int32_t rows);
+
+/* ---- Models: text lexicon baseline (src/models/text_lexicon.c, docs/analyze.md) ---------- */
+/* A transcript's emotion from committed English and German cue-word lists, one per shared
+ * class. NOT a language model (MER2024's baseline uses Baichuan; no weights ship here): a
+ * transparent baseline. Words are lower-cased (ASCII and German umlauts), list entries ending
+ * in '*' match as prefixes. A negation (not, no, never, *n't, nicht, kein*, nie, niemals) up
+ * to 3 words before a cue, in the same clause, moves the cue's vote to its negated row
+ * (docs/analyze.md). probs = (votes + 0.5) / (cues + 3); uniform when no cue word is found. */
+typedef struct {
+    float probs[MER_SHARED_CLASSES];
+    float votes[MER_SHARED_CLASSES];   /* cue votes per class after negation */
+    int32_t cues;                      /* cue words found (0: probs uniform) */
+    int32_t negated;                   /* of those, under a negation */
+    int32_t words;                     /* words in the text */
+} mer_text_scores;
+mer_status mer_text_lexicon_score(const char *text, mer_text_scores *out);
+/* The class a single (already lower-case) word is a cue for, or -1. */
+int32_t mer_text_lexicon_lookup(const char *word);
 
 /* ============================================================================================
  * Training
@@ -460,6 +941,7 @@ typedef struct {
     float dropout;               /* 0.3 */
     int32_t heads;               /* attention heads of transformer models (4) */
     int32_t layers;              /* transformer layers (1) */
+    int32_t tokens;              /* agt: sub-tokens per utterance vector (4) */
     int32_t folds;               /* K-fold CV (5); 1 = train on everything for `epochs`, no
                                     held-out selection (the final model of `mer demo`) */
     int32_t epochs;              /* 100 */
@@ -475,6 +957,8 @@ typedef struct {
     int32_t search;              /* > 0: random search over hidden/dropout/lr, N trials */
     int32_t resume;              /* continue an interrupted run in the same directory */
     int32_t checkpoint_every;    /* save a resumable state every N epochs (1); 0 = never */
+    double checkpoint_seconds;   /* ... but not more often than this (10 s; 0 = every time).
+                                    Stopping through the progress callback always saves. */
     int32_t plots;               /* write confusion.png and curves.png (1) */
     const char *recipe_json;     /* verbatim JSON object stored as config.json "recipe" (for
                                     `mer predict --input`), or NULL */
@@ -492,9 +976,15 @@ mer_train_params mer_train_default_params(void);
  *   confusion.png, curves.png
  *   metrics.json          written LAST: per fold and mean WAF, accuracy, macro F1, UAR,
  *                         confusion; its presence marks a complete run
- * Folds are seeded and stratified by class; with groups, whole groups go to one fold. Each fold
+ * Folds are a seeded random split of the clips (MERTools' random K-fold); with groups, whole
+ * groups go to one fold (largest first to the smallest fold: K == number of groups gives
+ * leave-one-group-out). Each fold
  * keeps the epoch with the best held-out WAF (first best on ties). Same seed and thread count
- * give bitwise the same files. *out (may be NULL) receives the mean out-of-fold metrics. */
+ * give bitwise the same files. *out (may be NULL) receives the pooled out-of-fold metrics
+ * (confusion, per class) with waf/accuracy/macro_f1/uar replaced by their mean over the folds
+ * (what MERTools reports; metrics.json has both). With search > 0 the trials are complete runs
+ * under RUNDIR/trials/trial-NN and RUNDIR receives a copy of the best one (by mean WAF) plus
+ * search.json. The data sets are only read. */
 mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
                          const mer_dataset *test, const char *rundir, mer_metrics *out);
 
@@ -503,6 +993,7 @@ mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
 typedef struct mer_run mer_run;
 mer_status mer_run_open(mer_run **out, const char *rundir);
 void mer_run_free(mer_run *run);
+/* Opening a run whose metrics.json is missing (interrupted or failed) is MER_ERR_NOT_FOUND. */
 int32_t mer_run_n_classes(const mer_run *run);
 const char *mer_run_class(const mer_run *run, int32_t c);
 int32_t mer_run_n_modalities(const mer_run *run);
@@ -512,13 +1003,44 @@ int64_t mer_run_dim(const mer_run *run, int32_t m);
 const char *mer_run_recipe(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
- * or another dim is an error). Single-threaded per call apart from the GEMM threads. */
-mer_status mer_run_predict(const mer_run *run, const mer_dataset *ds, float *probs);
+ * or another dim is an error). The run holds scratch memory: do not call this concurrently on
+ * one run (open one run per thread). */
+mer_status mer_run_predict(mer_run *run, const mer_dataset *ds, float *probs);
 
 /* Write name, one probability column per class, pred (class name) atomically. With mer2024
  * set: the MER2024 submission layout instead (name, discrete). */
 mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const float *probs,
                                  const char *const *classes, int32_t n_classes, int mer2024);
+
+/* ---- leave-one-group-out evaluation (src/train/loso.c; used by `mer demo`) -------------- */
+/* Speaker-independent evaluation with an honest protocol: for each group (speaker) held out,
+ * `seeds` models are trained on the other groups with mer_train_run(folds = 1: a fixed number
+ * of epochs, nothing selected on the held-out group), their probabilities averaged, then the
+ * group is predicted. Standardisation uses no labels: per training part (MER_NORM_TRAIN), or
+ * each group by its own statistics (MER_NORM_GROUP, speaker normalisation: at test time it
+ * needs unlabeled clips of the same speaker). */
+typedef enum { MER_NORM_NONE = 0, MER_NORM_TRAIN = 1, MER_NORM_GROUP = 2 } mer_norm_mode;
+typedef struct {
+    int32_t seeds;              /* models averaged per held-out group (3) */
+    mer_norm_mode norm;         /* MER_NORM_GROUP */
+    int32_t keep_runs;          /* keep dir/runs/<group>-seed<k>/ (0: deleted when done) */
+    const char *title;          /* confusion plot title */
+    /* after each group: return nonzero to stop (MER_ERR_ABORTED) */
+    int (*progress)(int32_t done, int32_t total, void *user_data);
+    void *progress_user;
+} mer_loso_params;
+mer_loso_params mer_loso_default_params(void);
+/* ds: one modality of utterance vectors, every clip labeled and grouped. Writes
+ * dir/metrics.json (WAF, accuracy, UAR, macro F1, per class, per group, confusion),
+ * dir/confusion.png and dir/predictions.csv. probs (N, C) (may be NULL) receives the held-out
+ * probabilities, out (may be NULL) the metrics. tp->folds/seed/plots are managed per model. */
+mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
+                        const mer_dataset *ds, const char *dir, float *probs, mer_metrics *out);
+/* Column mean and (population) std of X (n, D). */
+mer_status mer_column_stats(const float *X, int64_t n, int64_t D, double *mean, double *std);
+/* In place: rows of each group (equal strings; NULL groups form one group) standardised by
+ * their group's column mean/std; constant columns become 0. */
+mer_status mer_group_standardize(float *X, int64_t n, int64_t D, const char *const *groups);
 
 /* ---- feature extraction for raw media (implemented by src/acoustic, helper "acoustic") ---- */
 /* `mer predict --input FILE...` on a run whose config.json holds a "recipe" object calls this
@@ -561,12 +1083,76 @@ mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *p
 mer_status mer_prior_read_csv(const char *path, const char *const *classes, int32_t c,
                               double *prior);
 
+/* The class prior a run was trained with (normalised, c in the run's class order):
+ * config.json "class_counts" when present, else the label counts of the run's oof.csv. */
+mer_status mer_prior_from_run(const char *rundir, const char *const *classes, int32_t c,
+                              double *prior);
+
 typedef enum { MER_VOTE_MEAN = 0, MER_VOTE_MAJORITY = 1 } mer_vote_mode;
 /* Combine runs probability tables probs[r] (n, c) into out (n, c): MEAN averages them;
  * MAJORITY gives each class its fraction of the runs' argmax votes (ties broken by the mean
  * probability, rows still sum to 1). */
 mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
                             int32_t c, mer_vote_mode mode);
+
+/* ---- self-training with pseudo-labels (src/train/pseudo.c) ------------------------------ */
+/* Round 0 trains on the labeled clips; after each round the fold ensemble predicts the
+ * unlabeled clips, those whose top-class probability reaches that class's threshold join the
+ * next round (from scratch) as train-only clips with that label (re-selected from the whole
+ * pool every round). docs/agt.md, "Self-training". */
+typedef struct {
+    int32_t rounds;                      /* R pseudo-label rounds after round 0 (1) */
+    double threshold[MER_MAX_CLASSES];   /* per class, in (0, 1]; NaN = not set (an error) */
+    int64_t max_add;                     /* keep at most the N most confident (<= 0: all) */
+} mer_pseudo_params;
+mer_pseudo_params mer_pseudo_default_params(void);
+/* The MER2024-SEMI recipe by class name: 0.99 neutral/angry/happy/sad, 0.85 worried/surprise;
+ * NaN for any other class name. */
+mer_status mer_pseudo_default_thresholds(const char *const *classes, int32_t c, double *thr);
+/* Apply a --pseudo-threshold spec to thr: "P" (every class) or "CLASS=P,..." (those classes). */
+mer_status mer_pseudo_parse_thresholds(const char *spec, const char *const *classes, int32_t c,
+                                       double *thr);
+/* Self-training as above. unlabeled must have the labeled set's modalities and dims. Rounds
+ * before the last are written to RUNDIR/rounds/round-<r>/, the last to RUNDIR (test
+ * probabilities there when test != NULL); RUNDIR/metrics.json gets "pseudo": thresholds and,
+ * per round, train_clips, pseudo_clips, pseudo_per_class, cv_waf (labeled clips only).
+ * *out (may be NULL): the last round's mean out-of-fold metrics. */
+mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
+                            const mer_dataset *labeled, const mer_dataset *unlabeled,
+                            const mer_dataset *test, const char *rundir, mer_metrics *out);
+
+/* ---- synthetic data with a known Bayes rule (src/train/synth.c) ------------------------- */
+/* Class-conditional isotropic Gaussians per modality (model and parameters in docs/agt.md,
+ * "Synthetic data"), seeded: the same params give the same files. Arrays are borrowed. */
+typedef struct {
+    int32_t n_classes;
+    const char *const *classes;    /* (n_classes) names, written as the label strings */
+    const double *priors;          /* (n_classes) class prior of the labeled and unlabeled clips */
+    const double *test_priors;     /* (n_classes) prior of the test clips; NULL: priors */
+    int32_t n_modalities;
+    const char *const *modalities; /* (n_modalities) directory names */
+    const int64_t *dims;           /* (n_modalities) feature dims */
+    const double *sep;             /* (n_modalities) typical distance between class means, in
+                                      noise standard deviations (0: an uninformative modality) */
+    int32_t rank;                  /* dims of each modality's signal subspace (default 8) */
+    int64_t n_labeled, n_unlabeled, n_test;
+    uint64_t seed;
+} mer_synth_params;
+
+/* MER2024's six classes with its labeled-set priors, audio/text/video of dims 32/48/24 and
+ * separations 2.2/1.6/1.2, rank 8, 2000 labeled clips, seed 1. */
+mer_synth_params mer_synth_default_params(void);
+
+typedef struct {
+    double bayes_waf[3];           /* weighted F1 of the Bayes rule on labeled, unlabeled, test */
+} mer_synth_report;
+
+/* Write the data set into dir (created if missing): labels.csv (name,emotion) of the labeled
+ * clips, unlabeled.txt + unlabeled_truth.csv, test.txt + test_labels.csv (when those counts
+ * are > 0), <modality>/<name>.npy (1-D float32) for every clip, bayes.csv (exact Bayes
+ * posterior and decision of every clip, under its split's prior) and synth.json (parameters,
+ * priors, Bayes WAF per split). labels.csv is written last. rep may be NULL. */
+mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth_report *rep);
 
 #ifdef __cplusplus
 }

@@ -9,7 +9,16 @@
 #include <string.h>
 
 int cmd_inspect(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+int cmd_vote(int argc, char **argv);
+int cmd_faces(int argc, char **argv);
+int cmd_extract(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+int cmd_analyze(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -18,6 +27,15 @@ static const struct {
 } commands[] = {
     {"inspect", cmd_inspect, "show tensors of a safetensors file, shape of a .npy, streams of media"},
     {"bench", cmd_bench, "micro-benchmarks (mer bench gemm)"},
+    {"train", cmd_train, "cross-validated training of a fusion model on per-clip features"},
+    {"predict", cmd_predict, "class probabilities of a trained run for feature files or media"},
+    {"eval", cmd_eval, "score predictions against labels: WAF, accuracy, macro F1, UAR, confusion"},
+    {"synth", cmd_synth, "write a synthetic multimodal data set with a known Bayes rule"},
+    {"vote", cmd_vote, "ensemble several runs' predictions (mean or majority, prior correction)"},
+    {"faces", cmd_faces, "detect faces and their expressions in an image or video (face-api models)"},
+    {"extract", cmd_extract, "features to .npy: audio (HuBERT/wav2vec2), acoustic, visual (CLIP)"},
+    {"demo", cmd_demo, "speech emotion on the bundled EmoDB: features, LOSO evaluation, model"},
+    {"analyze", cmd_analyze, "emotion of one clip: speech, face, text and fused, with a timeline"},
 };
 
 static void usage(FILE *f) {

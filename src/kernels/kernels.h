@@ -7,7 +7,7 @@
  * are worth it split rows over the thread pool (mer__parallel_for); none allocates files.
  *
  * File map:  gemm.c (mer_sgemm, public) | linear.c | norm.c | act.c | softmax.c | attn.c |
- *            conv.c | loss.c | pool.c
+ *            conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models)
  * A naive reference of each kernel lives in tests/ as the oracle.
  */
 #ifndef MER_KERNELS_H
@@ -50,6 +50,14 @@ void mer__relu_fwd(float *y, const float *x, int64_t n);
 void mer__relu_bwd(float *dx, const float *dy, const float *x, int64_t n);
 /* ref: torch.tanh / torch.sigmoid */
 void mer__sigmoid_fwd(float *y, const float *x, int64_t n);
+/* Given the forward OUTPUT y: dx += dy * y * (1 - y). */
+void mer__sigmoid_bwd(float *dx, const float *dy, const float *y, int64_t n);
+/* Inverted dropout: keep each element with probability 1-p and scale it by 1/(1-p); mask (n),
+ * if non-NULL, receives the per-element factor (0 or 1/(1-p)) for backward. The mask is drawn
+ * serially from rng. ref: torch.nn.functional.dropout(training=True) */
+void mer__dropout_fwd(float *y, float *mask, const float *x, float p, int64_t n, mer__rng *rng);
+/* dx += dy * mask. */
+void mer__dropout_bwd(float *dx, const float *dy, const float *mask, int64_t n);
 
 /* ---- softmax.c --------------------------------------------------------------------------- */
 /* Row softmax of x (rows, cols); y may alias x. ref: torch.softmax(dim=-1) */
@@ -92,5 +100,71 @@ float mer__cross_entropy_fwd(float *probs, const float *logits, const int32_t *t
 void mer__cross_entropy_bwd(float *dlogits, const float *probs, const int32_t *target,
                             const float *class_weight, float label_smoothing, int64_t n,
                             int64_t c);
+
+/* ---- pool.c ------------------------------------------------------------------------------ */
+/* Mean over time of x (t, d) -> y (d); t == 0 gives zeros. ref: torch.mean(x, dim=0) */
+void mer__mean_pool_fwd(float *y, const float *x, int64_t t, int64_t d);
+/* dx (t, d) += dy / t broadcast over time. */
+void mer__mean_pool_bwd(float *dx, const float *dy, int64_t t, int64_t d);
+/* Attention pooling: score_i = x_i . w + b (w (d), b scalar), a = softmax_t(score),
+ * y (d) = sum_i a_i x_i. a (t) receives the weights (needed by backward).
+ * ref: softmax(nn.Linear(d, 1)(x), dim=0).T @ x */
+void mer__attn_pool_fwd(float *y, float *a, const float *x, const float *w, float b, int64_t t,
+                        int64_t d);
+/* dx (t, d) +=, dw (d) +=, *db += (db may be NULL), given a from the forward. */
+void mer__attn_pool_bwd(float *dx, float *dw, float *db, const float *dy, const float *a,
+                        const float *x, const float *w, int64_t t, int64_t d);
+
+/* ---- resize.c ---------------------------------------------------------------------------- */
+/* Resize 8-bit interleaved pixels (channels 1..4, rows packed) from (sw, sh) to (dw, dh)
+ * exactly as Pillow's bicubic (antialiased when shrinking, 22-bit fixed point, 8-bit
+ * intermediate). Allocates its scratch; fails only on bad sizes or no memory.
+ * ref: PIL.Image.Image.resize(resample=BICUBIC) */
+mer_status mer__resize_bicubic_u8(uint8_t *dst, int32_t dw, int32_t dh, const uint8_t *src,
+                                  int32_t sw, int32_t sh, int32_t channels);
+/* Center crop to (cw, ch), zero-padding where the source is smaller.
+ * ref: transformers.image_transforms.center_crop */
+void mer__center_crop_u8(uint8_t *dst, int32_t cw, int32_t ch, const uint8_t *src, int32_t sw,
+                         int32_t sh, int32_t channels);
+
+/* ---- fft.c ------------------------------------------------------------------------------- */
+/* Mixed-radix FFT of any size n (double precision, complex interleaved re/im). The plan is
+ * immutable and shareable between threads; free with mer__fft_free (NULL ok). */
+typedef struct mer__fft mer__fft;
+mer_status mer__fft_init(mer__fft **out, int64_t n);
+void mer__fft_free(mer__fft *f);
+int64_t mer__fft_size(const mer__fft *f);
+/* out (n complex) = DFT of in (n complex), out != in; inverse is unnormalised (no 1/n).
+ * ref: torch.fft.fft */
+mer_status mer__fft_c2c(const mer__fft *f, double *out, const double *in, int inverse);
+/* X (n/2 + 1 complex) = DFT of real x (n); work holds 4 n doubles. ref: torch.fft.rfft */
+mer_status mer__fft_r2c(const mer__fft *f, double *X, const double *x, double *work);
+
+/* ---- conv2d.c ---------------------------------------------------------------------------- */
+/* One image, NHWC (channels innermost), filters as TensorFlow stores them. Padding: explicit
+ * pad_t/pad_l; the bottom/right padding is implied by (oh, ow); padded taps add zero.
+ * TensorFlow 'same' padding: out = ceil(in / stride), pad_before = floor(total / 2). */
+void mer__conv_same_padding(int64_t in, int64_t k, int64_t stride, int64_t *out,
+                            int64_t *pad_before);
+/* y (oh, ow, cout) = conv(x (h, wd, cin), w (kh, kw, cin, cout)) + b (cout, or NULL).
+ * ref: tf.conv2d (NHWC, HWIO) */
+void mer__conv2d_nhwc_fwd(float *y, const float *x, const float *w, const float *b, int64_t h,
+                          int64_t wd, int64_t cin, int64_t cout, int64_t kh, int64_t kw,
+                          int64_t stride, int64_t pad_t, int64_t pad_l, int64_t oh, int64_t ow);
+/* Depthwise, channel multiplier 1: w (kh, kw, c). ref: tf.depthwiseConv2d */
+void mer__dwconv2d_nhwc_fwd(float *y, const float *x, const float *w, const float *b, int64_t h,
+                            int64_t wd, int64_t c, int64_t kh, int64_t kw, int64_t stride,
+                            int64_t pad_t, int64_t pad_l, int64_t oh, int64_t ow);
+/* 1x1 convolution over p pixels: y (p, cout) = x (p, cin) @ w (cin, cout) + b. One GEMM. */
+void mer__pwconv_fwd(float *y, const float *x, const float *w, const float *b, int64_t p,
+                     int64_t cin, int64_t cout);
+/* k x k pooling; padded taps are skipped (max never picks them; avg divides by the count of
+ * taps inside the image). ref: tf.maxPool / tf.avgPool */
+void mer__maxpool2d_nhwc_fwd(float *y, const float *x, int64_t h, int64_t wd, int64_t c,
+                             int64_t k, int64_t stride, int64_t pad_t, int64_t pad_l, int64_t oh,
+                             int64_t ow);
+void mer__avgpool2d_nhwc_fwd(float *y, const float *x, int64_t h, int64_t wd, int64_t c,
+                             int64_t k, int64_t stride, int64_t pad_t, int64_t pad_l, int64_t oh,
+                             int64_t ow);
 
 #endif /* MER_KERNELS_H */

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""clip_peer.py -- the CLIP ViT benchmark: images per second of `mer extract visual` against the
+PyTorch implementation of transformers' CLIP vision semantics (tests/parity/clip_ref.py) at the
+same thread count, both end to end from PNG files (decode, CLIPImageProcessor preprocessing,
+forward in batches of 8, get_image_features).
+
+mer's per-image time excludes process start and model loading: it is
+(t(1 + N images) - t(1 image)) / N. PyTorch's is the wall time of preprocessing + forward of the
+N images inside one process (model already built). Runs alternate (mer, torch, mer, torch, ...)
+so both see the same machine load; the best time of each side is compared.
+
+Run through bench/clip.sh, which sets OPENBLAS_NUM_THREADS so that torch's BLAS is OpenBLAS at
+the same thread count (torch.__config__.show() lists BLAS_INFO=generic: the system libblas.so.3,
+an OpenBLAS alternative on Debian once libopenblas0-pthread is installed).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+import clip_ref  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="L/14")
+    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--mer", default=os.environ.get("MER_BIN", os.path.join(ROOT, "build/mer")))
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "mer_clip_bench"))
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    cfg = dict(clip_ref.CONFIGS[a.config], hidden_act="quick_gelu")
+    tag = a.config.replace("/", "_")
+    mdir = os.path.join(a.work, tag)
+    os.makedirs(mdir, exist_ok=True)
+    torch.manual_seed(0)
+    model = clip_ref.VisionModelWithProjection(cfg).eval()
+    clip_ref.randomize_(model, 9)
+    st_path = os.path.join(mdir, "model.safetensors")
+    if not os.path.exists(st_path):
+        vc = {k: v for k, v in cfg.items() if k != "projection_dim"}
+        with open(os.path.join(mdir, "config.json"), "w") as f:
+            json.dump({"model_type": "clip", "projection_dim": cfg["projection_dim"],
+                       "vision_config": dict(vc, model_type="clip_vision_model")}, f)
+        s = cfg["image_size"]
+        with open(os.path.join(mdir, "preprocessor_config.json"), "w") as f:
+            json.dump({"size": {"shortest_edge": s}, "crop_size": {"height": s, "width": s}}, f)
+        clip_ref.save_safetensors(st_path + ".tmp", model.state_dict())
+        os.replace(st_path + ".tmp", st_path)
+    # frames of a typical MER2024 clip size (face crops are smaller; videos are 16:9 or 4:3)
+    rng = np.random.default_rng(3)
+    imgs = []
+    for i in range(a.images + 1):
+        p = os.path.join(a.work, f"frame{i}.png")
+        if not os.path.exists(p):
+            Image.fromarray(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)).save(p)
+        imgs.append(p)
+    s = cfg["image_size"]
+
+    def run_torch():
+        t0 = time.time()
+        with torch.no_grad():
+            for b in range(0, a.images, 8):
+                px = np.stack([clip_ref.preprocess(np.array(Image.open(p).convert("RGB")), s, s)
+                               for p in imgs[b:b + 8]])
+                model.run(torch.from_numpy(px))
+        return time.time() - t0
+
+    def run_mer(paths):
+        out = os.path.join(a.work, "out.npy" if len(paths) == 1 else "out")
+        cmd = [a.mer, "extract", "visual", "--model", mdir, "--threads", str(a.threads),
+               "--overwrite", "--out", out] + paths
+        t0 = time.time()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return time.time() - t0
+
+    run_mer(imgs[:1])  # page the weights in
+    best_mer, best_torch = float("inf"), float("inf")
+    for _ in range(a.reps):
+        t1 = run_mer(imgs[:1])
+        tn = run_mer(imgs[:a.images + 1])
+        best_mer = min(best_mer, max(tn - t1, 1e-9) / a.images)
+        best_torch = min(best_torch, run_torch() / a.images)
+    print(f"CLIP {a.config}, {a.threads} thread(s), {a.images} images 480x360: "
+          f"mer {1 / best_mer:.2f} images/s ({best_mer * 1e3:.0f} ms/image), "
+          f"PyTorch {torch.__version__} {1 / best_torch:.2f} images/s ({best_torch * 1e3:.0f} ms/image); "
+          f"ratio {best_torch / best_mer:.2f}x (bar 2.5x)")
+
+
+if __name__ == "__main__":
+    main()

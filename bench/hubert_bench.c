@@ -1,0 +1,111 @@
+/*
+ * hubert_bench.c -- driver of bench/hubert.sh: time mer_speech_encode (every hidden state) on a
+ * WAV file, print the best and median of REPS runs after one warm-up, where the time went
+ * (mer_speech_profile), the GFLOPS of the encoder's matrix products inside the forward, and the
+ * GFLOPS mer_sgemm reaches on the same shapes in isolation (same transposes, same threads).
+ *
+ * usage: hubert_bench MODEL_DIR WAV THREADS REPS
+ */
+#include "mer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Best-of-5 GFLOPS of C (M, N) = A (M, K) @ op(B) for one shape. */
+static double gemm_gflops(int64_t M, int64_t N, int64_t K, int tb) {
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *C = malloc(sizeof(float) * M * N);
+    if (!A || !B || !C) return 0;
+    for (int64_t i = 0; i < M * K; i++) A[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+    for (int64_t i = 0; i < K * N; i++) B[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+    mer_sgemm(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C, N);
+    double best = 1e30;
+    for (int r = 0; r < 5; r++) {
+        double t0 = now_s();
+        mer_sgemm(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : N, 0.0f, C, N);
+        double t = now_s() - t0;
+        best = t < best ? t : best;
+    }
+    free(A), free(B), free(C);
+    return 2.0 * M * N * K / best / 1e9;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: hubert_bench MODEL_DIR WAV THREADS REPS\n");
+        return 2;
+    }
+    const int threads = atoi(argv[3]), reps = atoi(argv[4]);
+    mer_set_threads(threads);
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    if (mer_speech_model_load(&m, argv[1]) || mer_speech_state_init(&st, m)) {
+        fprintf(stderr, "hubert_bench: %s\n", mer_last_error());
+        return 1;
+    }
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    float *x = NULL;
+    int64_t n = 0;
+    if (mer_media_decode_audio(argv[2], info.sample_rate, &x, &n) || n == 0) {
+        fprintf(stderr, "hubert_bench: %s\n", mer_last_error());
+        return 1;
+    }
+    mer_speech_normalize(x, n);
+    const int64_t T = mer_speech_frames(m, n), D = info.hidden_size, L = info.n_layers;
+    float *out = malloc(sizeof(float) * (size_t)((L + 1) * T * D));
+    double *times = calloc((size_t)reps, sizeof(double));
+    mer_speech_profile pf, best_pf;
+    mer_speech_encode(st, x, n, 0, (int32_t)L, out); /* warm-up: pages of the mapping, JIT */
+    double best = 1e30;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        if (mer_speech_encode(st, x, n, 0, (int32_t)L, out)) {
+            fprintf(stderr, "hubert_bench: %s\n", mer_last_error());
+            return 1;
+        }
+        times[r] = now_s() - t0;
+        mer_speech_state_profile(st, &pf);
+        if (times[r] < best) {
+            best = times[r];
+            best_pf = pf;
+        }
+    }
+    qsort(times, (size_t)reps, sizeof *times, cmp_d);
+    const double flop = best_pf.feature_flop + best_pf.linear_flop + best_pf.attention_flop + best_pf.pos_conv_flop;
+    printf("mer: %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall)\n",
+           (double)n / info.sample_rate, (long long)T, threads, best, times[reps / 2], flop / 1e9, flop / best / 1e9);
+    printf("  feature encoder %.3f s (%.0f GFLOPS)  linear %.3f s (%.0f GFLOPS)  attention %.3f s (%.0f GFLOPS)\n"
+           "  pos conv %.3f s (%.0f GFLOPS)  other %.3f s\n",
+           best_pf.feature_s, best_pf.feature_flop / best_pf.feature_s / 1e9, best_pf.linear_s,
+           best_pf.linear_flop / best_pf.linear_s / 1e9, best_pf.attention_s,
+           best_pf.attention_flop / best_pf.attention_s / 1e9, best_pf.pos_conv_s,
+           best_pf.pos_conv_flop / best_pf.pos_conv_s / 1e9, best_pf.other_s);
+    /* the encoder's linear GEMMs in isolation: (T, D) x (D, D)^T, (T, D) x (I, D)^T, (T, I) x (D, I)^T */
+    const int64_t I = info.intermediate_size;
+    const double g_dd = gemm_gflops(T, D, D, 1), g_di = gemm_gflops(T, I, D, 1), g_id = gemm_gflops(T, D, I, 1);
+    const double w_dd = 4.0 * 2 * T * D * D, w_di = 2.0 * T * D * I, w_id = 2.0 * T * D * I;
+    const double iso = (w_dd + w_di + w_id) / (w_dd / g_dd + w_di / g_di + w_id / g_id);
+    const double in_model = best_pf.linear_flop / best_pf.linear_s / 1e9;
+    printf("  mer_sgemm alone on the same shapes: %lldx%lldx%lld %.0f, %lldx%lldx%lld %.0f, %lldx%lldx%lld %.0f GFLOPS"
+           " -> weighted %.0f GFLOPS; in the forward %.0f GFLOPS = %.0f%%\n",
+           (long long)T, (long long)D, (long long)D, g_dd, (long long)T, (long long)I, (long long)D, g_di,
+           (long long)T, (long long)D, (long long)I, g_id, iso, in_model, 100.0 * in_model / iso);
+    printf("RESULT mer_best_s %.4f\n", best);
+    free(out), free(times), free(x);
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+    return 0;
+}

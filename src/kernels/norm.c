@@ -1,0 +1,145 @@
+/*
+ * norm.c -- normalisation kernels: LayerNorm over the last dim (rows split over threads) and the
+ * per-channel GroupNorm of the wav2vec2/HuBERT feature extractor's first layer.
+ *
+ * Statistics use two passes (mean, then centred sum of squares) with 16 independent float
+ * accumulators: the compiler vectorises the fixed-width inner loop without -ffast-math, and
+ * the summation order depends only on the length, so results are bitwise reproducible.
+ */
+#include "kernels.h"
+
+#include <math.h>
+
+#define NORM_LANES 16
+
+/* Sum of x[0..n) in a fixed lane order (vectorisable, deterministic). */
+static float sum_lanes(const float *x, int64_t n) {
+    float acc[NORM_LANES] = {0};
+    int64_t i = 0;
+    for (; i + NORM_LANES <= n; i += NORM_LANES)
+        for (int l = 0; l < NORM_LANES; l++) acc[l] += x[i + l];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    for (int l = 0; l < NORM_LANES; l++) s += acc[l];
+    return s;
+}
+
+/* Sum of (x - m)^2 in the same fixed order. */
+static float sumsq_centred(const float *x, float m, int64_t n) {
+    float acc[NORM_LANES] = {0};
+    int64_t i = 0;
+    for (; i + NORM_LANES <= n; i += NORM_LANES)
+        for (int l = 0; l < NORM_LANES; l++) {
+            float d = x[i + l] - m;
+            acc[l] += d * d;
+        }
+    float s = 0.0f;
+    for (; i < n; i++) {
+        float d = x[i] - m;
+        s += d * d;
+    }
+    for (int l = 0; l < NORM_LANES; l++) s += acc[l];
+    return s;
+}
+
+typedef struct {
+    float *y, *mean, *rstd;
+    const float *x, *gamma, *beta;
+    int64_t c;
+    float eps;
+} ln_job;
+
+static void ln_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const ln_job *j = u;
+    const int64_t c = j->c;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * c;
+        float *y = j->y + r * c;
+        float m = sum_lanes(x, c) / (float)c;
+        float var = sumsq_centred(x, m, c) / (float)c; /* biased, as torch */
+        float rs = 1.0f / sqrtf(var + j->eps);
+        if (j->mean) j->mean[r] = m;
+        if (j->rstd) j->rstd[r] = rs;
+        if (j->gamma && j->beta) {
+            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs * j->gamma[i] + j->beta[i];
+        } else if (j->gamma) {
+            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs * j->gamma[i];
+        } else if (j->beta) {
+            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs + j->beta[i];
+        } else {
+            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs;
+        }
+    }
+}
+
+// ref: torch.nn.functional.layer_norm
+void mer__layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const float *gamma,
+                        const float *beta, int64_t n, int64_t c, float eps) {
+    if (n <= 0 || c <= 0) return;
+    ln_job j = {y, mean, rstd, x, gamma, beta, c, eps};
+    int64_t min_rows = c >= 4096 ? 1 : 4096 / c;
+    mer__parallel_for(n, min_rows, ln_rows, &j);
+}
+
+typedef struct {
+    float *y;
+    const float *x, *gamma, *beta;
+    int64_t t;
+    float eps;
+} gn_job;
+
+static void gn_channels(void *u, int64_t c0, int64_t c1, int th) {
+    (void)th;
+    const gn_job *j = u;
+    const int64_t t = j->t;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        const float *x = j->x + ch * t;
+        float *y = j->y + ch * t;
+        float m = sum_lanes(x, t) / (float)t;
+        float var = sumsq_centred(x, m, t) / (float)t;
+        float rs = 1.0f / sqrtf(var + j->eps);
+        float g = j->gamma ? j->gamma[ch] * rs : rs;
+        float b = (j->beta ? j->beta[ch] : 0.0f) - m * g;
+        for (int64_t i = 0; i < t; i++) y[i] = x[i] * g + b;
+    }
+}
+
+// ref: torch.nn.GroupNorm(num_groups=c, num_channels=c) on (1, c, t)
+void mer__groupnorm_ct_fwd(float *y, const float *x, const float *gamma, const float *beta,
+                           int64_t c, int64_t t, float eps) {
+    if (c <= 0 || t <= 0) return;
+    gn_job j = {y, x, gamma, beta, t, eps};
+    mer__parallel_for(c, 1, gn_channels, &j);
+}
+
+/* ---- backward (training) ------------------------------------------------------------------ */
+
+// ref: autograd of torch.nn.functional.layer_norm
+// dx += rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * gamma; dgamma += dy * xhat,
+// dbeta += dy summed over rows serially (fixed order: reproducible).
+void mer__layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *mean, const float *rstd, const float *gamma, int64_t n,
+                        int64_t c) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * c, *dyr = dy + r * c;
+        const float m = mean[r], rs = rstd[r];
+        double sg = 0.0, sgx = 0.0;
+        for (int64_t i = 0; i < c; i++) {
+            float xh = (xr[i] - m) * rs;
+            float g = gamma ? dyr[i] * gamma[i] : dyr[i];
+            sg += g;
+            sgx += (double)g * xh;
+            if (dgamma) dgamma[i] += dyr[i] * xh;
+            if (dbeta) dbeta[i] += dyr[i];
+        }
+        if (!dx) continue;
+        float mg = (float)(sg / (double)c), mgx = (float)(sgx / (double)c);
+        float *dxr = dx + r * c;
+        for (int64_t i = 0; i < c; i++) {
+            float xh = (xr[i] - m) * rs;
+            float g = gamma ? dyr[i] * gamma[i] : dyr[i];
+            dxr[i] += rs * (g - mg - xh * mgx);
+        }
+    }
+}

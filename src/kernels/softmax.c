@@ -1,0 +1,115 @@
+/*
+ * softmax.c -- row softmax (rows split over threads).
+ *
+ * The exponential is the cost of attention's softmax (h * T^2 per layer), so with AVX-512 it is
+ * evaluated 16 lanes at a time by a range-reduced polynomial (about 1 ulp on the range that
+ * softmax uses, inputs <= 0 after the max is subtracted); the scalar fallback calls expf.
+ */
+#include "kernels.h"
+
+#include <float.h>
+#include <math.h>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+
+/* exp(x) for x <= 0 (0 below -87.3, where expf underflows): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial
+ * (Cephes expf coefficients), then scaled by 2^k through the exponent bits. */
+static inline __m512 exp512(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 live = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ); /* below: underflow to 0 */
+    x = _mm512_max_ps(x, lo);
+    const __m512 log2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 ln2_hi = _mm512_set1_ps(0.693359375f);
+    const __m512 ln2_lo = _mm512_set1_ps(-2.12194440e-4f);
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, ln2_hi, x);
+    r = _mm512_fnmadd_ps(k, ln2_lo, r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    __m512 r2 = _mm512_mul_ps(r, r);
+    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mul_ps(live, p, _mm512_castsi512_ps(e));
+}
+#endif
+
+/* One row: y = softmax(x). y may alias x. */
+void mer__softmax_row(float *y, const float *x, int64_t n);
+void mer__softmax_row(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+#ifdef __AVX512F__
+    __m512 vmax = _mm512_set1_ps(-FLT_MAX);
+    for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
+    float mx = _mm512_reduce_max_ps(vmax);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    __m512 vm = _mm512_set1_ps(mx), vsum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm));
+        _mm512_storeu_ps(y + i, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    if (i < n) {
+        __mmask16 mk = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + i), vm));
+        e = _mm512_maskz_mov_ps(mk, e);
+        _mm512_mask_storeu_ps(y + i, mk, e);
+        vsum = _mm512_add_ps(vsum, e);
+    }
+    float s = _mm512_reduce_add_ps(vsum);
+    __m512 inv = _mm512_set1_ps(1.0f / s);
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), inv));
+    if (i < n) {
+        __mmask16 mk = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(y + i, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, y + i), inv));
+    }
+#else
+    float mx = -FLT_MAX;
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    float s = 0.0f;
+    for (i = 0; i < n; i++) {
+        y[i] = expf(x[i] - mx);
+        s += y[i];
+    }
+    float inv = 1.0f / s;
+    for (i = 0; i < n; i++) y[i] *= inv;
+#endif
+}
+
+typedef struct {
+    float *y;
+    const float *x;
+    int64_t cols;
+} sm_job;
+
+static void sm_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const sm_job *j = u;
+    for (int64_t r = r0; r < r1; r++) mer__softmax_row(j->y + r * j->cols, j->x + r * j->cols, j->cols);
+}
+
+// ref: torch.softmax(x, dim=-1)
+void mer__softmax_fwd(float *y, const float *x, int64_t rows, int64_t cols) {
+    if (rows <= 0 || cols <= 0) return;
+    sm_job j = {y, x, cols};
+    int64_t min_rows = cols >= 4096 ? 1 : 4096 / cols;
+    mer__parallel_for(rows, min_rows, sm_rows, &j);
+}
+
+/* ---- backward (training) ------------------------------------------------------------------ */
+
+// ref: autograd of torch.softmax(dim=-1): dx += y * (dy - sum(dy * y))
+void mer__softmax_bwd(float *dx, const float *dy, const float *y, int64_t rows, int64_t cols) {
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        double dot = 0.0;
+        for (int64_t c = 0; c < cols; c++) dot += (double)dyr[c] * yr[c];
+        float d = (float)dot;
+        float *dxr = dx + r * cols;
+        for (int64_t c = 0; c < cols; c++) dxr[c] += yr[c] * (dyr[c] - d);
+    }
+}

@@ -1,0 +1,916 @@
+/*
+ * clip_vit.c -- the CLIP ViT vision tower (Hugging Face CLIPModel / CLIPVisionModel /
+ * CLIPVisionModelWithProjection checkpoints) and CLIPImageProcessor preprocessing.
+ *
+ * Semantics follow transformers' modeling_clip.py:
+ *   x = cat(class_embedding, conv(pixels; patch x patch, stride patch, no bias)) + position_embedding
+ *   x = pre_layrnorm(x)                                   -> hidden state 0
+ *   per layer (pre-LN):  x += out_proj(attn(layer_norm1(x)))
+ *                        x += fc2(act(fc1(layer_norm2(x))))  -> hidden state i
+ *   cls = post_layernorm(x[0]);  embeds = visual_projection(cls)  (get_image_features)
+ * The patch convolution is a GEMM over unfolded patches (its stride equals its kernel, so the
+ * unfold is a permutation). Every big product goes through mer_sgemm over a batch of images
+ * (rows = images x tokens) so the GEMM sees tall matrices; residual adds ride on the GEMM's
+ * beta = 1. Layer norm, softmax-attention and activations are the shared kernels.
+ *
+ * Preprocessing is CLIPImageProcessor: shortest edge to size (transformers'
+ * get_resize_output_image_size: the long edge is int(size * long / short)), Pillow-exact
+ * bicubic (resize.c), center crop with zero padding, x * rescale_factor (in double, then
+ * float), (x - mean) / std in float, channels first.
+ */
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- model ------------------------------------------------------------------------------- */
+
+typedef struct {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} clip_layer;
+
+struct mer_clip_model {
+    mer_clip_info info;
+    char dir[1024];
+    mer_safetensors *st;
+    const float *class_emb;  /* (D) */
+    const float *patch_w;    /* (D, C * p * p), conv weight (D, C, p, p) flattened */
+    const float *pos_emb;    /* (T, D) */
+    const float *pre_w, *pre_b, *post_w, *post_b;
+    const float *proj;       /* (P, D) or NULL */
+    int proj_dim_stated;     /* config.json has projection_dim */
+    clip_layer *layers;
+};
+
+struct mer_clip_state {
+    const mer_clip_model *m;
+    int32_t cap;             /* images the buffers hold */
+    int32_t cap_threads;     /* attention scratch blocks (one per thread) */
+    float *x, *h, *qkv, *ao, *mlp, *patches, *pooled, *pixels;
+    float *scores;           /* (cap_threads, T, T) */
+};
+
+void mer_clip_model_free(mer_clip_model *m) {
+    if (!m) return;
+    mer_safetensors_free(m->st);
+    mer__free(m->layers);
+    mer__free(m);
+}
+
+void mer_clip_model_info(const mer_clip_model *m, mer_clip_info *info) {
+    if (m && info) *info = m->info;
+}
+
+int64_t mer_clip_output_size(const mer_clip_model *m, mer_clip_output what) {
+    if (!m) return 0;
+    const mer_clip_info *c = &m->info;
+    switch (what) {
+    case MER_CLIP_EMBEDS: return c->projection_dim;
+    case MER_CLIP_CLS: return c->hidden_size;
+    case MER_CLIP_HIDDEN: return (int64_t)(c->n_layers + 1) * c->tokens * c->hidden_size;
+    }
+    return 0;
+}
+
+/* ---- loading ----------------------------------------------------------------------------- */
+
+static const float OPENAI_MEAN[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+static const float OPENAI_STD[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+static mer_status cfg_int(const mer_json *j, const char *prefix, const char *key, int64_t def,
+                          int64_t lo, int64_t hi, int32_t *out) {
+    char path[256];
+    snprintf(path, sizeof path, "%s%s", prefix, key);
+    int64_t v;
+    mer_status s = mer_json_int_or(j, path, def, &v);
+    if (s != MER_OK) return s;
+    if (v < lo || v > hi)
+        return mer__err(MER_ERR_FORMAT, "config.json: %s = %lld is out of range [%lld, %lld]", path,
+                        (long long)v, (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return MER_OK;
+}
+
+/* config.json -> architecture. Defaults are CLIPVisionConfig's for keys a config omits. */
+static mer_status read_config(mer_clip_info *c, int *proj_stated, const char *dir) {
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    mer_json *j = NULL;
+    mer_status s = mer_json_load(&j, path);
+    if (s != MER_OK) return s;
+    const char *mt = NULL;
+    if ((s = mer_json_string_or(j, "model_type", "clip", &mt)) != MER_OK) goto done;
+    if (strcmp(mt, "clip") != 0 && strcmp(mt, "clip_vision_model") != 0) {
+        s = mer__err(MER_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a CLIP model (want \"clip\" or \"clip_vision_model\")",
+                     path, mt);
+        goto done;
+    }
+    const char *p = mer_json_has(j, "vision_config") ? "vision_config." : "";
+    int32_t proj_dim;
+    if ((s = cfg_int(j, p, "hidden_size", 768, 1, 1 << 16, &c->hidden_size)) != MER_OK ||
+        (s = cfg_int(j, p, "intermediate_size", 3072, 1, 1 << 18, &c->intermediate_size)) != MER_OK ||
+        (s = cfg_int(j, p, "num_hidden_layers", 12, 1, 1024, &c->n_layers)) != MER_OK ||
+        (s = cfg_int(j, p, "num_attention_heads", 12, 1, 1024, &c->n_heads)) != MER_OK ||
+        (s = cfg_int(j, p, "image_size", 224, 1, 1 << 14, &c->image_size)) != MER_OK ||
+        (s = cfg_int(j, p, "patch_size", 32, 1, 1 << 14, &c->patch_size)) != MER_OK ||
+        (s = cfg_int(j, p, "num_channels", 3, 3, 3, &c->num_channels)) != MER_OK ||
+        (s = cfg_int(j, "", "projection_dim", 512, 1, 1 << 16, &proj_dim)) != MER_OK)
+        goto done;
+    c->projection_dim = proj_dim; /* confirmed (or zeroed) against the tensors later */
+    *proj_stated = mer_json_has(j, "projection_dim");
+    char key[256];
+    snprintf(key, sizeof key, "%shidden_act", p);
+    const char *act;
+    if ((s = mer_json_string_or(j, key, "quick_gelu", &act)) != MER_OK) goto done;
+    if (!strcmp(act, "quick_gelu")) c->quick_gelu = 1;
+    else if (!strcmp(act, "gelu")) c->quick_gelu = 0;
+    else {
+        s = mer__err(MER_ERR_UNSUPPORTED, "%s: %s = \"%s\" (supported: quick_gelu, gelu)", path, key, act);
+        goto done;
+    }
+    snprintf(key, sizeof key, "%slayer_norm_eps", p);
+    double eps;
+    if ((s = mer_json_double_or(j, key, 1e-5, &eps)) != MER_OK) goto done;
+    c->layer_norm_eps = (float)eps;
+    if (c->hidden_size % c->n_heads != 0) {
+        s = mer__err(MER_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d",
+                     path, c->hidden_size, c->n_heads);
+        goto done;
+    }
+    if (c->image_size % c->patch_size != 0) {
+        s = mer__err(MER_ERR_FORMAT, "%s: image_size %d is not a multiple of patch_size %d", path,
+                     c->image_size, c->patch_size);
+        goto done;
+    }
+    int64_t g = c->image_size / c->patch_size;
+    if (g * g + 1 > (1 << 20)) {
+        s = mer__err(MER_ERR_FORMAT, "%s: %lld patches is too many", path, (long long)(g * g));
+        goto done;
+    }
+    c->tokens = (int32_t)(g * g + 1);
+done:
+    mer_json_free(j);
+    return s;
+}
+
+/* "size"/"crop_size" may be an int, {"shortest_edge": n} or {"height": h, "width": w}. */
+static mer_status size_dict(const mer_json *j, const char *key, int32_t *shortest, int32_t *w,
+                            int32_t *h) {
+    char a[128], b[128];
+    int64_t v, v2;
+    mer_status s;
+    *shortest = 0;
+    snprintf(a, sizeof a, "%s.shortest_edge", key);
+    if (mer_json_has(j, a)) {
+        if ((s = mer_json_get_int(j, a, &v)) != MER_OK) return s;
+        if (v < 1 || v > (1 << 14)) return mer__err(MER_ERR_FORMAT, "preprocessor_config.json: %s out of range", a);
+        *shortest = (int32_t)v;
+        return MER_OK;
+    }
+    snprintf(a, sizeof a, "%s.height", key);
+    snprintf(b, sizeof b, "%s.width", key);
+    if (mer_json_has(j, a) || mer_json_has(j, b)) {
+        if ((s = mer_json_get_int(j, a, &v)) != MER_OK || (s = mer_json_get_int(j, b, &v2)) != MER_OK)
+            return s;
+        if (v < 1 || v > (1 << 14) || v2 < 1 || v2 > (1 << 14))
+            return mer__err(MER_ERR_FORMAT, "preprocessor_config.json: %s out of range", key);
+        *h = (int32_t)v;
+        *w = (int32_t)v2;
+        return MER_OK;
+    }
+    if ((s = mer_json_get_int(j, key, &v)) != MER_OK) return s;
+    if (v < 1 || v > (1 << 14)) return mer__err(MER_ERR_FORMAT, "preprocessor_config.json: %s out of range", key);
+    *shortest = (int32_t)v;
+    *w = *h = (int32_t)v;
+    return MER_OK;
+}
+
+static mer_status read_preprocessor(mer_clip_info *c, const char *dir) {
+    /* CLIPImageProcessor's defaults, with the model's own image size */
+    c->do_resize = c->do_center_crop = c->do_rescale = c->do_normalize = 1;
+    c->resize_shortest_edge = c->image_size;
+    c->resize_w = c->resize_h = c->image_size;
+    c->crop_w = c->crop_h = c->image_size;
+    c->rescale_factor = 1.0 / 255.0;
+    memcpy(c->image_mean, OPENAI_MEAN, sizeof OPENAI_MEAN);
+    memcpy(c->image_std, OPENAI_STD, sizeof OPENAI_STD);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        MER_LOG_W("%s: not found; using CLIPImageProcessor defaults (size %d, OpenAI mean/std)",
+                  path, c->image_size);
+        return MER_OK;
+    }
+    fclose(f);
+    mer_json *j = NULL;
+    mer_status s = mer_json_load(&j, path);
+    if (s != MER_OK) return s;
+    int32_t dummy;
+    int64_t resample;
+    double mean[3], std[3];
+    int32_t nm = 3, ns = 3;
+    if ((s = mer_json_bool_or(j, "do_resize", 1, &c->do_resize)) != MER_OK ||
+        (s = mer_json_bool_or(j, "do_center_crop", 1, &c->do_center_crop)) != MER_OK ||
+        (s = mer_json_bool_or(j, "do_rescale", 1, &c->do_rescale)) != MER_OK ||
+        (s = mer_json_bool_or(j, "do_normalize", 1, &c->do_normalize)) != MER_OK ||
+        (s = mer_json_double_or(j, "rescale_factor", 1.0 / 255.0, &c->rescale_factor)) != MER_OK ||
+        (s = mer_json_int_or(j, "resample", 3, &resample)) != MER_OK)
+        goto done;
+    if (resample != 3) {
+        s = mer__err(MER_ERR_UNSUPPORTED, "%s: resample = %lld; only 3 (bicubic, CLIP's) is supported",
+                     path, (long long)resample);
+        goto done;
+    }
+    if (mer_json_has(j, "size") &&
+        (s = size_dict(j, "size", &c->resize_shortest_edge, &c->resize_w, &c->resize_h)) != MER_OK)
+        goto done;
+    if (mer_json_has(j, "crop_size")) {
+        if ((s = size_dict(j, "crop_size", &dummy, &c->crop_w, &c->crop_h)) != MER_OK) goto done;
+    }
+    if (mer_json_has(j, "image_mean")) {
+        if ((s = mer_json_get_double_array(j, "image_mean", mean, 3, &nm)) != MER_OK) goto done;
+        if ((s = mer_json_get_double_array(j, "image_std", std, 3, &ns)) != MER_OK) goto done;
+        if (nm != 3 || ns != 3) {
+            s = mer__err(MER_ERR_FORMAT, "%s: image_mean/image_std need 3 values, got %d and %d", path, nm, ns);
+            goto done;
+        }
+        for (int i = 0; i < 3; i++) {
+            if (!(std[i] > 0)) {
+                s = mer__err(MER_ERR_FORMAT, "%s: image_std[%d] = %g must be > 0", path, i, std[i]);
+                goto done;
+            }
+            c->image_mean[i] = (float)mean[i];
+            c->image_std[i] = (float)std[i];
+        }
+    }
+done:
+    mer_json_free(j);
+    return s;
+}
+
+/* Fetch a vision tensor as float32 with an exact shape; a missing one names the tensor, the
+ * file and the checkpoint kind expected. */
+static mer_status tensor(mer_clip_model *m, const char *prefix, const char *name, int32_t ndim,
+                         int64_t d0, int64_t d1, const float **out) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    int64_t shape[2] = {d0, d1};
+    mer_status s = mer_safetensors_get_f32(m->st, full, ndim, shape, out);
+    if (s != MER_OK) mer__err_prefix("CLIP vision checkpoint %s", m->dir);
+    return s;
+}
+
+mer_status mer_clip_model_load(mer_clip_model **out, const char *dir) {
+    if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_model_load: NULL argument");
+    *out = NULL;
+    mer_clip_model *m = mer__calloc(1, sizeof *m);
+    if (!m) return MER_ERR_NOMEM;
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    mer_clip_info *c = &m->info;
+    mer_status s;
+    if ((s = read_config(c, &m->proj_dim_stated, dir)) != MER_OK || (s = read_preprocessor(c, dir)) != MER_OK) goto fail;
+    if ((s = mer_safetensors_open(&m->st, dir)) != MER_OK) goto fail;
+
+    /* transformers nests the tower under "vision_model." in every CLIP class */
+    mer_safetensors_entry e;
+    const char *pre = "vision_model.";
+    if (mer_safetensors_find(m->st, "vision_model.embeddings.class_embedding", &e) != MER_OK &&
+        mer_safetensors_find(m->st, "embeddings.class_embedding", &e) == MER_OK)
+        pre = "";
+    mer_clear_error();
+    const int64_t D = c->hidden_size, I = c->intermediate_size, T = c->tokens;
+    const int64_t K = (int64_t)c->num_channels * c->patch_size * c->patch_size;
+    const float *pw;
+    if ((s = tensor(m, pre, "embeddings.class_embedding", 1, D, 0, &m->class_emb)) != MER_OK) goto fail;
+    {
+        /* the conv weight is (D, C, p, p); view it as (D, C*p*p) */
+        char full[256];
+        snprintf(full, sizeof full, "%sembeddings.patch_embedding.weight", pre);
+        int64_t shape[4] = {D, c->num_channels, c->patch_size, c->patch_size};
+        if ((s = mer_safetensors_get_f32(m->st, full, 4, shape, &pw)) != MER_OK) {
+            mer__err_prefix("CLIP vision checkpoint %s", dir);
+            goto fail;
+        }
+        m->patch_w = pw;
+    }
+    if ((s = tensor(m, pre, "embeddings.position_embedding.weight", 2, T, D, &m->pos_emb)) != MER_OK ||
+        (s = tensor(m, pre, "pre_layrnorm.weight", 1, D, 0, &m->pre_w)) != MER_OK ||
+        (s = tensor(m, pre, "pre_layrnorm.bias", 1, D, 0, &m->pre_b)) != MER_OK ||
+        (s = tensor(m, pre, "post_layernorm.weight", 1, D, 0, &m->post_w)) != MER_OK ||
+        (s = tensor(m, pre, "post_layernorm.bias", 1, D, 0, &m->post_b)) != MER_OK)
+        goto fail;
+    m->layers = mer__calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        s = MER_ERR_NOMEM;
+        goto fail;
+    }
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        clip_layer *L = &m->layers[l];
+        char lp[128];
+        snprintf(lp, sizeof lp, "%sencoder.layers.%d.", pre, (int)l);
+        if ((s = tensor(m, lp, "layer_norm1.weight", 1, D, 0, &L->ln1_w)) != MER_OK ||
+            (s = tensor(m, lp, "layer_norm1.bias", 1, D, 0, &L->ln1_b)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.q_proj.weight", 2, D, D, &L->q_w)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.q_proj.bias", 1, D, 0, &L->q_b)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.k_proj.weight", 2, D, D, &L->k_w)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.k_proj.bias", 1, D, 0, &L->k_b)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.v_proj.weight", 2, D, D, &L->v_w)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.v_proj.bias", 1, D, 0, &L->v_b)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.out_proj.weight", 2, D, D, &L->o_w)) != MER_OK ||
+            (s = tensor(m, lp, "self_attn.out_proj.bias", 1, D, 0, &L->o_b)) != MER_OK ||
+            (s = tensor(m, lp, "layer_norm2.weight", 1, D, 0, &L->ln2_w)) != MER_OK ||
+            (s = tensor(m, lp, "layer_norm2.bias", 1, D, 0, &L->ln2_b)) != MER_OK ||
+            (s = tensor(m, lp, "mlp.fc1.weight", 2, I, D, &L->fc1_w)) != MER_OK ||
+            (s = tensor(m, lp, "mlp.fc1.bias", 1, I, 0, &L->fc1_b)) != MER_OK ||
+            (s = tensor(m, lp, "mlp.fc2.weight", 2, D, I, &L->fc2_w)) != MER_OK ||
+            (s = tensor(m, lp, "mlp.fc2.bias", 1, D, 0, &L->fc2_b)) != MER_OK)
+            goto fail;
+    }
+    /* a layer beyond num_hidden_layers means the config does not describe this checkpoint */
+    {
+        char extra[160];
+        snprintf(extra, sizeof extra, "%sencoder.layers.%d.layer_norm1.weight", pre, (int)c->n_layers);
+        if (mer_safetensors_find(m->st, extra, &e) == MER_OK) {
+            s = mer__err(MER_ERR_SHAPE, "CLIP vision checkpoint %s: has tensor %s but config.json says num_hidden_layers = %d",
+                         dir, extra, c->n_layers);
+            goto fail;
+        }
+        mer_clear_error();
+    }
+    if (mer_safetensors_find(m->st, "visual_projection.weight", &e) == MER_OK) {
+        /* a config without projection_dim takes the tensor's; a stated one must match it */
+        if (!m->proj_dim_stated && e.ndim == 2 && e.shape[0] > 0 && e.shape[0] <= (1 << 16))
+            c->projection_dim = (int32_t)e.shape[0];
+        if ((s = tensor(m, "", "visual_projection.weight", 2, c->projection_dim, D, &m->proj)) != MER_OK)
+            goto fail;
+    } else {
+        mer_clear_error();
+        c->projection_dim = 0; /* CLIPVisionModel: cls and hidden states only */
+    }
+    /* parameters of the tower */
+    c->n_params = D + D * K + T * D + 4 * D +
+                  (int64_t)c->n_layers * (4 * D * D + 4 * D + 4 * D + 2 * D * I + I + D) +
+                  (int64_t)c->projection_dim * D;
+    *out = m;
+    return MER_OK;
+fail:
+    mer_clip_model_free(m);
+    return s;
+}
+
+/* ---- preprocessing ----------------------------------------------------------------------- */
+
+mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img, float *pixels) {
+    if (!m || !img || !pixels) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_preprocess: NULL argument");
+    if (!img->rgb || img->width <= 0 || img->height <= 0)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_clip_preprocess: empty image (%dx%d)", img->width, img->height);
+    const mer_clip_info *c = &m->info;
+    int32_t w = img->width, h = img->height;
+    const uint8_t *cur = img->rgb;
+    uint8_t *resized = NULL, *cropped = NULL;
+    mer_status s = MER_OK;
+    if (c->do_resize) {
+        int32_t nw, nh;
+        if (c->resize_shortest_edge > 0) {
+            /* transformers: new_long = int(size * long / short) in double */
+            int32_t sz = c->resize_shortest_edge;
+            if (w <= h) {
+                nw = sz;
+                nh = (int32_t)((double)sz * h / w);
+            } else {
+                nh = sz;
+                nw = (int32_t)((double)sz * w / h);
+            }
+        } else {
+            nw = c->resize_w;
+            nh = c->resize_h;
+        }
+        if (nw < 1 || nh < 1 || (int64_t)nw * nh > ((int64_t)1 << 28))
+            return mer__err(MER_ERR_SHAPE, "clip preprocess: image %dx%d resizes to %dx%d", w, h, nw, nh);
+        resized = mer__alloc((size_t)nw * nh * 3);
+        if (!resized) return MER_ERR_NOMEM;
+        if ((s = mer__resize_bicubic_u8(resized, nw, nh, cur, w, h, 3)) != MER_OK) goto done;
+        cur = resized;
+        w = nw;
+        h = nh;
+    }
+    if (c->do_center_crop) {
+        cropped = mer__alloc((size_t)c->crop_w * c->crop_h * 3);
+        if (!cropped) {
+            s = MER_ERR_NOMEM;
+            goto done;
+        }
+        mer__center_crop_u8(cropped, c->crop_w, c->crop_h, cur, w, h, 3);
+        cur = cropped;
+        w = c->crop_w;
+        h = c->crop_h;
+    }
+    if (w != c->image_size || h != c->image_size) {
+        s = mer__err(MER_ERR_SHAPE, "clip preprocess: preprocessor_config gives %dx%d pixels, the model wants %dx%d",
+                     w, h, c->image_size, c->image_size);
+        goto done;
+    }
+    const int64_t hw = (int64_t)w * h;
+    for (int ch = 0; ch < 3; ch++) {
+        float *o = pixels + ch * hw;
+        const float mean = c->image_mean[ch], std = c->image_std[ch];
+        for (int64_t i = 0; i < hw; i++) {
+            float v = c->do_rescale ? (float)((double)cur[i * 3 + ch] * c->rescale_factor) : (float)cur[i * 3 + ch];
+            o[i] = c->do_normalize ? (v - mean) / std : v;
+        }
+    }
+done:
+    mer__free(resized);
+    mer__free(cropped);
+    return s;
+}
+
+/* ---- state ------------------------------------------------------------------------------- */
+
+static void state_release(mer_clip_state *s) {
+    mer__free(s->x);
+    mer__free(s->h);
+    mer__free(s->qkv);
+    mer__free(s->ao);
+    mer__free(s->mlp);
+    mer__free(s->patches);
+    mer__free(s->pooled);
+    mer__free(s->pixels);
+    mer__free(s->scores);
+    s->x = s->h = s->qkv = s->ao = s->mlp = s->patches = s->pooled = s->pixels = s->scores = NULL;
+    s->cap = s->cap_threads = 0;
+}
+
+void mer_clip_state_free(mer_clip_state *s) {
+    if (!s) return;
+    state_release(s);
+    mer__free(s);
+}
+
+mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m) {
+    if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_init: NULL argument");
+    *out = mer__calloc(1, sizeof **out);
+    if (!*out) return MER_ERR_NOMEM;
+    (*out)->m = m;
+    return MER_OK;
+}
+
+/* Images per forward batch: enough rows (images x tokens) for the GEMM to run near peak,
+ * without growing scratch beyond a few tens of MB. */
+static int32_t batch_cap(const mer_clip_info *c) {
+    int32_t b = (2048 + c->tokens - 1) / c->tokens;
+    return b < 1 ? 1 : b;
+}
+
+static mer_status state_reserve(mer_clip_state *s, int32_t n) {
+    const int32_t threads = mer_get_threads();
+    if (n <= s->cap && threads <= s->cap_threads) return MER_OK;
+    state_release(s);
+    const mer_clip_info *c = &s->m->info;
+    const int64_t R = (int64_t)n * c->tokens, D = c->hidden_size, I = c->intermediate_size;
+    const int64_t K = (int64_t)c->num_channels * c->patch_size * c->patch_size;
+    const int64_t np = c->tokens - 1, S = c->image_size;
+    int64_t rd, r3d, ri, pk, px;
+    if (!mer__mul_overflow(R, D, &rd) || !mer__mul_overflow(rd, 3, &r3d) ||
+        !mer__mul_overflow(R, I, &ri) || !mer__mul_overflow(np, K, &pk) ||
+        !mer__mul_overflow((int64_t)n * 3 * S, S, &px) || ri > ((int64_t)1 << 40))
+        return mer__err(MER_ERR_NOMEM, "clip: batch of %d images is too large", n);
+    s->x = mer__alloc((size_t)rd * sizeof(float));
+    s->h = mer__alloc((size_t)rd * sizeof(float));
+    s->qkv = mer__alloc((size_t)r3d * sizeof(float));
+    s->ao = mer__alloc((size_t)rd * sizeof(float));
+    s->mlp = mer__alloc((size_t)ri * sizeof(float));
+    s->patches = mer__alloc((size_t)pk * sizeof(float));
+    s->pooled = mer__alloc((size_t)n * D * sizeof(float));
+    s->pixels = mer__alloc((size_t)px * sizeof(float));
+    s->scores = mer__alloc((size_t)threads * c->tokens * c->tokens * sizeof(float));
+    if (!s->x || !s->h || !s->qkv || !s->ao || !s->mlp || !s->patches || !s->pooled || !s->pixels ||
+        !s->scores) {
+        state_release(s);
+        return mer__err(MER_ERR_NOMEM, "clip: no memory for a batch of %d images", n);
+    }
+    s->cap = n;
+    s->cap_threads = threads;
+    return MER_OK;
+}
+
+/* ---- forward ----------------------------------------------------------------------------- */
+
+typedef struct {
+    float *y;
+    const float *b;
+    int64_t cols, ld;
+    int act;            /* 0 none, 1 quick_gelu, 2 gelu */
+    const float *b2, *b3; /* qkv: three biases of cols each, at column offsets cols, 2 cols */
+} bias_job;
+
+/* Fused bias + quick GELU over one row, v = y + b, y = v * sigmoid(1.702 v).
+ * ref: transformers.activations.QuickGELUActivation
+ * libm's scalar expf made this cost as much as the fc1 GEMM, and GCC at -O2 does not vectorise
+ * it, so with AVX-512 the exponential is Cephes' expf in vector form: range reduction by ln 2
+ * in two parts, a degree-6 polynomial, scaling by 2^n through the exponent bits (within 2 ulp
+ * of expf; the quick GELU within 3e-7 relative). Other targets use expf. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+static inline __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447504f));
+    __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
+    fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 z = _mm512_mul_ps(x, x);
+    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, z, _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512i n = _mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127));
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
+}
+
+static void bias_quick_gelu(float *y, const float *b, int64_t n) {
+    const __m512 k = _mm512_set1_ps(-1.702f), one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, b + i));
+        __m512 e = exp512(_mm512_mul_ps(k, v));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
+    }
+}
+#else
+static void bias_quick_gelu(float *y, const float *b, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = y[i] + b[i];
+        y[i] = v / (1.0f + expf(-1.702f * v));
+    }
+}
+#endif
+
+static void bias_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const bias_job *j = u;
+    const int64_t n = j->cols;
+    const float *b = j->b;
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = j->y + r * j->ld;
+        if (j->act == 1) {
+            bias_quick_gelu(y, b, n);
+            continue;
+        }
+        for (int64_t i = 0; i < n; i++) y[i] += b[i];
+        if (j->b2)
+            for (int64_t i = 0; i < n; i++) y[n + i] += j->b2[i];
+        if (j->b3)
+            for (int64_t i = 0; i < n; i++) y[2 * n + i] += j->b3[i];
+        /* nested in a parallel range, the shared kernel runs serially on this row */
+        if (j->act == 2) mer__gelu_fwd(y, y, n);
+    }
+}
+
+static void add_bias(float *y, const float *b, int64_t rows, int64_t cols, int act) {
+    bias_job j = {y, b, cols, cols, act, NULL, NULL};
+    mer__parallel_for(rows, 8, bias_rows, &j);
+}
+
+/* Unfold image (C, S, S) into patches (g*g, C*p*p), columns in the conv weight's (c, ky, kx)
+ * order, rows in the flatten(2) order of the conv output (gy, gx). */
+static void unfold_patches(float *patches, const float *img, int32_t C, int32_t S, int32_t p) {
+    const int32_t g = S / p;
+    const int64_t K = (int64_t)C * p * p;
+    for (int32_t gy = 0; gy < g; gy++)
+        for (int32_t gx = 0; gx < g; gx++) {
+            float *row = patches + ((int64_t)gy * g + gx) * K;
+            for (int32_t c = 0; c < C; c++)
+                for (int32_t ky = 0; ky < p; ky++)
+                    memcpy(row + ((int64_t)c * p + ky) * p,
+                           img + ((int64_t)c * S + (int64_t)gy * p + ky) * S + (int64_t)gx * p,
+                           (size_t)p * sizeof(float));
+        }
+}
+
+/* Self-attention of every (image, head) pair as one parallel loop: each task runs its two
+ * GEMMs and the row softmax on one thread (nested in the parallel range, mer_sgemm and the
+ * softmax kernel run serially). Per-head calls to a threaded GEMM would open hundreds of
+ * parallel regions per layer, each a barrier, which costs more than the arithmetic on small
+ * heads (T x T x 64) and collapses when the cores are shared.
+ * ref: torch.nn.functional.scaled_dot_product_attention (no mask) */
+typedef struct {
+    const float *qkv;  /* (n, T, 3D): q | k | v, heads packed in D */
+    float *ao;         /* (n, T, D) */
+    float *scores;     /* (threads, T, T) */
+    int64_t tq;        /* query rows per image: T, or 1 (the class token only) */
+    int64_t T, D, H, dh;
+    float scale;
+} attn_job;
+
+static void attn_tasks(void *u, int64_t t0, int64_t t1, int ti) {
+    const attn_job *j = u;
+    const int64_t T = j->T, D = j->D, ld = 3 * D;
+    float *S = j->scores + (int64_t)ti * T * T;
+    for (int64_t task = t0; task < t1; task++) {
+        const int64_t b = task / j->H, h = task % j->H;
+        const float *q = j->qkv + b * T * ld + h * j->dh;
+        mer_sgemm(0, 1, j->tq, T, j->dh, j->scale, q, ld, q + D, ld, 0.0f, S, T);
+        mer__softmax_fwd(S, S, j->tq, T);
+        mer_sgemm(0, 0, j->tq, j->dh, T, 1.0f, S, T, q + 2 * D, ld, 0.0f, j->ao + b * T * D + h * j->dh, D);
+    }
+}
+
+/* One batch of n <= cap images. */
+static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer_clip_output what,
+                          float *out) {
+    const mer_clip_model *m = s->m;
+    const mer_clip_info *c = &m->info;
+    const int64_t D = c->hidden_size, I = c->intermediate_size, T = c->tokens, R = (int64_t)n * T;
+    const int64_t S = c->image_size, K = (int64_t)c->num_channels * c->patch_size * c->patch_size;
+    const int64_t H = c->n_heads, dh = D / H, L = c->n_layers;
+    const float eps = c->layer_norm_eps;
+    float *x = s->x, *h = s->h, *qkv = s->qkv, *ao = s->ao, *mlp = s->mlp;
+
+    /* embeddings: class token, patch GEMM, position embedding, pre-LN */
+    for (int32_t b = 0; b < n; b++) {
+        unfold_patches(s->patches, pixels + (int64_t)b * c->num_channels * S * S, c->num_channels,
+                       (int32_t)S, c->patch_size);
+        float *xb = x + (int64_t)b * T * D;
+        memcpy(xb, m->class_emb, (size_t)D * sizeof(float));
+        mer_sgemm(0, 1, T - 1, D, K, 1.0f, s->patches, K, m->patch_w, K, 0.0f, xb + D, D);
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t i = 0; i < D; i++) xb[t * D + i] += m->pos_emb[t * D + i];
+    }
+    mer__layernorm_fwd(x, NULL, NULL, x, m->pre_w, m->pre_b, R, D, eps);
+
+    const int64_t per_img = (L + 1) * T * D;
+    if (what == MER_CLIP_HIDDEN)
+        for (int32_t b = 0; b < n; b++)
+            memcpy(out + b * per_img, x + (int64_t)b * T * D, (size_t)(T * D) * sizeof(float));
+
+    const float scale = 1.0f / sqrtf((float)dh);
+    /* Without hidden states only the class token leaves the last layer: its keys and values
+     * need every token, but its query, output projection and MLP only the class rows. */
+    const int64_t full_layers = what == MER_CLIP_HIDDEN ? L : L - 1;
+    for (int64_t l = 0; l < full_layers; l++) {
+        const clip_layer *ly = &m->layers[l];
+        mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
+        mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->q_w, D, 0.0f, qkv, 3 * D);
+        mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->k_w, D, 0.0f, qkv + D, 3 * D);
+        mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
+        bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
+        mer__parallel_for(R, 8, bias_rows, &bj);
+        attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
+        mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
+        /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
+        mer_sgemm(0, 1, R, D, D, 1.0f, ao, D, ly->o_w, D, 1.0f, x, D);
+        add_bias(x, ly->o_b, R, D, 0);
+        mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
+        mer_sgemm(0, 1, R, I, D, 1.0f, h, D, ly->fc1_w, D, 0.0f, mlp, I);
+        add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
+        mer_sgemm(0, 1, R, D, I, 1.0f, mlp, I, ly->fc2_w, I, 1.0f, x, D);
+        add_bias(x, ly->fc2_b, R, D, 0);
+        if (what == MER_CLIP_HIDDEN)
+            for (int32_t b = 0; b < n; b++)
+                memcpy(out + b * per_img + (l + 1) * T * D, x + (int64_t)b * T * D,
+                       (size_t)(T * D) * sizeof(float));
+    }
+    if (what == MER_CLIP_HIDDEN) return;
+
+    /* last layer, class rows: xc (n, D) in s->pooled, scratch rows in h */
+    const clip_layer *ly = &m->layers[L - 1];
+    float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
+    mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
+    mer_sgemm(0, 1, n, D, D, 1.0f, h, T * D, ly->q_w, D, 0.0f, qkv, T * 3 * D); /* rows b * T */
+    mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->k_w, D, 0.0f, qkv + D, 3 * D);
+    mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
+    bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
+    mer__parallel_for(R, 8, bias_rows, &bj);
+    attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
+    mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
+    for (int32_t b = 0; b < n; b++) {
+        memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
+        memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
+    }
+    mer_sgemm(0, 1, n, D, D, 1.0f, aoc, D, ly->o_w, D, 1.0f, xc, D);
+    add_bias(xc, ly->o_b, n, D, 0);
+    mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
+    mer_sgemm(0, 1, n, I, D, 1.0f, hc, D, ly->fc1_w, D, 0.0f, mlp, I);
+    add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
+    mer_sgemm(0, 1, n, D, I, 1.0f, mlp, I, ly->fc2_w, I, 1.0f, xc, D);
+    add_bias(xc, ly->fc2_b, n, D, 0);
+
+    /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
+    float *pooled = what == MER_CLIP_CLS ? out : hc;
+    mer__layernorm_fwd(pooled, NULL, NULL, xc, m->post_w, m->post_b, n, D, eps);
+    if (what == MER_CLIP_EMBEDS)
+        mer_sgemm(0, 1, n, c->projection_dim, D, 1.0f, pooled, D, m->proj, D, 0.0f, out,
+                  c->projection_dim);
+}
+
+static mer_status check_what(const mer_clip_model *m, mer_clip_output what) {
+    if (what != MER_CLIP_EMBEDS && what != MER_CLIP_CLS && what != MER_CLIP_HIDDEN)
+        return mer__err(MER_ERR_INVALID_ARG, "clip: unknown output %d", (int)what);
+    if (what == MER_CLIP_EMBEDS && !m->proj)
+        return mer__err(MER_ERR_UNSUPPORTED,
+                        "CLIP checkpoint %s has no visual_projection.weight (a CLIPVisionModel): "
+                        "embeds need CLIPModel or CLIPVisionModelWithProjection; use cls or hidden",
+                        m->dir);
+    return MER_OK;
+}
+
+mer_status mer_clip_forward(mer_clip_state *s, const float *pixels, int32_t n,
+                            mer_clip_output what, float *out) {
+    if (!s || (n > 0 && (!pixels || !out)) || n < 0)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_clip_forward: bad arguments");
+    const mer_clip_model *m = s->m;
+    mer_status st = check_what(m, what);
+    if (st != MER_OK) return st;
+    const mer_clip_info *c = &m->info;
+    const int64_t px = (int64_t)c->num_channels * c->image_size * c->image_size;
+    for (int64_t i = 0; i < (int64_t)n * px; i++)
+        if (!isfinite(pixels[i]))
+            return mer__err(MER_ERR_NUMERIC, "clip: pixel %lld of image %lld is not finite",
+                            (long long)(i % px), (long long)(i / px));
+    const int32_t cap = batch_cap(c);
+    if ((st = state_reserve(s, n < cap ? n : cap)) != MER_OK) return st;
+    const int64_t osz = mer_clip_output_size(m, what);
+    for (int32_t b0 = 0; b0 < n; b0 += cap) {
+        int32_t nb = n - b0 < cap ? n - b0 : cap;
+        forward_batch(s, pixels + b0 * px, nb, what, out + b0 * osz);
+    }
+    return MER_OK;
+}
+
+mer_status mer_clip_encode_images(mer_clip_state *s, const mer_image *imgs, int32_t n,
+                                  mer_clip_output what, float *out) {
+    if (!s || (n > 0 && (!imgs || !out)) || n < 0)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_clip_encode_images: bad arguments");
+    const mer_clip_model *m = s->m;
+    mer_status st = check_what(m, what);
+    if (st != MER_OK) return st;
+    const mer_clip_info *c = &m->info;
+    const int32_t cap = batch_cap(c);
+    if ((st = state_reserve(s, n < cap ? n : cap)) != MER_OK) return st;
+    const int64_t px = (int64_t)c->num_channels * c->image_size * c->image_size;
+    const int64_t osz = mer_clip_output_size(m, what);
+    for (int32_t b0 = 0; b0 < n; b0 += cap) {
+        int32_t nb = n - b0 < cap ? n - b0 : cap;
+        for (int32_t i = 0; i < nb; i++)
+            if ((st = mer_clip_preprocess(m, &imgs[b0 + i], s->pixels + i * px)) != MER_OK) return st;
+        forward_batch(s, s->pixels, nb, what, out + b0 * osz);
+    }
+    return MER_OK;
+}
+
+/* ---- files: images and videos, optionally through face crops ----------------------------- */
+
+mer_clip_extract_params mer_clip_default_extract_params(void) {
+    mer_clip_extract_params p;
+    memset(&p, 0, sizeof p);
+    p.what = MER_CLIP_EMBEDS;
+    p.pool_mean = 1;
+    return p;
+}
+
+static int is_image_path(const char *path) {
+    static const char *ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm"};
+    const char *dot = strrchr(path, '.');
+    if (!dot || strchr(dot, '/')) return 0;
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
+        const char *a = dot, *b = ext[i];
+        while (*a && *b && (*a | 0x20) == *b) a++, b++;
+        if (!*a && !*b) return 1;
+    }
+    return 0;
+}
+
+/* Replace each frame by the crop of its best face (the detector's first); frames without a
+ * face, or whose box lies entirely off the image, are dropped. */
+static mer_status keep_faces(const mer_clip_extract_params *p, mer_image *frames, int32_t *n,
+                             int32_t *no_face) {
+    mer_faces_params fp;
+    mer_faces_default_params(&fp);
+    fp.expressions = 0;
+    int32_t kept = 0;
+    for (int32_t i = 0; i < *n; i++) {
+        mer_face *faces = NULL;
+        int32_t nf = 0;
+        mer_status s = mer_faces_detect(p->faces, p->faces_state, &frames[i], &fp, &faces, &nf);
+        if (s != MER_OK) return s;
+        mer_image crop = {0};
+        if (nf > 0) s = mer_faces_crop(&frames[i], &faces[0], &crop);
+        free(faces);
+        mer_image_free(&frames[i]);
+        if (nf == 0 || s == MER_ERR_NOT_FOUND) {
+            mer_clear_error();
+            (*no_face)++;
+            continue;
+        }
+        if (s != MER_OK) return s;
+        frames[kept++] = crop;
+    }
+    *n = kept;
+    return MER_OK;
+}
+
+mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
+                                 const mer_clip_extract_params *p, float **out, int32_t *ndim,
+                                 int64_t shape[4], mer_clip_extract_stats *stats) {
+    if (!s || !path || !p || !out || !ndim || !shape)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_clip_extract_file: NULL argument");
+    *out = NULL;
+    *ndim = 0;
+    const mer_clip_model *m = s->m;
+    mer_status st = check_what(m, p->what);
+    if (st != MER_OK) return st;
+    mer_image *frames = NULL;
+    int32_t n = 0, n_alloc = 0, no_face = 0;
+    float *acc = NULL, *chunk = NULL;
+    if (is_image_path(path)) {
+        frames = mer__calloc(1, sizeof *frames);
+        if (!frames) return MER_ERR_NOMEM;
+        if ((st = mer_image_load(path, frames)) != MER_OK) {
+            mer__free(frames);
+            return st;
+        }
+        n = n_alloc = 1;
+    } else {
+        mer_image *vf = NULL;
+        if ((st = mer_media_decode_video(path, &p->sampling, &vf, &n)) != MER_OK) return st;
+        n_alloc = n;
+        frames = vf;
+    }
+    const int from_video = !is_image_path(path);
+    const int32_t decoded = n;
+    if (stats) stats->frames = decoded;
+    if (n == 0) {
+        st = mer__err(MER_ERR_NOT_FOUND, "%s: no video frames decoded", path);
+        goto done;
+    }
+    if (p->faces && (st = keep_faces(p, frames, &n, &no_face)) != MER_OK) goto done;
+    if (stats) stats->frames_no_face = no_face;
+    if (n == 0) {
+        st = mer__err(MER_ERR_NOT_FOUND, "%s: no face found in any of the %d frame%s", path,
+                      decoded, decoded == 1 ? "" : "s");
+        goto done;
+    }
+    {
+        const mer_clip_info *c = &m->info;
+        const int64_t osz = mer_clip_output_size(m, p->what);
+        const int32_t step = batch_cap(c);
+        int64_t total;
+        if (!mer__mul_overflow(p->pool_mean ? 1 : n, osz, &total) || total > ((int64_t)1 << 34)) {
+            st = mer__err(MER_ERR_NOMEM, "%s: %d frames of %lld floats is too large an output", path,
+                          n, (long long)osz);
+            goto done;
+        }
+        acc = calloc((size_t)total, sizeof(float));
+        chunk = p->pool_mean ? malloc((size_t)step * osz * sizeof(float)) : NULL;
+        if (!acc || (p->pool_mean && !chunk)) {
+            st = mer__err(MER_ERR_NOMEM, "%s: no memory for the features", path);
+            goto done;
+        }
+        /* encode chunk by chunk and sum as we go: the hidden states of every frame of a long
+         * video would not fit in memory at once */
+        for (int32_t b = 0; b < n; b += step) {
+            int32_t nb = n - b < step ? n - b : step;
+            float *dst = p->pool_mean ? chunk : acc + (int64_t)b * osz;
+            if ((st = mer_clip_encode_images(s, frames + b, nb, p->what, dst)) != MER_OK) {
+                mer__err_prefix("%s", path);
+                goto done;
+            }
+            if (p->pool_mean)
+                for (int32_t i = 0; i < nb; i++)
+                    for (int64_t k = 0; k < osz; k++) acc[k] += chunk[(int64_t)i * osz + k];
+        }
+        if (p->pool_mean)
+            for (int64_t k = 0; k < osz; k++) acc[k] /= (float)n;
+        int32_t d = 0;
+        if (!p->pool_mean) shape[d++] = n;
+        if (p->what == MER_CLIP_HIDDEN) {
+            shape[d++] = c->n_layers + 1;
+            shape[d++] = c->tokens;
+            shape[d++] = c->hidden_size;
+        } else {
+            shape[d++] = osz;
+        }
+        *ndim = d;
+        *out = acc;
+        acc = NULL;
+    }
+done:
+    free(acc);
+    free(chunk);
+    if (from_video) {
+        mer_frames_free(frames, n_alloc);
+    } else {
+        for (int32_t i = 0; i < n_alloc; i++) mer_image_free(&frames[i]);
+        mer__free(frames);
+    }
+    return st;
+}

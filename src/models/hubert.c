@@ -1,0 +1,1119 @@
+/*
+ * hubert.c -- HuBERT and wav2vec 2.0 speech encoders (Hugging Face HubertModel / Wav2Vec2Model)
+ * from safetensors checkpoints, forward pass only, giving every hidden state exactly as
+ * transformers' output_hidden_states=True defines them.
+ *
+ * Architecture (transformers modeling_wav2vec2.py / modeling_hubert.py):
+ *   feature encoder  7 x Conv1d(stride) -> [GroupNorm on layer 0 | LayerNorm over channels on
+ *                    every layer] -> GELU, on the raw 16 kHz waveform: (C=512, T) at 50 Hz
+ *   projection       [LayerNorm(C)] -> Linear(C, D)
+ *   positional conv  grouped Conv1d(D, D, K, pad K/2) with weight norm over dim 2, the last
+ *                    frame dropped when K is even ("same" padding), GELU, added to the input
+ *   encoder          post-LN (base): LN after the add; each layer x = LN(x + attn(x)),
+ *                    x = LN(x + ffn(x)).  stable-layer-norm (large): x += attn(LN(x)),
+ *                    x += ffn(LN(x)), a final LN after the last layer.
+ *
+ * The model (weights, config) is immutable after load: F32 tensors point into the mmapped
+ * safetensors file, F16/BF16 ones are converted once by the reader, and the only weight we
+ * compute ourselves is the positional convolution's weight-normed kernel. All activations live
+ * in the per-run state's arena, sized from the input length before the forward starts.
+ */
+#include "kernels/kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#define HB_MAX_CONV 16
+#define HB_NAME 256
+
+typedef struct {
+    const float *w, *b;        /* conv (cout, cin, k), bias (cout) or NULL */
+    float *wp;                 /* owned repack: (cout, k*cin) taps-major, or (k, cout) if cin 1 */
+    const float *norm_g, *norm_b; /* GroupNorm (layer 0, "group") or LayerNorm ("layer"), or NULL */
+    int64_t cin, cout, k, stride;
+} hb_conv;
+
+typedef struct {
+    const float *ln1_g, *ln1_b;   /* "layer_norm" */
+    const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+    const float *ln2_g, *ln2_b;   /* "final_layer_norm" */
+    const float *w1, *b1, *w2, *b2;
+} hb_layer;
+
+struct mer_speech_model {
+    mer_safetensors *st;
+    mer_speech_info info;
+    char dir[1024];
+    /* config */
+    int n_conv;
+    int group_norm;            /* feat_extract_norm == "group" */
+    int feat_proj_ln;
+    int conv_bias;
+    int64_t D, H, I, L, pos_k, pos_groups;
+    float eps;                 /* layer_norm_eps */
+    hb_conv conv[HB_MAX_CONV];
+    const float *fp_ln_g, *fp_ln_b, *fp_w, *fp_b;
+    float *pos_w;              /* owned: g * v / ||v|| (D, D/groups, K) */
+    const float *pos_b;
+    const float *enc_ln_g, *enc_ln_b;
+    hb_layer *layers;
+};
+
+struct mer_speech_state {
+    const mer_speech_model *m;
+    mer__arena arena;
+    mer_speech_profile prof;   /* of the last encode/extract call */
+};
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ============================================================================================
+ * Loading
+ * ========================================================================================== */
+
+typedef struct {
+    mer_speech_model *m;
+    const char *prefix;        /* "hubert.", "wav2vec2." or "" */
+    char **expected;           /* names consumed (for the unexpected-tensor check) */
+    int n_expected, cap_expected;
+} hb_loader;
+
+static mer_status note_expected(hb_loader *ld, const char *full) {
+    if (ld->n_expected == ld->cap_expected) {
+        int cap = ld->cap_expected ? 2 * ld->cap_expected : 256;
+        char **p = realloc(ld->expected, (size_t)cap * sizeof *p);
+        if (!p) return mer__err(MER_ERR_NOMEM, "out of memory");
+        ld->expected = p;
+        ld->cap_expected = cap;
+    }
+    ld->expected[ld->n_expected] = strdup(full);
+    if (!ld->expected[ld->n_expected]) return mer__err(MER_ERR_NOMEM, "out of memory");
+    ld->n_expected++;
+    return MER_OK;
+}
+
+/* Fetch prefix+name as float32 with the given shape (ndim dims); errors name the tensor. */
+static mer_status get_t(hb_loader *ld, const float **out, const char *name, int32_t ndim,
+                        int64_t d0, int64_t d1, int64_t d2) {
+    char full[HB_NAME];
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    int64_t shape[3] = {d0, d1, d2};
+    mer_status s = note_expected(ld, full);
+    if (s) return s;
+    s = mer_safetensors_get_f32(ld->m->st, full, ndim, shape, out);
+    if (s) mer__err_prefix("%s", ld->m->dir);
+    return s;
+}
+
+static int has_t(hb_loader *ld, const char *name) {
+    char full[HB_NAME];
+    mer_safetensors_entry e;
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    mer_status s = mer_safetensors_find(ld->m->st, full, &e);
+    mer_clear_error();
+    return s == MER_OK;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static mer_status cfg_int(const mer_json *j, const char *dir, const char *key, int64_t def,
+                          int required, int64_t lo, int64_t hi, int64_t *out) {
+    mer_status s = required ? mer_json_get_int(j, key, out) : mer_json_int_or(j, key, def, out);
+    if (s) return s;
+    if (*out < lo || *out > hi)
+        return mer__err(MER_ERR_FORMAT, "%s/config.json: %s = %lld is out of range [%lld, %lld]",
+                        dir, key, (long long)*out, (long long)lo, (long long)hi);
+    return MER_OK;
+}
+
+/* weight = g * v / ||v||, the norm taken over dims 0 and 1 for each kernel tap k
+ * (torch.nn.utils.weight_norm(conv, name="weight", dim=2)). */
+static mer_status weight_norm_dim2(float *w, const float *g, const float *v, int64_t rows, int64_t k) {
+    double *ss = calloc((size_t)k, sizeof(double));
+    if (!ss) return mer__err(MER_ERR_NOMEM, "out of memory");
+    /* row-major sweeps: a per-tap column walk would miss the cache on every element */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t kk = 0; kk < k; kk++) ss[kk] += (double)v[r * k + kk] * v[r * k + kk];
+    for (int64_t kk = 0; kk < k; kk++) ss[kk] = g[kk] / sqrt(ss[kk]);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t kk = 0; kk < k; kk++) w[r * k + kk] = (float)(v[r * k + kk] * ss[kk]);
+    free(ss);
+    return MER_OK;
+}
+
+static mer_status read_config(mer_speech_model *m, const mer_json *cfg, const mer_json *pre) {
+    const char *dir = m->dir;
+    const char *mt = NULL;
+    mer_status s = mer_json_string_or(cfg, "model_type", "", &mt);
+    if (s) return s;
+    if (strcmp(mt, "hubert") && strcmp(mt, "wav2vec2"))
+        return mer__err(MER_ERR_UNSUPPORTED,
+                        "%s/config.json: model_type '%s' is not a speech encoder this build reads "
+                        "(expected 'hubert' or 'wav2vec2')", dir, mt);
+    snprintf(m->info.model_type, sizeof m->info.model_type, "%s", mt);
+
+    int64_t v;
+    if ((s = cfg_int(cfg, dir, "hidden_size", 0, 1, 1, 1 << 16, &m->D))) return s;
+    if ((s = cfg_int(cfg, dir, "num_hidden_layers", 0, 1, 1, 1024, &m->L))) return s;
+    if ((s = cfg_int(cfg, dir, "num_attention_heads", 0, 1, 1, 4096, &m->H))) return s;
+    if ((s = cfg_int(cfg, dir, "intermediate_size", 0, 1, 1, 1 << 20, &m->I))) return s;
+    if ((s = cfg_int(cfg, dir, "num_conv_pos_embeddings", 128, 0, 1, 4096, &m->pos_k))) return s;
+    if ((s = cfg_int(cfg, dir, "num_conv_pos_embedding_groups", 16, 0, 1, 4096, &m->pos_groups)))
+        return s;
+    if (m->D % m->H)
+        return mer__err(MER_ERR_FORMAT, "%s/config.json: hidden_size %lld is not a multiple of num_attention_heads %lld",
+                        dir, (long long)m->D, (long long)m->H);
+    if (m->D % m->pos_groups)
+        return mer__err(MER_ERR_FORMAT, "%s/config.json: hidden_size %lld is not a multiple of num_conv_pos_embedding_groups %lld",
+                        dir, (long long)m->D, (long long)m->pos_groups);
+    double eps;
+    if ((s = mer_json_double_or(cfg, "layer_norm_eps", 1e-5, &eps))) return s;
+    m->eps = (float)eps;
+
+    const char *norm = NULL;
+    if ((s = mer_json_string_or(cfg, "feat_extract_norm", "group", &norm))) return s;
+    if (!strcmp(norm, "group")) m->group_norm = 1;
+    else if (!strcmp(norm, "layer")) m->group_norm = 0;
+    else
+        return mer__err(MER_ERR_FORMAT, "%s/config.json: feat_extract_norm '%s' (expected 'group' or 'layer')", dir, norm);
+
+    int b;
+    if ((s = mer_json_bool_or(cfg, "do_stable_layer_norm", 0, &b))) return s;
+    m->info.stable_layer_norm = b;
+    if ((s = mer_json_bool_or(cfg, "feat_proj_layer_norm", 1, &b))) return s;
+    m->feat_proj_ln = !strcmp(mt, "wav2vec2") ? 1 : b; /* wav2vec2 always has it */
+    if ((s = mer_json_bool_or(cfg, "conv_bias", 0, &m->conv_bias))) return s;
+
+    const char *act;
+    if ((s = mer_json_string_or(cfg, "hidden_act", "gelu", &act))) return s;
+    if (strcmp(act, "gelu"))
+        return mer__err(MER_ERR_UNSUPPORTED, "%s/config.json: hidden_act '%s' (only 'gelu' is supported)", dir, act);
+    if ((s = mer_json_string_or(cfg, "feat_extract_activation", "gelu", &act))) return s;
+    if (strcmp(act, "gelu"))
+        return mer__err(MER_ERR_UNSUPPORTED, "%s/config.json: feat_extract_activation '%s' (only 'gelu' is supported)", dir, act);
+    if ((s = mer_json_bool_or(cfg, "conv_pos_batch_norm", 0, &b))) return s;
+    if (b) return mer__err(MER_ERR_UNSUPPORTED, "%s/config.json: conv_pos_batch_norm is not supported", dir);
+    if ((s = mer_json_bool_or(cfg, "add_adapter", 0, &b))) return s;
+    if (b) return mer__err(MER_ERR_UNSUPPORTED, "%s/config.json: add_adapter is not supported", dir);
+
+    int64_t dims[HB_MAX_CONV], ks[HB_MAX_CONV], strides[HB_MAX_CONV];
+    int32_t nd = 0, nk = 0, ns = 0;
+    if (mer_json_has(cfg, "conv_dim")) {
+        if ((s = mer_json_get_int_array(cfg, "conv_dim", dims, HB_MAX_CONV, &nd))) return s;
+        if ((s = mer_json_get_int_array(cfg, "conv_kernel", ks, HB_MAX_CONV, &nk))) return s;
+        if ((s = mer_json_get_int_array(cfg, "conv_stride", strides, HB_MAX_CONV, &ns))) return s;
+    } else { /* transformers' defaults */
+        static const int64_t d0[7] = {512, 512, 512, 512, 512, 512, 512};
+        static const int64_t k0[7] = {10, 3, 3, 3, 3, 2, 2};
+        static const int64_t s0[7] = {5, 2, 2, 2, 2, 2, 2};
+        memcpy(dims, d0, sizeof d0);
+        memcpy(ks, k0, sizeof k0);
+        memcpy(strides, s0, sizeof s0);
+        nd = nk = ns = 7;
+    }
+    if (nd < 1 || nd != nk || nd != ns)
+        return mer__err(MER_ERR_FORMAT, "%s/config.json: conv_dim, conv_kernel, conv_stride have lengths %d, %d, %d (expected equal, >= 1)",
+                        dir, nd, nk, ns);
+    if ((s = mer_json_int_or(cfg, "num_feat_extract_layers", nd, &v))) return s;
+    if (v != nd)
+        return mer__err(MER_ERR_FORMAT, "%s/config.json: num_feat_extract_layers %lld but conv_dim has %d entries",
+                        dir, (long long)v, nd);
+    m->n_conv = nd;
+    int64_t cin = 1;
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] < 1 || dims[i] > 65536 || ks[i] < 1 || ks[i] > 4096 || strides[i] < 1 || strides[i] > 4096)
+            return mer__err(MER_ERR_FORMAT, "%s/config.json: conv layer %d has dim %lld kernel %lld stride %lld",
+                            dir, i, (long long)dims[i], (long long)ks[i], (long long)strides[i]);
+        m->conv[i].cin = cin;
+        m->conv[i].cout = dims[i];
+        m->conv[i].k = ks[i];
+        m->conv[i].stride = strides[i];
+        cin = dims[i];
+    }
+
+    m->info.sample_rate = 16000;
+    m->info.do_normalize = 1;
+    if (pre) {
+        if ((s = mer_json_int_or(pre, "sampling_rate", 16000, &v))) return s;
+        if (v < 1000 || v > 384000)
+            return mer__err(MER_ERR_FORMAT, "%s/preprocessor_config.json: sampling_rate %lld", dir, (long long)v);
+        m->info.sample_rate = (int32_t)v;
+        if ((s = mer_json_bool_or(pre, "do_normalize", 1, &b))) return s;
+        m->info.do_normalize = b;
+    }
+    m->info.n_layers = (int32_t)m->L;
+    m->info.hidden_size = (int32_t)m->D;
+    m->info.n_heads = (int32_t)m->H;
+    m->info.intermediate_size = (int32_t)m->I;
+    m->info.conv_layers = nd;
+    return MER_OK;
+}
+
+static mer_status load_weights(mer_speech_model *m, hb_loader *ld) {
+    mer_status s;
+    char name[HB_NAME];
+    const int64_t D = m->D, I = m->I;
+    for (int i = 0; i < m->n_conv; i++) {
+        hb_conv *c = &m->conv[i];
+        snprintf(name, sizeof name, "feature_extractor.conv_layers.%d.conv.weight", i);
+        if ((s = get_t(ld, &c->w, name, 3, c->cout, c->cin, c->k))) return s;
+        /* time-major repack (see conv_tm): (k, cout) for one input channel, else (cout, k*cin) */
+        c->wp = mer__alloc((size_t)(c->cout * c->cin * c->k) * sizeof(float));
+        if (!c->wp) return MER_ERR_NOMEM;
+        for (int64_t co = 0; co < c->cout; co++)
+            for (int64_t ci = 0; ci < c->cin; ci++)
+                for (int64_t kk = 0; kk < c->k; kk++) {
+                    const float w = c->w[(co * c->cin + ci) * c->k + kk];
+                    if (c->cin == 1) c->wp[kk * c->cout + co] = w;
+                    else c->wp[co * c->k * c->cin + kk * c->cin + ci] = w;
+                }
+        if (m->conv_bias) {
+            snprintf(name, sizeof name, "feature_extractor.conv_layers.%d.conv.bias", i);
+            if ((s = get_t(ld, &c->b, name, 1, c->cout, 0, 0))) return s;
+        }
+        if (!m->group_norm || i == 0) {
+            snprintf(name, sizeof name, "feature_extractor.conv_layers.%d.layer_norm.weight", i);
+            if ((s = get_t(ld, &c->norm_g, name, 1, c->cout, 0, 0))) return s;
+            snprintf(name, sizeof name, "feature_extractor.conv_layers.%d.layer_norm.bias", i);
+            if ((s = get_t(ld, &c->norm_b, name, 1, c->cout, 0, 0))) return s;
+        }
+    }
+    const int64_t C = m->conv[m->n_conv - 1].cout;
+    if (m->feat_proj_ln) {
+        if ((s = get_t(ld, &m->fp_ln_g, "feature_projection.layer_norm.weight", 1, C, 0, 0))) return s;
+        if ((s = get_t(ld, &m->fp_ln_b, "feature_projection.layer_norm.bias", 1, C, 0, 0))) return s;
+    }
+    if ((s = get_t(ld, &m->fp_w, "feature_projection.projection.weight", 2, D, C, 0))) return s;
+    if ((s = get_t(ld, &m->fp_b, "feature_projection.projection.bias", 1, D, 0, 0))) return s;
+
+    /* positional convolution: weight norm in the old or the parametrizations spelling, or a
+     * plain weight when the norm was folded in before saving */
+    const int64_t K = m->pos_k, cg = D / m->pos_groups;
+    const float *g = NULL, *vv = NULL, *plain = NULL;
+    if (has_t(ld, "encoder.pos_conv_embed.conv.weight_g")) {
+        if ((s = get_t(ld, &g, "encoder.pos_conv_embed.conv.weight_g", 3, 1, 1, K))) return s;
+        if ((s = get_t(ld, &vv, "encoder.pos_conv_embed.conv.weight_v", 3, D, cg, K))) return s;
+    } else if (has_t(ld, "encoder.pos_conv_embed.conv.parametrizations.weight.original0")) {
+        if ((s = get_t(ld, &g, "encoder.pos_conv_embed.conv.parametrizations.weight.original0", 3, 1, 1, K)))
+            return s;
+        if ((s = get_t(ld, &vv, "encoder.pos_conv_embed.conv.parametrizations.weight.original1", 3, D, cg, K)))
+            return s;
+    } else if (has_t(ld, "encoder.pos_conv_embed.conv.weight")) {
+        if ((s = get_t(ld, &plain, "encoder.pos_conv_embed.conv.weight", 3, D, cg, K))) return s;
+    } else {
+        return mer__err(MER_ERR_NOT_FOUND,
+                        "%s: tensor %sencoder.pos_conv_embed.conv.weight_g (or parametrizations.weight.original0) "
+                        "not found in %s", m->dir, ld->prefix, mer_safetensors_path(m->st));
+    }
+    m->pos_w = mer__alloc((size_t)(D * cg * K) * sizeof(float));
+    if (!m->pos_w) return MER_ERR_NOMEM;
+    if (plain) memcpy(m->pos_w, plain, (size_t)(D * cg * K) * sizeof(float));
+    else if ((s = weight_norm_dim2(m->pos_w, g, vv, D * cg, K))) return s;
+    if ((s = get_t(ld, &m->pos_b, "encoder.pos_conv_embed.conv.bias", 1, D, 0, 0))) return s;
+    if ((s = get_t(ld, &m->enc_ln_g, "encoder.layer_norm.weight", 1, D, 0, 0))) return s;
+    if ((s = get_t(ld, &m->enc_ln_b, "encoder.layer_norm.bias", 1, D, 0, 0))) return s;
+
+    m->layers = mer__calloc((size_t)m->L, sizeof *m->layers);
+    if (!m->layers) return MER_ERR_NOMEM;
+    for (int64_t l = 0; l < m->L; l++) {
+        hb_layer *y = &m->layers[l];
+        struct {
+            const char *n;
+            const float **p;
+            int32_t nd;
+            int64_t d0, d1;
+        } t[] = {
+            {"attention.q_proj.weight", &y->wq, 2, D, D}, {"attention.q_proj.bias", &y->bq, 1, D, 0},
+            {"attention.k_proj.weight", &y->wk, 2, D, D}, {"attention.k_proj.bias", &y->bk, 1, D, 0},
+            {"attention.v_proj.weight", &y->wv, 2, D, D}, {"attention.v_proj.bias", &y->bv, 1, D, 0},
+            {"attention.out_proj.weight", &y->wo, 2, D, D}, {"attention.out_proj.bias", &y->bo, 1, D, 0},
+            {"layer_norm.weight", &y->ln1_g, 1, D, 0}, {"layer_norm.bias", &y->ln1_b, 1, D, 0},
+            {"feed_forward.intermediate_dense.weight", &y->w1, 2, I, D},
+            {"feed_forward.intermediate_dense.bias", &y->b1, 1, I, 0},
+            {"feed_forward.output_dense.weight", &y->w2, 2, D, I},
+            {"feed_forward.output_dense.bias", &y->b2, 1, D, 0},
+            {"final_layer_norm.weight", &y->ln2_g, 1, D, 0}, {"final_layer_norm.bias", &y->ln2_b, 1, D, 0},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+            snprintf(name, sizeof name, "encoder.layers.%lld.%s", (long long)l, t[i].n);
+            if ((s = get_t(ld, t[i].p, name, t[i].nd, t[i].d0, t[i].d1, 0))) return s;
+        }
+    }
+    /* used only for masked pre-training; harmless when present */
+    if (has_t(ld, "masked_spec_embed")) {
+        const float *unused;
+        if ((s = get_t(ld, &unused, "masked_spec_embed", 1, D, 0, 0))) return s;
+    }
+    return MER_OK;
+}
+
+/* Every tensor under the base model's prefix must have been consumed; tensors outside it are
+ * a task head (CTC, classifier, pre-training quantizer) and are ignored with one log line. */
+static mer_status check_unexpected(mer_speech_model *m, hb_loader *ld) {
+    qsort(ld->expected, (size_t)ld->n_expected, sizeof *ld->expected, cmp_str);
+    const size_t plen = strlen(ld->prefix);
+    int64_t n = mer_safetensors_count(m->st), n_head = 0;
+    char first_head[128] = "";
+    for (int64_t i = 0; i < n; i++) {
+        mer_safetensors_entry e;
+        mer_status s = mer_safetensors_entry_at(m->st, i, &e);
+        if (s) return s;
+        if (plen && strncmp(e.name, ld->prefix, plen)) {
+            if (!n_head++) snprintf(first_head, sizeof first_head, "%s", e.name);
+            continue;
+        }
+        const char *key = e.name;
+        if (!bsearch(&key, ld->expected, (size_t)ld->n_expected, sizeof *ld->expected, cmp_str)) {
+            char shp[96];
+            mer_shape_str(shp, sizeof shp, e.ndim, e.shape);
+            return mer__err(MER_ERR_FORMAT,
+                            "%s: unexpected tensor %s %s in %s (not part of a %s model with this config.json: "
+                            "%d conv layers, feat_extract_norm %s, %lld layers)",
+                            m->dir, e.name, shp, mer_safetensors_path(m->st), m->info.model_type,
+                            m->n_conv, m->group_norm ? "group" : "layer", (long long)m->L);
+        }
+    }
+    if (n_head)
+        MER_LOG_I("%s: ignoring %lld head tensor%s outside the base model (%s%s)", m->dir,
+                  (long long)n_head, n_head == 1 ? "" : "s", first_head, n_head > 1 ? ", ..." : "");
+    return MER_OK;
+}
+
+static const char *detect_prefix(mer_safetensors *st) {
+    static const char *prefixes[] = {"", "hubert.", "wav2vec2."};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        char name[HB_NAME];
+        mer_safetensors_entry e;
+        snprintf(name, sizeof name, "%sfeature_extractor.conv_layers.0.conv.weight", prefixes[i]);
+        mer_status s = mer_safetensors_find(st, name, &e);
+        mer_clear_error();
+        if (s == MER_OK) return prefixes[i];
+    }
+    return NULL;
+}
+
+mer_status mer_speech_model_load(mer_speech_model **out, const char *dir) {
+    if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_model_load: NULL argument");
+    *out = NULL;
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return mer__err(MER_ERR_IO, "%s: not a checkpoint directory (expected config.json and model.safetensors in it)", dir);
+    mer_speech_model *m = mer__calloc(1, sizeof *m);
+    if (!m) return MER_ERR_NOMEM;
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    mer_json *cfg = NULL, *pre = NULL;
+    hb_loader ld = {m, "", NULL, 0, 0};
+    char path[1200];
+    mer_status s;
+
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if ((s = mer_json_load(&cfg, path))) goto fail;
+    snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
+    if (stat(path, &sb) == 0 && (s = mer_json_load(&pre, path))) goto fail;
+    if ((s = read_config(m, cfg, pre))) goto fail;
+    if ((s = mer_safetensors_open(&m->st, dir))) goto fail;
+    ld.prefix = detect_prefix(m->st);
+    if (!ld.prefix) {
+        s = mer__err(MER_ERR_NOT_FOUND, "%s: tensor feature_extractor.conv_layers.0.conv.weight not found in %s "
+                     "(nor with a hubert. or wav2vec2. prefix): not a %s checkpoint",
+                     dir, mer_safetensors_path(m->st), m->info.model_type);
+        goto fail;
+    }
+    if ((s = load_weights(m, &ld))) goto fail;
+    if ((s = check_unexpected(m, &ld))) goto fail;
+
+    /* parameter count and file size for the info block */
+    int64_t np = 0;
+    for (int i = 0; i < ld.n_expected; i++) {
+        mer_safetensors_entry e;
+        if (mer_safetensors_find(m->st, ld.expected[i], &e) == MER_OK) {
+            int64_t c = 1;
+            for (int d = 0; d < e.ndim; d++) c *= e.shape[d];
+            np += c;
+            m->info.weight_bytes += (int64_t)e.nbytes;
+        }
+    }
+    m->info.n_params = np;
+    for (int i = 0; i < ld.n_expected; i++) free(ld.expected[i]);
+    free(ld.expected);
+    mer_json_free(cfg);
+    mer_json_free(pre);
+    *out = m;
+    return MER_OK;
+fail:
+    for (int i = 0; i < ld.n_expected; i++) free(ld.expected[i]);
+    free(ld.expected);
+    mer_json_free(cfg);
+    mer_json_free(pre);
+    mer_speech_model_free(m);
+    return s;
+}
+
+void mer_speech_model_free(mer_speech_model *m) {
+    if (!m) return;
+    mer_safetensors_free(m->st);
+    mer__free(m->pos_w);
+    for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
+    mer__free(m->layers);
+    mer__free(m);
+}
+
+void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info) {
+    if (m && info) *info = m->info;
+}
+
+int64_t mer_speech_frames(const mer_speech_model *m, int64_t n) {
+    if (!m || n <= 0) return 0;
+    for (int i = 0; i < m->n_conv; i++) {
+        if (n < m->conv[i].k) return 0;
+        n = (n - m->conv[i].k) / m->conv[i].stride + 1;
+    }
+    return n;
+}
+
+/* ============================================================================================
+ * State
+ * ========================================================================================== */
+
+mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m) {
+    if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_init: NULL argument");
+    mer_speech_state *s = mer__calloc(1, sizeof *s);
+    if (!s) return MER_ERR_NOMEM;
+    s->m = m;
+    *out = s;
+    return MER_OK;
+}
+
+void mer_speech_state_free(mer_speech_state *s) {
+    if (!s) return;
+    mer__arena_free(&s->arena);
+    mer__free(s);
+}
+
+/* ============================================================================================
+ * Forward helpers
+ * ========================================================================================== */
+
+/* ---- the feature encoder, time-major ------------------------------------------------------
+ * Activations are kept (T, C): a strided conv layer is then im2col-free, because the k*cin
+ * inputs of output frame t are contiguous in memory from row stride*t on. BLAS needs lda >= K,
+ * so the taps go in chunks of `stride` taps: y = sum_j X_j W_j^T with X_j rows starting at
+ * (stride*t + j*stride)*cin, lda = stride*cin, and W_j a column slice of the repacked weights. */
+
+/* First layer (cin 1): y (tout, cout) = b + sum_k x[s*t + k] * wt[k] (cout), wt (k, cout). */
+typedef struct {
+    float *y;
+    const float *x, *wt, *b;
+    int64_t cout, k, s;
+} c1_job;
+
+static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
+    (void)th;
+    const c1_job *j = u;
+    const int64_t co = j->cout;
+    for (int64_t t = t0; t < t1; t++) {
+        float *y = j->y + t * co;
+        const float *x = j->x + t * j->s;
+        if (j->b) memcpy(y, j->b, (size_t)co * sizeof(float));
+        else memset(y, 0, (size_t)co * sizeof(float));
+        for (int64_t kk = 0; kk < j->k; kk++) {
+            const float xv = x[kk];
+            const float *w = j->wt + kk * co;
+            int64_t c = 0;
+#ifdef __AVX512F__
+            const __m512 vx = _mm512_set1_ps(xv);
+            for (; c + 16 <= co; c += 16)
+                _mm512_storeu_ps(y + c, _mm512_fmadd_ps(vx, _mm512_loadu_ps(w + c), _mm512_loadu_ps(y + c)));
+#endif
+            for (; c < co; c++) y[c] += xv * w[c];
+        }
+    }
+}
+
+typedef struct {
+    float *y;
+    const float *b;
+    int64_t n;
+} fill_job;
+
+static void fill_rows(void *u, int64_t r0, int64_t r1, int th) {
+    (void)th;
+    const fill_job *j = u;
+    for (int64_t r = r0; r < r1; r++) memcpy(j->y + r * j->n, j->b, (size_t)j->n * sizeof(float));
+}
+
+// ref: torch.nn.functional.conv1d on (1, cin, tin), output transposed to (tout, cout)
+static void conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout) {
+    (void)tin;
+    if (c->cin == 1) {
+        c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
+        mer__parallel_for(tout, 64, c1_rows, &j);
+        return;
+    }
+    float beta = 0.0f;
+    if (c->b) {
+        fill_job f = {y, c->b, c->cout};
+        mer__parallel_for(tout, 64, fill_rows, &f);
+        beta = 1.0f;
+    }
+    const int64_t s = c->stride, cin = c->cin, kc = c->k * cin;
+    for (int64_t t0 = 0; t0 < c->k; t0 += s) {
+        const int64_t nt = c->k - t0 < s ? c->k - t0 : s;
+        mer_sgemm(0, 1, tout, c->cout, nt * cin, 1.0f, x + t0 * cin, s * cin, c->wp + t0 * cin, kc,
+                  beta, y, c->cout);
+        beta = 1.0f;
+    }
+}
+
+/* GroupNorm with one group per channel on a time-major (t, c) buffer, in place: threads split
+ * channels; sums in double (the first layer normalizes over ~30 k frames). */
+typedef struct {
+    float *y;
+    const float *g, *b;
+    int64_t t, c;
+    float eps;
+} gn_tm_job;
+
+#define GN_BLK 128
+
+static void gn_tm_range(void *u, int64_t c0, int64_t c1, int th) {
+    (void)th;
+    const gn_tm_job *j = u;
+    double sum[GN_BLK], sq[GN_BLK];
+    float scale[GN_BLK], shift[GN_BLK];
+    for (int64_t a = c0; a < c1; a += GN_BLK) {
+        const int64_t nb = c1 - a < GN_BLK ? c1 - a : GN_BLK;
+        for (int64_t i = 0; i < nb; i++) sum[i] = sq[i] = 0.0;
+        for (int64_t r = 0; r < j->t; r++) {
+            const float *y = j->y + r * j->c + a;
+            for (int64_t i = 0; i < nb; i++) sum[i] += y[i];
+        }
+        for (int64_t i = 0; i < nb; i++) sum[i] /= (double)j->t;
+        for (int64_t r = 0; r < j->t; r++) {
+            const float *y = j->y + r * j->c + a;
+            for (int64_t i = 0; i < nb; i++) {
+                double d = y[i] - sum[i];
+                sq[i] += d * d;
+            }
+        }
+        for (int64_t i = 0; i < nb; i++) {
+            double rs = 1.0 / sqrt(sq[i] / (double)j->t + j->eps);
+            scale[i] = (float)(rs * j->g[a + i]);
+            shift[i] = (float)(j->b[a + i] - sum[i] * rs * j->g[a + i]);
+        }
+        for (int64_t r = 0; r < j->t; r++) {
+            float *y = j->y + r * j->c + a;
+            for (int64_t i = 0; i < nb; i++) y[i] = y[i] * scale[i] + shift[i];
+        }
+    }
+}
+
+// ref: torch.nn.GroupNorm(num_groups=c, num_channels=c) on the (1, c, t) transpose
+static void groupnorm_tm(float *y, const float *g, const float *b, int64_t t, int64_t c, float eps) {
+    gn_tm_job j = {y, g, b, t, c, eps};
+    mer__parallel_for(c, 16, gn_tm_range, &j);
+}
+
+/* dst (cols, rows) = src (rows, cols)^T, optionally added to dst (add = 1). Threads split
+ * dst rows; 32x32 tiles keep both sides in cache. */
+typedef struct {
+    float *dst;
+    const float *src;
+    int64_t rows, cols, ld_src, ld_dst;
+    int add;
+} tr_job;
+
+static void tr_range(void *u, int64_t c0, int64_t c1, int th) {
+    (void)th;
+    const tr_job *j = u;
+    for (int64_t cb = c0; cb < c1; cb += 32) {
+        const int64_t ce = cb + 32 < c1 ? cb + 32 : c1;
+        for (int64_t rb = 0; rb < j->rows; rb += 32) {
+            const int64_t re = rb + 32 < j->rows ? rb + 32 : j->rows;
+            for (int64_t c = cb; c < ce; c++) {
+                float *d = j->dst + c * j->ld_dst;
+                if (j->add)
+                    for (int64_t r = rb; r < re; r++) d[r] += j->src[r * j->ld_src + c];
+                else
+                    for (int64_t r = rb; r < re; r++) d[r] = j->src[r * j->ld_src + c];
+            }
+        }
+    }
+}
+
+static void transpose(float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
+                      int64_t cols, int add) {
+    tr_job j = {dst, src, rows, cols, ld_src, ld_dst, add};
+    mer__parallel_for(cols, 32, tr_range, &j);
+}
+
+typedef struct {
+    float *x;
+    const float *b;
+    int64_t n;
+} bias_job;
+
+static void bias_range(void *u, int64_t r0, int64_t r1, int th) {
+    (void)th;
+    const bias_job *j = u;
+    for (int64_t r = r0; r < r1; r++) {
+        float *x = j->x + r * j->n;
+        for (int64_t i = 0; i < j->n; i++) x[i] += j->b[i];
+    }
+}
+
+/* x (rows, n) += b broadcast over rows. */
+static void add_bias(float *x, const float *b, int64_t rows, int64_t n) {
+    bias_job j = {x, b, n};
+    mer__parallel_for(rows, 16, bias_range, &j);
+}
+
+/* GELU (erf form) over n floats in place, 16 lanes at a time with AVX-512. The encoder applies
+ * it to ~80 M values per 10 s of audio at the large size, where the scalar erff of
+ * mer__gelu_fwd would cost as much as a tenth of all the matrix products. erf(|x|) comes from
+ * Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), with exp(-x^2) by a range-reduced polynomial;
+ * the scalar fallback is mer__gelu_fwd. */
+#ifdef __AVX512F__
+static inline __m512 hb_exp512(__m512 x) { /* x <= 0; 0 below -87.3 */
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 live = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
+    x = _mm512_max_ps(x, lo);
+    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mul_ps(live, p, _mm512_castsi512_ps(e));
+}
+
+static inline __m512 hb_gelu512(__m512 x) {
+    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
+    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
+                                   _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 p = _mm512_set1_ps(1.061405429f);
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
+    p = _mm512_mul_ps(p, t);
+    /* erf(z) = 1 - p e^{-z^2}; 1 + erf(x/sqrt2) = 2 - q for x >= 0 and q for x < 0 */
+    const __m512 q = _mm512_mul_ps(p, hb_exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z))));
+    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 one_plus = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), q), q);
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), one_plus);
+}
+
+static void gelu_range(void *u, int64_t b, int64_t e, int th) {
+    (void)th;
+    float *x = u;
+    int64_t i = b;
+    for (; i + 16 <= e; i += 16) _mm512_storeu_ps(x + i, hb_gelu512(_mm512_loadu_ps(x + i)));
+    if (i < e) {
+        const __mmask16 mk = (__mmask16)((1u << (e - i)) - 1u);
+        _mm512_mask_storeu_ps(x + i, mk, hb_gelu512(_mm512_maskz_loadu_ps(mk, x + i)));
+    }
+}
+
+static void gelu_inplace(float *x, int64_t n) { mer__parallel_for(n, 32768, gelu_range, x); }
+#else
+static void gelu_inplace(float *x, int64_t n) { mer__gelu_fwd(x, x, n); }
+#endif
+
+/* ============================================================================================
+ * Forward
+ * ========================================================================================== */
+
+/* Floats the forward needs for n samples (T frames). */
+static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
+    int64_t even = 0, odd = 0, t = n;
+    for (int i = 0; i < m->n_conv; i++) {
+        t = (t - m->conv[i].k) / m->conv[i].stride + 1;
+        int64_t sz = m->conv[i].cout * t;
+        if (i % 2 == 0) even = sz > even ? sz : even;
+        else odd = sz > odd ? sz : odd;
+    }
+    const int64_t C = m->conv[m->n_conv - 1].cout, D = m->D;
+    int64_t enc = 6 * T * D             /* x, xn, q, k, v, attn */
+                  + T * m->I            /* ffn hidden */
+                  + D * (T + 1);        /* positional conv output (D, T+1) */
+    int64_t fe = even + odd;
+    /* [features (T, C) | feature-encoder buffers, later reused by the encoder] */
+    int64_t total = T * C + (fe > enc ? fe : enc);
+    return total + 16 * 64; /* alignment slack */
+}
+
+/* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D). */
+static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
+                          int32_t ll, float *out) {
+    const mer_speech_model *m = st->m;
+    const int64_t T = mer_speech_frames(m, n);
+    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
+    const int64_t C = m->conv[m->n_conv - 1].cout;
+    const size_t need = (size_t)arena_floats(m, n, T) * sizeof(float);
+    if (st->arena.cap < need) {
+        mer__arena_free(&st->arena);
+        mer_status s = mer__arena_init(&st->arena, need);
+        if (s) return s;
+    }
+    mer__arena_reset(&st->arena, 0);
+
+    mer_speech_profile *pf = &st->prof;
+    const double t_start = now_s();
+    double t0 = t_start, t1;
+    /* ---- feature encoder: ping-pong between two time-major buffers; the last layer writes
+     * the features (T, C) before them, so the encoder can reuse their space ---- */
+    int64_t sz_even = 0, sz_odd = 0, t = n;
+    for (int i = 0; i < m->n_conv; i++) {
+        t = (t - m->conv[i].k) / m->conv[i].stride + 1;
+        int64_t sz = m->conv[i].cout * t;
+        if (i % 2 == 0) sz_even = sz > sz_even ? sz : sz_even;
+        else sz_odd = sz > sz_odd ? sz : sz_odd;
+    }
+    float *feat = mer__arena_f32(&st->arena, T * C);
+    const size_t mark = mer__arena_mark(&st->arena);
+    float *buf[2];
+    buf[0] = mer__arena_f32(&st->arena, sz_even);
+    buf[1] = sz_odd ? mer__arena_f32(&st->arena, sz_odd) : NULL;
+    if (!feat || !buf[0] || (sz_odd && !buf[1]))
+        return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
+    const float *in = samples;
+    int64_t tin = n;
+    for (int i = 0; i < m->n_conv; i++) {
+        const hb_conv *c = &m->conv[i];
+        float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
+        const int64_t tout = (tin - c->k) / c->stride + 1;
+        conv_tm(y, in, c, tin, tout);
+        pf->feature_flop += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
+        if (c->norm_g) {
+            if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+            else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+        }
+        gelu_inplace(y, c->cout * tout);
+        in = y;
+        tin = tout;
+    }
+    /* the feature-encoder buffers are dead now: the encoder's are carved from their space */
+    mer__arena_reset(&st->arena, mark);
+    float *x = mer__arena_f32(&st->arena, T * D);
+    float *xn = mer__arena_f32(&st->arena, T * D);
+    float *q = mer__arena_f32(&st->arena, T * D);
+    float *k = mer__arena_f32(&st->arena, T * D);
+    float *v = mer__arena_f32(&st->arena, T * D);
+    float *att = mer__arena_f32(&st->arena, T * D);
+    float *hid = mer__arena_f32(&st->arena, T * I);
+    float *pc = mer__arena_f32(&st->arena, D * (T + 1));
+    if (!x || !xn || !q || !k || !v || !att || !hid || !pc || !feat)
+        return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
+
+    t1 = now_s();
+    pf->feature_s += t1 - t0;
+    t0 = t1;
+
+    /* ---- feature projection ---- */
+    if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
+    t1 = now_s();
+    pf->other_s += t1 - t0;
+    t0 = t1;
+    mer__linear_fwd(x, feat, m->fp_w, m->fp_b, T, C, D);
+    pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
+    t1 = now_s();
+    pf->linear_s += t1 - t0;
+    t0 = t1;
+
+    /* ---- positional convolution: x += gelu(conv(x^T))^T, "same" length ---- */
+    const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
+    float *xt = q; /* (D, T) scratch: q is free until the first layer */
+    if (T * D > 0) transpose(xt, T, x, D, T, D, 0);
+    mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
+    gelu_inplace(pc, D * tpc);
+    transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
+    pf->pos_conv_flop += 2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc;
+    t1 = now_s();
+    pf->pos_conv_s += t1 - t0;
+    t0 = t1;
+
+    const int stable = m->info.stable_layer_norm;
+    if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
+    const int64_t TD = T * D;
+    if (lf == 0) memcpy(out, x, (size_t)TD * sizeof(float));
+
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int64_t l = 0; l < L; l++) {
+        const hb_layer *y = &m->layers[l];
+        const float *a_in = x;
+        if (stable) {
+            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, T, D, m->eps);
+            a_in = xn;
+        }
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        mer__linear_fwd(q, a_in, y->wq, y->bq, T, D, D);
+        mer__linear_fwd(k, a_in, y->wk, y->bk, T, D, D);
+        mer__linear_fwd(v, a_in, y->wv, y->bv, T, D, D);
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        mer__attention_fwd(att, D, NULL, q, D, k, D, v, D, NULL, T, T, H, dh, scale);
+        pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
+        t1 = now_s();
+        pf->attention_s += t1 - t0;
+        t0 = t1;
+        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
+        add_bias(x, y->bo, T, D);
+        mer_sgemm(0, 1, T, D, D, 1.0f, att, D, y->wo, D, 1.0f, x, D);
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        const float *f_in = x;
+        if (stable) {
+            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, T, D, m->eps);
+            f_in = xn;
+        } else {
+            mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, T, D, m->eps);
+        }
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        mer__linear_fwd(hid, f_in, y->w1, y->b1, T, D, I);
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        gelu_inplace(hid, T * I);
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        add_bias(x, y->b2, T, D);
+        mer_sgemm(0, 1, T, D, I, 1.0f, hid, I, y->w2, I, 1.0f, x, D);
+        pf->linear_flop += 2.0 * (double)T * (double)D * (double)(4 * D + 2 * I);
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, T, D, m->eps);
+
+        const int64_t idx = l + 1;
+        if (idx >= lf && idx <= ll) {
+            float *dst = out + (idx - lf) * TD;
+            if (stable && idx == L)
+                mer__layernorm_fwd(dst, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
+            else
+                memcpy(dst, x, (size_t)TD * sizeof(float));
+        }
+        if (idx >= ll) break; /* later layers are not wanted */
+    }
+    t1 = now_s();
+    pf->other_s += t1 - t0;
+    pf->total_s += t1 - t_start;
+    return MER_OK;
+}
+
+void mer_speech_normalize(float *x, int64_t n) {
+    if (!x || n <= 0) return;
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    const double mean = s / (double)n;
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        ss += d * d;
+    }
+    const double inv = 1.0 / sqrt(ss / (double)n + 1e-7);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)((x[i] - mean) * inv);
+}
+
+static mer_status check_samples(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return mer__err(MER_ERR_NUMERIC, "sample %lld is %g (audio must be finite)", (long long)i, x[i]);
+    return MER_OK;
+}
+
+mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
+                             int32_t layer_first, int32_t layer_last, float *out) {
+    if (!s || !samples || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode: NULL argument");
+    const mer_speech_model *m = s->m;
+    if (layer_first < 0 || layer_last < layer_first || layer_last > m->L)
+        return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld", layer_first,
+                        layer_last, (long long)m->L);
+    if (mer_speech_frames(m, n) <= 0)
+        return mer__err(MER_ERR_SHAPE, "%lld samples are too short for one frame of the speech encoder",
+                        (long long)n);
+    mer_status st = check_samples(samples, n);
+    if (st) return st;
+    memset(&s->prof, 0, sizeof s->prof);
+    return forward(s, samples, n, layer_first, layer_last, out);
+}
+
+/* ============================================================================================
+ * Utterance features
+ * ========================================================================================== */
+
+mer_speech_params mer_speech_default_params(void) {
+    mer_speech_params p;
+    memset(&p, 0, sizeof p);
+    p.layer_first = -1;
+    p.layer_last = -1;
+    p.combine = MER_SPEECH_STACK;
+    p.normalize = -1;
+    return p;
+}
+
+mer_speech_params mer_speech_mertools_params(void) {
+    mer_speech_params p = mer_speech_default_params();
+    p.layer_first = -4; /* resolved against L: the last four hidden states */
+    p.layer_last = -1;
+    p.combine = MER_SPEECH_SUM;
+    p.pool_mean = 1;
+    p.chunk_seconds = 10.0;
+    return p;
+}
+
+mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
+                              const mer_speech_params *p, float **out, int32_t *ndim,
+                              int64_t shape[3]) {
+    if (!s || !p || !out || !ndim || !shape || (n > 0 && !samples))
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL argument");
+    *out = NULL;
+    const mer_speech_model *m = s->m;
+    const int64_t L = m->L, D = m->D;
+    /* layer range: negative indices count from the end (-1 = L), as Python does */
+    int64_t lf = p->layer_first, ll = p->layer_last;
+    if (lf < 0) lf = p->layer_first == -1 && p->layer_last == -1 ? 0 : L + 1 + lf;
+    if (ll < 0) ll = L + 1 + ll;
+    if (lf < 0 || ll > L || lf > ll)
+        return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
+                        p->layer_first, p->layer_last, (long long)L);
+    if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
+    mer_status st = check_samples(samples, n);
+    if (st) return st;
+    float peak = 0.0f;
+    for (int64_t i = 0; i < n; i++) peak = fabsf(samples[i]) > peak ? fabsf(samples[i]) : peak;
+    if (peak < 1e-6f)
+        return mer__err(MER_ERR_INVALID_ARG, "silent audio (%lld samples, peak %.3g): no speech to encode",
+                        (long long)n, peak);
+
+    const int norm = p->normalize < 0 ? m->info.do_normalize : p->normalize;
+    const int64_t chunk = p->chunk_seconds > 0 ? (int64_t)llround(p->chunk_seconds * m->info.sample_rate) : 0;
+    if (p->chunk_seconds > 0 && mer_speech_frames(m, chunk) <= 0)
+        return mer__err(MER_ERR_INVALID_ARG, "chunk of %g s is too short for one frame", p->chunk_seconds);
+    /* MERTools: only audio longer than one chunk is cut; the last piece is zero-padded */
+    const int64_t n_chunks = chunk > 0 && n > chunk ? (n + chunk - 1) / chunk : 1;
+    const int64_t clen = n_chunks > 1 ? chunk : n;
+    const int64_t Tc = mer_speech_frames(m, clen);
+    if (Tc <= 0)
+        return mer__err(MER_ERR_SHAPE, "audio of %lld samples (%.3f s) is too short for one frame of the speech encoder",
+                        (long long)n, (double)n / m->info.sample_rate);
+    const int64_t K = ll - lf + 1, T = Tc * n_chunks;
+    int64_t tot;
+    if (!mer__mul_overflow(K, T, &tot) || !mer__mul_overflow(tot, D, &tot) || tot > ((int64_t)1 << 40))
+        return mer__err(MER_ERR_NOMEM, "audio of %lld samples needs too much memory for %lld hidden states",
+                        (long long)n, (long long)K);
+
+    float *x = mer__alloc((size_t)(n_chunks * clen) * sizeof(float));
+    float *hs = mer__alloc((size_t)(K * Tc * D) * sizeof(float));
+    float *res = NULL, *frame = NULL;
+    double *acc = NULL;
+    if (!x || !hs) {
+        st = MER_ERR_NOMEM;
+        goto done;
+    }
+    memset(&s->prof, 0, sizeof s->prof);
+    memcpy(x, samples, (size_t)n * sizeof(float));
+    if (norm) mer_speech_normalize(x, n); /* over the whole utterance, before chunking */
+    memset(x + n, 0, (size_t)(n_chunks * clen - n) * sizeof(float));
+
+    /* result layout before pooling: (K or 1, T, D) */
+    const int64_t Kout = p->combine == MER_SPEECH_STACK ? K : 1;
+    const int64_t rows = p->pool_mean ? 1 : T;
+    res = calloc((size_t)(Kout * rows * D), sizeof(float));
+    acc = p->pool_mean ? calloc((size_t)(Kout * D), sizeof(double)) : NULL;
+    frame = malloc((size_t)D * sizeof(float));
+    if (!res || !frame || (p->pool_mean && !acc)) {
+        st = mer__err(MER_ERR_NOMEM, "out of memory for the features");
+        goto done;
+    }
+    const float kdiv = p->combine == MER_SPEECH_MEAN ? 1.0f / (float)K : 1.0f;
+    for (int64_t c = 0; c < n_chunks; c++) {
+        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, hs);
+        if (st) goto done;
+        for (int64_t kk = 0; kk < Kout; kk++) {
+            for (int64_t tt = 0; tt < Tc; tt++) {
+                /* frame (D): hidden state kk, or the sum/mean of all K */
+                float *dst = p->pool_mean ? frame : res + (kk * T + c * Tc + tt) * D;
+                if (p->combine == MER_SPEECH_STACK) {
+                    memcpy(dst, hs + (kk * Tc + tt) * D, (size_t)D * sizeof(float));
+                } else {
+                    memcpy(dst, hs + tt * D, (size_t)D * sizeof(float));
+                    for (int64_t j = 1; j < K; j++) {
+                        const float *h = hs + (j * Tc + tt) * D;
+                        for (int64_t d = 0; d < D; d++) dst[d] += h[d];
+                    }
+                    if (kdiv != 1.0f)
+                        for (int64_t d = 0; d < D; d++) dst[d] *= kdiv;
+                }
+                if (p->pool_mean)
+                    for (int64_t d = 0; d < D; d++) acc[kk * D + d] += dst[d];
+            }
+        }
+        if (p->progress && p->progress(c + 1, n_chunks, p->user_data)) {
+            st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
+            goto done;
+        }
+    }
+    if (p->pool_mean)
+        for (int64_t i = 0; i < Kout * D; i++) res[i] = (float)(acc[i] / (double)T);
+    if (p->combine == MER_SPEECH_STACK) {
+        shape[0] = K;
+        if (p->pool_mean) {
+            shape[1] = D;
+            *ndim = 2;
+        } else {
+            shape[1] = T;
+            shape[2] = D;
+            *ndim = 3;
+        }
+    } else if (p->pool_mean) {
+        shape[0] = D;
+        *ndim = 1;
+    } else {
+        shape[0] = T;
+        shape[1] = D;
+        *ndim = 2;
+    }
+    *out = res;
+    res = NULL;
+    st = MER_OK;
+done:
+    mer__free(x);
+    mer__free(hs);
+    free(res);
+    free(frame);
+    free(acc);
+    return st;
+}
+
+void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out) {
+    if (!out) return;
+    if (s) *out = s->prof;
+    else memset(out, 0, sizeof *out);
+}

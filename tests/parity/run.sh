@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make parity`: full-size exactness checks against independent PyTorch references, random
+# weights at the real configurations (slow; needs /usr/bin/python3 with torch, see
+# scripts/install-deps.sh --peers). Each line prints its checks; the exit code is non-zero if
+# any failed.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export MER_BIN=${MER_BIN:-build/mer}
+status=0
+run() { echo "== parity $1"; shift; "$@" || status=1; }
+run clip /usr/bin/python3 tests/parity/clip_parity.py --configs B/32,L/14
+run faces bash tests/parity/faces_parity.sh
+run hubert /usr/bin/python3 tests/parity/hubert_parity.py --mer "$MER_BIN"
+exit $status

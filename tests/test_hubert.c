@@ -1,0 +1,549 @@
+/*
+ * test_hubert.c -- the speech encoder (src/models/hubert.c), its forward kernels (norm, softmax,
+ * attention, conv1d against naive oracles) and `mer extract audio`.
+ *
+ * The model fixtures (tests/fixtures/hubert/, made by make_hubert_fixture.py) are tiny
+ * torchaudio wav2vec2 models with perturbed random weights saved under Hugging Face names; the
+ * references are torchaudio's hidden states. Every hidden state must agree within
+ * max|diff| <= 1e-4 * max|ref| per layer, the bar the full-size parity run uses too.
+ */
+#include "test.h"
+#include "internal.h"
+#include "kernels/kernels.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HFIX "tests/fixtures/hubert/"
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+/* 16-bit PCM mono WAV as written by the fixture script -> float32 (x / 32768). */
+static float *read_wav16(const char *path, int64_t *n) {
+    char *buf;
+    size_t size;
+    if (mer__read_file(path, &buf, &size) != MER_OK || size < 44) return NULL;
+    uint32_t bytes;
+    memcpy(&bytes, buf + 40, 4);
+    if (44 + (size_t)bytes > size) {
+        free(buf);
+        return NULL;
+    }
+    *n = bytes / 2;
+    float *x = malloc((size_t)(*n ? *n : 1) * sizeof(float));
+    for (int64_t i = 0; i < *n; i++) {
+        int16_t v;
+        memcpy(&v, buf + 44 + 2 * i, 2);
+        x[i] = (float)v / 32768.0f;
+    }
+    free(buf);
+    return x;
+}
+
+/* Per-slice comparison: slices of `slice` floats, max|diff| <= 1e-4 * max|ref| each. */
+static int compare_slices(const char *what, const float *got, const float *ref, int64_t n_slices,
+                          int64_t slice) {
+    int ok = 1;
+    for (int64_t i = 0; i < n_slices; i++) {
+        double mref;
+        double md = mer_test_maxdiff(got + i * slice, ref + i * slice, (size_t)slice, &mref);
+        if (!(md <= 1e-4 * mref)) {
+            printf("  %s slice %lld: max|diff| %.3g > 1e-4 * max|ref| %.3g\n", what, (long long)i, md, mref);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+static float *load_ref(const char *name, int32_t *nd, int64_t sh[MER_MAX_DIMS]) {
+    char p[256];
+    float *d = NULL;
+    snprintf(p, sizeof p, HFIX "%s.npy", name);
+    if (mer_npy_read(p, &d, nd, sh) != MER_OK) return NULL;
+    return d;
+}
+
+/* Encode fixture audio (normalized) with every hidden state and compare to the reference. */
+static void check_model_on(const char *model_dir, const char *wav, const char *ref_name) {
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, model_dir));
+    REQUIRE_OK(mer_speech_state_init(&st, m));
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    int64_t n = 0;
+    float *x = read_wav16(wav, &n);
+    int32_t nd;
+    int64_t sh[MER_MAX_DIMS];
+    float *ref = load_ref(ref_name, &nd, sh);
+    if (!x || !ref) {
+        CHECK(x && ref);
+        goto out;
+    }
+    mer_speech_normalize(x, n);
+    const int64_t T = mer_speech_frames(m, n);
+    CHECK(nd == 3 && sh[0] == info.n_layers + 1 && sh[1] == T && sh[2] == info.hidden_size);
+    if (nd == 3 && sh[1] == T) {
+        float *hs = malloc((size_t)(sh[0] * T * sh[2]) * sizeof(float));
+        CHECK_OK(mer_speech_encode(st, x, n, 0, info.n_layers, hs));
+        CHECK(compare_slices(ref_name, hs, ref, sh[0], T * sh[2]));
+        /* a sub-range gives the same numbers, and reusing the state is stable */
+        CHECK_OK(mer_speech_encode(st, x, n, 1, 1, hs));
+        CHECK(compare_slices(ref_name, hs, ref + T * sh[2], 1, T * sh[2]));
+        free(hs);
+    }
+out:
+    free(x);
+    free(ref);
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+}
+
+/* ---- kernels against naive oracles -------------------------------------------------------- */
+
+static void fill(float *x, int64_t n, uint64_t seed) {
+    mer__rng r;
+    mer__rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) x[i] = (float)mer__rng_normal(&r);
+}
+
+MER_TEST(hubert_kernel_conv1d) {
+    struct { int64_t cin, tin, cout, k, stride, pad, groups; } cases[] = {
+        {1, 1000, 8, 10, 5, 0, 1}, {6, 97, 4, 3, 2, 0, 1}, {8, 50, 8, 16, 1, 8, 4}, {8, 33, 8, 9, 1, 4, 2},
+        {4, 3000, 6, 2, 2, 0, 2},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int64_t cin = cases[c].cin, tin = cases[c].tin, cout = cases[c].cout, k = cases[c].k;
+        int64_t s = cases[c].stride, pad = cases[c].pad, g = cases[c].groups;
+        int64_t tout = (tin + 2 * pad - k) / s + 1, cg = cin / g, og = cout / g;
+        float *x = malloc(sizeof(float) * cin * tin), *w = malloc(sizeof(float) * cout * cg * k);
+        float *b = malloc(sizeof(float) * cout), *y = malloc(sizeof(float) * cout * tout);
+        float *r = malloc(sizeof(float) * cout * tout);
+        fill(x, cin * tin, 1 + c);
+        fill(w, cout * cg * k, 2 + c);
+        fill(b, cout, 3 + c);
+        for (int64_t o = 0; o < cout; o++)
+            for (int64_t t = 0; t < tout; t++) {
+                double acc = b[o];
+                int64_t gi = o / og;
+                for (int64_t i = 0; i < cg; i++)
+                    for (int64_t kk = 0; kk < k; kk++) {
+                        int64_t p = t * s - pad + kk;
+                        if (p >= 0 && p < tin) acc += (double)w[(o * cg + i) * k + kk] * x[(gi * cg + i) * tin + p];
+                    }
+                r[o * tout + t] = (float)acc;
+            }
+        mer__conv1d_fwd(y, x, w, b, cin, tin, cout, k, s, pad, g);
+        double mref, md = mer_test_maxdiff(y, r, (size_t)(cout * tout), &mref);
+        if (!(md <= 1e-5 * mref)) printf("  conv case %zu: %.3g vs %.3g\n", c, md, mref);
+        CHECK(md <= 1e-5 * mref);
+        free(x), free(w), free(b), free(y), free(r);
+    }
+}
+
+MER_TEST(hubert_kernel_norms_softmax) {
+    const int64_t n = 37, c = 300;
+    float *x = malloc(sizeof(float) * n * c), *y = malloc(sizeof(float) * n * c), *r = malloc(sizeof(float) * n * c);
+    float *g = malloc(sizeof(float) * c), *b = malloc(sizeof(float) * c), mean[37], rstd[37];
+    fill(x, n * c, 7);
+    fill(g, c, 8);
+    fill(b, c, 9);
+    for (int64_t i = 0; i < n * c; i++) x[i] = 3.0f + 2.0f * x[i];
+    /* layer norm: rows of c */
+    for (int64_t i = 0; i < n; i++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < c; j++) m += x[i * c + j];
+        m /= c;
+        for (int64_t j = 0; j < c; j++) v += (x[i * c + j] - m) * (x[i * c + j] - m);
+        v /= c;
+        for (int64_t j = 0; j < c; j++) r[i * c + j] = (float)((x[i * c + j] - m) / sqrt(v + 1e-5) * g[j] + b[j]);
+    }
+    mer__layernorm_fwd(y, mean, rstd, x, g, b, n, c, 1e-5f);
+    double mref, md = mer_test_maxdiff(y, r, (size_t)(n * c), &mref);
+    CHECK(md <= 1e-5 * mref);
+    /* group norm with groups == channels: x as (n channels, c time) */
+    for (int64_t i = 0; i < n; i++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < c; j++) m += x[i * c + j];
+        m /= c;
+        for (int64_t j = 0; j < c; j++) v += (x[i * c + j] - m) * (x[i * c + j] - m);
+        v /= c;
+        for (int64_t j = 0; j < c; j++) r[i * c + j] = (float)((x[i * c + j] - m) / sqrt(v + 1e-5) * g[i] + b[i]);
+    }
+    mer__groupnorm_ct_fwd(y, x, g, b, n, c, 1e-5f);
+    md = mer_test_maxdiff(y, r, (size_t)(n * c), &mref);
+    CHECK(md <= 1e-5 * mref);
+    /* softmax rows, incl. a length that is not a multiple of 16 */
+    for (int64_t i = 0; i < n; i++) {
+        double mx = -1e30, s = 0;
+        for (int64_t j = 0; j < c; j++) mx = x[i * c + j] > mx ? x[i * c + j] : mx;
+        for (int64_t j = 0; j < c; j++) s += exp(x[i * c + j] - mx);
+        for (int64_t j = 0; j < c; j++) r[i * c + j] = (float)(exp(x[i * c + j] - mx) / s);
+    }
+    mer__softmax_fwd(y, x, n, c);
+    md = mer_test_maxdiff(y, r, (size_t)(n * c), &mref);
+    CHECK(md <= 2e-6 * mref);
+    free(x), free(y), free(r), free(g), free(b);
+}
+
+MER_TEST(hubert_kernel_attention) {
+    const int64_t tq = 23, tk = 29, h = 3, dh = 8, D = h * dh, ld = D + 5;
+    float *q = malloc(sizeof(float) * tq * ld), *k = malloc(sizeof(float) * tk * ld);
+    float *v = malloc(sizeof(float) * tk * ld), *o = malloc(sizeof(float) * tq * ld);
+    float *r = malloc(sizeof(float) * tq * D), *probs = malloc(sizeof(float) * h * tq * tk);
+    float *o2 = malloc(sizeof(float) * tq * D);
+    uint8_t mask[29];
+    for (int i = 0; i < 29; i++) mask[i] = i % 7 != 3;
+    fill(q, tq * ld, 11);
+    fill(k, tk * ld, 12);
+    fill(v, tk * ld, 13);
+    const float sc = 1.0f / sqrtf((float)dh);
+    for (int pass = 0; pass < 2; pass++) {
+        const uint8_t *mk = pass ? mask : NULL;
+        for (int64_t hh = 0; hh < h; hh++)
+            for (int64_t i = 0; i < tq; i++) {
+                double s[29], mx = -1e30, sum = 0;
+                for (int64_t j = 0; j < tk; j++) {
+                    double a = 0;
+                    for (int64_t d = 0; d < dh; d++) a += (double)q[i * ld + hh * dh + d] * k[j * ld + hh * dh + d];
+                    s[j] = mk && !mk[j] ? -1e300 : a * sc;
+                    mx = s[j] > mx ? s[j] : mx;
+                }
+                for (int64_t j = 0; j < tk; j++) sum += (s[j] = exp(s[j] - mx));
+                for (int64_t d = 0; d < dh; d++) {
+                    double a = 0;
+                    for (int64_t j = 0; j < tk; j++) a += s[j] / sum * v[j * ld + hh * dh + d];
+                    r[i * D + hh * dh + d] = (float)a;
+                }
+            }
+        mer__attention_fwd(o, ld, pass ? probs : NULL, q, ld, k, ld, v, ld, mk, tq, tk, h, dh, sc);
+        for (int64_t i = 0; i < tq; i++) memcpy(o2 + i * D, o + i * ld, sizeof(float) * D);
+        double mref, md = mer_test_maxdiff(o2, r, (size_t)(tq * D), &mref);
+        CHECK(md <= 1e-5 * mref);
+    }
+    CHECK(probs[3] == 0.0f); /* masked key 3 of head 0, row 0 */
+    free(q), free(k), free(v), free(o), free(r), free(probs), free(o2);
+}
+
+/* ---- model exactness ---------------------------------------------------------------------- */
+
+MER_TEST(hubert_base_post_ln_group_norm) {
+    check_model_on(HFIX "base", HFIX "a2.wav", "base_a2");
+    check_model_on(HFIX "base", HFIX "a12.wav", "base_a12");
+}
+
+MER_TEST(hubert_large_stable_layer_norm) {
+    check_model_on(HFIX "large", HFIX "a2.wav", "large_a2");
+}
+
+MER_TEST(hubert_f16_bf16_checkpoints) {
+    check_model_on(HFIX "base_f16", HFIX "a2.wav", "base_f16_a2");
+    check_model_on(HFIX "large_bf16", HFIX "a2.wav", "large_bf16_a2");
+}
+
+MER_TEST(hubert_info_and_frames) {
+    mer_speech_model *m = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large"));
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    CHECK(!strcmp(info.model_type, "wav2vec2"));
+    CHECK(info.n_layers == 3 && info.hidden_size == 48 && info.stable_layer_norm == 1);
+    CHECK(info.sample_rate == 16000 && info.do_normalize == 1);
+    CHECK(mer_speech_frames(m, 16000) == 49 && mer_speech_frames(m, 400) == 1 && mer_speech_frames(m, 399) == 0);
+    mer_speech_model_free(m);
+    mer_speech_model_free(NULL);
+    mer_speech_state_free(NULL);
+}
+
+/* chunking, pooling, combining and the MERTools preset, through mer_speech_extract */
+MER_TEST(hubert_extract_chunks_and_preset) {
+    mer_speech_model *mb = NULL, *ml = NULL;
+    mer_speech_state *sb = NULL, *sl = NULL;
+    REQUIRE_OK(mer_speech_model_load(&mb, HFIX "base"));
+    REQUIRE_OK(mer_speech_model_load(&ml, HFIX "large"));
+    REQUIRE_OK(mer_speech_state_init(&sb, mb));
+    REQUIRE_OK(mer_speech_state_init(&sl, ml));
+    int64_t n2 = 0, n12 = 0;
+    float *a2 = read_wav16(HFIX "a2.wav", &n2), *a12 = read_wav16(HFIX "a12.wav", &n12);
+    REQUIRE(a2 && a12);
+    float *out = NULL, *ref;
+    int32_t nd, rnd;
+    int64_t sh[3], rsh[MER_MAX_DIMS];
+
+    /* base, 1 s chunks of the 2 s clip, stack, no pooling */
+    mer_speech_params p = mer_speech_default_params();
+    p.chunk_seconds = 1.0;
+    CHECK_OK(mer_speech_extract(sb, a2, n2, &p, &out, &nd, sh));
+    ref = load_ref("base_a2_chunk1", &rnd, rsh);
+    CHECK(ref && out && nd == 3 && sh[0] == rsh[0] && sh[1] == rsh[1] && sh[2] == rsh[2]);
+    if (ref && out && sh[1] == rsh[1]) CHECK(compare_slices("chunk1", out, ref, sh[0], sh[1] * sh[2]));
+    free(out), free(ref);
+
+    /* sum and mean combine of layers 1..2 without chunking, vs the full reference */
+    ref = load_ref("base_a2", &rnd, rsh);
+    REQUIRE(ref);
+    const int64_t TD = rsh[1] * rsh[2];
+    float *want = malloc(sizeof(float) * TD);
+    for (int64_t i = 0; i < TD; i++) want[i] = ref[TD + i] + ref[2 * TD + i];
+    p = mer_speech_default_params();
+    p.layer_first = 1;
+    p.layer_last = 2;
+    p.combine = MER_SPEECH_SUM;
+    CHECK_OK(mer_speech_extract(sb, a2, n2, &p, &out, &nd, sh));
+    CHECK(nd == 2 && sh[0] == rsh[1] && sh[1] == rsh[2]);
+    if (out) CHECK(compare_slices("sum", out, want, 1, TD));
+    free(out);
+    p.combine = MER_SPEECH_MEAN;
+    CHECK_OK(mer_speech_extract(sb, a2, n2, &p, &out, &nd, sh));
+    for (int64_t i = 0; i < TD; i++) want[i] *= 0.5f;
+    if (out) CHECK(compare_slices("mean", out, want, 1, TD));
+    free(out), free(want), free(ref);
+
+    /* large, 12.3 s: whole utterance pooled per layer; 10 s chunks pooled; MERTools preset */
+    p = mer_speech_default_params();
+    p.pool_mean = 1;
+    CHECK_OK(mer_speech_extract(sl, a12, n12, &p, &out, &nd, sh));
+    ref = load_ref("large_a12_full_mean", &rnd, rsh);
+    CHECK(ref && nd == 2 && sh[0] == 4 && sh[1] == 48);
+    if (ref && out) CHECK(compare_slices("full_mean", out, ref, 4, 48));
+    free(out), free(ref);
+    p.chunk_seconds = 10.0;
+    CHECK_OK(mer_speech_extract(sl, a12, n12, &p, &out, &nd, sh));
+    ref = load_ref("large_a12_chunk10_mean", &rnd, rsh);
+    if (ref && out) CHECK(compare_slices("chunk10_mean", out, ref, 4, 48));
+    free(out), free(ref);
+    p = mer_speech_mertools_params();
+    CHECK_OK(mer_speech_extract(sl, a12, n12, &p, &out, &nd, sh));
+    ref = load_ref("large_a12_mertools", &rnd, rsh);
+    CHECK(nd == 1 && sh[0] == 48);
+    if (ref && out) CHECK(compare_slices("mertools", out, ref, 1, 48));
+    free(out), free(ref);
+
+    free(a2), free(a12);
+    mer_speech_state_free(sb), mer_speech_state_free(sl);
+    mer_speech_model_free(mb), mer_speech_model_free(ml);
+}
+
+/* ---- bad input ---------------------------------------------------------------------------- */
+
+MER_TEST(hubert_bad_audio) {
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base"));
+    REQUIRE_OK(mer_speech_state_init(&st, m));
+    mer_speech_params p = mer_speech_default_params();
+    float *out = NULL, buf[16000];
+    int32_t nd;
+    int64_t sh[3];
+    CHECK_ERR(mer_speech_extract(st, buf, 0, &p, &out, &nd, sh), MER_ERR_INVALID_ARG, "no audio");
+    memset(buf, 0, sizeof buf);
+    CHECK_ERR(mer_speech_extract(st, buf, 16000, &p, &out, &nd, sh), MER_ERR_INVALID_ARG, "silent");
+    buf[5] = 0.5f;
+    CHECK_ERR(mer_speech_extract(st, buf, 300, &p, &out, &nd, sh), MER_ERR_SHAPE, "too short");
+    buf[7] = NAN;
+    CHECK_ERR(mer_speech_extract(st, buf, 16000, &p, &out, &nd, sh), MER_ERR_NUMERIC, "sample 7");
+    CHECK(out == NULL);
+    p.layer_first = 0;
+    p.layer_last = 9;
+    buf[7] = 0.1f;
+    CHECK_ERR(mer_speech_extract(st, buf, 16000, &p, &out, &nd, sh), MER_ERR_INVALID_ARG, "0..2");
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+}
+
+static void copy_file(const char *src, const char *dst, size_t truncate_to) {
+    char *d;
+    size_t n;
+    if (mer__read_file(src, &d, &n) != MER_OK) return;
+    mer_test_write(dst, d, truncate_to && truncate_to < n ? truncate_to : n);
+    free(d);
+}
+
+/* A checkpoint dir in tmp made from the base fixture, config text optionally replaced. */
+static const char *make_ckpt(const char *name, const char *config_text, size_t truncate_to) {
+    const char *dir = mer_test_tmpdir(name);
+    char a[512], b[512];
+    snprintf(b, sizeof b, "%s/model.safetensors", dir);
+    copy_file(HFIX "base/model.safetensors", b, truncate_to);
+    snprintf(b, sizeof b, "%s/config.json", dir);
+    if (config_text) mer_test_write(b, config_text, strlen(config_text));
+    else copy_file(HFIX "base/config.json", b, 0);
+    snprintf(a, sizeof a, HFIX "base/preprocessor_config.json");
+    snprintf(b, sizeof b, "%s/preprocessor_config.json", dir);
+    copy_file(a, b, 0);
+    return dir;
+}
+
+static char *base_config_with(const char *from, const char *to) {
+    char *cfg;
+    size_t n;
+    if (mer__read_file(HFIX "base/config.json", &cfg, &n) != MER_OK) return NULL;
+    char *at = strstr(cfg, from);
+    if (!at) {
+        free(cfg);
+        return NULL;
+    }
+    char *res = malloc(n + strlen(to) + 1);
+    size_t pre = (size_t)(at - cfg);
+    memcpy(res, cfg, pre);
+    strcpy(res + pre, to);
+    strcat(res, at + strlen(from));
+    free(cfg);
+    return res;
+}
+
+MER_TEST(hubert_bad_checkpoints) {
+    mer_speech_model *m = NULL;
+    /* truncated weights */
+    const char *dir = make_ckpt("hubert_trunc", NULL, 50000);
+    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_FORMAT, "model.safetensors");
+    CHECK(m == NULL);
+    /* config that does not match the weights: names the tensor, expected vs got */
+    char *cfg = base_config_with("\"hidden_size\": 32", "\"hidden_size\": 64");
+    REQUIRE(cfg);
+    dir = make_ckpt("hubert_cfg", cfg, 0);
+    free(cfg);
+    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_SHAPE, "feature_projection.projection.weight");
+    CHECK(strstr(mer_last_error(), "64") && strstr(mer_last_error(), "32"));
+    /* fewer layers in the config than in the file: the extra layer is unexpected */
+    cfg = base_config_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
+    REQUIRE(cfg);
+    dir = make_ckpt("hubert_layers", cfg, 0);
+    free(cfg);
+    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_FORMAT, "unexpected tensor encoder.layers.1.");
+    /* more layers in the config than in the file: a missing tensor */
+    cfg = base_config_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
+    dir = make_ckpt("hubert_layers3", cfg, 0);
+    free(cfg);
+    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_NOT_FOUND, "encoder.layers.2.");
+    /* not a speech model, no directory, broken JSON */
+    cfg = base_config_with("\"model_type\": \"hubert\"", "\"model_type\": \"bert\"");
+    dir = make_ckpt("hubert_bert", cfg, 0);
+    free(cfg);
+    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_UNSUPPORTED, "bert");
+    CHECK_ERR(mer_speech_model_load(&m, HFIX "nope"), MER_ERR_IO, "nope");
+    dir = make_ckpt("hubert_json", "{\"model_type\": \"hubert\",", 0);
+    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_FORMAT, "config.json");
+    CHECK(m == NULL);
+}
+
+/* ---- CLI ---------------------------------------------------------------------------------- */
+
+MER_TEST(hubert_cli_extract_audio) {
+    char out[8192], p[512];
+    const char *bin = mer_test_bin();
+    const char *dir = mer_test_tmpdir("hubert_cli");
+    float *d = NULL, *ref;
+    int32_t nd, rnd;
+    int64_t sh[MER_MAX_DIMS], rsh[MER_MAX_DIMS];
+
+    /* one input: all hidden states stacked, (3, T, D), equal to the reference */
+    snprintf(p, sizeof p, "%s/a2.npy", dir);
+    int rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --out %s " HFIX "a2.wav",
+                          bin, p);
+    CHECK(rc == 0);
+    if (rc) printf("%s\n", out);
+    ref = load_ref("base_a2", &rnd, rsh);
+    if (mer_npy_read(p, &d, &nd, sh) == MER_OK && ref) {
+        CHECK(nd == 3 && sh[0] == 3 && sh[1] == rsh[1] && sh[2] == 32);
+        if (sh[1] == rsh[1]) CHECK(compare_slices("cli", d, ref, 3, sh[1] * 32));
+    } else {
+        CHECK(!"cli output readable");
+    }
+    free(d), free(ref);
+
+    /* MERTools preset on the 12.3 s clip */
+    snprintf(p, sizeof p, "%s/m.npy", dir);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "large --preset mertools --threads 1 --out %s "
+                      HFIX "a12.wav", bin, p);
+    CHECK(rc == 0);
+    ref = load_ref("large_a12_mertools", &rnd, rsh);
+    if (mer_npy_read(p, &d, &nd, sh) == MER_OK && ref) {
+        CHECK(nd == 1 && sh[0] == 48);
+        CHECK(compare_slices("cli mertools", d, ref, 1, 48));
+    } else {
+        CHECK(!"mertools output readable");
+    }
+    free(d), free(ref);
+
+    /* --layers N-M --combine mean --pool mean: (D,) */
+    snprintf(p, sizeof p, "%s/lm.npy", dir);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --layers 1-2 --combine mean --pool mean --out %s "
+                      HFIX "a2.wav", bin, p);
+    CHECK(rc == 0);
+    if (mer_npy_read(p, &d, &nd, sh) == MER_OK) {
+        CHECK(nd == 1 && sh[0] == 32);
+        free(d);
+    }
+
+    /* batch: two good inputs, an undecodable one and a file with no audio stream */
+    snprintf(p, sizeof p, "%s/junk.wav", dir);
+    mer_test_write(p, "this is not audio at all", 24);
+    char empty_wav[44] = "RIFF";
+    {   /* a valid WAV header with zero samples */
+        uint32_t u;
+        uint16_t s;
+        u = 36; memcpy(empty_wav + 4, &u, 4);
+        memcpy(empty_wav + 8, "WAVEfmt ", 8);
+        u = 16; memcpy(empty_wav + 16, &u, 4);
+        s = 1; memcpy(empty_wav + 20, &s, 2); memcpy(empty_wav + 22, &s, 2);
+        u = 16000; memcpy(empty_wav + 24, &u, 4);
+        u = 32000; memcpy(empty_wav + 28, &u, 4);
+        s = 2; memcpy(empty_wav + 32, &s, 2);
+        s = 16; memcpy(empty_wav + 34, &s, 2);
+        memcpy(empty_wav + 36, "data", 4);
+        u = 0; memcpy(empty_wav + 40, &u, 4);
+    }
+    snprintf(p, sizeof p, "%s/empty.wav", dir);
+    mer_test_write(p, empty_wav, 44);
+    snprintf(p, sizeof p, "%s/list.txt", dir);
+    char list[1024];
+    snprintf(list, sizeof list, "# clips\n" HFIX "a2.wav\n%s/junk.wav\n\n%s/empty.wav\n" HFIX "a12.wav\n", dir, dir);
+    mer_test_write(p, list, strlen(list));
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --pool mean --out %s/feats --list %s",
+                      bin, dir, p);
+    CHECK(rc == 1);
+    CHECK(strstr(out, "junk.wav") != NULL);
+    CHECK(strstr(out, "empty.wav") != NULL);
+    CHECK(strstr(out, "2 of 4 inputs failed") != NULL);
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/feats/a2.npy", dir);
+    CHECK(stat(p, &sb) == 0);
+    snprintf(p, sizeof p, "%s/feats/a12.npy", dir);
+    CHECK(stat(p, &sb) == 0);
+    snprintf(p, sizeof p, "%s/feats/junk.npy", dir);
+    CHECK(stat(p, &sb) != 0);
+    snprintf(p, sizeof p, "%s/feats/empty.npy", dir);
+    CHECK(stat(p, &sb) != 0);
+
+    /* rerun: existing outputs are skipped (mtime unchanged) unless --overwrite */
+    snprintf(p, sizeof p, "%s/feats/a2.npy", dir);
+    stat(p, &sb);
+    time_t before = sb.st_mtime;
+    sleep(1);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --pool mean --out %s/feats "
+                      HFIX "a2.wav " HFIX "a12.wav", bin, dir);
+    CHECK(rc == 0 && strstr(out, "skipped"));
+    stat(p, &sb);
+    CHECK(sb.st_mtime == before);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --pool mean --overwrite --out %s/feats "
+                      HFIX "a2.wav", bin, dir);
+    CHECK(rc == 0);
+
+    /* single bad input: one line naming the file, exit 1, nothing written */
+    snprintf(p, sizeof p, "%s/bad.npy", dir);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --out %s %s/empty.wav", bin, p, dir);
+    CHECK(rc == 1 && strstr(out, "empty.wav"));
+    CHECK(stat(p, &sb) != 0);
+    /* usage errors exit 2 */
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --layers 7 --out %s " HFIX "a2.wav", bin, p);
+    CHECK(rc == 2);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --combine max --out %s " HFIX "a2.wav", bin, p);
+    CHECK(rc == 2);
+    rc = mer_test_run(out, sizeof out, "%s extract audio --out %s " HFIX "a2.wav", bin, p);
+    CHECK(rc == 2);
+    /* a bad model directory: exit 1, one line */
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model %s --out %s " HFIX "a2.wav", bin, dir, p);
+    CHECK(rc == 1 && strstr(out, "config.json"));
+    CHECK(stat(p, &sb) != 0);
+}

@@ -1,0 +1,117 @@
+/*
+ * cmd_extract_acoustic.c -- `mer extract acoustic`: weight-free eGeMAPS-style descriptors and
+ * MFCCs (src/models/acoustic*.c) for any FFmpeg-decodable input, through the shared batch
+ * machinery of extract_common.c. --pool mean writes the utterance functionals (D,), --pool none
+ * the frame sequence (T, D). --names FILE writes the feature names, one a line.
+ */
+#include "extract_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage_text =
+    "usage: mer extract acoustic [--pool mean|none] [--sample-rate HZ] [--names FILE]\n"
+    "                            [--overwrite] [--threads N] [--list FILE] --out PATH INPUT...\n"
+    "\n"
+    "Weight-free acoustic features (eGeMAPS-style LLDs + MFCC and deltas; docs/acoustic.md).\n"
+    "  --pool mean      utterance functionals, one vector (D,) per input (default)\n"
+    "  --pool none      frame-level descriptors (T, D), one frame every 10 ms\n"
+    "  --sample-rate    analysis rate; inputs are resampled (default 16000)\n"
+    "  --names FILE     also write the feature names, one a line\n"
+    "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
+
+static mer_status extract_one(const char *input, float **data, int32_t *ndim,
+                              int64_t shape[MER_MAX_DIMS], void *user) {
+    const mer_acoustic_recipe *r = user;
+    int64_t sh[2];
+    mer_status s = mer_acoustic_extract_file(r, input, data, ndim, sh);
+    if (s) return s;
+    shape[0] = sh[0];
+    shape[1] = sh[1];
+    return MER_OK;
+}
+
+static int write_names(const char *cmd, const mer_acoustic_recipe *r, const char *path) {
+    int pooled = !strcmp(r->pool, "mean");
+    int32_t D = pooled ? mer_acoustic_functional_dim(&r->params) : mer_acoustic_frame_dim(&r->params);
+    size_t cap = (size_t)D * 64 + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) return cli_fail(cmd, "%s: out of memory", path);
+    for (int32_t i = 0; i < D; i++) {
+        char name[64];
+        if (pooled)
+            mer_acoustic_functional_name(&r->params, i, name, sizeof name);
+        else
+            mer_acoustic_frame_name(&r->params, i, name, sizeof name);
+        len += (size_t)snprintf(buf + len, cap - len, "%s\n", name);
+    }
+    FILE *f = NULL;
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int ok = (f = fopen(tmp, "wb")) && fwrite(buf, 1, len, f) == len;
+    if (f && fclose(f)) ok = 0;
+    free(buf);
+    if (!ok || rename(tmp, path)) {
+        remove(tmp);
+        return cli_fail(cmd, "%s: cannot write", path);
+    }
+    return 0;
+}
+
+int cmd_extract_acoustic(int argc, char **argv) {
+    const char *cmd = "extract acoustic";
+    extract_opts eo;
+    extract_opts_init(&eo, cmd);
+    mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    const char *names = NULL;
+    int rc = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            extract_opts_free(&eo);
+            return 0;
+        }
+        int c = extract_parse_common(&eo, argc, argv, &i);
+        if (c < 0) {
+            extract_opts_free(&eo);
+            return 2;
+        }
+        if (c > 0) continue;
+        if (cli_opt(argc, argv, &i, "--pool", &v)) {
+            if (strcmp(v, "mean") && strcmp(v, "none")) {
+                extract_opts_free(&eo);
+                return cli_usage(cmd, "--pool must be mean or none, got '%s'", v);
+            }
+            snprintf(r.pool, sizeof r.pool, "%s", v);
+        } else if (cli_opt(argc, argv, &i, "--sample-rate", &v)) {
+            long sr;
+            if (!cli_parse_int(v, 8000, 96000, &sr)) {
+                extract_opts_free(&eo);
+                return cli_usage(cmd, "--sample-rate must be an integer in [8000, 96000], got '%s'", v);
+            }
+            r.params.sample_rate = (int32_t)sr;
+        } else if (cli_opt(argc, argv, &i, "--names", &v)) {
+            names = v;
+        } else {
+            extract_opts_free(&eo);
+            return cli_usage(cmd, "unknown option %s", argv[i]);
+        }
+    }
+    if (cli_error()) {
+        extract_opts_free(&eo);
+        return cli_usage(cmd, "%s", cli_error());
+    }
+    if (extract_check(&eo)) {
+        extract_opts_free(&eo);
+        return 2;
+    }
+    if (names && (rc = write_names(cmd, &r, names))) {
+        extract_opts_free(&eo);
+        return rc;
+    }
+    rc = extract_run(&eo, extract_one, &r);
+    extract_opts_free(&eo);
+    return rc;
+}

@@ -1,0 +1,177 @@
+/*
+ * cmd_extract_audio.c -- `mer extract audio`: hidden states of a HuBERT / wav2vec 2.0 Hugging
+ * Face checkpoint for audio files (anything FFmpeg decodes, resampled to the model's rate,
+ * mono). Layer selection, combining, pooling and chunking are mer_speech_extract's; the batch
+ * handling is extract_common's. See docs/speech.md.
+ */
+#include "extract_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+    "usage: mer extract audio --model DIR [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
+    "                         [--pool none|mean] [--chunk-seconds S] [--preset mertools]\n"
+    "                         [--threads N] [--overwrite] --out PATH (INPUT... | --list FILE)\n"
+    "\n"
+    "Hidden states of a Hugging Face HubertModel / Wav2Vec2Model checkpoint (config.json +\n"
+    "model.safetensors [+ preprocessor_config.json]) for each audio input.\n"
+    "  --layers      hidden-state indices 0..L (0 = encoder input): all (default), last4, N, N-M\n"
+    "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
+    "  --pool        none (default) or mean over frames (drops T)\n"
+    "  --chunk-seconds S  audio longer than S seconds is normalized as a whole, cut into S-second\n"
+    "                chunks (the last zero-padded), each encoded, frames concatenated\n"
+    "  --preset mertools  MERTools' utterance feature: --layers last4 --combine sum --pool mean\n"
+    "                --chunk-seconds 10 (later options override)\n"
+    "One INPUT: PATH is the .npy file. Several INPUTs or --list: PATH is a directory of\n"
+    "<basename>.npy. Existing outputs are skipped unless --overwrite; failed inputs are reported\n"
+    "and skipped, and the exit code is 1 if any failed.\n";
+
+typedef struct {
+    mer_speech_model *model;
+    mer_speech_state *state;
+    mer_speech_params params;
+    int32_t sample_rate;
+} audio_ctx;
+
+static mer_status extract_one(const char *input, float **data, int32_t *ndim,
+                              int64_t shape[MER_MAX_DIMS], void *user) {
+    audio_ctx *c = user;
+    float *x = NULL;
+    int64_t n = 0;
+    mer_status s = mer_media_decode_audio(input, c->sample_rate, &x, &n);
+    if (s) return s;
+    int64_t sh[3] = {0};
+    s = mer_speech_extract(c->state, x, n, &c->params, data, ndim, sh);
+    free(x);
+    if (s) return s;
+    for (int i = 0; i < *ndim; i++) shape[i] = sh[i];
+    return MER_OK;
+}
+
+/* --layers: all | lastN | N | N-M, into first/last (negative = from the end, as Python). */
+static int parse_layers(const char *v, int32_t *first, int32_t *last) {
+    long a, b;
+    if (!strcmp(v, "all")) {
+        *first = *last = -1;
+        return 1;
+    }
+    if (!strncmp(v, "last", 4) && cli_parse_int(v + 4, 1, 1024, &a)) {
+        *first = (int32_t)-a;
+        *last = -1;
+        return 1;
+    }
+    const char *dash = strchr(v, '-');
+    if (!dash) {
+        if (!cli_parse_int(v, 0, 1024, &a)) return 0;
+        *first = *last = (int32_t)a;
+        return 1;
+    }
+    char lo[32];
+    size_t n = (size_t)(dash - v);
+    if (n == 0 || n >= sizeof lo) return 0;
+    memcpy(lo, v, n);
+    lo[n] = '\0';
+    if (!cli_parse_int(lo, 0, 1024, &a) || !cli_parse_int(dash + 1, 0, 1024, &b) || b < a) return 0;
+    *first = (int32_t)a;
+    *last = (int32_t)b;
+    return 1;
+}
+
+int cmd_extract_audio(int argc, char **argv) {
+    const char *cmd = "extract audio";
+    extract_opts eo;
+    extract_opts_init(&eo, cmd);
+    audio_ctx c = {0};
+    c.params = mer_speech_default_params();
+    const char *model_dir = NULL, *layers_arg = NULL;
+    int rc = 2;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            extract_opts_free(&eo);
+            return 0;
+        }
+        int r = extract_parse_common(&eo, argc, argv, &i);
+        if (r < 0) goto out;
+        if (r > 0) continue;
+        if (cli_opt(argc, argv, &i, "--model", &v)) {
+            model_dir = v;
+        } else if (cli_opt(argc, argv, &i, "--layers", &v)) {
+            if (v && !parse_layers(v, &c.params.layer_first, &c.params.layer_last)) {
+                cli_usage(cmd, "--layers must be all, lastK, N or N-M, got '%s'", v);
+                goto out;
+            }
+            layers_arg = v;
+        } else if (cli_opt(argc, argv, &i, "--combine", &v)) {
+            if (v && !strcmp(v, "stack")) c.params.combine = MER_SPEECH_STACK;
+            else if (v && !strcmp(v, "sum")) c.params.combine = MER_SPEECH_SUM;
+            else if (v && !strcmp(v, "mean")) c.params.combine = MER_SPEECH_MEAN;
+            else if (v) {
+                cli_usage(cmd, "--combine must be stack, sum or mean, got '%s'", v);
+                goto out;
+            }
+        } else if (cli_opt(argc, argv, &i, "--pool", &v)) {
+            if (v && !strcmp(v, "none")) c.params.pool_mean = 0;
+            else if (v && !strcmp(v, "mean")) c.params.pool_mean = 1;
+            else if (v) {
+                cli_usage(cmd, "--pool must be none or mean, got '%s'", v);
+                goto out;
+            }
+        } else if (cli_opt(argc, argv, &i, "--chunk-seconds", &v)) {
+            if (v && !cli_parse_double(v, 0.0, 3600.0, &c.params.chunk_seconds)) {
+                cli_usage(cmd, "--chunk-seconds must be a number of seconds in [0, 3600], got '%s'", v);
+                goto out;
+            }
+        } else if (cli_opt(argc, argv, &i, "--preset", &v)) {
+            if (v && !strcmp(v, "mertools")) {
+                c.params = mer_speech_mertools_params();
+                layers_arg = "last4";
+            } else if (v) {
+                cli_usage(cmd, "--preset must be mertools, got '%s'", v);
+                goto out;
+            }
+        } else {
+            cli_usage(cmd, "unknown option %s", argv[i]);
+            goto out;
+        }
+    }
+    if (cli_error()) {
+        cli_usage(cmd, "%s", cli_error());
+        goto out;
+    }
+    if (!model_dir) {
+        cli_usage(cmd, "--model DIR is required (a Hugging Face checkpoint directory)");
+        goto out;
+    }
+    if (extract_check(&eo)) goto out;
+
+    mer_status s = mer_speech_model_load(&c.model, model_dir);
+    if (s) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto out;
+    }
+    mer_speech_info info;
+    mer_speech_model_info(c.model, &info);
+    c.sample_rate = info.sample_rate;
+    /* layer indices can only be checked against the model */
+    const int32_t L = info.n_layers, lf = c.params.layer_first, ll = c.params.layer_last;
+    const int32_t f = lf < 0 ? (lf == -1 && ll == -1 ? 0 : L + 1 + lf) : lf;
+    const int32_t l = ll < 0 ? L + 1 + ll : ll;
+    if (f < 0 || l > L || f > l) {
+        cli_usage(cmd, "--layers %s: the model has hidden states 0..%d", layers_arg ? layers_arg : "?", L);
+        goto out;
+    }
+    if ((s = mer_speech_state_init(&c.state, c.model))) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto out;
+    }
+    rc = extract_run(&eo, extract_one, &c);
+out:
+    mer_speech_state_free(c.state);
+    mer_speech_model_free(c.model);
+    extract_opts_free(&eo);
+    return rc;
+}

@@ -1,0 +1,170 @@
+/*
+ * cmd_extract_visual.c -- `mer extract visual`: CLIP ViT features of images and of frames
+ * sampled from videos, optionally of the face in each frame, pooled over frames the MERTools
+ * way (mean of get_image_features). The work per file is mer_clip_extract_file
+ * (src/models/clip_vit.c); the batch rules (one INPUT -> .npy, several -> directory, skip
+ * existing, atomic writes, failures counted) are extract_common.c's.
+ */
+#include "extract_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *usage_text =
+    "usage: mer extract visual --model DIR [--frames K | --fps F] [--faces [--face-models DIR]]\n"
+    "                          [--output embeds|cls|hidden] [--pool mean|none] [--overwrite]\n"
+    "                          [--threads N] [--list FILE] --out PATH INPUT...\n"
+    "\n"
+    "CLIP ViT image features (Hugging Face CLIPModel / CLIPVisionModel[WithProjection]\n"
+    "checkpoints; docs/visual.md) of images (png, jpg, ...) and of video frames.\n"
+    "  --model DIR      checkpoint directory (config.json, model.safetensors,\n"
+    "                   preprocessor_config.json)\n"
+    "  --frames K       K frames uniformly over each video; --fps F: frames at 0, 1/F, ...\n"
+    "                   (default: every frame)\n"
+    "  --faces          replace each frame by its best face crop; frames without a face are\n"
+    "                   skipped and counted; an input without any face fails\n"
+    "  --face-models D  face-api weights (default $MER_FACE_MODELS, else models/face-api)\n"
+    "  --output embeds  get_image_features, (P,) per frame (default)\n"
+    "  --output cls     the post-layernormed class token, (D,) per frame\n"
+    "  --output hidden  all hidden states, (L+1, T, D) per frame\n"
+    "  --pool mean      average over frames, MERTools' utterance feature (default)\n"
+    "  --pool none      keep the frames axis: (frames, ...)\n"
+    "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
+
+typedef struct {
+    mer_clip_state *state;
+    mer_clip_extract_params params;
+    int64_t frames, frames_no_face;
+    int inputs_with_skips;
+} visual_ctx;
+
+static mer_status extract_one(const char *input, float **data, int32_t *ndim,
+                              int64_t shape[MER_MAX_DIMS], void *user) {
+    visual_ctx *c = user;
+    mer_clip_extract_stats stats = {0, 0};
+    int64_t sh[4] = {0};
+    mer_status s = mer_clip_extract_file(c->state, input, &c->params, data, ndim, sh, &stats);
+    c->frames += stats.frames;
+    c->frames_no_face += stats.frames_no_face;
+    if (stats.frames_no_face) c->inputs_with_skips++;
+    if (s == MER_OK)
+        for (int i = 0; i < *ndim; i++) shape[i] = sh[i];
+    return s;
+}
+
+int cmd_extract_visual(int argc, char **argv) {
+    const char *cmd = "extract visual";
+    extract_opts eo;
+    extract_opts_init(&eo, cmd);
+    visual_ctx c;
+    memset(&c, 0, sizeof c);
+    c.params = mer_clip_default_extract_params();
+    const char *model_dir = NULL, *face_dir = NULL;
+    int faces = 0, rc = 2;
+    mer_clip_model *model = NULL;
+    mer_faces *fm = NULL;
+    mer_faces_state *fst = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            rc = 0;
+            goto out;
+        }
+        int r = extract_parse_common(&eo, argc, argv, &i);
+        if (r < 0) goto out;
+        if (r > 0) continue;
+        if (cli_opt(argc, argv, &i, "--model", &v)) {
+            model_dir = v;
+        } else if (cli_opt(argc, argv, &i, "--frames", &v)) {
+            long k;
+            if (!cli_parse_int(v, 1, 1000000, &k)) {
+                rc = cli_usage(cmd, "--frames must be a positive integer, got '%s'", v);
+                goto out;
+            }
+            c.params.sampling.count = (int32_t)k;
+        } else if (cli_opt(argc, argv, &i, "--fps", &v)) {
+            double f;
+            if (!cli_parse_double(v, 1e-6, 1000.0, &f)) {
+                rc = cli_usage(cmd, "--fps must be a number in (0, 1000], got '%s'", v);
+                goto out;
+            }
+            c.params.sampling.fps = f;
+        } else if (cli_flag(argv[i], "--faces")) {
+            faces = 1;
+        } else if (cli_opt(argc, argv, &i, "--face-models", &v)) {
+            face_dir = v;
+        } else if (cli_opt(argc, argv, &i, "--output", &v)) {
+            if (!strcmp(v, "embeds")) c.params.what = MER_CLIP_EMBEDS;
+            else if (!strcmp(v, "cls")) c.params.what = MER_CLIP_CLS;
+            else if (!strcmp(v, "hidden")) c.params.what = MER_CLIP_HIDDEN;
+            else {
+                rc = cli_usage(cmd, "--output must be embeds, cls or hidden, got '%s'", v);
+                goto out;
+            }
+        } else if (cli_opt(argc, argv, &i, "--pool", &v)) {
+            if (strcmp(v, "mean") && strcmp(v, "none")) {
+                rc = cli_usage(cmd, "--pool must be mean or none, got '%s'", v);
+                goto out;
+            }
+            c.params.pool_mean = !strcmp(v, "mean");
+        } else {
+            rc = cli_usage(cmd, "unknown option %s", argv[i]);
+            goto out;
+        }
+    }
+    if (cli_error()) {
+        rc = cli_usage(cmd, "%s", cli_error());
+        goto out;
+    }
+    if (!model_dir) {
+        rc = cli_usage(cmd, "--model DIR is required");
+        goto out;
+    }
+    if (c.params.sampling.count > 0 && c.params.sampling.fps > 0) {
+        rc = cli_usage(cmd, "--frames and --fps exclude each other");
+        goto out;
+    }
+    if (face_dir && !faces) {
+        rc = cli_usage(cmd, "--face-models needs --faces");
+        goto out;
+    }
+    if (extract_check(&eo)) goto out;
+    rc = 1;
+    mer_status s = mer_clip_model_load(&model, model_dir);
+    if (s != MER_OK) {
+        cli_fail_status(cmd, s, model_dir);
+        goto out;
+    }
+    if (c.params.what == MER_CLIP_EMBEDS && mer_clip_output_size(model, MER_CLIP_EMBEDS) == 0) {
+        cli_fail(cmd, "%s: the checkpoint has no visual_projection (a CLIPVisionModel); use --output cls or hidden",
+                 model_dir);
+        goto out;
+    }
+    if (faces) {
+        if ((s = mer_faces_load(&fm, face_dir)) != MER_OK ||
+            (s = mer_faces_state_init(&fst)) != MER_OK) {
+            cli_fail_status(cmd, s, face_dir ? face_dir : "face models");
+            goto out;
+        }
+        c.params.faces = fm;
+        c.params.faces_state = fst;
+    }
+    if ((s = mer_clip_state_init(&c.state, model)) != MER_OK) {
+        cli_fail_status(cmd, s, model_dir);
+        goto out;
+    }
+    rc = extract_run(&eo, extract_one, &c);
+    if (faces && c.frames_no_face)
+        fprintf(stderr, "mer %s: %lld of %lld frames had no face and were skipped (in %d input%s)\n",
+                cmd, (long long)c.frames_no_face, (long long)c.frames, c.inputs_with_skips,
+                c.inputs_with_skips == 1 ? "" : "s");
+out:
+    mer_clip_state_free(c.state);
+    mer_clip_model_free(model);
+    mer_faces_state_free(fst);
+    mer_faces_free(fm);
+    extract_opts_free(&eo);
+    return rc;
+}

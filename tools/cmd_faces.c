@@ -1,0 +1,280 @@
+/*
+ * cmd_faces.c -- `mer faces INPUT`: faces with boxes, scores and expression probabilities in an
+ * image or in sampled video frames, optional face crops as PNG, and a clip-level summary
+ * (fraction of frames with a face, mean expression probabilities of the best face per frame).
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+static const char *CMD = "faces";
+
+static void help(void) {
+    printf("usage: mer faces INPUT [--every N | --fps F] [--min-score S] [--input-size N]\n"
+           "                       [--json] [--crops DIR] [--models DIR] [--threads N]\n\n"
+           "Detect faces (Tiny Face Detector) and their expressions (neutral, happy, sad, angry,\n"
+           "fearful, disgusted, surprised) in an image (PNG, JPEG) or video frames.\n\n"
+           "  --every N       video: every N-th frame (default: every frame)\n"
+           "  --fps F         video: F frames per second instead\n"
+           "  --min-score S   detection threshold in (0, 1) (default 0.5)\n"
+           "  --input-size N  detector input side, a multiple of 32 (default 416)\n"
+           "  --json          JSON on stdout instead of text\n"
+           "  --crops DIR     write each face crop as DIR/<name>_f<frame>_<face>.png\n"
+           "  --models DIR    face-api weights (default $MER_FACE_MODELS or models/face-api)\n"
+           "  --threads N     worker threads (default: all CPUs)\n");
+}
+
+static int is_image_path(const char *p) {
+    const char *dot = strrchr(p, '.');
+    if (!dot || strchr(dot, '/')) return 0;
+    static const char *ext[] = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"};
+    for (size_t i = 0; i < sizeof ext / sizeof *ext; i++)
+        if (!strcasecmp(dot, ext[i])) return 1;
+    return 0;
+}
+
+/* File name without directory and extension, for crop names. */
+static void stem(char *out, size_t n, const char *path) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, n, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = '\0';
+}
+
+/* A JSON string literal (quotes, backslashes and control characters escaped). */
+static void json_str(FILE *o, const char *s) {
+    fputc('"', o);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(o, "\\%c", ch);
+        else if (ch < 0x20) fprintf(o, "\\u%04x", ch);
+        else fputc(ch, o);
+    }
+    fputc('"', o);
+}
+
+static void json_probs(FILE *o, const float *p) {
+    fprintf(o, "{");
+    for (int k = 0; k < MER_FACE_EXPRESSIONS; k++)
+        fprintf(o, "%s\"%s\": %.6g", k ? ", " : "", mer_face_expression_name(k), (double)p[k]);
+    fprintf(o, "}");
+}
+
+static void text_probs(FILE *o, const float *p) {
+    for (int k = 0; k < MER_FACE_EXPRESSIONS; k++)
+        fprintf(o, "%s%s %.3f", k ? " " : "", mer_face_expression_name(k), (double)p[k]);
+}
+
+int cmd_faces(int argc, char **argv) {
+    const char *input = NULL, *models = NULL, *crops = NULL;
+    long every = 0, input_size = 416, threads = 0;
+    double fps = 0, min_score = 0.5;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            help();
+            return 0;
+        } else if (cli_opt(argc, argv, &i, "--every", &v)) {
+            if (!cli_parse_int(v, 1, 1000000, &every))
+                return cli_usage(CMD, "--every needs a positive integer, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--fps", &v)) {
+            if (!cli_parse_double(v, 1e-3, 1000, &fps))
+                return cli_usage(CMD, "--fps needs a number in (0, 1000], got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--min-score", &v)) {
+            if (!cli_parse_double(v, 1e-6, 0.999999, &min_score))
+                return cli_usage(CMD, "--min-score needs a number in (0, 1), got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--input-size", &v)) {
+            if (!cli_parse_int(v, 32, 4096, &input_size) || input_size % 32)
+                return cli_usage(CMD, "--input-size needs a multiple of 32 in [32, 4096], got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (!cli_parse_int(v, 0, 1024, &threads))
+                return cli_usage(CMD, "--threads needs an integer >= 0, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--crops", &v)) {
+            crops = v;
+        } else if (cli_opt(argc, argv, &i, "--models", &v)) {
+            models = v;
+        } else if (cli_flag(argv[i], "--json")) {
+            json = 1;
+        } else if (cli_is_option(argv[i])) {
+            return cli_usage(CMD, "unknown option %s", argv[i]);
+        } else if (input) {
+            return cli_usage(CMD, "one INPUT only (got '%s' and '%s')", input, argv[i]);
+        } else {
+            input = argv[i];
+        }
+    }
+    if (cli_error()) return cli_usage(CMD, "%s", cli_error());
+    if (!input) return cli_usage(CMD, "needs an INPUT image or video");
+    if (every > 0 && fps > 0) return cli_usage(CMD, "--every and --fps exclude each other");
+    cli_set_threads(threads);
+
+    mer_faces *m = NULL;
+    mer_status s = mer_faces_load(&m, models);
+    if (s != MER_OK) return cli_fail(CMD, "%s", mer_last_error());
+
+    /* decode: a still image, or the sampled frames of a video */
+    mer_image *frames = NULL;
+    int32_t nframes = 0;
+    int video = !is_image_path(input);
+    if (!video) {
+        frames = calloc(1, sizeof *frames);
+        if (!frames) {
+            mer_faces_free(m);
+            return cli_fail(CMD, "%s: out of memory", input);
+        }
+        s = mer_image_load(input, frames);
+        nframes = s == MER_OK ? 1 : 0;
+    } else {
+        mer_frame_sampling smp = {0};
+        smp.fps = fps;
+        smp.every = (int32_t)every;
+        s = mer_media_decode_video(input, &smp, &frames, &nframes);
+    }
+    if (s != MER_OK) {
+        int rc = cli_fail(CMD, "%s", mer_last_error());
+        if (!video) free(frames); /* the image loader left nothing to free inside */
+        mer_faces_free(m);
+        return rc;
+    }
+    if (crops && mkdir(crops, 0755) != 0 && errno != EEXIST) {
+        int rc = cli_fail(CMD, "%s: cannot create directory: %s", crops, strerror(errno));
+        mer_frames_free(frames, nframes);
+        mer_faces_free(m);
+        return rc;
+    }
+
+    mer_faces_params p;
+    mer_faces_default_params(&p);
+    p.input_size = (int32_t)input_size;
+    p.min_score = (float)min_score;
+    mer_faces_state *st = NULL;
+    if ((s = mer_faces_state_init(&st)) != MER_OK) {
+        mer_frames_free(frames, nframes);
+        mer_faces_free(m);
+        return cli_fail(CMD, "%s", mer_last_error());
+    }
+    char name[256];
+    stem(name, sizeof name, input);
+    /* the report is collected and printed only when everything succeeded */
+    char *obuf = NULL;
+    size_t olen = 0;
+    FILE *o = open_memstream(&obuf, &olen);
+    if (!o) {
+        mer_faces_state_free(st);
+        mer_frames_free(frames, nframes);
+        mer_faces_free(m);
+        return cli_fail(CMD, "out of memory");
+    }
+    mer_faces_summary sum = {0};
+    int rc = 0;
+    cli_progress prog;
+    cli_progress_start(&prog, "faces", nframes);
+    if (json) {
+        fprintf(o, "{\n \"input\": ");
+        json_str(o, input);
+        fprintf(o, ",\n \"input_size\": %ld,\n \"min_score\": %.6g,\n \"frames\": [",
+                input_size, min_score);
+    }
+    for (int32_t fi = 0; fi < nframes && rc == 0; fi++) {
+        const mer_image *img = &frames[fi];
+        mer_face *faces = NULL;
+        int32_t n = 0;
+        s = mer_faces_detect(m, st, img, &p, &faces, &n);
+        if (s != MER_OK) {
+            rc = cli_fail(CMD, "%s: frame %d: %s", input, fi, mer_last_error());
+            break;
+        }
+        mer_faces_summary_add(&sum, faces, n);
+        if (json) {
+            fprintf(o, "%s\n  {\"index\": %lld, \"time\": %.4f, \"width\": %d, \"height\": %d, \"faces\": [",
+                   fi ? "," : "", (long long)img->index, img->time, img->width, img->height);
+        } else if (video) {
+            fprintf(o, "frame %lld (t %.2f s): %d face%s\n", (long long)img->index, img->time, n,
+                   n == 1 ? "" : "s");
+        } else {
+            fprintf(o, "%s: %d face%s\n", input, n, n == 1 ? "" : "s");
+        }
+        for (int32_t k = 0; k < n; k++) {
+            const mer_face *f = &faces[k];
+            const char *ex = f->expression >= 0 ? mer_face_expression_name(f->expression) : NULL;
+            if (json) {
+                fprintf(o, "%s\n   {\"x\": %.4f, \"y\": %.4f, \"width\": %.4f, \"height\": %.4f, "
+                       "\"score\": %.6f, \"expression\": ", k ? "," : "", (double)f->x,
+                       (double)f->y, (double)f->width, (double)f->height, (double)f->score);
+                if (ex) fprintf(o, "\"%s\"", ex);
+                else fprintf(o, "null");
+                fprintf(o, ", \"expressions\": ");
+                json_probs(o, f->expressions);
+                fprintf(o, "}");
+            } else {
+                fprintf(o, "  face %d: box %.1f %.1f %.1f %.1f score %.3f %s (", k, (double)f->x,
+                       (double)f->y, (double)f->width, (double)f->height, (double)f->score,
+                       ex ? ex : "-");
+                text_probs(o, f->expressions);
+                fprintf(o, ")\n");
+            }
+            if (crops) {
+                mer_image c = {0};
+                s = mer_faces_crop(img, f, &c);
+                if (s == MER_OK) {
+                    char path[2048];
+                    snprintf(path, sizeof path, "%s/%s_f%lld_%d.png", crops, name,
+                             (long long)img->index, k);
+                    s = mer_image_write_png(path, c.rgb, c.width, c.height, 3);
+                    mer_image_free(&c);
+                    if (s != MER_OK) {
+                                    rc = cli_fail(CMD, "%s", mer_last_error());
+                        break;
+                    }
+                }
+            }
+        }
+        if (json) fprintf(o, "%s]}", n ? "\n  " : "");
+        free(faces);
+        cli_progress_update(&prog, fi + 1, NULL);
+    }
+    cli_progress_end(&prog);
+    if (rc == 0) {
+        float mean[MER_FACE_EXPRESSIONS];
+        mer_faces_summary_mean(&sum, mean);
+        int top = -1;
+        if (sum.frames_with_face > 0) {
+            top = 0;
+            for (int k = 1; k < MER_FACE_EXPRESSIONS; k++)
+                if (mean[k] > mean[top]) top = k;
+        }
+        if (json) {
+            fprintf(o, "\n ],\n \"summary\": {\"frames\": %lld, \"frames_with_face\": %lld, "
+                   "\"fraction_with_face\": %.6g, \"mean_expressions\": ",
+                   (long long)sum.frames, (long long)sum.frames_with_face,
+                   mer_faces_summary_fraction(&sum));
+            json_probs(o, mean);
+            fprintf(o, ", \"top_expression\": ");
+            if (top >= 0) fprintf(o, "\"%s\"}\n}\n", mer_face_expression_name(top));
+            else fprintf(o, "null}\n}\n");
+        } else if (video) {
+            fprintf(o, "summary: %lld frames, %lld with a face (%.3f)", (long long)sum.frames,
+                   (long long)sum.frames_with_face, mer_faces_summary_fraction(&sum));
+            if (top >= 0) {
+                fprintf(o, "; mean expression: ");
+                text_probs(o, mean);
+                fprintf(o, "; top %s", mer_face_expression_name(top));
+            }
+            fprintf(o, "\n");
+        }
+    }
+    fclose(o);
+    if (rc == 0) fwrite(obuf, 1, olen, stdout);
+    free(obuf);
+    mer_faces_state_free(st);
+    mer_frames_free(frames, nframes);
+    mer_faces_free(m);
+    return rc;
+}

@@ -1,0 +1,219 @@
+/*
+ * cmd_predict.c -- `mer predict`: class probabilities of a trained run (mean of its fold
+ * models) for clips given as feature files (--feature NAME=DIR, optionally --list LIST) or as
+ * raw media (--input FILE..., when the run recorded a feature recipe; extraction is
+ * mer_acoustic_extract, referenced weakly so builds without it still link).
+ */
+#include "cli.h"
+#include "prior_cli.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#pragma weak mer_acoustic_extract
+
+static const char *CMD = "predict";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mer predict --run RUNDIR --feature NAME=DIR [...] [--list LIST] --out pred.csv\n"
+            "       mer predict --run RUNDIR --input MEDIA... --out pred.csv\n"
+            "                   [--format csv|mer2024] [--threads N]\n"
+            "                   [--prior none|uniform|FILE|auto]\n"
+            "\n"
+            "Writes name, one probability column per class, pred (the mean over the run's fold\n"
+            "models). Without --list, every <clip>.npy of the first feature directory is predicted.\n"
+            "--format mer2024 writes the MER2024 submission layout (name, discrete).\n"
+            "--input extracts features from media files with the recipe recorded in the run.\n"
+            "--prior corrects the posteriors from the run's training class prior to a test prior:\n"
+            "uniform, a CSV FILE (class,prior) or auto (EM estimate from these clips, printed);\n"
+            "see docs/agt.md.\n");
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Clip names of every *.npy in dir, sorted. */
+static mer_status list_dir(const char *dir, char ***names, int64_t *n) {
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return MER_ERR_IO;
+    int64_t cap = 0;
+    struct dirent *e;
+    mer_status s = MER_OK;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l <= 4 || strcmp(e->d_name + l - 4, ".npy")) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 256;
+            char **nn = realloc(*names, (size_t)cap * sizeof *nn);
+            if (!nn) { s = MER_ERR_NOMEM; break; }
+            *names = nn;
+        }
+        (*names)[*n] = strndup(e->d_name, l - 4);
+        if (!(*names)[*n]) { s = MER_ERR_NOMEM; break; }
+        (*n)++;
+    }
+    closedir(d);
+    if (*n) qsort(*names, (size_t)*n, sizeof **names, cmp_str);
+    return s;
+}
+
+int cmd_predict(int argc, char **argv) {
+    const char *run_dir = NULL, *out = NULL, *list = NULL, *format = "csv", *prior = NULL;
+    mer_modality_spec mods[MER_MAX_MODALITIES];
+    char *mod_buf[MER_MAX_MODALITIES] = {0};
+    const char **inputs = calloc((size_t)argc, sizeof *inputs);
+    int32_t n_mod = 0, n_in = 0;
+    long threads = 0;
+    int rc = 0;
+    mer_run *run = NULL;
+    mer_dataset *ds = NULL;
+    char **names = NULL;
+    int64_t n_names = 0;
+    int names_from_dir = 0;
+    float *probs = NULL;
+    if (!inputs) return cli_fail(CMD, "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            goto done;
+        } else if (cli_opt(argc, argv, &i, "--run", &v)) run_dir = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
+        else if (cli_opt(argc, argv, &i, "--list", &v)) list = v;
+        else if (cli_opt(argc, argv, &i, "--format", &v)) format = v;
+        else if (cli_opt(argc, argv, &i, "--prior", &v)) prior = v;
+        else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (!cli_parse_int(v, 0, 1024, &threads)) {
+                rc = cli_usage(CMD, "--threads wants an integer in [0, 1024], got '%s'", v);
+                goto done;
+            }
+        } else if (cli_opt(argc, argv, &i, "--feature", &v)) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                rc = cli_usage(CMD, "--feature wants NAME=DIR, got '%s'", v);
+                goto done;
+            }
+            if (n_mod == MER_MAX_MODALITIES) {
+                rc = cli_usage(CMD, "at most %d --feature modalities", MER_MAX_MODALITIES);
+                goto done;
+            }
+            mod_buf[n_mod] = strdup(v);
+            if (!mod_buf[n_mod]) { rc = cli_fail(CMD, "out of memory"); goto done; }
+            mod_buf[n_mod][eq - v] = '\0';
+            mods[n_mod].name = mod_buf[n_mod];
+            mods[n_mod].dir = mod_buf[n_mod] + (eq - v) + 1;
+            n_mod++;
+        } else if (cli_flag(argv[i], "--input")) {
+            while (i + 1 < argc && !cli_is_option(argv[i + 1])) inputs[n_in++] = argv[++i];
+        } else if (cli_is_option(argv[i])) {
+            rc = cli_usage(CMD, "unknown option %s", argv[i]);
+            goto done;
+        } else {
+            rc = cli_usage(CMD, "unexpected argument '%s'", argv[i]);
+            goto done;
+        }
+    }
+    if (cli_error()) { rc = cli_usage(CMD, "%s", cli_error()); goto done; }
+    if (!run_dir) { rc = cli_usage(CMD, "--run RUNDIR is required"); goto done; }
+    if (!out) { rc = cli_usage(CMD, "--out FILE is required"); goto done; }
+    if (strcmp(format, "csv") && strcmp(format, "mer2024")) {
+        rc = cli_usage(CMD, "--format wants csv or mer2024, got '%s'", format);
+        goto done;
+    }
+    if (!n_mod && !n_in) { rc = cli_usage(CMD, "give --feature NAME=DIR or --input MEDIA..."); goto done; }
+    if (n_mod && n_in) { rc = cli_usage(CMD, "--feature and --input do not mix"); goto done; }
+    cli_set_threads(threads);
+
+    mer_status s = mer_run_open(&run, run_dir);
+    if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+    const char *cls[MER_MAX_CLASSES];
+    int32_t C = mer_run_n_classes(run);
+    for (int32_t k = 0; k < C; k++) cls[k] = mer_run_class(run, k);
+
+    if (n_in) {
+        if (!mer_run_recipe(run)) {
+            rc = cli_fail(CMD, "%s: the run has no feature recipe (train with --recipe), so --input cannot be used; give --feature", run_dir);
+            goto done;
+        }
+        if (!mer_acoustic_extract) {
+            rc = cli_fail(CMD, "this build has no feature extractor for --input");
+            goto done;
+        }
+        const char *mnames[MER_MAX_MODALITIES];
+        for (int32_t m = 0; m < mer_run_n_modalities(run); m++) mnames[m] = mer_run_modality(run, m);
+        s = mer_dataset_init(&ds, cls, C, mnames, mer_run_n_modalities(run));
+        for (int32_t k = 0; s == MER_OK && k < n_in; k++) {
+            mer_tensor t[MER_MAX_MODALITIES];
+            float *data[MER_MAX_MODALITIES] = {0};
+            int32_t nm = mer_run_n_modalities(run);
+            for (int32_t m = 0; s == MER_OK && m < nm; m++) {
+                int32_t nd = 0;
+                int64_t shape[MER_MAX_DIMS];
+                s = mer_acoustic_extract(mer_run_recipe(run), inputs[k], mnames[m], &data[m], &nd, shape);
+                if (s == MER_OK) s = mer_tensor_view(&t[m], data[m], MER_DTYPE_F32, nd, shape);
+            }
+            /* clip name: the file name without directory and extension */
+            char name[256];
+            const char *base = strrchr(inputs[k], '/');
+            snprintf(name, sizeof name, "%s", base ? base + 1 : inputs[k]);
+            char *dot = strrchr(name, '.');
+            if (dot && dot != name) *dot = '\0';
+            if (s == MER_OK) s = mer_dataset_add(ds, name, -1, NULL, 0, t);
+            for (int32_t m = 0; m < nm; m++) free(data[m]);
+            if (s != MER_OK) {
+                rc = cli_fail_status(CMD, s, inputs[k]);
+                goto done;
+            }
+        }
+        if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+    } else {
+        if (list) {
+            s = mer_read_name_list(list, &names, &n_names);
+        } else {
+            names_from_dir = 1;
+            s = list_dir(mods[0].dir, &names, &n_names);
+            if (s == MER_ERR_IO) {
+                rc = cli_fail(CMD, "%s: cannot read the directory", mods[0].dir);
+                goto done;
+            }
+            if (s == MER_OK && !n_names) {
+                rc = cli_fail(CMD, "%s: no .npy files", mods[0].dir);
+                goto done;
+            }
+        }
+        if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+        mer_dataset_params dp = mer_dataset_default_params();
+        dp.classes = cls;
+        dp.n_classes = C;
+        dp.names = (const char *const *)names;
+        dp.n_names = n_names;
+        dp.modalities = mods;
+        dp.n_modalities = n_mod;
+        s = mer_dataset_load(&ds, &dp);
+        if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+    }
+    int64_t n = mer_dataset_count(ds);
+    probs = malloc((size_t)(n ? n * C : 1) * sizeof *probs);
+    if (!probs) { rc = cli_fail(CMD, "out of memory"); goto done; }
+    s = mer_run_predict(run, ds, probs);
+    if (s == MER_OK && (rc = prior_cli_apply(CMD, prior, run_dir, cls, C, probs, n)) != 0) goto done;
+    if (s == MER_OK) s = mer_write_predictions(out, ds, probs, cls, C, !strcmp(format, "mer2024"));
+    if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+    fprintf(stderr, "mer predict: %lld clips -> %s\n", (long long)n, out);
+done:
+    if (names_from_dir)
+        for (int64_t k = 0; k < n_names; k++) free(names[k]);
+    free(names);
+    free(probs);
+    mer_dataset_free(ds);
+    mer_run_free(run);
+    for (int32_t k = 0; k < n_mod; k++) free(mod_buf[k]);
+    free(inputs);
+    return rc;
+}

@@ -1,0 +1,394 @@
+/*
+ * cmd_train.c -- `mer train`: load labels + per-modality feature directories, run K-fold
+ * cross-validation (or a hyper-parameter search) of a fusion model, write the run directory.
+ * All the work is in the library (mer_dataset_load, mer_train_run); this file parses flags and
+ * draws the progress line.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *CMD = "train";
+
+static const char *const MER2024_CLASSES[] = {"neutral", "angry", "happy", "sad", "worried", "surprise"};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mer train --labels CSV --feature NAME=DIR [--feature NAME=DIR ...] --out RUNDIR\n"
+            "                 [--model attention] [--folds 5] [--epochs 100] [--batch 32] [--lr 1e-3]\n"
+            "                 [--l2 1e-5] [--hidden 128] [--dropout 0.3] [--seed S] [--threads N]\n"
+            "                 [--test LIST] [--search N] [--group-col COL] [--resume]\n"
+            "\n"
+            "Cross-validated training of a fusion model on per-clip features (MERTools protocol):\n"
+            "K folds (seeded; --group-col keeps each group, e.g. a speaker, in one fold), per fold\n"
+            "the epoch with the best held-out weighted F1, test predictions = mean of the folds.\n"
+            "\n"
+            "data:\n"
+            "  --labels CSV          labels table; --name-col (name), --label-col (emotion)\n"
+            "  --feature NAME=DIR    a modality: DIR holds <clip>.npy, (D) or (T, D); repeatable\n"
+            "  --classes LIST|mer2024  class order, comma-separated (default: sorted labels)\n"
+            "  --group-col COL       grouped folds (leave-one-group-out when --folds = #groups)\n"
+            "  --test LIST           also predict these clips (one name per line) -> test.csv\n"
+            "model and optimisation:\n"
+            "  --model NAME          attention (MERTools baseline); see docs/training.md\n"
+            "  --hidden N --dropout P --heads N --layers N\n"
+            "  --tokens K            agt: sub-tokens per utterance vector (4); see docs/agt.md\n"
+            "  --folds K             1 = train on everything for --epochs (no selection)\n"
+            "  --epochs N --batch N --lr X --l2 X (Adam weight decay)  --optimizer adam|adamw\n"
+            "  --clip-value V --clip-norm V --label-smoothing E --balanced (class weights)\n"
+            "  --seed S --threads N  same seed and threads give bitwise the same run\n"
+            "  --search N            random search over hidden/dropout/lr (MERTools grid)\n"
+            "self-training (docs/agt.md):\n"
+            "  --unlabeled LIST --pseudo-rounds R  after each round the fold ensemble labels the\n"
+            "                        clips whose top probability reaches the class threshold; they\n"
+            "                        join the next round (retrained from scratch) as train-only\n"
+            "  --pseudo-threshold P|CLASS=P,...  (MER2024 classes: 0.99, worried/surprise 0.85)\n"
+            "  --pseudo-max N        keep at most the N most confident clips per round\n"
+            "run directory:\n"
+            "  --out RUNDIR          config, fold checkpoints, oof.csv, metrics.json, PNG plots\n"
+            "  --resume              continue an interrupted run from its last complete epoch\n"
+            "  --checkpoint-every N  resumable state every N epochs, at most every 10 s (1; 0 = never)\n"
+            "  --recipe FILE.json    feature recipe stored in the run (for predict --input)\n"
+            "  --no-plots            skip confusion.png / curves.png\n");
+}
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct {
+    cli_progress bar;
+    int started;
+    int64_t base;
+    int32_t last_fold, last_trial;
+    char label[64];
+} progress_state;
+
+static int on_progress(const mer_train_progress *p, void *user) {
+    progress_state *st = user;
+    if (!st->started) {
+        st->started = 1;
+        st->base = p->done - 1;
+        snprintf(st->label, sizeof st->label, "train");
+        cli_progress_start(&st->bar, st->label, p->total - st->base);
+        st->last_fold = p->fold;
+        st->last_trial = p->trial;
+    }
+    char detail[200];
+    char trial[32] = "";
+    if (p->n_trials > 1) snprintf(trial, sizeof trial, "trial %d/%d ", p->trial + 1, p->n_trials);
+    if (isfinite(p->heldout_waf))
+        snprintf(detail, sizeof detail, "%sfold %d/%d epoch %d/%d loss %.4f WAF %.4f best %.4f",
+                 trial, p->fold + 1, p->n_folds, p->epoch, p->n_epochs, p->train_loss,
+                 p->heldout_waf, p->best_waf);
+    else
+        snprintf(detail, sizeof detail, "%sepoch %d/%d loss %.4f", trial, p->epoch, p->n_epochs,
+                 p->train_loss);
+    cli_progress_update(&st->bar, p->done - st->base, detail);
+    if (!st->bar.tty && p->epoch == p->n_epochs) {
+        if (isfinite(p->best_waf))
+            fprintf(stderr, "mer train: %sfold %d/%d done: best held-out WAF %.4f\n", trial,
+                    p->fold + 1, p->n_folds, p->best_waf);
+        else
+            fprintf(stderr, "mer train: %sfinal model done: loss %.4f\n", trial, p->train_loss);
+    }
+    return interrupted ? 1 : 0;
+}
+
+int cmd_train(int argc, char **argv) {
+    mer_train_params tp = mer_train_default_params();
+    mer_dataset_params dp = mer_dataset_default_params();
+    const char *out = NULL, *test_list = NULL, *classes_arg = NULL, *recipe_path = NULL;
+    const char *unl_list = NULL, *pseudo_thr = NULL;   /* self-training (src/train/pseudo.c) */
+    int32_t pseudo_rounds = 0, pseudo_max = 0;
+    mer_modality_spec mods[MER_MAX_MODALITIES];
+    char *mod_buf[MER_MAX_MODALITIES] = {0};
+    int32_t n_mod = 0;
+    long threads = 0;
+    int rc = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        long l;
+        double d;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            rc = 0;
+            goto done;
+        } else if (cli_opt(argc, argv, &i, "--labels", &v)) dp.labels_csv = v;
+        else if (cli_opt(argc, argv, &i, "--name-col", &v)) dp.name_col = v;
+        else if (cli_opt(argc, argv, &i, "--label-col", &v)) dp.label_col = v;
+        else if (cli_opt(argc, argv, &i, "--group-col", &v)) dp.group_col = v;
+        else if (cli_opt(argc, argv, &i, "--classes", &v)) classes_arg = v;
+        else if (cli_opt(argc, argv, &i, "--test", &v)) test_list = v;
+        else if (cli_opt(argc, argv, &i, "--unlabeled", &v)) unl_list = v;
+        else if (cli_opt(argc, argv, &i, "--pseudo-threshold", &v)) pseudo_thr = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
+        else if (cli_opt(argc, argv, &i, "--recipe", &v)) recipe_path = v;
+        else if (cli_opt(argc, argv, &i, "--feature", &v)) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v || !eq[1]) {
+                rc = cli_usage(CMD, "--feature wants NAME=DIR, got '%s'", v);
+                goto done;
+            }
+            if (n_mod == MER_MAX_MODALITIES) {
+                rc = cli_usage(CMD, "at most %d --feature modalities", MER_MAX_MODALITIES);
+                goto done;
+            }
+            mod_buf[n_mod] = strdup(v);
+            if (!mod_buf[n_mod]) {
+                rc = cli_fail(CMD, "out of memory");
+                goto done;
+            }
+            mod_buf[n_mod][eq - v] = '\0';
+            mods[n_mod].name = mod_buf[n_mod];
+            mods[n_mod].dir = mod_buf[n_mod] + (eq - v) + 1;
+            n_mod++;
+        } else if (cli_opt(argc, argv, &i, "--model", &v)) {
+            if (strlen(v) >= sizeof tp.model) {
+                rc = cli_usage(CMD, "--model name too long");
+                goto done;
+            }
+            snprintf(tp.model, sizeof tp.model, "%s", v);
+        } else if (cli_opt(argc, argv, &i, "--optimizer", &v)) {
+            if (!strcmp(v, "adam")) tp.optimizer = MER_OPT_ADAM;
+            else if (!strcmp(v, "adamw")) tp.optimizer = MER_OPT_ADAMW;
+            else {
+                rc = cli_usage(CMD, "--optimizer wants adam or adamw, got '%s'", v);
+                goto done;
+            }
+        }
+#define INT_OPT(flag, lo, hi, dst)                                                          \
+    else if (cli_opt(argc, argv, &i, flag, &v)) {                                           \
+        if (!cli_parse_int(v, lo, hi, &l)) {                                                \
+            rc = cli_usage(CMD, "%s wants an integer in [%ld, %ld], got '%s'", flag,        \
+                           (long)(lo), (long)(hi), v);                                      \
+            goto done;                                                                      \
+        }                                                                                   \
+        dst = (int32_t)l;                                                                   \
+    }
+#define DBL_OPT(flag, lo, hi, dst)                                                          \
+    else if (cli_opt(argc, argv, &i, flag, &v)) {                                           \
+        if (!cli_parse_double(v, lo, hi, &d)) {                                             \
+            rc = cli_usage(CMD, "%s wants a number in [%g, %g], got '%s'", flag,            \
+                           (double)(lo), (double)(hi), v);                                  \
+            goto done;                                                                      \
+        }                                                                                   \
+        dst = d;                                                                            \
+    }
+        INT_OPT("--folds", 1, 1000, tp.folds)
+        INT_OPT("--epochs", 1, 1000000, tp.epochs)
+        INT_OPT("--batch", 1, 1 << 20, tp.batch)
+        INT_OPT("--hidden", 1, 1 << 16, tp.hidden)
+        INT_OPT("--heads", 1, 256, tp.heads)
+        INT_OPT("--layers", 1, 64, tp.layers)
+        INT_OPT("--tokens", 1, 64, tp.tokens)
+        INT_OPT("--pseudo-rounds", 0, 100, pseudo_rounds)
+        INT_OPT("--pseudo-max", 0, 1 << 30, pseudo_max)
+        INT_OPT("--search", 0, 1000, tp.search)
+        INT_OPT("--checkpoint-every", 0, 1000000, tp.checkpoint_every)
+        DBL_OPT("--lr", 1e-12, 10.0, tp.lr)
+        DBL_OPT("--l2", 0.0, 10.0, tp.l2)
+        DBL_OPT("--dropout", 0.0, 0.99, tp.dropout)
+        DBL_OPT("--clip-value", 0.0, 1e9, tp.clip_value)
+        DBL_OPT("--clip-norm", 0.0, 1e9, tp.clip_norm)
+        DBL_OPT("--label-smoothing", 0.0, 0.99, tp.label_smoothing)
+        else if (cli_opt(argc, argv, &i, "--seed", &v)) {
+            char *end = NULL;
+            unsigned long long sv = strtoull(v, &end, 10);
+            if (!*v || *end || *v == '-') {
+                rc = cli_usage(CMD, "--seed wants a non-negative integer, got '%s'", v);
+                goto done;
+            }
+            tp.seed = sv;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (!cli_parse_int(v, 0, 1024, &threads)) {
+                rc = cli_usage(CMD, "--threads wants an integer in [0, 1024], got '%s'", v);
+                goto done;
+            }
+        } else if (cli_flag(argv[i], "--resume")) tp.resume = 1;
+        else if (cli_flag(argv[i], "--balanced")) tp.balanced_weights = 1;
+        else if (cli_flag(argv[i], "--no-plots")) tp.plots = 0;
+        else if (cli_is_option(argv[i])) {
+            rc = cli_usage(CMD, "unknown option %s", argv[i]);
+            goto done;
+        } else {
+            rc = cli_usage(CMD, "unexpected argument '%s'", argv[i]);
+            goto done;
+        }
+    }
+    if (cli_error()) {
+        rc = cli_usage(CMD, "%s", cli_error());
+        goto done;
+    }
+    if (!dp.labels_csv) { rc = cli_usage(CMD, "--labels CSV is required"); goto done; }
+    if (!n_mod) { rc = cli_usage(CMD, "at least one --feature NAME=DIR is required"); goto done; }
+    if (!out) { rc = cli_usage(CMD, "--out RUNDIR is required"); goto done; }
+    if ((pseudo_rounds > 0) != (unl_list != NULL)) {
+        rc = cli_usage(CMD, "--unlabeled LIST and --pseudo-rounds R (>= 1) go together");
+        goto done;
+    }
+    cli_set_threads(threads);
+
+    /* class list */
+    char *cls_buf = NULL;
+    const char *cls[MER_MAX_CLASSES];
+    int32_t nc = 0;
+    if (classes_arg && !strcmp(classes_arg, "mer2024")) {
+        for (int k = 0; k < 6; k++) cls[nc++] = MER2024_CLASSES[k];
+    } else if (classes_arg) {
+        cls_buf = strdup(classes_arg);
+        for (char *tok = cls_buf ? strtok(cls_buf, ",") : NULL; tok; tok = strtok(NULL, ",")) {
+            if (nc == MER_MAX_CLASSES) {
+                free(cls_buf);
+                rc = cli_usage(CMD, "at most %d classes", MER_MAX_CLASSES);
+                goto done;
+            }
+            cls[nc++] = tok;
+        }
+        if (nc < 2) {
+            free(cls_buf);
+            rc = cli_usage(CMD, "--classes needs at least two comma-separated names");
+            goto done;
+        }
+    }
+    if (nc) {
+        dp.classes = cls;
+        dp.n_classes = nc;
+    }
+    dp.modalities = mods;
+    dp.n_modalities = n_mod;
+
+    char *recipe = NULL;
+    mer_dataset *train = NULL, *test = NULL, *unl = NULL;
+    char **test_names = NULL, **unl_names = NULL;
+    mer_status s = MER_OK;
+    if (recipe_path) {
+        mer_json *j = NULL;
+        s = mer_json_load(&j, recipe_path); /* validates it is JSON */
+        mer_json_free(j);
+        if (s == MER_OK) {
+            FILE *f = fopen(recipe_path, "rb");
+            if (!f) {
+                rc = cli_fail(CMD, "%s: cannot open", recipe_path);
+                goto cleanup;
+            }
+            fseek(f, 0, SEEK_END);
+            long sz = ftell(f);
+            fseek(f, 0, SEEK_SET);
+            recipe = malloc((size_t)sz + 1);
+            if (!recipe || fread(recipe, 1, (size_t)sz, f) != (size_t)sz) {
+                fclose(f);
+                rc = cli_fail(CMD, "%s: cannot read", recipe_path);
+                goto cleanup;
+            }
+            fclose(f);
+            recipe[sz] = '\0';
+            /* one line, so config.json stays readable */
+            for (char *c = recipe; *c; c++)
+                if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
+            tp.recipe_json = recipe;
+        } else {
+            rc = cli_fail_status(CMD, s, NULL);
+            goto cleanup;
+        }
+    }
+    s = mer_dataset_load(&train, &dp);
+    if (s != MER_OK) {
+        rc = cli_fail_status(CMD, s, NULL);
+        goto cleanup;
+    }
+    if (test_list) {
+        int64_t nt = 0;
+        s = mer_read_name_list(test_list, &test_names, &nt);
+        mer_dataset_params tpar = dp;
+        tpar.labels_csv = NULL;
+        tpar.group_col = NULL;
+        const char *tcls[MER_MAX_CLASSES];
+        for (int32_t k = 0; k < mer_dataset_n_classes(train); k++) tcls[k] = mer_dataset_class(train, k);
+        tpar.classes = tcls;
+        tpar.n_classes = mer_dataset_n_classes(train);
+        tpar.names = (const char *const *)test_names;
+        tpar.n_names = nt;
+        if (s == MER_OK) s = mer_dataset_load(&test, &tpar);
+        if (s != MER_OK) {
+            rc = cli_fail_status(CMD, s, NULL);
+            goto cleanup;
+        }
+    }
+    mer_pseudo_params pp = mer_pseudo_default_params();
+    if (unl_list) {
+        int64_t nu = 0;
+        s = mer_read_name_list(unl_list, &unl_names, &nu);
+        mer_dataset_params upar = dp;
+        upar.labels_csv = NULL;
+        upar.group_col = NULL;
+        const char *ucls[MER_MAX_CLASSES];
+        int32_t ncl = mer_dataset_n_classes(train);
+        for (int32_t k = 0; k < ncl; k++) ucls[k] = mer_dataset_class(train, k);
+        upar.classes = ucls;
+        upar.n_classes = ncl;
+        upar.names = (const char *const *)unl_names;
+        upar.n_names = nu;
+        if (s == MER_OK) s = mer_dataset_load(&unl, &upar);
+        if (s == MER_OK) s = mer_pseudo_default_thresholds(ucls, ncl, pp.threshold);
+        if (s == MER_OK && pseudo_thr) s = mer_pseudo_parse_thresholds(pseudo_thr, ucls, ncl, pp.threshold);
+        if (s != MER_OK) {
+            rc = cli_fail_status(CMD, s, unl_list);
+            goto cleanup;
+        }
+        pp.rounds = pseudo_rounds;
+        pp.max_add = pseudo_max;
+    }
+    fprintf(stderr, "mer train: %lld clips, %d classes, %d modalit%s",
+            (long long)mer_dataset_count(train), mer_dataset_n_classes(train),
+            mer_dataset_n_modalities(train), mer_dataset_n_modalities(train) == 1 ? "y" : "ies");
+    for (int32_t m = 0; m < mer_dataset_n_modalities(train); m++)
+        fprintf(stderr, "%s %s (%lld%s)", m ? "," : ":", mer_dataset_modality(train, m),
+                (long long)mer_dataset_dim(train, m), mer_dataset_is_sequence(train, m) ? ", sequences" : "");
+    fprintf(stderr, "; %d folds x %d epochs, %d thread%s\n", tp.folds, tp.epochs, mer_get_threads(),
+            mer_get_threads() == 1 ? "" : "s");
+
+    progress_state ps;
+    memset(&ps, 0, sizeof ps);
+    tp.progress = on_progress;
+    tp.progress_user = &ps;
+    signal(SIGINT, on_sigint);
+    mer_metrics m;
+    double t0 = cli_now();
+    s = unl ? mer_train_pseudo(&tp, &pp, train, unl, test, out, &m)
+            : mer_train_run(&tp, train, test, out, &m);
+    if (ps.started) cli_progress_end(&ps.bar);
+    signal(SIGINT, SIG_DFL);
+    if (s == MER_ERR_ABORTED) {
+        rc = cli_fail(CMD, "%s: interrupted; continue with the same command plus --resume", out);
+        goto cleanup;
+    }
+    if (s != MER_OK) {
+        rc = cli_fail_status(CMD, s, NULL);
+        goto cleanup;
+    }
+    if (tp.folds > 1)
+        printf("%s: mean over %d folds: WAF %.4f  accuracy %.4f  macro F1 %.4f  UAR %.4f  (%.1f s)\n",
+               out, tp.folds, m.waf, m.accuracy, m.macro_f1, m.uar, cli_now() - t0);
+    else
+        printf("%s: final model trained on %lld clips (%.1f s)\n", out,
+               (long long)mer_dataset_count(train), cli_now() - t0);
+    rc = 0;
+cleanup:
+    free(cls_buf);
+    free(recipe);
+    free(test_names);
+    free(unl_names);
+    mer_dataset_free(train);
+    mer_dataset_free(test);
+    mer_dataset_free(unl);
+done:
+    for (int32_t k = 0; k < n_mod; k++) free(mod_buf[k]);
+    return rc;
+}

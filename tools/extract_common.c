@@ -1,0 +1,270 @@
+/*
+ * extract_common.c -- batch runner shared by the `mer extract` subcommands (see the header
+ * for the contract: inputs, output layout, skipping, atomic writes, failure reporting).
+ */
+#include "extract_common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void extract_opts_init(extract_opts *o, const char *cmd) {
+    memset(o, 0, sizeof *o);
+    o->cmd = cmd;
+}
+
+void extract_opts_free(extract_opts *o) {
+    free(o->inputs);
+    o->inputs = NULL;
+    o->n_inputs = o->cap_inputs = 0;
+}
+
+static int push_input(extract_opts *o, char *s) {
+    if (o->n_inputs == o->cap_inputs) {
+        int cap = o->cap_inputs ? 2 * o->cap_inputs : 16;
+        char **p = realloc(o->inputs, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        o->inputs = p;
+        o->cap_inputs = cap;
+    }
+    o->inputs[o->n_inputs++] = s;
+    return 0;
+}
+
+int extract_parse_common(extract_opts *o, int argc, char **argv, int *i) {
+    const char *v;
+    const char *a = argv[*i];
+    if (cli_opt(argc, argv, i, "--out", &v)) {
+        if (!v) return cli_usage(o->cmd, "%s", cli_error()), -1;
+        o->out = v;
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--list", &v)) {
+        if (!v) return cli_usage(o->cmd, "%s", cli_error()), -1;
+        o->list = v;
+        return 1;
+    }
+    if (cli_opt(argc, argv, i, "--threads", &v)) {
+        if (!v) return cli_usage(o->cmd, "%s", cli_error()), -1;
+        if (!cli_parse_int(v, 0, 1024, &o->threads))
+            return cli_usage(o->cmd, "--threads wants an integer in 0..1024, got '%s'", v), -1;
+        o->threads_set = true;
+        return 1;
+    }
+    if (cli_flag(a, "--overwrite")) {
+        o->overwrite = true;
+        return 1;
+    }
+    if (cli_is_option(a)) return 0;
+    if (push_input(o, argv[*i]) != 0) return cli_fail(o->cmd, "out of memory"), -1;
+    return 1;
+}
+
+int extract_check(extract_opts *o) {
+    if (!o->out) return cli_usage(o->cmd, "--out PATH is required");
+    if (o->n_inputs == 0 && !o->list) return cli_usage(o->cmd, "no INPUT given (or --list FILE)");
+    if (o->threads_set) cli_set_threads(o->threads);
+    return 0;
+}
+
+void extract_basename(char *buf, size_t n, const char *input) {
+    const char *b = strrchr(input, '/');
+    b = b ? b + 1 : input;
+    const char *dot = strrchr(b, '.');
+    size_t len = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+    if (len >= n) len = n - 1;
+    memcpy(buf, b, len);
+    buf[len] = '\0';
+}
+
+/* Read the --list file: one path a line; lines are kept in one malloc'd buffer. */
+static int read_list(const extract_opts *o, char **text, char ***paths, int *n) {
+    FILE *f = fopen(o->list, "rb");
+    if (!f) return cli_fail(o->cmd, "%s: cannot open list: %s", o->list, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    size_t got;
+    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return cli_fail(o->cmd, "%s: out of memory", o->list);
+    if (err) {
+        free(buf);
+        return cli_fail(o->cmd, "%s: read error", o->list);
+    }
+    buf[len] = '\0';
+    int cnt = 0, cap_p = 0;
+    char **p = NULL;
+    for (char *s = buf; s && *s;) {
+        char *nl = strchr(s, '\n');
+        if (nl) *nl = '\0';
+        size_t l = strlen(s);
+        while (l && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t')) s[--l] = '\0';
+        while (*s == ' ' || *s == '\t') s++;
+        if (*s && *s != '#') {
+            if (cnt == cap_p) {
+                cap_p = cap_p ? 2 * cap_p : 64;
+                char **np = realloc(p, (size_t)cap_p * sizeof *np);
+                if (!np) {
+                    free(p);
+                    free(buf);
+                    return cli_fail(o->cmd, "%s: out of memory", o->list);
+                }
+                p = np;
+            }
+            p[cnt++] = s;
+        }
+        s = nl ? nl + 1 : NULL;
+    }
+    *text = buf;
+    *paths = p;
+    *n = cnt;
+    return 0;
+}
+
+static int path_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+typedef struct {
+    const char *name;
+    int idx;
+} name_idx;
+
+static int cmp_name_idx(const void *a, const void *b) {
+    const name_idx *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+int extract_run(const extract_opts *o, extract_fn fn, void *user) {
+    char *list_text = NULL;
+    char **list_paths = NULL;
+    int n_list = 0;
+    if (o->list && read_list(o, &list_text, &list_paths, &n_list) != 0) return 1;
+    const int n = o->n_inputs + n_list;
+    struct stat out_st;
+    /* an existing directory as PATH also takes a single input as <basename>.npy */
+    const bool dir_mode = o->list != NULL || o->n_inputs > 1 ||
+                          (stat(o->out, &out_st) == 0 && S_ISDIR(out_st.st_mode));
+    int rc = 0;
+    const char **in = malloc((size_t)(n > 0 ? n : 1) * sizeof *in);
+    char (*names)[256] = malloc((size_t)(n > 0 ? n : 1) * sizeof *names);
+    name_idx *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    unsigned char *dup = calloc((size_t)(n > 0 ? n : 1), 1);
+    if (!in || !names || !order || !dup) {
+        rc = cli_fail(o->cmd, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < o->n_inputs; i++) in[i] = o->inputs[i];
+    for (int i = 0; i < n_list; i++) in[o->n_inputs + i] = list_paths[i];
+    if (n == 0) {
+        rc = cli_fail(o->cmd, "%s: the list names no input", o->list);
+        goto done;
+    }
+    /* Same basename twice: the later one would clobber the earlier output. */
+    for (int i = 0; i < n; i++) {
+        extract_basename(names[i], sizeof names[i], in[i]);
+        order[i].name = names[i];
+        order[i].idx = i;
+    }
+    qsort(order, (size_t)n, sizeof *order, cmp_name_idx);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(order[i].name, order[i - 1].name)) dup[order[i].idx] = 1;
+
+    if (dir_mode) {
+        struct stat st;
+        if (stat(o->out, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                rc = cli_fail(o->cmd, "%s: exists and is not a directory (several inputs need an output directory)", o->out);
+                goto done;
+            }
+        } else if (mkdir(o->out, 0777) != 0) {
+            rc = cli_fail(o->cmd, "%s: cannot create directory: %s", o->out, strerror(errno));
+            goto done;
+        }
+    }
+
+    cli_progress prog;
+    cli_progress_start(&prog, o->cmd, n);
+    int failed = 0, skipped = 0, written = 0;
+    char out_path[4096];
+    for (int i = 0; i < n; i++) {
+        if (dir_mode) {
+            int w = snprintf(out_path, sizeof out_path, "%s/%s.npy", o->out, names[i]);
+            if (w < 0 || (size_t)w >= sizeof out_path) {
+                cli_progress_end(&prog);
+                cli_fail(o->cmd, "%s: output path too long", in[i]);
+                failed++;
+                continue;
+            }
+        } else {
+            snprintf(out_path, sizeof out_path, "%s", o->out);
+        }
+        if (dup[i]) {
+            fprintf(stderr, "\rmer %s: %s: output name %s.npy is already used by another input; skipped\033[K\n",
+                    o->cmd, in[i], names[i]);
+            failed++;
+            cli_progress_update(&prog, i + 1, names[i]);
+            continue;
+        }
+        if (!o->overwrite && path_exists(out_path)) {
+            skipped++;
+            cli_progress_update(&prog, i + 1, names[i]);
+            continue;
+        }
+        float *data = NULL;
+        int32_t ndim = 0;
+        int64_t shape[MER_MAX_DIMS] = {0};
+        mer_clear_error();
+        mer_status s = fn(in[i], &data, &ndim, shape, user);
+        if (s == MER_OK) s = mer_npy_write(out_path, data, ndim, shape);
+        free(data);
+        if (s != MER_OK) {
+            const char *msg = mer_last_error();
+            if (prog.tty) fputc('\r', stderr);
+            /* messages from the library usually start with the file name already */
+            if (*msg && !strncmp(msg, in[i], strlen(in[i])))
+                fprintf(stderr, "mer %s: %s%s\n", o->cmd, msg, prog.tty ? "\033[K" : "");
+            else
+                fprintf(stderr, "mer %s: %s: %s%s\n", o->cmd, in[i], *msg ? msg : mer_status_str(s),
+                        prog.tty ? "\033[K" : "");
+            failed++;
+        } else {
+            written++;
+        }
+        cli_progress_update(&prog, i + 1, names[i]);
+    }
+    cli_progress_end(&prog);
+    if (skipped)
+        fprintf(stderr, "mer %s: %d output%s already existed and %s skipped (--overwrite recomputes)\n",
+                o->cmd, skipped, skipped == 1 ? "" : "s", skipped == 1 ? "was" : "were");
+    if (failed) {
+        fprintf(stderr, "mer %s: %d of %d input%s failed\n", o->cmd, failed, n, n == 1 ? "" : "s");
+        rc = 1;
+    }
+    (void)written;
+done:
+    free(in);
+    free(names);
+    free(order);
+    free(dup);
+    free(list_paths);
+    free(list_text);
+    return rc;
+}
