@@ -317,22 +317,32 @@ static mer_status detector_forward(const mer_faces *m, mer_faces_state *st, cons
     float *a = buf, *b = buf + act, *t = buf + 2 * act;
 
     prep_square(a, S, img->rgb, img->width, img->height, side, 0, 0, det_mean, t);
-    /* leaky ReLU is increasing, so it commutes with max pooling: pool first, then apply it to
-     * 4x fewer values (bit-identical result) */
-    mer__conv2d_nhwc_fwd(b, a, m->conv0_w, m->conv0_b, S, S, 3, 16, 3, 3, 1, 0, 0, s0, s0);
-    int64_t h = s0, w = s0, oh, ow;
-    maxpool2(a, b, h, w, 16, 2, &oh, &ow);
-    h = oh, w = ow;
-    leaky_inplace(a, h * w * 16);
+    /* conv0 (3x3 valid) and its 2x2 max pool in bands of 16 conv rows, so the conv output is
+     * pooled while still in cache instead of going through memory as one (S-2)^2 x 16 map.
+     * s0 = S - 2 is even (S is a multiple of 32): the 'same' pool needs no padding and bands
+     * of even height pool independently. Leaky ReLU is increasing, so it commutes with max
+     * pooling: it is applied after the pool to 4x fewer values (bit-identical result). */
+    const int64_t band = 16;
+    for (int64_t r0 = 0; r0 < s0; r0 += band) {
+        const int64_t rows = s0 - r0 < band ? s0 - r0 : band;
+        mer__conv2d_nhwc_fwd(t, a + r0 * S * 3, m->conv0_w, m->conv0_b, rows + 2, S, 3, 16, 3, 3,
+                             1, 0, 0, rows, s0);
+        mer__maxpool2d_nhwc_fwd(b + (r0 / 2) * (s0 / 2) * 16, t, rows, s0, 16, 2, 2, 0, 0,
+                                rows / 2, s0 / 2);
+    }
+    int64_t h = s0 / 2, w = s0 / 2, oh, ow;
+    leaky_inplace(b, h * w * 16);
+    float *cur = b, *oth = a;   /* cur: the current activation; oth: free for the next one */
     for (int i = 0; i < 5; i++) {
         const sep_conv *s = &m->det_sep[i];
         /* explicit pad 1 then 'valid' 3x3 == zero padding 1 on every side */
-        mer__dwconv2d_nhwc_fwd(t, a, s->dw, NULL, h, w, s->cin, 3, 3, 1, 1, 1, h, w);
-        mer__pwconv_fwd(b, t, s->pw, s->b, h * w, s->cin, s->cout);
-        maxpool2(a, b, h, w, s->cout, i < 4 ? 2 : 1, &oh, &ow);
+        mer__dwconv2d_nhwc_fwd(t, cur, s->dw, NULL, h, w, s->cin, 3, 3, 1, 1, 1, h, w);
+        mer__pwconv_fwd(oth, t, s->pw, s->b, h * w, s->cin, s->cout);
+        maxpool2(cur, oth, h, w, s->cout, i < 4 ? 2 : 1, &oh, &ow);
         h = oh, w = ow;
-        leaky_inplace(a, h * w * s->cout);
+        leaky_inplace(cur, h * w * s->cout);
     }
+    a = cur, b = oth;
     mer__pwconv_fwd(b, a, m->conv8_w, m->conv8_b, h * w, 512, 25);
     *out = b;
     *cells = h;
