@@ -87,7 +87,8 @@ fuzz: $(FUZZ_BIN)
 # Each target links the parsers and the core pieces they use, not the whole library (no BLAS,
 # OpenMP or models); a new fuzz target for another parser adds its file here.
 FUZZ_LIB_SRC := src/core/status.c src/core/tensor.c src/core/arena.c \
-                src/io/safetensors.c src/io/npy.c src/io/csv.c src/io/json.c
+                src/io/safetensors.c src/io/npy.c src/io/csv.c src/io/json.c \
+                src/models/text_lexicon.c
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) src/io/io_internal.h include/mer.h
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \

@@ -29,6 +29,8 @@ static const char *const words_neutral[] = {
     "ordnung", "gewöhnlich*", "üblich*", "alltäglich*", "ruhig*", "gelassen*", "sachlich*",
     "egal", "durchschnittlich*", "regulär*", "gleichgültig*", "mittelmäßig*", "ausgeglichen*",
     "entspannt*", "stabil*", "verstanden", "passt", "einverstanden", "akzeptabel*", "geht's",
+    "normalerweise", "ruhe", "naja", "mäßig*", "unauffällig*", "unverändert*", "nüchtern*",
+    "objektiv*", "alltag", "gewohnt*", "kenntnis",
     NULL};
 
 static const char *const words_angry[] = {
@@ -60,8 +62,8 @@ static const char *const words_happy[] = {
     "erfreut", "begeistert*", "toll", "tolle", "toller", "tolles", "super", "wunderbar*",
     "wundervoll*", "großartig*", "herrlich*", "schön*", "prima", "klasse", "spitze", "genial*",
     "liebe", "lieben", "liebt", "liebling", "lachen", "lacht", "lache", "lächeln", "lächelt",
-    "spaß", "stolz*", "dankbar*", "danke", "perfekt*", "fantastisch*", "gut", "besser",
-    "beste*", "juhu", "hurra", "vergnügt*", "heiter*", "zufrieden*",
+    "spaß", "stolz*", "dankbar*", "danke", "perfekt*", "fantastisch*", "gut", "besser", "beste",
+    "besten", "bester", "bestes", "juhu", "hurra", "vergnügt*", "heiter*", "zufrieden*",
     NULL};
 
 static const char *const words_sad[] = {
@@ -104,11 +106,14 @@ static const char *const words_surprise[] = {
     "astonishing", "shocked", "shocking", "shock", "stunned", "unexpected", "unexpectedly",
     "suddenly", "sudden", "wow", "whoa", "oh", "incredible", "unbelievable", "unbelievably",
     "startled", "speechless", "omg", "gosh", "astounded", "astounding", "dumbfounded",
+    "astonishment", "amazement", "unforeseen", "jaw-dropping", "bewildered", "flabbergasted",
+    "huh",
     /* de */
     "überrascht*", "überraschung*", "überraschend*", "erstaunt*", "erstaunlich*",
     "verblüfft*", "verblüffend*", "unerwartet*", "plötzlich*", "ach", "krass", "unglaublich*",
     "schockiert*", "schock", "fassungslos*", "sprachlos*", "hoppla", "nanu", "wahnsinn",
-    "donnerwetter", "staune", "staunen",
+    "donnerwetter", "staune", "staunen", "überrumpelt*", "baff", "perplex*", "verwundert*",
+    "erstaunen", "unfassbar*", "unvorhergesehen*", "oha", "hui",
     NULL};
 
 static const char *const *const lists[MER_SHARED_CLASSES] = {
