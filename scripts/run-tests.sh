@@ -46,27 +46,26 @@ else
 fi
 
 echo "== fuzzers (${FUZZ_SECONDS}s each)"
-if ls fuzz/fuzz_*.c >/dev/null 2>&1; then
-    if make -j"$JOBS" fuzz >build/fuzz-build.log 2>&1; then
-        for f in fuzz/fuzz_*.c; do
-            name=$(basename "$f" .c)
-            corpus=fuzz/corpus/${name#fuzz_}
-            work=build/fuzz/work-$name
-            rm -rf "$work"; mkdir -p "$work"
-            if build/fuzz/"$name" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 \
-                 -artifact_prefix=build/fuzz/ "$work" "$corpus" >build/fuzz/"$name".log 2>&1; then
-                echo "ok   $name ($(grep -o '#[0-9]*' build/fuzz/"$name".log | tail -1) runs)"
-                passed=$((passed + 1))
-            else
-                echo "FAIL $name"; tail -20 build/fuzz/"$name".log
-                failed=$((failed + 1))
-            fi
-        done
+for f in fuzz/fuzz_*.c; do
+    [[ -e "$f" ]] || continue
+    name=$(basename "$f" .c)
+    corpus=fuzz/corpus/${name#fuzz_}
+    work=build/fuzz/work-$name
+    if ! make build/fuzz/"$name" >build/fuzz-build-"$name".log 2>&1; then
+        echo "FAIL $name (does not build)"; tail -20 build/fuzz-build-"$name".log
+        failed=$((failed + 1))
+        continue
+    fi
+    rm -rf "$work"; mkdir -p "$work"
+    if build/fuzz/"$name" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 -timeout=10 \
+         -artifact_prefix=build/fuzz/ "$work" "$corpus" >build/fuzz/"$name".log 2>&1; then
+        echo "ok   $name ($(grep -oE '^Done [0-9]+ runs' build/fuzz/"$name".log | tail -1))"
+        passed=$((passed + 1))
     else
-        tail -30 build/fuzz-build.log
+        echo "FAIL $name"; tail -20 build/fuzz/"$name".log
         failed=$((failed + 1))
     fi
-fi
+done
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]
