@@ -6,8 +6,9 @@
 #  2. prior shift: the test split has other class priors; `--prior auto` estimates them by EM
 #     (bar: each within 0.05 of the test split's class frequencies) and raises test WAF over
 #     `--prior none`.
-#  3. self-training with 10% labeled: CV WAF (labeled clips) and test WAF of round 0 (labeled
-#     only) against the last pseudo-label round.
+#  3. self-training with 10% labeled (400 of 4,000 clips; threshold 0.9 for every class: the
+#     MER2024 recipe's 0.99 selects almost nothing on this harder-than-real data): CV WAF
+#     (labeled clips) and test WAF of round 0 (labeled only) against the last round.
 # Usage: bench/agt_quality.sh [WORKDIR]   (MER=path/to/mer, THREADS=1 by default: the fusion
 # models' GEMMs are small and single-threaded is fastest for them)
 set -euo pipefail
@@ -29,9 +30,14 @@ print(d)" "$1" "$2"
 }
 feats() { echo "--feature audio=$1/audio --feature text=$1/text --feature video=$1/video"; }
 
+# Low-dimensional modalities (16/16/12, signal rank 8) so that 10,000 clips pin the linear
+# Bayes rule down: logistic regression, the well-specified model, is within 0.01 of it there.
+MODS="--modality audio=16:2.2 --modality text=16:1.6 --modality video=12:1.2"
+
 # ---- 1 + 2: one data set, test priors reversed -----------------------------------------------
 S=$W/shift
-"$MER" synth --out "$S" --n 6000 --test 4000 --seed 1 --test-priors 190,616,730,1038,1208,1248
+# shellcheck disable=SC2086
+"$MER" synth --out "$S" --n 10000 --test 4000 --seed 3 $MODS --test-priors 190,616,730,1038,1208,1248
 bayes_cv=$(json_get "$S/synth.json" bayes_waf.labeled)
 bayes_test=$(json_get "$S/synth.json" bayes_waf.test)
 COMMON="--epochs 15 --hidden 32 --heads 4 --tokens 2 --dropout 0.3 --threads $T --no-plots"
@@ -70,11 +76,13 @@ EOF
 
 # ---- 3: self-training, 10% labeled ------------------------------------------------------------
 P=$W/semi
-"$MER" synth --out "$P" --n 400 --unlabeled 3600 --test 4000 --seed 2
+# shellcheck disable=SC2086
+"$MER" synth --out "$P" --n 400 --unlabeled 3600 --test 4000 --seed 2 $MODS
 COMMON3="--epochs 30 --hidden 32 --heads 4 --tokens 2 --dropout 0.3 --threads $T --no-plots"
 # shellcheck disable=SC2046
 "$MER" train --labels "$P/labels.csv" $(feats "$P") --model agt $COMMON3 --test "$P/test.txt" \
-    --unlabeled "$P/unlabeled.txt" --pseudo-rounds 2 --out "$W/run-semi" 2>/dev/null | tail -1
+    --unlabeled "$P/unlabeled.txt" --pseudo-rounds 2 --pseudo-threshold 0.9 --out "$W/run-semi" \
+    2>/dev/null | tail -1
 # shellcheck disable=SC2046
 "$MER" predict --run "$W/run-semi/rounds/round-0" $(feats "$P") --list "$P/test.txt" --out "$W/semi0.csv" 2>/dev/null
 # shellcheck disable=SC2046

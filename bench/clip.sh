@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CLIP ViT-L/14 images per second: `mer extract visual` against PyTorch (OpenBLAS) at the same
 # thread count, ratio printed (bar: 2.5x). See bench/clip_peer.py for the method.
-#   THREADS (default: online CPUs), IMAGES (default 8), REPS (default 3), CONFIG (default L/14)
+#   THREADS (default: online CPUs), IMAGES (default 16), REPS (default 3), CONFIG (default L/14)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-$(nproc)}
@@ -10,4 +10,4 @@ MER_BIN=${MER_BIN:-build/mer}
 # torch's BLAS is the system libblas.so.3 (OpenBLAS with libopenblas0-pthread): same threads
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 exec /usr/bin/python3 bench/clip_peer.py --config "${CONFIG:-L/14}" --threads "$THREADS" \
-    --images "${IMAGES:-8}" --reps "${REPS:-3}" --mer "$MER_BIN"
+    --images "${IMAGES:-16}" --reps "${REPS:-3}" --mer "$MER_BIN"

@@ -21,7 +21,7 @@ cc -std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -o "$BUILD/bench/
     $(pkg-config --libs openblas libavformat libavcodec libswresample libswscale libavutil \
       libcjson libpng libjpeg) -lpthread -lm
 $PY bench/hubert_peer.py make "$DIR"
-$PY -c 'import torch; c = torch.__config__.show(); print("torch BLAS:", [l.strip() for l in c.splitlines() if "BLAS_INFO" in l or "LAPACK" in l][:1])' | cut -c1-200
+$PY -c 'import re, torch; print("torch", torch.__version__, "build:", " ".join(re.findall(r"(?:BLAS_INFO|LAPACK_INFO)=\w+", torch.__config__.show())))'
 readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 | sed 's/^/system libblas.so.3 -> /'
 
 for round in 1 2; do

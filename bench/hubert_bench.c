@@ -4,7 +4,7 @@
  * (mer_speech_profile), the GFLOPS of the encoder's matrix products inside the forward, and the
  * GFLOPS mer_sgemm reaches on the same shapes in isolation (same transposes, same threads).
  *
- * usage: hubert_bench MODEL_DIR WAV THREADS REPS
+ * usage: hubert_bench MODEL_DIR WAV THREADS REPS [openblas|onednn]
  */
 #include "mer.h"
 
@@ -43,9 +43,13 @@ static double gemm_gflops(int64_t M, int64_t N, int64_t K, int tb) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: hubert_bench MODEL_DIR WAV THREADS REPS\n");
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: hubert_bench MODEL_DIR WAV THREADS REPS [openblas|onednn]\n");
         return 2;
+    }
+    if (argc == 6 && mer_gemm_set_backend(!strcmp(argv[5], "openblas") ? MER_GEMM_OPENBLAS : MER_GEMM_DNNL)) {
+        fprintf(stderr, "hubert_bench: %s\n", mer_last_error());
+        return 1;
     }
     const int threads = atoi(argv[3]), reps = atoi(argv[4]);
     mer_set_threads(threads);
@@ -85,8 +89,8 @@ int main(int argc, char **argv) {
     }
     qsort(times, (size_t)reps, sizeof *times, cmp_d);
     const double flop = best_pf.feature_flop + best_pf.linear_flop + best_pf.attention_flop + best_pf.pos_conv_flop;
-    printf("mer: %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall)\n",
-           (double)n / info.sample_rate, (long long)T, threads, best, times[reps / 2], flop / 1e9, flop / best / 1e9);
+    printf("mer (gemm %s): %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall)\n",
+           mer_gemm_backend_name(mer_gemm_get_backend()), (double)n / info.sample_rate, (long long)T, threads, best, times[reps / 2], flop / 1e9, flop / best / 1e9);
     printf("  feature encoder %.3f s (%.0f GFLOPS)  linear %.3f s (%.0f GFLOPS)  attention %.3f s (%.0f GFLOPS)\n"
            "  pos conv %.3f s (%.0f GFLOPS)  other %.3f s\n",
            best_pf.feature_s, best_pf.feature_flop / best_pf.feature_s / 1e9, best_pf.linear_s,

@@ -966,6 +966,9 @@ typedef struct {
     void *progress_user;
 } mer_train_params;
 mer_train_params mer_train_default_params(void);
+/* Check the parameters alone (model name known, ranges) before any data is loaded; the same
+ * checks run again in mer_train_run. */
+mer_status mer_train_params_check(const mer_train_params *p);
 
 /* Train with K-fold cross-validation on the labeled clips of train (train-only clips join the
  * training part of every fold) and write the run directory:

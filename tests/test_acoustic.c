@@ -11,6 +11,7 @@
 #include "models/acoustic_internal.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SR 16000
 
@@ -56,6 +57,22 @@ MER_TEST(acoustic_fft_matches_naive_dft) {
         for (int64_t i = 0; i < 2 * n; i++) err2 = fmax(err2, fabs(back[i] / n - in[i]));
         CHECK(err2 < 1e-12 * n);
         if (err >= 1e-9 * n || err2 >= 1e-12 * n) fprintf(stderr, "  fft size %lld: %g %g\n", (long long)n, err, err2);
+        /* real transform (half-size packing for even n) against the complex one */
+        double *xr = malloc(n * sizeof(double)), *Xr = malloc((n / 2 + 1) * 2 * sizeof(double));
+        double *work = malloc(4 * n * sizeof(double));
+        for (int64_t i = 0; i < n; i++) {
+            xr[i] = in[2 * i];
+            in[2 * i + 1] = 0;
+        }
+        CHECK_OK(mer__fft_c2c(f, out, in, 0));
+        CHECK_OK(mer__fft_r2c(f, Xr, xr, work));
+        double err3 = 0;
+        for (int64_t k = 0; k <= n / 2; k++)
+            err3 = fmax(err3, fmax(fabs(Xr[2 * k] - out[2 * k]), fabs(Xr[2 * k + 1] - out[2 * k + 1])));
+        CHECK(err3 < 1e-10 * n);
+        free(xr);
+        free(Xr);
+        free(work);
         mer__fft_free(f);
         free(in);
         free(out);
@@ -493,4 +510,132 @@ MER_TEST(acoustic_bad_input_errors) {
     int64_t sh[2];
     CHECK_ERR(mer_acoustic_extract_file(&r, "tests/fixtures/acoustic/no-such.wav", &d, &nd, sh),
               MER_ERR_MEDIA, "no-such.wav");
+}
+
+/* ---- CLI: extract, demo on a small subset, predict from raw media ------------------------- */
+
+static int slurp_contains(const char *path, const char *needle) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, needle) != NULL;
+}
+
+MER_TEST(acoustic_cli_extract) {
+    const char *dir = mer_test_tmpdir("acoustic_cli_extract");
+    char out[4096], p[1200];
+    mer_acoustic_params ap = mer_acoustic_default_params();
+    int rc = mer_test_run(out, sizeof out, "%s extract acoustic --out %s/a.npy data/emodb/flac/03a01Wa.flac",
+                          mer_test_bin(), dir);
+    CHECK(rc == 0);
+    snprintf(p, sizeof p, "%s/a.npy", dir);
+    mer_dtype dt;
+    int32_t nd = 0;
+    int64_t sh[MER_MAX_DIMS];
+    REQUIRE_OK(mer_npy_read_header(p, &dt, &nd, sh));
+    CHECK(nd == 1 && sh[0] == mer_acoustic_functional_dim(&ap));
+    rc = mer_test_run(out, sizeof out,
+                      "%s extract acoustic --pool none --names %s/names.txt --out %s/frames "
+                      "data/emodb/flac/03a01Wa.flac data/emodb/flac/03a01Nc.flac",
+                      mer_test_bin(), dir, dir);
+    CHECK(rc == 0);
+    snprintf(p, sizeof p, "%s/frames/03a01Nc.npy", dir);
+    REQUIRE_OK(mer_npy_read_header(p, &dt, &nd, sh));
+    CHECK(nd == 2 && sh[0] == 201 && sh[1] == mer_acoustic_frame_dim(&ap)); /* 2.0 s at 10 ms */
+    snprintf(p, sizeof p, "%s/names.txt", dir);
+    CHECK(slurp_contains(p, "f0_semitone\nvoicing\n"));
+    /* a file that is not media: one line naming it, exit 1, nothing written */
+    snprintf(p, sizeof p, "%s/bad.wav", dir);
+    mer_test_write(p, "not audio", 9);
+    rc = mer_test_run(out, sizeof out, "%s extract acoustic --out %s/bad.npy %s", mer_test_bin(), dir, p);
+    CHECK(rc == 1);
+    CHECK(strstr(out, "bad.wav") != NULL);
+    snprintf(p, sizeof p, "%s/bad.npy", dir);
+    FILE *f = fopen(p, "rb");
+    CHECK(f == NULL);
+    if (f) fclose(f);
+    rc = mer_test_run(out, sizeof out, "%s extract acoustic --pool max --out x.npy a.wav", mer_test_bin());
+    CHECK(rc == 2);
+}
+
+/* `mer demo` end to end on 3 speakers x 3 emotions x 4 clips, then `mer predict --input` on raw
+ * media with the model it leaves. */
+MER_TEST(acoustic_cli_demo_small) {
+    const char *tmp = mer_test_tmpdir("acoustic_cli_demo");
+    char dir[1100], out[16384], p[1300];
+    snprintf(dir, sizeof dir, "%s", tmp);
+    snprintf(p, sizeof p, "%s/data/flac", dir);
+    char cmdline[1500];
+    snprintf(cmdline, sizeof cmdline, "mkdir -p %s", p);
+    REQUIRE(system(cmdline) == 0);
+    mer_csv *csv = NULL;
+    REQUIRE_OK(mer_csv_load(&csv, "data/emodb/labels.csv"));
+    int32_t cn, ce, cs;
+    REQUIRE_OK(mer_csv_col(csv, "name", &cn));
+    REQUIRE_OK(mer_csv_col(csv, "emotion", &ce));
+    REQUIRE_OK(mer_csv_col(csv, "speaker", &cs));
+    snprintf(p, sizeof p, "%s/data/labels.csv", dir);
+    FILE *f = fopen(p, "w");
+    REQUIRE(f);
+    fprintf(f, "name,emotion,speaker\n");
+    const char *spk[3] = {"03", "08", "11"}, *emo[3] = {"anger", "neutral", "sadness"};
+    int count[3][3] = {{0}}, total = 0;
+    char first[64] = "";
+    for (int64_t i = 0; i < mer_csv_rows(csv); i++) {
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++)
+                if (!strcmp(mer_csv_cell(csv, i, cs), spk[a]) && !strcmp(mer_csv_cell(csv, i, ce), emo[b]) &&
+                    count[a][b] < 4) {
+                    const char *nm = mer_csv_cell(csv, i, cn);
+                    fprintf(f, "%s,%s,%s\n", nm, emo[b], spk[a]);
+                    char src[1400], dst[1400];
+                    snprintf(src, sizeof src, "%s/data/emodb/flac/%s.flac", getcwd(out, sizeof out), nm);
+                    snprintf(dst, sizeof dst, "%s/data/flac/%s.flac", dir, nm);
+                    CHECK(symlink(src, dst) == 0);
+                    if (!first[0]) snprintf(first, sizeof first, "%s", nm);
+                    count[a][b]++;
+                    total++;
+                }
+    }
+    fclose(f);
+    mer_csv_free(csv);
+    REQUIRE(total == 36);
+    int rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out --seeds 1 --epochs 20 --threads 2",
+                          mer_test_bin(), dir, dir);
+    if (rc != 0) fprintf(stderr, "%s\n", out);
+    REQUIRE(rc == 0);
+    CHECK(strstr(out, "36 clips, 3 speakers, 3 classes") != NULL);
+    CHECK(strstr(out, "WAF") != NULL && strstr(out, "UAR") != NULL && strstr(out, "confusion") != NULL);
+    CHECK(strstr(out, "36 extracted") != NULL);
+    snprintf(p, sizeof p, "%s/out/report/metrics.json", dir);
+    CHECK(slurp_contains(p, "\"waf\""));
+    CHECK(slurp_contains(p, "\"per_group_waf\""));
+    snprintf(p, sizeof p, "%s/out/report/confusion.png", dir);
+    f = fopen(p, "rb");
+    CHECK(f != NULL);
+    if (f) fclose(f);
+    snprintf(p, sizeof p, "%s/out/model/metrics.json", dir);
+    CHECK(slurp_contains(p, "\"complete\": true"));
+    snprintf(p, sizeof p, "%s/out/model/recipe.json", dir);
+    CHECK(slurp_contains(p, "\"extractor\": \"acoustic\""));
+    CHECK(slurp_contains(p, "\"norm\""));
+    /* the rerun takes the cached features and replaces the model */
+    rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out --seeds 1 --epochs 20 --no-single-clip",
+                      mer_test_bin(), dir, dir);
+    CHECK(rc == 0);
+    CHECK(strstr(out, "36 cached, 0 extracted") != NULL);
+    /* mer predict on raw media through the recorded recipe; rows named by file name */
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/out/model --input %s/data/flac/%s.flac --out %s/pred.csv",
+                      mer_test_bin(), dir, dir, first, dir);
+    if (rc != 0) fprintf(stderr, "%s\n", out);
+    CHECK(rc == 0);
+    snprintf(p, sizeof p, "%s/pred.csv", dir);
+    CHECK(slurp_contains(p, first));
+    /* bad input: a data dir without labels */
+    rc = mer_test_run(out, sizeof out, "%s demo --data %s/nothing --out %s/out2", mer_test_bin(), dir, dir);
+    CHECK(rc == 1);
+    CHECK(strstr(out, "labels.csv") != NULL);
 }

@@ -537,12 +537,28 @@ MER_TEST(optim_adam_matches_formula) {
         m = 0.9 * m + 0.1 * gd;
         v = 0.999 * v + 0.001 * gd * gd;
         pd -= 0.01 / (1 - pow(0.9, t)) * m / (sqrt(v) / sqrt(1 - pow(0.999, t)) + 1e-8);
+        g = 0.2f;
         mer__optim_step(&o, &p, &g);
+        CHECK(g == 0.0f); /* the step consumes the gradient */
+    }
+    /* the vector path and the scalar tail agree: 37 parameters with the same values */
+    {
+        float pv[37], gv[37];
+        mer__optim ov;
+        REQUIRE_OK(mer__optim_init(&ov, MER_OPT_ADAM, 37, 0.01f, 0.1f));
+        for (int t = 1; t <= 2; t++) {
+            for (int i = 0; i < 37; i++) gv[i] = 0.2f;
+            if (t == 1) for (int i = 0; i < 37; i++) pv[i] = 0.5f;
+            mer__optim_step(&ov, pv, gv);
+        }
+        for (int i = 0; i < 37; i++) CHECK(pv[i] == p);
+        mer__optim_free(&ov);
     }
     CHECK_NEAR(p, pd, 1e-6);
     mer__optim_free(&o);
     /* AdamW: decoupled decay */
     p = 0.5f;
+    g = 0.2f;
     REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, 1, 0.01f, 0.1f));
     mer__optim_step(&o, &p, &g);
     CHECK_NEAR(p, 0.5 * (1 - 0.001) - 0.01, 1e-6);

@@ -427,6 +427,43 @@ MER_TEST(hubert_bad_checkpoints) {
     CHECK(m == NULL);
 }
 
+/* The base fixture split into two shards with a model.safetensors.index.json gives the same
+ * hidden states. */
+MER_TEST(hubert_sharded_checkpoint) {
+    mer_safetensors *st = NULL;
+    REQUIRE_OK(mer_safetensors_open(&st, HFIX "base/model.safetensors"));
+    const char *dir = mer_test_tmpdir("hubert_sharded");
+    mer_safetensors_writer *w[2] = {NULL, NULL};
+    REQUIRE_OK(mer_safetensors_writer_init(&w[0]));
+    REQUIRE_OK(mer_safetensors_writer_init(&w[1]));
+    const int64_t n = mer_safetensors_count(st);
+    size_t cap = 256 * (size_t)n + 64, len = 0; /* names are < 128 chars */
+    char *idx = malloc(cap);
+    len += (size_t)snprintf(idx + len, cap - len, "{\"metadata\": {}, \"weight_map\": {");
+    for (int64_t i = 0; i < n; i++) {
+        mer_safetensors_entry e;
+        REQUIRE_OK(mer_safetensors_entry_at(st, i, &e));
+        const int part = i >= n / 2;
+        CHECK_OK(mer_safetensors_writer_add(w[part], e.name, e.dtype, e.ndim, e.shape, e.data));
+        len += (size_t)snprintf(idx + len, cap - len, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"",
+                                i ? ", " : "", e.name, part + 1);
+    }
+    snprintf(idx + len, cap - len, "}}");
+    char p[512];
+    for (int part = 0; part < 2; part++) {
+        snprintf(p, sizeof p, "%s/model-0000%d-of-00002.safetensors", dir, part + 1);
+        CHECK_OK(mer_safetensors_writer_save(w[part], p));
+        mer_safetensors_writer_free(w[part]);
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+    mer_test_write(p, idx, strlen(idx));
+    free(idx);
+    mer_safetensors_free(st);
+    snprintf(p, sizeof p, "%s/config.json", dir);
+    copy_file(HFIX "base/config.json", p, 0);
+    check_model_on(dir, HFIX "a2.wav", "base_a2");
+}
+
 /* ---- CLI ---------------------------------------------------------------------------------- */
 
 MER_TEST(hubert_cli_extract_audio) {
@@ -498,7 +535,10 @@ MER_TEST(hubert_cli_extract_audio) {
     mer_test_write(p, empty_wav, 44);
     snprintf(p, sizeof p, "%s/list.txt", dir);
     char list[1024];
-    snprintf(list, sizeof list, "# clips\n" HFIX "a2.wav\n%s/junk.wav\n\n%s/empty.wav\n" HFIX "a12.wav\n", dir, dir);
+    char b2[512];
+    snprintf(b2, sizeof b2, "%s/b2.wav", dir);
+    copy_file(HFIX "a2.wav", b2, 0);
+    snprintf(list, sizeof list, "# clips\n" HFIX "a2.wav\n%s/junk.wav\n\n%s/empty.wav\n%s\n", dir, dir, b2);
     mer_test_write(p, list, strlen(list));
     rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --pool mean --out %s/feats --list %s",
                       bin, dir, p);
@@ -509,7 +549,7 @@ MER_TEST(hubert_cli_extract_audio) {
     struct stat sb;
     snprintf(p, sizeof p, "%s/feats/a2.npy", dir);
     CHECK(stat(p, &sb) == 0);
-    snprintf(p, sizeof p, "%s/feats/a12.npy", dir);
+    snprintf(p, sizeof p, "%s/feats/b2.npy", dir);
     CHECK(stat(p, &sb) == 0);
     snprintf(p, sizeof p, "%s/feats/junk.npy", dir);
     CHECK(stat(p, &sb) != 0);
@@ -522,7 +562,7 @@ MER_TEST(hubert_cli_extract_audio) {
     time_t before = sb.st_mtime;
     sleep(1);
     rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --pool mean --out %s/feats "
-                      HFIX "a2.wav " HFIX "a12.wav", bin, dir);
+                      HFIX "a2.wav %s", bin, dir, b2);
     CHECK(rc == 0 && strstr(out, "skipped"));
     stat(p, &sb);
     CHECK(sb.st_mtime == before);
@@ -534,6 +574,11 @@ MER_TEST(hubert_cli_extract_audio) {
     snprintf(p, sizeof p, "%s/bad.npy", dir);
     rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --out %s %s/empty.wav", bin, p, dir);
     CHECK(rc == 1 && strstr(out, "empty.wav"));
+    CHECK(stat(p, &sb) != 0);
+    /* an image: no audio stream */
+    rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --out %s tests/fixtures/image/astronaut.png",
+                      bin, p);
+    CHECK(rc == 1 && strstr(out, "astronaut.png") && strstr(out, "no audio stream"));
     CHECK(stat(p, &sb) != 0);
     /* usage errors exit 2 */
     rc = mer_test_run(out, sizeof out, "%s extract audio --model " HFIX "base --layers 7 --out %s " HFIX "a2.wav", bin, p);

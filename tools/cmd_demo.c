@@ -25,9 +25,10 @@ static const char *usage_text =
     "  --data DIR     labels.csv (name,emotion,speaker) + flac/<name>.flac (default data/emodb)\n"
     "  --out DIR      features/, report/, model/ go here (default out/demo)\n"
     "  --seeds N      models averaged per held-out speaker (default 3)\n"
-    "  --epochs N     training epochs of every model (default 60)\n"
+    "  --epochs N     training epochs of every model (default 100)\n"
     "  --threads N    worker threads (default: all CPUs)\n"
-    "  --hidden N --dropout P --lr X --l2 X   model settings (128, 0.3, 1e-3, 1e-5)\n"
+    "  --model NAME   trainer model (default linear: logistic regression; attention: MLP)\n"
+    "  --dropout P --lr X --l2 X --hidden N   model settings (0.5, 1e-3, 1e-3, 128)\n"
     "  --no-single-clip   skip the second evaluation (training-set normalisation)\n";
 
 static const char *cmd = "demo";
@@ -106,6 +107,11 @@ static int loso_progress(int32_t done, int32_t total, void *user) {
     return 0;
 }
 
+/* Library messages already name the file: print them as they are. */
+static int fail_msg(mer_status s) {
+    return cli_fail(cmd, "%s", mer_last_error()[0] ? mer_last_error() : mer_status_str(s));
+}
+
 static void print_metrics(const char *title, const mer_metrics *m) {
     printf("%s\n  WAF %.3f   accuracy %.3f   UAR %.3f   (macro F1 %.3f, %lld clips)\n", title,
            m->waf, m->accuracy, m->uar, m->macro_f1, (long long)m->n);
@@ -123,9 +129,9 @@ static void print_confusion(const mer_metrics *m, const char *const *classes, in
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *data = "data/emodb", *out = "out/demo";
-    long seeds = 3, epochs = 60, threads = 0, hidden = 128;
-    double dropout = 0.3, lr = 1e-3, l2 = 1e-5;
+    const char *data = "data/emodb", *out = "out/demo", *model = "linear";
+    long seeds = 3, epochs = 100, threads = 0, hidden = 128;
+    double dropout = 0.5, lr = 1e-3, l2 = 1e-3;
     int single = 1;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -140,6 +146,8 @@ int cmd_demo(int argc, char **argv) {
             if (!cli_parse_int(v, 1, 50, &seeds)) return cli_usage(cmd, "--seeds must be in [1, 50], got '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--epochs", &v)) {
             if (!cli_parse_int(v, 1, 10000, &epochs)) return cli_usage(cmd, "--epochs must be in [1, 10000], got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--model", &v)) {
+            model = v;
         } else if (cli_opt(argc, argv, &i, "--hidden", &v)) {
             if (!cli_parse_int(v, 4, 4096, &hidden)) return cli_usage(cmd, "--hidden must be in [4, 4096], got '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--dropout", &v)) {
@@ -157,11 +165,12 @@ int cmd_demo(int argc, char **argv) {
         }
     }
     if (cli_error()) return cli_usage(cmd, "%s", cli_error());
+    if (strlen(data) > 2000 || strlen(out) > 2000) return cli_usage(cmd, "--data/--out path too long");
     cli_set_threads(threads);
     const double t0 = cli_now();
     int rc = 1;
     mer_status s;
-    char path[4096], fdir[4096], rdir[4096], mdir[4096];
+    char path[4096], fdir[2600], rdir[2600], mdir[2600];
     mer_csv *csv = NULL;
     mer_dataset *ds = NULL, *dsg = NULL, *one = NULL;
     mer_run *run = NULL;
@@ -175,11 +184,11 @@ int cmd_demo(int argc, char **argv) {
 
     /* ---- labels ---- */
     snprintf(path, sizeof path, "%s/labels.csv", data);
-    if ((s = mer_csv_load(&csv, path))) return cli_fail_status(cmd, s, path);
+    if ((s = mer_csv_load(&csv, path))) return fail_msg(s);
     int32_t cn, ce, cs;
     if ((s = mer_csv_col(csv, "name", &cn)) || (s = mer_csv_col(csv, "emotion", &ce)) ||
         (s = mer_csv_col(csv, "speaker", &cs))) {
-        rc = cli_fail_status(cmd, s, path);
+        rc = fail_msg(s);
         goto done;
     }
     const int64_t N = mer_csv_rows(csv);
@@ -346,6 +355,7 @@ int cmd_demo(int argc, char **argv) {
     mer_train_params tp = mer_train_default_params();
     tp.folds = 1;
     tp.epochs = (int32_t)epochs;
+    snprintf(tp.model, sizeof tp.model, "%s", model);
     tp.hidden = (int32_t)hidden;
     tp.dropout = (float)dropout;
     tp.lr = lr;
@@ -357,8 +367,8 @@ int cmd_demo(int argc, char **argv) {
     lp.progress = loso_progress;
 
     /* ---- leave-one-speaker-out: speaker-normalised (headline) ---- */
-    printf("leave-one-speaker-out: %d speakers x %ld models (MLP '%s', hidden %d, %ld epochs, fixed; "
-           "no epoch chosen on the held-out speaker)\n", G, seeds, tp.model, tp.hidden, epochs);
+    printf("leave-one-speaker-out: %d speakers x %ld models (trainer model '%s', %ld epochs, fixed; "
+           "no epoch chosen on the held-out speaker)\n", G, seeds, tp.model, epochs);
     mer_metrics m_spk, m_glob;
     loso_prog pr = {cli_now(), "speaker-normalised"};
     lp.norm = MER_NORM_GROUP;
@@ -436,7 +446,7 @@ final_model:
     fp.plots = 1;
     double tm = cli_now();
     if ((s = mer_train_run(&fp, dsg, NULL, mdir, NULL))) {
-        rc = cli_fail_status(cmd, s, mdir);
+        rc = fail_msg(s);
         goto done;
     }
     printf("final model: all %d speakers, %ld epochs (%.1f s) -> %s\n"
@@ -451,13 +461,13 @@ final_model:
             goto done;
         }
         if ((s = mer_run_open(&run, mdir))) {
-            rc = cli_fail_status(cmd, s, mdir);
+            rc = fail_msg(s);
             goto done;
         }
         int32_t nd;
         int64_t sh[MER_MAX_DIMS];
         if ((s = mer_acoustic_extract(mer_run_recipe(run), media, "acoustic", &feat, &nd, sh))) {
-            rc = cli_fail_status(cmd, s, media);
+            rc = fail_msg(s);
             goto done;
         }
         if ((s = mer_dataset_init(&one, (const char *const *)classes, C, mods, 1))) {
@@ -469,7 +479,7 @@ final_model:
         probs = malloc((size_t)C * sizeof(float));
         if (!probs || (s = mer_dataset_add(one, names[0], -1, NULL, 0, &t)) ||
             (s = mer_run_predict(run, one, probs))) {
-            rc = cli_fail_status(cmd, s, media);
+            rc = fail_msg(s);
             goto done;
         }
         int32_t best = 0;

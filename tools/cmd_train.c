@@ -234,6 +234,10 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     cli_set_threads(threads);
+    if (mer_train_params_check(&tp) != MER_OK) {
+        rc = cli_usage(CMD, "%s", mer_last_error());
+        goto done;
+    }
 
     /* class list */
     char *cls_buf = NULL;

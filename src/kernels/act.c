@@ -3,8 +3,8 @@
  * backward. Forward allows y == x. Backward accumulates into dx (+=) per kernels.h.
  *
  * Large arrays are split over the thread pool; each element is written by exactly one range, so
- * results do not depend on the thread count. Dropout draws its mask serially from the caller's
- * RNG so a seeded run is reproducible whatever the thread count.
+ * results do not depend on the thread count. Dropout's mask is a counter-based hash keyed by one
+ * draw from the caller's RNG, so a seeded run is reproducible whatever the thread count.
  */
 #include "kernels.h"
 
@@ -107,7 +107,21 @@ void mer__sigmoid_bwd(float *dx, const float *dy, const float *y, int64_t n) {
 
 /* ---- dropout ------------------------------------------------------------------------------ */
 
+/* murmur3's 32-bit finaliser: a bijective mix that turns a counter into uniform bits. */
+static inline uint32_t fmix32(uint32_t h) {
+    h ^= h >> 16;
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
+    h *= 0xc2b2ae35u;
+    h ^= h >> 16;
+    return h;
+}
+
 // ref: torch.nn.functional.dropout(training=True): keep with prob 1-p, scale kept by 1/(1-p)
+// The mask is counter based: one draw from rng gives a key, element i uses the 32 bits
+// fmix32(i * golden + key_lo) ^ key_hi as a uniform u and is kept when u >= p * 2^32 (P(keep) =
+// 1 - p to 2^-32). No serial dependency, so the loop vectorises (32-bit lanes), and the mask
+// depends only on the rng state, not on the thread count.
 void mer__dropout_fwd(float *y, float *mask, const float *x, float p, int64_t n, mer__rng *rng) {
     if (p <= 0.0f) {
         for (int64_t i = 0; i < n; i++) {
@@ -116,25 +130,28 @@ void mer__dropout_fwd(float *y, float *mask, const float *x, float p, int64_t n,
         }
         return;
     }
-    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-    /* two 32-bit uniforms per 64-bit draw: keep when u >= p * 2^32 (P(keep) = 1 - p to 2^-32) */
-    const uint64_t thr = (uint64_t)((double)p * 4294967296.0);
-    int64_t i = 0;
-    for (; i + 1 < n; i += 2) {
-        uint64_t r = mer__rng_u64(rng);
-        float m0 = (r & 0xffffffffu) >= thr ? scale : 0.0f;
-        float m1 = (r >> 32) >= thr ? scale : 0.0f;
-        if (mask) {
-            mask[i] = m0;
-            mask[i + 1] = m1;
+    const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    const uint64_t t64 = (uint64_t)((double)p * 4294967296.0);
+    const uint32_t thr = t64 > 0xffffffffu ? 0xffffffffu : (uint32_t)t64;
+    const uint64_t key = mer__rng_u64(rng);
+    const uint32_t k1 = (uint32_t)key, k2 = (uint32_t)(key >> 32);
+    float *restrict yr = y;
+    const float *restrict xr = x;
+    if (mask) {
+        float *restrict mr = mask;
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t u = fmix32((uint32_t)i * 0x9E3779B9u + k1) ^ k2;
+            float m = u >= thr ? scale : 0.0f;
+            mr[i] = m;
+            yr[i] = xr[i] * m;
         }
-        y[i] = x[i] * m0;
-        y[i + 1] = x[i + 1] * m1;
-    }
-    if (i < n) {
-        float m0 = (mer__rng_u64(rng) & 0xffffffffu) >= thr ? scale : 0.0f;
-        if (mask) mask[i] = m0;
-        y[i] = x[i] * m0;
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t u = fmix32((uint32_t)i * 0x9E3779B9u + k1) ^ k2;
+            yr[i] = xr[i] * (u >= thr ? scale : 0.0f);
+        }
     }
 }
 

@@ -1,16 +1,160 @@
 /*
  * attn.c -- scaled dot-product attention over heads packed in the feature dim.
  *
- * Head by head: scores = scale * Q_h K_h^T and out_h = P V_h are two mer_sgemm calls (the GEMM
- * backend threads them), the row softmax in between is split over the thread pool. Scratch is
- * one (tq, tk) block reused by every head when the caller does not keep the probabilities.
+ * Forward, AVX-512: heads are split over the thread pool (one synchronisation per call instead
+ * of three per head), and each head runs a fused loop over blocks of 6 query rows: scores
+ * against all keys (K_h transposed once per head into a (dh, tk) panel, so the key index is
+ * the vector lane), the row softmax, then the weighted sum of V_h (copied once per head into a
+ * contiguous (tk, dh) panel), with everything for a block in L1/L2. The full (tq, tk) score matrix is never materialised unless the caller asks for
+ * the probabilities. Each output row is computed by one thread in a fixed order, so results do
+ * not depend on the thread count. Without AVX-512 each head is two mer_sgemm calls around a
+ * threaded row softmax.
  */
 #include "kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 
-void mer__softmax_row(float *y, const float *x, int64_t n); /* softmax.c */
+static void masked_softmax_row(float *row, const uint8_t *mask, int64_t tk) {
+    if (mask)
+        for (int64_t c = 0; c < tk; c++)
+            if (!mask[c]) row[c] = -INFINITY;
+    mer__softmax_row(row, row, tk);
+}
+
+typedef struct {
+    float *out, *probs;
+    const float *q, *k, *v;
+    const uint8_t *mask;
+    int64_t ldo, ldq, ldk, ldv, tq, tk, dh;
+    float scale;
+} attn_job;
+
+#ifdef __AVX512F__
+
+#define ATT_R 6 /* query rows per block: 6 x 4 accumulators + 4 operands fit 32 registers */
+
+/* s (R, tkp) = scale * Q rows (R, dh) @ kt (dh, tkp); tkp a multiple of 16. */
+static inline __attribute__((always_inline)) void scores_block(float *s, const float *q, int64_t ldq,
+                                                               const float *kt, int64_t dh, int64_t tkp,
+                                                               float scale, const int R) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    int64_t j = 0;
+    for (; j + 64 <= tkp; j += 64) {
+        __m512 acc[ATT_R][4];
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            #pragma GCC unroll 8
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < dh; d++) {
+            const float *kr = kt + d * tkp + j;
+            const __m512 k0 = _mm512_loadu_ps(kr), k1 = _mm512_loadu_ps(kr + 16);
+            const __m512 k2 = _mm512_loadu_ps(kr + 32), k3 = _mm512_loadu_ps(kr + 48);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m512 qb = _mm512_set1_ps(q[r * ldq + d]);
+                acc[r][0] = _mm512_fmadd_ps(qb, k0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(qb, k1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(qb, k2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(qb, k3, acc[r][3]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            #pragma GCC unroll 8
+            for (int c = 0; c < 4; c++) _mm512_storeu_ps(s + r * tkp + j + 16 * c, _mm512_mul_ps(acc[r][c], vs));
+    }
+    for (; j < tkp; j += 16) {
+        __m512 acc[ATT_R];
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+        for (int64_t d = 0; d < dh; d++) {
+            const __m512 k0 = _mm512_loadu_ps(kt + d * tkp + j);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * ldq + d]), k0, acc[r]);
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) _mm512_storeu_ps(s + r * tkp + j, _mm512_mul_ps(acc[r], vs));
+    }
+}
+
+/* out rows (R, dh) = p (R, tkp; first tk used) @ V (tk, dh) with row stride ldv. */
+static inline __attribute__((always_inline)) void pv_block(float *out, int64_t ldo, const float *p,
+                                                           int64_t tkp, const float *v, int64_t ldv,
+                                                           int64_t tk, int64_t dh, const int R) {
+    for (int64_t d0 = 0; d0 < dh; d0 += 64) {
+        __mmask16 mk[4];
+        #pragma GCC unroll 8
+        for (int c = 0; c < 4; c++) {
+            const int64_t lo = d0 + 16 * c, n = dh - lo;
+            mk[c] = n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1u) : (__mmask16)0;
+        }
+        __m512 acc[ATT_R][4];
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            #pragma GCC unroll 8
+            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < tk; j++) {
+            const float *vr = v + j * ldv + d0;
+            const __m512 v0 = _mm512_maskz_loadu_ps(mk[0], vr), v1 = _mm512_maskz_loadu_ps(mk[1], vr + 16);
+            const __m512 v2 = _mm512_maskz_loadu_ps(mk[2], vr + 32), v3 = _mm512_maskz_loadu_ps(mk[3], vr + 48);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m512 pb = _mm512_set1_ps(p[r * tkp + j]);
+                acc[r][0] = _mm512_fmadd_ps(pb, v0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(pb, v1, acc[r][1]);
+                acc[r][2] = _mm512_fmadd_ps(pb, v2, acc[r][2]);
+                acc[r][3] = _mm512_fmadd_ps(pb, v3, acc[r][3]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++)
+            #pragma GCC unroll 8
+            for (int c = 0; c < 4; c++)
+                if (mk[c]) _mm512_mask_storeu_ps(out + r * ldo + d0 + 16 * c, mk[c], acc[r][c]);
+    }
+}
+
+static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
+    (void)th;
+    const attn_job *j = u;
+    const int64_t tk = j->tk, dh = j->dh, tkp = (tk + 15) & ~(int64_t)15;
+    float *kt = malloc((size_t)(dh * tkp + ATT_R * tkp + tk * dh) * sizeof(float));
+    if (!kt) return; /* kernels cannot report; callers size inputs far below this */
+    float *s = kt + dh * tkp, *vh = s + ATT_R * tkp;
+    for (int64_t hh = h0; hh < h1; hh++) {
+        /* K_h^T, zero-padded to tkp keys */
+        for (int64_t c = 0; c < tk; c++) { /* read K rows contiguously; the panel stays in L2 */
+            const float *kr = j->k + c * j->ldk + hh * dh;
+            for (int64_t d = 0; d < dh; d++) kt[d * tkp + c] = kr[d];
+        }
+        for (int64_t d = 0; d < dh; d++)
+            for (int64_t c = tk; c < tkp; c++) kt[d * tkp + c] = 0.0f;
+        for (int64_t c = 0; c < tk; c++) memcpy(vh + c * dh, j->v + c * j->ldv + hh * dh, (size_t)dh * sizeof(float));
+        int64_t i = 0;
+        for (; i + ATT_R <= j->tq; i += ATT_R) {
+            scores_block(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, ATT_R);
+            for (int r = 0; r < ATT_R; r++) {
+                masked_softmax_row(s + r * tkp, j->mask, tk);
+                if (j->probs) memcpy(j->probs + (hh * j->tq + i + r) * tk, s + r * tkp, (size_t)tk * sizeof(float));
+            }
+            pv_block(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, ATT_R);
+        }
+        for (; i < j->tq; i++) {
+            scores_block(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, 1);
+            masked_softmax_row(s, j->mask, tk);
+            if (j->probs) memcpy(j->probs + (hh * j->tq + i) * tk, s, (size_t)tk * sizeof(float));
+            pv_block(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, 1);
+        }
+    }
+    free(kt);
+}
+
+#else /* no AVX-512: two GEMMs per head around a threaded softmax */
 
 typedef struct {
     float *s;
@@ -21,14 +165,10 @@ typedef struct {
 static void attn_softmax_rows(void *u, int64_t r0, int64_t r1, int t) {
     (void)t;
     const attn_sm_job *j = u;
-    for (int64_t r = r0; r < r1; r++) {
-        float *row = j->s + r * j->tk;
-        if (j->mask)
-            for (int64_t c = 0; c < j->tk; c++)
-                if (!j->mask[c]) row[c] = -INFINITY;
-        mer__softmax_row(row, row, j->tk);
-    }
+    for (int64_t r = r0; r < r1; r++) masked_softmax_row(j->s + r * j->tk, j->mask, j->tk);
 }
+
+#endif
 
 // ref: torch.nn.functional.scaled_dot_product_attention (no dropout, no causal mask)
 void mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
@@ -36,25 +176,12 @@ void mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, i
                         const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h, int64_t dh,
                         float scale) {
     if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return;
-    float *scratch = NULL;
-    if (!probs) {
-        scratch = malloc((size_t)tq * (size_t)tk * sizeof(float));
-        if (!scratch) { /* no way to report from a kernel: fall back to a row at a time */
-            float *row = malloc((size_t)tk * sizeof(float));
-            if (!row) return;
-            for (int64_t hh = 0; hh < h; hh++)
-                for (int64_t i = 0; i < tq; i++) {
-                    mer_sgemm(0, 1, 1, tk, dh, scale, q + i * ldq + hh * dh, ldq, k + hh * dh,
-                              ldk, 0.0f, row, tk);
-                    attn_sm_job j = {row, key_mask, tk};
-                    attn_softmax_rows(&j, 0, 1, 0);
-                    mer_sgemm(0, 0, 1, dh, tk, 1.0f, row, tk, v + hh * dh, ldv, 0.0f,
-                              out + i * ldo + hh * dh, ldo);
-                }
-            free(row);
-            return;
-        }
-    }
+#ifdef __AVX512F__
+    attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale};
+    mer__parallel_for(h, 1, attn_heads, &j);
+#else
+    float *scratch = probs ? NULL : malloc((size_t)tq * (size_t)tk * sizeof(float));
+    if (!probs && !scratch) return;
     for (int64_t hh = 0; hh < h; hh++) {
         float *s = probs ? probs + hh * tq * tk : scratch;
         mer_sgemm(0, 1, tq, tk, dh, scale, q + hh * dh, ldq, k + hh * dh, ldk, 0.0f, s, tk);
@@ -64,6 +191,7 @@ void mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, i
         mer_sgemm(0, 0, tq, dh, tk, 1.0f, s, tk, v + hh * dh, ldv, 0.0f, out + hh * dh, ldo);
     }
     free(scratch);
+#endif
 }
 
 /* ---- backward (training) ------------------------------------------------------------------ */

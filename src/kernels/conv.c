@@ -2,17 +2,19 @@
  * conv.c -- 1-D convolution as im2col + mer_sgemm, blocked over output time.
  *
  * The column matrix of one group and one block of output frames, (cin/groups * k, blk), is
- * built in a scratch buffer of bounded size (a few MB whatever the input length), then one GEMM
- * writes that block of every output channel of the group straight into y with ldc = tout. This
- * keeps the wav2vec2 feature extractor (cin 512, 16 k frames) and the grouped positional
- * convolution (k = 128) at GEMM speed without a full im2col copy of the input.
+ * built in a scratch buffer of bounded size (16 MB at most, whatever the input length), then
+ * one GEMM writes that block of every output channel of the group straight into y with
+ * ldc = tout. This keeps long inputs and the grouped positional convolution of wav2vec2/HuBERT
+ * (k = 128) at GEMM speed without a full im2col copy of the input.
  */
 #include "kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define CONV_SCRATCH_FLOATS ((int64_t)1 << 20) /* 4 MB of columns per block */
+/* 16 MB of columns per block: the positional convolution of HuBERT-large (64 x 128 rows per
+ * group) then runs as one GEMM per group for up to 512 frames (10 s of audio) */
+#define CONV_SCRATCH_FLOATS ((int64_t)1 << 22)
 
 typedef struct {
     float *cols;

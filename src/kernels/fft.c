@@ -21,6 +21,7 @@
 #define FFT_MAX_FACTORS 64
 
 struct mer__fft {
+    struct mer__fft *half;            /* n even: the n/2 plan of the real transform */
     int64_t n;
     int32_t nfactors;
     int32_t factors[FFT_MAX_FACTORS]; /* radices, outermost first */
@@ -62,12 +63,20 @@ mer_status mer__fft_init(mer__fft **out, int64_t n) {
         f->tw[2 * k] = cos(a);
         f->tw[2 * k + 1] = sin(a);
     }
+    if (n % 2 == 0 && n >= 4) {
+        mer_status s = mer__fft_init(&f->half, n / 2);
+        if (s) {
+            mer__fft_free(f);
+            return s;
+        }
+    }
     *out = f;
     return MER_OK;
 }
 
 void mer__fft_free(mer__fft *f) {
     if (!f) return;
+    mer__fft_free(f->half);
     mer__free(f->tw);
     mer__free(f);
 }
@@ -109,7 +118,7 @@ static void fft_rec(const mer__fft *f, double *out, const double *in, int64_t s,
             double t[8];
             for (int q = 0; q < 4; q++) {
                 const double *x = out + 2 * (k + q * m);
-                int64_t j = (q * k * tws) % N;
+                int64_t j = q * k * tws; /* < r * m * tws = N */
                 double wr = tw[2 * j], wi = sg * tw[2 * j + 1];
                 t[2 * q] = x[0] * wr - x[1] * wi;
                 t[2 * q + 1] = x[0] * wi + x[1] * wr;
@@ -136,7 +145,7 @@ static void fft_rec(const mer__fft *f, double *out, const double *in, int64_t s,
     for (int64_t k = 0; k < m; k++) {
         for (int32_t q = 0; q < r; q++) {
             const double *x = out + 2 * (k + q * m);
-            int64_t j = ((int64_t)q * k * tws) % N;
+            int64_t j = (int64_t)q * k * tws;
             double wr = tw[2 * j], wi = sg * tw[2 * j + 1];
             scratch[2 * q] = x[0] * wr - x[1] * wi;
             scratch[2 * q + 1] = x[0] * wi + x[1] * wr;
@@ -173,16 +182,35 @@ mer_status mer__fft_c2c(const mer__fft *f, double *out, const double *in, int in
     return MER_OK;
 }
 
-/* ref: torch.fft.rfft. X receives n/2 + 1 complex bins; work holds 4 n doubles. */
+/* ref: torch.fft.rfft. X receives n/2 + 1 complex bins; work holds 4 n doubles. For even n the
+ * real signal is packed as n/2 complex values z_k = x_2k + i x_2k+1, transformed at half size,
+ * and the spectrum untangled: X_k = (Z_k + conj Z_h-k) / 2 - i W^k (Z_k - conj Z_h-k) / 2. */
 mer_status mer__fft_r2c(const mer__fft *f, double *X, const double *x, double *work) {
     const int64_t n = f->n;
     double *cin = work, *cout = work + 2 * n;
+    mer_status s;
+    if (f->half) {
+        const int64_t h = n / 2;
+        if ((s = mer__fft_c2c(f->half, cout, x, 0))) return s; /* x viewed as h complex */
+        for (int64_t k = 0; k <= h; k++) {
+            int64_t a = k % h, b = (h - k) % h;
+            double zr = cout[2 * a], zi = cout[2 * a + 1];
+            double cr = cout[2 * b], ci = -cout[2 * b + 1]; /* conj Z_(h-k) */
+            double er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);   /* even part */
+            double or_ = 0.5 * (zr - cr), oi = 0.5 * (zi - ci);  /* (Z - conj) / 2 */
+            /* odd part = -i W^k (Z - conj Z) / 2, W = exp(-2 pi i / n) */
+            double wr = k < n ? f->tw[2 * k] : 1.0, wi = k < n ? f->tw[2 * k + 1] : 0.0;
+            double tr = or_ * wr - oi * wi, ti = or_ * wi + oi * wr;
+            X[2 * k] = er + ti;
+            X[2 * k + 1] = ei - tr;
+        }
+        return MER_OK;
+    }
     for (int64_t i = 0; i < n; i++) {
         cin[2 * i] = x[i];
         cin[2 * i + 1] = 0.0;
     }
-    mer_status s = mer__fft_c2c(f, cout, cin, 0);
-    if (s) return s;
+    if ((s = mer__fft_c2c(f, cout, cin, 0))) return s;
     memcpy(X, cout, (size_t)(n / 2 + 1) * 2 * sizeof(double));
     return MER_OK;
 }

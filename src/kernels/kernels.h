@@ -7,7 +7,8 @@
  * are worth it split rows over the thread pool (mer__parallel_for); none allocates files.
  *
  * File map:  gemm.c (mer_sgemm, public) | linear.c | norm.c | act.c | softmax.c | attn.c |
- *            conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models)
+ *            conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models) |
+ *            fft.c (mixed-radix FFT, acoustic front end)
  * A naive reference of each kernel lives in tests/ as the oracle.
  */
 #ifndef MER_KERNELS_H
@@ -53,8 +54,9 @@ void mer__sigmoid_fwd(float *y, const float *x, int64_t n);
 /* Given the forward OUTPUT y: dx += dy * y * (1 - y). */
 void mer__sigmoid_bwd(float *dx, const float *dy, const float *y, int64_t n);
 /* Inverted dropout: keep each element with probability 1-p and scale it by 1/(1-p); mask (n),
- * if non-NULL, receives the per-element factor (0 or 1/(1-p)) for backward. The mask is drawn
- * serially from rng. ref: torch.nn.functional.dropout(training=True) */
+ * if non-NULL, receives the per-element factor (0 or 1/(1-p)) for backward. The mask is a
+ * counter-based hash keyed by one draw from rng (reproducible for a seed, any thread count).
+ * ref: torch.nn.functional.dropout(training=True) */
 void mer__dropout_fwd(float *y, float *mask, const float *x, float p, int64_t n, mer__rng *rng);
 /* dx += dy * mask. */
 void mer__dropout_bwd(float *dx, const float *dy, const float *mask, int64_t n);
@@ -62,6 +64,8 @@ void mer__dropout_bwd(float *dx, const float *dy, const float *mask, int64_t n);
 /* ---- softmax.c --------------------------------------------------------------------------- */
 /* Row softmax of x (rows, cols); y may alias x. ref: torch.softmax(dim=-1) */
 void mer__softmax_fwd(float *y, const float *x, int64_t rows, int64_t cols);
+/* One row, on the calling thread (for kernels that already split work over threads). */
+void mer__softmax_row(float *y, const float *x, int64_t n);
 /* dx += y * (dy - sum(dy * y)) per row. */
 void mer__softmax_bwd(float *dx, const float *dy, const float *y, int64_t rows, int64_t cols);
 

@@ -39,7 +39,6 @@ static inline __m512 exp512(__m512 x) {
 #endif
 
 /* One row: y = softmax(x). y may alias x. */
-void mer__softmax_row(float *y, const float *x, int64_t n);
 void mer__softmax_row(float *y, const float *x, int64_t n) {
     int64_t i = 0;
 #ifdef __AVX512F__

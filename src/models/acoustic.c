@@ -6,7 +6,8 @@
  * Pipeline of mer_acoustic_frames for a signal x (n) at params.sample_rate:
  *   1. STFT as torch.stft(center=True, pad_mode='reflect', periodic hann window of win_length
  *      centred in n_fft), power spectrum |X|^2                          -> P (T, n_freqs)
- *   2. htk mel filterbank (norm None) -> mel (T, n_mels); log(mel + off); DCT-II ortho -> MFCC;
+ *   2. htk mel filterbank (norm None) -> mel (T, n_mels); log(mel + off) (also kept as LLDs);
+ *      DCT-II ortho -> MFCC;
  *      deltas as torchaudio.functional.compute_deltas (replicate padding)
  *   3. spectral LLDs from P: alpha ratio, Hammarberg index, spectral slopes, flux, centroid;
  *      loudness = sum of mel band powers ^ 0.3 (Stevens' power law on an auditory spectrum)
@@ -100,7 +101,7 @@ int mer__acoustic_lld_voiced_only(int i) {
 
 int32_t mer_acoustic_frame_dim(const mer_acoustic_params *p) {
     if (!p) return 0;
-    return MER__AC_NLLD + 2 * p->n_mfcc;
+    return MER__AC_NLLD + 2 * p->n_mfcc + p->n_mels;
 }
 
 mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char *buf, size_t cap) {
@@ -111,8 +112,10 @@ mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char
         snprintf(buf, cap, "%s", lld_names[i]);
     else if (i < MER__AC_NLLD + p->n_mfcc)
         snprintf(buf, cap, "mfcc%d", i - MER__AC_NLLD);
-    else
+    else if (i < MER__AC_NLLD + 2 * p->n_mfcc)
         snprintf(buf, cap, "mfcc%d_delta", i - MER__AC_NLLD - p->n_mfcc);
+    else
+        snprintf(buf, cap, "logmel%d", i - MER__AC_NLLD - 2 * p->n_mfcc);
     return MER_OK;
 }
 
@@ -200,12 +203,23 @@ mer_status mer__acoustic_stft(const mer_acoustic_params *p, const float *x, int6
                 fb[m * nf + k] = v > 0 ? v : 0;
             }
         }
+        /* each triangle is non-zero on a short run of bins: sum only there */
+        int64_t lo[512], hi[512];
+        for (int32_t m = 0; m < M; m++) {
+            lo[m] = nf;
+            hi[m] = 0;
+            for (int64_t k = 0; k < nf; k++)
+                if (fb[m * nf + k] != 0) {
+                    if (k < lo[m]) lo[m] = k;
+                    hi[m] = k + 1;
+                }
+        }
         for (int64_t t = 0; t < T; t++) {
             const double *P = out->power + t * nf;
             for (int32_t m = 0; m < M; m++) {
                 const double *w = fb + m * nf;
                 double acc = 0;
-                for (int64_t k = 0; k < nf; k++) acc += w[k] * P[k];
+                for (int64_t k = lo[m]; k < hi[m]; k++) acc += w[k] * P[k];
                 out->mel[t * M + m] = acc;
             }
         }
@@ -228,16 +242,23 @@ void mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel
                                  double *mfcc) {
     const int32_t M = p->n_mels, C = p->n_mfcc;
     double lm[512];
+    double *dct = malloc((size_t)C * M * sizeof(double));
+    for (int32_t c = 0; dct && c < C; c++)
+        for (int32_t m = 0; m < M; m++)
+            dct[c * M + m] = cos(M_PI / M * (m + 0.5) * c) * sqrt(2.0 / M) * (c == 0 ? 1.0 / sqrt(2.0) : 1.0);
     for (int64_t t = 0; t < T; t++) {
         for (int32_t m = 0; m < M; m++) lm[m] = log(mel[t * M + m] + (double)p->log_offset);
         for (int32_t c = 0; c < C; c++) {
             double acc = 0;
-            for (int32_t m = 0; m < M; m++) acc += lm[m] * cos(M_PI / M * (m + 0.5) * c);
-            acc *= sqrt(2.0 / M);
-            if (c == 0) acc *= 1.0 / sqrt(2.0);
+            if (dct)
+                for (int32_t m = 0; m < M; m++) acc += lm[m] * dct[c * M + m];
+            else /* no memory for the table: the same values, computed in place */
+                for (int32_t m = 0; m < M; m++)
+                    acc += lm[m] * cos(M_PI / M * (m + 0.5) * c) * sqrt(2.0 / M) * (c == 0 ? 1.0 / sqrt(2.0) : 1.0);
             mfcc[t * C + c] = acc;
         }
     }
+    free(dct);
 }
 
 /* d (T, C) = deltas along time of x (T, C). ref: torchaudio.functional.compute_deltas
@@ -395,13 +416,12 @@ mer_status mer__acoustic_pitch(const mer_acoustic_params *p, const float *x, int
     while (L < W + tmax + 2) L *= 2;
     mer_status s = MER_OK;
     mer__fft *plan = NULL;
-    double *a = malloc((size_t)L * 2 * sizeof(double)), *b = malloc((size_t)L * 2 * sizeof(double));
-    double *A = malloc((size_t)L * 2 * sizeof(double)), *B = malloc((size_t)L * 2 * sizeof(double));
+    double *a = malloc((size_t)L * 2 * sizeof(double)), *A = malloc((size_t)L * 2 * sizeof(double));
     double *r = malloc((size_t)L * 2 * sizeof(double));
     double *seg = malloc((size_t)(W + tmax + 1) * sizeof(double));
     double *cum = malloc((size_t)(W + tmax + 2) * sizeof(double));
     double *d = malloc((size_t)(tmax + 2) * sizeof(double)), *cm = malloc((size_t)(tmax + 2) * sizeof(double));
-    if (!a || !b || !A || !B || !r || !seg || !cum || !d || !cm) {
+    if (!a || !A || !r || !seg || !cum || !d || !cm) {
         s = mer__err(MER_ERR_NOMEM, "acoustic: out of memory (pitch)");
         goto done;
     }
@@ -417,13 +437,20 @@ mer_status mer__acoustic_pitch(const mer_acoustic_params *p, const float *x, int
         aper[t] = 1;
         hnr[t] = 0;
         if (E0 < 1e-10 * (double)W) continue; /* digital silence: below -100 dBFS */
+        /* both real FFTs in one complex one: z = a + i b, then A_k = (Z_k + conj Z_-k) / 2 and
+         * B_k = (Z_k - conj Z_-k) / 2i */
         memset(a, 0, (size_t)L * 2 * sizeof(double));
-        memset(b, 0, (size_t)L * 2 * sizeof(double));
-        for (int64_t i = 0; i < W; i++) a[2 * i] = seg[i];
-        for (int64_t i = 0; i < W + tmax; i++) b[2 * i] = seg[i];
-        if ((s = mer__fft_c2c(plan, A, a, 0)) || (s = mer__fft_c2c(plan, B, b, 0))) goto done;
+        for (int64_t i = 0; i < W + tmax; i++) {
+            a[2 * i] = i < W ? seg[i] : 0.0;
+            a[2 * i + 1] = seg[i];
+        }
+        if ((s = mer__fft_c2c(plan, A, a, 0))) goto done;
         for (int64_t k = 0; k < L; k++) { /* conj(A) * B */
-            double ar = A[2 * k], ai = -A[2 * k + 1], br = B[2 * k], bi = B[2 * k + 1];
+            int64_t mk = (L - k) % L;
+            double zr = A[2 * k], zi = A[2 * k + 1], cr = A[2 * mk], ci = -A[2 * mk + 1];
+            double ar = 0.5 * (zr + cr), ai = 0.5 * (zi + ci);
+            double br = 0.5 * (zi - ci), bi = -0.5 * (zr - cr);
+            ai = -ai;
             a[2 * k] = ar * br - ai * bi;
             a[2 * k + 1] = ar * bi + ai * br;
         }
@@ -477,14 +504,11 @@ mer_status mer__acoustic_pitch(const mer_acoustic_params *p, const float *x, int
         if (rn < 1e-6) rn = 1e-6;
         if (rn > 1 - 1e-9) rn = 1 - 1e-9;
         hnr[t] = 10.0 * log10(rn / (1 - rn));
-        /* keep cm for the octave check: store the aperiodicity at half and double period */
     }
 done:
     mer__fft_free(plan);
     free(a);
-    free(b);
     free(A);
-    free(B);
     free(r);
     free(seg);
     free(cum);
@@ -690,8 +714,15 @@ int mer__acoustic_lpc(const double *frame, int64_t len, int32_t order, double *a
 }
 
 /* Roots of z^p + a[1] z^(p-1) + ... + a[p] by the Aberth-Ehrlich iteration. */
+/* a / b without the overflow-guarded library division (the values here are well scaled) */
+static inline double complex cdiv(double complex a, double complex b) {
+    double br = creal(b), bi = cimag(b), d = br * br + bi * bi;
+    return CMPLX((creal(a) * br + cimag(a) * bi) / d, (cimag(a) * br - creal(a) * bi) / d);
+}
+
+/* z holds the starting points on entry (warm start from the previous frame's roots converges
+ * in a few iterations) and the roots on return. */
 static void poly_roots(const double *a, int32_t p, double complex *z) {
-    for (int32_t k = 0; k < p; k++) z[k] = 0.9 * cexp(I * (2.0 * M_PI * k / p + 0.4));
     for (int iter = 0; iter < 500; iter++) {
         double mx = 0;
         for (int32_t k = 0; k < p; k++) {
@@ -700,29 +731,37 @@ static void poly_roots(const double *a, int32_t p, double complex *z) {
                 dv = dv * z[k] + v;
                 v = v * z[k] + a[i];
             }
-            if (cabs(dv) == 0) continue;
-            double complex ratio = v / dv, sum = 0;
+            if (creal(dv) == 0 && cimag(dv) == 0) continue;
+            double complex ratio = cdiv(v, dv), sum = 0;
             for (int32_t j = 0; j < p; j++)
-                if (j != k) sum += 1.0 / (z[k] - z[j]);
-            double complex w = ratio / (1.0 - ratio * sum);
+                if (j != k) sum += cdiv(1.0, z[k] - z[j]);
+            double complex w = cdiv(ratio, 1.0 - ratio * sum);
             if (!isfinite(creal(w)) || !isfinite(cimag(w))) continue;
             z[k] -= w;
-            if (cabs(w) > mx) mx = cabs(w);
+            double w2 = creal(w) * creal(w) + cimag(w) * cimag(w);
+            if (w2 > mx) mx = w2;
         }
-        if (mx < 1e-10) break;
+        if (mx < 1e-20) break;
     }
 }
 
 /* F1..F3 frequencies and the F1 bandwidth (Hz) of one frame; 0 when not found. */
 void mer__acoustic_formants(const mer_acoustic_params *p, const double *frame, int64_t len,
-                            double *F, double *bw1) {
+                            double *F, double *bw1, double complex *zs, int *warm) {
     int32_t order = p->lpc_order > 0 ? p->lpc_order : 2 + p->sample_rate / 1000;
     if (order > 64) order = 64;
     double a[65];
     F[0] = F[1] = F[2] = *bw1 = 0;
     if (!mer__acoustic_lpc(frame, len, order, a)) return;
     double complex z[64];
+    for (int32_t k = 0; k < order; k++) {
+        /* distinct, finite starting points: the previous roots, else a circle */
+        double complex z0 = 0.9 * cexp(I * (2.0 * M_PI * k / order + 0.4));
+        z[k] = *warm && isfinite(creal(zs[k])) && isfinite(cimag(zs[k])) ? zs[k] * 0.999 + 1e-3 * z0 : z0;
+    }
     poly_roots(a, order, z);
+    for (int32_t k = 0; k < order; k++) zs[k] = z[k];
+    *warm = 1;
     double fr[64], bw[64];
     int nc = 0;
     const double sr = p->sample_rate;
@@ -773,8 +812,9 @@ mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int
     double *shim = malloc((size_t)T * sizeof(double));
     uint8_t *voiced = malloc((size_t)T);
     double *frame = malloc((size_t)p->win_length * sizeof(double));
+    double *hamming = malloc((size_t)p->win_length * sizeof(double));
     float *o = calloc((size_t)T * D, sizeof(float));
-    if (!mf || !dm || !f0 || !ap || !hnr || !jit || !shim || !voiced || !frame || !o) {
+    if (!mf || !dm || !f0 || !ap || !hnr || !jit || !shim || !voiced || !frame || !hamming || !o) {
         s = mer__err(MER_ERR_NOMEM, "acoustic: out of memory for %lld frames", (long long)T);
         goto done;
     }
@@ -785,6 +825,9 @@ mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int
     if ((s = mer__acoustic_cycles(p, x, n, f0, voiced, T, jit, shim))) goto done;
     const double pre = exp(-2.0 * M_PI * 50.0 / p->sample_rate);
     const int64_t wl = p->win_length;
+    double complex zroots[64];
+    int zwarm = 0;
+    for (int64_t i = 0; i < wl; i++) hamming[i] = 0.54 - 0.46 * cos(2.0 * M_PI * i / (wl - 1));
     for (int64_t t = 0; t < T; t++) {
         float *row = o + t * D;
         const double *P = sp.power + t * nf;
@@ -815,10 +858,10 @@ mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int
             for (int64_t i = 0; i < wl; i++) {
                 int64_t j = t * hop - wl / 2 + i;
                 double v = sig(x, n, j) - pre * sig(x, n, j - 1);
-                frame[i] = v * (0.54 - 0.46 * cos(2.0 * M_PI * i / (wl - 1)));
+                frame[i] = v * hamming[i];
             }
             double F[3], b1;
-            mer__acoustic_formants(p, frame, wl, F, &b1);
+            mer__acoustic_formants(p, frame, wl, F, &b1, zroots, &zwarm);
             row[MER__AC_F1] = (float)F[0];
             row[MER__AC_F1BW] = (float)b1;
             row[MER__AC_F2] = (float)F[1];
@@ -828,6 +871,8 @@ mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int
             row[MER__AC_NLLD + c] = (float)mf[t * C + c];
             row[MER__AC_NLLD + C + c] = (float)dm[t * C + c];
         }
+        for (int64_t m = 0; m < M; m++)
+            row[MER__AC_NLLD + 2 * C + m] = (float)log(sp.mel[t * M + m] + (double)p->log_offset);
     }
     *out = o;
     *T_out = T;
@@ -842,6 +887,7 @@ done:
     free(shim);
     free(voiced);
     free(frame);
+    free(hamming);
     free(o);
     mer__acoustic_spec_free(&sp);
     return s;

@@ -60,7 +60,8 @@ mer_status mer__acoustic_cycles(const mer_acoustic_params *p, const float *x, in
                                 const double *f0, const uint8_t *voiced, int64_t T,
                                 double *jitter, double *shimmer);
 int mer__acoustic_lpc(const double *frame, int64_t len, int32_t order, double *a);
+/* zs (64) carries the LPC roots from frame to frame as starting points; *warm = 0 first. */
 void mer__acoustic_formants(const mer_acoustic_params *p, const double *frame, int64_t len,
-                            double *F, double *bw1);
+                            double *F, double *bw1, double _Complex *zs, int *warm);
 
 #endif

@@ -10,8 +10,11 @@
  *   cls = post_layernorm(x[0]);  embeds = visual_projection(cls)  (get_image_features)
  * The patch convolution is a GEMM over unfolded patches (its stride equals its kernel, so the
  * unfold is a permutation). Every big product goes through mer_sgemm over a batch of images
- * (rows = images x tokens) so the GEMM sees tall matrices; residual adds ride on the GEMM's
- * beta = 1. Layer norm, softmax-attention and activations are the shared kernels.
+ * (rows = images x tokens, about 2048) so the GEMM sees tall matrices; residual adds ride on
+ * the GEMM's beta = 1. Attention runs (image, head) pairs as one parallel loop; the bias +
+ * quick GELU after fc1 is fused and vectorised; layer norm and softmax are the shared kernels.
+ * When only the class token is wanted (embeds, cls) the last layer's query, output projection
+ * and MLP run on the class rows alone.
  *
  * Preprocessing is CLIPImageProcessor: shortest edge to size (transformers'
  * get_resize_output_image_size: the long edge is int(size * long / short)), Pillow-exact

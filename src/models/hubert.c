@@ -5,7 +5,7 @@
  *
  * Architecture (transformers modeling_wav2vec2.py / modeling_hubert.py):
  *   feature encoder  7 x Conv1d(stride) -> [GroupNorm on layer 0 | LayerNorm over channels on
- *                    every layer] -> GELU, on the raw 16 kHz waveform: (C=512, T) at 50 Hz
+ *                    every layer] -> GELU, on the raw 16 kHz waveform: (T, C=512) at 50 Hz
  *   projection       [LayerNorm(C)] -> Linear(C, D)
  *   positional conv  grouped Conv1d(D, D, K, pad K/2) with weight norm over dim 2, the last
  *                    frame dropped when K is even ("same" padding), GELU, added to the input
@@ -14,13 +14,15 @@
  *                    x += ffn(LN(x)), a final LN after the last layer.
  *
  * The model (weights, config) is immutable after load: F32 tensors point into the mmapped
- * safetensors file, F16/BF16 ones are converted once by the reader, and the only weight we
- * compute ourselves is the positional convolution's weight-normed kernel. All activations live
- * in the per-run state's arena, sized from the input length before the forward starts.
+ * safetensors file, F16/BF16 ones are converted once by the reader; the only weights we hold
+ * ourselves are the positional convolution's weight-normed kernel and the feature encoder's
+ * conv kernels repacked for its time-major layout (about 50 MB at the large size). All
+ * activations live in the per-run state's arena, sized from the input length before the
+ * forward starts. Every matrix product goes through mer_sgemm; linear layers fold bias and
+ * residual into the GEMM's C operand (beta = 1).
  */
 #include "kernels/kernels.h"
 
-#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,7 +390,7 @@ static mer_status check_unexpected(mer_speech_model *m, hb_loader *ld) {
         }
     }
     if (n_head)
-        MER_LOG_I("%s: ignoring %lld head tensor%s outside the base model (%s%s)", m->dir,
+        MER_LOG_W("%s: ignoring %lld head tensor%s outside the base model (%s%s)", m->dir,
                   (long long)n_head, n_head == 1 ? "" : "s", first_head, n_head > 1 ? ", ..." : "");
     return MER_OK;
 }
@@ -844,7 +846,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     /* ---- positional convolution: x += gelu(conv(x^T))^T, "same" length ---- */
     const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
     float *xt = q; /* (D, T) scratch: q is free until the first layer */
-    if (T * D > 0) transpose(xt, T, x, D, T, D, 0);
+    transpose(xt, T, x, D, T, D, 0);
     mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
     gelu_inplace(pc, D * tpc);
     transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
@@ -859,7 +861,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     if (lf == 0) memcpy(out, x, (size_t)TD * sizeof(float));
 
     const float scale = 1.0f / sqrtf((float)dh);
-    for (int64_t l = 0; l < L; l++) {
+    for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
         const hb_layer *y = &m->layers[l];
         const float *a_in = x;
         if (stable) {
@@ -920,7 +922,6 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
             else
                 memcpy(dst, x, (size_t)TD * sizeof(float));
         }
-        if (idx >= ll) break; /* later layers are not wanted */
     }
     t1 = now_s();
     pf->other_s += t1 - t0;

@@ -242,6 +242,22 @@ static void panel(canvas *c, int32_t x0, int32_t y0, int32_t w, int32_t h, const
             have = 1;
         }
     }
+    if (fixed01) {
+        /* the kept epoch of each fold (first best WAF, the trainer's rule): a dot */
+        for (int32_t sidx = 0; sidx < ns; sidx++) {
+            int32_t be = -1;
+            for (int32_t e = 0; e < ne; e++) {
+                double val = v[(int64_t)sidx * ne + e];
+                if (isfinite(val) && (be < 0 || val > v[(int64_t)sidx * ne + be])) be = e;
+            }
+            if (be < 0) continue;
+            float x = (float)x0 + (ne > 1 ? (float)w * be / (ne - 1) : w / 2.0f);
+            float y = (float)(y0 + h) - (float)((v[(int64_t)sidx * ne + be] - lo) / (hi - lo) * h);
+            line(c, x, y, x, y, 9, PALETTE[sidx % 10]);
+            line(c, x, y, x, y, 4, WHITE);
+        }
+        text(c, x0 + w - text_w("o = kept epoch", 1), y0 - 22, "o = kept epoch", 1, GREY);
+    }
     line(c, (float)x0, (float)(y0 + h), (float)(x0 + w), (float)(y0 + h), 1, GREY);
     line(c, (float)x0, (float)y0, (float)x0, (float)(y0 + h), 1, GREY);
 }

@@ -21,7 +21,8 @@
  *      m->act (mer__act_f32; the engine resets it before every forward). train == 0 must be a pure
  *      function of the inputs (prediction).
  *   4. backward(m, batch, dlogits): ACCUMULATE d(loss)/d(params) into m->grads (+=) using the
- *      activations of the last forward(train=1). The engine zeroes grads before each step.
+ *      activations of the last forward(train=1). Grads are zero on entry (the optimizer step
+ *      zeroes them as it consumes them).
  *   5. destroy(m): free m->priv (not params/grads).
  * Then add one line to the registry table in src/train/registry.c.
  *
@@ -240,9 +241,10 @@ typedef struct {
 } mer__optim;
 mer_status mer__optim_init(mer__optim *o, mer_optimizer type, int64_t n, float lr,
                            float weight_decay);
-/* One step. ref: torch.optim.Adam (weight_decay added to the gradient, bias-corrected, eps
- * after the sqrt) / torch.optim.AdamW (decoupled decay p *= 1 - lr*wd first). */
-void mer__optim_step(mer__optim *o, float *params, const float *grads);
+/* One step, then grads are zeroed (consumed) for the next accumulation. ref: torch.optim.Adam
+ * (weight_decay added to the gradient, bias-corrected, eps after the sqrt) /
+ * torch.optim.AdamW (decoupled decay p *= 1 - lr*wd first). */
+void mer__optim_step(mer__optim *o, float *params, float *grads);
 void mer__optim_free(mer__optim *o);
 /* ref: torch.nn.utils.clip_grad_value_ */
 void mer__clip_grad_value(float *g, int64_t n, float v);
@@ -276,6 +278,7 @@ typedef struct {
 } mer__sb;
 void mer__sb_printf(mer__sb *b, const char *fmt, ...) MER__PRINTF(2, 3);
 void mer__sb_json_str(mer__sb *b, const char *s);   /* a quoted, escaped JSON string */
+void mer__sb_csv_field(mer__sb *b, const char *s);  /* a CSV field, quoted when needed */
 void mer__sb_free(mer__sb *b);
 /* Atomic write of the buffer (MER_ERR_NOMEM if it overflowed). */
 mer_status mer__sb_save(const mer__sb *b, const char *path);

@@ -59,8 +59,7 @@ static void path_of(char *buf, size_t n, const char *dir, const char *fmt, int32
 
 /* ---- validation and configuration -------------------------------------------------------- */
 
-static mer_status validate(const mer_train_params *p, const mer_dataset *ds,
-                           const mer_dataset *test) {
+mer_status mer_train_params_check(const mer_train_params *p) {
     if (!mer__model_lookup(p->model))
         return mer__err(MER_ERR_INVALID_ARG, "unknown model '%s' (known: %s)", p->model,
                         mer__model_names());
@@ -75,6 +74,13 @@ static mer_status validate(const mer_train_params *p, const mer_dataset *ds,
     if (!(p->label_smoothing >= 0 && p->label_smoothing < 1))
         return mer__err(MER_ERR_INVALID_ARG, "label smoothing %g not in [0, 1)", p->label_smoothing);
     if (p->search < 0) return mer__err(MER_ERR_INVALID_ARG, "search %d < 0", p->search);
+    return MER_OK;
+}
+
+static mer_status validate(const mer_train_params *p, const mer_dataset *ds,
+                           const mer_dataset *test) {
+    mer_status s = mer_train_params_check(p);
+    if (s != MER_OK) return s;
     int64_t n = mer_dataset_count(ds);
     if (n == 0) return mer__err(MER_ERR_INVALID_ARG, "no training clips");
     if (mer_dataset_n_classes(ds) < 2)
@@ -385,7 +391,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             int64_t nb = n_tr - b0 < p->batch ? n_tr - b0 : p->batch;
             s = mer__batcher_fill(&bt, ds, perm + b0, nb);
             if (s != MER_OK) break;
-            memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+            /* m->grads is zero here: calloc'd, then zeroed by every optimizer step */
             mer__act_reset(&m->act);
             s = m->ops->forward(m, &bt.b, 1, &rng, logits);
             if (s != MER_OK) break;
@@ -581,15 +587,22 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
     if (s == MER_OK && K > 1) {
         mer__sb b = {0};
         mer__sb_printf(&b, "name");
-        for (int32_t k = 0; k < C; k++) mer__sb_printf(&b, ",%s", cls[k]);
+        for (int32_t k = 0; k < C; k++) {
+            mer__sb_printf(&b, ",");
+            mer__sb_csv_field(&b, cls[k]);
+        }
         mer__sb_printf(&b, ",pred,label,fold\n");
         for (int64_t i = 0; i < n; i++) {
             if (fold[i] < 0) continue;
             int32_t pk;
             mer_argmax_rows(&pk, oof + i * C, 1, C);
-            mer__sb_printf(&b, "%s", mer_dataset_name(ds, i));
+            mer__sb_csv_field(&b, mer_dataset_name(ds, i));
             for (int32_t k = 0; k < C; k++) mer__sb_printf(&b, ",%.8g", oof[i * C + k]);
-            mer__sb_printf(&b, ",%s,%s,%d\n", cls[pk], cls[mer_dataset_label(ds, i)], fold[i]);
+            mer__sb_printf(&b, ",");
+            mer__sb_csv_field(&b, cls[pk]);
+            mer__sb_printf(&b, ",");
+            mer__sb_csv_field(&b, cls[mer_dataset_label(ds, i)]);
+            mer__sb_printf(&b, ",%d\n", fold[i]);
         }
         snprintf(path, sizeof path, "%s/oof.csv", c->dir);
         s = mer__sb_save(&b, path);

@@ -74,7 +74,7 @@ mer_status mer__mkdir(const char *path) {
 int mer__file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* CSV field quoting into the buffer (RFC 4180, as mer_csv_write_field). */
-static void sb_csv_field(mer__sb *b, const char *s) {
+void mer__sb_csv_field(mer__sb *b, const char *s) {
     if (!strpbrk(s, ",\"\r\n")) {
         mer__sb_printf(b, "%s", s);
         return;
@@ -94,7 +94,7 @@ mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const 
         mer__sb_printf(&b, "name");
         for (int32_t j = 0; j < c; j++) {
             mer__sb_printf(&b, ",");
-            sb_csv_field(&b, classes[j]);
+            mer__sb_csv_field(&b, classes[j]);
         }
         mer__sb_printf(&b, ",pred\n");
     }
@@ -102,11 +102,11 @@ mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const 
         const float *p = probs + i * c;
         int32_t best;
         mer_argmax_rows(&best, p, 1, c);
-        sb_csv_field(&b, mer_dataset_name(ds, i));
+        mer__sb_csv_field(&b, mer_dataset_name(ds, i));
         if (!mer2024)
             for (int32_t j = 0; j < c; j++) mer__sb_printf(&b, ",%.8g", p[j]);
         mer__sb_printf(&b, ",");
-        sb_csv_field(&b, classes[best]);
+        mer__sb_csv_field(&b, classes[best]);
         mer__sb_printf(&b, "\n");
     }
     mer_status s = mer__sb_save(&b, path);

@@ -205,13 +205,10 @@ def center_crop(img, ch, cw):
     h, w = img.shape[:2]
     top, left = (h - ch) // 2, (w - cw) // 2
     out = np.zeros((ch, cw) + img.shape[2:], dtype=img.dtype)
-    for y in range(ch):
-        sy = y + top
-        if 0 <= sy < h:
-            for x in range(cw):
-                sx = x + left
-                if 0 <= sx < w:
-                    out[y, x] = img[sy, sx]
+    y0, x0 = max(0, -top), max(0, -left)                  # first output row/col inside the image
+    y1, x1 = min(ch, h - top), min(cw, w - left)          # one past the last
+    if y1 > y0 and x1 > x0:
+        out[y0:y1, x0:x1] = img[y0 + top:y1 + top, x0 + left:x1 + left]
     return out
 
 
