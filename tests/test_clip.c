@@ -188,6 +188,28 @@ MER_TEST(clip_tiny_clipmodel_outputs) { check_outputs("tiny_clip", 0); }
 MER_TEST(clip_tiny_clipmodel_one_thread) { check_outputs("tiny_clip", 1); }
 MER_TEST(clip_tiny_vision_f16_gelu_outputs) { check_outputs("tiny_vision", 0); }
 
+/* The bfloat16 speed mode: close to the reference (3 significant digits), and really in use
+ * (not bitwise the fp32 result). */
+MER_TEST(clip_bf16_speed_mode) {
+    mer_clip_model *m = load_model("tiny_clip");
+    REQUIRE(m);
+    float *px = load_npy(FX "tiny_clip_px.npy", NULL, NULL);
+    REQUIRE(px);
+    mer_clip_state *st = NULL;
+    REQUIRE_OK(mer_clip_state_init(&st, m));
+    float fp32[3 * 16], bf[3 * 16];
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, fp32));
+    CHECK_OK(mer_clip_model_use_bf16(m));
+    CHECK_OK(mer_clip_model_use_bf16(m)); /* idempotent */
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, bf));
+    check_close("bf16 embeds", bf, FX "tiny_clip_embeds.npy", 3 * 16, 3e-2);
+    double mr;
+    CHECK(mer_test_maxdiff(bf, fp32, 3 * 16, &mr) > 0);
+    free(px);
+    mer_clip_state_free(st);
+    mer_clip_model_free(m);
+}
+
 MER_TEST(clip_config_read) {
     mer_clip_model *m = load_model("tiny_clip");
     REQUIRE(m);

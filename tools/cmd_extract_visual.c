@@ -13,7 +13,7 @@
 
 static const char *usage_text =
     "usage: mer extract visual --model DIR [--frames K | --fps F] [--faces [--face-models DIR]]\n"
-    "                          [--output embeds|cls|hidden] [--pool mean|none] [--overwrite]\n"
+    "                          [--output embeds|cls|hidden] [--pool mean|none] [--bf16] [--overwrite]\n"
     "                          [--threads N] [--list FILE] --out PATH INPUT...\n"
     "\n"
     "CLIP ViT image features (Hugging Face CLIPModel / CLIPVisionModel[WithProjection]\n"
@@ -30,6 +30,8 @@ static const char *usage_text =
     "  --output hidden  all hidden states, (L+1, T, D) per frame\n"
     "  --pool mean      average over frames, MERTools' utterance feature (default)\n"
     "  --pool none      keep the frames axis: (frames, ...)\n"
+    "  --bf16           speed mode: encoder products in bfloat16 (about 1.8x faster on\n"
+    "                   AVX512-BF16 CPUs, about 3 significant digits; default fp32, exact)\n"
     "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
 
 typedef struct {
@@ -61,7 +63,7 @@ int cmd_extract_visual(int argc, char **argv) {
     memset(&c, 0, sizeof c);
     c.params = mer_clip_default_extract_params();
     const char *model_dir = NULL, *face_dir = NULL;
-    int faces = 0, rc = 2;
+    int faces = 0, bf16 = 0, rc = 2;
     mer_clip_model *model = NULL;
     mer_faces *fm = NULL;
     mer_faces_state *fst = NULL;
@@ -93,6 +95,8 @@ int cmd_extract_visual(int argc, char **argv) {
             c.params.sampling.fps = f;
         } else if (cli_flag(argv[i], "--faces")) {
             faces = 1;
+        } else if (cli_flag(argv[i], "--bf16")) {
+            bf16 = 1;
         } else if (cli_opt(argc, argv, &i, "--face-models", &v)) {
             face_dir = v;
         } else if (cli_opt(argc, argv, &i, "--output", &v)) {
@@ -134,6 +138,10 @@ int cmd_extract_visual(int argc, char **argv) {
     rc = 1;
     mer_status s = mer_clip_model_load(&model, model_dir);
     if (s != MER_OK) {
+        cli_fail_status(cmd, s, model_dir);
+        goto out;
+    }
+    if (bf16 && (s = mer_clip_model_use_bf16(model)) != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
         goto out;
     }

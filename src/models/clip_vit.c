@@ -33,6 +33,8 @@ typedef struct {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    /* bfloat16 copies for the opt-in speed mode (NULL otherwise) */
+    const uint16_t *q16, *k16, *v16, *o16, *fc1_16, *fc2_16;
 } clip_layer;
 
 struct mer_clip_model {
@@ -46,6 +48,7 @@ struct mer_clip_model {
     const float *proj;       /* (P, D) or NULL */
     int proj_dim_stated;     /* config.json has projection_dim */
     clip_layer *layers;
+    uint16_t *bf16;          /* one block holding every layer's bfloat16 weights, or NULL */
 };
 
 struct mer_clip_state {
@@ -60,6 +63,7 @@ void mer_clip_model_free(mer_clip_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
     mer__free(m->layers);
+    mer__free(m->bf16);
     mer__free(m);
 }
 
@@ -365,6 +369,33 @@ fail:
     return s;
 }
 
+mer_status mer_clip_model_use_bf16(mer_clip_model *m) {
+    if (!m) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_model_use_bf16: NULL model");
+    if (m->bf16) return MER_OK;
+    const mer_clip_info *c = &m->info;
+    const int64_t D = c->hidden_size, I = c->intermediate_size;
+    const int64_t per = 4 * D * D + 2 * D * I;
+    int64_t total;
+    if (!mer__mul_overflow(per, c->n_layers, &total) || !mer__mul_overflow(total, 2, &total))
+        return mer__err(MER_ERR_NOMEM, "clip: bfloat16 weights overflow");
+    m->bf16 = mer__alloc((size_t)total);
+    if (!m->bf16) return mer__err(MER_ERR_NOMEM, "clip: no memory for %lld bytes of bfloat16 weights",
+                                  (long long)total);
+    uint16_t *p = m->bf16;
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        clip_layer *L = &m->layers[l];
+        const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        const uint16_t **dst[6] = {&L->q16, &L->k16, &L->v16, &L->o16, &L->fc1_16, &L->fc2_16};
+        const int64_t n[6] = {D * D, D * D, D * D, D * D, D * I, D * I};
+        for (int k = 0; k < 6; k++) {
+            mer_f32_to_bf16(p, src[k], n[k]);
+            *dst[k] = p;
+            p += n[k];
+        }
+    }
+    return MER_OK;
+}
+
 /* ---- preprocessing ----------------------------------------------------------------------- */
 
 mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img, float *pixels) {
@@ -599,6 +630,18 @@ static void unfold_patches(float *patches, const float *img, int32_t C, int32_t 
         }
 }
 
+/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder: bfloat16 products when the
+ * model holds bfloat16 copies (speed mode), else fp32. A failing bf16 call (no memory for its
+ * scratch) falls back to the fp32 product, which is always correct. */
+static void gemm_w(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *W,
+                   const uint16_t *W16, int accumulate, float *C, int64_t ldc) {
+    if (W16) {
+        if (mer_sgemm_bf16(1, M, N, K, A, lda, W16, K, accumulate, C, ldc) == MER_OK) return;
+        mer_clear_error();
+    }
+    mer_sgemm(0, 1, M, N, K, 1.0f, A, lda, W, K, accumulate ? 1.0f : 0.0f, C, ldc);
+}
+
 /* Self-attention of every (image, head) pair as one parallel loop: each task runs its two
  * GEMMs and the row softmax on one thread (nested in the parallel range, mer_sgemm and the
  * softmax kernel run serially). Per-head calls to a threaded GEMM would open hundreds of
@@ -662,20 +705,20 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     for (int64_t l = 0; l < full_layers; l++) {
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->q_w, D, 0.0f, qkv, 3 * D);
-        mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->k_w, D, 0.0f, qkv + D, 3 * D);
-        mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->q_w, ly->q16, 0, qkv, 3 * D);
+        gemm_w(R, D, D, h, D, ly->k_w, ly->k16, 0, qkv + D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->v_w, ly->v16, 0, qkv + 2 * D, 3 * D);
         bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
         mer__parallel_for(R, 8, bias_rows, &bj);
         attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
         mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
         /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
-        mer_sgemm(0, 1, R, D, D, 1.0f, ao, D, ly->o_w, D, 1.0f, x, D);
+        gemm_w(R, D, D, ao, D, ly->o_w, ly->o16, 1, x, D);
         add_bias(x, ly->o_b, R, D, 0);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        mer_sgemm(0, 1, R, I, D, 1.0f, h, D, ly->fc1_w, D, 0.0f, mlp, I);
+        gemm_w(R, I, D, h, D, ly->fc1_w, ly->fc1_16, 0, mlp, I);
         add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
-        mer_sgemm(0, 1, R, D, I, 1.0f, mlp, I, ly->fc2_w, I, 1.0f, x, D);
+        gemm_w(R, D, I, mlp, I, ly->fc2_w, ly->fc2_16, 1, x, D);
         add_bias(x, ly->fc2_b, R, D, 0);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
@@ -688,9 +731,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const clip_layer *ly = &m->layers[L - 1];
     float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
     mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-    mer_sgemm(0, 1, n, D, D, 1.0f, h, T * D, ly->q_w, D, 0.0f, qkv, T * 3 * D); /* rows b * T */
-    mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->k_w, D, 0.0f, qkv + D, 3 * D);
-    mer_sgemm(0, 1, R, D, D, 1.0f, h, D, ly->v_w, D, 0.0f, qkv + 2 * D, 3 * D);
+    gemm_w(n, D, D, h, T * D, ly->q_w, ly->q16, 0, qkv, T * 3 * D); /* rows b * T */
+    gemm_w(R, D, D, h, D, ly->k_w, ly->k16, 0, qkv + D, 3 * D);
+    gemm_w(R, D, D, h, D, ly->v_w, ly->v16, 0, qkv + 2 * D, 3 * D);
     bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
     mer__parallel_for(R, 8, bias_rows, &bj);
     attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
@@ -699,12 +742,12 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
-    mer_sgemm(0, 1, n, D, D, 1.0f, aoc, D, ly->o_w, D, 1.0f, xc, D);
+    gemm_w(n, D, D, aoc, D, ly->o_w, ly->o16, 1, xc, D);
     add_bias(xc, ly->o_b, n, D, 0);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    mer_sgemm(0, 1, n, I, D, 1.0f, hc, D, ly->fc1_w, D, 0.0f, mlp, I);
+    gemm_w(n, I, D, hc, D, ly->fc1_w, ly->fc1_16, 0, mlp, I);
     add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
-    mer_sgemm(0, 1, n, D, I, 1.0f, mlp, I, ly->fc2_w, I, 1.0f, xc, D);
+    gemm_w(n, D, I, mlp, I, ly->fc2_w, ly->fc2_16, 1, xc, D);
     add_bias(xc, ly->fc2_b, n, D, 0);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
