@@ -18,6 +18,7 @@ an OpenBLAS alternative on Debian once libopenblas0-pthread is installed).
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -83,32 +84,41 @@ def main():
     s = cfg["image_size"]
 
     def run_torch():
-        t0 = time.time()
+        t0, c0 = time.time(), time.process_time()
         with torch.no_grad():
             for b in range(0, a.images, 8):
                 px = np.stack([clip_ref.preprocess(np.array(Image.open(p).convert("RGB")), s, s)
                                for p in frames[b:b + 8]])
                 model.run(torch.from_numpy(px))
-        return time.time() - t0
+        return time.time() - t0, time.process_time() - c0
+
+    def child_cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
 
     def run_mer(video, bf16=False, out="out.npy"):
         cmd = [a.mer, "extract", "visual", "--model", mdir, "--threads", str(a.threads),
                "--pool", "none", "--overwrite", "--out", os.path.join(a.work, out), video]
         if bf16:
             cmd.insert(3, "--bf16")
-        t0 = time.time()
+        t0, c0 = time.time(), child_cpu()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        return time.time() - t0
+        return time.time() - t0, child_cpu() - c0
 
     run_mer(videos["short"])  # page the weights in
-    best = {False: float("inf"), True: float("inf")}
-    best_torch = float("inf")
+    # wall time per image, and CPU time per image (user + sys of all threads): on a machine
+    # shared with other work the CPU time is the steadier measure of the work each side does
+    best = {False: [float("inf")] * 2, True: [float("inf")] * 2}
+    best_torch = [float("inf")] * 2
     for _ in range(a.reps):
         for bf16 in (False, True):
-            t_short = run_mer(videos["short"], bf16)
-            t_long = run_mer(videos["long"], bf16)
-            best[bf16] = min(best[bf16], max(t_long - t_short, 1e-9) / a.images)
-        best_torch = min(best_torch, run_torch() / a.images)
+            short = run_mer(videos["short"], bf16)
+            long_ = run_mer(videos["long"], bf16)
+            for k in range(2):
+                best[bf16][k] = min(best[bf16][k], max(long_[k] - short[k], 1e-9) / a.images)
+        tt = run_torch()
+        for k in range(2):
+            best_torch[k] = min(best_torch[k], tt[k] / a.images)
     # what the bfloat16 speed mode costs in accuracy, on these frames
     run_mer(videos["short"], False, "ref32.npy")
     run_mer(videos["short"], True, "ref16.npy")
@@ -118,12 +128,14 @@ def main():
     cos = float(min((x @ y) / np.linalg.norm(x) / np.linalg.norm(y) for x, y in zip(e32, e16)))
     head = f"CLIP {a.config}, {a.threads} thread(s), {a.images} frames 480x360, best of {a.reps}:"
     print(head)
-    print(f"  PyTorch {torch.__version__} (OpenBLAS fp32): {1 / best_torch:.2f} images/s "
-          f"({best_torch * 1e3:.0f} ms/image)")
+    print(f"  PyTorch {torch.__version__} (OpenBLAS fp32): {1 / best_torch[0]:.2f} images/s "
+          f"({best_torch[0] * 1e3:.0f} ms/image wall, {best_torch[1] * 1e3:.0f} ms/image CPU)")
     for bf16, label in ((False, "mer fp32 (exact)"), (True, "mer --bf16 (speed mode)")):
-        r = best_torch / best[bf16]
-        print(f"  {label}: {1 / best[bf16]:.2f} images/s ({best[bf16] * 1e3:.0f} ms/image); "
-              f"ratio {r:.2f}x (bar 2.5x: {'ok' if r >= 2.5 else 'MISSED'})")
+        r = best_torch[0] / best[bf16][0]
+        rc = best_torch[1] / best[bf16][1]
+        print(f"  {label}: {1 / best[bf16][0]:.2f} images/s ({best[bf16][0] * 1e3:.0f} ms/image wall, "
+              f"{best[bf16][1] * 1e3:.0f} ms/image CPU); ratio {r:.2f}x wall, {rc:.2f}x CPU "
+              f"(bar 2.5x: {'ok' if r >= 2.5 else 'MISSED'})")
     print(f"  --bf16 vs fp32 embeds: max|diff|/max|ref| {rel:.2e}, min cosine {cos:.6f}")
 
 

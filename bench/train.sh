@@ -20,6 +20,10 @@ fi
 RUN=$BUILD/bench-train/run
 rm -rf "$RUN"
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS MER_NO_PROGRESS=1
+# Both sides run GEMMs in OpenMP threads (oneDNN in mer, PyTorch's intra-op pool); libgomp's
+# default spin-waiting fights with mer's own worker pool on a busy 2-core machine (measured: 35x
+# slower at 2 threads). Passive waiting is set for both peers alike; override by exporting it.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # Both sides report their training time (data loading excluded). CPU seconds (user + sys, from
 # /usr/bin/time) are printed too: on a shared machine they are the steadier measure. PyTorch's
 # import + loading cost is removed from its per-epoch CPU time by differencing a 1-epoch run;

@@ -161,6 +161,13 @@ mer_status mer_sgemm_bf16(int trans_b, int64_t M, int64_t N, int64_t K, const fl
 /* Round n floats to bfloat16 bits (nearest even), e.g. to prepare weights for mer_sgemm_bf16. */
 void mer_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
 
+/* Precision of a model's large matrix products (opt-in speed modes, see each model's docs). */
+typedef enum {
+    MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
+    MER_PRECISION_BF16 = 1  /* bfloat16 weights and rounded activations, float32 accumulation
+                               (mer_sgemm_bf16); norms, softmax, activations stay float32 */
+} mer_precision;
+
 /* Select the backend for subsequent mer_sgemm calls (process-wide). Fails with
  * MER_ERR_UNSUPPORTED if the backend was not compiled in. */
 mer_status mer_gemm_set_backend(mer_gemm_backend b);
@@ -529,6 +536,11 @@ typedef struct {
     int32_t do_normalize;         /* from preprocessor_config (1 when absent, as transformers) */
     int64_t n_params;             /* parameters of the base model */
     int64_t weight_bytes;         /* bytes of the safetensors file(s) */
+    int32_t bf16_ready;           /* 1 once bfloat16 weights exist (first MER_PRECISION_BF16 use) */
+    int64_t bf16_bytes;           /* bytes of bfloat16 weight copies the model holds: 2 per weight
+                                     of the repacked feature-encoder convs, and of the linear layers
+                                     of an F32/F16 checkpoint (a BF16 checkpoint's linear weights
+                                     are used in place, zero-copy) */
 } mer_speech_info;
 
 /* Load a checkpoint directory. *out owned by the caller (mer_speech_model_free). */
@@ -540,6 +552,11 @@ void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info);
 int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
 
 mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
+/* Precision of mer_speech_encode on this state (MER_PRECISION_F32 after init). The first
+ * MER_PRECISION_BF16 use on a model makes its bfloat16 linear weights (thread safe: the model
+ * may be shared); fails with MER_ERR_NOMEM if they do not fit, MER_ERR_INVALID_ARG on an unknown
+ * precision. */
+mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p);
 void mer_speech_state_free(mer_speech_state *s);
 
 /* Zero mean, unit variance over x (n), in place: (x - mean) / sqrt(var + 1e-7), population
@@ -564,6 +581,9 @@ typedef struct {
                                         this length, the last zero-padded to full length, encode
                                         each, concatenate the frames (MERTools). 0: one pass */
     int32_t normalize;               /* -1: the checkpoint's do_normalize; 0 off; 1 on */
+    mer_precision precision;         /* F32 (default) or BF16: the feature-encoder convs and the
+                                        projection, q/k/v/out and feed-forward products in
+                                        bfloat16 (docs/speech.md) */
     mer_progress_fn progress;        /* called after each chunk (may be NULL) */
     void *user_data;
 } mer_speech_params;
@@ -1113,6 +1133,8 @@ typedef struct {
     int32_t rounds;                      /* R pseudo-label rounds after round 0 (1) */
     double threshold[MER_MAX_CLASSES];   /* per class, in (0, 1]; NaN = not set (an error) */
     int64_t max_add;                     /* keep at most the N most confident (<= 0: all) */
+    int32_t balance;                     /* per-class quotas max_add (or all picks) x the
+                                            labeled class prior, most confident first (0) */
 } mer_pseudo_params;
 mer_pseudo_params mer_pseudo_default_params(void);
 /* The MER2024-SEMI recipe by class name: 0.99 neutral/angry/happy/sad, 0.85 worried/surprise;

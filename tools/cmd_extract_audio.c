@@ -13,7 +13,8 @@
 static const char usage_text[] =
     "usage: mer extract audio --model DIR [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
     "                         [--pool none|mean] [--chunk-seconds S] [--preset mertools]\n"
-    "                         [--threads N] [--overwrite] --out PATH (INPUT... | --list FILE)\n"
+    "                         [--precision f32|bf16] [--threads N] [--overwrite]\n"
+    "                         --out PATH (INPUT... | --list FILE)\n"
     "\n"
     "Hidden states of a Hugging Face HubertModel / Wav2Vec2Model checkpoint (config.json +\n"
     "model.safetensors [+ preprocessor_config.json]) for each audio input.\n"
@@ -24,6 +25,9 @@ static const char usage_text[] =
     "                chunks (the last zero-padded), each encoded, frames concatenated\n"
     "  --preset mertools  MERTools' utterance feature: --layers last4 --combine sum --pool mean\n"
     "                --chunk-seconds 10 (later options override)\n"
+    "  --precision   f32 (default, exact) or bf16: the linear layers in bfloat16 with float32\n"
+    "                accumulation, ~1.5x faster on AVX512-BF16 CPUs, ~1e-2 relative deviation\n"
+    "                per hidden state (docs/speech.md)\n"
     "One INPUT: PATH is the .npy file. Several INPUTs or --list: PATH is a directory of\n"
     "<basename>.npy. Existing outputs are skipped unless --overwrite; failed inputs are reported\n"
     "and skipped, and the exit code is 1 if any failed.\n";
@@ -86,6 +90,7 @@ int cmd_extract_audio(int argc, char **argv) {
     audio_ctx c = {0};
     c.params = mer_speech_default_params();
     const char *model_dir = NULL, *layers_arg = NULL;
+    mer_precision precision = MER_PRECISION_F32; /* kept apart: --preset resets the params */
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -125,6 +130,13 @@ int cmd_extract_audio(int argc, char **argv) {
                 cli_usage(cmd, "--chunk-seconds must be a number of seconds in [0, 3600], got '%s'", v);
                 goto out;
             }
+        } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
+            if (v && !strcmp(v, "f32")) precision = MER_PRECISION_F32;
+            else if (v && !strcmp(v, "bf16")) precision = MER_PRECISION_BF16;
+            else if (v) {
+                cli_usage(cmd, "--precision must be f32 or bf16, got '%s'", v);
+                goto out;
+            }
         } else if (cli_opt(argc, argv, &i, "--preset", &v)) {
             if (v && !strcmp(v, "mertools")) {
                 c.params = mer_speech_mertools_params();
@@ -147,6 +159,7 @@ int cmd_extract_audio(int argc, char **argv) {
         goto out;
     }
     if (extract_check(&eo)) goto out;
+    c.params.precision = precision;
 
     mer_status s = mer_speech_model_load(&c.model, model_dir);
     if (s) {

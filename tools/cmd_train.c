@@ -48,6 +48,7 @@ static void usage(FILE *f) {
             "                        join the next round (retrained from scratch) as train-only\n"
             "  --pseudo-threshold P|CLASS=P,...  (MER2024 classes: 0.99, worried/surprise 0.85)\n"
             "  --pseudo-max N        keep at most the N most confident clips per round\n"
+            "  --pseudo-balance      per-class quotas from the labeled class prior\n"
             "run directory:\n"
             "  --out RUNDIR          config, fold checkpoints, oof.csv, metrics.json, PNG plots\n"
             "  --resume              continue an interrupted run from its last complete epoch\n"
@@ -106,7 +107,7 @@ int cmd_train(int argc, char **argv) {
     mer_dataset_params dp = mer_dataset_default_params();
     const char *out = NULL, *test_list = NULL, *classes_arg = NULL, *recipe_path = NULL;
     const char *unl_list = NULL, *pseudo_thr = NULL;   /* self-training (src/train/pseudo.c) */
-    int32_t pseudo_rounds = 0, pseudo_max = 0;
+    int32_t pseudo_rounds = 0, pseudo_max = 0, pseudo_balance = 0;
     mer_modality_spec mods[MER_MAX_MODALITIES];
     char *mod_buf[MER_MAX_MODALITIES] = {0};
     int32_t n_mod = 0;
@@ -214,6 +215,7 @@ int cmd_train(int argc, char **argv) {
         } else if (cli_flag(argv[i], "--resume")) tp.resume = 1;
         else if (cli_flag(argv[i], "--balanced")) tp.balanced_weights = 1;
         else if (cli_flag(argv[i], "--no-plots")) tp.plots = 0;
+        else if (cli_flag(argv[i], "--pseudo-balance")) pseudo_balance = 1;
         else if (cli_is_option(argv[i])) {
             rc = cli_usage(CMD, "unknown option %s", argv[i]);
             goto done;
@@ -348,6 +350,7 @@ int cmd_train(int argc, char **argv) {
         }
         pp.rounds = pseudo_rounds;
         pp.max_add = pseudo_max;
+        pp.balance = pseudo_balance;
     }
     fprintf(stderr, "mer train: %lld clips, %d classes, %d modalit%s",
             (long long)mer_dataset_count(train), mer_dataset_n_classes(train),

@@ -6,7 +6,9 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cmd_inspect(int argc, char **argv);
 int cmd_train(int argc, char **argv);
@@ -46,7 +48,29 @@ static void usage(FILE *f) {
     fprintf(f, "\n'mer <command> --help' describes a command's options.\n");
 }
 
+/* OpenMP threads (shared by oneDNN and our kernels) spin for a while after each parallel region.
+ * On an idle machine that saves wake-ups; on a busy one a spinning thread takes the core the
+ * thread it waits for needs, and runs got 5-35x slower in our measurements (docs/gemm.md).
+ * libgomp reads its wait policy once, when it is loaded, so the only way to choose it from
+ * here is to run ourselves again with the variable set: when the machine is busy and the user
+ * set no policy, re-exec with OMP_WAIT_POLICY=PASSIVE. */
+static void choose_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("MER_REEXEC")) return;
+    double load = 0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return;
+    int ok = fscanf(f, "%lf", &load) == 1;
+    fclose(f);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!ok || cpus < 1 || load < (double)cpus - 0.5) return;
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    setenv("MER_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the default policy */
+}
+
 int main(int argc, char **argv) {
+    choose_wait_policy(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

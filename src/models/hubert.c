@@ -20,10 +20,16 @@
  * activations live in the per-run state's arena, sized from the input length before the
  * forward starts. Every matrix product goes through mer_sgemm; linear layers fold bias and
  * residual into the GEMM's C operand (beta = 1).
+ *
+ * Opt-in MER_PRECISION_BF16 (a speed mode, docs/speech.md): the feature-encoder convolutions
+ * and the linear layers run through mer_sgemm_bf16 on bfloat16 copies of their weights, made
+ * once on first use under a mutex (BF16 checkpoints: the stored bits, zero-copy); norms, GELU,
+ * attention and the positional convolution stay float32.
  */
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +45,7 @@
 typedef struct {
     const float *w, *b;        /* conv (cout, cin, k), bias (cout) or NULL */
     float *wp;                 /* owned repack: (cout, k*cin) taps-major, or (k, cout) if cin 1 */
+    const uint16_t *wp16;      /* its bfloat16 twin (cin > 1, MER_PRECISION_BF16), in bf16_block */
     const float *norm_g, *norm_b; /* GroupNorm (layer 0, "group") or LayerNorm ("layer"), or NULL */
     int64_t cin, cout, k, stride;
 } hb_conv;
@@ -48,6 +55,8 @@ typedef struct {
     const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
     const float *ln2_g, *ln2_b;   /* "final_layer_norm" */
     const float *w1, *b1, *w2, *b2;
+    /* bfloat16 twins of the linear weights (MER_PRECISION_BF16), NULL until first used */
+    const uint16_t *wq16, *wk16, *wv16, *wo16, *w1_16, *w2_16;
 } hb_layer;
 
 struct mer_speech_model {
@@ -67,10 +76,18 @@ struct mer_speech_model {
     const float *pos_b;
     const float *enc_ln_g, *enc_ln_b;
     hb_layer *layers;
+    const char *prefix;        /* tensor-name prefix of the base model (static string) */
+    /* bfloat16 weights, made on first MER_PRECISION_BF16 use under bf16_mu: the only part of
+     * the model that changes after load, and only once (bf16_ready 0 -> 1) */
+    pthread_mutex_t bf16_mu;
+    int bf16_ready;
+    const uint16_t *fp_w16;
+    uint16_t *bf16_block;      /* owned copies (F32/F16 checkpoints); BF16 ones point into st */
 };
 
 struct mer_speech_state {
     const mer_speech_model *m;
+    mer_precision precision;   /* of mer_speech_encode */
     mer__arena arena;
     mer_speech_profile prof;   /* of the last encode/extract call */
 };
@@ -416,6 +433,7 @@ mer_status mer_speech_model_load(mer_speech_model **out, const char *dir) {
         return mer__err(MER_ERR_IO, "%s: not a checkpoint directory (expected config.json and model.safetensors in it)", dir);
     mer_speech_model *m = mer__calloc(1, sizeof *m);
     if (!m) return MER_ERR_NOMEM;
+    pthread_mutex_init(&m->bf16_mu, NULL);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     mer_json *cfg = NULL, *pre = NULL;
     hb_loader ld = {m, "", NULL, 0, 0};
@@ -435,6 +453,7 @@ mer_status mer_speech_model_load(mer_speech_model **out, const char *dir) {
                      dir, mer_safetensors_path(m->st), m->info.model_type);
         goto fail;
     }
+    m->prefix = ld.prefix;
     if ((s = load_weights(m, &ld))) goto fail;
     if ((s = check_unexpected(m, &ld))) goto fail;
 
@@ -471,11 +490,114 @@ void mer_speech_model_free(mer_speech_model *m) {
     mer__free(m->pos_w);
     for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
     mer__free(m->layers);
+    mer__free(m->bf16_block);
+    pthread_mutex_destroy(&m->bf16_mu);
     mer__free(m);
 }
 
 void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info) {
-    if (m && info) *info = m->info;
+    if (!m || !info) return;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&m->bf16_mu; /* guards the bf16 fields only */
+    pthread_mutex_lock(mu);
+    *info = m->info;
+    pthread_mutex_unlock(mu);
+}
+
+/* ---- bfloat16 weights (MER_PRECISION_BF16) --------------------------------------------------
+ * Made once, on first use, for the linear layers (~80% of the forward's FLOP) and the
+ * feature-encoder convolutions with cin > 1 (~13%). A BF16 checkpoint's linear weights are used
+ * in place (zero-copy); everything else is rounded into one owned block, in item order, so
+ * that a layer's q/k/v copies lie back to back (the forward fuses them into one product). The
+ * positional convolution (~2%, a grouped conv in kernels/conv.c) stays float32. */
+
+typedef struct {
+    const char *name;          /* under the model prefix; NULL for the feature projection */
+    const float *w;
+    const uint16_t **dst;
+    int64_t n;
+} bf16_item;
+
+static mer_status make_bf16(mer_speech_model *m) {
+    const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
+    const int64_t n_items = 1 + 6 * m->L + m->n_conv;
+    bf16_item *it = calloc((size_t)n_items, sizeof *it);
+    if (!it) return mer__err(MER_ERR_NOMEM, "out of memory");
+    char(*names)[HB_NAME] = calloc((size_t)n_items, HB_NAME);
+    if (!names) {
+        free(it);
+        return mer__err(MER_ERR_NOMEM, "out of memory");
+    }
+    int64_t k = 0;
+    snprintf(names[k], HB_NAME, "%sfeature_projection.projection.weight", m->prefix);
+    it[k++] = (bf16_item){names[0], m->fp_w, &m->fp_w16, D * C};
+    for (int64_t l = 0; l < m->L; l++) {
+        hb_layer *y = &m->layers[l];
+        const char *nm[6] = {"attention.q_proj", "attention.k_proj", "attention.v_proj",
+                             "attention.out_proj", "feed_forward.intermediate_dense",
+                             "feed_forward.output_dense"};
+        const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
+        const uint16_t **dst[6] = {&y->wq16, &y->wk16, &y->wv16, &y->wo16, &y->w1_16, &y->w2_16};
+        const int64_t n[6] = {D * D, D * D, D * D, D * D, I * D, D * I};
+        for (int j = 0; j < 6; j++, k++) {
+            snprintf(names[k], HB_NAME, "%sencoder.layers.%lld.%s.weight", m->prefix, (long long)l, nm[j]);
+            it[k] = (bf16_item){names[k], w[j], dst[j], n[j]};
+        }
+    }
+    /* the feature encoder's repacked kernels (no name: never in the checkpoint's layout) */
+    for (int i = 0; i < m->n_conv; i++) {
+        hb_conv *c = &m->conv[i];
+        if (c->cin > 1) it[k++] = (bf16_item){NULL, c->wp, &c->wp16, c->cout * c->cin * c->k};
+    }
+    const int64_t n_used = k;
+    /* zero-copy where the checkpoint already stores bfloat16; count the rest */
+    int64_t owned = 0, n_inplace = 0;
+    for (k = 0; k < n_used; k++) {
+        mer_safetensors_entry e;
+        if (it[k].name && mer_safetensors_find(m->st, it[k].name, &e) == MER_OK && e.dtype == MER_DTYPE_BF16 &&
+            e.nbytes == (size_t)it[k].n * 2 && ((uintptr_t)e.data & 1) == 0) {
+            *it[k].dst = e.data;
+            n_inplace++;
+        } else {
+            mer_clear_error();
+            owned += it[k].n;
+        }
+    }
+    mer_status s = MER_OK;
+    if (owned) {
+        m->bf16_block = mer__alloc((size_t)owned * sizeof(uint16_t));
+        if (!m->bf16_block) {
+            s = mer__err(MER_ERR_NOMEM, "%s: no memory for %lld MB of bfloat16 weights", m->dir,
+                         (long long)(owned * 2 >> 20));
+            for (k = 0; k < n_used; k++) *it[k].dst = NULL;
+        } else {
+            uint16_t *p = m->bf16_block;
+            for (k = 0; k < n_used; k++)
+                if (!*it[k].dst) {
+                    mer_f32_to_bf16(p, it[k].w, it[k].n);
+                    *it[k].dst = p;
+                    p += it[k].n;
+                }
+        }
+    }
+    if (s == MER_OK) {
+        m->info.bf16_bytes = owned * 2;
+        m->info.bf16_ready = 1;
+        m->bf16_ready = 1;
+        MER_LOG_I("%s: bfloat16 weights ready (%lld of %lld tensors used in place, %lld MB copied)",
+                  m->dir, (long long)n_inplace, (long long)n_used, (long long)(owned * 2 >> 20));
+    }
+    free(names);
+    free(it);
+    return s;
+}
+
+/* Make the bfloat16 weights once; the model may be shared between threads. */
+static mer_status ensure_bf16(const mer_speech_model *cm) {
+    mer_speech_model *m = (mer_speech_model *)cm; /* the bf16 fields are a guarded lazy cache */
+    pthread_mutex_lock(&m->bf16_mu);
+    mer_status s = m->bf16_ready ? MER_OK : make_bf16(m);
+    pthread_mutex_unlock(&m->bf16_mu);
+    return s;
 }
 
 int64_t mer_speech_frames(const mer_speech_model *m, int64_t n) {
@@ -497,6 +619,18 @@ mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model 
     if (!s) return MER_ERR_NOMEM;
     s->m = m;
     *out = s;
+    return MER_OK;
+}
+
+mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p) {
+    if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_set_precision: NULL state");
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32 or BF16)", (int)p);
+    if (p == MER_PRECISION_BF16) {
+        mer_status st = ensure_bf16(s->m);
+        if (st) return st;
+    }
+    s->precision = p;
     return MER_OK;
 }
 
@@ -559,12 +693,13 @@ static void fill_rows(void *u, int64_t r0, int64_t r1, int th) {
 }
 
 // ref: torch.nn.functional.conv1d on (1, cin, tin), output transposed to (tout, cout)
-static void conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout) {
+static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout,
+                          int bf16) {
     (void)tin;
     if (c->cin == 1) {
         c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
         mer__parallel_for(tout, 64, c1_rows, &j);
-        return;
+        return MER_OK;
     }
     float beta = 0.0f;
     if (c->b) {
@@ -575,10 +710,20 @@ static void conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int
     const int64_t s = c->stride, cin = c->cin, kc = c->k * cin;
     for (int64_t t0 = 0; t0 < c->k; t0 += s) {
         const int64_t nt = c->k - t0 < s ? c->k - t0 : s;
-        mer_sgemm(0, 1, tout, c->cout, nt * cin, 1.0f, x + t0 * cin, s * cin, c->wp + t0 * cin, kc,
-                  beta, y, c->cout);
+        mer_status st = MER_ERR_UNSUPPORTED;
+        if (bf16 && c->wp16) {
+            /* no beta: the first product overwrites unless a bias is already in y */
+            st = mer_sgemm_bf16(1, tout, c->cout, nt * cin, x + t0 * cin, s * cin, c->wp16 + t0 * cin,
+                                kc, beta != 0.0f, y, c->cout);
+            if (st && st != MER_ERR_UNSUPPORTED) return st;
+            if (st) mer_clear_error();
+        }
+        if (st)
+            mer_sgemm(0, 1, tout, c->cout, nt * cin, 1.0f, x + t0 * cin, s * cin, c->wp + t0 * cin, kc,
+                      beta, y, c->cout);
         beta = 1.0f;
     }
+    return MER_OK;
 }
 
 /* GroupNorm with one group per channel on a time-major (t, c) buffer, in place: threads split
@@ -678,6 +823,25 @@ static void bias_range(void *u, int64_t r0, int64_t r1, int th) {
     }
 }
 
+/* y (rows, 3n) rows = [b0 | b1 | b2]: the biases of the fused q/k/v product. */
+typedef struct {
+    float *y;
+    const float *b0, *b1, *b2;
+    int64_t n;
+} fill3_job;
+
+static void fill3_rows(void *u, int64_t r0, int64_t r1, int th) {
+    (void)th;
+    const fill3_job *j = u;
+    const size_t bytes = (size_t)j->n * sizeof(float);
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = j->y + r * 3 * j->n;
+        memcpy(y, j->b0, bytes);
+        memcpy(y + j->n, j->b1, bytes);
+        memcpy(y + 2 * j->n, j->b2, bytes);
+    }
+}
+
 /* x (rows, n) += b broadcast over rows. */
 static void add_bias(float *x, const float *b, int64_t rows, int64_t n) {
     bias_job j = {x, b, n};
@@ -765,9 +929,39 @@ static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
     return total + 16 * 64; /* alignment slack */
 }
 
-/* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D). */
+/* y (n, out) = x (n, in) @ w^T + b, or y += x @ w^T + b when acc (the residual folded into
+ * the GEMM's C). With w16 (bf16 mode) the product is mer_sgemm_bf16's, which has no alpha/beta:
+ * the bias is put into C first and the product accumulated onto it. A CPU without a bf16 matmul
+ * (MER_ERR_UNSUPPORTED, raised before C is touched) gets the fp32 product instead.
+ * ref: torch.nn.functional.linear */
+static mer_status linear(float *y, const float *x, const float *w, const uint16_t *w16,
+                         const float *b, int64_t n, int64_t in, int64_t out, int acc) {
+    if (w16) {
+        if (acc) {
+            add_bias(y, b, n, out);
+        } else {
+            fill_job f = {y, b, out};
+            mer__parallel_for(n, 64, fill_rows, &f);
+        }
+        mer_status s = mer_sgemm_bf16(1, n, out, in, x, in, w16, in, 1, y, out);
+        if (s != MER_ERR_UNSUPPORTED) return s;
+        mer_clear_error();
+        mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+        return MER_OK;
+    }
+    if (acc) {
+        add_bias(y, b, n, out);
+        mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+    } else {
+        mer__linear_fwd(y, x, w, b, n, in, out);
+    }
+    return MER_OK;
+}
+
+/* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D);
+ * bf16: the linear layers in bfloat16 (ensure_bf16 done by the caller). */
 static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
-                          int32_t ll, float *out) {
+                          int32_t ll, int bf16, float *out) {
     const mer_speech_model *m = st->m;
     const int64_t T = mer_speech_frames(m, n);
     const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
@@ -805,7 +999,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         const hb_conv *c = &m->conv[i];
         float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
         const int64_t tout = (tin - c->k) / c->stride + 1;
-        conv_tm(y, in, c, tin, tout);
+        mer_status s = conv_tm(y, in, c, tin, tout, bf16);
+        if (s) return s;
         pf->feature_flop += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
         if (c->norm_g) {
             if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
@@ -819,13 +1014,13 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     mer__arena_reset(&st->arena, mark);
     float *x = mer__arena_f32(&st->arena, T * D);
     float *xn = mer__arena_f32(&st->arena, T * D);
-    float *q = mer__arena_f32(&st->arena, T * D);
-    float *k = mer__arena_f32(&st->arena, T * D);
-    float *v = mer__arena_f32(&st->arena, T * D);
+    /* q, k, v as three (T, D) blocks, or interleaved (T, 3D) rows by the fused bf16 product */
+    float *qkv = mer__arena_f32(&st->arena, 3 * T * D);
+    float *q = qkv, *k = qkv ? qkv + T * D : NULL, *v = qkv ? qkv + 2 * T * D : NULL;
     float *att = mer__arena_f32(&st->arena, T * D);
     float *hid = mer__arena_f32(&st->arena, T * I);
     float *pc = mer__arena_f32(&st->arena, D * (T + 1));
-    if (!x || !xn || !q || !k || !v || !att || !hid || !pc || !feat)
+    if (!x || !xn || !qkv || !att || !hid || !pc || !feat)
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
 
     t1 = now_s();
@@ -837,7 +1032,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     t1 = now_s();
     pf->other_s += t1 - t0;
     t0 = t1;
-    mer__linear_fwd(x, feat, m->fp_w, m->fp_b, T, C, D);
+    mer_status s = linear(x, feat, m->fp_w, bf16 ? m->fp_w16 : NULL, m->fp_b, T, C, D, 0);
+    if (s) return s;
     pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
     t1 = now_s();
     pf->linear_s += t1 - t0;
@@ -871,20 +1067,37 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->other_s += t1 - t0;
         t0 = t1;
-        mer__linear_fwd(q, a_in, y->wq, y->bq, T, D, D);
-        mer__linear_fwd(k, a_in, y->wk, y->bk, T, D, D);
-        mer__linear_fwd(v, a_in, y->wv, y->bv, T, D, D);
+        int64_t ldqkv = D;
+        int fused = 0;
+        if (bf16 && y->wk16 == y->wq16 + D * D && y->wv16 == y->wk16 + D * D) {
+            /* copies made by make_bf16 lie back to back: one (T, 3D) product instead of three
+             * (one rounding of the input, a wider N that the bf16 GEMM runs faster) */
+            fill3_job f = {qkv, y->bq, y->bk, y->bv, D};
+            mer__parallel_for(T, 64, fill3_rows, &f);
+            s = mer_sgemm_bf16(1, T, 3 * D, D, a_in, D, y->wq16, D, 1, qkv, 3 * D);
+            if (s && s != MER_ERR_UNSUPPORTED) return s;
+            if (s) mer_clear_error(); /* raised before C was touched: the separate products */
+            fused = !s;
+        }
+        if (fused) {
+            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
+        } else {
+            q = qkv, k = qkv + T * D, v = qkv + 2 * T * D;
+            if ((s = linear(q, a_in, y->wq, bf16 ? y->wq16 : NULL, y->bq, T, D, D, 0)) ||
+                (s = linear(k, a_in, y->wk, bf16 ? y->wk16 : NULL, y->bk, T, D, D, 0)) ||
+                (s = linear(v, a_in, y->wv, bf16 ? y->wv16 : NULL, y->bv, T, D, D, 0)))
+                return s;
+        }
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
-        mer__attention_fwd(att, D, NULL, q, D, k, D, v, D, NULL, T, T, H, dh, scale);
+        mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh, scale);
         pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
         t1 = now_s();
         pf->attention_s += t1 - t0;
         t0 = t1;
         /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        add_bias(x, y->bo, T, D);
-        mer_sgemm(0, 1, T, D, D, 1.0f, att, D, y->wo, D, 1.0f, x, D);
+        if ((s = linear(x, att, y->wo, bf16 ? y->wo16 : NULL, y->bo, T, D, D, 1))) return s;
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
@@ -898,7 +1111,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->other_s += t1 - t0;
         t0 = t1;
-        mer__linear_fwd(hid, f_in, y->w1, y->b1, T, D, I);
+        if ((s = linear(hid, f_in, y->w1, bf16 ? y->w1_16 : NULL, y->b1, T, D, I, 0))) return s;
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
@@ -906,8 +1119,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->other_s += t1 - t0;
         t0 = t1;
-        add_bias(x, y->b2, T, D);
-        mer_sgemm(0, 1, T, D, I, 1.0f, hid, I, y->w2, I, 1.0f, x, D);
+        if ((s = linear(x, hid, y->w2, bf16 ? y->w2_16 : NULL, y->b2, T, I, D, 1))) return s;
         pf->linear_flop += 2.0 * (double)T * (double)D * (double)(4 * D + 2 * I);
         t1 = now_s();
         pf->linear_s += t1 - t0;
@@ -961,8 +1173,10 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
                         (long long)n);
     mer_status st = check_samples(samples, n);
     if (st) return st;
+    const int bf16 = s->precision == MER_PRECISION_BF16;
+    if (bf16 && (st = ensure_bf16(m))) return st;
     memset(&s->prof, 0, sizeof s->prof);
-    return forward(s, samples, n, layer_first, layer_last, out);
+    return forward(s, samples, n, layer_first, layer_last, bf16, out);
 }
 
 /* ============================================================================================
@@ -1004,9 +1218,14 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     if (lf < 0 || ll > L || lf > ll)
         return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
                         p->layer_first, p->layer_last, (long long)L);
+    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32 or BF16)",
+                        (int)p->precision);
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
     mer_status st = check_samples(samples, n);
     if (st) return st;
+    const int bf16 = p->precision == MER_PRECISION_BF16;
+    if (bf16 && (st = ensure_bf16(m))) return st;
     float peak = 0.0f;
     for (int64_t i = 0; i < n; i++) peak = fabsf(samples[i]) > peak ? fabsf(samples[i]) : peak;
     if (peak < 1e-6f)
@@ -1055,7 +1274,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     }
     const float kdiv = p->combine == MER_SPEECH_MEAN ? 1.0f / (float)K : 1.0f;
     for (int64_t c = 0; c < n_chunks; c++) {
-        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, hs);
+        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, bf16, hs);
         if (st) goto done;
         for (int64_t kk = 0; kk < Kout; kk++) {
             for (int64_t tt = 0; tt < Tc; tt++) {

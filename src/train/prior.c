@@ -246,7 +246,11 @@ mer_status mer_prior_from_run(const char *rundir, const char *const *classes, in
             return mer__err(MER_ERR_FORMAT, "%s: class_counts has %d entries, the run %d classes",
                             path, k, c);
         for (int32_t i = 0; i < c; i++) prior[i] = v[i];
-        return check_prior(prior, c, path, 1);
+        if ((s = check_prior(prior, c, path, 1)) != MER_OK) return s;
+        double t = 0;
+        for (int32_t i = 0; i < c; i++) t += prior[i];
+        for (int32_t i = 0; i < c; i++) prior[i] /= t;
+        return MER_OK;
     }
     mer_json_free(j);
     snprintf(path, sizeof path, "%s/oof.csv", rundir);

@@ -168,6 +168,7 @@ mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params 
     cJSON *th = cJSON_AddObjectToObject(hist, "thresholds");
     for (int32_t j = 0; j < c; j++) cJSON_AddNumberToObject(th, classes[j], pp->threshold[j]);
     cJSON_AddNumberToObject(hist, "max_add", (double)pp->max_add);
+    cJSON_AddBoolToObject(hist, "balance", pp->balance != 0);
     cJSON_AddNumberToObject(hist, "unlabeled", (double)nu);
 
     mer_dataset *cur = NULL;          /* NULL: the labeled set itself */
@@ -217,6 +218,24 @@ mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params 
             if (p[b] >= pp->threshold[b]) picks[n_pick++] = (pick){i, b, p[b]};
         }
         qsort(picks, (size_t)n_pick, sizeof *picks, cmp_pick);
+        if (pp->balance) {
+            /* per-class quotas from the labeled class prior, so the confident majority
+             * classes do not tilt the training prior (class-balanced self-training) */
+            int64_t cnt[MER_MAX_CLASSES] = {0}, quota[MER_MAX_CLASSES], kept = 0;
+            int64_t total = pp->max_add > 0 && pp->max_add < n_pick ? pp->max_add : n_pick;
+            for (int64_t i = 0; i < nl; i++)
+                if (mer_dataset_label(labeled, i) >= 0) cnt[mer_dataset_label(labeled, i)]++;
+            for (int32_t j = 0; j < c; j++) {
+                quota[j] = (int64_t)ceil((double)total * (double)cnt[j] / (double)(nl ? nl : 1));
+                cnt[j] = 0;
+            }
+            for (int64_t q = 0; q < n_pick; q++)
+                if (cnt[picks[q].label] < quota[picks[q].label]) {
+                    cnt[picks[q].label]++;
+                    picks[kept++] = picks[q];
+                }
+            n_pick = kept;
+        }
         if (pp->max_add > 0 && n_pick > pp->max_add) n_pick = pp->max_add;
 
         mer_dataset *next = NULL;
