@@ -43,6 +43,7 @@ static mer_status attn_build(mer__model *m) {
     for (int32_t i = 0; i < c->n_mod && s == MER_OK; i++) {
         snprintf(name, sizeof name, "%s_encoder", c->modality[i]);
         s = mer__mlp_enc_declare(m, &p->enc[i], name, c->dim[i], c->hidden, c->dropout);
+        p->enc[i].input_is_data = 1; /* features get no gradient */
     }
     if (s == MER_OK)
         s = mer__mlp_enc_declare(m, &p->att_mlp, "attention_mlp", (int64_t)c->hidden * c->n_mod,

@@ -290,9 +290,10 @@ mer_status mer__mlp_enc_fwd(mer__model *m, mer__mlp_enc *e, float **y, const flo
     e->mask = NULL;
     e->xd = (float *)x;
     if (train && e->p > 0.0f) {
-        e->mask = mer__act_f32(m, n * in);
+        /* the mask is only needed for dx; the dropped values come out the same without it */
+        if (!e->input_is_data && !(e->mask = mer__act_f32(m, n * in))) return MER_ERR_NOMEM;
         e->xd = mer__act_f32(m, n * in);
-        if (!e->mask || !e->xd) return MER_ERR_NOMEM;
+        if (!e->xd) return MER_ERR_NOMEM;
         mer__dropout_fwd(e->xd, e->mask, x, e->p, n * in, rng);
     }
     const float *cur = e->xd;
@@ -314,11 +315,14 @@ void mer__mlp_enc_bwd(mer__model *m, mer__mlp_enc *e, float *dx, float *dy) {
      * pattern as the pre-activations, which is what torch's relu backward uses). */
     float *g = dy;
     for (int k = 2; k >= 0; k--) {
-        for (int64_t i = 0; i < n * h; i++)
-            if (!(e->h[k][i] > 0.0f)) g[i] = 0.0f;
+        /* branch-free select so the mask pass vectorises */
+        const float *restrict hk = e->h[k];
+        float *restrict gr = g;
+#pragma omp simd
+        for (int64_t i = 0; i < n * h; i++) gr[i] = hk[i] > 0.0f ? gr[i] : 0.0f;
         const float *xin = k ? e->h[k - 1] : e->xd;
         if (k == 0) {
-            if (!dx) {
+            if (!dx || e->input_is_data) { /* data input: no dx (forward kept no mask) */
                 mer__lin_bwd(m, &e->l[0], NULL, g, xin, n);
             } else if (!e->mask) {
                 mer__lin_bwd(m, &e->l[0], dx, g, xin, n);

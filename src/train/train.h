@@ -175,6 +175,9 @@ void mer__lin_bwd(mer__model *m, const mer__lin *l, float *dx, const float *dy, 
 typedef struct {
     mer__lin l[3];
     float p;
+    /* set by the model when the input is data (backward always gets dx == NULL): forward then
+     * keeps no dropout mask, saving a store of n x in floats per step */
+    int input_is_data;
     /* saved by forward (in m->act) */
     const float *x;
     float *mask, *xd, *h[3];
