@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# CLIP ViT-L/14 images per second: `mer extract visual` (exact fp32 path, and the --bf16 speed
+# CLIP ViT-L/14 images per second: `mer extract visual` (exact fp32 path, and the --precision bf16 speed
 # mode) against PyTorch (OpenBLAS, fp32) at the same thread count, ratios printed (bar: 2.5x),
-# and the deviation of --bf16 from fp32. See bench/clip_peer.py for the method.
+# and the deviation of --precision bf16 from fp32. See bench/clip_peer.py for the method.
 #   THREADS (default: online CPUs), IMAGES (default 16), REPS (default 3), CONFIG (default L/14)
 set -euo pipefail
 cd "$(dirname "$0")/.."

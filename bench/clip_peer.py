@@ -100,7 +100,7 @@ def main():
         cmd = [a.mer, "extract", "visual", "--model", mdir, "--threads", str(a.threads),
                "--pool", "none", "--overwrite", "--out", os.path.join(a.work, out), video]
         if bf16:
-            cmd.insert(3, "--bf16")
+            cmd[3:3] = ["--precision", "bf16"]
         t0, c0 = time.time(), child_cpu()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return time.time() - t0, child_cpu() - c0
@@ -130,7 +130,7 @@ def main():
     print(head)
     print(f"  PyTorch {torch.__version__} (OpenBLAS fp32): {1 / best_torch[0]:.2f} images/s "
           f"({best_torch[0] * 1e3:.0f} ms/image wall, {best_torch[1] * 1e3:.0f} ms/image CPU)")
-    for bf16, label in ((False, "mer fp32 (exact)"), (True, "mer --bf16 (speed mode)")):
+    for bf16, label in ((False, "mer fp32 (exact)"), (True, "mer --precision bf16 (speed mode)")):
         r = best_torch[0] / best[bf16][0]
         rc = best_torch[1] / best[bf16][1]
         print(f"  {label}: {1 / best[bf16][0]:.2f} images/s ({best[bf16][0] * 1e3:.0f} ms/image wall, "

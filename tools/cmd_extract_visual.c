@@ -13,7 +13,7 @@
 
 static const char *usage_text =
     "usage: mer extract visual --model DIR [--frames K | --fps F] [--faces [--face-models DIR]]\n"
-    "                          [--output embeds|cls|hidden] [--pool mean|none] [--bf16] [--overwrite]\n"
+    "                          [--output embeds|cls|hidden] [--pool mean|none] [--precision f32|bf16] [--overwrite]\n"
     "                          [--threads N] [--list FILE] --out PATH INPUT...\n"
     "\n"
     "CLIP ViT image features (Hugging Face CLIPModel / CLIPVisionModel[WithProjection]\n"
@@ -30,8 +30,8 @@ static const char *usage_text =
     "  --output hidden  all hidden states, (L+1, T, D) per frame\n"
     "  --pool mean      average over frames, MERTools' utterance feature (default)\n"
     "  --pool none      keep the frames axis: (frames, ...)\n"
-    "  --bf16           speed mode: encoder products in bfloat16 (about 1.8x faster on\n"
-    "                   AVX512-BF16 CPUs, about 3 significant digits; default fp32, exact)\n"
+    "  --precision bf16 speed mode: encoder products in bfloat16 (about 1.8x faster on\n"
+    "                   AVX512-BF16 CPUs, about 3 significant digits; default f32, exact)\n"
     "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
 
 typedef struct {
@@ -95,8 +95,10 @@ int cmd_extract_visual(int argc, char **argv) {
             c.params.sampling.fps = f;
         } else if (cli_flag(argv[i], "--faces")) {
             faces = 1;
-        } else if (cli_flag(argv[i], "--bf16")) {
-            bf16 = 1;
+        } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
+            if (v && !strcmp(v, "bf16")) bf16 = 1;
+            else if (v && !strcmp(v, "f32")) bf16 = 0;
+            else return cli_usage("extract visual", "--precision takes f32 or bf16");
         } else if (cli_opt(argc, argv, &i, "--face-models", &v)) {
             face_dir = v;
         } else if (cli_opt(argc, argv, &i, "--output", &v)) {
