@@ -1071,7 +1071,7 @@ mer_status mer_column_stats(const float *X, int64_t n, int64_t D, double *mean, 
  * their group's column mean/std; constant columns become 0. */
 mer_status mer_group_standardize(float *X, int64_t n, int64_t D, const char *const *groups);
 
-/* ---- feature extraction for raw media (implemented by src/acoustic, helper "acoustic") ---- */
+/* ---- feature extraction for raw media (implemented in src/models/acoustic_extract.c) ---- */
 /* `mer predict --input FILE...` on a run whose config.json holds a "recipe" object calls this
  * for every input file and every modality of the run: extract the feature of `modality` from
  * media_path following recipe_json (the recipe object's JSON text). *data is malloc'd (free()),

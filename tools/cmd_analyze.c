@@ -5,9 +5,6 @@
  * with an optional per-second timeline. Mapping, fusion and timeline arithmetic live in
  * src/models/fusion_late.c, the lexicon in src/models/text_lexicon.c; this file runs the
  * models and formats. docs/analyze.md documents the output keys.
- *
- * Owned by helper "analyze" (issue #5, section `mer analyze FILE`; originally assigned to
- * helper "acoustic", reassigned). Found a placeholder stub here and replaced it.
  */
 #include "cli.h"
 
