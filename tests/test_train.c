@@ -346,6 +346,59 @@ MER_TEST(train_resume_equals_uninterrupted) {
     threads_restore();
 }
 
+/* Folds run in parallel, one per thread (trainer.c, train_folds): with 2 threads and 3 folds,
+ * folds 0 and 1 train concurrently on one thread each, so they must equal the 1-thread run's
+ * bit for bit; fold 2 (alone, 2 threads) must be reproducible; a stop in fold 1 halts fold 0
+ * too, and resuming gives the uninterrupted run's files. */
+MER_TEST(train_parallel_folds) {
+    mer_dataset *ds = synth(60, 0, 3);
+    REQUIRE(ds);
+    mer_train_params p = small_params();
+    const char *dir = mer_test_tmpdir("train_parfolds");
+    char one[512], a[512], b[512], c[512], fa[600], fb[600];
+    snprintf(one, sizeof one, "%s/one", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    snprintf(c, sizeof c, "%s/c", dir);
+    threads_1();
+    REQUIRE_OK(mer_train_run(&p, ds, NULL, one, NULL));
+    mer_set_threads(2);
+    REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
+    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    for (int f = 0; f < 2; f++) {
+        char name[64];
+        snprintf(name, sizeof name, "fold-%d.safetensors", f);
+        snprintf(fa, sizeof fa, "%s/%s", one, name);
+        snprintf(fb, sizeof fb, "%s/%s", a, name);
+        CHECK(files_equal(fa, fb));
+    }
+    const char *files[] = {"fold-0.safetensors", "fold-1.safetensors", "fold-2.safetensors",
+                           "fold-2.json", "oof.csv", "metrics.json"};
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        snprintf(fa, sizeof fa, "%s/%s", a, files[k]);
+        snprintf(fb, sizeof fb, "%s/%s", b, files[k]);
+        CHECK(files_equal(fa, fb));
+    }
+    int at[2] = {1, 3};
+    p.progress = stop_at;
+    p.progress_user = at;
+    CHECK_ERR(mer_train_run(&p, ds, NULL, c, NULL), MER_ERR_ABORTED, "stopped");
+    snprintf(fb, sizeof fb, "%s/state-1.safetensors", c);
+    CHECK(mer__file_exists(fb));
+    snprintf(fb, sizeof fb, "%s/fold-2.json", c);
+    CHECK(!mer__file_exists(fb)); /* the next group never started */
+    p.progress = NULL;
+    p.resume = 1;
+    REQUIRE_OK(mer_train_run(&p, ds, NULL, c, NULL));
+    for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+        snprintf(fa, sizeof fa, "%s/%s", a, files[k]);
+        snprintf(fb, sizeof fb, "%s/%s", c, files[k]);
+        CHECK(files_equal(fa, fb));
+    }
+    mer_dataset_free(ds);
+    threads_restore();
+}
+
 MER_TEST(train_grouped_folds) {
     mer_dataset *ds = synth(70, 7, 4);
     REQUIRE(ds);

@@ -608,7 +608,7 @@ mer_status mer__batcher_fill(mer__batcher *bt, const mer_dataset *ds, const int6
         if (rows * d > bt->cap[m]) {
             mer__free(bt->buf[m]);
             bt->buf[m] = mer__alloc((size_t)(rows * d) * sizeof(float));
-            if (!bt->buf[m]) { bt->cap[m] = 0; return MER_ERR_NOMEM; }
+            if (!bt->buf[m]) { bt->cap[m] = 0; return mer__err(MER_ERR_NOMEM, "batch: out of memory"); }
             bt->cap[m] = rows * d;
         }
         int64_t r = 0;

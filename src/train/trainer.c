@@ -15,6 +15,7 @@
 
 #include <inttypes.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -42,13 +43,15 @@ mer_train_params mer_train_default_params(void) {
 }
 
 #define EVAL_BATCH 256
+#define MER__MAX_PAR_FOLDS 64
 
 typedef struct {
     const mer_train_params *p;
     const mer_dataset *ds, *test;
     const char *dir;
     int32_t trial, n_trials;
-    int64_t done, total;
+    int64_t done, total;        /* epochs done / to do (updated atomically: folds run in parallel) */
+    int halt;                   /* set when a concurrent fold failed or was stopped */
 } ctx;
 
 static void path_of(char *buf, size_t n, const char *dir, const char *fmt, int32_t k) {
@@ -320,6 +323,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
     char path[4096], state_path[4096];
     path_of(path, sizeof path, c->dir, "fold-%d.json", f);
     if (p->resume && mer__file_exists(path)) {
+#pragma omp atomic
         c->done += E;
         return MER_OK;
     }
@@ -374,6 +378,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
         s = load_state(state_path, m, &opt, best, &h, &rng, E);
         if (s == MER_OK) MER_LOG_I("fold %d: resuming after epoch %d", f, h.epoch);
     }
+#pragma omp atomic
     c->done += h.epoch;
     int64_t *perm = malloc((size_t)(n_tr ? n_tr : 1) * sizeof *perm);
     if (s == MER_OK && !perm) s = mer__err(MER_ERR_NOMEM, "out of memory");
@@ -431,15 +436,22 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             memcpy(best, m->params, (size_t)m->n_params * sizeof(float));
         }
         h.epoch = e + 1;
-        c->done++;
         int stop = 0;
-        if (p->progress) {
-            mer_train_progress pr = {.trial = c->trial, .n_trials = c->n_trials, .fold = f,
-                                     .n_folds = p->folds, .epoch = e + 1, .n_epochs = E,
-                                     .train_loss = h.loss[e], .heldout_waf = h.waf[e],
-                                     .best_waf = n_held ? h.best_waf : NAN, .done = c->done,
-                                     .total = c->total};
-            stop = p->progress(&pr, p->progress_user);
+        /* one fold at a time reports; a concurrent fold that failed or was stopped stops this
+         * one too, at the same kind of boundary (its state saved, resumable) */
+#pragma omp critical(mer_train_progress)
+        {
+            c->done++;
+            if (p->progress) {
+                mer_train_progress pr = {.trial = c->trial, .n_trials = c->n_trials, .fold = f,
+                                         .n_folds = p->folds, .epoch = e + 1, .n_epochs = E,
+                                         .train_loss = h.loss[e], .heldout_waf = h.waf[e],
+                                         .best_waf = n_held ? h.best_waf : NAN, .done = c->done,
+                                         .total = c->total};
+                stop = p->progress(&pr, p->progress_user);
+            }
+            if (stop) c->halt = 1;
+            else if (c->halt) stop = 1;
         }
         int due = p->checkpoint_every > 0 && (e + 1) % p->checkpoint_every == 0 &&
                   now_seconds() - last_save >= p->checkpoint_seconds;
@@ -672,6 +684,48 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
     return s;
 }
 
+/* Folds are independent, and one fold's step (batch 32) is too small to keep two cores busy:
+ * with T threads, folds run T at a time, each on one thread (nested kernels run serially), in
+ * fixed groups 0..T-1, T..2T-1, ...; a last group of one fold gets all T threads. A fold's
+ * thread count therefore depends only on (fold, folds, threads), never on which folds a resumed
+ * run still has to do, so results stay bitwise reproducible for a fixed thread count. A fold
+ * that fails or is stopped halts the others of its group after their current epoch (state
+ * saved); the error reported is the lowest failing fold's. */
+static mer_status train_folds(ctx *c, const int32_t *fold) {
+    const int32_t F = c->p->folds;
+    int T = mer_get_threads();
+    if (omp_in_parallel()) T = 1; /* already one job of a parallel caller (LOSO) */
+    if (T > MER__MAX_PAR_FOLDS) T = MER__MAX_PAR_FOLDS;
+    mer_status s = MER_OK;
+    for (int32_t g0 = 0; g0 < F && s == MER_OK; g0 += T) {
+        int32_t gs = F - g0 < T ? F - g0 : T;
+        if (gs == 1) { /* one thread, or the last group: the fold gets every thread */
+            s = train_fold(c, g0, fold);
+            continue;
+        }
+        mer_status st[MER__MAX_PAR_FOLDS];
+        char msg[MER__MAX_PAR_FOLDS][256];
+#pragma omp parallel for schedule(static, 1) num_threads(gs)
+        for (int32_t i = 0; i < gs; i++) {
+            omp_set_num_threads(1); /* this fold's kernels (oneDNN included) on this thread */
+            st[i] = train_fold(c, g0 + i, fold);
+            msg[i][0] = 0;
+            if (st[i] != MER_OK) {
+                snprintf(msg[i], sizeof msg[i], "%s", mer_last_error());
+#pragma omp atomic write
+                c->halt = 1;
+            }
+        }
+        /* the cause first: a fold's own failure before the folds it halted */
+        int32_t bad = -1;
+        for (int32_t i = 0; i < gs; i++)
+            if (st[i] != MER_OK && (bad < 0 || (st[bad] == MER_ERR_ABORTED && st[i] != MER_ERR_ABORTED)))
+                bad = i;
+        if (bad >= 0) s = mer__err(st[bad], "%s", msg[bad]);
+    }
+    return s;
+}
+
 static mer_status run_cv(ctx *c, mer_metrics *out) {
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.json", c->dir);
@@ -687,7 +741,7 @@ static mer_status run_cv(ctx *c, mer_metrics *out) {
     }
     /* a complete run is not redone on resume: only re-read */
     unlink(path);
-    for (int32_t f = 0; f < c->p->folds && s == MER_OK; f++) s = train_fold(c, f, fold);
+    if (s == MER_OK) s = train_folds(c, fold);
     if (s == MER_OK) s = finish(c, fold, out);
     free(fold);
     return s;
