@@ -3,6 +3,7 @@
  */
 #include "test.h"
 #include "internal.h"
+#include "kernels/kernels.h"
 
 MER_TEST(core_status_strings) {
     CHECK(strcmp(mer_status_str(MER_OK), "ok") == 0);
@@ -163,6 +164,91 @@ MER_TEST(core_gemm_backends_agree) {
     CHECK(tested >= 2); /* naive + at least one BLAS in a normal build */
     CHECK_OK(mer_gemm_set_backend(saved));
     free(A); free(B); free(C); free(R);
+}
+
+/* gemm_small.c: every tile remainder (rows, column vectors, K chunks of 256), strided operands,
+ * beta 0 overwriting NaN and beta 1 accumulating, against a double-precision reference; and
+ * bitwise the same result at 1 and 2 threads. */
+static int small_case(mer__rng *r, int ta, int tb, int M, int N, int K, double *worst) {
+    const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+    float *A = malloc(sizeof(float) * (ta ? K : M) * lda), *B = malloc(sizeof(float) * (tb ? N : K) * ldb);
+    float *Ad = malloc(sizeof(float) * M * K), *Bd = malloc(sizeof(float) * K * N);
+    float *C = malloc(sizeof(float) * M * ldc), *R = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < (ta ? K : M) * lda; i++) A[i] = (float)mer__rng_normal(r);
+    for (int i = 0; i < (tb ? N : K) * ldb; i++) B[i] = (float)mer__rng_normal(r);
+    /* dense copies for the reference */
+    for (int i = 0; i < (ta ? K : M); i++)
+        for (int k = 0; k < (ta ? M : K); k++) Ad[i * (ta ? M : K) + k] = A[i * lda + k];
+    for (int i = 0; i < (tb ? N : K); i++)
+        for (int k = 0; k < (tb ? K : N); k++) Bd[i * (tb ? K : N) + k] = B[i * ldb + k];
+    ref_gemm(ta, tb, M, N, K, Ad, Bd, R);
+    for (int i = 0; i < M * ldc; i++) C[i] = NAN;
+    int ran = mer__sgemm_small(ta, tb, M, N, K, A, lda, B, ldb, 0.0f, C, ldc);
+    double scale = sqrt((double)K) * 4.0, md = 0, md1 = 0;
+    int pad_ok = 1;
+    for (int i = 0; i < M; i++) {
+        for (int n = 0; n < N; n++) md = fmax(md, fabs((double)C[i * ldc + n] - R[i * N + n]));
+        for (int n = N; n < ldc && i + 1 < M; n++) pad_ok &= isnan(C[i * ldc + n]);
+    }
+    if (isnan(md)) md = INFINITY;
+    /* beta = 1 adds onto what is there */
+    if (ran) mer__sgemm_small(ta, tb, M, N, K, A, lda, B, ldb, 1.0f, C, ldc);
+    for (int i = 0; i < M; i++)
+        for (int n = 0; n < N; n++) md1 = fmax(md1, fabs((double)C[i * ldc + n] - 2.0 * R[i * N + n]));
+    if (isnan(md1)) md1 = INFINITY;
+    *worst = fmax(*worst, fmax(md, md1 / 2) / scale);
+    free(A); free(B); free(Ad); free(Bd); free(C); free(R);
+    return ran && pad_ok ? 1 : 0;
+}
+
+MER_TEST(core_gemm_small_matches_reference) {
+    mer__rng r;
+    mer__rng_seed(&r, 11);
+    double worst = 0;
+    int cases = 0, ran = 0;
+    /* NT (forward x w^T): rows 1..48, columns across 8-row strips, K across 16 lanes and chunks */
+    const int ntm[] = {1, 3, 4, 5, 16, 17, 33, 48}, ntn[] = {1, 7, 8, 9, 130}, ntk[] = {1, 15, 17, 300, 530};
+    for (int a = 0; a < 8; a++)
+        for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 5; c++, cases++) ran += small_case(&r, 0, 1, ntm[a], ntn[b], ntk[c], &worst);
+    /* NN and TN (input and weight gradients): rows across 8, columns across 16 / 48 */
+    const int bm[] = {1, 7, 8, 9, 33}, bn[] = {1, 15, 16, 17, 47, 48, 49, 100}, bk[] = {1, 5, 32};
+    for (int ta = 0; ta < 2; ta++)
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 8; b++)
+                for (int c = 0; c < 3; c++, cases++) ran += small_case(&r, ta, 0, bm[a], bn[b], bk[c], &worst);
+#ifdef __AVX512F__
+    CHECK(ran == cases);
+#endif
+    CHECK(worst < 1e-5); /* rounding is ~1e-7; a wrong tile element is off by ~1 */
+    printf("    gemm_small: %d cases, worst |diff| / (4 sqrt(K)) = %.2e\n", cases, worst);
+    /* outside its domain it declines and leaves C alone */
+    float one = 1.0f, c0 = 5.0f;
+    CHECK(mer__sgemm_small(1, 1, 1, 1, 1, &one, 1, &one, 1, 0.0f, &c0, 1) == 0 && c0 == 5.0f);
+    float *big = calloc(49 * 8, sizeof(float));
+    CHECK(mer__sgemm_small(0, 1, 49, 1, 8, big, 8, big, 8, 0.0f, &c0, 1) == 0 && c0 == 5.0f);
+    free(big);
+    /* products large enough to be split over threads give the same bits at 1 and 2 threads */
+    int saved = mer_get_threads();
+    const int M = 32, N = 128, K = 1100;
+    float *X = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K);
+    float *Y1 = malloc(sizeof(float) * M * N), *Y2 = malloc(sizeof(float) * M * N);
+    float *G1 = malloc(sizeof(float) * N * K), *G2 = malloc(sizeof(float) * N * K);
+    for (int i = 0; i < M * K; i++) X[i] = (float)mer__rng_normal(&r);
+    for (int i = 0; i < N * K; i++) W[i] = (float)mer__rng_normal(&r);
+    int ok = 1;
+    for (int t = 1; t <= 2; t++) {
+        mer_set_threads(t);
+        ok &= mer__sgemm_small(0, 1, M, N, K, X, K, W, K, 0.0f, t == 1 ? Y1 : Y2, N);
+        ok &= mer__sgemm_small(1, 0, N, K, M, t == 1 ? Y1 : Y2, N, X, K, 0.0f, t == 1 ? G1 : G2, K);
+    }
+    mer_set_threads(saved);
+#ifdef __AVX512F__
+    CHECK(ok);
+    CHECK(memcmp(Y1, Y2, sizeof(float) * M * N) == 0);
+    CHECK(memcmp(G1, G2, sizeof(float) * N * K) == 0);
+#endif
+    free(X); free(W); free(Y1); free(Y2); free(G1); free(G2);
 }
 
 MER_TEST(core_gemm_bf16_matches_rounded_reference) {

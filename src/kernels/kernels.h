@@ -6,8 +6,8 @@
  * PyTorch op whose semantics it follows in a `// ref:` comment at its definition. Kernels that
  * are worth it split rows over the thread pool (mer__parallel_for); none allocates files.
  *
- * File map:  gemm.c (mer_sgemm, public) | linear.c | norm.c | act.c | softmax.c | attn.c |
- *            conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models) |
+ * File map:  gemm.c (mer_sgemm, public) | gemm_small.c (batch-sized products) | linear.c |
+ *            norm.c | act.c | softmax.c | attn.c | conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models) |
  *            fft.c (mixed-radix FFT, acoustic front end)
  * A naive reference of each kernel lives in tests/ as the oracle.
  */
@@ -25,6 +25,14 @@ void mer__linear_fwd(float *y, const float *x, const float *w, const float *b, i
  * be NULL (not wanted). */
 void mer__linear_bwd(float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int64_t n, int64_t in, int64_t out);
+
+/* ---- gemm_small.c ------------------------------------------------------------------------ */
+/* C (M, N) = beta * C + op(A) op(B) without packing, for products with a small side (a training
+ * batch): NN and TN (ta = 1, A stored (K, M)) as broadcast tiles, NT (tb = 1, B stored (N, K)) as
+ * dot-product tiles. Bitwise the same at any thread count. Returns 0 without touching C when it
+ * cannot run (no AVX-512, ta && tb, an empty dimension): the caller then uses mer_sgemm. */
+int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* ---- norm.c ------------------------------------------------------------------------------ */
 /* LayerNorm over the last dim c of x (n, c); gamma/beta may be NULL (identity). mean and rstd
