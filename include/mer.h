@@ -659,12 +659,6 @@ typedef struct {
 mer_status mer_clip_model_load(mer_clip_model **out, const char *dir);
 void mer_clip_model_free(mer_clip_model *m);
 void mer_clip_model_info(const mer_clip_model *m, mer_clip_info *info);
-/* Opt-in speed mode: hold bfloat16 copies of the encoder's projection and MLP weights (2 bytes
- * per weight more) and run those products with mer_sgemm_bf16: about 1.8x the fp32 GEMM rate
- * on AVX512-BF16 CPUs, at about 3 significant digits, so outputs leave the 1e-4 exactness of
- * the default fp32 path (docs/visual.md gives the measured deviation). Call once after load,
- * before the model is shared between threads. */
-mer_status mer_clip_model_use_bf16(mer_clip_model *m);
 /* Floats per image of an output (0 for EMBEDS without a projection). */
 int64_t mer_clip_output_size(const mer_clip_model *m, mer_clip_output what);
 
@@ -676,6 +670,15 @@ mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img, fl
 
 /* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
 mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
+/* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 is an
+ * opt-in speed mode: the encoder's projection and MLP products run with mer_sgemm_bf16 on
+ * bfloat16 copies of their weights (2 bytes per weight more, made by the first BF16 state of a
+ * model; thread safe, the model may be shared): about 1.8x the fp32 GEMM rate on AVX512-BF16
+ * CPUs, at about 3 significant digits, so outputs leave the 1e-4 exactness of the default
+ * (docs/visual.md gives the measured deviation). Fails with MER_ERR_NOMEM if the copies do not
+ * fit, MER_ERR_INVALID_ARG on an unknown precision. Same shape as
+ * mer_speech_state_set_precision. */
+mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p);
 void mer_clip_state_free(mer_clip_state *s);
 
 /* Run n preprocessed images pixels (n, 3, S, S) and write the chosen output, n rows of

@@ -199,13 +199,26 @@ MER_TEST(clip_bf16_speed_mode) {
     REQUIRE_OK(mer_clip_state_init(&st, m));
     float fp32[3 * 16], bf[3 * 16];
     CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, fp32));
-    CHECK_OK(mer_clip_model_use_bf16(m));
-    CHECK_OK(mer_clip_model_use_bf16(m)); /* idempotent */
+    CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_BF16));
+    CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_BF16)); /* idempotent */
     CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, bf));
     check_close("bf16 embeds", bf, FX "tiny_clip_embeds.npy", 3 * 16, 3e-2);
     double mr;
     CHECK(mer_test_maxdiff(bf, fp32, 3 * 16, &mr) > 0);
+    /* the precision belongs to the state: a second state on the same model stays fp32, and
+     * this one returns to it bitwise */
+    mer_clip_state *st2 = NULL;
+    float again[3 * 16];
+    REQUIRE_OK(mer_clip_state_init(&st2, m));
+    CHECK_OK(mer_clip_forward(st2, px, 3, MER_CLIP_EMBEDS, again));
+    CHECK(memcmp(again, fp32, sizeof fp32) == 0);
+    CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_F32));
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, again));
+    CHECK(memcmp(again, fp32, sizeof fp32) == 0);
+    CHECK_ERR(mer_clip_state_set_precision(st, (mer_precision)7), MER_ERR_INVALID_ARG, "precision");
+    CHECK_ERR(mer_clip_state_set_precision(NULL, MER_PRECISION_BF16), MER_ERR_INVALID_ARG, NULL);
     free(px);
+    mer_clip_state_free(st2);
     mer_clip_state_free(st);
     mer_clip_model_free(m);
 }

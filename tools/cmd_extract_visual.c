@@ -143,10 +143,6 @@ int cmd_extract_visual(int argc, char **argv) {
         cli_fail_status(cmd, s, model_dir);
         goto out;
     }
-    if (bf16 && (s = mer_clip_model_use_bf16(model)) != MER_OK) {
-        cli_fail_status(cmd, s, model_dir);
-        goto out;
-    }
     if (c.params.what == MER_CLIP_EMBEDS && mer_clip_output_size(model, MER_CLIP_EMBEDS) == 0) {
         cli_fail(cmd, "%s: the checkpoint has no visual_projection (a CLIPVisionModel); use --output cls or hidden",
                  model_dir);
@@ -161,7 +157,8 @@ int cmd_extract_visual(int argc, char **argv) {
         c.params.faces = fm;
         c.params.faces_state = fst;
     }
-    if ((s = mer_clip_state_init(&c.state, model)) != MER_OK) {
+    if ((s = mer_clip_state_init(&c.state, model)) != MER_OK ||
+        (s = mer_clip_state_set_precision(c.state, bf16 ? MER_PRECISION_BF16 : MER_PRECISION_F32)) != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
         goto out;
     }

@@ -11,8 +11,8 @@
  * The patch convolution is a GEMM over unfolded patches (its stride equals its kernel, so the
  * unfold is a permutation). Every big product goes through mer_sgemm over a batch of images
  * (rows = images x tokens, about 2048) so the GEMM sees tall matrices; residual adds ride on
- * the GEMM's beta = 1. Attention runs (image, head) pairs as one parallel loop; the bias +
- * quick GELU after fc1 is fused and vectorised; layer norm and softmax are the shared kernels.
+ * the GEMM's beta = 1. Attention runs (image, head) pairs as one parallel loop; the bias and
+ * the (quick) GELU after fc1 go row by row; GELUs, layer norm and softmax are the shared kernels.
  * When only the class token is wanted (embeds, cls) the last layer's query, output projection
  * and MLP run on the class rows alone.
  *
@@ -24,6 +24,7 @@
 #include "kernels/kernels.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,9 @@ struct mer_clip_model {
     const float *proj;       /* (P, D) or NULL */
     int proj_dim_stated;     /* config.json has projection_dim */
     clip_layer *layers;
+    /* bfloat16 weights, made on the first MER_PRECISION_BF16 state under bf16_mu: a lazy cache,
+     * the only part of a shared model that is ever written */
+    pthread_mutex_t bf16_mu;
     uint16_t *bf16;          /* one block holding every layer's bfloat16 weights, or NULL */
 };
 
@@ -57,6 +61,7 @@ struct mer_clip_state {
     int32_t cap_threads;     /* attention scratch blocks (one per thread) */
     float *x, *h, *qkv, *ao, *mlp, *patches, *pooled, *pixels;
     float *scores;           /* (cap_threads, T, T) */
+    mer_precision precision; /* of the encoder's products (F32 after init) */
 };
 
 void mer_clip_model_free(mer_clip_model *m) {
@@ -64,6 +69,7 @@ void mer_clip_model_free(mer_clip_model *m) {
     mer_safetensors_free(m->st);
     mer__free(m->layers);
     mer__free(m->bf16);
+    pthread_mutex_destroy(&m->bf16_mu);
     mer__free(m);
 }
 
@@ -276,6 +282,7 @@ mer_status mer_clip_model_load(mer_clip_model **out, const char *dir) {
     *out = NULL;
     mer_clip_model *m = mer__calloc(1, sizeof *m);
     if (!m) return MER_ERR_NOMEM;
+    pthread_mutex_init(&m->bf16_mu, NULL);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     mer_clip_info *c = &m->info;
     mer_status s;
@@ -369,9 +376,10 @@ fail:
     return s;
 }
 
-mer_status mer_clip_model_use_bf16(mer_clip_model *m) {
-    if (!m) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_model_use_bf16: NULL model");
-    if (m->bf16) return MER_OK;
+/* ---- bfloat16 weights (MER_PRECISION_BF16) ----------------------------------------------- */
+
+/* Called with bf16_mu held. */
+static mer_status make_bf16(mer_clip_model *m) {
     const mer_clip_info *c = &m->info;
     const int64_t D = c->hidden_size, I = c->intermediate_size;
     const int64_t per = 4 * D * D + 2 * D * I;
@@ -394,6 +402,15 @@ mer_status mer_clip_model_use_bf16(mer_clip_model *m) {
         }
     }
     return MER_OK;
+}
+
+/* Make the bfloat16 weights once; the model may be shared between threads. */
+static mer_status ensure_bf16(const mer_clip_model *cm) {
+    mer_clip_model *m = (mer_clip_model *)cm; /* the bf16 fields are a guarded lazy cache */
+    pthread_mutex_lock(&m->bf16_mu);
+    mer_status s = m->bf16 ? MER_OK : make_bf16(m);
+    pthread_mutex_unlock(&m->bf16_mu);
+    return s;
 }
 
 /* ---- preprocessing ----------------------------------------------------------------------- */
@@ -490,6 +507,19 @@ mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m) {
     *out = mer__calloc(1, sizeof **out);
     if (!*out) return MER_ERR_NOMEM;
     (*out)->m = m;
+    (*out)->precision = MER_PRECISION_F32;
+    return MER_OK;
+}
+
+mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p) {
+    if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_set_precision: NULL state");
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16)
+        return mer__err(MER_ERR_INVALID_ARG, "visual encoder: unknown precision %d (expected F32 or BF16)", (int)p);
+    if (p == MER_PRECISION_BF16) {
+        mer_status st = ensure_bf16(s->m);
+        if (st) return st;
+    }
+    s->precision = p;
     return MER_OK;
 }
 
@@ -542,52 +572,6 @@ typedef struct {
     const float *b2, *b3; /* qkv: three biases of cols each, at column offsets cols, 2 cols */
 } bias_job;
 
-/* Fused bias + quick GELU over one row, v = y + b, y = v * sigmoid(1.702 v).
- * ref: transformers.activations.QuickGELUActivation
- * libm's scalar expf made this cost as much as the fc1 GEMM, and GCC at -O2 does not vectorise
- * it, so with AVX-512 the exponential is Cephes' expf in vector form: range reduction by ln 2
- * in two parts, a degree-6 polynomial, scaling by 2^n through the exponent bits (within 2 ulp
- * of expf; the quick GELU within 3e-7 relative). Other targets use expf. */
-#if defined(__AVX512F__)
-#include <immintrin.h>
-
-static inline __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f));
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447504f));
-    __m512 fx = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), _mm512_set1_ps(0.5f));
-    fx = _mm512_roundscale_ps(fx, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 z = _mm512_mul_ps(x, x);
-    __m512 y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_fmadd_ps(y, z, _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    __m512i n = _mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127));
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32(n, 23)));
-}
-
-static void bias_quick_gelu(float *y, const float *b, int64_t n) {
-    const __m512 k = _mm512_set1_ps(-1.702f), one = _mm512_set1_ps(1.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), _mm512_maskz_loadu_ps(m, b + i));
-        __m512 e = exp512(_mm512_mul_ps(k, v));
-        _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
-    }
-}
-#else
-static void bias_quick_gelu(float *y, const float *b, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = y[i] + b[i];
-        y[i] = v / (1.0f + expf(-1.702f * v));
-    }
-}
-#endif
-
 static void bias_rows(void *u, int64_t r0, int64_t r1, int t) {
     (void)t;
     const bias_job *j = u;
@@ -595,17 +579,23 @@ static void bias_rows(void *u, int64_t r0, int64_t r1, int t) {
     const float *b = j->b;
     for (int64_t r = r0; r < r1; r++) {
         float *y = j->y + r * j->ld;
-        if (j->act == 1) {
-            bias_quick_gelu(y, b, n);
-            continue;
-        }
+        /* omp simd: GCC -O2 leaves these loops scalar (unknown trip count, possible aliasing) */
+#pragma omp simd
         for (int64_t i = 0; i < n; i++) y[i] += b[i];
-        if (j->b2)
-            for (int64_t i = 0; i < n; i++) y[n + i] += j->b2[i];
-        if (j->b3)
-            for (int64_t i = 0; i < n; i++) y[2 * n + i] += j->b3[i];
-        /* nested in a parallel range, the shared kernel runs serially on this row */
-        if (j->act == 2) mer__gelu_fwd(y, y, n);
+        if (j->b2) {
+            const float *b2 = j->b2;
+#pragma omp simd
+            for (int64_t i = 0; i < n; i++) y[n + i] += b2[i];
+        }
+        if (j->b3) {
+            const float *b3 = j->b3;
+#pragma omp simd
+            for (int64_t i = 0; i < n; i++) y[2 * n + i] += b3[i];
+        }
+        /* nested in a parallel range, the shared kernels run serially on this row, while it is
+         * still in L1 from the bias add */
+        if (j->act == 1) mer__quick_gelu_fwd(y, y, n);
+        else if (j->act == 2) mer__gelu_fwd(y, y, n);
     }
 }
 
@@ -630,8 +620,8 @@ static void unfold_patches(float *patches, const float *img, int32_t C, int32_t 
         }
 }
 
-/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder: bfloat16 products when the
- * model holds bfloat16 copies (speed mode), else fp32. A failing bf16 call (no memory for its
+/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder: bfloat16 products when
+ * W16 is given (a MER_PRECISION_BF16 state), else fp32. A failing bf16 call (no memory for its
  * scratch) falls back to the fp32 product, which is always correct. */
 static void gemm_w(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *W,
                    const uint16_t *W16, int accumulate, float *C, int64_t ldc) {
@@ -680,6 +670,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const int64_t H = c->n_heads, dh = D / H, L = c->n_layers;
     const float eps = c->layer_norm_eps;
     float *x = s->x, *h = s->h, *qkv = s->qkv, *ao = s->ao, *mlp = s->mlp;
+    /* the bf16 copies are read only by a BF16 state, which made sure they exist */
+    const int bf16 = s->precision == MER_PRECISION_BF16;
+#define W16(f) (bf16 ? ly->f : NULL)
 
     /* embeddings: class token, patch GEMM, position embedding, pre-LN */
     for (int32_t b = 0; b < n; b++) {
@@ -705,20 +698,20 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     for (int64_t l = 0; l < full_layers; l++) {
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        gemm_w(R, D, D, h, D, ly->q_w, ly->q16, 0, qkv, 3 * D);
-        gemm_w(R, D, D, h, D, ly->k_w, ly->k16, 0, qkv + D, 3 * D);
-        gemm_w(R, D, D, h, D, ly->v_w, ly->v16, 0, qkv + 2 * D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->q_w, W16(q16), 0, qkv, 3 * D);
+        gemm_w(R, D, D, h, D, ly->k_w, W16(k16), 0, qkv + D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->v_w, W16(v16), 0, qkv + 2 * D, 3 * D);
         bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
         mer__parallel_for(R, 8, bias_rows, &bj);
         attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
         mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
         /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
-        gemm_w(R, D, D, ao, D, ly->o_w, ly->o16, 1, x, D);
+        gemm_w(R, D, D, ao, D, ly->o_w, W16(o16), 1, x, D);
         add_bias(x, ly->o_b, R, D, 0);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        gemm_w(R, I, D, h, D, ly->fc1_w, ly->fc1_16, 0, mlp, I);
+        gemm_w(R, I, D, h, D, ly->fc1_w, W16(fc1_16), 0, mlp, I);
         add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
-        gemm_w(R, D, I, mlp, I, ly->fc2_w, ly->fc2_16, 1, x, D);
+        gemm_w(R, D, I, mlp, I, ly->fc2_w, W16(fc2_16), 1, x, D);
         add_bias(x, ly->fc2_b, R, D, 0);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
@@ -731,9 +724,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const clip_layer *ly = &m->layers[L - 1];
     float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
     mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-    gemm_w(n, D, D, h, T * D, ly->q_w, ly->q16, 0, qkv, T * 3 * D); /* rows b * T */
-    gemm_w(R, D, D, h, D, ly->k_w, ly->k16, 0, qkv + D, 3 * D);
-    gemm_w(R, D, D, h, D, ly->v_w, ly->v16, 0, qkv + 2 * D, 3 * D);
+    gemm_w(n, D, D, h, T * D, ly->q_w, W16(q16), 0, qkv, T * 3 * D); /* rows b * T */
+    gemm_w(R, D, D, h, D, ly->k_w, W16(k16), 0, qkv + D, 3 * D);
+    gemm_w(R, D, D, h, D, ly->v_w, W16(v16), 0, qkv + 2 * D, 3 * D);
     bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
     mer__parallel_for(R, 8, bias_rows, &bj);
     attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
@@ -742,12 +735,12 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
-    gemm_w(n, D, D, aoc, D, ly->o_w, ly->o16, 1, xc, D);
+    gemm_w(n, D, D, aoc, D, ly->o_w, W16(o16), 1, xc, D);
     add_bias(xc, ly->o_b, n, D, 0);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    gemm_w(n, I, D, hc, D, ly->fc1_w, ly->fc1_16, 0, mlp, I);
+    gemm_w(n, I, D, hc, D, ly->fc1_w, W16(fc1_16), 0, mlp, I);
     add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
-    gemm_w(n, D, I, mlp, I, ly->fc2_w, ly->fc2_16, 1, xc, D);
+    gemm_w(n, D, I, mlp, I, ly->fc2_w, W16(fc2_16), 1, xc, D);
     add_bias(xc, ly->fc2_b, n, D, 0);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
@@ -756,6 +749,7 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     if (what == MER_CLIP_EMBEDS)
         mer_sgemm(0, 1, n, c->projection_dim, D, 1.0f, pooled, D, m->proj, D, 0.0f, out,
                   c->projection_dim);
+#undef W16
 }
 
 static mer_status check_what(const mer_clip_model *m, mer_clip_output what) {

@@ -848,64 +848,6 @@ static void add_bias(float *x, const float *b, int64_t rows, int64_t n) {
     mer__parallel_for(rows, 16, bias_range, &j);
 }
 
-/* GELU (erf form) over n floats in place, 16 lanes at a time with AVX-512. The encoder applies
- * it to ~80 M values per 10 s of audio at the large size, where the scalar erff of
- * mer__gelu_fwd would cost as much as a tenth of all the matrix products. erf(|x|) comes from
- * Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7), with exp(-x^2) by a range-reduced polynomial;
- * the scalar fallback is mer__gelu_fwd. */
-#ifdef __AVX512F__
-static inline __m512 hb_exp512(__m512 x) { /* x <= 0; 0 below -87.3 */
-    const __m512 lo = _mm512_set1_ps(-87.3f);
-    const __mmask16 live = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ);
-    x = _mm512_max_ps(x, lo);
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mul_ps(live, p, _mm512_castsi512_ps(e));
-}
-
-static inline __m512 hb_gelu512(__m512 x) {
-    const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752f));
-    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
-                                   _mm512_fmadd_ps(z, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
-    __m512 p = _mm512_set1_ps(1.061405429f);
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.284496736f));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
-    p = _mm512_mul_ps(p, t);
-    /* erf(z) = 1 - p e^{-z^2}; 1 + erf(x/sqrt2) = 2 - q for x >= 0 and q for x < 0 */
-    const __m512 q = _mm512_mul_ps(p, hb_exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z))));
-    const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
-    const __m512 one_plus = _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), q), q);
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), one_plus);
-}
-
-static void gelu_range(void *u, int64_t b, int64_t e, int th) {
-    (void)th;
-    float *x = u;
-    int64_t i = b;
-    for (; i + 16 <= e; i += 16) _mm512_storeu_ps(x + i, hb_gelu512(_mm512_loadu_ps(x + i)));
-    if (i < e) {
-        const __mmask16 mk = (__mmask16)((1u << (e - i)) - 1u);
-        _mm512_mask_storeu_ps(x + i, mk, hb_gelu512(_mm512_maskz_loadu_ps(mk, x + i)));
-    }
-}
-
-static void gelu_inplace(float *x, int64_t n) { mer__parallel_for(n, 32768, gelu_range, x); }
-#else
-static void gelu_inplace(float *x, int64_t n) { mer__gelu_fwd(x, x, n); }
-#endif
-
 /* ============================================================================================
  * Forward
  * ========================================================================================== */
@@ -1006,7 +948,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
             if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
             else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
         }
-        gelu_inplace(y, c->cout * tout);
+        mer__gelu_fwd(y, y, c->cout * tout);
         in = y;
         tin = tout;
     }
@@ -1044,7 +986,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     float *xt = q; /* (D, T) scratch: q is free until the first layer */
     transpose(xt, T, x, D, T, D, 0);
     mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
-    gelu_inplace(pc, D * tpc);
+    mer__gelu_fwd(pc, pc, D * tpc);
     transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
     pf->pos_conv_flop += 2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc;
     t1 = now_s();
@@ -1115,7 +1057,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
-        gelu_inplace(hid, T * I);
+        mer__gelu_fwd(hid, hid, T * I);
         t1 = now_s();
         pf->other_s += t1 - t0;
         t0 = t1;
