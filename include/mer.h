@@ -1128,16 +1128,27 @@ mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs,
                             int32_t c, mer_vote_mode mode);
 
 /* ---- self-training with pseudo-labels (src/train/pseudo.c) ------------------------------ */
-/* Round 0 trains on the labeled clips; after each round the fold ensemble predicts the
- * unlabeled clips, those whose top-class probability reaches that class's threshold join the
- * next round (from scratch) as train-only clips with that label (re-selected from the whole
- * pool every round). docs/agt.md, "Self-training". */
+/* Round 0 trains on the labeled clips; after each round the unlabeled clips are predicted and
+ * those whose top-class probability reaches that class's threshold join the next round (from
+ * scratch) as train-only clips with that label (re-selected from the whole pool every round).
+ * Who labels them (source):
+ *   MER_PSEUDO_FOLD (default): fold k's model labels the pool for fold k alone; in the next
+ *     round fold k trains on its labeled training part plus those clips only. No model that
+ *     saw fold k's held-out clips contributes to fold k's training, so the cross-validated WAF
+ *     stays an honest estimate. Needs K >= 2 (with one fold it is the ensemble source).
+ *   MER_PSEUDO_ENSEMBLE: the fold ensemble's mean labels the pool for every fold (the issue's
+ *     first design). K-1 of its K models trained on each fold's held-out clips, so this leaks
+ *     them into the next round's training and inflates the CV WAF; kept for comparison.
+ * Test predictions of the last round are the fold average either way. docs/agt.md,
+ * "Self-training". */
+typedef enum { MER_PSEUDO_FOLD = 0, MER_PSEUDO_ENSEMBLE = 1 } mer_pseudo_source;
 typedef struct {
     int32_t rounds;                      /* R pseudo-label rounds after round 0 (1) */
     double threshold[MER_MAX_CLASSES];   /* per class, in (0, 1]; NaN = not set (an error) */
     int64_t max_add;                     /* keep at most the N most confident (<= 0: all) */
     int32_t balance;                     /* per-class quotas max_add (or all picks) x the
                                             labeled class prior, most confident first (0) */
+    mer_pseudo_source source;            /* MER_PSEUDO_FOLD */
 } mer_pseudo_params;
 mer_pseudo_params mer_pseudo_default_params(void);
 /* The MER2024-SEMI recipe by class name: 0.99 neutral/angry/happy/sad, 0.85 worried/surprise;
@@ -1148,9 +1159,15 @@ mer_status mer_pseudo_parse_thresholds(const char *spec, const char *const *clas
                                        double *thr);
 /* Self-training as above. unlabeled must have the labeled set's modalities and dims. Rounds
  * before the last are written to RUNDIR/rounds/round-<r>/, the last to RUNDIR (test
- * probabilities there when test != NULL); RUNDIR/metrics.json gets "pseudo": thresholds and,
- * per round, train_clips, pseudo_clips, pseudo_per_class, cv_waf (labeled clips only).
- * *out (may be NULL): the last round's mean out-of-fold metrics. */
+ * probabilities there when test != NULL); the clips round r >= 1 trained on, to
+ * RUNDIR/rounds/pseudo-<r>.csv (name, fold (-1: every fold), label, confidence).
+ * RUNDIR/metrics.json gets "pseudo": source, thresholds and, per round, labeled_clips,
+ * pseudo_clips and pseudo_per_class (per fold model: the mean over folds with the fold source),
+ * per_fold (fold source), cv_waf and cv_accuracy (labeled clips only; cv_waf_last_epoch: the
+ * fold mean of the last epoch's held-out WAF, no best-epoch maximum). With the fold source
+ * each round checks in fold-K.json that fold K trained on exactly its labeled part plus its
+ * own pseudo-labels (MER_ERR_INVALID_ARG otherwise). *out (may be NULL): the last round's
+ * mean out-of-fold metrics. */
 mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
                             const mer_dataset *labeled, const mer_dataset *unlabeled,
                             const mer_dataset *test, const char *rundir, mer_metrics *out);

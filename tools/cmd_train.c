@@ -43,9 +43,12 @@ static void usage(FILE *f) {
             "  --seed S --threads N  same seed and threads give bitwise the same run\n"
             "  --search N            random search over hidden/dropout/lr (MERTools grid)\n"
             "self-training (docs/agt.md):\n"
-            "  --unlabeled LIST --pseudo-rounds R  after each round the fold ensemble labels the\n"
-            "                        clips whose top probability reaches the class threshold; they\n"
-            "                        join the next round (retrained from scratch) as train-only\n"
+            "  --unlabeled LIST --pseudo-rounds R  after each round the models label the clips\n"
+            "                        whose top probability reaches the class threshold; they join\n"
+            "                        the next round (retrained from scratch) as train-only\n"
+            "  --pseudo-source fold|ensemble  fold (default): fold k's model labels fold k's\n"
+            "                        clips, so CV WAF stays honest; ensemble: the fold mean labels\n"
+            "                        one set for every fold (leaks held-out clips into CV)\n"
             "  --pseudo-threshold P|CLASS=P,...  (MER2024 classes: 0.99, worried/surprise 0.85)\n"
             "  --pseudo-max N        keep at most the N most confident clips per round\n"
             "  --pseudo-balance      per-class quotas from the labeled class prior\n"
@@ -108,6 +111,7 @@ int cmd_train(int argc, char **argv) {
     const char *out = NULL, *test_list = NULL, *classes_arg = NULL, *recipe_path = NULL;
     const char *unl_list = NULL, *pseudo_thr = NULL;   /* self-training (src/train/pseudo.c) */
     int32_t pseudo_rounds = 0, pseudo_max = 0, pseudo_balance = 0;
+    mer_pseudo_source pseudo_source = MER_PSEUDO_FOLD;
     mer_modality_spec mods[MER_MAX_MODALITIES];
     char *mod_buf[MER_MAX_MODALITIES] = {0};
     int32_t n_mod = 0;
@@ -129,6 +133,14 @@ int cmd_train(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--test", &v)) test_list = v;
         else if (cli_opt(argc, argv, &i, "--unlabeled", &v)) unl_list = v;
         else if (cli_opt(argc, argv, &i, "--pseudo-threshold", &v)) pseudo_thr = v;
+        else if (cli_opt(argc, argv, &i, "--pseudo-source", &v)) {
+            if (v && !strcmp(v, "fold")) pseudo_source = MER_PSEUDO_FOLD;
+            else if (v && !strcmp(v, "ensemble")) pseudo_source = MER_PSEUDO_ENSEMBLE;
+            else if (v) {
+                rc = cli_usage(CMD, "--pseudo-source is fold or ensemble, not '%s'", v);
+                goto done;
+            }
+        }
         else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
         else if (cli_opt(argc, argv, &i, "--recipe", &v)) recipe_path = v;
         else if (cli_opt(argc, argv, &i, "--feature", &v)) {
@@ -351,6 +363,7 @@ int cmd_train(int argc, char **argv) {
         pp.rounds = pseudo_rounds;
         pp.max_add = pseudo_max;
         pp.balance = pseudo_balance;
+        pp.source = pseudo_source;
     }
     fprintf(stderr, "mer train: %lld clips, %d classes, %d modalit%s",
             (long long)mer_dataset_count(train), mer_dataset_n_classes(train),

@@ -26,6 +26,8 @@ struct mer_dataset {
     int32_t *labels;
     char **groups;
     uint8_t *train_only;
+    uint64_t *fold_mask;  /* train-only clips: bit f set = fold f trains on it (all bits: every
+                             fold; fold-wise pseudo-labels set fewer) */
     float *feat[MER_MAX_MODALITIES];
     int64_t rows[MER_MAX_MODALITIES], rows_cap[MER_MAX_MODALITIES];
     int64_t *off[MER_MAX_MODALITIES]; /* (cap + 1) row offsets */
@@ -56,6 +58,18 @@ const char *mer_dataset_name(const mer_dataset *ds, int64_t i) { return ds->name
 int32_t mer_dataset_label(const mer_dataset *ds, int64_t i) { return ds->labels[i]; }
 const char *mer_dataset_group(const mer_dataset *ds, int64_t i) { return ds->groups[i]; }
 int mer__dataset_train_only(const mer_dataset *ds, int64_t i) { return ds->train_only[i]; }
+uint64_t mer__dataset_fold_mask(const mer_dataset *ds, int64_t i) { return ds->fold_mask[i]; }
+int mer__dataset_trains_in_fold(const mer_dataset *ds, int64_t i, int32_t f) {
+    return ds->fold_mask[i] == MER__ALL_FOLDS || (f >= 0 && f < 64 && (ds->fold_mask[i] >> f & 1));
+}
+
+mer_status mer__dataset_set_fold_mask(mer_dataset *ds, int64_t i, uint64_t mask) {
+    if (i < 0 || i >= ds->n || !ds->train_only[i] || !mask)
+        return mer__err(MER_ERR_INVALID_ARG, "fold mask for clip %lld: needs a train-only clip and "
+                        "at least one fold", (long long)i);
+    ds->fold_mask[i] = mask;
+    return MER_OK;
+}
 
 int64_t mer_dataset_find(const mer_dataset *ds, const char *name) {
     for (int64_t i = 0; i < ds->n; i++)
@@ -127,6 +141,7 @@ void mer_dataset_free(mer_dataset *ds) {
     free(ds->groups);
     free(ds->labels);
     free(ds->train_only);
+    free(ds->fold_mask);
     for (int32_t m = 0; m < MER_MAX_MODALITIES; m++) {
         free(ds->feat[m]);
         free(ds->off[m]);
@@ -145,7 +160,9 @@ static mer_status grow_clips(mer_dataset *ds) {
     if (nl) ds->labels = nl;
     uint8_t *nt = realloc(ds->train_only, (size_t)nc);
     if (nt) ds->train_only = nt;
-    if (!nn || !ng || !nl || !nt) return mer__err(MER_ERR_NOMEM, "out of memory");
+    uint64_t *nf = realloc(ds->fold_mask, (size_t)nc * sizeof *nf);
+    if (nf) ds->fold_mask = nf;
+    if (!nn || !ng || !nl || !nt || !nf) return mer__err(MER_ERR_NOMEM, "out of memory");
     for (int32_t m = 0; m < ds->n_mod; m++) {
         int64_t *no = realloc(ds->off[m], (size_t)(nc + 1) * sizeof *no);
         if (!no) return mer__err(MER_ERR_NOMEM, "out of memory");
@@ -238,6 +255,7 @@ static mer_status add_meta(mer_dataset *ds, const char *name, int32_t label, con
     }
     ds->labels[ds->n] = label;
     ds->train_only[ds->n] = train_only ? 1 : 0;
+    ds->fold_mask[ds->n] = MER__ALL_FOLDS;
     return MER_OK;
 }
 
@@ -656,6 +674,7 @@ mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const i
                 mer_tensor_view(&t[m], (void *)x, MER_DTYPE_F32, 1, shape + 1);
         }
         s = mer_dataset_add(o, ds->names[i], ds->labels[i], ds->groups[i], ds->train_only[i], t);
+        if (s == MER_OK) o->fold_mask[i] = ds->fold_mask[i];
     }
     if (s != MER_OK) {
         mer_dataset_free(o);

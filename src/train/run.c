@@ -140,7 +140,13 @@ mer_status mer_run_open(mer_run **out, const char *rundir) {
     return MER_OK;
 }
 
-mer_status mer_run_predict(mer_run *r, const mer_dataset *ds, float *probs) {
+int32_t mer__run_n_folds(const mer_run *r) { return r->folds; }
+
+/* fold < 0: the mean over the fold models (mer_run_predict); else fold `fold`'s model alone
+ * (fold-wise pseudo-labels, pseudo.c). */
+mer_status mer__run_predict_fold(mer_run *r, int32_t fold, const mer_dataset *ds, float *probs) {
+    if (fold >= r->folds)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: fold %d of %d", r->dir, fold, r->folds);
     int32_t map[MER_MAX_MODALITIES];
     for (int32_t m = 0; m < r->cfg.n_mod; m++) {
         map[m] = -1;
@@ -168,13 +174,18 @@ mer_status mer_run_predict(mer_run *r, const mer_dataset *ds, float *probs) {
     float *tmp = malloc((size_t)(n ? n * C : 1) * sizeof(float));
     if (s == MER_OK && !tmp) s = mer__err(MER_ERR_NOMEM, "out of memory");
     if (s == MER_OK) memset(probs, 0, (size_t)(n * C) * sizeof(float));
-    for (int32_t f = 0; s == MER_OK && f < r->folds; f++) {
+    const int32_t f0 = fold < 0 ? 0 : fold, f1 = fold < 0 ? r->folds : fold + 1;
+    for (int32_t f = f0; s == MER_OK && f < f1; f++) {
         s = mer__model_predict(r->models[f], use, tmp, 256);
         for (int64_t i = 0; s == MER_OK && i < n * C; i++) probs[i] += tmp[i];
     }
     if (s == MER_OK)
-        for (int64_t i = 0; i < n * C; i++) probs[i] /= (float)r->folds;
+        for (int64_t i = 0; i < n * C; i++) probs[i] /= (float)(f1 - f0);
     free(tmp);
     mer_dataset_free(sel);
     return s;
+}
+
+mer_status mer_run_predict(mer_run *r, const mer_dataset *ds, float *probs) {
+    return mer__run_predict_fold(r, -1, ds, probs);
 }

@@ -265,6 +265,21 @@ mer_status mer__make_folds(int32_t *fold, const mer_dataset *ds, int32_t k, uint
 /* ---- data set internals used by the engine ---------------------------------------------- */
 
 int mer__dataset_train_only(const mer_dataset *ds, int64_t i);
+/* Fold-wise pseudo-labels (pseudo.c): a train-only clip may be restricted to the training parts
+ * of some folds, bit f of its mask for fold f (its label came from fold f's model, which never
+ * saw fold f's held-out clips; one row serves every fold that gave the clip the same label).
+ * MER__ALL_FOLDS, the default, trains in every fold. The trainer asks
+ * mer__dataset_trains_in_fold(ds, i, f) for every clip outside fold f's held-out part. */
+#define MER__ALL_FOLDS UINT64_MAX
+uint64_t mer__dataset_fold_mask(const mer_dataset *ds, int64_t i);
+int mer__dataset_trains_in_fold(const mer_dataset *ds, int64_t i, int32_t f);
+mer_status mer__dataset_set_fold_mask(mer_dataset *ds, int64_t i, uint64_t mask);
+
+/* ---- runs (run.c) ------------------------------------------------------------------------ */
+
+int32_t mer__run_n_folds(const mer_run *r);
+/* Probabilities of fold `fold`'s model alone (fold < 0: the fold mean, as mer_run_predict). */
+mer_status mer__run_predict_fold(mer_run *r, int32_t fold, const mer_dataset *ds, float *probs);
 /* A new data set holding modalities map[0..n_map) of ds (in that order), clips copied. */
 mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const int32_t *map,
                                int32_t n_map);

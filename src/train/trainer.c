@@ -150,12 +150,18 @@ static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset
         mer__sb_printf(b, c ? ", " : "");
         mer__sb_json_str(b, mer_dataset_class(ds, c));
     }
-    /* the training prior, for test-prior correction (mer_prior_from_run) */
+    /* the training prior, for test-prior correction (mer_prior_from_run): a clip counts once,
+     * a fold-wise pseudo-label by the share of the folds that train on it */
     mer__sb_printf(b, "],\n  \"class_counts\": [");
     for (int32_t c = 0; c < mer_dataset_n_classes(ds); c++) {
-        int64_t k = 0;
-        for (int64_t i = 0; i < mer_dataset_count(ds); i++) k += mer_dataset_label(ds, i) == c;
-        mer__sb_printf(b, "%s%lld", c ? ", " : "", (long long)k);
+        double k = 0;
+        for (int64_t i = 0; i < mer_dataset_count(ds); i++) {
+            if (mer_dataset_label(ds, i) != c) continue;
+            int32_t in = 0;
+            for (int32_t f = 0; f < p->folds; f++) in += mer__dataset_trains_in_fold(ds, i, f);
+            k += mer__dataset_fold_mask(ds, i) == MER__ALL_FOLDS ? 1.0 : (double)in / p->folds;
+        }
+        mer__sb_printf(b, "%s%.17g", c ? ", " : "", k);
     }
     mer__sb_printf(b, "],\n  \"modalities\": [");
     for (int32_t m = 0; m < mer_dataset_n_modalities(ds); m++) {
@@ -360,7 +366,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
         if (p->folds > 1 && fold[i] == f) {
             held[n_held] = i;
             htrue[n_held++] = mer_dataset_label(ds, i);
-        } else {
+        } else if (mer__dataset_trains_in_fold(ds, i, f)) { /* fold-wise pseudo-labels */
             tr[n_tr++] = i;
         }
     }
