@@ -570,3 +570,69 @@ MER_TEST(optim_adam_matches_formula) {
     mer__clip_grad_value(gs, 3, 0.55f);
     CHECK(gs[0] == 0.55f && gs[1] == -0.55f && gs[2] == 0.5f);
 }
+
+/* The step fused into the weight gradient (optim.c) gives the bits of gradient GEMM + plain step:
+ * a flat buffer holding two weights (13 x 70 and 9 x 33, batches of 5) between other
+ * parameters, three steps, Adam and AdamW, 1 and 2 threads. */
+MER_TEST(optim_fused_step_equals_plain) {
+    const int64_t n = 5, o1 = 13, i1 = 70, o2 = 9, i2 = 33;
+    const int64_t w1 = 7, w2 = w1 + o1 * i1 + 11, N = w2 + o2 * i2 + 19;
+    mer__rng r;
+    mer__rng_seed(&r, 5);
+    float *p0 = malloc(sizeof(float) * N), *pa = malloc(sizeof(float) * N), *pb = malloc(sizeof(float) * N);
+    float *ga = calloc((size_t)N, sizeof(float)), *gb = calloc((size_t)N, sizeof(float));
+    float *x1 = malloc(sizeof(float) * n * i1), *x2 = malloc(sizeof(float) * n * i2);
+    float *d1 = malloc(sizeof(float) * n * o1), *d2 = malloc(sizeof(float) * n * o2);
+    for (int64_t i = 0; i < N; i++) p0[i] = (float)mer__rng_normal(&r);
+    int saved = mer_get_threads(), fused_ran = 1;
+    for (int type = 0; type < 2; type++)
+        for (int th = 1; th <= 2; th++) {
+            mer_set_threads(th);
+            mer_optimizer ot = type ? MER_OPT_ADAMW : MER_OPT_ADAM;
+            mer__optim oa, ob;
+            REQUIRE_OK(mer__optim_init(&oa, ot, N, 1e-2f, 1e-2f));
+            REQUIRE_OK(mer__optim_init(&ob, ot, N, 1e-2f, 1e-2f));
+            memcpy(pa, p0, sizeof(float) * N);
+            memcpy(pb, p0, sizeof(float) * N);
+            for (int step = 0; step < 3; step++) {
+                for (int64_t i = 0; i < n * i1; i++) x1[i] = (float)mer__rng_normal(&r);
+                for (int64_t i = 0; i < n * i2; i++) x2[i] = (float)mer__rng_normal(&r);
+                for (int64_t i = 0; i < n * o1; i++) d1[i] = (float)mer__rng_normal(&r);
+                for (int64_t i = 0; i < n * o2; i++) d2[i] = step == 1 && i % 3 ? -0.0f : (float)mer__rng_normal(&r);
+                for (int64_t i = 0; i < N; i++)
+                    if (i < w1 || (i >= w1 + o1 * i1 && i < w2) || i >= w2 + o2 * i2)
+                        ga[i] = gb[i] = (float)mer__rng_normal(&r); /* the other parameters */
+                /* plain: gradient GEMMs into the zeroed weight gradients, then one step */
+                mer__linear_bwd(NULL, ga + w1, NULL, d1, x1, NULL, n, i1, o1);
+                mer__linear_bwd(NULL, ga + w2, NULL, d2, x2, NULL, n, i2, o2);
+                mer__optim_step(&oa, pa, ga);
+                /* fused */
+                mer__optim_fused f;
+                mer__optim_fused_begin(&ob, &f);
+                /* declined (no AVX-512): the caller takes the plain path for that weight */
+                if (!mer__optim_fused_wgrad(&f, pb, w2, d2, x2, n, i2, o2)) {
+                    fused_ran = 0;
+                    mer__linear_bwd(NULL, gb + w2, NULL, d2, x2, NULL, n, i2, o2);
+                }
+                if (!mer__optim_fused_wgrad(&f, pb, w1, d1, x1, n, i1, o1)) {
+                    fused_ran = 0;
+                    mer__linear_bwd(NULL, gb + w1, NULL, d1, x1, NULL, n, i1, o1);
+                }
+                mer__optim_step_fused(&ob, pb, gb, &f);
+                CHECK(oa.t == ob.t);
+            }
+            CHECK(memcmp(pa, pb, sizeof(float) * N) == 0);
+            CHECK(memcmp(oa.m, ob.m, sizeof(float) * N) == 0);
+            CHECK(memcmp(oa.v, ob.v, sizeof(float) * N) == 0);
+            int zero = 1;
+            for (int64_t i = 0; i < N; i++) zero &= ga[i] == 0.0f && gb[i] == 0.0f;
+            CHECK(zero);
+            mer__optim_free(&oa);
+            mer__optim_free(&ob);
+        }
+    mer_set_threads(saved);
+#ifdef __AVX512F__
+    CHECK(fused_ran);
+#endif
+    free(p0); free(pa); free(pb); free(ga); free(gb); free(x1); free(x2); free(d1); free(d2);
+}

@@ -348,7 +348,7 @@ MER_TEST(train_resume_equals_uninterrupted) {
 
 /* Folds run in parallel, one per thread (trainer.c, train_folds): with 2 threads and 3 folds,
  * folds 0 and 1 train concurrently on one thread each, so they must equal the 1-thread run's
- * bit for bit; fold 2 (alone, 2 threads) must be reproducible; a stop in fold 1 halts fold 0
+ * bit for bit; fold 2 (alone) must be reproducible; a stop in fold 1 halts fold 0
  * too, and resuming gives the uninterrupted run's files. */
 MER_TEST(train_parallel_folds) {
     mer_dataset *ds = synth(60, 0, 3);

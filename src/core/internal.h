@@ -75,6 +75,10 @@ void mer__arena_free(mer__arena *a);
  * mer__parallel_for itself (nested calls run serially). */
 typedef void (*mer__range_fn)(void *user, int64_t begin, int64_t end, int thread_index);
 void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *user);
+/* Caps the threads of the CALLING thread's kernels (mer__parallel_for and the GEMM backend) at
+ * n (<= 0: no cap) until the returned previous cap is restored: mer__threads_cap(old). Other
+ * threads and mer_get_threads() are unaffected. */
+int mer__threads_cap(int n);
 
 /* ---- small numeric helpers --------------------------------------------------------------- */
 

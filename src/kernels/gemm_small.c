@@ -69,7 +69,9 @@ static inline __attribute__((always_inline)) void bc_tile(const int ta, const in
             float *y = C + r * ldc + 16 * v;
             __mmask16 mk = v == nv - 1 ? mlast : (__mmask16)0xFFFF;
             __m512 out = acc[r][v];
-            if (beta != 0.0f) out = _mm512_add_ps(_mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, y)), out);
+            /* beta = 0 stores 0 + sum: the same bits as beta = 1 onto a zeroed C (-0 -> +0) */
+            __m512 c0 = beta != 0.0f ? _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(mk, y)) : _mm512_setzero_ps();
+            out = _mm512_add_ps(c0, out);
             _mm512_mask_storeu_ps(y, mk, out);
         }
 }
@@ -107,6 +109,54 @@ static void bc_strips(void *u, int64_t s0, int64_t s1, int t) {
                         j->C + m0 * j->ldc + n0, j->ldc);
         }
     }
+}
+
+/* ---- TN with an epilogue: each tile of C = A^T B handed to a callback instead of stored ---- */
+
+#define NB_APPLY 4096 /* columns per panel handed to the callback */
+
+typedef struct {
+    int64_t M, N, K, lda, ldb;
+    const float *A, *B;
+    mer__tile_fn fn;
+    void *user;
+} apply_job;
+
+/* Row blocks [s0, s1) of BC_MR rows of C. A block is computed NB_APPLY columns at a time into a
+ * stack panel and handed over whole: the callback then walks BC_MR rows of up to NB_APPLY
+ * contiguous elements (a column-strip tile would make it hop between rows 4 KB apart). */
+
+static void apply_rows(void *u, int64_t s0, int64_t s1, int t) {
+    (void)t;
+    const apply_job *j = u;
+    const int64_t W = 16 * BC_NV;
+    _Alignas(64) float panel[BC_MR * NB_APPLY];
+    for (int64_t s = s0; s < s1; s++) {
+        int64_t m0 = s * BC_MR;
+        int mr = (int)(j->M - m0 < BC_MR ? j->M - m0 : BC_MR);
+        for (int64_t c0 = 0; c0 < j->N; c0 += NB_APPLY) {
+            int64_t cw = j->N - c0 < NB_APPLY ? j->N - c0 : NB_APPLY;
+            for (int64_t n0 = c0; n0 < c0 + cw; n0 += W) {
+                int64_t w = c0 + cw - n0 < W ? c0 + cw - n0 : W;
+                int nv = (int)((w + 15) / 16);
+                int rem = (int)(w - 16 * (nv - 1));
+                __mmask16 mlast = (__mmask16)(rem == 16 ? 0xFFFFu : (1u << rem) - 1u);
+                bc_dispatch(1, mr, nv, mlast, j->K, j->A + m0, j->lda, j->B + n0, j->ldb, 0.0f,
+                            panel + (n0 - c0), NB_APPLY);
+            }
+            j->fn(j->user, m0, c0, mr, cw, panel, NB_APPLY);
+        }
+    }
+}
+
+int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                              const float *B, int64_t ldb, mer__tile_fn fn, void *user) {
+    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    apply_job j = {M, N, K, lda, ldb, A, B, fn, user};
+    int64_t blocks = (M + BC_MR - 1) / BC_MR;
+    if (M * N * K >= SMALL_PAR_MIN_MACS) mer__parallel_for(blocks, 1, apply_rows, &j);
+    else apply_rows(&j, 0, blocks, 0);
+    return 1;
 }
 
 /* ---- NT: C (M, N) = beta C + A (M, K) B (N, K)^T, M <= NT_MAX_M ----
@@ -213,6 +263,12 @@ int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const floa
 }
 
 #else /* no AVX-512: the caller uses mer_sgemm */
+
+int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                              const float *B, int64_t ldb, mer__tile_fn fn, void *user) {
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)fn; (void)user;
+    return 0;
+}
 
 int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {

@@ -34,6 +34,16 @@ void mer__linear_bwd(float *dx, float *dw, float *db, const float *dy, const flo
 int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* The TN product C = A^T B (A stored (K, M)) tile by tile, each tile handed to fn instead of
+ * stored: rows [i0, i0 + mr) x columns [j0, j0 + w) of C at tile[r * ldt + c]; tiles are
+ * disjoint and may be handed to fn from several threads at once. Each value is what
+ * mer__sgemm_small(1, 0, ..., beta = 1) leaves in a zeroed C. Lets a weight gradient be consumed
+ * (an optimizer step) without being written out. Returns 0 when it cannot run (no AVX-512). */
+typedef void (*mer__tile_fn)(void *user, int64_t i0, int64_t j0, int mr, int64_t w,
+                             const float *tile, int64_t ldt);
+int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                              const float *B, int64_t ldb, mer__tile_fn fn, void *user);
+
 /* ---- norm.c ------------------------------------------------------------------------------ */
 /* LayerNorm over the last dim c of x (n, c); gamma/beta may be NULL (identity). mean and rstd
  * (n) are saved for backward when non-NULL. y may alias x. ref: torch.nn.functional.layer_norm */

@@ -323,7 +323,12 @@ void mer__mlp_enc_bwd(mer__model *m, mer__mlp_enc *e, float *dx, float *dy) {
         const float *xin = k ? e->h[k - 1] : e->xd;
         if (k == 0) {
             if (!dx || e->input_is_data) { /* data input: no dx (forward kept no mask) */
-                mer__lin_bwd(m, &e->l[0], NULL, g, xin, n);
+                const mer__lin *l = &e->l[0];
+                if (m->fused && mer__optim_fused_wgrad(m->fused, m->params, l->w, g, xin, n,
+                                                       l->in, l->out))
+                    mer__linear_bwd(NULL, NULL, m->grads + l->b, g, xin, NULL, n, l->in, l->out);
+                else
+                    mer__lin_bwd(m, l, NULL, g, xin, n);
             } else if (!e->mask) {
                 mer__lin_bwd(m, &e->l[0], dx, g, xin, n);
             } else {

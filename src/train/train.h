@@ -125,6 +125,7 @@ struct mer__model {
     int32_t n_info, cap_info;
     mer__act act;                   /* activations of the last forward; reset per forward */
     void *priv;                     /* the model's own state */
+    struct mer__optim_fused *fused; /* set by the trainer for one backward, else NULL */
 };
 
 /* The registry (registry.c): NULL when the name is unknown. */
@@ -249,6 +250,22 @@ mer_status mer__optim_init(mer__optim *o, mer_optimizer type, int64_t n, float l
  * torch.optim.AdamW (decoupled decay p *= 1 - lr*wd first). */
 void mer__optim_step(mer__optim *o, float *params, float *grads);
 void mer__optim_free(mer__optim *o);
+/* The step fused into the backward pass (optim.c): the trainer calls _begin before backward and
+ * sets m->fused; a layer whose weight gradient feeds nothing but the optimizer (a first layer fed
+ * with features) calls mer__optim_fused_wgrad, which computes dW = dy^T x tile by tile and steps
+ * those weights at once (returns 0, doing nothing, when it cannot: then take the plain path);
+ * mer__optim_step_fused then steps every other parameter. The bits are those of
+ * mer__optim_step. Only without gradient clipping (clipping needs every gradient first). */
+#define MER__FUSED_MAX 16
+typedef struct mer__optim_fused {
+    mer__optim *o;
+    int32_t n_done;
+    int64_t off[MER__FUSED_MAX], len[MER__FUSED_MAX];  /* ranges already stepped */
+} mer__optim_fused;
+void mer__optim_fused_begin(mer__optim *o, mer__optim_fused *f);
+int mer__optim_fused_wgrad(mer__optim_fused *f, float *params, int64_t w_off, const float *dy,
+                           const float *x, int64_t n, int64_t in, int64_t out);
+void mer__optim_step_fused(mer__optim *o, float *params, float *grads, const mer__optim_fused *f);
 /* ref: torch.nn.utils.clip_grad_value_ */
 void mer__clip_grad_value(float *g, int64_t n, float v);
 /* ref: torch.nn.utils.clip_grad_norm_ (scale by max_norm / (norm + 1e-6) when norm > max);
