@@ -6,19 +6,21 @@
  * the 2.6 MB weight operand into its own layout on every call and then does only 32
  * multiply-adds per packed element; measured on this machine (Zen 4, one thread) oneDNN ran the
  * forward at ~50 GFLOPS and the weight gradient at ~75, against ~100 for large products. Here the
- * operands are used where they lie:
- *   - NT, C = A B^T (forward, y = x w^T): rows of A and rows of B are both contiguous in K, so a
- *     tile of 4 rows of A x 6 rows of B keeps 24 16-lane dot products in registers over all of
- *     K and reduces them once at the end. B is visited one 6-row strip at a time, which stays in
- *     L2 while every row tile of A (the whole batch, <= 64 rows) passes over it.
- *   - NN / TN, C = op(A) B (input and weight gradients): a tile of 8 rows x 48 columns of C
- *     accumulates broadcast(op(A)[i][k]) * B[k][j..j+48] over k.
+ * operands are used where they lie, in register tiles of 8 rows x 48 columns (24 zmm
+ * accumulators) that broadcast one operand and stream the other:
+ *   - NN / TN, C = op(A) B (input and weight gradients): broadcast op(A)[i][k] against
+ *     B[k][j .. j + 48), straight from the operands;
+ *   - NT, C = A B^T (forward, y = x w^T, M <= 48): computed as C^T = B A^T, broadcasting B's
+ *     elements against rows of A^T, which is made 256 columns of K at a time on the stack. (A
+ *     dot-product tile over rows of A and B, both contiguous in K, ran at ~32-50 GFLOPS: its 10
+ *     row streams 20 KB apart alias in the L1 sets.)
+ *   - TN with an epilogue (mer__sgemm_small_tn_apply): blocks of 8 full rows of C handed to a
+ *     callback instead of stored (the optimizer step fused into the weight gradient).
  * Every element of C is computed by one tile in a fixed order that does not depend on the
- * thread count or on where a thread's range starts (threads split the columns of C), so results
+ * thread count or on where a thread's range starts (threads take whole tiles), so results
  * are bitwise the same at any thread count.
  */
 #include "kernels.h"
-
 
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -125,7 +127,6 @@ typedef struct {
 /* Row blocks [s0, s1) of BC_MR rows of C. A block is computed NB_APPLY columns at a time into a
  * stack panel and handed over whole: the callback then walks BC_MR rows of up to NB_APPLY
  * contiguous elements (a column-strip tile would make it hop between rows 4 KB apart). */
-
 static void apply_rows(void *u, int64_t s0, int64_t s1, int t) {
     (void)t;
     const apply_job *j = u;

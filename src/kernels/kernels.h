@@ -28,9 +28,10 @@ void mer__linear_bwd(float *dx, float *dw, float *db, const float *dy, const flo
 
 /* ---- gemm_small.c ------------------------------------------------------------------------ */
 /* C (M, N) = beta * C + op(A) op(B) without packing, for products with a small side (a training
- * batch): NN and TN (ta = 1, A stored (K, M)) as broadcast tiles, NT (tb = 1, B stored (N, K)) as
- * dot-product tiles. Bitwise the same at any thread count. Returns 0 without touching C when it
- * cannot run (no AVX-512, ta && tb, an empty dimension): the caller then uses mer_sgemm. */
+ * batch): NN and TN (ta = 1, A stored (K, M)) for any M, NT (tb = 1, B stored (N, K)) for
+ * M <= 48, all as broadcast tiles. Bitwise the same at any thread count. Returns 0 without
+ * touching C when it cannot run (no AVX-512, ta && tb, NT with M > 48, an empty dimension): the
+ * caller then uses mer_sgemm. */
 int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
