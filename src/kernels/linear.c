@@ -19,9 +19,9 @@
 #define LIN_PAR_MIN_MACS ((int64_t)4 << 20)
 
 /* Mini-batch products (gemm_small.c) where they beat the general GEMM, measured on one Zen 4
- * core at batch 32, out 128: the forward x w^T at in >= 512, batch <= 48 (88-97 GFLOPS vs 52-85 for oneDNN,
- * which packs all of w on every call), the weight and input gradients at batch <= 64 (on par,
- * 92-106 vs 90-107, and bitwise independent of the thread count). */
+ * core at batch 32, out 128: the forward x w^T at in >= 512, batch <= 48 (88-97 GFLOPS vs 52-85
+ * for oneDNN, which packs all of w on every call), the weight and input gradients at batch <= 64
+ * (on par, 92-106 vs 90-107, and bitwise independent of the thread count). */
 #define LIN_SMALL_BATCH 64
 #define LIN_SMALL_FWD_MIN_IN 512
 
