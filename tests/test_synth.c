@@ -3,6 +3,8 @@
  * `mer synth`: determinism, layout, class frequencies, calibration of the exact posterior.
  */
 #include "test.h"
+
+#include <unistd.h>
 #include "train/synth.h"
 
 static int same_file(const char *a, const char *b) {
@@ -133,4 +135,16 @@ MER_TEST(synth_cli) {
     CHECK(rc == 2);
     rc = mer_test_run(out, sizeof out, "%s synth --n 5", mer_test_bin());
     CHECK(rc == 2);
+    /* missing parents of --out are made; a file in the way is one line naming the path once */
+    rc = mer_test_run(out, sizeof out, "%s synth --out %s/p/q/r --n 30 --classes a,b --modality audio=3:2",
+                      mer_test_bin(), dir);
+    CHECK(rc == 0);
+    snprintf(path, sizeof path, "%s/p/q/r/labels.csv", dir);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof path, "%s/p/q/r/labels.csv/x", dir);
+    rc = mer_test_run(out, sizeof out, "%s synth --out %s --n 30", mer_test_bin(), path);
+    CHECK(rc == 1 && strstr(out, "mer synth: ") == out && strstr(out, "cannot create directory"));
+    const char *first = strstr(out, path);
+    CHECK(first && !strstr(first + strlen(path), path));
+    CHECK(strchr(out, '\n') == out + strlen(out) - 1);
 }

@@ -26,7 +26,8 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
 
 int cli_fail_status(const char *cmd, mer_status s, const char *what) {
     const char *detail = mer_last_error();
-    if (what && *what)
+    /* the library's message usually names the file first: do not say it twice */
+    if (what && *what && strncmp(detail, what, strlen(what)) != 0)
         fprintf(stderr, "mer %s: %s: %s\n", cmd, what, *detail ? detail : mer_status_str(s));
     else
         fprintf(stderr, "mer %s: %s\n", cmd, *detail ? detail : mer_status_str(s));

@@ -17,6 +17,7 @@
  * from a stream of their own, clips from another, so changing a count does not move the means.
  */
 #include "train/synth.h"
+#include "train/train.h"
 
 #include <errno.h>
 #include <math.h>
@@ -279,11 +280,7 @@ static double weighted_f1(const int32_t *truth, const int32_t *pred, int64_t n, 
 
 /* ---- writing the data set ---------------------------------------------------------------- */
 
-static mer_status make_dir(const char *path) {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return mer__err(MER_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
-    return MER_OK;
-}
+static mer_status make_dir(const char *path) { return mer__mkdir(path); }
 
 mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth_report *rep) {
     if (!dir || !dir[0]) return mer__err(MER_ERR_INVALID_ARG, "synth: no output directory");
