@@ -65,7 +65,9 @@ typedef enum { MER_LOG_DEBUG = 0, MER_LOG_INFO = 1, MER_LOG_WARN = 2, MER_LOG_ER
 typedef void (*mer_log_fn)(mer_log_level level, const char *msg, void *user_data);
 
 /* Route the library's log lines to fn (NULL: discard). Default: messages at WARN and above go
- * to stderr. Not thread safe with respect to concurrent logging; call it at start-up. */
+ * to stderr. Not thread safe with respect to concurrent logging; call it at start-up. fn may be
+ * called from the library's worker threads (e.g. folds training in parallel), so it must be
+ * thread safe itself. */
 void mer_log_set(mer_log_fn fn, void *user_data);
 
 /* Lowest level that is passed to the callback (default MER_LOG_WARN). */
@@ -961,7 +963,8 @@ typedef struct {
     int64_t done, total;         /* epochs done / total over the whole run (for an ETA) */
 } mer_train_progress;
 /* Called after every epoch; return nonzero to stop (the run fails with MER_ERR_ABORTED and
- * stays resumable). */
+ * stays resumable). Folds train in parallel (one per thread), so calls come from several
+ * threads, but never two at once; a stop halts the concurrent folds after their epoch. */
 typedef int (*mer_train_progress_fn)(const mer_train_progress *p, void *user_data);
 
 typedef struct {
