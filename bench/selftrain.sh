@@ -11,7 +11,7 @@
 #   fold source (default): fold k trains on pseudo-labels from fold k's previous model only;
 #   ensemble source: the fold mean labels for every fold, so CV WAF is inflated.
 # Usage: bench/selftrain.sh [WORKDIR]  (MER=path/to/mer, THREADS=1, SEEDS="5 6 7",
-# MODEL=afusion; AGT=1 adds one agt run)
+# MODEL=afusion; AGT=1 adds one agt run; EXTRA="--select last" adds flags to every mer train)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MER=${MER:-build/mer}
@@ -25,7 +25,7 @@ mkdir -p "$W"
 
 # a threshold of 0.97 for every class: the MER2024 recipe's 0.99 is for stronger models
 ST="--pseudo-rounds 3 --pseudo-threshold 0.97"
-common() { echo "--epochs 30 --hidden 32 --heads 4 --tokens 2 --dropout 0.3 --threads $T --no-plots"; }
+common() { echo "--epochs 30 --hidden 32 --heads 4 --tokens 2 --dropout 0.3 --threads $T --no-plots ${EXTRA:-}"; }
 feats() { echo "--feature audio=$1/audio --feature text=$1/text --feature video=$1/video"; }
 
 # run_case DATA RUN TAG FLAGS...: train with self-training, score every round on the test split

@@ -985,6 +985,9 @@ typedef struct {
     double clip_norm;            /* clip the global gradient L2 norm (<= 0: off) */
     double label_smoothing;      /* 0 */
     int32_t balanced_weights;    /* 1: class weights n / (C * count_c) in the loss */
+    int32_t select_last;         /* 1: each fold keeps its LAST epoch instead of the epoch with the
+                                    best held-out WAF (MERTools); no selection on the held-out
+                                    clips, so the CV WAF is not optimistic (0) */
     uint64_t seed;               /* 0 */
     int32_t search;              /* > 0: random search over hidden/dropout/lr, N trials */
     int32_t resume;              /* continue an interrupted run in the same directory */

@@ -399,6 +399,54 @@ MER_TEST(train_parallel_folds) {
     threads_restore();
 }
 
+/* --select last: every fold keeps its final epoch (fold-K.json best_epoch = epochs, best_waf =
+ * the last epoch's held-out WAF); training itself is unchanged (the same loss history as with
+ * best-epoch selection), and the config records the choice. */
+MER_TEST(train_select_last) {
+    threads_1();
+    mer_dataset *ds = synth(60, 0, 5);
+    REQUIRE(ds);
+    mer_train_params p = small_params();
+    const char *dir = mer_test_tmpdir("train_select");
+    char a[512], b[512], path[600];
+    snprintf(a, sizeof a, "%s/best", dir);
+    snprintf(b, sizeof b, "%s/last", dir);
+    REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
+    p.select_last = 1;
+    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    int differs = 0;
+    for (int f = 0; f < p.folds; f++) {
+        mer_json *ja = NULL, *jb = NULL;
+        snprintf(path, sizeof path, "%s/fold-%d.json", a, f);
+        REQUIRE_OK(mer_json_load(&ja, path));
+        snprintf(path, sizeof path, "%s/fold-%d.json", b, f);
+        REQUIRE_OK(mer_json_load(&jb, path));
+        double la[64], lb[64], wb[64], bw = 0;
+        int32_t na = 0, nb = 0, nw = 0;
+        int64_t be = 0, bea = 0;
+        CHECK_OK(mer_json_get_double_array(ja, "loss", la, 64, &na));
+        CHECK_OK(mer_json_get_double_array(jb, "loss", lb, 64, &nb));
+        CHECK(na == p.epochs && nb == p.epochs && memcmp(la, lb, sizeof(double) * na) == 0);
+        CHECK_OK(mer_json_get_double_array(jb, "waf", wb, 64, &nw));
+        CHECK_OK(mer_json_get_int(jb, "best_epoch", &be));
+        CHECK_OK(mer_json_get_double(jb, "best_waf", &bw));
+        CHECK(be == p.epochs && nw == p.epochs && bw == wb[nw - 1]);
+        CHECK_OK(mer_json_get_int(ja, "best_epoch", &bea));
+        differs |= bea != be;
+        mer_json_free(ja);
+        mer_json_free(jb);
+    }
+    CHECK(differs); /* with selection some fold peaked before its last epoch */
+    char *cfg = NULL;
+    size_t n = 0;
+    snprintf(path, sizeof path, "%s/config.json", b);
+    REQUIRE_OK(mer__read_file(path, &cfg, &n));
+    CHECK(strstr(cfg, "\"select\": \"last\"") != NULL);
+    free(cfg);
+    mer_dataset_free(ds);
+    threads_restore();
+}
+
 MER_TEST(train_grouped_folds) {
     mer_dataset *ds = synth(70, 7, 4);
     REQUIRE(ds);

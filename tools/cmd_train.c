@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  --folds K             1 = train on everything for --epochs (no selection)\n"
             "  --epochs N --batch N --lr X --l2 X (Adam weight decay)  --optimizer adam|adamw\n"
             "  --clip-value V --clip-norm V --label-smoothing E --balanced (class weights)\n"
+            "  --select best|last    per fold keep the best held-out epoch (MERTools, default) or\n"
+            "                        the last one (no selection on held-out clips: unbiased CV)\n"
             "  --seed S --threads N  same seed and threads give bitwise the same run; folds train\n"
             "                        N at a time, one per thread\n"
             "  --search N            random search over hidden/dropout/lr (MERTools grid)\n"
@@ -227,6 +229,13 @@ int cmd_train(int argc, char **argv) {
             }
         } else if (cli_flag(argv[i], "--resume")) tp.resume = 1;
         else if (cli_flag(argv[i], "--balanced")) tp.balanced_weights = 1;
+        else if (cli_opt(argc, argv, &i, "--select", &v)) {
+            if (strcmp(v, "best") && strcmp(v, "last")) {
+                rc = cli_usage(CMD, "--select wants best or last, got '%s'", v);
+                goto done;
+            }
+            tp.select_last = !strcmp(v, "last");
+        }
         else if (cli_flag(argv[i], "--no-plots")) tp.plots = 0;
         else if (cli_flag(argv[i], "--pseudo-balance")) pseudo_balance = 1;
         else if (cli_is_option(argv[i])) {

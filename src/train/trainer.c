@@ -145,6 +145,8 @@ static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset
                    p->folds, p->epochs, p->batch, p->lr, p->l2,
                    p->optimizer == MER_OPT_ADAMW ? "adamw" : "adam", p->clip_value, p->clip_norm,
                    p->label_smoothing, p->balanced_weights, p->seed, mer_get_threads());
+    /* written only when set, so runs made before the option can still be resumed */
+    if (p->select_last) mer__sb_printf(b, "  \"select\": \"last\",\n");
     mer__sb_printf(b, "  \"n_train\": %lld,\n  \"classes\": [", (long long)mer_dataset_count(ds));
     for (int32_t c = 0; c < mer_dataset_n_classes(ds); c++) {
         mer__sb_printf(b, c ? ", " : "");
@@ -440,7 +442,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             mer_metrics mm;
             mer_metrics_compute(&mm, htrue, hpred, n_held, C);
             h.waf[e] = mm.waf;
-            if (mm.waf > h.best_waf) {
+            if (mm.waf > h.best_waf || p->select_last) {
                 h.best_waf = mm.waf;
                 h.best_epoch = e + 1;
                 memcpy(best, m->params, (size_t)m->n_params * sizeof(float));
