@@ -292,24 +292,32 @@ mer_status mer_sgemm_bf16(int trans_b, int64_t M, int64_t N, int64_t K, const fl
         if (!ok) st = mer__err(MER_ERR_INTERNAL, "oneDNN: bf16 matmul failed");
     }
 #else
-    /* Portable fallback: widen B to float32 and use the fp32 GEMM on the rounded A. */
-    int64_t kn;
-    float *a32 = NULL, *b32 = NULL;
-    if (!mer__mul_overflow(K, N, &kn)) st = mer__err(MER_ERR_NOMEM, "gemm bf16: size overflows");
-    if (st == MER_OK) {
-        a32 = mer__alloc((size_t)mk * sizeof(float));
-        b32 = mer__alloc((size_t)kn * sizeof(float));
-        if (!a32 || !b32) st = MER_ERR_NOMEM;
-    }
-    if (st == MER_OK) {
-        mer_convert_to_f32(a32, a16, MER_DTYPE_BF16, mk);
-        int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
-        for (int64_t r = 0; r < rows; r++) mer_convert_to_f32(b32 + r * cols, B + r * ldb, MER_DTYPE_BF16, cols);
-        mer_sgemm(0, trans_b, M, N, K, 1.0f, a32, K, b32, cols, accumulate ? 1.0f : 0.0f, C, ldc);
-    }
-    mer__free(a32);
-    mer__free(b32);
+    st = MER_ERR_UNSUPPORTED;
 #endif
+    /* Portable fallback (no oneDNN, or a oneDNN that has no bf16 matmul for this CPU, as
+     * Debian's 2.6 on AMD Zen 4): widen B to float32 and use the fp32 GEMM on the rounded A.
+     * The products of two bfloat16 values are exact in float32, so this is the same computation
+     * up to the order of the float32 sums. */
+    if (st == MER_ERR_UNSUPPORTED) {
+        mer_clear_error();
+        st = MER_OK;
+        int64_t kn;
+        float *a32 = NULL, *b32 = NULL;
+        if (!mer__mul_overflow(K, N, &kn)) st = mer__err(MER_ERR_NOMEM, "gemm bf16: size overflows");
+        if (st == MER_OK) {
+            a32 = mer__alloc((size_t)mk * sizeof(float));
+            b32 = mer__alloc((size_t)kn * sizeof(float));
+            if (!a32 || !b32) st = MER_ERR_NOMEM;
+        }
+        if (st == MER_OK) {
+            mer_convert_to_f32(a32, a16, MER_DTYPE_BF16, mk);
+            int64_t rows = trans_b ? N : K, cols = trans_b ? K : N;
+            for (int64_t r = 0; r < rows; r++) mer_convert_to_f32(b32 + r * cols, B + r * ldb, MER_DTYPE_BF16, cols);
+            mer_sgemm(0, trans_b, M, N, K, 1.0f, a32, K, b32, cols, accumulate ? 1.0f : 0.0f, C, ldc);
+        }
+        mer__free(a32);
+        mer__free(b32);
+    }
     mer__free(a16);
     return st;
 }
