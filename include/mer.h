@@ -486,6 +486,49 @@ mer_status mer_tfjs_get(const mer_tfjs *w, const char *name, int32_t ndim, const
 const char *mer_tfjs_path(const mer_tfjs *w);
 
 /* ============================================================================================
+ * Text: tokenizers (src/text/, docs/text.md)
+ * ========================================================================================== */
+/* The tokenizers of Hugging Face text models, exact against the reference implementations
+ * (transformers / sentencepiece) on a committed corpus:
+ *   "wordpiece"             vocab.txt (+ tokenizer_config.json): BERT's BasicTokenizer + WordPiece
+ *   "sentencepiece-bpe"     tokenizer.model (protobuf) of model_type BPE (LLaMA, Baichuan)
+ *   "sentencepiece-unigram" tokenizer.model of model_type UNIGRAM
+ *   "bpe-bytelevel"         tokenizer.json with a byte-level BPE model (Qwen2, LLaMA-3)
+ * Text is UTF-8; invalid UTF-8 is MER_ERR_FORMAT naming the byte offset. */
+typedef struct mer_tokenizer mer_tokenizer;   /* immutable after load, shareable */
+
+/* dir holds vocab.txt | tokenizer.model | tokenizer.json, plus tokenizer_config.json /
+ * special_tokens_map.json / config.json as the model ships them; a file path also works
+ * (then the config files beside it are read too). When a directory holds several tokenizer
+ * files, tokenizer.json wins, then tokenizer.model, then vocab.txt. *out is owned by the
+ * caller (mer_tokenizer_free). A component the reader does not support is MER_ERR_UNSUPPORTED
+ * naming it. */
+mer_status mer_tokenizer_load(mer_tokenizer **out, const char *path);
+void mer_tokenizer_free(mer_tokenizer *t);
+
+/* ids: owned by the caller (free()); add_special: BOS/EOS or [CLS]/[SEP] as the model's config
+ * asks, exactly like HF tokenizer(text)["input_ids"] with default arguments (no truncation).
+ * len is the byte length of text (text need not be NUL-terminated). Thread safe. */
+mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t len,
+                                int add_special, int32_t **ids, int64_t *n);
+int64_t mer_tokenizer_vocab_size(const mer_tokenizer *t);
+const char *mer_tokenizer_kind(const mer_tokenizer *t);  /* "wordpiece" | "sentencepiece-bpe" ... */
+/* The vocabulary entry of id as stored in the file (e.g. "##ing", "\u2581the", "<0x0A>",
+ * "\u0120the"); owned by t. MER_ERR_INVALID_ARG when id is out of range. */
+mer_status mer_tokenizer_decode_piece(const mer_tokenizer *t, int32_t id, const char **piece);
+
+/* Special tokens, for `mer inspect`: the i-th (0 <= i < count) special token's text and id.
+ * Order: BOS/CLS, EOS/SEP, UNK, PAD, then other special/control/added tokens by id. */
+int32_t mer_tokenizer_special_count(const mer_tokenizer *t);
+mer_status mer_tokenizer_special(const mer_tokenizer *t, int32_t i, const char **text,
+                                 int32_t *id);
+/* Id of the BOS ([CLS]) / EOS ([SEP]) / UNK / PAD token, or -1 when the model has none. */
+int32_t mer_tokenizer_bos_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_eos_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_unk_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_pad_id(const mer_tokenizer *t);
+
+/* ============================================================================================
  * Models
  * ========================================================================================== */
 /* (one subsection per model file in src/models/) */
