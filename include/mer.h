@@ -170,6 +170,36 @@ typedef enum {
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
 } mer_precision;
 
+/* ---- CPU features and the machine's peak --------------------------------------------------
+ * What this CPU executes, read once from cpuid (kernels for wider ISAs are chosen at run time
+ * from it). MER_NO_AVX512=1 in the environment hides the AVX-512 bits (tests of the AVX2 path). */
+enum {
+    MER_CPU_AVX2 = 1u << 0,        /* AVX2 + FMA3 */
+    MER_CPU_AVX512 = 1u << 1,      /* AVX-512 F, BW, VL, DQ */
+    MER_CPU_AVX512_VNNI = 1u << 2, /* vpdpbusd */
+    MER_CPU_AVX512_BF16 = 1u << 3  /* vdpbf16ps */
+};
+uint32_t mer_cpu_features(void);
+/* "avx512+bf16+vnni", "avx2+fma", ...: a static string. */
+const char *mer_cpu_features_str(void);
+
+/* Register-only loops that measure what the cores can compute, so that benchmarks print
+ * "% of peak" measured in the same run. Ops count a multiply-add as 2. */
+typedef enum {
+    MER_PEAK_FP32 = 0,     /* fp32 FMA, the widest vectors the CPU has (zmm or ymm) */
+    MER_PEAK_BF16 = 1,     /* vdpbf16ps (AVX512-BF16): 2 bf16 products per fp32 lane */
+    MER_PEAK_INT8 = 2,     /* vpdpbusd (AVX512-VNNI): 4 u8 x s8 products per int32 lane */
+    MER_PEAK_INT8_AVX2 = 3,/* vpmaddubsw + vpmaddwd + vpaddd: the AVX2 int8 dot product */
+    MER_PEAK_INT16_AVX2 = 4/* vpmaddwd + vpaddd: int16 pairs into int32 (AVX2) */
+} mer_peak_kind;
+#define MER_PEAK_KINDS 5
+const char *mer_peak_name(mer_peak_kind k);
+/* Runs the loop of kind k on `threads` threads at once (<= 0: mer_get_threads()) for about
+ * `seconds` and stores the total rate in GOPS. MER_ERR_UNSUPPORTED when this CPU lacks the
+ * instructions (or the build has no kernel for them). Not thread safe against other heavy work:
+ * it measures the whole machine. */
+mer_status mer_peak_measure(mer_peak_kind k, int32_t threads, double seconds, double *gops);
+
 /* Select the backend for subsequent mer_sgemm calls (process-wide). Fails with
  * MER_ERR_UNSUPPORTED if the backend was not compiled in. */
 mer_status mer_gemm_set_backend(mer_gemm_backend b);
@@ -421,6 +451,49 @@ mer_status mer_tfjs_find(const mer_tfjs *w, const char *name, mer_tfjs_entry *e)
 mer_status mer_tfjs_get(const mer_tfjs *w, const char *name, int32_t ndim, const int64_t *shape,
                         const float **out);
 const char *mer_tfjs_path(const mer_tfjs *w);
+
+/* ============================================================================================
+ * Text: tokenizers (src/text/, docs/text.md)
+ * ========================================================================================== */
+/* The tokenizers of Hugging Face text models, exact against the reference implementations
+ * (transformers / sentencepiece) on a committed corpus:
+ *   "wordpiece"             vocab.txt (+ tokenizer_config.json): BERT's BasicTokenizer + WordPiece
+ *   "sentencepiece-bpe"     tokenizer.model (protobuf) of model_type BPE (LLaMA, Baichuan)
+ *   "sentencepiece-unigram" tokenizer.model of model_type UNIGRAM
+ *   "bpe-bytelevel"         tokenizer.json with a byte-level BPE model (Qwen2, LLaMA-3)
+ * Text is UTF-8; invalid UTF-8 is MER_ERR_FORMAT naming the byte offset. */
+typedef struct mer_tokenizer mer_tokenizer;   /* immutable after load, shareable */
+
+/* dir holds vocab.txt | tokenizer.model | tokenizer.json, plus tokenizer_config.json /
+ * special_tokens_map.json / config.json as the model ships them; a file path also works
+ * (then the config files beside it are read too). When a directory holds several tokenizer
+ * files, tokenizer.json wins, then tokenizer.model, then vocab.txt. *out is owned by the
+ * caller (mer_tokenizer_free). A component the reader does not support is MER_ERR_UNSUPPORTED
+ * naming it. */
+mer_status mer_tokenizer_load(mer_tokenizer **out, const char *path);
+void mer_tokenizer_free(mer_tokenizer *t);
+
+/* ids: owned by the caller (free()); add_special: BOS/EOS or [CLS]/[SEP] as the model's config
+ * asks, exactly like HF tokenizer(text)["input_ids"] with default arguments (no truncation).
+ * len is the byte length of text (text need not be NUL-terminated). Thread safe. */
+mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t len,
+                                int add_special, int32_t **ids, int64_t *n);
+int64_t mer_tokenizer_vocab_size(const mer_tokenizer *t);
+const char *mer_tokenizer_kind(const mer_tokenizer *t);  /* "wordpiece" | "sentencepiece-bpe" ... */
+/* The vocabulary entry of id as stored in the file (e.g. "##ing", "\u2581the", "<0x0A>",
+ * "\u0120the"); owned by t. MER_ERR_INVALID_ARG when id is out of range. */
+mer_status mer_tokenizer_decode_piece(const mer_tokenizer *t, int32_t id, const char **piece);
+
+/* Special tokens, for `mer inspect`: the i-th (0 <= i < count) special token's text and id.
+ * Order: BOS/CLS, EOS/SEP, UNK, PAD, then other special/control/added tokens by id. */
+int32_t mer_tokenizer_special_count(const mer_tokenizer *t);
+mer_status mer_tokenizer_special(const mer_tokenizer *t, int32_t i, const char **text,
+                                 int32_t *id);
+/* Id of the BOS ([CLS]) / EOS ([SEP]) / UNK / PAD token, or -1 when the model has none. */
+int32_t mer_tokenizer_bos_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_eos_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_unk_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_pad_id(const mer_tokenizer *t);
 
 /* ============================================================================================
  * Models
