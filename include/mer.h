@@ -166,9 +166,43 @@ void mer_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
 /* Precision of a model's large matrix products (opt-in speed modes, see each model's docs). */
 typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
-    MER_PRECISION_BF16 = 1  /* bfloat16 weights and rounded activations, float32 accumulation
+    MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
+    MER_PRECISION_INT8 = 2  /* weight-only int8 (text encoders, mer_text_state_set_precision) */
 } mer_precision;
+
+/* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------
+ * The one packed-weight facility of the encoders (speech, visual, text; src/kernels/packed.c,
+ * docs/gemm.md). W is (n, k) row-major as torch.nn.Linear / Hugging Face store it, in F32, F16 or
+ * BF16 (e.g. straight from an mmapped safetensors tensor); bias (n) or NULL is copied. Pack at
+ * load; the packed copy is immutable and may be shared by threads. */
+typedef enum {
+    MER_PACK_F32 = 0,  /* float32, exact products */
+    MER_PACK_BF16 = 1, /* bfloat16 weights, activations rounded to bfloat16, float32 sums */
+    MER_PACK_INT8 = 2  /* W8A8 dynamic: int8 per-output-channel weights (7-bit range [-63, 63]),
+                          int8 activations with one scale per row (token), quantised per call */
+} mer_pack_type;
+typedef enum {
+    MER_EPI_NONE = 0,
+    MER_EPI_GELU = 1   /* y = gelu(x @ W^T + b), erf form */
+} mer_epilogue;
+typedef struct mer_packed mer_packed;
+/* Packs W (n, k) of dtype wtype. *out is owned by the caller (mer_packed_free). Fails on empty
+ * shapes, other dtypes, sizes that overflow, no memory, and (INT8) non-finite weights. */
+mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                           int64_t n, int64_t k, mer_pack_type type);
+void mer_packed_free(mer_packed *p);
+size_t mer_packed_bytes(const mer_packed *p);  /* memory held by the packed copy */
+int64_t mer_packed_n(const mer_packed *p);
+int64_t mer_packed_k(const mer_packed *p);
+mer_pack_type mer_packed_type(const mer_packed *p);
+/* y (m, n) [row stride ldy] = epi(x (m, k) [ldx] @ W^T + b (+ y when accumulate; the sum is
+ * taken before the epilogue)). Uses mer_get_threads() threads; the results do not depend on the
+ * thread count. Allocates per call only the packed activations (m * k floats for F32/BF16,
+ * m * k bytes for INT8); fails only on bad arguments or no memory. Thread safe.
+ * ref: torch.nn.functional.linear (INT8: dynamic quantisation with per-token activation scales) */
+mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                             const mer_packed *w, int accumulate, mer_epilogue epi);
 
 /* ---- CPU features and the machine's peak --------------------------------------------------
  * What this CPU executes, read once from cpuid (kernels for wider ISAs are chosen at run time
@@ -925,6 +959,123 @@ typedef struct {
 mer_status mer_text_lexicon_score(const char *text, mer_text_scores *out);
 /* The class a single (already lower-case) word is a cue for, or -1. */
 int32_t mer_text_lexicon_lookup(const char *word);
+
+/* ============================================================================================
+ * Models: text encoders (src/models/text_encoder.c, bert.c, llama.c; docs/text.md)
+ * ========================================================================================== */
+/* A Hugging Face text encoder from a checkpoint directory (config.json + model.safetensors or a
+ * sharded model.safetensors.index.json; PyTorch .bin where the safetensors reader takes them),
+ * token ids in, hidden states out, exactly as `model(ids, attention_mask,
+ * output_hidden_states=True).hidden_states`:
+ *   MER_TEXT_BERT      model_type bert / roberta / xlm-roberta (BertModel, RobertaModel:
+ *                      RoBERTa-wwm-ext(-large), MacBERT are BERT checkpoints); word + position
+ *                      (+ token type 0) embeddings and LayerNorm, post-LN layers, GELU (erf);
+ *                      roberta positions are padding_idx + 1 + the count of real tokens. States
+ *                      0..L: [0] the embeddings after LayerNorm, [i] layer i; no final norm.
+ *   MER_TEXT_LLAMA     model_type llama / qwen2 / mistral-free LLaMA layouts: RMSNorm, rotary
+ *                      (rope_theta; rope_scaling none / linear / llama3), SwiGLU, grouped-query
+ *                      attention, q/k/v biases when the checkpoint has them (Qwen2).
+ *   MER_TEXT_BAICHUAN  model_type baichuan: fused W_pack q/k/v; rotary (Baichuan-7B,
+ *                      Baichuan2-7B) or ALiBi (Baichuan-13B, Baichuan2-13B), chosen from the
+ *                      checkpoint's files, never from its size: config.json
+ *                      "position_embedding_type" ("alibi" | "rope") when present, else the
+ *                      architecture name BaiChuanForCausalLM (Baichuan-7B: rotary), else the
+ *                      checkpoint's own modeling_baichuan.py (ALiBi masks or a rotary
+ *                      embedding); undecidable is an error that says which key to add.
+ *                      Baichuan2's NormHead only touches the LM head, not hidden states.
+ *   For the decoder families the states are [0] the token embeddings, [i] layer i for i < L, and
+ *   [L] the last layer's output AFTER the final RMSNorm (transformers appends it after
+ *   self.norm); attention is causal.
+ * Heads (lm_head, cls.*, pooler) are ignored. Weights: F32 used in place from the mapping, BF16
+ * in place (widened on the fly for fp32 products), F16 converted once at load, and mer's int8
+ * format (`mer quantize`, docs/formats.md): int8 blocks with float scales.
+ * The model is immutable and may be shared by threads; each thread runs its own state. */
+typedef struct mer_text_model mer_text_model;
+typedef struct mer_text_state mer_text_state;
+
+typedef enum { MER_TEXT_BERT = 0, MER_TEXT_LLAMA = 1, MER_TEXT_BAICHUAN = 2 } mer_text_arch;
+
+typedef struct {
+    mer_text_arch arch;
+    char model_type[32];          /* config.json model_type */
+    int32_t n_layers;             /* L: hidden states 0..L */
+    int32_t hidden_size;          /* D */
+    int32_t n_heads, n_kv_heads, head_dim;
+    int32_t intermediate_size;
+    int32_t vocab_size;
+    int32_t max_positions;        /* BERT: max_position_embeddings (a hard limit); decoders:
+                                     max_position_embeddings / model_max_length (informative) */
+    int32_t alibi;                /* 1: ALiBi biases (Baichuan-13B), 0: rotary or absolute */
+    int32_t qkv_bias;             /* 1: q/k/v projections have biases (BERT, Qwen2) */
+    int32_t pad_token_id;         /* -1 when the config names none */
+    int32_t quantized;            /* 0, or the int8 block size (0 < q: blocks of q; -1 per row) */
+    int64_t n_params;
+    int64_t weight_bytes;         /* bytes of the weight file(s) */
+} mer_text_info;
+
+/* Load a checkpoint directory. *out owned by the caller (mer_text_model_free). Missing, extra
+ * layer or mis-shaped tensors are errors naming the tensor and the file. */
+mer_status mer_text_model_load(mer_text_model **out, const char *dir);
+void mer_text_model_free(mer_text_model *m);
+void mer_text_model_info(const mer_text_model *m, mer_text_info *info);
+
+/* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
+mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m);
+void mer_text_state_free(mer_text_state *s);
+/* Precision of the large products of this state (MER_PRECISION_F32 after init):
+ *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
+ *         widened exactly to float32 tile by tile);
+ *   BF16  activations rounded to bfloat16 (mer_sgemm_bf16); an F32/F16 checkpoint gets bfloat16
+ *         copies of its matrices on first use (2 bytes per weight, made once per model, thread
+ *         safe), a BF16 one is used in place;
+ *   INT8  weight-only int8: an int8 checkpoint as stored; any other is quantized in memory on
+ *         first use (blocks of 32, 1 byte + 1/8 per weight). Activations stay float32.
+ * MER_ERR_NOMEM when the copies do not fit, MER_ERR_INVALID_ARG on an unknown precision. */
+mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
+
+/* Hidden states layer_first..layer_last (0 <= first <= last <= L) of a batch of B sequences of
+ * T tokens: ids (B, T), mask (B, T) 1 for real tokens and 0 for padding (NULL: all real), into
+ * out (last - first + 1, B, T, D). Padding follows transformers: padded keys are masked out
+ * (roberta positions skip them); values at padded positions are computed but meaningless.
+ * MER_ERR_INVALID_ARG for an id outside the vocabulary, MER_ERR_SHAPE when T exceeds a BERT
+ * model's positions or a row has no real token. */
+mer_status mer_text_encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B,
+                           int32_t T, int32_t layer_first, int32_t layer_last, float *out);
+
+/* Feature of one token sequence, as `mer extract text` does it. */
+typedef struct {
+    int32_t layer_first, layer_last; /* hidden-state range; -1, -1: all. mertools: last 4 */
+    mer_speech_combine combine;      /* STACK: (K, T, D); SUM / MEAN over the K layers: (T, D) */
+    int32_t pool_mean;               /* 1: mean over the pooled tokens (drops the T axis) */
+    int32_t skip_lead, skip_trail;   /* tokens left out of the output at the start / end (the
+                                        special tokens the tokenizer added: MERTools averages
+                                        only the text's own tokens) */
+    mer_precision precision;
+    mer_progress_fn progress;        /* called once per sequence (may be NULL) */
+    void *user_data;
+} mer_text_params;
+mer_text_params mer_text_default_params(void);
+/* The MERTools text feature: sum of the last 4 hidden states (all of them when the model has
+ * fewer), mean over the text's tokens (D,). */
+mer_text_params mer_text_mertools_params(void);
+
+/* Features of ids (n) per params. When n exceeds a BERT model's positions the middle is cut
+ * (the first skip_lead and last skip_trail tokens are kept, the text's tail is dropped: what
+ * transformers' truncation=True does; one warning logged). *out malloc'd (free()), *ndim 1..3,
+ * shape as in mer_text_params. A sequence with no text token left after skipping gives zeros
+ * of shape (D,) for pooled output (MERTools writes zeros for an empty transcript) and
+ * MER_ERR_INVALID_ARG otherwise. */
+mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
+                                const mer_text_params *p, float **out, int32_t *ndim,
+                                int64_t shape[3]);
+
+/* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
+ * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
+ * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
+ * of 32 values along a row, one scale each) or -1 (one scale per row). Output files are written
+ * atomically; out_dir must not be dir. progress gets (tensors done, total). */
+mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
+                             mer_progress_fn progress, void *user_data);
 
 /* ============================================================================================
  * Training

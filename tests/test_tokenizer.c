@@ -214,3 +214,85 @@ MER_TEST(tokenizer_bad_files) {
     CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "'do_lower_case' is not true/false");
     CHECK(t == NULL);
 }
+
+MER_TEST(tokenizer_spm_bpe_llama_exact) {
+    CHECK(compare_corpus(FIX "spm_bpe_llama", FIX "spm_bpe_llama/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_spm_bpe_nfkc_exact) {
+    CHECK(compare_corpus(FIX "spm_bpe_nfkc", FIX "spm_bpe_nfkc/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_spm_unigram_bytefallback_exact) {
+    CHECK(compare_corpus(FIX "spm_uni_bf", FIX "spm_uni_bf/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_spm_unigram_nfkc_exact) {
+    CHECK(compare_corpus(FIX "spm_uni_nfkc/tokenizer.model", FIX "spm_uni_nfkc/ref_ids.txt") == 0);
+}
+
+MER_TEST(tokenizer_spm_api) {
+    mer_tokenizer *t = NULL;
+    REQUIRE_OK(mer_tokenizer_load(&t, FIX "spm_bpe_llama"));
+    CHECK(!strcmp(mer_tokenizer_kind(t), "sentencepiece-bpe"));
+    CHECK(mer_tokenizer_vocab_size(t) == 1200);
+    CHECK(mer_tokenizer_bos_id(t) == 1 && mer_tokenizer_eos_id(t) == 2 && mer_tokenizer_unk_id(t) == 0);
+    const char *piece;
+    REQUIRE_OK(mer_tokenizer_decode_piece(t, 3, &piece));
+    CHECK(!strcmp(piece, "<sep>"));     /* the user-defined symbols follow the controls */
+    REQUIRE_OK(mer_tokenizer_decode_piece(t, 5, &piece));
+    CHECK(!strcmp(piece, "<0x00>"));
+    /* BOS only (tokenizer_config.json: add_bos_token true, add_eos_token false). */
+    int32_t *ids;
+    int64_t n;
+    REQUIRE_OK(mer_tokenizer_encode(t, "hello", 5, 1, &ids, &n));
+    CHECK(n >= 2 && ids[0] == 1 && ids[n - 1] != 2);
+    free(ids);
+    mer_tokenizer_free(t);
+    REQUIRE_OK(mer_tokenizer_load(&t, FIX "spm_uni_nfkc"));
+    CHECK(!strcmp(mer_tokenizer_kind(t), "sentencepiece-unigram"));
+    mer_tokenizer_free(t);
+}
+
+static void write_bytes(const char *path, const void *d, size_t n) {
+    CHECK(mer_test_write(path, d, n) == 0);
+}
+
+MER_TEST(tokenizer_spm_bad_files) {
+    const char *dir = mer_test_tmpdir("tokenizer_spm_bad");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    size_t size;
+    char *m = slurp(FIX "spm_bpe_llama/tokenizer.model", &size);
+    REQUIRE(m && size > 1000);
+    mer_tokenizer *t = NULL;
+    /* Truncated anywhere: a clear error, never a crash (the fuzz target covers the rest). */
+    const size_t cuts[] = {1, 2, 7, 100, 999, size / 2, size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        write_bytes(p, m, cuts[i]);
+        mer_status s = mer_tokenizer_load(&t, p);
+        CHECK(s == MER_ERR_FORMAT);
+        CHECK(strstr(mer_last_error(), "tokenizer.model") != NULL);
+        CHECK(t == NULL);
+    }
+    free(m);
+    write_bytes(p, "not a model at all", 18);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "tokenizer.model");
+    /* ModelProto { pieces { piece "<unk>" type UNKNOWN } trainer_spec { model_type WORD } } */
+    const unsigned char word[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
+                                  0x12, 0x02, 0x18, 0x03};
+    write_bytes(p, word, sizeof word);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_UNSUPPORTED, "model_type WORD");
+    /* The same as BPE but without an unknown piece (type NORMAL). */
+    const unsigned char nounk[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x01,
+                                   0x12, 0x02, 0x18, 0x02};
+    write_bytes(p, nounk, sizeof nounk);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "no unknown piece");
+    /* A byte piece while byte_fallback is off. */
+    const unsigned char byte[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
+                                  0x0a, 0x0a, 0x0a, 0x06, '<', '0', 'x', '4', '1', '>', 0x18, 0x06};
+    write_bytes(p, byte, sizeof byte);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "byte_fallback is off");
+    /* A length running past the end. */
+    const unsigned char past[] = {0x0a, 0x7f, 0x0a};
+    write_bytes(p, past, sizeof past);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "truncated or malformed protobuf");
+    CHECK(t == NULL);
+}
