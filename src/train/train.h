@@ -138,9 +138,6 @@ void mer__sb_csv_field(mer__sb *b, const char *s);  /* a CSV field, quoted when 
 void mer__sb_free(mer__sb *b);
 /* Atomic write of the buffer (MER_ERR_NOMEM if it overflowed). */
 mer_status mer__sb_save(const mer__sb *b, const char *path);
-/* mkdir -p of one level (existing directory is fine). */
-mer_status mer__mkdir(const char *path);
-int mer__file_exists(const char *path);
 
 /* ---- plots (plot.c) ---------------------------------------------------------------------- */
 
