@@ -170,6 +170,36 @@ typedef enum {
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
 } mer_precision;
 
+/* ---- CPU features and the machine's peak --------------------------------------------------
+ * What this CPU executes, read once from cpuid (kernels for wider ISAs are chosen at run time
+ * from it). MER_NO_AVX512=1 in the environment hides the AVX-512 bits (tests of the AVX2 path). */
+enum {
+    MER_CPU_AVX2 = 1u << 0,        /* AVX2 + FMA3 */
+    MER_CPU_AVX512 = 1u << 1,      /* AVX-512 F, BW, VL, DQ */
+    MER_CPU_AVX512_VNNI = 1u << 2, /* vpdpbusd */
+    MER_CPU_AVX512_BF16 = 1u << 3  /* vdpbf16ps */
+};
+uint32_t mer_cpu_features(void);
+/* "avx512+bf16+vnni", "avx2+fma", ...: a static string. */
+const char *mer_cpu_features_str(void);
+
+/* Register-only loops that measure what the cores can compute, so that benchmarks print
+ * "% of peak" measured in the same run. Ops count a multiply-add as 2. */
+typedef enum {
+    MER_PEAK_FP32 = 0,     /* fp32 FMA, the widest vectors the CPU has (zmm or ymm) */
+    MER_PEAK_BF16 = 1,     /* vdpbf16ps (AVX512-BF16): 2 bf16 products per fp32 lane */
+    MER_PEAK_INT8 = 2,     /* vpdpbusd (AVX512-VNNI): 4 u8 x s8 products per int32 lane */
+    MER_PEAK_INT8_AVX2 = 3,/* vpmaddubsw + vpmaddwd + vpaddd: the AVX2 int8 dot product */
+    MER_PEAK_INT16_AVX2 = 4/* vpmaddwd + vpaddd: int16 pairs into int32 (AVX2) */
+} mer_peak_kind;
+#define MER_PEAK_KINDS 5
+const char *mer_peak_name(mer_peak_kind k);
+/* Runs the loop of kind k on `threads` threads at once (<= 0: mer_get_threads()) for about
+ * `seconds` and stores the total rate in GOPS. MER_ERR_UNSUPPORTED when this CPU lacks the
+ * instructions (or the build has no kernel for them). Not thread safe against other heavy work:
+ * it measures the whole machine. */
+mer_status mer_peak_measure(mer_peak_kind k, int32_t threads, double seconds, double *gops);
+
 /* Select the backend for subsequent mer_sgemm calls (process-wide). Fails with
  * MER_ERR_UNSUPPORTED if the backend was not compiled in. */
 mer_status mer_gemm_set_backend(mer_gemm_backend b);

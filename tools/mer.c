@@ -28,7 +28,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"inspect", cmd_inspect, "show tensors of a safetensors file, shape of a .npy, streams of media"},
-    {"bench", cmd_bench, "micro-benchmarks (mer bench gemm)"},
+    {"bench", cmd_bench, "micro-benchmarks (mer bench gemm, mer bench peak)"},
     {"train", cmd_train, "cross-validated training of a fusion model on per-clip features"},
     {"predict", cmd_predict, "class probabilities of a trained run for feature files or media"},
     {"eval", cmd_eval, "score predictions against labels: WAF, accuracy, macro F1, UAR, confusion"},
