@@ -166,8 +166,9 @@ void mer_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
 /* Precision of a model's large matrix products (opt-in speed modes, see each model's docs). */
 typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
-    MER_PRECISION_BF16 = 1  /* bfloat16 weights and rounded activations, float32 accumulation
+    MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
+    MER_PRECISION_INT8 = 2  /* weight-only int8 (text encoders, mer_text_state_set_precision) */
 } mer_precision;
 
 /* ---- CPU features and the machine's peak --------------------------------------------------
@@ -454,6 +455,49 @@ mer_status mer_tfjs_find(const mer_tfjs *w, const char *name, mer_tfjs_entry *e)
 mer_status mer_tfjs_get(const mer_tfjs *w, const char *name, int32_t ndim, const int64_t *shape,
                         const float **out);
 const char *mer_tfjs_path(const mer_tfjs *w);
+
+/* ============================================================================================
+ * Text: tokenizers (src/text/, docs/text.md)
+ * ========================================================================================== */
+/* The tokenizers of Hugging Face text models, exact against the reference implementations
+ * (transformers / sentencepiece) on a committed corpus:
+ *   "wordpiece"             vocab.txt (+ tokenizer_config.json): BERT's BasicTokenizer + WordPiece
+ *   "sentencepiece-bpe"     tokenizer.model (protobuf) of model_type BPE (LLaMA, Baichuan)
+ *   "sentencepiece-unigram" tokenizer.model of model_type UNIGRAM
+ *   "bpe-bytelevel"         tokenizer.json with a byte-level BPE model (Qwen2, LLaMA-3)
+ * Text is UTF-8; invalid UTF-8 is MER_ERR_FORMAT naming the byte offset. */
+typedef struct mer_tokenizer mer_tokenizer;   /* immutable after load, shareable */
+
+/* dir holds vocab.txt | tokenizer.model | tokenizer.json, plus tokenizer_config.json /
+ * special_tokens_map.json / config.json as the model ships them; a file path also works
+ * (then the config files beside it are read too). When a directory holds several tokenizer
+ * files, tokenizer.json wins, then tokenizer.model, then vocab.txt. *out is owned by the
+ * caller (mer_tokenizer_free). A component the reader does not support is MER_ERR_UNSUPPORTED
+ * naming it. */
+mer_status mer_tokenizer_load(mer_tokenizer **out, const char *path);
+void mer_tokenizer_free(mer_tokenizer *t);
+
+/* ids: owned by the caller (free()); add_special: BOS/EOS or [CLS]/[SEP] as the model's config
+ * asks, exactly like HF tokenizer(text)["input_ids"] with default arguments (no truncation).
+ * len is the byte length of text (text need not be NUL-terminated). Thread safe. */
+mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t len,
+                                int add_special, int32_t **ids, int64_t *n);
+int64_t mer_tokenizer_vocab_size(const mer_tokenizer *t);
+const char *mer_tokenizer_kind(const mer_tokenizer *t);  /* "wordpiece" | "sentencepiece-bpe" ... */
+/* The vocabulary entry of id as stored in the file (e.g. "##ing", "\u2581the", "<0x0A>",
+ * "\u0120the"); owned by t. MER_ERR_INVALID_ARG when id is out of range. */
+mer_status mer_tokenizer_decode_piece(const mer_tokenizer *t, int32_t id, const char **piece);
+
+/* Special tokens, for `mer inspect`: the i-th (0 <= i < count) special token's text and id.
+ * Order: BOS/CLS, EOS/SEP, UNK, PAD, then other special/control/added tokens by id. */
+int32_t mer_tokenizer_special_count(const mer_tokenizer *t);
+mer_status mer_tokenizer_special(const mer_tokenizer *t, int32_t i, const char **text,
+                                 int32_t *id);
+/* Id of the BOS ([CLS]) / EOS ([SEP]) / UNK / PAD token, or -1 when the model has none. */
+int32_t mer_tokenizer_bos_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_eos_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_unk_id(const mer_tokenizer *t);
+int32_t mer_tokenizer_pad_id(const mer_tokenizer *t);
 
 /* ============================================================================================
  * Models
@@ -885,6 +929,123 @@ typedef struct {
 mer_status mer_text_lexicon_score(const char *text, mer_text_scores *out);
 /* The class a single (already lower-case) word is a cue for, or -1. */
 int32_t mer_text_lexicon_lookup(const char *word);
+
+/* ============================================================================================
+ * Models: text encoders (src/models/text_encoder.c, bert.c, llama.c; docs/text.md)
+ * ========================================================================================== */
+/* A Hugging Face text encoder from a checkpoint directory (config.json + model.safetensors or a
+ * sharded model.safetensors.index.json; PyTorch .bin where the safetensors reader takes them),
+ * token ids in, hidden states out, exactly as `model(ids, attention_mask,
+ * output_hidden_states=True).hidden_states`:
+ *   MER_TEXT_BERT      model_type bert / roberta / xlm-roberta (BertModel, RobertaModel:
+ *                      RoBERTa-wwm-ext(-large), MacBERT are BERT checkpoints); word + position
+ *                      (+ token type 0) embeddings and LayerNorm, post-LN layers, GELU (erf);
+ *                      roberta positions are padding_idx + 1 + the count of real tokens. States
+ *                      0..L: [0] the embeddings after LayerNorm, [i] layer i; no final norm.
+ *   MER_TEXT_LLAMA     model_type llama / qwen2 / mistral-free LLaMA layouts: RMSNorm, rotary
+ *                      (rope_theta; rope_scaling none / linear / llama3), SwiGLU, grouped-query
+ *                      attention, q/k/v biases when the checkpoint has them (Qwen2).
+ *   MER_TEXT_BAICHUAN  model_type baichuan: fused W_pack q/k/v; rotary (Baichuan-7B,
+ *                      Baichuan2-7B) or ALiBi (Baichuan-13B, Baichuan2-13B), chosen from the
+ *                      checkpoint's files, never from its size: config.json
+ *                      "position_embedding_type" ("alibi" | "rope") when present, else the
+ *                      architecture name BaiChuanForCausalLM (Baichuan-7B: rotary), else the
+ *                      checkpoint's own modeling_baichuan.py (ALiBi masks or a rotary
+ *                      embedding); undecidable is an error that says which key to add.
+ *                      Baichuan2's NormHead only touches the LM head, not hidden states.
+ *   For the decoder families the states are [0] the token embeddings, [i] layer i for i < L, and
+ *   [L] the last layer's output AFTER the final RMSNorm (transformers appends it after
+ *   self.norm); attention is causal.
+ * Heads (lm_head, cls.*, pooler) are ignored. Weights: F32 used in place from the mapping, BF16
+ * in place (widened on the fly for fp32 products), F16 converted once at load, and mer's int8
+ * format (`mer quantize`, docs/formats.md): int8 blocks with float scales.
+ * The model is immutable and may be shared by threads; each thread runs its own state. */
+typedef struct mer_text_model mer_text_model;
+typedef struct mer_text_state mer_text_state;
+
+typedef enum { MER_TEXT_BERT = 0, MER_TEXT_LLAMA = 1, MER_TEXT_BAICHUAN = 2 } mer_text_arch;
+
+typedef struct {
+    mer_text_arch arch;
+    char model_type[32];          /* config.json model_type */
+    int32_t n_layers;             /* L: hidden states 0..L */
+    int32_t hidden_size;          /* D */
+    int32_t n_heads, n_kv_heads, head_dim;
+    int32_t intermediate_size;
+    int32_t vocab_size;
+    int32_t max_positions;        /* BERT: max_position_embeddings (a hard limit); decoders:
+                                     max_position_embeddings / model_max_length (informative) */
+    int32_t alibi;                /* 1: ALiBi biases (Baichuan-13B), 0: rotary or absolute */
+    int32_t qkv_bias;             /* 1: q/k/v projections have biases (BERT, Qwen2) */
+    int32_t pad_token_id;         /* -1 when the config names none */
+    int32_t quantized;            /* 0, or the int8 block size (0 < q: blocks of q; -1 per row) */
+    int64_t n_params;
+    int64_t weight_bytes;         /* bytes of the weight file(s) */
+} mer_text_info;
+
+/* Load a checkpoint directory. *out owned by the caller (mer_text_model_free). Missing, extra
+ * layer or mis-shaped tensors are errors naming the tensor and the file. */
+mer_status mer_text_model_load(mer_text_model **out, const char *dir);
+void mer_text_model_free(mer_text_model *m);
+void mer_text_model_info(const mer_text_model *m, mer_text_info *info);
+
+/* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
+mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m);
+void mer_text_state_free(mer_text_state *s);
+/* Precision of the large products of this state (MER_PRECISION_F32 after init):
+ *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
+ *         widened exactly to float32 tile by tile);
+ *   BF16  activations rounded to bfloat16 (mer_sgemm_bf16); an F32/F16 checkpoint gets bfloat16
+ *         copies of its matrices on first use (2 bytes per weight, made once per model, thread
+ *         safe), a BF16 one is used in place;
+ *   INT8  weight-only int8: an int8 checkpoint as stored; any other is quantized in memory on
+ *         first use (blocks of 32, 1 byte + 1/8 per weight). Activations stay float32.
+ * MER_ERR_NOMEM when the copies do not fit, MER_ERR_INVALID_ARG on an unknown precision. */
+mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
+
+/* Hidden states layer_first..layer_last (0 <= first <= last <= L) of a batch of B sequences of
+ * T tokens: ids (B, T), mask (B, T) 1 for real tokens and 0 for padding (NULL: all real), into
+ * out (last - first + 1, B, T, D). Padding follows transformers: padded keys are masked out
+ * (roberta positions skip them); values at padded positions are computed but meaningless.
+ * MER_ERR_INVALID_ARG for an id outside the vocabulary, MER_ERR_SHAPE when T exceeds a BERT
+ * model's positions or a row has no real token. */
+mer_status mer_text_encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B,
+                           int32_t T, int32_t layer_first, int32_t layer_last, float *out);
+
+/* Feature of one token sequence, as `mer extract text` does it. */
+typedef struct {
+    int32_t layer_first, layer_last; /* hidden-state range; -1, -1: all. mertools: last 4 */
+    mer_speech_combine combine;      /* STACK: (K, T, D); SUM / MEAN over the K layers: (T, D) */
+    int32_t pool_mean;               /* 1: mean over the pooled tokens (drops the T axis) */
+    int32_t skip_lead, skip_trail;   /* tokens left out of the output at the start / end (the
+                                        special tokens the tokenizer added: MERTools averages
+                                        only the text's own tokens) */
+    mer_precision precision;
+    mer_progress_fn progress;        /* called once per sequence (may be NULL) */
+    void *user_data;
+} mer_text_params;
+mer_text_params mer_text_default_params(void);
+/* The MERTools text feature: sum of the last 4 hidden states (all of them when the model has
+ * fewer), mean over the text's tokens (D,). */
+mer_text_params mer_text_mertools_params(void);
+
+/* Features of ids (n) per params. When n exceeds a BERT model's positions the middle is cut
+ * (the first skip_lead and last skip_trail tokens are kept, the text's tail is dropped: what
+ * transformers' truncation=True does; one warning logged). *out malloc'd (free()), *ndim 1..3,
+ * shape as in mer_text_params. A sequence with no text token left after skipping gives zeros
+ * of shape (D,) for pooled output (MERTools writes zeros for an empty transcript) and
+ * MER_ERR_INVALID_ARG otherwise. */
+mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
+                                const mer_text_params *p, float **out, int32_t *ndim,
+                                int64_t shape[3]);
+
+/* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
+ * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
+ * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
+ * of 32 values along a row, one scale each) or -1 (one scale per row). Output files are written
+ * atomically; out_dir must not be dir. progress gets (tensors done, total). */
+mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
+                             mer_progress_fn progress, void *user_data);
 
 /* ============================================================================================
  * Training

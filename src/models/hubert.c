@@ -27,6 +27,7 @@
  * attention and the positional convolution stay float32.
  */
 #include "kernels/kernels.h"
+#include "speech_internal.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -598,6 +599,24 @@ static mer_status ensure_bf16(const mer_speech_model *cm) {
     mer_status s = m->bf16_ready ? MER_OK : make_bf16(m);
     pthread_mutex_unlock(&m->bf16_mu);
     return s;
+}
+
+/* ---- read-only views for the trainable encoder (speech_train.c) ---- */
+mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__speech_layer *out) {
+    if (!m || !out || l < 0 || l >= m->L)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: layer %d outside the model (0..%lld)",
+                        (int)l, (long long)(m ? m->L - 1 : -1));
+    const hb_layer *y = &m->layers[l];
+    *out = (mer__speech_layer){y->ln1_g, y->ln1_b, y->wq, y->bq, y->wk, y->bk, y->wv, y->bv,
+                               y->wo, y->bo, y->ln2_g, y->ln2_b, y->w1, y->b1, y->w2, y->b2};
+    return MER_OK;
+}
+
+void mer__speech_encoder_ln(const mer_speech_model *m, const float **g, const float **b,
+                            float *eps) {
+    *g = m->enc_ln_g;
+    *b = m->enc_ln_b;
+    *eps = m->eps;
 }
 
 int64_t mer_speech_frames(const mer_speech_model *m, int64_t n) {

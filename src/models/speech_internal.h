@@ -1,0 +1,24 @@
+/*
+ * speech_internal.h -- what the trainable speech encoder (speech_train.c) needs from the frozen
+ * one (hubert.c): read-only views of a loaded model's transformer-layer weights. Internal.
+ */
+#ifndef MER_SPEECH_INTERNAL_H
+#define MER_SPEECH_INTERNAL_H
+#include "internal.h"
+
+/* One transformer layer's weights as HF names them (encoder.layers.N.*), torch Linear layout
+ * (out, in). Pointers into the model (mmapped or converted at load); valid while it lives. */
+typedef struct {
+    const float *ln1_g, *ln1_b;   /* layer_norm */
+    const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
+    const float *ln2_g, *ln2_b;   /* final_layer_norm */
+    const float *w1, *b1, *w2, *b2;
+} mer__speech_layer;
+
+/* Layer l (0-based, 0 <= l < n_layers) of m; MER_ERR_INVALID_ARG outside the model. */
+mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__speech_layer *out);
+/* The encoder's own LayerNorm (encoder.layer_norm: before layer 0 in post-LN models, after the
+ * last layer in stable-layer-norm ones) and layer_norm_eps. */
+void mer__speech_encoder_ln(const mer_speech_model *m, const float **g, const float **b,
+                            float *eps);
+#endif /* MER_SPEECH_INTERNAL_H */

@@ -1,0 +1,576 @@
+/*
+ * speech_train.c -- forward and backward through the transformer layers of a frozen speech
+ * encoder with adapters or LoRA and a classification head (speech_train.h has the model).
+ *
+ * The frozen weights are read in place through mer__speech_layer_get (no copy, never written);
+ * only the flat trainable buffer given by the caller changes. Clips of a batch are stacked as
+ * rows (sum of T_i, D) so every linear product runs once over the batch; attention runs per clip.
+ * The forward keeps, per layer, the tensors its backward needs in one block sized from the rows
+ * of the batch: it grows to the largest batch seen and is then reused, so steady-state steps do
+ * not allocate. Per layer that is ~(10 D + 2 I) floats per row plus H T^2 per clip for the
+ * attention probabilities (docs/finetune.md has the numbers at HuBERT-large).
+ */
+#include "speech_train.h"
+
+#include "kernels/kernels.h"
+#include "speech_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* LoRA on one projection: offsets of A (r, in) and B (out, r), or -1. */
+typedef struct {
+    int64_t a, b, in, out;
+} sft_lora;
+
+enum { P_Q, P_K, P_V, P_O, P_F1, P_F2, P_N };
+
+typedef struct {
+    mer__speech_layer w;
+    int adapted;
+    int64_t ad_dw, ad_db, ad_uw, ad_ub; /* adapter down (B, D), (B); up (D, B), (D) */
+    sft_lora lora[P_N];
+    /* saved activations (pointers into the state's block) */
+    const float *x;                     /* input (rows, D) */
+    float *n1, *mean1, *rstd1;          /* stable: LN1(x); post: LN1 stats of r1 */
+    float *q, *k, *v, *ctx, *probs;
+    float *r1, *h1;                     /* x + attn; post: h1 = LN1(r1) / stable: n2 = LN2(r1) */
+    float *mean2, *rstd2;
+    float *hid, *g;                     /* pre-GELU, GELU (rows, I) */
+    float *f;                           /* feed-forward output (rows, D) */
+    float *z, *za;                      /* adapter pre/post ReLU (rows, B) */
+    float *r2;                          /* post: pre-final_layer_norm sum */
+    float *out;                         /* layer output (rows, D) */
+    float *u[P_N];                      /* LoRA A x (rows, r) */
+} sft_layer;
+
+struct mer__sft {
+    const mer_speech_model *m;
+    mer__sft_config c;
+    int64_t D, H, I, L, B, r;
+    int stable;
+    float eps, scaling;
+    const float *enc_g, *enc_b;
+    sft_layer *layers;                  /* last - first + 1 */
+    int64_t head_w, head_b;
+    mer__sft_param *params;
+    int32_t n_params_t, cap_params_t;
+    int64_t n_params;
+    /* activations of the last forward */
+    float *block;
+    size_t block_cap, block_used;
+    int64_t rows, n, cap_off;
+    int64_t *off;
+    float *fin_mean, *fin_rstd, *fin;   /* final encoder LN (stable, last == L) */
+    float *hsum, *feat;                 /* head input per row (rows, D), pooled (n, D) */
+    /* backward scratch */
+    float *sbuf;
+    size_t sbuf_cap;
+    int trained;                        /* last forward kept activations */
+};
+
+/* ---- parameter table --------------------------------------------------------------------- */
+
+static int64_t declare(mer__sft *s, const char *name, int32_t ndim, int64_t d0, int64_t d1) {
+    if (s->n_params_t == s->cap_params_t) {
+        int32_t cap = s->cap_params_t ? 2 * s->cap_params_t : 64;
+        mer__sft_param *p = realloc(s->params, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        s->params = p;
+        s->cap_params_t = cap;
+    }
+    mer__sft_param *p = &s->params[s->n_params_t++];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->ndim = ndim;
+    p->shape[0] = d0;
+    p->shape[1] = ndim > 1 ? d1 : 0;
+    p->numel = ndim > 1 ? d0 * d1 : d0;
+    p->off = s->n_params;
+    s->n_params += p->numel;
+    return p->off;
+}
+
+static const char *proj_name[P_N] = {"attention.q_proj", "attention.k_proj", "attention.v_proj",
+                                     "attention.out_proj", "feed_forward.intermediate_dense",
+                                     "feed_forward.output_dense"};
+
+mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__sft_config *c) {
+    *out = NULL;
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    const int32_t L = info.n_layers;
+    if (c->first < 1 || c->last > L || c->first > c->last)
+        return mer__err(MER_ERR_INVALID_ARG,
+                        "layers %d-%d outside the model (it has layers 1-%d)", (int)c->first,
+                        (int)c->last, (int)L);
+    if (c->method != MER__SFT_NONE && (c->adapt_last < c->first || c->adapt_last > c->last))
+        return mer__err(MER_ERR_INVALID_ARG, "adapted layers %d-%d outside the trained layers %d-%d",
+                        (int)c->first, (int)c->adapt_last, (int)c->first, (int)c->last);
+    if (c->head_first < c->first || c->head_first > c->last)
+        return mer__err(MER_ERR_INVALID_ARG, "head layers %d-%d outside the trained layers %d-%d",
+                        (int)c->head_first, (int)c->last, (int)c->first, (int)c->last);
+    if (c->n_classes < 2 || c->n_classes > 4096)
+        return mer__err(MER_ERR_INVALID_ARG, "%d classes (need 2..4096)", (int)c->n_classes);
+    if (c->method == MER__SFT_ADAPTER && (c->bottleneck < 1 || c->bottleneck > 65536))
+        return mer__err(MER_ERR_INVALID_ARG, "adapter bottleneck %d (need 1..65536)",
+                        (int)c->bottleneck);
+    if (c->method == MER__SFT_LORA && (c->rank < 1 || c->rank > 4096 || !(c->alpha > 0.0f)))
+        return mer__err(MER_ERR_INVALID_ARG, "LoRA rank %d alpha %g (need rank 1..4096, alpha > 0)",
+                        (int)c->rank, (double)c->alpha);
+    if (c->method < MER__SFT_NONE || c->method > MER__SFT_LORA)
+        return mer__err(MER_ERR_INVALID_ARG, "unknown fine-tuning method %d", (int)c->method);
+    mer__sft *s = mer__calloc(1, sizeof *s);
+    if (!s) return MER_ERR_NOMEM;
+    s->m = m;
+    s->c = *c;
+    s->D = info.hidden_size;
+    s->H = info.n_heads;
+    s->I = info.intermediate_size;
+    s->L = L;
+    s->B = c->bottleneck;
+    s->r = c->rank;
+    s->stable = info.stable_layer_norm;
+    s->scaling = c->method == MER__SFT_LORA ? c->alpha / (float)c->rank : 0.0f;
+    mer__speech_encoder_ln(m, &s->enc_g, &s->enc_b, &s->eps);
+    const int32_t nl = c->last - c->first + 1;
+    s->layers = mer__calloc((size_t)nl, sizeof *s->layers);
+    if (!s->layers) {
+        mer__sft_free(s);
+        return MER_ERR_NOMEM;
+    }
+    char name[96];
+    const int64_t D = s->D, I = s->I;
+    for (int32_t j = 0; j < nl; j++) {
+        sft_layer *ly = &s->layers[j];
+        const int32_t l = c->first - 1 + j; /* 0-based layer index, the HF module number */
+        mer_status st = mer__speech_layer_get(m, l, &ly->w);
+        if (st) {
+            mer__sft_free(s);
+            return st;
+        }
+        for (int p = 0; p < P_N; p++) ly->lora[p].a = ly->lora[p].b = -1;
+        ly->ad_dw = ly->ad_db = ly->ad_uw = ly->ad_ub = -1;
+        ly->adapted = c->method != MER__SFT_NONE && c->first + j <= c->adapt_last;
+        if (!ly->adapted) continue;
+        if (c->method == MER__SFT_ADAPTER) {
+            snprintf(name, sizeof name, "encoder.layers.%d.adapter.down.weight", (int)l);
+            ly->ad_dw = declare(s, name, 2, s->B, D);
+            snprintf(name, sizeof name, "encoder.layers.%d.adapter.down.bias", (int)l);
+            ly->ad_db = declare(s, name, 1, s->B, 0);
+            snprintf(name, sizeof name, "encoder.layers.%d.adapter.up.weight", (int)l);
+            ly->ad_uw = declare(s, name, 2, D, s->B);
+            snprintf(name, sizeof name, "encoder.layers.%d.adapter.up.bias", (int)l);
+            ly->ad_ub = declare(s, name, 1, D, 0);
+        } else {
+            for (int p = 0; p < P_N; p++) {
+                if (p >= P_F1 && !c->lora_ffn) continue;
+                const int64_t in = p == P_F2 ? I : D, o = p == P_F1 ? I : D;
+                snprintf(name, sizeof name, "encoder.layers.%d.%s.lora_A.weight", (int)l, proj_name[p]);
+                ly->lora[p].a = declare(s, name, 2, s->r, in);
+                snprintf(name, sizeof name, "encoder.layers.%d.%s.lora_B.weight", (int)l, proj_name[p]);
+                ly->lora[p].b = declare(s, name, 2, o, s->r);
+                ly->lora[p].in = in;
+                ly->lora[p].out = o;
+            }
+        }
+    }
+    s->head_w = declare(s, "head.weight", 2, c->n_classes, D);
+    s->head_b = declare(s, "head.bias", 1, c->n_classes, 0);
+    for (int32_t i = 0; i < s->n_params_t; i++)
+        if (s->params[i].off < 0) {
+            mer__sft_free(s);
+            return MER_ERR_NOMEM;
+        }
+    if (s->head_w < 0 || s->head_b < 0) {
+        mer__sft_free(s);
+        return MER_ERR_NOMEM;
+    }
+    *out = s;
+    return MER_OK;
+}
+
+void mer__sft_free(mer__sft *s) {
+    if (!s) return;
+    free(s->layers);
+    free(s->params);
+    free(s->block);
+    free(s->off);
+    free(s->sbuf);
+    free(s);
+}
+
+int64_t mer__sft_n_params(const mer__sft *s) { return s->n_params; }
+int64_t mer__sft_dim(const mer__sft *s) { return s->D; }
+size_t mer__sft_act_bytes(const mer__sft *s) { return s->block_cap + s->sbuf_cap; }
+
+const mer__sft_param *mer__sft_params(const mer__sft *s, int32_t *n) {
+    *n = s->n_params_t;
+    return s->params;
+}
+
+void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng) {
+    memset(params, 0, (size_t)s->n_params * sizeof(float));
+    const int64_t D = s->D;
+    const int32_t nl = s->c.last - s->c.first + 1;
+    for (int32_t j = 0; j < nl; j++) {
+        const sft_layer *ly = &s->layers[j];
+        if (!ly->adapted) continue;
+        if (s->c.method == MER__SFT_ADAPTER) {
+            const float bd = 1.0f / sqrtf((float)D);
+            for (int64_t i = 0; i < s->B * D; i++)
+                params[ly->ad_dw + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bd);
+            for (int64_t i = 0; i < s->B; i++)
+                params[ly->ad_db + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bd);
+        } else {
+            for (int p = 0; p < P_N; p++) {
+                if (ly->lora[p].a < 0) continue;
+                const float bd = 1.0f / sqrtf((float)ly->lora[p].in);
+                for (int64_t i = 0; i < s->r * ly->lora[p].in; i++)
+                    params[ly->lora[p].a + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bd);
+            }
+        }
+    }
+    const float bh = 1.0f / sqrtf((float)D);
+    for (int64_t i = 0; i < (int64_t)s->c.n_classes * D; i++)
+        params[s->head_w + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
+    for (int64_t i = 0; i < s->c.n_classes; i++)
+        params[s->head_b + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
+}
+
+/* ---- activation block -------------------------------------------------------------------- */
+
+static float *take(mer__sft *s, int64_t n) {
+    size_t bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
+    if (s->block_used + bytes > s->block_cap) return NULL;
+    float *p = (float *)((char *)s->block + s->block_used);
+    s->block_used += bytes;
+    return p;
+}
+
+/* Floats (with 64-byte rounding slack) a forward over rows/n clips needs. */
+static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs) {
+    const int64_t D = s->D, I = s->I, B = s->B, r = s->r;
+    int64_t per = 0, nbuf = 0;
+    per += 2 * rows * D + 2 * rows;       /* n1, mean1, rstd1 */
+    per += 4 * rows * D + probs;          /* q k v ctx probs */
+    per += 2 * rows * D + 2 * rows;       /* r1 h1 mean2 rstd2 */
+    per += 2 * rows * I + 3 * rows * D;   /* hid g f r2 out */
+    per += 2 * rows * B;                  /* z za */
+    per += P_N * rows * r;                /* u */
+    nbuf = 22 + P_N;
+    int64_t nl = s->c.last - s->c.first + 1;
+    int64_t total = nl * per + 2 * rows * D + 2 * rows + rows * D + (int64_t)s->n * D + 8 * D;
+    return (size_t)total * sizeof(float) + (size_t)(nl * nbuf + 16) * 64;
+}
+
+static void lora_fwd(float *y, float *u, const float *x, const float *params, const sft_lora *lo,
+                     float scaling, int64_t rows, int64_t r) {
+    if (lo->a < 0) return;
+    mer__linear_fwd(u, x, params + lo->a, NULL, rows, lo->in, r);
+    mer_sgemm(0, 1, rows, lo->out, r, scaling, u, r, params + lo->b, r, 1.0f, y, lo->out);
+}
+
+/* dy (rows, out) of y += s B A x: grads of A and B, and dx += s A^T B^T dy; du scratch (rows, r). */
+static void lora_bwd(float *dx, float *grads, float *du, const float *dy, const float *x,
+                     const float *u, const float *params, const sft_lora *lo, float scaling,
+                     int64_t rows, int64_t r) {
+    if (lo->a < 0) return;
+    mer_sgemm(1, 0, lo->out, r, rows, scaling, dy, lo->out, u, r, 1.0f, grads + lo->b, r);
+    mer_sgemm(0, 0, rows, r, lo->out, scaling, dy, lo->out, params + lo->b, r, 0.0f, du, r);
+    mer_sgemm(1, 0, r, lo->in, rows, 1.0f, du, r, x, lo->in, 1.0f, grads + lo->a, lo->in);
+    mer_sgemm(0, 0, rows, lo->in, r, 1.0f, du, r, params + lo->a, lo->in, 1.0f, dx, lo->in);
+}
+
+static int has_nonfinite(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 1;
+    return 0;
+}
+
+/* ---- forward ----------------------------------------------------------------------------- */
+
+static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
+                      int64_t rows) {
+    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r;
+    const mer__speech_layer *w = &ly->w;
+    const float scale = 1.0f / sqrtf((float)dh);
+    ly->x = x;
+    const float *a_in = x;
+    if (s->stable) {
+        mer__layernorm_fwd(ly->n1, ly->mean1, ly->rstd1, x, w->ln1_g, w->ln1_b, rows, D, s->eps);
+        a_in = ly->n1;
+    }
+    mer__linear_fwd(ly->q, a_in, w->wq, w->bq, rows, D, D);
+    mer__linear_fwd(ly->k, a_in, w->wk, w->bk, rows, D, D);
+    mer__linear_fwd(ly->v, a_in, w->wv, w->bv, rows, D, D);
+    lora_fwd(ly->q, ly->u[P_Q], a_in, params, &ly->lora[P_Q], s->scaling, rows, r);
+    lora_fwd(ly->k, ly->u[P_K], a_in, params, &ly->lora[P_K], s->scaling, rows, r);
+    lora_fwd(ly->v, ly->u[P_V], a_in, params, &ly->lora[P_V], s->scaling, rows, r);
+    int64_t poff = 0;
+    for (int64_t i = 0; i < s->n; i++) {
+        const int64_t o = s->off[i], T = s->off[i + 1] - o;
+        mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL, ly->q + o * D, D,
+                           ly->k + o * D, D, ly->v + o * D, D, NULL, T, T, H, dh, scale);
+        poff += H * T * T;
+    }
+    /* r1 = x + ctx Wo^T + bo (+ LoRA) */
+    memcpy(ly->r1, x, (size_t)(rows * D) * sizeof(float));
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < D; c++) ly->r1[i * D + c] += w->bo[c];
+    mer_sgemm(0, 1, rows, D, D, 1.0f, ly->ctx, D, w->wo, D, 1.0f, ly->r1, D);
+    lora_fwd(ly->r1, ly->u[P_O], ly->ctx, params, &ly->lora[P_O], s->scaling, rows, r);
+    /* post-LN: h1 = LN1(r1), the feed-forward input and residual; stable: h1 = LN2(r1) */
+    if (s->stable)
+        mer__layernorm_fwd(ly->h1, ly->mean2, ly->rstd2, ly->r1, w->ln2_g, w->ln2_b, rows, D, s->eps);
+    else
+        mer__layernorm_fwd(ly->h1, ly->mean1, ly->rstd1, ly->r1, w->ln1_g, w->ln1_b, rows, D, s->eps);
+    mer__linear_fwd(ly->hid, ly->h1, w->w1, w->b1, rows, D, I);
+    lora_fwd(ly->hid, ly->u[P_F1], ly->h1, params, &ly->lora[P_F1], s->scaling, rows, r);
+    mer__gelu_fwd(ly->g, ly->hid, rows * I);
+    mer__linear_fwd(ly->f, ly->g, w->w2, w->b2, rows, I, D);
+    lora_fwd(ly->f, ly->u[P_F2], ly->g, params, &ly->lora[P_F2], s->scaling, rows, r);
+    /* the feed-forward block's output, through the adapter, onto its residual */
+    float *sum = s->stable ? ly->out : ly->r2;
+    const float *res = s->stable ? ly->r1 : ly->h1;
+    for (int64_t i = 0; i < rows * D; i++) sum[i] = res[i] + ly->f[i];
+    if (ly->adapted && s->c.method == MER__SFT_ADAPTER) {
+        mer__linear_fwd(ly->z, ly->f, params + ly->ad_dw, params + ly->ad_db, rows, D, B);
+        mer__relu_fwd(ly->za, ly->z, rows * B);
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t c = 0; c < D; c++) sum[i * D + c] += params[ly->ad_ub + c];
+        mer_sgemm(0, 1, rows, D, B, 1.0f, ly->za, B, params + ly->ad_uw, B, 1.0f, sum, D);
+    }
+    if (!s->stable)
+        mer__layernorm_fwd(ly->out, ly->mean2, ly->rstd2, ly->r2, w->ln2_g, w->ln2_b, rows, D, s->eps);
+}
+
+mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
+                            int64_t n, int train, float *logits, float *feat) {
+    const int64_t D = s->D, H = s->H, C = s->c.n_classes;
+    if (n < 1 || off[0] != 0)
+        return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: empty batch");
+    int64_t probs = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t T = off[i + 1] - off[i];
+        if (T < 1) return mer__err(MER_ERR_SHAPE, "speech fine-tuning: clip %lld has no frame", (long long)i);
+        probs += H * T * T;
+    }
+    const int64_t rows = off[n];
+    if (has_nonfinite(x, rows * D))
+        return mer__err(MER_ERR_NUMERIC, "speech fine-tuning: NaN or Inf in the cached activations");
+    if (n + 1 > s->cap_off) {
+        int64_t *o = realloc(s->off, (size_t)(n + 1) * sizeof *o);
+        if (!o) return MER_ERR_NOMEM;
+        s->off = o;
+        s->cap_off = n + 1;
+    }
+    memcpy(s->off, off, (size_t)(n + 1) * sizeof *off);
+    s->n = n;
+    s->rows = rows;
+    /* eval keeps no probabilities */
+    const size_t need = block_bytes(s, rows, train ? probs : 0);
+    if (need > s->block_cap) {
+        free(s->block);
+        s->block = NULL;
+        s->block_cap = 0;
+        if (posix_memalign((void **)&s->block, 64, need)) {
+            s->block = NULL;
+            return mer__err(MER_ERR_NOMEM, "speech fine-tuning: %zu MB of activations do not fit",
+                            need >> 20);
+        }
+        s->block_cap = need;
+    }
+    s->block_used = 0;
+    const int32_t nl = s->c.last - s->c.first + 1;
+    const int64_t I = s->I, B = s->B, r = s->r;
+    for (int32_t j = 0; j < nl; j++) {
+        sft_layer *ly = &s->layers[j];
+        ly->n1 = s->stable ? take(s, rows * D) : NULL;
+        ly->mean1 = take(s, rows);
+        ly->rstd1 = take(s, rows);
+        ly->q = take(s, rows * D);
+        ly->k = take(s, rows * D);
+        ly->v = take(s, rows * D);
+        ly->ctx = take(s, rows * D);
+        ly->probs = train ? take(s, probs) : NULL;
+        ly->r1 = take(s, rows * D);
+        ly->h1 = take(s, rows * D);
+        ly->mean2 = take(s, rows);
+        ly->rstd2 = take(s, rows);
+        ly->hid = take(s, rows * I);
+        ly->g = take(s, rows * I);
+        ly->f = take(s, rows * D);
+        ly->r2 = s->stable ? NULL : take(s, rows * D);
+        ly->out = take(s, rows * D);
+        const int ad = ly->adapted && s->c.method == MER__SFT_ADAPTER;
+        ly->z = ad ? take(s, rows * B) : NULL;
+        ly->za = ad ? take(s, rows * B) : NULL;
+        for (int p = 0; p < P_N; p++) ly->u[p] = ly->lora[p].a >= 0 ? take(s, rows * r) : NULL;
+    }
+    const int fin = s->stable && s->c.last == s->L;
+    s->fin = fin ? take(s, rows * D) : NULL;
+    s->fin_mean = fin ? take(s, rows) : NULL;
+    s->fin_rstd = fin ? take(s, rows) : NULL;
+    s->hsum = take(s, rows * D);
+    s->feat = take(s, n * D);
+    if (!s->hsum || !s->feat) return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: block too small");
+
+    const float *in = x;
+    memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
+    for (int32_t j = 0; j < nl; j++) {
+        sft_layer *ly = &s->layers[j];
+        layer_fwd(s, ly, params, in, train, rows);
+        in = ly->out;
+        const int32_t hs = s->c.first + j;
+        if (hs < s->c.head_first) continue;
+        const float *h = ly->out;
+        if (fin && hs == s->L) {
+            mer__layernorm_fwd(s->fin, s->fin_mean, s->fin_rstd, ly->out, s->enc_g, s->enc_b, rows,
+                               D, s->eps);
+            h = s->fin;
+        }
+        for (int64_t i = 0; i < rows * D; i++) s->hsum[i] += h[i];
+    }
+    for (int64_t i = 0; i < n; i++)
+        mer__mean_pool_fwd(s->feat + i * D, s->hsum + off[i] * D, off[i + 1] - off[i], D);
+    if (feat) memcpy(feat, s->feat, (size_t)(n * D) * sizeof(float));
+    if (logits) mer__linear_fwd(logits, s->feat, params + s->head_w, params + s->head_b, n, D, C);
+    s->trained = train;
+    return MER_OK;
+}
+
+/* ---- backward ---------------------------------------------------------------------------- */
+
+/* dout (rows, D) -> dx (rows, D) += d/dx; scratch holds 5 (rows, D) + 2 (rows, I) + ... */
+static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
+                      const float *dout, float *dx, float *sc) {
+    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r, rows = s->rows;
+    const mer__speech_layer *w = &ly->w;
+    const float scale = 1.0f / sqrtf((float)dh);
+    const size_t RD = (size_t)(rows * D) * sizeof(float);
+    float *dsum = sc;                     /* d(residual sum) (rows, D) */
+    float *df = dsum + rows * D;          /* d(feed-forward output) */
+    float *dh1 = df + rows * D;           /* d(feed-forward input) */
+    float *dr1 = dh1 + rows * D;
+    float *dctx = dr1 + rows * D;
+    float *dqkv = dctx + rows * D;        /* (3, rows, D) */
+    float *dg = dqkv + 3 * rows * D;      /* (rows, I), then d hid */
+    float *dhid = dg + rows * I;
+    float *du = dhid + rows * I;          /* (rows, max(r, B)) */
+    float *dz = du + rows * (r > B ? r : B);
+
+    if (s->stable) {
+        memcpy(dsum, dout, RD);
+    } else {
+        memset(dsum, 0, RD);
+        mer__layernorm_bwd(dsum, NULL, NULL, dout, ly->r2, ly->mean2, ly->rstd2, w->ln2_g, rows, D);
+    }
+    memcpy(df, dsum, RD);
+    if (ly->adapted && s->c.method == MER__SFT_ADAPTER) {
+        /* sum += up(relu(down(f))) */
+        mer__linear_bwd(NULL, grads + ly->ad_uw, grads + ly->ad_ub, dsum, ly->za, params + ly->ad_uw,
+                        rows, B, D);
+        memset(du, 0, (size_t)(rows * B) * sizeof(float));
+        mer_sgemm(0, 0, rows, B, D, 1.0f, dsum, D, params + ly->ad_uw, B, 0.0f, du, B);
+        memset(dz, 0, (size_t)(rows * B) * sizeof(float));
+        mer__relu_bwd(dz, du, ly->z, rows * B);
+        mer__linear_bwd(df, grads + ly->ad_dw, grads + ly->ad_db, dz, ly->f, params + ly->ad_dw,
+                        rows, D, B);
+    }
+    /* f = W2 gelu(W1 h1 + b1) + b2 (+ LoRA) */
+    memset(dg, 0, (size_t)(rows * I) * sizeof(float));
+    mer_sgemm(0, 0, rows, I, D, 1.0f, df, D, w->w2, I, 0.0f, dg, I);
+    lora_bwd(dg, grads, du, df, ly->g, ly->u[P_F2], params, &ly->lora[P_F2], s->scaling, rows, r);
+    memset(dhid, 0, (size_t)(rows * I) * sizeof(float));
+    mer__gelu_bwd(dhid, dg, ly->hid, rows * I);
+    /* the feed-forward input: post-LN its residual too (h1), stable the residual is r1 */
+    if (s->stable) memset(dh1, 0, RD);
+    else memcpy(dh1, dsum, RD);
+    mer_sgemm(0, 0, rows, D, I, 1.0f, dhid, I, w->w1, D, 1.0f, dh1, D);
+    lora_bwd(dh1, grads, du, dhid, ly->h1, ly->u[P_F1], params, &ly->lora[P_F1], s->scaling, rows, r);
+    /* back to r1 = x + attn */
+    if (s->stable) {
+        memcpy(dr1, dsum, RD);
+        mer__layernorm_bwd(dr1, NULL, NULL, dh1, ly->r1, ly->mean2, ly->rstd2, w->ln2_g, rows, D);
+    } else {
+        memset(dr1, 0, RD);
+        mer__layernorm_bwd(dr1, NULL, NULL, dh1, ly->r1, ly->mean1, ly->rstd1, w->ln1_g, rows, D);
+    }
+    /* attention branch */
+    mer_sgemm(0, 0, rows, D, D, 1.0f, dr1, D, w->wo, D, 0.0f, dctx, D);
+    lora_bwd(dctx, grads, du, dr1, ly->ctx, ly->u[P_O], params, &ly->lora[P_O], s->scaling, rows, r);
+    float *dq = dqkv, *dk = dqkv + rows * D, *dv = dqkv + 2 * rows * D;
+    memset(dqkv, 0, 3 * RD);
+    int64_t poff = 0;
+    for (int64_t i = 0; i < s->n; i++) {
+        const int64_t o = s->off[i], T = s->off[i + 1] - o;
+        mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D, ly->probs + poff,
+                           ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D, T, T, H, dh, scale);
+        poff += H * T * T;
+    }
+    const float *a_in = s->stable ? ly->n1 : ly->x;
+    /* d(attention input): reuse dctx */
+    float *dain = dctx;
+    mer_sgemm(0, 0, rows, D, D, 1.0f, dq, D, w->wq, D, 0.0f, dain, D);
+    mer_sgemm(0, 0, rows, D, D, 1.0f, dk, D, w->wk, D, 1.0f, dain, D);
+    mer_sgemm(0, 0, rows, D, D, 1.0f, dv, D, w->wv, D, 1.0f, dain, D);
+    lora_bwd(dain, grads, du, dq, a_in, ly->u[P_Q], params, &ly->lora[P_Q], s->scaling, rows, r);
+    lora_bwd(dain, grads, du, dk, a_in, ly->u[P_K], params, &ly->lora[P_K], s->scaling, rows, r);
+    lora_bwd(dain, grads, du, dv, a_in, ly->u[P_V], params, &ly->lora[P_V], s->scaling, rows, r);
+    /* the residual and the attention input */
+    for (int64_t i = 0; i < rows * D; i++) dx[i] += dr1[i];
+    if (s->stable)
+        mer__layernorm_bwd(dx, NULL, NULL, dain, ly->x, ly->mean1, ly->rstd1, w->ln1_g, rows, D);
+    else
+        for (int64_t i = 0; i < rows * D; i++) dx[i] += dain[i];
+}
+
+mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, const float *dlogits,
+                             float *dx) {
+    if (!s->trained)
+        return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: backward without a training forward");
+    const int64_t D = s->D, I = s->I, C = s->c.n_classes, rows = s->rows, n = s->n;
+    const int64_t w = s->r > s->B ? s->r : s->B;
+    /* scratch: layer_bwd's 8 (rows, D) + 2 (rows, I) + 2 (rows, w); dfeat (n, D); dhs, dcur,
+     * dnext (rows, D) */
+    const size_t need = (size_t)(rows * (11 * D + 2 * I + 2 * w) + n * D) * sizeof(float);
+    if (need > s->sbuf_cap) {
+        free(s->sbuf);
+        s->sbuf = malloc(need);
+        s->sbuf_cap = s->sbuf ? need : 0;
+        if (!s->sbuf) return mer__err(MER_ERR_NOMEM, "speech fine-tuning: backward scratch");
+    }
+    float *sc = s->sbuf;
+    float *dfeat = sc + rows * (8 * D + 2 * I + 2 * w);
+    float *dhs = dfeat + n * D, *dcur = dhs + rows * D, *dnext = dcur + rows * D;
+    mer__linear_bwd(NULL, grads + s->head_w, grads + s->head_b, dlogits, s->feat,
+                    params + s->head_w, n, D, C);
+    memset(dfeat, 0, (size_t)(n * D) * sizeof(float));
+    mer_sgemm(0, 0, n, D, C, 1.0f, dlogits, C, params + s->head_w, D, 0.0f, dfeat, D);
+    memset(dhs, 0, (size_t)(rows * D) * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        mer__mean_pool_bwd(dhs + s->off[i] * D, dfeat + i * D, s->off[i + 1] - s->off[i], D);
+    const int32_t nl = s->c.last - s->c.first + 1;
+    memset(dcur, 0, (size_t)(rows * D) * sizeof(float));
+    for (int32_t j = nl - 1; j >= 0; j--) {
+        if (!dx && s->c.method == MER__SFT_NONE) break; /* only the head trains */
+        const int32_t hs = s->c.first + j;
+        if (hs >= s->c.head_first) {
+            if (s->stable && hs == s->L)
+                mer__layernorm_bwd(dcur, NULL, NULL, dhs, s->layers[j].out, s->fin_mean,
+                                   s->fin_rstd, s->enc_g, rows, D);
+            else
+                for (int64_t i = 0; i < rows * D; i++) dcur[i] += dhs[i];
+        }
+        float *din = j == 0 && dx ? dx : dnext;
+        if (!(j == 0 && dx)) memset(din, 0, (size_t)(rows * D) * sizeof(float));
+        layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
+        float *t = dcur;
+        dcur = dnext;
+        dnext = t;
+    }
+    return MER_OK;
+}

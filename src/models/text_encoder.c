@@ -1,0 +1,895 @@
+/*
+ * text_encoder.c -- the text-encoder API (mer.h "Models: text encoders"): loading dispatch by
+ * config.json, weights in any stored form (F32 / BF16 in place, F16 widened, mer's int8), the
+ * products at the state's precision, the attention shared by BERT and the decoders, per-thread
+ * scratch, the MERTools feature, and `mer quantize`.
+ *
+ * Products: every weight matrix goes through mer__text_gemm. An F32 weight at F32 precision is
+ * one mer_sgemm; a BF16 or int8 weight at F32 precision is widened exactly to float32 a tile of
+ * rows at a time (a few MB of scratch) and multiplied, so a 13B checkpoint never needs 52 GB of
+ * float32. BF16 precision uses mer_sgemm_bf16 on bfloat16 weights (made once from F32 ones).
+ * INT8 is weight-only: int8 rows are dequantized tile by tile (scale * q, exact in float32) and
+ * multiplied in float32; it saves memory, not time, until an int8 GEMM lands in src/kernels.
+ *
+ * Attention runs (sequence, head) pairs as one parallel loop, each task with its two serial
+ * GEMMs on the calling thread (as clip_vit.c does): scores = q k^T * scale (+ ALiBi slope * key
+ * position), future keys (causal) and padded keys at -inf, row softmax, times v. The ALiBi bias
+ * uses the key position alone, as Baichuan-13B's _gen_alibi_mask does (softmax is invariant to
+ * the per-row shift that distinguishes it from slope * (j - i)).
+ */
+#include "text_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- weights ------------------------------------------------------------------------------ */
+
+mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, int64_t cols,
+                            mer__tw *w) {
+    memset(w, 0, sizeof *w);
+    w->rows = rows;
+    w->cols = cols;
+    mer_safetensors_entry e;
+    mer_status s = mer_safetensors_find(m->st, name, &e);
+    if (s != MER_OK) {
+        mer__err_prefix("text checkpoint %s", m->dir);
+        return s;
+    }
+    if (e.ndim != 2 || e.shape[0] != rows || e.shape[1] != cols)
+        return mer__err(MER_ERR_SHAPE, "text checkpoint %s: tensor %s has shape (%lld%s%lld%s), expected (%lld, %lld)",
+                        m->dir, name, (long long)(e.ndim > 0 ? e.shape[0] : 0), e.ndim > 1 ? ", " : "",
+                        (long long)(e.ndim > 1 ? e.shape[1] : 0), e.ndim > 2 ? ", ..." : "",
+                        (long long)rows, (long long)cols);
+    if (e.dtype == MER_DTYPE_F32 || e.dtype == MER_DTYPE_BF16) {
+        mer_tensor t;
+        int64_t shape[2] = {rows, cols};
+        if ((s = mer_safetensors_get(m->st, name, e.dtype, 2, shape, &t)) != MER_OK) return s;
+        w->dtype = e.dtype;
+        w->data = t.data;
+        if (e.dtype == MER_DTYPE_BF16) w->bf16 = t.data;
+        return MER_OK;
+    }
+    if (e.dtype == MER_DTYPE_F16) {
+        const float *f;
+        int64_t shape[2] = {rows, cols};
+        if ((s = mer_safetensors_get_f32(m->st, name, 2, shape, &f)) != MER_OK) return s;
+        w->dtype = MER_DTYPE_F32;
+        w->data = f;
+        return MER_OK;
+    }
+    if (e.dtype == MER_DTYPE_I8) {
+        char sname[512];
+        snprintf(sname, sizeof sname, "%s.scale", name);
+        mer_safetensors_entry se;
+        if ((s = mer_safetensors_find(m->st, sname, &se)) != MER_OK) {
+            mer__err_prefix("text checkpoint %s: int8 tensor %s needs its scales", m->dir, name);
+            return s;
+        }
+        int32_t block;
+        if (se.ndim == 1 && se.shape[0] == rows) block = -1;
+        else if (se.ndim == 2 && se.shape[0] == rows && se.shape[1] > 0 && cols % se.shape[1] == 0)
+            block = (int32_t)(cols / se.shape[1]);
+        else
+            return mer__err(MER_ERR_SHAPE, "text checkpoint %s: %s does not fit int8 tensor %s (%lld, %lld)",
+                            m->dir, sname, name, (long long)rows, (long long)cols);
+        mer_tensor t, ts;
+        int64_t shape[2] = {rows, cols};
+        if ((s = mer_safetensors_get(m->st, name, MER_DTYPE_I8, 2, shape, &t)) != MER_OK) return s;
+        const float *sc;
+        if ((s = mer_safetensors_get_f32(m->st, sname, -1, NULL, &sc)) != MER_OK) return s;
+        (void)ts;
+        w->dtype = MER_DTYPE_I8;
+        w->data = t.data;
+        w->q8 = t.data;
+        w->scale = w->q8scale = sc;
+        w->block = w->q8block = block;
+        if (m->info.quantized == 0) m->info.quantized = block;
+        return MER_OK;
+    }
+    return mer__err(MER_ERR_DTYPE, "text checkpoint %s: tensor %s has dtype %s (supported: F32, F16, BF16, I8 + scales)",
+                    m->dir, name, mer_dtype_name(e.dtype));
+}
+
+mer_status mer__text_f32(mer_text_model *m, const char *name, int32_t ndim, int64_t d0, int64_t d1,
+                         const float **out) {
+    int64_t shape[2] = {d0, d1};
+    mer_status s = mer_safetensors_get_f32(m->st, name, ndim, shape, out);
+    if (s != MER_OK) mer__err_prefix("text checkpoint %s", m->dir);
+    return s;
+}
+
+static void q8_row(const int8_t *q, const float *scale, int32_t block, int64_t cols, float *out) {
+    if (block < 0) {
+        const float sc = scale[0];
+        for (int64_t i = 0; i < cols; i++) out[i] = sc * (float)q[i];
+        return;
+    }
+    for (int64_t b0 = 0; b0 < cols; b0 += block) {
+        const float sc = scale[b0 / block];
+        for (int64_t i = b0; i < b0 + block; i++) out[i] = sc * (float)q[i];
+    }
+}
+
+static const float *q8_row_scale(const float *scale, int32_t block, int64_t cols, int64_t r) {
+    return scale + (block < 0 ? r : r * (cols / block));
+}
+
+void mer__tw_row(const mer__tw *w, int64_t r, float *out) {
+    const int64_t c = w->cols;
+    if (w->dtype == MER_DTYPE_F32) memcpy(out, (const float *)w->data + r * c, (size_t)c * sizeof(float));
+    else if (w->dtype == MER_DTYPE_BF16) mer_convert_to_f32(out, (const uint16_t *)w->data + r * c, MER_DTYPE_BF16, c);
+    else q8_row((const int8_t *)w->data + r * c, q8_row_scale(w->scale, w->block, c, r), w->block, c, out);
+}
+
+mer__tw mer__tw_rows(const mer__tw *w, int64_t r0, int64_t n) {
+    mer__tw v = *w;
+    v.rows = n;
+    const int64_t off = r0 * w->cols;
+    if (w->dtype == MER_DTYPE_F32) v.data = (const float *)w->data + off;
+    else if (w->dtype == MER_DTYPE_BF16) v.data = v.bf16 = (const uint16_t *)w->data + off;
+    else {
+        v.data = v.q8 = (const int8_t *)w->data + off;
+        v.scale = v.q8scale = q8_row_scale(w->scale, w->block, w->cols, r0);
+    }
+    return v;
+}
+
+/* ---- products ----------------------------------------------------------------------------- */
+
+typedef struct {
+    const mer__tw *w;
+    int64_t r0;
+    float *tile;
+    int int8;       /* use the q8 form */
+} widen_job;
+
+static void widen_rows(void *u, int64_t a, int64_t b, int t) {
+    (void)t;
+    const widen_job *j = u;
+    const mer__tw *w = j->w;
+    const int64_t c = w->cols;
+    for (int64_t r = a; r < b; r++) {
+        const int64_t rr = j->r0 + r;
+        float *o = j->tile + r * c;
+        if (j->int8) q8_row(w->q8 + rr * c, q8_row_scale(w->q8scale, w->q8block, c, rr), w->q8block, c, o);
+        else if (w->dtype == MER_DTYPE_BF16) mer_convert_to_f32(o, (const uint16_t *)w->data + rr * c, MER_DTYPE_BF16, c);
+        else q8_row((const int8_t *)w->data + rr * c, q8_row_scale(w->scale, w->block, c, rr), w->block, c, o);
+    }
+}
+
+mer_status mer__text_gemm(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
+                          int64_t lda, int accumulate, float *C, int64_t ldc) {
+    const int64_t N = w->rows, K = w->cols;
+    const float beta = accumulate ? 1.0f : 0.0f;
+    if (s->precision == MER_PRECISION_BF16 && w->bf16) {
+        mer_status st = mer_sgemm_bf16(1, M, N, K, A, lda, w->bf16, K, accumulate, C, ldc);
+        if (st == MER_OK) return MER_OK;
+        if (st != MER_ERR_NOMEM) return st;
+        mer_clear_error(); /* no memory for its scratch: the float32 path below is still right */
+    }
+    const int int8 = s->precision == MER_PRECISION_INT8 && w->q8;
+    if (!int8 && w->dtype == MER_DTYPE_F32) {
+        mer_sgemm(0, 1, M, N, K, 1.0f, A, lda, (const float *)w->data, K, beta, C, ldc);
+        return MER_OK;
+    }
+    /* widen a tile of rows at a time; the tile holds cap_tile floats */
+    int64_t nc = s->cap_tile / K;
+    if (nc < 1) return mer__err(MER_ERR_INTERNAL, "text encoder: weight tile too small");
+    if (nc > N) nc = N;
+    for (int64_t r0 = 0; r0 < N; r0 += nc) {
+        const int64_t n = r0 + nc <= N ? nc : N - r0;
+        widen_job j = {w, r0, s->tile, int8};
+        mer__parallel_for(n, 4, widen_rows, &j);
+        mer_sgemm(0, 1, M, n, K, 1.0f, A, lda, s->tile, K, beta, C + r0, ldc);
+    }
+    return MER_OK;
+}
+
+typedef struct {
+    float *y;
+    const float *b;
+    int64_t cols, ld;
+    int gelu;
+} tbias_job;
+
+static void tbias_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const tbias_job *j = u;
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = j->y + r * j->ld;
+        const float *b = j->b;
+        if (b) {
+#pragma omp simd
+            for (int64_t i = 0; i < j->cols; i++) y[i] += b[i];
+        }
+        if (j->gelu) mer__gelu_fwd(y, y, j->cols);
+    }
+}
+
+void mer__text_bias(float *y, const float *b, int64_t rows, int64_t cols, int64_t ld, int gelu) {
+    tbias_job j = {y, b, cols, ld, gelu};
+    mer__parallel_for(rows, 8, tbias_rows, &j);
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+typedef struct {
+    const float *qkv;
+    int64_t ld, koff, voff;
+    float *out, *scores;
+    int64_t T, H, KVH, dh;
+    int causal;
+    const uint8_t *kmask;
+    const float *slopes;
+    float scale;
+} tattn_job;
+
+static void tattn_tasks(void *u, int64_t t0, int64_t t1, int ti) {
+    const tattn_job *j = u;
+    const int64_t T = j->T, ld = j->ld, dh = j->dh, D = j->H * dh;
+    float *S = j->scores + (int64_t)ti * T * T;
+    for (int64_t task = t0; task < t1; task++) {
+        const int64_t b = task / j->H, h = task % j->H, g = h / (j->H / j->KVH);
+        const float *base = j->qkv + b * T * ld;
+        const float *q = base + h * dh, *k = base + j->koff + g * dh, *v = base + j->voff + g * dh;
+        mer_sgemm(0, 1, T, T, dh, j->scale, q, ld, k, ld, 0.0f, S, T);
+        const uint8_t *km = j->kmask ? j->kmask + b * T : NULL;
+        const float slope = j->slopes ? j->slopes[h] : 0.0f;
+        for (int64_t i = 0; i < T; i++) {
+            float *row = S + i * T;
+            if (j->slopes)
+                for (int64_t c = 0; c < T; c++) row[c] += slope * (float)c;
+            if (j->causal)
+                for (int64_t c = i + 1; c < T; c++) row[c] = -INFINITY;
+            int any = 0;
+            if (km) {
+                for (int64_t c = 0; c < T; c++)
+                    if (!km[c]) row[c] = -INFINITY;
+                for (int64_t c = 0; c < (j->causal ? i + 1 : T); c++) any |= km[c];
+            } else {
+                any = 1;
+            }
+            if (any) mer__softmax_row(row, row, T);
+            else memset(row, 0, (size_t)T * sizeof(float)); /* no key to attend: zeros */
+        }
+        mer_sgemm(0, 0, T, dh, T, 1.0f, S, T, v, ld, 0.0f, j->out + b * T * D + h * dh, D);
+    }
+}
+
+void mer__text_attention(mer__text_scratch *s, const float *qkv, int64_t ld, int64_t koff,
+                         int64_t voff, float *out, int64_t B, int64_t T, int64_t H, int64_t KVH,
+                         int64_t dh, int causal, const uint8_t *kmask, const float *slopes) {
+    tattn_job j = {qkv, ld, koff, voff, out, s->scores, T, H, KVH, dh, causal, kmask, slopes,
+                   1.0f / sqrtf((float)dh)};
+    mer__parallel_for(B * H, 1, tattn_tasks, &j);
+}
+
+/* ---- model -------------------------------------------------------------------------------- */
+
+void mer_text_model_free(mer_text_model *m) {
+    if (!m) return;
+    mer_safetensors_free(m->st);
+    mer__free(m->layers);
+    mer__free(m->inv_freq);
+    mer__free(m->slopes);
+    mer__free(m->bf16_block);
+    mer__free(m->q8_block);
+    pthread_mutex_destroy(&m->mu);
+    mer__free(m);
+}
+
+void mer_text_model_info(const mer_text_model *m, mer_text_info *info) {
+    if (m && info) *info = m->info;
+}
+
+mer_status mer_text_model_load(mer_text_model **out, const char *dir) {
+    if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_text_model_load: NULL argument");
+    *out = NULL;
+    mer_text_model *m = mer__calloc(1, sizeof *m);
+    if (!m) return MER_ERR_NOMEM;
+    pthread_mutex_init(&m->mu, NULL);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    mer_json *j = NULL;
+    mer_status s = mer_json_load(&j, path);
+    if (s != MER_OK) goto fail;
+    const char *mt;
+    if ((s = mer_json_get_string(j, "model_type", &mt)) != MER_OK) goto fail;
+    snprintf(m->info.model_type, sizeof m->info.model_type, "%s", mt);
+    int bert = !strcmp(mt, "bert") || !strcmp(mt, "roberta") || !strcmp(mt, "xlm-roberta");
+    int dec = !strcmp(mt, "llama") || !strcmp(mt, "qwen2") || !strcmp(mt, "baichuan");
+    if (!bert && !dec) {
+        s = mer__err(MER_ERR_UNSUPPORTED, "%s: model_type \"%s\" is not a supported text encoder (bert, roberta, xlm-roberta, llama, qwen2, baichuan)",
+                     path, mt);
+        goto fail;
+    }
+    if ((s = mer_safetensors_open(&m->st, dir)) != MER_OK) goto fail;
+    s = bert ? mer__bert_load(m, j, path) : mer__llama_load(m, j, path);
+    if (s != MER_OK) goto fail;
+    for (int64_t i = 0; i < mer_safetensors_count(m->st); i++) {
+        mer_safetensors_entry e;
+        if (mer_safetensors_entry_at(m->st, i, &e) == MER_OK) m->info.weight_bytes += (int64_t)e.nbytes;
+    }
+    mer_json_free(j);
+    *out = m;
+    return MER_OK;
+fail:
+    mer_json_free(j);
+    mer_text_model_free(m);
+    return s;
+}
+
+/* ---- lazy weight copies (BF16 / INT8 precision on a float checkpoint) ---------------------- */
+
+static mer__tw *layer_weights(mer__text_layer *L, int i) {
+    mer__tw *ws[7] = {&L->q, &L->k, &L->v, &L->o, &L->ff1, &L->ff2, &L->ff3};
+    return ws[i];
+}
+
+static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block);
+
+/* Called with m->mu held. */
+static mer_status make_copies(mer_text_model *m, int int8) {
+    if (int8 ? m->q8_block != NULL : m->bf16_block != NULL) return MER_OK;
+    int64_t bytes = 0;
+    for (int32_t l = 0; l < m->info.n_layers; l++)
+        for (int i = 0; i < 7; i++) {
+            const mer__tw *w = layer_weights(&m->layers[l], i);
+            if (!w->rows) continue;
+            if (int8 ? w->q8 != NULL : w->bf16 != NULL) continue;
+            /* rows that do not split into blocks of 32 get one scale per row */
+            const int64_t nsc = w->cols % 32 ? w->rows : w->rows * (w->cols / 32);
+            bytes += int8 ? ((w->rows * w->cols + 3) & ~(int64_t)3) + nsc * 4 : w->rows * w->cols * 2;
+            bytes = (bytes + 63) & ~(int64_t)63;
+        }
+    if (bytes == 0) return MER_OK;
+    uint8_t *blk = mer__alloc((size_t)bytes);
+    if (!blk) return mer__err(MER_ERR_NOMEM, "text encoder: no memory for %lld bytes of %s weights", (long long)bytes,
+                              int8 ? "int8" : "bfloat16");
+    uint8_t *p = blk;
+    float *tmp = NULL;
+    for (int32_t l = 0; l < m->info.n_layers; l++)
+        for (int i = 0; i < 7; i++) {
+            mer__tw *w = layer_weights(&m->layers[l], i);
+            if (!w->rows || (int8 ? w->q8 != NULL : w->bf16 != NULL)) continue;
+            const int64_t n = w->rows * w->cols;
+            if (!int8) {
+                /* only F32 weights lack bf16 (BF16 ones are in place, I8 ones stay int8) */
+                if (w->dtype == MER_DTYPE_F32) {
+                    mer_f32_to_bf16((uint16_t *)p, w->data, n);
+                    w->bf16 = (const uint16_t *)p;
+                }
+                p += (n * 2 + 63) & ~(int64_t)63;
+                continue;
+            }
+            const int blk32 = w->cols % 32 == 0;
+            int8_t *q = (int8_t *)p;
+            float *sc = (float *)(p + ((n + 3) & ~(int64_t)3));
+            if (!tmp) tmp = mer__alloc((size_t)w->cols * sizeof(float) * 8 + 64);
+            float *row = tmp;
+            if (!row) {
+                mer__free(blk);
+                return MER_ERR_NOMEM;
+            }
+            for (int64_t r = 0; r < w->rows; r++) {
+                if (w->dtype == MER_DTYPE_F32) row = (float *)w->data + r * w->cols;
+                else {
+                    row = tmp;
+                    mer__tw_row(w, r, row);
+                }
+                quantize_row(q + r * w->cols, sc + r * (blk32 ? w->cols / 32 : 1), row, w->cols, blk32 ? 32 : -1);
+            }
+            w->q8 = q;
+            w->q8scale = sc;
+            w->q8block = blk32 ? 32 : -1;
+            p += (((n + 3) & ~(int64_t)3) + (blk32 ? w->rows * (w->cols / 32) : w->rows) * 4 + 63) & ~(int64_t)63;
+        }
+    mer__free(tmp);
+    if (int8) m->q8_block = blk;
+    else m->bf16_block = blk;
+    return MER_OK;
+}
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+static void scratch_release(mer__text_scratch *s) {
+    mer__free(s->x);
+    mer__free(s->h);
+    mer__free(s->qkv);
+    mer__free(s->ao);
+    mer__free(s->f1);
+    mer__free(s->f3);
+    mer__free(s->scores);
+    mer__free(s->tile);
+    mer__free(s->pos);
+    s->x = s->h = s->qkv = s->ao = s->f1 = s->f3 = s->scores = s->tile = NULL;
+    s->pos = NULL;
+    s->cap_rows = s->cap_t = s->cap_threads = s->cap_tile = 0;
+}
+
+mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T) {
+    const int64_t threads = mer_get_threads(), R = B * T;
+    if (R <= s->cap_rows && T <= s->cap_t && threads <= s->cap_threads) return MER_OK;
+    const mer_text_info *c = &s->m->info;
+    int64_t rows = R > s->cap_rows ? R : s->cap_rows, tt = T > s->cap_t ? T : s->cap_t;
+    int64_t th = threads > s->cap_threads ? threads : s->cap_threads;
+    scratch_release(s);
+    const int64_t D = c->hidden_size, I = c->intermediate_size;
+    const int64_t QKV = D + 2 * (int64_t)c->n_kv_heads * c->head_dim;
+    int64_t maxk = D > I ? D : I;
+    /* tile: ~1M floats, at least 16 rows of the widest matrix */
+    int64_t tile = (int64_t)1 << 20;
+    if (tile < 16 * maxk) tile = 16 * maxk;
+    if (rows > ((int64_t)1 << 24) || tt > ((int64_t)1 << 16))
+        return mer__err(MER_ERR_NOMEM, "text encoder: batch of %lld tokens is too large", (long long)rows);
+    s->x = mer__alloc((size_t)(rows * D) * sizeof(float));
+    s->h = mer__alloc((size_t)(rows * D) * sizeof(float));
+    s->qkv = mer__alloc((size_t)(rows * QKV) * sizeof(float));
+    s->ao = mer__alloc((size_t)(rows * D) * sizeof(float));
+    s->f1 = mer__alloc((size_t)(rows * I) * sizeof(float));
+    s->f3 = mer__alloc((size_t)(rows * I) * sizeof(float));
+    s->scores = mer__alloc((size_t)(th * tt * tt) * sizeof(float));
+    s->tile = mer__alloc((size_t)tile * sizeof(float));
+    s->pos = mer__alloc((size_t)rows * sizeof(int32_t));
+    if (!s->x || !s->h || !s->qkv || !s->ao || !s->f1 || !s->f3 || !s->scores || !s->tile || !s->pos) {
+        scratch_release(s);
+        return mer__err(MER_ERR_NOMEM, "text encoder: no memory for a batch of %lld tokens", (long long)rows);
+    }
+    s->cap_rows = rows;
+    s->cap_t = tt;
+    s->cap_threads = th;
+    s->cap_tile = tile;
+    return MER_OK;
+}
+
+mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m) {
+    if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_text_state_init: NULL argument");
+    *out = mer__calloc(1, sizeof **out);
+    if (!*out) return MER_ERR_NOMEM;
+    (*out)->sc.m = m;
+    (*out)->sc.precision = MER_PRECISION_F32;
+    return MER_OK;
+}
+
+void mer_text_state_free(mer_text_state *s) {
+    if (!s) return;
+    scratch_release(&s->sc);
+    mer__free(s);
+}
+
+mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p) {
+    if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_text_state_set_precision: NULL state");
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "text encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
+    if (p != MER_PRECISION_F32) {
+        mer_text_model *m = (mer_text_model *)s->sc.m; /* the copies are a guarded lazy cache */
+        pthread_mutex_lock(&m->mu);
+        mer_status st = make_copies(m, p == MER_PRECISION_INT8);
+        pthread_mutex_unlock(&m->mu);
+        if (st != MER_OK) return st;
+    }
+    s->sc.precision = p;
+    return MER_OK;
+}
+
+/* ---- encode ------------------------------------------------------------------------------- */
+
+mer_status mer_text_encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B,
+                           int32_t T, int32_t layer_first, int32_t layer_last, float *out) {
+    if (!s || !ids || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_text_encode: NULL argument");
+    const mer_text_info *c = &s->sc.m->info;
+    if (B < 1 || T < 1) return mer__err(MER_ERR_SHAPE, "text encoder: empty batch (%d x %d tokens)", B, T);
+    if (layer_first < 0 || layer_first > layer_last || layer_last > c->n_layers)
+        return mer__err(MER_ERR_INVALID_ARG, "text encoder: hidden states %d..%d out of 0..%d", layer_first,
+                        layer_last, c->n_layers);
+    if (c->arch == MER_TEXT_BERT && T > c->max_positions)
+        return mer__err(MER_ERR_SHAPE, "text encoder: %d tokens exceed the model's %d positions", T,
+                        c->max_positions);
+    for (int64_t i = 0; i < (int64_t)B * T; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return mer__err(MER_ERR_INVALID_ARG, "text encoder: token id %d at %lld is outside the vocabulary (%d)",
+                            ids[i], (long long)i, c->vocab_size);
+    if (mask)
+        for (int32_t b = 0; b < B; b++) {
+            int any = 0;
+            for (int32_t t = 0; t < T; t++) any |= mask[(int64_t)b * T + t] != 0;
+            if (!any) return mer__err(MER_ERR_SHAPE, "text encoder: sequence %d of the batch has no real token", b);
+        }
+    mer_status st = mer__text_reserve(&s->sc, B, T);
+    if (st != MER_OK) return st;
+    return c->arch == MER_TEXT_BERT ? mer__bert_forward(&s->sc, ids, mask, B, T, layer_first, layer_last, out)
+                                    : mer__llama_forward(&s->sc, ids, mask, B, T, layer_first, layer_last, out);
+}
+
+/* ---- features ----------------------------------------------------------------------------- */
+
+mer_text_params mer_text_default_params(void) {
+    mer_text_params p;
+    memset(&p, 0, sizeof p);
+    p.layer_first = p.layer_last = -1;
+    p.combine = MER_SPEECH_STACK;
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_text_params mer_text_mertools_params(void) {
+    mer_text_params p = mer_text_default_params();
+    p.layer_first = -4; /* resolved against the model: the last 4 (all when fewer) */
+    p.layer_last = -1;
+    p.combine = MER_SPEECH_SUM;
+    p.pool_mean = 1;
+    p.skip_lead = p.skip_trail = 0;
+    return p;
+}
+
+mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
+                                const mer_text_params *p, float **out, int32_t *ndim,
+                                int64_t shape[3]) {
+    if (!s || !p || !out || !ndim || !shape || (n > 0 && !ids))
+        return mer__err(MER_ERR_INVALID_ARG, "mer_text_extract_ids: NULL argument");
+    *out = NULL;
+    const mer_text_info *c = &s->sc.m->info;
+    const int64_t D = c->hidden_size, L = c->n_layers;
+    int32_t first = p->layer_first, last = p->layer_last;
+    if (first == -1 && last == -1) {
+        first = 0;
+        last = (int32_t)L;
+    } else if (first < 0 && last == -1) { /* -k: the last k states */
+        first = (int32_t)(L + 1 + first);
+        if (first < 0) first = 0;
+        last = (int32_t)L;
+    }
+    if (first < 0 || first > last || last > L)
+        return mer__err(MER_ERR_INVALID_ARG, "text features: hidden states %d..%d out of 0..%lld", first, last, (long long)L);
+    if (p->skip_lead < 0 || p->skip_trail < 0)
+        return mer__err(MER_ERR_INVALID_ARG, "text features: negative token skip");
+    mer_status st = mer_text_state_set_precision(s, p->precision);
+    if (st != MER_OK) return st;
+    const int64_t K = last - first + 1;
+    int64_t lead = p->skip_lead, trail = p->skip_trail;
+    if (lead + trail > n) lead = trail = 0;
+    int64_t body = n - lead - trail;
+    /* a sequence longer than BERT's positions keeps its special tokens and loses the text's end */
+    const int32_t *use = ids;
+    int32_t *cut = NULL;
+    int64_t m = n;
+    if (c->arch == MER_TEXT_BERT && n > c->max_positions) {
+        m = c->max_positions;
+        int64_t keep = m - lead - trail;
+        if (keep < 0) return mer__err(MER_ERR_SHAPE, "text features: %d positions cannot hold the special tokens", c->max_positions);
+        cut = malloc((size_t)m * sizeof(int32_t));
+        if (!cut) return MER_ERR_NOMEM;
+        memcpy(cut, ids, (size_t)(lead + keep) * sizeof(int32_t));
+        memcpy(cut + lead + keep, ids + n - trail, (size_t)trail * sizeof(int32_t));
+        MER_LOG_W("text features: %lld tokens exceed the model's %d positions; the last %lld text tokens are dropped",
+                  (long long)n, c->max_positions, (long long)(n - m));
+        use = cut;
+        body = keep;
+    }
+    if (body <= 0) {
+        free(cut);
+        if (!p->pool_mean) return mer__err(MER_ERR_INVALID_ARG, "text features: no text token (empty transcript)");
+        float *z = calloc((size_t)D, sizeof(float));
+        if (!z) return MER_ERR_NOMEM;
+        *out = z;
+        *ndim = 1;
+        shape[0] = D;
+        return MER_OK;
+    }
+    float *hs = malloc((size_t)(K * m * D) * sizeof(float));
+    if (!hs) {
+        free(cut);
+        return MER_ERR_NOMEM;
+    }
+    st = mer_text_encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
+    free(cut);
+    if (st != MER_OK) {
+        free(hs);
+        return st;
+    }
+    /* keep tokens [lead, lead + body) */
+    const int64_t T = body;
+    float *res;
+    if (p->combine == MER_SPEECH_STACK) {
+        res = malloc((size_t)(K * T * D) * sizeof(float));
+        if (!res) {
+            free(hs);
+            return MER_ERR_NOMEM;
+        }
+        for (int64_t k = 0; k < K; k++)
+            memcpy(res + k * T * D, hs + (k * m + lead) * D, (size_t)(T * D) * sizeof(float));
+    } else {
+        res = calloc((size_t)(T * D), sizeof(float));
+        if (!res) {
+            free(hs);
+            return MER_ERR_NOMEM;
+        }
+        /* the sum runs in float32 in layer order, as torch.stack(...).sum(0) */
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t i = 0; i < T * D; i++) res[i] += hs[(k * m + lead) * D + i];
+        if (p->combine == MER_SPEECH_MEAN)
+            for (int64_t i = 0; i < T * D; i++) res[i] /= (float)K;
+    }
+    free(hs);
+    int64_t Kd = p->combine == MER_SPEECH_STACK ? K : 1;
+    if (p->pool_mean) {
+        float *pooled = malloc((size_t)(Kd * D) * sizeof(float));
+        if (!pooled) {
+            free(res);
+            return MER_ERR_NOMEM;
+        }
+        for (int64_t k = 0; k < Kd; k++)
+            for (int64_t d = 0; d < D; d++) {
+                double acc = 0;
+                for (int64_t t = 0; t < T; t++) acc += res[(k * T + t) * D + d];
+                pooled[k * D + d] = (float)(acc / (double)T);
+            }
+        free(res);
+        res = pooled;
+        if (Kd == 1) {
+            *ndim = 1;
+            shape[0] = D;
+        } else {
+            *ndim = 2;
+            shape[0] = Kd;
+            shape[1] = D;
+        }
+    } else if (Kd == 1) {
+        *ndim = 2;
+        shape[0] = T;
+        shape[1] = D;
+    } else {
+        *ndim = 3;
+        shape[0] = Kd;
+        shape[1] = T;
+        shape[2] = D;
+    }
+    *out = res;
+    if (p->progress && p->progress(1, 1, p->user_data)) return MER_OK;
+    return MER_OK;
+}
+
+/* ---- mer quantize ------------------------------------------------------------------------- */
+
+/* Quantize one row of cols floats into q with scales sc (blocks of block, or one when < 0). */
+static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block) {
+    const int64_t bs = block < 0 ? cols : block;
+    for (int64_t b0 = 0; b0 < cols; b0 += bs) {
+        float mx = 0;
+        for (int64_t k = b0; k < b0 + bs; k++) mx = fmaxf(mx, fabsf(x[k]));
+        const float d = mx / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        sc[b0 / bs] = d;
+        for (int64_t k = b0; k < b0 + bs; k++) q[k] = (int8_t)lrintf(x[k] * id);
+    }
+}
+
+static int is_matrix_to_quantize(const mer_safetensors_entry *e, int32_t block) {
+    if (e->ndim != 2 || (e->dtype != MER_DTYPE_F32 && e->dtype != MER_DTYPE_F16 && e->dtype != MER_DTYPE_BF16))
+        return 0;
+    if (block > 0 && e->shape[1] % block) return 0;
+    const size_t n = strlen(e->name);
+    /* position / token-type tables stay float (small; BERT adds them unscaled) */
+    if (strstr(e->name, "position_embeddings") || strstr(e->name, "token_type_embeddings")) return 0;
+    return n > 7 && !strcmp(e->name + n - 7, ".weight");
+}
+
+static mer_status write_all(int fd, const void *p, size_t n, const char *path) {
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return mer__err(MER_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return MER_OK;
+}
+
+static mer_status copy_small_file(const char *src, const char *dst) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return MER_OK; /* optional files */
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *g = fopen(tmp, "wb");
+    if (!g) {
+        fclose(f);
+        return mer__err(MER_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    char buf[65536];
+    size_t r;
+    int bad = 0;
+    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
+        if (fwrite(buf, 1, r, g) != r) bad = 1;
+    bad |= ferror(f);
+    fclose(f);
+    bad |= fclose(g) != 0;
+    if (bad || rename(tmp, dst) != 0) {
+        unlink(tmp);
+        return mer__err(MER_ERR_IO, "%s: cannot copy to %s", src, dst);
+    }
+    return MER_OK;
+}
+
+mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
+                             mer_progress_fn progress, void *user_data) {
+    if (!dir || !out_dir) return mer__err(MER_ERR_INVALID_ARG, "mer_text_quantize: NULL argument");
+    if (block != -1 && block != 32)
+        return mer__err(MER_ERR_INVALID_ARG, "quantize: block must be 32 or -1 (per row), got %d", block);
+    struct stat sa, sb;
+    if (stat(dir, &sa) == 0 && stat(out_dir, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino)
+        return mer__err(MER_ERR_INVALID_ARG, "quantize: --out %s is the input checkpoint", out_dir);
+    /* load first: a checkpoint mer cannot run is refused before anything is written */
+    mer_text_model *m = NULL;
+    mer_status s = mer_text_model_load(&m, dir);
+    if (s != MER_OK) return s;
+    if (m->info.quantized) {
+        mer_text_model_free(m);
+        return mer__err(MER_ERR_INVALID_ARG, "quantize: %s is already int8", dir);
+    }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        mer_text_model_free(m);
+        return mer__err(MER_ERR_IO, "%s: cannot create: %s", out_dir, strerror(errno));
+    }
+    const mer_safetensors *st = m->st;
+    const int64_t n = mer_safetensors_count(st);
+    /* header: float tensors first (4-byte aligned after the 8-aligned header), int8 last */
+    size_t cap = 1 << 16, len = 0;
+    char *hdr = malloc(cap);
+    int64_t *off = calloc((size_t)(2 * n + 1), sizeof(int64_t));
+    if (!hdr || !off) {
+        free(hdr);
+        free(off);
+        mer_text_model_free(m);
+        return MER_ERR_NOMEM;
+    }
+#define HAPPEND(...)                                                                               \
+    do {                                                                                           \
+        int need_ = snprintf(NULL, 0, __VA_ARGS__);                                                \
+        if (len + (size_t)need_ + 1 > cap) {                                                       \
+            cap = (len + (size_t)need_ + 1) * 2;                                                   \
+            char *nh_ = realloc(hdr, cap);                                                         \
+            if (!nh_) { s = MER_ERR_NOMEM; goto done; }                                            \
+            hdr = nh_;                                                                             \
+        }                                                                                          \
+        len += (size_t)snprintf(hdr + len, cap - len, __VA_ARGS__);                                \
+    } while (0)
+    int64_t pos = 0;
+    char tmp[1200], final[1200];
+    int fd = -1;
+    float *row = NULL, *sc = NULL;
+    int8_t *qrow = NULL;
+    HAPPEND("{\"__metadata__\":{\"format\":\"mer-int8\",\"mer.quant\":\"%s\"}", block > 0 ? "q8_block32" : "q8_row");
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t i = 0; i < n; i++) {
+            mer_safetensors_entry e;
+            if ((s = mer_safetensors_entry_at(st, i, &e)) != MER_OK) goto done;
+            int q = is_matrix_to_quantize(&e, block);
+            int64_t numel = 1;
+            for (int d = 0; d < e.ndim; d++) numel *= e.shape[d];
+            char shp[128] = "";
+            size_t sl = 0;
+            for (int d = 0; d < e.ndim; d++)
+                sl += (size_t)snprintf(shp + sl, sizeof shp - sl, "%s%lld", d ? "," : "", (long long)e.shape[d]);
+            if (pass == 0) { /* float: the non-quantized tensors (as F32) and the scales */
+                if (!q) {
+                    if (e.dtype != MER_DTYPE_F32 && e.dtype != MER_DTYPE_F16 && e.dtype != MER_DTYPE_BF16) continue;
+                    HAPPEND(",\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%lld,%lld]}", e.name, shp,
+                            (long long)pos, (long long)(pos + numel * 4));
+                    pos += numel * 4;
+                } else {
+                    int64_t ns = block > 0 ? e.shape[0] * (e.shape[1] / block) : e.shape[0];
+                    if (block > 0)
+                        HAPPEND(",\"%s.scale\":{\"dtype\":\"F32\",\"shape\":[%lld,%lld],\"data_offsets\":[%lld,%lld]}",
+                                e.name, (long long)e.shape[0], (long long)(e.shape[1] / block), (long long)pos,
+                                (long long)(pos + ns * 4));
+                    else
+                        HAPPEND(",\"%s.scale\":{\"dtype\":\"F32\",\"shape\":[%lld],\"data_offsets\":[%lld,%lld]}", e.name,
+                                (long long)e.shape[0], (long long)pos, (long long)(pos + ns * 4));
+                    pos += ns * 4;
+                }
+            } else if (q) {
+                HAPPEND(",\"%s\":{\"dtype\":\"I8\",\"shape\":[%s],\"data_offsets\":[%lld,%lld]}", e.name, shp,
+                        (long long)pos, (long long)(pos + numel));
+                pos += numel;
+            }
+        }
+    HAPPEND("}");
+    while (len % 8) HAPPEND(" ");
+    snprintf(final, sizeof final, "%s/model.safetensors", out_dir);
+    snprintf(tmp, sizeof tmp, "%s/.model.safetensors.tmp", out_dir);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        s = mer__err(MER_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        goto done;
+    }
+    uint64_t hl = len;
+    if ((s = write_all(fd, &hl, 8, tmp)) != MER_OK || (s = write_all(fd, hdr, len, tmp)) != MER_OK) goto done;
+    int64_t maxc = 1;
+    for (int64_t i = 0; i < n; i++) {
+        mer_safetensors_entry e;
+        mer_safetensors_entry_at(st, i, &e);
+        if (e.ndim >= 1 && e.shape[e.ndim - 1] > maxc) maxc = e.shape[e.ndim - 1];
+    }
+    row = malloc((size_t)maxc * sizeof(float));
+    sc = malloc((size_t)maxc * sizeof(float));
+    qrow = malloc((size_t)maxc);
+    if (!row || !sc || !qrow) {
+        s = MER_ERR_NOMEM;
+        goto done;
+    }
+    int64_t done_t = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t i = 0; i < n; i++) {
+            mer_safetensors_entry e;
+            mer_safetensors_entry_at(st, i, &e);
+            int q = is_matrix_to_quantize(&e, block);
+            if (e.dtype != MER_DTYPE_F32 && e.dtype != MER_DTYPE_F16 && e.dtype != MER_DTYPE_BF16) continue;
+            const int64_t cols = e.ndim >= 1 ? e.shape[e.ndim - 1] : 1;
+            int64_t rows = 1;
+            for (int d = 0; d + 1 < e.ndim; d++) rows *= e.shape[d];
+            const size_t es = mer_dtype_size(e.dtype);
+            for (int64_t r = 0; r < rows; r++) {
+                const uint8_t *src = (const uint8_t *)e.data + (size_t)(r * cols) * es;
+                if ((s = mer_convert_to_f32(row, src, e.dtype, cols)) != MER_OK) goto done;
+                if (!q) {
+                    if (pass == 0 && (s = write_all(fd, row, (size_t)cols * 4, tmp)) != MER_OK) goto done;
+                    continue;
+                }
+                quantize_row(qrow, sc, row, cols, block);
+                if (pass == 0) s = write_all(fd, sc, (size_t)(block > 0 ? cols / block : 1) * 4, tmp);
+                else s = write_all(fd, qrow, (size_t)cols, tmp);
+                if (s != MER_OK) goto done;
+            }
+            if (pass == 1 || !q) {
+                done_t++;
+                if (progress && progress(done_t, n, user_data)) {
+                    s = mer__err(MER_ERR_ABORTED, "quantize: stopped");
+                    goto done;
+                }
+            }
+        }
+    if (fsync(fd) != 0) {
+        s = mer__err(MER_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+        goto done;
+    }
+    close(fd);
+    fd = -1;
+    if (rename(tmp, final) != 0) {
+        s = mer__err(MER_ERR_IO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+        goto done;
+    }
+    {
+        static const char *files[] = {"config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                                      "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json",
+                                      "generation_config.json", "modeling_baichuan.py", "configuration_baichuan.py",
+                                      "tokenization_baichuan.py", "added_tokens.json"};
+        for (size_t k = 0; k < sizeof files / sizeof *files && s == MER_OK; k++) {
+            char a[1200], b[1200];
+            snprintf(a, sizeof a, "%s/%s", dir, files[k]);
+            snprintf(b, sizeof b, "%s/%s", out_dir, files[k]);
+            s = copy_small_file(a, b);
+        }
+    }
+done:
+#undef HAPPEND
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    free(row);
+    free(sc);
+    free(qrow);
+    free(hdr);
+    free(off);
+    mer_text_model_free(m);
+    return s;
+}

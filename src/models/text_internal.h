@@ -1,0 +1,104 @@
+/*
+ * text_internal.h -- what the text encoders share (text_encoder.c: weights, products, attention,
+ * state, extraction, quantization; bert.c and llama.c: loading and the forward of each family).
+ * Internal (mer__ prefix).
+ */
+#ifndef MER_TEXT_INTERNAL_H
+#define MER_TEXT_INTERNAL_H
+
+#include "kernels/kernels.h"
+
+#include <pthread.h>
+
+/* A weight matrix (rows = outputs, cols = inputs, as torch.nn.Linear stores it) in whatever form
+ * the checkpoint holds it: F32 or BF16 in place in the mapping, or I8 with float scales (blocks
+ * of `block` values along a row, or one per row when block < 0). The lazily made copies (bf16
+ * for BF16 products on a float checkpoint, q8 for INT8 on a float checkpoint) are written once
+ * under the model's mutex. */
+typedef struct {
+    int64_t rows, cols;
+    mer_dtype dtype;          /* F32, BF16 or I8 */
+    const void *data;
+    const float *scale;       /* I8 */
+    int32_t block;            /* I8: > 0 block size, -1 per row */
+    const uint16_t *bf16;     /* BF16 data, or a copy of F32 data */
+    const int8_t *q8;         /* I8 data, or a quantized copy */
+    const float *q8scale;
+    int32_t q8block;
+} mer__tw;
+
+typedef struct {
+    /* bert: q, k, v, o, ff1 = intermediate.dense, ff2 = output.dense
+     * llama: q, k, v, o, ff1 = gate_proj, ff3 = up_proj, ff2 = down_proj */
+    mer__tw q, k, v, o, ff1, ff2, ff3;
+    const float *qb, *kb, *vb, *ob, *b1, *b2;
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+} mer__text_layer;
+
+struct mer_text_model {
+    mer_text_info info;
+    char dir[1024];
+    mer_safetensors *st;
+    float eps;
+    mer__tw emb;                     /* (V, D) word / token embeddings */
+    const float *pos_emb, *type_emb; /* bert: (P, D), (types, D) */
+    const float *emb_ln_w, *emb_ln_b;
+    const float *norm_w;             /* decoders: final RMSNorm */
+    mer__text_layer *layers;
+    float *inv_freq;                 /* rotary: (head_dim / 2) */
+    float rope_factor;               /* linear scaling: positions / factor */
+    float *slopes;                   /* ALiBi: (n_heads) */
+    pthread_mutex_t mu;              /* guards the lazy copies below and in layers */
+    void *bf16_block, *q8_block;
+};
+
+/* Fetch a weight matrix of an exact shape (F32/BF16 in place, F16 widened once, I8 with its
+ * "<name>.scale"). */
+mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, int64_t cols,
+                            mer__tw *w);
+/* A float32 vector / matrix of an exact shape (converted once when stored otherwise). */
+mer_status mer__text_f32(mer_text_model *m, const char *name, int32_t ndim, int64_t d0, int64_t d1,
+                         const float **out);
+/* Row r of w widened to float32 (embedding lookup). */
+void mer__tw_row(const mer__tw *w, int64_t r, float *out);
+/* A view of rows [r0, r0 + n) of w (Baichuan's fused W_pack). */
+mer__tw mer__tw_rows(const mer__tw *w, int64_t r0, int64_t n);
+
+/* Family loaders, called by mer_text_model_load with config.json open. */
+mer_status mer__bert_load(mer_text_model *m, const mer_json *cfg, const char *cfg_path);
+mer_status mer__llama_load(mer_text_model *m, const mer_json *cfg, const char *cfg_path);
+
+/* The per-thread scratch of a forward over R = B * T rows. */
+typedef struct {
+    const mer_text_model *m;
+    mer_precision precision;
+    int64_t cap_rows, cap_t, cap_threads, cap_tile;
+    float *x, *h, *qkv, *ao, *f1, *f3, *scores, *tile;
+    int32_t *pos;
+} mer__text_scratch;
+
+struct mer_text_state {
+    mer__text_scratch sc;
+};
+
+/* C (M, N) (+)= A (M, K) @ W^T through the state's precision. */
+mer_status mer__text_gemm(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
+                          int64_t lda, int accumulate, float *C, int64_t ldc);
+/* Attention over a batch, heads packed: q at qkv + 0, k at koff, v at voff, row stride ld; out
+ * (R, H * dh). causal: keys after the query are masked; kmask (B, T) masks padded keys; slopes
+ * (H): ALiBi bias slope * key position added to the scaled scores. */
+void mer__text_attention(mer__text_scratch *s, const float *qkv, int64_t ld, int64_t koff,
+                         int64_t voff, float *out, int64_t B, int64_t T, int64_t H, int64_t KVH,
+                         int64_t dh, int causal, const uint8_t *kmask, const float *slopes);
+/* y = x + b over rows (bias of a product), optional GELU after. */
+void mer__text_bias(float *y, const float *b, int64_t rows, int64_t cols, int64_t ld, int gelu);
+
+/* Forwards: write hidden states [first, last] into out (K, B, T, D). */
+mer_status mer__bert_forward(mer__text_scratch *s, const int32_t *ids, const uint8_t *mask,
+                             int64_t B, int64_t T, int32_t first, int32_t last, float *out);
+mer_status mer__llama_forward(mer__text_scratch *s, const int32_t *ids, const uint8_t *mask,
+                              int64_t B, int64_t T, int32_t first, int32_t last, float *out);
+/* Grow the scratch for B x T rows. */
+mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T);
+
+#endif

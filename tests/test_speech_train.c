@@ -1,0 +1,187 @@
+/*
+ * test_speech_train.c -- the trainable speech encoder (src/models/speech_train.c) against torch
+ * autograd: logits, the gradient of every adapter / LoRA / head tensor and of the cached input,
+ * and the losses of 20 AdamW steps, for post-LN (base) and stable-layer-norm (large) layers with
+ * adapters and with LoRA. Fixtures: tests/fixtures/speech_train/make_speech_train_fixture.py on
+ * the tiny checkpoints of tests/fixtures/hubert. Tolerance 1e-4 relative to the largest
+ * reference value of each tensor (float32 against float32; measured worst ~1e-6).
+ */
+#include "test.h"
+#include "models/speech_train.h"
+#include "train/train.h"
+
+#define STFIX "tests/fixtures/speech_train/"
+
+typedef struct {
+    const char *name, *model;
+    mer__sft_config c;
+} st_case;
+
+static const st_case CASES[] = {
+    {"base_adapter", "base", {1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0, 3}},
+    {"base_lora", "base", {1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1, 3}},
+    {"large_adapter", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3}},
+    {"large_lora", "large", {2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0, 3}},
+};
+
+static const float *tensor(mer_safetensors *st, const char *name, int64_t *numel) {
+    mer_safetensors_entry e;
+    if (mer_safetensors_find(st, name, &e) != MER_OK) return NULL;
+    int64_t n = 1;
+    for (int32_t i = 0; i < e.ndim; i++) n *= e.shape[i];
+    if (numel) *numel = n;
+    return (const float *)e.data;
+}
+
+/* max |a - b| / max |b| */
+static double rel(const float *a, const float *b, int64_t n) {
+    double mref = 0.0, d = mer_test_maxdiff(a, b, (size_t)n, &mref);
+    return d / (mref > 1e-12 ? mref : 1e-12);
+}
+
+typedef struct {
+    float *x;
+    int64_t off[8], n;
+    int32_t y[8];
+} st_batch;
+
+static int get_batch(mer_safetensors *st, int i, st_batch *b) {
+    char name[16];
+    int64_t no = 0, nx = 0, ny = 0;
+    snprintf(name, sizeof name, "off%d", i);
+    const float *off = tensor(st, name, &no);
+    snprintf(name, sizeof name, "x%d", i);
+    b->x = (float *)tensor(st, name, &nx);
+    snprintf(name, sizeof name, "y%d", i);
+    const float *y = tensor(st, name, &ny);
+    if (!off || !b->x || !y || no > 8 || ny != no - 1) return -1;
+    b->n = ny;
+    for (int64_t k = 0; k < no; k++) b->off[k] = (int64_t)off[k];
+    for (int64_t k = 0; k < ny; k++) b->y[k] = (int32_t)y[k];
+    return 0;
+}
+
+static void run_case(const st_case *tc) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/fixtures/hubert/%s", tc->model);
+    mer_speech_model *m = NULL;
+    mer_safetensors *st = NULL;
+    mer__sft *s = NULL;
+    float *params = NULL, *grads = NULL, *dx = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, path));
+    snprintf(path, sizeof path, STFIX "%s.safetensors", tc->name);
+    if (mer_safetensors_open(&st, path) != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", path, mer_last_error());
+        goto done;
+    }
+    if (mer__sft_init(&s, m, &tc->c) != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", tc->name, mer_last_error());
+        goto done;
+    }
+    const int64_t np = mer__sft_n_params(s), D = mer__sft_dim(s), C = tc->c.n_classes;
+    params = calloc((size_t)np, sizeof(float));
+    grads = calloc((size_t)np, sizeof(float));
+    int32_t nt = 0;
+    const mer__sft_param *pt = mer__sft_params(s, &nt);
+    int missing = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        int64_t n = 0;
+        const float *v = tensor(st, pt[i].name, &n);
+        if (!v || n != pt[i].numel) {
+            mer_test_fail(__FILE__, __LINE__, "%s: tensor %s missing or mis-sized", tc->name, pt[i].name);
+            missing = 1;
+            continue;
+        }
+        memcpy(params + pt[i].off, v, (size_t)n * sizeof(float));
+    }
+    st_batch b[2];
+    if (missing || get_batch(st, 0, &b[0]) || get_batch(st, 1, &b[1])) {
+        mer_test_fail(__FILE__, __LINE__, "%s: bad fixture", tc->name);
+        goto done;
+    }
+    /* gradients of batch 0 */
+    float logits[8 * 3], probs[8 * 3], dlog[8 * 3] = {0};
+    CHECK_OK(mer__sft_forward(s, params, b[0].x, b[0].off, b[0].n, 1, logits, NULL));
+    float loss = mer__cross_entropy_fwd(probs, logits, b[0].y, NULL, 0.0f, b[0].n, C);
+    mer__cross_entropy_bwd(dlog, probs, b[0].y, NULL, 0.0f, b[0].n, C);
+    const float *ref_log = tensor(st, "logits0", NULL), *ref_loss = tensor(st, "loss0", NULL);
+    CHECK(rel(logits, ref_log, b[0].n * C) < 1e-4);
+    CHECK(fabs(loss - ref_loss[0]) <= 1e-4 * fabs(ref_loss[0]));
+    const int64_t rows = b[0].off[b[0].n];
+    dx = calloc((size_t)(rows * D), sizeof(float));
+    CHECK_OK(mer__sft_backward(s, params, grads, dlog, dx));
+    double worst = 0.0;
+    for (int32_t i = 0; i < nt; i++) {
+        snprintf(path, sizeof path, "grad.%s", pt[i].name);
+        const float *g = tensor(st, path, NULL);
+        if (!g) continue;
+        double e = rel(grads + pt[i].off, g, pt[i].numel);
+        if (e > worst) worst = e;
+        if (!(e < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: %s relative error %.3g", tc->name, path, e);
+    }
+    double ex = rel(dx, tensor(st, "grad.x", NULL), rows * D);
+    if (!(ex < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: grad.x relative error %.3g", tc->name, ex);
+    /* 20 AdamW steps alternating the two batches */
+    memset(grads, 0, (size_t)np * sizeof(float));
+    mer__optim o;
+    REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, 1e-2f, 0.01f));
+    const float *ref_losses = tensor(st, "losses", NULL);
+    double wl = 0.0;
+    for (int step = 0; step < 20; step++) {
+        const st_batch *bb = &b[step % 2];
+        memset(dlog, 0, sizeof dlog);
+        CHECK_OK(mer__sft_forward(s, params, bb->x, bb->off, bb->n, 1, logits, NULL));
+        float l = mer__cross_entropy_fwd(probs, logits, bb->y, NULL, 0.0f, bb->n, C);
+        mer__cross_entropy_bwd(dlog, probs, bb->y, NULL, 0.0f, bb->n, C);
+        CHECK_OK(mer__sft_backward(s, params, grads, dlog, NULL));
+        mer__optim_step(&o, params, grads);
+        double e = fabs(l - ref_losses[step]) / fmax(fabs(ref_losses[step]), 1e-3);
+        if (e > wl) wl = e;
+    }
+    mer__optim_free(&o);
+    if (!(wl < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: AdamW losses relative error %.3g", tc->name, wl);
+    if (getenv("MER_TEST_VERBOSE"))
+        fprintf(stderr, "%s: grads %.2e, dx %.2e, 20-step losses %.2e\n", tc->name, worst, ex, wl);
+done:
+    free(params);
+    free(grads);
+    free(dx);
+    mer__sft_free(s);
+    mer_safetensors_free(st);
+    mer_speech_model_free(m);
+}
+
+MER_TEST(speech_train_base_adapter) { run_case(&CASES[0]); }
+MER_TEST(speech_train_base_lora) { run_case(&CASES[1]); }
+MER_TEST(speech_train_large_adapter) { run_case(&CASES[2]); }
+MER_TEST(speech_train_large_lora) { run_case(&CASES[3]); }
+
+/* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
+MER_TEST(speech_train_bad_config) {
+    mer_speech_model *m = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    mer__sft *s = NULL;
+    mer__sft_config c = {2, 4, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "outside the model");
+    c = (mer__sft_config){0, 2, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "outside the model");
+    c = (mer__sft_config){2, 2, 3, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "adapted layers");
+    c = (mer__sft_config){2, 3, 3, 1, MER__SFT_LORA, 0, 4, 8.0f, 0, 3};
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "head layers");
+    c = (mer__sft_config){2, 3, 3, 3, MER__SFT_LORA, 0, 0, 8.0f, 0, 3};
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "rank");
+    CHECK(s == NULL);
+    c = (mer__sft_config){2, 3, 3, 3, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    REQUIRE_OK(mer__sft_init(&s, m, &c));
+    float *p = calloc((size_t)mer__sft_n_params(s), sizeof(float));
+    float x[10 * 48];
+    for (int i = 0; i < 10 * 48; i++) x[i] = (float)((i % 7) - 3) * 0.25f;
+    x[123] = NAN;
+    int64_t off[2] = {0, 10};
+    float logits[3];
+    CHECK_ERR(mer__sft_forward(s, p, x, off, 1, 1, logits, NULL), MER_ERR_NUMERIC, "NaN");
+    free(p);
+    mer__sft_free(s);
+    mer_speech_model_free(m);
+}

@@ -1,0 +1,346 @@
+/*
+ * test_text_encoders.c -- the text encoders (bert.c, llama.c, text_encoder.c) against the PyTorch
+ * reference tests/parity/text_ref.py through tiny seeded fixtures
+ * (tests/fixtures/text/make_text_fixture.py): every hidden state of a padded batch, each
+ * architecture and weight dtype; precisions, the MERTools feature, `mer quantize`, bad input.
+ */
+#include "test.h"
+
+#include <unistd.h>
+
+#define FX "tests/fixtures/text/"
+
+static float *npy(const char *name, int32_t *nd, int64_t sh[MER_MAX_DIMS]) {
+    char p[256];
+    snprintf(p, sizeof p, FX "%s", name);
+    float *d = NULL;
+    if (mer_npy_read(p, &d, nd, sh) != MER_OK) {
+        printf("    cannot read %s: %s\n", p, mer_last_error());
+        return NULL;
+    }
+    return d;
+}
+
+typedef struct {
+    int32_t *ids;
+    uint8_t *mask;
+    float *hidden;
+    int32_t B, T, K, D;
+} fixture;
+
+static int load_fixture(const char *name, fixture *f) {
+    char p[128];
+    int32_t nd;
+    int64_t sh[MER_MAX_DIMS], shm[MER_MAX_DIMS], shh[MER_MAX_DIMS];
+    memset(f, 0, sizeof *f);
+    snprintf(p, sizeof p, "%s_ids.npy", name);
+    float *ids = npy(p, &nd, sh);
+    snprintf(p, sizeof p, "%s_mask.npy", name);
+    float *mask = npy(p, &nd, shm);
+    snprintf(p, sizeof p, "%s_hidden.npy", name);
+    f->hidden = npy(p, &nd, shh);
+    if (!ids || !mask || !f->hidden || nd != 4) {
+        free(ids);
+        free(mask);
+        return 0;
+    }
+    f->B = (int32_t)sh[0];
+    f->T = (int32_t)sh[1];
+    f->K = (int32_t)shh[0];
+    f->D = (int32_t)shh[3];
+    f->ids = malloc(sizeof(int32_t) * f->B * f->T);
+    f->mask = malloc((size_t)f->B * f->T);
+    for (int i = 0; i < f->B * f->T; i++) {
+        f->ids[i] = (int32_t)ids[i];
+        f->mask[i] = mask[i] != 0;
+    }
+    free(ids);
+    free(mask);
+    return 1;
+}
+
+static void free_fixture(fixture *f) {
+    free(f->ids);
+    free(f->mask);
+    free(f->hidden);
+}
+
+static mer_text_model *load(const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, FX "%s", name);
+    mer_text_model *m = NULL;
+    if (mer_text_model_load(&m, p) != MER_OK) printf("    load %s: %s\n", p, mer_last_error());
+    return m;
+}
+
+static double cosine(const float *a, const float *b, int64_t n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t i = 0; i < n; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return ab / sqrt(aa * bb + 1e-300);
+}
+
+/* Every hidden state of the padded batch within 1e-4 of max|ref| (per state). */
+static void check_model(const char *name, int threads, mer_text_arch arch) {
+    mer_set_threads(threads);
+    fixture f;
+    REQUIRE(load_fixture(name, &f));
+    mer_text_model *m = load(name);
+    REQUIRE(m);
+    mer_text_info info;
+    mer_text_model_info(m, &info);
+    CHECK(info.arch == arch);
+    CHECK(info.n_layers + 1 == f.K && info.hidden_size == f.D);
+    mer_text_state *st = NULL;
+    REQUIRE_OK(mer_text_state_init(&st, m));
+    const int64_t per = (int64_t)f.B * f.T * f.D;
+    float *out = malloc(sizeof(float) * f.K * per);
+    CHECK_OK(mer_text_encode(st, f.ids, f.mask, f.B, f.T, 0, info.n_layers, out));
+    for (int k = 0; k < f.K; k++) {
+        double mr;
+        double md = mer_test_maxdiff(out + k * per, f.hidden + k * per, (size_t)per, &mr);
+        if (!(md <= 1e-4 * mr)) printf("    %s state %d: max|diff| %.3g vs max|ref| %.3g\n", name, k, md, mr);
+        CHECK(md <= 1e-4 * mr && mr > 0);
+    }
+    /* a sub-range gives the same states */
+    float *two = malloc(sizeof(float) * 2 * per);
+    CHECK_OK(mer_text_encode(st, f.ids, f.mask, f.B, f.T, info.n_layers - 1, info.n_layers, two));
+    CHECK(memcmp(two, out + (int64_t)(info.n_layers - 1) * per, sizeof(float) * 2 * per) == 0);
+    free(two);
+    /* one sequence alone gives the batch's values */
+    float *one = malloc(sizeof(float) * f.K * f.T * f.D);
+    CHECK_OK(mer_text_encode(st, f.ids, f.mask, 1, f.T, 0, info.n_layers, one));
+    double mr, md = mer_test_maxdiff(one + (int64_t)(f.K - 1) * f.T * f.D, f.hidden + (int64_t)(f.K - 1) * per,
+                                     (size_t)f.T * f.D, &mr);
+    CHECK(md <= 1e-4 * mr);
+    free(one);
+    free(out);
+    mer_text_state_free(st);
+    mer_text_model_free(m);
+    free_fixture(&f);
+    mer_set_threads(0);
+}
+
+MER_TEST(text_bert_padded_batch) { check_model("tiny_bert", 0, MER_TEXT_BERT); }
+MER_TEST(text_bert_one_thread) { check_model("tiny_bert", 1, MER_TEXT_BERT); }
+MER_TEST(text_roberta_f16_positions) { check_model("tiny_roberta", 0, MER_TEXT_BERT); }
+MER_TEST(text_llama_gqa_llama3_rope) { check_model("tiny_llama", 0, MER_TEXT_LLAMA); }
+MER_TEST(text_llama_one_thread) { check_model("tiny_llama", 1, MER_TEXT_LLAMA); }
+MER_TEST(text_qwen2_bias_bf16) { check_model("tiny_qwen2", 0, MER_TEXT_LLAMA); }
+MER_TEST(text_baichuan7_wpack_rotary) { check_model("tiny_baichuan7", 0, MER_TEXT_BAICHUAN); }
+MER_TEST(text_baichuan13_alibi_sharded) { check_model("tiny_baichuan13", 0, MER_TEXT_BAICHUAN); }
+
+MER_TEST(text_baichuan_style_from_files) {
+    mer_text_model *m = load("tiny_baichuan13");
+    REQUIRE(m);
+    mer_text_info info;
+    mer_text_model_info(m, &info);
+    CHECK(info.alibi == 1);
+    mer_text_model_free(m);
+    REQUIRE((m = load("tiny_baichuan7")));
+    mer_text_model_info(m, &info);
+    CHECK(info.alibi == 0);
+    mer_text_model_free(m);
+    /* the 13B-style config without its modeling file cannot be told apart: an error saying so */
+    const char *d = mer_test_tmpdir("text_baichuan_style");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp " FX "tiny_baichuan13/*.json " FX "tiny_baichuan13/*.safetensors %s/", d);
+    REQUIRE(system(cmd) == 0);
+    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_UNSUPPORTED, "position_embedding_type");
+    /* the explicit key decides */
+    snprintf(cmd, sizeof cmd,
+             "sed -i 's/\"model_type\"/\"position_embedding_type\": \"alibi\", \"model_type\"/' %s/config.json", d);
+    REQUIRE(system(cmd) == 0);
+    CHECK_OK(mer_text_model_load(&m, d));
+    if (m) {
+        mer_text_model_info(m, &info);
+        CHECK(info.alibi == 1);
+    }
+    mer_text_model_free(m);
+}
+
+/* MERTools feature: sum of the last 4 states, mean over the text tokens (the specials left out),
+ * against the same computed from the reference states; bf16 and int8 within cosine 0.999. */
+MER_TEST(text_mertools_feature_and_precisions) {
+    const char *names[3] = {"tiny_bert", "tiny_llama", "tiny_baichuan13"};
+    for (int t = 0; t < 3; t++) {
+        fixture f;
+        REQUIRE(load_fixture(names[t], &f));
+        mer_text_model *m = load(names[t]);
+        REQUIRE(m);
+        mer_text_state *st = NULL;
+        REQUIRE_OK(mer_text_state_init(&st, m));
+        mer_text_params p = mer_text_mertools_params();
+        p.skip_lead = 1;
+        p.skip_trail = t == 0 ? 1 : 0;
+        float *feat = NULL;
+        int32_t nd;
+        int64_t sh[3];
+        /* row 0 of the batch has no padding */
+        REQUIRE_OK(mer_text_extract_ids(st, f.ids, f.T, &p, &feat, &nd, sh));
+        CHECK(nd == 1 && sh[0] == f.D);
+        const int64_t per = (int64_t)f.B * f.T * f.D;
+        int n = f.T - p.skip_lead - p.skip_trail;
+        double maxd = 0, maxr = 0;
+        for (int d = 0; d < f.D; d++) {
+            double acc = 0;
+            for (int tk = p.skip_lead; tk < p.skip_lead + n; tk++) {
+                float s = 0;
+                for (int k = f.K - 4; k < f.K; k++) s += f.hidden[k * per + (int64_t)tk * f.D + d];
+                acc += s;
+            }
+            double ref = acc / n;
+            maxd = fmax(maxd, fabs(ref - feat[d]));
+            maxr = fmax(maxr, fabs(ref));
+        }
+        if (!(maxd <= 1e-4 * maxr)) printf("    %s mertools: %.3g vs %.3g\n", names[t], maxd, maxr);
+        CHECK(maxd <= 1e-4 * maxr);
+        const mer_precision precs[2] = {MER_PRECISION_BF16, MER_PRECISION_INT8};
+        for (int q = 0; q < 2; q++) {
+            p.precision = precs[q];
+            float *g = NULL;
+            CHECK_OK(mer_text_extract_ids(st, f.ids, f.T, &p, &g, &nd, sh));
+            if (g) {
+                double c = cosine(feat, g, f.D);
+                if (!(c >= 0.999)) printf("    %s precision %d: cosine %.6f\n", names[t], (int)precs[q], c);
+                CHECK(c >= 0.999 && c < 1.0 + 1e-9);
+                CHECK(memcmp(g, feat, sizeof(float) * f.D) != 0); /* it did run another path */
+            }
+            free(g);
+        }
+        /* an empty text gives zeros (MERTools) when pooled */
+        p.precision = MER_PRECISION_F32;
+        float *z = NULL;
+        CHECK_OK(mer_text_extract_ids(st, f.ids, p.skip_lead + p.skip_trail, &p, &z, &nd, sh));
+        CHECK(z && nd == 1 && sh[0] == f.D && z[0] == 0 && z[f.D - 1] == 0);
+        free(z);
+        free(feat);
+        mer_text_state_free(st);
+        mer_text_model_free(m);
+        free_fixture(&f);
+    }
+}
+
+MER_TEST(text_bert_truncates_long_sequences) {
+    mer_text_model *m = load("tiny_bert");
+    REQUIRE(m);
+    mer_text_state *st = NULL;
+    REQUIRE_OK(mer_text_state_init(&st, m));
+    int32_t ids[40];
+    for (int i = 0; i < 40; i++) ids[i] = 5 + i;
+    ids[0] = 2;
+    ids[39] = 3;
+    float *out = malloc(sizeof(float) * 4 * 40 * 32);
+    CHECK_ERR(mer_text_encode(st, ids, NULL, 1, 40, 0, 3, out), MER_ERR_SHAPE, "positions");
+    /* extraction keeps [CLS] + the first 14 text tokens + [SEP] (16 positions) */
+    mer_text_params p = mer_text_mertools_params();
+    p.skip_lead = p.skip_trail = 1;
+    float *a = NULL, *b = NULL;
+    int32_t nd;
+    int64_t sh[3];
+    CHECK_OK(mer_text_extract_ids(st, ids, 40, &p, &a, &nd, sh));
+    int32_t cut[16];
+    memcpy(cut, ids, 15 * sizeof(int32_t));
+    cut[15] = 3;
+    CHECK_OK(mer_text_extract_ids(st, cut, 16, &p, &b, &nd, sh));
+    CHECK(a && b && memcmp(a, b, sizeof(float) * 32) == 0);
+    free(a);
+    free(b);
+    free(out);
+    mer_text_state_free(st);
+    mer_text_model_free(m);
+}
+
+MER_TEST(text_quantize_roundtrip) {
+    const char *names[2] = {"tiny_llama", "tiny_bert"};
+    for (int t = 0; t < 2; t++)
+        for (int blk = 0; blk < 2; blk++) {
+            const int32_t block = blk ? -1 : 32;
+            char src[128], dst[512];
+            snprintf(src, sizeof src, FX "%s", names[t]);
+            snprintf(dst, sizeof dst, "%s/q", mer_test_tmpdir("text_quantize"));
+            CHECK_OK(mer_text_quantize(src, dst, block, NULL, NULL));
+            mer_text_model *m = load(names[t]), *q = NULL;
+            REQUIRE(m);
+            CHECK_OK(mer_text_model_load(&q, dst));
+            if (!q) {
+                mer_text_model_free(m);
+                continue;
+            }
+            mer_text_info iq;
+            mer_text_model_info(q, &iq);
+            CHECK(iq.quantized == block);
+            fixture f;
+            REQUIRE(load_fixture(names[t], &f));
+            mer_text_state *s1 = NULL, *s2 = NULL;
+            REQUIRE_OK(mer_text_state_init(&s1, m));
+            REQUIRE_OK(mer_text_state_init(&s2, q));
+            mer_text_params p = mer_text_mertools_params();
+            float *a = NULL, *b = NULL;
+            int32_t nd;
+            int64_t sh[3];
+            CHECK_OK(mer_text_extract_ids(s1, f.ids, f.T, &p, &a, &nd, sh));
+            CHECK_OK(mer_text_extract_ids(s2, f.ids, f.T, &p, &b, &nd, sh));
+            if (a && b) {
+                double c = cosine(a, b, f.D);
+                printf("    %s int8 %s: cosine %.6f\n", names[t], blk ? "per-row" : "block32", c);
+                CHECK(c >= 0.999);
+            }
+            /* quantizing an int8 checkpoint again is refused; so is writing over the input */
+            char dst2[600];
+            snprintf(dst2, sizeof dst2, "%s2", dst);
+            CHECK_ERR(mer_text_quantize(dst, dst2, 32, NULL, NULL), MER_ERR_INVALID_ARG, "already int8");
+            CHECK_ERR(mer_text_quantize(src, src, 32, NULL, NULL), MER_ERR_INVALID_ARG, "input");
+            free(a);
+            free(b);
+            mer_text_state_free(s1);
+            mer_text_state_free(s2);
+            mer_text_model_free(m);
+            mer_text_model_free(q);
+            free_fixture(&f);
+        }
+}
+
+MER_TEST(text_bad_input) {
+    mer_text_model *m = NULL;
+    CHECK_ERR(mer_text_model_load(&m, FX "nonexistent"), MER_ERR_IO, "config.json");
+    const char *d = mer_test_tmpdir("text_bad_input");
+    char p[512], cmd[1200];
+    /* wrong model_type */
+    snprintf(p, sizeof p, "%s/config.json", d);
+    const char *cfg = "{\"model_type\": \"gpt2\"}";
+    REQUIRE(mer_test_write(p, cfg, strlen(cfg)) == 0);
+    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_UNSUPPORTED, "gpt2");
+    /* a config that does not match the tensors names the tensor */
+    snprintf(cmd, sizeof cmd, "cp " FX "tiny_llama/model.safetensors %s/ && sed 's/\"hidden_size\": 32/\"hidden_size\": 64/' " FX "tiny_llama/config.json > %s/config.json", d, d);
+    REQUIRE(system(cmd) == 0);
+    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_SHAPE, "embed_tokens");
+    snprintf(cmd, sizeof cmd, "sed 's/\"num_hidden_layers\": 3/\"num_hidden_layers\": 2/' " FX "tiny_llama/config.json > %s/config.json", d);
+    REQUIRE(system(cmd) == 0);
+    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_SHAPE, "num_hidden_layers");
+    snprintf(cmd, sizeof cmd, "sed 's/\"num_hidden_layers\": 3/\"num_hidden_layers\": 4/' " FX "tiny_llama/config.json > %s/config.json", d);
+    REQUIRE(system(cmd) == 0);
+    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_NOT_FOUND, "layers.3");
+    /* ids outside the vocabulary, empty batches, bad layer ranges */
+    REQUIRE((m = load("tiny_llama")));
+    mer_text_state *st = NULL;
+    REQUIRE_OK(mer_text_state_init(&st, m));
+    int32_t ids[3] = {1, 60, 2};
+    float out[4 * 3 * 32];
+    CHECK_ERR(mer_text_encode(st, ids, NULL, 1, 3, 0, 3, out), MER_ERR_INVALID_ARG, "vocabulary");
+    ids[1] = -1;
+    CHECK_ERR(mer_text_encode(st, ids, NULL, 1, 3, 0, 3, out), MER_ERR_INVALID_ARG, "vocabulary");
+    ids[1] = 5;
+    CHECK_ERR(mer_text_encode(st, ids, NULL, 1, 0, 0, 3, out), MER_ERR_SHAPE, "empty");
+    CHECK_ERR(mer_text_encode(st, ids, NULL, 1, 3, 0, 4, out), MER_ERR_INVALID_ARG, "0..3");
+    uint8_t mask[3] = {0, 0, 0};
+    CHECK_ERR(mer_text_encode(st, ids, mask, 1, 3, 0, 3, out), MER_ERR_SHAPE, "no real token");
+    CHECK_ERR(mer_text_state_set_precision(st, (mer_precision)7), MER_ERR_INVALID_ARG, "precision");
+    mer_text_state_free(st);
+    mer_text_model_free(m);
+    mer_text_model_free(NULL);
+    mer_text_state_free(NULL);
+}

@@ -1,0 +1,298 @@
+/*
+ * test_tokenizer.c -- the tokenizers of src/text against committed reference ids
+ * (tests/fixtures/text: corpus.jsonl, one <model>/ref_ids.txt per tokenizer, made by the
+ * scripts beside them from transformers.js and Python sentencepiece), plus bad input.
+ */
+#include "test.h"
+
+#include <cJSON.h>
+
+#define CORPUS "tests/fixtures/text/corpus.jsonl"
+
+typedef struct {
+    char **text;
+    size_t *len;
+    int64_t n;
+} corpus;
+
+static void corpus_free(corpus *c) {
+    for (int64_t i = 0; i < c->n; i++) free(c->text[i]);
+    free(c->text);
+    free(c->len);
+    memset(c, 0, sizeof *c);
+}
+
+static char *slurp(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *d = malloc((size_t)n + 1);
+    if (d && fread(d, 1, (size_t)n, f) != (size_t)n) {
+        free(d);
+        d = NULL;
+    }
+    fclose(f);
+    if (d) d[n] = '\0';
+    if (size) *size = (size_t)n;
+    return d;
+}
+
+static int corpus_load(corpus *c) {
+    memset(c, 0, sizeof *c);
+    char *d = slurp(CORPUS, NULL);
+    if (!d) return -1;
+    int64_t cap = 0;
+    for (char *p = d; *p; p++) cap += *p == '\n';
+    c->text = calloc((size_t)cap, sizeof *c->text);
+    c->len = calloc((size_t)cap, sizeof *c->len);
+    char *line = d;
+    for (char *p = d; *p; p++) {
+        if (*p != '\n') continue;
+        *p = '\0';
+        cJSON *j = cJSON_Parse(line);
+        if (!cJSON_IsString(j)) {
+            cJSON_Delete(j);
+            free(d);
+            return -1;
+        }
+        /* JSON strings may hold U+0000; cJSON stops there, and the corpus has none. */
+        c->len[c->n] = strlen(j->valuestring);
+        c->text[c->n++] = strdup(j->valuestring);
+        cJSON_Delete(j);
+        line = p + 1;
+    }
+    free(d);
+    return 0;
+}
+
+/* Encodes every corpus line with the tokenizer at path and compares with ref (one line of ids
+ * per corpus line). Returns the number of differing lines (printing the first few). */
+static int64_t compare_corpus(const char *path, const char *ref) {
+    corpus c;
+    if (corpus_load(&c) != 0) {
+        mer_test_fail(__FILE__, __LINE__, "cannot read %s", CORPUS);
+        return -1;
+    }
+    mer_tokenizer *t = NULL;
+    mer_status s = mer_tokenizer_load(&t, path);
+    if (s != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "load %s: %s", path, mer_last_error());
+        corpus_free(&c);
+        return -1;
+    }
+    char *r = slurp(ref, NULL);
+    if (!r) {
+        mer_test_fail(__FILE__, __LINE__, "cannot read %s", ref);
+        mer_tokenizer_free(t);
+        corpus_free(&c);
+        return -1;
+    }
+    int64_t bad = 0, ids_total = 0;
+    char *line = r;
+    for (int64_t i = 0; i < c.n; i++) {
+        char *nl = strchr(line, '\n');
+        if (!nl) {
+            mer_test_fail(__FILE__, __LINE__, "%s: only %lld lines", ref, (long long)i);
+            bad++;
+            break;
+        }
+        *nl = '\0';
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        s = mer_tokenizer_encode(t, c.text[i], c.len[i], 1, &ids, &n);
+        if (s != MER_OK) {
+            if (bad++ < 3)
+                mer_test_fail(__FILE__, __LINE__, "%s line %lld: %s", path, (long long)i + 1,
+                              mer_last_error());
+            line = nl + 1;
+            continue;
+        }
+        int64_t k = 0, diff = 0;
+        char *p = line;
+        while (*p) {
+            char *e;
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            if (k >= n || ids[k] != v) diff = 1;
+            k++;
+            p = e;
+        }
+        if (k != n) diff = 1;
+        ids_total += n;
+        if (diff && bad++ < 3) {
+            char got[600] = "";
+            size_t g = 0;
+            for (int64_t q = 0; q < n && g < 500; q++)
+                g += (size_t)snprintf(got + g, sizeof got - g, "%d ", ids[q]);
+            mer_test_fail(__FILE__, __LINE__, "%s line %lld differs:\n      want %.500s\n      got  %s",
+                          path, (long long)i + 1, line, got);
+        }
+        free(ids);
+        line = nl + 1;
+    }
+    if (bad) printf("    %s: %lld of %lld lines differ\n", path, (long long)bad, (long long)c.n);
+    else printf("    %s: %lld lines, %lld ids, 0 differ\n", path, (long long)c.n, (long long)ids_total);
+    free(r);
+    mer_tokenizer_free(t);
+    corpus_free(&c);
+    return bad;
+}
+
+#define FIX "tests/fixtures/text/"
+
+MER_TEST(tokenizer_wordpiece_lower_exact) {
+    CHECK(compare_corpus(FIX "wp_lower/vocab.txt", FIX "wp_lower/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_wordpiece_cased_exact) {
+    CHECK(compare_corpus(FIX "wp_cased/vocab.txt", FIX "wp_cased/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_wordpiece_nocjk_exact) {
+    CHECK(compare_corpus(FIX "wp_nocjk/vocab.txt", FIX "wp_nocjk/ref_ids.txt") == 0);
+}
+
+MER_TEST(tokenizer_wordpiece_api) {
+    mer_tokenizer *t = NULL;
+    REQUIRE_OK(mer_tokenizer_load(&t, FIX "wp_lower/vocab.txt"));
+    CHECK(!strcmp(mer_tokenizer_kind(t), "wordpiece"));
+    CHECK(mer_tokenizer_vocab_size(t) > 1000);
+    const char *piece = NULL;
+    CHECK_OK(mer_tokenizer_decode_piece(t, mer_tokenizer_bos_id(t), &piece));
+    CHECK(piece && !strcmp(piece, "[CLS]"));
+    CHECK_ERR(mer_tokenizer_decode_piece(t, -1, &piece), MER_ERR_INVALID_ARG, "out of range");
+    CHECK_ERR(mer_tokenizer_decode_piece(t, (int32_t)mer_tokenizer_vocab_size(t), &piece),
+              MER_ERR_INVALID_ARG, "out of range");
+    CHECK(mer_tokenizer_special_count(t) == 5);
+    int32_t *ids = NULL, *ids2 = NULL;
+    int64_t n = 0, n2 = 0;
+    const char *text = "我今天非常开心 Hello!";
+    REQUIRE_OK(mer_tokenizer_encode(t, text, strlen(text), 1, &ids, &n));
+    REQUIRE_OK(mer_tokenizer_encode(t, text, strlen(text), 0, &ids2, &n2));
+    CHECK(n == n2 + 2 && ids[0] == mer_tokenizer_bos_id(t) && ids[n - 1] == mer_tokenizer_eos_id(t));
+    CHECK(n2 > 0 && !memcmp(ids + 1, ids2, (size_t)n2 * sizeof *ids));
+    free(ids);
+    free(ids2);
+    /* Empty text: only the specials; no specials: zero ids and a freeable pointer. */
+    REQUIRE_OK(mer_tokenizer_encode(t, "", 0, 1, &ids, &n));
+    CHECK(n == 2);
+    free(ids);
+    REQUIRE_OK(mer_tokenizer_encode(t, "", 0, 0, &ids, &n));
+    CHECK(n == 0);
+    free(ids);
+    /* Invalid UTF-8: an error naming the byte offset, for every kind of malformation. */
+    const char *bad[] = {"ab\xff", "a\xc3", "\xc0\xaf", "x\xed\xa0\x80", "\xf4\x90\x80\x80",
+                         "\x80"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_ERR(mer_tokenizer_encode(t, bad[i], strlen(bad[i]), 1, &ids, &n), MER_ERR_FORMAT,
+                  "invalid UTF-8 at byte");
+    mer_tokenizer_free(t);
+    mer_tokenizer_free(NULL);
+}
+
+MER_TEST(tokenizer_bad_files) {
+    const char *dir = mer_test_tmpdir("tokenizer_bad_files");
+    char p[1024];
+    mer_tokenizer *t = NULL;
+    CHECK_ERR(mer_tokenizer_load(&t, "tests/fixtures/text/no-such-dir"), MER_ERR_IO, "no-such-dir");
+    CHECK_ERR(mer_tokenizer_load(&t, dir), MER_ERR_NOT_FOUND, "no tokenizer.json");
+    snprintf(p, sizeof p, "%s/vocab.txt", dir);
+    mer_test_write(p, "", 0);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "empty vocabulary");
+    mer_test_write(p, "[PAD]\nhello\n", 12);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "'[UNK]' is not in the vocabulary");
+    mer_test_write(p, "[UNK]\n\xff\xfe\n", 9);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "line 2: invalid UTF-8");
+    mer_test_write(p, "[UNK]\nhello\n", 12);
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    mer_test_write(p, "{\"do_lower_case\": 1", 19);
+    snprintf(p, sizeof p, "%s/vocab.txt", dir);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "tokenizer_config.json");
+    snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+    mer_test_write(p, "{\"do_lower_case\": 1}", 20);
+    snprintf(p, sizeof p, "%s/vocab.txt", dir);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "'do_lower_case' is not true/false");
+    CHECK(t == NULL);
+}
+
+MER_TEST(tokenizer_spm_bpe_llama_exact) {
+    CHECK(compare_corpus(FIX "spm_bpe_llama", FIX "spm_bpe_llama/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_spm_bpe_nfkc_exact) {
+    CHECK(compare_corpus(FIX "spm_bpe_nfkc", FIX "spm_bpe_nfkc/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_spm_unigram_bytefallback_exact) {
+    CHECK(compare_corpus(FIX "spm_uni_bf", FIX "spm_uni_bf/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_spm_unigram_nfkc_exact) {
+    CHECK(compare_corpus(FIX "spm_uni_nfkc/tokenizer.model", FIX "spm_uni_nfkc/ref_ids.txt") == 0);
+}
+
+MER_TEST(tokenizer_spm_api) {
+    mer_tokenizer *t = NULL;
+    REQUIRE_OK(mer_tokenizer_load(&t, FIX "spm_bpe_llama"));
+    CHECK(!strcmp(mer_tokenizer_kind(t), "sentencepiece-bpe"));
+    CHECK(mer_tokenizer_vocab_size(t) == 1200);
+    CHECK(mer_tokenizer_bos_id(t) == 1 && mer_tokenizer_eos_id(t) == 2 && mer_tokenizer_unk_id(t) == 0);
+    const char *piece;
+    REQUIRE_OK(mer_tokenizer_decode_piece(t, 3, &piece));
+    CHECK(!strcmp(piece, "<sep>"));     /* the user-defined symbols follow the controls */
+    REQUIRE_OK(mer_tokenizer_decode_piece(t, 5, &piece));
+    CHECK(!strcmp(piece, "<0x00>"));
+    /* BOS only (tokenizer_config.json: add_bos_token true, add_eos_token false). */
+    int32_t *ids;
+    int64_t n;
+    REQUIRE_OK(mer_tokenizer_encode(t, "hello", 5, 1, &ids, &n));
+    CHECK(n >= 2 && ids[0] == 1 && ids[n - 1] != 2);
+    free(ids);
+    mer_tokenizer_free(t);
+    REQUIRE_OK(mer_tokenizer_load(&t, FIX "spm_uni_nfkc"));
+    CHECK(!strcmp(mer_tokenizer_kind(t), "sentencepiece-unigram"));
+    mer_tokenizer_free(t);
+}
+
+static void write_bytes(const char *path, const void *d, size_t n) {
+    CHECK(mer_test_write(path, d, n) == 0);
+}
+
+MER_TEST(tokenizer_spm_bad_files) {
+    const char *dir = mer_test_tmpdir("tokenizer_spm_bad");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    size_t size;
+    char *m = slurp(FIX "spm_bpe_llama/tokenizer.model", &size);
+    REQUIRE(m && size > 1000);
+    mer_tokenizer *t = NULL;
+    /* Truncated anywhere: a clear error, never a crash (the fuzz target covers the rest). */
+    const size_t cuts[] = {1, 2, 7, 100, 999, size / 2, size - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        write_bytes(p, m, cuts[i]);
+        mer_status s = mer_tokenizer_load(&t, p);
+        CHECK(s == MER_ERR_FORMAT);
+        CHECK(strstr(mer_last_error(), "tokenizer.model") != NULL);
+        CHECK(t == NULL);
+    }
+    free(m);
+    write_bytes(p, "not a model at all", 18);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "tokenizer.model");
+    /* ModelProto { pieces { piece "<unk>" type UNKNOWN } trainer_spec { model_type WORD } } */
+    const unsigned char word[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
+                                  0x12, 0x02, 0x18, 0x03};
+    write_bytes(p, word, sizeof word);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_UNSUPPORTED, "model_type WORD");
+    /* The same as BPE but without an unknown piece (type NORMAL). */
+    const unsigned char nounk[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x01,
+                                   0x12, 0x02, 0x18, 0x02};
+    write_bytes(p, nounk, sizeof nounk);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "no unknown piece");
+    /* A byte piece while byte_fallback is off. */
+    const unsigned char byte[] = {0x0a, 0x09, 0x0a, 0x05, '<', 'u', 'n', 'k', '>', 0x18, 0x02,
+                                  0x0a, 0x0a, 0x0a, 0x06, '<', '0', 'x', '4', '1', '>', 0x18, 0x06};
+    write_bytes(p, byte, sizeof byte);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "byte_fallback is off");
+    /* A length running past the end. */
+    const unsigned char past[] = {0x0a, 0x7f, 0x0a};
+    write_bytes(p, past, sizeof past);
+    CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "truncated or malformed protobuf");
+    CHECK(t == NULL);
+}
