@@ -171,6 +171,39 @@ typedef enum {
     MER_PRECISION_INT8 = 2  /* weight-only int8 (text encoders, mer_text_state_set_precision) */
 } mer_precision;
 
+/* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------
+ * The one packed-weight facility of the encoders (speech, visual, text; src/kernels/packed.c,
+ * docs/gemm.md). W is (n, k) row-major as torch.nn.Linear / Hugging Face store it, in F32, F16 or
+ * BF16 (e.g. straight from an mmapped safetensors tensor); bias (n) or NULL is copied. Pack at
+ * load; the packed copy is immutable and may be shared by threads. */
+typedef enum {
+    MER_PACK_F32 = 0,  /* float32, exact products */
+    MER_PACK_BF16 = 1, /* bfloat16 weights, activations rounded to bfloat16, float32 sums */
+    MER_PACK_INT8 = 2  /* W8A8 dynamic: int8 per-output-channel weights (7-bit range [-63, 63]),
+                          int8 activations with one scale per row (token), quantised per call */
+} mer_pack_type;
+typedef enum {
+    MER_EPI_NONE = 0,
+    MER_EPI_GELU = 1   /* y = gelu(x @ W^T + b), erf form */
+} mer_epilogue;
+typedef struct mer_packed mer_packed;
+/* Packs W (n, k) of dtype wtype. *out is owned by the caller (mer_packed_free). Fails on empty
+ * shapes, other dtypes, sizes that overflow, no memory, and (INT8) non-finite weights. */
+mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                           int64_t n, int64_t k, mer_pack_type type);
+void mer_packed_free(mer_packed *p);
+size_t mer_packed_bytes(const mer_packed *p);  /* memory held by the packed copy */
+int64_t mer_packed_n(const mer_packed *p);
+int64_t mer_packed_k(const mer_packed *p);
+mer_pack_type mer_packed_type(const mer_packed *p);
+/* y (m, n) [row stride ldy] = epi(x (m, k) [ldx] @ W^T + b (+ y when accumulate; the sum is
+ * taken before the epilogue)). Uses mer_get_threads() threads; the results do not depend on the
+ * thread count. Allocates per call only the packed activations (m * k floats for F32/BF16,
+ * m * k bytes for INT8); fails only on bad arguments or no memory. Thread safe.
+ * ref: torch.nn.functional.linear (INT8: dynamic quantisation with per-token activation scales) */
+mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                             const mer_packed *w, int accumulate, mer_epilogue epi);
+
 /* ---- CPU features and the machine's peak --------------------------------------------------
  * What this CPU executes, read once from cpuid (kernels for wider ISAs are chosen at run time
  * from it). MER_NO_AVX512=1 in the environment hides the AVX-512 bits (tests of the AVX2 path). */

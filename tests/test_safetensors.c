@@ -216,7 +216,7 @@ MER_TEST(safetensors_sharded) {
     char empty_dir[600];
     snprintf(empty_dir, sizeof empty_dir, "%s/sub", dir);
     REQUIRE(mer_test_run(NULL, 0, "mkdir -p '%s'", empty_dir) == 0);
-    CHECK_ERR(mer_safetensors_open(&st, empty_dir), MER_ERR_NOT_FOUND, "neither");
+    CHECK_ERR(mer_safetensors_open(&st, empty_dir), MER_ERR_NOT_FOUND, "holds no model.safetensors");
 }
 
 MER_TEST(safetensors_misaligned_header_is_copied) {

@@ -336,6 +336,51 @@ fail:
     return s;
 }
 
+/* A torch.save checkpoint (zip or legacy) as shard `si`: its tensors point into the mapping by
+ * offset, or own an aligned copy when strided or misaligned (torch.c decides). Views may share
+ * bytes, so the tiling rule of safetensors does not apply. */
+static mer_status parse_torch(mer_safetensors *st, int32_t si, const uint8_t *buf, size_t size) {
+    shard *sh = &st->shards[si];
+    mer__torch_tensor *t;
+    int64_t n;
+    mer_status s = mer__torch_read(buf, size, sh->path, &t, &n);
+    if (s != MER_OK) return s;
+    sh->data = buf;
+    sh->data_size = size;
+    if (st->n + n > st->cap) {
+        int64_t nc = st->cap ? st->cap : 64;
+        while (nc < st->n + n) nc *= 2;
+        entry *ne = realloc(st->entries, (size_t)nc * sizeof *ne);
+        if (!ne) {
+            mer__torch_tensors_free(t, n);
+            return nomem(sh->path);
+        }
+        st->entries = ne;
+        st->cap = nc;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        entry *e = &st->entries[st->n++];
+        memset(e, 0, sizeof *e);
+        e->name = t[i].name;
+        e->dtype = t[i].dtype;
+        e->ndim = t[i].ndim;
+        memcpy(e->shape, t[i].shape, sizeof e->shape);
+        e->begin = t[i].own ? 0 : t[i].offset;
+        e->end = e->begin + t[i].nbytes;
+        e->shard = si;
+        e->own = t[i].own;
+        t[i].name = NULL;
+        t[i].own = NULL;
+    }
+    mer__torch_tensors_free(t, n);
+    return MER_OK;
+}
+
+static mer_status parse_any(mer_safetensors *st, int32_t si, const uint8_t *buf, size_t size) {
+    if (mer__torch_detect(buf, size)) return parse_torch(st, si, buf, size);
+    return parse_file(st, si, buf, size);
+}
+
 static mer_status build_index(mer_safetensors *st) {
     const char *path = st->n_shards ? st->shards[0].path : "<safetensors>";
     st->by_name = malloc((size_t)(st->n ? st->n : 1) * sizeof *st->by_name);
@@ -404,7 +449,7 @@ static mer_status map_file(mer_safetensors *st, const char *path) {
     if (m == MAP_FAILED) return mer__err(MER_ERR_IO, "%s: mmap failed: %s", path, strerror(e));
     st->shards[si].map = m;
     st->shards[si].map_size = size;
-    return parse_file(st, si, m, size);
+    return parse_any(st, si, m, size);
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -522,19 +567,27 @@ mer_status mer_safetensors_open(mer_safetensors **out, const char *path) {
             s = nomem(path);
         } else {
             const char *sep = pl && path[pl - 1] == '/' ? "" : "/";
-            snprintf(p, pl + 40, "%s%smodel.safetensors", path, sep);
-            if (access(p, F_OK) == 0) {
-                s = map_file(st, p);
-                if (s == MER_OK) s = build_index(st);
-            } else {
-                snprintf(p, pl + 40, "%s%smodel.safetensors.index.json", path, sep);
-                if (access(p, F_OK) == 0)
+            /* safetensors first (mmapped, no pickle), then PyTorch's files, as transformers does */
+            static const char *const names[] = {"model.safetensors", "model.safetensors.index.json",
+                                                "pytorch_model.bin", "pytorch_model.bin.index.json"};
+            int found = 0;
+            s = MER_OK;
+            for (size_t i = 0; !found && i < sizeof names / sizeof *names; i++) {
+                snprintf(p, pl + 40, "%s%s%s", path, sep, names[i]);
+                if (access(p, F_OK) != 0) continue;
+                found = 1;
+                if (ends_with(p, ".json")) {
                     s = open_index(st, p);
-                else
-                    s = mer__err(MER_ERR_NOT_FOUND,
-                                 "%s: directory holds neither model.safetensors nor model.safetensors.index.json",
-                                 path);
+                } else {
+                    s = map_file(st, p);
+                    if (s == MER_OK) s = build_index(st);
+                }
             }
+            if (!found)
+                s = mer__err(MER_ERR_NOT_FOUND,
+                             "%s: directory holds no model.safetensors, pytorch_model.bin or their sharded "
+                             "*.index.json",
+                             path);
             free(p);
         }
     } else if (ends_with(path, ".json")) {
@@ -560,7 +613,7 @@ mer_status mer__safetensors_open_memory(mer_safetensors **out, const void *buf, 
     if (!st) return nomem(name);
     int32_t si;
     mer_status s = add_shard(st, name, &si);
-    if (s == MER_OK) s = parse_file(st, si, buf, size);
+    if (s == MER_OK) s = parse_any(st, si, buf, size);
     if (s == MER_OK) s = build_index(st);
     if (s != MER_OK) {
         mer_safetensors_free(st);

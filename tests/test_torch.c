@@ -1,0 +1,228 @@
+/*
+ * test_torch.c -- PyTorch checkpoints (src/io/torch.c, pickle.c, zip.c) through the safetensors
+ * handle every loader uses. Fixtures: tests/fixtures/torch/make_torch_fixtures.py (Debian's
+ * torch saves the tiny hubert / CLIP fixtures as zip, legacy and sharded .bin, a state dict of
+ * strided and shared views, and 30+ hostile files with the error each must give).
+ */
+#include "test.h"
+
+#include "internal.h"
+#include "io/io_internal.h"
+
+#include <sys/stat.h>
+
+#define TFIX "tests/fixtures/torch/"
+
+/* Every tensor of `ref` is in `got` with the same dtype, shape and bytes, and nothing more. */
+static void same_tensors(const char *ref_path, const char *got_path) {
+    mer_safetensors *a = NULL, *b = NULL;
+    CHECK_OK(mer_safetensors_open(&a, ref_path));
+    CHECK_OK(mer_safetensors_open(&b, got_path));
+    if (!a || !b) goto out;
+    if (mer_safetensors_count(a) != mer_safetensors_count(b))
+        mer_test_fail(__FILE__, __LINE__, "%s: %lld tensors, %s: %lld", ref_path, (long long)mer_safetensors_count(a),
+                      got_path, (long long)mer_safetensors_count(b));
+    for (int64_t i = 0; i < mer_safetensors_count(a); i++) {
+        mer_safetensors_entry x, y;
+        REQUIRE_OK(mer_safetensors_entry_at(a, i, &x));
+        mer_status s = mer_safetensors_find(b, x.name, &y);
+        if (s != MER_OK) {
+            mer_test_fail(__FILE__, __LINE__, "%s: %s", got_path, mer_last_error());
+            continue;
+        }
+        int same = x.dtype == y.dtype && x.ndim == y.ndim && x.nbytes == y.nbytes;
+        for (int32_t d = 0; same && d < x.ndim; d++) same = x.shape[d] == y.shape[d];
+        if (same && x.nbytes) same = !memcmp(x.data, y.data, x.nbytes);
+        if (same && x.nbytes) same = (uintptr_t)y.data % mer_dtype_size(y.dtype) == 0;
+        if (!same) mer_test_fail(__FILE__, __LINE__, "%s: tensor %s differs from %s", got_path, x.name, ref_path);
+    }
+out:
+    mer_safetensors_free(a);
+    mer_safetensors_free(b);
+}
+
+MER_TEST(torch_bin_tensors_bitwise) {
+    static const char *const pairs[][2] = {
+        {"tests/fixtures/hubert/base", TFIX "hubert_base_zip"},
+        {"tests/fixtures/hubert/base", TFIX "hubert_base_legacy"},
+        {"tests/fixtures/hubert/base", TFIX "hubert_base_sharded"},
+        {"tests/fixtures/hubert/base_f16", TFIX "hubert_f16_zip"},
+        {"tests/fixtures/hubert/base_f16", TFIX "hubert_f16_legacy_sharded"},
+        {"tests/fixtures/hubert/large_bf16", TFIX "hubert_bf16_zip"},
+        {"tests/fixtures/hubert/large_bf16", TFIX "hubert_bf16_legacy"},
+        {"tests/fixtures/clip/tiny_clip", TFIX "clip_zip"},
+        {"tests/fixtures/clip/tiny_clip", TFIX "clip_legacy"},
+        /* a single .bin file and one shard of an index open directly too */
+        {"tests/fixtures/hubert/base/model.safetensors", TFIX "hubert_base_zip/pytorch_model.bin"},
+        {"tests/fixtures/hubert/base", TFIX "hubert_base_sharded/pytorch_model.bin.index.json"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) same_tensors(pairs[i][0], pairs[i][1]);
+}
+
+/* Views: transposed, sliced, strided, expanded (stride 0), shared storages, a Parameter, 0-d,
+ * empty, odd offsets, every dtype; the reference holds them contiguous. Non-tensors skipped. */
+MER_TEST(torch_bin_views) {
+    same_tensors(TFIX "views_ref.safetensors", TFIX "views.bin");
+    same_tensors(TFIX "views_ref.safetensors", TFIX "views_legacy.bin");
+    mer_safetensors *st = NULL;
+    REQUIRE_OK(mer_safetensors_open(&st, TFIX "views.bin"));
+    mer_safetensors_entry e;
+    CHECK_ERR(mer_safetensors_find(st, "step", &e), MER_ERR_NOT_FOUND, "step");
+    CHECK_OK(mer_safetensors_find(st, "scalar", &e));
+    CHECK(e.ndim == 0 && e.nbytes == 4 && *(const float *)e.data == 2.5f);
+    const float *t;
+    int64_t sh[2] = {8, 6};
+    REQUIRE_OK(mer_safetensors_get_f32(st, "transposed", 2, sh, &t));
+    const float *b;
+    int64_t shb[2] = {6, 8};
+    REQUIRE_OK(mer_safetensors_get_f32(st, "base", 2, shb, &b));
+    CHECK(t[1 * 6 + 2] == b[2 * 8 + 1]);
+    mer_safetensors_free(st);
+}
+
+/* Same weights -> the same encoder outputs, bit for bit, whichever file they came from. */
+static float *speech_out(const char *dir, int64_t *n_out) {
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    float *hs = NULL;
+    if (mer_speech_model_load(&m, dir) != MER_OK || mer_speech_state_init(&st, m) != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", dir, mer_last_error());
+        goto out;
+    }
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    enum { N = 4000 };
+    static float x[N];
+    for (int i = 0; i < N; i++) x[i] = 0.3f * sinf(0.013f * (float)i * (1.0f + 0.0007f * (float)i));
+    int64_t T = mer_speech_frames(m, N);
+    *n_out = (int64_t)(info.n_layers + 1) * T * info.hidden_size;
+    hs = malloc((size_t)*n_out * sizeof *hs);
+    if (mer_speech_encode(st, x, N, 0, info.n_layers, hs) != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", dir, mer_last_error());
+        free(hs);
+        hs = NULL;
+    }
+out:
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+    return hs;
+}
+
+static void same_speech(const char *ref_dir, const char *dir) {
+    int64_t n1 = 0, n2 = 0;
+    float *a = speech_out(ref_dir, &n1), *b = speech_out(dir, &n2);
+    if (a && b && (n1 != n2 || memcmp(a, b, (size_t)n1 * sizeof *a)))
+        mer_test_fail(__FILE__, __LINE__, "%s: hidden states differ from %s", dir, ref_dir);
+    free(a);
+    free(b);
+}
+
+MER_TEST(torch_bin_speech_outputs) {
+    same_speech("tests/fixtures/hubert/base", TFIX "hubert_base_zip");
+    same_speech("tests/fixtures/hubert/base", TFIX "hubert_base_legacy");
+    same_speech("tests/fixtures/hubert/base", TFIX "hubert_base_sharded");
+    same_speech("tests/fixtures/hubert/base_f16", TFIX "hubert_f16_legacy_sharded");
+    same_speech("tests/fixtures/hubert/large_bf16", TFIX "hubert_bf16_zip");
+    same_speech("tests/fixtures/hubert/large_bf16", TFIX "hubert_bf16_legacy");
+}
+
+static float *clip_out(const char *dir, int64_t *n_out) {
+    mer_clip_model *m = NULL;
+    mer_clip_state *st = NULL;
+    float *px = NULL, *out = NULL;
+    if (mer_clip_model_load(&m, dir) != MER_OK || mer_clip_state_init(&st, m) != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", dir, mer_last_error());
+        goto done;
+    }
+    mer_clip_info info;
+    mer_clip_model_info(m, &info);
+    int64_t np = 3 * (int64_t)info.image_size * info.image_size;
+    px = malloc((size_t)np * sizeof *px);
+    for (int64_t i = 0; i < np; i++) px[i] = 0.01f * (float)((i * 7919) % 401) - 2.0f;
+    *n_out = mer_clip_output_size(m, MER_CLIP_HIDDEN);
+    out = malloc((size_t)*n_out * sizeof *out);
+    if (mer_clip_forward(st, px, 1, MER_CLIP_HIDDEN, out) != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", dir, mer_last_error());
+        free(out);
+        out = NULL;
+    }
+done:
+    free(px);
+    mer_clip_state_free(st);
+    mer_clip_model_free(m);
+    return out;
+}
+
+MER_TEST(torch_bin_clip_outputs) {
+    const char *dirs[] = {TFIX "clip_zip", TFIX "clip_legacy"};
+    int64_t n1 = 0;
+    float *a = clip_out("tests/fixtures/clip/tiny_clip", &n1);
+    for (int i = 0; i < 2; i++) {
+        int64_t n2 = 0;
+        float *b = clip_out(dirs[i], &n2);
+        if (a && b && (n1 != n2 || memcmp(a, b, (size_t)n1 * sizeof *a)))
+            mer_test_fail(__FILE__, __LINE__, "%s: CLIP hidden states differ", dirs[i]);
+        free(b);
+    }
+    free(a);
+}
+
+/* Each hostile checkpoint: a one-line error naming the file and the problem, no crash. */
+MER_TEST(torch_hostile_checkpoints) {
+    char *list;
+    size_t len;
+    REQUIRE_OK(mer__read_file(TFIX "hostile/expected.txt", &list, &len));
+    int n = 0;
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        char *tab = strchr(line, '\t');
+        if (!tab) continue;
+        *tab = '\0';
+        const char *want = tab + 1;
+        char path[512];
+        snprintf(path, sizeof path, TFIX "hostile/%s.bin", line);
+        mer_safetensors *st = NULL;
+        mer_status s = mer_safetensors_open(&st, path);
+        if (!*want) {
+            if (s != MER_OK) mer_test_fail(__FILE__, __LINE__, "%s: %s", path, mer_last_error());
+            mer_safetensors_entry e;
+            if (st) CHECK_OK(mer_safetensors_find(st, "w", &e));
+            if (st) CHECK(e.nbytes == 24 && ((const float *)e.data)[5] == 5.0f);
+            mer_safetensors_free(st);
+            continue;
+        }
+        n++;
+        const char *msg = mer_last_error();
+        if (s == MER_OK || st) {
+            mer_test_fail(__FILE__, __LINE__, "%s: opened", path);
+            mer_safetensors_free(st);
+        } else if (!strstr(msg, want) || !strstr(msg, path) || strchr(msg, '\n')) {
+            mer_test_fail(__FILE__, __LINE__, "%s: message '%s' lacks '%s'", path, msg, want);
+        }
+    }
+    free(list);
+    CHECK(n >= 15);
+}
+
+/* The zip reader and unpickler on their own: ZIP64 fields and the opcode limits. */
+MER_TEST(torch_pickle_limits) {
+    mer__pickle pk = {.path = "mem"};
+    mer__pv *v;
+    size_t pos = 0;
+    /* protocol 4 framing, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL of an allowed name */
+    static const uint8_t ok[] = "\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x0b" "collections\x94"
+                                "\x8c\x0bOrderedDict\x94\x93\x94)R\x94.";
+    REQUIRE_OK(mer__pickle_load(&pk, ok, sizeof ok - 1, &pos, &v));
+    CHECK(v->kind == MER__PV_DICT && pos == sizeof ok - 1);
+    mer__pickle_free(&pk);
+    pk.path = "mem";
+    pos = 0;
+    static const uint8_t call_storage[] = "\x80\x02" "ctorch\nFloatStorage\n)R.";
+    CHECK_ERR(mer__pickle_load(&pk, call_storage, sizeof call_storage - 1, &pos, &v), MER_ERR_FORMAT,
+              "called directly");
+    mer__pickle_free(&pk);
+    pk.path = "mem";
+    pos = 0;
+    static const uint8_t pop_empty[] = "\x80\x02(0.";
+    CHECK_ERR(mer__pickle_load(&pk, pop_empty, sizeof pop_empty - 1, &pos, &v), MER_ERR_FORMAT, "empty stack");
+    mer__pickle_free(&pk);
+}
