@@ -87,6 +87,55 @@ void mer_set_threads(int n);
 int mer_get_threads(void);
 
 /* ============================================================================================
+ * Core: file names, outputs and directories (src/core/fs.c, docs/safety.md)
+ * A name read from a file (clip, speaker, class) is data, never a path: it becomes a file name
+ * only through mer_name_path. An output never replaces an input; mer removes only directories
+ * it provably made.
+ * ========================================================================================== */
+
+/* MER_OK when name can be a file name in a directory: not empty, at most 200 bytes, without
+ * '/', '\\', "..", control characters (C0, DEL, C1) or a NUL. Otherwise MER_ERR_FORMAT with a
+ * one-line message "<src>: row <row>: name '...' contains ..." (src NULL and row <= 0 leave those out). */
+mer_status mer_name_check(const char *name, const char *src, int64_t row);
+/* out = dir + "/" + name + suffix (suffix may be NULL), after mer_name_check(name, src, row).
+ * The one function that turns a name into a path. MER_ERR_INVALID_ARG when it does not fit. */
+mer_status mer_name_path(char *out, size_t cap, const char *dir, const char *name,
+                         const char *suffix, const char *src, int64_t row);
+/* MER_ERR_INVALID_ARG when out exists and is the same file (device and inode, so links and
+ * other spellings count) as one of inputs[0..n) ("-" and missing inputs are skipped). Call it
+ * before anything is written. */
+mer_status mer_output_check(const char *out, const char *const *inputs, int64_t n);
+/* The same for many outputs: the identities of inputs[0..n) (stat once, sorted), then a check
+ * per output in O(log n). The set borrows inputs (the strings must outlive it). */
+typedef struct mer_input_set mer_input_set;
+mer_status mer_input_set_init(mer_input_set **out, const char *const *inputs, int64_t n);
+mer_status mer_input_set_check(const mer_input_set *set, const char *out);
+void mer_input_set_free(mer_input_set *set);
+/* Write size bytes to path atomically: "<path>.tmp.<pid>" written (stopping at the first failed
+ * write, with strerror in the message), fsynced, renamed over path, the directory fsynced. A
+ * failure leaves path as it was and no temporary behind. */
+mer_status mer_write_file_atomic(const char *path, const void *data, size_t size);
+/* mkdir -p; an existing directory is fine. */
+mer_status mer_mkdir_p(const char *path);
+/* mkdir -p that marks the directory as mer's when it creates it (a ".mer-made" file which
+ * lists what mer writes into it afterwards); an existing directory is used as it is, unmarked,
+ * after removing stale temporaries of dead processes from it. */
+mer_status mer_mkdir_made(const char *path);
+/* Remove path recursively only when it holds the marker and nothing but what the marker lists
+ * (subdirectories again marked); otherwise MER_ERR_INVALID_ARG naming the stranger file, and
+ * nothing is removed. A missing path is MER_OK. */
+mer_status mer_dir_remove_made(const char *path);
+/* Remove "*.tmp.<pid>" files of processes that no longer exist from dir (*removed: how many,
+ * may be NULL). */
+mer_status mer_tmp_cleanup(const char *dir, int *removed);
+/* The lines of a list file (one entry a line), the one list reader of every command: a UTF-8
+ * BOM at the start is skipped, CR LF and LF both end lines, blanks around an entry are trimmed,
+ * empty lines and lines starting with '#' are skipped; "-" reads stdin, FIFOs are read as
+ * streams, a directory is refused ("is a directory"). *lines is one malloc'd block (pointer
+ * array and text): free(*lines). */
+mer_status mer_read_lines(const char *path, char ***lines, int64_t *n);
+
+/* ============================================================================================
  * Core: tensors
  * ========================================================================================== */
 
@@ -1153,7 +1202,7 @@ const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: n
 /* Index of a clip by name, or -1. */
 int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
 
-/* Read a LIST file: one clip name per line (blank lines and surrounding spaces ignored; a
+/* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
 mer_status mer_read_name_list(const char *path, char ***names, int64_t *n);
 

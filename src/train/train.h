@@ -303,12 +303,9 @@ mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const i
 /* Features of clip i for modality m: rows (T for sequences, 1 for vectors) of dim D. */
 const float *mer__dataset_feat(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows);
 
-/* ---- file helpers (util.c) -------------------------------------------------------- */
+/* ---- prediction CSV (util.c) ------------------------------------------------------------- */
 
-/* The string builder mer__sb is in core (internal.h). */
-/* mkdir -p of one level (existing directory is fine). */
-mer_status mer__mkdir(const char *path);
-int mer__file_exists(const char *path);
+/* The string builder mer__sb and mer__mkdir are in core (internal.h). */
 
 /* ---- plots (plot.c) ---------------------------------------------------------------------- */
 

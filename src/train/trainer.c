@@ -200,7 +200,7 @@ static mer_status prepare_dir(const ctx *c) {
                                 c->dir);
             }
         }
-        s = mer__mkdir(c->dir);
+        s = mer_mkdir_made(c->dir);
         if (s == MER_OK && c->p->recipe_json) {
             snprintf(path, sizeof path, "%s/recipe.json", c->dir);
             s = mer__write_file_atomic(path, c->p->recipe_json, strlen(c->p->recipe_json));
@@ -799,9 +799,9 @@ static mer_status run_search(const mer_train_params *p, const mer_dataset *ds,
         if (mer__file_exists(sub))
             return mer__err(MER_ERR_INVALID_ARG, "%s: already holds a search (use --resume or another directory)", dir);
     }
-    s = mer__mkdir(dir);
+    s = mer_mkdir_made(dir);
     snprintf(sub, sizeof sub, "%s/trials", dir);
-    if (s == MER_OK) s = mer__mkdir(sub);
+    if (s == MER_OK) s = mer_mkdir_made(sub);
     snprintf(from, sizeof from, "%s/metrics.json", dir);
     unlink(from);
     mer__rng rng;
