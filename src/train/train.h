@@ -82,6 +82,7 @@ typedef struct {
     int32_t hidden, heads, layers;
     float dropout;
     int32_t tokens;             /* agt: sub-tokens per utterance vector (--tokens; 0 = 4) */
+    char encoder[1536];         /* speech: the encoder spec (mer_train_params.encoder), or "" */
 } mer__model_config;
 
 typedef struct {
