@@ -1098,7 +1098,8 @@ typedef struct {
     int32_t pool_mean;               /* 1: mean over the pooled tokens (drops the T axis) */
     int32_t skip_lead, skip_trail;   /* tokens left out of the output at the start / end (the
                                         special tokens the tokenizer added: MERTools averages
-                                        only the text's own tokens) */
+                                        only the text's own tokens); -1: found by
+                                        mer_text_extract (mertools preset), 0 for _extract_ids */
     mer_precision precision;
     mer_progress_fn progress;        /* called once per sequence (may be NULL) */
     void *user_data;
@@ -1117,6 +1118,15 @@ mer_text_params mer_text_mertools_params(void);
 mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
                                 const mer_text_params *p, float **out, int32_t *ndim,
                                 int64_t shape[3]);
+
+/* The feature of one transcript (UTF-8 text of len bytes), as `mer extract text` does it: tokenized
+ * by tok with the special tokens its model adds, encoded, then combined and pooled per params.
+ * skip_lead / skip_trail < 0 (the mertools preset) leave out exactly the tokens the tokenizer
+ * added, as MERTools' find_start_end_pos does: the text's own tokens are the encoding without
+ * specials, found inside the encoding with them ([CLS] ... [SEP] for BERT, BOS for LLaMA). An
+ * empty (or all-whitespace) transcript gives zeros (D,) when pooled, as MERTools writes. */
+mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
+                            const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]);
 
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
  * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
@@ -1270,6 +1280,10 @@ typedef struct {
     int32_t plots;               /* write confusion.png and curves.png (1) */
     const char *recipe_json;     /* verbatim JSON object stored as config.json "recipe" (for
                                     `mer predict --input`), or NULL */
+    const char *encoder;         /* model "speech": the trainable encoder spec that
+                                    `mer finetune speech` makes (checkpoint dir + digest, layers,
+                                    method; docs/finetune.md), stored as config.json "encoder";
+                                    NULL for other models */
     mer_train_progress_fn progress;
     void *progress_user;
 } mer_train_params;
@@ -1298,6 +1312,43 @@ mer_status mer_train_params_check(const mer_train_params *p);
  * search.json. The data sets are only read. */
 mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
                          const mer_dataset *test, const char *rundir, mer_metrics *out);
+
+/* ---- speech fine-tuning (src/train/finetune.c, docs/finetune.md) ------------------------- */
+/* Parameter-efficient fine-tuning of the top layers of a HuBERT / wav2vec 2.0 checkpoint (the
+ * base weights frozen and mmapped): hidden state first-1 of every clip is computed once and
+ * cached (float16 .npy + cache.json naming the checkpoint digest and layer), then layers
+ * first..last run forward and backward on the cache with bottleneck adapters or LoRA in layers
+ * first..adapt_last and a linear head on the frame mean of the sum of hidden states
+ * head_first..last, trained by mer_train_run (model "speech": folds, epochs, AdamW, progress,
+ * atomic checkpoints, resume). Layers are numbered as transformers' hidden states (1..L). */
+typedef enum { MER_FINETUNE_ADAPTER = 1, MER_FINETUNE_LORA = 2 } mer_finetune_method;
+typedef struct {
+    const char *model_dir;       /* checkpoint directory (mer_speech_model_load) */
+    const char *labels_csv;      /* name_col, label_col, optional group_col (folds by group) */
+    const char *name_col, *label_col, *group_col;   /* "name", "emotion", NULL */
+    const char *audio_dir;       /* media per clip: DIR/<name>.wav|flac|mp4|mp3|avi */
+    const char *cache_dir;       /* NULL: RUNDIR/cache; a shared cache must match model+layer */
+    int32_t first, adapt_last;   /* adapted layers (1-based, inclusive) */
+    int32_t last;                /* top layer run (0: adapt_last); adapt_last..last frozen */
+    int32_t head_first;          /* head sums hidden states head_first..last (0: last only) */
+    mer_finetune_method method;  /* MER_FINETUNE_ADAPTER */
+    int32_t bottleneck;          /* adapter width (64) */
+    int32_t rank;                /* LoRA rank (8) */
+    float alpha;                 /* LoRA alpha (16): scaling alpha / rank */
+    int32_t lora_ffn;            /* LoRA on the feed-forward projections too (0) */
+    mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
+                                    decay 0.01, seed, resume, progress; model is set to "speech" */
+    mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
+                                       nonzero return stops with MER_ERR_ABORTED) */
+    void *cache_user;
+} mer_finetune_params;
+mer_finetune_params mer_finetune_default_params(void);
+/* Cache, then train into rundir (the mer_train_run layout plus cache/). Layers outside the
+ * model, a cache from another model or layer (MER_ERR_INVALID_ARG), NaN in a cached activation
+ * (MER_ERR_NUMERIC naming the file) fail before training. rundir must not exist unless
+ * p->train.resume. */
+mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
+                               mer_metrics *out);
 
 /* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
 /* A complete run directory opened for prediction: the fold models (immutable after open). */

@@ -12,6 +12,7 @@
 
 int cmd_inspect(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -21,6 +22,7 @@ int cmd_faces(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -30,6 +32,7 @@ static const struct {
     {"inspect", cmd_inspect, "show tensors of a safetensors file, shape of a .npy, streams of media"},
     {"bench", cmd_bench, "micro-benchmarks (mer bench gemm, mer bench peak)"},
     {"train", cmd_train, "cross-validated training of a fusion model on per-clip features"},
+    {"finetune", cmd_finetune, "adapters / LoRA in the top layers of a speech encoder (finetune speech)"},
     {"predict", cmd_predict, "class probabilities of a trained run for feature files or media"},
     {"eval", cmd_eval, "score predictions against labels: WAF, accuracy, macro F1, UAR, confusion"},
     {"synth", cmd_synth, "write a synthetic multimodal data set with a known Bayes rule"},
@@ -37,6 +40,7 @@ static const struct {
     {"faces", cmd_faces, "detect faces and their expressions in an image or video (face-api models)"},
     {"extract", cmd_extract, "features to .npy: audio (HuBERT/wav2vec2), acoustic, visual (CLIP)"},
     {"demo", cmd_demo, "speech emotion on the bundled EmoDB: features, LOSO evaluation, model"},
+    {"quantize", cmd_quantize, "a text-encoder checkpoint as weight-only int8 safetensors"},
     {"analyze", cmd_analyze, "emotion of one clip: speech, face, text and fused, with a timeline"},
 };
 

@@ -292,7 +292,7 @@ static int has_nonfinite(const float *x, int64_t n) {
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
+static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
                       int64_t rows) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r;
     const mer__speech_layer *w = &ly->w;
@@ -312,8 +312,10 @@ static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const flo
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL, ly->q + o * D, D,
-                           ly->k + o * D, D, ly->v + o * D, D, NULL, T, T, H, dh, scale);
+        mer_status st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
+                                           ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D,
+                                           NULL, T, T, H, dh, scale, NULL);
+        if (st != MER_OK) return st;
         poff += H * T * T;
     }
     /* r1 = x + ctx Wo^T + bo (+ LoRA) */
@@ -345,6 +347,7 @@ static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const flo
     }
     if (!s->stable)
         mer__layernorm_fwd(ly->out, ly->mean2, ly->rstd2, ly->r2, w->ln2_g, w->ln2_b, rows, D, s->eps);
+    return MER_OK;
 }
 
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
@@ -422,7 +425,8 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
     for (int32_t j = 0; j < nl; j++) {
         sft_layer *ly = &s->layers[j];
-        layer_fwd(s, ly, params, in, train, rows);
+        mer_status ls = layer_fwd(s, ly, params, in, train, rows);
+        if (ls != MER_OK) return ls;
         in = ly->out;
         const int32_t hs = s->c.first + j;
         if (hs < s->c.head_first) continue;
@@ -445,7 +449,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
 /* ---- backward ---------------------------------------------------------------------------- */
 
 /* dout (rows, D) -> dx (rows, D) += d/dx; scratch holds 5 (rows, D) + 2 (rows, I) + ... */
-static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
+static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
                       const float *dout, float *dx, float *sc) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r, rows = s->rows;
     const mer__speech_layer *w = &ly->w;
@@ -507,8 +511,10 @@ static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *gr
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D, ly->probs + poff,
-                           ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D, T, T, H, dh, scale);
+        mer_status st = mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D,
+                                           ly->probs + poff, ly->q + o * D, D, ly->k + o * D, D,
+                                           ly->v + o * D, D, T, T, H, dh, scale, NULL);
+        if (st != MER_OK) return st;
         poff += H * T * T;
     }
     const float *a_in = s->stable ? ly->n1 : ly->x;
@@ -526,6 +532,7 @@ static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *gr
         mer__layernorm_bwd(dx, NULL, NULL, dain, ly->x, ly->mean1, ly->rstd1, w->ln1_g, rows, D);
     else
         for (int64_t i = 0; i < rows * D; i++) dx[i] += dain[i];
+    return MER_OK;
 }
 
 mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, const float *dlogits,
@@ -567,10 +574,102 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         }
         float *din = j == 0 && dx ? dx : dnext;
         if (!(j == 0 && dx)) memset(din, 0, (size_t)(rows * D) * sizeof(float));
-        layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
+        mer_status ls = layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
+        if (ls != MER_OK) return ls;
         float *t = dcur;
         dcur = dnext;
         dnext = t;
     }
+    return MER_OK;
+}
+
+/* ---- identity of a model and the run's encoder spec -------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+void mer__speech_digest(const mer_speech_model *m, char out[17]) {
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    uint64_t h = 1469598103934665603ull;
+    h = fnv(h, info.model_type, strnlen(info.model_type, sizeof info.model_type));
+    const int64_t v[] = {info.n_layers, info.hidden_size, info.n_heads, info.intermediate_size,
+                         info.conv_layers, info.stable_layer_norm, info.n_params};
+    h = fnv(h, v, sizeof v);
+    const int64_t D = info.hidden_size;
+    for (int32_t l = 0; l < info.n_layers; l++) {
+        mer__speech_layer w;
+        if (mer__speech_layer_get(m, l, &w)) continue;
+        /* a strided sample: cheap at any size, different for any two random initialisations */
+        const float *t[] = {w.wq, w.wo, w.w1, w.w2, w.ln1_g, w.bq};
+        const int64_t n[] = {D * D, D * D, D * info.intermediate_size, D * info.intermediate_size, D, D};
+        for (int k = 0; k < 6; k++)
+            for (int64_t i = 0; i < n[k]; i += n[k] / 61 + 1) h = fnv(h, &t[k][i], sizeof(float));
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *digest,
+                          const mer__sft_config *c) {
+    static const char *meth[] = {"none", "adapter", "lora"};
+    snprintf(out, cap,
+             "model=%s;digest=%s;first=%d;last=%d;adapt_last=%d;head_first=%d;method=%s;"
+             "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d",
+             model, digest, (int)c->first, (int)c->last, (int)c->adapt_last, (int)c->head_first,
+             meth[c->method >= 0 && c->method <= 2 ? c->method : 0], (int)c->bottleneck,
+             (int)c->rank, (double)c->alpha, (int)c->lora_ffn);
+}
+
+mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
+                               char digest[17]) {
+    memset(c, 0, sizeof *c);
+    model[0] = digest[0] = '\0';
+    const char *p = spec;
+    int seen = 0;
+    while (*p) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ';');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end) return mer__err(MER_ERR_FORMAT, "encoder spec: field '%.*s' lacks '='", (int)(end - p), p);
+        const size_t kl = (size_t)(eq - p), vl = (size_t)(end - eq - 1);
+        char val[1024];
+        if (vl >= sizeof val) return mer__err(MER_ERR_FORMAT, "encoder spec: value of '%.*s' too long", (int)kl, p);
+        memcpy(val, eq + 1, vl);
+        val[vl] = '\0';
+#define KEY(k) (kl == strlen(k) && !strncmp(p, k, kl))
+        char *e = NULL;
+        long iv = strtol(val, &e, 10);
+        int isint = e && e != val && !*e;
+        if (KEY("model")) {
+            if (vl >= cap) return mer__err(MER_ERR_FORMAT, "encoder spec: model path too long");
+            memcpy(model, val, vl + 1);
+        } else if (KEY("digest")) {
+            if (vl != 16) return mer__err(MER_ERR_FORMAT, "encoder spec: bad digest '%s'", val);
+            memcpy(digest, val, 17);
+        } else if (KEY("method")) {
+            c->method = !strcmp(val, "adapter") ? MER__SFT_ADAPTER : !strcmp(val, "lora") ? MER__SFT_LORA
+                        : !strcmp(val, "none") ? MER__SFT_NONE : -1;
+            if (c->method < 0) return mer__err(MER_ERR_FORMAT, "encoder spec: unknown method '%s'", val);
+        } else if (KEY("alpha")) {
+            c->alpha = strtof(val, &e);
+            if (e == val || *e) return mer__err(MER_ERR_FORMAT, "encoder spec: bad alpha '%s'", val);
+        } else if (!isint || iv < 0 || iv > 1 << 20) {
+            return mer__err(MER_ERR_FORMAT, "encoder spec: bad field '%.*s=%s'", (int)kl, p, val);
+        } else if (KEY("first")) c->first = (int32_t)iv, seen |= 1;
+        else if (KEY("last")) c->last = (int32_t)iv, seen |= 2;
+        else if (KEY("adapt_last")) c->adapt_last = (int32_t)iv;
+        else if (KEY("head_first")) c->head_first = (int32_t)iv;
+        else if (KEY("bottleneck")) c->bottleneck = (int32_t)iv;
+        else if (KEY("rank")) c->rank = (int32_t)iv;
+        else if (KEY("lora_ffn")) c->lora_ffn = (int32_t)iv;
+        else if (KEY("classes")) c->n_classes = (int32_t)iv;
+        else return mer__err(MER_ERR_FORMAT, "encoder spec: unknown field '%.*s'", (int)kl, p);
+#undef KEY
+        p = *end ? end + 1 : end;
+    }
+    if (!model[0] || seen != 3)
+        return mer__err(MER_ERR_FORMAT, "encoder spec: needs model, first and last");
     return MER_OK;
 }
