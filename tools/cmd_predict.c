@@ -217,10 +217,10 @@ int cmd_predict(int argc, char **argv) {
     }
     int64_t n = mer_dataset_count(ds);
     for (int64_t i = 0; !n_in && i < n; i++) {
-        for (int32_t m = 0; m < n_mod; m++) {
+        for (int32_t m = 0; m < feats.n; m++) {
             char fp[4200];
             const char *one[1] = {fp};
-            if (mer_name_path(fp, sizeof fp, mods[m].dir, mer_dataset_name(ds, i), ".npy", NULL, 0) == MER_OK &&
+            if (mer_name_path(fp, sizeof fp, feats.spec[m].dir, mer_dataset_name(ds, i), ".npy", NULL, 0) == MER_OK &&
                 (s = mer_output_check(out, one, 1)) != MER_OK) {
                 rc = cli_fail_status(CMD, s, NULL);
                 goto done;
