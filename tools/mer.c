@@ -21,6 +21,7 @@ int cmd_faces(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -38,6 +39,7 @@ static const struct {
     {"extract", cmd_extract, "features to .npy: audio (HuBERT/wav2vec2), acoustic, visual (CLIP)"},
     {"demo", cmd_demo, "speech emotion on the bundled EmoDB: features, LOSO evaluation, model"},
     {"analyze", cmd_analyze, "emotion of one clip: speech, face, text and fused, with a timeline"},
+    {"convert", cmd_convert, "PyTorch .bin (zip/legacy, sharded) or any checkpoint -> model.safetensors"},
 };
 
 static void usage(FILE *f) {
