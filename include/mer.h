@@ -87,6 +87,55 @@ void mer_set_threads(int n);
 int mer_get_threads(void);
 
 /* ============================================================================================
+ * Core: file names, outputs and directories (src/core/fs.c, docs/safety.md)
+ * A name read from a file (clip, speaker, class) is data, never a path: it becomes a file name
+ * only through mer_name_path. An output never replaces an input; mer removes only directories
+ * it provably made.
+ * ========================================================================================== */
+
+/* MER_OK when name can be a file name in a directory: not empty, at most 200 bytes, without
+ * '/', '\\', "..", control characters (C0, DEL, C1) or a NUL. Otherwise MER_ERR_FORMAT with a
+ * one-line message "<src>: row <row>: name '...' contains ..." (src NULL and row <= 0 leave those out). */
+mer_status mer_name_check(const char *name, const char *src, int64_t row);
+/* out = dir + "/" + name + suffix (suffix may be NULL), after mer_name_check(name, src, row).
+ * The one function that turns a name into a path. MER_ERR_INVALID_ARG when it does not fit. */
+mer_status mer_name_path(char *out, size_t cap, const char *dir, const char *name,
+                         const char *suffix, const char *src, int64_t row);
+/* MER_ERR_INVALID_ARG when out exists and is the same file (device and inode, so links and
+ * other spellings count) as one of inputs[0..n) ("-" and missing inputs are skipped). Call it
+ * before anything is written. */
+mer_status mer_output_check(const char *out, const char *const *inputs, int64_t n);
+/* The same for many outputs: the identities of inputs[0..n) (stat once, sorted), then a check
+ * per output in O(log n). The set borrows inputs (the strings must outlive it). */
+typedef struct mer_input_set mer_input_set;
+mer_status mer_input_set_init(mer_input_set **out, const char *const *inputs, int64_t n);
+mer_status mer_input_set_check(const mer_input_set *set, const char *out);
+void mer_input_set_free(mer_input_set *set);
+/* Write size bytes to path atomically: "<path>.tmp.<pid>" written (stopping at the first failed
+ * write, with strerror in the message), fsynced, renamed over path, the directory fsynced. A
+ * failure leaves path as it was and no temporary behind. */
+mer_status mer_write_file_atomic(const char *path, const void *data, size_t size);
+/* mkdir -p; an existing directory is fine. */
+mer_status mer_mkdir_p(const char *path);
+/* mkdir -p that marks the directory as mer's when it creates it (a ".mer-made" file which
+ * lists what mer writes into it afterwards); an existing directory is used as it is, unmarked,
+ * after removing stale temporaries of dead processes from it. */
+mer_status mer_mkdir_made(const char *path);
+/* Remove path recursively only when it holds the marker and nothing but what the marker lists
+ * (subdirectories again marked); otherwise MER_ERR_INVALID_ARG naming the stranger file, and
+ * nothing is removed. A missing path is MER_OK. */
+mer_status mer_dir_remove_made(const char *path);
+/* Remove "*.tmp.<pid>" files of processes that no longer exist from dir (*removed: how many,
+ * may be NULL). */
+mer_status mer_tmp_cleanup(const char *dir, int *removed);
+/* The lines of a list file (one entry a line), the one list reader of every command: a UTF-8
+ * BOM at the start is skipped, CR LF and LF both end lines, blanks around an entry are trimmed,
+ * empty lines and lines starting with '#' are skipped; "-" reads stdin, FIFOs are read as
+ * streams, a directory is refused ("is a directory"). *lines is one malloc'd block (pointer
+ * array and text): free(*lines). */
+mer_status mer_read_lines(const char *path, char ***lines, int64_t *n);
+
+/* ============================================================================================
  * Core: tensors
  * ========================================================================================== */
 
@@ -170,6 +219,39 @@ typedef enum {
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
     MER_PRECISION_INT8 = 2  /* weight-only int8 (text encoders, mer_text_state_set_precision) */
 } mer_precision;
+
+/* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------
+ * The one packed-weight facility of the encoders (speech, visual, text; src/kernels/packed.c,
+ * docs/gemm.md). W is (n, k) row-major as torch.nn.Linear / Hugging Face store it, in F32, F16 or
+ * BF16 (e.g. straight from an mmapped safetensors tensor); bias (n) or NULL is copied. Pack at
+ * load; the packed copy is immutable and may be shared by threads. */
+typedef enum {
+    MER_PACK_F32 = 0,  /* float32, exact products */
+    MER_PACK_BF16 = 1, /* bfloat16 weights, activations rounded to bfloat16, float32 sums */
+    MER_PACK_INT8 = 2  /* W8A8 dynamic: int8 per-output-channel weights (7-bit range [-63, 63]),
+                          int8 activations with one scale per row (token), quantised per call */
+} mer_pack_type;
+typedef enum {
+    MER_EPI_NONE = 0,
+    MER_EPI_GELU = 1   /* y = gelu(x @ W^T + b), erf form */
+} mer_epilogue;
+typedef struct mer_packed mer_packed;
+/* Packs W (n, k) of dtype wtype. *out is owned by the caller (mer_packed_free). Fails on empty
+ * shapes, other dtypes, sizes that overflow, no memory, and (INT8) non-finite weights. */
+mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                           int64_t n, int64_t k, mer_pack_type type);
+void mer_packed_free(mer_packed *p);
+size_t mer_packed_bytes(const mer_packed *p);  /* memory held by the packed copy */
+int64_t mer_packed_n(const mer_packed *p);
+int64_t mer_packed_k(const mer_packed *p);
+mer_pack_type mer_packed_type(const mer_packed *p);
+/* y (m, n) [row stride ldy] = epi(x (m, k) [ldx] @ W^T + b (+ y when accumulate; the sum is
+ * taken before the epilogue)). Uses mer_get_threads() threads; the results do not depend on the
+ * thread count. Allocates per call only the packed activations (m * k floats for F32/BF16,
+ * m * k bytes for INT8); fails only on bad arguments or no memory. Thread safe.
+ * ref: torch.nn.functional.linear (INT8: dynamic quantisation with per-token activation scales) */
+mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                             const mer_packed *w, int accumulate, mer_epilogue epi);
 
 /* ---- CPU features and the machine's peak --------------------------------------------------
  * What this CPU executes, read once from cpuid (kernels for wider ISAs are chosen at run time
@@ -1152,7 +1234,7 @@ const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: n
 /* Index of a clip by name, or -1. */
 int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
 
-/* Read a LIST file: one clip name per line (blank lines and surrounding spaces ignored; a
+/* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
 mer_status mer_read_name_list(const char *path, char ***names, int64_t *n);
 
@@ -1223,6 +1305,10 @@ typedef struct {
     int32_t plots;               /* write confusion.png and curves.png (1) */
     const char *recipe_json;     /* verbatim JSON object stored as config.json "recipe" (for
                                     `mer predict --input`), or NULL */
+    const char *encoder;         /* model "speech": the trainable encoder spec that
+                                    `mer finetune speech` makes (checkpoint dir + digest, layers,
+                                    method; docs/finetune.md), stored as config.json "encoder";
+                                    NULL for other models */
     mer_train_progress_fn progress;
     void *progress_user;
 } mer_train_params;
@@ -1251,6 +1337,43 @@ mer_status mer_train_params_check(const mer_train_params *p);
  * search.json. The data sets are only read. */
 mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
                          const mer_dataset *test, const char *rundir, mer_metrics *out);
+
+/* ---- speech fine-tuning (src/train/finetune.c, docs/finetune.md) ------------------------- */
+/* Parameter-efficient fine-tuning of the top layers of a HuBERT / wav2vec 2.0 checkpoint (the
+ * base weights frozen and mmapped): hidden state first-1 of every clip is computed once and
+ * cached (float16 .npy + cache.json naming the checkpoint digest and layer), then layers
+ * first..last run forward and backward on the cache with bottleneck adapters or LoRA in layers
+ * first..adapt_last and a linear head on the frame mean of the sum of hidden states
+ * head_first..last, trained by mer_train_run (model "speech": folds, epochs, AdamW, progress,
+ * atomic checkpoints, resume). Layers are numbered as transformers' hidden states (1..L). */
+typedef enum { MER_FINETUNE_ADAPTER = 1, MER_FINETUNE_LORA = 2 } mer_finetune_method;
+typedef struct {
+    const char *model_dir;       /* checkpoint directory (mer_speech_model_load) */
+    const char *labels_csv;      /* name_col, label_col, optional group_col (folds by group) */
+    const char *name_col, *label_col, *group_col;   /* "name", "emotion", NULL */
+    const char *audio_dir;       /* media per clip: DIR/<name>.wav|flac|mp4|mp3|avi */
+    const char *cache_dir;       /* NULL: RUNDIR/cache; a shared cache must match model+layer */
+    int32_t first, adapt_last;   /* adapted layers (1-based, inclusive) */
+    int32_t last;                /* top layer run (0: adapt_last); adapt_last..last frozen */
+    int32_t head_first;          /* head sums hidden states head_first..last (0: last only) */
+    mer_finetune_method method;  /* MER_FINETUNE_ADAPTER */
+    int32_t bottleneck;          /* adapter width (64) */
+    int32_t rank;                /* LoRA rank (8) */
+    float alpha;                 /* LoRA alpha (16): scaling alpha / rank */
+    int32_t lora_ffn;            /* LoRA on the feed-forward projections too (0) */
+    mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
+                                    decay 0.01, seed, resume, progress; model is set to "speech" */
+    mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
+                                       nonzero return stops with MER_ERR_ABORTED) */
+    void *cache_user;
+} mer_finetune_params;
+mer_finetune_params mer_finetune_default_params(void);
+/* Cache, then train into rundir (the mer_train_run layout plus cache/). Layers outside the
+ * model, a cache from another model or layer (MER_ERR_INVALID_ARG), NaN in a cached activation
+ * (MER_ERR_NUMERIC naming the file) fail before training. rundir must not exist unless
+ * p->train.resume. */
+mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
+                               mer_metrics *out);
 
 /* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
 /* A complete run directory opened for prediction: the fold models (immutable after open). */

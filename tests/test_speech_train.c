@@ -185,3 +185,144 @@ MER_TEST(speech_train_bad_config) {
     mer__sft_free(s);
     mer_speech_model_free(m);
 }
+
+/* ---- mer_finetune_speech on the tiny base checkpoint and 16 EmoDB clips ------------------- */
+
+static const char *ft_labels(const char *dir) {
+    static char path[512];
+    snprintf(path, sizeof path, "%s/labels.csv", dir);
+    FILE *in = fopen("data/emodb/labels.csv", "r"), *out = fopen(path, "w");
+    char line[512];
+    int n03 = 0, n08 = 0, first = 1;
+    while (in && out && fgets(line, sizeof line, in)) {
+        if (first) {
+            fputs(line, out);
+            first = 0;
+        } else if (!strncmp(line, "03", 2) && n03 < 8) {
+            fputs(line, out);
+            n03++;
+        } else if (!strncmp(line, "08", 2) && n08 < 8) {
+            fputs(line, out);
+            n08++;
+        }
+    }
+    if (in) fclose(in);
+    if (out) fclose(out);
+    return path;
+}
+
+static mer_finetune_params ft_params(const char *labels) {
+    mer_finetune_params p = mer_finetune_default_params();
+    p.model_dir = "tests/fixtures/hubert/base";
+    p.labels_csv = labels;
+    p.group_col = "speaker";
+    p.audio_dir = "data/emodb";
+    p.first = 1;
+    p.adapt_last = 2;
+    p.bottleneck = 8;
+    p.train.folds = 2;
+    p.train.epochs = 3;
+    p.train.batch = 4;
+    p.train.seed = 7;
+    p.train.plots = 0;
+    return p;
+}
+
+static int stop_after_first(const mer_train_progress *t, void *user) {
+    int *calls = user;
+    return ++*calls >= 1;
+}
+
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+    int same = 0;
+    if (f && g) {
+        fseek(f, 0, SEEK_END);
+        fseek(g, 0, SEEK_END);
+        nx = (size_t)ftell(f);
+        ny = (size_t)ftell(g);
+        rewind(f);
+        rewind(g);
+        x = malloc(nx + 1);
+        y = malloc(ny + 1);
+        same = x && y && nx == ny && fread(x, 1, nx, f) == nx && fread(y, 1, ny, g) == ny &&
+               !memcmp(x, y, nx);
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+    free(x);
+    free(y);
+    return same;
+}
+
+MER_TEST(speech_finetune_resume_and_bad_input) {
+    const char *tmp = mer_test_tmpdir("speech_finetune");
+    char base[512], a[600], b[600], c[600], pa[700], pb[700];
+    snprintf(base, sizeof base, "%s", tmp);
+    const char *labels = ft_labels(base);
+    snprintf(a, sizeof a, "%s/a", base);
+    snprintf(b, sizeof b, "%s/b", base);
+    mer_finetune_params p = ft_params(labels);
+    mer_metrics m;
+    REQUIRE_OK(mer_finetune_speech(&p, a, &m));
+    CHECK(m.n == 16);
+    /* a stop after the first epoch, then --resume: the same weights bitwise */
+    int calls = 0;
+    p.train.progress = stop_after_first;
+    p.train.progress_user = &calls;
+    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_ABORTED, NULL);
+    p.train.progress = NULL;
+    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_INVALID_ARG, "already exists");
+    p.train.resume = 1;
+    CHECK_OK(mer_finetune_speech(&p, b, &m));
+    for (int f = 0; f < 2; f++) {
+        snprintf(pa, sizeof pa, "%s/fold-%d.safetensors", a, f);
+        snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", b, f);
+        if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
+    }
+    /* the run predicts from its cache */
+    mer_run *run = NULL;
+    CHECK_OK(mer_run_open(&run, a));
+    mer_run_free(run);
+    /* layers outside the model (it has 2) */
+    p = ft_params(labels);
+    p.adapt_last = 3;
+    snprintf(c, sizeof c, "%s/c", base);
+    CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_INVALID_ARG, "outside the model");
+    /* a cache made for another layer */
+    p = ft_params(labels);
+    p.first = p.adapt_last = 2;
+    snprintf(pa, sizeof pa, "%s/cache", a);
+    p.cache_dir = pa;
+    snprintf(c, sizeof c, "%s/d", base);
+    CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_INVALID_ARG, "another model or layer");
+    /* NaN in a cached activation */
+    p = ft_params(labels);
+    snprintf(pb, sizeof pb, "%s/cache/03a01Fa.npy", b);
+    float bad[2 * 32];
+    for (int i = 0; i < 64; i++) bad[i] = 0.5f;
+    bad[40] = NAN;
+    REQUIRE_OK(mer_npy_write(pb, bad, 2, (int64_t[]){2, 32}));
+    snprintf(pb, sizeof pb, "%s/cache", b);
+    p.cache_dir = pb;
+    snprintf(c, sizeof c, "%s/e", base);
+    CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_NUMERIC, "03a01Fa");
+    /* a run whose adapters were made for another checkpoint */
+    snprintf(pa, sizeof pa, "%s/config.json", a);
+    char *txt = NULL;
+    FILE *f = fopen(pa, "rb");
+    REQUIRE(f);
+    txt = calloc(1, 1 << 16);
+    size_t n = fread(txt, 1, (1 << 16) - 1, f);
+    fclose(f);
+    char *d = strstr(txt, "digest=");
+    REQUIRE(d && n > 0);
+    d[7] = d[7] == '0' ? '1' : '0';
+    REQUIRE(mer_test_write(pa, txt, strlen(txt)) == 0);
+    free(txt);
+    run = NULL;
+    CHECK_ERR(mer_run_open(&run, a), MER_ERR_INVALID_ARG, "another model or config");
+    mer_run_free(run);
+}

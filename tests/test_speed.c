@@ -30,3 +30,141 @@ MER_TEST(speed_cpu_features_and_peak) {
         }
     }
 }
+
+/* ---- packed weights ----------------------------------------------------------------------- */
+#include "kernels/kernels.h"
+
+static float urand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+static float bf16r(float f) {
+    uint16_t b;
+    mer_f32_to_bf16(&b, &f, 1);
+    uint32_t x = (uint32_t)b << 16;
+    float r;
+    memcpy(&r, &x, 4);
+    return r;
+}
+
+static double gelu_d(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
+
+/* The reference of each type, in double: the same quantisation written independently. */
+static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, const float *b,
+                       int64_t m, int64_t n, int64_t k, mer_pack_type type) {
+    double *qw = malloc(sizeof(double) * n * k), *sw = malloc(sizeof(double) * n);
+    for (int64_t j = 0; j < n; j++) {
+        float amax = 0;
+        for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(w[j * k + i]));
+        sw[j] = amax > 0 ? amax / 63.0f : 1.0f;
+        for (int64_t i = 0; i < k; i++) {
+            float v = w[j * k + i];
+            qw[j * k + i] = type == MER_PACK_F32 ? v : type == MER_PACK_BF16 ? bf16r(v)
+                            : fmax(-63, fmin(63, (double)lrintf(v / (float)sw[j])));
+        }
+    }
+    for (int64_t i = 0; i < m; i++) {
+        float amax = 0;
+        for (int64_t q = 0; q < k; q++) amax = fmaxf(amax, fabsf(x[i * ldx + q]));
+        float sa = amax > 0 ? amax / 127.0f : 1.0f;
+        for (int64_t j = 0; j < n; j++) {
+            double acc = 0;
+            for (int64_t q = 0; q < k; q++) {
+                float v = x[i * ldx + q];
+                double a = type == MER_PACK_F32 ? v : type == MER_PACK_BF16 ? bf16r(v)
+                           : fmax(-127, fmin(127, (double)lrintf(v * (1.0f / sa))));
+                acc += a * qw[j * k + q];
+            }
+            if (type == MER_PACK_INT8) acc *= (double)sa * sw[j];
+            r[i * n + j] = acc + (b ? b[j] : 0);
+        }
+    }
+    free(qw);
+    free(sw);
+}
+
+MER_TEST(speed_packed_linear_matches_reference) {
+    /* every tile remainder: rows around 4/6/192, columns around 16/128, k around 4/256 */
+    static const int64_t shapes[][3] = {{1, 1, 1},     {5, 17, 3},    {6, 16, 256},  {7, 33, 257},
+                                        {13, 130, 515}, {193, 40, 64}, {200, 129, 300}};
+    uint64_t seed = 42;
+    double worst[3] = {0, 0, 0};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ldx = k + 3, ldy = n + 5;
+        float *x = malloc(sizeof(float) * m * ldx), *w = malloc(sizeof(float) * n * k),
+              *b = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * m * ldy),
+              *y2 = malloc(sizeof(float) * m * ldy);
+        double *r = malloc(sizeof(double) * m * n);
+        uint16_t *w16 = malloc(sizeof(uint16_t) * n * k);
+        REQUIRE(x && w && b && y && y2 && r && w16);
+        for (int64_t i = 0; i < m * ldx; i++) x[i] = urand(&seed);
+        for (int64_t i = 0; i < n * k; i++) w[i] = urand(&seed) * 0.1f;
+        for (int64_t i = 0; i < n; i++) b[i] = urand(&seed);
+        for (int type = 0; type < 3; type++) {
+            mer_packed *p = NULL;
+            REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, b, n, k, (mer_pack_type)type));
+            CHECK(mer_packed_n(p) == n && mer_packed_k(p) == k && mer_packed_bytes(p) > 0);
+            packed_ref(r, x, ldx, w, b, m, n, k, (mer_pack_type)type);
+            for (int64_t i = 0; i < m * ldy; i++) y[i] = 7.0f; /* the padding must survive */
+            CHECK_OK(mer_packed_linear(y, ldy, x, ldx, m, p, 0, MER_EPI_NONE));
+            /* fp32 sums of k products: |err| <~ k * 2^-23 * sum|a w| (bounded by k * 0.1); int8 sums
+             * are exact, only the scaling rounds */
+            double tol = 4e-7 * k * 0.1 + 1e-6;
+            double md = 0;
+            for (int64_t i = 0; i < m; i++) {
+                for (int64_t j = 0; j < n; j++) md = fmax(md, fabs(y[i * ldy + j] - r[i * n + j]));
+                for (int64_t j = n; j < ldy; j++) CHECK(y[i * ldy + j] == 7.0f);
+            }
+            if (md > worst[type]) worst[type] = md;
+            if (!(md <= tol))
+                mer_test_fail(__FILE__, __LINE__, "type %d %lldx%lldx%lld: max diff %.3g > %.3g", type,
+                              (long long)m, (long long)n, (long long)k, md, tol);
+            /* accumulate + GELU epilogue: gelu(y_old + x W^T + b) */
+            for (int64_t i = 0; i < m * ldy; i++) y2[i] = 0.25f;
+            CHECK_OK(mer_packed_linear(y2, ldy, x, ldx, m, p, 1, MER_EPI_GELU));
+            double mg = 0;
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++)
+                    mg = fmax(mg, fabs(y2[i * ldy + j] - gelu_d(r[i * n + j] + 0.25)));
+            CHECK(mg <= tol + 1e-6);
+            /* one thread gives the same bits */
+            int saved = mer_get_threads();
+            mer_set_threads(1);
+            for (int64_t i = 0; i < m * ldy; i++) y2[i] = 7.0f;
+            CHECK_OK(mer_packed_linear(y2, ldy, x, ldx, m, p, 0, MER_EPI_NONE));
+            mer_set_threads(saved);
+            CHECK(memcmp(y, y2, sizeof(float) * m * ldy) == 0);
+            mer_packed_free(p);
+        }
+        /* a bfloat16 source packs to the same weights as its float32 widening */
+        mer_f32_to_bf16(w16, w, n * k);
+        for (int64_t i = 0; i < n * k; i++) w[i] = bf16r(w[i]);
+        mer_packed *p1 = NULL, *p2 = NULL;
+        REQUIRE_OK(mer_packed_init(&p1, w, MER_DTYPE_F32, NULL, n, k, MER_PACK_F32));
+        REQUIRE_OK(mer_packed_init(&p2, w16, MER_DTYPE_BF16, NULL, n, k, MER_PACK_F32));
+        CHECK_OK(mer_packed_linear(y, ldy, x, ldx, m, p1, 0, MER_EPI_NONE));
+        CHECK_OK(mer_packed_linear(y2, ldy, x, ldx, m, p2, 0, MER_EPI_NONE));
+        for (int64_t i = 0; i < m; i++) CHECK(memcmp(y + i * ldy, y2 + i * ldy, sizeof(float) * n) == 0);
+        mer_packed_free(p1);
+        mer_packed_free(p2);
+        free(x); free(w); free(b); free(y); free(y2); free(r); free(w16);
+    }
+    printf("    packed linear max |diff| vs reference: f32 %.2e, bf16 %.2e, int8 %.2e\n", worst[0],
+           worst[1], worst[2]);
+}
+
+MER_TEST(speed_packed_rejects_bad_input) {
+    mer_packed *p = (mer_packed *)1;
+    float w[4] = {1, 2, 3, NAN}, x[4] = {0}, y[4];
+    CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 0, 4, MER_PACK_F32), MER_ERR_INVALID_ARG, "empty");
+    CHECK(p == NULL);
+    CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_I32, NULL, 1, 4, MER_PACK_F32), MER_ERR_UNSUPPORTED, "dtype");
+    CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 1, 4, MER_PACK_INT8), MER_ERR_INVALID_ARG, "not finite");
+    CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, INT64_MAX / 2, 4, MER_PACK_F32), MER_ERR_NOMEM, "overflows");
+    REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 1, 4, MER_PACK_F32));
+    CHECK_ERR(mer_packed_linear(y, 1, x, 3, 1, p, 0, MER_EPI_NONE), MER_ERR_INVALID_ARG, "bad shape");
+    CHECK_OK(mer_packed_linear(y, 1, x, 4, 0, p, 0, MER_EPI_NONE));
+    mer_packed_free(p);
+    mer_packed_free(NULL);
+}

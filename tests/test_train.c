@@ -557,7 +557,8 @@ MER_TEST(train_dataset_errors) {
     float bad[7] = {0};
     snprintf(path, sizeof path, "%s/s03.npy", adir);
     REQUIRE_OK(mer_npy_write(path, bad, 1, (int64_t[]){7}));
-    CHECK_ERR(mer_dataset_load(&ds, &dp), MER_ERR_SHAPE, "s03.npy: expected dimension 8");
+    CHECK_ERR(mer_dataset_load(&ds, &dp), MER_ERR_SHAPE, "s03.npy: feature dimension 7, but");
+    CHECK(strstr(mer_last_error(), "s00.npy (the first clip of modality audio) has 8"));
     /* NaN names the file */
     float nan8[8] = {0, 0, NAN, 0, 0, 0, 0, 0};
     REQUIRE_OK(mer_npy_write(path, nan8, 1, (int64_t[]){8}));

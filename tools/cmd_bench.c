@@ -13,6 +13,82 @@ static const int64_t shapes[][3] = {
     {500, 1024, 1024}, {257, 1024, 4096},
 };
 
+/* Linear layers y = x W^T of the encoders: the default mer_sgemm on W as stored against the
+ * packed weights (fp32, bf16, int8), with % of the fp32 FMA peak measured in this run. */
+static const int64_t linear_shapes[][3] = {
+    /* M, N (out), K (in): HuBERT-large on 10 s (499 frames), CLIP ViT-L/14 batch 8 (8 x 257) */
+    {499, 1024, 1024}, {499, 4096, 1024}, {499, 1024, 4096},
+    {2056, 1024, 1024}, {2056, 4096, 1024}, {2056, 1024, 4096},
+};
+
+static double time_best(long reps, mer_status (*fn)(void *), void *u) {
+    if (fn(u) != MER_OK) return 0;
+    double best = 1e30;
+    for (long r = 0; r < reps; r++) {
+        double t0 = cli_now();
+        fn(u);
+        double t = cli_now() - t0;
+        if (t < best) best = t;
+    }
+    return best;
+}
+
+typedef struct {
+    int64_t M, N, K;
+    const float *X, *W;
+    float *Y;
+    const mer_packed *P;
+} lin_args;
+
+static mer_status run_sgemm(void *u) {
+    lin_args *a = u;
+    mer_sgemm(0, 1, a->M, a->N, a->K, 1.0f, a->X, a->K, a->W, a->K, 0.0f, a->Y, a->N);
+    return MER_OK;
+}
+
+static mer_status run_packed(void *u) {
+    lin_args *a = u;
+    return mer_packed_linear(a->Y, a->N, a->X, a->K, a->M, a->P, 0, MER_EPI_NONE);
+}
+
+static int bench_packed(long reps) {
+    double peak = 0;
+    if (mer_peak_measure(MER_PEAK_FP32, 0, 0.3, &peak) != MER_OK) peak = 0;
+    printf("\nlinear y = x W^T, GFLOPS (%% of the fp32 FMA peak %.0f GFLOPS measured now, cpu %s)\n",
+           peak, mer_cpu_features_str());
+    printf("%-18s %14s %14s %14s %14s %9s\n", "M x N x K", "sgemm", "packed f32", "packed bf16",
+           "packed int8", "int8/sgemm");
+    for (size_t s = 0; s < sizeof linear_shapes / sizeof *linear_shapes; s++) {
+        int64_t M = linear_shapes[s][0], N = linear_shapes[s][1], K = linear_shapes[s][2];
+        float *X = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K),
+              *Y = malloc(sizeof(float) * M * N);
+        if (!X || !W || !Y) return cli_fail("bench gemm", "out of memory");
+        for (int64_t i = 0; i < M * K; i++) X[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+        for (int64_t i = 0; i < K * N; i++) W[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+        lin_args a = {M, N, K, X, W, Y, NULL};
+        double fl = 2.0 * M * N * K, g[4] = {0, 0, 0, 0};
+        double t = time_best(reps, run_sgemm, &a);
+        g[0] = t > 0 ? fl / t / 1e9 : 0;
+        for (int ty = 0; ty < 3; ty++) {
+            mer_packed *p = NULL;
+            if (mer_packed_init(&p, W, MER_DTYPE_F32, NULL, N, K, (mer_pack_type)ty) != MER_OK)
+                return cli_fail("bench gemm", "%s", mer_last_error());
+            a.P = p;
+            t = time_best(reps, run_packed, &a);
+            g[1 + ty] = t > 0 ? fl / t / 1e9 : 0;
+            mer_packed_free(p);
+        }
+        char name[64], col[4][32];
+        snprintf(name, sizeof name, "%lldx%lldx%lld", (long long)M, (long long)N, (long long)K);
+        for (int c = 0; c < 4; c++)
+            snprintf(col[c], sizeof col[c], "%.1f (%.0f%%)", g[c], peak > 0 ? 100 * g[c] / peak : 0);
+        printf("%-18s %14s %14s %14s %14s %9.2f\n", name, col[0], col[1], col[2], col[3],
+               g[0] > 0 ? g[3] / g[0] : 0);
+        free(X); free(W); free(Y);
+    }
+    return 0;
+}
+
 static int bench_gemm(int argc, char **argv) {
     long threads = 0, reps = 5;
     for (int i = 1; i < argc; i++) {
@@ -83,7 +159,7 @@ static int bench_gemm(int argc, char **argv) {
         free(A); free(B); free(C);
     }
     mer_gemm_set_backend(saved);
-    return 0;
+    return bench_packed(reps);
 }
 
 /* The peak of each kind on one core and on N threads, measured in this run. */

@@ -10,7 +10,6 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,26 +32,6 @@ static const char *usage_text =
 
 static const char *cmd = "demo";
 
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int file_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
@@ -69,18 +48,7 @@ static char *read_text(const char *path) {
 }
 
 static int write_text(const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
-    size_t n = strlen(text);
-    int ok = fwrite(text, 1, n, f) == n;
-    if (fclose(f)) ok = 0;
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
-        return -1;
-    }
-    return 0;
+    return mer_write_file_atomic(path, text, strlen(text)) == MER_OK ? 0 : -1;
 }
 
 /* The media file of a clip: DIR/flac/<name>.flac, DIR/<name>.flac, DIR/wav/<name>.wav or
@@ -207,6 +175,11 @@ int cmd_demo(int argc, char **argv) {
     for (int64_t i = 0; i < N; i++) {
         names[i] = mer_csv_cell(csv, i, cn);
         groups[i] = mer_csv_cell(csv, i, cs);
+        /* clip names become feature files, speakers become run directories */
+        if ((s = mer_name_check(names[i], path, i + 2)) || (s = mer_name_check(groups[i], path, i + 2))) {
+            rc = fail_msg(s);
+            goto done;
+        }
         const char *e = mer_csv_cell(csv, i, ce);
         int32_t c = 0;
         while (c < C && strcmp(classes[c], e)) c++;
@@ -252,8 +225,8 @@ int cmd_demo(int argc, char **argv) {
     snprintf(fdir, sizeof fdir, "%s/features", out);
     snprintf(rdir, sizeof rdir, "%s/report", out);
     snprintf(mdir, sizeof mdir, "%s/model", out);
-    if (mkdir_p(fdir) || mkdir_p(rdir)) {
-        rc = cli_fail(cmd, "%s: cannot create directory: %s", out, strerror(errno));
+    if ((s = mer_mkdir_p(fdir)) || (s = mer_mkdir_p(rdir))) {
+        rc = fail_msg(s);
         goto done;
     }
     snprintf(path, sizeof path, "%s/recipe.json", fdir);
@@ -272,7 +245,11 @@ int cmd_demo(int argc, char **argv) {
     }
     for (int64_t i = 0; i < N; i++) {
         char fp[4200];
-        snprintf(fp, sizeof fp, "%s/%s.npy", fdir, names[i]);
+        if ((s = mer_name_path(fp, sizeof fp, fdir, names[i], ".npy", NULL, 0))) {
+            free(need);
+            rc = fail_msg(s);
+            goto done;
+        }
         float *d = NULL;
         int32_t nd = 0;
         int64_t sh[MER_MAX_DIMS];
@@ -290,7 +267,7 @@ int cmd_demo(int argc, char **argv) {
         /* write the recipe first: a cache with a stale recipe.json is recomputed whole */
         if (write_text(path, recipe)) {
             free(need);
-            rc = cli_fail(cmd, "%s: cannot write", path);
+            rc = cli_fail(cmd, "%s", mer_last_error());
             goto done;
         }
         cli_progress prog;
@@ -310,9 +287,9 @@ int cmd_demo(int argc, char **argv) {
                 mer_clear_error();
             if (st == MER_OK) {
                 memcpy(X + i * D, d, (size_t)D * sizeof(float));
-                snprintf(fp, sizeof fp, "%s/%s.npy", fdir, names[i]);
                 int64_t shape[1] = {D};
-                st = mer_npy_write(fp, d, 1, shape);
+                st = mer_name_path(fp, sizeof fp, fdir, names[i], ".npy", NULL, 0);
+                if (st == MER_OK) st = mer_npy_write(fp, d, 1, shape);
             }
 #pragma omp critical
             {
@@ -438,9 +415,12 @@ final_model:
         rc = cli_fail_status(cmd, s, "dataset");
         goto done;
     }
-    /* a rerun replaces the previous model (only a directory that holds a run is removed) */
-    snprintf(path, sizeof path, "%s/config.json", mdir);
-    if (file_exists(path)) nftw(mdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    /* a rerun replaces the previous model, but only a directory mer made that holds nothing
+     * else is removed (docs/safety.md) */
+    if ((s = mer_dir_remove_made(mdir))) {
+        rc = fail_msg(s);
+        goto done;
+    }
     mer_train_params fp = tp;
     fp.recipe_json = full_recipe;
     fp.plots = 1;

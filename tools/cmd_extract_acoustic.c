@@ -46,16 +46,9 @@ static int write_names(const char *cmd, const mer_acoustic_recipe *r, const char
             mer_acoustic_frame_name(&r->params, i, name, sizeof name);
         len += (size_t)snprintf(buf + len, cap - len, "%s\n", name);
     }
-    FILE *f = NULL;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int ok = (f = fopen(tmp, "wb")) && fwrite(buf, 1, len, f) == len;
-    if (f && fclose(f)) ok = 0;
+    mer_status s = mer_write_file_atomic(path, buf, len);
     free(buf);
-    if (!ok || rename(tmp, path)) {
-        remove(tmp);
-        return cli_fail(cmd, "%s: cannot write", path);
-    }
+    if (s != MER_OK) return cli_fail(cmd, "%s", mer_last_error());
     return 0;
 }
 

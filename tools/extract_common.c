@@ -79,63 +79,6 @@ void extract_basename(char *buf, size_t n, const char *input) {
     buf[len] = '\0';
 }
 
-/* Read the --list file: one path a line; lines are kept in one malloc'd buffer. */
-static int read_list(const extract_opts *o, char **text, char ***paths, int *n) {
-    FILE *f = fopen(o->list, "rb");
-    if (!f) return cli_fail(o->cmd, "%s: cannot open list: %s", o->list, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += got;
-        if (len == cap) {
-            char *nb = realloc(buf, 2 * cap + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return cli_fail(o->cmd, "%s: out of memory", o->list);
-    if (err) {
-        free(buf);
-        return cli_fail(o->cmd, "%s: read error", o->list);
-    }
-    buf[len] = '\0';
-    int cnt = 0, cap_p = 0;
-    char **p = NULL;
-    for (char *s = buf; s && *s;) {
-        char *nl = strchr(s, '\n');
-        if (nl) *nl = '\0';
-        size_t l = strlen(s);
-        while (l && (s[l - 1] == '\r' || s[l - 1] == ' ' || s[l - 1] == '\t')) s[--l] = '\0';
-        while (*s == ' ' || *s == '\t') s++;
-        if (*s && *s != '#') {
-            if (cnt == cap_p) {
-                cap_p = cap_p ? 2 * cap_p : 64;
-                char **np = realloc(p, (size_t)cap_p * sizeof *np);
-                if (!np) {
-                    free(p);
-                    free(buf);
-                    return cli_fail(o->cmd, "%s: out of memory", o->list);
-                }
-                p = np;
-            }
-            p[cnt++] = s;
-        }
-        s = nl ? nl + 1 : NULL;
-    }
-    *text = buf;
-    *paths = p;
-    *n = cnt;
-    return 0;
-}
-
 static int path_exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
@@ -153,11 +96,17 @@ static int cmp_name_idx(const void *a, const void *b) {
 }
 
 int extract_run(const extract_opts *o, extract_fn fn, void *user) {
-    char *list_text = NULL;
     char **list_paths = NULL;
-    int n_list = 0;
-    if (o->list && read_list(o, &list_text, &list_paths, &n_list) != 0) return 1;
+    int64_t n_list64 = 0;
+    if (o->list && mer_read_lines(o->list, &list_paths, &n_list64) != MER_OK)
+        return cli_fail(o->cmd, "%s", mer_last_error());
+    if (n_list64 > INT32_MAX - o->n_inputs) {
+        free(list_paths);
+        return cli_fail(o->cmd, "%s: too many lines", o->list);
+    }
+    const int n_list = (int)n_list64;
     const int n = o->n_inputs + n_list;
+    mer_input_set *inset = NULL;
     struct stat out_st;
     /* an existing directory as PATH also takes a single input as <basename>.npy */
     const bool dir_mode = o->list != NULL || o->n_inputs > 1 ||
@@ -186,6 +135,15 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
     qsort(order, (size_t)n, sizeof *order, cmp_name_idx);
     for (int i = 1; i < n; i++)
         if (!strcmp(order[i].name, order[i - 1].name)) dup[order[i].idx] = 1;
+    /* no output may replace an input (same device and inode: links and other spellings too) */
+    if (mer_input_set_init(&inset, in, n) != MER_OK) {
+        rc = cli_fail(o->cmd, "%s", mer_last_error());
+        goto done;
+    }
+    if (!dir_mode && mer_input_set_check(inset, o->out) != MER_OK) {
+        rc = cli_fail(o->cmd, "%s", mer_last_error());
+        goto done;
+    }
 
     if (dir_mode) {
         struct stat st;
@@ -194,10 +152,12 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
                 rc = cli_fail(o->cmd, "%s: exists and is not a directory (several inputs need an output directory)", o->out);
                 goto done;
             }
-        } else if (mkdir(o->out, 0777) != 0) {
-            rc = cli_fail(o->cmd, "%s: cannot create directory: %s", o->out, strerror(errno));
+        }
+        if (mer_mkdir_p(o->out) != MER_OK) {
+            rc = cli_fail(o->cmd, "%s", mer_last_error());
             goto done;
         }
+        mer_tmp_cleanup(o->out, NULL);
     }
 
     cli_progress prog;
@@ -206,25 +166,35 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
     char out_path[4096];
     for (int i = 0; i < n; i++) {
         if (dir_mode) {
-            int w = snprintf(out_path, sizeof out_path, "%s/%s.npy", o->out, names[i]);
-            if (w < 0 || (size_t)w >= sizeof out_path) {
-                cli_progress_end(&prog);
-                cli_fail(o->cmd, "%s: output path too long", in[i]);
+            /* the output name comes from the input's name: through the one name-to-path check */
+            if (mer_name_path(out_path, sizeof out_path, o->out, names[i], ".npy",
+                              i >= o->n_inputs ? o->list : NULL, i >= o->n_inputs ? i - o->n_inputs + 1 : 0) != MER_OK) {
+                if (prog.tty) fputc('\r', stderr);
+                fprintf(stderr, "mer %s: %s: %s%s\n", o->cmd, in[i], mer_last_error(), prog.tty ? "\033[K" : "");
                 failed++;
+                cli_progress_update(&prog, i + 1, names[i]);
                 continue;
             }
         } else {
             snprintf(out_path, sizeof out_path, "%s", o->out);
         }
         if (dup[i]) {
-            fprintf(stderr, "\rmer %s: %s: output name %s.npy is already used by another input; skipped\033[K\n",
-                    o->cmd, in[i], names[i]);
+            if (prog.tty) fputc('\r', stderr);
+            fprintf(stderr, "mer %s: %s: output name %s.npy is already used by another input; skipped%s\n",
+                    o->cmd, in[i], names[i], prog.tty ? "\033[K" : "");
             failed++;
             cli_progress_update(&prog, i + 1, names[i]);
             continue;
         }
         if (!o->overwrite && path_exists(out_path)) {
             skipped++;
+            cli_progress_update(&prog, i + 1, names[i]);
+            continue;
+        }
+        if (mer_input_set_check(inset, out_path) != MER_OK) {
+            if (prog.tty) fputc('\r', stderr);
+            fprintf(stderr, "mer %s: %s%s\n", o->cmd, mer_last_error(), prog.tty ? "\033[K" : "");
+            failed++;
             cli_progress_update(&prog, i + 1, names[i]);
             continue;
         }
@@ -265,6 +235,6 @@ done:
     free(order);
     free(dup);
     free(list_paths);
-    free(list_text);
+    mer_input_set_free(inset);
     return rc;
 }

@@ -96,9 +96,33 @@ double mer__rng_normal(mer__rng *r);     /* standard normal (Box-Muller) */
 
 /* ---- files ------------------------------------------------------------------------------- */
 
-/* Read a whole file into a NUL-terminated malloc'd buffer (free with free()). */
+/* All of fs.c (docs/safety.md); the public half (names, outputs, atomic writes, marked
+ * directories) is in mer.h. */
+
+/* Read a whole file into a NUL-terminated malloc'd buffer (free with free()). "-" is stdin;
+ * pipes, FIFOs and devices are read as streams; a directory is refused as "is a directory". */
 mer_status mer__read_file(const char *path, char **data, size_t *size);
-/* Write data atomically: to "path.tmp.<pid>" then rename over path. */
+/* Read fd to its end (path names it in messages). */
+mer_status mer__read_fd(int fd, const char *path, char **data, size_t *size);
+/* mer_name_check on a name of len bytes (catches an embedded NUL). */
+mer_status mer__name_check_n(const char *name, size_t len, const char *src, int64_t row);
+/* Write data atomically (the implementation of mer_write_file_atomic). */
 mer_status mer__write_file_atomic(const char *path, const void *data, size_t size);
+/* An atomic file written in pieces: open, write..., commit (or abort). A failed write aborts
+ * (the temporary is removed) and names strerror; commit fsyncs, renames and fsyncs the directory. */
+typedef struct {
+    int fd;
+    char path[4096];
+    char tmp[4096];
+} mer__afile;
+mer_status mer__afile_open(mer__afile *f, const char *path);
+mer_status mer__afile_write(mer__afile *f, const void *data, size_t n);
+mer_status mer__afile_commit(mer__afile *f);
+void mer__afile_abort(mer__afile *f);
+/* mkdir -p (an existing directory is fine; mer_mkdir_p is the public name). */
+mer_status mer__mkdir(const char *path);
+int mer__file_exists(const char *path);
+/* Remove "*.tmp.<pid>" files of dead processes in dir; returns how many. */
+int mer__tmp_cleanup(const char *dir);
 
 #endif /* MER_INTERNAL_H */

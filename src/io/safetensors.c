@@ -971,7 +971,6 @@ mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *pa
     /* pad with spaces so the buffer starts 8-byte aligned, as the reference writer does */
     while (!h.oom && h.n % 8) sb_str(&h, " ");
     mer_status s = MER_OK;
-    char *tmp = NULL;
     if (h.oom) {
         s = mer__err(MER_ERR_NOMEM, "%s: out of memory building the header", path);
         goto done;
@@ -980,38 +979,18 @@ mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *pa
         s = mer__err(MER_ERR_INVALID_ARG, "%s: header of %zu bytes exceeds the format's limit", path, h.n);
         goto done;
     }
-    size_t pl = strlen(path);
-    tmp = malloc(pl + 32);
-    if (!tmp) {
-        s = nomem(path);
-        goto done;
-    }
-    snprintf(tmp, pl + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        s = mer__err(MER_ERR_IO, "%s: %s", tmp, strerror(errno));
-        goto done;
-    }
+    mer__afile f;
+    if ((s = mer__afile_open(&f, path)) != MER_OK) goto done;
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
-    int bad = fwrite(len8, 1, 8, f) != 8;
-    bad |= fwrite(h.p, 1, h.n, f) != h.n;
-    for (int64_t oi = 0; oi < no && !bad; oi++) {
+    s = mer__afile_write(&f, len8, 8);
+    if (s == MER_OK) s = mer__afile_write(&f, h.p, h.n);
+    for (int64_t oi = 0; oi < no && s == MER_OK; oi++) {
         const wtensor *t = &w->t[order[oi]];
-        if (t->nbytes) bad |= fwrite(t->data, 1, t->nbytes, f) != t->nbytes;
+        if (t->nbytes) s = mer__afile_write(&f, t->data, t->nbytes);
     }
-    bad |= fflush(f) != 0;
-    bad |= fclose(f) != 0;
-    if (bad) {
-        remove(tmp);
-        s = mer__err(MER_ERR_IO, "%s: write failed", path);
-    } else if (rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        s = mer__err(MER_ERR_IO, "%s: rename failed: %s", path, strerror(e));
-    }
+    if (s == MER_OK) s = mer__afile_commit(&f);
 done:
-    free(tmp);
     free(order);
     free(h.p);
     return s;

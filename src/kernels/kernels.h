@@ -6,7 +6,8 @@
  * PyTorch op whose semantics it follows in a `// ref:` comment at its definition. Kernels that
  * are worth it split rows over the thread pool (mer__parallel_for); none allocates files.
  *
- * File map:  gemm.c (mer_sgemm, public) | gemm_small.c (batch-sized products) | linear.c |
+ * File map:  gemm.c (mer_sgemm, public) | gemm_small.c (batch-sized products) | packed.c
+ *            (mer_packed_*: packed-weight products of the encoders) | peak.c (mer bench peak) | linear.c |
  *            norm.c | act.c | softmax.c | attn.c | conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models) |
  *            fft.c (mixed-radix FFT, acoustic front end)
  * A naive reference of each kernel lives in tests/ as the oracle.

@@ -574,3 +574,94 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
     }
     return MER_OK;
 }
+
+/* ---- identity of a model and the run's encoder spec -------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+void mer__speech_digest(const mer_speech_model *m, char out[17]) {
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    uint64_t h = 1469598103934665603ull;
+    h = fnv(h, info.model_type, strnlen(info.model_type, sizeof info.model_type));
+    const int64_t v[] = {info.n_layers, info.hidden_size, info.n_heads, info.intermediate_size,
+                         info.conv_layers, info.stable_layer_norm, info.n_params};
+    h = fnv(h, v, sizeof v);
+    const int64_t D = info.hidden_size;
+    for (int32_t l = 0; l < info.n_layers; l++) {
+        mer__speech_layer w;
+        if (mer__speech_layer_get(m, l, &w)) continue;
+        /* a strided sample: cheap at any size, different for any two random initialisations */
+        const float *t[] = {w.wq, w.wo, w.w1, w.w2, w.ln1_g, w.bq};
+        const int64_t n[] = {D * D, D * D, D * info.intermediate_size, D * info.intermediate_size, D, D};
+        for (int k = 0; k < 6; k++)
+            for (int64_t i = 0; i < n[k]; i += n[k] / 61 + 1) h = fnv(h, &t[k][i], sizeof(float));
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *digest,
+                          const mer__sft_config *c) {
+    static const char *meth[] = {"none", "adapter", "lora"};
+    snprintf(out, cap,
+             "model=%s;digest=%s;first=%d;last=%d;adapt_last=%d;head_first=%d;method=%s;"
+             "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d",
+             model, digest, (int)c->first, (int)c->last, (int)c->adapt_last, (int)c->head_first,
+             meth[c->method >= 0 && c->method <= 2 ? c->method : 0], (int)c->bottleneck,
+             (int)c->rank, (double)c->alpha, (int)c->lora_ffn);
+}
+
+mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
+                               char digest[17]) {
+    memset(c, 0, sizeof *c);
+    model[0] = digest[0] = '\0';
+    const char *p = spec;
+    int seen = 0;
+    while (*p) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ';');
+        if (!end) end = p + strlen(p);
+        if (!eq || eq > end) return mer__err(MER_ERR_FORMAT, "encoder spec: field '%.*s' lacks '='", (int)(end - p), p);
+        const size_t kl = (size_t)(eq - p), vl = (size_t)(end - eq - 1);
+        char val[1024];
+        if (vl >= sizeof val) return mer__err(MER_ERR_FORMAT, "encoder spec: value of '%.*s' too long", (int)kl, p);
+        memcpy(val, eq + 1, vl);
+        val[vl] = '\0';
+#define KEY(k) (kl == strlen(k) && !strncmp(p, k, kl))
+        char *e = NULL;
+        long iv = strtol(val, &e, 10);
+        int isint = e && e != val && !*e;
+        if (KEY("model")) {
+            if (vl >= cap) return mer__err(MER_ERR_FORMAT, "encoder spec: model path too long");
+            memcpy(model, val, vl + 1);
+        } else if (KEY("digest")) {
+            if (vl != 16) return mer__err(MER_ERR_FORMAT, "encoder spec: bad digest '%s'", val);
+            memcpy(digest, val, 17);
+        } else if (KEY("method")) {
+            c->method = !strcmp(val, "adapter") ? MER__SFT_ADAPTER : !strcmp(val, "lora") ? MER__SFT_LORA
+                        : !strcmp(val, "none") ? MER__SFT_NONE : -1;
+            if (c->method < 0) return mer__err(MER_ERR_FORMAT, "encoder spec: unknown method '%s'", val);
+        } else if (KEY("alpha")) {
+            c->alpha = strtof(val, &e);
+            if (e == val || *e) return mer__err(MER_ERR_FORMAT, "encoder spec: bad alpha '%s'", val);
+        } else if (!isint || iv < 0 || iv > 1 << 20) {
+            return mer__err(MER_ERR_FORMAT, "encoder spec: bad field '%.*s=%s'", (int)kl, p, val);
+        } else if (KEY("first")) c->first = (int32_t)iv, seen |= 1;
+        else if (KEY("last")) c->last = (int32_t)iv, seen |= 2;
+        else if (KEY("adapt_last")) c->adapt_last = (int32_t)iv;
+        else if (KEY("head_first")) c->head_first = (int32_t)iv;
+        else if (KEY("bottleneck")) c->bottleneck = (int32_t)iv;
+        else if (KEY("rank")) c->rank = (int32_t)iv;
+        else if (KEY("lora_ffn")) c->lora_ffn = (int32_t)iv;
+        else if (KEY("classes")) c->n_classes = (int32_t)iv;
+        else return mer__err(MER_ERR_FORMAT, "encoder spec: unknown field '%.*s'", (int)kl, p);
+#undef KEY
+        p = *end ? end + 1 : end;
+    }
+    if (!model[0] || seen != 3)
+        return mer__err(MER_ERR_FORMAT, "encoder spec: needs model, first and last");
+    return MER_OK;
+}

@@ -74,4 +74,19 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
                              float *dx);
 /* Bytes of activation memory the state holds now (its peak so far). */
 size_t mer__sft_act_bytes(const mer__sft *s);
+
+/* A 16-hex-digit fingerprint of a loaded model: its configuration (type, sizes, layout,
+ * parameter count, weight bytes) and the bits of a sample of every layer's weights, so an
+ * adapter or a cache made with another checkpoint, even one of the same configuration, is
+ * refused. out holds 17 chars. */
+void mer__speech_digest(const mer_speech_model *m, char out[17]);
+
+/* The encoder spec string stored in a run's config.json ("encoder"), e.g.
+ *   "model=/abs/dir;digest=0123abcd0123abcd;first=10;last=12;adapt_last=12;head_first=12;
+ *    method=adapter;bottleneck=32;rank=0;alpha=0;lora_ffn=0"
+ * parse: fills c and model (cap bytes); MER_ERR_FORMAT naming the bad field. */
+mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
+                               char digest[17]);
+void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *digest,
+                          const mer__sft_config *c);
 #endif /* MER_SPEECH_TRAIN_H */

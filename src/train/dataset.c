@@ -317,7 +317,9 @@ static mer_status load_features(mer_dataset *ds, const mer_dataset_params *p) {
         size_t lo = 0;
         list[0] = '\0';
         for (int64_t i = 0; i < ds->n; i++) {
-            snprintf(path, sizeof path, "%s/%s.npy", p->modalities[m].dir, ds->names[i]);
+            mer_status s = mer_name_path(path, sizeof path, p->modalities[m].dir, ds->names[i], ".npy",
+                                         p->labels_csv ? p->labels_csv : "clip list", 0);
+            if (s != MER_OK) return s;
             if (access(path, R_OK) == 0) continue;
             if (missing < 10 && lo + strlen(ds->names[i]) + 8 < sizeof list)
                 lo += (size_t)snprintf(list + lo, sizeof list - lo, "%s%s", missing ? ", " : "",
@@ -332,13 +334,23 @@ static mer_status load_features(mer_dataset *ds, const mer_dataset_params *p) {
     }
     for (int32_t m = 0; m < ds->n_mod; m++) {
         ds->off[m][0] = 0;
+        char first[4096] = "";
         for (int64_t i = 0; i < ds->n; i++) {
-            snprintf(path, sizeof path, "%s/%s.npy", p->modalities[m].dir, ds->names[i]);
+            mer_status s = mer_name_path(path, sizeof path, p->modalities[m].dir, ds->names[i], ".npy",
+                                         NULL, 0);
+            if (s != MER_OK) return s;
             float *data = NULL;
             int32_t nd = 0;
             int64_t shape[MER_MAX_DIMS];
-            mer_status s = mer_npy_read(path, &data, &nd, shape);
+            s = mer_npy_read(path, &data, &nd, shape);
             int64_t rows = 0;
+            /* the dimension is set by the first file; when they differ either may be the wrong
+             * one, so the message names both */
+            if (s == MER_OK && ds->dims_set[m] && nd >= 1 && nd <= 2 && shape[nd - 1] != ds->dim[m])
+                s = mer__err(MER_ERR_SHAPE, "%s: feature dimension %lld, but %s (the first clip of "
+                             "modality %s) has %lld: one of the two files is not of this feature",
+                             path, (long long)shape[nd - 1], first, ds->mod[m], (long long)ds->dim[m]);
+            if (s == MER_OK && !first[0]) snprintf(first, sizeof first, "%s", path);
             if (s == MER_OK) s = check_feat_shape(ds, m, nd, shape, path, &rows);
             if (s == MER_OK) s = check_finite(data, rows * ds->dim[m], path);
             float *dst = s == MER_OK ? append_rows(ds, m, rows) : NULL;
@@ -366,6 +378,7 @@ mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p) {
     if (!p->labels_csv) {
         s = mer_dataset_init(&ds, p->classes, p->classes ? p->n_classes : 0, mods, p->n_modalities);
         for (int64_t i = 0; s == MER_OK && i < p->n_names; i++) {
+            if ((s = mer_name_check(p->names[i], "clip list", i + 1)) != MER_OK) break;
             if (mer_dataset_find(ds, p->names[i]) >= 0)
                 s = mer__err(MER_ERR_FORMAT, "clip '%s' listed twice", p->names[i]);
             else
@@ -427,10 +440,8 @@ mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p) {
             const char *name = mer_csv_cell(csv, r, cn);
             const char *lab = mer_csv_cell(csv, r, cl);
             if (filt && !bsearch(&name, filt, (size_t)p->n_names, sizeof *filt, cmp_str)) continue;
-            if (!name[0]) {
-                s = mer__err(MER_ERR_FORMAT, "%s: row %lld: empty name", p->labels_csv, (long long)r + 2);
-                break;
-            }
+            /* a clip name becomes a feature file name (and prediction rows, run directories) */
+            if ((s = mer_name_check(name, p->labels_csv, r + 2)) != MER_OK) break;
             int32_t y = -1;
             for (int32_t c = 0; c < ds->n_classes; c++)
                 if (!strcmp(ds->classes[c], lab)) y = c;
@@ -473,42 +484,18 @@ mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p) {
 /* ---- LIST files --------------------------------------------------------------------------- */
 
 mer_status mer_read_name_list(const char *path, char ***names, int64_t *n) {
-    *names = NULL;
-    *n = 0;
-    char *text = NULL;
-    size_t size = 0;
-    mer_status s = mer__read_file(path, &text, &size);
+    mer_status s = mer_read_lines(path, names, n);
     if (s != MER_OK) return s;
-    int64_t lines = 1;
-    for (size_t i = 0; i < size; i++) lines += text[i] == '\n';
-    /* one block: pointer array followed by the text */
-    char **arr = malloc((size_t)lines * sizeof(char *) + size + 1);
-    if (!arr) {
-        free(text);
-        return mer__err(MER_ERR_NOMEM, "out of memory");
+    /* a "name" header line, as in a labels CSV's first column */
+    if (*n > 0 && !strcmp((*names)[0], "name")) {
+        memmove(*names, *names + 1, (size_t)(*n - 1) * sizeof **names);
+        (*n)--;
     }
-    char *buf = (char *)(arr + lines);
-    memcpy(buf, text, size + 1);
-    free(text);
-    int64_t k = 0;
-    char *p = buf;
-    while (p && *p) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = '\0';
-        char *b = p, *e = p + strlen(p);
-        while (*b == ' ' || *b == '\t' || *b == '\r' || (unsigned char)*b == 0xEF ||
-               (unsigned char)*b == 0xBB || (unsigned char)*b == 0xBF)
-            b++;
-        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = '\0';
-        if (*b && !(k == 0 && !strcmp(b, "name"))) arr[k++] = b;
-        p = nl ? nl + 1 : NULL;
-    }
-    if (k == 0) {
-        free(arr);
+    if (*n == 0) {
+        free(*names);
+        *names = NULL;
         return mer__err(MER_ERR_FORMAT, "%s: no clip names", path);
     }
-    *names = arr;
-    *n = k;
     return MER_OK;
 }
 

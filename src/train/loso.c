@@ -11,7 +11,6 @@
  */
 #include "train/train.h"
 
-#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,14 +87,8 @@ mer_status mer_group_standardize(float *X, int64_t n, int64_t D, const char *con
     return MER_OK;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path) { nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+/* Run directories are made by the trainer (marked); one holding anything else stays. */
+static mer_status rm_tree(const char *path) { return mer_dir_remove_made(path); }
 
 /* A one-modality data set of clips idx[0..m) of ds with features X rows (already normalised). */
 static mer_status subset(mer_dataset **out, const mer_dataset *ds, const int64_t *idx, int64_t m,
@@ -198,7 +191,7 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
     }
     char runs[4096];
     snprintf(runs, sizeof runs, "%s/runs", dir);
-    if ((s = mer__mkdir(runs))) goto done;
+    if ((s = mer_mkdir_made(runs))) goto done;
     /* the train / held-out data sets of every group first (normalisation per group), then
      * every (group, seed) model as an independent job: jobs run in parallel on the thread team,
      * each single-threaded inside (a nested mer__parallel_for runs serially), so the result does
@@ -268,19 +261,19 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         p.search = 0;
         p.recipe_json = NULL;
         p.progress = NULL;
-        char rd[4200];
-        snprintf(rd, sizeof rd, "%s/%s-seed%d", runs, gname[g], k);
+        char rd[4200], seed_sfx[32];
+        snprintf(seed_sfx, sizeof seed_sfx, "-seed%d", k);
+        /* a group (speaker) name is data: it names a directory only through mer_name_path */
+        if (!st) st = mer_name_path(rd, sizeof rd, runs, gname[g], seed_sfx, "group", 0);
         mer_run *jr = NULL;
         float *pj = malloc((size_t)(ntes[g] > 0 ? ntes[g] : 1) * C * sizeof(float));
         if (!st && !pj) st = mer__err(MER_ERR_NOMEM, "loso: out of memory");
-        if (!st) {
-            rm_tree(rd);
-            st = mer_train_run(&p, dtrs[g], NULL, rd, NULL);
-        }
+        if (!st) st = rm_tree(rd);
+        if (!st) st = mer_train_run(&p, dtrs[g], NULL, rd, NULL);
         if (!st) st = mer_run_open(&jr, rd);
         if (!st) st = mer_run_predict(jr, dtes[g], pj);
         mer_run_free(jr);
-        if (!lp->keep_runs) rm_tree(rd);
+        if (!st && !lp->keep_runs) st = rm_tree(rd);
         jstat[jb] = st;
         if (st) {
             snprintf(jmsg + (size_t)jb * 256, 256, "%s", mer_last_error());
@@ -324,7 +317,7 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         free(t1);
         free(p1);
     }
-    if (!lp->keep_runs) rm_tree(runs);
+    if (!lp->keep_runs && rm_tree(runs) != MER_OK) MER_LOG_W("%s", mer_last_error());
     mer_argmax_rows(pred, probs, N, C);
     mer_metrics m;
     if ((s = mer_metrics_compute(&m, truth, pred, N, C))) goto done;

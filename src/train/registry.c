@@ -9,11 +9,13 @@
 extern const mer__model_ops mer__model_attention;   /* src/models/fusion_attention.c */
 extern const mer__model_ops mer__model_agt, mer__model_afusion; /* src/models/fusion_agt.c */
 extern const mer__model_ops mer__model_linear;      /* src/models/linear_softmax.c */
+extern const mer__model_ops mer__model_speech;      /* src/train/model_speech.c */
 
 static const mer__model_ops *const registry[] = {
     &mer__model_attention,
     &mer__model_agt, &mer__model_afusion,
     &mer__model_linear,
+    &mer__model_speech,
 };
 
 const mer__model_ops *mer__model_lookup(const char *name) {

@@ -57,6 +57,11 @@ static mer_status read_config(mer_run *r, const char *path) {
         r->cfg.layers = (int32_t)layers;
         r->cfg.tokens = (int32_t)tokens;
         r->cfg.dropout = (float)dropout;
+        const char *enc = "";
+        s = mer_json_string_or(j, "encoder", "", &enc);
+        if (s == MER_OK && strlen(enc) >= sizeof r->cfg.encoder)
+            s = mer__err(MER_ERR_FORMAT, "%s: encoder spec too long", path);
+        if (s == MER_OK) snprintf(r->cfg.encoder, sizeof r->cfg.encoder, "%s", enc);
         r->folds = (int32_t)folds;
     }
     char key[64];

@@ -82,6 +82,7 @@ typedef struct {
     int32_t hidden, heads, layers;
     float dropout;
     int32_t tokens;             /* agt: sub-tokens per utterance vector (--tokens; 0 = 4) */
+    char encoder[1536];         /* speech: the encoder spec (mer_train_params.encoder), or "" */
 } mer__model_config;
 
 typedef struct {
@@ -317,9 +318,6 @@ void mer__sb_csv_field(mer__sb *b, const char *s);  /* a CSV field, quoted when 
 void mer__sb_free(mer__sb *b);
 /* Atomic write of the buffer (MER_ERR_NOMEM if it overflowed). */
 mer_status mer__sb_save(const mer__sb *b, const char *path);
-/* mkdir -p of one level (existing directory is fine). */
-mer_status mer__mkdir(const char *path);
-int mer__file_exists(const char *path);
 
 /* ---- plots (plot.c) ---------------------------------------------------------------------- */
 

@@ -128,6 +128,7 @@ static void model_config(mer__model_config *c, const mer_train_params *p, const 
     c->layers = p->layers;
     c->tokens = p->tokens;
     c->dropout = p->dropout;
+    snprintf(c->encoder, sizeof c->encoder, "%s", p->encoder ? p->encoder : "");
 }
 
 /* The config text is a pure function of the parameters and the data set's shape, so a resume
@@ -172,7 +173,13 @@ static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset
         mer__sb_printf(b, ", \"dim\": %lld, \"sequence\": %s}", (long long)mer_dataset_dim(ds, m),
                        mer_dataset_is_sequence(ds, m) ? "true" : "false");
     }
-    mer__sb_printf(b, "],\n  \"recipe\": %s\n}\n", p->recipe_json ? p->recipe_json : "null");
+    mer__sb_printf(b, "],\n");
+    if (p->encoder) { /* written only when set: older runs stay resumable */
+        mer__sb_printf(b, "  \"encoder\": ");
+        mer__sb_json_str(b, p->encoder);
+        mer__sb_printf(b, ",\n");
+    }
+    mer__sb_printf(b, "  \"recipe\": %s\n}\n", p->recipe_json ? p->recipe_json : "null");
 }
 
 static mer_status prepare_dir(const ctx *c) {
@@ -200,7 +207,7 @@ static mer_status prepare_dir(const ctx *c) {
                                 c->dir);
             }
         }
-        s = mer__mkdir(c->dir);
+        s = mer_mkdir_made(c->dir);
         if (s == MER_OK && c->p->recipe_json) {
             snprintf(path, sizeof path, "%s/recipe.json", c->dir);
             s = mer__write_file_atomic(path, c->p->recipe_json, strlen(c->p->recipe_json));
@@ -799,9 +806,9 @@ static mer_status run_search(const mer_train_params *p, const mer_dataset *ds,
         if (mer__file_exists(sub))
             return mer__err(MER_ERR_INVALID_ARG, "%s: already holds a search (use --resume or another directory)", dir);
     }
-    s = mer__mkdir(dir);
+    s = mer_mkdir_made(dir);
     snprintf(sub, sizeof sub, "%s/trials", dir);
-    if (s == MER_OK) s = mer__mkdir(sub);
+    if (s == MER_OK) s = mer_mkdir_made(sub);
     snprintf(from, sizeof from, "%s/metrics.json", dir);
     unlink(from);
     mer__rng rng;

@@ -62,30 +62,6 @@ mer_status mer__sb_save(const mer__sb *b, const char *path) {
     return mer__write_file_atomic(path, b->p ? b->p : "", b->len);
 }
 
-mer_status mer__mkdir(const char *path) {
-    /* missing parents first, as `mkdir -p` (an --out of runs/exp1/agt just works) */
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) return mer__err(MER_ERR_INVALID_ARG, "%s: bad directory path", path);
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i < n; i++) {
-        if (buf[i] != '/' || buf[i - 1] == '/') continue;
-        buf[i] = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            return mer__err(MER_ERR_IO, "%s: cannot create directory %s: %s", path, buf, strerror(e));
-        }
-        buf[i] = '/';
-    }
-    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
-        struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return MER_OK;
-        return mer__err(MER_ERR_IO, "%s: exists and is not a directory", path);
-    }
-    return mer__err(MER_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
-}
-
-int mer__file_exists(const char *path) { return access(path, F_OK) == 0; }
 
 /* CSV field quoting into the buffer (RFC 4180, as mer_csv_write_field). */
 void mer__sb_csv_field(mer__sb *b, const char *s) {

@@ -1,0 +1,479 @@
+/*
+ * packed.c -- weights packed once at load for y = x @ W^T + b: the one packed-weight facility of
+ * the encoders (speech, visual, text). W is (n, k) row-major as torch.nn.Linear stores it; it is
+ * repacked into panels of 16 output columns (k-major inside a panel) in float32, bfloat16 or int8,
+ * so the product streams each panel once per block of rows and never repacks weights per call.
+ *
+ * Kernels (AVX2 + FMA, chosen at run time through mer_cpu_features(); a plain C loop otherwise):
+ *  - fp32: a 6 x 16 register tile (12 ymm accumulators), BLIS-style blocking: k in blocks of 256
+ *    (a 16 KB weight micro-panel stays in L1), rows in blocks of 192 (the packed activations of a
+ *    block stay in L2), columns in blocks of 8 panels; work items are (row block, column block).
+ *  - bf16: the weights are held in bfloat16 (half the memory) and widened to float32 one
+ *    256 x 16 micro-panel at a time, activations rounded to bfloat16: the same products as a
+ *    bf16 GEMM with float32 accumulation, at the fp32 rate (no vdpbf16ps on AVX2 machines).
+ *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-63, 63] (7 bits), activations
+ *    per row (token) symmetric to [-127, 127] stored as u8 = q + 128; vpmaddubsw multiplies u8 x s8
+ *    pairs into int16 (|sum| <= 2 * 255 * 63 < 32767: never saturates, which is why the weights
+ *    keep 7 bits), vpmaddwd widens to int32; the +128 offset is removed with the precomputed
+ *    128 * sum_k q_w per column. y = s_x[row] * s_w[col] * acc + b.
+ * Results are the same at any thread count (each output element is one chain over k in a fixed
+ * order; the split only decides which thread computes it).
+ */
+#include "kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define NR 16   /* output columns per panel */
+#define MR 6    /* rows per fp32 register tile */
+#define MR8 4   /* rows per int8 register tile */
+#define KC 256  /* k block of the fp32 kernels */
+#define MC 192  /* rows per work item (multiple of MR and MR8) */
+#define NCP 8   /* panels per work item */
+
+struct mer_packed {
+    mer_pack_type type;
+    int64_t n, k;   /* logical shape (n outputs, k inputs) */
+    int64_t np, kq; /* panels; int8: k in groups of 4 */
+    void *w;        /* fp32 (np, k, 16) | bf16 (np, k, 16) | int8 (np, kq, 16, 4) */
+    float *bias;    /* (np * 16) zero-padded, or NULL */
+    float *wscale;  /* int8: (np * 16) per-channel scale */
+    int32_t *wsum;  /* int8: (np * 16) 128 * sum_k q_w */
+    size_t bytes;
+};
+
+static int use_avx2(void) { return (mer_cpu_features() & MER_CPU_AVX2) != 0; }
+
+/* ---- packing ----------------------------------------------------------------------------- */
+
+static uint16_t bf16_bits(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u);
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+static float bf16_round(float f) {
+    uint32_t x = (uint32_t)bf16_bits(f) << 16;
+    float r;
+    memcpy(&r, &x, 4);
+    return r;
+}
+
+mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                            int64_t n, int64_t k, mer_pack_type type) {
+    if (!out) return mer__err(MER_ERR_INVALID_ARG, "packed weights: NULL output");
+    *out = NULL;
+    if (!w || n <= 0 || k <= 0)
+        return mer__err(MER_ERR_INVALID_ARG, "packed weights: empty or missing (%lld x %lld)",
+                        (long long)n, (long long)k);
+    if (wtype != MER_DTYPE_F32 && wtype != MER_DTYPE_F16 && wtype != MER_DTYPE_BF16)
+        return mer__err(MER_ERR_UNSUPPORTED, "packed weights: source dtype %d is not F32/F16/BF16",
+                        (int)wtype);
+    if (type != MER_PACK_F32 && type != MER_PACK_BF16 && type != MER_PACK_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "packed weights: unknown type %d", (int)type);
+    int64_t np = (n + NR - 1) / NR, kq = (k + 3) / 4, elems, bytes;
+    int64_t esize = type == MER_PACK_F32 ? 4 : type == MER_PACK_BF16 ? 2 : 1;
+    int64_t kk = type == MER_PACK_INT8 ? kq * 4 : k;
+    if (!mer__mul_overflow(np * NR, kk, &elems) || !mer__mul_overflow(elems, esize, &bytes))
+        return mer__err(MER_ERR_NOMEM, "packed weights: %lld x %lld overflows", (long long)n,
+                        (long long)k);
+    mer_packed *p = mer__calloc(1, sizeof *p);
+    float *row = mer__alloc((size_t)k * sizeof(float));
+    if (!p || !row) {
+        mer__free(p);
+        mer__free(row);
+        return MER_ERR_NOMEM;
+    }
+    p->type = type;
+    p->n = n;
+    p->k = k;
+    p->np = np;
+    p->kq = kq;
+    p->w = mer__calloc((size_t)bytes, 1);
+    p->bytes = (size_t)bytes;
+    if (bias) p->bias = mer__calloc((size_t)(np * NR), sizeof(float));
+    if (type == MER_PACK_INT8) {
+        p->wscale = mer__calloc((size_t)(np * NR), sizeof(float));
+        p->wsum = mer__calloc((size_t)(np * NR), sizeof(int32_t));
+    }
+    if (!p->w || (bias && !p->bias) || (type == MER_PACK_INT8 && (!p->wscale || !p->wsum))) {
+        mer__free(row);
+        mer_packed_free(p);
+        return MER_ERR_NOMEM;
+    }
+    size_t srcsz = wtype == MER_DTYPE_F32 ? 4 : 2;
+    for (int64_t j = 0; j < n; j++) {
+        mer_convert_to_f32(row, (const uint8_t *)w + (size_t)j * (size_t)k * srcsz, wtype, k);
+        int64_t pj = j / NR, cj = j % NR;
+        if (type == MER_PACK_F32) {
+            float *d = (float *)p->w + pj * k * NR + cj;
+            for (int64_t i = 0; i < k; i++) d[i * NR] = row[i];
+        } else if (type == MER_PACK_BF16) {
+            uint16_t *d = (uint16_t *)p->w + pj * k * NR + cj;
+            for (int64_t i = 0; i < k; i++) d[i * NR] = bf16_bits(row[i]);
+        } else {
+            float amax = 0;
+            int finite = 1;
+            for (int64_t i = 0; i < k; i++) {
+                finite &= isfinite(row[i]) != 0;
+                amax = fmaxf(amax, fabsf(row[i]));
+            }
+            if (!finite) {
+                mer__free(row);
+                mer_packed_free(p);
+                return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite",
+                                (long long)j);
+            }
+            float s = amax > 0 ? amax / 63.0f : 1.0f;
+            int8_t *d = (int8_t *)p->w + pj * kq * NR * 4 + cj * 4;
+            int32_t sum = 0;
+            for (int64_t i = 0; i < k; i++) {
+                int q = (int)lrintf(row[i] / s);
+                q = q > 63 ? 63 : q < -63 ? -63 : q;
+                d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
+                sum += q;
+            }
+            p->wscale[j] = s;
+            p->wsum[j] = 128 * sum;
+        }
+        if (bias) p->bias[j] = bias[j];
+    }
+    mer__free(row);
+    *out = p;
+    return MER_OK;
+}
+
+void mer_packed_free(mer_packed *p) {
+    if (!p) return;
+    mer__free(p->w);
+    mer__free(p->bias);
+    mer__free(p->wscale);
+    mer__free(p->wsum);
+    mer__free(p);
+}
+
+size_t mer_packed_bytes(const mer_packed *p) {
+    if (!p) return 0;
+    size_t extra = p->bias ? (size_t)p->np * NR * 4 : 0;
+    if (p->wscale) extra += (size_t)p->np * NR * 8;
+    return p->bytes + extra;
+}
+
+int64_t mer_packed_n(const mer_packed *p) { return p ? p->n : 0; }
+int64_t mer_packed_k(const mer_packed *p) { return p ? p->k : 0; }
+mer_pack_type mer_packed_type(const mer_packed *p) { return p ? p->type : MER_PACK_F32; }
+
+/* ---- fp32 / bf16 kernels ----------------------------------------------------------------- */
+
+/* c (6, 16) [ldc] (+)= a (kc, 6) @ b (kc, 16); a and b packed k-major. */
+__attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const float *a,
+                                                             const float *b, float *c,
+                                                             int64_t ldc, int load) {
+    __m256 acc[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
+        acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
+    }
+    for (int64_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += MR;
+        b += NR;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_ps(c + i * ldc, acc[i][0]);
+        _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
+    }
+}
+
+static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                       int load) {
+    float acc[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) acc[i][j] = load ? c[i * ldc + j] : 0.0f;
+    for (int64_t p = 0; p < kc; p++)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a[p * MR + i], b[p * NR + j], acc[i][j]);
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) c[i * ldc + j] = acc[i][j];
+}
+
+__attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const uint16_t *src,
+                                                            int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(src + i)));
+        _mm256_store_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+    }
+    for (; i < n; i++) {
+        uint32_t x = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &x, 4);
+    }
+}
+
+/* ---- the fp32 / bf16 driver -------------------------------------------------------------- */
+
+typedef struct {
+    const mer_packed *w;
+    float *y;
+    int64_t ldy, m, mblocks, cblocks;
+    const float *ap; /* packed activations (ceil(m / 6), k, 6) */
+    int accumulate;
+    mer_epilogue epi;
+    int avx2;
+} f32_job;
+
+static void epilogue_rows(const mer_packed *w, float *y, int64_t ldy, int64_t r0, int64_t r1,
+                          int64_t c0, int64_t c1, mer_epilogue epi) {
+    if (w->bias)
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
+    if (epi == MER_EPI_GELU)
+        for (int64_t r = r0; r < r1; r++) mer__gelu_fwd(y + r * ldy + c0, y + r * ldy + c0, c1 - c0);
+}
+
+static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
+    (void)t;
+    const f32_job *j = u;
+    const mer_packed *w = j->w;
+    const int64_t K = w->k;
+    float bbuf[KC * NR] __attribute__((aligned(64)));
+    float tile[MR * NR] __attribute__((aligned(64)));
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t mb = it / j->cblocks, cb = it % j->cblocks;
+        int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+        int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
+        for (int64_t k0 = 0; k0 < K; k0 += KC) {
+            int64_t kc = K - k0 < KC ? K - k0 : KC;
+            int load = k0 > 0 || j->accumulate;
+            for (int64_t p = p0; p < p1; p++) {
+                const float *b;
+                if (w->type == MER_PACK_BF16) {
+                    const uint16_t *src = (const uint16_t *)w->w + (p * K + k0) * NR;
+                    if (j->avx2)
+                        widen_bf16_avx2(bbuf, src, kc * NR);
+                    else
+                        for (int64_t i = 0; i < kc * NR; i++) {
+                            uint32_t x = (uint32_t)src[i] << 16;
+                            memcpy(bbuf + i, &x, 4);
+                        }
+                    b = bbuf;
+                } else {
+                    b = (const float *)w->w + (p * K + k0) * NR;
+                }
+                int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
+                for (int64_t r = r0; r < r1; r += MR) {
+                    int64_t mr = r1 - r < MR ? r1 - r : MR;
+                    const float *a = j->ap + (r / MR) * K * MR + k0 * MR;
+                    float *c = j->y + r * j->ldy + c0;
+                    if (mr == MR && nc == NR) {
+                        if (j->avx2)
+                            kern_f32_avx2(kc, a, b, c, j->ldy, load);
+                        else
+                            kern_f32_c(kc, a, b, c, j->ldy, load);
+                        continue;
+                    }
+                    memset(tile, 0, sizeof tile);
+                    if (load)
+                        for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
+                    if (j->avx2)
+                        kern_f32_avx2(kc, a, b, tile, NR, load);
+                    else
+                        kern_f32_c(kc, a, b, tile, NR, load);
+                    for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
+                }
+                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi);
+            }
+        }
+    }
+}
+
+typedef struct {
+    float *ap;
+    const float *x;
+    int64_t ldx, m, k;
+    int round_bf16;
+} pack_a_job;
+
+static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
+    (void)t;
+    const pack_a_job *j = u;
+    for (int64_t mp = b; mp < e; mp++) {
+        float *d = j->ap + mp * j->k * MR;
+        for (int i = 0; i < MR; i++) {
+            int64_t r = mp * MR + i;
+            if (r >= j->m) {
+                for (int64_t q = 0; q < j->k; q++) d[q * MR + i] = 0.0f;
+                continue;
+            }
+            const float *s = j->x + r * j->ldx;
+            if (j->round_bf16)
+                for (int64_t q = 0; q < j->k; q++) d[q * MR + i] = bf16_round(s[q]);
+            else
+                for (int64_t q = 0; q < j->k; q++) d[q * MR + i] = s[q];
+        }
+    }
+}
+
+/* ---- int8 kernels ------------------------------------------------------------------------ */
+
+/* acc (4, 16) int32 = a (kq, 4 rows, 4 u8) . b (kq, 16 cols, 4 s8). */
+__attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const uint8_t *a,
+                                                        const int8_t *b, int32_t *acc_out) {
+    __m256i acc[MR8][2], one = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    for (int64_t q = 0; q < kq; q++) {
+        __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
+#pragma GCC unroll 4
+        for (int i = 0; i < MR8; i++) {
+            int32_t v;
+            memcpy(&v, a + 4 * i, 4);
+            __m256i ai = _mm256_set1_epi32(v);
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b0), one));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b1), one));
+        }
+        a += 4 * MR8;
+        b += 4 * NR;
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++) {
+        _mm256_storeu_si256((__m256i *)(acc_out + i * NR), acc[i][0]);
+        _mm256_storeu_si256((__m256i *)(acc_out + i * NR + 8), acc[i][1]);
+    }
+}
+
+static void kern_i8_c(int64_t kq, const uint8_t *a, const int8_t *b, int32_t *acc) {
+    for (int i = 0; i < MR8 * NR; i++) acc[i] = 0;
+    for (int64_t q = 0; q < kq; q++)
+        for (int i = 0; i < MR8; i++)
+            for (int j = 0; j < NR; j++)
+                for (int t = 0; t < 4; t++)
+                    acc[i * NR + j] += (int32_t)a[q * 16 + i * 4 + t] * (int32_t)b[q * 64 + j * 4 + t];
+}
+
+typedef struct {
+    const mer_packed *w;
+    float *y;
+    int64_t ldy, m, mblocks, cblocks;
+    const uint8_t *ap; /* (ceil(m / 4), kq, 4, 4) */
+    const float *ascale;
+    int accumulate;
+    mer_epilogue epi;
+    int avx2;
+} i8_job;
+
+static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
+    (void)t;
+    const i8_job *j = u;
+    const mer_packed *w = j->w;
+    int32_t acc[MR8 * NR] __attribute__((aligned(64)));
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t mb = it / j->cblocks, cb = it % j->cblocks;
+        int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+        int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
+        for (int64_t p = p0; p < p1; p++) {
+            const int8_t *b = (const int8_t *)w->w + p * w->kq * NR * 4;
+            int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
+            const float *ws = w->wscale + c0;
+            const int32_t *wsum = w->wsum + c0;
+            for (int64_t r = r0; r < r1; r += MR8) {
+                int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
+                const uint8_t *a = j->ap + (r / MR8) * w->kq * 16;
+                if (j->avx2)
+                    kern_i8_avx2(w->kq, a, b, acc);
+                else
+                    kern_i8_c(w->kq, a, b, acc);
+                for (int64_t i = 0; i < mr; i++) {
+                    float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0;
+                    for (int64_t q = 0; q < nc; q++) {
+                        float v = sa * ws[q] * (float)(acc[i * NR + q] - wsum[q]);
+                        c[q] = j->accumulate ? c[q] + v : v;
+                    }
+                }
+            }
+            epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi);
+        }
+    }
+}
+
+typedef struct {
+    uint8_t *ap;
+    float *ascale;
+    const float *x;
+    int64_t ldx, m, k, kq;
+} quant_a_job;
+
+/* Per row: s = max|x| / 127, q = round(x / s) in [-127, 127], stored as q + 128. */
+static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
+    (void)t;
+    const quant_a_job *j = u;
+    for (int64_t mp = b; mp < e; mp++) {
+        uint8_t *d = j->ap + mp * j->kq * 16;
+        for (int i = 0; i < MR8; i++) {
+            int64_t r = mp * MR8 + i;
+            if (r >= j->m) {
+                for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * 16 + i * 4 + q % 4] = 128;
+                continue;
+            }
+            const float *s = j->x + r * j->ldx;
+            float amax = 0;
+            for (int64_t q = 0; q < j->k; q++) amax = fmaxf(amax, fabsf(s[q]));
+            float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
+            j->ascale[r] = sc;
+            for (int64_t q = 0; q < j->kq * 4; q++) {
+                int v = q < j->k ? (int)lrintf(s[q] * inv) : 0;
+                v = v > 127 ? 127 : v < -127 ? -127 : v;
+                d[(q / 4) * 16 + i * 4 + q % 4] = (uint8_t)(v + 128);
+            }
+        }
+    }
+}
+
+/* ---- entry ------------------------------------------------------------------------------- */
+
+mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                              const mer_packed *w, int accumulate, mer_epilogue epi) {
+    if (!w || !y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
+    if (m < 0 || ldx < w->k || ldy < w->n)
+        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
+                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
+    if (m == 0) return MER_OK;
+    const int avx2 = use_avx2();
+    int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
+    if (w->type == MER_PACK_INT8) {
+        int64_t mp = (m + MR8 - 1) / MR8;
+        uint8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
+        float *as = mer__alloc((size_t)m * sizeof(float));
+        if (!ap || !as) {
+            mer__free(ap);
+            mer__free(as);
+            return MER_ERR_NOMEM;
+        }
+        quant_a_job qj = {ap, as, x, ldx, m, w->k, w->kq};
+        mer__parallel_for(mp, 8, quant_a_rows, &qj);
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, accumulate, epi, avx2};
+        mer__parallel_for(mblocks * cblocks, 1, i8_items, &j);
+        mer__free(ap);
+        mer__free(as);
+        return MER_OK;
+    }
+    int64_t mp = (m + MR - 1) / MR;
+    float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
+    if (!ap) return MER_ERR_NOMEM;
+    pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
+    mer__parallel_for(mp, 8, pack_a_rows, &pj);
+    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
+    mer__parallel_for(mblocks * cblocks, 1, f32_items, &j);
+    mer__free(ap);
+    return MER_OK;
+}

@@ -1,0 +1,225 @@
+/*
+ * finetune.c -- `mer finetune speech` as one library call (mer_finetune_speech): cache the
+ * frozen lower layers of a speech encoder once per clip, then train the top layers with
+ * adapters or LoRA through the ordinary trainer (model "speech", src/train/model_speech.c).
+ *
+ * The cache is hidden state first-1 of every clip, (T, D) float16 .npy (half the bytes of
+ * float32; npy has no bfloat16), in RUN/cache (or a directory shared between runs) with
+ * cache.json naming the checkpoint digest and the layer: a cache from another model or layer is
+ * refused rather than silently trained on. Clips already cached are not recomputed, so an
+ * interrupted cache pass resumes too.
+ */
+#include "train/train.h"
+
+#include "models/speech_train.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+mer_finetune_params mer_finetune_default_params(void) {
+    mer_finetune_params p;
+    memset(&p, 0, sizeof p);
+    p.name_col = "name";
+    p.label_col = "emotion";
+    p.method = MER_FINETUNE_ADAPTER;
+    p.bottleneck = 64;
+    p.rank = 8;
+    p.alpha = 16.0f;
+    p.train = mer_train_default_params();
+    snprintf(p.train.model, sizeof p.train.model, "speech");
+    p.train.epochs = 20;
+    p.train.batch = 8;
+    p.train.lr = 1e-3;
+    p.train.l2 = 0.01;
+    p.train.optimizer = MER_OPT_ADAMW;
+    return p;
+}
+
+/* A clip name from the labels file becomes part of a path only if it is a plain file name. */
+static int plain_name(const char *s) {
+    if (!s[0] || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+    for (const char *c = s; *c; c++)
+        if (*c == '/' || *c == '\\' || (unsigned char)*c < 0x20) return 0;
+    return 1;
+}
+
+static int clip_media(char *buf, size_t n, const char *dir, const char *name) {
+    static const char *fmts[] = {"%s/%s.wav", "%s/%s.flac", "%s/%s.mp4", "%s/%s.mp3", "%s/%s.avi",
+                                 "%s/flac/%s.flac", "%s/wav/%s.wav"};
+    for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
+        snprintf(buf, n, fmts[i], dir, name);
+        if (access(buf, R_OK) == 0) return 0;
+    }
+    return -1;
+}
+
+/* float16 .npy (T, D), written atomically. */
+static mer_status write_npy_f16(const char *path, const float *x, int64_t T, int64_t D) {
+    char hdr[128];
+    int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f2', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                      (long long)T, (long long)D);
+    const int total = ((10 + hl + 1 + 63) / 64) * 64; /* magic + len + dict + '\n', 64-aligned */
+    const size_t bytes = (size_t)total + (size_t)(T * D) * 2;
+    unsigned char *b = malloc(bytes);
+    if (!b) return mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
+    memcpy(b, "\x93NUMPY\x01\x00", 8);
+    b[8] = (unsigned char)((total - 10) & 0xff);
+    b[9] = (unsigned char)((total - 10) >> 8);
+    memset(b + 10, ' ', (size_t)(total - 10));
+    memcpy(b + 10, hdr, (size_t)hl);
+    b[total - 1] = '\n';
+    uint16_t *h = (uint16_t *)(b + total);
+    for (int64_t i = 0; i < T * D; i++) h[i] = mer__f32_to_f16(x[i]);
+    mer_status s = mer__write_file_atomic(path, b, bytes);
+    free(b);
+    return s;
+}
+
+/* Make or check DIR/cache.json; MER_ERR_INVALID_ARG when the cache is another model's/layer's. */
+static mer_status cache_open(const char *dir, const char *digest, int32_t layer) {
+    char path[4096], want[256];
+    snprintf(want, sizeof want,
+             "{\"format\": \"mer-speech-cache\", \"digest\": \"%s\", \"layer\": %d, \"dtype\": \"f16\"}\n",
+             digest, (int)layer);
+    mer_status s = mer__mkdir(dir);
+    if (s) return s;
+    snprintf(path, sizeof path, "%s/cache.json", dir);
+    if (mer__file_exists(path)) {
+        char *have = NULL;
+        size_t n = 0;
+        if ((s = mer__read_file(path, &have, &n))) return s;
+        int same = n == strlen(want) && !memcmp(have, want, n);
+        free(have);
+        if (!same)
+            return mer__err(MER_ERR_INVALID_ARG, "%s: the cache was made from another model or layer "
+                            "(want digest %s, hidden state %d; use another --cache directory)",
+                            path, digest, (int)layer);
+        return MER_OK;
+    }
+    return mer__write_file_atomic(path, want, strlen(want));
+}
+
+static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm,
+                              const char *cache, const mer_csv *csv, int32_t name_col) {
+    mer_speech_info info;
+    mer_speech_model_info(sm, &info);
+    char digest[17];
+    mer__speech_digest(sm, digest);
+    const int32_t layer = p->first - 1;
+    mer_status s = cache_open(cache, digest, layer);
+    if (s) return s;
+    mer_speech_state *st = NULL;
+    if ((s = mer_speech_state_init(&st, sm))) return s;
+    const int64_t rows = mer_csv_rows(csv), D = info.hidden_size;
+    char media[4096], out[4096];
+    for (int64_t r = 0; r < rows && s == MER_OK; r++) {
+        const char *name = mer_csv_cell(csv, r, name_col);
+        if (!name || !plain_name(name)) {
+            s = mer__err(MER_ERR_FORMAT, "%s: row %lld: clip name '%s' is not a plain file name",
+                         p->labels_csv, (long long)r + 2, name ? name : "");
+            break;
+        }
+        snprintf(out, sizeof out, "%s/%s.npy", cache, name);
+        if (mer__file_exists(out)) continue;
+        if (clip_media(media, sizeof media, p->audio_dir, name)) {
+            s = mer__err(MER_ERR_NOT_FOUND, "%s: no media file for clip %s (%s/%s.wav|flac|mp4|mp3|avi)",
+                         p->audio_dir, name, p->audio_dir, name);
+            break;
+        }
+        float *x = NULL, *h = NULL;
+        int64_t n = 0;
+        if ((s = mer_media_decode_audio(media, info.sample_rate, &x, &n))) break;
+        if (info.do_normalize) mer_speech_normalize(x, n);
+        const int64_t T = mer_speech_frames(sm, n);
+        if (T < 1) {
+            s = mer__err(MER_ERR_SHAPE, "%s: too short for one frame", media);
+        } else if (!(h = malloc((size_t)(T * D) * sizeof(float)))) {
+            s = MER_ERR_NOMEM;
+        } else if (!(s = mer_speech_encode(st, x, n, layer, layer, h))) {
+            s = write_npy_f16(out, h, T, D);
+        }
+        free(x);
+        free(h);
+        if (s == MER_OK && p->cache_progress && p->cache_progress(r + 1, rows, p->cache_user))
+            s = mer__err(MER_ERR_ABORTED, "stopped while caching (rerun with --resume)");
+    }
+    mer_speech_state_free(st);
+    return s;
+}
+
+mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir, mer_metrics *out) {
+    if (!p || !rundir || !p->model_dir || !p->labels_csv || !p->audio_dir)
+        return mer__err(MER_ERR_INVALID_ARG, "finetune: model, labels, audio and out are required");
+    if (p->method != MER_FINETUNE_ADAPTER && p->method != MER_FINETUNE_LORA)
+        return mer__err(MER_ERR_INVALID_ARG, "finetune: method must be adapter or lora");
+    struct stat sb;
+    if (!p->train.resume && stat(rundir, &sb) == 0)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: already exists (use --resume to continue the run, or another directory)", rundir);
+    mer_speech_model *sm = NULL;
+    mer_csv *csv = NULL;
+    mer_dataset *ds = NULL;
+    mer_status s = mer_speech_model_load(&sm, p->model_dir);
+    if (s) return s;
+    mer_speech_info info;
+    mer_speech_model_info(sm, &info);
+    /* the layers, checked against the model before any work */
+    mer__sft_config c;
+    memset(&c, 0, sizeof c);
+    c.first = p->first;
+    c.adapt_last = p->adapt_last;
+    c.last = p->last > 0 ? p->last : p->adapt_last;
+    c.head_first = p->head_first > 0 ? p->head_first : c.last;
+    c.method = p->method;
+    c.bottleneck = p->bottleneck;
+    c.rank = p->rank;
+    c.alpha = p->alpha;
+    c.lora_ffn = p->lora_ffn;
+    c.n_classes = 2;
+    mer__sft *probe = NULL;
+    if ((s = mer__sft_init(&probe, sm, &c))) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", mer_last_error());
+        s = mer__err(s, "%s: %s", p->model_dir, msg);
+        goto done;
+    }
+    mer__sft_free(probe);
+    char cache[4096], absdir[PATH_MAX], digest[17], spec[1536];
+    if ((s = mer__mkdir(rundir))) goto done;
+    if (p->cache_dir) snprintf(cache, sizeof cache, "%s", p->cache_dir);
+    else snprintf(cache, sizeof cache, "%s/cache", rundir);
+    if ((s = mer_csv_load(&csv, p->labels_csv))) goto done;
+    int32_t name_col = 0;
+    if ((s = mer_csv_col(csv, p->name_col, &name_col))) goto done;
+    if ((s = build_cache(p, sm, cache, csv, name_col))) goto done;
+    /* the training data: labels + the cache as one sequence modality */
+    mer_modality_spec mod = {"audio", cache};
+    mer_dataset_params dp = mer_dataset_default_params();
+    dp.labels_csv = p->labels_csv;
+    dp.name_col = p->name_col;
+    dp.label_col = p->label_col;
+    dp.group_col = p->group_col;
+    dp.modalities = &mod;
+    dp.n_modalities = 1;
+    if ((s = mer_dataset_load(&ds, &dp))) goto done;
+    if (!realpath(p->model_dir, absdir)) {
+        s = mer__err(MER_ERR_IO, "%s: %s", p->model_dir, strerror(errno));
+        goto done;
+    }
+    mer__speech_digest(sm, digest);
+    mer__sft_spec_format(spec, sizeof spec, absdir, digest, &c);
+    mer_train_params tp = p->train;
+    snprintf(tp.model, sizeof tp.model, "speech");
+    tp.encoder = spec;
+    tp.resume = 1; /* the directory is ours: made above, or continued on request */
+    s = mer_train_run(&tp, ds, NULL, rundir, out);
+done:
+    mer_dataset_free(ds);
+    mer_csv_free(csv);
+    mer_speech_model_free(sm);
+    return s;
+}

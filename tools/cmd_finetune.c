@@ -1,0 +1,205 @@
+/*
+ * cmd_finetune.c -- `mer finetune speech`: adapters or LoRA in the top layers of a speech
+ * encoder, on cached lower layers, cross-validated. All the work is one library call
+ * (mer_finetune_speech, docs/finetune.md); this file parses flags and draws progress.
+ */
+#include "cli.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *CMD = "finetune";
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: mer finetune speech --model DIR --labels CSV --audio DIR --layers A-B --out RUN\n"
+            "                           [--method adapter|lora] [--bottleneck 64] [--rank 8] [--alpha 16]\n"
+            "                           [--lora-ffn] [--top L] [--head-layers H-L] [--epochs 20] [--folds 5]\n"
+            "                           [--group-col COL] [--batch 8] [--lr 1e-3] [--l2 0.01] [--seed S]\n"
+            "                           [--threads N] [--cache DIR] [--select best|last] [--resume]\n"
+            "\n"
+            "Parameter-efficient fine-tuning of a HuBERT / wav2vec 2.0 checkpoint for emotion\n"
+            "classification (docs/finetune.md). Hidden state A-1 of every clip is computed once and\n"
+            "cached (float16); each step runs layers A..top forward and backward with the base\n"
+            "weights frozen, bottleneck adapters (or LoRA) in layers A..B and a linear head on the\n"
+            "frame mean of the summed hidden states --head-layers (default: top only).\n"
+            "\n"
+            "  --model DIR           checkpoint (config.json + model.safetensors)\n"
+            "  --labels CSV          --name-col (name), --label-col (emotion), --group-col (folds)\n"
+            "  --audio DIR           media of each clip: DIR/<name>.wav|flac|mp4|mp3|avi\n"
+            "  --layers A-B          adapted layers, 1-based as transformers' hidden states\n"
+            "  --top L               run frozen layers B+1..L above them too (default B)\n"
+            "  --method adapter|lora adapter: h + up(relu(down(h))) after the feed-forward block;\n"
+            "                        lora: (alpha/rank) B A x on q/k/v/out (+ --lora-ffn)\n"
+            "  --folds K --epochs N --batch N --lr X --l2 X (AdamW decay) --seed S --threads N\n"
+            "  --select best|last    per fold keep the best held-out epoch (default) or the last\n"
+            "  --cache DIR           share the layer cache between runs (default RUN/cache)\n"
+            "  --out RUN             the run directory (mer train's layout); --resume continues it\n");
+}
+
+static volatile sig_atomic_t interrupted = 0;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct {
+    cli_progress bar;
+    int started;
+    int64_t base;
+} prog;
+
+static int on_cache(int64_t done, int64_t total, void *user) {
+    prog *p = user;
+    if (!p->started) {
+        p->started = 1;
+        cli_progress_start(&p->bar, "cache", total);
+    }
+    cli_progress_update(&p->bar, done, "");
+    if (done == total) cli_progress_end(&p->bar);
+    return interrupted ? 1 : 0;
+}
+
+static int on_train(const mer_train_progress *t, void *user) {
+    prog *p = user;
+    if (!p->started) {
+        p->started = 1;
+        p->base = t->done - 1;
+        cli_progress_start(&p->bar, "train", t->total - p->base);
+    }
+    char detail[160];
+    if (isfinite(t->heldout_waf))
+        snprintf(detail, sizeof detail, "fold %d/%d epoch %d/%d loss %.4f WAF %.4f best %.4f",
+                 t->fold + 1, t->n_folds, t->epoch, t->n_epochs, t->train_loss, t->heldout_waf,
+                 t->best_waf);
+    else
+        snprintf(detail, sizeof detail, "epoch %d/%d loss %.4f", t->epoch, t->n_epochs, t->train_loss);
+    cli_progress_update(&p->bar, t->done - p->base, detail);
+    if (!p->bar.tty && t->epoch == t->n_epochs && isfinite(t->best_waf))
+        fprintf(stderr, "mer finetune: fold %d/%d done: best held-out WAF %.4f\n", t->fold + 1,
+                t->n_folds, t->best_waf);
+    return interrupted ? 1 : 0;
+}
+
+static int parse_range(const char *v, int32_t *a, int32_t *b) {
+    char *e = NULL;
+    long x = strtol(v, &e, 10), y = x;
+    if (e == v) return 0;
+    if (*e == '-') {
+        const char *w = e + 1;
+        y = strtol(w, &e, 10);
+        if (e == w) return 0;
+    }
+    if (*e || x < 1 || y < x || y > 4096) return 0;
+    *a = (int32_t)x;
+    *b = (int32_t)y;
+    return 1;
+}
+
+int cmd_finetune(int argc, char **argv) {
+    if (argc < 2 || (strcmp(argv[1], "speech") && !cli_flag(argv[1], "--help") && !cli_flag(argv[1], "-h"))) {
+        if (argc >= 2 && !cli_is_option(argv[1]))
+            return cli_usage(CMD, "unknown target '%s' (only 'speech' for now)", argv[1]);
+        if (argc < 2) return cli_usage(CMD, "usage: mer finetune speech ... (--help)");
+    }
+    if (cli_flag(argv[1], "--help") || cli_flag(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    mer_finetune_params p = mer_finetune_default_params();
+    const char *out = NULL;
+    long threads = 0;
+    int32_t top = 0, hf = 0, hl = 0, have_layers = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *v;
+        long l;
+        double d;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (cli_opt(argc, argv, &i, "--model", &v)) p.model_dir = v;
+        else if (cli_opt(argc, argv, &i, "--labels", &v)) p.labels_csv = v;
+        else if (cli_opt(argc, argv, &i, "--name-col", &v)) p.name_col = v;
+        else if (cli_opt(argc, argv, &i, "--label-col", &v)) p.label_col = v;
+        else if (cli_opt(argc, argv, &i, "--group-col", &v)) p.group_col = v;
+        else if (cli_opt(argc, argv, &i, "--audio", &v)) p.audio_dir = v;
+        else if (cli_opt(argc, argv, &i, "--cache", &v)) p.cache_dir = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
+        else if (cli_opt(argc, argv, &i, "--layers", &v)) {
+            if (!parse_range(v, &p.first, &p.adapt_last))
+                return cli_usage(CMD, "--layers wants A-B (1 <= A <= B), got '%s'", v);
+            have_layers = 1;
+        } else if (cli_opt(argc, argv, &i, "--head-layers", &v)) {
+            if (!parse_range(v, &hf, &hl))
+                return cli_usage(CMD, "--head-layers wants H-L, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--method", &v)) {
+            if (!strcmp(v, "adapter")) p.method = MER_FINETUNE_ADAPTER;
+            else if (!strcmp(v, "lora")) p.method = MER_FINETUNE_LORA;
+            else return cli_usage(CMD, "--method wants adapter or lora, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--select", &v)) {
+            if (strcmp(v, "best") && strcmp(v, "last"))
+                return cli_usage(CMD, "--select wants best or last, got '%s'", v);
+            p.train.select_last = !strcmp(v, "last");
+        }
+#define INT_OPT(flag, lo, hi, dst)                                                          \
+    else if (cli_opt(argc, argv, &i, flag, &v)) {                                           \
+        if (!cli_parse_int(v, lo, hi, &l))                                                  \
+            return cli_usage(CMD, "%s wants an integer in [%ld, %ld], got '%s'", flag,      \
+                             (long)(lo), (long)(hi), v);                                    \
+        dst = (int32_t)l;                                                                   \
+    }
+#define DBL_OPT(flag, lo, hi, dst)                                                          \
+    else if (cli_opt(argc, argv, &i, flag, &v)) {                                           \
+        if (!cli_parse_double(v, lo, hi, &d))                                               \
+            return cli_usage(CMD, "%s wants a number in [%g, %g], got '%s'", flag,          \
+                             (double)(lo), (double)(hi), v);                                \
+        dst = d;                                                                            \
+    }
+        INT_OPT("--top", 1, 4096, top)
+        INT_OPT("--bottleneck", 1, 65536, p.bottleneck)
+        INT_OPT("--rank", 1, 4096, p.rank)
+        INT_OPT("--folds", 1, 1000, p.train.folds)
+        INT_OPT("--epochs", 1, 100000, p.train.epochs)
+        INT_OPT("--batch", 1, 4096, p.train.batch)
+        DBL_OPT("--alpha", 1e-6, 1e6, p.alpha)
+        DBL_OPT("--lr", 0.0, 10.0, p.train.lr)
+        DBL_OPT("--l2", 0.0, 10.0, p.train.l2)
+        else if (cli_opt(argc, argv, &i, "--seed", &v)) {
+            if (!cli_parse_int(v, 0, 2147483647L, &l))
+                return cli_usage(CMD, "--seed wants a non-negative integer, got '%s'", v);
+            p.train.seed = (uint64_t)l;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (!cli_parse_int(v, 0, 1024, &threads))
+                return cli_usage(CMD, "--threads wants an integer in [0, 1024], got '%s'", v);
+        } else if (cli_flag(argv[i], "--lora-ffn")) p.lora_ffn = 1;
+        else if (cli_flag(argv[i], "--resume")) p.train.resume = 1;
+        else if (cli_flag(argv[i], "--no-plots")) p.train.plots = 0;
+        else if (cli_is_option(argv[i])) return cli_usage(CMD, "unknown option %s", argv[i]);
+        else return cli_usage(CMD, "unexpected argument '%s'", argv[i]);
+    }
+    if (cli_error()) return cli_usage(CMD, "%s", cli_error());
+    if (!p.model_dir || !p.labels_csv || !p.audio_dir || !out || !have_layers)
+        return cli_usage(CMD, "--model, --labels, --audio, --layers and --out are required");
+    p.last = top ? top : p.adapt_last;
+    if (hl && hl != p.last)
+        return cli_usage(CMD, "--head-layers must end at the top layer %d", (int)p.last);
+    p.head_first = hf;
+    cli_set_threads(threads);
+    signal(SIGINT, on_sigint);
+    prog pc = {0}, pt = {0};
+    p.cache_progress = on_cache;
+    p.cache_user = &pc;
+    p.train.progress = on_train;
+    p.train.progress_user = &pt;
+    mer_metrics m;
+    mer_status s = mer_finetune_speech(&p, out, &m);
+    if (pt.started) cli_progress_end(&pt.bar);
+    if (s != MER_OK) return cli_fail_status(CMD, s, NULL);
+    printf("mean over %d folds: WAF %.4f  accuracy %.4f  UAR %.4f\n", (int)p.train.folds, m.waf,
+           m.accuracy, m.uar);
+    printf("run: %s\n", out);
+    return 0;
+}
