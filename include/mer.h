@@ -1133,7 +1133,8 @@ typedef struct {
     int32_t pool_mean;               /* 1: mean over the pooled tokens (drops the T axis) */
     int32_t skip_lead, skip_trail;   /* tokens left out of the output at the start / end (the
                                         special tokens the tokenizer added: MERTools averages
-                                        only the text's own tokens) */
+                                        only the text's own tokens); -1: found by
+                                        mer_text_extract (mertools preset), 0 for _extract_ids */
     mer_precision precision;
     mer_progress_fn progress;        /* called once per sequence (may be NULL) */
     void *user_data;
@@ -1152,6 +1153,15 @@ mer_text_params mer_text_mertools_params(void);
 mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
                                 const mer_text_params *p, float **out, int32_t *ndim,
                                 int64_t shape[3]);
+
+/* The feature of one transcript (UTF-8 text of len bytes), as `mer extract text` does it: tokenized
+ * by tok with the special tokens its model adds, encoded, then combined and pooled per params.
+ * skip_lead / skip_trail < 0 (the mertools preset) leave out exactly the tokens the tokenizer
+ * added, as MERTools' find_start_end_pos does: the text's own tokens are the encoding without
+ * specials, found inside the encoding with them ([CLS] ... [SEP] for BERT, BOS for LLaMA). An
+ * empty (or all-whitespace) transcript gives zeros (D,) when pooled, as MERTools writes. */
+mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
+                            const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]);
 
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
  * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and

@@ -1052,7 +1052,9 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
-        mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh, scale);
+        if ((s = mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh,
+                                    scale, NULL)))
+            return s;
         pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
         t1 = now_s();
         pf->attention_s += t1 - t0;
