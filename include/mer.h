@@ -435,6 +435,9 @@ mer_status mer_json_int_or(const mer_json *j, const char *path, int64_t def, int
 mer_status mer_json_double_or(const mer_json *j, const char *path, double def, double *out);
 mer_status mer_json_bool_or(const mer_json *j, const char *path, int def, int *out);
 mer_status mer_json_string_or(const mer_json *j, const char *path, const char *def, const char **out);
+/* Writing: s as a quoted JSON string literal (escaped by cJSON, the one escaper of mer), malloc'd
+ * (free()); NULL only when out of memory (MER_ERR_NOMEM recorded). */
+char *mer_json_quote(const char *s);
 
 /* CSV (RFC 4180: header row, quoted fields with "" escapes and embedded newlines, UTF-8 with an
  * optional BOM, CRLF or LF). Empty lines are skipped. Errors name the file and line: a record
