@@ -30,7 +30,7 @@ for prec in f32 bf16 int8; do
     set -- $r
     awk -v m="$1" -v p="$p" -v prec="$prec" -v rss="$2" 'BEGIN {
         printf "mer %-4s: %.3f s (%.0f tokens/s), %.2fx torch fp32 (bar 2x: %s), peak RSS %d MB\n",
-               prec, m, 1280 / m, p / m, p / m >= 2 ? "met" : "not met", rss }'
+               prec, m, 1280 / m, p / m, (p / m >= 2 ? "met" : "not met"), rss }'
 done
 
 for cfg in llama2-7b:llama:32 baichuan-13b:baichuan_alibi:40; do
@@ -53,7 +53,7 @@ for cfg in llama2-7b:llama:32 baichuan-13b:baichuan_alibi:40; do
             set -- $r
             awk -v s="$1" -v T="$T" -v L="$depth" -v who="mer $prec" -v bp="$best_peer" -v rss="$2" 'BEGIN {
                 printf "%-10s %.3f s per layer, %.2f tokens/s full depth, %.2fx the fastest torch (bar 1.2x: %s), peak RSS %d MB\n",
-                       who, s / 2, T / (s / 2 * L), bp / s, bp / s >= 1.2 ? "met" : "not met", rss }'
+                       who, s / 2, T / (s / 2 * L), bp / s, (bp / s >= 1.2 ? "met" : "not met"), rss }'
         done
     done
 done

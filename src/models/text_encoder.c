@@ -158,10 +158,10 @@ static void widen_rows(void *u, int64_t a, int64_t b, int t) {
         if (j->int8 || w->dtype == MER_DTYPE_I8) q8_row(w, rr, o);
         else {
             /* bfloat16 is the top half of a float32: a shift, which the compiler vectorizes */
-            const uint16_t *b = (const uint16_t *)w->data + rr * c;
+            const uint16_t *src16 = (const uint16_t *)w->data + rr * c;
             uint32_t *o32 = (uint32_t *)o;
 #pragma omp simd
-            for (int64_t i = 0; i < c; i++) o32[i] = (uint32_t)b[i] << 16;
+            for (int64_t i = 0; i < c; i++) o32[i] = (uint32_t)src16[i] << 16;
         }
     }
 }
