@@ -1535,6 +1535,18 @@ typedef struct {
  * priors, Bayes WAF per split). labels.csv is written last. rep may be NULL. */
 mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth_report *rep);
 
+/* ==== Testing: allocation failure injection =================================================
+ * Every allocation the library makes goes through one check (src/core/internal.h). After
+ * mer_alloc_fail_at(n), the n-th allocation from then on fails once (returns NULL, so the call
+ * making it must return MER_ERR_NOMEM or another clean error); n <= 0 disarms. Allocations made
+ * by other libraries (FFmpeg, libpng, cJSON, the BLAS) are not counted. Process-wide; for tests
+ * (tests/test_alloc_fail.c), not for use while other threads call the library. */
+void mer_alloc_fail_at(int64_t n);
+/* 1 when the armed failure has happened since the last mer_alloc_fail_at. */
+int mer_alloc_failed(void);
+/* Allocations counted since the last mer_alloc_fail_at(n > 0). */
+int64_t mer_alloc_count(void);
+
 #ifdef __cplusplus
 }
 #endif
