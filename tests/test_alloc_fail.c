@@ -4,7 +4,8 @@
  * allocations. Each failing run must return an error status with a message (or succeed with
  * the same result as the clean run, when the failed allocation had a fallback); a crash fails
  * the test (each test is its own process) and a leak fails it in the LeakSanitizer leg.
- * Scenarios: model loads (HuBERT, CLIP, face-api fixtures), an encoder forward of each, a
+ * Scenarios: model loads (HuBERT, CLIP, face-api fixtures), an encoder forward of each, the
+ * acoustic descriptors of an EmoDB clip, a
  * training run (agt, 2 folds: data, model, steps, optimizer, checkpoints; every 7th allocation)
  * and each file reader. This file includes only
  * mer.h, so its own allocations are not counted.
@@ -221,6 +222,37 @@ static mer_status faces_run(void *u) {
 
 MER_TEST(alloc_fail_faces_load_and_detect) {
     CHECK(walk("faces", faces_run, NULL, 5000) > 10);
+}
+
+static mer_status acoustic_run(void *u) {
+    enc_ctx *c = u;
+    mer_acoustic_params p = mer_acoustic_default_params();
+    float *fr = NULL;
+    int64_t T = 0;
+    mer_status s = mer_acoustic_frames(&p, c->x, c->n, &fr, &T);
+    if (s == MER_OK) s = mer_acoustic_functionals(&p, c->x, c->n, c->out);
+    free(fr);
+    if (s == MER_OK && c->ref && memcmp(c->out, c->ref, (size_t)c->n_out * sizeof(float)))
+        return MER_ERR_INTERNAL;
+    return s;
+}
+
+MER_TEST(alloc_fail_acoustic_features) {
+    enc_ctx c;
+    memset(&c, 0, sizeof c);
+    REQUIRE_OK(mer_media_decode_audio("data/emodb/flac/03a01Fa.flac", 16000, &c.x, &c.n));
+    mer_acoustic_params p = mer_acoustic_default_params();
+    c.n_out = mer_acoustic_functional_dim(&p);
+    c.out = malloc((size_t)c.n_out * sizeof(float));
+    REQUIRE(c.out);
+    REQUIRE_OK(acoustic_run(&c));
+    c.ref = malloc((size_t)c.n_out * sizeof(float));
+    REQUIRE(c.ref);
+    memcpy(c.ref, c.out, (size_t)c.n_out * sizeof(float));
+    CHECK(walk("acoustic", acoustic_run, &c, 5000) > 5);
+    free(c.x);
+    free(c.out);
+    free(c.ref);
 }
 
 /* ---- a training run ---------------------------------------------------------------------- */
