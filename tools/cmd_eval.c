@@ -34,16 +34,6 @@ static int cmp_nr(const void *a, const void *b) {
     return strcmp(((const name_row *)a)->name, ((const name_row *)b)->name);
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') printf("\\%c", *c);
-        else if (*c < 0x20) printf("\\u%04x", *c);
-        else putchar(*c);
-    }
-    putchar('"');
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *labels = NULL, *pred = NULL, *name_col = "name", *label_col = "emotion",
                *pred_col = NULL;
@@ -89,6 +79,28 @@ int cmd_eval(int argc, char **argv) {
     if (!lr || !all || !truth || !guess) { rc = cli_fail(CMD, "out of memory"); goto done; }
     for (int64_t r = 0; r < nl; r++) lr[r] = (name_row){mer_csv_cell(lc, r, ln), r};
     qsort(lr, (size_t)nl, sizeof *lr, cmp_nr);
+    /* a clip twice in either file would be scored twice (or against either label): refused */
+    for (int64_t r = 1; r < nl; r++)
+        if (!strcmp(lr[r].name, lr[r - 1].name)) {
+            rc = cli_fail(CMD, "%s: clip '%s' appears twice (rows %lld and %lld)", labels, lr[r].name,
+                          (long long)(lr[r - 1].row < lr[r].row ? lr[r - 1].row : lr[r].row) + 2,
+                          (long long)(lr[r - 1].row < lr[r].row ? lr[r].row : lr[r - 1].row) + 2);
+            goto done;
+        }
+    {
+        name_row *pr = malloc((size_t)(np ? np : 1) * sizeof *pr);
+        if (!pr) { rc = cli_fail(CMD, "out of memory"); goto done; }
+        for (int64_t r = 0; r < np; r++) pr[r] = (name_row){mer_csv_cell(pc, r, pn), r};
+        qsort(pr, (size_t)np, sizeof *pr, cmp_nr);
+        for (int64_t r = 1; r < np && !rc; r++)
+            if (!strcmp(pr[r].name, pr[r - 1].name))
+                rc = cli_fail(CMD, "%s: clip '%s' is predicted twice (rows %lld and %lld); each clip "
+                              "may have one prediction", pred, pr[r].name,
+                              (long long)(pr[r - 1].row < pr[r].row ? pr[r - 1].row : pr[r].row) + 2,
+                              (long long)(pr[r - 1].row < pr[r].row ? pr[r].row : pr[r - 1].row) + 2);
+        free(pr);
+        if (rc) goto done;
+    }
     /* classes: sorted union of labels and predictions */
     int64_t na = 0;
     for (int64_t r = 0; r < nl; r++) all[na++] = mer_csv_cell(lc, r, ll);
@@ -125,7 +137,7 @@ int cmd_eval(int argc, char **argv) {
                (long long)n, m.waf, m.accuracy, m.macro_f1, m.uar);
         for (int32_t k = 0; k < C; k++) {
             printf("%s", k ? ", " : "");
-            json_str(cls[k]);
+            cli_json_str(stdout, cls[k]);
             printf(": {\"precision\": %.10g, \"recall\": %.10g, \"f1\": %.10g, \"support\": %lld}",
                    m.precision[k], m.recall[k], m.f1[k], (long long)m.support[k]);
         }

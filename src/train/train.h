@@ -121,23 +121,14 @@ mer_status mer__run_predict_fold(mer_run *r, int32_t fold, const mer_dataset *ds
 /* A new data set holding modalities map[0..n_map) of ds (in that order), clips copied. */
 mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const int32_t *map,
                                int32_t n_map);
+/* The labels CSV the data set was loaded from (absolute path), or NULL. */
+const char *mer__dataset_source(const mer_dataset *ds);
 /* Features of clip i for modality m: rows (T for sequences, 1 for vectors) of dim D. */
 const float *mer__dataset_feat(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows);
 
-/* ---- text output helpers (util.c) -------------------------------------------------------- */
+/* ---- prediction CSV (util.c) ------------------------------------------------------------- */
 
-/* A growable string; on allocation failure `oom` is set and further appends are dropped. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} mer__sb;
-void mer__sb_printf(mer__sb *b, const char *fmt, ...) MER__PRINTF(2, 3);
-void mer__sb_json_str(mer__sb *b, const char *s);   /* a quoted, escaped JSON string */
-void mer__sb_csv_field(mer__sb *b, const char *s);  /* a CSV field, quoted when needed */
-void mer__sb_free(mer__sb *b);
-/* Atomic write of the buffer (MER_ERR_NOMEM if it overflowed). */
-mer_status mer__sb_save(const mer__sb *b, const char *path);
+/* The string builder mer__sb and mer__mkdir are in core (internal.h). */
 
 /* ---- plots (plot.c) ---------------------------------------------------------------------- */
 
