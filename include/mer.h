@@ -217,7 +217,10 @@ typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
-    MER_PRECISION_INT8 = 2  /* weight-only int8 (text encoders, mer_text_state_set_precision) */
+    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders: weight-only (mer_text_state_set_precision).
+                               Speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
+                               per-channel weights, per-token activation scales); convolutions,
+                               norms, attention and activations stay float32 (docs/gemm.md) */
 } mer_precision;
 
 /* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------
