@@ -263,20 +263,10 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
         int normal = rp.type == PT_NORMAL || rp.type == PT_USER || rp.type == PT_UNUSED;
         int dup = 0;
         if (normal) {
-            /* A proper prefix inserted earlier holds -2: replace it with the piece's id. */
+            /* A proper prefix inserted earlier holds -2: the piece's id replaces it. */
             int32_t old = mer__strmap_get(&m->pieces, s, len);
-            if (old == -2) {
-                size_t mask = m->pieces.cap - 1;
-                for (size_t h = 0; h <= mask; h++)
-                    if (m->pieces.keys[h] && m->pieces.klen[h] == len &&
-                        !memcmp(m->pieces.keys[h], s, len)) {
-                        m->pieces.keys[h] = s;
-                        m->pieces.vals[h] = (int32_t)i;
-                        break;
-                    }
-            } else {
-                st = mer__strmap_put(&m->pieces, s, len, (int32_t)i, &dup);
-            }
+            if (old == -2) st = mer__strmap_set(&m->pieces, s, len, (int32_t)i);
+            else st = mer__strmap_put(&m->pieces, s, len, (int32_t)i, &dup);
             for (size_t k = 1; k < len && !st; k++)
                 st = mer__strmap_put(&m->pieces, s, k, -2, NULL);
         } else {

@@ -75,6 +75,8 @@ typedef struct {
 mer_status mer__strmap_init(mer__strmap *m, size_t expected);
 /* Insert; when key exists, keeps the first value and returns MER_OK with *dup = 1. */
 mer_status mer__strmap_put(mer__strmap *m, const char *key, size_t len, int32_t val, int *dup);
+/* Insert or overwrite (the key pointer too). */
+mer_status mer__strmap_set(mer__strmap *m, const char *key, size_t len, int32_t val);
 /* Value or -1. */
 int32_t mer__strmap_get(const mer__strmap *m, const char *key, size_t len);
 void mer__strmap_free(mer__strmap *m);
