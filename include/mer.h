@@ -77,6 +77,16 @@ void mer_log_set_level(mer_log_level level);
  * (the call then fails with MER_ERR_ABORTED). */
 typedef int (*mer_progress_fn)(int64_t done, int64_t total, void *user_data);
 
+/* ==========================================================================================
+ * Core: bundled models and data (src/core/datadir.c)
+ * ========================================================================================== */
+/* The path of a bundled item rel (e.g. "models/face-api", "models/emodb-acoustic",
+ * "data/emodb"): the first that exists of $MER_DATA_DIR/rel, <directory of libmer.so or of the
+ * executable>/../share/mer/rel (an installed tree, symlinks resolved), and <source tree>/rel.
+ * Never the working directory. *out malloc'd (free()). MER_ERR_NOT_FOUND names rel and where
+ * it looked; MER_ERR_INVALID_ARG for an absolute rel or one with "..". Thread safe. */
+mer_status mer_data_path(const char *rel, char **out);
+
 /* ============================================================================================
  * Core: threads
  * ========================================================================================== */

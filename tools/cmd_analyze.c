@@ -1,7 +1,8 @@
 /*
  * cmd_analyze.c -- `mer analyze FILE`: flags to mer_analyze_params, one mer_analyze call
  * (src/pipeline/analyze.c), then the result as text or as mer_analysis_to_json's JSON.
- * docs/analyze.md documents the output keys.
+ * docs/analyze.md documents the output keys; the bundled speech model is found through
+ * mer_data_path (not the working directory).
  */
 #include "cli.h"
 

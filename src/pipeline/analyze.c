@@ -17,7 +17,8 @@
 enum { M_AUDIO = MER_ANALYZE_AUDIO, M_FACE = MER_ANALYZE_FACE, M_TEXT = MER_ANALYZE_TEXT, N_MOD = MER_ANALYZE_MODALITIES };
 static const char *const mod_names[N_MOD] = {"audio", "face", "text"};
 
-/* The default speech model: the committed bundled run, else what `mer demo` leaves. */
+/* The default speech model: the committed bundled run (found through mer_data_path, not the
+ * working directory), else what `mer demo` leaves in the working directory. */
 static const char *const default_audio_models[] = {"models/emodb-acoustic", "out/demo/model"};
 
 #define AUDIO_WINDOW 2.0 /* seconds of audio per timeline row (utterance-level model) */
@@ -303,8 +304,14 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
     else if (A->weights[M_AUDIO] == 0) snprintf(ma->note, sizeof ma->note, "skipped (weight 0)");
     else {
         const char *model = p.audio_model;
-        for (size_t i = 0; !model && i < sizeof default_audio_models / sizeof *default_audio_models; i++)
+        char *bundled = NULL;
+        if (!model && mer_data_path(default_audio_models[0], &bundled) == MER_OK && is_dir_with(bundled, "config.json"))
+            model = bundled;
+        for (size_t i = 1; !model && i < sizeof default_audio_models / sizeof *default_audio_models; i++)
             if (is_dir_with(default_audio_models[i], "config.json")) model = default_audio_models[i];
+        mer_clear_error();
+        A->audio_model = model ? dup_str(model) : NULL;
+        free(bundled);
         if (!model) {
             s = mer__err(MER_ERR_NOT_FOUND,
                          "%s: no speech emotion model: neither models/emodb-acoustic nor out/demo/model "
@@ -312,11 +319,11 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
                          "RUNDIR, or --weights audio=0 to skip speech", path);
             goto done;
         }
-        if (!(A->audio_model = dup_str(model))) {
+        if (!A->audio_model) {
             s = MER_ERR_NOMEM;
             goto done;
         }
-        if ((s = run_audio(A, model))) goto done;
+        if ((s = run_audio(A, A->audio_model))) goto done;
     }
 
     /* faces */

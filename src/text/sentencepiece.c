@@ -28,6 +28,7 @@ typedef struct {
     int byte_fallback;
     int32_t n_user;
     int32_t *user_ids;           /* user-defined pieces, matched before normalisation */
+    uint8_t user_first[256];     /* 1 where some user-defined piece starts with that byte */
     float min_score, max_score;
     /* normaliser */
     int add_dummy_prefix, remove_extra_ws, escape_ws, ws_suffix;
@@ -296,6 +297,7 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
             }
             m->user_ids = u;
             u[m->n_user++] = (int32_t)i;
+            m->user_first[(uint8_t)s[0]] = 1;
         }
         if (rp.type == PT_BYTE) {
             unsigned hex;
@@ -351,6 +353,7 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
 /* Longest user-defined piece at s, as its byte length (0: none). */
 static size_t match_user(const mer_tokenizer *t, const spm_impl *m, const char *s, size_t n) {
     size_t best = 0;
+    if (!m->user_first[(uint8_t)s[0]]) return 0;
     for (int32_t k = 0; k < m->n_user; k++) {
         const char *p = t->pieces[m->user_ids[k]];
         size_t l = strlen(p);

@@ -120,6 +120,7 @@ struct mer_tokenizer {
     int32_t n_specials;
     mer__added *added;
     int32_t n_added;
+    uint8_t added_first[256];   /* 1 where some added token starts with that byte */
     /* Appends the ids of text (valid UTF-8, already checked) without specials. */
     mer_status (*encode)(const mer_tokenizer *t, const uint32_t *cps, size_t n,
                          const char *text, size_t len, mer__i32buf *out);
