@@ -26,7 +26,27 @@
 extern "C" {
 #endif
 
+/* Version of this header and library; MER_VERSION is the same as a string. */
+#define MER_VERSION_MAJOR 0
+#define MER_VERSION_MINOR 1
+#define MER_VERSION_PATCH 0
 #define MER_VERSION "0.1.0"
+
+/* Marks every function of the API: the symbols a shared libmer exports (a build with
+ * -fvisibility=hidden keeps everything else, the mer__ internals, private). */
+#ifndef MER_API
+#if defined(_WIN32) && defined(MER_SHARED)
+#ifdef MER_BUILD
+#define MER_API __declspec(dllexport)
+#else
+#define MER_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define MER_API __attribute__((visibility("default")))
+#else
+#define MER_API
+#endif
+#endif
 
 /* ============================================================================================
  * Core: status and errors
