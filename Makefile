@@ -86,7 +86,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
 fuzz: $(FUZZ_BIN)
 # Each target links the parsers and the core pieces they use, not the whole library (no BLAS,
 # OpenMP or models); a new fuzz target for another parser adds its file here.
-FUZZ_LIB_SRC := src/core/status.c src/core/tensor.c src/core/arena.c \
+FUZZ_LIB_SRC := src/core/status.c src/core/tensor.c src/core/arena.c src/core/strbuf.c \
                 src/io/safetensors.c src/io/npy.c src/io/csv.c src/io/json.c \
                 src/io/tfjs.c src/io/zip.c src/io/pickle.c src/io/torch.c src/models/text_lexicon.c
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) src/io/io_internal.h include/mer.h

@@ -217,7 +217,10 @@ typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
-    MER_PRECISION_INT8 = 2  /* weight-only int8 (text encoders, mer_text_state_set_precision) */
+    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders: weight-only (mer_text_state_set_precision).
+                               Speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
+                               per-channel weights, per-token activation scales); convolutions,
+                               norms, attention and activations stay float32 (docs/gemm.md) */
 } mer_precision;
 
 /* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------
@@ -400,6 +403,9 @@ mer_status mer_json_int_or(const mer_json *j, const char *path, int64_t def, int
 mer_status mer_json_double_or(const mer_json *j, const char *path, double def, double *out);
 mer_status mer_json_bool_or(const mer_json *j, const char *path, int def, int *out);
 mer_status mer_json_string_or(const mer_json *j, const char *path, const char *def, const char **out);
+/* Writing: s as a quoted JSON string literal (escaped by cJSON, the one escaper of mer), malloc'd
+ * (free()); NULL only when out of memory (MER_ERR_NOMEM recorded). */
+char *mer_json_quote(const char *s);
 
 /* CSV (RFC 4180: header row, quoted fields with "" escapes and embedded newlines, UTF-8 with an
  * optional BOM, CRLF or LF). Empty lines are skipped. Errors name the file and line: a record
@@ -1098,7 +1104,8 @@ typedef struct {
     int32_t pool_mean;               /* 1: mean over the pooled tokens (drops the T axis) */
     int32_t skip_lead, skip_trail;   /* tokens left out of the output at the start / end (the
                                         special tokens the tokenizer added: MERTools averages
-                                        only the text's own tokens) */
+                                        only the text's own tokens); -1: found by
+                                        mer_text_extract (mertools preset), 0 for _extract_ids */
     mer_precision precision;
     mer_progress_fn progress;        /* called once per sequence (may be NULL) */
     void *user_data;
@@ -1117,6 +1124,15 @@ mer_text_params mer_text_mertools_params(void);
 mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
                                 const mer_text_params *p, float **out, int32_t *ndim,
                                 int64_t shape[3]);
+
+/* The feature of one transcript (UTF-8 text of len bytes), as `mer extract text` does it: tokenized
+ * by tok with the special tokens its model adds, encoded, then combined and pooled per params.
+ * skip_lead / skip_trail < 0 (the mertools preset) leave out exactly the tokens the tokenizer
+ * added, as MERTools' find_start_end_pos does: the text's own tokens are the encoding without
+ * specials, found inside the encoding with them ([CLS] ... [SEP] for BERT, BOS for LLaMA). An
+ * empty (or all-whitespace) transcript gives zeros (D,) when pooled, as MERTools writes. */
+mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
+                            const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]);
 
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
  * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and

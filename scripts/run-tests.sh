@@ -31,6 +31,26 @@ if ! make -j"$JOBS" all >build/build.log 2>&1; then
     exit 1
 fi
 
+echo "== include graph (docs/architecture.md)"
+if bash scripts/check-includes.sh; then
+    passed=$((passed + 1))
+else
+    echo "FAIL include graph"
+    failed=$((failed + 1))
+fi
+# ... and the check can fail: an include pointing up the layers, planted in a copy, must be caught
+planted=build/include-check-selftest
+rm -rf "$planted"; mkdir -p "$planted"
+cp -r src tools include docs "$planted"/
+echo '#include "train/train.h"' >>"$planted"/src/nn/nn.h
+if bash scripts/check-includes.sh "$planted" >/dev/null; then
+    echo "FAIL include graph self-test: a planted src/nn -> src/train include was not caught"
+    failed=$((failed + 1))
+else
+    passed=$((passed + 1))
+fi
+rm -rf "$planted"
+
 echo "== unit and CLI tests"
 MER_BIN=build/mer build/mer_tests | tee build/unit.log | grep -v '^ok ' || true
 count build/unit.log

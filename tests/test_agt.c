@@ -59,7 +59,7 @@ static void check_reference(const char *model, const char *weights, const char *
     b.dim[0] = 12, b.dim[1] = 10, b.dim[2] = 8;
     b.off[2] = off;
     float logits[30];
-    mer__act_reset(&m->act);
+    mer__act_reset(&m->nn.act);
     REQUIRE_OK(m->ops->forward(m, &b, 0, NULL, logits));
     double ref_max = 0, d = mer_test_maxdiff(logits, want, 30, &ref_max);
     printf("    %s: max |diff| %.3g, max |ref| %.3g\n", model, d, ref_max);
@@ -89,7 +89,7 @@ typedef struct {
 static double loss_at(gc_ctx *g) {
     mer__rng r;
     mer__rng_seed(&r, g->seed);   /* the same dropout masks every time */
-    mer__act_reset(&g->m->act);
+    mer__act_reset(&g->m->nn.act);
     if (g->m->ops->forward(g->m, &g->b, 1, &r, g->logits) != MER_OK) return NAN;
     double l = 0;
     for (int64_t i = 0; i < g->b.n * g->m->cfg.n_classes; i++) l += (double)g->R[i] * g->logits[i];
@@ -100,29 +100,29 @@ static double loss_at(gc_ctx *g) {
  * the number of tensors whose relative error norm exceeds tol. */
 static int gradcheck(gc_ctx *g, int per, double tol) {
     mer__model *m = g->m;
-    memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
+    memset(m->nn.grads, 0, (size_t)m->nn.n_params * sizeof(float));
     if (!isfinite(loss_at(g))) return 1000;
-    m->ops->backward(m, &g->b, g->R);
-    float *an = malloc((size_t)m->n_params * sizeof(float));
-    memcpy(an, m->grads, (size_t)m->n_params * sizeof(float));
+    if (m->ops->backward(m, &g->b, g->R) != MER_OK) return 1000;
+    float *an = malloc((size_t)m->nn.n_params * sizeof(float));
+    memcpy(an, m->nn.grads, (size_t)m->nn.n_params * sizeof(float));
     mer__rng pick;
     mer__rng_seed(&pick, 99);
     int bad = 0, skipped = 0, total = 0;
-    for (int32_t t = 0; t < m->n_info; t++) {
-        const mer__param_info *p = &m->info[t];
+    for (int32_t t = 0; t < m->nn.n_info; t++) {
+        const mer__param_info *p = &m->nn.info[t];
         double num = 0, den = 0;
         int k = p->numel < per ? (int)p->numel : per, used = 0;
         for (int q = 0; q < k; q++) {
             int64_t j = p->offset + (k == p->numel ? q : (int64_t)(mer__rng_uniform(&pick) * p->numel));
-            float save = m->params[j];
+            float save = m->nn.params[j];
             double fd[2];
             for (int e = 0; e < 2; e++) {
                 const float h = e ? 1.5e-3f : 3e-3f;
-                m->params[j] = save + h;
+                m->nn.params[j] = save + h;
                 double lp = loss_at(g);
-                m->params[j] = save - h;
+                m->nn.params[j] = save - h;
                 double lm = loss_at(g);
-                m->params[j] = save;
+                m->nn.params[j] = save;
                 fd[e] = (lp - lm) / (2.0 * h);
             }
             /* Two step sizes disagreeing means a ReLU kink lies within the step: central
@@ -176,10 +176,10 @@ static void run_gradcheck(const char *model, int n_mod, int with_seq, float drop
         return;
     }
     /* LayerNorm affine parameters away from (1, 0) so their gradients are exercised fully */
-    for (int32_t t = 0; t < g.m->n_info; t++)
-        if (strstr(g.m->info[t].name, ".ln"))
-            for (int64_t i = 0; i < g.m->info[t].numel; i++)
-                g.m->params[g.m->info[t].offset + i] += (float)(0.3 * mer__rng_normal(&r));
+    for (int32_t t = 0; t < g.m->nn.n_info; t++)
+        if (strstr(g.m->nn.info[t].name, ".ln"))
+            for (int64_t i = 0; i < g.m->nn.info[t].numel; i++)
+                g.m->nn.params[g.m->nn.info[t].offset + i] += (float)(0.3 * mer__rng_normal(&r));
     const int64_t n = 3;
     int64_t off[4] = {0, 2, 5, 6};
     float *x[3];
@@ -199,7 +199,7 @@ static void run_gradcheck(const char *model, int n_mod, int with_seq, float drop
     g.seed = 11;
     int bad = gradcheck(&g, 8, 5e-2);
     CHECK(bad == 0);
-    printf("    %s: %d parameter tensors checked, %d bad\n", model, g.m->n_info, bad);
+    printf("    %s: %d parameter tensors checked, %d bad\n", model, g.m->nn.n_info, bad);
     for (int i = 0; i < n_mod; i++) free(x[i]);
     free(g.R), free(g.logits);
     mer__model_free(g.m);

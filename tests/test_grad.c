@@ -324,8 +324,9 @@ typedef struct {
 static double at_loss(void *u) {
     at_ctx *c = u;
     int64_t d = c->h * c->dh;
-    mer__attention_fwd(c->out, d, c->probs, c->q, d, c->k, d, c->v, d, c->mask, c->tq, c->tk, c->h,
-                       c->dh, 1.0f / sqrtf((float)c->dh));
+    if (mer__attention_fwd(c->out, d, c->probs, c->q, d, c->k, d, c->v, d, c->mask, c->tq, c->tk,
+                           c->h, c->dh, 1.0f / sqrtf((float)c->dh), NULL) != MER_OK)
+        return NAN;
     return dot(c->out, c->r, c->tq * d);
 }
 
@@ -345,8 +346,8 @@ MER_TEST(grad_attention) {
         for (int i = 0; i < TK * D; i++) dk[i] = dv[i] = 0.5f;
         at_ctx c = {out, probs, q, k, v, r, with_mask ? mask : NULL, TQ, TK, H, DH};
         at_loss(&c);
-        mer__attention_bwd(dq, dk, dv, r, D, probs, q, D, k, D, v, D, TQ, TK, H, DH,
-                           1.0f / sqrtf((float)DH));
+        REQUIRE_OK(mer__attention_bwd(dq, dk, dv, r, D, probs, q, D, k, D, v, D, TQ, TK, H, DH,
+                                      1.0f / sqrtf((float)DH), NULL));
         CHECK(fd_check("attention dq", q, TQ * D, dq, 0.5f, at_loss, &c, 1e-2) == 0);
         CHECK(fd_check("attention dk", k, TK * D, dk, 0.5f, at_loss, &c, 1e-2) == 0);
         CHECK(fd_check("attention dv", v, TK * D, dv, 0.5f, at_loss, &c, 1e-2) == 0);
@@ -363,7 +364,7 @@ typedef struct {
 
 static double model_loss(void *u) {
     model_ctx *c = u;
-    mer__act_reset(&c->m->act);
+    mer__act_reset(&c->m->nn.act);
     c->m->ops->forward(c->m, c->b, 0, NULL, c->logits);
     return dot(c->logits, c->r, c->b->n * c->m->cfg.n_classes);
 }
@@ -394,15 +395,15 @@ MER_TEST(grad_attention_model) {
     fill(r, N * 4, 1, &rng);
     mer__batch b = {.n = N, .n_mod = 3, .x = {xa, xt, xv}, .dim = {6, 9, 5}};
     model_ctx c = {m, &b, logits, r};
-    for (int64_t i = 0; i < m->n_params; i++) m->grads[i] = 0.5f;
-    mer__act_reset(&m->act);
+    for (int64_t i = 0; i < m->nn.n_params; i++) m->nn.grads[i] = 0.5f;
+    mer__act_reset(&m->nn.act);
     REQUIRE_OK(m->ops->forward(m, &b, 1, &rng, logits));
-    m->ops->backward(m, &b, r);
+    REQUIRE_OK(m->ops->backward(m, &b, r));
     kinks_skipped = 0;
     int checked = 0;
-    for (int32_t t = 0; t < m->n_info; t++) {
-        const mer__param_info *p = &m->info[t];
-        CHECK(fd_check_k(p->name, m->params + p->offset, p->numel, m->grads + p->offset, 0.5f,
+    for (int32_t t = 0; t < m->nn.n_info; t++) {
+        const mer__param_info *p = &m->nn.info[t];
+        CHECK(fd_check_k(p->name, m->nn.params + p->offset, p->numel, m->nn.grads + p->offset, 0.5f,
                          model_loss, &c, 3e-3, 1) == 0);
         checked += (int)(p->numel > 48 ? 48 : p->numel);
     }
@@ -426,25 +427,25 @@ static mer_status seq_build(mer__model *m) {
     seq_priv *p = calloc(1, sizeof *p);
     m->priv = p;
     int64_t d = m->cfg.dim[0];
-    mer_status s = mer__ln_declare(m, &p->ln, "ln", d);
-    if (s == MER_OK) s = mer__mha_declare(m, &p->self, "self", d, m->cfg.heads);
-    if (s == MER_OK) s = mer__mha_declare(m, &p->cross, "cross", d, m->cfg.heads);
-    if (s == MER_OK) s = mer__lin_declare(m, &p->head, "head", d, m->cfg.n_classes);
+    mer_status s = mer__ln_declare(&m->nn, &p->ln, "ln", d);
+    if (s == MER_OK) s = mer__mha_declare(&m->nn, &p->self, "self", d, m->cfg.heads);
+    if (s == MER_OK) s = mer__mha_declare(&m->nn, &p->cross, "cross", d, m->cfg.heads);
+    if (s == MER_OK) s = mer__lin_declare(&m->nn, &p->head, "head", d, m->cfg.n_classes);
     return s;
 }
 static void seq_init(mer__model *m, mer__rng *rng) {
     seq_priv *p = m->priv;
-    mer__ln_init(m, &p->ln);
+    mer__ln_init(&m->nn, &p->ln);
     for (int64_t i = 0; i < p->ln.c; i++) {
-        m->params[p->ln.g + i] = 1.0f + 0.3f * (float)mer__rng_normal(rng);
-        m->params[p->ln.b + i] = 0.3f * (float)mer__rng_normal(rng);
+        m->nn.params[p->ln.g + i] = 1.0f + 0.3f * (float)mer__rng_normal(rng);
+        m->nn.params[p->ln.b + i] = 0.3f * (float)mer__rng_normal(rng);
     }
-    mer__mha_init(m, &p->self, rng);
-    mer__mha_init(m, &p->cross, rng);
+    mer__mha_init(&m->nn, &p->self, rng);
+    mer__mha_init(&m->nn, &p->cross, rng);
     /* non-zero biases so their gradients are exercised */
-    for (int64_t i = 0; i < m->n_params; i++)
-        if (m->params[i] == 0.0f) m->params[i] = 0.1f * (float)mer__rng_normal(rng);
-    mer__lin_init(m, &p->head, rng);
+    for (int64_t i = 0; i < m->nn.n_params; i++)
+        if (m->nn.params[i] == 0.0f) m->nn.params[i] = 0.1f * (float)mer__rng_normal(rng);
+    mer__lin_init(&m->nn, &p->head, rng);
 }
 /* x (modality 0) -> LN -> self-attention -> cross-attention with modality 1 as keys/values ->
  * mean pool per clip -> head */
@@ -453,31 +454,34 @@ static mer_status seq_forward(mer__model *m, const mer__batch *b, int train, mer
     seq_priv *p = m->priv;
     int64_t d = m->cfg.dim[0], rows = b->off[0][b->n];
     p->n = b->n;
-    mer_status s = mer__ln_fwd(m, &p->ln, &p->lns, &p->z1, b->x[0], rows);
-    if (s == MER_OK) s = mer__mha_fwd(m, &p->self, &p->z2, p->z1, b->off[0], p->z1, b->off[0], b->n);
-    if (s == MER_OK) s = mer__mha_fwd(m, &p->cross, &p->z3, p->z2, b->off[0], b->x[1], b->off[1], b->n);
+    mer_status s = mer__ln_fwd(&m->nn, &p->ln, &p->lns, &p->z1, b->x[0], rows);
+    if (s == MER_OK) s = mer__mha_fwd(&m->nn, &p->self, &p->z2, p->z1, b->off[0], p->z1, b->off[0], NULL, b->n,
+                                      train);
+    if (s == MER_OK) s = mer__mha_fwd(&m->nn, &p->cross, &p->z3, p->z2, b->off[0], b->x[1], b->off[1], NULL,
+                                      b->n, train);
     if (s != MER_OK) return s;
-    p->pooled = mer__act_f32(m, b->n * d);
+    p->pooled = mer__nn_act(&m->nn, b->n * d);
     for (int64_t i = 0; i < b->n; i++)
         mer__mean_pool_fwd(p->pooled + i * d, p->z3 + b->off[0][i] * d, b->off[0][i + 1] - b->off[0][i], d);
-    mer__lin_fwd(m, &p->head, logits, p->pooled, b->n);
+    mer__lin_fwd(&m->nn, &p->head, logits, p->pooled, b->n);
     return MER_OK;
 }
-static void seq_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
+static mer_status seq_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
     seq_priv *p = m->priv;
     int64_t d = m->cfg.dim[0], rows = b->off[0][b->n];
-    float *dpool = mer__act_f32(m, b->n * d), *dz3 = mer__act_f32(m, rows * d);
-    float *dz2 = mer__act_f32(m, rows * d), *dz1 = mer__act_f32(m, rows * d);
+    float *dpool = mer__nn_act(&m->nn, b->n * d), *dz3 = mer__nn_act(&m->nn, rows * d);
+    float *dz2 = mer__nn_act(&m->nn, rows * d), *dz1 = mer__nn_act(&m->nn, rows * d);
     memset(dpool, 0, (size_t)(b->n * d) * sizeof(float));
     memset(dz3, 0, (size_t)(rows * d) * sizeof(float));
     memset(dz2, 0, (size_t)(rows * d) * sizeof(float));
     memset(dz1, 0, (size_t)(rows * d) * sizeof(float));
-    mer__lin_bwd(m, &p->head, dpool, dlogits, p->pooled, b->n);
+    mer__lin_bwd(&m->nn, &p->head, dpool, dlogits, p->pooled, b->n);
     for (int64_t i = 0; i < b->n; i++)
         mer__mean_pool_bwd(dz3 + b->off[0][i] * d, dpool + i * d, b->off[0][i + 1] - b->off[0][i], d);
-    mer__mha_bwd(m, &p->cross, dz2, NULL, dz3);
-    mer__mha_bwd(m, &p->self, dz1, dz1, dz2);
-    mer__ln_bwd(m, &p->ln, &p->lns, NULL, dz1);
+    mer__mha_bwd(&m->nn, &p->cross, dz2, NULL, dz3);
+    mer__mha_bwd(&m->nn, &p->self, dz1, dz1, dz2);
+    mer__ln_bwd(&m->nn, &p->ln, &p->lns, NULL, dz1);
+    return MER_OK;
 }
 static void seq_destroy(mer__model *m) { free(m->priv); }
 static const mer__model_ops seq_ops = {"test_seq", "", seq_build, seq_init, seq_forward,
@@ -492,8 +496,7 @@ MER_TEST(grad_layers_ln_mha) {
     m->cfg.dim[0] = m->cfg.dim[1] = 8;
     m->cfg.heads = 2;
     REQUIRE_OK(seq_ops.build(m));
-    m->params = calloc((size_t)m->n_params, sizeof(float));
-    m->grads = calloc((size_t)m->n_params, sizeof(float));
+    REQUIRE_OK(mer__nn_alloc(&m->nn));
     mer__rng rng;
     mer__rng_seed(&rng, 10);
     seq_ops.init(m, &rng);
@@ -505,22 +508,18 @@ MER_TEST(grad_layers_ln_mha) {
     fill(r, N * 3, 1, &rng);
     mer__batch b = {.n = N, .n_mod = 2, .x = {xa, xb}, .off = {offa, offb}, .dim = {8, 8}};
     model_ctx c = {m, &b, logits, r};
-    for (int64_t i = 0; i < m->n_params; i++) m->grads[i] = 0.5f;
-    mer__act_reset(&m->act);
+    for (int64_t i = 0; i < m->nn.n_params; i++) m->nn.grads[i] = 0.5f;
+    mer__act_reset(&m->nn.act);
     REQUIRE_OK(seq_forward(m, &b, 1, &rng, logits));
-    seq_backward(m, &b, r);
-    for (int32_t t = 0; t < m->n_info; t++) {
-        const mer__param_info *p = &m->info[t];
-        CHECK(fd_check(p->name, m->params + p->offset, p->numel, m->grads + p->offset, 0.5f,
+    REQUIRE_OK(seq_backward(m, &b, r));
+    for (int32_t t = 0; t < m->nn.n_info; t++) {
+        const mer__param_info *p = &m->nn.info[t];
+        CHECK(fd_check(p->name, m->nn.params + p->offset, p->numel, m->nn.grads + p->offset, 0.5f,
                        model_loss, &c, 1e-2) == 0);
     }
     seq_ops.destroy(m);
     m->ops = NULL;
-    free(m->params);
-    free(m->grads);
-    m->params = m->grads = NULL;
-    free(m->info);
-    mer__act_release(&m->act);
+    mer__nn_free(&m->nn);
     free(m);
 }
 

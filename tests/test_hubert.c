@@ -220,7 +220,7 @@ MER_TEST(hubert_kernel_attention) {
                     r[i * D + hh * dh + d] = (float)a;
                 }
             }
-        mer__attention_fwd(o, ld, pass ? probs : NULL, q, ld, k, ld, v, ld, mk, tq, tk, h, dh, sc);
+        REQUIRE_OK(mer__attention_fwd(o, ld, pass ? probs : NULL, q, ld, k, ld, v, ld, mk, tq, tk, h, dh, sc, NULL));
         for (int64_t i = 0; i < tq; i++) memcpy(o2 + i * D, o + i * ld, sizeof(float) * D);
         double mref, md = mer_test_maxdiff(o2, r, (size_t)(tq * D), &mref);
         CHECK(md <= 1e-5 * mref);
@@ -583,6 +583,83 @@ MER_TEST(hubert_bf16_precision) {
     CHECK(out == NULL);
     CHECK_ERR(mer_speech_state_set_precision(st, (mer_precision)-1), MER_ERR_INVALID_ARG, "precision");
     CHECK_ERR(mer_speech_state_set_precision(NULL, MER_PRECISION_BF16), MER_ERR_INVALID_ARG, NULL);
+    free(x), free(ref);
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+}
+
+/* int8 W8A8 linear layers (MER_PRECISION_INT8): every hidden state within HB_INT8_TOL * max|ref|
+ * of the torchaudio reference and different from fp32 (the int8 path ran); the MERTools feature
+ * with cosine >= 0.9995 to the reference (the issue's bar; tests/parity/hubert_int8.py checks it
+ * at the real sizes). */
+#define HB_INT8_TOL 3e-2
+static void check_int8_on(const char *model_dir, const char *ref_name) {
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, model_dir));
+    REQUIRE_OK(mer_speech_state_init(&st, m));
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    int64_t n = 0;
+    float *x = read_wav16(HFIX "a2.wav", &n);
+    int32_t nd;
+    int64_t sh[MER_MAX_DIMS];
+    float *ref = load_ref(ref_name, &nd, sh);
+    const int64_t T = mer_speech_frames(m, n), TD = T * info.hidden_size, K = info.n_layers + 1;
+    float *h8 = malloc(sizeof(float) * (size_t)(K * TD)), *h32 = malloc(sizeof(float) * (size_t)(K * TD));
+    if (!x || !ref || !h8 || !h32 || nd != 3 || sh[0] != K || sh[1] * sh[2] != TD) {
+        CHECK(!"int8 fixture inputs");
+        goto out;
+    }
+    mer_speech_normalize(x, n);
+    CHECK_OK(mer_speech_state_set_precision(st, MER_PRECISION_INT8));
+    CHECK_OK(mer_speech_encode(st, x, n, 0, info.n_layers, h8));
+    CHECK_OK(mer_speech_state_set_precision(st, MER_PRECISION_F32));
+    CHECK_OK(mer_speech_encode(st, x, n, 0, info.n_layers, h32));
+    double worst = 0;
+    for (int64_t i = 0; i < K; i++) {
+        double mref, d8 = mer_test_maxdiff(h8 + i * TD, ref + i * TD, (size_t)TD, &mref);
+        double d32 = mer_test_maxdiff(h8 + i * TD, h32 + i * TD, (size_t)TD, NULL);
+        if (d8 / mref > worst) worst = d8 / mref;
+        /* layer 0 is the feature encoder + projection: the projection is already int8 */
+        if (!(d8 <= HB_INT8_TOL * mref) || !(d32 > 1e-5 * mref)) {
+            printf("  %s int8 layer %lld: max|diff| vs ref %.3g (bar %.3g), vs fp32 %.3g (must be > %.3g)\n",
+                   ref_name, (long long)i, d8, HB_INT8_TOL * mref, d32, 1e-5 * mref);
+            CHECK(!"int8 hidden state");
+        }
+    }
+    printf("    %s int8: worst max|diff| / max|ref| over the hidden states %.3g\n", ref_name, worst);
+out:
+    free(x), free(ref), free(h8), free(h32);
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+}
+
+MER_TEST(hubert_int8_precision) {
+    check_int8_on(HFIX "base", "base_a2");
+    check_int8_on(HFIX "large", "large_a2");
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large"));
+    REQUIRE_OK(mer_speech_state_init(&st, m));
+    int64_t n = 0;
+    float *x = read_wav16(HFIX "a12.wav", &n), *out = NULL;
+    int32_t nd, rnd;
+    int64_t sh[3], rsh[MER_MAX_DIMS];
+    float *ref = load_ref("large_a12_mertools", &rnd, rsh);
+    mer_speech_params p = mer_speech_mertools_params();
+    p.precision = MER_PRECISION_INT8;
+    CHECK_OK(mer_speech_extract(st, x, n, &p, &out, &nd, sh));
+    if (x && ref && out && nd == 1 && sh[0] == 48) {
+        double dot = 0, na = 0, nb = 0, mref, md = mer_test_maxdiff(out, ref, 48, &mref);
+        for (int i = 0; i < 48; i++) dot += (double)out[i] * ref[i], na += (double)out[i] * out[i], nb += (double)ref[i] * ref[i];
+        const double cosv = dot / sqrt(na * nb);
+        printf("    mertools int8: cosine %.6f, max|diff| %.3g (max|ref| %.3g)\n", cosv, md, mref);
+        CHECK(cosv >= 0.9995 && md <= HB_INT8_TOL * mref && md > 0);
+    } else {
+        CHECK(!"mertools int8 output");
+    }
+    free(out);
     free(x), free(ref);
     mer_speech_state_free(st);
     mer_speech_model_free(m);

@@ -344,3 +344,114 @@ MER_TEST(text_bad_input) {
     mer_text_model_free(NULL);
     mer_text_state_free(NULL);
 }
+
+/* ---- mer extract text / mer quantize (CLI) -------------------------------------------------- */
+
+MER_TEST(text_cli_extract_mertools) {
+    const char *d = mer_test_tmpdir("text_cli_extract");
+    char csv[512], out[512], buf[8192];
+    snprintf(csv, sizeof csv, "%s/t.csv", d);
+    snprintf(out, sizeof out, "%s/feats", d);
+    const char *rows = "name,chinese,english\n"
+                       "clip_a,今天天气真好,\n"
+                       "clip_b,我很高兴！,\n"
+                       "clip_empty,,\n"
+                       "clip_long,今天天气真好今天天气真好今天天气真好,\n";
+    REQUIRE(mer_test_write(csv, rows, strlen(rows)) == 0);
+    int rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --preset mertools --out %s",
+                          mer_test_bin(), csv, out);
+    if (rc != 0) printf("%s\n", buf);
+    CHECK(rc == 0);
+    CHECK(strstr(buf, "positions") != NULL); /* the long row was cut, with a warning */
+    /* the file equals the library call on the tokenizer's ids without [CLS]/[SEP] */
+    mer_text_model *m = load("tiny_bert");
+    mer_tokenizer *tok = NULL;
+    REQUIRE(m);
+    REQUIRE_OK(mer_tokenizer_load(&tok, FX "tiny_bert"));
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    const char *txt = "今天天气真好";
+    REQUIRE_OK(mer_tokenizer_encode(tok, txt, strlen(txt), 1, &ids, &n));
+    const int32_t want[8] = {2, 5, 6, 6, 7, 8, 9, 3};
+    CHECK(n == 8 && !memcmp(ids, want, sizeof want));
+    mer_text_state *st = NULL;
+    REQUIRE_OK(mer_text_state_init(&st, m));
+    mer_text_params p = mer_text_mertools_params();
+    p.skip_lead = p.skip_trail = 1;
+    float *ref = NULL;
+    int32_t nd;
+    int64_t sh[3];
+    REQUIRE_OK(mer_text_extract_ids(st, ids, n, &p, &ref, &nd, sh));
+    char f[600];
+    snprintf(f, sizeof f, "%s/clip_a.npy", out);
+    float *got = NULL;
+    int64_t gsh[MER_MAX_DIMS];
+    REQUIRE_OK(mer_npy_read(f, &got, &nd, gsh));
+    CHECK(nd == 1 && gsh[0] == 32 && !memcmp(got, ref, 32 * sizeof(float)));
+    free(got);
+    snprintf(f, sizeof f, "%s/clip_empty.npy", out);
+    REQUIRE_OK(mer_npy_read(f, &got, &nd, gsh));
+    CHECK(nd == 1 && gsh[0] == 32 && got[0] == 0 && got[31] == 0);
+    free(got);
+    /* resumable: a second run skips all four */
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --preset mertools --out %s",
+                      mer_test_bin(), csv, out);
+    CHECK(rc == 0 && strstr(buf, "0 written, 4 skipped"));
+    /* int8 and bf16 stay within cosine 0.999 of f32 */
+    const char *precs[2] = {"int8", "bf16"};
+    for (int q = 0; q < 2; q++) {
+        rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --preset mertools --precision %s --out %s/%s",
+                          mer_test_bin(), csv, precs[q], d, precs[q]);
+        CHECK(rc == 0);
+        snprintf(f, sizeof f, "%s/%s/clip_a.npy", d, precs[q]);
+        got = NULL;
+        CHECK_OK(mer_npy_read(f, &got, &nd, gsh));
+        if (got) CHECK(cosine(got, ref, 32) >= 0.999);
+        free(got);
+    }
+    free(ref);
+    free(ids);
+    mer_text_state_free(st);
+    mer_tokenizer_free(tok);
+    mer_text_model_free(m);
+}
+
+MER_TEST(text_cli_bad_input) {
+    const char *d = mer_test_tmpdir("text_cli_bad");
+    char csv[512], buf[8192];
+    snprintf(csv, sizeof csv, "%s/t.csv", d);
+    const char *rows = "name,text\nok1,今天\n../evil,今天\nok1,很好\n";
+    REQUIRE(mer_test_write(csv, rows, strlen(rows)) == 0);
+    /* the named column is missing: one line naming the file, the column and the columns there */
+    int rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --out %s/o", mer_test_bin(), csv, d);
+    CHECK(rc == 1 && strstr(buf, "no column 'chinese'") && strstr(buf, "name, text"));
+    /* a name that is a path and a repeated name fail their rows only */
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --text-col text --out %s/o",
+                      mer_test_bin(), csv, d);
+    CHECK(rc == 1 && strstr(buf, "cannot be a file name") && strstr(buf, "appears twice"));
+    char f[600];
+    snprintf(f, sizeof f, "%s/o/ok1.npy", d);
+    CHECK(access(f, F_OK) == 0);
+    snprintf(f, sizeof f, "%s/evil.npy", d);
+    CHECK(access(f, F_OK) != 0);
+    /* a missing model directory or tokenizer */
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s/none --csv %s --text-col text --out %s/o", mer_test_bin(), d,
+                      csv, d);
+    CHECK(rc == 1 && strstr(buf, "config.json"));
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_llama --csv %s --text-col text --out %s/o2",
+                      mer_test_bin(), csv, d);
+    CHECK(rc == 1);
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --precision fp8 --out %s/o",
+                      mer_test_bin(), csv, d);
+    CHECK(rc == 2 && strstr(buf, "--precision"));
+    /* mer quantize: usage and a refused output */
+    rc = mer_test_run(buf, sizeof buf, "%s quantize " FX "tiny_bert", mer_test_bin());
+    CHECK(rc == 2 && strstr(buf, "--out"));
+    rc = mer_test_run(buf, sizeof buf, "%s quantize " FX "tiny_bert --out %s/q", mer_test_bin(), d);
+    CHECK(rc == 0);
+    snprintf(f, sizeof f, "%s/q/vocab.txt", d);
+    CHECK(access(f, F_OK) == 0);
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s/q --csv %s --text-col text --preset mertools --out %s/oq",
+                      mer_test_bin(), d, csv, d);
+    CHECK(rc == 1 && strstr(buf, "1 written"));
+}

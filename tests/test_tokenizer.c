@@ -296,3 +296,79 @@ MER_TEST(tokenizer_spm_bad_files) {
     CHECK_ERR(mer_tokenizer_load(&t, p), MER_ERR_FORMAT, "truncated or malformed protobuf");
     CHECK(t == NULL);
 }
+
+MER_TEST(tokenizer_bpe_qwen2_exact) {
+    CHECK(compare_corpus(FIX "bpe_qwen2", FIX "bpe_qwen2/ref_ids.txt") == 0);
+}
+MER_TEST(tokenizer_bpe_llama3_exact) {
+    CHECK(compare_corpus(FIX "bpe_llama3/tokenizer.json", FIX "bpe_llama3/ref_ids.txt") == 0);
+}
+/* The BERT-style tokenizer.json beside each vocab.txt: the same ids through the other reader. */
+MER_TEST(tokenizer_wordpiece_json_exact) {
+    CHECK(compare_corpus(FIX "wp_lower", FIX "wp_lower/ref_ids.txt") == 0);
+    CHECK(compare_corpus(FIX "wp_cased/tokenizer.json", FIX "wp_cased/ref_ids.txt") == 0);
+    CHECK(compare_corpus(FIX "wp_nocjk/tokenizer.json", FIX "wp_nocjk/ref_ids.txt") == 0);
+}
+
+static mer_status load_json_text(const char *dir, const char *json) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    mer_test_write(p, json, strlen(json));
+    mer_tokenizer *t = NULL;
+    mer_status s = mer_tokenizer_load(&t, p);
+    mer_tokenizer_free(t);
+    return s;
+}
+
+MER_TEST(tokenizer_json_bad_files) {
+    const char *dir = mer_test_tmpdir("tokenizer_json_bad");
+    char buf[1024];
+    const char *v = "\"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}";
+    CHECK_ERR(load_json_text(dir, "{\"model\": "), MER_ERR_FORMAT, "tokenizer.json");
+    CHECK_ERR(load_json_text(dir, "[]"), MER_ERR_FORMAT, "no 'model' object");
+    snprintf(buf, sizeof buf, "{\"model\": {\"type\": \"Unigram\", %s}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "model 'Unigram' is not supported");
+    snprintf(buf, sizeof buf, "{\"normalizer\": {\"type\": \"Precompiled\"}, \"pre_tokenizer\": "
+             "{\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", %s, \"merges\": []}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "normalizer 'Precompiled' is not supported");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": "
+             "{\"type\": \"BPE\", %s, \"merges\": []}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "pre_tokenizer 'Metaspace' is not supported");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": "
+             "\"\\\\w+\"}, \"behavior\": \"Isolated\"}, \"model\": {\"type\": \"BPE\", %s, \"merges\": []}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "Split regex '\\w+' is not supported");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": "
+             "\"BPE\", \"byte_fallback\": true, %s, \"merges\": []}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "byte_fallback");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"post_processor\": "
+             "{\"type\": \"Weird\"}, \"model\": {\"type\": \"BPE\", %s, \"merges\": [\"a b\"]}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "post_processor 'Weird' is not supported");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": "
+             "\"BPE\", %s, \"merges\": [\"a c\"]}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_FORMAT, "not in the vocabulary");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": "
+             "\"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}");
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_FORMAT, "id 0 is given to both");
+    snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": "
+             "\"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}");
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_FORMAT, "no valid id");
+    snprintf(buf, sizeof buf, "{\"added_tokens\": [{\"id\": 3, \"content\": \"x\", \"single_word\": true}], "
+             "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", %s, \"merges\": []}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "single_word");
+    /* A minimal valid file: "ab" merges, an added token is matched in the raw text. */
+    snprintf(buf, sizeof buf, "{\"added_tokens\": [{\"id\": 3, \"content\": \"<x>\", \"special\": true}], "
+             "\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false}, "
+             "\"model\": {\"type\": \"BPE\", %s, \"merges\": [\"a b\"]}}", v);
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    mer_test_write(p, buf, strlen(buf));
+    mer_tokenizer *t = NULL;
+    REQUIRE_OK(mer_tokenizer_load(&t, dir));
+    int32_t *ids;
+    int64_t n;
+    REQUIRE_OK(mer_tokenizer_encode(t, "ab<x>ba", 7, 1, &ids, &n));
+    CHECK(n == 4 && ids[0] == 2 && ids[1] == 3 && ids[2] == 1 && ids[3] == 0);
+    free(ids);
+    CHECK(mer_tokenizer_special_count(t) == 1 && mer_tokenizer_vocab_size(t) == 4);
+    mer_tokenizer_free(t);
+}

@@ -51,14 +51,14 @@ MER_TEST(train_attention_matches_torch) {
 
     static float logits[N * C];
     mer__batch all = {.n = N, .n_mod = 3, .x = {x[0], x[1], x[2]}, .dim = {DA, DT, DV}};
-    mer__act_reset(&m->act);
+    mer__act_reset(&m->nn.act);
     REQUIRE_OK(m->ops->forward(m, &all, 0, NULL, logits));
     double ref_max = 0, d = mer_test_maxdiff(logits, ref0, N * C, &ref_max);
     CHECK(d <= 1e-5 * ref_max);
     printf("    initial logits: max |diff| %.3g, max |torch| %.3g (bar 1e-5 relative)\n", d, ref_max);
 
     mer__optim opt;
-    REQUIRE_OK(mer__optim_init(&opt, MER_OPT_ADAM, m->n_params, 1e-3f, 1e-5f));
+    REQUIRE_OK(mer__optim_init(&opt, MER_OPT_ADAM, m->nn.n_params, 1e-3f, 1e-5f));
     static float xb[3][B * 64], probs[B * C], dl[B * C];
     int32_t yb[B];
     mer__rng rng;
@@ -72,20 +72,20 @@ MER_TEST(train_attention_matches_torch) {
                 memcpy(xb[mm] + i * dims[mm], x[mm] + k * dims[mm], (size_t)dims[mm] * sizeof(float));
         }
         mer__batch b = {.n = B, .n_mod = 3, .x = {xb[0], xb[1], xb[2]}, .dim = {DA, DT, DV}, .y = yb};
-        memset(m->grads, 0, (size_t)m->n_params * sizeof(float));
-        mer__act_reset(&m->act);
+        memset(m->nn.grads, 0, (size_t)m->nn.n_params * sizeof(float));
+        mer__act_reset(&m->nn.act);
         REQUIRE_OK(m->ops->forward(m, &b, 1, &rng, logits));
         float loss = mer__cross_entropy_fwd(probs, logits, yb, NULL, 0.0f, B, C);
         memset(dl, 0, sizeof dl);
         mer__cross_entropy_bwd(dl, probs, yb, NULL, 0.0f, B, C);
-        m->ops->backward(m, &b, dl);
-        mer__optim_step(&opt, m->params, m->grads);
+        REQUIRE_OK(m->ops->backward(m, &b, dl));
+        mer__optim_step(&opt, m->nn.params, m->nn.grads);
         double e = fabs(loss - ref_loss[s]);
         if (e > worst) worst = e;
     }
     CHECK(worst <= 1e-4);
     printf("    20 Adam steps: max |loss - torch| = %.3g\n", worst);
-    mer__act_reset(&m->act);
+    mer__act_reset(&m->nn.act);
     REQUIRE_OK(m->ops->forward(m, &all, 0, NULL, logits));
     d = mer_test_maxdiff(logits, ref_end, N * C, &ref_max);
     CHECK(d <= 1e-4 * ref_max);

@@ -124,3 +124,29 @@ void cli_progress_end(cli_progress *p) {
 }
 
 void cli_set_threads(long n) { mer_set_threads((int)n); }
+
+bool cli_json_str(FILE *f, const char *s) {
+    char *q = mer_json_quote(s);
+    if (!q) return false;
+    fputs(q, f);
+    free(q);
+    return true;
+}
+
+int cli_feature_add(const char *cmd, cli_features *f, const char *arg) {
+    const char *eq = arg ? strchr(arg, '=') : NULL;
+    if (!eq || eq == arg || !eq[1]) return cli_usage(cmd, "--feature wants NAME=DIR, got '%s'", arg ? arg : "");
+    size_t len = (size_t)(eq - arg);
+    if (len >= MER_NAME_MAX)
+        return cli_usage(cmd, "--feature: the name '%.*s' is longer than %d bytes", (int)len, arg, MER_NAME_MAX - 1);
+    if (f->n == MER_MAX_MODALITIES) return cli_usage(cmd, "at most %d --feature modalities", MER_MAX_MODALITIES);
+    for (int32_t k = 0; k < f->n; k++)
+        if (strlen(f->name[k]) == len && !memcmp(f->name[k], arg, len))
+            return cli_usage(cmd, "--feature %.*s is given twice", (int)len, arg);
+    memcpy(f->name[f->n], arg, len);
+    f->name[f->n][len] = '\0';
+    f->spec[f->n].name = f->name[f->n];
+    f->spec[f->n].dir = eq + 1;
+    f->n++;
+    return 0;
+}

@@ -8,6 +8,7 @@
 #include "mer.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 /* A subcommand: argv[0] is the subcommand name. Returns the process exit code. */
@@ -53,6 +54,20 @@ void cli_progress_update(cli_progress *p, int64_t done, const char *detail);
 void cli_progress_end(cli_progress *p);
 
 double cli_now(void); /* monotonic seconds */
+
+/* The --feature NAME=DIR options of one command: spec[k].name points into name[k], spec[k].dir
+ * into the argument (argv outlives the command). */
+typedef struct {
+    mer_modality_spec spec[MER_MAX_MODALITIES];
+    char name[MER_MAX_MODALITIES][MER_NAME_MAX];
+    int32_t n;
+} cli_features;
+/* Add one NAME=DIR (the one place it is split): a usage error (returns 2, message printed) for
+ * a missing '=', an empty side, a name too long, a repeated name or too many. 0 when added. */
+int cli_feature_add(const char *cmd, cli_features *f, const char *arg);
+
+/* s as a JSON string literal on f (escaped by mer_json_quote); false when out of memory. */
+bool cli_json_str(FILE *f, const char *s);
 
 /* Apply --threads: n <= 0 means online CPUs. */
 void cli_set_threads(long n);

@@ -34,16 +34,6 @@ static int cmp_nr(const void *a, const void *b) {
     return strcmp(((const name_row *)a)->name, ((const name_row *)b)->name);
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') printf("\\%c", *c);
-        else if (*c < 0x20) printf("\\u%04x", *c);
-        else putchar(*c);
-    }
-    putchar('"');
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *labels = NULL, *pred = NULL, *name_col = "name", *label_col = "emotion",
                *pred_col = NULL;
@@ -125,7 +115,7 @@ int cmd_eval(int argc, char **argv) {
                (long long)n, m.waf, m.accuracy, m.macro_f1, m.uar);
         for (int32_t k = 0; k < C; k++) {
             printf("%s", k ? ", " : "");
-            json_str(cls[k]);
+            cli_json_str(stdout, cls[k]);
             printf(": {\"precision\": %.10g, \"recall\": %.10g, \"f1\": %.10g, \"support\": %lld}",
                    m.precision[k], m.recall[k], m.f1[k], (long long)m.support[k]);
         }

@@ -12,6 +12,7 @@
 int cmd_extract_audio(int argc, char **argv);
 int cmd_extract_acoustic(int argc, char **argv);
 int cmd_extract_visual(int argc, char **argv);
+int cmd_extract_text(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -21,6 +22,7 @@ static const struct {
     {"audio", cmd_extract_audio, "HuBERT / wav2vec 2.0 hidden states of a Hugging Face checkpoint"},
     {"acoustic", cmd_extract_acoustic, "weight-free eGeMAPS-style descriptors and MFCCs"},
     {"visual", cmd_extract_visual, "CLIP ViT image features of images or video frames"},
+    {"text", cmd_extract_text, "text-encoder features of a transcript CSV (BERT, LLaMA, Qwen2, Baichuan)"},
 };
 
 static void usage(FILE *f) {

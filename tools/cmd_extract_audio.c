@@ -13,7 +13,7 @@
 static const char usage_text[] =
     "usage: mer extract audio --model DIR [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
     "                         [--pool none|mean] [--chunk-seconds S] [--preset mertools]\n"
-    "                         [--precision f32|bf16] [--threads N] [--overwrite]\n"
+    "                         [--precision f32|bf16|int8] [--threads N] [--overwrite]\n"
     "                         --out PATH (INPUT... | --list FILE)\n"
     "\n"
     "Hidden states of a Hugging Face HubertModel / Wav2Vec2Model checkpoint (config.json +\n"
@@ -27,7 +27,8 @@ static const char usage_text[] =
     "                --chunk-seconds 10 (later options override)\n"
     "  --precision   f32 (default, exact) or bf16: the linear layers in bfloat16 with float32\n"
     "                accumulation, ~1.5x faster on AVX512-BF16 CPUs, ~1e-2 relative deviation\n"
-    "                per hidden state (docs/speech.md)\n"
+    "                per hidden state (docs/speech.md); int8: the linear layers as int8 W8A8\n"
+    "                (per-channel weights, per-token activations; docs/gemm.md)\n"
     "One INPUT: PATH is the .npy file. Several INPUTs or --list: PATH is a directory of\n"
     "<basename>.npy. Existing outputs are skipped unless --overwrite; failed inputs are reported\n"
     "and skipped, and the exit code is 1 if any failed.\n";
@@ -133,8 +134,9 @@ int cmd_extract_audio(int argc, char **argv) {
         } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
             if (v && !strcmp(v, "f32")) precision = MER_PRECISION_F32;
             else if (v && !strcmp(v, "bf16")) precision = MER_PRECISION_BF16;
+            else if (v && !strcmp(v, "int8")) precision = MER_PRECISION_INT8;
             else if (v) {
-                cli_usage(cmd, "--precision must be f32 or bf16, got '%s'", v);
+                cli_usage(cmd, "--precision must be f32, bf16 or int8, got '%s'", v);
                 goto out;
             }
         } else if (cli_opt(argc, argv, &i, "--preset", &v)) {

@@ -47,18 +47,6 @@ static void stem(char *out, size_t n, const char *path) {
     if (dot && dot != out) *dot = '\0';
 }
 
-/* A JSON string literal (quotes, backslashes and control characters escaped). */
-static void json_str(FILE *o, const char *s) {
-    fputc('"', o);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(o, "\\%c", ch);
-        else if (ch < 0x20) fprintf(o, "\\u%04x", ch);
-        else fputc(ch, o);
-    }
-    fputc('"', o);
-}
-
 static void json_probs(FILE *o, const float *p) {
     fprintf(o, "{");
     for (int k = 0; k < MER_FACE_EXPRESSIONS; k++)
@@ -178,7 +166,7 @@ int cmd_faces(int argc, char **argv) {
     cli_progress_start(&prog, "faces", nframes);
     if (json) {
         fprintf(o, "{\n \"input\": ");
-        json_str(o, input);
+        cli_json_str(o, input);
         fprintf(o, ",\n \"input_size\": %ld,\n \"min_score\": %.6g,\n \"frames\": [",
                 input_size, min_score);
     }

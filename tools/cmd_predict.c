@@ -65,10 +65,9 @@ static mer_status list_dir(const char *dir, char ***names, int64_t *n) {
 
 int cmd_predict(int argc, char **argv) {
     const char *run_dir = NULL, *out = NULL, *list = NULL, *format = "csv", *prior = NULL;
-    mer_modality_spec mods[MER_MAX_MODALITIES];
-    char *mod_buf[MER_MAX_MODALITIES] = {0};
+    cli_features feats = {0};
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
-    int32_t n_mod = 0, n_in = 0;
+    int32_t n_in = 0;
     long threads = 0;
     int rc = 0;
     mer_run *run = NULL;
@@ -94,21 +93,7 @@ int cmd_predict(int argc, char **argv) {
                 goto done;
             }
         } else if (cli_opt(argc, argv, &i, "--feature", &v)) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1]) {
-                rc = cli_usage(CMD, "--feature wants NAME=DIR, got '%s'", v);
-                goto done;
-            }
-            if (n_mod == MER_MAX_MODALITIES) {
-                rc = cli_usage(CMD, "at most %d --feature modalities", MER_MAX_MODALITIES);
-                goto done;
-            }
-            mod_buf[n_mod] = strdup(v);
-            if (!mod_buf[n_mod]) { rc = cli_fail(CMD, "out of memory"); goto done; }
-            mod_buf[n_mod][eq - v] = '\0';
-            mods[n_mod].name = mod_buf[n_mod];
-            mods[n_mod].dir = mod_buf[n_mod] + (eq - v) + 1;
-            n_mod++;
+            if (v && (rc = cli_feature_add(CMD, &feats, v))) goto done;
         } else if (cli_flag(argv[i], "--input")) {
             while (i + 1 < argc && !cli_is_option(argv[i + 1])) inputs[n_in++] = argv[++i];
         } else if (cli_is_option(argv[i])) {
@@ -126,8 +111,8 @@ int cmd_predict(int argc, char **argv) {
         rc = cli_usage(CMD, "--format wants csv or mer2024, got '%s'", format);
         goto done;
     }
-    if (!n_mod && !n_in) { rc = cli_usage(CMD, "give --feature NAME=DIR or --input MEDIA..."); goto done; }
-    if (n_mod && n_in) { rc = cli_usage(CMD, "--feature and --input do not mix"); goto done; }
+    if (!feats.n && !n_in) { rc = cli_usage(CMD, "give --feature NAME=DIR or --input MEDIA..."); goto done; }
+    if (feats.n && n_in) { rc = cli_usage(CMD, "--feature and --input do not mix"); goto done; }
     cli_set_threads(threads);
 
     mer_status s = mer_run_open(&run, run_dir);
@@ -177,13 +162,13 @@ int cmd_predict(int argc, char **argv) {
             s = mer_read_name_list(list, &names, &n_names);
         } else {
             names_from_dir = 1;
-            s = list_dir(mods[0].dir, &names, &n_names);
+            s = list_dir(feats.spec[0].dir, &names, &n_names);
             if (s == MER_ERR_IO) {
-                rc = cli_fail(CMD, "%s: cannot read the directory", mods[0].dir);
+                rc = cli_fail(CMD, "%s: cannot read the directory", feats.spec[0].dir);
                 goto done;
             }
             if (s == MER_OK && !n_names) {
-                rc = cli_fail(CMD, "%s: no .npy files", mods[0].dir);
+                rc = cli_fail(CMD, "%s: no .npy files", feats.spec[0].dir);
                 goto done;
             }
         }
@@ -193,8 +178,8 @@ int cmd_predict(int argc, char **argv) {
         dp.n_classes = C;
         dp.names = (const char *const *)names;
         dp.n_names = n_names;
-        dp.modalities = mods;
-        dp.n_modalities = n_mod;
+        dp.modalities = feats.spec;
+        dp.n_modalities = feats.n;
         s = mer_dataset_load(&ds, &dp);
         if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
     }
@@ -213,7 +198,6 @@ done:
     free(probs);
     mer_dataset_free(ds);
     mer_run_free(run);
-    for (int32_t k = 0; k < n_mod; k++) free(mod_buf[k]);
     free(inputs);
     return rc;
 }

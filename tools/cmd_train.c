@@ -115,9 +115,7 @@ int cmd_train(int argc, char **argv) {
     const char *unl_list = NULL, *pseudo_thr = NULL;   /* self-training (src/train/pseudo.c) */
     int32_t pseudo_rounds = 0, pseudo_max = 0, pseudo_balance = 0;
     mer_pseudo_source pseudo_source = MER_PSEUDO_FOLD;
-    mer_modality_spec mods[MER_MAX_MODALITIES];
-    char *mod_buf[MER_MAX_MODALITIES] = {0};
-    int32_t n_mod = 0;
+    cli_features feats = {0};
     long threads = 0;
     int rc = 0;
     for (int i = 1; i < argc; i++) {
@@ -147,24 +145,7 @@ int cmd_train(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
         else if (cli_opt(argc, argv, &i, "--recipe", &v)) recipe_path = v;
         else if (cli_opt(argc, argv, &i, "--feature", &v)) {
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1]) {
-                rc = cli_usage(CMD, "--feature wants NAME=DIR, got '%s'", v);
-                goto done;
-            }
-            if (n_mod == MER_MAX_MODALITIES) {
-                rc = cli_usage(CMD, "at most %d --feature modalities", MER_MAX_MODALITIES);
-                goto done;
-            }
-            mod_buf[n_mod] = strdup(v);
-            if (!mod_buf[n_mod]) {
-                rc = cli_fail(CMD, "out of memory");
-                goto done;
-            }
-            mod_buf[n_mod][eq - v] = '\0';
-            mods[n_mod].name = mod_buf[n_mod];
-            mods[n_mod].dir = mod_buf[n_mod] + (eq - v) + 1;
-            n_mod++;
+            if (v && (rc = cli_feature_add(CMD, &feats, v))) goto done;
         } else if (cli_opt(argc, argv, &i, "--model", &v)) {
             if (strlen(v) >= sizeof tp.model) {
                 rc = cli_usage(CMD, "--model name too long");
@@ -251,7 +232,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     if (!dp.labels_csv) { rc = cli_usage(CMD, "--labels CSV is required"); goto done; }
-    if (!n_mod) { rc = cli_usage(CMD, "at least one --feature NAME=DIR is required"); goto done; }
+    if (!feats.n) { rc = cli_usage(CMD, "at least one --feature NAME=DIR is required"); goto done; }
     if (!out) { rc = cli_usage(CMD, "--out RUNDIR is required"); goto done; }
     if ((pseudo_rounds > 0) != (unl_list != NULL)) {
         rc = cli_usage(CMD, "--unlabeled LIST and --pseudo-rounds R (>= 1) go together");
@@ -289,8 +270,8 @@ int cmd_train(int argc, char **argv) {
         dp.classes = cls;
         dp.n_classes = nc;
     }
-    dp.modalities = mods;
-    dp.n_modalities = n_mod;
+    dp.modalities = feats.spec;
+    dp.n_modalities = feats.n;
 
     char *recipe = NULL;
     mer_dataset *train = NULL, *test = NULL, *unl = NULL;
@@ -419,6 +400,5 @@ cleanup:
     mer_dataset_free(test);
     mer_dataset_free(unl);
 done:
-    for (int32_t k = 0; k < n_mod; k++) free(mod_buf[k]);
     return rc;
 }

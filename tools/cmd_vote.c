@@ -80,24 +80,14 @@ static int list_npy(const char *dir, char ***names, int64_t *n) {
 int cmd_vote(int argc, char **argv) {
     const char *runs[MAX_RUNS];
     int n_runs = 0;
-    mer_modality_spec feats[MER_MAX_MODALITIES];
-    char fname[MER_MAX_MODALITIES][MER_NAME_MAX];
-    int n_feat = 0;
+    cli_features feats = {0};
     const char *out = NULL, *list = NULL, *mode_s = "mean", *prior = "none", *format = NULL;
     long threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_opt(argc, argv, &i, "--feature", &v)) {
-            if (!v) continue;
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || !eq[1] || (size_t)(eq - v) >= MER_NAME_MAX)
-                return cli_usage(CMD, "--feature wants NAME=DIR, got '%s'", v);
-            if (n_feat == MER_MAX_MODALITIES) return cli_usage(CMD, "at most %d --feature", MER_MAX_MODALITIES);
-            memcpy(fname[n_feat], v, (size_t)(eq - v));
-            fname[n_feat][eq - v] = '\0';
-            feats[n_feat].name = fname[n_feat];
-            feats[n_feat].dir = eq + 1;
-            n_feat++;
+            int u = v ? cli_feature_add(CMD, &feats, v) : 0;
+            if (u) return u;
         } else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
         else if (cli_opt(argc, argv, &i, "--list", &v)) list = v;
         else if (cli_opt(argc, argv, &i, "--mode", &v)) mode_s = v;
@@ -116,7 +106,7 @@ int cmd_vote(int argc, char **argv) {
     }
     if (cli_error()) return cli_usage(CMD, "%s", cli_error());
     if (!n_runs) return cli_usage(CMD, "needs at least one RUNDIR");
-    if (!n_feat) return cli_usage(CMD, "needs --feature NAME=DIR");
+    if (!feats.n) return cli_usage(CMD, "needs --feature NAME=DIR");
     if (!out) return cli_usage(CMD, "needs --out pred.csv");
     mer_vote_mode mode;
     if (!strcmp(mode_s, "mean")) mode = MER_VOTE_MEAN;
@@ -162,7 +152,7 @@ int cmd_vote(int argc, char **argv) {
             rc = cli_fail_status(CMD, s, list);
             goto done;
         }
-    } else if ((rc = list_npy(feats[0].dir, &names, &n)) != 0) {
+    } else if ((rc = list_npy(feats.spec[0].dir, &names, &n)) != 0) {
         goto done;
     }
     mer_dataset_params dp = mer_dataset_default_params();
@@ -171,8 +161,8 @@ int cmd_vote(int argc, char **argv) {
     dp.n_names = n;
     dp.classes = classes;
     dp.n_classes = c;
-    dp.modalities = feats;
-    dp.n_modalities = n_feat;
+    dp.modalities = feats.spec;
+    dp.n_modalities = feats.n;
     if ((s = mer_dataset_load(&ds, &dp)) != MER_OK) {
         rc = cli_fail_status(CMD, s, "features");
         goto done;

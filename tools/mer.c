@@ -23,6 +23,7 @@ int cmd_faces(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -41,6 +42,7 @@ static const struct {
     {"faces", cmd_faces, "detect faces and their expressions in an image or video (face-api models)"},
     {"extract", cmd_extract, "features to .npy: audio (HuBERT/wav2vec2), acoustic, visual (CLIP)"},
     {"demo", cmd_demo, "speech emotion on the bundled EmoDB: features, LOSO evaluation, model"},
+    {"quantize", cmd_quantize, "a text-encoder checkpoint as weight-only int8 safetensors"},
     {"analyze", cmd_analyze, "emotion of one clip: speech, face, text and fused, with a timeline"},
 };
 

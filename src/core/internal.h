@@ -125,4 +125,27 @@ int mer__file_exists(const char *path);
 /* Remove "*.tmp.<pid>" files of dead processes in dir; returns how many. */
 int mer__tmp_cleanup(const char *dir);
 
+/* ---- string builder (strbuf.c): the one growable string ---------------------------------- */
+
+/* A growable NUL-terminated string (also fine for bytes); on allocation failure `oom` is set
+ * and further appends are dropped, so a writer checks once at the end (mer__sb_save/take). */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    int oom;
+} mer__sb;
+void mer__sb_put(mer__sb *b, const void *data, size_t n);
+void mer__sb_str(mer__sb *b, const char *s);
+void mer__sb_printf(mer__sb *b, const char *fmt, ...) MER__PRINTF(2, 3);
+void mer__sb_vprintf(mer__sb *b, const char *fmt, va_list ap);
+/* A quoted JSON string literal, escaped by cJSON (the one JSON escaper). */
+void mer__sb_json_str(mer__sb *b, const char *s);
+/* A CSV field, quoted when needed (RFC 4180, as mer_csv_write_field). */
+void mer__sb_csv_field(mer__sb *b, const char *s);
+/* The text, malloc'd (free()), and b reset; NULL with MER_ERR_NOMEM recorded after an oom. */
+char *mer__sb_take(mer__sb *b);
+void mer__sb_free(mer__sb *b);
+/* Atomic write of the text (MER_ERR_NOMEM naming path if the builder ran out of memory). */
+mer_status mer__sb_save(const mer__sb *b, const char *path);
+
 #endif /* MER_INTERNAL_H */

@@ -852,78 +852,27 @@ mer_status mer_safetensors_writer_set_metadata(mer_safetensors_writer *w, const 
     return MER_OK;
 }
 
-/* A growable string for the header. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_fmt(sbuf *b, const char *fmt, long long x) {
-    char tmp[32];
-    int k = snprintf(tmp, sizeof tmp, fmt, x);
-    sb_put(b, tmp, (size_t)k);
-}
-
-/* JSON string literal with the escapes JSON requires. */
-static void sb_json(sbuf *b, const char *s) {
-    sb_put(b, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            char e[2] = {'\\', (char)*p};
-            sb_put(b, e, 2);
-        } else if (*p < 0x20) {
-            char e[8];
-            snprintf(e, sizeof e, "\\u%04x", *p);
-            sb_put(b, e, 6);
-        } else {
-            sb_put(b, (const char *)p, 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
 mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *path) {
     if (!w || !path) return mer__err(MER_ERR_INVALID_ARG, "safetensors writer: NULL argument");
-    sbuf h = {0};
-    sb_str(&h, "{");
+    mer__sb h = {0};
+    mer__sb_str(&h, "{");
     int first = 1;
     if (w->nm) {
-        sb_str(&h, "\"__metadata__\":{");
+        mer__sb_str(&h, "\"__metadata__\":{");
         for (int32_t i = 0; i < w->nm; i++) {
-            if (i) sb_str(&h, ",");
-            sb_json(&h, w->mk[i]);
-            sb_str(&h, ":");
-            sb_json(&h, w->mv[i]);
+            if (i) mer__sb_str(&h, ",");
+            mer__sb_json_str(&h, w->mk[i]);
+            mer__sb_str(&h, ":");
+            mer__sb_json_str(&h, w->mv[i]);
         }
-        sb_str(&h, "}");
+        mer__sb_str(&h, "}");
         first = 0;
     }
     /* Group tensors by element size, largest first (in the order added within a size), as the
      * reference writer does: with the 8-byte aligned buffer every tensor is then aligned. */
     int64_t *order = malloc((size_t)(w->n ? w->n : 1) * sizeof *order);
     if (!order) {
-        free(h.p);
+        mer__sb_free(&h);
         return nomem(path);
     }
     int64_t no = 0;
@@ -933,35 +882,35 @@ mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *pa
     uint64_t off = 0;
     for (int64_t oi = 0; oi < no; oi++) {
         const wtensor *t = &w->t[order[oi]];
-        if (!first) sb_str(&h, ",");
+        if (!first) mer__sb_str(&h, ",");
         first = 0;
-        sb_json(&h, t->name);
-        sb_str(&h, ":{\"dtype\":\"");
-        sb_str(&h, mer__safetensors_dtype_str(t->dtype));
-        sb_str(&h, "\",\"shape\":[");
-        for (int32_t d = 0; d < t->ndim; d++) sb_fmt(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
-        sb_fmt(&h, "],\"data_offsets\":[%lld,", (long long)off);
+        mer__sb_json_str(&h, t->name);
+        mer__sb_str(&h, ":{\"dtype\":\"");
+        mer__sb_str(&h, mer__safetensors_dtype_str(t->dtype));
+        mer__sb_str(&h, "\",\"shape\":[");
+        for (int32_t d = 0; d < t->ndim; d++) mer__sb_printf(&h, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        mer__sb_printf(&h, "],\"data_offsets\":[%lld,", (long long)off);
         off += t->nbytes;
-        sb_fmt(&h, "%lld]}", (long long)off);
+        mer__sb_printf(&h, "%lld]}", (long long)off);
     }
-    sb_str(&h, "}");
+    mer__sb_str(&h, "}");
     /* pad with spaces so the buffer starts 8-byte aligned, as the reference writer does */
-    while (!h.oom && h.n % 8) sb_str(&h, " ");
+    while (!h.oom && h.len % 8) mer__sb_str(&h, " ");
     mer_status s = MER_OK;
     if (h.oom) {
         s = mer__err(MER_ERR_NOMEM, "%s: out of memory building the header", path);
         goto done;
     }
-    if (h.n > MER__SAFETENSORS_MAX_HEADER) {
-        s = mer__err(MER_ERR_INVALID_ARG, "%s: header of %zu bytes exceeds the format's limit", path, h.n);
+    if (h.len > MER__SAFETENSORS_MAX_HEADER) {
+        s = mer__err(MER_ERR_INVALID_ARG, "%s: header of %zu bytes exceeds the format's limit", path, h.len);
         goto done;
     }
     mer__afile f;
     if ((s = mer__afile_open(&f, path)) != MER_OK) goto done;
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.n >> (8 * i));
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)h.len >> (8 * i));
     s = mer__afile_write(&f, len8, 8);
-    if (s == MER_OK) s = mer__afile_write(&f, h.p, h.n);
+    if (s == MER_OK) s = mer__afile_write(&f, h.p, h.len);
     for (int64_t oi = 0; oi < no && s == MER_OK; oi++) {
         const wtensor *t = &w->t[order[oi]];
         if (t->nbytes) s = mer__afile_write(&f, t->data, t->nbytes);
@@ -969,6 +918,6 @@ mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *pa
     if (s == MER_OK) s = mer__afile_commit(&f);
 done:
     free(order);
-    free(h.p);
+    mer__sb_free(&h);
     return s;
 }

@@ -32,6 +32,7 @@ typedef struct {
     const uint8_t *mask;
     int64_t ldo, ldq, ldk, ldv, tq, tk, dh;
     float scale;
+    float *ws;
 } attn_job;
 
 #ifdef __AVX512F__
@@ -119,12 +120,18 @@ static inline __attribute__((always_inline)) void pv_block(float *out, int64_t l
     }
 }
 
+/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_R, tkp), V_h (tk, dh). */
+static int64_t head_ws(int64_t tk, int64_t dh) {
+    const int64_t tkp = (tk + 15) & ~(int64_t)15;
+    return dh * tkp + ATT_R * tkp + tk * dh;
+}
+
 static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
     const attn_job *j = u;
     const int64_t tk = j->tk, dh = j->dh, tkp = (tk + 15) & ~(int64_t)15;
-    float *kt = malloc((size_t)(dh * tkp + ATT_R * tkp + tk * dh) * sizeof(float));
-    if (!kt) return; /* kernels cannot report; callers size inputs far below this */
+    /* a chunk of heads owns the panel slot of its first head */
+    float *kt = j->ws + h0 * head_ws(tk, dh);
     float *s = kt + dh * tkp, *vh = s + ATT_R * tkp;
     for (int64_t hh = h0; hh < h1; hh++) {
         /* K_h^T, zero-padded to tkp keys */
@@ -151,7 +158,6 @@ static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
             pv_block(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, 1);
         }
     }
-    free(kt);
 }
 
 #else /* no AVX-512: two GEMMs per head around a threaded softmax */
@@ -170,28 +176,46 @@ static void attn_softmax_rows(void *u, int64_t r0, int64_t r1, int t) {
 
 #endif
 
-// ref: torch.nn.functional.scaled_dot_product_attention (no dropout, no causal mask)
-void mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
-                        const float *k, int64_t ldk, const float *v, int64_t ldv,
-                        const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h, int64_t dh,
-                        float scale) {
-    if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return;
+int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh) {
+    if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return 0;
 #ifdef __AVX512F__
-    attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale};
+    (void)tq;
+    return h * head_ws(tk, dh);
+#else
+    (void)h;
+    (void)dh;
+    return tq * tk;
+#endif
+}
+
+// ref: torch.nn.functional.scaled_dot_product_attention (no dropout, no causal mask)
+mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
+                              const float *k, int64_t ldk, const float *v, int64_t ldv,
+                              const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
+                              int64_t dh, float scale, float *ws) {
+    if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return MER_OK;
+    float *own = NULL;
+    if (!ws) {
+        own = mer__alloc((size_t)mer__attention_ws_floats(tq, tk, h, dh) * sizeof(float));
+        if (!own) return mer__err(MER_ERR_NOMEM, "attention: out of memory for %lld x %lld scores",
+                                  (long long)tq, (long long)tk);
+        ws = own;
+    }
+#ifdef __AVX512F__
+    attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
     mer__parallel_for(h, 1, attn_heads, &j);
 #else
-    float *scratch = probs ? NULL : malloc((size_t)tq * (size_t)tk * sizeof(float));
-    if (!probs && !scratch) return;
     for (int64_t hh = 0; hh < h; hh++) {
-        float *s = probs ? probs + hh * tq * tk : scratch;
+        float *s = probs ? probs + hh * tq * tk : ws;
         mer_sgemm(0, 1, tq, tk, dh, scale, q + hh * dh, ldq, k + hh * dh, ldk, 0.0f, s, tk);
         attn_sm_job j = {s, key_mask, tk};
         int64_t min_rows = tk >= 2048 ? 1 : 2048 / tk;
         mer__parallel_for(tq, min_rows, attn_softmax_rows, &j);
         mer_sgemm(0, 0, tq, dh, tk, 1.0f, s, tk, v + hh * dh, ldv, 0.0f, out + hh * dh, ldo);
     }
-    free(scratch);
 #endif
+    mer__free(own);
+    return MER_OK;
 }
 
 /* ---- backward (training) ------------------------------------------------------------------ */
@@ -199,13 +223,16 @@ void mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, i
 // ref: autograd of torch.nn.functional.scaled_dot_product_attention (no dropout)
 // Per head, with P the saved probabilities: dV += P^T dO; dP = dO V^T; dS = P * (dP - rowsum(dP * P));
 // dQ += scale dS K; dK += scale dS^T Q. dq, dk, dv use the row strides of q, k, v.
-void mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int64_t ldo,
-                        const float *probs, const float *q, int64_t ldq, const float *k,
-                        int64_t ldk, const float *v, int64_t ldv, int64_t tq, int64_t tk,
-                        int64_t h, int64_t dh, float scale) {
-    if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return;
-    float *ds = malloc((size_t)tq * (size_t)tk * sizeof(float));
-    if (!ds) return;
+mer_status mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int64_t ldo,
+                              const float *probs, const float *q, int64_t ldq, const float *k,
+                              int64_t ldk, const float *v, int64_t ldv, int64_t tq, int64_t tk,
+                              int64_t h, int64_t dh, float scale, float *ws) {
+    if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return MER_OK;
+    float *own = NULL, *ds = ws;
+    if (!ds) {
+        ds = own = mer__alloc((size_t)tq * (size_t)tk * sizeof(float));
+        if (!ds) return mer__err(MER_ERR_NOMEM, "attention backward: out of memory");
+    }
     for (int64_t hh = 0; hh < h; hh++) {
         const float *p = probs + hh * tq * tk;
         const float *doh = dout + hh * dh;
@@ -222,5 +249,6 @@ void mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int6
         if (dq) mer_sgemm(0, 0, tq, dh, tk, scale, ds, tk, k + hh * dh, ldk, 1.0f, dq + hh * dh, ldq);
         if (dk) mer_sgemm(1, 0, tk, dh, tq, scale, ds, tk, q + hh * dh, ldq, 1.0f, dk + hh * dh, ldk);
     }
-    free(ds);
+    mer__free(own);
+    return MER_OK;
 }

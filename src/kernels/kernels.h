@@ -54,6 +54,13 @@ void mer__layernorm_fwd(float *y, float *mean, float *rstd, const float *x, cons
 void mer__layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                         const float *mean, const float *rstd, const float *gamma, int64_t n,
                         int64_t c);
+/* RMSNorm over the last dim: y = x * rstd * gamma (gamma may be NULL), rstd (n) saved when
+ * non-NULL; y may alias x. ref: transformers LlamaRMSNorm (float32) */
+void mer__rmsnorm_fwd(float *y, float *rstd, const float *x, const float *gamma, int64_t n,
+                      int64_t c, float eps);
+/* dx (may be NULL) +=, dgamma (may be NULL) += given the saved rstd. */
+void mer__rmsnorm_bwd(float *dx, float *dgamma, const float *dy, const float *x,
+                      const float *rstd, const float *gamma, int64_t n, int64_t c);
 /* GroupNorm with groups == channels over time, x (c, t) channel-major (wav2vec2 feature
  * extractor's first layer). ref: torch.nn.GroupNorm(num_groups=c, num_channels=c) */
 void mer__groupnorm_ct_fwd(float *y, const float *x, const float *gamma, const float *beta,
@@ -95,18 +102,22 @@ void mer__softmax_bwd(float *dx, const float *dy, const float *y, int64_t rows, 
 /* Scaled dot-product attention, heads packed in the feature dim:
  *   q (tq, h*dh) with row stride ldq, k and v (tk, h*dh) with row strides ldk, ldv,
  *   out (tq, h*dh) with row stride ldo; scale usually 1/sqrt(dh).
- * probs (h, tq, tk), if non-NULL, receives the attention probabilities (for backward);
- * otherwise scratch memory comes from a per-thread buffer. key_mask (tk), if non-NULL, marks
- * valid keys with 1 and padded ones with 0. ref: torch.nn.functional.scaled_dot_product_attention */
-void mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
-                        const float *k, int64_t ldk, const float *v, int64_t ldv,
-                        const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h, int64_t dh,
-                        float scale);
-/* Backward of the above given saved probs; dq, dk, dv accumulate (+=). */
-void mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int64_t ldo,
-                        const float *probs, const float *q, int64_t ldq, const float *k,
-                        int64_t ldk, const float *v, int64_t ldv, int64_t tq, int64_t tk,
-                        int64_t h, int64_t dh, float scale);
+ * probs (h, tq, tk), if non-NULL, receives the attention probabilities (for backward).
+ * key_mask (tk), if non-NULL, marks valid keys with 1 and padded ones with 0.
+ * ws: mer__attention_ws_floats(tq, tk, h, dh) floats of scratch (a workspace sized at init), or
+ * NULL to allocate it for this call (fails only then, with MER_ERR_NOMEM).
+ * ref: torch.nn.functional.scaled_dot_product_attention */
+int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh);
+mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
+                              const float *k, int64_t ldk, const float *v, int64_t ldv,
+                              const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
+                              int64_t dh, float scale, float *ws);
+/* Backward of the above given saved probs; dq, dk, dv accumulate (+=) (each may be NULL).
+ * ws: tq * tk floats of scratch, or NULL to allocate them for this call. */
+mer_status mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int64_t ldo,
+                              const float *probs, const float *q, int64_t ldq, const float *k,
+                              int64_t ldk, const float *v, int64_t ldv, int64_t tq, int64_t tk,
+                              int64_t h, int64_t dh, float scale, float *ws);
 
 /* ---- conv.c ------------------------------------------------------------------------------ */
 /* 1-D convolution, channel-major: x (cin, tin) -> y (cout, tout), w (cout, cin/groups, k),

@@ -143,3 +143,42 @@ void mer__layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy,
         }
     }
 }
+
+/* ---- RMSNorm ------------------------------------------------------------------------------- */
+
+// ref: transformers LlamaRMSNorm in float32: x * rsqrt(mean(x^2) + eps) * weight
+void mer__rmsnorm_fwd(float *y, float *rstd, const float *x, const float *gamma, int64_t n,
+                      int64_t c, float eps) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * c;
+        double ss = 0.0;
+        for (int64_t i = 0; i < c; i++) ss += (double)xr[i] * xr[i];
+        float rs = (float)(1.0 / sqrt(ss / (double)c + (double)eps));
+        if (rstd) rstd[r] = rs;
+        float *yr = y + r * c;
+        for (int64_t i = 0; i < c; i++) yr[i] = gamma ? xr[i] * rs * gamma[i] : xr[i] * rs;
+    }
+}
+
+// ref: autograd of the above: with g = dy * gamma, dx += rs * g - x * rs^3 * mean(g * x);
+// dgamma += dy * x * rs summed over rows serially.
+void mer__rmsnorm_bwd(float *dx, float *dgamma, const float *dy, const float *x,
+                      const float *rstd, const float *gamma, int64_t n, int64_t c) {
+    for (int64_t r = 0; r < n; r++) {
+        const float *xr = x + r * c, *dyr = dy + r * c;
+        const float rs = rstd[r];
+        double sgx = 0.0;
+        for (int64_t i = 0; i < c; i++) {
+            float g = gamma ? dyr[i] * gamma[i] : dyr[i];
+            sgx += (double)g * xr[i];
+            if (dgamma) dgamma[i] += dyr[i] * xr[i] * rs;
+        }
+        if (!dx) continue;
+        float k = (float)(sgx / (double)c) * rs * rs * rs;
+        float *dxr = dx + r * c;
+        for (int64_t i = 0; i < c; i++) {
+            float g = gamma ? dyr[i] * gamma[i] : dyr[i];
+            dxr[i] += rs * g - xr[i] * k;
+        }
+    }
+}

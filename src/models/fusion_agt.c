@@ -15,9 +15,10 @@
  * Blocks are post-LayerNorm transformer layers, the semantics of torch.nn.TransformerEncoderLayer
  * (norm_first=False, activation relu, dim_feedforward 2W, dropout only on the input tokens):
  *   h = LN1(q + MHA(q, kv, kv));  y = LN2(h + fc2(relu(fc1(h))))
- * The forward (train=1) also reserves every buffer its backward needs, so backward cannot fail.
+ * Built from the layer kit (src/nn: mer__mha, mer__ln, mer__ffn, mer__lin, mean pooling). The
+ * forward (train=1) also reserves every buffer its backward needs, so backward cannot fail.
  */
-#include "train/train.h"
+#include "models/fusion.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -30,44 +31,34 @@
 typedef struct {
     mer__mha att;
     mer__ln ln1, ln2;
-    mer__lin fc1, fc2;
+    mer__ffn ffn;
     /* saved by forward */
     const float *xq;
     int64_t rq, rkv;
     mer__ln_saved s1, s2;
-    float *h1, *f1, *r, *y;
+    float *h1, *y;
     /* backward scratch, reserved by forward */
-    float *du2, *dh1, *dr, *df1, *du1;
+    float *du2, *dh1, *du1;
 } blk;
 
 static mer_status blk_declare(mer__model *m, blk *b, const char *prefix, int64_t w, int64_t heads) {
     char name[128];
     mer_status s;
     snprintf(name, sizeof name, "%s.attn", prefix);
-    if ((s = mer__mha_declare(m, &b->att, name, w, heads)) != MER_OK) return s;
+    if ((s = mer__mha_declare(&m->nn, &b->att, name, w, heads)) != MER_OK) return s;
     snprintf(name, sizeof name, "%s.ln1", prefix);
-    if ((s = mer__ln_declare(m, &b->ln1, name, w)) != MER_OK) return s;
-    snprintf(name, sizeof name, "%s.fc1", prefix);
-    if ((s = mer__lin_declare(m, &b->fc1, name, w, 2 * w)) != MER_OK) return s;
-    snprintf(name, sizeof name, "%s.fc2", prefix);
-    if ((s = mer__lin_declare(m, &b->fc2, name, 2 * w, w)) != MER_OK) return s;
+    if ((s = mer__ln_declare(&m->nn, &b->ln1, name, w)) != MER_OK) return s;
+    if ((s = mer__ffn_declare(&m->nn, &b->ffn, prefix, w, 2 * w, MER__ACTFN_RELU)) != MER_OK)
+        return s;
     snprintf(name, sizeof name, "%s.ln2", prefix);
-    return mer__ln_declare(m, &b->ln2, name, w);
+    return mer__ln_declare(&m->nn, &b->ln2, name, w);
 }
 
 static void blk_init(mer__model *m, const blk *b, mer__rng *rng) {
-    mer__mha_init(m, &b->att, rng);
-    mer__ln_init(m, &b->ln1);
-    mer__lin_init(m, &b->fc1, rng);
-    mer__lin_init(m, &b->fc2, rng);
-    mer__ln_init(m, &b->ln2);
-}
-
-/* Zeroed activation memory (NULL with the error set when the arena cannot grow). */
-static float *act0(mer__model *m, int64_t n) {
-    float *p = mer__act_f32(m, n);
-    if (p) memset(p, 0, (size_t)n * sizeof *p);
-    return p;
+    mer__mha_init(&m->nn, &b->att, rng);
+    mer__ln_init(&m->nn, &b->ln1);
+    mer__ffn_init(&m->nn, &b->ffn, rng);
+    mer__ln_init(&m->nn, &b->ln2);
 }
 
 /* y (rq, w) = block(queries xq (rq, w) per offq, keys/values xkv per offkv), n clips. */
@@ -76,31 +67,24 @@ static mer_status blk_fwd(mer__model *m, blk *b, float **y, const float *xq, con
                           int64_t n, int train) {
     const int64_t w = b->ln1.c;
     float *att = NULL;
-    mer_status s = mer__mha_fwd(m, &b->att, &att, xq, offq, xkv, offkv, n);
+    mer_status s = mer__mha_fwd(&m->nn, &b->att, &att, xq, offq, xkv, offkv, NULL, n, train);
     if (s != MER_OK) return s;
-    float *u1 = mer__act_f32(m, rq * w);
+    float *u1 = mer__nn_act(&m->nn, rq * w);
     if (!u1) return MER_ERR_NOMEM;
     for (int64_t i = 0; i < rq * w; i++) u1[i] = xq[i] + att[i];
-    if ((s = mer__ln_fwd(m, &b->ln1, &b->s1, &b->h1, u1, rq)) != MER_OK) return s;
-    b->f1 = mer__act_f32(m, rq * 2 * w);
-    b->r = mer__act_f32(m, rq * 2 * w);
-    float *u2 = mer__act_f32(m, rq * w);
-    if (!b->f1 || !b->r || !u2) return MER_ERR_NOMEM;
-    mer__lin_fwd(m, &b->fc1, b->f1, b->h1, rq);
-    mer__relu_fwd(b->r, b->f1, rq * 2 * w);
-    mer__lin_fwd(m, &b->fc2, u2, b->r, rq);
+    if ((s = mer__ln_fwd(&m->nn, &b->ln1, &b->s1, &b->h1, u1, rq)) != MER_OK) return s;
+    float *u2 = NULL;
+    if ((s = mer__ffn_fwd(&m->nn, &b->ffn, &u2, b->h1, rq, train)) != MER_OK) return s;
     for (int64_t i = 0; i < rq * w; i++) u2[i] += b->h1[i];
-    if ((s = mer__ln_fwd(m, &b->ln2, &b->s2, &b->y, u2, rq)) != MER_OK) return s;
+    if ((s = mer__ln_fwd(&m->nn, &b->ln2, &b->s2, &b->y, u2, rq)) != MER_OK) return s;
     b->xq = xq;
     b->rq = rq;
     b->rkv = rkv;
     if (train) {
-        b->du2 = mer__act_f32(m, rq * w);
-        b->dh1 = mer__act_f32(m, rq * w);
-        b->dr = mer__act_f32(m, rq * 2 * w);
-        b->df1 = mer__act_f32(m, rq * 2 * w);
-        b->du1 = mer__act_f32(m, rq * w);
-        if (!b->du2 || !b->dh1 || !b->dr || !b->df1 || !b->du1) return MER_ERR_NOMEM;
+        b->du2 = mer__nn_act(&m->nn, rq * w);
+        b->dh1 = mer__nn_act(&m->nn, rq * w);
+        b->du1 = mer__nn_act(&m->nn, rq * w);
+        if (!b->du2 || !b->dh1 || !b->du1) return MER_ERR_NOMEM;
     }
     *y = b->y;
     return MER_OK;
@@ -110,17 +94,13 @@ static mer_status blk_fwd(mer__model *m, blk *b, float **y, const float *xq, con
 static void blk_bwd(mer__model *m, blk *b, float *dxq, float *dxkv, const float *dy) {
     const int64_t w = b->ln1.c, rq = b->rq;
     memset(b->du2, 0, (size_t)(rq * w) * sizeof(float));
-    memset(b->dr, 0, (size_t)(rq * 2 * w) * sizeof(float));
-    memset(b->df1, 0, (size_t)(rq * 2 * w) * sizeof(float));
     memset(b->du1, 0, (size_t)(rq * w) * sizeof(float));
-    mer__ln_bwd(m, &b->ln2, &b->s2, b->du2, dy);
+    mer__ln_bwd(&m->nn, &b->ln2, &b->s2, b->du2, dy);
     memcpy(b->dh1, b->du2, (size_t)(rq * w) * sizeof(float));
-    mer__lin_bwd(m, &b->fc2, b->dr, b->du2, b->r, rq);
-    mer__relu_bwd(b->df1, b->dr, b->f1, rq * 2 * w);
-    mer__lin_bwd(m, &b->fc1, b->dh1, b->df1, b->h1, rq);
-    mer__ln_bwd(m, &b->ln1, &b->s1, b->du1, b->dh1);
+    mer__ffn_bwd(&m->nn, &b->ffn, b->dh1, b->du2);
+    mer__ln_bwd(&m->nn, &b->ln1, &b->s1, b->du1, b->dh1);
     for (int64_t i = 0; i < rq * w; i++) dxq[i] += b->du1[i];
-    mer__mha_bwd(m, &b->att, dxq, dxkv, b->du1);
+    mer__mha_bwd(&m->nn, &b->att, dxq, dxkv, b->du1);
 }
 
 /* ---- model state ------------------------------------------------------------------------- */
@@ -182,7 +162,7 @@ static mer_status build(mer__model *m, int agt) {
     for (int32_t i = 0; i < f->M && s == MER_OK; i++) {
         int64_t out = (agt && !c->is_seq[i]) ? (int64_t)k * f->W : f->W;
         snprintf(name, sizeof name, "proj.%s", c->modality[i]);
-        s = mer__lin_declare(m, &f->proj[i], name, c->dim[i], out);
+        s = mer__lin_declare(&m->nn, &f->proj[i], name, c->dim[i], out);
     }
     if (agt) {
         for (int32_t i = 0; i < f->M && s == MER_OK; i++)
@@ -200,14 +180,14 @@ static mer_status build(mer__model *m, int agt) {
                 s = blk_declare(m, &f->inter[i][l], name, f->W, c->heads);
             }
         }
-        if (s == MER_OK) s = mer__lin_declare(m, &f->gate, "gate", (int64_t)f->S * f->W, f->S);
+        if (s == MER_OK) s = mer__lin_declare(&m->nn, &f->gate, "gate", (int64_t)f->S * f->W, f->S);
     } else {
         for (int32_t l = 0; l < f->L && s == MER_OK; l++) {
             snprintf(name, sizeof name, "fusion.%d", l);
             s = blk_declare(m, &f->intra[0][l], name, f->W, c->heads);
         }
     }
-    if (s == MER_OK) s = mer__lin_declare(m, &f->cls, "classifier", f->W, c->n_classes);
+    if (s == MER_OK) s = mer__lin_declare(&m->nn, &f->cls, "classifier", f->W, c->n_classes);
     return s;
 }
 
@@ -216,56 +196,23 @@ static mer_status build_afusion(mer__model *m) { return build(m, 0); }
 
 static void init(mer__model *m, mer__rng *rng) {
     fus *f = m->priv;
-    for (int32_t i = 0; i < f->M; i++) mer__lin_init(m, &f->proj[i], rng);
+    for (int32_t i = 0; i < f->M; i++) mer__lin_init(&m->nn, &f->proj[i], rng);
     if (f->agt) {
         for (int32_t i = 0; i < f->M; i++)
             for (int32_t l = 0; l < f->L; l++) blk_init(m, &f->intra[i][l], rng);
         for (int32_t i = 0; i < f->M; i++)
             if (i != f->guide)
                 for (int32_t l = 0; l < f->L; l++) blk_init(m, &f->inter[i][l], rng);
-        mer__lin_init(m, &f->gate, rng);
+        mer__lin_init(&m->nn, &f->gate, rng);
     } else {
         for (int32_t l = 0; l < f->L; l++) blk_init(m, &f->intra[0][l], rng);
     }
-    mer__lin_init(m, &f->cls, rng);
+    mer__lin_init(&m->nn, &f->cls, rng);
 }
 
 static void destroy(mer__model *m) {
     mer__free(m->priv);
     m->priv = NULL;
-}
-
-/* ---- pooling helpers --------------------------------------------------------------------- */
-
-/* out (n, w) with row stride ld: the mean of each clip's rows of x per off (n + 1). */
-static void mean_rows(float *out, int64_t ld, const float *x, const int64_t *off, int64_t n,
-                      int64_t w) {
-    for (int64_t i = 0; i < n; i++) {
-        float *o = out + i * ld;
-        memset(o, 0, (size_t)w * sizeof *o);
-        int64_t t = off[i + 1] - off[i];
-        for (int64_t r = off[i]; r < off[i + 1]; r++)
-            for (int64_t j = 0; j < w; j++) o[j] += x[r * w + j];
-        if (t > 0)
-            for (int64_t j = 0; j < w; j++) o[j] /= (float)t;
-    }
-}
-
-/* dx rows += dout (stride ld) / T_i: the backward of mean_rows. */
-static void mean_rows_bwd(float *dx, const float *dout, int64_t ld, const int64_t *off,
-                          int64_t n, int64_t w) {
-    for (int64_t i = 0; i < n; i++) {
-        int64_t t = off[i + 1] - off[i];
-        if (t <= 0) continue;
-        float s = 1.0f / (float)t;
-        for (int64_t r = off[i]; r < off[i + 1]; r++)
-            for (int64_t j = 0; j < w; j++) dx[r * w + j] += dout[i * ld + j] * s;
-    }
-}
-
-static int64_t *offsets_act(mer__model *m, int64_t n) {
-    /* int64 offsets live in the float arena: 2 floats each */
-    return (int64_t *)mer__act_f32(m, 2 * (n + 1));
 }
 
 /* ---- forward ----------------------------------------------------------------------------- */
@@ -285,26 +232,26 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
     if (!f->agt) {
         /* afusion: one token per modality, token i*M + mod */
         const int32_t M = f->M;
-        float *tok = mer__act_f32(m, n * M * W);
-        float *tmp = mer__act_f32(m, n * W);
-        int64_t *off = f->off[0] = offsets_act(m, n);
+        float *tok = mer__nn_act(&m->nn, n * M * W);
+        float *tmp = mer__nn_act(&m->nn, n * W);
+        int64_t *off = f->off[0] = mer__nn_act_off(&m->nn, n);
         if (!tok || !tmp || !off) return MER_ERR_NOMEM;
         for (int64_t i = 0; i <= n; i++) off[i] = i * M;
         for (int32_t mi = 0; mi < M; mi++) {
             const float *x = b->x[mi];
             int64_t D = b->dim[mi];
             if (b->off[mi]) {
-                float *pin = f->pin[mi] = mer__act_f32(m, n * D);
+                float *pin = f->pin[mi] = mer__nn_act(&m->nn, n * D);
                 if (!pin) return MER_ERR_NOMEM;
-                mean_rows(pin, D, x, b->off[mi], n, D);
+                mer__mean_rows(pin, D, x, b->off[mi], n, D);
                 x = pin;
             } else {
                 f->pin[mi] = NULL;
             }
-            float *t0 = f->tok0[mi] = mer__act_f32(m, n * W);
-            float *mk = f->mask[mi] = train ? mer__act_f32(m, n * W) : NULL;
+            float *t0 = f->tok0[mi] = mer__nn_act(&m->nn, n * W);
+            float *mk = f->mask[mi] = train ? mer__nn_act(&m->nn, n * W) : NULL;
             if (!t0 || (train && !mk)) return MER_ERR_NOMEM;
-            mer__lin_fwd(m, &f->proj[mi], t0, x, n);
+            mer__lin_fwd(&m->nn, &f->proj[mi], t0, x, n);
             mer__dropout_fwd(tmp, mk, t0, p, n * W, rng);
             for (int64_t i = 0; i < n; i++)
                 memcpy(tok + (i * M + mi) * W, tmp + i * W, (size_t)W * sizeof(float));
@@ -314,17 +261,17 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
             if ((s = blk_fwd(m, &f->intra[0][l], &f->xin[0][l + 1], f->xin[0][l], off, n * M,
                              f->xin[0][l], off, n * M, n, train)) != MER_OK)
                 return s;
-        f->fused = mer__act_f32(m, n * W);
+        f->fused = mer__nn_act(&m->nn, n * W);
         if (!f->fused) return MER_ERR_NOMEM;
-        mean_rows(f->fused, W, f->xin[0][f->L], off, n, W);
-        mer__lin_fwd(m, &f->cls, logits, f->fused, n);
+        mer__mean_rows(f->fused, W, f->xin[0][f->L], off, n, W);
+        mer__lin_fwd(&m->nn, &f->cls, logits, f->fused, n);
         if (train) {
-            f->dfused = act0(m, n * W);
-            f->dtok[0] = act0(m, n * M * W);
-            f->dx[0][f->L] = act0(m, n * M * W);
+            f->dfused = mer__nn_act0(&m->nn, n * W);
+            f->dtok[0] = mer__nn_act0(&m->nn, n * M * W);
+            f->dx[0][f->L] = mer__nn_act0(&m->nn, n * M * W);
             if (!f->dfused || !f->dtok[0] || !f->dx[0][f->L]) return MER_ERR_NOMEM;
             for (int32_t l = 0; l < f->L; l++)
-                if (!(f->dx[0][l] = act0(m, n * M * W))) return MER_ERR_NOMEM;
+                if (!(f->dx[0][l] = mer__nn_act0(&m->nn, n * M * W))) return MER_ERR_NOMEM;
         }
         return MER_OK;
     }
@@ -332,7 +279,7 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
     /* agt: tokens per modality */
     for (int32_t mi = 0; mi < f->M; mi++) {
         int64_t rows;
-        int64_t *off = f->off[mi] = offsets_act(m, n);
+        int64_t *off = f->off[mi] = mer__nn_act_off(&m->nn, n);
         if (!off) return MER_ERR_NOMEM;
         if (b->off[mi]) {
             rows = b->off[mi][n];
@@ -342,12 +289,12 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
             for (int64_t i = 0; i <= n; i++) off[i] = i * f->k;
         }
         f->rows[mi] = rows;
-        float *t0 = f->tok0[mi] = mer__act_f32(m, rows * W);
-        float *tk = f->tok[mi] = mer__act_f32(m, rows * W);
-        float *mk = f->mask[mi] = train ? mer__act_f32(m, rows * W) : NULL;
+        float *t0 = f->tok0[mi] = mer__nn_act(&m->nn, rows * W);
+        float *tk = f->tok[mi] = mer__nn_act(&m->nn, rows * W);
+        float *mk = f->mask[mi] = train ? mer__nn_act(&m->nn, rows * W) : NULL;
         if (!t0 || !tk || (train && !mk)) return MER_ERR_NOMEM;
         /* (n, k*W) row-major is (n*k, W): the sub-tokens need no copy */
-        mer__lin_fwd(m, &f->proj[mi], t0, b->x[mi], b->off[mi] ? rows : n);
+        mer__lin_fwd(&m->nn, &f->proj[mi], t0, b->x[mi], b->off[mi] ? rows : n);
         mer__dropout_fwd(tk, mk, t0, p, rows * W, rng);
         f->xin[mi][0] = tk;
         for (int32_t l = 0; l < f->L; l++)
@@ -367,16 +314,16 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
                 return s;
     }
     const int32_t S = f->S;
-    f->pooled = mer__act_f32(m, n * S * W);
-    float *gl = mer__act_f32(m, n * S);
-    f->ga = mer__act_f32(m, n * S);
-    f->fused = mer__act_f32(m, n * W);
+    f->pooled = mer__nn_act(&m->nn, n * S * W);
+    float *gl = mer__nn_act(&m->nn, n * S);
+    f->ga = mer__nn_act(&m->nn, n * S);
+    f->fused = mer__nn_act(&m->nn, n * W);
     if (!f->pooled || !gl || !f->ga || !f->fused) return MER_ERR_NOMEM;
     for (int32_t j = 0; j < S; j++) {
         const float *src = j == 0 ? A : f->gin[f->stream_mod[j]][f->L];
-        mean_rows(f->pooled + j * W, S * W, src, f->off[g], n, W);
+        mer__mean_rows(f->pooled + j * W, S * W, src, f->off[g], n, W);
     }
-    mer__lin_fwd(m, &f->gate, gl, f->pooled, n);
+    mer__lin_fwd(&m->nn, &f->gate, gl, f->pooled, n);
     mer__softmax_fwd(f->ga, gl, n, S);
     for (int64_t i = 0; i < n; i++) {
         float *o = f->fused + i * W;
@@ -387,17 +334,17 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
             for (int64_t q = 0; q < W; q++) o[q] += a * sj[q];
         }
     }
-    mer__lin_fwd(m, &f->cls, logits, f->fused, n);
+    mer__lin_fwd(&m->nn, &f->cls, logits, f->fused, n);
     if (train) {
-        f->dfused = act0(m, n * W);
-        f->dpooled = act0(m, n * S * W);
-        f->dga = act0(m, n * S);
-        f->dgl = act0(m, n * S);
+        f->dfused = mer__nn_act0(&m->nn, n * W);
+        f->dpooled = mer__nn_act0(&m->nn, n * S * W);
+        f->dga = mer__nn_act0(&m->nn, n * S);
+        f->dgl = mer__nn_act0(&m->nn, n * S);
         if (!f->dfused || !f->dpooled || !f->dga || !f->dgl) return MER_ERR_NOMEM;
         for (int32_t mi = 0; mi < f->M; mi++)
             for (int32_t l = 0; l <= f->L; l++) {
-                if (!(f->dx[mi][l] = act0(m, f->rows[mi] * W))) return MER_ERR_NOMEM;
-                if (mi != g && !(f->dg[mi][l] = act0(m, ra * W))) return MER_ERR_NOMEM;
+                if (!(f->dx[mi][l] = mer__nn_act0(&m->nn, f->rows[mi] * W))) return MER_ERR_NOMEM;
+                if (mi != g && !(f->dg[mi][l] = mer__nn_act0(&m->nn, ra * W))) return MER_ERR_NOMEM;
             }
     }
     return MER_OK;
@@ -405,15 +352,15 @@ static mer_status forward(mer__model *m, const mer__batch *b, int train, mer__rn
 
 /* ---- backward ---------------------------------------------------------------------------- */
 
-static void backward(mer__model *m, const mer__batch *b, const float *dlogits) {
+static mer_status backward(mer__model *m, const mer__batch *b, const float *dlogits) {
     fus *f = m->priv;
     const int64_t n = f->n, W = f->W;
-    mer__lin_bwd(m, &f->cls, f->dfused, dlogits, f->fused, n);
+    mer__lin_bwd(&m->nn, &f->cls, f->dfused, dlogits, f->fused, n);
 
     if (!f->agt) {
         const int32_t M = f->M;
         float *dtop = f->dx[0][f->L];
-        mean_rows_bwd(dtop, f->dfused, W, f->off[0], n, W);
+        mer__mean_rows_bwd(dtop, f->dfused, W, f->off[0], n, W);
         for (int32_t l = f->L - 1; l >= 0; l--)
             blk_bwd(m, &f->intra[0][l], f->dx[0][l], f->dx[0][l], f->dx[0][l + 1]);
         /* tokens back to each modality's projection (the input needs no gradient) */
@@ -426,9 +373,9 @@ static void backward(mer__model *m, const mer__batch *b, const float *dlogits) {
                 for (int64_t q = 0; q < W; q++) dt[i * W + q] = src[q] * mk[q];
             }
             const float *x = f->pin[mi] ? f->pin[mi] : b->x[mi];
-            mer__lin_bwd(m, &f->proj[mi], NULL, dt, x, n);
+            mer__lin_bwd(&m->nn, &f->proj[mi], NULL, dt, x, n);
         }
-        return;
+        return MER_OK;
     }
 
     const int32_t S = f->S, g = f->guide;
@@ -447,13 +394,13 @@ static void backward(mer__model *m, const mer__batch *b, const float *dlogits) {
         }
     }
     mer__softmax_bwd(f->dgl, f->dga, f->ga, n, S);
-    mer__lin_bwd(m, &f->gate, f->dpooled, f->dgl, f->pooled, n);
+    mer__lin_bwd(&m->nn, &f->gate, f->dpooled, f->dgl, f->pooled, n);
     /* pooled streams back to their token rows */
     float *dA = f->dx[g][f->L];
-    mean_rows_bwd(dA, f->dpooled, S * W, f->off[g], n, W);
+    mer__mean_rows_bwd(dA, f->dpooled, S * W, f->off[g], n, W);
     for (int32_t j = 1; j < S; j++) {
         int32_t mi = f->stream_mod[j];
-        mean_rows_bwd(f->dg[mi][f->L], f->dpooled + j * W, S * W, f->off[g], n, W);
+        mer__mean_rows_bwd(f->dg[mi][f->L], f->dpooled + j * W, S * W, f->off[g], n, W);
         for (int32_t l = f->L - 1; l >= 0; l--) {
             /* layer 0's queries are the audio stream itself */
             float *dq = l == 0 ? dA : f->dg[mi][l];
@@ -466,8 +413,9 @@ static void backward(mer__model *m, const mer__batch *b, const float *dlogits) {
         int64_t rows = f->rows[mi];
         float *dt = f->dx[mi][0];
         for (int64_t q = 0; q < rows * W; q++) dt[q] *= f->mask[mi][q];
-        mer__lin_bwd(m, &f->proj[mi], NULL, dt, b->x[mi], b->off[mi] ? rows : n);
+        mer__lin_bwd(&m->nn, &f->proj[mi], NULL, dt, b->x[mi], b->off[mi] ? rows : n);
     }
+    return MER_OK;
 }
 
 const mer__model_ops mer__model_agt = {

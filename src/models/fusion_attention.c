@@ -14,7 +14,7 @@
  * Sequence features (T, D) are mean-pooled over time first (MERTools would use an LSTM
  * encoder for frame-level features; the utterance-level protocol of MER2024 does not).
  */
-#include "train/train.h"
+#include "models/fusion.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +28,8 @@ typedef struct {
     float *h[MER_MAX_MODALITIES];
     float *cat, *ah, *att, *fused;
     int64_t n;
+    /* backward workspace, reserved by forward(train = 1) */
+    float *dfused, *datt, *dah, *dcat, *dh[MER_MAX_MODALITIES];
 } attn_priv;
 
 static mer_status attn_build(mer__model *m) {
@@ -42,24 +44,24 @@ static mer_status attn_build(mer__model *m) {
     mer_status s = MER_OK;
     for (int32_t i = 0; i < c->n_mod && s == MER_OK; i++) {
         snprintf(name, sizeof name, "%s_encoder", c->modality[i]);
-        s = mer__mlp_enc_declare(m, &p->enc[i], name, c->dim[i], c->hidden, c->dropout);
+        s = mer__mlp_enc_declare(&m->nn, &p->enc[i], name, c->dim[i], c->hidden, c->dropout);
         p->enc[i].input_is_data = 1; /* features get no gradient */
     }
     if (s == MER_OK)
-        s = mer__mlp_enc_declare(m, &p->att_mlp, "attention_mlp", (int64_t)c->hidden * c->n_mod,
+        s = mer__mlp_enc_declare(&m->nn, &p->att_mlp, "attention_mlp", (int64_t)c->hidden * c->n_mod,
                                  c->hidden, c->dropout);
-    if (s == MER_OK) s = mer__lin_declare(m, &p->fc_att, "fc_att", c->hidden, c->n_mod);
-    if (s == MER_OK) s = mer__lin_declare(m, &p->fc_out, "fc_out_1", c->hidden, c->n_classes);
+    if (s == MER_OK) s = mer__lin_declare(&m->nn, &p->fc_att, "fc_att", c->hidden, c->n_mod);
+    if (s == MER_OK) s = mer__lin_declare(&m->nn, &p->fc_out, "fc_out_1", c->hidden, c->n_classes);
     return s;
 }
 
 /* Module construction order of the torch model: encoders, attention_mlp, fc_att, fc_out_1. */
 static void attn_init(mer__model *m, mer__rng *rng) {
     attn_priv *p = m->priv;
-    for (int32_t i = 0; i < m->cfg.n_mod; i++) mer__mlp_enc_init(m, &p->enc[i], rng);
-    mer__mlp_enc_init(m, &p->att_mlp, rng);
-    mer__lin_init(m, &p->fc_att, rng);
-    mer__lin_init(m, &p->fc_out, rng);
+    for (int32_t i = 0; i < m->cfg.n_mod; i++) mer__mlp_enc_init(&m->nn, &p->enc[i], rng);
+    mer__mlp_enc_init(&m->nn, &p->att_mlp, rng);
+    mer__lin_init(&m->nn, &p->fc_att, rng);
+    mer__lin_init(&m->nn, &p->fc_out, rng);
 }
 
 static mer_status attn_forward(mer__model *m, const mer__batch *b, int train, mer__rng *rng,
@@ -72,7 +74,7 @@ static mer_status attn_forward(mer__model *m, const mer__batch *b, int train, me
     for (int32_t i = 0; i < M; i++) {
         const float *x = b->x[i];
         if (b->off[i]) {
-            float *pooled = mer__act_f32(m, n * b->dim[i]);
+            float *pooled = mer__nn_act(&m->nn, n * b->dim[i]);
             if (!pooled) return MER_ERR_NOMEM;
             for (int64_t k = 0; k < n; k++)
                 mer__mean_pool_fwd(pooled + k * b->dim[i], x + b->off[i][k] * b->dim[i],
@@ -80,19 +82,19 @@ static mer_status attn_forward(mer__model *m, const mer__batch *b, int train, me
             x = pooled;
         }
         p->xin[i] = x;
-        s = mer__mlp_enc_fwd(m, &p->enc[i], &p->h[i], x, n, train, rng);
+        s = mer__mlp_enc_fwd(&m->nn, &p->enc[i], &p->h[i], x, n, train, rng);
         if (s != MER_OK) return s;
     }
-    p->cat = mer__act_f32(m, n * M * H);
-    p->att = mer__act_f32(m, n * M);
-    p->fused = mer__act_f32(m, n * H);
+    p->cat = mer__nn_act(&m->nn, n * M * H);
+    p->att = mer__nn_act(&m->nn, n * M);
+    p->fused = mer__nn_act(&m->nn, n * H);
     if (!p->cat || !p->att || !p->fused) return MER_ERR_NOMEM;
     for (int64_t k = 0; k < n; k++)
         for (int32_t i = 0; i < M; i++)
             memcpy(p->cat + (k * M + i) * H, p->h[i] + k * H, (size_t)H * sizeof(float));
-    s = mer__mlp_enc_fwd(m, &p->att_mlp, &p->ah, p->cat, n, train, rng);
+    s = mer__mlp_enc_fwd(&m->nn, &p->att_mlp, &p->ah, p->cat, n, train, rng);
     if (s != MER_OK) return s;
-    mer__lin_fwd(m, &p->fc_att, p->att, p->ah, n);
+    mer__lin_fwd(&m->nn, &p->fc_att, p->att, p->ah, n);
     for (int64_t k = 0; k < n; k++) {
         float *f = p->fused + k * H;
         for (int64_t j = 0; j < H; j++) {
@@ -101,48 +103,48 @@ static mer_status attn_forward(mer__model *m, const mer__batch *b, int train, me
             f[j] = acc;
         }
     }
-    mer__lin_fwd(m, &p->fc_out, logits, p->fused, n);
+    mer__lin_fwd(&m->nn, &p->fc_out, logits, p->fused, n);
+    if (train) {
+        p->dfused = mer__nn_act(&m->nn, n * H);
+        p->datt = mer__nn_act(&m->nn, n * M);
+        p->dah = mer__nn_act(&m->nn, n * H);
+        p->dcat = mer__nn_act(&m->nn, n * M * H);
+        if (!p->dfused || !p->datt || !p->dah || !p->dcat) return MER_ERR_NOMEM;
+        for (int32_t i = 0; i < M; i++)
+            if (!(p->dh[i] = mer__nn_act(&m->nn, n * H))) return MER_ERR_NOMEM;
+    }
     return MER_OK;
 }
 
-static void attn_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
+static mer_status attn_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
     attn_priv *p = m->priv;
     const int64_t n = p->n, H = m->cfg.hidden;
     const int32_t M = m->cfg.n_mod;
-    float *dfused = mer__act_f32(m, n * H);
-    float *datt = mer__act_f32(m, n * M);
-    float *dah = mer__act_f32(m, n * H);
-    float *dcat = mer__act_f32(m, n * M * H);
-    float *dh[MER_MAX_MODALITIES];
-    if (!dfused || !datt || !dah || !dcat) return;
-    memset(dfused, 0, (size_t)(n * H) * sizeof(float));
-    memset(dah, 0, (size_t)(n * H) * sizeof(float));
-    memset(dcat, 0, (size_t)(n * M * H) * sizeof(float));
-    mer__lin_bwd(m, &p->fc_out, dfused, dlogits, p->fused, n);
-    for (int32_t i = 0; i < M; i++) {
-        dh[i] = mer__act_f32(m, n * H);
-        if (!dh[i]) return;
-    }
+    memset(p->dfused, 0, (size_t)(n * H) * sizeof(float));
+    memset(p->dah, 0, (size_t)(n * H) * sizeof(float));
+    memset(p->dcat, 0, (size_t)(n * M * H) * sizeof(float));
+    mer__lin_bwd(&m->nn, &p->fc_out, p->dfused, dlogits, p->fused, n);
     for (int64_t k = 0; k < n; k++) {
-        const float *df = dfused + k * H;
+        const float *df = p->dfused + k * H;
         for (int32_t i = 0; i < M; i++) {
             const float *h = p->h[i] + k * H;
             float a = p->att[k * M + i], acc = 0.0f;
             for (int64_t j = 0; j < H; j++) {
                 acc += df[j] * h[j];
-                dh[i][k * H + j] = df[j] * a;
+                p->dh[i][k * H + j] = df[j] * a;
             }
-            datt[k * M + i] = acc;
+            p->datt[k * M + i] = acc;
         }
     }
-    mer__lin_bwd(m, &p->fc_att, dah, datt, p->ah, n);
-    mer__mlp_enc_bwd(m, &p->att_mlp, dcat, dah);
+    mer__lin_bwd(&m->nn, &p->fc_att, p->dah, p->datt, p->ah, n);
+    mer__mlp_enc_bwd(&m->nn, &p->att_mlp, p->dcat, p->dah);
     for (int64_t k = 0; k < n; k++)
         for (int32_t i = 0; i < M; i++) {
-            const float *dc = dcat + (k * M + i) * H;
-            for (int64_t j = 0; j < H; j++) dh[i][k * H + j] += dc[j];
+            const float *dc = p->dcat + (k * M + i) * H;
+            for (int64_t j = 0; j < H; j++) p->dh[i][k * H + j] += dc[j];
         }
-    for (int32_t i = 0; i < M; i++) mer__mlp_enc_bwd(m, &p->enc[i], NULL, dh[i]);
+    for (int32_t i = 0; i < M; i++) mer__mlp_enc_bwd(&m->nn, &p->enc[i], NULL, p->dh[i]);
+    return MER_OK;
 }
 
 static void attn_destroy(mer__model *m) {

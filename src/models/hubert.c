@@ -58,6 +58,8 @@ typedef struct {
     const float *w1, *b1, *w2, *b2;
     /* bfloat16 twins of the linear weights (MER_PRECISION_BF16), NULL until first used */
     const uint16_t *wq16, *wk16, *wv16, *wo16, *w1_16, *w2_16;
+    /* int8 packed weights (MER_PRECISION_INT8), NULL until first used: q, k, v as one (3D, D) */
+    mer_packed *p_qkv, *p_o, *p_1, *p_2;
 } hb_layer;
 
 struct mer_speech_model {
@@ -84,6 +86,9 @@ struct mer_speech_model {
     int bf16_ready;
     const uint16_t *fp_w16;
     uint16_t *bf16_block;      /* owned copies (F32/F16 checkpoints); BF16 ones point into st */
+    /* int8 packed linear weights, made on first MER_PRECISION_INT8 use under the same mutex */
+    int int8_ready;
+    mer_packed *p_fp;
 };
 
 struct mer_speech_state {
@@ -490,6 +495,14 @@ void mer_speech_model_free(mer_speech_model *m) {
     mer_safetensors_free(m->st);
     mer__free(m->pos_w);
     for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
+    if (m->layers)
+        for (int64_t l = 0; l < m->L; l++) {
+            mer_packed_free(m->layers[l].p_qkv);
+            mer_packed_free(m->layers[l].p_o);
+            mer_packed_free(m->layers[l].p_1);
+            mer_packed_free(m->layers[l].p_2);
+        }
+    mer_packed_free(m->p_fp);
     mer__free(m->layers);
     mer__free(m->bf16_block);
     pthread_mutex_destroy(&m->bf16_mu);
@@ -601,6 +614,60 @@ static mer_status ensure_bf16(const mer_speech_model *cm) {
     return s;
 }
 
+/* ---- int8 weights (MER_PRECISION_INT8) ------------------------------------------------------
+ * The linear layers (feature projection, q/k/v as one (3D, D) product, out, the two FFN
+ * products) packed once as W8A8 (mer_packed, docs/gemm.md). The feature-encoder and positional
+ * convolutions stay float32: the first convolution sees the raw waveform (cin 1) and together
+ * they are ~15% of the FLOP; the accuracy of the int8 mode is measured with them in fp32. */
+static mer_status make_int8(mer_speech_model *m) {
+    const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
+    mer_status s = mer_packed_init(&m->p_fp, m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, MER_PACK_INT8);
+    float *w3 = s ? NULL : mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
+    if (!s && !w3) s = MER_ERR_NOMEM;
+    for (int64_t l = 0; !s && l < m->L; l++) {
+        hb_layer *y = &m->layers[l];
+        float *b3 = w3 + 3 * D * D;
+        memcpy(w3, y->wq, (size_t)(D * D) * sizeof(float));
+        memcpy(w3 + D * D, y->wk, (size_t)(D * D) * sizeof(float));
+        memcpy(w3 + 2 * D * D, y->wv, (size_t)(D * D) * sizeof(float));
+        memcpy(b3, y->bq, (size_t)D * sizeof(float));
+        memcpy(b3 + D, y->bk, (size_t)D * sizeof(float));
+        memcpy(b3 + 2 * D, y->bv, (size_t)D * sizeof(float));
+        if (!(s = mer_packed_init(&y->p_qkv, w3, MER_DTYPE_F32, b3, 3 * D, D, MER_PACK_INT8)) &&
+            !(s = mer_packed_init(&y->p_o, y->wo, MER_DTYPE_F32, y->bo, D, D, MER_PACK_INT8)) &&
+            !(s = mer_packed_init(&y->p_1, y->w1, MER_DTYPE_F32, y->b1, I, D, MER_PACK_INT8)))
+            s = mer_packed_init(&y->p_2, y->w2, MER_DTYPE_F32, y->b2, D, I, MER_PACK_INT8);
+    }
+    mer__free(w3);
+    if (s) {
+        mer__err_prefix("%s: int8 weights", m->dir);
+        mer_packed_free(m->p_fp);
+        m->p_fp = NULL;
+        for (int64_t l = 0; l < m->L; l++) {
+            hb_layer *y = &m->layers[l];
+            mer_packed_free(y->p_qkv);
+            mer_packed_free(y->p_o);
+            mer_packed_free(y->p_1);
+            mer_packed_free(y->p_2);
+            y->p_qkv = y->p_o = y->p_1 = y->p_2 = NULL;
+        }
+        return s;
+    }
+    m->int8_ready = 1;
+    MER_LOG_I("%s: int8 weights ready", m->dir);
+    return MER_OK;
+}
+
+static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p) {
+    if (p == MER_PRECISION_BF16) return ensure_bf16(cm);
+    if (p != MER_PRECISION_INT8) return MER_OK;
+    mer_speech_model *m = (mer_speech_model *)cm; /* a guarded lazy cache, as the bf16 one */
+    pthread_mutex_lock(&m->bf16_mu);
+    mer_status s = m->int8_ready ? MER_OK : make_int8(m);
+    pthread_mutex_unlock(&m->bf16_mu);
+    return s;
+}
+
 /* ---- read-only views for the trainable encoder (speech_train.c) ---- */
 mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__speech_layer *out) {
     if (!m || !out || l < 0 || l >= m->L)
@@ -643,12 +710,10 @@ mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model 
 
 mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_set_precision: NULL state");
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32 or BF16)", (int)p);
-    if (p == MER_PRECISION_BF16) {
-        mer_status st = ensure_bf16(s->m);
-        if (st) return st;
-    }
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
+    mer_status st = ensure_precision(s->m, p);
+    if (st) return st;
     s->precision = p;
     return MER_OK;
 }
@@ -920,10 +985,12 @@ static mer_status linear(float *y, const float *x, const float *w, const uint16_
 }
 
 /* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D);
- * bf16: the linear layers in bfloat16 (ensure_bf16 done by the caller). */
+ * prec: BF16 runs the linear layers and feature convolutions in bfloat16, INT8 the linear layers
+ * as W8A8 (ensure_precision done by the caller). */
 static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
-                          int32_t ll, int bf16, float *out) {
+                          int32_t ll, mer_precision prec, float *out) {
     const mer_speech_model *m = st->m;
+    const int bf16 = prec == MER_PRECISION_BF16, int8 = prec == MER_PRECISION_INT8;
     const int64_t T = mer_speech_frames(m, n);
     const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
     const int64_t C = m->conv[m->n_conv - 1].cout;
@@ -993,7 +1060,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     t1 = now_s();
     pf->other_s += t1 - t0;
     t0 = t1;
-    mer_status s = linear(x, feat, m->fp_w, bf16 ? m->fp_w16 : NULL, m->fp_b, T, C, D, 0);
+    mer_status s = int8 ? mer_packed_linear(x, D, feat, C, T, m->p_fp, 0, MER_EPI_NONE)
+                        : linear(x, feat, m->fp_w, bf16 ? m->fp_w16 : NULL, m->fp_b, T, C, D, 0);
     if (s) return s;
     pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
     t1 = now_s();
@@ -1030,7 +1098,10 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t0 = t1;
         int64_t ldqkv = D;
         int fused = 0;
-        if (bf16 && y->wk16 == y->wq16 + D * D && y->wv16 == y->wk16 + D * D) {
+        if (int8) {
+            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, T, y->p_qkv, 0, MER_EPI_NONE))) return s;
+            fused = 1;
+        } else if (bf16 && y->wk16 == y->wq16 + D * D && y->wv16 == y->wk16 + D * D) {
             /* copies made by make_bf16 lie back to back: one (T, 3D) product instead of three
              * (one rounding of the input, a wider N that the bf16 GEMM runs faster) */
             fill3_job f = {qkv, y->bq, y->bk, y->bv, D};
@@ -1052,13 +1123,17 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
-        mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh, scale);
+        if ((s = mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh,
+                                    scale, NULL)))
+            return s;
         pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
         t1 = now_s();
         pf->attention_s += t1 - t0;
         t0 = t1;
         /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        if ((s = linear(x, att, y->wo, bf16 ? y->wo16 : NULL, y->bo, T, D, D, 1))) return s;
+        s = int8 ? mer_packed_linear(x, D, att, D, T, y->p_o, 1, MER_EPI_NONE)
+                 : linear(x, att, y->wo, bf16 ? y->wo16 : NULL, y->bo, T, D, D, 1);
+        if (s) return s;
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
@@ -1072,15 +1147,20 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         t1 = now_s();
         pf->other_s += t1 - t0;
         t0 = t1;
-        if ((s = linear(hid, f_in, y->w1, bf16 ? y->w1_16 : NULL, y->b1, T, D, I, 0))) return s;
+        /* int8: the GELU is the product's epilogue, applied to each tile while in cache */
+        s = int8 ? mer_packed_linear(hid, I, f_in, D, T, y->p_1, 0, MER_EPI_GELU)
+                 : linear(hid, f_in, y->w1, bf16 ? y->w1_16 : NULL, y->b1, T, D, I, 0);
+        if (s) return s;
         t1 = now_s();
         pf->linear_s += t1 - t0;
         t0 = t1;
-        mer__gelu_fwd(hid, hid, T * I);
+        if (!int8) mer__gelu_fwd(hid, hid, T * I);
         t1 = now_s();
         pf->other_s += t1 - t0;
         t0 = t1;
-        if ((s = linear(x, hid, y->w2, bf16 ? y->w2_16 : NULL, y->b2, T, I, D, 1))) return s;
+        s = int8 ? mer_packed_linear(x, D, hid, I, T, y->p_2, 1, MER_EPI_NONE)
+                 : linear(x, hid, y->w2, bf16 ? y->w2_16 : NULL, y->b2, T, I, D, 1);
+        if (s) return s;
         pf->linear_flop += 2.0 * (double)T * (double)D * (double)(4 * D + 2 * I);
         t1 = now_s();
         pf->linear_s += t1 - t0;
@@ -1134,10 +1214,9 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
                         (long long)n);
     mer_status st = check_samples(samples, n);
     if (st) return st;
-    const int bf16 = s->precision == MER_PRECISION_BF16;
-    if (bf16 && (st = ensure_bf16(m))) return st;
+    if ((st = ensure_precision(m, s->precision))) return st;
     memset(&s->prof, 0, sizeof s->prof);
-    return forward(s, samples, n, layer_first, layer_last, bf16, out);
+    return forward(s, samples, n, layer_first, layer_last, s->precision, out);
 }
 
 /* ============================================================================================
@@ -1179,14 +1258,14 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     if (lf < 0 || ll > L || lf > ll)
         return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
                         p->layer_first, p->layer_last, (long long)L);
-    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32 or BF16)",
+    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16 &&
+        p->precision != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)",
                         (int)p->precision);
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
     mer_status st = check_samples(samples, n);
     if (st) return st;
-    const int bf16 = p->precision == MER_PRECISION_BF16;
-    if (bf16 && (st = ensure_bf16(m))) return st;
+    if ((st = ensure_precision(m, p->precision))) return st;
     float peak = 0.0f;
     for (int64_t i = 0; i < n; i++) peak = fabsf(samples[i]) > peak ? fabsf(samples[i]) : peak;
     if (peak < 1e-6f)
@@ -1235,7 +1314,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     }
     const float kdiv = p->combine == MER_SPEECH_MEAN ? 1.0f / (float)K : 1.0f;
     for (int64_t c = 0; c < n_chunks; c++) {
-        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, bf16, hs);
+        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, p->precision, hs);
         if (st) goto done;
         for (int64_t kk = 0; kk < Kout; kk++) {
             for (int64_t tt = 0; tt < Tc; tt++) {

@@ -8,7 +8,7 @@
  * data sets of hand-crafted features (EmoDB: 408 clips, 514 acoustic functionals), where it
  * beats the MLP of the attention model; `mer demo` uses it.
  */
-#include "train/train.h"
+#include "models/fusion.h"
 
 #include <string.h>
 
@@ -28,12 +28,12 @@ static mer_status lin_build(mer__model *m) {
     if (!p) return mer__err(MER_ERR_NOMEM, "out of memory");
     m->priv = p;
     for (int32_t i = 0; i < c->n_mod; i++) p->in += c->dim[i];
-    return mer__lin_declare(m, &p->fc, "fc_out", p->in, c->n_classes);
+    return mer__lin_declare(&m->nn, &p->fc, "fc_out", p->in, c->n_classes);
 }
 
 static void lin_init(mer__model *m, mer__rng *rng) {
     lin_priv *p = m->priv;
-    mer__lin_init(m, &p->fc, rng);
+    mer__lin_init(&m->nn, &p->fc, rng);
 }
 
 static mer_status lin_forward(mer__model *m, const mer__batch *b, int train, mer__rng *rng,
@@ -42,7 +42,7 @@ static mer_status lin_forward(mer__model *m, const mer__batch *b, int train, mer
     const int64_t n = b->n, in = p->in;
     const float keep = 1.0f - m->cfg.dropout;
     p->n = n;
-    p->xd = mer__act_f32(m, n * in);
+    p->xd = mer__nn_act(&m->nn, n * in);
     if (!p->xd) return MER_ERR_NOMEM;
     int64_t col = 0;
     for (int32_t i = 0; i < b->n_mod; i++) {
@@ -60,14 +60,15 @@ static mer_status lin_forward(mer__model *m, const mer__batch *b, int train, mer
     if (train && m->cfg.dropout > 0.0f)
         for (int64_t j = 0; j < n * in; j++)
             p->xd[j] = mer__rng_uniform(rng) < m->cfg.dropout ? 0.0f : p->xd[j] / keep;
-    mer__lin_fwd(m, &p->fc, logits, p->xd, n);
+    mer__lin_fwd(&m->nn, &p->fc, logits, p->xd, n);
     return MER_OK;
 }
 
-static void lin_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
+static mer_status lin_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
     (void)b;
     lin_priv *p = m->priv;
-    mer__lin_bwd(m, &p->fc, NULL, dlogits, p->xd, p->n);
+    mer__lin_bwd(&m->nn, &p->fc, NULL, dlogits, p->xd, p->n);
+    return MER_OK;
 }
 
 static void lin_destroy(mer__model *m) {

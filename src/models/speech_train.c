@@ -292,7 +292,7 @@ static int has_nonfinite(const float *x, int64_t n) {
 
 /* ---- forward ----------------------------------------------------------------------------- */
 
-static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
+static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
                       int64_t rows) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r;
     const mer__speech_layer *w = &ly->w;
@@ -312,8 +312,10 @@ static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const flo
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL, ly->q + o * D, D,
-                           ly->k + o * D, D, ly->v + o * D, D, NULL, T, T, H, dh, scale);
+        mer_status st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
+                                           ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D,
+                                           NULL, T, T, H, dh, scale, NULL);
+        if (st != MER_OK) return st;
         poff += H * T * T;
     }
     /* r1 = x + ctx Wo^T + bo (+ LoRA) */
@@ -345,6 +347,7 @@ static void layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const flo
     }
     if (!s->stable)
         mer__layernorm_fwd(ly->out, ly->mean2, ly->rstd2, ly->r2, w->ln2_g, w->ln2_b, rows, D, s->eps);
+    return MER_OK;
 }
 
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
@@ -422,7 +425,8 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
     for (int32_t j = 0; j < nl; j++) {
         sft_layer *ly = &s->layers[j];
-        layer_fwd(s, ly, params, in, train, rows);
+        mer_status ls = layer_fwd(s, ly, params, in, train, rows);
+        if (ls != MER_OK) return ls;
         in = ly->out;
         const int32_t hs = s->c.first + j;
         if (hs < s->c.head_first) continue;
@@ -445,7 +449,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
 /* ---- backward ---------------------------------------------------------------------------- */
 
 /* dout (rows, D) -> dx (rows, D) += d/dx; scratch holds 5 (rows, D) + 2 (rows, I) + ... */
-static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
+static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
                       const float *dout, float *dx, float *sc) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r, rows = s->rows;
     const mer__speech_layer *w = &ly->w;
@@ -507,8 +511,10 @@ static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *gr
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D, ly->probs + poff,
-                           ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D, T, T, H, dh, scale);
+        mer_status st = mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D,
+                                           ly->probs + poff, ly->q + o * D, D, ly->k + o * D, D,
+                                           ly->v + o * D, D, T, T, H, dh, scale, NULL);
+        if (st != MER_OK) return st;
         poff += H * T * T;
     }
     const float *a_in = s->stable ? ly->n1 : ly->x;
@@ -526,6 +532,7 @@ static void layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *gr
         mer__layernorm_bwd(dx, NULL, NULL, dain, ly->x, ly->mean1, ly->rstd1, w->ln1_g, rows, D);
     else
         for (int64_t i = 0; i < rows * D; i++) dx[i] += dain[i];
+    return MER_OK;
 }
 
 mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, const float *dlogits,
@@ -567,7 +574,8 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         }
         float *din = j == 0 && dx ? dx : dnext;
         if (!(j == 0 && dx)) memset(din, 0, (size_t)(rows * D) * sizeof(float));
-        layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
+        mer_status ls = layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
+        if (ls != MER_OK) return ls;
         float *t = dcur;
         dcur = dnext;
         dnext = t;

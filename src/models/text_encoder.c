@@ -525,7 +525,7 @@ mer_text_params mer_text_mertools_params(void) {
     p.layer_last = -1;
     p.combine = MER_SPEECH_SUM;
     p.pool_mean = 1;
-    p.skip_lead = p.skip_trail = 0;
+    p.skip_lead = p.skip_trail = -1;
     return p;
 }
 
@@ -548,12 +548,10 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
     }
     if (first < 0 || first > last || last > L)
         return mer__err(MER_ERR_INVALID_ARG, "text features: hidden states %d..%d out of 0..%lld", first, last, (long long)L);
-    if (p->skip_lead < 0 || p->skip_trail < 0)
-        return mer__err(MER_ERR_INVALID_ARG, "text features: negative token skip");
     mer_status st = mer_text_state_set_precision(s, p->precision);
     if (st != MER_OK) return st;
     const int64_t K = last - first + 1;
-    int64_t lead = p->skip_lead, trail = p->skip_trail;
+    int64_t lead = p->skip_lead > 0 ? p->skip_lead : 0, trail = p->skip_trail > 0 ? p->skip_trail : 0;
     if (lead + trail > n) lead = trail = 0;
     int64_t body = n - lead - trail;
     /* a sequence longer than BERT's positions keeps its special tokens and loses the text's end */
@@ -654,6 +652,37 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
     *out = res;
     if (p->progress && p->progress(1, 1, p->user_data)) return MER_OK;
     return MER_OK;
+}
+
+mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
+                            const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]) {
+    if (!s || !tok || !p || (len && !text)) return mer__err(MER_ERR_INVALID_ARG, "mer_text_extract: NULL argument");
+    int32_t *ids = NULL, *plain = NULL;
+    int64_t n = 0, np = 0;
+    mer_status st = mer_tokenizer_encode(tok, text ? text : "", len, 1, &ids, &n);
+    if (st != MER_OK) return st;
+    mer_text_params q = *p;
+    if (q.skip_lead < 0 || q.skip_trail < 0) {
+        if ((st = mer_tokenizer_encode(tok, text ? text : "", len, 0, &plain, &np)) != MER_OK) {
+            free(ids);
+            return st;
+        }
+        int64_t found = -1;
+        for (int64_t o = 0; np <= n && o <= n - np && found < 0; o++)
+            if (!np || !memcmp(ids + o, plain, (size_t)np * sizeof(int32_t))) found = o;
+        if (found >= 0) {
+            q.skip_lead = (int32_t)found;
+            q.skip_trail = (int32_t)(n - np - found);
+        } else {
+            /* the specials changed the text's tokens: fall back to dropping BOS / EOS */
+            q.skip_lead = n > 0 && ids[0] == mer_tokenizer_bos_id(tok);
+            q.skip_trail = n > q.skip_lead && ids[n - 1] == mer_tokenizer_eos_id(tok);
+        }
+        free(plain);
+    }
+    st = mer_text_extract_ids(s, ids, n, &q, out, ndim, shape);
+    free(ids);
+    return st;
 }
 
 /* ---- mer quantize ------------------------------------------------------------------------- */

@@ -112,6 +112,8 @@ struct mer_tokenizer {
     char **pieces;              /* (vocab_size) piece of each id, owned */
     int32_t bos_id, eos_id, unk_id, pad_id;
     int add_bos, add_eos;       /* what add_special adds (also [CLS]/[SEP]) */
+    int32_t pre[4], post[4];    /* a post-processor template's ids, used instead when set */
+    int32_t n_pre, n_post, template_set;
     mer__special *specials;
     int32_t n_specials;
     mer__added *added;

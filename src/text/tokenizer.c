@@ -238,7 +238,10 @@ mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t
     mer__i32buf out = {0};
     mer__u32buf cps = {0};
     mer_status st = MER_OK;
-    if (add_special && t->add_bos && t->bos_id >= 0) st = mer__i32_push(&out, t->bos_id);
+    if (add_special && t->template_set)
+        for (int32_t k = 0; k < t->n_pre && !st; k++) st = mer__i32_push(&out, t->pre[k]);
+    else if (add_special && t->add_bos && t->bos_id >= 0)
+        st = mer__i32_push(&out, t->bos_id);
     size_t seg = 0, i = 0;
     int pending_rstrip = 0;
     while (!st && i < len) {
@@ -260,7 +263,10 @@ mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t
         if (pending_rstrip) seg = trim_start(text, seg, len);
         st = encode_segment(t, text, seg, len, &cps, &out);
     }
-    if (!st && add_special && t->add_eos && t->eos_id >= 0) st = mer__i32_push(&out, t->eos_id);
+    if (add_special && t->template_set)
+        for (int32_t k = 0; k < t->n_post && !st; k++) st = mer__i32_push(&out, t->post[k]);
+    else if (!st && add_special && t->add_eos && t->eos_id >= 0)
+        st = mer__i32_push(&out, t->eos_id);
     free(cps.v);
     if (st) {
         free(out.v);

@@ -16,7 +16,7 @@
 typedef struct {
     mer_speech_model *sm;
     mer__sft *sft;
-    int64_t base;   /* offset of the first trainable tensor in m->params */
+    int64_t base;   /* offset of the first trainable tensor in m->nn.params */
 } speech_priv;
 
 static mer_status sp_build(mer__model *m) {
@@ -46,7 +46,7 @@ static mer_status sp_build(mer__model *m) {
     int32_t nt = 0;
     const mer__sft_param *pt = mer__sft_params(p->sft, &nt);
     for (int32_t i = 0; i < nt; i++) {
-        int64_t off = mer__model_param(m, pt[i].name, pt[i].ndim, pt[i].shape);
+        int64_t off = mer__nn_param(&m->nn, pt[i].name, pt[i].ndim, pt[i].shape);
         if (off < 0) return MER_ERR_INTERNAL;
         if (i == 0) p->base = off;
         if (off != p->base + pt[i].off)
@@ -57,20 +57,19 @@ static mer_status sp_build(mer__model *m) {
 
 static void sp_init(mer__model *m, mer__rng *rng) {
     speech_priv *p = m->priv;
-    mer__sft_init_params(p->sft, m->params + p->base, rng);
+    mer__sft_init_params(p->sft, m->nn.params + p->base, rng);
 }
 
 static mer_status sp_forward(mer__model *m, const mer__batch *b, int train, mer__rng *rng,
                              float *logits) {
     speech_priv *p = m->priv;
-    return mer__sft_forward(p->sft, m->params + p->base, b->x[0], b->off[0], b->n, train, logits,
+    return mer__sft_forward(p->sft, m->nn.params + p->base, b->x[0], b->off[0], b->n, train, logits,
                             NULL);
 }
 
-static void sp_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
+static mer_status sp_backward(mer__model *m, const mer__batch *b, const float *dlogits) {
     speech_priv *p = m->priv;
-    /* fails only without a preceding training forward, which the trainer always runs */
-    (void)mer__sft_backward(p->sft, m->params + p->base, m->grads + p->base, dlogits, NULL);
+    return mer__sft_backward(p->sft, m->nn.params + p->base, m->nn.grads + p->base, dlogits, NULL);
 }
 
 static void sp_destroy(mer__model *m) {

@@ -251,3 +251,8 @@ float mer__clip_grad_norm(float *g, int64_t n, float max_norm) {
         for (int64_t i = 0; i < n; i++) g[i] *= coef;
     return norm;
 }
+
+int mer__optim_fused_hook(void *user, float *params, int64_t w_off, const float *dy,
+                          const float *x, int64_t n, int64_t in, int64_t out) {
+    return mer__optim_fused_wgrad(user, params, w_off, dy, x, n, in, out);
+}

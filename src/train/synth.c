@@ -25,47 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- a growable text buffer for the CSV/JSON outputs ----------------------------------- */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) MER__PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + (size_t)k + 1) cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
-
-static mer_status sb_save(sbuf *b, const char *path) {
-    if (b->oom) return mer__err(MER_ERR_NOMEM, "%s: out of memory building the file", path);
-    return mer__write_file_atomic(path, b->p ? b->p : "", b->n);
-}
-
 /* ---- parameters -------------------------------------------------------------------------- */
 
 mer_synth_params mer_synth_default_params(void) {
@@ -293,7 +252,7 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
     float *post = mer__alloc((size_t)c * sizeof(float));
     int32_t *truth = mer__alloc((size_t)n_all * sizeof(int32_t));
     int32_t *pred = mer__alloc((size_t)n_all * sizeof(int32_t));
-    sbuf labels = {0}, unl = {0}, unl_truth = {0}, test = {0}, test_labels = {0}, bayes = {0}, js = {0};
+    mer__sb labels = {0}, unl = {0}, unl_truth = {0}, test = {0}, test_labels = {0}, bayes = {0}, js = {0};
     char path[4096];
     if (!x || !post || !truth || !pred) {
         st = MER_ERR_NOMEM;
@@ -309,12 +268,12 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
     }
     if (st != MER_OK) goto done;
 
-    sb_printf(&labels, "name,emotion\n");
-    sb_printf(&unl_truth, "name,emotion\n");
-    sb_printf(&test_labels, "name,emotion\n");
-    sb_printf(&bayes, "name,split");
-    for (int32_t j = 0; j < c; j++) sb_printf(&bayes, ",%s", p->classes[j]);
-    sb_printf(&bayes, ",pred\n");
+    mer__sb_printf(&labels, "name,emotion\n");
+    mer__sb_printf(&unl_truth, "name,emotion\n");
+    mer__sb_printf(&test_labels, "name,emotion\n");
+    mer__sb_printf(&bayes, "name,split");
+    for (int32_t j = 0; j < c; j++) mer__sb_printf(&bayes, ",%s", p->classes[j]);
+    mer__sb_printf(&bayes, ",pred\n");
     mer__rng r;
     mer__rng_seed(&r, p->seed * 0xD1B54A32D192ED03ull + 7);
     static const char *const split_name[3] = {"labeled", "unlabeled", "test"};
@@ -337,12 +296,12 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
                 st = mer_npy_write(path, x[m], 1, shape);
             }
             const char *lab = p->classes[truth[i]];
-            if (sp == 0) sb_printf(&labels, "%s,%s\n", name, lab);
-            if (sp == 1) sb_printf(&unl, "%s\n", name), sb_printf(&unl_truth, "%s,%s\n", name, lab);
-            if (sp == 2) sb_printf(&test, "%s\n", name), sb_printf(&test_labels, "%s,%s\n", name, lab);
-            sb_printf(&bayes, "%s,%s", name, split_name[sp]);
-            for (int32_t j = 0; j < c; j++) sb_printf(&bayes, ",%.6g", post[j]);
-            sb_printf(&bayes, ",%s\n", p->classes[b]);
+            if (sp == 0) mer__sb_printf(&labels, "%s,%s\n", name, lab);
+            if (sp == 1) mer__sb_printf(&unl, "%s\n", name), mer__sb_printf(&unl_truth, "%s,%s\n", name, lab);
+            if (sp == 2) mer__sb_printf(&test, "%s\n", name), mer__sb_printf(&test_labels, "%s,%s\n", name, lab);
+            mer__sb_printf(&bayes, "%s,%s", name, split_name[sp]);
+            for (int32_t j = 0; j < c; j++) mer__sb_printf(&bayes, ",%.6g", post[j]);
+            mer__sb_printf(&bayes, ",%s\n", p->classes[b]);
         }
     }
     if (st != MER_OK) goto done;
@@ -353,25 +312,30 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
         rp.bayes_waf[sp] = weighted_f1(truth + off, pred + off, split_n[sp], c);
         off += split_n[sp];
     }
-    sb_printf(&js, "{\n  \"generator\": \"mer synth (src/train/synth.c; docs/agt.md)\",\n");
-    sb_printf(&js, "  \"seed\": %llu,\n  \"rank\": %d,\n", (unsigned long long)p->seed, p->rank);
-    sb_printf(&js, "  \"classes\": [");
-    for (int32_t j = 0; j < c; j++) sb_printf(&js, "%s\"%s\"", j ? ", " : "", p->classes[j]);
-    sb_printf(&js, "],\n  \"priors\": [");
-    for (int32_t j = 0; j < c; j++) sb_printf(&js, "%s%.6f", j ? ", " : "", s->pi[j]);
-    sb_printf(&js, "],\n  \"test_priors\": [");
-    for (int32_t j = 0; j < c; j++) sb_printf(&js, "%s%.6f", j ? ", " : "", s->pi_test[j]);
-    sb_printf(&js, "],\n  \"modalities\": [");
-    for (int32_t m = 0; m < M; m++)
-        sb_printf(&js, "%s{\"name\": \"%s\", \"dim\": %lld, \"sep\": %g}", m ? ", " : "",
-                  p->modalities[m], (long long)p->dims[m], p->sep[m]);
-    sb_printf(&js, "],\n  \"counts\": {\"labeled\": %lld, \"unlabeled\": %lld, \"test\": %lld},\n",
+    mer__sb_printf(&js, "{\n  \"generator\": \"mer synth (src/train/synth.c; docs/agt.md)\",\n");
+    mer__sb_printf(&js, "  \"seed\": %llu,\n  \"rank\": %d,\n", (unsigned long long)p->seed, p->rank);
+    mer__sb_printf(&js, "  \"classes\": [");
+    for (int32_t j = 0; j < c; j++) {
+        mer__sb_printf(&js, "%s", j ? ", " : "");
+        mer__sb_json_str(&js, p->classes[j]);
+    }
+    mer__sb_printf(&js, "],\n  \"priors\": [");
+    for (int32_t j = 0; j < c; j++) mer__sb_printf(&js, "%s%.6f", j ? ", " : "", s->pi[j]);
+    mer__sb_printf(&js, "],\n  \"test_priors\": [");
+    for (int32_t j = 0; j < c; j++) mer__sb_printf(&js, "%s%.6f", j ? ", " : "", s->pi_test[j]);
+    mer__sb_printf(&js, "],\n  \"modalities\": [");
+    for (int32_t m = 0; m < M; m++) {
+        mer__sb_printf(&js, "%s{\"name\": ", m ? ", " : "");
+        mer__sb_json_str(&js, p->modalities[m]);
+        mer__sb_printf(&js, ", \"dim\": %lld, \"sep\": %g}", (long long)p->dims[m], p->sep[m]);
+    }
+    mer__sb_printf(&js, "],\n  \"counts\": {\"labeled\": %lld, \"unlabeled\": %lld, \"test\": %lld},\n",
               (long long)p->n_labeled, (long long)p->n_unlabeled, (long long)p->n_test);
-    sb_printf(&js, "  \"bayes_waf\": {\"labeled\": %.6f, \"unlabeled\": %.6f, \"test\": %.6f}\n}\n",
+    mer__sb_printf(&js, "  \"bayes_waf\": {\"labeled\": %.6f, \"unlabeled\": %.6f, \"test\": %.6f}\n}\n",
               rp.bayes_waf[0], rp.bayes_waf[1], rp.bayes_waf[2]);
 
     struct {
-        sbuf *b;
+        mer__sb *b;
         const char *file;
         int want;
     } outs[] = {
@@ -386,15 +350,15 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
     for (size_t k = 0; k < sizeof outs / sizeof *outs && st == MER_OK; k++) {
         if (!outs[k].want) continue;
         snprintf(path, sizeof path, "%s/%s", dir, outs[k].file);
-        st = sb_save(outs[k].b, path);
+        st = mer__sb_save(outs[k].b, path);
     }
     if (st == MER_OK && rep) *rep = rp;
 done:
     if (x)
         for (int32_t m = 0; m < M; m++) mer__free(x[m]);
     mer__free(x), mer__free(post), mer__free(truth), mer__free(pred);
-    free(labels.p), free(unl.p), free(unl_truth.p), free(test.p), free(test_labels.p);
-    free(bayes.p), free(js.p);
+    mer__sb_free(&labels), mer__sb_free(&unl), mer__sb_free(&unl_truth), mer__sb_free(&test);
+    mer__sb_free(&test_labels), mer__sb_free(&bayes), mer__sb_free(&js);
     mer__synth_free(s);
     return st;
 }

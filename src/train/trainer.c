@@ -233,8 +233,8 @@ static mer_status save_state(const char *path, const mer__model *m, const mer__o
                              int32_t epochs) {
     mer_safetensors_writer *w = NULL;
     mer_status s = mer_safetensors_writer_init(&w);
-    int64_t np[1] = {m->n_params}, ne[1] = {epochs};
-    if (s == MER_OK) s = mer_safetensors_writer_add(w, "params", MER_DTYPE_F32, 1, np, m->params);
+    int64_t np[1] = {m->nn.n_params}, ne[1] = {epochs};
+    if (s == MER_OK) s = mer_safetensors_writer_add(w, "params", MER_DTYPE_F32, 1, np, m->nn.params);
     if (s == MER_OK) s = mer_safetensors_writer_add(w, "adam_m", MER_DTYPE_F32, 1, np, o->m);
     if (s == MER_OK) s = mer_safetensors_writer_add(w, "adam_v", MER_DTYPE_F32, 1, np, o->v);
     if (s == MER_OK) s = mer_safetensors_writer_add(w, "best", MER_DTYPE_F32, 1, np, best);
@@ -265,10 +265,10 @@ static mer_status load_state(const char *path, mer__model *m, mer__optim *o, flo
     mer_safetensors *st = NULL;
     mer_status s = mer_safetensors_open(&st, path);
     if (s != MER_OK) return s;
-    if (s == MER_OK) s = copy_tensor(st, "params", MER_DTYPE_F32, m->n_params, m->params);
-    if (s == MER_OK) s = copy_tensor(st, "adam_m", MER_DTYPE_F32, m->n_params, o->m);
-    if (s == MER_OK) s = copy_tensor(st, "adam_v", MER_DTYPE_F32, m->n_params, o->v);
-    if (s == MER_OK) s = copy_tensor(st, "best", MER_DTYPE_F32, m->n_params, best);
+    if (s == MER_OK) s = copy_tensor(st, "params", MER_DTYPE_F32, m->nn.n_params, m->nn.params);
+    if (s == MER_OK) s = copy_tensor(st, "adam_m", MER_DTYPE_F32, m->nn.n_params, o->m);
+    if (s == MER_OK) s = copy_tensor(st, "adam_v", MER_DTYPE_F32, m->nn.n_params, o->v);
+    if (s == MER_OK) s = copy_tensor(st, "best", MER_DTYPE_F32, m->nn.n_params, best);
     if (s == MER_OK) s = copy_tensor(st, "loss", MER_DTYPE_F64, epochs, h->loss);
     if (s == MER_OK) s = copy_tensor(st, "waf", MER_DTYPE_F64, epochs, h->waf);
     const char *meta = mer_safetensors_metadata(st, "state");
@@ -356,7 +356,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
     fold_hist h = {.best_waf = -INFINITY};
     int64_t *tr = malloc((size_t)n * sizeof *tr), *held = malloc((size_t)n * sizeof *held);
     int64_t n_tr = 0, n_held = 0;
-    float *best = mer__alloc((size_t)m->n_params * sizeof(float));
+    float *best = mer__alloc((size_t)m->nn.n_params * sizeof(float));
     float *logits = malloc((size_t)p->batch * C * sizeof(float));
     float *probs = malloc((size_t)p->batch * C * sizeof(float));
     float *dlogits = malloc((size_t)p->batch * C * sizeof(float));
@@ -370,7 +370,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
     if (!tr || !held || !best || !logits || !probs || !dlogits || !hprobs || !hpred || !htrue ||
         !h.loss || !h.waf)
         s = mer__err(MER_ERR_NOMEM, "out of memory");
-    if (s == MER_OK) s = mer__optim_init(&opt, p->optimizer, m->n_params, (float)p->lr, (float)p->l2);
+    if (s == MER_OK) s = mer__optim_init(&opt, p->optimizer, m->nn.n_params, (float)p->lr, (float)p->l2);
     for (int64_t i = 0; s == MER_OK && i < n; i++) {
         if (p->folds > 1 && fold[i] == f) {
             held[n_held] = i;
@@ -380,7 +380,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
         }
     }
     for (int32_t e = 0; e < E; e++) h.waf[e] = NAN;
-    if (s == MER_OK) memcpy(best, m->params, (size_t)m->n_params * sizeof(float));
+    if (s == MER_OK) memcpy(best, m->nn.params, (size_t)m->nn.n_params * sizeof(float));
     /* class weights over this fold's training part */
     float cw[MER_MAX_CLASSES];
     if (p->balanced_weights) {
@@ -411,8 +411,8 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             int64_t nb = n_tr - b0 < p->batch ? n_tr - b0 : p->batch;
             s = mer__batcher_fill(&bt, ds, perm + b0, nb);
             if (s != MER_OK) break;
-            /* m->grads is zero here: calloc'd, then zeroed by every optimizer step */
-            mer__act_reset(&m->act);
+            /* m->nn.grads is zero here: calloc'd, then zeroed by every optimizer step */
+            mer__act_reset(&m->nn.act);
             s = m->ops->forward(m, &bt.b, 1, &rng, logits);
             if (s != MER_OK) break;
             const float *w = p->balanced_weights ? cw : NULL;
@@ -431,14 +431,17 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             mer__optim_fused fz;
             if (fuse) {
                 mer__optim_fused_begin(&opt, &fz);
-                m->fused = &fz;
+                m->nn.wgrad = mer__optim_fused_hook;
+                m->nn.wgrad_user = &fz;
             }
-            m->ops->backward(m, &bt.b, dlogits);
-            m->fused = NULL;
-            if (p->clip_value > 0) mer__clip_grad_value(m->grads, m->n_params, (float)p->clip_value);
-            if (p->clip_norm > 0) mer__clip_grad_norm(m->grads, m->n_params, (float)p->clip_norm);
-            if (fuse) mer__optim_step_fused(&opt, m->params, m->grads, &fz);
-            else mer__optim_step(&opt, m->params, m->grads);
+            s = m->ops->backward(m, &bt.b, dlogits);
+            m->nn.wgrad = NULL;
+            m->nn.wgrad_user = NULL;
+            if (s != MER_OK) break;
+            if (p->clip_value > 0) mer__clip_grad_value(m->nn.grads, m->nn.n_params, (float)p->clip_value);
+            if (p->clip_norm > 0) mer__clip_grad_norm(m->nn.grads, m->nn.n_params, (float)p->clip_norm);
+            if (fuse) mer__optim_step_fused(&opt, m->nn.params, m->nn.grads, &fz);
+            else mer__optim_step(&opt, m->nn.params, m->nn.grads);
         }
         if (s != MER_OK) break;
         h.loss[e] = n_tr ? loss_sum / (double)n_tr : 0.0;
@@ -452,12 +455,12 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             if (mm.waf > h.best_waf || p->select_last) {
                 h.best_waf = mm.waf;
                 h.best_epoch = e + 1;
-                memcpy(best, m->params, (size_t)m->n_params * sizeof(float));
+                memcpy(best, m->nn.params, (size_t)m->nn.n_params * sizeof(float));
             }
         } else {
             /* no held-out part (folds == 1): the final epoch's weights */
             h.best_epoch = e + 1;
-            memcpy(best, m->params, (size_t)m->n_params * sizeof(float));
+            memcpy(best, m->nn.params, (size_t)m->nn.n_params * sizeof(float));
         }
         h.epoch = e + 1;
         int stop = 0;

@@ -1,0 +1,249 @@
+/*
+ * cmd_extract_text.c -- `mer extract text`: text-encoder features of the transcripts in a CSV, one
+ * <name>.npy per row (the MERTools layout). Tokenizing, encoding, pooling are the library's
+ * (mer_text_extract); this file parses flags, walks the rows, skips existing outputs and writes
+ * each .npy atomically (mer_npy_write). See docs/text.md.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: mer extract text --model DIR --csv FILE [--name-col name] [--text-col chinese]\n"
+    "                        [--preset mertools] [--layers all|lastK|N|N-M] [--combine stack|sum|mean]\n"
+    "                        [--pool none|mean] [--precision f32|bf16|int8] [--tokenizer DIR]\n"
+    "                        [--threads N] [--overwrite] --out DIR\n"
+    "\n"
+    "Hidden states of a Hugging Face text encoder (bert / roberta / llama / qwen2 / baichuan checkpoint\n"
+    "directory, or an int8 one made by `mer quantize`) for each row of a transcript CSV, written as\n"
+    "DIR/<name>.npy.\n"
+    "  --name-col    column naming the clip (default: name)\n"
+    "  --text-col    column holding the transcript (default: chinese, as MER2024's CSVs)\n"
+    "  --preset mertools  MERTools' text feature: sum of the last 4 hidden states, mean over the\n"
+    "                text's tokens (the tokenizer's special tokens left out); an empty transcript\n"
+    "                gives zeros. Later options override.\n"
+    "  --layers      hidden-state indices 0..L (0 = embeddings): all (default), lastK, N, N-M\n"
+    "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
+    "  --pool        none (default) or mean over tokens (drops T)\n"
+    "  --precision   f32 (default, exact), bf16 (bfloat16 products), int8 (weight-only int8: the\n"
+    "                checkpoint's own or quantized in memory); docs/text.md gives the deviations\n"
+    "  --tokenizer   directory of the tokenizer files (default: the model directory)\n"
+    "Transcripts longer than a BERT model's positions lose their end (a warning says so).\n"
+    "Existing outputs are skipped unless --overwrite; a failed row is reported and skipped, and\n"
+    "the exit code is 1 if any failed.\n";
+
+static int parse_layers(const char *v, int32_t *first, int32_t *last) {
+    long a, b;
+    if (!strcmp(v, "all")) {
+        *first = *last = -1;
+        return 1;
+    }
+    if (!strncmp(v, "last", 4) && cli_parse_int(v + 4, 1, 1024, &a)) {
+        *first = (int32_t)-a;
+        *last = -1;
+        return 1;
+    }
+    const char *dash = strchr(v, '-');
+    if (!dash) {
+        if (!cli_parse_int(v, 0, 1024, &a)) return 0;
+        *first = *last = (int32_t)a;
+        return 1;
+    }
+    char lo[32];
+    size_t n = (size_t)(dash - v);
+    if (n == 0 || n >= sizeof lo) return 0;
+    memcpy(lo, v, n);
+    lo[n] = '\0';
+    if (!cli_parse_int(lo, 0, 1024, &a) || !cli_parse_int(dash + 1, 0, 1024, &b) || b < a) return 0;
+    *first = (int32_t)a;
+    *last = (int32_t)b;
+    return 1;
+}
+
+/* A clip name from the CSV becomes a file name only if it cannot leave the output directory. */
+static int name_ok(const char *s) {
+    if (!*s || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p == '/' || *p == '\\' || *p < 0x20 || *p == 0x7f) return 0;
+    return strlen(s) < 200;
+}
+
+static int mkdir_p(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+int cmd_extract_text(int argc, char **argv) {
+    const char *cmd = "extract text";
+    const char *model_dir = NULL, *csv_path = NULL, *out = NULL, *tok_dir = NULL;
+    const char *name_col = "name", *text_col = "chinese", *layers_arg = NULL;
+    mer_text_params params = mer_text_default_params();
+    mer_precision precision = MER_PRECISION_F32;
+    int overwrite = 0, rc = 2;
+    long threads = 0;
+    mer_text_model *model = NULL;
+    mer_text_state *state = NULL;
+    mer_tokenizer *tok = NULL;
+    mer_csv *csv = NULL;
+    char **seen = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (cli_opt(argc, argv, &i, "--model", &v)) model_dir = v;
+        else if (cli_opt(argc, argv, &i, "--csv", &v)) csv_path = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
+        else if (cli_opt(argc, argv, &i, "--tokenizer", &v)) tok_dir = v;
+        else if (cli_opt(argc, argv, &i, "--name-col", &v)) name_col = v;
+        else if (cli_opt(argc, argv, &i, "--text-col", &v)) text_col = v;
+        else if (cli_flag(argv[i], "--overwrite")) overwrite = 1;
+        else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (v && !cli_parse_int(v, 0, 1024, &threads)) return cli_usage(cmd, "--threads must be 0..1024, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--layers", &v)) {
+            if (v && !parse_layers(v, &params.layer_first, &params.layer_last))
+                return cli_usage(cmd, "--layers must be all, lastK, N or N-M, got '%s'", v);
+            layers_arg = v;
+        } else if (cli_opt(argc, argv, &i, "--combine", &v)) {
+            if (v && !strcmp(v, "stack")) params.combine = MER_SPEECH_STACK;
+            else if (v && !strcmp(v, "sum")) params.combine = MER_SPEECH_SUM;
+            else if (v && !strcmp(v, "mean")) params.combine = MER_SPEECH_MEAN;
+            else if (v) return cli_usage(cmd, "--combine must be stack, sum or mean, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--pool", &v)) {
+            if (v && !strcmp(v, "none")) params.pool_mean = 0;
+            else if (v && !strcmp(v, "mean")) params.pool_mean = 1;
+            else if (v) return cli_usage(cmd, "--pool must be none or mean, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
+            if (v && !strcmp(v, "f32")) precision = MER_PRECISION_F32;
+            else if (v && !strcmp(v, "bf16")) precision = MER_PRECISION_BF16;
+            else if (v && !strcmp(v, "int8")) precision = MER_PRECISION_INT8;
+            else if (v) return cli_usage(cmd, "--precision must be f32, bf16 or int8, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--preset", &v)) {
+            if (v && !strcmp(v, "mertools")) {
+                params = mer_text_mertools_params();
+                layers_arg = "last4";
+            } else if (v) {
+                return cli_usage(cmd, "--preset must be mertools, got '%s'", v);
+            }
+        } else {
+            return cli_usage(cmd, "unknown option or argument %s", argv[i]);
+        }
+    }
+    if (cli_error()) return cli_usage(cmd, "%s", cli_error());
+    if (!model_dir) return cli_usage(cmd, "--model DIR is required (a Hugging Face checkpoint directory)");
+    if (!csv_path) return cli_usage(cmd, "--csv FILE is required (transcripts: a name and a text column)");
+    if (!out) return cli_usage(cmd, "--out DIR is required");
+    cli_set_threads(threads);
+    params.precision = precision;
+
+    mer_status s = mer_csv_load(&csv, csv_path);
+    if (s) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto done;
+    }
+    int32_t cn, ct;
+    if (mer_csv_col(csv, name_col, &cn) != MER_OK || mer_csv_col(csv, text_col, &ct) != MER_OK) {
+        char cols[512] = "";
+        size_t l = 0;
+        for (int32_t c = 0; c < mer_csv_cols(csv) && l < sizeof cols - 64; c++)
+            l += (size_t)snprintf(cols + l, sizeof cols - l, "%s%s", c ? ", " : "", mer_csv_header(csv, c));
+        rc = cli_fail(cmd, "%s: no column '%s' (columns: %s); see --name-col / --text-col", csv_path,
+                      mer_csv_col(csv, name_col, &cn) != MER_OK ? name_col : text_col, cols);
+        goto done;
+    }
+    if ((s = mer_text_model_load(&model, model_dir))) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto done;
+    }
+    if ((s = mer_tokenizer_load(&tok, tok_dir ? tok_dir : model_dir))) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto done;
+    }
+    mer_text_info info;
+    mer_text_model_info(model, &info);
+    {
+        const int32_t L = info.n_layers, lf = params.layer_first, ll = params.layer_last;
+        const int32_t f = lf < 0 ? (lf == -1 && ll == -1 ? 0 : L + 1 + lf) : lf;
+        const int32_t l = ll < 0 ? L + 1 + ll : ll;
+        /* the mertools preset takes all states when a model has fewer than 4 */
+        if (!(lf < 0 && ll == -1) && (f < 0 || l > L || f > l)) {
+            rc = cli_usage(cmd, "--layers %s: the model has hidden states 0..%d", layers_arg ? layers_arg : "?", L);
+            goto done;
+        }
+    }
+    if ((s = mer_text_state_init(&state, model)) || (s = mer_text_state_set_precision(state, precision))) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto done;
+    }
+    if (mkdir_p(out) != 0) {
+        rc = cli_fail(cmd, "%s: cannot create the output directory: %s", out, strerror(errno));
+        goto done;
+    }
+    const int64_t rows = mer_csv_rows(csv);
+    seen = calloc((size_t)(rows > 0 ? rows : 1), sizeof *seen);
+    int failed = 0;
+    int64_t written = 0, skipped = 0;
+    cli_progress pr;
+    cli_progress_start(&pr, "text", rows);
+    for (int64_t r = 0; r < rows; r++) {
+        const char *name = mer_csv_cell(csv, r, cn), *text = mer_csv_cell(csv, r, ct);
+        cli_progress_update(&pr, r, name);
+        if (!name_ok(name)) {
+            fprintf(stderr, "mer %s: %s: row %lld: clip name '%s' cannot be a file name (empty, '.', '..', a separator or a control character)\n",
+                    cmd, csv_path, (long long)r + 2, name);
+            failed = 1;
+            continue;
+        }
+        int dup = 0;
+        for (int64_t k = 0; k < r && !dup; k++) dup = seen[k] && !strcmp(seen[k], name);
+        seen[r] = (char *)name;
+        if (dup) {
+            fprintf(stderr, "mer %s: %s: row %lld: clip '%s' appears twice; the second is skipped\n", cmd, csv_path,
+                    (long long)r + 2, name);
+            failed = 1;
+            continue;
+        }
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s.npy", out, name);
+        if (!overwrite && access(path, F_OK) == 0) {
+            skipped++;
+            continue;
+        }
+        float *feat = NULL;
+        int32_t nd = 0;
+        int64_t sh[3];
+        s = mer_text_extract(state, tok, text, strlen(text), &params, &feat, &nd, sh);
+        if (s == MER_OK) s = mer_npy_write(path, feat, nd, sh);
+        free(feat);
+        if (s) {
+            fprintf(stderr, "mer %s: %s: row %lld (%s): %s\n", cmd, csv_path, (long long)r + 2, name, mer_last_error());
+            failed = 1;
+            continue;
+        }
+        written++;
+    }
+    cli_progress_end(&pr);
+    fprintf(stderr, "mer %s: %lld written, %lld skipped (existing) into %s\n", cmd, (long long)written,
+            (long long)skipped, out);
+    rc = failed;
+done:
+    free(seen);
+    mer_csv_free(csv);
+    mer_tokenizer_free(tok);
+    mer_text_state_free(state);
+    mer_text_model_free(model);
+    return rc;
+}
