@@ -50,10 +50,10 @@ static double gemm_gflops(int64_t M, int64_t N, int64_t K, int tb, int bf16) {
 
 int main(int argc, char **argv) {
     if (argc < 5 || argc > 7) {
-        fprintf(stderr, "usage: hubert_bench MODEL_DIR WAV THREADS REPS [default|openblas|onednn] [f32|bf16]\n");
+        fprintf(stderr, "usage: hubert_bench MODEL_DIR WAV THREADS REPS [default|openblas|onednn] [f32|bf16|int8]\n");
         return 2;
     }
-    const int bf16 = argc == 7 && !strcmp(argv[6], "bf16");
+    const int bf16 = argc == 7 && !strcmp(argv[6], "bf16"), int8 = argc == 7 && !strcmp(argv[6], "int8");
     if (argc >= 6 && strcmp(argv[5], "default") &&
         mer_gemm_set_backend(!strcmp(argv[5], "openblas") ? MER_GEMM_OPENBLAS : MER_GEMM_DNNL)) {
         fprintf(stderr, "hubert_bench: %s\n", mer_last_error());
@@ -64,7 +64,9 @@ int main(int argc, char **argv) {
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
     if (mer_speech_model_load(&m, argv[1]) || mer_speech_state_init(&st, m) ||
-        mer_speech_state_set_precision(st, bf16 ? MER_PRECISION_BF16 : MER_PRECISION_F32)) {
+        mer_speech_state_set_precision(st, bf16   ? MER_PRECISION_BF16
+                                           : int8 ? MER_PRECISION_INT8
+                                                  : MER_PRECISION_F32)) {
         fprintf(stderr, "hubert_bench: %s\n", mer_last_error());
         return 1;
     }
@@ -98,8 +100,12 @@ int main(int argc, char **argv) {
     }
     qsort(times, (size_t)reps, sizeof *times, cmp_d);
     const double flop = best_pf.feature_flop + best_pf.linear_flop + best_pf.attention_flop + best_pf.pos_conv_flop;
-    printf("mer %s (gemm %s): %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall)\n",
-           bf16 ? "bf16" : "fp32", mer_gemm_backend_name(mer_gemm_get_backend()), (double)n / info.sample_rate, (long long)T, threads, best, times[reps / 2], flop / 1e9, flop / best / 1e9);
+    double peak = 0;
+    if (mer_peak_measure(MER_PEAK_FP32, threads, 0.3, &peak) != MER_OK) peak = 0;
+    printf("mer %s (gemm %s): %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall"
+           " = %.0f%% of the fp32 FMA peak %.0f GFLOPS measured now)\n",
+           bf16 ? "bf16" : int8 ? "int8" : "fp32", mer_gemm_backend_name(mer_gemm_get_backend()), (double)n / info.sample_rate, (long long)T, threads, best, times[reps / 2], flop / 1e9, flop / best / 1e9,
+           peak > 0 ? 100.0 * flop / best / 1e9 / peak : 0, peak);
     printf("  feature encoder %.3f s (%.0f GFLOPS)  linear %.3f s (%.0f GFLOPS)  attention %.3f s (%.0f GFLOPS)\n"
            "  pos conv %.3f s (%.0f GFLOPS)  other %.3f s\n",
            best_pf.feature_s, best_pf.feature_flop / best_pf.feature_s / 1e9, best_pf.linear_s,
@@ -107,6 +113,7 @@ int main(int argc, char **argv) {
            best_pf.attention_flop / best_pf.attention_s / 1e9, best_pf.pos_conv_s,
            best_pf.pos_conv_flop / best_pf.pos_conv_s / 1e9, best_pf.other_s);
     /* the encoder's linear GEMMs in isolation: (T, D) x (D, D)^T, (T, D) x (I, D)^T, (T, I) x (D, I)^T */
+    if (int8) goto done; /* no unpacked int8 GEMM to compare with */
     const int64_t I = info.intermediate_size;
     const double g_dd = gemm_gflops(T, D, D, 1, bf16), g_di = gemm_gflops(T, I, D, 1, bf16),
                  g_id = gemm_gflops(T, D, I, 1, bf16);
@@ -117,6 +124,7 @@ int main(int argc, char **argv) {
            " -> weighted %.0f GFLOPS; in the forward %.0f GFLOPS = %.0f%%\n",
            bf16 ? "mer_sgemm_bf16" : "mer_sgemm", (long long)T, (long long)D, (long long)D, g_dd, (long long)T, (long long)I, (long long)D, g_di,
            (long long)T, (long long)D, (long long)I, g_id, iso, in_model, 100.0 * in_model / iso);
+done:
     printf("RESULT mer_best_s %.4f\n", best);
     free(out), free(times), free(x);
     mer_speech_state_free(st);

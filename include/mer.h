@@ -1397,6 +1397,9 @@ const char *mer_run_modality(const mer_run *run, int32_t m);
 int64_t mer_run_dim(const mer_run *run, int32_t m);
 /* The "recipe" object of config.json as JSON text (owned by run), or NULL when none. */
 const char *mer_run_recipe(const mer_run *run);
+/* The labels CSV the run was trained on (absolute path, from RUN/inputs.json), or NULL. Owned
+ * by the run. Outputs such as `predict --out` refuse to replace it (mer_output_check). */
+const char *mer_run_labels(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on

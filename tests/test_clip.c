@@ -520,3 +520,43 @@ MER_TEST(clip_cli_faces) {
     free(f);
     free(whole);
 }
+
+/* int8 W8A8 linear products (MER_PRECISION_INT8): close to the reference and really in use. */
+MER_TEST(clip_int8_precision) {
+    mer_clip_model *m = load_model("tiny_clip");
+    REQUIRE(m);
+    float *px = load_npy(FX "tiny_clip_px.npy", NULL, NULL);
+    REQUIRE(px);
+    mer_clip_state *st = NULL;
+    REQUIRE_OK(mer_clip_state_init(&st, m));
+    float fp32[3 * 16], q8[3 * 16];
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, fp32));
+    CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_INT8));
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, q8));
+    /* a tiny model (width 32) quantises coarser than a real one (k = 32 products per output,
+     * 7-bit weights): 6e-2 of max|ref| and cosine >= 0.999 per image here; the real-size
+     * figures are in docs/gemm.md */
+    check_close("int8 embeds", q8, FX "tiny_clip_embeds.npy", 3 * 16, 6e-2);
+    float *ref = load_npy(FX "tiny_clip_embeds.npy", NULL, NULL);
+    REQUIRE(ref);
+    for (int b = 0; b < 3; b++) {
+        double dot = 0, na = 0, nb = 0;
+        for (int i = 0; i < 16; i++) {
+            dot += (double)q8[b * 16 + i] * ref[b * 16 + i];
+            na += (double)q8[b * 16 + i] * q8[b * 16 + i];
+            nb += (double)ref[b * 16 + i] * ref[b * 16 + i];
+        }
+        printf("    image %d int8 embeds cosine %.6f\n", b, dot / sqrt(na * nb));
+        CHECK(dot / sqrt(na * nb) >= 0.999);
+    }
+    free(ref);
+    double mr;
+    CHECK(mer_test_maxdiff(q8, fp32, 3 * 16, &mr) > 0);
+    CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_F32));
+    float again[3 * 16];
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, again));
+    CHECK(memcmp(again, fp32, sizeof fp32) == 0);
+    free(px);
+    mer_clip_state_free(st);
+    mer_clip_model_free(m);
+}

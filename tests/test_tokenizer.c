@@ -372,3 +372,31 @@ MER_TEST(tokenizer_json_bad_files) {
     CHECK(mer_tokenizer_special_count(t) == 1 && mer_tokenizer_vocab_size(t) == 4);
     mer_tokenizer_free(t);
 }
+
+/* A custom rule table (multi-character rules, longest match first): the charsmap trie. */
+MER_TEST(tokenizer_spm_rules_exact) {
+    CHECK(compare_corpus(FIX "spm_rules", FIX "spm_rules/ref_ids.txt") == 0);
+}
+
+MER_TEST(tokenizer_cli_inspect) {
+    char out[4096];
+    int rc = mer_test_run(out, sizeof out, "%s inspect " FIX "wp_lower/vocab.txt "
+                          FIX "spm_bpe_llama/tokenizer.model " FIX "bpe_qwen2/tokenizer.json",
+                          mer_test_bin());
+    CHECK(rc == 0);
+    CHECK(strstr(out, "tokenizer wordpiece, vocabulary 1410") != NULL);
+    CHECK(strstr(out, "[CLS]=21 [SEP]=22 [UNK]=20 [PAD]=0 [MASK]=23") != NULL);
+    CHECK(strstr(out, "tokenizer sentencepiece-bpe, vocabulary 1200") != NULL);
+    CHECK(strstr(out, "bos 1 <s>, eos 2 </s>, unk 0 <unk>") != NULL);
+    CHECK(strstr(out, "tokenizer bpe-bytelevel, vocabulary 1759") != NULL);
+    CHECK(strstr(out, "<|im_start|>=1757") != NULL);
+    CHECK(strstr(out, "add_special adds: nothing") != NULL);
+    const char *dir = mer_test_tmpdir("tokenizer_cli_inspect");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    mer_test_write(p, "\x0a\x7f", 2);
+    rc = mer_test_run(out, sizeof out, "%s inspect %s", mer_test_bin(), p);
+    CHECK(rc == 1);
+    CHECK(strstr(out, "tokenizer.model: truncated or malformed protobuf") != NULL);
+    CHECK(strchr(out, '\n') == strrchr(out, '\n'));   /* one line */
+}

@@ -79,6 +79,28 @@ int cmd_eval(int argc, char **argv) {
     if (!lr || !all || !truth || !guess) { rc = cli_fail(CMD, "out of memory"); goto done; }
     for (int64_t r = 0; r < nl; r++) lr[r] = (name_row){mer_csv_cell(lc, r, ln), r};
     qsort(lr, (size_t)nl, sizeof *lr, cmp_nr);
+    /* a clip twice in either file would be scored twice (or against either label): refused */
+    for (int64_t r = 1; r < nl; r++)
+        if (!strcmp(lr[r].name, lr[r - 1].name)) {
+            rc = cli_fail(CMD, "%s: clip '%s' appears twice (rows %lld and %lld)", labels, lr[r].name,
+                          (long long)(lr[r - 1].row < lr[r].row ? lr[r - 1].row : lr[r].row) + 2,
+                          (long long)(lr[r - 1].row < lr[r].row ? lr[r].row : lr[r - 1].row) + 2);
+            goto done;
+        }
+    {
+        name_row *pr = malloc((size_t)(np ? np : 1) * sizeof *pr);
+        if (!pr) { rc = cli_fail(CMD, "out of memory"); goto done; }
+        for (int64_t r = 0; r < np; r++) pr[r] = (name_row){mer_csv_cell(pc, r, pn), r};
+        qsort(pr, (size_t)np, sizeof *pr, cmp_nr);
+        for (int64_t r = 1; r < np && !rc; r++)
+            if (!strcmp(pr[r].name, pr[r - 1].name))
+                rc = cli_fail(CMD, "%s: clip '%s' is predicted twice (rows %lld and %lld); each clip "
+                              "may have one prediction", pred, pr[r].name,
+                              (long long)(pr[r - 1].row < pr[r].row ? pr[r - 1].row : pr[r].row) + 2,
+                              (long long)(pr[r - 1].row < pr[r].row ? pr[r].row : pr[r - 1].row) + 2);
+        free(pr);
+        if (rc) goto done;
+    }
     /* classes: sorted union of labels and predictions */
     int64_t na = 0;
     for (int64_t r = 0; r < nl; r++) all[na++] = mer_csv_cell(lc, r, ll);

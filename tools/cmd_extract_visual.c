@@ -13,7 +13,7 @@
 
 static const char *usage_text =
     "usage: mer extract visual --model DIR [--frames K | --fps F] [--faces [--face-models DIR]]\n"
-    "                          [--output embeds|cls|hidden] [--pool mean|none] [--precision f32|bf16] [--overwrite]\n"
+    "                          [--output embeds|cls|hidden] [--pool mean|none] [--precision f32|bf16|int8] [--overwrite]\n"
     "                          [--threads N] [--list FILE] --out PATH INPUT...\n"
     "\n"
     "CLIP ViT image features (Hugging Face CLIPModel / CLIPVisionModel[WithProjection]\n"
@@ -32,6 +32,8 @@ static const char *usage_text =
     "  --pool none      keep the frames axis: (frames, ...)\n"
     "  --precision bf16 speed mode: encoder products in bfloat16 (about 1.8x faster on\n"
     "                   AVX512-BF16 CPUs, about 3 significant digits; default f32, exact)\n"
+    "  --precision int8 the encoder's linear products as int8 W8A8 (per-channel weights,\n"
+    "                   per-token activations; docs/gemm.md)\n"
     "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
 
 typedef struct {
@@ -97,8 +99,9 @@ int cmd_extract_visual(int argc, char **argv) {
             faces = 1;
         } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
             if (v && !strcmp(v, "bf16")) bf16 = 1;
+            else if (v && !strcmp(v, "int8")) bf16 = 2;
             else if (v && !strcmp(v, "f32")) bf16 = 0;
-            else return cli_usage("extract visual", "--precision takes f32 or bf16");
+            else return cli_usage("extract visual", "--precision takes f32, bf16 or int8");
         } else if (cli_opt(argc, argv, &i, "--face-models", &v)) {
             face_dir = v;
         } else if (cli_opt(argc, argv, &i, "--output", &v)) {
@@ -158,7 +161,9 @@ int cmd_extract_visual(int argc, char **argv) {
         c.params.faces_state = fst;
     }
     if ((s = mer_clip_state_init(&c.state, model)) != MER_OK ||
-        (s = mer_clip_state_set_precision(c.state, bf16 ? MER_PRECISION_BF16 : MER_PRECISION_F32)) != MER_OK) {
+        (s = mer_clip_state_set_precision(c.state, bf16 == 2 ? MER_PRECISION_INT8
+                                                  : bf16      ? MER_PRECISION_BF16
+                                                              : MER_PRECISION_F32)) != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
         goto out;
     }

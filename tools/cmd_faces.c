@@ -131,8 +131,12 @@ int cmd_faces(int argc, char **argv) {
         mer_faces_free(m);
         return rc;
     }
-    if (crops && mkdir(crops, 0755) != 0 && errno != EEXIST) {
-        int rc = cli_fail(CMD, "%s: cannot create directory: %s", crops, strerror(errno));
+    char name[256];
+    stem(name, sizeof name, input);
+    /* the crops are named after the input: the name goes through the one name-to-path check,
+     * and a --crops that is a file is named as such (not the temporary inside it) */
+    if (crops && ((s = mer_name_check(name, input, 0)) != MER_OK || (s = mer_mkdir_p(crops)) != MER_OK)) {
+        int rc = cli_fail(CMD, "%s", mer_last_error());
         mer_frames_free(frames, nframes);
         mer_faces_free(m);
         return rc;
@@ -148,8 +152,6 @@ int cmd_faces(int argc, char **argv) {
         mer_faces_free(m);
         return cli_fail(CMD, "%s", mer_last_error());
     }
-    char name[256];
-    stem(name, sizeof name, input);
     /* the report is collected and printed only when everything succeeded */
     char *obuf = NULL;
     size_t olen = 0;
@@ -212,10 +214,10 @@ int cmd_faces(int argc, char **argv) {
                 mer_image c = {0};
                 s = mer_faces_crop(img, f, &c);
                 if (s == MER_OK) {
-                    char path[2048];
-                    snprintf(path, sizeof path, "%s/%s_f%lld_%d.png", crops, name,
-                             (long long)img->index, k);
-                    s = mer_image_write_png(path, c.rgb, c.width, c.height, 3);
+                    char path[2048], sfx[64];
+                    snprintf(sfx, sizeof sfx, "_f%lld_%d.png", (long long)img->index, k);
+                    s = mer_name_path(path, sizeof path, crops, name, sfx, input, 0);
+                    if (s == MER_OK) s = mer_image_write_png(path, c.rgb, c.width, c.height, 3);
                     mer_image_free(&c);
                     if (s != MER_OK) {
                                     rc = cli_fail(CMD, "%s", mer_last_error());

@@ -3,6 +3,7 @@
  *   safetensors (a file, a sharded checkpoint's index.json, or a checkpoint directory): every
  *     tensor's name, dtype and shape, then the total parameter count;
  *   .npy: dtype and shape;
+ *   tokenizer.json, vocab.txt, *.model: the tokenizer (tools/inspect_tokenizer.c);
  *   anything else: container, duration and streams through FFmpeg (tools/inspect_media.c).
  * A bad file prints one line `mer inspect: <file>: <problem>`; the exit code is 1 if any file
  * failed, 2 for usage errors.
@@ -15,6 +16,7 @@
 #include <sys/stat.h>
 
 int inspect_media(const char *path);
+int inspect_tokenizer(const char *path);
 
 static const char *st_dtype(mer_dtype t) {
     static const char *names[] = {"F32", "F16", "BF16", "F64", "I32", "I64", "U8", "I8", "I16", "BOOL"};
@@ -89,6 +91,10 @@ static int has_suffix(const char *s, const char *suf) {
 static int inspect_one(const char *path) {
     struct stat sb;
     if (stat(path, &sb) != 0) return cli_fail("inspect", "%s: %s", path, strerror(errno));
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (!S_ISDIR(sb.st_mode) && (!strcmp(base, "tokenizer.json") || !strcmp(base, "vocab.txt") ||
+                                 has_suffix(base, ".model")))
+        return inspect_tokenizer(path);
     if (S_ISDIR(sb.st_mode) || has_suffix(path, ".safetensors") || has_suffix(path, ".json"))
         return inspect_safetensors(path);
     if (has_suffix(path, ".npy")) return inspect_npy(path);
@@ -112,6 +118,8 @@ int cmd_inspect(int argc, char **argv) {
                    "  model.safetensors.index.json, or a directory holding either): each tensor's\n"
                    "  name, dtype and shape, and the total parameter count;\n"
                    "  .npy: dtype and shape;\n"
+                   "  tokenizer.json / vocab.txt / tokenizer.model: kind, vocabulary size,\n"
+                   "  special tokens and what is added around a text;\n"
                    "  audio/video/images: container, duration and streams.\n"
                    "Exit code 1 if any file is unreadable or malformed (one line per file on stderr).\n");
             return 0;

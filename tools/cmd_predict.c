@@ -63,6 +63,14 @@ static mer_status list_dir(const char *dir, char ***names, int64_t *n) {
     return s;
 }
 
+/* The clip name of a media file: its file name without directory and extension. */
+static void clip_name(char *name, size_t cap, const char *input) {
+    const char *base = strrchr(input, '/');
+    snprintf(name, cap, "%s", base ? base + 1 : input);
+    char *dot = strrchr(name, '.');
+    if (dot && dot != name) *dot = '\0';
+}
+
 int cmd_predict(int argc, char **argv) {
     const char *run_dir = NULL, *out = NULL, *list = NULL, *format = "csv", *prior = NULL;
     cli_features feats = {0};
@@ -117,6 +125,19 @@ int cmd_predict(int argc, char **argv) {
 
     mer_status s = mer_run_open(&run, run_dir);
     if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+    {
+        /* --out may not replace anything predict reads, nor the labels the run was trained on;
+         * checked before any work (feature files are checked by name below) */
+        char cfg[4200], rec[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", run_dir);
+        snprintf(rec, sizeof rec, "%s/recipe.json", run_dir);
+        const char *extra[] = {list, cfg, rec, mer_run_labels(run)};
+        if ((s = mer_output_check(out, extra, 4)) != MER_OK ||
+            (s = mer_output_check(out, inputs, n_in)) != MER_OK) {
+            rc = cli_fail_status(CMD, s, NULL);
+            goto done;
+        }
+    }
     const char *cls[MER_MAX_CLASSES];
     int32_t C = mer_run_n_classes(run);
     for (int32_t k = 0; k < C; k++) cls[k] = mer_run_class(run, k);
@@ -132,6 +153,21 @@ int cmd_predict(int argc, char **argv) {
         }
         const char *mnames[MER_MAX_MODALITIES];
         for (int32_t m = 0; m < mer_run_n_modalities(run); m++) mnames[m] = mer_run_modality(run, m);
+        /* one row per clip name: two inputs with the same name would give two rows no one can
+         * tell apart (extract refuses the same way) */
+        for (int32_t k = 0; k < n_in; k++) {
+            char nk[256];
+            clip_name(nk, sizeof nk, inputs[k]);
+            for (int32_t q = 0; q < k; q++) {
+                char nq[256];
+                clip_name(nq, sizeof nq, inputs[q]);
+                if (!strcmp(nk, nq)) {
+                    rc = cli_fail(CMD, "%s and %s have the same clip name '%s'; rename one (each clip "
+                                  "gets one row named after its file)", inputs[q], inputs[k], nk);
+                    goto done;
+                }
+            }
+        }
         s = mer_dataset_init(&ds, cls, C, mnames, mer_run_n_modalities(run));
         for (int32_t k = 0; s == MER_OK && k < n_in; k++) {
             mer_tensor t[MER_MAX_MODALITIES];
@@ -143,12 +179,8 @@ int cmd_predict(int argc, char **argv) {
                 s = mer_acoustic_extract(mer_run_recipe(run), inputs[k], mnames[m], &data[m], &nd, shape);
                 if (s == MER_OK) s = mer_tensor_view(&t[m], data[m], MER_DTYPE_F32, nd, shape);
             }
-            /* clip name: the file name without directory and extension */
             char name[256];
-            const char *base = strrchr(inputs[k], '/');
-            snprintf(name, sizeof name, "%s", base ? base + 1 : inputs[k]);
-            char *dot = strrchr(name, '.');
-            if (dot && dot != name) *dot = '\0';
+            clip_name(name, sizeof name, inputs[k]);
             if (s == MER_OK) s = mer_dataset_add(ds, name, -1, NULL, 0, t);
             for (int32_t m = 0; m < nm; m++) free(data[m]);
             if (s != MER_OK) {
@@ -184,6 +216,17 @@ int cmd_predict(int argc, char **argv) {
         if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
     }
     int64_t n = mer_dataset_count(ds);
+    for (int64_t i = 0; !n_in && i < n; i++) {
+        for (int32_t m = 0; m < feats.n; m++) {
+            char fp[4200];
+            const char *one[1] = {fp};
+            if (mer_name_path(fp, sizeof fp, feats.spec[m].dir, mer_dataset_name(ds, i), ".npy", NULL, 0) == MER_OK &&
+                (s = mer_output_check(out, one, 1)) != MER_OK) {
+                rc = cli_fail_status(CMD, s, NULL);
+                goto done;
+            }
+        }
+    }
     probs = malloc((size_t)(n ? n * C : 1) * sizeof *probs);
     if (!probs) { rc = cli_fail(CMD, "out of memory"); goto done; }
     s = mer_run_predict(run, ds, probs);

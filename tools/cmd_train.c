@@ -6,6 +6,8 @@
  */
 #include "cli.h"
 
+#include <errno.h>
+
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -197,9 +199,11 @@ int cmd_train(int argc, char **argv) {
         DBL_OPT("--label-smoothing", 0.0, 0.99, tp.label_smoothing)
         else if (cli_opt(argc, argv, &i, "--seed", &v)) {
             char *end = NULL;
+            errno = 0;
             unsigned long long sv = strtoull(v, &end, 10);
-            if (!*v || *end || *v == '-') {
-                rc = cli_usage(CMD, "--seed wants a non-negative integer, got '%s'", v);
+            /* strtoull saturates at 2^64 - 1 (ERANGE): two different seeds would give one run */
+            if (!*v || *end || *v == '-' || *v == '+' || *v == ' ' || errno == ERANGE) {
+                rc = cli_usage(CMD, "--seed wants an integer in [0, 2^64 - 1], got '%s'", v);
                 goto done;
             }
             tp.seed = sv;

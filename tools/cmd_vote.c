@@ -131,6 +131,14 @@ int cmd_vote(int argc, char **argv) {
             rc = cli_fail_status(CMD, s, runs[r]);
             break;
         }
+        /* --out may not replace the list, a run's files or the labels a run was trained on */
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", runs[r]);
+        const char *ins[] = {list, cfg, mer_run_labels(run[r])};
+        if ((s = mer_output_check(out, ins, 3)) != MER_OK) {
+            rc = cli_fail_status(CMD, s, NULL);
+            break;
+        }
         int32_t cr = mer_run_n_classes(run[r]);
         if (r == 0) {
             c = cr;

@@ -23,20 +23,10 @@
 
 /* ---- names ------------------------------------------------------------------------------- */
 
-static const char *where(char *buf, size_t n, const char *src, int64_t row) {
-    if (src && row > 0)
-        snprintf(buf, n, "%s: row %lld: ", src, (long long)row);
-    else if (src)
-        snprintf(buf, n, "%s: ", src);
-    else
-        buf[0] = '\0';
-    return buf;
-}
-
 /* Printable form of a hostile name for an error message (controls as \xNN, cut at 80 bytes). */
 static const char *shown(char *buf, size_t n, const char *name, size_t len) {
     size_t k = 0;
-    for (size_t i = 0; i < len && k + 5 < n && i < 80; i++) {
+    for (size_t i = 0; i < len && k + 5 < n && i < 300; i++) {
         unsigned char c = (unsigned char)name[i];
         if (c < 0x20 || c == 0x7f)
             k += (size_t)snprintf(buf + k, n - k, "\\x%02x", c);
@@ -44,6 +34,19 @@ static const char *shown(char *buf, size_t n, const char *name, size_t len) {
             buf[k++] = (char)c;
     }
     buf[k] = '\0';
+    return buf;
+}
+
+/* "src: row N: " with src printable (a hostile file name must not drive the terminal). */
+static const char *where(char *buf, size_t n, const char *src, int64_t row) {
+    char sh[400];
+    if (src) shown(sh, sizeof sh, src, strlen(src));
+    if (src && row > 0)
+        snprintf(buf, n, "%s: row %lld: ", sh, (long long)row);
+    else if (src)
+        snprintf(buf, n, "%s: ", sh);
+    else
+        buf[0] = '\0';
     return buf;
 }
 
@@ -549,8 +552,9 @@ mer_status mer_write_file_atomic(const char *path, const void *data, size_t size
 
 /* ---- list files -------------------------------------------------------------------------- */
 
-mer_status mer_read_lines(const char *path, char ***lines, int64_t *n) {
+mer_status mer__read_lines_n(const char *path, char ***lines, int64_t **lineno, int64_t *n) {
     *lines = NULL;
+    if (lineno) *lineno = NULL;
     *n = 0;
     char *text = NULL;
     size_t size = 0;
@@ -573,17 +577,71 @@ mer_status mer_read_lines(const char *path, char ***lines, int64_t *n) {
     char *buf = (char *)(arr + cap);
     memcpy(buf, text + off, size - off + 1);
     free(text);
-    int64_t k = 0;
+    int64_t *num = lineno ? malloc((size_t)cap * sizeof *num) : NULL;
+    if (lineno && !num) {
+        free(arr);
+        return mer__err(MER_ERR_NOMEM, "%s: out of memory", shown_path);
+    }
+    int64_t k = 0, line = 0;
     for (char *p = buf; p && *p;) {
         char *nl = strchr(p, '\n');
         if (nl) *nl = '\0';
+        line++;
         char *b = p, *e = p + strlen(p);
         while (*b == ' ' || *b == '\t' || *b == '\r') b++;
         while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = '\0';
-        if (*b && *b != '#') arr[k++] = b;
+        if (*b && *b != '#') {
+            if (num) num[k] = line;
+            arr[k++] = b;
+        }
         p = nl ? nl + 1 : NULL;
     }
     *lines = arr;
+    if (lineno) *lineno = num;
     *n = k;
     return MER_OK;
+}
+
+mer_status mer_read_lines(const char *path, char ***lines, int64_t *n) {
+    return mer__read_lines_n(path, lines, NULL, n);
+}
+
+/* ---- digests ----------------------------------------------------------------------------- */
+
+/* A 64-bit digest for detecting changed or corrupted data (not an adversary): 8-byte words
+ * folded with a multiply-xorshift step, the length mixed in at the end. */
+void mer__digest_init(mer__digest *d) {
+    d->h = 0x243F6A8885A308D3ULL;
+    d->n = 0;
+}
+
+static inline uint64_t mix64(uint64_t h, uint64_t w) {
+    h ^= w;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+void mer__digest_add(mer__digest *d, const void *data, size_t n) {
+    const unsigned char *p = data;
+    uint64_t h = d->h;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = mix64(h, w);
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        memcpy(&w, p + i, n - i);
+        h = mix64(h, w ^ ((uint64_t)(n - i) << 56));
+    }
+    d->h = h;
+    d->n += n;
+}
+
+uint64_t mer__digest_final(const mer__digest *d) {
+    uint64_t h = mix64(d->h, d->n);
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ULL;
+    return h ^ (h >> 32);
 }

@@ -104,6 +104,8 @@ double mer__rng_normal(mer__rng *r);     /* standard normal (Box-Muller) */
 mer_status mer__read_file(const char *path, char **data, size_t *size);
 /* Read fd to its end (path names it in messages). */
 mer_status mer__read_fd(int fd, const char *path, char **data, size_t *size);
+/* mer_read_lines that also returns each entry's 1-based line number (*lineno malloc'd). */
+mer_status mer__read_lines_n(const char *path, char ***lines, int64_t **lineno, int64_t *n);
 /* mer_name_check on a name of len bytes (catches an embedded NUL). */
 mer_status mer__name_check_n(const char *name, size_t len, const char *src, int64_t row);
 /* Write data atomically (the implementation of mer_write_file_atomic). */
@@ -122,6 +124,14 @@ void mer__afile_abort(mer__afile *f);
 /* mkdir -p (an existing directory is fine; mer_mkdir_p is the public name). */
 mer_status mer__mkdir(const char *path);
 int mer__file_exists(const char *path);
+/* A 64-bit digest of byte streams, to notice changed inputs and corrupted checkpoints (not a
+ * cryptographic hash). The same bytes in the same pieces give the same value everywhere. */
+typedef struct {
+    uint64_t h, n;
+} mer__digest;
+void mer__digest_init(mer__digest *d);
+void mer__digest_add(mer__digest *d, const void *data, size_t n);
+uint64_t mer__digest_final(const mer__digest *d);
 /* Remove "*.tmp.<pid>" files of dead processes in dir; returns how many. */
 int mer__tmp_cleanup(const char *dir);
 

@@ -36,10 +36,13 @@ const char *mer_last_error(void) { return tls_err; }
 void mer_clear_error(void) { tls_err[0] = '\0'; }
 
 mer_status mer__err(mer_status s, const char *fmt, ...) {
+    /* through a copy: an argument may be mer_last_error() itself (adding a hint to a message) */
+    char buf[MER__ERR_CAP];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tls_err, sizeof tls_err, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(tls_err, buf, sizeof buf);
     return s;
 }
 

@@ -36,6 +36,8 @@ typedef struct {
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
     /* bfloat16 copies for the opt-in speed mode (NULL otherwise) */
     const uint16_t *q16, *k16, *v16, *o16, *fc1_16, *fc2_16;
+    /* int8 W8A8 packed weights (MER_PRECISION_INT8; biases stay with the float path) */
+    mer_packed *q8, *k8, *v8, *o8, *fc1_8, *fc2_8;
 } clip_layer;
 
 struct mer_clip_model {
@@ -53,6 +55,7 @@ struct mer_clip_model {
      * the only part of a shared model that is ever written */
     pthread_mutex_t bf16_mu;
     uint16_t *bf16;          /* one block holding every layer's bfloat16 weights, or NULL */
+    int int8_ready;          /* the layers' int8 packed weights exist (under bf16_mu) */
 };
 
 struct mer_clip_state {
@@ -67,6 +70,12 @@ struct mer_clip_state {
 void mer_clip_model_free(mer_clip_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
+    if (m->layers)
+        for (int32_t l = 0; l < m->info.n_layers; l++) {
+            clip_layer *L = &m->layers[l];
+            mer_packed *p[6] = {L->q8, L->k8, L->v8, L->o8, L->fc1_8, L->fc2_8};
+            for (int k = 0; k < 6; k++) mer_packed_free(p[k]);
+        }
     mer__free(m->layers);
     mer__free(m->bf16);
     pthread_mutex_destroy(&m->bf16_mu);
@@ -404,6 +413,44 @@ static mer_status make_bf16(mer_clip_model *m) {
     return MER_OK;
 }
 
+/* int8 W8A8 packed weights of every layer's linear products (docs/gemm.md); the patch
+ * embedding, attention and the projection stay fp32. Called with bf16_mu held. */
+static mer_status make_int8(mer_clip_model *m) {
+    const mer_clip_info *c = &m->info;
+    const int64_t D = c->hidden_size, I = c->intermediate_size;
+    mer_status s = MER_OK;
+    for (int32_t l = 0; !s && l < c->n_layers; l++) {
+        clip_layer *L = &m->layers[l];
+        const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        mer_packed **dst[6] = {&L->q8, &L->k8, &L->v8, &L->o8, &L->fc1_8, &L->fc2_8};
+        const int64_t n[6] = {D, D, D, D, I, D}, k[6] = {D, D, D, D, D, I};
+        for (int j = 0; !s && j < 6; j++)
+            s = mer_packed_init(dst[j], src[j], MER_DTYPE_F32, NULL, n[j], k[j], MER_PACK_INT8);
+    }
+    if (s) {
+        mer__err_prefix("%s: int8 weights", m->dir);
+        for (int32_t l = 0; l < c->n_layers; l++) {
+            clip_layer *L = &m->layers[l];
+            mer_packed **p[6] = {&L->q8, &L->k8, &L->v8, &L->o8, &L->fc1_8, &L->fc2_8};
+            for (int k = 0; k < 6; k++) {
+                mer_packed_free(*p[k]);
+                *p[k] = NULL;
+            }
+        }
+        return s;
+    }
+    m->int8_ready = 1;
+    return MER_OK;
+}
+
+static mer_status ensure_int8(const mer_clip_model *cm) {
+    mer_clip_model *m = (mer_clip_model *)cm; /* a guarded lazy cache, as the bf16 one */
+    pthread_mutex_lock(&m->bf16_mu);
+    mer_status s = m->int8_ready ? MER_OK : make_int8(m);
+    pthread_mutex_unlock(&m->bf16_mu);
+    return s;
+}
+
 /* Make the bfloat16 weights once; the model may be shared between threads. */
 static mer_status ensure_bf16(const mer_clip_model *cm) {
     mer_clip_model *m = (mer_clip_model *)cm; /* the bf16 fields are a guarded lazy cache */
@@ -513,8 +560,12 @@ mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m) {
 
 mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_set_precision: NULL state");
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16)
-        return mer__err(MER_ERR_INVALID_ARG, "visual encoder: unknown precision %d (expected F32 or BF16)", (int)p);
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "visual encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
+    if (p == MER_PRECISION_INT8) {
+        mer_status st = ensure_int8(s->m);
+        if (st) return st;
+    }
     if (p == MER_PRECISION_BF16) {
         mer_status st = ensure_bf16(s->m);
         if (st) return st;
@@ -624,7 +675,12 @@ static void unfold_patches(float *patches, const float *img, int32_t C, int32_t 
  * W16 is given (a MER_PRECISION_BF16 state), else fp32. A failing bf16 call (no memory for its
  * scratch) falls back to the fp32 product, which is always correct. */
 static void gemm_w(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *W,
-                   const uint16_t *W16, int accumulate, float *C, int64_t ldc) {
+                   const uint16_t *W16, const mer_packed *W8, int accumulate, float *C,
+                   int64_t ldc) {
+    if (W8) { /* int8 W8A8 (a MER_PRECISION_INT8 state); fails only on no memory */
+        if (mer_packed_linear(C, ldc, A, lda, M, W8, accumulate, MER_EPI_NONE) == MER_OK) return;
+        mer_clear_error();
+    }
     if (W16) {
         if (mer_sgemm_bf16(1, M, N, K, A, lda, W16, K, accumulate, C, ldc) == MER_OK) return;
         mer_clear_error();
@@ -671,8 +727,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const float eps = c->layer_norm_eps;
     float *x = s->x, *h = s->h, *qkv = s->qkv, *ao = s->ao, *mlp = s->mlp;
     /* the bf16 copies are read only by a BF16 state, which made sure they exist */
-    const int bf16 = s->precision == MER_PRECISION_BF16;
+    const int bf16 = s->precision == MER_PRECISION_BF16, int8 = s->precision == MER_PRECISION_INT8;
 #define W16(f) (bf16 ? ly->f : NULL)
+#define W8(f) (int8 ? ly->f : NULL)
 
     /* embeddings: class token, patch GEMM, position embedding, pre-LN */
     for (int32_t b = 0; b < n; b++) {
@@ -698,20 +755,20 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     for (int64_t l = 0; l < full_layers; l++) {
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        gemm_w(R, D, D, h, D, ly->q_w, W16(q16), 0, qkv, 3 * D);
-        gemm_w(R, D, D, h, D, ly->k_w, W16(k16), 0, qkv + D, 3 * D);
-        gemm_w(R, D, D, h, D, ly->v_w, W16(v16), 0, qkv + 2 * D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->q_w, W16(q16), W8(q8), 0, qkv, 3 * D);
+        gemm_w(R, D, D, h, D, ly->k_w, W16(k16), W8(k8), 0, qkv + D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->v_w, W16(v16), W8(v8), 0, qkv + 2 * D, 3 * D);
         bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
         mer__parallel_for(R, 8, bias_rows, &bj);
         attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
         mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
         /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
-        gemm_w(R, D, D, ao, D, ly->o_w, W16(o16), 1, x, D);
+        gemm_w(R, D, D, ao, D, ly->o_w, W16(o16), W8(o8), 1, x, D);
         add_bias(x, ly->o_b, R, D, 0);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        gemm_w(R, I, D, h, D, ly->fc1_w, W16(fc1_16), 0, mlp, I);
+        gemm_w(R, I, D, h, D, ly->fc1_w, W16(fc1_16), W8(fc1_8), 0, mlp, I);
         add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
-        gemm_w(R, D, I, mlp, I, ly->fc2_w, W16(fc2_16), 1, x, D);
+        gemm_w(R, D, I, mlp, I, ly->fc2_w, W16(fc2_16), W8(fc2_8), 1, x, D);
         add_bias(x, ly->fc2_b, R, D, 0);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
@@ -724,9 +781,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const clip_layer *ly = &m->layers[L - 1];
     float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
     mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-    gemm_w(n, D, D, h, T * D, ly->q_w, W16(q16), 0, qkv, T * 3 * D); /* rows b * T */
-    gemm_w(R, D, D, h, D, ly->k_w, W16(k16), 0, qkv + D, 3 * D);
-    gemm_w(R, D, D, h, D, ly->v_w, W16(v16), 0, qkv + 2 * D, 3 * D);
+    gemm_w(n, D, D, h, T * D, ly->q_w, W16(q16), W8(q8), 0, qkv, T * 3 * D); /* rows b * T */
+    gemm_w(R, D, D, h, D, ly->k_w, W16(k16), W8(k8), 0, qkv + D, 3 * D);
+    gemm_w(R, D, D, h, D, ly->v_w, W16(v16), W8(v8), 0, qkv + 2 * D, 3 * D);
     bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
     mer__parallel_for(R, 8, bias_rows, &bj);
     attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
@@ -735,12 +792,12 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
-    gemm_w(n, D, D, aoc, D, ly->o_w, W16(o16), 1, xc, D);
+    gemm_w(n, D, D, aoc, D, ly->o_w, W16(o16), W8(o8), 1, xc, D);
     add_bias(xc, ly->o_b, n, D, 0);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    gemm_w(n, I, D, hc, D, ly->fc1_w, W16(fc1_16), 0, mlp, I);
+    gemm_w(n, I, D, hc, D, ly->fc1_w, W16(fc1_16), W8(fc1_8), 0, mlp, I);
     add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
-    gemm_w(n, D, I, mlp, I, ly->fc2_w, W16(fc2_16), 1, xc, D);
+    gemm_w(n, D, I, mlp, I, ly->fc2_w, W16(fc2_16), W8(fc2_8), 1, xc, D);
     add_bias(xc, ly->fc2_b, n, D, 0);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
@@ -750,6 +807,7 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
         mer_sgemm(0, 1, n, c->projection_dim, D, 1.0f, pooled, D, m->proj, D, 0.0f, out,
                   c->projection_dim);
 #undef W16
+#undef W8
 }
 
 static mer_status check_what(const mer_clip_model *m, mer_clip_output what) {

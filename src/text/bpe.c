@@ -698,6 +698,12 @@ mer_status mer__hfjson_parse(mer_tokenizer *t, const char *json, size_t size, co
         if (!st && get_bool(e, "special", 0)) st = mer__tok_add_special(t, s, id);
     }
     if (!st) st = parse_post(t, cJSON_GetObjectItemCaseSensitive(root, "post_processor"), NULL, name, 0);
+    for (int32_t i = 0; !st && i < t->n_pre + t->n_post; i++) {
+        int32_t id = i < t->n_pre ? t->pre[i] : t->post[i - t->n_pre];
+        if (id >= t->vocab_size)
+            st = mer__err(MER_ERR_FORMAT, "%s: post_processor token id %d is outside the "
+                          "vocabulary (%lld)", name, id, (long long)t->vocab_size);
+    }
 done:
     cJSON_Delete(root);
     return st;

@@ -135,6 +135,9 @@ static mer_status parse_piece(pb b, raw_piece *rp, const char *name) {
     return r < 0 ? PB_BAD("a piece") : MER_OK;
 }
 
+static mer_status spm_encode(const mer_tokenizer *t, const uint32_t *cps, size_t ncp,
+                             const char *text, size_t len, mer__i32buf *out);
+
 static int32_t as_int32(uint64_t v) { return (int32_t)(uint32_t)v; }
 
 mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, const char *name) {
@@ -202,6 +205,9 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
         return mer__err(MER_ERR_FORMAT, "%s: unknown SentencePiece model_type %d", name,
                         m->model_type);
     t->kind = m->model_type == MT_BPE ? "sentencepiece-bpe" : "sentencepiece-unigram";
+    t->encode = spm_encode;
+    t->add_bos = 1;   /* LlamaTokenizer's defaults: add_bos_token true, add_eos_token false */
+    t->add_eos = 0;
 
     /* Pass 2: the pieces. */
     t->vocab_size = n;
@@ -726,9 +732,6 @@ mer_status mer__spm_load(mer_tokenizer *t, const char *file, const char *dir) {
     st = mer__spm_parse(t, (const uint8_t *)data, size, file);
     free(data);
     if (st) return st;
-    t->encode = spm_encode;
-    t->add_bos = 1;   /* LlamaTokenizer's defaults: add_bos_token true, add_eos_token false */
-    t->add_eos = 0;
     char p[4096];
     cJSON *cfg = NULL;
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);

@@ -7,6 +7,9 @@
  */
 #include "train/train.h"
 
+#include <ctype.h>
+#include <strings.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +34,10 @@ struct mer_dataset {
     float *feat[MER_MAX_MODALITIES];
     int64_t rows[MER_MAX_MODALITIES], rows_cap[MER_MAX_MODALITIES];
     int64_t *off[MER_MAX_MODALITIES]; /* (cap + 1) row offsets */
+    char *source;                     /* the labels CSV it was loaded from (absolute), or NULL */
 };
+
+const char *mer__dataset_source(const mer_dataset *ds) { return ds->source; }
 
 mer_dataset_params mer_dataset_default_params(void) {
     mer_dataset_params p;
@@ -139,6 +145,7 @@ void mer_dataset_free(mer_dataset *ds) {
     }
     free(ds->names);
     free(ds->groups);
+    free(ds->source);
     free(ds->labels);
     free(ds->train_only);
     free(ds->fold_mask);
@@ -304,6 +311,16 @@ mer_status mer_dataset_add_from(mer_dataset *ds, const mer_dataset *src, int64_t
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
+/* Labels equal after trimming blanks and ignoring ASCII case. */
+static int same_label(const char *a, const char *b) {
+    while (isspace((unsigned char)*a)) a++;
+    while (isspace((unsigned char)*b)) b++;
+    size_t na = strlen(a), nb = strlen(b);
+    while (na && isspace((unsigned char)a[na - 1])) na--;
+    while (nb && isspace((unsigned char)b[nb - 1])) nb--;
+    return na == nb && strncasecmp(a, b, na) == 0;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -421,6 +438,29 @@ mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p) {
             if (s == MER_OK && nc < 2)
                 s = mer__err(MER_ERR_FORMAT, "%s: %d distinct label%s (need at least 2 classes)",
                              p->labels_csv, nc, nc == 1 ? "" : "s");
+            /* " sad" or "NEUTRAL" beside "sad" and "neutral" would become classes of their own */
+            for (int32_t a = 0; s == MER_OK && a < nc; a++)
+                for (int32_t b = 0; b < nc; b++) {
+                    int blank = isspace((unsigned char)cls[a][0]) ||
+                                (cls[a][0] && isspace((unsigned char)cls[a][strlen(cls[a]) - 1]));
+                    if (a == b ? !blank : !same_label(cls[a], cls[b])) continue;
+                    if (a != b && a > b) continue;
+                    int64_t ka = 0, kb = 0;
+                    for (int64_t r = 0; r < rows; r++) {
+                        const char *l = mer_csv_cell(csv, r, cl);
+                        ka += !strcmp(l, cls[a]);
+                        kb += !strcmp(l, cls[b]);
+                    }
+                    if (a == b)
+                        MER_LOG_W("%s: label '%s' (%lld clip%s) has spaces around it, so it is a class of "
+                                  "its own; fix the file or give --classes", p->labels_csv, cls[a],
+                                  (long long)ka, ka == 1 ? "" : "s");
+                    else
+                        MER_LOG_W("%s: labels '%s' (%lld clip%s) and '%s' (%lld clip%s) differ only in "
+                                  "case or spaces, so they are two classes; fix the file or give "
+                                  "--classes", p->labels_csv, cls[a], (long long)ka, ka == 1 ? "" : "s",
+                                  cls[b], (long long)kb, kb == 1 ? "" : "s");
+                }
             if (s == MER_OK) s = mer_dataset_init(&ds, cls, nc, mods, p->n_modalities);
             free(all);
         }
@@ -473,6 +513,7 @@ mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p) {
     if (s == MER_OK && ds->n == 0)
         s = mer__err(MER_ERR_INVALID_ARG, "%s: no clips", p->labels_csv ? p->labels_csv : "list");
     if (s == MER_OK) s = load_features(ds, p);
+    if (s == MER_OK && p->labels_csv) ds->source = realpath(p->labels_csv, NULL);
     if (s != MER_OK) {
         mer_dataset_free(ds);
         return s;
@@ -484,12 +525,23 @@ mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p) {
 /* ---- LIST files --------------------------------------------------------------------------- */
 
 mer_status mer_read_name_list(const char *path, char ***names, int64_t *n) {
-    mer_status s = mer_read_lines(path, names, n);
+    int64_t *line = NULL;
+    mer_status s = mer__read_lines_n(path, names, &line, n);
     if (s != MER_OK) return s;
     /* a "name" header line, as in a labels CSV's first column */
-    if (*n > 0 && !strcmp((*names)[0], "name")) {
+    int64_t skip = *n > 0 && !strcmp((*names)[0], "name");
+    if (skip) {
         memmove(*names, *names + 1, (size_t)(*n - 1) * sizeof **names);
         (*n)--;
+    }
+    /* clip names become file names (features, crops, runs): checked here, naming the line */
+    for (int64_t i = 0; s == MER_OK && i < *n; i++) s = mer_name_check((*names)[i], path, line[i + skip]);
+    free(line);
+    if (s != MER_OK) {
+        free(*names);
+        *names = NULL;
+        *n = 0;
+        return s;
     }
     if (*n == 0) {
         free(*names);

@@ -52,10 +52,24 @@ void mer__model_free(mer__model *m) {
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
+/* The checksum of a checkpoint: the digest of its tensors' float32 bytes in parameter order,
+ * recorded as metadata "checksum" and verified at load, so a flipped bit in a weight file is an
+ * error rather than silently other predictions. */
+static void checksum_hex(char out[17], const mer__model *m, const float *params) {
+    mer__digest d;
+    mer__digest_init(&d);
+    for (int32_t i = 0; i < m->nn.n_info; i++)
+        mer__digest_add(&d, params + m->nn.info[i].offset, (size_t)m->nn.info[i].numel * sizeof(float));
+    snprintf(out, 17, "%016llx", (unsigned long long)mer__digest_final(&d));
+}
+
 mer_status mer__model_save(const mer__model *m, const float *params, const char *path,
                            const char *meta_key, const char *meta_json) {
     mer_safetensors_writer *w = NULL;
     mer_status s = mer_safetensors_writer_init(&w);
+    char sum[17];
+    checksum_hex(sum, m, params);
+    if (s == MER_OK) s = mer_safetensors_writer_set_metadata(w, "checksum", sum);
     for (int32_t i = 0; s == MER_OK && i < m->nn.n_info; i++) {
         const mer__param_info *p = &m->nn.info[i];
         s = mer_safetensors_writer_add(w, p->name, MER_DTYPE_F32, p->ndim, p->shape,
@@ -77,6 +91,16 @@ mer_status mer__model_load(mer__model *m, const char *path) {
         const float *src = NULL;
         s = mer_safetensors_get_f32(st, p->name, p->ndim, p->shape, &src);
         if (s == MER_OK) memcpy(m->nn.params + p->offset, src, (size_t)p->numel * sizeof(float));
+    }
+    const char *want = s == MER_OK ? mer_safetensors_metadata(st, "checksum") : NULL;
+    if (s == MER_OK && want) {
+        char got[17];
+        checksum_hex(got, m, m->nn.params);
+        if (strcmp(got, want) != 0)
+            s = mer__err(MER_ERR_FORMAT, "%s: checksum mismatch (recorded %s, the weights give %s): "
+                         "the file was changed or corrupted after training", path, want, got);
+    } else if (s == MER_OK) {
+        MER_LOG_W("%s: no checksum (written before mer recorded one): not verified", path);
     }
     for (int64_t i = 0; s == MER_OK && i < m->nn.n_params; i++)
         if (!isfinite(m->nn.params[i]))

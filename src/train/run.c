@@ -16,6 +16,7 @@ struct mer_run {
     int32_t folds;
     mer__model **models;
     char *recipe;
+    char *labels; /* inputs.json: the labels CSV the run was trained on, or NULL */
 };
 
 int32_t mer_run_n_classes(const mer_run *r) { return r->cfg.n_classes; }
@@ -24,12 +25,14 @@ int32_t mer_run_n_modalities(const mer_run *r) { return r->cfg.n_mod; }
 const char *mer_run_modality(const mer_run *r, int32_t m) { return r->cfg.modality[m]; }
 int64_t mer_run_dim(const mer_run *r, int32_t m) { return r->cfg.dim[m]; }
 const char *mer_run_recipe(const mer_run *r) { return r->recipe; }
+const char *mer_run_labels(const mer_run *r) { return r->labels; }
 
 void mer_run_free(mer_run *r) {
     if (!r) return;
     for (int32_t f = 0; f < r->folds && r->models; f++) mer__model_free(r->models[f]);
     free(r->models);
     free(r->recipe);
+    free(r->labels);
     free(r);
 }
 
@@ -136,6 +139,17 @@ mer_status mer_run_open(mer_run **out, const char *rundir) {
     if (s == MER_OK && mer__file_exists(path)) {
         size_t n = 0;
         s = mer__read_file(path, &r->recipe, &n);
+    }
+    snprintf(path, sizeof path, "%s/inputs.json", rundir);
+    if (s == MER_OK && mer__file_exists(path)) {
+        mer_json *j = NULL;
+        const char *lab = NULL;
+        s = mer_json_load(&j, path);
+        if (s == MER_OK && mer_json_get_string(j, "labels", &lab) == MER_OK && lab &&
+            !(r->labels = strdup(lab)))
+            s = mer__err(MER_ERR_NOMEM, "out of memory");
+        if (s == MER_OK) mer_clear_error(); /* a run without the key is fine */
+        mer_json_free(j);
     }
     if (s != MER_OK) {
         mer_run_free(r);

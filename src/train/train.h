@@ -121,6 +121,8 @@ mer_status mer__run_predict_fold(mer_run *r, int32_t fold, const mer_dataset *ds
 /* A new data set holding modalities map[0..n_map) of ds (in that order), clips copied. */
 mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const int32_t *map,
                                int32_t n_map);
+/* The labels CSV the data set was loaded from (absolute path), or NULL. */
+const char *mer__dataset_source(const mer_dataset *ds);
 /* Features of clip i for modality m: rows (T for sequences, 1 for vectors) of dim D. */
 const float *mer__dataset_feat(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows);
 

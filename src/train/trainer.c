@@ -131,8 +131,33 @@ static void model_config(mer__model_config *c, const mer_train_params *p, const 
     snprintf(c->encoder, sizeof c->encoder, "%s", p->encoder ? p->encoder : "");
 }
 
-/* The config text is a pure function of the parameters and the data set's shape, so a resume
- * checks compatibility by comparing it byte for byte with the stored one. */
+/* Digest of everything training reads from the data set: names, labels, groups, fold masks and
+ * every feature value. Recorded in config.json, so --resume refuses data that changed (same
+ * shapes, other values) instead of mixing old and new. */
+static uint64_t data_digest(const mer_dataset *ds) {
+    mer__digest d;
+    mer__digest_init(&d);
+    for (int64_t i = 0; i < mer_dataset_count(ds); i++) {
+        const char *nm = mer_dataset_name(ds, i), *g = mer_dataset_group(ds, i);
+        int32_t y = mer_dataset_label(ds, i);
+        uint64_t mask = mer__dataset_fold_mask(ds, i);
+        mer__digest_add(&d, nm, strlen(nm) + 1);
+        mer__digest_add(&d, g ? g : "", g ? strlen(g) + 1 : 1);
+        mer__digest_add(&d, &y, sizeof y);
+        mer__digest_add(&d, &mask, sizeof mask);
+        for (int32_t m = 0; m < mer_dataset_n_modalities(ds); m++) {
+            int64_t rows = 0;
+            const float *x = mer__dataset_feat(ds, i, m, &rows);
+            mer__digest_add(&d, &rows, sizeof rows);
+            if (x) mer__digest_add(&d, x, (size_t)(rows * mer_dataset_dim(ds, m)) * sizeof(float));
+        }
+    }
+    return mer__digest_final(&d);
+}
+
+/* The config text is a pure function of the parameters and the data set (its shape and the
+ * digest of its values), so a resume checks compatibility by comparing it byte for byte with
+ * the stored one. */
 static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset *ds) {
     mer__sb_printf(b, "{\n  \"format\": \"mer-run\",\n  \"version\": 1,\n  \"model\": ");
     mer__sb_json_str(b, p->model);
@@ -173,7 +198,7 @@ static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset
         mer__sb_printf(b, ", \"dim\": %lld, \"sequence\": %s}", (long long)mer_dataset_dim(ds, m),
                        mer_dataset_is_sequence(ds, m) ? "true" : "false");
     }
-    mer__sb_printf(b, "],\n");
+    mer__sb_printf(b, "],\n  \"data_digest\": \"%016" PRIx64 "\",\n", data_digest(ds));
     if (p->encoder) { /* written only when set: older runs stay resumable */
         mer__sb_printf(b, "  \"encoder\": ");
         mer__sb_json_str(b, p->encoder);
@@ -192,7 +217,14 @@ static mer_status prepare_dir(const ctx *c) {
         char *old = NULL;
         size_t n = 0;
         s = mer__read_file(path, &old, &n);
-        if (s == MER_OK && (b.oom || n != b.len || memcmp(old, b.p, n)))
+        const char *dk = "\"data_digest\": \"";
+        const char *od = s == MER_OK ? strstr(old, dk) : NULL, *nd = b.p ? strstr(b.p, dk) : NULL;
+        if (s == MER_OK && od && nd && strncmp(od, nd, strlen(dk) + 16) != 0)
+            s = mer__err(MER_ERR_INVALID_ARG,
+                         "%s: the features or labels changed since the run started (data digest "
+                         "%.16s, now %.16s): resuming would mix old and new data; start a new run "
+                         "in another directory", path, od + strlen(dk), nd + strlen(dk));
+        else if (s == MER_OK && (b.oom || n != b.len || memcmp(old, b.p, n)))
             s = mer__err(MER_ERR_INVALID_ARG,
                          "%s: the run was started with other parameters, data or thread count; "
                          "resume needs the same ones", path);
@@ -211,6 +243,17 @@ static mer_status prepare_dir(const ctx *c) {
         if (s == MER_OK && c->p->recipe_json) {
             snprintf(path, sizeof path, "%s/recipe.json", c->dir);
             s = mer__write_file_atomic(path, c->p->recipe_json, strlen(c->p->recipe_json));
+        }
+        /* where the labels came from, so `predict --out` can refuse to overwrite them */
+        const char *src = mer__dataset_source(c->ds);
+        if (s == MER_OK && src) {
+            mer__sb in = {0};
+            mer__sb_printf(&in, "{\"labels\": ");
+            mer__sb_json_str(&in, src);
+            mer__sb_printf(&in, "}\n");
+            snprintf(path, sizeof path, "%s/inputs.json", c->dir);
+            s = mer__sb_save(&in, path);
+            mer__sb_free(&in);
         }
         snprintf(path, sizeof path, "%s/config.json", c->dir);
         if (s == MER_OK) s = mer__sb_save(&b, path);
@@ -392,6 +435,10 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
     if (s == MER_OK && p->resume && mer__file_exists(state_path)) {
         s = load_state(state_path, m, &opt, best, &h, &rng, E);
         if (s == MER_OK) MER_LOG_I("fold %d: resuming after epoch %d", f, h.epoch);
+        /* a state cut short (killed mid-write by an older mer, or a full disk) cannot resume */
+        else if (s != MER_ERR_NOMEM)
+            s = mer__err(s, "%s; delete %s to restart fold %d from its first epoch", mer_last_error(),
+                         state_path, f);
     }
 #pragma omp atomic
     c->done += h.epoch;

@@ -1,0 +1,427 @@
+/*
+ * test_safety.c -- hostile and careless input through the CLI (issue #16, docs/safety.md):
+ * names that try to be paths, directories mer did not make, outputs that are inputs, wrong
+ * answers without a warning, stale inputs, and the messages of bad input. Each class has
+ * several cases; fs_* in test_fs.c tests the helpers themselves.
+ */
+#include "test.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char out[1 << 16];
+
+#define CLIP "data/emodb/flac/03a01Fa.flac"
+#define FACE "tests/fixtures/faces/astronaut_crop.png"
+
+static int exists(const char *p) {
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+static int write_str(const char *path, const char *s) { return mer_test_write(path, s, strlen(s)); }
+
+/* A small synthetic data set: DIR/s/labels.csv, DIR/s/audio/<name>.npy (30 clips, 2 classes). */
+static int make_synth(const char *dir) {
+    return mer_test_run(out, sizeof out, "%s synth --out %s/s --n 30 --classes a,b --modality audio=3:2",
+                        mer_test_bin(), dir);
+}
+
+static int train(const char *dir, const char *labels, const char *run, const char *extra) {
+    return mer_test_run(out, sizeof out,
+                        "%s train --labels %s --feature audio=%s/s/audio --model attention --folds 2 "
+                        "--epochs 2 --out %s %s",
+                        mer_test_bin(), labels, dir, run, extra ? extra : "");
+}
+
+/* Every path under root (except under skip), sorted, with size and mtime: a snapshot. */
+static char *snapshot(const char *root, const char *skip) {
+    static char buf[1 << 17];
+    int rc = mer_test_run(buf, sizeof buf, "find '%s' -path '%s' -prune -o -printf '%%p %%s %%T@\\n' | sort",
+                          root, skip);
+    return rc == 0 ? strdup(buf) : NULL;
+}
+
+/* ---- 1. names are not paths -------------------------------------------------------------- */
+
+MER_TEST(safety_train_refuses_path_names) {
+    const char *d = mer_test_tmpdir("safety_names_train");
+    char dir[512], lab[600], run[600], victim[600];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(victim, sizeof victim, "%s/victim.npy", dir);
+    /* a feature file outside the feature directory that a "../" name would reach */
+    char cp[1400];
+    snprintf(cp, sizeof cp, "cp %s/s/audio/l000000.npy %s", dir, victim);
+    REQUIRE(system(cp) == 0);
+    const char *bad[] = {"../../victim", "sub/x", "..", "a\\\\b", "\"tab\there\""};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        snprintf(lab, sizeof lab, "%s/bad%zu.csv", dir, k);
+        char text[512];
+        snprintf(text, sizeof text, "name,emotion\nl000000,a\nl000001,b\n%s,a\nl000003,b\n", bad[k]);
+        REQUIRE(write_str(lab, text) == 0);
+        snprintf(run, sizeof run, "%s/run%zu", dir, k);
+        int rc = train(dir, lab, run, NULL);
+        CHECK(rc == 1);
+        CHECK(strstr(out, lab) && strstr(out, "row 4: name '"));
+        CHECK(!exists(run));
+    }
+    /* a clip list (predict --list, --unlabeled) names the file and the line */
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    REQUIRE(train(dir, lab, run, NULL) == 0);
+    char list[600], pred[600];
+    snprintf(list, sizeof list, "%s/list.txt", dir);
+    snprintf(pred, sizeof pred, "%s/pred.csv", dir);
+    REQUIRE(write_str(list, "name\nl000000\n\n../victim\n") == 0);
+    int rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/s/audio --list %s --out %s",
+                          mer_test_bin(), run, dir, list, pred);
+    CHECK(rc == 1 && strstr(out, "list.txt: row 4: name '../victim' contains"));
+    CHECK(!exists(pred));
+    char run2[600];
+    snprintf(run2, sizeof run2, "%s/run2", dir);
+    rc = train(dir, lab, run2, "--pseudo-rounds 1 --unlabeled ");
+    CHECK(rc != 0);
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "--pseudo-rounds 1 --unlabeled %s", list);
+    rc = train(dir, lab, run2, cmd);
+    CHECK(rc == 1 && strstr(out, "list.txt: row 4: name '../victim'"));
+}
+
+MER_TEST(safety_extract_and_faces_refuse_path_names) {
+    const char *d = mer_test_tmpdir("safety_names_extract");
+    char dir[512], o[600], list[600];
+    snprintf(dir, sizeof dir, "%s", d);
+    /* inputs whose file names are not usable as output names */
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "cp " CLIP " '%s/ok.flac' && cp " CLIP " \"%s/$(printf 'c\\001x').flac\"", dir, dir);
+    REQUIRE(system(cmd) == 0);
+    snprintf(o, sizeof o, "%s/feats", dir);
+    snprintf(list, sizeof list, "%s/list.txt", dir);
+    char text[1200];
+    snprintf(text, sizeof text, "%s/ok.flac\n%s/c\001x.flac\n", dir, dir);
+    REQUIRE(write_str(list, text) == 0);
+    int rc = mer_test_run(out, sizeof out, "%s extract acoustic --list %s --out %s", mer_test_bin(), list, o);
+    CHECK(rc == 1 && strstr(out, "list.txt: row 2: name 'c\\x01x' contains a control character"));
+    snprintf(text, sizeof text, "%s/feats/ok.npy", dir);
+    CHECK(exists(text));
+    /* faces --crops: the crop names come from the input's name */
+    char img[600];
+    snprintf(img, sizeof img, "%s/x\033[2J.png", dir);
+    snprintf(cmd, sizeof cmd, "cp " FACE " '%s'", img);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, "%s faces '%s' --crops %s/crops", mer_test_bin(), img, dir);
+    CHECK(rc == 1 && strstr(out, "contains a control character") && !strchr(out, '\033'));
+    snprintf(text, sizeof text, "%s/crops", dir);
+    CHECK(!exists(text));
+}
+
+/* ---- 2. only directories mer made are removed -------------------------------------------- */
+
+MER_TEST(safety_demo_removes_only_what_it_made) {
+    const char *d = mer_test_tmpdir("safety_demo");
+    char dir[512], cmd[4096], mdir[600], keep[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    /* 3 speakers x 4 clips of the bundled EmoDB, two emotions each */
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/data/flac && (echo name,emotion,speaker; awk -F, 'NR>1 && ($2==\"happiness\"||$2==\"neutral\") && c[$3]++<4 {print $1\",\"$2\",\"$3}' data/emodb/labels.csv | head -12) > %s/data/labels.csv && "
+             "for n in $(tail -n +2 %s/data/labels.csv | cut -d, -f1); do cp data/emodb/flac/$n.flac %s/data/flac/; done",
+             dir, dir, dir, dir);
+    REQUIRE(system(cmd) == 0);
+    const char *demo = "%s demo --data %s/data --out %s/out --seeds 1 --epochs 3 --no-single-clip --threads 1";
+    int rc = mer_test_run(out, sizeof out, demo, mer_test_bin(), dir, dir);
+    REQUIRE(rc == 0);
+    snprintf(mdir, sizeof mdir, "%s/out/model", dir);
+    snprintf(keep, sizeof keep, "%s/.mer-made", mdir);
+    CHECK(exists(keep));
+    /* a rerun replaces the model mer made */
+    rc = mer_test_run(out, sizeof out, demo, mer_test_bin(), dir, dir);
+    CHECK(rc == 0);
+    /* a user's file in it: refused, nothing removed */
+    snprintf(keep, sizeof keep, "%s/notes.txt", mdir);
+    REQUIRE(write_str(keep, "mine") == 0);
+    rc = mer_test_run(out, sizeof out, demo, mer_test_bin(), dir, dir);
+    CHECK(rc == 1 && strstr(out, "notes.txt, which mer did not make"));
+    CHECK(exists(keep));
+    snprintf(cmd, sizeof cmd, "%s/config.json", mdir);
+    CHECK(exists(cmd));
+    /* a model directory mer did not make (no marker), even one holding a run */
+    snprintf(cmd, sizeof cmd, "rm %s/.mer-made %s", mdir, keep);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, demo, mer_test_bin(), dir, dir);
+    CHECK(rc == 1 && strstr(out, "mer did not make this directory"));
+    snprintf(cmd, sizeof cmd, "%s/config.json", mdir);
+    CHECK(exists(cmd));
+    /* a speaker name that is a path: nothing outside --out is touched */
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/victim-seed0 && echo keep > %s/victim-seed0/config.json && "
+             "sed -i 's/,03$/,..\\/..\\/..\\/victim/' %s/data/labels.csv",
+             dir, dir, dir);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out2 --seeds 1 --epochs 3", mer_test_bin(), dir, dir);
+    CHECK(rc == 1 && strstr(out, "labels.csv: row 2: name '../../../victim' contains"));
+    snprintf(cmd, sizeof cmd, "%s/victim-seed0/config.json", dir);
+    CHECK(exists(cmd));
+}
+
+/* ---- 3. an output is never an input ------------------------------------------------------ */
+
+MER_TEST(safety_output_is_not_an_input) {
+    const char *d = mer_test_tmpdir("safety_out_in");
+    char dir[512], cmd[3000], lab[600], run[600];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    REQUIRE(train(dir, lab, run, NULL) == 0);
+    char before[8192];
+    REQUIRE(mer_test_run(before, sizeof before, "md5sum %s", lab) == 0);
+    /* predict --out the training labels, the list, the run's config */
+    int rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/s/audio --out %s",
+                          mer_test_bin(), run, dir, lab);
+    CHECK(rc == 1 && strstr(out, "the output is the input") && strstr(out, "labels.csv"));
+    char list[600];
+    snprintf(list, sizeof list, "%s/list.txt", dir);
+    REQUIRE(write_str(list, "l000000\nl000001\n") == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/s/audio --list %s --out %s",
+                      mer_test_bin(), run, dir, list, list);
+    CHECK(rc == 1 && strstr(out, "refusing to overwrite an input"));
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/s/audio --out %s/config.json",
+                      mer_test_bin(), run, dir, run);
+    CHECK(rc == 1 && strstr(out, "the output is the input"));
+    /* a feature file as --out (through a hard link: same inode, other name) */
+    snprintf(cmd, sizeof cmd, "ln %s/s/audio/l000001.npy %s/link.csv", dir, dir);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/s/audio --out %s/link.csv",
+                      mer_test_bin(), run, dir, dir);
+    CHECK(rc == 1 && strstr(out, "l000001.npy"));
+    /* vote --out the list */
+    rc = mer_test_run(out, sizeof out, "%s vote %s --feature audio=%s/s/audio --list %s --out %s",
+                      mer_test_bin(), run, dir, list, list);
+    CHECK(rc == 1 && strstr(out, "refusing to overwrite an input"));
+    char after[8192];
+    REQUIRE(mer_test_run(after, sizeof after, "md5sum %s", lab) == 0);
+    CHECK(!strcmp(before, after));
+    /* extract: --overwrite --out the input itself, and through a symlink */
+    snprintf(cmd, sizeof cmd, "cp " CLIP " %s/a.wav && ln -s a.wav %s/b.wav", dir, dir);
+    REQUIRE(system(cmd) == 0);
+    REQUIRE(mer_test_run(before, sizeof before, "md5sum %s/a.wav", dir) == 0);
+    rc = mer_test_run(out, sizeof out, "%s extract acoustic --overwrite --out %s/a.wav %s/a.wav", mer_test_bin(), dir, dir);
+    CHECK(rc == 1 && strstr(out, "the output is the input"));
+    rc = mer_test_run(out, sizeof out, "%s extract acoustic --overwrite --out %s/b.wav %s/a.wav", mer_test_bin(), dir, dir);
+    CHECK(rc == 1 && strstr(out, "the output is the input"));
+    REQUIRE(mer_test_run(after, sizeof after, "md5sum %s/a.wav", dir) == 0);
+    CHECK(!strcmp(before, after));
+}
+
+/* ---- 5. wrong answers -------------------------------------------------------------------- */
+
+MER_TEST(safety_eval_and_predict_refuse_duplicates) {
+    const char *d = mer_test_tmpdir("safety_dups");
+    char dir[512], lab[600], pred[600], cmd[2000];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(lab, sizeof lab, "%s/labels.csv", dir);
+    snprintf(pred, sizeof pred, "%s/pred.csv", dir);
+    REQUIRE(write_str(lab, "name,emotion\na,x\nb,y\nc,x\n") == 0);
+    REQUIRE(write_str(pred, "name,pred\na,x\nb,x\na,x\n") == 0);
+    int rc = mer_test_run(out, sizeof out, "%s eval --labels %s --pred %s", mer_test_bin(), lab, pred);
+    CHECK(rc == 1 && strstr(out, "pred.csv: clip 'a' is predicted twice (rows 2 and 4)"));
+    REQUIRE(write_str(pred, "name,pred\na,x\nb,x\n") == 0);
+    REQUIRE(write_str(lab, "name,emotion\na,x\nb,y\nb,x\n") == 0);
+    rc = mer_test_run(out, sizeof out, "%s eval --labels %s --pred %s", mer_test_bin(), lab, pred);
+    CHECK(rc == 1 && strstr(out, "labels.csv: clip 'b' appears twice (rows 3 and 4)"));
+    REQUIRE(write_str(lab, "name,emotion\na,x\nb,y\n") == 0);
+    rc = mer_test_run(out, sizeof out, "%s eval --labels %s --pred %s", mer_test_bin(), lab, pred);
+    CHECK(rc == 0);
+    /* predict --input: two files with one clip name */
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/a %s/b", dir, dir);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run models/emodb-acoustic --input %s/a/x.flac %s/b/x.flac --out %s/p.csv",
+                      mer_test_bin(), dir, dir, dir);
+    CHECK(rc == 1 && strstr(out, "have the same clip name 'x'"));
+    rc = mer_test_run(out, sizeof out, "%s predict --run models/emodb-acoustic --input %s/a/x.flac %s/b/x.wav --out %s/p.csv",
+                      mer_test_bin(), dir, dir, dir);
+    CHECK(rc == 1 && strstr(out, "have the same clip name 'x'"));
+    snprintf(cmd, sizeof cmd, "%s/p.csv", dir);
+    CHECK(!exists(cmd));
+}
+
+/* ---- 6. stale inputs --------------------------------------------------------------------- */
+
+MER_TEST(safety_resume_refuses_changed_features) {
+    const char *d = mer_test_tmpdir("safety_resume");
+    char dir[512], lab[600], run[600], cmd[2000];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    REQUIRE(train(dir, lab, run, NULL) == 0);
+    /* the same data resumes (a finished run is only re-read) */
+    CHECK(train(dir, lab, run, "--resume") == 0);
+    /* same shapes, other values: one feature file replaced by another clip's */
+    snprintf(cmd, sizeof cmd, "cp %s/s/audio/l000002.npy %s/s/audio/l000001.npy", dir, dir);
+    REQUIRE(system(cmd) == 0);
+    int rc = train(dir, lab, run, "--resume");
+    CHECK(rc == 1 && strstr(out, "the features or labels changed since the run started"));
+    /* a changed label */
+    REQUIRE(make_synth(dir) == 0);
+    CHECK(train(dir, lab, run, "--resume") == 0);
+    snprintf(cmd, sizeof cmd, "sed -i '2s/,a$/,X/;2s/,b$/,a/;2s/,X$/,b/' %s", lab);
+    REQUIRE(system(cmd) == 0);
+    rc = train(dir, lab, run, "--resume");
+    CHECK(rc == 1 && strstr(out, "data digest"));
+}
+
+MER_TEST(safety_checkpoint_checksum) {
+    const char *d = mer_test_tmpdir("safety_checksum");
+    char dir[512], lab[600], run[600], w[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    REQUIRE(train(dir, lab, run, NULL) == 0);
+    const char *pred = "%s predict --run %s --feature audio=%s/s/audio --out %s/p.csv";
+    REQUIRE(mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir) == 0);
+    /* flip one bit in the last weight of fold 1 (the data section ends the file) */
+    snprintf(w, sizeof w, "%s/fold-1.safetensors", run);
+    FILE *f = fopen(w, "r+b");
+    REQUIRE(f);
+    fseek(f, -2, SEEK_END);
+    int c = fgetc(f);
+    fseek(f, -2, SEEK_END);
+    fputc(c ^ 0x01, f);
+    fclose(f);
+    int rc = mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir);
+    CHECK(rc == 1 && strstr(out, "fold-1.safetensors: checksum mismatch"));
+    /* and another bit in fold 0's first weight byte after the header */
+    snprintf(w, sizeof w, "%s/fold-0.safetensors", run);
+    f = fopen(w, "r+b");
+    REQUIRE(f);
+    unsigned char len8[8];
+    REQUIRE(fread(len8, 1, 8, f) == 8);
+    long hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl * 256 + len8[i];
+    fseek(f, 8 + hl, SEEK_SET);
+    c = fgetc(f);
+    fseek(f, 8 + hl, SEEK_SET);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+    rc = mer_test_run(out, sizeof out, "%s vote %s --feature audio=%s/s/audio --out %s/v.csv", mer_test_bin(), run, dir, dir);
+    CHECK(rc == 1 && strstr(out, "checksum mismatch"));
+}
+
+/* ---- 7. labels and seeds ----------------------------------------------------------------- */
+
+MER_TEST(safety_label_spaces_and_case_warned) {
+    const char *d = mer_test_tmpdir("safety_labels");
+    char dir[512], lab[600], run[600], cmd[2000];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(cmd, sizeof cmd, "sed -i '2s/,a$/,\" a\"/;3s/,b$/,B/' %s", lab);
+    REQUIRE(system(cmd) == 0);
+    snprintf(run, sizeof run, "%s/run", dir);
+    int rc = train(dir, lab, run, "--folds 1");
+    CHECK(strstr(out, "label ' a' (1 clip) has spaces around it"));
+    CHECK(strstr(out, "labels 'B' (1 clip) and 'b'") && strstr(out, "differ only in case or spaces"));
+    CHECK(strstr(out, "--classes"));
+    (void)rc;
+    /* --classes turns the stray labels into an error naming the row */
+    snprintf(run, sizeof run, "%s/run2", dir);
+    rc = train(dir, lab, run, "--classes a,b");
+    CHECK(rc == 1 && strstr(out, "label ' a' is not one of the classes"));
+}
+
+MER_TEST(safety_seed_range) {
+    const char *d = mer_test_tmpdir("safety_seed");
+    char dir[512], lab[600], run[600];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    const char *bad[] = {"18446744073709551616", "99999999999999999999999", "-1", "1e3", "+5", ""};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char extra[128];
+        snprintf(extra, sizeof extra, "--seed '%s'", bad[k]);
+        snprintf(run, sizeof run, "%s/run%zu", dir, k);
+        CHECK(train(dir, lab, run, extra) == 2 && strstr(out, "--seed wants an integer in [0, 2^64 - 1]"));
+        CHECK(!exists(run));
+    }
+    snprintf(run, sizeof run, "%s/runmax", dir);
+    CHECK(train(dir, lab, run, "--seed 18446744073709551615") == 0);
+}
+
+/* ---- 8. messages ------------------------------------------------------------------------- */
+
+MER_TEST(safety_messages) {
+    const char *d = mer_test_tmpdir("safety_msgs");
+    char dir[512], lab[600], run[600], cmd[3000];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    /* a directory where a file is expected */
+    snprintf(run, sizeof run, "%s/run", dir);
+    int rc = train(dir, dir, run, NULL);
+    CHECK(rc == 1 && strstr(out, "is a directory") && !strstr(out, "allocate"));
+    rc = mer_test_run(out, sizeof out, "%s eval --labels %s --pred %s", mer_test_bin(), dir, lab);
+    CHECK(rc == 1 && strstr(out, "is a directory"));
+    /* labels from a pipe and from stdin */
+    rc = mer_test_run(out, sizeof out,
+                      "cat %s | %s train --labels /dev/stdin --feature audio=%s/s/audio --model attention --folds 2 --epochs 1 --out %s/r1",
+                      lab, mer_test_bin(), dir, dir);
+    CHECK(rc == 0);
+    rc = mer_test_run(out, sizeof out,
+                      "%s train --labels - --feature audio=%s/s/audio --model attention --folds 2 --epochs 1 --out %s/r2 < %s",
+                      mer_test_bin(), dir, dir, lab);
+    CHECK(rc == 0);
+    /* a list with a BOM and CRLF reads the same in extract and predict (the one list reader) */
+    snprintf(cmd, sizeof cmd, "printf '\\357\\273\\277l000000\\r\\nl000001\\r\\n' > %s/bom.txt", dir);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/r1 --feature audio=%s/s/audio --list %s/bom.txt --out %s/p.csv",
+                      mer_test_bin(), dir, dir, dir, dir);
+    CHECK(rc == 0);
+    snprintf(cmd, sizeof cmd, "%s/p.csv", dir);
+    FILE *f = fopen(cmd, "rb");
+    char line[256] = "";
+    if (f) {
+        CHECK(fgets(line, sizeof line, f) && fgets(line, sizeof line, f));
+        fclose(f);
+    }
+    CHECK(!strncmp(line, "l000000,", 8));
+    snprintf(cmd, sizeof cmd, "cp " CLIP " %s/w1.wav && printf '\\357\\273\\277%s/w1.wav\\r\\n' > %s/elist.txt",
+             dir, dir, dir);
+    REQUIRE(system(cmd) == 0);
+    rc = mer_test_run(out, sizeof out, "%s extract acoustic --list %s/elist.txt --out %s/ef", mer_test_bin(), dir, dir);
+    CHECK(rc == 0);
+    snprintf(cmd, sizeof cmd, "%s/ef/w1.npy", dir);
+    CHECK(exists(cmd));
+    /* --crops FILE names FILE, not a temporary inside it */
+    snprintf(cmd, sizeof cmd, "%s/crops-file", dir);
+    REQUIRE(write_str(cmd, "x") == 0);
+    rc = mer_test_run(out, sizeof out, "%s faces " FACE " --crops %s", mer_test_bin(), cmd);
+    CHECK(rc == 1 && strstr(out, "crops-file") && strstr(out, "not a directory") && !strstr(out, ".tmp."));
+    /* no progress control characters on a stderr that is not a terminal */
+    rc = mer_test_run(out, sizeof out, "%s extract acoustic --overwrite --list %s/elist.txt --out %s/ef", mer_test_bin(), dir, dir);
+    CHECK(rc == 0 && !strchr(out, '\r') && !strchr(out, '\033'));
+}
+
+MER_TEST(safety_truncated_resume_state) {
+    const char *d = mer_test_tmpdir("safety_state");
+    char dir[512], lab[600], run[600], st[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    REQUIRE(train(dir, lab, run, NULL) == 0);
+    /* an unfinished fold 1 with a cut-short state file */
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "rm %s/fold-1.json %s/metrics.json", run, run);
+    REQUIRE(system(cmd) == 0);
+    snprintf(st, sizeof st, "%s/state-1.safetensors", run);
+    REQUIRE(write_str(st, "\x40\x00\x00\x00\x00\x00\x00\x00{\"params\":") == 0);
+    int rc = train(dir, lab, run, "--resume");
+    CHECK(rc == 1 && strstr(out, "state-1.safetensors") && strstr(out, "delete") &&
+          strstr(out, "to restart fold 1"));
+    REQUIRE(unlink(st) == 0);
+    CHECK(train(dir, lab, run, "--resume") == 0);
+}
