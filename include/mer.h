@@ -77,6 +77,16 @@ void mer_log_set_level(mer_log_level level);
  * (the call then fails with MER_ERR_ABORTED). */
 typedef int (*mer_progress_fn)(int64_t done, int64_t total, void *user_data);
 
+/* ==========================================================================================
+ * Core: bundled models and data (src/core/datadir.c)
+ * ========================================================================================== */
+/* The path of a bundled item rel (e.g. "models/face-api", "models/emodb-acoustic",
+ * "data/emodb"): the first that exists of $MER_DATA_DIR/rel, <directory of libmer.so or of the
+ * executable>/../share/mer/rel (an installed tree, symlinks resolved), and <source tree>/rel.
+ * Never the working directory. *out malloc'd (free()). MER_ERR_NOT_FOUND names rel and where
+ * it looked; MER_ERR_INVALID_ARG for an absolute rel or one with "..". Thread safe. */
+mer_status mer_data_path(const char *rel, char **out);
+
 /* ============================================================================================
  * Core: threads
  * ========================================================================================== */
@@ -304,6 +314,13 @@ int mer_gemm_backend_available(mer_gemm_backend b);
  * The dtypes U16/U32/U64/F8_* are refused with MER_ERR_DTYPE. For a sharded checkpoint every
  * weight_map entry must be in the shard it names; a tensor may not appear in two shards. path is a .safetensors file, a sharded checkpoint's
  * model.safetensors.index.json, or a directory holding either (model.safetensors preferred).
+ * PyTorch checkpoints open through the same handle, so every loader reads them unchanged: a
+ * torch.save file (zip format or legacy, by content, any name: pytorch_model.bin, *.pt), a
+ * pytorch_model.bin.index.json, or a directory holding pytorch_model.bin (or its index) and no
+ * safetensors. Their pickle goes through a restricted unpickler that names the only globals a
+ * state dict needs and refuses any other, naming it (nothing is ever executed); contiguous
+ * aligned tensors point into the mapping, strided or misaligned views are gathered once into an
+ * aligned copy (docs/formats.md).
  * The handle is immutable after open and may be shared between threads, except
  * mer_safetensors_get_f32 on non-F32 tensors (it caches conversions; guard it or call it from
  * one thread at load time). */
@@ -339,6 +356,9 @@ mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_
                                    const int64_t *shape, const float **out);
 /* Path of the (first) file, for messages. */
 const char *mer_safetensors_path(const mer_safetensors *st);
+/* The format of the (first) file behind the handle: "safetensors", "pytorch zip" or
+ * "pytorch legacy". Static string. */
+const char *mer_safetensors_format(const mer_safetensors *st);
 
 /* Writer: collects tensors (data copied at add time) and writes one file atomically (temp file
  * + rename). The header lists "__metadata__" first, then the tensors grouped by element size
@@ -349,10 +369,35 @@ typedef struct mer_safetensors_writer mer_safetensors_writer;
 mer_status mer_safetensors_writer_init(mer_safetensors_writer **out);
 mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
                                       int32_t ndim, const int64_t *shape, const void *data);
+/* As writer_add, but data is borrowed, not copied: it must stay valid and unchanged until
+ * mer_safetensors_writer_save returns (for writing tensors straight from an open checkpoint). */
+mer_status mer_safetensors_writer_add_borrowed(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
+                                               int32_t ndim, const int64_t *shape, const void *data);
 mer_status mer_safetensors_writer_set_metadata(mer_safetensors_writer *w, const char *key,
                                                const char *value);
 mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *path);
 void mer_safetensors_writer_free(mer_safetensors_writer *w);
+
+/* ==========================================================================================
+ * IO: checkpoints (src/io/checkpoint.c): the Hugging Face cache, PyTorch -> safetensors
+ * ========================================================================================== */
+/* Resolve a --model argument to a checkpoint directory, never touching the network. spec is
+ * returned as is when it names an existing file or directory. Otherwise ORG/NAME (or
+ * ORG/NAME@REVISION, a branch or commit) is looked up in the Hugging Face cache as
+ * huggingface_hub lays it out: $HF_HUB_CACHE, else $HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub,
+ * else $XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub; then
+ * models--ORG--NAME/snapshots/<the commit in refs/main>/. *out malloc'd (free()). When absent:
+ * MER_ERR_NOT_FOUND with one line naming where it looked and how to download the model. Every
+ * --model flag of the CLI goes through this. Thread safe. */
+mer_status mer_model_resolve(const char *spec, char **out);
+
+/* Rewrite a checkpoint (anything mer_safetensors_open reads: a PyTorch .bin, zip or legacy,
+ * sharded or not, or safetensors) as out_dir/model.safetensors (metadata format=pt; tensors
+ * streamed from the mapping, not copied in memory) and copy the checkpoint directory's other
+ * regular files (config.json, preprocessor and tokenizer files; never weights or pickles such
+ * as training_args.bin). out_dir is created with its parents; it may not be the checkpoint's own
+ * directory. *n_tensors (may be NULL) gets the tensor count. */
+mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t *n_tensors);
 
 /* ============================================================================================
  * IO: .npy

@@ -65,6 +65,10 @@ else
     failed=$((failed + 1))
 fi
 
+echo "== install (make install into a temporary prefix; example program and CLI outside the tree)"
+bash scripts/test-install.sh 2>&1 | tee build/install.log | grep -v '^ok ' || true
+count build/install.log
+
 echo "== fuzzers (${FUZZ_SECONDS}s each)"
 for f in fuzz/fuzz_*.c; do
     [[ -e "$f" ]] || continue

@@ -400,3 +400,37 @@ MER_TEST(tokenizer_cli_inspect) {
     CHECK(strstr(out, "tokenizer.model: truncated or malformed protobuf") != NULL);
     CHECK(strchr(out, '\n') == strrchr(out, '\n'));   /* one line */
 }
+
+/* LLaMA-2's layout: a tokenizer.json this reader refuses (Metaspace, byte-fallback BPE) beside a
+ * tokenizer.model: the directory loads the SentencePiece file, with the same ids. Without the
+ * tokenizer.model, the refusal names the component. */
+MER_TEST(tokenizer_dir_fallback) {
+    const char *dir = mer_test_tmpdir("tokenizer_dir_fallback");
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tokenizer.json", dir);
+    const char *js = "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"BPE\", "
+                     "\"byte_fallback\": true, \"vocab\": {\"a\": 0}, \"merges\": []}}";
+    mer_test_write(p, js, strlen(js));
+    mer_tokenizer *t = NULL;
+    CHECK_ERR(mer_tokenizer_load(&t, dir), MER_ERR_UNSUPPORTED, "pre_tokenizer 'Metaspace'");
+    size_t size;
+    char *m = slurp(FIX "spm_bpe_llama/tokenizer.model", &size);
+    REQUIRE(m);
+    snprintf(p, sizeof p, "%s/tokenizer.model", dir);
+    mer_test_write(p, m, size);
+    free(m);
+    REQUIRE_OK(mer_tokenizer_load(&t, dir));
+    CHECK(!strcmp(mer_tokenizer_kind(t), "sentencepiece-bpe"));
+    mer_tokenizer *ref = NULL;
+    REQUIRE_OK(mer_tokenizer_load(&ref, FIX "spm_bpe_llama/tokenizer.model"));
+    const char *text = "我今天非常开心 Hello  world 2024!";
+    int32_t *a, *b;
+    int64_t na, nb;
+    REQUIRE_OK(mer_tokenizer_encode(t, text, strlen(text), 1, &a, &na));
+    REQUIRE_OK(mer_tokenizer_encode(ref, text, strlen(text), 1, &b, &nb));
+    CHECK(na == nb && !memcmp(a, b, (size_t)na * sizeof *a));
+    free(a);
+    free(b);
+    mer_tokenizer_free(t);
+    mer_tokenizer_free(ref);
+}

@@ -226,3 +226,92 @@ MER_TEST(torch_pickle_limits) {
     CHECK_ERR(mer__pickle_load(&pk, pop_empty, sizeof pop_empty - 1, &pos, &v), MER_ERR_FORMAT, "empty stack");
     mer__pickle_free(&pk);
 }
+
+/* ---- mer convert, mer inspect, the Hugging Face cache ---------------------------------------- */
+
+MER_TEST(torch_convert_cli) {
+    const char *dir = mer_test_tmpdir("torch_convert");
+    char out[4096], p[1024];
+    const char *bin = mer_test_bin();
+    /* legacy sharded F16 -> one safetensors + config copied, bitwise the same tensors */
+    CHECK(mer_test_run(out, sizeof out, "%s convert %s --out %s/a", bin, TFIX "hubert_f16_legacy_sharded", dir) == 0);
+    CHECK(strstr(out, "50 tensors") != NULL);
+    snprintf(p, sizeof p, "%s/a/model.safetensors", dir);
+    same_tensors("tests/fixtures/hubert/base_f16/model.safetensors", p);
+    snprintf(p, sizeof p, "%s/a", dir);
+    same_speech("tests/fixtures/hubert/base_f16", p);
+    snprintf(p, sizeof p, "%s/a/pytorch_model.bin.index.json", dir);
+    struct stat sb;
+    CHECK(stat(p, &sb) != 0); /* weights and their index are not copied */
+    mer_safetensors *st = NULL;
+    snprintf(p, sizeof p, "%s/a/model.safetensors", dir);
+    if (mer_safetensors_open(&st, p) == MER_OK) {
+        const char *f = mer_safetensors_metadata(st, "format");
+        CHECK(f && !strcmp(f, "pt"));
+        CHECK(!strcmp(mer_safetensors_format(st), "safetensors"));
+    }
+    mer_safetensors_free(st);
+    /* inspect names the format; a hostile file is one line on stderr and exit 1 */
+    CHECK(mer_test_run(out, sizeof out, "%s inspect %s", bin, TFIX "views_legacy.bin") == 0);
+    CHECK(strstr(out, "pytorch legacy, 17 tensors") != NULL);
+    CHECK(mer_test_run(out, sizeof out, "%s inspect %s", bin, TFIX "hostile/global_builtins_eval.bin") == 1);
+    CHECK(strstr(out, "refusing global builtins.eval") && strchr(out, '\n') == out + strlen(out) - 1);
+    CHECK(mer_test_run(out, sizeof out, "%s convert %s --out %s/b", bin, TFIX "hostile/negative_stride.bin", dir) == 1);
+    CHECK(strstr(out, "negative stride") != NULL);
+    snprintf(p, sizeof p, "%s/b/model.safetensors", dir);
+    CHECK(stat(p, &sb) != 0); /* nothing half-written */
+    /* the output may not be the input's directory */
+    snprintf(p, sizeof p, "%s/c", dir);
+    CHECK(mer_test_run(out, sizeof out, "cp -r %s %s && %s convert %s --out %s", TFIX "hubert_base_zip", p, bin, p,
+                       p) == 1);
+    CHECK(strstr(out, "checkpoint's own directory") != NULL);
+    CHECK(mer_test_run(out, sizeof out, "%s convert --out %s/d", bin, dir) == 2);
+}
+
+MER_TEST(torch_hf_cache_resolution) {
+    const char *tmp = mer_test_tmpdir("torch_hf");
+    char dir[600], out[4096];
+    snprintf(dir, sizeof dir, "%s", tmp);
+    /* a cache as huggingface_hub leaves it: refs/main -> snapshots/<hash>/ with symlinks */
+    const char *hash = "0123456789abcdef0123456789abcdef01234567";
+    REQUIRE(mer_test_run(NULL, 0,
+                         "set -e; r=%s/hub/models--Org--tiny-hubert; mkdir -p $r/refs $r/snapshots/%s $r/snapshots/old;"
+                         " printf %s > $r/refs/main; for f in config.json pytorch_model.bin; do"
+                         " ln -s $PWD/%s/$f $r/snapshots/%s/$f; done",
+                         dir, hash, hash, TFIX "hubert_base_zip", hash) == 0);
+    char cache[700];
+    snprintf(cache, sizeof cache, "%s/hub", dir);
+    setenv("HF_HUB_CACHE", cache, 1);
+    char *res = NULL;
+    CHECK_OK(mer_model_resolve("Org/tiny-hubert", &res));
+    char want[900];
+    snprintf(want, sizeof want, "%s/models--Org--tiny-hubert/snapshots/%s", cache, hash);
+    CHECK(res && !strcmp(res, want));
+    free(res);
+    res = NULL;
+    CHECK_OK(mer_model_resolve("Org/tiny-hubert@old", &res)); /* a snapshot named directly */
+    free(res);
+    res = NULL;
+    /* HF_HOME/hub when HF_HUB_CACHE is unset */
+    unsetenv("HF_HUB_CACHE");
+    setenv("HF_HOME", dir, 1);
+    CHECK_OK(mer_model_resolve("Org/tiny-hubert", &res));
+    CHECK(res && !strcmp(res, want));
+    free(res);
+    res = NULL;
+    /* an existing path wins; absent models and bad names give one line saying where it looked */
+    CHECK_OK(mer_model_resolve(TFIX "clip_zip", &res));
+    CHECK(res && !strcmp(res, TFIX "clip_zip"));
+    free(res);
+    CHECK_ERR(mer_model_resolve("Org/absent", &res), MER_ERR_NOT_FOUND, "huggingface-cli download Org/absent");
+    CHECK(strstr(mer_last_error(), "models--Org--absent") != NULL);
+    CHECK_ERR(mer_model_resolve("Org/../etc", &res), MER_ERR_NOT_FOUND, "not a Hugging Face ORG/NAME");
+    CHECK_ERR(mer_model_resolve("a/b/c", &res), MER_ERR_NOT_FOUND, "a/b/c");
+    /* the CLI's --model goes through it */
+    CHECK(mer_test_run(out, sizeof out, "HF_HOME=%s %s convert Org/tiny-hubert --out %s/conv", dir, mer_test_bin(),
+                       dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "HF_HOME=%s %s extract audio --model Org/nope --out %s/x.npy x.wav", dir,
+                       mer_test_bin(), dir) == 1);
+    CHECK(strstr(out, "huggingface-cli download Org/nope") != NULL);
+    unsetenv("HF_HOME");
+}

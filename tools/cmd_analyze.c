@@ -21,6 +21,7 @@ enum { M_AUDIO = 0, M_FACE = 1, M_TEXT = 2, N_MOD = 3 };
 static const char *const mod_names[N_MOD] = {"audio", "face", "text"};
 
 /* The default speech model: the committed bundled run, else what `mer demo` leaves. */
+/* (the bundled one is found through mer_data_path, not the working directory) */
 static const char *const default_audio_models[] = {"models/emodb-acoustic", "out/demo/model"};
 
 #define AUDIO_WINDOW 2.0 /* seconds of audio per timeline row (utterance-level model) */
@@ -527,6 +528,7 @@ static int parse_weights(const char *spec, double *w) {
 
 int cmd_analyze(int argc, char **argv) {
     const char *file = NULL, *audio_model = NULL, *faces_dir = NULL, *text = NULL;
+    char *bundled_audio = NULL;
     int json = 0, timeline = 0, rc = 0;
     double fps = 2.0;
     long max_frames = 300, threads = 0;
@@ -585,7 +587,10 @@ int cmd_analyze(int argc, char **argv) {
     else if (A.weights[M_AUDIO] == 0) snprintf(ma->note, sizeof ma->note, "skipped (weight 0)");
     else {
         if (!audio_model) {
-            for (size_t i = 0; i < sizeof default_audio_models / sizeof *default_audio_models && !audio_model; i++)
+            if (mer_data_path(default_audio_models[0], &bundled_audio) == MER_OK &&
+                is_dir_with(bundled_audio, "config.json"))
+                audio_model = bundled_audio;
+            for (size_t i = 1; i < sizeof default_audio_models / sizeof *default_audio_models && !audio_model; i++)
                 if (is_dir_with(default_audio_models[i], "config.json")) audio_model = default_audio_models[i];
             if (!audio_model) {
                 rc = cli_fail(CMD, "%s: no speech emotion model: neither models/emodb-acoustic nor out/demo/model "
@@ -649,5 +654,6 @@ int cmd_analyze(int argc, char **argv) {
     if (fflush(stdout) || ferror(stdout)) rc = cli_fail(CMD, "writing the output failed");
 done:
     free(A.rows);
+    free(bundled_audio);
     return rc;
 }

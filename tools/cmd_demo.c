@@ -21,7 +21,8 @@ static const char *usage_text =
     "\n"
     "Speech emotion recognition on the bundled EmoDB subset, end to end (docs/demo.md):\n"
     "acoustic features -> leave-one-speaker-out evaluation -> report -> final model -> one file.\n"
-    "  --data DIR     labels.csv (name,emotion,speaker) + flac/<name>.flac (default data/emodb)\n"
+    "  --data DIR     labels.csv (name,emotion,speaker) + flac/<name>.flac (default: the bundled\n"
+    "                 data/emodb of the install or source tree, or $MER_DATA_DIR/data/emodb)\n"
     "  --out DIR      features/, report/, model/ go here (default out/demo)\n"
     "  --seeds N      models averaged per held-out speaker (default 3)\n"
     "  --epochs N     training epochs of every model (default 100)\n"
@@ -97,7 +98,8 @@ static void print_confusion(const mer_metrics *m, const char *const *classes, in
 }
 
 int cmd_demo(int argc, char **argv) {
-    const char *data = "data/emodb", *out = "out/demo", *model = "linear";
+    const char *data = NULL, *out = "out/demo", *model = "linear";
+    char *bundled_data = NULL; /* data/emodb of the install or source tree, not the working directory */
     long seeds = 3, epochs = 100, threads = 0, hidden = 128;
     double dropout = 0.5, lr = 1e-3, l2 = 1e-3;
     int single = 1;
@@ -133,7 +135,14 @@ int cmd_demo(int argc, char **argv) {
         }
     }
     if (cli_error()) return cli_usage(cmd, "%s", cli_error());
-    if (strlen(data) > 2000 || strlen(out) > 2000) return cli_usage(cmd, "--data/--out path too long");
+    if (!data) {
+        if (mer_data_path("data/emodb", &bundled_data) != MER_OK) return cli_fail(cmd, "%s", mer_last_error());
+        data = bundled_data;
+    }
+    if (strlen(data) > 2000 || strlen(out) > 2000) {
+        free(bundled_data);
+        return cli_usage(cmd, "--data/--out path too long");
+    }
     cli_set_threads(threads);
     const double t0 = cli_now();
     int rc = 1;
@@ -152,7 +161,10 @@ int cmd_demo(int argc, char **argv) {
 
     /* ---- labels ---- */
     snprintf(path, sizeof path, "%s/labels.csv", data);
-    if ((s = mer_csv_load(&csv, path))) return fail_msg(s);
+    if ((s = mer_csv_load(&csv, path))) {
+        rc = fail_msg(s);
+        goto done;
+    }
     int32_t cn, ce, cs;
     if ((s = mer_csv_col(csv, "name", &cn)) || (s = mer_csv_col(csv, "emotion", &ce)) ||
         (s = mer_csv_col(csv, "speaker", &cs))) {
@@ -498,5 +510,6 @@ done:
     free(classes);
     free(mean);
     free(std);
+    free(bundled_data);
     return rc;
 }

@@ -11,13 +11,14 @@
 #include <string.h>
 
 static const char usage_text[] =
-    "usage: mer extract audio --model DIR [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
+    "usage: mer extract audio --model DIR|ORG/NAME [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
     "                         [--pool none|mean] [--chunk-seconds S] [--preset mertools]\n"
     "                         [--precision f32|bf16|int8] [--threads N] [--overwrite]\n"
     "                         --out PATH (INPUT... | --list FILE)\n"
     "\n"
     "Hidden states of a Hugging Face HubertModel / Wav2Vec2Model checkpoint (config.json +\n"
-    "model.safetensors [+ preprocessor_config.json]) for each audio input.\n"
+    "model.safetensors or pytorch_model.bin [+ preprocessor_config.json]) for each audio input.\n"
+    "--model also takes ORG/NAME of a model in the Hugging Face cache (never downloaded).\n"
     "  --layers      hidden-state indices 0..L (0 = encoder input): all (default), last4, N, N-M\n"
     "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
     "  --pool        none (default) or mean over frames (drops T)\n"
@@ -163,7 +164,10 @@ int cmd_extract_audio(int argc, char **argv) {
     if (extract_check(&eo)) goto out;
     c.params.precision = precision;
 
-    mer_status s = mer_speech_model_load(&c.model, model_dir);
+    char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
+    mer_status s = mer_model_resolve(model_dir, &resolved);
+    if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved);
+    free(resolved);
     if (s) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;

@@ -12,7 +12,7 @@
 #include <string.h>
 
 static const char *usage_text =
-    "usage: mer extract visual --model DIR [--frames K | --fps F] [--faces [--face-models DIR]]\n"
+    "usage: mer extract visual --model DIR|ORG/NAME [--frames K | --fps F] [--faces [--face-models DIR]]\n"
     "                          [--output embeds|cls|hidden] [--pool mean|none] [--precision f32|bf16|int8] [--overwrite]\n"
     "                          [--threads N] [--list FILE] --out PATH INPUT...\n"
     "\n"
@@ -141,7 +141,10 @@ int cmd_extract_visual(int argc, char **argv) {
     }
     if (extract_check(&eo)) goto out;
     rc = 1;
-    mer_status s = mer_clip_model_load(&model, model_dir);
+    char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
+    mer_status s = mer_model_resolve(model_dir, &resolved);
+    if (s == MER_OK) s = mer_clip_model_load(&model, resolved);
+    free(resolved);
     if (s != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
         goto out;

@@ -51,7 +51,8 @@ static int inspect_safetensors(const char *path) {
     }
     char h[32];
     human(h, sizeof h, params);
-    printf("%s: safetensors, %lld tensors, %lld parameters (%s), %lld bytes of data", path, (long long)n,
+    printf("%s: %s, %lld tensors, %lld parameters (%s), %lld bytes of data", path, mer_safetensors_format(st),
+           (long long)n,
            (long long)params, h, (long long)bytes);
     if (shards > 1) printf(", %d shards", (int)shards);
     const char *fmt = mer_safetensors_metadata(st, "format");
@@ -95,7 +96,8 @@ static int inspect_one(const char *path) {
     if (!S_ISDIR(sb.st_mode) && (!strcmp(base, "tokenizer.json") || !strcmp(base, "vocab.txt") ||
                                  has_suffix(base, ".model")))
         return inspect_tokenizer(path);
-    if (S_ISDIR(sb.st_mode) || has_suffix(path, ".safetensors") || has_suffix(path, ".json"))
+    if (S_ISDIR(sb.st_mode) || has_suffix(path, ".safetensors") || has_suffix(path, ".json") ||
+        has_suffix(path, ".bin") || has_suffix(path, ".pt") || has_suffix(path, ".pth"))
         return inspect_safetensors(path);
     if (has_suffix(path, ".npy")) return inspect_npy(path);
     unsigned char head[9] = {0};
@@ -105,6 +107,8 @@ static int inspect_one(const char *path) {
     if (got >= 6 && !memcmp(head, "\x93NUMPY", 6)) return inspect_npy(path);
     if (got == 9 && head[8] == '{' && head[7] == 0 && head[6] == 0 && head[5] == 0)
         return inspect_safetensors(path);
+    if (got >= 4 && !memcmp(head, "PK\3\4", 4)) return inspect_safetensors(path); /* torch.save zip */
+    if (got >= 4 && head[0] == 0x80 && head[2] == 0x8a && head[3] == 10) return inspect_safetensors(path);
     return inspect_media(path);
 }
 

@@ -23,6 +23,7 @@ int cmd_faces(int argc, char **argv);
 int cmd_extract(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_analyze(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 
 static const struct {
@@ -44,6 +45,7 @@ static const struct {
     {"demo", cmd_demo, "speech emotion on the bundled EmoDB: features, LOSO evaluation, model"},
     {"quantize", cmd_quantize, "a text-encoder checkpoint as weight-only int8 safetensors"},
     {"analyze", cmd_analyze, "emotion of one clip: speech, face, text and fused, with a timeline"},
+    {"convert", cmd_convert, "PyTorch .bin (zip/legacy, sharded) or any checkpoint -> model.safetensors"},
 };
 
 static void usage(FILE *f) {

@@ -60,6 +60,7 @@ typedef struct {
     size_t map_size;
     const uint8_t *data;  /* the byte buffer after the header */
     size_t data_size;
+    int torch;            /* 0 safetensors, 1 torch zip, 2 torch legacy */
 } shard;
 
 typedef struct {
@@ -377,7 +378,8 @@ static mer_status parse_torch(mer_safetensors *st, int32_t si, const uint8_t *bu
 }
 
 static mer_status parse_any(mer_safetensors *st, int32_t si, const uint8_t *buf, size_t size) {
-    if (mer__torch_detect(buf, size)) return parse_torch(st, si, buf, size);
+    st->shards[si].torch = mer__torch_detect(buf, size);
+    if (st->shards[si].torch) return parse_torch(st, si, buf, size);
     return parse_file(st, si, buf, size);
 }
 
@@ -627,6 +629,12 @@ mer_status mer__safetensors_open_memory(mer_safetensors **out, const void *buf, 
 
 int64_t mer_safetensors_count(const mer_safetensors *st) { return st ? st->n : 0; }
 
+const char *mer_safetensors_format(const mer_safetensors *st) {
+    if (!st || !st->n_shards) return "safetensors";
+    static const char *const names[] = {"safetensors", "pytorch zip", "pytorch legacy"};
+    return names[st->shards[0].torch];
+}
+
 const char *mer_safetensors_path(const mer_safetensors *st) {
     return st && st->n_shards ? st->shards[0].path : "";
 }
@@ -742,7 +750,8 @@ typedef struct {
     mer_dtype dtype;
     int32_t ndim;
     int64_t shape[MER_MAX_DIMS];
-    void *data;
+    void *data;           /* owned copy, or the caller's bytes when borrowed */
+    int borrowed;
     size_t nbytes;
 } wtensor;
 
@@ -763,7 +772,7 @@ void mer_safetensors_writer_free(mer_safetensors_writer *w) {
     if (!w) return;
     for (int64_t i = 0; i < w->n; i++) {
         free(w->t[i].name);
-        free(w->t[i].data);
+        if (!w->t[i].borrowed) free(w->t[i].data);
     }
     for (int32_t i = 0; i < w->nm; i++) {
         free(w->mk[i]);
@@ -775,8 +784,21 @@ void mer_safetensors_writer_free(mer_safetensors_writer *w) {
     free(w);
 }
 
+static mer_status writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype, int32_t ndim,
+                             const int64_t *shape, const void *data, int borrow);
+
 mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
                                       int32_t ndim, const int64_t *shape, const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 0);
+}
+
+mer_status mer_safetensors_writer_add_borrowed(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
+                                               int32_t ndim, const int64_t *shape, const void *data) {
+    return writer_add(w, name, dtype, ndim, shape, data, 1);
+}
+
+static mer_status writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype, int32_t ndim,
+                             const int64_t *shape, const void *data, int borrow) {
     if (!w || !name) return mer__err(MER_ERR_INVALID_ARG, "safetensors writer: NULL argument");
     if (!strcmp(name, "__metadata__"))
         return mer__err(MER_ERR_INVALID_ARG, "safetensors writer: \"__metadata__\" is reserved");
@@ -806,14 +828,15 @@ mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *nam
     wtensor *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
     t->name = strdup(name);
-    t->data = malloc(nbytes ? (size_t)nbytes : 1);
-    if (!t->name || !t->data) {
+    t->borrowed = borrow;
+    t->data = borrow ? (void *)data : malloc(nbytes ? (size_t)nbytes : 1);
+    if (!t->name || (!borrow && !t->data)) {
         free(t->name);
-        free(t->data);
+        if (!borrow) free(t->data);
         return mer__err(MER_ERR_NOMEM, "safetensors writer: tensor \"%.200s\": cannot copy %lld bytes", name,
                         (long long)nbytes);
     }
-    if (nbytes) memcpy(t->data, data, (size_t)nbytes);
+    if (nbytes && !borrow) memcpy(t->data, data, (size_t)nbytes);
     t->dtype = dtype;
     t->ndim = ndim;
     for (int32_t i = 0; i < ndim; i++) t->shape[i] = shape[i];

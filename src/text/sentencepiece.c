@@ -28,6 +28,7 @@ typedef struct {
     int byte_fallback;
     int32_t n_user;
     int32_t *user_ids;           /* user-defined pieces, matched before normalisation */
+    uint8_t user_first[256];     /* 1 where some user-defined piece starts with that byte */
     float min_score, max_score;
     /* normaliser */
     int add_dummy_prefix, remove_extra_ws, escape_ws, ws_suffix;
@@ -263,20 +264,10 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
         int normal = rp.type == PT_NORMAL || rp.type == PT_USER || rp.type == PT_UNUSED;
         int dup = 0;
         if (normal) {
-            /* A proper prefix inserted earlier holds -2: replace it with the piece's id. */
+            /* A proper prefix inserted earlier holds -2: the piece's id replaces it. */
             int32_t old = mer__strmap_get(&m->pieces, s, len);
-            if (old == -2) {
-                size_t mask = m->pieces.cap - 1;
-                for (size_t h = 0; h <= mask; h++)
-                    if (m->pieces.keys[h] && m->pieces.klen[h] == len &&
-                        !memcmp(m->pieces.keys[h], s, len)) {
-                        m->pieces.keys[h] = s;
-                        m->pieces.vals[h] = (int32_t)i;
-                        break;
-                    }
-            } else {
-                st = mer__strmap_put(&m->pieces, s, len, (int32_t)i, &dup);
-            }
+            if (old == -2) st = mer__strmap_set(&m->pieces, s, len, (int32_t)i);
+            else st = mer__strmap_put(&m->pieces, s, len, (int32_t)i, &dup);
             for (size_t k = 1; k < len && !st; k++)
                 st = mer__strmap_put(&m->pieces, s, k, -2, NULL);
         } else {
@@ -306,6 +297,7 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
             }
             m->user_ids = u;
             u[m->n_user++] = (int32_t)i;
+            m->user_first[(uint8_t)s[0]] = 1;
         }
         if (rp.type == PT_BYTE) {
             unsigned hex;
@@ -361,6 +353,7 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
 /* Longest user-defined piece at s, as its byte length (0: none). */
 static size_t match_user(const mer_tokenizer *t, const spm_impl *m, const char *s, size_t n) {
     size_t best = 0;
+    if (!m->user_first[(uint8_t)s[0]]) return 0;
     for (int32_t k = 0; k < m->n_user; k++) {
         const char *p = t->pieces[m->user_ids[k]];
         size_t l = strlen(p);

@@ -75,6 +75,8 @@ typedef struct {
 mer_status mer__strmap_init(mer__strmap *m, size_t expected);
 /* Insert; when key exists, keeps the first value and returns MER_OK with *dup = 1. */
 mer_status mer__strmap_put(mer__strmap *m, const char *key, size_t len, int32_t val, int *dup);
+/* Insert or overwrite (the key pointer too). */
+mer_status mer__strmap_set(mer__strmap *m, const char *key, size_t len, int32_t val);
 /* Value or -1. */
 int32_t mer__strmap_get(const mer__strmap *m, const char *key, size_t len);
 void mer__strmap_free(mer__strmap *m);
@@ -118,6 +120,7 @@ struct mer_tokenizer {
     int32_t n_specials;
     mer__added *added;
     int32_t n_added;
+    uint8_t added_first[256];   /* 1 where some added token starts with that byte */
     /* Appends the ids of text (valid UTF-8, already checked) without specials. */
     mer_status (*encode)(const mer_tokenizer *t, const uint32_t *cps, size_t n,
                          const char *text, size_t len, mer__i32buf *out);

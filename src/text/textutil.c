@@ -114,6 +114,22 @@ mer_status mer__strmap_put(mer__strmap *m, const char *key, size_t len, int32_t 
     return MER_OK;
 }
 
+mer_status mer__strmap_set(mer__strmap *m, const char *key, size_t len, int32_t val) {
+    int dup = 0;
+    mer_status st = mer__strmap_put(m, key, len, val, &dup);
+    if (st || !dup) return st;
+    size_t mask = m->cap - 1, i = hash_bytes(key, len) & mask;
+    while (m->keys[i]) {
+        if (m->klen[i] == len && !memcmp(m->keys[i], key, len)) {
+            m->keys[i] = key;
+            m->vals[i] = val;
+            return MER_OK;
+        }
+        i = (i + 1) & mask;
+    }
+    return MER_OK;
+}
+
 int32_t mer__strmap_get(const mer__strmap *m, const char *key, size_t len) {
     if (!m->cap) return -1;
     size_t mask = m->cap - 1, i = hash_bytes(key, len) & mask;

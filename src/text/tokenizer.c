@@ -39,6 +39,7 @@ mer_status mer__tok_add_added(mer_tokenizer *t, const char *text, size_t len, in
     c[len] = '\0';
     a[t->n_added] = (mer__added){c, len, id, lstrip, rstrip};
     t->n_added++;
+    t->added_first[(uint8_t)c[0]] = 1;
     return MER_OK;
 }
 
@@ -245,7 +246,7 @@ mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t
     size_t seg = 0, i = 0;
     int pending_rstrip = 0;
     while (!st && i < len) {
-        int32_t k = t->n_added ? match_added(t, text, len, i) : -1;
+        int32_t k = t->added_first[(uint8_t)text[i]] ? match_added(t, text, len, i) : -1;
         if (k < 0) {
             i++;
             continue;

@@ -201,8 +201,24 @@ static uint32_t compose_pair(uint32_t a, uint32_t b) {
     return 0;
 }
 
+/* Characters that are NFC_Quick_Check=Yes with combining class 0 and that no following
+ * character of this set can compose with: a text made only of them is already NFC. Covers
+ * ASCII/Latin-1, CJK ideographs, full-width forms and emoji, the bulk of MER transcripts. */
+static int nfc_inert(uint32_t c) {
+    return c < 0x300 || (c >= 0x3000 && c <= 0x3029) || (c >= 0x3400 && c <= 0x4DBF) ||
+           (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xFF01 && c <= 0xFF5E) ||
+           (c >= 0x1F300 && c <= 0x1FAFF);
+}
+
 mer_status mer__uc_nfc(const uint32_t *in, size_t n, mer__u32buf *out) {
     size_t start = out->n;
+    size_t k = 0;
+    while (k < n && nfc_inert(in[k])) k++;
+    if (k == n) {
+        mer_status st = MER_OK;
+        for (size_t i = 0; i < n && !st; i++) st = mer__u32_push(out, in[i]);
+        return st;
+    }
     mer_status st = mer__uc_nfd(in, n, out);
     if (st) return st;
     /* Canonical composition (UAX #15): each character combines with the last starter unless
