@@ -128,7 +128,8 @@ static void run_case_in(const st_case *tc, const char *dir) {
     /* 20 AdamW steps alternating the two batches */
     memset(grads, 0, (size_t)np * sizeof(float));
     mer__optim o;
-    REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, 1e-2f, 0.01f));
+    const float *lr = tensor(st, "lr", NULL);
+    REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, lr ? lr[0] : 1e-2f, 0.01f));
     const float *ref_losses = tensor(st, "losses", NULL);
     double wl = 0.0;
     for (int step = 0; step < 20; step++) {
