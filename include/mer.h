@@ -539,6 +539,13 @@ typedef struct {
 mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling,
                                   mer_image **frames, int32_t *n);
 void mer_frames_free(mer_image *frames, int32_t n);
+/* The same frames streamed: fn(img, user_data) is called for each in order and img (pixels
+ * included) is valid only during the call (the buffer is reused), so memory stays at one
+ * decoded and one RGB frame whatever the clip length. fn returns MER_OK to go on; any other
+ * status stops decoding and is returned. *n (may be NULL): frames passed to fn. */
+typedef mer_status (*mer_frame_fn)(const mer_image *img, void *user_data);
+mer_status mer_media_each_video_frame(const char *path, const mer_frame_sampling *sampling, mer_frame_fn fn,
+                                      void *user_data, int32_t *n);
 
 /* Load a still image (PNG, JPEG; anything else FFmpeg decodes as one picture) as RGB8: grey
  * replicated, 16-bit rounded to 8, alpha dropped (not composited), EXIF orientation ignored.
