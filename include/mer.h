@@ -710,6 +710,12 @@ mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key,
  * stream with no samples is MER_ERR_MEDIA naming the file. */
 mer_status mer_acoustic_extract_file(const mer_acoustic_recipe *r, const char *path, float **out,
                                      int32_t *ndim, int64_t shape[2]);
+/* The same on a speed-perturbed copy of the audio (data augmentation): resampled to
+ * sample_rate / speed and analysed as if at sample_rate, so tempo and every frequency scale by
+ * speed (0.9 and 1.1 are the usual factors). speed 1 is mer_acoustic_extract_file. */
+mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const char *path,
+                                           double speed, float **out, int32_t *ndim,
+                                           int64_t shape[2]);
 /* The same from samples already decoded at the recipe's sample_rate, following a recipe's JSON
  * text (see mer_acoustic_extract in "Training"), including its optional "norm" standardisation
  * {"mean": [D], "std": [D]}. */
@@ -1186,6 +1192,19 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
 mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
                             const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]);
 
+/* The extraction recipe of text features as JSON (*json malloc'd, free()):
+ * {"text": {"model": DIR, "tokenizer": DIR, "layer_first", "layer_last", "combine", "pool_mean",
+ * "skip_lead", "skip_trail", "precision"}} with the directories made absolute; `mer extract text`
+ * writes it as recipe.json next to the features so a trained run can record it
+ * (`mer train --recipe`) and extract the same feature from new text (mer_text_recipe_extract). */
+mer_status mer_text_recipe_to_json(const char *model_dir, const char *tokenizer_dir,
+                                   const mer_text_params *p, char **json);
+/* Extract the feature a recipe (JSON text holding a "text" object as above) describes, for one
+ * transcript: loads the encoder and tokenizer it names (each call; for one-off use such as
+ * `mer analyze`). *out malloc'd (free()). */
+mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
+                                   int32_t *ndim, int64_t shape[3]);
+
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
  * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
  * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
@@ -1265,7 +1284,22 @@ const char *mer_dataset_name(const mer_dataset *ds, int64_t i);       /* owned b
 int32_t mer_dataset_label(const mer_dataset *ds, int64_t i);          /* -1: unlabeled */
 const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: none */
 /* Index of a clip by name, or -1. */
+/* Features of clip i, modality m: (rows, D) floats owned by ds, valid until ds changes; rows is
+ * 1 for an utterance vector. NULL (and *rows 0) for an index out of range. */
+const float *mer_dataset_feature(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows);
 int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
+
+/* Test-time adaptation (speaker normalisation without labels): the features of each group of
+ * clips (groups[i], one string per clip, e.g. the speaker) are standardised in place by the
+ * group's own column mean and (population) standard deviation, every modality separately, frames
+ * of sequence features pooled; a constant column becomes 0. A group of fewer than min_clips (>= 2)
+ * clips is left as it is and counted in *n_unadapted (may be NULL). This is what the LOSO
+ * evaluation's MER_NORM_GROUP does to a held-out speaker, so a run trained on speaker-normalised
+ * features (recipe "adapt": "group", e.g. `mer demo`'s model) gets the same inputs from
+ * `mer predict --adapt`. Standardisation is invariant to a per-column affine map, so it may be
+ * applied to raw features or to features already standardised with the run's "norm". */
+mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
+                             int64_t *n_unadapted);
 
 /* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
@@ -1470,18 +1504,31 @@ mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const 
  * group is predicted. Standardisation uses no labels: per training part (MER_NORM_TRAIN), or
  * each group by its own statistics (MER_NORM_GROUP, speaker normalisation: at test time it
  * needs unlabeled clips of the same speaker). */
-typedef enum { MER_NORM_NONE = 0, MER_NORM_TRAIN = 1, MER_NORM_GROUP = 2 } mer_norm_mode;
+/* MER_NORM_GROUP_SINGLE: training groups standardised by their own statistics, held-out rows
+ * by the training rows' pooled raw statistics (a speaker-normalised model applied to one clip
+ * of an unseen speaker). */
+typedef enum {
+    MER_NORM_NONE = 0,
+    MER_NORM_TRAIN = 1,
+    MER_NORM_GROUP = 2,
+    MER_NORM_GROUP_SINGLE = 3
+} mer_norm_mode;
 typedef struct {
     int32_t seeds;              /* models averaged per held-out group (3) */
     mer_norm_mode norm;         /* MER_NORM_GROUP */
     int32_t keep_runs;          /* keep dir/runs/<group>-seed<k>/ (0: deleted when done) */
     const char *title;          /* confusion plot title */
+    /* optional (N entries): the statistics group of each row for the per-group modes (NULL:
+     * the row's data-set group); augmented copies of a speaker get a group of their own */
+    const char *const *norm_groups;
     /* after each group: return nonzero to stop (MER_ERR_ABORTED) */
     int (*progress)(int32_t done, int32_t total, void *user_data);
     void *progress_user;
 } mer_loso_params;
 mer_loso_params mer_loso_default_params(void);
-/* ds: one modality of utterance vectors, every clip labeled and grouped. Writes
+/* ds: one modality of utterance vectors, every clip labeled and grouped; train-only rows
+ * (augmented copies) train every model whose held-out group is not theirs and are never
+ * predicted or scored (probs rows of them stay 0). Writes
  * dir/metrics.json (WAF, accuracy, UAR, macro F1, per class, per group, confusion),
  * dir/confusion.png and dir/predictions.csv. probs (N, C) (may be NULL) receives the held-out
  * probabilities, out (may be NULL) the metrics. tp->folds/seed/plots are managed per model. */
