@@ -1671,6 +1671,79 @@ typedef struct {
  * priors, Bayes WAF per split). labels.csv is written last. rep may be NULL. */
 mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth_report *rep);
 
+/* ============================================================================================
+ * Pipelines: what the CLI runs, as library calls returning result structs (src/pipeline/)
+ * ========================================================================================== */
+
+/* ---- analyze one clip (src/pipeline/analyze.c, docs/analyze.md) --------------------------- */
+/* `mer analyze`: the emotion of one clip from its speech (a trained run with a feature recipe),
+ * its faces (face-api expressions on sampled frames) and an optional transcript (the lexicon
+ * baseline), each mapped onto MER2024's six labels (mer_shared_class_name) and fused late
+ * (mer_late_fuse), optionally with a per-second timeline. */
+enum { MER_ANALYZE_AUDIO = 0, MER_ANALYZE_FACE = 1, MER_ANALYZE_TEXT = 2, MER_ANALYZE_MODALITIES = 3 };
+
+typedef struct {
+    const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
+                                  config.json, else out/demo/model (what `mer demo` leaves) */
+    const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
+    const char *text;          /* transcript for the lexicon baseline; NULL: none */
+    double weights[MER_ANALYZE_MODALITIES]; /* fusion weights audio 1, face 1, text 0.5; 0
+                                               skips the modality (not even computed) */
+    double fps;                /* video frames analysed per second (2) */
+    int32_t max_frames;        /* cap on analysed frames; long clips get a lower rate (300) */
+    int32_t timeline;          /* nonzero: one row per second (speech over a 2 s window centred
+                                  on it, faces averaged over its frames, their fusion) */
+    mer_progress_fn progress;  /* after each analysed frame (done, total); nonzero return stops
+                                  with MER_ERR_ABORTED. May be NULL. */
+    void *progress_user_data;
+} mer_analyze_params;
+mer_analyze_params mer_analyze_default_params(void);
+
+typedef struct {
+    int32_t present;           /* a distribution was computed */
+    int32_t fused;             /* it takes part in the fusion */
+    char note[192];            /* why absent or not fused, or facts ("2.40 s of speech") */
+    float probs[MER_SHARED_CLASSES];       /* on the six shared labels (when present) */
+    int32_t n_native;                      /* the model's own classes (0 for text) */
+    char native_names[MER_MAX_CLASSES][MER_NAME_MAX];
+    float native[MER_MAX_CLASSES];
+} mer_analysis_modality;
+
+typedef struct {
+    double t0, t1;             /* the second [t0, t1) */
+    double a0, a1;             /* the audio window (when has_audio) */
+    int32_t has_audio, has_face, has_fused;
+    float audio[MER_SHARED_CLASSES], face[MER_SHARED_CLASSES], fused[MER_SHARED_CLASSES];
+    mer_faces_summary faces;   /* the second's frames */
+} mer_analysis_row;
+
+typedef struct {
+    char *path;                /* the clip as given */
+    mer_media_info info;
+    double duration;
+    mer_analysis_modality mod[MER_ANALYZE_MODALITIES];   /* indexed by MER_ANALYZE_* */
+    double weights[MER_ANALYZE_MODALITIES];
+    int32_t has_fused;         /* 0 when no modality could be analysed */
+    float fused[MER_SHARED_CLASSES];
+    char *audio_model;         /* the run directory used (NULL when speech was not run) */
+    int64_t frames, frames_with_face;
+    double fps_used;           /* the frame rate after the max_frames cap */
+    mer_text_scores text;
+    int32_t n_rows;            /* timeline rows (0 without params.timeline) */
+    mer_analysis_row *rows;
+} mer_analysis;
+
+/* Analyse the clip at path. *out is allocated (mer_analysis_free) and owns every pointer in
+ * it. A missing stream or a modality with weight 0 is not an error (the modality's note says
+ * why it is absent); a clip with neither audio nor video, an unreadable file or model, or a
+ * speech run without a feature recipe is (message names the file). params NULL: defaults.
+ * Reentrant; the models are loaded for the call. */
+mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_analysis **out);
+void mer_analysis_free(mer_analysis *a);
+/* The analysis as the JSON document of `mer analyze --json` (keys in docs/analyze.md),
+ * malloc'd text ending in a newline (free()). */
+mer_status mer_analysis_to_json(const mer_analysis *a, char **json);
+
 #ifdef __cplusplus
 }
 #endif
