@@ -47,6 +47,26 @@ void *mer__alloc(size_t n);
 void *mer__calloc(size_t count, size_t size);
 void mer__free(void *p);
 
+/* ---- allocation failure injection (SQLite style) ------------------------------------------ */
+
+/* Every allocation of the library goes through one check: mer__alloc and the malloc, calloc,
+ * realloc and strdup calls of every file that includes this header (redirected below to
+ * mer__malloc ...). mer_alloc_fail_at(n), declared in mer.h's testing section, makes the n-th
+ * allocation from now fail once, so a test can walk n = 1, 2, ... through a load, a forward or
+ * a training step and require a clean error each time. The memory is ordinary heap memory:
+ * free() and mer__free() release any of it. */
+int mer__alloc_should_fail(void);
+void *mer__malloc(size_t n);
+void *mer__xcalloc(size_t count, size_t size);
+void *mer__realloc(void *p, size_t n);
+char *mer__strdup(const char *s);
+#ifndef MER__ALLOC_IMPL
+#define malloc(n) mer__malloc(n)
+#define calloc(c, s) mer__xcalloc(c, s)
+#define realloc(p, n) mer__realloc(p, n)
+#define strdup(s) mer__strdup(s)
+#endif
+
 /* ---- arena: bump allocator for activations ----------------------------------------------- */
 
 typedef struct mer__arena {
@@ -157,5 +177,34 @@ char *mer__sb_take(mer__sb *b);
 void mer__sb_free(mer__sb *b);
 /* Atomic write of the text (MER_ERR_NOMEM naming path if the builder ran out of memory). */
 mer_status mer__sb_save(const mer__sb *b, const char *path);
+
+/* ---- JSON writing through cJSON (jsonw.c) ------------------------------------------------- */
+
+/* A document being built: every adder takes the parent (object: under key; array: key NULL)
+ * and returns the new item, or NULL after an allocation failure, which is remembered in oom and
+ * reported once by mer__json_take/save (a NULL parent is such a failure too, so calls chain
+ * without checks). */
+struct cJSON;
+typedef struct {
+    struct cJSON *root;
+    int oom;
+} mer__json;
+struct cJSON *mer__json_root(mer__json *w);   /* a new empty object as the root */
+struct cJSON *mer__json_obj(mer__json *w, struct cJSON *parent, const char *key);
+struct cJSON *mer__json_arr(mer__json *w, struct cJSON *parent, const char *key);
+struct cJSON *mer__json_num(mer__json *w, struct cJSON *parent, const char *key, double v);
+/* v rounded to `decimals` places (the value "%.*f" shows); non-finite values become null. */
+struct cJSON *mer__json_fixed(mer__json *w, struct cJSON *parent, const char *key, double v,
+                              int decimals);
+struct cJSON *mer__json_int(mer__json *w, struct cJSON *parent, const char *key, int64_t v);
+struct cJSON *mer__json_str(mer__json *w, struct cJSON *parent, const char *key, const char *s);
+struct cJSON *mer__json_bool(mer__json *w, struct cJSON *parent, const char *key, int b);
+struct cJSON *mer__json_null(mer__json *w, struct cJSON *parent, const char *key);
+/* The document as text (pretty: indented) ending in a newline, malloc'd (free()); the
+ * document is released either way. */
+mer_status mer__json_take(mer__json *w, int pretty, char **text);
+/* The document written atomically to path (pretty), released either way. */
+mer_status mer__json_save(mer__json *w, const char *path);
+void mer__json_discard(mer__json *w);
 
 #endif /* MER_INTERNAL_H */
