@@ -1186,6 +1186,19 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
 mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
                             const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]);
 
+/* The extraction recipe of text features as JSON (*json malloc'd, free()):
+ * {"text": {"model": DIR, "tokenizer": DIR, "layer_first", "layer_last", "combine", "pool_mean",
+ * "skip_lead", "skip_trail", "precision"}} with the directories made absolute; `mer extract text`
+ * writes it as recipe.json next to the features so a trained run can record it
+ * (`mer train --recipe`) and extract the same feature from new text (mer_text_recipe_extract). */
+mer_status mer_text_recipe_to_json(const char *model_dir, const char *tokenizer_dir,
+                                   const mer_text_params *p, char **json);
+/* Extract the feature a recipe (JSON text holding a "text" object as above) describes, for one
+ * transcript: loads the encoder and tokenizer it names (each call; for one-off use such as
+ * `mer analyze`). *out malloc'd (free()). */
+mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
+                                   int32_t *ndim, int64_t shape[3]);
+
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
  * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
  * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
