@@ -35,6 +35,7 @@ endif
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
 CFLAGS  ?= -O$(O) -g -march=$(MARCH)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc -Isrc/core \
+             -DMER_SOURCE_DIR='"$(CURDIR)"' \
              $(BLAS_CFLAGS) $(PKG_CFLAGS)
 LDLIBS  := $(BLAS_LIBS) $(PKG_LIBS) -lpthread -lm
 
@@ -44,12 +45,15 @@ TEST_SRC  := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz_*.c))
 
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all lib test unit asan fuzz bench parity clean deps demo
-all: $(BUILD)/libmer.a $(BUILD)/mer $(BUILD)/mer_tests
+.PHONY: all lib shared install test unit asan fuzz bench parity clean deps demo
+all: $(BUILD)/libmer.a $(BUILD)/mer $(BUILD)/mer_tests $(BUILD)/libmer.so $(EXAMPLE_BIN)
 
 lib: $(BUILD)/libmer.a
 
@@ -66,6 +70,40 @@ $(BUILD)/mer: $(TOOL_OBJ) $(BUILD)/libmer.a
 
 $(BUILD)/mer_tests: $(TEST_OBJ) $(BUILD)/libmer.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libmer.a $(LDLIBS)
+
+# examples/: programs that use only the public header, linked against the static library
+# (the tests run them and compare with the CLI).
+$(BUILD)/examples/%: examples/%.c include/mer.h $(BUILD)/libmer.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -fopenmp $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libmer.a $(LDLIBS)
+
+# The shared library: versioned file, soname libmer.so.MAJOR, dev symlink libmer.so.
+VERSION   := $(shell sed -n 's/^\#define MER_VERSION "\(.*\)"/\1/p' include/mer.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+shared: $(BUILD)/libmer.so
+$(BUILD)/libmer.so.$(VERSION): $(LIB_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libmer.so.$(SOVERSION) -o $@ $(LIB_OBJ) $(LDLIBS)
+$(BUILD)/libmer.so: $(BUILD)/libmer.so.$(VERSION)
+	ln -sf libmer.so.$(VERSION) $(BUILD)/libmer.so.$(SOVERSION)
+	ln -sf libmer.so.$(VERSION) $@
+
+# make install PREFIX=... [DESTDIR=...]: the CLI, libmer.so + libmer.a, mer.h, mer.pc, and the
+# bundled models and data under PREFIX/share/mer, where mer_data_path finds them at run time.
+PREFIX ?= /usr/local
+INSTALL_DIR = $(DESTDIR)$(PREFIX)
+install: $(BUILD)/libmer.a $(BUILD)/mer $(BUILD)/libmer.so
+	install -d $(INSTALL_DIR)/bin $(INSTALL_DIR)/lib/pkgconfig $(INSTALL_DIR)/include \
+	  $(INSTALL_DIR)/share/mer/models $(INSTALL_DIR)/share/mer/data
+	install -m 755 $(BUILD)/mer $(INSTALL_DIR)/bin/mer
+	install -m 644 $(BUILD)/libmer.a $(INSTALL_DIR)/lib/libmer.a
+	install -m 755 $(BUILD)/libmer.so.$(VERSION) $(INSTALL_DIR)/lib/libmer.so.$(VERSION)
+	ln -sf libmer.so.$(VERSION) $(INSTALL_DIR)/lib/libmer.so.$(SOVERSION)
+	ln -sf libmer.so.$(VERSION) $(INSTALL_DIR)/lib/libmer.so
+	install -m 644 include/mer.h $(INSTALL_DIR)/include/mer.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(BLAS_LIBS) -lpthread -lm -fopenmp|' \
+	  scripts/mer.pc.in > $(INSTALL_DIR)/lib/pkgconfig/mer.pc
+	cp -R models/face-api models/emodb-acoustic $(INSTALL_DIR)/share/mer/models/
+	cp -R data/emodb $(INSTALL_DIR)/share/mer/data/
 
 -include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
 

@@ -65,6 +65,18 @@ else
     failed=$((failed + 1))
 fi
 
+echo "== install (make install into a temporary prefix; example program and CLI outside the tree)"
+bash scripts/test-install.sh 2>&1 | tee build/install.log | grep -v '^ok ' || true
+count build/install.log
+
+echo "== python (python/mer over build/libmer.so, against the CLI)"
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+    MER_LIB=build/libmer.so /usr/bin/python3 python/tests/test_mer.py build/mer 2>&1 | tee build/python.log | grep -v '^ok ' || true
+    count build/python.log
+else
+    echo "  SKIPPED: /usr/bin/python3 has no numpy (scripts/install-deps.sh installs python3-numpy)"
+fi
+
 echo "== fuzzers (${FUZZ_SECONDS}s each)"
 for f in fuzz/fuzz_*.c; do
     [[ -e "$f" ]] || continue

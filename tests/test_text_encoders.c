@@ -393,6 +393,25 @@ MER_TEST(text_cli_extract_mertools) {
     REQUIRE_OK(mer_npy_read(f, &got, &nd, gsh));
     CHECK(nd == 1 && gsh[0] == 32 && got[0] == 0 && got[31] == 0);
     free(got);
+    /* recipe.json beside the features extracts the same feature again */
+    {
+        char rp[600], *recipe = calloc(1, 65536);
+        snprintf(rp, sizeof rp, "%s/recipe.json", out);
+        FILE *fr = fopen(rp, "rb");
+        CHECK(fr != NULL);
+        if (fr) {
+            size_t nr = fread(recipe, 1, 65535, fr);
+            fclose(fr);
+            CHECK(nr > 0 && strstr(recipe, "\"combine\": \"sum\""));
+            float *again = NULL;
+            int32_t nd2;
+            int64_t sh2[3];
+            CHECK_OK(mer_text_recipe_extract(recipe, txt, &again, &nd2, sh2));
+            CHECK(again && nd2 == 1 && sh2[0] == 32 && !memcmp(again, ref, 32 * sizeof(float)));
+            free(again);
+        }
+        free(recipe);
+    }
     /* resumable: a second run skips all four */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --preset mertools --out %s",
                       mer_test_bin(), csv, out);

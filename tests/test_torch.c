@@ -315,3 +315,28 @@ MER_TEST(torch_hf_cache_resolution) {
     CHECK(strstr(out, "huggingface-cli download Org/nope") != NULL);
     unsetenv("HF_HOME");
 }
+
+/* scripts/install-deps.sh --peers checks Node by what it provides: node + npm from anywhere are
+ * used as they are; Debian's nodejs/npm only when both are missing; one without the other is a
+ * clear error (installing Debian's npm would conflict with a foreign node). */
+MER_TEST(install_deps_peers_node) {
+    const char *dir = mer_test_tmpdir("deps_node");
+    char out[4096];
+    /* a PATH with the tools the script uses, but no node or npm */
+    REQUIRE(mer_test_run(NULL, 0,
+                         "set -e; mkdir -p %s/bin; for b in bash sh cc make pkg-config clang dpkg-query grep awk"
+                         " ffmpeg flac id env cat; do p=$(command -v $b) && ln -s $p %s/bin/$b || true; done",
+                         dir, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "PATH=%s/bin MER_DEPS_DRY_RUN=1 bash scripts/install-deps.sh --peers", dir) ==
+          0);
+    CHECK(strstr(out, "nodejs npm") != NULL);
+    REQUIRE(mer_test_run(NULL, 0, "printf '#!/bin/sh\\necho v20\\n' > %s/bin/node && chmod +x %s/bin/node", dir, dir) ==
+            0);
+    CHECK(mer_test_run(out, sizeof out, "PATH=%s/bin MER_DEPS_DRY_RUN=1 bash scripts/install-deps.sh --peers", dir) ==
+          1);
+    CHECK(strstr(out, "but not npm") != NULL);
+    REQUIRE(mer_test_run(NULL, 0, "cp %s/bin/node %s/bin/npm", dir, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "PATH=%s/bin MER_DEPS_DRY_RUN=1 bash scripts/install-deps.sh --peers", dir) ==
+          0);
+    CHECK(strstr(out, "nodejs") == NULL && strstr(out, "npm") == NULL);
+}

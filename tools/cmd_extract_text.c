@@ -2,7 +2,8 @@
  * cmd_extract_text.c -- `mer extract text`: text-encoder features of the transcripts in a CSV, one
  * <name>.npy per row (the MERTools layout). Tokenizing, encoding, pooling are the library's
  * (mer_text_extract); this file parses flags, walks the rows, skips existing outputs and writes
- * each .npy atomically (mer_npy_write). See docs/text.md.
+ * each .npy atomically (mer_npy_write), and recipe.json (mer_text_recipe_to_json) beside them.
+ * See docs/text.md.
  */
 #include "cli.h"
 
@@ -191,6 +192,26 @@ int cmd_extract_text(int argc, char **argv) {
     if (mkdir_p(out) != 0) {
         rc = cli_fail(cmd, "%s: cannot create the output directory: %s", out, strerror(errno));
         goto done;
+    }
+    {
+        /* recipe.json: how these features were made, for `mer train --recipe` */
+        char *recipe = NULL, rp[4200], tmp[4300];
+        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe))) {
+            rc = cli_fail_status(cmd, s, "recipe");
+            goto done;
+        }
+        snprintf(rp, sizeof rp, "%s/recipe.json", out);
+        snprintf(tmp, sizeof tmp, "%s/.recipe.json.tmp", out);
+        FILE *f = fopen(tmp, "wb");
+        int bad = !f || fputs(recipe, f) < 0;
+        if (f) bad |= fclose(f) != 0;
+        if (bad || rename(tmp, rp) != 0) {
+            unlink(tmp);
+            free(recipe);
+            rc = cli_fail(cmd, "%s: cannot write", rp);
+            goto done;
+        }
+        free(recipe);
     }
     const int64_t rows = mer_csv_rows(csv);
     seen = calloc((size_t)(rows > 0 ? rows : 1), sizeof *seen);

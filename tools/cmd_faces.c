@@ -59,6 +59,89 @@ static void text_probs(FILE *o, const float *p) {
         fprintf(o, "%s%s %.3f", k ? " " : "", mer_face_expression_name(k), (double)p[k]);
 }
 
+/* One frame (or the image) through detection, the report and the crops. */
+typedef struct {
+    const mer_faces *m;
+    mer_faces_state *st;
+    const mer_faces_params *p;
+    FILE *o;
+    int json, video;
+    const char *crops, *name, *input;
+    mer_faces_summary *sum;
+    cli_progress *prog;
+    int fi;
+    int bad_frame; /* the frame whose detection failed, or -1 */
+} face_run;
+
+static mer_status face_frame(const mer_image *img, void *user) {
+    face_run *r = user;
+    FILE *o = r->o;
+    const int json = r->json, video = r->video, fi = r->fi++;
+    const char *crops = r->crops, *name = r->name, *input = r->input;
+    mer_status s;
+    {
+        mer_face *faces = NULL;
+        int32_t n = 0;
+        s = mer_faces_detect(r->m, r->st, img, r->p, &faces, &n);
+        if (s != MER_OK) {
+            r->bad_frame = fi;
+            return s;
+        }
+        mer_faces_summary_add(r->sum, faces, n);
+        if (json) {
+            fprintf(o, "%s\n  {\"index\": %lld, \"time\": %.4f, \"width\": %d, \"height\": %d, \"faces\": [",
+                   fi ? "," : "", (long long)img->index, img->time, img->width, img->height);
+        } else if (video) {
+            fprintf(o, "frame %lld (t %.2f s): %d face%s\n", (long long)img->index, img->time, n,
+                   n == 1 ? "" : "s");
+        } else {
+            fprintf(o, "%s: %d face%s\n", input, n, n == 1 ? "" : "s");
+        }
+        for (int32_t k = 0; k < n; k++) {
+            const mer_face *f = &faces[k];
+            const char *ex = f->expression >= 0 ? mer_face_expression_name(f->expression) : NULL;
+            if (json) {
+                fprintf(o, "%s\n   {\"x\": %.4f, \"y\": %.4f, \"width\": %.4f, \"height\": %.4f, "
+                       "\"score\": %.6f, \"expression\": ", k ? "," : "", (double)f->x,
+                       (double)f->y, (double)f->width, (double)f->height, (double)f->score);
+                if (ex) fprintf(o, "\"%s\"", ex);
+                else fprintf(o, "null");
+                fprintf(o, ", \"expressions\": ");
+                json_probs(o, f->expressions);
+                fprintf(o, "}");
+            } else {
+                fprintf(o, "  face %d: box %.1f %.1f %.1f %.1f score %.3f %s (", k, (double)f->x,
+                       (double)f->y, (double)f->width, (double)f->height, (double)f->score,
+                       ex ? ex : "-");
+                text_probs(o, f->expressions);
+                fprintf(o, ")\n");
+            }
+            if (crops) {
+                mer_image c = {0};
+                s = mer_faces_crop(img, f, &c);
+                if (s == MER_OK) {
+                    char path[2048], sfx[64];
+                    snprintf(sfx, sizeof sfx, "_f%lld_%d.png", (long long)img->index, k);
+                    s = mer_name_path(path, sizeof path, crops, name, sfx, input, 0);
+                    if (s == MER_OK) s = mer_image_write_png(path, c.rgb, c.width, c.height, 3);
+                    mer_image_free(&c);
+                    if (s != MER_OK) {
+                        free(faces);
+                        return s;
+                    }
+                } else {
+                    mer_clear_error(); /* a box with no pixels on the image has no crop */
+                }
+            }
+        }
+        if (json) fprintf(o, "%s]}", n ? "\n  " : "");
+        free(faces);
+        if (fi + 1 > r->prog->total) r->prog->total = fi + 1;
+        cli_progress_update(r->prog, fi + 1, NULL);
+    }
+    return MER_OK;
+}
+
 int cmd_faces(int argc, char **argv) {
     const char *input = NULL, *models = NULL, *crops = NULL;
     long every = 0, input_size = 416, threads = 0;
@@ -107,37 +190,13 @@ int cmd_faces(int argc, char **argv) {
     mer_status s = mer_faces_load(&m, models);
     if (s != MER_OK) return cli_fail(CMD, "%s", mer_last_error());
 
-    /* decode: a still image, or the sampled frames of a video */
-    mer_image *frames = NULL;
-    int32_t nframes = 0;
     int video = !is_image_path(input);
-    if (!video) {
-        frames = calloc(1, sizeof *frames);
-        if (!frames) {
-            mer_faces_free(m);
-            return cli_fail(CMD, "%s: out of memory", input);
-        }
-        s = mer_image_load(input, frames);
-        nframes = s == MER_OK ? 1 : 0;
-    } else {
-        mer_frame_sampling smp = {0};
-        smp.fps = fps;
-        smp.every = (int32_t)every;
-        s = mer_media_decode_video(input, &smp, &frames, &nframes);
-    }
-    if (s != MER_OK) {
-        int rc = cli_fail(CMD, "%s", mer_last_error());
-        if (!video) free(frames); /* the image loader left nothing to free inside */
-        mer_faces_free(m);
-        return rc;
-    }
     char name[256];
     stem(name, sizeof name, input);
     /* the crops are named after the input: the name goes through the one name-to-path check,
      * and a --crops that is a file is named as such (not the temporary inside it) */
     if (crops && ((s = mer_name_check(name, input, 0)) != MER_OK || (s = mer_mkdir_p(crops)) != MER_OK)) {
         int rc = cli_fail(CMD, "%s", mer_last_error());
-        mer_frames_free(frames, nframes);
         mer_faces_free(m);
         return rc;
     }
@@ -148,7 +207,6 @@ int cmd_faces(int argc, char **argv) {
     p.min_score = (float)min_score;
     mer_faces_state *st = NULL;
     if ((s = mer_faces_state_init(&st)) != MER_OK) {
-        mer_frames_free(frames, nframes);
         mer_faces_free(m);
         return cli_fail(CMD, "%s", mer_last_error());
     }
@@ -158,78 +216,42 @@ int cmd_faces(int argc, char **argv) {
     FILE *o = open_memstream(&obuf, &olen);
     if (!o) {
         mer_faces_state_free(st);
-        mer_frames_free(frames, nframes);
         mer_faces_free(m);
         return cli_fail(CMD, "out of memory");
     }
     mer_faces_summary sum = {0};
     int rc = 0;
     cli_progress prog;
-    cli_progress_start(&prog, "faces", nframes);
+    mer_media_info info;
+    int64_t expect = 1;
+    if (video && mer_media_probe(input, &info) == MER_OK && info.has_video && info.fps > 0 && info.duration > 0)
+        expect = fps > 0 ? (int64_t)(info.duration * fps) + 1 : (int64_t)(info.duration * info.fps / (every > 0 ? every : 1)) + 1;
+    cli_progress_start(&prog, "faces", expect);
     if (json) {
         fprintf(o, "{\n \"input\": ");
         cli_json_str(o, input);
         fprintf(o, ",\n \"input_size\": %ld,\n \"min_score\": %.6g,\n \"frames\": [",
                 input_size, min_score);
     }
-    for (int32_t fi = 0; fi < nframes && rc == 0; fi++) {
-        const mer_image *img = &frames[fi];
-        mer_face *faces = NULL;
-        int32_t n = 0;
-        s = mer_faces_detect(m, st, img, &p, &faces, &n);
-        if (s != MER_OK) {
-            rc = cli_fail(CMD, "%s: frame %d: %s", input, fi, mer_last_error());
-            break;
-        }
-        mer_faces_summary_add(&sum, faces, n);
-        if (json) {
-            fprintf(o, "%s\n  {\"index\": %lld, \"time\": %.4f, \"width\": %d, \"height\": %d, \"faces\": [",
-                   fi ? "," : "", (long long)img->index, img->time, img->width, img->height);
-        } else if (video) {
-            fprintf(o, "frame %lld (t %.2f s): %d face%s\n", (long long)img->index, img->time, n,
-                   n == 1 ? "" : "s");
-        } else {
-            fprintf(o, "%s: %d face%s\n", input, n, n == 1 ? "" : "s");
-        }
-        for (int32_t k = 0; k < n; k++) {
-            const mer_face *f = &faces[k];
-            const char *ex = f->expression >= 0 ? mer_face_expression_name(f->expression) : NULL;
-            if (json) {
-                fprintf(o, "%s\n   {\"x\": %.4f, \"y\": %.4f, \"width\": %.4f, \"height\": %.4f, "
-                       "\"score\": %.6f, \"expression\": ", k ? "," : "", (double)f->x,
-                       (double)f->y, (double)f->width, (double)f->height, (double)f->score);
-                if (ex) fprintf(o, "\"%s\"", ex);
-                else fprintf(o, "null");
-                fprintf(o, ", \"expressions\": ");
-                json_probs(o, f->expressions);
-                fprintf(o, "}");
-            } else {
-                fprintf(o, "  face %d: box %.1f %.1f %.1f %.1f score %.3f %s (", k, (double)f->x,
-                       (double)f->y, (double)f->width, (double)f->height, (double)f->score,
-                       ex ? ex : "-");
-                text_probs(o, f->expressions);
-                fprintf(o, ")\n");
-            }
-            if (crops) {
-                mer_image c = {0};
-                s = mer_faces_crop(img, f, &c);
-                if (s == MER_OK) {
-                    char path[2048], sfx[64];
-                    snprintf(sfx, sizeof sfx, "_f%lld_%d.png", (long long)img->index, k);
-                    s = mer_name_path(path, sizeof path, crops, name, sfx, input, 0);
-                    if (s == MER_OK) s = mer_image_write_png(path, c.rgb, c.width, c.height, 3);
-                    mer_image_free(&c);
-                    if (s != MER_OK) {
-                                    rc = cli_fail(CMD, "%s", mer_last_error());
-                        break;
-                    }
-                }
-            }
-        }
-        if (json) fprintf(o, "%s]}", n ? "\n  " : "");
-        free(faces);
-        cli_progress_update(&prog, fi + 1, NULL);
+    /* frames stream through detection one at a time (memory: one frame, whatever the clip
+     * length); the report is printed only when every frame succeeded */
+    face_run fr = {.m = m, .st = st, .p = &p, .o = o, .json = json, .video = video, .crops = crops,
+                   .name = name, .input = input, .sum = &sum, .prog = &prog, .bad_frame = -1};
+    if (!video) {
+        mer_image img = {0};
+        s = mer_image_load(input, &img);
+        if (s == MER_OK) s = face_frame(&img, &fr);
+        mer_image_free(&img);
+    } else {
+        mer_frame_sampling smp = {0};
+        smp.fps = fps;
+        smp.every = (int32_t)every;
+        s = mer_media_each_video_frame(input, &smp, face_frame, &fr, NULL);
     }
+    if (s != MER_OK && fr.bad_frame >= 0)
+        rc = cli_fail(CMD, "%s: frame %d: %s", input, fr.bad_frame, mer_last_error());
+    else if (s != MER_OK)
+        rc = cli_fail(CMD, "%s", mer_last_error());
     cli_progress_end(&prog);
     if (rc == 0) {
         float mean[MER_FACE_EXPRESSIONS];
@@ -264,7 +286,6 @@ int cmd_faces(int argc, char **argv) {
     if (rc == 0) fwrite(obuf, 1, olen, stdout);
     free(obuf);
     mer_faces_state_free(st);
-    mer_frames_free(frames, nframes);
     mer_faces_free(m);
     return rc;
 }

@@ -499,6 +499,9 @@ typedef struct {
     int64_t last_pts;
     AVRational tb;
     double nominal_dur;       /* 1 / fps of the stream, 0 if unknown */
+    mer_frame_fn fn;          /* streaming: each frame goes to fn in cur (reused), none is kept */
+    void *user;
+    mer_image cur;
 } video_state;
 
 static int done(const video_state *v) { return v->n >= v->limit; }
@@ -508,7 +511,7 @@ static mer_status emit(video_state *v, const AVFrame *fr, double t, int64_t inde
     if (fr->width <= 0 || fr->height <= 0 || fr->width > MEDIA_MAX_DIM || fr->height > MEDIA_MAX_DIM)
         return mer__err(MER_ERR_MEDIA, "%s: frame size %dx%d out of range (max %d)", v->path, fr->width,
                         fr->height, MEDIA_MAX_DIM);
-    if (v->n == v->cap) {
+    if (!v->fn && v->n == v->cap) {
         int32_t cap = v->cap ? v->cap * 2 : 16;
         if (cap > v->limit) cap = v->limit;
         mer_image *nv = realloc(v->v, (size_t)cap * sizeof *nv);
@@ -531,14 +534,31 @@ static mer_status emit(video_state *v, const AVFrame *fr, double t, int64_t inde
         sws_setColorspaceDetails(v->sws, sws_getCoefficients(cs), src_range, tab, 1, bri, con, sat);
     }
     size_t bytes = (size_t)w * (size_t)h * 3;
-    uint8_t *rgb = malloc(bytes + 64); /* slack: SIMD paths may write a little past a row */
-    if (!rgb) return mer__err(MER_ERR_NOMEM, "%s: out of memory for a %dx%d frame", v->path, w, h);
+    uint8_t *rgb;
+    if (v->fn && v->cur.rgb && v->cur.width == w && v->cur.height == h) {
+        rgb = v->cur.rgb; /* streaming: one RGB buffer for the whole clip */
+    } else {
+        rgb = malloc(bytes + 64); /* slack: SIMD paths may write a little past a row */
+        if (!rgb) return mer__err(MER_ERR_NOMEM, "%s: out of memory for a %dx%d frame", v->path, w, h);
+        if (v->fn) {
+            free(v->cur.rgb);
+            v->cur.rgb = rgb;
+        }
+    }
     uint8_t *dst[4] = {rgb, NULL, NULL, NULL};
     int dst_stride[4] = {w * 3, 0, 0, 0};
     int r = sws_scale(v->sws, (const uint8_t *const *)fr->data, fr->linesize, 0, h, dst, dst_stride);
     if (r != h) {
-        free(rgb);
+        if (!v->fn) free(rgb);
         return mer__err(MER_ERR_MEDIA, "%s: pixel conversion failed", v->path);
+    }
+    if (v->fn) {
+        v->cur.width = w;
+        v->cur.height = h;
+        v->cur.time = t;
+        v->cur.index = index;
+        v->n++;
+        return v->fn(&v->cur, v->user);
     }
     mer_image *img = &v->v[v->n++];
     img->width = w;
@@ -657,11 +677,8 @@ static mer_status scan_duration(const char *path, int si, int64_t start, int hav
     return MER_OK;
 }
 
-mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling, mer_image **frames,
-                                  int32_t *n) {
-    if (!path || !frames || !n) return mer__err(MER_ERR_INVALID_ARG, "mer_media_decode_video: NULL argument");
-    *frames = NULL;
-    *n = 0;
+static mer_status decode_video(const char *path, const mer_frame_sampling *sampling, mer_frame_fn fn,
+                               void *user, mer_image **frames, int32_t *n) {
     mer_frame_sampling all = {0};
     const mer_frame_sampling *smp = sampling ? sampling : &all;
     if (!(smp->fps >= 0) || smp->count < 0 || smp->every < 0 || smp->max_frames < 0 || !isfinite(smp->fps))
@@ -673,7 +690,7 @@ mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sa
     AVCodecContext *dc = NULL;
     AVPacket *pkt = NULL;
     AVFrame *fr = NULL;
-    video_state v = {.path = path, .smp = smp, .limit = INT32_MAX};
+    video_state v = {.path = path, .smp = smp, .limit = INT32_MAX, .fn = fn, .user = user};
     if (smp->max_frames > 0) v.limit = smp->max_frames;
     if (smp->count > 0 && smp->count < v.limit) v.limit = smp->count;
     int64_t bad_packets = 0;
@@ -740,11 +757,27 @@ mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sa
     av_packet_free(&pkt);
     avcodec_free_context(&dc);
     avformat_close_input(&fc);
+    free(v.cur.rgb);
     if (s) {
         mer_frames_free(v.v, v.n);
         return s;
     }
-    *frames = v.v;
-    *n = v.n;
+    if (frames) *frames = v.v;
+    if (n) *n = v.n;
     return MER_OK;
+}
+
+mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling, mer_image **frames,
+                                  int32_t *n) {
+    if (!path || !frames || !n) return mer__err(MER_ERR_INVALID_ARG, "mer_media_decode_video: NULL argument");
+    *frames = NULL;
+    *n = 0;
+    return decode_video(path, sampling, NULL, NULL, frames, n);
+}
+
+mer_status mer_media_each_video_frame(const char *path, const mer_frame_sampling *sampling, mer_frame_fn fn,
+                                      void *user_data, int32_t *n) {
+    if (n) *n = 0;
+    if (!path || !fn) return mer__err(MER_ERR_INVALID_ARG, "mer_media_each_video_frame: NULL argument");
+    return decode_video(path, sampling, fn, user_data, NULL, n);
 }

@@ -7,7 +7,11 @@
  * the vector lane), the row softmax, then the weighted sum of V_h (copied once per head into a
  * contiguous (tk, dh) panel), with everything for a block in L1/L2. The full (tq, tk) score matrix is never materialised unless the caller asks for
  * the probabilities. Each output row is computed by one thread in a fixed order, so results do
- * not depend on the thread count. Without AVX-512 each head is two mer_sgemm calls around a
+ * not depend on the thread count. Without AVX-512, on a CPU with AVX2 + FMA (chosen at run time,
+ * mer_cpu_features), the same fused head loop runs with 8-lane kernels (blocks of 6 query rows x
+ * 16 keys or 16 value columns: 12 accumulators of the 16 ymm registers); that removes the three
+ * parallel regions per head of the GEMM path, which cost most of the attention time on a shared
+ * machine. Otherwise (or dh not a multiple of 8) each head is two mer_sgemm calls around a
  * threaded row softmax.
  */
 #include "kernels.h"
@@ -15,9 +19,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 static void masked_softmax_row(float *row, const uint8_t *mask, int64_t tk) {
     if (mask)
@@ -160,7 +162,115 @@ static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
     }
 }
 
-#else /* no AVX-512: two GEMMs per head around a threaded softmax */
+#else /* no AVX-512 at build time: AVX2 + FMA kernels chosen at run time, else two GEMMs */
+
+#define ATT_R 6
+
+/* s (R, tkp) = scale * Q rows (R, dh) @ kt (dh, tkp); tkp a multiple of 16. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+scores_block2(float *s, const float *q, int64_t ldq, const float *kt, int64_t dh, int64_t tkp,
+              float scale, const int R) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    for (int64_t j = 0; j < tkp; j += 16) {
+        __m256 acc[ATT_R][2];
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int64_t d = 0; d < dh; d++) {
+            const float *kr = kt + d * tkp + j;
+            const __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m256 qb = _mm256_broadcast_ss(q + r * ldq + d);
+                acc[r][0] = _mm256_fmadd_ps(qb, k0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(qb, k1, acc[r][1]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(s + r * tkp + j, _mm256_mul_ps(acc[r][0], vs));
+            _mm256_storeu_ps(s + r * tkp + j + 8, _mm256_mul_ps(acc[r][1], vs));
+        }
+    }
+}
+
+/* out rows (R, dh) = p (R, tkp; first tk used) @ V (tk, dh), dh a multiple of 8. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+pv_block2(float *out, int64_t ldo, const float *p, int64_t tkp, const float *v, int64_t ldv,
+          int64_t tk, int64_t dh, const int R) {
+    int64_t d0 = 0;
+    for (; d0 + 16 <= dh; d0 += 16) {
+        __m256 acc[ATT_R][2];
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        for (int64_t j = 0; j < tk; j++) {
+            const __m256 v0 = _mm256_loadu_ps(v + j * ldv + d0), v1 = _mm256_loadu_ps(v + j * ldv + d0 + 8);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m256 pb = _mm256_broadcast_ss(p + r * tkp + j);
+                acc[r][0] = _mm256_fmadd_ps(pb, v0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(out + r * ldo + d0, acc[r][0]);
+            _mm256_storeu_ps(out + r * ldo + d0 + 8, acc[r][1]);
+        }
+    }
+    if (d0 < dh) { /* the last 8 columns */
+        __m256 acc[ATT_R];
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+        for (int64_t j = 0; j < tk; j++) {
+            const __m256 v0 = _mm256_loadu_ps(v + j * ldv + d0);
+            #pragma GCC unroll 8
+            for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + r * tkp + j), v0, acc[r]);
+        }
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) _mm256_storeu_ps(out + r * ldo + d0, acc[r]);
+    }
+}
+
+static int64_t head_ws(int64_t tk, int64_t dh) {
+    const int64_t tkp = (tk + 15) & ~(int64_t)15;
+    return dh * tkp + ATT_R * tkp + tk * dh;
+}
+
+__attribute__((target("avx2,fma"))) static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
+    (void)th;
+    const attn_job *j = u;
+    const int64_t tk = j->tk, dh = j->dh, tkp = (tk + 15) & ~(int64_t)15;
+    float *kt = j->ws + h0 * head_ws(tk, dh);
+    float *s = kt + dh * tkp, *vh = s + ATT_R * tkp;
+    for (int64_t hh = h0; hh < h1; hh++) {
+        for (int64_t c = 0; c < tk; c++) {
+            const float *kr = j->k + c * j->ldk + hh * dh;
+            for (int64_t d = 0; d < dh; d++) kt[d * tkp + c] = kr[d];
+        }
+        for (int64_t d = 0; d < dh; d++)
+            for (int64_t c = tk; c < tkp; c++) kt[d * tkp + c] = 0.0f;
+        for (int64_t c = 0; c < tk; c++) memcpy(vh + c * dh, j->v + c * j->ldv + hh * dh, (size_t)dh * sizeof(float));
+        int64_t i = 0;
+        for (; i + ATT_R <= j->tq; i += ATT_R) {
+            scores_block2(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, ATT_R);
+            for (int r = 0; r < ATT_R; r++) {
+                masked_softmax_row(s + r * tkp, j->mask, tk);
+                if (j->probs) memcpy(j->probs + (hh * j->tq + i + r) * tk, s + r * tkp, (size_t)tk * sizeof(float));
+            }
+            pv_block2(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, ATT_R);
+        }
+        for (; i < j->tq; i++) {
+            scores_block2(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, 1);
+            masked_softmax_row(s, j->mask, tk);
+            if (j->probs) memcpy(j->probs + (hh * j->tq + i) * tk, s, (size_t)tk * sizeof(float));
+            pv_block2(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, 1);
+        }
+    }
+}
+
+static int fused_avx2(int64_t dh) { return (mer_cpu_features() & MER_CPU_AVX2) && dh % 8 == 0; }
+
+/* two GEMMs per head around a threaded softmax */
 
 typedef struct {
     float *s;
@@ -182,9 +292,8 @@ int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh) 
     (void)tq;
     return h * head_ws(tk, dh);
 #else
-    (void)h;
-    (void)dh;
-    return tq * tk;
+    const int64_t fused = fused_avx2(dh) ? h * head_ws(tk, dh) : 0;
+    return fused > tq * tk ? fused : tq * tk;
 #endif
 }
 
@@ -205,6 +314,12 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
     attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
     mer__parallel_for(h, 1, attn_heads, &j);
 #else
+    if (fused_avx2(dh)) {
+        attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
+        mer__parallel_for(h, 1, attn_heads, &j);
+        mer__free(own);
+        return MER_OK;
+    }
     for (int64_t hh = 0; hh < h; hh++) {
         float *s = probs ? probs + hh * tq * tk : ws;
         mer_sgemm(0, 1, tq, tk, dh, scale, q + hh * dh, ldq, k + hh * dh, ldk, 0.0f, s, tk);

@@ -887,32 +887,85 @@ static int is_image_path(const char *path) {
     return 0;
 }
 
-/* Replace each frame by the crop of its best face (the detector's first); frames without a
- * face, or whose box lies entirely off the image, are dropped. */
-static mer_status keep_faces(const mer_clip_extract_params *p, mer_image *frames, int32_t *n,
-                             int32_t *no_face) {
-    mer_faces_params fp;
-    mer_faces_default_params(&fp);
-    fp.expressions = 0;
-    int32_t kept = 0;
-    for (int32_t i = 0; i < *n; i++) {
+/* Frames stream through extraction (mer_media_each_video_frame): each is face-cropped if asked,
+ * preprocessed into a batch of at most batch_cap pixel tensors, and the batch is encoded when
+ * full. Memory is one decoded frame plus one batch of 224x224 tensors whatever the clip length
+ * (the output of pool none grows with the frames, by design); the batches are those
+ * mer_clip_encode_images would form, so results are the same bits. */
+typedef struct {
+    mer_clip_state *s;
+    const mer_clip_extract_params *p;
+    const char *path;
+    int64_t px, osz;
+    int32_t cap, nb;        /* batch capacity, images in it */
+    float *pixels;          /* (cap, 3, S, S) */
+    float *chunk;           /* (cap, osz): a batch's outputs when pooling */
+    float *acc;             /* pool: (osz) sums; none: (n_out, osz) rows, grown */
+    int64_t acc_rows;
+    int32_t decoded, no_face, n_out;
+} clip_stream;
+
+static mer_status stream_flush(clip_stream *cs) {
+    if (cs->nb == 0) return MER_OK;
+    float *dst;
+    if (cs->p->pool_mean) {
+        dst = cs->chunk;
+    } else {
+        int64_t need = (int64_t)cs->n_out + cs->nb, total;
+        if (!mer__mul_overflow(need, cs->osz, &total) || total > ((int64_t)1 << 34))
+            return mer__err(MER_ERR_NOMEM, "%s: %lld frames of %lld floats is too large an output", cs->path,
+                            (long long)need, (long long)cs->osz);
+        if (need > cs->acc_rows) {
+            int64_t rows = cs->acc_rows ? cs->acc_rows * 2 : 64;
+            if (rows < need) rows = need;
+            float *na = realloc(cs->acc, (size_t)(rows * cs->osz) * sizeof(float));
+            if (!na) return mer__err(MER_ERR_NOMEM, "%s: no memory for the features", cs->path);
+            cs->acc = na;
+            cs->acc_rows = rows;
+        }
+        dst = cs->acc + (int64_t)cs->n_out * cs->osz;
+    }
+    mer_status st = mer_clip_forward(cs->s, cs->pixels, cs->nb, cs->p->what, dst);
+    if (st != MER_OK) {
+        mer__err_prefix("%s", cs->path);
+        return st;
+    }
+    if (cs->p->pool_mean)
+        for (int32_t i = 0; i < cs->nb; i++)
+            for (int64_t k = 0; k < cs->osz; k++) cs->acc[k] += cs->chunk[(int64_t)i * cs->osz + k];
+    cs->n_out += cs->nb;
+    cs->nb = 0;
+    return MER_OK;
+}
+
+static mer_status stream_frame(const mer_image *img, void *user) {
+    clip_stream *cs = user;
+    const mer_clip_extract_params *p = cs->p;
+    cs->decoded++;
+    mer_image crop = {0};
+    const mer_image *use = img;
+    if (p->faces) { /* the crop of its best face (the detector's first); none: the frame is skipped */
+        mer_faces_params fp;
+        mer_faces_default_params(&fp);
+        fp.expressions = 0;
         mer_face *faces = NULL;
         int32_t nf = 0;
-        mer_status s = mer_faces_detect(p->faces, p->faces_state, &frames[i], &fp, &faces, &nf);
+        mer_status s = mer_faces_detect(p->faces, p->faces_state, img, &fp, &faces, &nf);
         if (s != MER_OK) return s;
-        mer_image crop = {0};
-        if (nf > 0) s = mer_faces_crop(&frames[i], &faces[0], &crop);
+        if (nf > 0) s = mer_faces_crop(img, &faces[0], &crop);
         free(faces);
-        mer_image_free(&frames[i]);
         if (nf == 0 || s == MER_ERR_NOT_FOUND) {
             mer_clear_error();
-            (*no_face)++;
-            continue;
+            cs->no_face++;
+            return MER_OK;
         }
         if (s != MER_OK) return s;
-        frames[kept++] = crop;
+        use = &crop;
     }
-    *n = kept;
+    mer_status st = mer_clip_preprocess(cs->s->m, use, cs->pixels + (int64_t)cs->nb * cs->px);
+    mer_image_free(&crop);
+    if (st != MER_OK) return st;
+    if (++cs->nb == cs->cap) return stream_flush(cs);
     return MER_OK;
 }
 
@@ -926,89 +979,59 @@ mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
     const mer_clip_model *m = s->m;
     mer_status st = check_what(m, p->what);
     if (st != MER_OK) return st;
-    mer_image *frames = NULL;
-    int32_t n = 0, n_alloc = 0, no_face = 0;
-    float *acc = NULL, *chunk = NULL;
-    if (is_image_path(path)) {
-        frames = mer__calloc(1, sizeof *frames);
-        if (!frames) return MER_ERR_NOMEM;
-        if ((st = mer_image_load(path, frames)) != MER_OK) {
-            mer__free(frames);
-            return st;
-        }
-        n = n_alloc = 1;
-    } else {
-        mer_image *vf = NULL;
-        if ((st = mer_media_decode_video(path, &p->sampling, &vf, &n)) != MER_OK) return st;
-        n_alloc = n;
-        frames = vf;
+    const mer_clip_info *c = &m->info;
+    clip_stream cs = {.s = s, .p = p, .path = path, .cap = batch_cap(c),
+                      .px = (int64_t)c->num_channels * c->image_size * c->image_size,
+                      .osz = mer_clip_output_size(m, p->what)};
+    cs.pixels = malloc((size_t)(cs.cap * cs.px) * sizeof(float));
+    if (p->pool_mean) {
+        cs.chunk = malloc((size_t)(cs.cap * cs.osz) * sizeof(float));
+        cs.acc = calloc((size_t)cs.osz, sizeof(float));
     }
-    const int from_video = !is_image_path(path);
-    const int32_t decoded = n;
-    if (stats) stats->frames = decoded;
-    if (n == 0) {
+    if (!cs.pixels || (p->pool_mean && (!cs.chunk || !cs.acc))) {
+        st = mer__err(MER_ERR_NOMEM, "%s: no memory for the features", path);
+        goto done;
+    }
+    if (is_image_path(path)) {
+        mer_image img = {0};
+        if ((st = mer_image_load(path, &img)) != MER_OK) goto done;
+        st = stream_frame(&img, &cs);
+        mer_image_free(&img);
+    } else {
+        st = mer_media_each_video_frame(path, &p->sampling, stream_frame, &cs, NULL);
+    }
+    if (st == MER_OK) st = stream_flush(&cs);
+    if (st != MER_OK) goto done;
+    if (stats) {
+        stats->frames = cs.decoded;
+        stats->frames_no_face = cs.no_face;
+    }
+    if (cs.decoded == 0) {
         st = mer__err(MER_ERR_NOT_FOUND, "%s: no video frames decoded", path);
         goto done;
     }
-    if (p->faces && (st = keep_faces(p, frames, &n, &no_face)) != MER_OK) goto done;
-    if (stats) stats->frames_no_face = no_face;
-    if (n == 0) {
+    if (cs.n_out == 0) {
         st = mer__err(MER_ERR_NOT_FOUND, "%s: no face found in any of the %d frame%s", path,
-                      decoded, decoded == 1 ? "" : "s");
+                      cs.decoded, cs.decoded == 1 ? "" : "s");
         goto done;
     }
-    {
-        const mer_clip_info *c = &m->info;
-        const int64_t osz = mer_clip_output_size(m, p->what);
-        const int32_t step = batch_cap(c);
-        int64_t total;
-        if (!mer__mul_overflow(p->pool_mean ? 1 : n, osz, &total) || total > ((int64_t)1 << 34)) {
-            st = mer__err(MER_ERR_NOMEM, "%s: %d frames of %lld floats is too large an output", path,
-                          n, (long long)osz);
-            goto done;
-        }
-        acc = calloc((size_t)total, sizeof(float));
-        chunk = p->pool_mean ? malloc((size_t)step * osz * sizeof(float)) : NULL;
-        if (!acc || (p->pool_mean && !chunk)) {
-            st = mer__err(MER_ERR_NOMEM, "%s: no memory for the features", path);
-            goto done;
-        }
-        /* encode chunk by chunk and sum as we go: the hidden states of every frame of a long
-         * video would not fit in memory at once */
-        for (int32_t b = 0; b < n; b += step) {
-            int32_t nb = n - b < step ? n - b : step;
-            float *dst = p->pool_mean ? chunk : acc + (int64_t)b * osz;
-            if ((st = mer_clip_encode_images(s, frames + b, nb, p->what, dst)) != MER_OK) {
-                mer__err_prefix("%s", path);
-                goto done;
-            }
-            if (p->pool_mean)
-                for (int32_t i = 0; i < nb; i++)
-                    for (int64_t k = 0; k < osz; k++) acc[k] += chunk[(int64_t)i * osz + k];
-        }
-        if (p->pool_mean)
-            for (int64_t k = 0; k < osz; k++) acc[k] /= (float)n;
-        int32_t d = 0;
-        if (!p->pool_mean) shape[d++] = n;
-        if (p->what == MER_CLIP_HIDDEN) {
-            shape[d++] = c->n_layers + 1;
-            shape[d++] = c->tokens;
-            shape[d++] = c->hidden_size;
-        } else {
-            shape[d++] = osz;
-        }
-        *ndim = d;
-        *out = acc;
-        acc = NULL;
-    }
-done:
-    free(acc);
-    free(chunk);
-    if (from_video) {
-        mer_frames_free(frames, n_alloc);
+    if (p->pool_mean)
+        for (int64_t k = 0; k < cs.osz; k++) cs.acc[k] /= (float)cs.n_out;
+    int32_t d = 0;
+    if (!p->pool_mean) shape[d++] = cs.n_out;
+    if (p->what == MER_CLIP_HIDDEN) {
+        shape[d++] = c->n_layers + 1;
+        shape[d++] = c->tokens;
+        shape[d++] = c->hidden_size;
     } else {
-        for (int32_t i = 0; i < n_alloc; i++) mer_image_free(&frames[i]);
-        mer__free(frames);
+        shape[d++] = cs.osz;
     }
+    *ndim = d;
+    *out = cs.acc;
+    cs.acc = NULL;
+done:
+    free(cs.acc);
+    free(cs.chunk);
+    free(cs.pixels);
     return st;
 }

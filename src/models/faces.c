@@ -122,13 +122,22 @@ mer_status mer_faces_load(mer_faces **out, const char *dir) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "mer_faces_load: NULL argument");
     *out = NULL;
     if (!dir) dir = getenv("MER_FACE_MODELS");
-    if (!dir || !dir[0]) dir = "models/face-api";
+    char *bundled = NULL; /* the installed or source-tree copy, never the working directory */
+    if (!dir || !dir[0]) {
+        mer_status ds = mer_data_path("models/face-api", &bundled);
+        if (ds != MER_OK) return ds;
+        dir = bundled;
+    }
     mer_faces *m = calloc(1, sizeof *m);
-    if (!m) return mer__err(MER_ERR_NOMEM, "out of memory");
+    if (!m) {
+        free(bundled);
+        return mer__err(MER_ERR_NOMEM, "out of memory");
+    }
     size_t n = strlen(dir) + sizeof(DET_MANIFEST) + sizeof(EXP_MANIFEST) + 2;
     char *path = malloc(n);
     if (!path) {
         free(m);
+        free(bundled);
         return mer__err(MER_ERR_NOMEM, "out of memory");
     }
     mer_status st;
@@ -143,8 +152,10 @@ mer_status mer_faces_load(mer_faces **out, const char *dir) {
     if (st != MER_OK) {
         mer__err_prefix("face models in %s", dir);
         mer_faces_free(m);
+        free(bundled);
         return st;
     }
+    free(bundled);
     *out = m;
     return MER_OK;
 }

@@ -78,17 +78,19 @@ mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, i
         else
             return mer__err(MER_ERR_SHAPE, "text checkpoint %s: %s does not fit int8 tensor %s (%lld, %lld)",
                             m->dir, sname, name, (long long)rows, (long long)cols);
+        if (se.dtype != MER_DTYPE_F32 && se.dtype != MER_DTYPE_F16)
+            return mer__err(MER_ERR_DTYPE, "text checkpoint %s: %s is %s (want F16 or F32)", m->dir, sname,
+                            mer_dtype_name(se.dtype));
         mer_tensor t, ts;
         int64_t shape[2] = {rows, cols};
         if ((s = mer_safetensors_get(m->st, name, MER_DTYPE_I8, 2, shape, &t)) != MER_OK) return s;
-        const float *sc;
-        if ((s = mer_safetensors_get_f32(m->st, sname, -1, NULL, &sc)) != MER_OK) return s;
-        (void)ts;
+        if ((s = mer_safetensors_get(m->st, sname, se.dtype, se.ndim, se.shape, &ts)) != MER_OK) return s;
         w->dtype = MER_DTYPE_I8;
         w->data = t.data;
         w->q8 = t.data;
-        w->scale = w->q8scale = sc;
-        w->block = w->q8block = block;
+        w->q8scale = ts.data;
+        w->q8f16 = se.dtype == MER_DTYPE_F16;
+        w->q8block = block;
         if (m->info.quantized == 0) m->info.quantized = block;
         return MER_OK;
     }
@@ -104,27 +106,22 @@ mer_status mer__text_f32(mer_text_model *m, const char *name, int32_t ndim, int6
     return s;
 }
 
-static void q8_row(const int8_t *q, const float *scale, int32_t block, int64_t cols, float *out) {
-    if (block < 0) {
-        const float sc = scale[0];
-        for (int64_t i = 0; i < cols; i++) out[i] = sc * (float)q[i];
-        return;
+/* Row r of an int8 matrix widened: scale * q, per block (exact in float32). */
+static void q8_row(const mer__tw *w, int64_t r, float *out) {
+    const int64_t cols = w->cols, bs = w->q8block < 0 ? cols : w->q8block, nb = cols / bs;
+    const int8_t *q = w->q8 + r * cols;
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t i = r * nb + b;
+        const float sc = w->q8f16 ? mer__f16_to_f32(((const uint16_t *)w->q8scale)[i]) : ((const float *)w->q8scale)[i];
+        for (int64_t k = b * bs; k < (b + 1) * bs; k++) out[k] = sc * (float)q[k];
     }
-    for (int64_t b0 = 0; b0 < cols; b0 += block) {
-        const float sc = scale[b0 / block];
-        for (int64_t i = b0; i < b0 + block; i++) out[i] = sc * (float)q[i];
-    }
-}
-
-static const float *q8_row_scale(const float *scale, int32_t block, int64_t cols, int64_t r) {
-    return scale + (block < 0 ? r : r * (cols / block));
 }
 
 void mer__tw_row(const mer__tw *w, int64_t r, float *out) {
     const int64_t c = w->cols;
     if (w->dtype == MER_DTYPE_F32) memcpy(out, (const float *)w->data + r * c, (size_t)c * sizeof(float));
     else if (w->dtype == MER_DTYPE_BF16) mer_convert_to_f32(out, (const uint16_t *)w->data + r * c, MER_DTYPE_BF16, c);
-    else q8_row((const int8_t *)w->data + r * c, q8_row_scale(w->scale, w->block, c, r), w->block, c, out);
+    else q8_row(w, r, out);
 }
 
 mer__tw mer__tw_rows(const mer__tw *w, int64_t r0, int64_t n) {
@@ -134,8 +131,9 @@ mer__tw mer__tw_rows(const mer__tw *w, int64_t r0, int64_t n) {
     if (w->dtype == MER_DTYPE_F32) v.data = (const float *)w->data + off;
     else if (w->dtype == MER_DTYPE_BF16) v.data = v.bf16 = (const uint16_t *)w->data + off;
     else {
+        const int64_t ns = r0 * (w->q8block < 0 ? 1 : w->cols / w->q8block);
         v.data = v.q8 = (const int8_t *)w->data + off;
-        v.scale = v.q8scale = q8_row_scale(w->scale, w->block, w->cols, r0);
+        v.q8scale = w->q8f16 ? (const void *)((const uint16_t *)w->q8scale + ns) : (const void *)((const float *)w->q8scale + ns);
     }
     return v;
 }
@@ -157,9 +155,14 @@ static void widen_rows(void *u, int64_t a, int64_t b, int t) {
     for (int64_t r = a; r < b; r++) {
         const int64_t rr = j->r0 + r;
         float *o = j->tile + r * c;
-        if (j->int8) q8_row(w->q8 + rr * c, q8_row_scale(w->q8scale, w->q8block, c, rr), w->q8block, c, o);
-        else if (w->dtype == MER_DTYPE_BF16) mer_convert_to_f32(o, (const uint16_t *)w->data + rr * c, MER_DTYPE_BF16, c);
-        else q8_row((const int8_t *)w->data + rr * c, q8_row_scale(w->scale, w->block, c, rr), w->block, c, o);
+        if (j->int8 || w->dtype == MER_DTYPE_I8) q8_row(w, rr, o);
+        else {
+            /* bfloat16 is the top half of a float32: a shift, which the compiler vectorizes */
+            const uint16_t *b = (const uint16_t *)w->data + rr * c;
+            uint32_t *o32 = (uint32_t *)o;
+#pragma omp simd
+            for (int64_t i = 0; i < c; i++) o32[i] = (uint32_t)b[i] << 16;
+        }
     }
 }
 
@@ -333,7 +336,7 @@ static mer__tw *layer_weights(mer__text_layer *L, int i) {
     return ws[i];
 }
 
-static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block);
+static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block, int f16);
 
 /* Called with m->mu held. */
 static mer_status make_copies(mer_text_model *m, int int8) {
@@ -384,10 +387,11 @@ static mer_status make_copies(mer_text_model *m, int int8) {
                     row = tmp;
                     mer__tw_row(w, r, row);
                 }
-                quantize_row(q + r * w->cols, sc + r * (blk32 ? w->cols / 32 : 1), row, w->cols, blk32 ? 32 : -1);
+                quantize_row(q + r * w->cols, sc + r * (blk32 ? w->cols / 32 : 1), row, w->cols, blk32 ? 32 : -1, 0);
             }
             w->q8 = q;
             w->q8scale = sc;
+            w->q8f16 = 0;
             w->q8block = blk32 ? 32 : -1;
             p += (((n + 3) & ~(int64_t)3) + (blk32 ? w->rows * (w->cols / 32) : w->rows) * 4 + 63) & ~(int64_t)63;
         }
@@ -685,17 +689,104 @@ mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const c
     return st;
 }
 
+/* ---- recipe ------------------------------------------------------------------------------- */
+
+static const char *combine_name(mer_speech_combine c) {
+    return c == MER_SPEECH_SUM ? "sum" : c == MER_SPEECH_MEAN ? "mean" : "stack";
+}
+
+static void json_str(char *dst, size_t cap, const char *s) {
+    size_t o = 0;
+    dst[o++] = '"';
+    for (; *s && o + 8 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') o += (size_t)snprintf(dst + o, cap - o, "\\%c", c);
+        else if (c < 0x20) o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
+        else dst[o++] = (char)c;
+    }
+    dst[o++] = '"';
+    dst[o] = 0;
+}
+
+mer_status mer_text_recipe_to_json(const char *model_dir, const char *tokenizer_dir,
+                                   const mer_text_params *p, char **json) {
+    if (!model_dir || !p || !json) return mer__err(MER_ERR_INVALID_ARG, "mer_text_recipe_to_json: NULL argument");
+    char *am = realpath(model_dir, NULL), *at = realpath(tokenizer_dir ? tokenizer_dir : model_dir, NULL);
+    if (!am || !at) {
+        free(am);
+        free(at);
+        return mer__err(MER_ERR_IO, "%s: cannot resolve the path", model_dir);
+    }
+    char qm[8300], qt[8300];
+    json_str(qm, sizeof qm, am);
+    json_str(qt, sizeof qt, at);
+    free(am);
+    free(at);
+    const char *prec = p->precision == MER_PRECISION_BF16 ? "bf16" : p->precision == MER_PRECISION_INT8 ? "int8" : "f32";
+    size_t cap = strlen(qm) + strlen(qt) + 512;
+    *json = malloc(cap);
+    if (!*json) return MER_ERR_NOMEM;
+    snprintf(*json, cap,
+             "{\"text\": {\"model\": %s, \"tokenizer\": %s, \"layer_first\": %d, \"layer_last\": %d, "
+             "\"combine\": \"%s\", \"pool_mean\": %d, \"skip_lead\": %d, \"skip_trail\": %d, \"precision\": \"%s\"}}\n",
+             qm, qt, p->layer_first, p->layer_last, combine_name(p->combine), p->pool_mean, p->skip_lead, p->skip_trail, prec);
+    return MER_OK;
+}
+
+mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
+                                   int32_t *ndim, int64_t shape[3]) {
+    if (!recipe_json || !text || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_text_recipe_extract: NULL argument");
+    mer_json *j = NULL;
+    mer_status s = mer_json_parse(&j, recipe_json, strlen(recipe_json), "recipe");
+    if (s != MER_OK) return s;
+    mer_text_model *m = NULL;
+    mer_text_state *st = NULL;
+    mer_tokenizer *tok = NULL;
+    const char *md, *td, *comb, *prec;
+    int64_t lf, ll, pm, sl, stl;
+    if ((s = mer_json_get_string(j, "text.model", &md)) != MER_OK || (s = mer_json_get_string(j, "text.tokenizer", &td)) != MER_OK ||
+        (s = mer_json_int_or(j, "text.layer_first", -4, &lf)) != MER_OK || (s = mer_json_int_or(j, "text.layer_last", -1, &ll)) != MER_OK ||
+        (s = mer_json_string_or(j, "text.combine", "sum", &comb)) != MER_OK || (s = mer_json_int_or(j, "text.pool_mean", 1, &pm)) != MER_OK ||
+        (s = mer_json_int_or(j, "text.skip_lead", -1, &sl)) != MER_OK || (s = mer_json_int_or(j, "text.skip_trail", -1, &stl)) != MER_OK ||
+        (s = mer_json_string_or(j, "text.precision", "f32", &prec)) != MER_OK)
+        goto done;
+    mer_text_params p = mer_text_default_params();
+    p.layer_first = (int32_t)lf;
+    p.layer_last = (int32_t)ll;
+    p.combine = !strcmp(comb, "sum") ? MER_SPEECH_SUM : !strcmp(comb, "mean") ? MER_SPEECH_MEAN : MER_SPEECH_STACK;
+    p.pool_mean = (int32_t)pm;
+    p.skip_lead = (int32_t)sl;
+    p.skip_trail = (int32_t)stl;
+    p.precision = !strcmp(prec, "bf16") ? MER_PRECISION_BF16 : !strcmp(prec, "int8") ? MER_PRECISION_INT8 : MER_PRECISION_F32;
+    if ((s = mer_text_model_load(&m, md)) != MER_OK || (s = mer_tokenizer_load(&tok, td)) != MER_OK ||
+        (s = mer_text_state_init(&st, m)) != MER_OK)
+        goto done;
+    s = mer_text_extract(st, tok, text, strlen(text), &p, out, ndim, shape);
+done:
+    mer_text_state_free(st);
+    mer_tokenizer_free(tok);
+    mer_text_model_free(m);
+    mer_json_free(j);
+    return s;
+}
+
 /* ---- mer quantize ------------------------------------------------------------------------- */
 
-/* Quantize one row of cols floats into q with scales sc (blocks of block, or one when < 0). */
-static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block) {
+/* Quantize one row of cols floats into q with scales sc (blocks of block, or one when < 0).
+ * f16: the scales will be stored as float16, so q is rounded against the rounded scale. */
+static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block, int f16) {
     const int64_t bs = block < 0 ? cols : block;
     for (int64_t b0 = 0; b0 < cols; b0 += bs) {
         float mx = 0;
         for (int64_t k = b0; k < b0 + bs; k++) mx = fmaxf(mx, fabsf(x[k]));
-        const float d = mx / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        float d = mx / 127.0f;
+        if (f16) d = mer__f16_to_f32(mer__f32_to_f16(d));
+        const float id = d > 0 ? 1.0f / d : 0.0f;
         sc[b0 / bs] = d;
-        for (int64_t k = b0; k < b0 + bs; k++) q[k] = (int8_t)lrintf(x[k] * id);
+        for (int64_t k = b0; k < b0 + bs; k++) {
+            long v = lrintf(x[k] * id);
+            q[k] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
     }
 }
 
@@ -797,35 +888,34 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
     float *row = NULL, *sc = NULL;
     int8_t *qrow = NULL;
     HAPPEND("{\"__metadata__\":{\"format\":\"mer-int8\",\"mer.quant\":\"%s\"}", block > 0 ? "q8_block32" : "q8_row");
-    for (int pass = 0; pass < 2; pass++)
+    /* pass 0: float tensors kept (as F32), 1: the F16 scales, 2: the I8 matrices; so every
+     * tensor is aligned for its dtype after the 8-aligned header */
+    for (int pass = 0; pass < 3; pass++)
         for (int64_t i = 0; i < n; i++) {
             mer_safetensors_entry e;
             if ((s = mer_safetensors_entry_at(st, i, &e)) != MER_OK) goto done;
             int q = is_matrix_to_quantize(&e, block);
+            if (e.dtype != MER_DTYPE_F32 && e.dtype != MER_DTYPE_F16 && e.dtype != MER_DTYPE_BF16) continue;
             int64_t numel = 1;
             for (int d = 0; d < e.ndim; d++) numel *= e.shape[d];
             char shp[128] = "";
             size_t sl = 0;
             for (int d = 0; d < e.ndim; d++)
                 sl += (size_t)snprintf(shp + sl, sizeof shp - sl, "%s%lld", d ? "," : "", (long long)e.shape[d]);
-            if (pass == 0) { /* float: the non-quantized tensors (as F32) and the scales */
-                if (!q) {
-                    if (e.dtype != MER_DTYPE_F32 && e.dtype != MER_DTYPE_F16 && e.dtype != MER_DTYPE_BF16) continue;
-                    HAPPEND(",\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%lld,%lld]}", e.name, shp,
-                            (long long)pos, (long long)(pos + numel * 4));
-                    pos += numel * 4;
-                } else {
-                    int64_t ns = block > 0 ? e.shape[0] * (e.shape[1] / block) : e.shape[0];
-                    if (block > 0)
-                        HAPPEND(",\"%s.scale\":{\"dtype\":\"F32\",\"shape\":[%lld,%lld],\"data_offsets\":[%lld,%lld]}",
-                                e.name, (long long)e.shape[0], (long long)(e.shape[1] / block), (long long)pos,
-                                (long long)(pos + ns * 4));
-                    else
-                        HAPPEND(",\"%s.scale\":{\"dtype\":\"F32\",\"shape\":[%lld],\"data_offsets\":[%lld,%lld]}", e.name,
-                                (long long)e.shape[0], (long long)pos, (long long)(pos + ns * 4));
-                    pos += ns * 4;
-                }
-            } else if (q) {
+            if (pass == 0 && !q) {
+                HAPPEND(",\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%lld,%lld]}", e.name, shp,
+                        (long long)pos, (long long)(pos + numel * 4));
+                pos += numel * 4;
+            } else if (pass == 1 && q) {
+                int64_t ns = block > 0 ? e.shape[0] * (e.shape[1] / block) : e.shape[0];
+                if (block > 0)
+                    HAPPEND(",\"%s.scale\":{\"dtype\":\"F16\",\"shape\":[%lld,%lld],\"data_offsets\":[%lld,%lld]}", e.name,
+                            (long long)e.shape[0], (long long)(e.shape[1] / block), (long long)pos, (long long)(pos + ns * 2));
+                else
+                    HAPPEND(",\"%s.scale\":{\"dtype\":\"F16\",\"shape\":[%lld],\"data_offsets\":[%lld,%lld]}", e.name,
+                            (long long)e.shape[0], (long long)pos, (long long)(pos + ns * 2));
+                pos += ns * 2;
+            } else if (pass == 2 && q) {
                 HAPPEND(",\"%s\":{\"dtype\":\"I8\",\"shape\":[%s],\"data_offsets\":[%lld,%lld]}", e.name, shp,
                         (long long)pos, (long long)(pos + numel));
                 pos += numel;
@@ -856,29 +946,38 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
         goto done;
     }
     int64_t done_t = 0;
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = 0; pass < 3; pass++)
         for (int64_t i = 0; i < n; i++) {
             mer_safetensors_entry e;
             mer_safetensors_entry_at(st, i, &e);
             int q = is_matrix_to_quantize(&e, block);
             if (e.dtype != MER_DTYPE_F32 && e.dtype != MER_DTYPE_F16 && e.dtype != MER_DTYPE_BF16) continue;
+            if ((pass == 0) == (q != 0)) continue;
             const int64_t cols = e.ndim >= 1 ? e.shape[e.ndim - 1] : 1;
             int64_t rows = 1;
             for (int d = 0; d + 1 < e.ndim; d++) rows *= e.shape[d];
             const size_t es = mer_dtype_size(e.dtype);
+            const int64_t nsc = block > 0 ? cols / block : 1;
             for (int64_t r = 0; r < rows; r++) {
                 const uint8_t *src = (const uint8_t *)e.data + (size_t)(r * cols) * es;
                 if ((s = mer_convert_to_f32(row, src, e.dtype, cols)) != MER_OK) goto done;
-                if (!q) {
-                    if (pass == 0 && (s = write_all(fd, row, (size_t)cols * 4, tmp)) != MER_OK) goto done;
+                if (pass == 0) {
+                    if ((s = write_all(fd, row, (size_t)cols * 4, tmp)) != MER_OK) goto done;
                     continue;
                 }
-                quantize_row(qrow, sc, row, cols, block);
-                if (pass == 0) s = write_all(fd, sc, (size_t)(block > 0 ? cols / block : 1) * 4, tmp);
-                else s = write_all(fd, qrow, (size_t)cols, tmp);
-                if (s != MER_OK) goto done;
+                quantize_row(qrow, sc, row, cols, block, 1);
+                if (pass == 1) {
+                    uint16_t h[4096];
+                    for (int64_t k = 0; k < nsc; k += 4096) {
+                        int64_t c = nsc - k < 4096 ? nsc - k : 4096;
+                        for (int64_t u = 0; u < c; u++) h[u] = mer__f32_to_f16(sc[k + u]);
+                        if ((s = write_all(fd, h, (size_t)c * 2, tmp)) != MER_OK) goto done;
+                    }
+                } else if ((s = write_all(fd, qrow, (size_t)cols, tmp)) != MER_OK) {
+                    goto done;
+                }
             }
-            if (pass == 1 || !q) {
+            if (pass != 1) {
                 done_t++;
                 if (progress && progress(done_t, n, user_data)) {
                     s = mer__err(MER_ERR_ABORTED, "quantize: stopped");

@@ -19,12 +19,11 @@ typedef struct {
     int64_t rows, cols;
     mer_dtype dtype;          /* F32, BF16 or I8 */
     const void *data;
-    const float *scale;       /* I8 */
-    int32_t block;            /* I8: > 0 block size, -1 per row */
     const uint16_t *bf16;     /* BF16 data, or a copy of F32 data */
     const int8_t *q8;         /* I8 data, or a quantized copy */
-    const float *q8scale;
-    int32_t q8block;
+    const void *q8scale;      /* its scales: float32, or float16 when q8f16 (mer quantize files) */
+    int32_t q8f16;
+    int32_t q8block;          /* > 0 block size along a row, -1 one scale per row */
 } mer__tw;
 
 typedef struct {

@@ -13,5 +13,6 @@ run faces bash tests/parity/faces_parity.sh
 run hubert /usr/bin/python3 tests/parity/hubert_parity.py --mer "$MER_BIN"
 run hubert-int8 /usr/bin/python3 tests/parity/hubert_int8.py --mer "$MER_BIN"
 run train bash tests/parity/train_parity.sh
+run text bash -c "bash bench/text_build.sh && /usr/bin/python3 tests/parity/text_parity.py --mer $MER_BIN"
 run demo bash tests/parity/demo_bar.sh
 exit $status

@@ -169,9 +169,10 @@ def llama_forward(cfg, w, ids, style, mask=None):
         slopes = torch.tensor(alibi_slopes(H))
         # _gen_alibi_mask: slope * key position, future masked with -inf
         bias = slopes[:, None, None] * torch.arange(T).float()[None, None, :]
-        bias = bias.expand(H, T, T)[None]
+        bias = bias.expand(H, T, T)[None].to(x.dtype)
     else:
-        cos, sin = rope_cos_sin(cfg, dh, T)
+        # transformers casts the rotary tables to the activations' dtype
+        cos, sin = (t.to(x.dtype) for t in rope_cos_sin(cfg, dh, T))
     for l in range(cfg["num_hidden_layers"]):
         q = f"model.layers.{l}."
         h = rms_norm(x, w[q + "input_layernorm.weight"], eps)
@@ -193,7 +194,7 @@ def llama_forward(cfg, w, ids, style, mask=None):
         s = Q @ K.transpose(-1, -2) / math.sqrt(dh)
         if style == "baichuan_alibi":
             s = s + bias
-        s = s.masked_fill(~allowed, torch.finfo(torch.float32).min)
+        s = s.masked_fill(~allowed, torch.finfo(s.dtype).min)
         a = (torch.softmax(s, dim=-1) @ V).transpose(1, 2).reshape(B, T, D)
         x = x + F.linear(a, w[q + "self_attn.o_proj.weight"])
         h = rms_norm(x, w[q + "post_attention_layernorm.weight"], eps)
