@@ -45,12 +45,15 @@ TEST_SRC  := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 FUZZ_SRC  := $(sort $(wildcard fuzz/fuzz_*.c))
 
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
+
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all lib shared install test unit asan fuzz bench parity clean deps demo
-all: $(BUILD)/libmer.a $(BUILD)/mer $(BUILD)/mer_tests $(BUILD)/libmer.so
+all: $(BUILD)/libmer.a $(BUILD)/mer $(BUILD)/mer_tests $(BUILD)/libmer.so $(EXAMPLE_BIN)
 
 lib: $(BUILD)/libmer.a
 
@@ -67,6 +70,12 @@ $(BUILD)/mer: $(TOOL_OBJ) $(BUILD)/libmer.a
 
 $(BUILD)/mer_tests: $(TEST_OBJ) $(BUILD)/libmer.a
 	$(CC) $(ALL_CFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libmer.a $(LDLIBS)
+
+# examples/: programs that use only the public header, linked against the static library
+# (the tests run them and compare with the CLI).
+$(BUILD)/examples/%: examples/%.c include/mer.h $(BUILD)/libmer.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -fopenmp $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -o $@ $< $(BUILD)/libmer.a $(LDLIBS)
 
 # The shared library: versioned file, soname libmer.so.MAJOR, dev symlink libmer.so.
 VERSION   := $(shell sed -n 's/^\#define MER_VERSION "\(.*\)"/\1/p' include/mer.h)

@@ -710,6 +710,12 @@ mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key,
  * stream with no samples is MER_ERR_MEDIA naming the file. */
 mer_status mer_acoustic_extract_file(const mer_acoustic_recipe *r, const char *path, float **out,
                                      int32_t *ndim, int64_t shape[2]);
+/* The same on a speed-perturbed copy of the audio (data augmentation): resampled to
+ * sample_rate / speed and analysed as if at sample_rate, so tempo and every frequency scale by
+ * speed (0.9 and 1.1 are the usual factors). speed 1 is mer_acoustic_extract_file. */
+mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const char *path,
+                                           double speed, float **out, int32_t *ndim,
+                                           int64_t shape[2]);
 /* The same from samples already decoded at the recipe's sample_rate, following a recipe's JSON
  * text (see mer_acoustic_extract in "Training"), including its optional "norm" standardisation
  * {"mean": [D], "std": [D]}. */
@@ -1278,7 +1284,22 @@ const char *mer_dataset_name(const mer_dataset *ds, int64_t i);       /* owned b
 int32_t mer_dataset_label(const mer_dataset *ds, int64_t i);          /* -1: unlabeled */
 const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: none */
 /* Index of a clip by name, or -1. */
+/* Features of clip i, modality m: (rows, D) floats owned by ds, valid until ds changes; rows is
+ * 1 for an utterance vector. NULL (and *rows 0) for an index out of range. */
+const float *mer_dataset_feature(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows);
 int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
+
+/* Test-time adaptation (speaker normalisation without labels): the features of each group of
+ * clips (groups[i], one string per clip, e.g. the speaker) are standardised in place by the
+ * group's own column mean and (population) standard deviation, every modality separately, frames
+ * of sequence features pooled; a constant column becomes 0. A group of fewer than min_clips (>= 2)
+ * clips is left as it is and counted in *n_unadapted (may be NULL). This is what the LOSO
+ * evaluation's MER_NORM_GROUP does to a held-out speaker, so a run trained on speaker-normalised
+ * features (recipe "adapt": "group", e.g. `mer demo`'s model) gets the same inputs from
+ * `mer predict --adapt`. Standardisation is invariant to a per-column affine map, so it may be
+ * applied to raw features or to features already standardised with the run's "norm". */
+mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
+                             int64_t *n_unadapted);
 
 /* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
@@ -1455,18 +1476,31 @@ mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const 
  * group is predicted. Standardisation uses no labels: per training part (MER_NORM_TRAIN), or
  * each group by its own statistics (MER_NORM_GROUP, speaker normalisation: at test time it
  * needs unlabeled clips of the same speaker). */
-typedef enum { MER_NORM_NONE = 0, MER_NORM_TRAIN = 1, MER_NORM_GROUP = 2 } mer_norm_mode;
+/* MER_NORM_GROUP_SINGLE: training groups standardised by their own statistics, held-out rows
+ * by the training rows' pooled raw statistics (a speaker-normalised model applied to one clip
+ * of an unseen speaker). */
+typedef enum {
+    MER_NORM_NONE = 0,
+    MER_NORM_TRAIN = 1,
+    MER_NORM_GROUP = 2,
+    MER_NORM_GROUP_SINGLE = 3
+} mer_norm_mode;
 typedef struct {
     int32_t seeds;              /* models averaged per held-out group (3) */
     mer_norm_mode norm;         /* MER_NORM_GROUP */
     int32_t keep_runs;          /* keep dir/runs/<group>-seed<k>/ (0: deleted when done) */
     const char *title;          /* confusion plot title */
+    /* optional (N entries): the statistics group of each row for the per-group modes (NULL:
+     * the row's data-set group); augmented copies of a speaker get a group of their own */
+    const char *const *norm_groups;
     /* after each group: return nonzero to stop (MER_ERR_ABORTED) */
     int (*progress)(int32_t done, int32_t total, void *user_data);
     void *progress_user;
 } mer_loso_params;
 mer_loso_params mer_loso_default_params(void);
-/* ds: one modality of utterance vectors, every clip labeled and grouped. Writes
+/* ds: one modality of utterance vectors, every clip labeled and grouped; train-only rows
+ * (augmented copies) train every model whose held-out group is not theirs and are never
+ * predicted or scored (probs rows of them stay 0). Writes
  * dir/metrics.json (WAF, accuracy, UAR, macro F1, per class, per group, confusion),
  * dir/confusion.png and dir/predictions.csv. probs (N, C) (may be NULL) receives the held-out
  * probabilities, out (may be NULL) the metrics. tp->folds/seed/plots are managed per model. */
@@ -1608,6 +1642,79 @@ typedef struct {
  * posterior and decision of every clip, under its split's prior) and synth.json (parameters,
  * priors, Bayes WAF per split). labels.csv is written last. rep may be NULL. */
 mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth_report *rep);
+
+/* ============================================================================================
+ * Pipelines: what the CLI runs, as library calls returning result structs (src/pipeline/)
+ * ========================================================================================== */
+
+/* ---- analyze one clip (src/pipeline/analyze.c, docs/analyze.md) --------------------------- */
+/* `mer analyze`: the emotion of one clip from its speech (a trained run with a feature recipe),
+ * its faces (face-api expressions on sampled frames) and an optional transcript (the lexicon
+ * baseline), each mapped onto MER2024's six labels (mer_shared_class_name) and fused late
+ * (mer_late_fuse), optionally with a per-second timeline. */
+enum { MER_ANALYZE_AUDIO = 0, MER_ANALYZE_FACE = 1, MER_ANALYZE_TEXT = 2, MER_ANALYZE_MODALITIES = 3 };
+
+typedef struct {
+    const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
+                                  config.json, else out/demo/model (what `mer demo` leaves) */
+    const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
+    const char *text;          /* transcript for the lexicon baseline; NULL: none */
+    double weights[MER_ANALYZE_MODALITIES]; /* fusion weights audio 1, face 1, text 0.5; 0
+                                               skips the modality (not even computed) */
+    double fps;                /* video frames analysed per second (2) */
+    int32_t max_frames;        /* cap on analysed frames; long clips get a lower rate (300) */
+    int32_t timeline;          /* nonzero: one row per second (speech over a 2 s window centred
+                                  on it, faces averaged over its frames, their fusion) */
+    mer_progress_fn progress;  /* after each analysed frame (done, total); nonzero return stops
+                                  with MER_ERR_ABORTED. May be NULL. */
+    void *progress_user_data;
+} mer_analyze_params;
+mer_analyze_params mer_analyze_default_params(void);
+
+typedef struct {
+    int32_t present;           /* a distribution was computed */
+    int32_t fused;             /* it takes part in the fusion */
+    char note[192];            /* why absent or not fused, or facts ("2.40 s of speech") */
+    float probs[MER_SHARED_CLASSES];       /* on the six shared labels (when present) */
+    int32_t n_native;                      /* the model's own classes (0 for text) */
+    char native_names[MER_MAX_CLASSES][MER_NAME_MAX];
+    float native[MER_MAX_CLASSES];
+} mer_analysis_modality;
+
+typedef struct {
+    double t0, t1;             /* the second [t0, t1) */
+    double a0, a1;             /* the audio window (when has_audio) */
+    int32_t has_audio, has_face, has_fused;
+    float audio[MER_SHARED_CLASSES], face[MER_SHARED_CLASSES], fused[MER_SHARED_CLASSES];
+    mer_faces_summary faces;   /* the second's frames */
+} mer_analysis_row;
+
+typedef struct {
+    char *path;                /* the clip as given */
+    mer_media_info info;
+    double duration;
+    mer_analysis_modality mod[MER_ANALYZE_MODALITIES];   /* indexed by MER_ANALYZE_* */
+    double weights[MER_ANALYZE_MODALITIES];
+    int32_t has_fused;         /* 0 when no modality could be analysed */
+    float fused[MER_SHARED_CLASSES];
+    char *audio_model;         /* the run directory used (NULL when speech was not run) */
+    int64_t frames, frames_with_face;
+    double fps_used;           /* the frame rate after the max_frames cap */
+    mer_text_scores text;
+    int32_t n_rows;            /* timeline rows (0 without params.timeline) */
+    mer_analysis_row *rows;
+} mer_analysis;
+
+/* Analyse the clip at path. *out is allocated (mer_analysis_free) and owns every pointer in
+ * it. A missing stream or a modality with weight 0 is not an error (the modality's note says
+ * why it is absent); a clip with neither audio nor video, an unreadable file or model, or a
+ * speech run without a feature recipe is (message names the file). params NULL: defaults.
+ * Reentrant; the models are loaded for the call. */
+mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_analysis **out);
+void mer_analysis_free(mer_analysis *a);
+/* The analysis as the JSON document of `mer analyze --json` (keys in docs/analyze.md),
+ * malloc'd text ending in a newline (free()). */
+mer_status mer_analysis_to_json(const mer_analysis *a, char **json);
 
 #ifdef __cplusplus
 }

@@ -609,10 +609,14 @@ MER_TEST(acoustic_cli_demo_small) {
     REQUIRE(rc == 0);
     CHECK(strstr(out, "36 clips, 3 speakers, 3 classes") != NULL);
     CHECK(strstr(out, "WAF") != NULL && strstr(out, "UAR") != NULL && strstr(out, "confusion") != NULL);
-    CHECK(strstr(out, "36 extracted") != NULL);
+    /* each clip and its two speed-perturbed training copies */
+    CHECK(strstr(out, "108 extracted") != NULL);
     snprintf(p, sizeof p, "%s/out/report/metrics.json", dir);
     CHECK(slurp_contains(p, "\"waf\""));
     CHECK(slurp_contains(p, "\"per_group_waf\""));
+    CHECK(slurp_contains(p, "\"n\": 36")); /* the copies train only: never scored */
+    snprintf(p, sizeof p, "%s/out/report/predictions.csv", dir);
+    CHECK(!slurp_contains(p, "@speed"));
     snprintf(p, sizeof p, "%s/out/report/confusion.png", dir);
     f = fopen(p, "rb");
     CHECK(f != NULL);
@@ -622,11 +626,37 @@ MER_TEST(acoustic_cli_demo_small) {
     snprintf(p, sizeof p, "%s/out/model/recipe.json", dir);
     CHECK(slurp_contains(p, "\"extractor\": \"acoustic\""));
     CHECK(slurp_contains(p, "\"norm\""));
+    CHECK(slurp_contains(p, "\"adapt\": \"group\""));
     /* the rerun takes the cached features and replaces the model */
     rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out --seeds 1 --epochs 20 --no-single-clip",
                       mer_test_bin(), dir, dir);
     CHECK(rc == 0);
-    CHECK(strstr(out, "36 cached, 0 extracted") != NULL);
+    CHECK(strstr(out, "108 cached, 0 extracted") != NULL);
+    /* --adapt group: groups from a regex on the clip name or from the labels' speaker column
+     * give the same file; bad combinations are refused */
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/out/model --input %s/data/flac/*.flac --adapt group "
+                      "--group-regex '^(..)' --out %s/pa.csv && %s predict --run %s/out/model --input "
+                      "%s/data/flac/*.flac --adapt group --groups %s/data/labels.csv --out %s/pb.csv && "
+                      "%s predict --run %s/out/model --input %s/data/flac/*.flac --out %s/pn.csv && "
+                      "cmp %s/pa.csv %s/pb.csv && ! cmp -s %s/pa.csv %s/pn.csv",
+                      mer_test_bin(), dir, dir, dir, mer_test_bin(), dir, dir, dir, dir, mer_test_bin(), dir,
+                      dir, dir, dir, dir, dir, dir);
+    CHECK(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/out/model --input %s/data/flac/*.flac --adapt group "
+                      "--out %s/pc.csv", mer_test_bin(), dir, dir, dir);
+    CHECK(rc == 2 && strstr(out, "--group-regex") != NULL);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/out/model --input %s/data/flac/*.flac --adapt group "
+                      "--group-regex '^x' --out %s/pc.csv", mer_test_bin(), dir, dir, dir);
+    CHECK(rc == 1 && strstr(out, "does not match") != NULL);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/out/model --input %s/data/flac/*.flac --adapt some "
+                      "--out %s/pc.csv", mer_test_bin(), dir, dir, dir);
+    CHECK(rc == 2 && strstr(out, "--adapt") != NULL);
+    /* --augment none: the clips alone */
+    rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out3 --seeds 1 --epochs 5 --augment none "
+                      "--no-single-clip", mer_test_bin(), dir, dir);
+    CHECK(rc == 0 && strstr(out, "36 extracted") != NULL);
+    rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out3 --augment 1", mer_test_bin(), dir, dir);
+    CHECK(rc == 2);
     /* mer predict on raw media through the recorded recipe; rows named by file name */
     rc = mer_test_run(out, sizeof out, "%s predict --run %s/out/model --input %s/data/flac/%s.flac --out %s/pred.csv",
                       mer_test_bin(), dir, dir, first, dir);

@@ -69,6 +69,38 @@ typedef struct {
     const char *label;
 } loso_prog;
 
+#define MAX_AUG 4
+
+/* "none" or "0.9,1.1": speed factors of the augmented copies; speeds[0] stays 1 (the clip). */
+static int parse_speeds(const char *v, double *speeds, int32_t *n) {
+    *n = 1;
+    if (!strcmp(v, "none")) return 1;
+    const char *p = v;
+    while (*p) {
+        char *end;
+        double f = strtod(p, &end);
+        if (end == p || !(f >= 0.5 && f <= 2.0) || f == 1.0 || *n > MAX_AUG) return 0;
+        for (int32_t k = 0; k < *n; k++)
+            if (speeds[k] == f) return 0;
+        speeds[(*n)++] = f;
+        if (*end == ',') end++;
+        else if (*end) return 0;
+        p = end;
+    }
+    return *n > 1;
+}
+
+/* The cached feature file of clip `name` at speed factor f ("<name>.npy" for the clip itself,
+ * "<name>@speed0.9.npy" for a copy); names become paths only through mer_name_path. */
+static mer_status feature_path(char *buf, size_t n, const char *dir, const char *name, double f) {
+    char sfx[64];
+    if (f == 1.0)
+        snprintf(sfx, sizeof sfx, ".npy");
+    else
+        snprintf(sfx, sizeof sfx, "@speed%g.npy", f);
+    return mer_name_path(buf, n, dir, name, sfx, NULL, 0);
+}
+
 static int loso_progress(int32_t done, int32_t total, void *user) {
     loso_prog *lp = user;
     if (isatty(2)) fprintf(stderr, "\r  %s: speaker %d/%d (%.0f s)   ", lp->label, done, total, cli_now() - lp->t0);
@@ -103,6 +135,9 @@ int cmd_demo(int argc, char **argv) {
     long seeds = 3, epochs = 100, threads = 0, hidden = 128;
     double dropout = 0.5, lr = 1e-3, l2 = 1e-3;
     int single = 1;
+    /* speed-perturbed copies of every training clip (docs/demo.md "Augmentation") */
+    double speeds[MAX_AUG + 1] = {1.0, 0.9, 1.1};
+    int32_t n_speed = 3;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
@@ -126,6 +161,10 @@ int cmd_demo(int argc, char **argv) {
             if (!cli_parse_double(v, 1e-6, 1, &lr)) return cli_usage(cmd, "--lr must be in [1e-6, 1], got '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--l2", &v)) {
             if (!cli_parse_double(v, 0, 1, &l2)) return cli_usage(cmd, "--l2 must be in [0, 1], got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--augment", &v)) {
+            if (!parse_speeds(v, speeds, &n_speed))
+                return cli_usage(cmd, "--augment takes 'none' or up to %d speed factors in [0.5, 2] "
+                                 "other than 1, separated by commas, got '%s'", MAX_AUG, v);
         } else if (cli_flag(argv[i], "--no-single-clip")) {
             single = 0;
         } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
@@ -154,6 +193,8 @@ int cmd_demo(int argc, char **argv) {
     float *X = NULL, *probs = NULL, *feat = NULL;
     char *recipe = NULL, *full_recipe = NULL, *cached = NULL;
     const char **names = NULL, **groups = NULL;
+    char **ngroups = NULL;
+    int64_t n_ngroups = 0;
     char **classes = NULL;
     int32_t *labels = NULL;
     double *mean = NULL, *std = NULL;
@@ -244,20 +285,22 @@ int cmd_demo(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/recipe.json", fdir);
     cached = read_text(path);
     int cache_ok = cached && !strcmp(cached, recipe);
-    X = malloc((size_t)N * D * sizeof(float));
+    const int64_t NA = N * n_speed; /* row a * N + i: clip i at speeds[a] */
+    X = malloc((size_t)NA * D * sizeof(float));
     if (!X) {
         rc = cli_fail(cmd, "out of memory");
         goto done;
     }
     int64_t n_cached = 0, n_failed = 0;
-    uint8_t *need = calloc((size_t)N, 1);
+    uint8_t *need = calloc((size_t)NA, 1);
     if (!need) {
         rc = cli_fail(cmd, "out of memory");
         goto done;
     }
-    for (int64_t i = 0; i < N; i++) {
+    for (int64_t q = 0; q < NA; q++) {
+        const int64_t i = q % N;
         char fp[4200];
-        if ((s = mer_name_path(fp, sizeof fp, fdir, names[i], ".npy", NULL, 0))) {
+        if ((s = feature_path(fp, sizeof fp, fdir, names[i], speeds[q / N]))) {
             free(need);
             rc = fail_msg(s);
             goto done;
@@ -266,16 +309,16 @@ int cmd_demo(int argc, char **argv) {
         int32_t nd = 0;
         int64_t sh[MER_MAX_DIMS];
         if (cache_ok && mer_npy_read(fp, &d, &nd, sh) == MER_OK && nd == 1 && sh[0] == D) {
-            memcpy(X + i * D, d, (size_t)D * sizeof(float));
+            memcpy(X + q * D, d, (size_t)D * sizeof(float));
             n_cached++;
         } else {
-            need[i] = 1;
+            need[q] = 1;
         }
         free(d);
     }
     mer_clear_error();
     double tf = cli_now();
-    if (n_cached < N) {
+    if (n_cached < NA) {
         /* write the recipe first: a cache with a stale recipe.json is recomputed whole */
         if (write_text(path, recipe)) {
             free(need);
@@ -283,24 +326,26 @@ int cmd_demo(int argc, char **argv) {
             goto done;
         }
         cli_progress prog;
-        cli_progress_start(&prog, "features", N - n_cached);
+        cli_progress_start(&prog, "features", NA - n_cached);
         int64_t done_n = 0;
 #pragma omp parallel for schedule(dynamic) num_threads(mer_get_threads())
-        for (int64_t i = 0; i < N; i++) {
-            if (!need[i]) continue;
+        for (int64_t q = 0; q < NA; q++) {
+            if (!need[q]) continue;
+            const int64_t i = q % N;
+            const double f = speeds[q / N];
             char media[4200], fp[4200];
             float *d = NULL;
             int32_t nd;
             int64_t sh[2];
             mer_status st = MER_ERR_NOT_FOUND;
             if (clip_path(media, sizeof media, data, names[i]) == 0)
-                st = mer_acoustic_extract_file(&r, media, &d, &nd, sh);
+                st = mer_acoustic_extract_file_speed(&r, media, f, &d, &nd, sh);
             else
                 mer_clear_error();
             if (st == MER_OK) {
-                memcpy(X + i * D, d, (size_t)D * sizeof(float));
+                memcpy(X + q * D, d, (size_t)D * sizeof(float));
                 int64_t shape[1] = {D};
-                st = mer_name_path(fp, sizeof fp, fdir, names[i], ".npy", NULL, 0);
+                st = feature_path(fp, sizeof fp, fdir, names[i], f);
                 if (st == MER_OK) st = mer_npy_write(fp, d, 1, shape);
             }
 #pragma omp critical
@@ -322,9 +367,14 @@ int cmd_demo(int argc, char **argv) {
         rc = cli_fail(cmd, "%s: %lld clips could not be read", data, (long long)n_failed);
         goto done;
     }
-    printf("features: %d acoustic functionals per clip (eGeMAPS-style + MFCC, docs/acoustic.md);"
-           " %lld cached, %lld extracted in %.1f s -> %s\n",
-           D, (long long)n_cached, (long long)(N - n_cached), cli_now() - tf, fdir);
+    printf("features: %d acoustic functionals per clip (eGeMAPS-style + MFCC, docs/acoustic.md)",
+           D);
+    if (n_speed > 1) {
+        printf(", + speed-perturbed training copies at");
+        for (int32_t a = 1; a < n_speed; a++) printf("%s %g", a > 1 ? "," : "", speeds[a]);
+    }
+    printf(";\n  %lld cached, %lld extracted in %.1f s -> %s\n", (long long)n_cached,
+           (long long)(NA - n_cached), cli_now() - tf, fdir);
 
     /* ---- data sets: raw features (LOSO normalises inside) ---- */
     const char *mods[1] = {"acoustic"};
@@ -332,11 +382,29 @@ int cmd_demo(int argc, char **argv) {
         rc = cli_fail_status(cmd, s, "dataset");
         goto done;
     }
-    for (int64_t i = 0; i < N; i++) {
+    /* the copies train only (never held out or scored); each copy of a speaker is standardised
+     * as a speaker of its own */
+    ngroups = calloc((size_t)NA, sizeof *ngroups);
+    if (!ngroups) {
+        rc = cli_fail(cmd, "out of memory");
+        goto done;
+    }
+    n_ngroups = NA;
+    for (int64_t q = 0; q < NA; q++) {
+        const int64_t i = q % N;
         mer_tensor t;
         int64_t shape[1] = {D};
-        mer_tensor_view(&t, X + i * D, MER_DTYPE_F32, 1, shape);
-        if ((s = mer_dataset_add(ds, names[i], labels[i], groups[i], 0, &t))) {
+        char rowname[600], ng[600];
+        snprintf(rowname, sizeof rowname, "%s%s%g", names[i], q < N ? "" : "@speed", speeds[q / N]);
+        if (q < N) rowname[strlen(names[i])] = '\0';
+        snprintf(ng, sizeof ng, "%s@%g", groups[i], speeds[q / N]);
+        ngroups[q] = strdup(ng);
+        mer_tensor_view(&t, X + q * D, MER_DTYPE_F32, 1, shape);
+        if (!ngroups[q]) {
+            rc = cli_fail(cmd, "out of memory");
+            goto done;
+        }
+        if ((s = mer_dataset_add(ds, rowname, labels[i], groups[i], q >= N, &t))) {
             rc = cli_fail_status(cmd, s, names[i]);
             goto done;
         }
@@ -353,6 +421,7 @@ int cmd_demo(int argc, char **argv) {
     tp.checkpoint_every = 0;
     mer_loso_params lp = mer_loso_default_params();
     lp.seeds = (int32_t)seeds;
+    lp.norm_groups = (const char *const *)ngroups;
     lp.progress = loso_progress;
 
     /* ---- leave-one-speaker-out: speaker-normalised (headline) ---- */
@@ -375,13 +444,14 @@ int cmd_demo(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/single-clip", rdir);
     pr.label = "single-clip";
     pr.t0 = cli_now();
-    lp.norm = MER_NORM_TRAIN;
-    lp.title = "EmoDB leave-one-speaker-out (training-set normalisation)";
+    lp.norm = MER_NORM_GROUP_SINGLE;
+    lp.title = "EmoDB leave-one-speaker-out (single clip, training-set statistics)";
     if ((s = mer_loso_run(&tp, &lp, ds, path, NULL, &m_glob))) {
         rc = cli_fail_status(cmd, s, "leave-one-speaker-out");
         goto done;
     }
-    print_metrics("training-set normalisation (one clip of an unseen speaker, as `mer predict` sees it):", &m_glob);
+    print_metrics("single clip of an unseen speaker (the same models, the clip standardised with the training set's\n"
+                  "statistics: `mer predict` without --adapt):", &m_glob);
     printf("  (%.1f s) report: %s/metrics.json, %s/confusion.png, %s/single-clip/\n", cli_now() - tl,
            rdir, rdir, rdir);
 
@@ -393,34 +463,37 @@ final_model:
         rc = cli_fail(cmd, "out of memory");
         goto done;
     }
-    mer_column_stats(X, N, D, mean, std);
+    mer_column_stats(X, NA, D, mean, std);
     size_t cap = strlen(recipe) + (size_t)D * 2 * 32 + 256, len;
     full_recipe = malloc(cap);
     if (!full_recipe) {
         rc = cli_fail(cmd, "out of memory");
         goto done;
     }
-    /* the recipe object plus the standardisation: {"extractor": ..., "norm": {...}} */
-    len = (size_t)snprintf(full_recipe, cap, "%.*s, \"norm\": {\"mean\": [", (int)(strlen(recipe) - 1), recipe);
+    /* the recipe object plus the standardisation: {"extractor": ..., "adapt": "group",
+     * "norm": {...}}: the model was trained on per-speaker standardised features, so
+     * `mer predict --adapt` standardises a batch of one speaker's clips by its own statistics;
+     * a single clip gets the training set's pooled statistics ("norm") */
+    len = (size_t)snprintf(full_recipe, cap, "%.*s, \"adapt\": \"group\", \"norm\": {\"mean\": [",
+                           (int)(strlen(recipe) - 1), recipe);
     for (int32_t d = 0; d < D; d++) len += (size_t)snprintf(full_recipe + len, cap - len, "%s%.9g", d ? ", " : "", mean[d]);
     len += (size_t)snprintf(full_recipe + len, cap - len, "], \"std\": [");
     for (int32_t d = 0; d < D; d++)
         len += (size_t)snprintf(full_recipe + len, cap - len, "%s%.9g", d ? ", " : "", std[d] > 1e-12 ? std[d] : 1.0);
     snprintf(full_recipe + len, cap - len, "]}}");
-    float *Xg = malloc((size_t)N * D * sizeof(float));
+    float *Xg = malloc((size_t)NA * D * sizeof(float));
     if (!Xg) {
         rc = cli_fail(cmd, "out of memory");
         goto done;
     }
-    for (int64_t i = 0; i < N; i++)
-        for (int32_t d = 0; d < D; d++)
-            Xg[i * D + d] = (float)((X[i * D + d] - mean[d]) / (std[d] > 1e-12 ? std[d] : 1.0));
-    s = mer_dataset_init(&dsg, (const char *const *)classes, C, mods, 1);
-    for (int64_t i = 0; !s && i < N; i++) {
+    memcpy(Xg, X, (size_t)NA * D * sizeof(float));
+    s = mer_group_standardize(Xg, NA, D, (const char *const *)ngroups);
+    if (!s) s = mer_dataset_init(&dsg, (const char *const *)classes, C, mods, 1);
+    for (int64_t q = 0; !s && q < NA; q++) {
         mer_tensor t;
         int64_t shape[1] = {D};
-        mer_tensor_view(&t, Xg + i * D, MER_DTYPE_F32, 1, shape);
-        s = mer_dataset_add(dsg, names[i], labels[i], groups[i], 0, &t);
+        mer_tensor_view(&t, Xg + q * D, MER_DTYPE_F32, 1, shape);
+        s = mer_dataset_add(dsg, mer_dataset_name(ds, q), labels[q % N], groups[q % N], 0, &t);
     }
     free(Xg);
     if (s) {
@@ -506,6 +579,8 @@ done:
     free(cached);
     free(names);
     free(groups);
+    for (int64_t q = 0; q < n_ngroups; q++) free(ngroups[q]);
+    free(ngroups);
     free(labels);
     free(classes);
     free(mean);

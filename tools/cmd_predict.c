@@ -8,6 +8,7 @@
 #include "prior_cli.h"
 
 #include <dirent.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ static void usage(FILE *f) {
             "       mer predict --run RUNDIR --input MEDIA... --out pred.csv\n"
             "                   [--format csv|mer2024] [--threads N]\n"
             "                   [--prior none|uniform|FILE|auto]\n"
+            "                   [--adapt none|all|group [--group-regex RE | --groups CSV\n"
+            "                    [--group-col COL]] [--adapt-min N]]\n"
             "\n"
             "Writes name, one probability column per class, pred (the mean over the run's fold\n"
             "models). Without --list, every <clip>.npy of the first feature directory is predicted.\n"
@@ -29,7 +32,12 @@ static void usage(FILE *f) {
             "--input extracts features from media files with the recipe recorded in the run.\n"
             "--prior corrects the posteriors from the run's training class prior to a test prior:\n"
             "uniform, a CSV FILE (class,prior) or auto (EM estimate from these clips, printed);\n"
-            "see docs/agt.md.\n");
+            "see docs/agt.md.\n"
+            "--adapt standardises the features of each group of clips (a speaker) with the group's\n"
+            "own statistics, no labels used (docs/demo.md): all = the clips given are one speaker;\n"
+            "group = groups from --group-regex RE (its first parenthesised part, else the whole\n"
+            "match, of each clip name) or from column COL (default speaker) of --groups CSV\n"
+            "(name,COL,...). Groups of fewer than --adapt-min clips (default 5) stay unadapted.\n");
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -63,6 +71,60 @@ static mer_status list_dir(const char *dir, char ***names, int64_t *n) {
     return s;
 }
 
+/* One group name per clip of ds for --adapt group (owned strings in *out, n entries). */
+static int adapt_groups(const mer_dataset *ds, const char *re_src, const char *csv_path,
+                        const char *col, char ***out) {
+    int64_t n = mer_dataset_count(ds);
+    char **g = calloc((size_t)(n > 0 ? n : 1), sizeof *g);
+    if (!g) return cli_fail(CMD, "out of memory");
+    *out = g;
+    if (re_src) {
+        regex_t re;
+        int e = regcomp(&re, re_src, REG_EXTENDED);
+        if (e) {
+            char msg[256];
+            regerror(e, &re, msg, sizeof msg);
+            return cli_usage(CMD, "--group-regex '%s': %s", re_src, msg);
+        }
+        int rc = 0;
+        for (int64_t i = 0; i < n && !rc; i++) {
+            regmatch_t mt[2];
+            const char *name = mer_dataset_name(ds, i);
+            if (regexec(&re, name, 2, mt, 0)) {
+                rc = cli_fail(CMD, "--group-regex '%s' does not match clip '%s'", re_src, name);
+                break;
+            }
+            int k = re.re_nsub >= 1 && mt[1].rm_so >= 0 ? 1 : 0;
+            g[i] = strndup(name + mt[k].rm_so, (size_t)(mt[k].rm_eo - mt[k].rm_so));
+            if (!g[i]) rc = cli_fail(CMD, "out of memory");
+        }
+        regfree(&re);
+        return rc;
+    }
+    mer_csv *csv = NULL;
+    mer_status s = mer_csv_load(&csv, csv_path);
+    int32_t cn = 0, cg = 0;
+    if (!s) s = mer_csv_col(csv, "name", &cn);
+    if (!s) s = mer_csv_col(csv, col, &cg);
+    if (s) {
+        mer_csv_free(csv);
+        return cli_fail_status(CMD, s, NULL);
+    }
+    int rc = 0;
+    for (int64_t i = 0; i < n && !rc; i++) {
+        const char *name = mer_dataset_name(ds, i);
+        for (int64_t r = 0; r < mer_csv_rows(csv); r++)
+            if (!strcmp(mer_csv_cell(csv, r, cn), name)) {
+                g[i] = strdup(mer_csv_cell(csv, r, cg));
+                if (!g[i]) rc = cli_fail(CMD, "out of memory");
+                break;
+            }
+        if (!rc && !g[i]) rc = cli_fail(CMD, "%s: no row for clip '%s'", csv_path, name);
+    }
+    mer_csv_free(csv);
+    return rc;
+}
+
 /* The clip name of a media file: its file name without directory and extension. */
 static void clip_name(char *name, size_t cap, const char *input) {
     const char *base = strrchr(input, '/');
@@ -73,6 +135,9 @@ static void clip_name(char *name, size_t cap, const char *input) {
 
 int cmd_predict(int argc, char **argv) {
     const char *run_dir = NULL, *out = NULL, *list = NULL, *format = "csv", *prior = NULL;
+    const char *adapt = "none", *group_re = NULL, *groups_csv = NULL, *group_col = "speaker";
+    long adapt_min = 5;
+    char **agroups = NULL;
     cli_features feats = {0};
     const char **inputs = calloc((size_t)argc, sizeof *inputs);
     int32_t n_in = 0;
@@ -95,6 +160,16 @@ int cmd_predict(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--list", &v)) list = v;
         else if (cli_opt(argc, argv, &i, "--format", &v)) format = v;
         else if (cli_opt(argc, argv, &i, "--prior", &v)) prior = v;
+        else if (cli_opt(argc, argv, &i, "--adapt", &v)) adapt = v;
+        else if (cli_opt(argc, argv, &i, "--group-regex", &v)) group_re = v;
+        else if (cli_opt(argc, argv, &i, "--groups", &v)) groups_csv = v;
+        else if (cli_opt(argc, argv, &i, "--group-col", &v)) group_col = v;
+        else if (cli_opt(argc, argv, &i, "--adapt-min", &v)) {
+            if (!cli_parse_int(v, 2, 1000000, &adapt_min)) {
+                rc = cli_usage(CMD, "--adapt-min wants an integer >= 2, got '%s'", v);
+                goto done;
+            }
+        }
         else if (cli_opt(argc, argv, &i, "--threads", &v)) {
             if (!cli_parse_int(v, 0, 1024, &threads)) {
                 rc = cli_usage(CMD, "--threads wants an integer in [0, 1024], got '%s'", v);
@@ -117,6 +192,18 @@ int cmd_predict(int argc, char **argv) {
     if (!out) { rc = cli_usage(CMD, "--out FILE is required"); goto done; }
     if (strcmp(format, "csv") && strcmp(format, "mer2024")) {
         rc = cli_usage(CMD, "--format wants csv or mer2024, got '%s'", format);
+        goto done;
+    }
+    if (strcmp(adapt, "none") && strcmp(adapt, "all") && strcmp(adapt, "group")) {
+        rc = cli_usage(CMD, "--adapt wants none, all or group, got '%s'", adapt);
+        goto done;
+    }
+    if (!strcmp(adapt, "group") && !group_re == !groups_csv) {
+        rc = cli_usage(CMD, "--adapt group needs one of --group-regex RE or --groups CSV");
+        goto done;
+    }
+    if (strcmp(adapt, "group") && (group_re || groups_csv)) {
+        rc = cli_usage(CMD, "--group-regex/--groups go with --adapt group");
         goto done;
     }
     if (!feats.n && !n_in) { rc = cli_usage(CMD, "give --feature NAME=DIR or --input MEDIA..."); goto done; }
@@ -227,6 +314,25 @@ int cmd_predict(int argc, char **argv) {
             }
         }
     }
+    if (strcmp(adapt, "none")) {
+        if (!strcmp(adapt, "all")) {
+            agroups = calloc((size_t)(n > 0 ? n : 1), sizeof *agroups);
+            for (int64_t i = 0; agroups && i < n; i++) agroups[i] = strdup("all");
+            if (!agroups) { rc = cli_fail(CMD, "out of memory"); goto done; }
+        } else if ((rc = adapt_groups(ds, group_re, groups_csv, group_col, &agroups))) {
+            goto done;
+        }
+        int64_t n_un = 0;
+        s = mer_dataset_adapt(ds, (const char *const *)agroups, (int32_t)adapt_min, &n_un);
+        if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+        if (n_un)
+            fprintf(stderr, "mer predict: warning: %lld clips are in groups of fewer than %ld clips "
+                    "and were not adapted\n", (long long)n_un, adapt_min);
+    } else if (n > 1 && mer_run_recipe(run) && strstr(mer_run_recipe(run), "\"adapt\": \"group\"")) {
+        fprintf(stderr, "mer predict: note: this run was trained on speaker-normalised features; "
+                "for several clips of one speaker, --adapt all (or --adapt group) is more accurate "
+                "(docs/demo.md)\n");
+    }
     probs = malloc((size_t)(n ? n * C : 1) * sizeof *probs);
     if (!probs) { rc = cli_fail(CMD, "out of memory"); goto done; }
     s = mer_run_predict(run, ds, probs);
@@ -235,6 +341,8 @@ int cmd_predict(int argc, char **argv) {
     if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
     fprintf(stderr, "mer predict: %lld clips -> %s\n", (long long)n, out);
 done:
+    for (int64_t k = 0; agroups && k < mer_dataset_count(ds); k++) free(agroups[k]);
+    free(agroups);
     if (names_from_dir)
         for (int64_t k = 0; k < n_names; k++) free(names[k]);
     free(names);

@@ -158,4 +158,33 @@ void mer__sb_free(mer__sb *b);
 /* Atomic write of the text (MER_ERR_NOMEM naming path if the builder ran out of memory). */
 mer_status mer__sb_save(const mer__sb *b, const char *path);
 
+/* ---- JSON writing through cJSON (jsonw.c) ------------------------------------------------- */
+
+/* A document being built: every adder takes the parent (object: under key; array: key NULL)
+ * and returns the new item, or NULL after an allocation failure, which is remembered in oom and
+ * reported once by mer__json_take/save (a NULL parent is such a failure too, so calls chain
+ * without checks). */
+struct cJSON;
+typedef struct {
+    struct cJSON *root;
+    int oom;
+} mer__json;
+struct cJSON *mer__json_root(mer__json *w);   /* a new empty object as the root */
+struct cJSON *mer__json_obj(mer__json *w, struct cJSON *parent, const char *key);
+struct cJSON *mer__json_arr(mer__json *w, struct cJSON *parent, const char *key);
+struct cJSON *mer__json_num(mer__json *w, struct cJSON *parent, const char *key, double v);
+/* v rounded to `decimals` places (the value "%.*f" shows); non-finite values become null. */
+struct cJSON *mer__json_fixed(mer__json *w, struct cJSON *parent, const char *key, double v,
+                              int decimals);
+struct cJSON *mer__json_int(mer__json *w, struct cJSON *parent, const char *key, int64_t v);
+struct cJSON *mer__json_str(mer__json *w, struct cJSON *parent, const char *key, const char *s);
+struct cJSON *mer__json_bool(mer__json *w, struct cJSON *parent, const char *key, int b);
+struct cJSON *mer__json_null(mer__json *w, struct cJSON *parent, const char *key);
+/* The document as text (pretty: indented) ending in a newline, malloc'd (free()); the
+ * document is released either way. */
+mer_status mer__json_take(mer__json *w, int pretty, char **text);
+/* The document written atomically to path (pretty), released either way. */
+mer_status mer__json_save(mer__json *w, const char *path);
+void mer__json_discard(mer__json *w);
+
 #endif /* MER_INTERNAL_H */

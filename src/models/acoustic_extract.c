@@ -7,6 +7,7 @@
 #include "acoustic_internal.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 
 mer_acoustic_recipe mer_acoustic_default_recipe(void) {
@@ -102,14 +103,28 @@ mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key, mer
 
 mer_status mer_acoustic_extract_file(const mer_acoustic_recipe *r, const char *path, float **out,
                                      int32_t *ndim, int64_t shape[2]) {
+    return mer_acoustic_extract_file_speed(r, path, 1.0, out, ndim, shape);
+}
+
+/* Speed perturbation (Ko et al. 2015, Kaldi's and sox's `speed`): the signal is resampled to
+ * sample_rate / speed and then read as if it were at sample_rate, so it plays `speed` times
+ * faster with every frequency (pitch, formants) scaled by `speed`. FFmpeg's resampler does the
+ * work at decode time. */
+mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const char *path,
+                                           double speed, float **out, int32_t *ndim,
+                                           int64_t shape[2]) {
     if (!r || !path || !out || !ndim || !shape)
         return mer__err(MER_ERR_INVALID_ARG, "acoustic: NULL argument");
     *out = NULL;
+    if (!(speed >= 0.5 && speed <= 2.0))
+        return mer__err(MER_ERR_INVALID_ARG, "acoustic: speed factor %g outside [0.5, 2]", speed);
     mer_status s = mer__acoustic_check(&r->params);
     if (s || (s = check_pool(r->pool))) return s;
     float *x = NULL;
     int64_t n = 0;
-    if ((s = mer_media_decode_audio(path, r->params.sample_rate, &x, &n))) return s;
+    int32_t rate = speed == 1.0 ? r->params.sample_rate
+                                : (int32_t)lround((double)r->params.sample_rate / speed);
+    if ((s = mer_media_decode_audio(path, rate, &x, &n))) return s;
     if (n == 0) {
         free(x);
         return mer__err(MER_ERR_MEDIA, "%s: the audio stream has no samples", path);

@@ -83,6 +83,12 @@ int64_t mer_dataset_find(const mer_dataset *ds, const char *name) {
     return -1;
 }
 
+const float *mer_dataset_feature(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows) {
+    if (rows) *rows = 0;
+    if (!ds || i < 0 || i >= ds->n || m < 0 || m >= ds->n_mod || !rows) return NULL;
+    return mer__dataset_feat(ds, i, m, rows);
+}
+
 const float *mer__dataset_feat(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows) {
     *rows = ds->off[m][i + 1] - ds->off[m][i];
     return ds->feat[m] + ds->off[m][i] * ds->dim[m];
@@ -721,4 +727,71 @@ mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const i
     }
     *out = o;
     return MER_OK;
+}
+
+/* ---- test-time adaptation ----------------------------------------------------------------- */
+
+mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
+                             int64_t *n_unadapted) {
+    if (!ds || !groups || min_clips < 2)
+        return mer__err(MER_ERR_INVALID_ARG, "adapt: NULL argument or min_clips < 2");
+    if (n_unadapted) *n_unadapted = 0;
+    const int64_t n = ds->n;
+    uint8_t *done = calloc((size_t)(n > 0 ? n : 1), 1);
+    int64_t *members = malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+    double *mean = NULL, *var = NULL;
+    int64_t Dmax = 1;
+    for (int32_t m = 0; m < ds->n_mod; m++)
+        if (ds->dim[m] > Dmax) Dmax = ds->dim[m];
+    mean = malloc((size_t)Dmax * sizeof(double));
+    var = malloc((size_t)Dmax * sizeof(double));
+    mer_status s = done && members && mean && var ? MER_OK : mer__err(MER_ERR_NOMEM, "adapt: out of memory");
+    for (int64_t i = 0; !s && i < n; i++) {
+        if (done[i]) continue;
+        if (!groups[i]) {
+            s = mer__err(MER_ERR_INVALID_ARG, "adapt: clip %s has no group", ds->names[i]);
+            break;
+        }
+        int64_t k = 0;
+        for (int64_t j = i; j < n; j++)
+            if (!done[j] && groups[j] && !strcmp(groups[j], groups[i])) {
+                members[k++] = j;
+                done[j] = 1;
+            }
+        if (k < min_clips) { /* too few clips to estimate a group's statistics */
+            if (n_unadapted) *n_unadapted += k;
+            continue;
+        }
+        for (int32_t m = 0; m < ds->n_mod; m++) {
+            const int64_t D = ds->dim[m];
+            int64_t rows = 0;
+            for (int64_t d = 0; d < D; d++) mean[d] = var[d] = 0;
+            /* every row of the group's clips (frames too, for sequence features) */
+            for (int64_t q = 0; q < k; q++)
+                for (int64_t r = ds->off[m][members[q]]; r < ds->off[m][members[q] + 1]; r++, rows++)
+                    for (int64_t d = 0; d < D; d++) mean[d] += ds->feat[m][r * D + d];
+            if (rows == 0) continue;
+            for (int64_t d = 0; d < D; d++) mean[d] /= (double)rows;
+            for (int64_t q = 0; q < k; q++)
+                for (int64_t r = ds->off[m][members[q]]; r < ds->off[m][members[q] + 1]; r++)
+                    for (int64_t d = 0; d < D; d++) {
+                        double v = ds->feat[m][r * D + d] - mean[d];
+                        var[d] += v * v;
+                    }
+            /* population std, as mer_group_standardize and the LOSO evaluation; a constant
+             * column becomes 0 */
+            for (int64_t d = 0; d < D; d++) var[d] = sqrt(var[d] / (double)rows);
+            for (int64_t q = 0; q < k; q++)
+                for (int64_t r = ds->off[m][members[q]]; r < ds->off[m][members[q] + 1]; r++)
+                    for (int64_t d = 0; d < D; d++) {
+                        float *x = &ds->feat[m][r * D + d];
+                        *x = var[d] > 1e-12 ? (float)((*x - mean[d]) / var[d]) : 0.0f;
+                    }
+        }
+    }
+    free(done);
+    free(members);
+    free(mean);
+    free(var);
+    return s;
 }

@@ -7,6 +7,14 @@
  *   MER_NORM_TRAIN  column mean/std of the training groups, applied to the held-out group
  *   MER_NORM_GROUP  each group standardised by its own statistics (speaker normalisation: at test
  *                   time it needs a few unlabeled clips of the same speaker, never their labels)
+ *   MER_NORM_GROUP_SINGLE  the model of MER_NORM_GROUP (training groups standardised by their own
+ *                   statistics) applied to single clips: the held-out group is standardised with the
+ *                   pooled raw statistics of the training rows, as `mer predict` without --adapt
+ *                   does with a run trained on speaker-normalised features
+ * Train-only rows (mer_dataset_add(..., train_only = 1), e.g. augmented copies of a clip) join the
+ * training set of every fold whose held-out group is not theirs and are never predicted or
+ * scored. lp->norm_groups (optional) names the statistics group of each row for the per-group
+ * modes, so that an augmented copy of a speaker is standardised as a speaker of its own.
  * Writes dir/metrics.json, dir/confusion.png and dir/predictions.csv. Used by `mer demo`.
  */
 #include "train/train.h"
@@ -177,14 +185,14 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         goto done;
     }
     if ((s = mer__mkdir(dir))) goto done;
-    if (lp->norm == MER_NORM_GROUP) {
+    if (lp->norm == MER_NORM_GROUP || lp->norm == MER_NORM_GROUP_SINGLE) {
         memcpy(Xn, X, (size_t)N * D * sizeof(float));
         const char **gs = malloc((size_t)N * sizeof *gs);
         if (!gs) {
             s = mer__err(MER_ERR_NOMEM, "loso: out of memory");
             goto done;
         }
-        for (int64_t i = 0; i < N; i++) gs[i] = gname[gid[i]];
+        for (int64_t i = 0; i < N; i++) gs[i] = lp->norm_groups && lp->norm_groups[i] ? lp->norm_groups[i] : gname[gid[i]];
         s = mer_group_standardize(Xn, N, D, gs);
         free(gs);
         if (s) goto done;
@@ -207,10 +215,23 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
     for (int32_t g = 0; g < G; g++) {
         int64_t ntr = 0, nte = 0;
         for (int64_t i = 0; i < N; i++) {
-            if (gid[i] == g)
-                te[nte++] = i;
-            else
+            if (gid[i] != g)
                 tr[ntr++] = i;
+            else if (!mer__dataset_train_only(ds, i))
+                te[nte++] = i;
+        }
+        if (lp->norm == MER_NORM_GROUP_SINGLE) {
+            /* held-out rows: raw features standardised with the training rows' pooled stats */
+            float *tmp = malloc((size_t)(ntr > 0 ? ntr : 1) * D * sizeof(float));
+            if (!tmp) {
+                s = mer__err(MER_ERR_NOMEM, "loso: out of memory");
+                goto done;
+            }
+            for (int64_t k = 0; k < ntr; k++) memcpy(tmp + k * D, X + tr[k] * D, (size_t)D * sizeof(float));
+            mer_column_stats(tmp, ntr, D, mean, std);
+            free(tmp);
+            for (int64_t k = 0; k < nte; k++) memcpy(Xn + te[k] * D, X + te[k] * D, (size_t)D * sizeof(float));
+            for (int64_t k = 0; k < nte; k++) apply_stats(Xn + te[k] * D, 1, D, mean, std);
         }
         if (lp->norm == MER_NORM_TRAIN || lp->norm == MER_NORM_NONE) {
             memcpy(Xn, X, (size_t)N * D * sizeof(float));
@@ -318,23 +339,55 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         free(p1);
     }
     if (!lp->keep_runs && rm_tree(runs) != MER_OK) MER_LOG_W("%s", mer_last_error());
-    mer_argmax_rows(pred, probs, N, C);
+    /* scores over the predicted rows only (train-only rows are never held out) */
+    int64_t n_tested = 0;
+    for (int32_t g = 0; g < G; g++)
+        for (int64_t k2 = 0; k2 < ntes[g]; k2++) te[n_tested++] = tes[g][k2];
+    for (int64_t k2 = 0; k2 < n_tested; k2++) {
+        truth[k2] = mer_dataset_label(ds, te[k2]);
+        mer_argmax_rows(&pred[k2], probs + te[k2] * C, 1, C);
+    }
     mer_metrics m;
-    if ((s = mer_metrics_compute(&m, truth, pred, N, C))) goto done;
+    if ((s = mer_metrics_compute(&m, truth, pred, n_tested, C))) goto done;
     /* report files */
     {
         const char *classes[MER_MAX_CLASSES];
         for (int32_t c = 0; c < C; c++) classes[c] = mer_dataset_class(ds, c);
         char path[4200];
         snprintf(path, sizeof path, "%s/predictions.csv", dir);
-        if ((s = mer_write_predictions(path, ds, probs, classes, C, 0))) goto done;
+        if (n_tested == N) {
+            s = mer_write_predictions(path, ds, probs, classes, C, 0);
+        } else { /* the predicted rows only, in data-set order */
+            mer_dataset *dt = NULL;
+            float *pt = malloc((size_t)(n_tested > 0 ? n_tested : 1) * C * sizeof(float));
+            int64_t *order = malloc((size_t)(N > 0 ? N : 1) * sizeof(int64_t));
+            s = pt && order ? MER_OK : mer__err(MER_ERR_NOMEM, "loso: out of memory");
+            int64_t k3 = 0;
+            for (int64_t i = 0; !s && i < N; i++) {
+                int tested = 0;
+                for (int64_t k2 = 0; k2 < n_tested && !tested; k2++) tested = te[k2] == i;
+                if (tested) {
+                    memcpy(pt + k3 * C, probs + i * C, (size_t)C * sizeof(float));
+                    order[k3++] = i;
+                }
+            }
+            if (!s) s = subset(&dt, ds, order, k3, X, D);
+            if (!s) s = mer_write_predictions(path, dt, pt, classes, C, 0);
+            mer_dataset_free(dt);
+            free(pt);
+            free(order);
+        }
+        if (s) goto done;
         snprintf(path, sizeof path, "%s/confusion.png", dir);
         if ((s = mer__plot_confusion(path, m.confusion, C, classes, lp->title))) goto done;
         mer__sb b = {0};
         mer__sb_printf(&b, "{\n  \"protocol\": ");
         mer__sb_json_str(&b, "leave-one-group-out, fixed epochs, seed ensemble");
         mer__sb_printf(&b, ",\n  \"normalisation\": \"%s\",\n  \"seeds\": %d, \"epochs\": %d, \"model\": ",
-                       lp->norm == MER_NORM_GROUP ? "per-group" : lp->norm == MER_NORM_TRAIN ? "train-set" : "none",
+                       lp->norm == MER_NORM_GROUP          ? "per-group"
+                       : lp->norm == MER_NORM_GROUP_SINGLE ? "per-group training, train-set for held-out"
+                       : lp->norm == MER_NORM_TRAIN        ? "train-set"
+                                                           : "none",
                        lp->seeds, tp->epochs);
         mer__sb_json_str(&b, tp->model);
         mer__sb_printf(&b, ", \"hidden\": %d, \"dropout\": %.3f, \"lr\": %g,\n  ", tp->hidden,
