@@ -1442,6 +1442,34 @@ mer_finetune_params mer_finetune_default_params(void);
 mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
                                mer_metrics *out);
 
+/* Layer probing (`mer probe`): one forward per clip keeps every hidden state's frame mean
+ * (outdir/features/layer-NN/<clip>.npy), then each probe model (trainer models, default
+ * "linear" and "attention", the MERTools MLP) is cross-validated per layer with p->train
+ * (outdir/runs/<probe>-layer-NN). Writes outdir/probe.csv (layer, probe, waf, accuracy, uar:
+ * means over folds) and probe.png (WAF by layer). The best layer is the first probe's highest
+ * mean WAF; the block is the contiguous run of layers around it whose WAF is within
+ * block_tolerance of it. */
+#define MER_PROBE_MAX 4
+#define MER_PROBE_MAX_LAYERS 65
+typedef struct {
+    const char *model_dir, *labels_csv, *name_col, *label_col, *group_col, *audio_dir;
+    const char *probes;          /* comma-separated trainer models ("linear,attention") */
+    double block_tolerance;      /* 0.02 */
+    mer_train_params train;      /* folds, epochs (50), seed, resume ...; model is set per probe */
+    mer_progress_fn cache_progress;  /* per clip of the extraction pass */
+    mer_progress_fn layer_progress;  /* per (layer, probe) trained; same user_data */
+    void *cache_user;
+} mer_probe_params;
+typedef struct {
+    int32_t n_layers, n_probes;  /* hidden states 0..n_layers-1 */
+    char probe[MER_PROBE_MAX][MER_NAME_MAX];
+    double waf[MER_PROBE_MAX][MER_PROBE_MAX_LAYERS], accuracy[MER_PROBE_MAX][MER_PROBE_MAX_LAYERS],
+        uar[MER_PROBE_MAX][MER_PROBE_MAX_LAYERS];
+    int32_t best_layer, block_first, block_last;
+} mer_probe_result;
+mer_probe_params mer_probe_default_params(void);
+mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res);
+
 /* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
 /* A complete run directory opened for prediction: the fold models (immutable after open). */
 typedef struct mer_run mer_run;

@@ -61,15 +61,18 @@ static int get_batch(mer_safetensors *st, int i, st_batch *b) {
     return 0;
 }
 
-static void run_case(const st_case *tc) {
-    char path[256];
-    snprintf(path, sizeof path, "tests/fixtures/hubert/%s", tc->model);
+/* dir: where the fixture and its checkpoint live (NULL: the committed tiny ones) */
+static void run_case_in(const st_case *tc, const char *dir) {
+    char path[1024];
+    if (dir) snprintf(path, sizeof path, "%s/%s", dir, tc->model);
+    else snprintf(path, sizeof path, "tests/fixtures/hubert/%s", tc->model);
     mer_speech_model *m = NULL;
     mer_safetensors *st = NULL;
     mer__sft *s = NULL;
     float *params = NULL, *grads = NULL, *dx = NULL;
     REQUIRE_OK(mer_speech_model_load(&m, path));
-    snprintf(path, sizeof path, STFIX "%s.safetensors", tc->name);
+    if (dir) snprintf(path, sizeof path, "%s/%s.safetensors", dir, tc->name);
+    else snprintf(path, sizeof path, STFIX "%s.safetensors", tc->name);
     if (mer_safetensors_open(&st, path) != MER_OK) {
         mer_test_fail(__FILE__, __LINE__, "%s: %s", path, mer_last_error());
         goto done;
@@ -100,7 +103,8 @@ static void run_case(const st_case *tc) {
         goto done;
     }
     /* gradients of batch 0 */
-    float logits[8 * 3], probs[8 * 3], dlog[8 * 3] = {0};
+    float logits[8 * 3], probs[8 * 3], dlog[8 * 3];
+    memset(dlog, 0, sizeof dlog);
     CHECK_OK(mer__sft_forward(s, params, b[0].x, b[0].off, b[0].n, 1, logits, NULL));
     float loss = mer__cross_entropy_fwd(probs, logits, b[0].y, NULL, 0.0f, b[0].n, C);
     mer__cross_entropy_bwd(dlog, probs, b[0].y, NULL, 0.0f, b[0].n, C);
@@ -124,7 +128,8 @@ static void run_case(const st_case *tc) {
     /* 20 AdamW steps alternating the two batches */
     memset(grads, 0, (size_t)np * sizeof(float));
     mer__optim o;
-    REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, 1e-2f, 0.01f));
+    const float *lr = tensor(st, "lr", NULL);
+    REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, lr ? lr[0] : 1e-2f, 0.01f));
     const float *ref_losses = tensor(st, "losses", NULL);
     double wl = 0.0;
     for (int step = 0; step < 20; step++) {
@@ -149,6 +154,24 @@ done:
     mer__sft_free(s);
     mer_safetensors_free(st);
     mer_speech_model_free(m);
+}
+
+static void run_case(const st_case *tc) { run_case_in(tc, NULL); }
+
+/* `make parity` (tests/parity/speech_train_parity.py): the same checks at HuBERT-large width;
+ * without MER_SPEECH_TRAIN_PARITY set it is a failure, so it cannot pass by being skipped. */
+MER_TEST(speech_train_parity) {
+    const char *dir = getenv("MER_SPEECH_TRAIN_PARITY");
+    if (!dir) {
+        if (getenv("MER_IN_PARITY")) mer_test_fail(__FILE__, __LINE__, "MER_SPEECH_TRAIN_PARITY unset");
+        return;
+    }
+    static const st_case big[] = {
+        {"large_adapter", "model", {1, 2, 2, 1, MER__SFT_ADAPTER, 64, 0, 0.0f, 0, 3}},
+        {"large_lora", "model", {1, 2, 2, 2, MER__SFT_LORA, 0, 8, 16.0f, 1, 3}},
+    };
+    run_case_in(&big[0], dir);
+    run_case_in(&big[1], dir);
 }
 
 MER_TEST(speech_train_base_adapter) { run_case(&CASES[0]); }

@@ -13,6 +13,7 @@
 int cmd_inspect(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -33,6 +34,7 @@ static const struct {
     {"inspect", cmd_inspect, "show tensors of a safetensors file, shape of a .npy, streams of media"},
     {"bench", cmd_bench, "micro-benchmarks (mer bench gemm, mer bench peak)"},
     {"train", cmd_train, "cross-validated training of a fusion model on per-clip features"},
+    {"probe", cmd_probe, "emotion probe (linear / MLP) of every layer of a speech encoder"},
     {"finetune", cmd_finetune, "adapters / LoRA in the top layers of a speech encoder (finetune speech)"},
     {"predict", cmd_predict, "class probabilities of a trained run for feature files or media"},
     {"eval", cmd_eval, "score predictions against labels: WAF, accuracy, macro F1, UAR, confusion"},

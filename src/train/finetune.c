@@ -223,3 +223,188 @@ done:
     mer_speech_model_free(sm);
     return s;
 }
+
+/* ---- mer probe: which layers carry the emotion ------------------------------------------- */
+
+mer_probe_params mer_probe_default_params(void) {
+    mer_probe_params p;
+    memset(&p, 0, sizeof p);
+    p.name_col = "name";
+    p.label_col = "emotion";
+    p.probes = "linear,attention";
+    p.block_tolerance = 0.02;
+    p.train = mer_train_default_params();
+    p.train.epochs = 50;
+    p.train.plots = 0;
+    return p;
+}
+
+/* Every hidden state's frame mean of every clip, one forward per clip, into
+ * DIR/layer-NN/<clip>.npy (D) float32; DIR/cache.json names the checkpoint digest. */
+static mer_status probe_features(const mer_probe_params *p, mer_speech_model *sm, const char *dir,
+                                 const mer_csv *csv, int32_t name_col) {
+    mer_speech_info info;
+    mer_speech_model_info(sm, &info);
+    char digest[17], path[4096], media[4096];
+    mer__speech_digest(sm, digest);
+    mer_status s = cache_open(dir, digest, -1);
+    for (int32_t l = 0; l <= info.n_layers && s == MER_OK; l++) {
+        snprintf(path, sizeof path, "%s/layer-%02d", dir, (int)l);
+        s = mer__mkdir(path);
+    }
+    if (s) return s;
+    mer_speech_state *st = NULL;
+    if ((s = mer_speech_state_init(&st, sm))) return s;
+    mer_speech_params sp = mer_speech_default_params();
+    sp.layer_first = 0;
+    sp.layer_last = info.n_layers;
+    sp.combine = MER_SPEECH_STACK;
+    sp.pool_mean = 1;
+    const int64_t rows = mer_csv_rows(csv), D = info.hidden_size;
+    for (int64_t r = 0; r < rows && s == MER_OK; r++) {
+        const char *name = mer_csv_cell(csv, r, name_col);
+        if (!name || !plain_name(name)) {
+            s = mer__err(MER_ERR_FORMAT, "%s: row %lld: clip name '%s' is not a plain file name",
+                         p->labels_csv, (long long)r + 2, name ? name : "");
+            break;
+        }
+        snprintf(path, sizeof path, "%s/layer-%02d/%s.npy", dir, (int)info.n_layers, name);
+        if (mer__file_exists(path)) continue; /* the last layer is written last */
+        if (clip_media(media, sizeof media, p->audio_dir, name)) {
+            s = mer__err(MER_ERR_NOT_FOUND, "%s: no media file for clip %s (%s/%s.wav|flac|mp4|mp3|avi)",
+                         p->audio_dir, name, p->audio_dir, name);
+            break;
+        }
+        float *x = NULL, *h = NULL;
+        int64_t n = 0, shape[3];
+        int32_t nd = 0;
+        if ((s = mer_media_decode_audio(media, info.sample_rate, &x, &n))) break;
+        s = mer_speech_extract(st, x, n, &sp, &h, &nd, shape);
+        free(x);
+        if (s == MER_OK && (nd != 2 || shape[0] != info.n_layers + 1 || shape[1] != D))
+            s = mer__err(MER_ERR_INTERNAL, "probe: unexpected feature shape");
+        for (int32_t l = 0; l <= info.n_layers && s == MER_OK; l++) {
+            snprintf(path, sizeof path, "%s/layer-%02d/%s.npy", dir, (int)l, name);
+            s = mer_npy_write(path, h + l * D, 1, (int64_t[]){D});
+        }
+        free(h);
+        if (s == MER_OK && p->cache_progress && p->cache_progress(r + 1, rows, p->cache_user))
+            s = mer__err(MER_ERR_ABORTED, "stopped while extracting (rerun with --resume)");
+    }
+    mer_speech_state_free(st);
+    return s;
+}
+
+mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res) {
+    if (!p || !outdir || !res || !p->model_dir || !p->labels_csv || !p->audio_dir)
+        return mer__err(MER_ERR_INVALID_ARG, "probe: model, labels, audio and out are required");
+    memset(res, 0, sizeof *res);
+    /* probe model names */
+    char names[MER_PROBE_MAX][MER_NAME_MAX];
+    int32_t np = 0;
+    for (const char *q = p->probes; q && *q;) {
+        const char *e = strchr(q, ',');
+        size_t l = e ? (size_t)(e - q) : strlen(q);
+        if (np == MER_PROBE_MAX || l == 0 || l >= MER_NAME_MAX)
+            return mer__err(MER_ERR_INVALID_ARG, "probe: bad probe list '%s' (at most %d names)",
+                            p->probes, MER_PROBE_MAX);
+        memcpy(names[np], q, l);
+        names[np][l] = '\0';
+        if (!mer__model_lookup(names[np]) || !strcmp(names[np], "speech"))
+            return mer__err(MER_ERR_INVALID_ARG, "probe: unknown probe model '%s' (one of %s)",
+                            names[np], mer__model_names());
+        np++;
+        q = e ? e + 1 : q + l;
+    }
+    if (!np) return mer__err(MER_ERR_INVALID_ARG, "probe: no probe model");
+    struct stat sb;
+    if (!p->train.resume && stat(outdir, &sb) == 0)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: already exists (use --resume to continue, or another directory)", outdir);
+    mer_speech_model *sm = NULL;
+    mer_csv *csv = NULL;
+    mer_status s = mer_speech_model_load(&sm, p->model_dir);
+    if (s) return s;
+    mer_speech_info info;
+    mer_speech_model_info(sm, &info);
+    const int32_t L = info.n_layers;
+    if (L + 1 > MER_PROBE_MAX_LAYERS) {
+        s = mer__err(MER_ERR_UNSUPPORTED, "probe: %d layers (at most %d)", (int)L, MER_PROBE_MAX_LAYERS - 1);
+        goto done;
+    }
+    char feat[4096], run[4096], dir[4096];
+    if ((s = mer__mkdir(outdir))) goto done;
+    snprintf(feat, sizeof feat, "%s/features", outdir);
+    if ((s = mer_csv_load(&csv, p->labels_csv))) goto done;
+    int32_t name_col = 0;
+    if ((s = mer_csv_col(csv, p->name_col, &name_col))) goto done;
+    if ((s = probe_features(p, sm, feat, csv, name_col))) goto done;
+    snprintf(run, sizeof run, "%s/runs", outdir);
+    if ((s = mer__mkdir(run))) goto done;
+    res->n_layers = L + 1;
+    res->n_probes = np;
+    for (int32_t k = 0; k < np; k++) snprintf(res->probe[k], MER_NAME_MAX, "%s", names[k]);
+    for (int32_t l = 0; l <= L && s == MER_OK; l++) {
+        snprintf(dir, sizeof dir, "%s/layer-%02d", feat, (int)l);
+        mer_modality_spec mod = {"audio", dir};
+        mer_dataset_params dp = mer_dataset_default_params();
+        dp.labels_csv = p->labels_csv;
+        dp.name_col = p->name_col;
+        dp.label_col = p->label_col;
+        dp.group_col = p->group_col;
+        dp.modalities = &mod;
+        dp.n_modalities = 1;
+        mer_dataset *ds = NULL;
+        if ((s = mer_dataset_load(&ds, &dp))) break;
+        for (int32_t k = 0; k < np && s == MER_OK; k++) {
+            mer_train_params tp = p->train;
+            snprintf(tp.model, sizeof tp.model, "%s", names[k]);
+            snprintf(dir, sizeof dir, "%s/%s-layer-%02d", run, names[k], (int)l);
+            mer_metrics m;
+            s = mer_train_run(&tp, ds, NULL, dir, &m);
+            res->waf[k][l] = m.waf;
+            res->accuracy[k][l] = m.accuracy;
+            res->uar[k][l] = m.uar;
+            if (s == MER_OK && p->layer_progress && p->layer_progress(l * np + k + 1, (L + 1) * np, p->cache_user))
+                s = mer__err(MER_ERR_ABORTED, "stopped after layer %d (rerun with --resume)", (int)l);
+        }
+        mer_dataset_free(ds);
+    }
+    if (s) goto done;
+    /* the best layer of the first probe, and the contiguous block around it within tolerance */
+    int32_t best = 0;
+    for (int32_t l = 1; l <= L; l++)
+        if (res->waf[0][l] > res->waf[0][best]) best = l;
+    int32_t a = best, b = best;
+    while (a > 0 && res->waf[0][a - 1] >= res->waf[0][best] - p->block_tolerance) a--;
+    while (b < L && res->waf[0][b + 1] >= res->waf[0][best] - p->block_tolerance) b++;
+    res->best_layer = best;
+    res->block_first = a;
+    res->block_last = b;
+    /* table, JSON-free CSV and the plot */
+    mer__sb t = {0};
+    mer__sb_printf(&t, "layer,probe,waf,accuracy,uar\n");
+    for (int32_t l = 0; l <= L; l++)
+        for (int32_t k = 0; k < np; k++)
+            mer__sb_printf(&t, "%d,%s,%.6f,%.6f,%.6f\n", (int)l, names[k], res->waf[k][l],
+                           res->accuracy[k][l], res->uar[k][l]);
+    snprintf(dir, sizeof dir, "%s/probe.csv", outdir);
+    s = mer__sb_save(&t, dir);
+    mer__sb_free(&t);
+    if (s) goto done;
+    double v[MER_PROBE_MAX * MER_PROBE_MAX_LAYERS];
+    const char *leg[MER_PROBE_MAX];
+    for (int32_t k = 0; k < np; k++) {
+        leg[k] = names[k];
+        for (int32_t l = 0; l <= L; l++) v[k * (L + 1) + l] = res->waf[k][l];
+    }
+    char title[256];
+    snprintf(title, sizeof title, "probe WAF by hidden state (best %d, block %d-%d)", (int)best,
+             (int)a, (int)b);
+    snprintf(dir, sizeof dir, "%s/probe.png", outdir);
+    s = mer__plot_series(dir, v, np, L + 1, leg, "hidden state (0 = encoder input)", 0,
+                         "mean held-out WAF over folds", title);
+done:
+    mer_csv_free(csv);
+    mer_speech_model_free(sm);
+    return s;
+}

@@ -189,7 +189,8 @@ static void nice_range(double *lo, double *hi) {
 }
 
 static void panel(canvas *c, int32_t x0, int32_t y0, int32_t w, int32_t h, const double *v,
-                  int32_t ns, int32_t ne, const char *name, int fixed01) {
+                  int32_t ns, int32_t ne, const char *name, int fixed01, const char *xlabel,
+                  int32_t xfirst) {
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i < (int64_t)ns * ne; i++)
         if (isfinite(v[i])) {
@@ -219,10 +220,10 @@ static void panel(canvas *c, int32_t x0, int32_t y0, int32_t w, int32_t h, const
         int32_t e = 1 + (int32_t)((double)(ne - 1) * k / 4.0 + 0.5);
         int32_t x = x0 + (ne > 1 ? (int32_t)((double)w * (e - 1) / (ne - 1)) : w / 2);
         char buf[32];
-        snprintf(buf, sizeof buf, "%d", e);
+        snprintf(buf, sizeof buf, "%d", e - 1 + xfirst);
         text(c, x - text_w(buf, 1) / 2, y0 + h + 6, buf, 1, GREY);
     }
-    text(c, x0 + (w - text_w("epoch", 1)) / 2, y0 + h + 24, "epoch", 1, GREY);
+    text(c, x0 + (w - text_w(xlabel, 1)) / 2, y0 + h + 24, xlabel, 1, GREY);
     for (int32_t sidx = 0; sidx < ns; sidx++) {
         rgb col = PALETTE[sidx % 10];
         float px = 0, py = 0;
@@ -242,7 +243,7 @@ static void panel(canvas *c, int32_t x0, int32_t y0, int32_t w, int32_t h, const
             have = 1;
         }
     }
-    if (fixed01) {
+    if (fixed01 == 1) {
         /* the kept epoch of each fold (first best WAF, the trainer's rule): a dot */
         for (int32_t sidx = 0; sidx < ns; sidx++) {
             int32_t be = -1;
@@ -270,8 +271,8 @@ mer_status mer__plot_curves(const char *path, const double *loss, const double *
     mer_status s = canvas_init(&c, W, H);
     if (s != MER_OK) return s;
     text(&c, 20, 16, title, 1, BLACK);
-    panel(&c, left, top, pw, ph, loss, ns, ne, "training loss (mean per clip)", 0);
-    panel(&c, left + pw + gap, top, pw, ph, waf, ns, ne, "held-out weighted F1 (WAF)", 1);
+    panel(&c, left, top, pw, ph, loss, ns, ne, "training loss (mean per clip)", 0, "epoch", 1);
+    panel(&c, left + pw + gap, top, pw, ph, waf, ns, ne, "held-out weighted F1 (WAF)", 1, "epoch", 1);
     /* legend */
     int32_t lx = left, ly = top + ph + 52;
     for (int32_t sidx = 0; sidx < ns; sidx++) {
@@ -283,6 +284,24 @@ mer_status mer__plot_curves(const char *path, const double *loss, const double *
         }
         line(&c, (float)lx, (float)(ly + 8), (float)(lx + 22), (float)(ly + 8), 3, PALETTE[sidx % 10]);
         lx += 28 + text(&c, lx + 28, ly, buf, 1, BLACK) + 14;
+    }
+    return canvas_save(&c, path);
+}
+
+mer_status mer__plot_series(const char *path, const double *v, int32_t ns, int32_t ne,
+                            const char *const *names, const char *xlabel, int32_t xfirst,
+                            const char *ylabel, const char *title) {
+    const int32_t pw = 640, ph = 300, left = 70, top = 80;
+    int32_t W = left + pw + 40, H = top + ph + 110;
+    canvas c;
+    mer_status s = canvas_init(&c, W, H);
+    if (s != MER_OK) return s;
+    text(&c, 20, 16, title, 1, BLACK);
+    panel(&c, left, top, pw, ph, v, ns, ne, ylabel, 2, xlabel, xfirst);
+    int32_t lx = left, ly = top + ph + 52;
+    for (int32_t sidx = 0; sidx < ns; sidx++) {
+        line(&c, (float)lx, (float)(ly + 8), (float)(lx + 22), (float)(ly + 8), 3, PALETTE[sidx % 10]);
+        lx += 28 + text(&c, lx + 28, ly, names[sidx], 1, BLACK) + 14;
     }
     return canvas_save(&c, path);
 }

@@ -139,5 +139,10 @@ mer_status mer__plot_confusion(const char *path, const int64_t *conf, int32_t c,
  * are (n_series, n_epochs) row-major; NaN entries are skipped. */
 mer_status mer__plot_curves(const char *path, const double *loss, const double *waf,
                             int32_t n_series, int32_t n_epochs, const char *title);
+/* Line plot of ns series over ne points (v (ns, ne) row-major, NaN skipped), x axis numbered
+ * from xfirst, values clamped to [0, 1] for the axis range (metrics), a legend of names. */
+mer_status mer__plot_series(const char *path, const double *v, int32_t ns, int32_t ne,
+                            const char *const *names, const char *xlabel, int32_t xfirst,
+                            const char *ylabel, const char *title);
 
 #endif /* MER_TRAIN_H */

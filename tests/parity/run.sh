@@ -12,6 +12,7 @@ run clip /usr/bin/python3 tests/parity/clip_parity.py --configs B/32,L/14
 run faces bash tests/parity/faces_parity.sh
 run hubert /usr/bin/python3 tests/parity/hubert_parity.py --mer "$MER_BIN"
 run hubert-int8 /usr/bin/python3 tests/parity/hubert_int8.py --mer "$MER_BIN"
+run speech_train /usr/bin/python3 tests/parity/speech_train_parity.py --mer-tests build/mer_tests
 run train bash tests/parity/train_parity.sh
 run text bash -c "bash bench/text_build.sh && /usr/bin/python3 tests/parity/text_parity.py --mer $MER_BIN"
 run demo bash tests/parity/demo_bar.sh
