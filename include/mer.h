@@ -9,6 +9,8 @@
  *  - Caller buffers are borrowed for the duration of the call, never kept.
  *  - Every *_free(NULL) is a no-op. Each function says who owns what it returns.
  *  - Immutable models (weights, mmapped) can be shared between threads; per-run state cannot.
+ *  - Every function is declared MER_API (the exported symbols); version: MER_VERSION_MAJOR,
+ *    MER_VERSION_MINOR, MER_VERSION_PATCH.
  *
  * Sections: core (status, log, threads, tensors), kernels (gemm), io (safetensors, npy, json,
  * csv, media, image), models, train.
@@ -24,7 +26,27 @@
 extern "C" {
 #endif
 
+/* Version of this header and library; MER_VERSION is the same as a string. */
+#define MER_VERSION_MAJOR 0
+#define MER_VERSION_MINOR 1
+#define MER_VERSION_PATCH 0
 #define MER_VERSION "0.1.0"
+
+/* Marks every function of the API: the symbols a shared libmer exports (a build with
+ * -fvisibility=hidden keeps everything else, the mer__ internals, private). */
+#ifndef MER_API
+#if defined(_WIN32) && defined(MER_SHARED)
+#ifdef MER_BUILD
+#define MER_API __declspec(dllexport)
+#else
+#define MER_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define MER_API __attribute__((visibility("default")))
+#else
+#define MER_API
+#endif
+#endif
 
 /* ============================================================================================
  * Core: status and errors
@@ -47,14 +69,14 @@ typedef enum {
 } mer_status;
 
 /* Static name of a status code ("ok", "format error", ...). Never NULL. */
-const char *mer_status_str(mer_status s);
+MER_API const char *mer_status_str(mer_status s);
 
 /* The detailed message of the last error set on this thread ("" if none). The string is owned
  * by the library and valid until the next failing call on the same thread. */
-const char *mer_last_error(void);
+MER_API const char *mer_last_error(void);
 
 /* Forget the last error of this thread. */
-void mer_clear_error(void);
+MER_API void mer_clear_error(void);
 
 /* ============================================================================================
  * Core: logging, progress and abort callbacks
@@ -68,10 +90,10 @@ typedef void (*mer_log_fn)(mer_log_level level, const char *msg, void *user_data
  * to stderr. Not thread safe with respect to concurrent logging; call it at start-up. fn may be
  * called from the library's worker threads (e.g. folds training in parallel), so it must be
  * thread safe itself. */
-void mer_log_set(mer_log_fn fn, void *user_data);
+MER_API void mer_log_set(mer_log_fn fn, void *user_data);
 
 /* Lowest level that is passed to the callback (default MER_LOG_WARN). */
-void mer_log_set_level(mer_log_level level);
+MER_API void mer_log_set_level(mer_log_level level);
 
 /* Progress: done out of total units of work; return nonzero to ask the library to stop
  * (the call then fails with MER_ERR_ABORTED). */
@@ -85,7 +107,7 @@ typedef int (*mer_progress_fn)(int64_t done, int64_t total, void *user_data);
  * executable>/../share/mer/rel (an installed tree, symlinks resolved), and <source tree>/rel.
  * Never the working directory. *out malloc'd (free()). MER_ERR_NOT_FOUND names rel and where
  * it looked; MER_ERR_INVALID_ARG for an absolute rel or one with "..". Thread safe. */
-mer_status mer_data_path(const char *rel, char **out);
+MER_API mer_status mer_data_path(const char *rel, char **out);
 
 /* ============================================================================================
  * Core: threads
@@ -93,8 +115,8 @@ mer_status mer_data_path(const char *rel, char **out);
 
 /* Number of worker threads used by kernels (and the GEMM backend). n <= 0 selects the number
  * of online CPUs. Call between runs, not during one. */
-void mer_set_threads(int n);
-int mer_get_threads(void);
+MER_API void mer_set_threads(int n);
+MER_API int mer_get_threads(void);
 
 /* ============================================================================================
  * Core: file names, outputs and directories (src/core/fs.c, docs/safety.md)
@@ -106,44 +128,44 @@ int mer_get_threads(void);
 /* MER_OK when name can be a file name in a directory: not empty, at most 200 bytes, without
  * '/', '\\', "..", control characters (C0, DEL, C1) or a NUL. Otherwise MER_ERR_FORMAT with a
  * one-line message "<src>: row <row>: name '...' contains ..." (src NULL and row <= 0 leave those out). */
-mer_status mer_name_check(const char *name, const char *src, int64_t row);
+MER_API mer_status mer_name_check(const char *name, const char *src, int64_t row);
 /* out = dir + "/" + name + suffix (suffix may be NULL), after mer_name_check(name, src, row).
  * The one function that turns a name into a path. MER_ERR_INVALID_ARG when it does not fit. */
-mer_status mer_name_path(char *out, size_t cap, const char *dir, const char *name,
-                         const char *suffix, const char *src, int64_t row);
+MER_API mer_status mer_name_path(char *out, size_t cap, const char *dir, const char *name,
+                                 const char *suffix, const char *src, int64_t row);
 /* MER_ERR_INVALID_ARG when out exists and is the same file (device and inode, so links and
  * other spellings count) as one of inputs[0..n) ("-" and missing inputs are skipped). Call it
  * before anything is written. */
-mer_status mer_output_check(const char *out, const char *const *inputs, int64_t n);
+MER_API mer_status mer_output_check(const char *out, const char *const *inputs, int64_t n);
 /* The same for many outputs: the identities of inputs[0..n) (stat once, sorted), then a check
  * per output in O(log n). The set borrows inputs (the strings must outlive it). */
 typedef struct mer_input_set mer_input_set;
-mer_status mer_input_set_init(mer_input_set **out, const char *const *inputs, int64_t n);
-mer_status mer_input_set_check(const mer_input_set *set, const char *out);
-void mer_input_set_free(mer_input_set *set);
+MER_API mer_status mer_input_set_init(mer_input_set **out, const char *const *inputs, int64_t n);
+MER_API mer_status mer_input_set_check(const mer_input_set *set, const char *out);
+MER_API void mer_input_set_free(mer_input_set *set);
 /* Write size bytes to path atomically: "<path>.tmp.<pid>" written (stopping at the first failed
  * write, with strerror in the message), fsynced, renamed over path, the directory fsynced. A
  * failure leaves path as it was and no temporary behind. */
-mer_status mer_write_file_atomic(const char *path, const void *data, size_t size);
+MER_API mer_status mer_write_file_atomic(const char *path, const void *data, size_t size);
 /* mkdir -p; an existing directory is fine. */
-mer_status mer_mkdir_p(const char *path);
+MER_API mer_status mer_mkdir_p(const char *path);
 /* mkdir -p that marks the directory as mer's when it creates it (a ".mer-made" file which
  * lists what mer writes into it afterwards); an existing directory is used as it is, unmarked,
  * after removing stale temporaries of dead processes from it. */
-mer_status mer_mkdir_made(const char *path);
+MER_API mer_status mer_mkdir_made(const char *path);
 /* Remove path recursively only when it holds the marker and nothing but what the marker lists
  * (subdirectories again marked); otherwise MER_ERR_INVALID_ARG naming the stranger file, and
  * nothing is removed. A missing path is MER_OK. */
-mer_status mer_dir_remove_made(const char *path);
+MER_API mer_status mer_dir_remove_made(const char *path);
 /* Remove "*.tmp.<pid>" files of processes that no longer exist from dir (*removed: how many,
  * may be NULL). */
-mer_status mer_tmp_cleanup(const char *dir, int *removed);
+MER_API mer_status mer_tmp_cleanup(const char *dir, int *removed);
 /* The lines of a list file (one entry a line), the one list reader of every command: a UTF-8
  * BOM at the start is skipped, CR LF and LF both end lines, blanks around an entry are trimmed,
  * empty lines and lines starting with '#' are skipped; "-" reads stdin, FIFOs are read as
  * streams, a directory is refused ("is a directory"). *lines is one malloc'd block (pointer
  * array and text): free(*lines). */
-mer_status mer_read_lines(const char *path, char ***lines, int64_t *n);
+MER_API mer_status mer_read_lines(const char *path, char ***lines, int64_t *n);
 
 /* ============================================================================================
  * Core: tensors
@@ -175,21 +197,21 @@ typedef struct {
 } mer_tensor;
 
 /* Bytes of one element; 0 for an invalid dtype. */
-size_t mer_dtype_size(mer_dtype t);
+MER_API size_t mer_dtype_size(mer_dtype t);
 /* Lower-case name ("f32", "bf16", ...); "?" for an invalid dtype. */
-const char *mer_dtype_name(mer_dtype t);
+MER_API const char *mer_dtype_name(mer_dtype t);
 
 /* A contiguous row-major view; fails with MER_ERR_INVALID_ARG on a bad rank or negative dim. */
-mer_status mer_tensor_view(mer_tensor *out, void *data, mer_dtype dtype, int32_t ndim,
-                           const int64_t *shape);
+MER_API mer_status mer_tensor_view(mer_tensor *out, void *data, mer_dtype dtype, int32_t ndim,
+                                   const int64_t *shape);
 /* Number of elements (product of the shape; 1 for rank 0). */
-int64_t mer_tensor_numel(const mer_tensor *t);
+MER_API int64_t mer_tensor_numel(const mer_tensor *t);
 /* 1 when the strides are those of a contiguous row-major tensor. */
-int mer_tensor_is_contiguous(const mer_tensor *t);
+MER_API int mer_tensor_is_contiguous(const mer_tensor *t);
 /* Format the shape as "(2, 3, 4)" into buf (always NUL-terminated). Returns buf. */
-char *mer_shape_str(char *buf, size_t n, int32_t ndim, const int64_t *shape);
+MER_API char *mer_shape_str(char *buf, size_t n, int32_t ndim, const int64_t *shape);
 /* Convert n elements of src (F32/F16/BF16/F64) into float32 dst. */
-mer_status mer_convert_to_f32(float *dst, const void *src, mer_dtype dtype, int64_t n);
+MER_API mer_status mer_convert_to_f32(float *dst, const void *src, mer_dtype dtype, int64_t n);
 
 /* ============================================================================================
  * Kernels: GEMM, the one entry point for matrix products
@@ -206,9 +228,10 @@ typedef enum {
  * op(A) is (M, K): A is (M, K) with lda >= K, or (K, M) with lda >= M when trans_a.
  * op(B) is (K, N): B is (K, N) with ldb >= N, or (N, K) with ldb >= K when trans_b.
  * ref: torch.addmm. Thread safe; uses mer_get_threads() threads. */
-void mer_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
-               const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
-               int64_t ldc);
+MER_API void mer_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                       float *C,
+                       int64_t ldc);
 
 /* Mixed precision: C (M, N) = A @ op(B) (+ C when accumulate), with A float32 (M, K) rounded to
  * bfloat16 on the fly, B already bfloat16 (raw bits; (K, N) with ldb >= N, or (N, K) with
@@ -216,11 +239,12 @@ void mer_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
  * with AVX512-BF16 (oneDNN), at about 3 significant digits: an opt-in speed mode, never the
  * default. Without oneDNN it falls back to converting B to float32 (correct, slow).
  * ref: torch.matmul(A.bfloat16(), B).float() with float32 accumulation. */
-mer_status mer_sgemm_bf16(int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
-                          int64_t lda, const uint16_t *B, int64_t ldb, int accumulate, float *C,
-                          int64_t ldc);
+MER_API mer_status mer_sgemm_bf16(int trans_b, int64_t M, int64_t N, int64_t K, const float *A,
+                                  int64_t lda, const uint16_t *B, int64_t ldb, int accumulate,
+                                  float *C,
+                                  int64_t ldc);
 /* Round n floats to bfloat16 bits (nearest even), e.g. to prepare weights for mer_sgemm_bf16. */
-void mer_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
+MER_API void mer_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
 
 /* Precision of a model's large matrix products (opt-in speed modes, see each model's docs). */
 typedef enum {
@@ -251,20 +275,21 @@ typedef enum {
 typedef struct mer_packed mer_packed;
 /* Packs W (n, k) of dtype wtype. *out is owned by the caller (mer_packed_free). Fails on empty
  * shapes, other dtypes, sizes that overflow, no memory, and (INT8) non-finite weights. */
-mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
-                           int64_t n, int64_t k, mer_pack_type type);
-void mer_packed_free(mer_packed *p);
-size_t mer_packed_bytes(const mer_packed *p);  /* memory held by the packed copy */
-int64_t mer_packed_n(const mer_packed *p);
-int64_t mer_packed_k(const mer_packed *p);
-mer_pack_type mer_packed_type(const mer_packed *p);
+MER_API mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype,
+                                   const float *bias,
+                                   int64_t n, int64_t k, mer_pack_type type);
+MER_API void mer_packed_free(mer_packed *p);
+MER_API size_t mer_packed_bytes(const mer_packed *p);  /* memory held by the packed copy */
+MER_API int64_t mer_packed_n(const mer_packed *p);
+MER_API int64_t mer_packed_k(const mer_packed *p);
+MER_API mer_pack_type mer_packed_type(const mer_packed *p);
 /* y (m, n) [row stride ldy] = epi(x (m, k) [ldx] @ W^T + b (+ y when accumulate; the sum is
  * taken before the epilogue)). Uses mer_get_threads() threads; the results do not depend on the
  * thread count. Allocates per call only the packed activations (m * k floats for F32/BF16,
  * m * k bytes for INT8); fails only on bad arguments or no memory. Thread safe.
  * ref: torch.nn.functional.linear (INT8: dynamic quantisation with per-token activation scales) */
-mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
-                             const mer_packed *w, int accumulate, mer_epilogue epi);
+MER_API mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                     const mer_packed *w, int accumulate, mer_epilogue epi);
 
 /* ---- CPU features and the machine's peak --------------------------------------------------
  * What this CPU executes, read once from cpuid (kernels for wider ISAs are chosen at run time
@@ -275,9 +300,9 @@ enum {
     MER_CPU_AVX512_VNNI = 1u << 2, /* vpdpbusd */
     MER_CPU_AVX512_BF16 = 1u << 3  /* vdpbf16ps */
 };
-uint32_t mer_cpu_features(void);
+MER_API uint32_t mer_cpu_features(void);
 /* "avx512+bf16+vnni", "avx2+fma", ...: a static string. */
-const char *mer_cpu_features_str(void);
+MER_API const char *mer_cpu_features_str(void);
 
 /* Register-only loops that measure what the cores can compute, so that benchmarks print
  * "% of peak" measured in the same run. Ops count a multiply-add as 2. */
@@ -289,20 +314,20 @@ typedef enum {
     MER_PEAK_INT16_AVX2 = 4/* vpmaddwd + vpaddd: int16 pairs into int32 (AVX2) */
 } mer_peak_kind;
 #define MER_PEAK_KINDS 5
-const char *mer_peak_name(mer_peak_kind k);
+MER_API const char *mer_peak_name(mer_peak_kind k);
 /* Runs the loop of kind k on `threads` threads at once (<= 0: mer_get_threads()) for about
  * `seconds` and stores the total rate in GOPS. MER_ERR_UNSUPPORTED when this CPU lacks the
  * instructions (or the build has no kernel for them). Not thread safe against other heavy work:
  * it measures the whole machine. */
-mer_status mer_peak_measure(mer_peak_kind k, int32_t threads, double seconds, double *gops);
+MER_API mer_status mer_peak_measure(mer_peak_kind k, int32_t threads, double seconds, double *gops);
 
 /* Select the backend for subsequent mer_sgemm calls (process-wide). Fails with
  * MER_ERR_UNSUPPORTED if the backend was not compiled in. */
-mer_status mer_gemm_set_backend(mer_gemm_backend b);
-mer_gemm_backend mer_gemm_get_backend(void);
-const char *mer_gemm_backend_name(mer_gemm_backend b);
+MER_API mer_status mer_gemm_set_backend(mer_gemm_backend b);
+MER_API mer_gemm_backend mer_gemm_get_backend(void);
+MER_API const char *mer_gemm_backend_name(mer_gemm_backend b);
 /* 1 if the backend is compiled in. */
-int mer_gemm_backend_available(mer_gemm_backend b);
+MER_API int mer_gemm_backend_available(mer_gemm_backend b);
 
 /* ============================================================================================
  * IO: safetensors
@@ -336,29 +361,31 @@ typedef struct {
     int32_t shard;          /* index of the file holding it (0 for a single file) */
 } mer_safetensors_entry;
 
-mer_status mer_safetensors_open(mer_safetensors **out, const char *path);
-void mer_safetensors_free(mer_safetensors *st);
-int64_t mer_safetensors_count(const mer_safetensors *st);
+MER_API mer_status mer_safetensors_open(mer_safetensors **out, const char *path);
+MER_API void mer_safetensors_free(mer_safetensors *st);
+MER_API int64_t mer_safetensors_count(const mer_safetensors *st);
 /* Entries in file order (shard by shard). */
-mer_status mer_safetensors_entry_at(const mer_safetensors *st, int64_t i, mer_safetensors_entry *e);
+MER_API mer_status mer_safetensors_entry_at(const mer_safetensors *st, int64_t i,
+                                            mer_safetensors_entry *e);
 /* MER_ERR_NOT_FOUND (message names the tensor and the file) when absent. */
-mer_status mer_safetensors_find(const mer_safetensors *st, const char *name, mer_safetensors_entry *e);
+MER_API mer_status mer_safetensors_find(const mer_safetensors *st, const char *name,
+                                        mer_safetensors_entry *e);
 /* Metadata value of the "__metadata__" object, or NULL. Owned by the handle. */
-const char *mer_safetensors_metadata(const mer_safetensors *st, const char *key);
+MER_API const char *mer_safetensors_metadata(const mer_safetensors *st, const char *key);
 /* Typed lookup: the tensor must exist, have the given dtype, and (when ndim >= 0) the given
  * shape; errors say expected vs got. out views the mapping. */
-mer_status mer_safetensors_get(const mer_safetensors *st, const char *name, mer_dtype dtype,
-                               int32_t ndim, const int64_t *shape, mer_tensor *out);
+MER_API mer_status mer_safetensors_get(const mer_safetensors *st, const char *name, mer_dtype dtype,
+                                       int32_t ndim, const int64_t *shape, mer_tensor *out);
 /* Float32 view of a F32/F16/BF16 tensor with the given shape (ndim < 0: any). F32 tensors are
  * returned zero-copy from the mapping; others are converted once into a buffer owned by st
  * (valid until mer_safetensors_free). */
-mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
-                                   const int64_t *shape, const float **out);
+MER_API mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
+                                           const int64_t *shape, const float **out);
 /* Path of the (first) file, for messages. */
-const char *mer_safetensors_path(const mer_safetensors *st);
+MER_API const char *mer_safetensors_path(const mer_safetensors *st);
 /* The format of the (first) file behind the handle: "safetensors", "pytorch zip" or
  * "pytorch legacy". Static string. */
-const char *mer_safetensors_format(const mer_safetensors *st);
+MER_API const char *mer_safetensors_format(const mer_safetensors *st);
 
 /* Writer: collects tensors (data copied at add time) and writes one file atomically (temp file
  * + rename). The header lists "__metadata__" first, then the tensors grouped by element size
@@ -366,17 +393,20 @@ const char *mer_safetensors_format(const mer_safetensors *st);
  * spaces to a multiple of 8 as the reference writer does, every tensor is aligned. Adding a
  * name twice is MER_ERR_INVALID_ARG; set_metadata on an existing key replaces its value. */
 typedef struct mer_safetensors_writer mer_safetensors_writer;
-mer_status mer_safetensors_writer_init(mer_safetensors_writer **out);
-mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
-                                      int32_t ndim, const int64_t *shape, const void *data);
+MER_API mer_status mer_safetensors_writer_init(mer_safetensors_writer **out);
+MER_API mer_status mer_safetensors_writer_add(mer_safetensors_writer *w, const char *name,
+                                              mer_dtype dtype,
+                                              int32_t ndim, const int64_t *shape, const void *data);
 /* As writer_add, but data is borrowed, not copied: it must stay valid and unchanged until
  * mer_safetensors_writer_save returns (for writing tensors straight from an open checkpoint). */
-mer_status mer_safetensors_writer_add_borrowed(mer_safetensors_writer *w, const char *name, mer_dtype dtype,
-                                               int32_t ndim, const int64_t *shape, const void *data);
-mer_status mer_safetensors_writer_set_metadata(mer_safetensors_writer *w, const char *key,
-                                               const char *value);
-mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *path);
-void mer_safetensors_writer_free(mer_safetensors_writer *w);
+MER_API mer_status mer_safetensors_writer_add_borrowed(mer_safetensors_writer *w, const char *name,
+                                                       mer_dtype dtype,
+                                                       int32_t ndim, const int64_t *shape,
+                                                       const void *data);
+MER_API mer_status mer_safetensors_writer_set_metadata(mer_safetensors_writer *w, const char *key,
+                                                       const char *value);
+MER_API mer_status mer_safetensors_writer_save(mer_safetensors_writer *w, const char *path);
+MER_API void mer_safetensors_writer_free(mer_safetensors_writer *w);
 
 /* ==========================================================================================
  * IO: checkpoints (src/io/checkpoint.c): the Hugging Face cache, PyTorch -> safetensors
@@ -389,7 +419,7 @@ void mer_safetensors_writer_free(mer_safetensors_writer *w);
  * models--ORG--NAME/snapshots/<the commit in refs/main>/. *out malloc'd (free()). When absent:
  * MER_ERR_NOT_FOUND with one line naming where it looked and how to download the model. Every
  * --model flag of the CLI goes through this. Thread safe. */
-mer_status mer_model_resolve(const char *spec, char **out);
+MER_API mer_status mer_model_resolve(const char *spec, char **out);
 
 /* Rewrite a checkpoint (anything mer_safetensors_open reads: a PyTorch .bin, zip or legacy,
  * sharded or not, or safetensors) as out_dir/model.safetensors (metadata format=pt; tensors
@@ -397,7 +427,7 @@ mer_status mer_model_resolve(const char *spec, char **out);
  * regular files (config.json, preprocessor and tokenizer files; never weights or pickles such
  * as training_args.bin). out_dir is created with its parents; it may not be the checkpoint's own
  * directory. *n_tensors (may be NULL) gets the tensor count. */
-mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t *n_tensors);
+MER_API mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t *n_tensors);
 
 /* ============================================================================================
  * IO: .npy
@@ -407,16 +437,18 @@ mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t 
  * atomically, byte for byte as numpy.save (format 1.0, header padded to 64 bytes).
  * Fortran order, object arrays, big-endian data and truncated payloads are errors naming the
  * file and the problem. *data is malloc'd; the caller frees it with free(). */
-mer_status mer_npy_read(const char *path, float **data, int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
+MER_API mer_status mer_npy_read(const char *path, float **data, int32_t *ndim,
+                                int64_t shape[MER_MAX_DIMS]);
 /* Header only: dtype and shape without reading the payload (the payload size is checked).
  * Reports the true rank (0 for a scalar) and also the integer/bool dtypes numpy writes
  * (i1/i2/i4/i8/u1/b1), which mer_npy_read refuses with MER_ERR_DTYPE. */
-mer_status mer_npy_read_header(const char *path, mer_dtype *dtype, int32_t *ndim,
-                               int64_t shape[MER_MAX_DIMS]);
+MER_API mer_status mer_npy_read_header(const char *path, mer_dtype *dtype, int32_t *ndim,
+                                       int64_t shape[MER_MAX_DIMS]);
 /* Parse from memory (for fuzzing and embedded data); name is used in messages. */
-mer_status mer_npy_parse(const void *buf, size_t size, const char *name, float **data,
-                         int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
-mer_status mer_npy_write(const char *path, const float *data, int32_t ndim, const int64_t *shape);
+MER_API mer_status mer_npy_parse(const void *buf, size_t size, const char *name, float **data,
+                                 int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
+MER_API mer_status mer_npy_write(const char *path, const float *data, int32_t ndim,
+                                 const int64_t *shape);
 
 /* ============================================================================================
  * IO: JSON config, CSV
@@ -430,27 +462,29 @@ mer_status mer_npy_write(const char *path, const float *data, int32_t ndim, cons
  * settings as null); the plain getters report it as the wrong type.
  * Returned strings are owned by the document. */
 typedef struct mer_json mer_json;
-mer_status mer_json_load(mer_json **out, const char *path);
-mer_status mer_json_parse(mer_json **out, const char *text, size_t len, const char *name);
-void mer_json_free(mer_json *j);
-int mer_json_has(const mer_json *j, const char *path);
-mer_status mer_json_get_int(const mer_json *j, const char *path, int64_t *out);
-mer_status mer_json_get_double(const mer_json *j, const char *path, double *out);
-mer_status mer_json_get_bool(const mer_json *j, const char *path, int *out);
-mer_status mer_json_get_string(const mer_json *j, const char *path, const char **out);
+MER_API mer_status mer_json_load(mer_json **out, const char *path);
+MER_API mer_status mer_json_parse(mer_json **out, const char *text, size_t len, const char *name);
+MER_API void mer_json_free(mer_json *j);
+MER_API int mer_json_has(const mer_json *j, const char *path);
+MER_API mer_status mer_json_get_int(const mer_json *j, const char *path, int64_t *out);
+MER_API mer_status mer_json_get_double(const mer_json *j, const char *path, double *out);
+MER_API mer_status mer_json_get_bool(const mer_json *j, const char *path, int *out);
+MER_API mer_status mer_json_get_string(const mer_json *j, const char *path, const char **out);
 /* Arrays of numbers: up to cap values, *n set to the array length (an error if > cap). */
-mer_status mer_json_get_int_array(const mer_json *j, const char *path, int64_t *out, int32_t cap,
-                                  int32_t *n);
-mer_status mer_json_get_double_array(const mer_json *j, const char *path, double *out,
-                                     int32_t cap, int32_t *n);
+MER_API mer_status mer_json_get_int_array(const mer_json *j, const char *path, int64_t *out,
+                                          int32_t cap,
+                                          int32_t *n);
+MER_API mer_status mer_json_get_double_array(const mer_json *j, const char *path, double *out,
+                                             int32_t cap, int32_t *n);
 /* With a default when the key is absent (a present key of the wrong type is still an error). */
-mer_status mer_json_int_or(const mer_json *j, const char *path, int64_t def, int64_t *out);
-mer_status mer_json_double_or(const mer_json *j, const char *path, double def, double *out);
-mer_status mer_json_bool_or(const mer_json *j, const char *path, int def, int *out);
-mer_status mer_json_string_or(const mer_json *j, const char *path, const char *def, const char **out);
+MER_API mer_status mer_json_int_or(const mer_json *j, const char *path, int64_t def, int64_t *out);
+MER_API mer_status mer_json_double_or(const mer_json *j, const char *path, double def, double *out);
+MER_API mer_status mer_json_bool_or(const mer_json *j, const char *path, int def, int *out);
+MER_API mer_status mer_json_string_or(const mer_json *j, const char *path, const char *def,
+                                      const char **out);
 /* Writing: s as a quoted JSON string literal (escaped by cJSON, the one escaper of mer), malloc'd
  * (free()); NULL only when out of memory (MER_ERR_NOMEM recorded). */
-char *mer_json_quote(const char *s);
+MER_API char *mer_json_quote(const char *s);
 
 /* CSV (RFC 4180: header row, quoted fields with "" escapes and embedded newlines, UTF-8 with an
  * optional BOM, CRLF or LF). Empty lines are skipped. Errors name the file and line: a record
@@ -458,18 +492,18 @@ char *mer_json_quote(const char *s);
  * closing quote, a quote inside an unquoted field, invalid UTF-8, NUL bytes. Cells are owned
  * by the table; mer_csv_cell returns NULL out of range. */
 typedef struct mer_csv mer_csv;
-mer_status mer_csv_load(mer_csv **out, const char *path);
-mer_status mer_csv_parse(mer_csv **out, const char *text, size_t len, const char *name);
-void mer_csv_free(mer_csv *c);
-int64_t mer_csv_rows(const mer_csv *c);   /* data rows, header excluded */
-int32_t mer_csv_cols(const mer_csv *c);
-const char *mer_csv_header(const mer_csv *c, int32_t col);
+MER_API mer_status mer_csv_load(mer_csv **out, const char *path);
+MER_API mer_status mer_csv_parse(mer_csv **out, const char *text, size_t len, const char *name);
+MER_API void mer_csv_free(mer_csv *c);
+MER_API int64_t mer_csv_rows(const mer_csv *c);   /* data rows, header excluded */
+MER_API int32_t mer_csv_cols(const mer_csv *c);
+MER_API const char *mer_csv_header(const mer_csv *c, int32_t col);
 /* Column index by header name, or MER_ERR_NOT_FOUND naming the file, the column and the
  * columns that exist; MER_ERR_FORMAT when two columns have that name. */
-mer_status mer_csv_col(const mer_csv *c, const char *name, int32_t *col);
-const char *mer_csv_cell(const mer_csv *c, int64_t row, int32_t col);
+MER_API mer_status mer_csv_col(const mer_csv *c, const char *name, int32_t *col);
+MER_API const char *mer_csv_cell(const mer_csv *c, int64_t row, int32_t col);
 /* Write one field to f with RFC 4180 quoting when needed. */
-void mer_csv_write_field(FILE *f, const char *s);
+MER_API void mer_csv_write_field(FILE *f, const char *s);
 
 /* ============================================================================================
  * IO: media (FFmpeg) and images
@@ -487,7 +521,7 @@ typedef struct {
     double fps;               /* average frame rate, 0 if unknown */
     int64_t frames;           /* estimated frame count, 0 if unknown */
 } mer_media_info;
-mer_status mer_media_probe(const char *path, mer_media_info *info);
+MER_API mer_status mer_media_probe(const char *path, mer_media_info *info);
 
 /* One stream of a media file (mer_media_streams), for `mer inspect`. */
 typedef struct {
@@ -502,15 +536,15 @@ typedef struct {
     int32_t attached_pic;               /* video: 1 for cover art (a still, not a video) */
 } mer_media_stream;
 /* Every stream of the file. *streams is malloc'd (free()), *n entries. */
-mer_status mer_media_streams(const char *path, mer_media_stream **streams, int32_t *n);
+MER_API mer_status mer_media_streams(const char *path, mer_media_stream **streams, int32_t *n);
 
 /* Decode the best audio stream, downmix to mono (the mean of the channels) and resample to
  * sample_rate (1000..768000; soxr "very high quality", as `sox rate -v`), as float32 nominally
  * in [-1, 1]. The length is exactly ceil(n_in * sample_rate / rate_in) (torchaudio's resample
  * length). *samples is malloc'd (free()); an empty stream gives *n == 0, a valid buffer and
  * MER_OK. Reentrant. Details: docs/media.md. */
-mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples,
-                                  int64_t *n);
+MER_API mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples,
+                                          int64_t *n);
 
 /* An 8-bit RGB image, rows packed (stride = width * 3). */
 typedef struct {
@@ -519,7 +553,7 @@ typedef struct {
     double time;              /* seconds from the start (video frames), 0 for images */
     int64_t index;            /* frame index in the stream (video), 0 for images */
 } mer_image;
-void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; NULL ok */
+MER_API void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; NULL ok */
 
 /* How to sample frames from a video: at most one of fps > 0 (for t = 0, 1/fps, ... up to the
  * end: the frame shown at t, i.e. the last one with time <= t), count > 0 (the frame shown at
@@ -536,24 +570,25 @@ typedef struct {
 /* Decode video frames to RGB at their native size (sides up to 16384). Each image's time and
  * index are those of the chosen source frame. sampling NULL: every frame. *frames is a
  * malloc'd array of *n images; free with mer_frames_free. Reentrant. */
-mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling,
-                                  mer_image **frames, int32_t *n);
-void mer_frames_free(mer_image *frames, int32_t n);
+MER_API mer_status mer_media_decode_video(const char *path, const mer_frame_sampling *sampling,
+                                          mer_image **frames, int32_t *n);
+MER_API void mer_frames_free(mer_image *frames, int32_t n);
 /* The same frames streamed: fn(img, user_data) is called for each in order and img (pixels
  * included) is valid only during the call (the buffer is reused), so memory stays at one
  * decoded and one RGB frame whatever the clip length. fn returns MER_OK to go on; any other
  * status stops decoding and is returned. *n (may be NULL): frames passed to fn. */
 typedef mer_status (*mer_frame_fn)(const mer_image *img, void *user_data);
-mer_status mer_media_each_video_frame(const char *path, const mer_frame_sampling *sampling, mer_frame_fn fn,
-                                      void *user_data, int32_t *n);
+MER_API mer_status mer_media_each_video_frame(const char *path, const mer_frame_sampling *sampling,
+                                              mer_frame_fn fn,
+                                              void *user_data, int32_t *n);
 
 /* Load a still image (PNG, JPEG; anything else FFmpeg decodes as one picture) as RGB8: grey
  * replicated, 16-bit rounded to 8, alpha dropped (not composited), EXIF orientation ignored.
  * MER_ERR_IO if the file cannot be opened, MER_ERR_FORMAT if it is corrupt or truncated. */
-mer_status mer_image_load(const char *path, mer_image *out);
+MER_API mer_status mer_image_load(const char *path, mer_image *out);
 /* Write RGB (channels 3) or grey (1) or RGBA (4) 8-bit pixels as PNG, atomically. */
-mer_status mer_image_write_png(const char *path, const uint8_t *pixels, int32_t width,
-                               int32_t height, int32_t channels);
+MER_API mer_status mer_image_write_png(const char *path, const uint8_t *pixels, int32_t width,
+                                       int32_t height, int32_t channels);
 
 /* ---- IO: TensorFlow.js weights (src/io/tfjs.c, docs/faces.md) ---------------------------- */
 /* A weights manifest (JSON array of groups {paths, weights: [{name, shape, dtype,
@@ -576,22 +611,24 @@ typedef struct {
 } mer_tfjs_entry;
 
 /* Load manifest_path and the shards it names (relative to its directory). */
-mer_status mer_tfjs_load(mer_tfjs **out, const char *manifest_path);
+MER_API mer_status mer_tfjs_load(mer_tfjs **out, const char *manifest_path);
 /* From memory: shards holds every group's shard bytes back to back (for fuzzing and embedded
  * models); name is used in messages. */
-mer_status mer_tfjs_parse(mer_tfjs **out, const char *manifest, size_t len, const void *shards,
-                          size_t shards_size, const char *name);
-void mer_tfjs_free(mer_tfjs *w);
-int64_t mer_tfjs_count(const mer_tfjs *w);
+MER_API mer_status mer_tfjs_parse(mer_tfjs **out, const char *manifest, size_t len,
+                                  const void *shards,
+                                  size_t shards_size, const char *name);
+MER_API void mer_tfjs_free(mer_tfjs *w);
+MER_API int64_t mer_tfjs_count(const mer_tfjs *w);
 /* Entries in manifest order. */
-mer_status mer_tfjs_entry_at(const mer_tfjs *w, int64_t i, mer_tfjs_entry *e);
+MER_API mer_status mer_tfjs_entry_at(const mer_tfjs *w, int64_t i, mer_tfjs_entry *e);
 /* MER_ERR_NOT_FOUND naming the file and the tensor when absent. */
-mer_status mer_tfjs_find(const mer_tfjs *w, const char *name, mer_tfjs_entry *e);
+MER_API mer_status mer_tfjs_find(const mer_tfjs *w, const char *name, mer_tfjs_entry *e);
 /* The float32 data of a tensor that must have the given shape (ndim < 0: any); MER_ERR_SHAPE
  * says expected vs got. */
-mer_status mer_tfjs_get(const mer_tfjs *w, const char *name, int32_t ndim, const int64_t *shape,
-                        const float **out);
-const char *mer_tfjs_path(const mer_tfjs *w);
+MER_API mer_status mer_tfjs_get(const mer_tfjs *w, const char *name, int32_t ndim,
+                                const int64_t *shape,
+                                const float **out);
+MER_API const char *mer_tfjs_path(const mer_tfjs *w);
 
 /* ============================================================================================
  * Text: tokenizers (src/text/, docs/text.md)
@@ -611,30 +648,31 @@ typedef struct mer_tokenizer mer_tokenizer;   /* immutable after load, shareable
  * files, tokenizer.json wins, then tokenizer.model, then vocab.txt. *out is owned by the
  * caller (mer_tokenizer_free). A component the reader does not support is MER_ERR_UNSUPPORTED
  * naming it. */
-mer_status mer_tokenizer_load(mer_tokenizer **out, const char *path);
-void mer_tokenizer_free(mer_tokenizer *t);
+MER_API mer_status mer_tokenizer_load(mer_tokenizer **out, const char *path);
+MER_API void mer_tokenizer_free(mer_tokenizer *t);
 
 /* ids: owned by the caller (free()); add_special: BOS/EOS or [CLS]/[SEP] as the model's config
  * asks, exactly like HF tokenizer(text)["input_ids"] with default arguments (no truncation).
  * len is the byte length of text (text need not be NUL-terminated). Thread safe. */
-mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t len,
-                                int add_special, int32_t **ids, int64_t *n);
-int64_t mer_tokenizer_vocab_size(const mer_tokenizer *t);
-const char *mer_tokenizer_kind(const mer_tokenizer *t);  /* "wordpiece" | "sentencepiece-bpe" ... */
+MER_API mer_status mer_tokenizer_encode(const mer_tokenizer *t, const char *text, size_t len,
+                                        int add_special, int32_t **ids, int64_t *n);
+MER_API int64_t mer_tokenizer_vocab_size(const mer_tokenizer *t);
+MER_API const char *mer_tokenizer_kind(const mer_tokenizer *t);  /* "wordpiece" | "sentencepiece-bpe" ... */
 /* The vocabulary entry of id as stored in the file (e.g. "##ing", "\u2581the", "<0x0A>",
  * "\u0120the"); owned by t. MER_ERR_INVALID_ARG when id is out of range. */
-mer_status mer_tokenizer_decode_piece(const mer_tokenizer *t, int32_t id, const char **piece);
+MER_API mer_status mer_tokenizer_decode_piece(const mer_tokenizer *t, int32_t id,
+                                              const char **piece);
 
 /* Special tokens, for `mer inspect`: the i-th (0 <= i < count) special token's text and id.
  * Order: BOS/CLS, EOS/SEP, UNK, PAD, then other special/control/added tokens by id. */
-int32_t mer_tokenizer_special_count(const mer_tokenizer *t);
-mer_status mer_tokenizer_special(const mer_tokenizer *t, int32_t i, const char **text,
-                                 int32_t *id);
+MER_API int32_t mer_tokenizer_special_count(const mer_tokenizer *t);
+MER_API mer_status mer_tokenizer_special(const mer_tokenizer *t, int32_t i, const char **text,
+                                         int32_t *id);
 /* Id of the BOS ([CLS]) / EOS ([SEP]) / UNK / PAD token, or -1 when the model has none. */
-int32_t mer_tokenizer_bos_id(const mer_tokenizer *t);
-int32_t mer_tokenizer_eos_id(const mer_tokenizer *t);
-int32_t mer_tokenizer_unk_id(const mer_tokenizer *t);
-int32_t mer_tokenizer_pad_id(const mer_tokenizer *t);
+MER_API int32_t mer_tokenizer_bos_id(const mer_tokenizer *t);
+MER_API int32_t mer_tokenizer_eos_id(const mer_tokenizer *t);
+MER_API int32_t mer_tokenizer_unk_id(const mer_tokenizer *t);
+MER_API int32_t mer_tokenizer_pad_id(const mer_tokenizer *t);
 
 /* ============================================================================================
  * Models
@@ -663,33 +701,34 @@ typedef struct {
     float voicing_threshold;  /* 0.35: max YIN aperiodicity of a voiced frame */
     int32_t lpc_order;        /* 0: 2 + sample_rate / 1000 (formants) */
 } mer_acoustic_params;
-mer_acoustic_params mer_acoustic_default_params(void);
+MER_API mer_acoustic_params mer_acoustic_default_params(void);
 
 /* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1
  * samples are zero-padded first, torchaudio would reject them). *out is malloc'd (free()).
  * ref: torchaudio.transforms.MelSpectrogram */
-mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
-                                float **out, int64_t *T);
+MER_API mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
+                                        float **out, int64_t *T);
 /* MFCC (n_mfcc, T) from log(mel + log_offset). ref: torchaudio.transforms.MFCC(log_mels=True) */
-mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64_t n,
-                             float **out, int64_t *T);
+MER_API mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64_t n,
+                                     float **out, int64_t *T);
 
 /* Frame-level LLDs (T, D), D = mer_acoustic_frame_dim(p). *out is malloc'd (free()). */
-int32_t mer_acoustic_frame_dim(const mer_acoustic_params *p);
-mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int64_t n,
-                               float **out, int64_t *T);
+MER_API int32_t mer_acoustic_frame_dim(const mer_acoustic_params *p);
+MER_API mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int64_t n,
+                                       float **out, int64_t *T);
 /* Utterance functionals (D,), D = mer_acoustic_functional_dim(p), into caller memory. */
-int32_t mer_acoustic_functional_dim(const mer_acoustic_params *p);
-mer_status mer_acoustic_functionals(const mer_acoustic_params *p, const float *x, int64_t n,
-                                    float *out);
+MER_API int32_t mer_acoustic_functional_dim(const mer_acoustic_params *p);
+MER_API mer_status mer_acoustic_functionals(const mer_acoustic_params *p, const float *x, int64_t n,
+                                            float *out);
 /* The same from frames computed by mer_acoustic_frames (T, frame_dim). */
-mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
-                                                const float *frames, int64_t T, float *out);
+MER_API mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
+                                                        const float *frames, int64_t T, float *out);
 /* Name of frame LLD i ("f0_semitone", "mfcc3", "mfcc3_delta") or functional i
  * ("f0_semitone_p50", ...) into buf (NUL-terminated). MER_ERR_INVALID_ARG when out of range. */
-mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char *buf, size_t cap);
-mer_status mer_acoustic_functional_name(const mer_acoustic_params *p, int32_t i, char *buf,
-                                        size_t cap);
+MER_API mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char *buf,
+                                           size_t cap);
+MER_API mer_status mer_acoustic_functional_name(const mer_acoustic_params *p, int32_t i, char *buf,
+                                                size_t cap);
 
 /* Extraction recipe: what `mer extract acoustic` did, so a trained run can extract the same
  * features from raw media on its own (mer predict). pool is "mean" (functionals, shape (D,))
@@ -698,33 +737,34 @@ typedef struct {
     mer_acoustic_params params;
     char pool[8];
 } mer_acoustic_recipe;
-mer_acoustic_recipe mer_acoustic_default_recipe(void);
+MER_API mer_acoustic_recipe mer_acoustic_default_recipe(void);
 /* JSON object text {"extractor":"acoustic","pool":...,"params":{...}}; *json malloc'd (free()). */
-mer_status mer_acoustic_recipe_to_json(const mer_acoustic_recipe *r, char **json);
+MER_API mer_status mer_acoustic_recipe_to_json(const mer_acoustic_recipe *r, char **json);
 /* Parse such an object (the whole document or the value at key path `key`, NULL: root);
  * absent params keep their defaults; "extractor" must be "acoustic". */
-mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key,
-                                         mer_acoustic_recipe *r);
+MER_API mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key,
+                                                 mer_acoustic_recipe *r);
 /* Decode any FFmpeg-readable media file (resampled to params.sample_rate) and extract: pool
  * "mean" gives (D,) with ndim 1, "none" (T, D) with ndim 2. *out malloc'd (free()). An audio
  * stream with no samples is MER_ERR_MEDIA naming the file. */
-mer_status mer_acoustic_extract_file(const mer_acoustic_recipe *r, const char *path, float **out,
-                                     int32_t *ndim, int64_t shape[2]);
+MER_API mer_status mer_acoustic_extract_file(const mer_acoustic_recipe *r, const char *path,
+                                             float **out,
+                                             int32_t *ndim, int64_t shape[2]);
 /* The same on a speed-perturbed copy of the audio (data augmentation): resampled to
  * sample_rate / speed and analysed as if at sample_rate, so tempo and every frequency scale by
  * speed (0.9 and 1.1 are the usual factors). speed 1 is mer_acoustic_extract_file. */
-mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const char *path,
-                                           double speed, float **out, int32_t *ndim,
-                                           int64_t shape[2]);
+MER_API mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const char *path,
+                                                   double speed, float **out, int32_t *ndim,
+                                                   int64_t shape[2]);
 /* The same from samples already decoded at the recipe's sample_rate, following a recipe's JSON
  * text (see mer_acoustic_extract in "Training"), including its optional "norm" standardisation
  * {"mean": [D], "std": [D]}. */
-mer_status mer_acoustic_extract_samples(const char *recipe_json, const float *x, int64_t n,
-                                        const char *modality, float **data, int32_t *ndim,
-                                        int64_t shape[MER_MAX_DIMS]);
+MER_API mer_status mer_acoustic_extract_samples(const char *recipe_json, const float *x, int64_t n,
+                                                const char *modality, float **data, int32_t *ndim,
+                                                int64_t shape[MER_MAX_DIMS]);
 /* Sample rate a recipe's JSON text asks for (16000 by default), or MER_ERR_FORMAT. */
-mer_status mer_acoustic_recipe_sample_rate(const char *recipe_json, const char *modality,
-                                           int32_t *sample_rate);
+MER_API mer_status mer_acoustic_recipe_sample_rate(const char *recipe_json, const char *modality,
+                                                   int32_t *sample_rate);
 
 /* ---- Models: speech encoder (src/models/hubert.c, docs/speech.md) ------------------------ */
 /* HuBERT and wav2vec 2.0 (Hugging Face HubertModel / Wav2Vec2Model) from a checkpoint directory
@@ -766,31 +806,31 @@ typedef struct {
 } mer_speech_info;
 
 /* Load a checkpoint directory. *out owned by the caller (mer_speech_model_free). */
-mer_status mer_speech_model_load(mer_speech_model **out, const char *dir);
-void mer_speech_model_free(mer_speech_model *m);
-void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info);
+MER_API mer_status mer_speech_model_load(mer_speech_model **out, const char *dir);
+MER_API void mer_speech_model_free(mer_speech_model *m);
+MER_API void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info);
 /* Frames produced for n samples (0 when the input is shorter than the receptive field, 400
  * samples for the standard extractor). */
-int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
+MER_API int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
 
-mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
+MER_API mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
 /* Precision of mer_speech_encode on this state (MER_PRECISION_F32 after init). The first
  * MER_PRECISION_BF16 use on a model makes its bfloat16 linear weights (thread safe: the model
  * may be shared); fails with MER_ERR_NOMEM if they do not fit, MER_ERR_INVALID_ARG on an unknown
  * precision. */
-mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p);
-void mer_speech_state_free(mer_speech_state *s);
+MER_API mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p);
+MER_API void mer_speech_state_free(mer_speech_state *s);
 
 /* Zero mean, unit variance over x (n), in place: (x - mean) / sqrt(var + 1e-7), population
  * variance, as Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm. */
-void mer_speech_normalize(float *x, int64_t n);
+MER_API void mer_speech_normalize(float *x, int64_t n);
 
 /* Encode one utterance (samples at the model's sample rate, already normalized if the model
  * wants it) and write hidden states layer_first..layer_last (inclusive, 0 <= first <= last <= L)
  * into out, (last - first + 1, T, D) with T = mer_speech_frames(m, n). Fails with
  * MER_ERR_SHAPE when the input yields no frame, MER_ERR_NUMERIC on NaN/Inf samples. */
-mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
-                             int32_t layer_first, int32_t layer_last, float *out);
+MER_API mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
+                                     int32_t layer_first, int32_t layer_last, float *out);
 
 typedef enum { MER_SPEECH_STACK = 0, MER_SPEECH_SUM = 1, MER_SPEECH_MEAN = 2 } mer_speech_combine;
 
@@ -809,17 +849,17 @@ typedef struct {
     mer_progress_fn progress;        /* called after each chunk (may be NULL) */
     void *user_data;
 } mer_speech_params;
-mer_speech_params mer_speech_default_params(void);
+MER_API mer_speech_params mer_speech_default_params(void);
 /* The MERTools utterance feature: last 4 hidden states summed, 10 s zero-padded chunks, mean
  * over all frames (shape (D,)). */
-mer_speech_params mer_speech_mertools_params(void);
+MER_API mer_speech_params mer_speech_mertools_params(void);
 
 /* Extract features of samples (n) per params. *out malloc'd (free()), *ndim 1..3 and shape as
  * documented in mer_speech_params. Empty or silent (all-zero) input is MER_ERR_INVALID_ARG
  * ("no audio" / "silent"), too short for one frame MER_ERR_SHAPE. */
-mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
-                              const mer_speech_params *p, float **out, int32_t *ndim,
-                              int64_t shape[3]);
+MER_API mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
+                                      const mer_speech_params *p, float **out, int32_t *ndim,
+                                      int64_t shape[3]);
 
 /* Where the last mer_speech_encode / mer_speech_extract call on this state spent its wall time
  * (seconds, summed over chunks) and the floating-point work (FLOP) of its matrix products. */
@@ -832,7 +872,7 @@ typedef struct {
     double other_s;          /* layer norms, GELU, residual adds, copies */
     double feature_flop, linear_flop, attention_flop, pos_conv_flop;
 } mer_speech_profile;
-void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out);
+MER_API void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out);
 
 /* ---- Models: visual encoder (src/models/clip_vit.c, src/kernels/resize.c, docs/visual.md) - */
 /* The CLIP ViT vision tower from a Hugging Face checkpoint directory: CLIPModel (config.json
@@ -878,20 +918,21 @@ typedef struct {
 } mer_clip_info;
 
 /* Load a checkpoint directory. *out owned by the caller (mer_clip_model_free). */
-mer_status mer_clip_model_load(mer_clip_model **out, const char *dir);
-void mer_clip_model_free(mer_clip_model *m);
-void mer_clip_model_info(const mer_clip_model *m, mer_clip_info *info);
+MER_API mer_status mer_clip_model_load(mer_clip_model **out, const char *dir);
+MER_API void mer_clip_model_free(mer_clip_model *m);
+MER_API void mer_clip_model_info(const mer_clip_model *m, mer_clip_info *info);
 /* Floats per image of an output (0 for EMBEDS without a projection). */
-int64_t mer_clip_output_size(const mer_clip_model *m, mer_clip_output what);
+MER_API int64_t mer_clip_output_size(const mer_clip_model *m, mer_clip_output what);
 
 /* CLIPImageProcessor on one RGB image: resize (shortest edge, PIL-exact bicubic with its
  * antialiasing), center crop (zero padding when smaller), rescale, normalise, into pixels
  * (3, image_size, image_size). MER_ERR_SHAPE when the configured sizes do not end at the
  * model's image_size. Thread safe. */
-mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img, float *pixels);
+MER_API mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img,
+                                       float *pixels);
 
 /* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
-mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
+MER_API mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
 /* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 is an
  * opt-in speed mode: the encoder's projection and MLP products run with mer_sgemm_bf16 on
  * bfloat16 copies of their weights (2 bytes per weight more, made by the first BF16 state of a
@@ -900,17 +941,17 @@ mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
  * (docs/visual.md gives the measured deviation). Fails with MER_ERR_NOMEM if the copies do not
  * fit, MER_ERR_INVALID_ARG on an unknown precision. Same shape as
  * mer_speech_state_set_precision. */
-mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p);
-void mer_clip_state_free(mer_clip_state *s);
+MER_API mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p);
+MER_API void mer_clip_state_free(mer_clip_state *s);
 
 /* Run n preprocessed images pixels (n, 3, S, S) and write the chosen output, n rows of
  * mer_clip_output_size floats, into out. MER_ERR_UNSUPPORTED for EMBEDS without projection,
  * MER_ERR_NUMERIC on non-finite pixels. */
-mer_status mer_clip_forward(mer_clip_state *s, const float *pixels, int32_t n,
-                            mer_clip_output what, float *out);
+MER_API mer_status mer_clip_forward(mer_clip_state *s, const float *pixels, int32_t n,
+                                    mer_clip_output what, float *out);
 /* Preprocess and run n RGB images (the CLI's path); same output layout as mer_clip_forward. */
-mer_status mer_clip_encode_images(mer_clip_state *s, const mer_image *imgs, int32_t n,
-                                  mer_clip_output what, float *out);
+MER_API mer_status mer_clip_encode_images(mer_clip_state *s, const mer_image *imgs, int32_t n,
+                                          mer_clip_output what, float *out);
 
 /* Feature extraction over one image or video file, as `mer extract visual` does it. The
  * faces model is declared below (Models: faces); pass it to crop faces. */
@@ -924,7 +965,7 @@ typedef struct {
                                         best-scoring face; frames without a face are skipped */
     mer_faces_state *faces_state;    /* may be NULL */
 } mer_clip_extract_params;
-mer_clip_extract_params mer_clip_default_extract_params(void);
+MER_API mer_clip_extract_params mer_clip_default_extract_params(void);
 typedef struct {
     int32_t frames;                  /* frames decoded (1 for an image) */
     int32_t frames_no_face;          /* of those, skipped for want of a face */
@@ -934,9 +975,10 @@ typedef struct {
  * frames axis when !pool_mean (ndim 1..4). A file without a video stream is MER_ERR_MEDIA;
  * zero frames, or zero frames with a face, is MER_ERR_NOT_FOUND naming the file. stats may be
  * NULL. */
-mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
-                                 const mer_clip_extract_params *p, float **out, int32_t *ndim,
-                                 int64_t shape[4], mer_clip_extract_stats *stats);
+MER_API mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
+                                         const mer_clip_extract_params *p, float **out,
+                                         int32_t *ndim,
+                                         int64_t shape[4], mer_clip_extract_stats *stats);
 
 /* ---- Models: faces (src/models/faces.c, docs/faces.md) ----------------------------------- */
 /* Face detection and 7-class facial expression recognition with the pretrained networks of
@@ -950,7 +992,7 @@ mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
 
 /* Expression names in the model's order: neutral, happy, sad, angry, fearful, disgusted,
  * surprised. Static string; "?" out of range. */
-const char *mer_face_expression_name(int32_t i);
+MER_API const char *mer_face_expression_name(int32_t i);
 
 typedef struct mer_faces mer_faces;          /* both networks; immutable, shareable */
 typedef struct mer_faces_state mer_faces_state; /* scratch of one thread */
@@ -961,7 +1003,7 @@ typedef struct {
     float iou_threshold;  /* non-maximum suppression IoU (default 0.4) */
     int32_t expressions;  /* 1: run the expression net on each face (default 1) */
 } mer_faces_params;
-void mer_faces_default_params(mer_faces_params *p);
+MER_API void mer_faces_default_params(mer_faces_params *p);
 
 typedef struct {
     float x, y, width, height;   /* box in source pixels (may reach past the image border,
@@ -974,29 +1016,30 @@ typedef struct {
 /* Load from dir holding tiny_face_detector_model-weights_manifest.json and
  * face_expression_model-weights_manifest.json with their shards. dir NULL: $MER_FACE_MODELS,
  * else "models/face-api". Errors name the file (missing or damaged weights, wrong shapes). */
-mer_status mer_faces_load(mer_faces **out, const char *dir);
-void mer_faces_free(mer_faces *m);
+MER_API mer_status mer_faces_load(mer_faces **out, const char *dir);
+MER_API void mer_faces_free(mer_faces *m);
 
 /* Per-thread scratch, grown on demand; reuse it across frames for speed. */
-mer_status mer_faces_state_init(mer_faces_state **out);
-void mer_faces_state_free(mer_faces_state *s);
+MER_API mer_status mer_faces_state_init(mer_faces_state **out);
+MER_API void mer_faces_state_free(mer_faces_state *s);
 
 /* Detect faces in img (RGB8), best score first after NMS (the original's order), with their
  * expressions when p->expressions. st may be NULL (a temporary state is used). *faces is
  * malloc'd (free(); NULL when *n == 0). No face is *n == 0 and MER_OK, not an error. p NULL:
  * defaults. */
-mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st, const mer_image *img,
-                            const mer_faces_params *p, mer_face **faces, int32_t *n);
+MER_API mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st, const mer_image *img,
+                                    const mer_faces_params *p, mer_face **faces, int32_t *n);
 
 /* Expression probabilities of a face crop (any size; padded to a centred square and resized to
  * 112 as the original does). */
-mer_status mer_faces_expression(const mer_faces *m, mer_faces_state *st, const mer_image *crop,
-                                float probs[MER_FACE_EXPRESSIONS]);
+MER_API mer_status mer_faces_expression(const mer_faces *m, mer_faces_state *st,
+                                        const mer_image *crop,
+                                        float probs[MER_FACE_EXPRESSIONS]);
 
 /* The face's pixels as the original extracts them for its face nets: the box clipped at the
  * image borders, then x, y, width, height each floored. out->rgb is malloc'd (mer_image_free);
  * out->time and out->index are copied from img. An empty crop is MER_ERR_NOT_FOUND. */
-mer_status mer_faces_crop(const mer_image *img, const mer_face *face, mer_image *out);
+MER_API mer_status mer_faces_crop(const mer_image *img, const mer_face *face, mer_image *out);
 
 /* Clip-level summary over frames: the fraction of frames with a face, and the expression
  * probabilities of each frame's best-scoring face averaged over the frames with a face. */
@@ -1006,11 +1049,11 @@ typedef struct {
     double sum[MER_FACE_EXPRESSIONS];
 } mer_faces_summary;
 /* Add one frame's detections (n may be 0). Zero-initialise the struct first. */
-void mer_faces_summary_add(mer_faces_summary *s, const mer_face *faces, int32_t n);
+MER_API void mer_faces_summary_add(mer_faces_summary *s, const mer_face *faces, int32_t n);
 /* Fraction of frames with a face (0 when no frames). */
-double mer_faces_summary_fraction(const mer_faces_summary *s);
+MER_API double mer_faces_summary_fraction(const mer_faces_summary *s);
 /* Mean probabilities over frames with a face (zeros when none). */
-void mer_faces_summary_mean(const mer_faces_summary *s, float out[MER_FACE_EXPRESSIONS]);
+MER_API void mer_faces_summary_mean(const mer_faces_summary *s, float out[MER_FACE_EXPRESSIONS]);
 
 /* ---- Models: late fusion and label sets (src/models/fusion_late.c, docs/analyze.md) ------ */
 /* The shared label set of `mer analyze`: MER2024's six classes, in this order. Each modality's
@@ -1022,38 +1065,39 @@ void mer_faces_summary_mean(const mer_faces_summary *s, float out[MER_FACE_EXPRE
 #define MER_SHARED_CLASSES 6
 
 /* "neutral", "angry", "happy", "sad", "worried", "surprise"; "?" out of range. */
-const char *mer_shared_class_name(int32_t i);
+MER_API const char *mer_shared_class_name(int32_t i);
 /* Index of a shared class name (exact), or -1. */
-int32_t mer_shared_class_index(const char *name);
+MER_API int32_t mer_shared_class_index(const char *name);
 
 /* The mapping row of one source class: row[k] >= 0, summing to 1. MER_ERR_NOT_FOUND naming the
  * class when the table has no entry for it. */
-mer_status mer_label_map_row(const char *class_name, float row[MER_SHARED_CLASSES]);
+MER_API mer_status mer_label_map_row(const char *class_name, float row[MER_SHARED_CLASSES]);
 /* Map a distribution probs (n) over the source classes onto the shared set:
  * out[k] = sum_c probs[c] row(classes[c])[k], renormalised to sum 1. Errors: an unknown class
  * (MER_ERR_NOT_FOUND), a negative or non-finite probability (MER_ERR_NUMERIC), all zero
  * (MER_ERR_INVALID_ARG). */
-mer_status mer_label_map_probs(const char *const *classes, int32_t n, const float *probs,
-                               float out[MER_SHARED_CLASSES]);
+MER_API mer_status mer_label_map_probs(const char *const *classes, int32_t n, const float *probs,
+                                       float out[MER_SHARED_CLASSES]);
 
 /* Late fusion of n_modalities distributions over n_classes: dists[m] NULL means modality m is
  * absent; weights[m] >= 0 (finite). Each present distribution is normalised to sum 1, then
  * out = sum_m w_m p_m / sum_m w_m over the present modalities with w_m > 0. *used (may be
  * NULL) receives how many modalities contributed. MER_ERR_NOT_FOUND when none did,
  * MER_ERR_INVALID_ARG for a bad weight, MER_ERR_NUMERIC for a bad probability. */
-mer_status mer_late_fuse(const float *const *dists, const double *weights, int32_t n_modalities,
-                         int32_t n_classes, float *out, int32_t *used);
+MER_API mer_status mer_late_fuse(const float *const *dists, const double *weights,
+                                 int32_t n_modalities,
+                                 int32_t n_classes, float *out, int32_t *used);
 
 /* Argmax of p (n), first maximum on ties; -1 when n <= 0. */
-int32_t mer_probs_argmax(const float *p, int32_t n);
+MER_API int32_t mer_probs_argmax(const float *p, int32_t n);
 
 /* Per-second timeline of a clip of `duration` seconds: rows = ceil(duration), not counting a
  * trailing piece shorter than 50 ms (at least 1 when duration > 0; 0 when duration <= 0). */
-int32_t mer_timeline_rows(double duration);
+MER_API int32_t mer_timeline_rows(double duration);
 /* The analysis window of row k: `width` seconds centred on k + 0.5, clipped to [0, duration]. */
-void mer_timeline_window(int32_t k, double width, double duration, double *t0, double *t1);
+MER_API void mer_timeline_window(int32_t k, double width, double duration, double *t0, double *t1);
 /* The row a frame at time t belongs to: floor(t), clamped to [0, rows - 1]. */
-int32_t mer_timeline_row(double t, int32_t rows);
+MER_API int32_t mer_timeline_row(double t, int32_t rows);
 
 /* ---- Models: text lexicon baseline (src/models/text_lexicon.c, docs/analyze.md) ---------- */
 /* A transcript's emotion from committed English and German cue-word lists, one per shared
@@ -1069,9 +1113,9 @@ typedef struct {
     int32_t negated;                   /* of those, under a negation */
     int32_t words;                     /* words in the text */
 } mer_text_scores;
-mer_status mer_text_lexicon_score(const char *text, mer_text_scores *out);
+MER_API mer_status mer_text_lexicon_score(const char *text, mer_text_scores *out);
 /* The class a single (already lower-case) word is a cue for, or -1. */
-int32_t mer_text_lexicon_lookup(const char *word);
+MER_API int32_t mer_text_lexicon_lookup(const char *word);
 
 /* ============================================================================================
  * Models: text encoders (src/models/text_encoder.c, bert.c, llama.c; docs/text.md)
@@ -1128,13 +1172,13 @@ typedef struct {
 
 /* Load a checkpoint directory. *out owned by the caller (mer_text_model_free). Missing, extra
  * layer or mis-shaped tensors are errors naming the tensor and the file. */
-mer_status mer_text_model_load(mer_text_model **out, const char *dir);
-void mer_text_model_free(mer_text_model *m);
-void mer_text_model_info(const mer_text_model *m, mer_text_info *info);
+MER_API mer_status mer_text_model_load(mer_text_model **out, const char *dir);
+MER_API void mer_text_model_free(mer_text_model *m);
+MER_API void mer_text_model_info(const mer_text_model *m, mer_text_info *info);
 
 /* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
-mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m);
-void mer_text_state_free(mer_text_state *s);
+MER_API mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m);
+MER_API void mer_text_state_free(mer_text_state *s);
 /* Precision of the large products of this state (MER_PRECISION_F32 after init):
  *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
  *         widened exactly to float32 tile by tile);
@@ -1144,7 +1188,7 @@ void mer_text_state_free(mer_text_state *s);
  *   INT8  weight-only int8: an int8 checkpoint as stored; any other is quantized in memory on
  *         first use (blocks of 32, 1 byte + 1/8 per weight). Activations stay float32.
  * MER_ERR_NOMEM when the copies do not fit, MER_ERR_INVALID_ARG on an unknown precision. */
-mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
+MER_API mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
 
 /* Hidden states layer_first..layer_last (0 <= first <= last <= L) of a batch of B sequences of
  * T tokens: ids (B, T), mask (B, T) 1 for real tokens and 0 for padding (NULL: all real), into
@@ -1152,8 +1196,9 @@ mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
  * (roberta positions skip them); values at padded positions are computed but meaningless.
  * MER_ERR_INVALID_ARG for an id outside the vocabulary, MER_ERR_SHAPE when T exceeds a BERT
  * model's positions or a row has no real token. */
-mer_status mer_text_encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B,
-                           int32_t T, int32_t layer_first, int32_t layer_last, float *out);
+MER_API mer_status mer_text_encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask,
+                                   int32_t B,
+                                   int32_t T, int32_t layer_first, int32_t layer_last, float *out);
 
 /* Feature of one token sequence, as `mer extract text` does it. */
 typedef struct {
@@ -1168,10 +1213,10 @@ typedef struct {
     mer_progress_fn progress;        /* called once per sequence (may be NULL) */
     void *user_data;
 } mer_text_params;
-mer_text_params mer_text_default_params(void);
+MER_API mer_text_params mer_text_default_params(void);
 /* The MERTools text feature: sum of the last 4 hidden states (all of them when the model has
  * fewer), mean over the text's tokens (D,). */
-mer_text_params mer_text_mertools_params(void);
+MER_API mer_text_params mer_text_mertools_params(void);
 
 /* Features of ids (n) per params. When n exceeds a BERT model's positions the middle is cut
  * (the first skip_lead and last skip_trail tokens are kept, the text's tail is dropped: what
@@ -1179,9 +1224,9 @@ mer_text_params mer_text_mertools_params(void);
  * shape as in mer_text_params. A sequence with no text token left after skipping gives zeros
  * of shape (D,) for pooled output (MERTools writes zeros for an empty transcript) and
  * MER_ERR_INVALID_ARG otherwise. */
-mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
-                                const mer_text_params *p, float **out, int32_t *ndim,
-                                int64_t shape[3]);
+MER_API mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n,
+                                        const mer_text_params *p, float **out, int32_t *ndim,
+                                        int64_t shape[3]);
 
 /* The feature of one transcript (UTF-8 text of len bytes), as `mer extract text` does it: tokenized
  * by tok with the special tokens its model adds, encoded, then combined and pooled per params.
@@ -1189,29 +1234,31 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
  * added, as MERTools' find_start_end_pos does: the text's own tokens are the encoding without
  * specials, found inside the encoding with them ([CLS] ... [SEP] for BERT, BOS for LLaMA). An
  * empty (or all-whitespace) transcript gives zeros (D,) when pooled, as MERTools writes. */
-mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text, size_t len,
-                            const mer_text_params *p, float **out, int32_t *ndim, int64_t shape[3]);
+MER_API mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok, const char *text,
+                                    size_t len,
+                                    const mer_text_params *p, float **out, int32_t *ndim,
+                                    int64_t shape[3]);
 
 /* The extraction recipe of text features as JSON (*json malloc'd, free()):
  * {"text": {"model": DIR, "tokenizer": DIR, "layer_first", "layer_last", "combine", "pool_mean",
  * "skip_lead", "skip_trail", "precision"}} with the directories made absolute; `mer extract text`
  * writes it as recipe.json next to the features so a trained run can record it
  * (`mer train --recipe`) and extract the same feature from new text (mer_text_recipe_extract). */
-mer_status mer_text_recipe_to_json(const char *model_dir, const char *tokenizer_dir,
-                                   const mer_text_params *p, char **json);
+MER_API mer_status mer_text_recipe_to_json(const char *model_dir, const char *tokenizer_dir,
+                                           const mer_text_params *p, char **json);
 /* Extract the feature a recipe (JSON text holding a "text" object as above) describes, for one
  * transcript: loads the encoder and tokenizer it names (each call; for one-off use such as
  * `mer analyze`). *out malloc'd (free()). */
-mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
-                                   int32_t *ndim, int64_t shape[3]);
+MER_API mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
+                                           int32_t *ndim, int64_t shape[3]);
 
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
  * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
  * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
  * of 32 values along a row, one scale each) or -1 (one scale per row). Output files are written
  * atomically; out_dir must not be dir. progress gets (tensors done, total). */
-mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
-                             mer_progress_fn progress, void *user_data);
+MER_API mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
+                                     mer_progress_fn progress, void *user_data);
 
 /* ============================================================================================
  * Training
@@ -1252,42 +1299,45 @@ typedef struct {
     const mer_modality_spec *modalities;
     int32_t n_modalities;
 } mer_dataset_params;
-mer_dataset_params mer_dataset_default_params(void);
+MER_API mer_dataset_params mer_dataset_default_params(void);
 
 /* Load labels and every feature file. All clips lacking a feature file are listed in one
  * MER_ERR_NOT_FOUND error ("audio: 3 clips have no feature file in DIR: a, b, c"); a feature of
  * the wrong rank or dimension is MER_ERR_SHAPE naming the file, expected vs got; NaN/Inf is
  * MER_ERR_NUMERIC naming the file. */
-mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p);
+MER_API mer_status mer_dataset_load(mer_dataset **out, const mer_dataset_params *p);
 
 /* In-memory construction (features computed in process, pseudo-labels): an empty set with the
  * given classes and modality names; dims are fixed by the first clip added. */
-mer_status mer_dataset_init(mer_dataset **out, const char *const *classes, int32_t n_classes,
-                            const char *const *modalities, int32_t n_modalities);
+MER_API mer_status mer_dataset_init(mer_dataset **out, const char *const *classes,
+                                    int32_t n_classes,
+                                    const char *const *modalities, int32_t n_modalities);
 /* Append one clip. feats[m] is modality m: ndim 1 (D) or 2 (T, D), data copied. label -1 =
  * unlabeled; group NULL = none; train_only marks a pseudo-labelled clip. */
-mer_status mer_dataset_add(mer_dataset *ds, const char *name, int32_t label, const char *group,
-                           int train_only, const mer_tensor *feats);
+MER_API mer_status mer_dataset_add(mer_dataset *ds, const char *name, int32_t label,
+                                   const char *group,
+                                   int train_only, const mer_tensor *feats);
 /* Append clip i of src (same modalities and dims) with a new label (pseudo-labelling). */
-mer_status mer_dataset_add_from(mer_dataset *ds, const mer_dataset *src, int64_t i,
-                                int32_t label, int train_only);
-void mer_dataset_free(mer_dataset *ds);
+MER_API mer_status mer_dataset_add_from(mer_dataset *ds, const mer_dataset *src, int64_t i,
+                                        int32_t label, int train_only);
+MER_API void mer_dataset_free(mer_dataset *ds);
 
-int64_t mer_dataset_count(const mer_dataset *ds);
-int32_t mer_dataset_n_classes(const mer_dataset *ds);
-const char *mer_dataset_class(const mer_dataset *ds, int32_t c);      /* owned by ds */
-int32_t mer_dataset_n_modalities(const mer_dataset *ds);
-const char *mer_dataset_modality(const mer_dataset *ds, int32_t m);   /* owned by ds */
-int64_t mer_dataset_dim(const mer_dataset *ds, int32_t m);            /* feature dim D */
-int mer_dataset_is_sequence(const mer_dataset *ds, int32_t m);        /* 2-D (T, D) features */
-const char *mer_dataset_name(const mer_dataset *ds, int64_t i);       /* owned by ds */
-int32_t mer_dataset_label(const mer_dataset *ds, int64_t i);          /* -1: unlabeled */
-const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: none */
+MER_API int64_t mer_dataset_count(const mer_dataset *ds);
+MER_API int32_t mer_dataset_n_classes(const mer_dataset *ds);
+MER_API const char *mer_dataset_class(const mer_dataset *ds, int32_t c);      /* owned by ds */
+MER_API int32_t mer_dataset_n_modalities(const mer_dataset *ds);
+MER_API const char *mer_dataset_modality(const mer_dataset *ds, int32_t m);   /* owned by ds */
+MER_API int64_t mer_dataset_dim(const mer_dataset *ds, int32_t m);            /* feature dim D */
+MER_API int mer_dataset_is_sequence(const mer_dataset *ds, int32_t m);        /* 2-D (T, D) features */
+MER_API const char *mer_dataset_name(const mer_dataset *ds, int64_t i);       /* owned by ds */
+MER_API int32_t mer_dataset_label(const mer_dataset *ds, int64_t i);          /* -1: unlabeled */
+MER_API const char *mer_dataset_group(const mer_dataset *ds, int64_t i);      /* NULL: none */
 /* Index of a clip by name, or -1. */
 /* Features of clip i, modality m: (rows, D) floats owned by ds, valid until ds changes; rows is
  * 1 for an utterance vector. NULL (and *rows 0) for an index out of range. */
-const float *mer_dataset_feature(const mer_dataset *ds, int64_t i, int32_t m, int64_t *rows);
-int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
+MER_API const float *mer_dataset_feature(const mer_dataset *ds, int64_t i, int32_t m,
+                                         int64_t *rows);
+MER_API int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
 
 /* Test-time adaptation (speaker normalisation without labels): the features of each group of
  * clips (groups[i], one string per clip, e.g. the speaker) are standardised in place by the
@@ -1298,12 +1348,12 @@ int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
  * features (recipe "adapt": "group", e.g. `mer demo`'s model) gets the same inputs from
  * `mer predict --adapt`. Standardisation is invariant to a per-column affine map, so it may be
  * applied to raw features or to features already standardised with the run's "norm". */
-mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
-                             int64_t *n_unadapted);
+MER_API mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
+                                     int64_t *n_unadapted);
 
 /* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
-mer_status mer_read_name_list(const char *path, char ***names, int64_t *n);
+MER_API mer_status mer_read_name_list(const char *path, char ***names, int64_t *n);
 
 /* ---- metrics (src/train/metrics.c) -------------------------------------------------------- */
 /* Classification metrics on argmax predictions, as scikit-learn computes them:
@@ -1318,10 +1368,10 @@ typedef struct {
     int64_t support[MER_MAX_CLASSES];
     int64_t confusion[MER_MAX_CLASSES * MER_MAX_CLASSES];
 } mer_metrics;
-mer_status mer_metrics_compute(mer_metrics *m, const int32_t *truth, const int32_t *pred,
-                               int64_t n, int32_t n_classes);
+MER_API mer_status mer_metrics_compute(mer_metrics *m, const int32_t *truth, const int32_t *pred,
+                                       int64_t n, int32_t n_classes);
 /* Argmax of each row of probs (n, c) (first maximum on ties, like numpy.argmax). */
-void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c);
+MER_API void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c);
 
 /* ---- training (src/train/trainer.c) ------------------------------------------------------- */
 /* Models are named in a registry table (src/train/registry.c): "attention" (MERTools
@@ -1379,10 +1429,10 @@ typedef struct {
     mer_train_progress_fn progress;
     void *progress_user;
 } mer_train_params;
-mer_train_params mer_train_default_params(void);
+MER_API mer_train_params mer_train_default_params(void);
 /* Check the parameters alone (model name known, ranges) before any data is loaded; the same
  * checks run again in mer_train_run. */
-mer_status mer_train_params_check(const mer_train_params *p);
+MER_API mer_status mer_train_params_check(const mer_train_params *p);
 
 /* Train with K-fold cross-validation on the labeled clips of train (train-only clips join the
  * training part of every fold) and write the run directory:
@@ -1402,8 +1452,8 @@ mer_status mer_train_params_check(const mer_train_params *p);
  * (what MERTools reports; metrics.json has both). With search > 0 the trials are complete runs
  * under RUNDIR/trials/trial-NN and RUNDIR receives a copy of the best one (by mean WAF) plus
  * search.json. The data sets are only read. */
-mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
-                         const mer_dataset *test, const char *rundir, mer_metrics *out);
+MER_API mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
+                                 const mer_dataset *test, const char *rundir, mer_metrics *out);
 
 /* ---- speech fine-tuning (src/train/finetune.c, docs/finetune.md) ------------------------- */
 /* Parameter-efficient fine-tuning of the top layers of a HuBERT / wav2vec 2.0 checkpoint (the
@@ -1434,13 +1484,13 @@ typedef struct {
                                        nonzero return stops with MER_ERR_ABORTED) */
     void *cache_user;
 } mer_finetune_params;
-mer_finetune_params mer_finetune_default_params(void);
+MER_API mer_finetune_params mer_finetune_default_params(void);
 /* Cache, then train into rundir (the mer_train_run layout plus cache/). Layers outside the
  * model, a cache from another model or layer (MER_ERR_INVALID_ARG), NaN in a cached activation
  * (MER_ERR_NUMERIC naming the file) fail before training. rundir must not exist unless
  * p->train.resume. */
-mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
-                               mer_metrics *out);
+MER_API mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
+                                       mer_metrics *out);
 
 /* Layer probing (`mer probe`): one forward per clip keeps every hidden state's frame mean
  * (outdir/features/layer-NN/<clip>.npy), then each probe model (trainer models, default
@@ -1473,29 +1523,31 @@ mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_p
 /* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
 /* A complete run directory opened for prediction: the fold models (immutable after open). */
 typedef struct mer_run mer_run;
-mer_status mer_run_open(mer_run **out, const char *rundir);
-void mer_run_free(mer_run *run);
+MER_API mer_status mer_run_open(mer_run **out, const char *rundir);
+MER_API void mer_run_free(mer_run *run);
 /* Opening a run whose metrics.json is missing (interrupted or failed) is MER_ERR_NOT_FOUND. */
-int32_t mer_run_n_classes(const mer_run *run);
-const char *mer_run_class(const mer_run *run, int32_t c);
-int32_t mer_run_n_modalities(const mer_run *run);
-const char *mer_run_modality(const mer_run *run, int32_t m);
-int64_t mer_run_dim(const mer_run *run, int32_t m);
+MER_API int32_t mer_run_n_classes(const mer_run *run);
+MER_API const char *mer_run_class(const mer_run *run, int32_t c);
+MER_API int32_t mer_run_n_modalities(const mer_run *run);
+MER_API const char *mer_run_modality(const mer_run *run, int32_t m);
+MER_API int64_t mer_run_dim(const mer_run *run, int32_t m);
 /* The "recipe" object of config.json as JSON text (owned by run), or NULL when none. */
-const char *mer_run_recipe(const mer_run *run);
+MER_API const char *mer_run_recipe(const mer_run *run);
 /* The labels CSV the run was trained on (absolute path, from RUN/inputs.json), or NULL. Owned
  * by the run. Outputs such as `predict --out` refuse to replace it (mer_output_check). */
-const char *mer_run_labels(const mer_run *run);
+MER_API const char *mer_run_labels(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on
  * one run (open one run per thread). */
-mer_status mer_run_predict(mer_run *run, const mer_dataset *ds, float *probs);
+MER_API mer_status mer_run_predict(mer_run *run, const mer_dataset *ds, float *probs);
 
 /* Write name, one probability column per class, pred (class name) atomically. With mer2024
  * set: the MER2024 submission layout instead (name, discrete). */
-mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const float *probs,
-                                 const char *const *classes, int32_t n_classes, int mer2024);
+MER_API mer_status mer_write_predictions(const char *path, const mer_dataset *ds,
+                                         const float *probs,
+                                         const char *const *classes, int32_t n_classes,
+                                         int mer2024);
 
 /* ---- leave-one-group-out evaluation (src/train/loso.c; used by `mer demo`) -------------- */
 /* Speaker-independent evaluation with an honest protocol: for each group (speaker) held out,
@@ -1525,20 +1577,22 @@ typedef struct {
     int (*progress)(int32_t done, int32_t total, void *user_data);
     void *progress_user;
 } mer_loso_params;
-mer_loso_params mer_loso_default_params(void);
+MER_API mer_loso_params mer_loso_default_params(void);
 /* ds: one modality of utterance vectors, every clip labeled and grouped; train-only rows
  * (augmented copies) train every model whose held-out group is not theirs and are never
  * predicted or scored (probs rows of them stay 0). Writes
  * dir/metrics.json (WAF, accuracy, UAR, macro F1, per class, per group, confusion),
  * dir/confusion.png and dir/predictions.csv. probs (N, C) (may be NULL) receives the held-out
  * probabilities, out (may be NULL) the metrics. tp->folds/seed/plots are managed per model. */
-mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
-                        const mer_dataset *ds, const char *dir, float *probs, mer_metrics *out);
+MER_API mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
+                                const mer_dataset *ds, const char *dir, float *probs,
+                                mer_metrics *out);
 /* Column mean and (population) std of X (n, D). */
-mer_status mer_column_stats(const float *X, int64_t n, int64_t D, double *mean, double *std);
+MER_API mer_status mer_column_stats(const float *X, int64_t n, int64_t D, double *mean,
+                                    double *std);
 /* In place: rows of each group (equal strings; NULL groups form one group) standardised by
  * their group's column mean/std; constant columns become 0. */
-mer_status mer_group_standardize(float *X, int64_t n, int64_t D, const char *const *groups);
+MER_API mer_status mer_group_standardize(float *X, int64_t n, int64_t D, const char *const *groups);
 
 /* ---- feature extraction for raw media (implemented in src/models/acoustic_extract.c) ---- */
 /* `mer predict --input FILE...` on a run whose config.json holds a "recipe" object calls this
@@ -1546,9 +1600,9 @@ mer_status mer_group_standardize(float *X, int64_t n, int64_t D, const char *con
  * media_path following recipe_json (the recipe object's JSON text). *data is malloc'd (free()),
  * shape as mer_npy_read. tools/cmd_predict.c references it weakly, so a build without it still
  * links and reports "no extractor". */
-mer_status mer_acoustic_extract(const char *recipe_json, const char *media_path,
-                                const char *modality, float **data, int32_t *ndim,
-                                int64_t shape[MER_MAX_DIMS]);
+MER_API mer_status mer_acoustic_extract(const char *recipe_json, const char *media_path,
+                                        const char *modality, float **data, int32_t *ndim,
+                                        int64_t shape[MER_MAX_DIMS]);
 
 /* ---- priors and voting (src/train/prior.c) ---------------------------------------------- */
 /* Test-time class priors (Saerens, Latinne and Decaestecker, Neural Computation 14, 2002).
@@ -1557,41 +1611,42 @@ mer_status mer_acoustic_extract(const char *recipe_json, const char *media_path,
 
 /* In place: p'(y|x) = p(y|x) pi_test(y)/pi_train(y), each row renormalised. pi_train must be
  * > 0 for every class, pi_test >= 0. A negative or non-finite probability is MER_ERR_NUMERIC. */
-mer_status mer_prior_correct(float *probs, int64_t n, int32_t c, const double *pi_train,
-                             const double *pi_test);
+MER_API mer_status mer_prior_correct(float *probs, int64_t n, int32_t c, const double *pi_train,
+                                     const double *pi_test);
 
 typedef struct {
     double tol;        /* stop when no prior moves by more than tol in one iteration (1e-6) */
     int32_t max_iter;  /* iteration cap (1000); reaching it logs a warning, not an error */
     double floor;      /* lower bound of a prior inside the iteration (1e-6), so no class dies */
 } mer_prior_em_params;
-mer_prior_em_params mer_prior_em_default_params(void);
+MER_API mer_prior_em_params mer_prior_em_default_params(void);
 
 /* EM estimate of the test prior from the unlabeled test posteriors probs (n >= 1 rows) of a
  * classifier trained with prior pi_train: starts at pi_train, alternates the correction above
  * with pi = mean corrected posterior. pi_test (c, out) sums to 1; *iters (may be NULL) gets the
  * iteration count. params NULL: defaults. */
-mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs, int64_t n,
-                                 int32_t c, const double *pi_train,
-                                 const mer_prior_em_params *params);
+MER_API mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs,
+                                         int64_t n,
+                                         int32_t c, const double *pi_train,
+                                         const mer_prior_em_params *params);
 
 /* Read a priors CSV with columns `class,prior` (other columns ignored): every one of the c
  * classes exactly once, values finite and >= 0 (fractions, percentages or counts), not all 0.
  * prior (c, out) is normalised to sum 1. Errors name the file, the row and the class. */
-mer_status mer_prior_read_csv(const char *path, const char *const *classes, int32_t c,
-                              double *prior);
+MER_API mer_status mer_prior_read_csv(const char *path, const char *const *classes, int32_t c,
+                                      double *prior);
 
 /* The class prior a run was trained with (normalised, c in the run's class order):
  * config.json "class_counts" when present, else the label counts of the run's oof.csv. */
-mer_status mer_prior_from_run(const char *rundir, const char *const *classes, int32_t c,
-                              double *prior);
+MER_API mer_status mer_prior_from_run(const char *rundir, const char *const *classes, int32_t c,
+                                      double *prior);
 
 typedef enum { MER_VOTE_MEAN = 0, MER_VOTE_MAJORITY = 1 } mer_vote_mode;
 /* Combine runs probability tables probs[r] (n, c) into out (n, c): MEAN averages them;
  * MAJORITY gives each class its fraction of the runs' argmax votes (ties broken by the mean
  * probability, rows still sum to 1). */
-mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
-                            int32_t c, mer_vote_mode mode);
+MER_API mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
+                                    int32_t c, mer_vote_mode mode);
 
 /* ---- self-training with pseudo-labels (src/train/pseudo.c) ------------------------------ */
 /* Round 0 trains on the labeled clips; after each round the unlabeled clips are predicted and
@@ -1616,13 +1671,15 @@ typedef struct {
                                             labeled class prior, most confident first (0) */
     mer_pseudo_source source;            /* MER_PSEUDO_FOLD */
 } mer_pseudo_params;
-mer_pseudo_params mer_pseudo_default_params(void);
+MER_API mer_pseudo_params mer_pseudo_default_params(void);
 /* The MER2024-SEMI recipe by class name: 0.99 neutral/angry/happy/sad, 0.85 worried/surprise;
  * NaN for any other class name. */
-mer_status mer_pseudo_default_thresholds(const char *const *classes, int32_t c, double *thr);
+MER_API mer_status mer_pseudo_default_thresholds(const char *const *classes, int32_t c,
+                                                 double *thr);
 /* Apply a --pseudo-threshold spec to thr: "P" (every class) or "CLASS=P,..." (those classes). */
-mer_status mer_pseudo_parse_thresholds(const char *spec, const char *const *classes, int32_t c,
-                                       double *thr);
+MER_API mer_status mer_pseudo_parse_thresholds(const char *spec, const char *const *classes,
+                                               int32_t c,
+                                               double *thr);
 /* Self-training as above. unlabeled must have the labeled set's modalities and dims. Rounds
  * before the last are written to RUNDIR/rounds/round-<r>/, the last to RUNDIR (test
  * probabilities there when test != NULL); the clips round r >= 1 trained on, to
@@ -1634,9 +1691,9 @@ mer_status mer_pseudo_parse_thresholds(const char *spec, const char *const *clas
  * each round checks in fold-K.json that fold K trained on exactly its labeled part plus its
  * own pseudo-labels (MER_ERR_INVALID_ARG otherwise). *out (may be NULL): the last round's
  * mean out-of-fold metrics. */
-mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
-                            const mer_dataset *labeled, const mer_dataset *unlabeled,
-                            const mer_dataset *test, const char *rundir, mer_metrics *out);
+MER_API mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
+                                    const mer_dataset *labeled, const mer_dataset *unlabeled,
+                                    const mer_dataset *test, const char *rundir, mer_metrics *out);
 
 /* ---- synthetic data with a known Bayes rule (src/train/synth.c) ------------------------- */
 /* Class-conditional isotropic Gaussians per modality (model and parameters in docs/agt.md,
@@ -1658,7 +1715,7 @@ typedef struct {
 
 /* MER2024's six classes with its labeled-set priors, audio/text/video of dims 32/48/24 and
  * separations 2.2/1.6/1.2, rank 8, 2000 labeled clips, seed 1. */
-mer_synth_params mer_synth_default_params(void);
+MER_API mer_synth_params mer_synth_default_params(void);
 
 typedef struct {
     double bayes_waf[3];           /* weighted F1 of the Bayes rule on labeled, unlabeled, test */
@@ -1669,7 +1726,8 @@ typedef struct {
  * are > 0), <modality>/<name>.npy (1-D float32) for every clip, bayes.csv (exact Bayes
  * posterior and decision of every clip, under its split's prior) and synth.json (parameters,
  * priors, Bayes WAF per split). labels.csv is written last. rep may be NULL. */
-mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth_report *rep);
+MER_API mer_status mer_synth_write(const char *dir, const mer_synth_params *p,
+                                   mer_synth_report *rep);
 
 /* ============================================================================================
  * Pipelines: what the CLI runs, as library calls returning result structs (src/pipeline/)
@@ -1697,7 +1755,7 @@ typedef struct {
                                   with MER_ERR_ABORTED. May be NULL. */
     void *progress_user_data;
 } mer_analyze_params;
-mer_analyze_params mer_analyze_default_params(void);
+MER_API mer_analyze_params mer_analyze_default_params(void);
 
 typedef struct {
     int32_t present;           /* a distribution was computed */
@@ -1738,11 +1796,24 @@ typedef struct {
  * why it is absent); a clip with neither audio nor video, an unreadable file or model, or a
  * speech run without a feature recipe is (message names the file). params NULL: defaults.
  * Reentrant; the models are loaded for the call. */
-mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_analysis **out);
-void mer_analysis_free(mer_analysis *a);
+MER_API mer_status mer_analyze(const char *path, const mer_analyze_params *params,
+                               mer_analysis **out);
+MER_API void mer_analysis_free(mer_analysis *a);
 /* The analysis as the JSON document of `mer analyze --json` (keys in docs/analyze.md),
  * malloc'd text ending in a newline (free()). */
-mer_status mer_analysis_to_json(const mer_analysis *a, char **json);
+MER_API mer_status mer_analysis_to_json(const mer_analysis *a, char **json);
+
+/* ==== Testing: allocation failure injection =================================================
+ * Every allocation the library makes goes through one check (src/core/internal.h). After
+ * mer_alloc_fail_at(n), the n-th allocation from then on fails once (returns NULL, so the call
+ * making it must return MER_ERR_NOMEM or another clean error); n <= 0 disarms. Allocations made
+ * by other libraries (FFmpeg, libpng, cJSON, the BLAS) are not counted. Process-wide; for tests
+ * (tests/test_alloc_fail.c), not for use while other threads call the library. */
+MER_API void mer_alloc_fail_at(int64_t n);
+/* 1 when the armed failure has happened since the last mer_alloc_fail_at. */
+MER_API int mer_alloc_failed(void);
+/* Allocations counted since the last mer_alloc_fail_at(n > 0). */
+MER_API int64_t mer_alloc_count(void);
 
 #ifdef __cplusplus
 }

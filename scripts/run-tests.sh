@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite (what `make test` and CI run):
 #   1. unit + CLI tests of the optimised build
-#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer + LeakSanitizer, and
+#      a planted defect of each kind, which must be caught
+#   2b. the unit tests (not the CLI ones) built without AVX-512, MER_NO_AVX512=1: the fallbacks
 #   3. each libFuzzer target for a bounded time on its committed seed corpus
 # Prints one summary line per stage and "N passed, N failed" last; exits non-zero on failure.
 set -uo pipefail
@@ -54,14 +56,60 @@ rm -rf "$planted"
 echo "== unit and CLI tests"
 MER_BIN=build/mer build/mer_tests | tee build/unit.log | grep -v '^ok ' || true
 count build/unit.log
+# a crash and a hang, planted, name their test and leave the runner standing
+for plant in "crash|crashed: signal 11" "hang|timed out"; do
+    IFS='|' read -r kind want <<<"$plant"
+    out=$(MER_PLANT=$kind MER_TEST_TIMEOUT=3 build/mer_tests harness_planted_defect 2>&1)
+    if grep -q "^FAIL harness_planted_defect.*$want" <<<"$out" && grep -q '^0 passed, 1 failed' <<<"$out"; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL harness self-test: a planted $kind was not reported as '$want'"
+        tail -5 <<<"$out"
+        failed=$((failed + 1))
+    fi
+done
 
-echo "== sanitizers (address, undefined)"
+echo "== sanitizers (address, undefined, leaks)"
+# Sanitizer findings exit with codes of their own, never the CLI's 1 (error) or 2 (usage), so a
+# CLI test expecting a clean failure cannot pass on a sanitizer report: 86 AddressSanitizer and
+# UndefinedBehaviorSanitizer (combined in one runtime, they share the exit code), 87
+# LeakSanitizer. Each test runs in its own process (tests/main.c), so a leak fails the test
+# that made it.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
+export LSAN_OPTIONS=exitcode=87
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86
 if make -j"$JOBS" asan >build/asan-build.log 2>&1; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
-        MER_BIN=build/asan/mer MER_SANITIZE=1 build/asan/mer_tests | tee build/asan.log | grep -v '^ok ' || true
+    MER_BIN=build/asan/mer MER_SANITIZE=1 build/asan/mer_tests | tee build/asan.log | grep -v '^ok ' || true
     count build/asan.log
+    # ... and each kind of defect, planted, is caught and named
+    for plant in "leak|LeakSanitizer: memory leaked|detected memory leaks" \
+                 "heap|exit 86|heap-buffer-overflow\\|insufficient space" "ub|exit 86|signed integer overflow"; do
+        IFS='|' read -r kind want report <<<"$plant"
+        out=$(MER_PLANT=$kind build/asan/mer_tests harness_planted_defect 2>&1)
+        if grep -q "^FAIL harness_planted_defect.*$want" <<<"$out" && grep -q "$report" <<<"$out"; then
+            passed=$((passed + 1))
+        else
+            echo "FAIL harness self-test: a planted $kind was not reported as '$want'"
+            tail -5 <<<"$out"
+            failed=$((failed + 1))
+        fi
+    done
 else
     tail -30 build/asan-build.log
+    failed=$((failed + 1))
+fi
+
+echo "== unit tests without AVX-512 (the fallback kernels)"
+unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+# Kernels choose AVX-512 at compile time (#ifdef __AVX512F__) or at run time (mer_cpu_features):
+# this build turns off the first and MER_NO_AVX512=1 the second. The CLI tests run the same
+# kernels through the binary and are left to the legs above.
+if make -j"$JOBS" BUILD=build/noavx512 O=1 EXTRA_CFLAGS=-mno-avx512f all >build/noavx512-build.log 2>&1; then
+    MER_NO_AVX512=1 MER_BIN=build/noavx512/mer build/noavx512/mer_tests --skip cli \
+        | tee build/noavx512.log | grep -v '^ok ' || true
+    count build/noavx512.log
+else
+    tail -30 build/noavx512-build.log
     failed=$((failed + 1))
 fi
 

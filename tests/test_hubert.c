@@ -137,7 +137,7 @@ MER_TEST(hubert_kernel_conv1d) {
                     }
                 r[o * tout + t] = (float)acc;
             }
-        mer__conv1d_fwd(y, x, w, b, cin, tin, cout, k, s, pad, g);
+        CHECK_OK(mer__conv1d_fwd(y, x, w, b, cin, tin, cout, k, s, pad, g));
         double mref, md = mer_test_maxdiff(y, r, (size_t)(cout * tout), &mref);
         if (!(md <= 1e-5 * mref)) printf("  conv case %zu: %.3g vs %.3g\n", c, md, mref);
         CHECK(md <= 1e-5 * mref);

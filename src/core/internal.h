@@ -47,6 +47,26 @@ void *mer__alloc(size_t n);
 void *mer__calloc(size_t count, size_t size);
 void mer__free(void *p);
 
+/* ---- allocation failure injection (SQLite style) ------------------------------------------ */
+
+/* Every allocation of the library goes through one check: mer__alloc and the malloc, calloc,
+ * realloc and strdup calls of every file that includes this header (redirected below to
+ * mer__malloc ...). mer_alloc_fail_at(n), declared in mer.h's testing section, makes the n-th
+ * allocation from now fail once, so a test can walk n = 1, 2, ... through a load, a forward or
+ * a training step and require a clean error each time. The memory is ordinary heap memory:
+ * free() and mer__free() release any of it. */
+int mer__alloc_should_fail(void);
+void *mer__malloc(size_t n);
+void *mer__xcalloc(size_t count, size_t size);
+void *mer__realloc(void *p, size_t n);
+char *mer__strdup(const char *s);
+#ifndef MER__ALLOC_IMPL
+#define malloc(n) mer__malloc(n)
+#define calloc(c, s) mer__xcalloc(c, s)
+#define realloc(p, n) mer__realloc(p, n)
+#define strdup(s) mer__strdup(s)
+#endif
+
 /* ---- arena: bump allocator for activations ----------------------------------------------- */
 
 typedef struct mer__arena {

@@ -1,9 +1,13 @@
 /*
  * status.c -- status codes, per-thread error messages, logging, checked allocation, files.
  */
+#define MER__ALLOC_IMPL /* the real allocator lives here */
 #include "internal.h"
 
 #include <errno.h>
+#ifdef MER_ALLOC_BACKTRACE
+#include <execinfo.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -97,10 +101,49 @@ bool mer__add_overflow(int64_t a, int64_t b, int64_t *out) {
     return !__builtin_add_overflow(a, b, out);
 }
 
+/* ---- allocation failure injection -------------------------------------------------------- */
+
+static long long alloc_fail_at, alloc_seen; /* armed when alloc_fail_at > 0 */
+static int alloc_fired;
+
+int mer__alloc_should_fail(void) {
+    if (__atomic_load_n(&alloc_fail_at, __ATOMIC_RELAXED) <= 0) return 0;
+    long long k = __atomic_add_fetch(&alloc_seen, 1, __ATOMIC_RELAXED);
+    if (k != __atomic_load_n(&alloc_fail_at, __ATOMIC_RELAXED)) return 0;
+    __atomic_store_n(&alloc_fired, 1, __ATOMIC_RELAXED);
+#ifdef MER_ALLOC_BACKTRACE
+    void *bt[32];
+    backtrace_symbols_fd(bt, backtrace(bt, 32), 2);
+#endif
+    return 1;
+}
+
+void mer_alloc_fail_at(int64_t n) {
+    __atomic_store_n(&alloc_fail_at, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&alloc_seen, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&alloc_fired, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&alloc_fail_at, n > 0 ? (long long)n : 0, __ATOMIC_RELAXED);
+}
+
+int mer_alloc_failed(void) { return __atomic_load_n(&alloc_fired, __ATOMIC_RELAXED); }
+
+int64_t mer_alloc_count(void) { return __atomic_load_n(&alloc_seen, __ATOMIC_RELAXED); }
+
+void *mer__malloc(size_t n) { return mer__alloc_should_fail() ? NULL : malloc(n); }
+
+void *mer__xcalloc(size_t count, size_t size) {
+    return mer__alloc_should_fail() ? NULL : calloc(count, size);
+}
+
+void *mer__realloc(void *p, size_t n) { return mer__alloc_should_fail() ? NULL : realloc(p, n); }
+
+char *mer__strdup(const char *s) { return mer__alloc_should_fail() ? NULL : strdup(s); }
+
 void *mer__alloc(size_t n) {
     void *p = NULL;
     size_t rounded = (n + 63) & ~(size_t)63;
-    if (rounded < n || posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+    if (mer__alloc_should_fail() || rounded < n ||
+        posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
         mer__err(MER_ERR_NOMEM, "cannot allocate %zu bytes", n);
         return NULL;
     }

@@ -62,35 +62,26 @@ static void bias_rows(void *u, int64_t r0, int64_t r1, int th) {
 }
 
 // ref: torch.nn.functional.conv1d (batch 1, dilation 1, zero padding)
-void mer__conv1d_fwd(float *y, const float *x, const float *w, const float *b, int64_t cin,
-                     int64_t tin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
-                     int64_t groups) {
-    if (groups <= 0 || cin % groups || cout % groups || stride <= 0 || k <= 0) return;
+mer_status mer__conv1d_fwd(float *y, const float *x, const float *w, const float *b, int64_t cin,
+                           int64_t tin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
+                           int64_t groups) {
+    if (groups <= 0 || cin % groups || cout % groups || stride <= 0 || k <= 0)
+        return mer__err(MER_ERR_INVALID_ARG, "conv1d: %lld groups, stride %lld, kernel %lld for "
+                        "%lld -> %lld channels", (long long)groups, (long long)stride,
+                        (long long)k, (long long)cin, (long long)cout);
     const int64_t tout = (tin + 2 * pad - k) / stride + 1;
-    if (tout <= 0 || cout <= 0) return;
+    if (tout <= 0 || cout <= 0) return MER_OK;
     const int64_t cin_g = cin / groups, cout_g = cout / groups, rows = cin_g * k;
     int64_t blk = CONV_SCRATCH_FLOATS / rows;
     if (blk < 64) blk = 64;
     if (blk > tout) blk = tout;
     float *cols = malloc((size_t)rows * (size_t)blk * sizeof(float));
-    if (!cols) blk = 0;
+    if (!cols)
+        return mer__err(MER_ERR_NOMEM, "conv1d: out of memory for %lld x %lld im2col scratch",
+                        (long long)rows, (long long)blk);
     for (int64_t g = 0; g < groups; g++) {
         const float *wg = w + g * cout_g * rows;
         float *yg = y + g * cout_g * tout;
-        if (!cols) { /* out of memory for scratch: direct loops (slow but correct) */
-            for (int64_t co = 0; co < cout_g; co++)
-                for (int64_t t = 0; t < tout; t++) {
-                    float acc = 0.0f;
-                    for (int64_t ci = 0; ci < cin_g; ci++)
-                        for (int64_t kk = 0; kk < k; kk++) {
-                            int64_t p = t * stride - pad + kk;
-                            if (p >= 0 && p < tin)
-                                acc += wg[(co * cin_g + ci) * k + kk] * x[(g * cin_g + ci) * tin + p];
-                        }
-                    yg[co * tout + t] = acc;
-                }
-            continue;
-        }
         for (int64_t t0 = 0; t0 < tout; t0 += blk) {
             int64_t nb = tout - t0 < blk ? tout - t0 : blk;
             im2col_job j = {cols, x + g * cin_g * tin, tin, k, stride, pad, t0, nb};
@@ -103,4 +94,5 @@ void mer__conv1d_fwd(float *y, const float *x, const float *w, const float *b, i
         bias_job bj = {y, b, tout};
         mer__parallel_for(cout, 4, bias_rows, &bj);
     }
+    return MER_OK;
 }

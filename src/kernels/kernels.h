@@ -121,10 +121,11 @@ mer_status mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout
 
 /* ---- conv.c ------------------------------------------------------------------------------ */
 /* 1-D convolution, channel-major: x (cin, tin) -> y (cout, tout), w (cout, cin/groups, k),
- * b (cout) or NULL, tout = (tin + 2*pad - k) / stride + 1. ref: torch.nn.functional.conv1d */
-void mer__conv1d_fwd(float *y, const float *x, const float *w, const float *b, int64_t cin,
-                     int64_t tin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
-                     int64_t groups);
+ * b (cout) or NULL, tout = (tin + 2*pad - k) / stride + 1. Fails on bad groups/stride/kernel
+ * or when its im2col scratch cannot be allocated. ref: torch.nn.functional.conv1d */
+mer_status mer__conv1d_fwd(float *y, const float *x, const float *w, const float *b, int64_t cin,
+                           int64_t tin, int64_t cout, int64_t k, int64_t stride, int64_t pad,
+                           int64_t groups);
 
 /* ---- loss.c ------------------------------------------------------------------------------ */
 /* Mean softmax cross-entropy over n rows of logits (n, c) with integer targets; class_weight

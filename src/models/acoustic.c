@@ -238,27 +238,25 @@ done:
 
 /* mfcc (T, n_mfcc) from the mel powers. ref: torchaudio.transforms.MFCC(log_mels=True),
  * torchaudio.functional.create_dct(norm='ortho') */
-void mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel, int64_t T,
-                                 double *mfcc) {
+mer_status mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel,
+                                       int64_t T, double *mfcc) {
     const int32_t M = p->n_mels, C = p->n_mfcc;
     double lm[512];
     double *dct = malloc((size_t)C * M * sizeof(double));
-    for (int32_t c = 0; dct && c < C; c++)
+    if (!dct) return mer__err(MER_ERR_NOMEM, "acoustic: out of memory for the DCT table");
+    for (int32_t c = 0; c < C; c++)
         for (int32_t m = 0; m < M; m++)
             dct[c * M + m] = cos(M_PI / M * (m + 0.5) * c) * sqrt(2.0 / M) * (c == 0 ? 1.0 / sqrt(2.0) : 1.0);
     for (int64_t t = 0; t < T; t++) {
         for (int32_t m = 0; m < M; m++) lm[m] = log(mel[t * M + m] + (double)p->log_offset);
         for (int32_t c = 0; c < C; c++) {
             double acc = 0;
-            if (dct)
-                for (int32_t m = 0; m < M; m++) acc += lm[m] * dct[c * M + m];
-            else /* no memory for the table: the same values, computed in place */
-                for (int32_t m = 0; m < M; m++)
-                    acc += lm[m] * cos(M_PI / M * (m + 0.5) * c) * sqrt(2.0 / M) * (c == 0 ? 1.0 / sqrt(2.0) : 1.0);
+            for (int32_t m = 0; m < M; m++) acc += lm[m] * dct[c * M + m];
             mfcc[t * C + c] = acc;
         }
     }
     free(dct);
+    return MER_OK;
 }
 
 /* d (T, C) = deltas along time of x (T, C). ref: torchaudio.functional.compute_deltas
@@ -315,7 +313,13 @@ mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64
         mer__acoustic_spec_free(&sp);
         return mer__err(MER_ERR_NOMEM, "acoustic: out of memory");
     }
-    mer__acoustic_mfcc_from_mel(p, sp.mel, sp.T, mf);
+    s = mer__acoustic_mfcc_from_mel(p, sp.mel, sp.T, mf);
+    if (s != MER_OK) {
+        free(mf);
+        free(o);
+        mer__acoustic_spec_free(&sp);
+        return s;
+    }
     for (int64_t c = 0; c < C; c++)
         for (int64_t t = 0; t < sp.T; t++) o[c * sp.T + t] = (float)mf[t * C + c];
     *out = o;
@@ -524,21 +528,22 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Voicing decision, octave correction against the utterance median, 3-frame median smoothing.
  * f0 is set to 0 on unvoiced frames. */
-void mer__acoustic_pitch_post(const mer_acoustic_params *p, double *f0, const double *aper,
-                              uint8_t *voiced, int64_t T) {
+mer_status mer__acoustic_pitch_post(const mer_acoustic_params *p, double *f0, const double *aper,
+                                    uint8_t *voiced, int64_t T) {
     int64_t nv = 0;
     for (int64_t t = 0; t < T; t++) {
         voiced[t] = f0[t] > 0 && aper[t] < p->voicing_threshold;
         if (!voiced[t]) f0[t] = 0;
         nv += voiced[t];
     }
-    if (nv == 0) return;
+    if (nv == 0) return MER_OK;
     double *tmp = malloc((size_t)nv * sizeof(double));
     double *orig = malloc((size_t)T * sizeof(double));
-    if (!tmp || !orig) { /* smoothing is a refinement; skip it when memory is short */
+    if (!tmp || !orig) {
         free(tmp);
         free(orig);
-        return;
+        return mer__err(MER_ERR_NOMEM, "acoustic: out of memory for the pitch of %lld frames",
+                        (long long)T);
     }
     int64_t j = 0;
     for (int64_t t = 0; t < T; t++)
@@ -571,6 +576,7 @@ void mer__acoustic_pitch_post(const mer_acoustic_params *p, double *f0, const do
     }
     free(tmp);
     free(orig);
+    return MER_OK;
 }
 
 /* ============================================================================================
@@ -818,10 +824,10 @@ mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int
         s = mer__err(MER_ERR_NOMEM, "acoustic: out of memory for %lld frames", (long long)T);
         goto done;
     }
-    mer__acoustic_mfcc_from_mel(p, sp.mel, T, mf);
+    if ((s = mer__acoustic_mfcc_from_mel(p, sp.mel, T, mf))) goto done;
     mer__acoustic_deltas(dm, mf, T, C, p->delta_win);
     if ((s = mer__acoustic_pitch(p, x, n, T, f0, ap, hnr))) goto done;
-    mer__acoustic_pitch_post(p, f0, ap, voiced, T);
+    if ((s = mer__acoustic_pitch_post(p, f0, ap, voiced, T))) goto done;
     if ((s = mer__acoustic_cycles(p, x, n, f0, voiced, T, jit, shim))) goto done;
     const double pre = exp(-2.0 * M_PI * 50.0 / p->sample_rate);
     const int64_t wl = p->win_length;

@@ -44,8 +44,8 @@ typedef struct {
 mer_status mer__acoustic_stft(const mer_acoustic_params *p, const float *x, int64_t n,
                               mer__acoustic_spec *out);
 void mer__acoustic_spec_free(mer__acoustic_spec *s);
-void mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel, int64_t T,
-                                 double *mfcc);
+mer_status mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel,
+                                       int64_t T, double *mfcc);
 void mer__acoustic_deltas(double *d, const double *x, int64_t T, int64_t C, int32_t win);
 /* Spectral LLDs of one power spectrum P (nf bins spaced df Hz); Pprev NULL: flux 0. */
 void mer__acoustic_spectral_llds(const double *P, const double *Pprev, int64_t nf, double df,
@@ -54,8 +54,8 @@ void mer__acoustic_spectral_llds(const double *P, const double *Pprev, int64_t n
 /* YIN per frame: f0 (Hz, before the voicing decision), aperiodicity in [0, 1], HNR (dB). */
 mer_status mer__acoustic_pitch(const mer_acoustic_params *p, const float *x, int64_t n, int64_t T,
                                double *f0, double *aper, double *hnr);
-void mer__acoustic_pitch_post(const mer_acoustic_params *p, double *f0, const double *aper,
-                              uint8_t *voiced, int64_t T);
+mer_status mer__acoustic_pitch_post(const mer_acoustic_params *p, double *f0, const double *aper,
+                                    uint8_t *voiced, int64_t T);
 mer_status mer__acoustic_cycles(const mer_acoustic_params *p, const float *x, int64_t n,
                                 const double *f0, const uint8_t *voiced, int64_t T,
                                 double *jitter, double *shimmer);

@@ -1072,7 +1072,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
     float *xt = q; /* (D, T) scratch: q is free until the first layer */
     transpose(xt, T, x, D, T, D, 0);
-    mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
+    if ((s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups)))
+        return s;
     mer__gelu_fwd(pc, pc, D * tpc);
     transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
     pf->pos_conv_flop += 2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc;

@@ -422,7 +422,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             tr[n_tr++] = i;
         }
     }
-    for (int32_t e = 0; e < E; e++) h.waf[e] = NAN;
+    for (int32_t e = 0; h.waf && e < E; e++) h.waf[e] = NAN;
     if (s == MER_OK) memcpy(best, m->nn.params, (size_t)m->nn.n_params * sizeof(float));
     /* class weights over this fold's training part */
     float cw[MER_MAX_CLASSES];
