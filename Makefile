@@ -127,7 +127,7 @@ fuzz: $(FUZZ_BIN)
 FUZZ_LIB_SRC := src/core/status.c src/core/tensor.c src/core/arena.c src/core/strbuf.c src/core/fs.c \
                 src/io/safetensors.c src/io/npy.c src/io/csv.c src/io/json.c \
                 src/io/tfjs.c src/io/zip.c src/io/pickle.c src/io/torch.c src/models/text_lexicon.c \
-                src/core/fs.c $(wildcard src/text/*.c)
+                $(wildcard src/text/*.c)
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) src/io/io_internal.h src/text/text_internal.h include/mer.h
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \

@@ -1618,13 +1618,19 @@ typedef struct {
     double tol;        /* stop when no prior moves by more than tol in one iteration (1e-6) */
     int32_t max_iter;  /* iteration cap (1000); reaching it logs a warning, not an error */
     double floor;      /* lower bound of a prior inside the iteration (1e-6), so no class dies */
+    double collapse;   /* one class holding more than this share (0.99) is a degenerate
+                          solution: the training prior is returned instead, with a warning
+                          (>= 1 disables the check) */
 } mer_prior_em_params;
 MER_API mer_prior_em_params mer_prior_em_default_params(void);
 
 /* EM estimate of the test prior from the unlabeled test posteriors probs (n >= 1 rows) of a
  * classifier trained with prior pi_train: starts at pi_train, alternates the correction above
  * with pi = mean corrected posterior. pi_test (c, out) sums to 1; *iters (may be NULL) gets the
- * iteration count. params NULL: defaults. */
+ * iteration count. params NULL: defaults. With c >= 2, an estimate that gives one class more
+ * than params->collapse of the mass (a weak classifier's posteriors can drive EM there, and
+ * every clip would then be predicted as that class) is replaced by pi_train, and a warning
+ * names the class. */
 MER_API mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs,
                                          int64_t n,
                                          int32_t c, const double *pi_train,

@@ -32,7 +32,7 @@ static mer_status check_prior(const double *p, int32_t c, const char *what, int 
 }
 
 mer_prior_em_params mer_prior_em_default_params(void) {
-    mer_prior_em_params p = {.tol = 1e-6, .max_iter = 1000, .floor = 1e-6};
+    mer_prior_em_params p = {.tol = 1e-6, .max_iter = 1000, .floor = 1e-6, .collapse = 0.99};
     return p;
 }
 
@@ -125,6 +125,14 @@ mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *p
             cur[j] = v;
         }
         it++;
+    }
+    int32_t top = 0;
+    for (int32_t j = 1; j < c; j++)
+        if (cur[j] > cur[top]) top = j;
+    if (c >= 2 && p->collapse < 1 && cur[top] > p->collapse) {
+        MER_LOG_W("prior EM: the estimate collapsed onto class %d (%.4f of the test set), which would "
+                  "predict it for every clip; using the training prior instead", top, cur[top]);
+        memcpy(cur, tr, (size_t)c * sizeof *cur);
     }
     memcpy(pi_test, cur, (size_t)c * sizeof *cur);
     if (iters) *iters = it;
