@@ -83,7 +83,13 @@ static void check_vote_values(const char *d, const char *feats) {
         if (move < 1e-6) break;
     }
     CHECK(fabs(pi[0] + pi[1] + pi[2] - 1) < 1e-9);
-    CHECK(fabs(pi[0] - tr[0]) > 0.01 || fabs(pi[2] - tr[2]) > 0.01); /* the test prior differs */
+    /* a degenerate estimate (one class above 0.99: every clip would get it) falls back to the
+     * training prior, as mer_prior_estimate_em documents (issue #16) */
+    int collapsed = pi[0] > 0.99 || pi[1] > 0.99 || pi[2] > 0.99;
+    if (collapsed)
+        for (int k = 0; k < 3; k++) pi[k] = tr[k];
+    else
+        CHECK(fabs(pi[0] - tr[0]) > 0.01 || fabs(pi[2] - tr[2]) > 0.01); /* the test prior differs */
 
     int rc = mer_test_run(out, sizeof out, "%s vote %s/r0 %s/r1 %s --list %s/s/test.txt --out %s/vm.csv "
                           "--mode mean --prior auto --threads 1", mer, d, d, feats, d, d);
@@ -92,6 +98,7 @@ static void check_vote_values(const char *d, const char *feats) {
     snprintf(want, sizeof want, "a=%.4f b=%.4f c=%.4f", pi[0], pi[1], pi[2]);
     CHECK(strstr(out, want) != NULL);
     if (!strstr(out, want)) printf("    want '%s' in: %s\n", want, out);
+    CHECK(!collapsed || strstr(out, "collapsed onto class") != NULL);
     /* on these weak runs EM may end near a corner, where the correction hides pi_train: the
      * values are also checked with the prior FILE (0.2, 0.3, 0.5) made above */
     for (int pass = 0; pass < 2; pass++) {
