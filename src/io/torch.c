@@ -222,11 +222,11 @@ static mer_status make_tensor(ctx *c, const char *name, const mer__pv *call, mer
         if (t->shape[i] != 1 && stride[i] != want) contiguous = 0;
         want *= t->shape[i] ? t->shape[i] : 1;
     }
-    const uint8_t *start = data + (size_t)off * es;
-    if (numel == 0) {
+    if (numel == 0) { /* no byte is addressed: the offset need not lie in the storage */
         t->offset = 0;
         return MER_OK;
     }
+    const uint8_t *start = data + (size_t)off * es; /* off <= last < have: inside the storage */
     if (contiguous && (uintptr_t)start % es == 0) {
         t->offset = (uint64_t)(start - c->buf);
         return MER_OK;
