@@ -12,6 +12,7 @@
 
 #include "io/io_internal.h"
 
+#include <ctype.h>
 #include <float.h>
 #include <string.h>
 
@@ -306,7 +307,9 @@ mer_status mer__spm_parse(mer_tokenizer *t, const uint8_t *data, size_t size, co
                 st = mer__err(MER_ERR_FORMAT, "%s: byte piece %s but byte_fallback is off", name, s);
                 break;
             }
-            if (len != 6 || sscanf(s, "<0x%2X%c", &hex, &tail) != 2 || tail != '>' ||
+            /* two hex digits exactly: %X alone would also take a sign ("<0x-1>") */
+            if (len != 6 || !isxdigit((unsigned char)s[3]) || !isxdigit((unsigned char)s[4]) ||
+                sscanf(s, "<0x%2X%c", &hex, &tail) != 2 || tail != '>' || hex > 0xFF ||
                 m->byte_ids[hex] >= 0) {
                 st = mer__err(MER_ERR_FORMAT, "%s: invalid byte piece '%s'", name, s);
                 break;
