@@ -381,6 +381,11 @@ MER_API mer_status mer_safetensors_get(const mer_safetensors *st, const char *na
  * (valid until mer_safetensors_free). */
 MER_API mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
                                            const int64_t *shape, const float **out);
+/* Tell the system that the bytes [p, p + n) of a tensor of st are not needed for now (e.g. after
+ * repacking them): the whole pages of a file mapping inside the range leave memory and are read
+ * again from the file on the next access. A no-op for memory that is not in st's file mappings
+ * (converted or realigned copies, borrowed buffers). The data stays valid. */
+MER_API void mer_safetensors_release(const mer_safetensors *st, const void *p, size_t n);
 /* Path of the (first) file, for messages. */
 MER_API const char *mer_safetensors_path(const mer_safetensors *st);
 /* The format of the (first) file behind the handle: "safetensors", "pytorch zip" or
