@@ -2,8 +2,11 @@
 // prefill peer of bench/text.sh: one prompt of T random token ids evaluated in one batch on a
 // fresh sequence, best of REPS after one warm-up.
 //   node text_llamacpp.mjs MODEL.gguf T THREADS REPS   ->  "RESULT <seconds>"
-// Run from the directory holding node_modules (build/llamacpp).
-import { getLlama } from "node-llama-cpp";
+// Run from the directory holding node_modules (build/llamacpp): the package is resolved from there.
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+
+const { getLlama } = await import(pathToFileURL(createRequire(process.cwd() + "/").resolve("node-llama-cpp")));
 
 const [model, T, threads, reps] = [process.argv[2], +process.argv[3], +process.argv[4], +process.argv[5]];
 const llama = await getLlama({ gpu: false, build: "never", logLevel: "error", maxThreads: threads });

@@ -419,8 +419,10 @@ mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T) {
     const int64_t D = c->hidden_size, I = c->intermediate_size;
     const int64_t QKV = D + 2 * (int64_t)c->n_kv_heads * c->head_dim;
     int64_t maxk = D > I ? D : I;
-    /* tile: ~1M floats, at least 16 rows of the widest matrix */
-    int64_t tile = (int64_t)1 << 20;
+    /* tile: ~4M floats (16 MB), at least 16 rows of the widest matrix: each tile is two parallel
+     * regions (widen, multiply), and on a busy machine every region's barrier can cost a time
+     * slice, so fewer, larger tiles (1M floats made 43 tiles of an 11008-row matrix) */
+    int64_t tile = (int64_t)1 << 22;
     if (tile < 16 * maxk) tile = 16 * maxk;
     if (rows > ((int64_t)1 << 24) || tt > ((int64_t)1 << 16))
         return mer__err(MER_ERR_NOMEM, "text encoder: batch of %lld tokens is too large", (long long)rows);
