@@ -1478,6 +1478,10 @@ typedef struct {
     int32_t rank;                /* LoRA rank (8) */
     float alpha;                 /* LoRA alpha (16): scaling alpha / rank */
     int32_t lora_ffn;            /* LoRA on the feed-forward projections too (0) */
+    float lora_dropout;          /* LoRA dropout on each branch's input, as peft (0) */
+    float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
+    float mask_prob;             /* its masks: share of frames that start a span (0.05) */
+    int32_t mask_len;            /* its span length in frames (10) */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
