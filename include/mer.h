@@ -546,6 +546,14 @@ MER_API mer_status mer_media_streams(const char *path, mer_media_stream **stream
 MER_API mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples,
                                           int64_t *n);
 
+/* Digital silence: no sample's magnitude reaches MER_SILENCE_PEAK (1e-6, -120 dBFS), so there is
+ * no speech to classify. The speech encoders refuse it; `mer analyze` reports "no speech" and
+ * `mer predict --input` (mer_acoustic_extract) refuses the clip instead of guessing a class.
+ * Returns 1 when x[0..n) is silent (n == 0 included), else 0; *peak (may be NULL) gets the
+ * largest magnitude. Non-finite samples are not silent. */
+#define MER_SILENCE_PEAK 1e-6f
+MER_API int mer_audio_is_silent(const float *x, int64_t n, float *peak);
+
 /* An 8-bit RGB image, rows packed (stride = width * 3). */
 typedef struct {
     int32_t width, height;

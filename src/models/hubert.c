@@ -1268,8 +1268,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     if (st) return st;
     if ((st = ensure_precision(m, p->precision))) return st;
     float peak = 0.0f;
-    for (int64_t i = 0; i < n; i++) peak = fabsf(samples[i]) > peak ? fabsf(samples[i]) : peak;
-    if (peak < 1e-6f)
+    if (mer_audio_is_silent(samples, n, &peak))
         return mer__err(MER_ERR_INVALID_ARG, "silent audio (%lld samples, peak %.3g): no speech to encode",
                         (long long)n, peak);
 
