@@ -447,12 +447,31 @@ MER_TEST(text_cli_bad_input) {
     /* a name that is a path and a repeated name fail their rows only */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --text-col text --out %s/o",
                       mer_test_bin(), csv, d);
-    CHECK(rc == 1 && strstr(buf, "cannot be a file name") && strstr(buf, "appears twice"));
+    CHECK(rc == 1 && strstr(buf, "row 3: name '../evil'") && strstr(buf, "a name is not a path") &&
+          strstr(buf, "appears twice"));
     char f[600];
     snprintf(f, sizeof f, "%s/o/ok1.npy", d);
     CHECK(access(f, F_OK) == 0);
     snprintf(f, sizeof f, "%s/evil.npy", d);
     CHECK(access(f, F_OK) != 0);
+    /* an output that would replace the transcript CSV itself is refused, the CSV kept */
+    char csv2[600], dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/o3", d);
+    REQUIRE(mkdir(dir2, 0777) == 0);
+    snprintf(csv2, sizeof csv2, "%s/clip.npy", dir2);
+    const char *rows2 = "name,text\nclip,今天\n";
+    REQUIRE(mer_test_write(csv2, rows2, strlen(rows2)) == 0);
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --text-col text --overwrite --out %s",
+                      mer_test_bin(), csv2, dir2);
+    CHECK(rc == 1 && strstr(buf, "clip.npy"));
+    FILE *cf = fopen(csv2, "rb");
+    char head[16] = {0};
+    CHECK(cf && fread(head, 1, 9, cf) == 9 && !memcmp(head, "name,text", 9));
+    if (cf) fclose(cf);
+    /* a positional argument is not an input here */
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s a.txt --out %s/o", mer_test_bin(),
+                      csv, d);
+    CHECK(rc == 2 && strstr(buf, "a.txt"));
     /* a missing model directory or tokenizer */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s/none --csv %s --text-col text --out %s/o", mer_test_bin(), d,
                       csv, d);
