@@ -457,6 +457,38 @@ MER_TEST(safety_prior_em_collapse) {
     CHECK(est[0] > 0.3 && est[1] > 0.3 && est[0] < 0.99);
 }
 
+/* ---- 4. --frames is clamped to the frames the clip has ---------------------------------------- */
+
+MER_TEST(safety_frames_clamped_to_the_clip) {
+    const char *d = mer_test_tmpdir("safety_frames");
+    char o[600];
+    /* tests/fixtures/clip/clip.mp4 has 10 frames: any --frames above gives each once */
+    const char *asks[] = {"10", "11", "1000000"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(o, sizeof o, "%s/v%d.npy", d, k);
+        int rc = mer_test_run(out, sizeof out,
+                              "%s extract visual --model tests/fixtures/clip/tiny_clip --frames %s --pool none "
+                              "--out %s tests/fixtures/clip/clip.mp4", mer_test_bin(), asks[k], o);
+        CHECK(rc == 0);
+        float *x = NULL;
+        int32_t nd = 0;
+        int64_t sh[MER_MAX_DIMS] = {0};
+        CHECK_OK(mer_npy_read(o, &x, &nd, sh));
+        CHECK(nd == 2 && sh[0] == 10);
+        free(x);
+    }
+    /* fewer than the clip has: as asked */
+    snprintf(o, sizeof o, "%s/v3.npy", d);
+    CHECK(mer_test_run(out, sizeof out, "%s extract visual --model tests/fixtures/clip/tiny_clip --frames 3 --pool none "
+                       "--out %s tests/fixtures/clip/clip.mp4", mer_test_bin(), o) == 0);
+    float *x = NULL;
+    int32_t nd = 0;
+    int64_t sh[MER_MAX_DIMS] = {0};
+    CHECK_OK(mer_npy_read(o, &x, &nd, sh));
+    CHECK(nd == 2 && sh[0] == 3);
+    free(x);
+}
+
 /* ---- 5. digital silence is "no speech", not a class --------------------------------------- */
 
 MER_TEST(safety_silence_is_not_speech) {
