@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {
         double t0 = now();
-        if (mer__sft_forward(s, p, x, off, n, 1, logits, NULL)) {
+        if (mer__sft_forward(s, p, x, off, n, 1, NULL, logits, NULL)) {
             fprintf(stderr, "%s\n", mer_last_error());
             return 1;
         }

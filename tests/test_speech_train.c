@@ -370,10 +370,88 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
         snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", b, f);
         if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
     }
-    /* the run predicts from its cache */
+    /* the run predicts from its cache, and from media as from its cache (bitwise) */
     mer_run *run = NULL;
     CHECK_OK(mer_run_open(&run, a));
+    CHECK(run && mer_run_encoder(run) && strstr(mer_run_encoder(run), "method=lora"));
     mer_run_free(run);
+    {
+        char out[4096], l[700];
+        snprintf(l, sizeof l, "%s/list.txt", base);
+        REQUIRE(mer_test_write(l, "03a01Fa\n08a01Na\n", 16) == 0);
+        int rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/cache --list %s "
+                              "--out %s/p1.csv && %s predict --run %s --input data/emodb/flac/03a01Fa.flac "
+                              "data/emodb/flac/08a01Na.flac --out %s/p2.csv", mer_test_bin(), a, a, l,
+                              base, mer_test_bin(), a, base);
+        if (rc) mer_test_fail(__FILE__, __LINE__, "predict: %s", out);
+        snprintf(pa, sizeof pa, "%s/p1.csv", base);
+        snprintf(pb, sizeof pb, "%s/p2.csv", base);
+        if (!rc && !same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
+    }
+    /* extract --adapter: fold 0's head on the adapted pooled feature gives fold 0's prediction */
+    {
+        mer_speech_adapter *ad = NULL;
+        float *f = NULL;
+        int32_t nd = 0;
+        int64_t sh[MER_MAX_DIMS] = {0};
+        REQUIRE_OK(mer_speech_adapter_open(&ad, a, NULL, 0));
+        CHECK_OK(mer_speech_adapter_extract(ad, "data/emodb/flac/03a01Fa.flac", 1, &f, &nd, sh));
+        mer_speech_adapter_free(ad);
+        mer_dataset *ds = NULL;
+        mer_modality_spec mod = {"audio", NULL};
+        char cdir[700];
+        snprintf(cdir, sizeof cdir, "%s/cache", a);
+        mod.dir = cdir;
+        mer_dataset_params dp = mer_dataset_default_params();
+        dp.labels_csv = labels;
+        dp.modalities = &mod;
+        dp.n_modalities = 1;
+        float probs[16 * 7];
+        run = NULL;
+        CHECK_OK(mer_dataset_load(&ds, &dp));
+        CHECK_OK(mer_run_open(&run, a));
+        int64_t row = -1;
+        for (int64_t i = 0; ds && i < mer_dataset_count(ds); i++)
+            if (!strcmp(mer_dataset_name(ds, i), "03a01Fa")) row = i;
+        const int32_t C = run ? mer_run_n_classes(run) : 0;
+        if (f && nd == 1 && sh[0] == 32 && row >= 0 && C > 1 && C <= 7 &&
+            mer__run_predict_fold(run, 0, ds, probs) == MER_OK) {
+            mer_safetensors *w = NULL;
+            mer_safetensors_entry hw, hb;
+            snprintf(pa, sizeof pa, "%s/fold-0.safetensors", a);
+            REQUIRE_OK(mer_safetensors_open(&w, pa));
+            CHECK_OK(mer_safetensors_find(w, "base_model.model.head.weight", &hw));
+            CHECK_OK(mer_safetensors_find(w, "base_model.model.head.bias", &hb));
+            double z[7], mx = -1e30, sum = 0.0, worst = 0.0;
+            for (int32_t q = 0; q < C; q++) {
+                z[q] = ((const float *)hb.data)[q];
+                for (int j = 0; j < 32; j++) z[q] += (double)((const float *)hw.data)[q * 32 + j] * f[j];
+                if (z[q] > mx) mx = z[q];
+            }
+            for (int32_t q = 0; q < C; q++) sum += exp(z[q] - mx);
+            for (int32_t q = 0; q < C; q++)
+                worst = fmax(worst, fabs(exp(z[q] - mx) / sum - probs[row * C + q]));
+            mer_safetensors_free(w);
+            if (!(worst < 1e-5))
+                mer_test_fail(__FILE__, __LINE__, "adapted feature -> head differs from fold 0 by %.3g", worst);
+        } else {
+            mer_test_fail(__FILE__, __LINE__, "extract --adapter: nd %d dim %lld row %lld: %s", (int)nd,
+                          (long long)sh[0], (long long)row, mer_last_error());
+        }
+        /* the CLI writes the same vector */
+        char out[4096];
+        float *g = NULL;
+        int rc = mer_test_run(out, sizeof out, "%s extract audio --adapter %s --pool mean --out %s/x.npy "
+                              "data/emodb/flac/03a01Fa.flac", mer_test_bin(), a, base);
+        snprintf(pa, sizeof pa, "%s/x.npy", base);
+        if (rc || mer_npy_read(pa, &g, &nd, sh) != MER_OK || nd != 1 || sh[0] != 32 || !f ||
+            memcmp(f, g, 32 * sizeof(float)))
+            mer_test_fail(__FILE__, __LINE__, "extract audio --adapter: rc %d, %s", rc, out);
+        free(g);
+        free(f);
+        mer_run_free(run);
+        mer_dataset_free(ds);
+    }
     /* layers outside the model (it has 2) */
     p = ft_params(labels);
     p.adapt_last = 3;

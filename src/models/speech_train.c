@@ -275,6 +275,7 @@ void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng) {
 }
 
 float mer__sft_recon_loss(const mer__sft *s) { return s->recon_loss; }
+const float *mer__sft_hidden(const mer__sft *s) { return s->hsum; }
 
 /* ---- activation block -------------------------------------------------------------------- */
 

@@ -86,6 +86,9 @@ void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng);
  * non-NULL, receives the head's pooled utterance feature (n, D). NaN/Inf in x: MER_ERR_NUMERIC. */
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
                             int64_t n, int train, mer__rng *rng, float *logits, float *feat);
+/* The head's input per frame of the last forward: the sum of hidden states head_first..last,
+ * (rows, D), valid until the next forward. */
+const float *mer__sft_hidden(const mer__sft *s);
 /* The masked-reconstruction loss of the last training forward (recon_weight times the MSE;
  * 0 when off or no frame was masked). */
 float mer__sft_recon_loss(const mer__sft *s);
