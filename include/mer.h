@@ -1495,6 +1495,8 @@ typedef struct {
     float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
     float mask_prob;             /* its masks: share of frames that start a span (0.05) */
     int32_t mask_len;            /* its span length in frames (10) */
+    mer_precision precision;     /* F32 (default) or BF16: the frozen projections of the trained
+                                    layers in bfloat16 (docs/finetune.md); INT8 is refused */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;

@@ -20,15 +20,15 @@ typedef struct {
 
 /* first, last, adapt_last, head_first, method, bottleneck, rank, alpha, lora_ffn, classes,
  * dropout, recon weight, mask prob, mask len (as the fixture script's CASES) */
-#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0}
+#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0, 0}
 static const st_case CASES[] = {
     {"base_adapter", "base", CFG(1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0), 0},
     {"base_lora", "base", CFG(1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1), 0},
     {"large_adapter", "large", CFG(2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0), 0},
     {"large_lora", "large", CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0), 0},
     /* LoRA dropout 0.25 and the masked-reconstruction loss (weight 0.5, spans of 2, p 0.3) */
-    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2}, 7},
-    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3}, 11},
+    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2, 0}, 7},
+    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3, 0}, 11},
 };
 
 static const float *tensor(mer_safetensors *st, const char *name, int64_t *numel) {
@@ -205,6 +205,60 @@ MER_TEST(speech_train_large_adapter) { run_case(&CASES[2]); }
 MER_TEST(speech_train_large_lora) { run_case(&CASES[3]); }
 MER_TEST(speech_train_lora_dropout_recon) { run_case(&CASES[4]); }
 MER_TEST(speech_train_adapter_recon) { run_case(&CASES[5]); }
+
+/* bf16 frozen projections: the same step within bfloat16 rounding of the float32 reference,
+ * and not the float32 path (the logits must move). */
+MER_TEST(speech_train_bf16) {
+    mer_speech_model *m = NULL;
+    mer_safetensors *st = NULL;
+    mer__sft *s = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    if (mer_safetensors_open(&st, STFIX "large_adapter.safetensors") != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s", mer_last_error());
+        mer_speech_model_free(m);
+        return;
+    }
+    mer__sft_config c = CASES[2].c;
+    c.bf16 = 1;
+    REQUIRE_OK(mer__sft_init(&s, m, &c));
+    const int64_t np = mer__sft_n_params(s), D = mer__sft_dim(s);
+    float *params = calloc((size_t)np, sizeof(float)), *grads = calloc((size_t)np, sizeof(float));
+    int32_t nt = 0;
+    const mer__sft_param *pt = mer__sft_params(s, &nt);
+    for (int32_t i = 0; i < nt; i++) {
+        int64_t n = 0;
+        const float *v = tensor(st, pt[i].name, &n);
+        if (v && n == pt[i].numel) memcpy(params + pt[i].off, v, (size_t)n * sizeof(float));
+    }
+    st_batch b;
+    REQUIRE(get_batch(st, 0, &b) == 0);
+    float logits[8 * 3], probs[8 * 3], dlog[8 * 3] = {0};
+    CHECK_OK(mer__sft_forward(s, params, b.x, b.off, b.n, 1, NULL, logits, NULL));
+    mer__cross_entropy_fwd(probs, logits, b.y, NULL, 0.0f, b.n, 3);
+    mer__cross_entropy_bwd(dlog, probs, b.y, NULL, 0.0f, b.n, 3);
+    float *dx = calloc((size_t)(b.off[b.n] * D), sizeof(float));
+    CHECK_OK(mer__sft_backward(s, params, grads, dlog, dx));
+    const float *ref = tensor(st, "logits0", NULL);
+    const double el = rel(logits, ref, b.n * 3);
+    CHECK(el > 1e-6 && el < 2e-2);
+    double worst = 0.0;
+    for (int32_t i = 0; i < nt; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "grad.%s", pt[i].name);
+        const float *g = tensor(st, name, NULL);
+        if (g) worst = fmax(worst, rel(grads + pt[i].off, g, pt[i].numel));
+    }
+    const double ex = rel(dx, tensor(st, "grad.x", NULL), b.off[b.n] * D);
+    CHECK(worst < 5e-2 && ex < 5e-2);
+    if (getenv("MER_TEST_VERBOSE"))
+        fprintf(stderr, "bf16: logits %.2e, grads %.2e, dx %.2e\n", el, worst, ex);
+    free(dx);
+    free(params);
+    free(grads);
+    mer__sft_free(s);
+    mer_safetensors_free(st);
+    mer_speech_model_free(m);
+}
 
 /* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
 MER_TEST(speech_train_bad_config) {

@@ -237,6 +237,9 @@ mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
     c.recon_weight = p->recon_weight;
     c.mask_prob = p->mask_prob;
     c.mask_len = p->mask_len;
+    c.bf16 = p->precision == MER_PRECISION_BF16;
+    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16)
+        return mer__err(MER_ERR_INVALID_ARG, "finetune: precision must be f32 or bf16");
     c.n_classes = 2;
     mer__sft *probe = NULL;
     if ((s = mer__sft_init(&probe, sm, &c))) {
