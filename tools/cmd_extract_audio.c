@@ -23,7 +23,9 @@ static const char usage_text[] =
     "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
     "  --pool        none (default) or mean over frames (drops T)\n"
     "  --chunk-seconds S  audio longer than S seconds is normalized as a whole, cut into S-second\n"
-    "                chunks (the last zero-padded), each encoded, frames concatenated\n"
+    "                chunks (the last zero-padded), each encoded, frames concatenated; default\n"
+    "                10, as MERTools (attention over a whole long input costs time quadratic in\n"
+    "                its length); 0: one pass over the whole input (full attention)\n"
     "  --preset mertools  MERTools' utterance feature: --layers last4 --combine sum --pool mean\n"
     "                --chunk-seconds 10 (later options override)\n"
     "  --precision   f32 (default, exact) or bf16: the linear layers in bfloat16 with float32\n"
@@ -34,7 +36,8 @@ static const char usage_text[] =
     "                run's head input, the sum of its --head-layers computed with fold K's (0)\n"
     "                adapters / LoRA, (T, D) or with --pool mean (D); --model may be omitted (the\n"
     "                run names its checkpoint) and must be that checkpoint if given; --layers,\n"
-    "                --combine, --chunk-seconds, --preset and --precision do not apply\n"
+    "                --combine, --preset and --precision do not apply, and the input is one\n"
+    "                pass as in the run's cache (no chunks)\n"
     "One INPUT: PATH is the .npy file. Several INPUTs or --list: PATH is a directory of\n"
     "<basename>.npy. Existing outputs are skipped unless --overwrite; failed inputs are reported\n"
     "and skipped, and the exit code is 1 if any failed.\n";
@@ -98,6 +101,8 @@ int cmd_extract_audio(int argc, char **argv) {
     extract_opts_init(&eo, cmd);
     audio_ctx c = {0};
     c.params = mer_speech_default_params();
+    /* long inputs in 10 s chunks, as MERTools: full attention over 30 min took 45x as long */
+    c.params.chunk_seconds = 10.0;
     const char *model_dir = NULL, *layers_arg = NULL, *adapter = NULL;
     long fold = 0;
     mer_precision precision = MER_PRECISION_F32; /* kept apart: --preset resets the params */
@@ -178,8 +183,7 @@ int cmd_extract_audio(int argc, char **argv) {
     }
     if (extract_check(&eo)) goto out;
     if (adapter) {
-        if (layers_arg || precision != MER_PRECISION_F32 || c.params.chunk_seconds > 0 ||
-            c.params.combine != MER_SPEECH_STACK) {
+        if (layers_arg || precision != MER_PRECISION_F32 || c.params.combine != MER_SPEECH_STACK) {
             cli_usage(cmd, "--adapter takes --pool and --fold only (the run fixes the layers)");
             goto out;
         }
