@@ -1893,6 +1893,78 @@ typedef struct {
 MER_API mer_status mer_vote(const mer_vote_params *params, mer_vote_result **out);
 MER_API void mer_vote_result_free(mer_vote_result *r);
 
+/* ---- the demo: leave-one-speaker-out from media (src/pipeline/demo.c, docs/demo.md) ------ */
+/* `mer demo`: weight-free acoustic features of every clip of a labeled data set (and its
+ * speed-perturbed training copies), cached under out/features; leave-one-speaker-out evaluation
+ * (mer_loso_run) speaker-normalised into out/report, and optionally the single-clip variant into
+ * out/report/single-clip; a final model on every speaker into out/model (a run whose recipe
+ * records the extraction and the standardisation, so `mer predict --input` applies it to media);
+ * and that model applied to the first clip's file. */
+#define MER_DEMO_MAX_SPEEDS 5
+typedef enum {
+    MER_DEMO_DATA = 0,      /* labels read (n_clips, n_speakers, classes) */
+    MER_DEMO_FEATURES = 1,  /* features ready (feature_dim, n_cached, n_extracted) */
+    MER_DEMO_LOSO = 2,      /* speaker-normalised evaluation done (loso) */
+    MER_DEMO_SINGLE = 3,    /* single-clip evaluation done (single), when asked */
+    MER_DEMO_MODEL = 4,     /* final model trained (model_dir) */
+    MER_DEMO_EXAMPLE = 5    /* the first clip predicted (example_*) */
+} mer_demo_stage;
+
+typedef struct mer_demo_result mer_demo_result;
+/* Called when a stage is complete, with the result filled so far (read-only, owned by the
+ * call): a CLI prints as the demo goes. */
+typedef void (*mer_demo_stage_fn)(mer_demo_stage stage, const mer_demo_result *r, void *user_data);
+
+typedef struct {
+    const char *data;          /* labels.csv (name,emotion,speaker) + flac/<name>.flac, <name>.flac,
+                                  wav/<name>.wav or <name>.wav; NULL: the bundled data/emodb
+                                  (mer_data_path) */
+    const char *out;           /* features/, report/, model/ go here ("out/demo") */
+    int32_t seeds;             /* models averaged per held-out speaker (3) */
+    int32_t epochs;            /* training epochs of every model (100) */
+    char model[MER_NAME_MAX];  /* trainer model ("linear") */
+    int32_t hidden;            /* 128 */
+    float dropout;             /* 0.5 */
+    double lr, l2;             /* 1e-3, 1e-3 */
+    double speeds[MER_DEMO_MAX_SPEEDS]; /* speeds[0] = 1 (the clips), then the factors of the
+                                           training copies, each in [0.5, 2] ({1, 0.9, 1.1}) */
+    int32_t n_speeds;          /* 3 (1: no copies) */
+    int32_t single_clip;       /* also evaluate single clips with training statistics (1) */
+    mer_progress_fn progress;  /* per extracted clip, then per held-out speaker of each evaluation
+                                  (the stage after the last completed one); nonzero stops with
+                                  MER_ERR_ABORTED. May be NULL. */
+    void *progress_user_data;
+    mer_demo_stage_fn stage;   /* may be NULL */
+    void *stage_user_data;
+} mer_demo_params;
+MER_API mer_demo_params mer_demo_default_params(void);
+
+struct mer_demo_result {
+    char *data;                /* the data directory used */
+    char *feature_dir, *report_dir, *model_dir;
+    int64_t n_clips;
+    int32_t n_speakers, n_classes;
+    char classes[MER_MAX_CLASSES][MER_NAME_MAX];  /* sorted */
+    int32_t feature_dim;
+    int64_t n_cached, n_extracted;   /* feature files, clips and copies */
+    double extract_seconds;
+    mer_metrics loso;          /* speaker-normalised */
+    int32_t has_single;
+    mer_metrics single;        /* single clip, training-set statistics */
+    double eval_seconds;       /* both evaluations */
+    double model_seconds;
+    char *example_path;        /* the first clip's media file */
+    int32_t example_label;     /* its class */
+    float example_probs[MER_MAX_CLASSES];
+    double seconds;            /* the whole demo */
+};
+
+/* Run the demo. *out is allocated (mer_demo_result_free) and owns every pointer in it. Errors
+ * name the file (a clip that cannot be read is logged, and the call fails after trying all).
+ * Uses the process-wide thread count (mer_set_threads). params NULL: defaults. */
+MER_API mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out);
+MER_API void mer_demo_result_free(mer_demo_result *r);
+
 /* ==== Testing: allocation failure injection =================================================
  * Every allocation the library makes goes through one check (src/core/internal.h). After
  * mer_alloc_fail_at(n), the n-th allocation from then on fails once (returns NULL, so the call

@@ -93,6 +93,17 @@ static int adapt_groups(const mer_dataset *ds, const char *re_src, const char *c
     return rc;
 }
 
+/* The run's recipe says it was trained on per-group (speaker) standardised features. */
+static int recipe_adapts_groups(const mer_run *run) {
+    const char *rec = mer_run_recipe(run), *adapt = NULL;
+    mer_json *j = NULL;
+    int yes = rec && mer_json_parse(&j, rec, strlen(rec), "recipe") == MER_OK &&
+              mer_json_string_or(j, "adapt", "", &adapt) == MER_OK && !strcmp(adapt, "group");
+    mer_json_free(j);
+    mer_clear_error();
+    return yes;
+}
+
 /* The clip name of a media file: its file name without directory and extension. */
 static void clip_name(char *name, size_t cap, const char *input) {
     const char *base = strrchr(input, '/');
@@ -286,7 +297,7 @@ int cmd_predict(int argc, char **argv) {
         if (n_un)
             fprintf(stderr, "mer predict: warning: %lld clips are in groups of fewer than %ld clips "
                     "and were not adapted\n", (long long)n_un, adapt_min);
-    } else if (n > 1 && mer_run_recipe(run) && strstr(mer_run_recipe(run), "\"adapt\": \"group\"")) {
+    } else if (n > 1 && recipe_adapts_groups(run)) {
         fprintf(stderr, "mer predict: note: this run was trained on speaker-normalised features; "
                 "for several clips of one speaker, --adapt all (or --adapt group) is more accurate "
                 "(docs/demo.md)\n");
