@@ -1247,6 +1247,20 @@ MER_API mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok,
                                     const mer_text_params *p, float **out, int32_t *ndim,
                                     int64_t shape[3]);
 
+/* The extraction recipe of speech-encoder features as JSON (*json malloc'd, free()):
+ * {"speech": {"model": DIR (absolute), "layer_first", "layer_last", "combine", "pool_mean",
+ * "chunk_seconds", "normalize", "precision"}}; `mer extract audio` writes it as recipe.json
+ * next to the features, `mer train` records it in the run, and mer_speech_recipe_extract
+ * replays it on new media (src/models/speech_recipe.c). */
+MER_API mer_status mer_speech_recipe_to_json(const char *model_dir, const mer_speech_params *p,
+                                             char **json);
+/* The feature such a recipe describes, for one media file (decoded at the model's rate): loads
+ * the model each call (for one-off use such as `mer predict --input`). *data malloc'd (free()),
+ * ndim/shape as mer_speech_extract gives them. */
+MER_API mer_status mer_speech_recipe_extract(const char *recipe_json, const char *media_path,
+                                             float **data, int32_t *ndim,
+                                             int64_t shape[MER_MAX_DIMS]);
+
 /* The extraction recipe of text features as JSON (*json malloc'd, free()):
  * {"text": {"model": DIR, "tokenizer": DIR, "layer_first", "layer_last", "combine", "pool_mean",
  * "skip_lead", "skip_trail", "precision"}} with the directories made absolute; `mer extract text`
@@ -1892,6 +1906,25 @@ typedef struct {
  * the process-wide one (mer_set_threads). */
 MER_API mer_status mer_vote(const mer_vote_params *params, mer_vote_result **out);
 MER_API void mer_vote_result_free(mer_vote_result *r);
+
+/* ---- predict from media (src/pipeline/predict.c, docs/training.md "Raw media") ------------ */
+/* The recipe a run records (mer_train_params.recipe_json): {"<modality>": <its recipe>, ...}
+ * from each feature directory's recipe.json (written by `mer extract audio`, `extract text`;
+ * acoustic recipes come from mer_acoustic_recipe_to_json), one line. *json NULL (and MER_OK)
+ * when some directory has none: the run then records no recipe. *json malloc'd (free()). */
+MER_API mer_status mer_recipe_from_features(const mer_modality_spec *mods, int32_t n, char **json);
+
+/* A data set of media files for run: every modality's feature extracted by the run's recipe
+ * (its entry for the modality, or the whole recipe when it is not keyed by modality): an
+ * acoustic recipe (mer_acoustic_extract, with its "norm") or a speech-encoder recipe
+ * (mer_speech_recipe_extract); a text recipe is refused (it needs transcripts). Clip names are
+ * the file names without directory and extension (two inputs with one name are refused).
+ * Errors name the file. *out: mer_dataset_free. */
+MER_API mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int32_t n,
+                                     mer_dataset **out);
+/* mer_media_dataset, then mer_run_predict: probs (n, mer_run_n_classes) in input order. */
+MER_API mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n,
+                                     float *probs);
 
 /* ---- the demo: leave-one-speaker-out from media (src/pipeline/demo.c, docs/demo.md) ------ */
 /* `mer demo`: weight-free acoustic features of every clip of a labeled data set (and its
