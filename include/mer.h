@@ -251,8 +251,7 @@ typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
-    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders: weight-only (mer_text_state_set_precision).
-                               Speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
+    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders and speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
                                per-channel weights, per-token activation scales); convolutions,
                                norms, attention and activations stay float32 (docs/gemm.md) */
 } mer_precision;
@@ -381,6 +380,11 @@ MER_API mer_status mer_safetensors_get(const mer_safetensors *st, const char *na
  * (valid until mer_safetensors_free). */
 MER_API mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
                                            const int64_t *shape, const float **out);
+/* Tell the system that the bytes [p, p + n) of a tensor of st are not needed for now (e.g. after
+ * repacking them): the whole pages of a file mapping inside the range leave memory and are read
+ * again from the file on the next access. A no-op for memory that is not in st's file mappings
+ * (converted or realigned copies, borrowed buffers). The data stays valid. */
+MER_API void mer_safetensors_release(const mer_safetensors *st, const void *p, size_t n);
 /* Path of the (first) file, for messages. */
 MER_API const char *mer_safetensors_path(const mer_safetensors *st);
 /* The format of the (first) file behind the handle: "safetensors", "pytorch zip" or
@@ -567,7 +571,9 @@ MER_API void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; 
  * end: the frame shown at t, i.e. the last one with time <= t), count > 0 (the frame shown at
  * t = (k + 0.5) * duration / count, k = 0..count-1: centres of equal segments), every > 0
  * (decoded frames 0, N, 2N, ...); all zero: every frame. max_frames > 0 caps the result.
- * Times are seconds from the container start. Frames may repeat (fps above the video's). */
+ * Times are seconds from the container start. Frames may repeat (fps above the video's); a
+ * count above the frames the stream has (its frame count, else duration x frame rate) is
+ * reduced to that, so each frame comes once (`--frames 100000` on a 10 s clip: 250 frames). */
 typedef struct {
     double fps;
     int32_t count;
@@ -1190,12 +1196,15 @@ MER_API void mer_text_state_free(mer_text_state *s);
 /* Precision of the large products of this state (MER_PRECISION_F32 after init):
  *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
  *         widened exactly to float32 tile by tile);
- *   BF16  activations rounded to bfloat16 (mer_sgemm_bf16); an F32/F16 checkpoint gets bfloat16
- *         copies of its matrices on first use (2 bytes per weight, made once per model, thread
- *         safe), a BF16 one is used in place;
- *   INT8  weight-only int8: an int8 checkpoint as stored; any other is quantized in memory on
- *         first use (blocks of 32, 1 byte + 1/8 per weight). Activations stay float32.
- * MER_ERR_NOMEM when the copies do not fit, MER_ERR_INVALID_ARG on an unknown precision. */
+ *   BF16  bfloat16 weights, activations rounded to bfloat16, float32 sums (mer_packed, MER_PACK_BF16);
+ *   INT8  W8A8 dynamic (mer_packed, MER_PACK_INT8): int8 weights per output channel, activations
+ *         quantized per token on each product. A `mer quantize` file's block-32 int8 is widened
+ *         exactly and requantized per channel.
+ * The first BF16 / INT8 use on a model packs its layer matrices for that precision once (2 or
+ * ~1 bytes per weight; thread safe: the model may be shared); the file pages of a packed matrix
+ * are handed back to the system (mer_safetensors_release), so a mapped checkpoint is not held
+ * twice. MER_ERR_NOMEM when the packed copies do not fit, MER_ERR_INVALID_ARG on an unknown
+ * precision. */
 MER_API mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
 
 /* Hidden states layer_first..layer_last (0 <= first <= last <= L) of a batch of B sequences of
@@ -1505,6 +1514,10 @@ typedef struct {
     int32_t rank;                /* LoRA rank (8) */
     float alpha;                 /* LoRA alpha (16): scaling alpha / rank */
     int32_t lora_ffn;            /* LoRA on the feed-forward projections too (0) */
+    float lora_dropout;          /* LoRA dropout on each branch's input, as peft (0) */
+    float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
+    float mask_prob;             /* its masks: share of frames that start a span (0.05) */
+    int32_t mask_len;            /* its span length in frames (10) */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
