@@ -546,6 +546,44 @@ MER_TEST(safety_frames_clamped_to_the_clip) {
     free(x);
 }
 
+/* extract audio chunks inputs longer than 10 s by default (MERTools), --chunk-seconds 0 is one
+ * pass of full attention; inputs of at most 10 s are one pass either way. */
+static int same_file(const char *a, const char *b) {
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
+
+MER_TEST(safety_extract_audio_chunks_long_inputs) {
+    const char *d = mer_test_tmpdir("safety_chunk");
+    const char *H = "tests/fixtures/hubert/";
+    const char *runs[][2] = {{"a12", ""}, {"a12", "--chunk-seconds 10"}, {"a12", "--chunk-seconds 0"},
+                             {"a2", ""}, {"a2", "--chunk-seconds 0"}};
+    char o[5][600];
+    for (int k = 0; k < 5; k++) {
+        snprintf(o[k], sizeof o[k], "%s/%s_%d.npy", d, runs[k][0], k);
+        int rc = mer_test_run(out, sizeof out, "%s extract audio --model %sbase --layers 1-2 --combine sum %s --out %s %s%s.wav",
+                              mer_test_bin(), H, runs[k][1], o[k], H, runs[k][0]);
+        CHECK(rc == 0);
+    }
+    CHECK(same_file(o[0], o[1]));  /* 12 s: the default is 10 s chunks */
+    CHECK(!same_file(o[0], o[2])); /* and not one pass */
+    CHECK(same_file(o[3], o[4]));  /* 2 s: one pass either way */
+    int64_t T[5];
+    for (int k = 0; k < 5; k++) {
+        float *x = NULL;
+        int32_t nd = 0;
+        int64_t sh[MER_MAX_DIMS] = {0};
+        CHECK_OK(mer_npy_read(o[k], &x, &nd, sh));
+        T[k] = nd == 2 ? sh[0] : -1;
+        free(x);
+    }
+    /* two zero-padded 10 s chunks have more frames than the 12 s signal in one pass */
+    CHECK(T[0] == T[1] && T[0] > T[2] && T[2] > 0);
+    CHECK(mer_test_run(out, sizeof out, "%s extract audio --model %sbase --chunk-seconds -1 --out %s/x.npy %sa2.wav",
+                       mer_test_bin(), H, d, H) == 2);
+}
+
 /* ---- 5. digital silence is "no speech", not a class --------------------------------------- */
 
 MER_TEST(safety_silence_is_not_speech) {
