@@ -90,9 +90,15 @@ static void clip_name(char *name, size_t cap, const char *input) {
 mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int32_t n, mer_dataset **out) {
     if (!run || !inputs || n < 1 || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_media_dataset: bad arguments");
     *out = NULL;
-    if (!mer_run_recipe(run))
-        return mer__err(MER_ERR_NOT_FOUND, "the run has no feature recipe (its feature directories had no "
-                        "recipe.json and no --recipe was given), so it cannot take media; give features");
+    mer_speech_adapter *adapter = NULL; /* a `mer finetune speech` run: its encoder's input */
+    if (!mer_run_recipe(run) && mer_run_encoder(run)) {
+        mer_status as = mer_speech_adapter_open(&adapter, mer_run_dir(run), NULL, -1);
+        if (as != MER_OK) return as;
+    } else if (!mer_run_recipe(run)) {
+        return mer__err(MER_ERR_NOT_FOUND, "%s: the run has no feature recipe (its feature directories had "
+                        "no recipe.json and no --recipe was given), so it cannot take media; give features",
+                        mer_run_dir(run));
+    }
     /* one row per clip name: two inputs with the same name would give rows no one can tell apart */
     for (int32_t k = 0; k < n; k++) {
         char nk[256];
@@ -100,13 +106,15 @@ mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int3
         for (int32_t q = 0; q < k; q++) {
             char nq[256];
             clip_name(nq, sizeof nq, inputs[q]);
-            if (!strcmp(nk, nq))
+            if (!strcmp(nk, nq)) {
+                mer_speech_adapter_free(adapter);
                 return mer__err(MER_ERR_INVALID_ARG, "%s and %s have the same clip name '%s'; rename one "
                                 "(each clip gets one row named after its file)", inputs[q], inputs[k], nk);
+            }
         }
     }
-    cJSON *root = cJSON_Parse(mer_run_recipe(run));
-    if (!root) return mer__err(MER_ERR_FORMAT, "the run's recipe is not JSON");
+    cJSON *root = adapter ? NULL : cJSON_Parse(mer_run_recipe(run));
+    if (!adapter && !root) return mer__err(MER_ERR_FORMAT, "%s: the run's recipe is not JSON", mer_run_dir(run));
     const char *cls[MER_MAX_CLASSES], *mnames[MER_MAX_MODALITIES];
     const int32_t C = mer_run_n_classes(run), M = mer_run_n_modalities(run);
     for (int32_t c = 0; c < C; c++) cls[c] = mer_run_class(run, c);
@@ -119,7 +127,8 @@ mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int3
         for (int32_t m = 0; s == MER_OK && m < M; m++) {
             int32_t nd = 0;
             int64_t shape[MER_MAX_DIMS];
-            s = extract_modality(root, mnames[m], inputs[k], &data[m], &nd, shape);
+            s = adapter ? mer_speech_adapter_input(adapter, inputs[k], &data[m], &nd, shape)
+                        : extract_modality(root, mnames[m], inputs[k], &data[m], &nd, shape);
             if (s == MER_OK) s = mer_tensor_view(&t[m], data[m], MER_DTYPE_F32, nd, shape);
         }
         char name[256];
@@ -128,6 +137,7 @@ mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int3
         for (int32_t m = 0; m < M; m++) free(data[m]);
     }
     cJSON_Delete(root);
+    mer_speech_adapter_free(adapter);
     if (s != MER_OK) {
         mer_dataset_free(ds);
         return s;
