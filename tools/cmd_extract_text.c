@@ -204,21 +204,13 @@ int cmd_extract_text(int argc, char **argv) {
         goto done;
     }
     {
-        /* recipe.json: how these features were made, for `mer train --recipe` */
-        char *recipe = NULL, rp[4200], tmp[4300];
-        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe))) {
-            rc = cli_fail_status(cmd, s, "recipe");
-            goto done;
-        }
-        snprintf(rp, sizeof rp, "%s/recipe.json", out);
-        snprintf(tmp, sizeof tmp, "%s/.recipe.json.tmp", out);
-        FILE *f = fopen(tmp, "wb");
-        int bad = !f || fputs(recipe, f) < 0;
-        if (f) bad |= fclose(f) != 0;
-        if (bad || rename(tmp, rp) != 0) {
-            unlink(tmp);
+        /* recipe.json: how these features were made, for `mer train --recipe`; another recipe
+         * over existing files is refused (mer_output_recipe) */
+        char *recipe = NULL;
+        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe)) ||
+            (s = mer_output_recipe(out, recipe, overwrite))) {
             free(recipe);
-            rc = cli_fail(cmd, "%s: cannot write", rp);
+            rc = cli_fail_status(cmd, s, NULL);
             goto done;
         }
         free(recipe);
