@@ -1816,7 +1816,10 @@ typedef struct {
     const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
                                   config.json, else out/demo/model (what `mer demo` leaves) */
     const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
-    const char *text;          /* transcript for the lexicon baseline; NULL: none */
+    const char *text;          /* transcript; NULL: none */
+    const char *text_model;    /* a run trained on `mer extract text` features with their
+                                  recipe (`mer train --recipe`): the transcript goes through the
+                                  recipe's text encoder and the run; NULL: the lexicon baseline */
     double weights[MER_ANALYZE_MODALITIES]; /* fusion weights audio 1, face 1, text 0.5; 0
                                                skips the modality (not even computed) */
     double fps;                /* video frames analysed per second (2) */
@@ -1858,7 +1861,8 @@ typedef struct {
     char *audio_model;         /* the run directory used (NULL when speech was not run) */
     int64_t frames, frames_with_face;
     double fps_used;           /* the frame rate after the max_frames cap */
-    mer_text_scores text;
+    mer_text_scores text;      /* the lexicon baseline's counts (zeros with a text_model) */
+    char *text_model;          /* the text run used (NULL: the lexicon, or no transcript) */
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
 } mer_analysis;
