@@ -1513,6 +1513,8 @@ typedef struct {
     float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
     float mask_prob;             /* its masks: share of frames that start a span (0.05) */
     int32_t mask_len;            /* its span length in frames (10) */
+    mer_precision precision;     /* F32 (default) or BF16: the frozen projections of the trained
+                                    layers in bfloat16 (docs/finetune.md); INT8 is refused */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
@@ -1526,6 +1528,29 @@ MER_API mer_finetune_params mer_finetune_default_params(void);
  * p->train.resume. */
 MER_API mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
                                        mer_metrics *out);
+
+/* A fine-tuning run's encoder applied to media (`mer extract audio --adapter RUN`, `mer predict
+ * --input` on a finetune run). open reads RUN/config.json's encoder spec, loads the checkpoint
+ * it names (or model_dir when not NULL: the same checkpoint moved; refused when its digest
+ * differs from the run's: another model or config) and, for fold >= 0, the
+ * trained tensors of RUN/fold-<fold>.safetensors. *out owned by the caller
+ * (mer_speech_adapter_free). Not thread safe: one adapter per thread. */
+typedef struct mer_speech_adapter mer_speech_adapter;
+MER_API mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
+                                           const char *model_dir, int32_t fold);
+/* The run's input for one media file: hidden state first-1 (T, D), rounded to float16 as the
+ * run's cache stores it, so predicting from it equals predicting from the cache bitwise.
+ * *data malloc'd (free()). Works with fold < 0. */
+MER_API mer_status mer_speech_adapter_input(mer_speech_adapter *a, const char *media,
+                                            float **data, int32_t *ndim,
+                                            int64_t shape[MER_MAX_DIMS]);
+/* The adapted features: the head's input, the sum of hidden states head_first..last computed
+ * with the fold's adapters / LoRA, per frame (T, D) or, with pool_mean, its frame mean (D) (the
+ * vector the run's classifier reads). *data malloc'd (free()). */
+MER_API mer_status mer_speech_adapter_extract(mer_speech_adapter *a, const char *media,
+                                              int pool_mean, float **data, int32_t *ndim,
+                                              int64_t shape[MER_MAX_DIMS]);
+MER_API void mer_speech_adapter_free(mer_speech_adapter *a);
 
 /* Layer probing (`mer probe`): one forward per clip keeps every hidden state's frame mean
  * (outdir/features/layer-NN/<clip>.npy), then each probe model (trainer models, default
@@ -1571,6 +1596,9 @@ MER_API const char *mer_run_recipe(const mer_run *run);
 /* The labels CSV the run was trained on (absolute path, from RUN/inputs.json), or NULL. Owned
  * by the run. Outputs such as `predict --out` refuse to replace it (mer_output_check). */
 MER_API const char *mer_run_labels(const mer_run *run);
+/* The encoder spec of a `mer finetune speech` run (config.json "encoder"), or NULL for other
+ * runs. Owned by the run. mer_speech_adapter_open applies it to media. */
+MER_API const char *mer_run_encoder(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on
