@@ -160,6 +160,15 @@ MER_API mer_status mer_dir_remove_made(const char *path);
 /* Remove "*.tmp.<pid>" files of processes that no longer exist from dir (*removed: how many,
  * may be NULL). */
 MER_API mer_status mer_tmp_cleanup(const char *dir, int *removed);
+/* The recipe of a directory of features: dir/recipe.json records how its files were made (an
+ * extractor's JSON), so that a rerun with other settings does not keep files made the old way.
+ * Call before writing any file into dir. dir/recipe.json absent: it is written (atomically),
+ * except when dir already holds .npy files and !overwrite (made before recipes were recorded:
+ * a warning, nothing written). Present and equal as JSON to recipe_json: MER_OK (a resume).
+ * Present and different (or unreadable): with overwrite it is replaced (the caller redoes every
+ * file); without, MER_ERR_INVALID_ARG naming dir and the first difference
+ * (`feats: its features were made with another recipe (pool: was "none", now "mean"; ...)`). */
+MER_API mer_status mer_output_recipe(const char *dir, const char *recipe_json, int overwrite);
 /* The lines of a list file (one entry a line), the one list reader of every command: a UTF-8
  * BOM at the start is skipped, CR LF and LF both end lines, blanks around an entry are trimmed,
  * empty lines and lines starting with '#' are skipped; "-" reads stdin, FIFOs are read as
