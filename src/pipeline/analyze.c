@@ -91,6 +91,34 @@ static int is_dir_with(const char *dir, const char *file) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The run's classes into cls; each must map onto the six shared labels. */
+static mer_status run_classes(mer_run *run, const char *model_dir, const char **cls, int32_t *C) {
+    *C = mer_run_n_classes(run);
+    for (int32_t c = 0; c < *C; c++) {
+        float row_[K];
+        cls[c] = mer_run_class(run, c);
+        mer_status s = mer_label_map_row(cls[c], row_);
+        if (s) {
+            mer__err_prefix("%s", model_dir);
+            return s;
+        }
+    }
+    return MER_OK;
+}
+
+/* A run's own probabilities (C classes) into m: native, and mapped onto the six labels. */
+static mer_status set_run_probs(mer_analysis_modality *m, const char **cls, int32_t C, const float *probs,
+                                const char *model_dir) {
+    m->n_native = C;
+    for (int32_t c = 0; c < C; c++) {
+        snprintf(m->native_names[c], MER_NAME_MAX, "%s", cls[c]);
+        m->native[c] = probs[c];
+    }
+    mer_status s = mer_label_map_probs(cls, C, probs, m->probs);
+    if (s) mer__err_prefix("%s", model_dir);
+    return s;
+}
+
 /* Speech: decode at the recipe's rate, predict the clip (and the timeline windows), map. */
 static mer_status run_audio(mer_analysis *A, const char *model_dir) {
     mer_analysis_modality *m = &A->mod[M_AUDIO];
@@ -118,15 +146,8 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir) {
         mer__err_prefix("%s", model_dir);
         goto done;
     }
-    int32_t C = mer_run_n_classes(run);
-    for (int32_t c = 0; c < C; c++) {
-        float row_[K];
-        cls[c] = mer_run_class(run, c);
-        if ((s = mer_label_map_row(cls[c], row_))) {
-            mer__err_prefix("%s", model_dir);
-            goto done;
-        }
-    }
+    int32_t C;
+    if ((s = run_classes(run, model_dir, cls, &C))) goto done;
     if ((s = mer_media_decode_audio(A->path, sr, &x, &n))) goto done;
     if (n == 0) {
         snprintf(m->note, sizeof m->note, "the audio stream has no samples");
@@ -154,15 +175,7 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir) {
         mer__err_prefix("%s", A->path);
         goto done;
     }
-    m->n_native = C;
-    for (int32_t c = 0; c < C; c++) {
-        snprintf(m->native_names[c], MER_NAME_MAX, "%s", cls[c]);
-        m->native[c] = probs[c];
-    }
-    if ((s = mer_label_map_probs(cls, C, probs, m->probs))) {
-        mer__err_prefix("%s", model_dir);
-        goto done;
-    }
+    if ((s = set_run_probs(m, cls, C, probs, model_dir))) goto done;
     for (int32_t r = 0; r < n_win; r++) {
         if ((s = mer_label_map_probs(cls, C, probs + (size_t)(1 + r) * C, A->rows[r].audio))) {
             mer__err_prefix("%s", model_dir);
@@ -209,15 +222,8 @@ static mer_status run_text_model(mer_analysis *A, const char *model_dir, const c
                      model_dir);
         goto done;
     }
-    int32_t C = mer_run_n_classes(run);
-    for (int32_t c = 0; c < C; c++) {
-        float row_[K];
-        cls[c] = mer_run_class(run, c);
-        if ((s = mer_label_map_row(cls[c], row_))) {
-            mer__err_prefix("%s", model_dir);
-            goto done;
-        }
-    }
+    int32_t C;
+    if ((s = run_classes(run, model_dir, cls, &C))) goto done;
     int32_t nd = 0;
     int64_t shape[3];
     mer_tensor t;
@@ -228,15 +234,7 @@ static mer_status run_text_model(mer_analysis *A, const char *model_dir, const c
         mer__err_prefix("%s: --text", model_dir);
         goto done;
     }
-    m->n_native = C;
-    for (int32_t c = 0; c < C; c++) {
-        snprintf(m->native_names[c], MER_NAME_MAX, "%s", cls[c]);
-        m->native[c] = probs[c];
-    }
-    if ((s = mer_label_map_probs(cls, C, probs, m->probs))) {
-        mer__err_prefix("%s", model_dir);
-        goto done;
-    }
+    if ((s = set_run_probs(m, cls, C, probs, model_dir))) goto done;
     m->present = 1;
     snprintf(m->note, sizeof m->note, "trained text run");
 done:
