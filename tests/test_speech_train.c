@@ -132,8 +132,12 @@ static void run_case_in(const st_case *tc, const char *dir) {
     REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, lr ? lr[0] : 1e-2f, 0.01f));
     const float *ref_losses = tensor(st, "losses", NULL);
     double wl = 0.0;
+    int64_t steady_allocs = -1;
     for (int step = 0; step < 20; step++) {
         const st_batch *bb = &b[step % 2];
+        /* once both batches have been seen the workspaces fit: later steps allocate nothing
+         * (counted by the allocation-failure hook, armed far beyond reach) */
+        if (step == 2) mer_alloc_fail_at(INT64_MAX);
         memset(dlog, 0, sizeof dlog);
         CHECK_OK(mer__sft_forward(s, params, bb->x, bb->off, bb->n, 1, logits, NULL));
         float l = mer__cross_entropy_fwd(probs, logits, bb->y, NULL, 0.0f, bb->n, C);
@@ -143,7 +147,12 @@ static void run_case_in(const st_case *tc, const char *dir) {
         double e = fabs(l - ref_losses[step]) / fmax(fabs(ref_losses[step]), 1e-3);
         if (e > wl) wl = e;
     }
+    steady_allocs = mer_alloc_count();
+    mer_alloc_fail_at(0);
     mer__optim_free(&o);
+    if (steady_allocs != 0)
+        mer_test_fail(__FILE__, __LINE__, "%s: %lld allocations in 18 steady training steps",
+                      tc->name, (long long)steady_allocs);
     if (!(wl < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: AdamW losses relative error %.3g", tc->name, wl);
     if (getenv("MER_TEST_VERBOSE"))
         fprintf(stderr, "%s: grads %.2e, dx %.2e, 20-step losses %.2e\n", tc->name, worst, ex, wl);

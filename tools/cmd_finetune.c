@@ -27,7 +27,8 @@ static void usage(FILE *f) {
             "weights frozen, bottleneck adapters (or LoRA) in layers A..B and a linear head on the\n"
             "frame mean of the summed hidden states --head-layers (default: top only).\n"
             "\n"
-            "  --model DIR           checkpoint (config.json + model.safetensors)\n"
+            "  --model DIR|ORG/NAME  checkpoint (config.json + model.safetensors or pytorch_model.bin),\n"
+            "                        or ORG/NAME in the Hugging Face cache\n"
             "  --labels CSV          --name-col (name), --label-col (emotion), --group-col (folds)\n"
             "  --audio DIR           media of each clip: DIR/<name>.wav|flac|mp4|mp3|avi\n"
             "  --layers A-B          adapted layers, 1-based as transformers' hidden states\n"
@@ -188,6 +189,10 @@ int cmd_finetune(int argc, char **argv) {
         return cli_usage(CMD, "--head-layers must end at the top layer %d", (int)p.last);
     p.head_first = hf;
     cli_set_threads(threads);
+    char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
+    mer_status rs = mer_model_resolve(p.model_dir, &resolved);
+    if (rs != MER_OK) return cli_fail_status(CMD, rs, NULL);
+    p.model_dir = resolved;
     signal(SIGINT, on_sigint);
     prog pc = {0}, pt = {0};
     p.cache_progress = on_cache;
@@ -196,6 +201,7 @@ int cmd_finetune(int argc, char **argv) {
     p.train.progress_user = &pt;
     mer_metrics m;
     mer_status s = mer_finetune_speech(&p, out, &m);
+    free(resolved);
     if (pt.started) cli_progress_end(&pt.bar);
     if (s != MER_OK) return cli_fail_status(CMD, s, NULL);
     printf("mean over %d folds: WAF %.4f  accuracy %.4f  UAR %.4f\n", (int)p.train.folds, m.waf,

@@ -65,6 +65,8 @@ struct mer__sft {
     int64_t *off;
     float *fin_mean, *fin_rstd, *fin;   /* final encoder LN (stable, last == L) */
     float *hsum, *feat;                 /* head input per row (rows, D), pooled (n, D) */
+    float *aws;                         /* attention forward workspace, sized for tmax */
+    int64_t tmax;                       /* longest clip of the last forward (frames) */
     /* backward scratch */
     float *sbuf;
     size_t sbuf_cap;
@@ -250,8 +252,9 @@ static float *take(mer__sft *s, int64_t n) {
     return p;
 }
 
-/* Floats (with 64-byte rounding slack) a forward over rows/n clips needs. */
-static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs) {
+/* Floats (with 64-byte rounding slack) a forward over rows/n clips needs; aws: the attention
+ * workspace. */
+static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs, int64_t aws) {
     const int64_t D = s->D, I = s->I, B = s->B, r = s->r;
     int64_t per = 0, nbuf = 0;
     per += 2 * rows * D + 2 * rows;       /* n1, mean1, rstd1 */
@@ -262,7 +265,7 @@ static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs) {
     per += P_N * rows * r;                /* u */
     nbuf = 22 + P_N;
     int64_t nl = s->c.last - s->c.first + 1;
-    int64_t total = nl * per + 2 * rows * D + 2 * rows + rows * D + (int64_t)s->n * D + 8 * D;
+    int64_t total = nl * per + 2 * rows * D + 2 * rows + rows * D + (int64_t)s->n * D + 8 * D + aws;
     return (size_t)total * sizeof(float) + (size_t)(nl * nbuf + 16) * 64;
 }
 
@@ -314,7 +317,7 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
         mer_status st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
                                            ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D,
-                                           NULL, T, T, H, dh, scale, NULL);
+                                           NULL, T, T, H, dh, scale, s->aws);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
@@ -355,12 +358,16 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     const int64_t D = s->D, H = s->H, C = s->c.n_classes;
     if (n < 1 || off[0] != 0)
         return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: empty batch");
-    int64_t probs = 0;
+    int64_t probs = 0, tmax = 0;
     for (int64_t i = 0; i < n; i++) {
         const int64_t T = off[i + 1] - off[i];
         if (T < 1) return mer__err(MER_ERR_SHAPE, "speech fine-tuning: clip %lld has no frame", (long long)i);
         probs += H * T * T;
+        if (T > tmax) tmax = T;
     }
+    /* one attention workspace for every clip and layer, reserved with the activations so a
+     * step allocates nothing once the block has grown to the largest batch */
+    const int64_t aws = mer__attention_ws_floats(tmax, tmax, H, D / H);
     const int64_t rows = off[n];
     if (has_nonfinite(x, rows * D))
         return mer__err(MER_ERR_NUMERIC, "speech fine-tuning: NaN or Inf in the cached activations");
@@ -374,7 +381,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     s->n = n;
     s->rows = rows;
     /* eval keeps no probabilities */
-    const size_t need = block_bytes(s, rows, train ? probs : 0);
+    const size_t need = block_bytes(s, rows, train ? probs : 0, aws);
     if (need > s->block_cap) {
         free(s->block);
         s->block = NULL;
@@ -419,7 +426,9 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     s->fin_rstd = fin ? take(s, rows) : NULL;
     s->hsum = take(s, rows * D);
     s->feat = take(s, n * D);
-    if (!s->hsum || !s->feat) return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: block too small");
+    s->aws = take(s, aws);
+    s->tmax = tmax;
+    if (!s->hsum || !s->feat || !s->aws) return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: block too small");
 
     const float *in = x;
     memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
@@ -450,7 +459,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
 
 /* dout (rows, D) -> dx (rows, D) += d/dx; scratch holds 5 (rows, D) + 2 (rows, I) + ... */
 static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
-                      const float *dout, float *dx, float *sc) {
+                      const float *dout, float *dx, float *sc, float *aws) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r, rows = s->rows;
     const mer__speech_layer *w = &ly->w;
     const float scale = 1.0f / sqrtf((float)dh);
@@ -513,7 +522,7 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
         mer_status st = mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D,
                                            ly->probs + poff, ly->q + o * D, D, ly->k + o * D, D,
-                                           ly->v + o * D, D, T, T, H, dh, scale, NULL);
+                                           ly->v + o * D, D, T, T, H, dh, scale, aws);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
@@ -542,8 +551,10 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
     const int64_t D = s->D, I = s->I, C = s->c.n_classes, rows = s->rows, n = s->n;
     const int64_t w = s->r > s->B ? s->r : s->B;
     /* scratch: layer_bwd's 8 (rows, D) + 2 (rows, I) + 2 (rows, w); dfeat (n, D); dhs, dcur,
-     * dnext (rows, D) */
-    const size_t need = (size_t)(rows * (11 * D + 2 * I + 2 * w) + n * D) * sizeof(float);
+     * dnext (rows, D); the attention backward's (tmax, tmax) scores. Grown once to the largest
+     * batch, then reused. */
+    const size_t need =
+        (size_t)(rows * (11 * D + 2 * I + 2 * w) + n * D + s->tmax * s->tmax) * sizeof(float);
     if (need > s->sbuf_cap) {
         free(s->sbuf);
         s->sbuf = malloc(need);
@@ -553,6 +564,7 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
     float *sc = s->sbuf;
     float *dfeat = sc + rows * (8 * D + 2 * I + 2 * w);
     float *dhs = dfeat + n * D, *dcur = dhs + rows * D, *dnext = dcur + rows * D;
+    float *aws = dnext + rows * D;
     mer__linear_bwd(NULL, grads + s->head_w, grads + s->head_b, dlogits, s->feat,
                     params + s->head_w, n, D, C);
     memset(dfeat, 0, (size_t)(n * D) * sizeof(float));
@@ -574,7 +586,7 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         }
         float *din = j == 0 && dx ? dx : dnext;
         if (!(j == 0 && dx)) memset(din, 0, (size_t)(rows * D) * sizeof(float));
-        mer_status ls = layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
+        mer_status ls = layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc, aws);
         if (ls != MER_OK) return ls;
         float *t = dcur;
         dcur = dnext;
