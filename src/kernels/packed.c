@@ -444,7 +444,9 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
 mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                               const mer_packed *w, int accumulate, mer_epilogue epi) {
     if (!w || !y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < w->k || ldy < w->n)
+    /* ldx < k is allowed: overlapping rows of x, as a strided convolution's unfolded input
+     * (row t = x + t * stride * cin, k = taps * cin) */
+    if (m < 0 || ldx < 1 || ldy < w->n)
         return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
