@@ -13,6 +13,7 @@
 #   (build/bench/speed_$SIZE) EXPORT_TIMEOUT (s, 3600: per model, making + export; a stopped
 #   export resumes on the next run) RUN_TIMEOUT (s, 1800: per timed engine run)
 #   ONLY=hubert|clip                     one model
+#   ACCURACY=0                           skip the accuracy of bf16/int8 against fp32 (run last)
 # A peer that fails or times out is reported and left out of the table; the run goes on.
 # Needs /usr/bin/python3 with torch, torchaudio and onnx, and node + npm (onnxruntime-node is
 # installed into $BUILD/ort with ONNXRUNTIME_NODE_INSTALL=skip: its postinstall fetches GPU files).
@@ -62,6 +63,13 @@ awk '/^fp32 fma/ {print "fp32", $(NF-1)} /^bf16 vdpbf16ps/ && $(NF-1) != "-" {pr
      /^int8 vpdpbusd/ && $(NF-1) != "-" {print "int8", $(NF-1); v = 1}
      /^int8 vpmaddubsw/ {a = $(NF-1)} END {if (!v && a != "") print "int8", a}' "$DIR/peak.out" > "$PEAKS"
 
+# libgomp's threads spin between parallel regions: right on a quiet machine, very wrong on a
+# loaded one; decide as the mer CLI does (docs/gemm.md, "Waiting threads on a busy machine")
+if [ -z "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] &&
+   awk -v n="$(nproc)" '{exit !($1 >= n - 0.5)}' /proc/loadavg; then
+    export OMP_WAIT_POLICY=PASSIVE
+    echo "loaded machine: OMP_WAIT_POLICY=PASSIVE for mer and PyTorch (as the mer CLI does)"
+fi
 RES="$DIR/results.txt"
 : > "$RES"
 run() {  # run MODEL "ENGINE NAME" command...: time one engine, record its best seconds
@@ -114,4 +122,17 @@ for round in $(seq "$ROUNDS"); do
 done
 echo "-- best of $ROUNDS rounds x $REPS runs, $THREADS threads, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 $PY bench/speed_peer.py table "$RES" "$PEAKS"
+if [ "${ACCURACY:-1}" = 1 ]; then
+    # the reduced precisions against mer fp32: per-layer max|diff|/max|fp32| and the MERTools
+    # feature's cosine (bar 0.9995), through `mer extract` as a user runs it
+    echo "-- accuracy of bf16 and int8 against fp32 (ACCURACY=0 skips)"
+    for m in $MODELS; do
+        case $m in
+            hubert) timeout "$RUN_TIMEOUT" $PY tests/parity/hubert_int8.py --mer "$BUILD/mer" --model "$DIR/hubert" \
+                        --wav "$DIR/a10.wav" || echo "speed.sh: hubert accuracy: failed or below the bar" ;;
+            clip) timeout "$RUN_TIMEOUT" $PY tests/parity/clip_precision.py --mer "$BUILD/mer" --dir "$DIR" ||
+                      echo "speed.sh: clip accuracy: failed or below the bar" ;;
+        esac
+    done
+fi
 echo "total: $(( $(date +%s) - T0 )) s"

@@ -44,7 +44,7 @@ CONV_TINY = dict(conv_dim=[32] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2], conv_str
 SIZES = {
     "full": dict(hubert=par.CONFIGS["large"], seconds=10.0,
                  clip=dict(clip_ref.CONFIGS["L/14"], hidden_act="quick_gelu"), batch=8),
-    "tiny": dict(hubert=dict(par.CONFIGS["large"], hidden_size=64, num_hidden_layers=2,
+    "tiny": dict(hubert=dict(par.CONFIGS["large"], hidden_size=64, num_hidden_layers=4,
                              num_attention_heads=4, intermediate_size=128, **CONV_TINY),
                  seconds=2.0,
                  clip=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
