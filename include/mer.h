@@ -840,6 +840,17 @@ MER_API void mer_speech_normalize(float *x, int64_t n);
  * MER_ERR_SHAPE when the input yields no frame, MER_ERR_NUMERIC on NaN/Inf samples. */
 MER_API mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
                                      int32_t layer_first, int32_t layer_last, float *out);
+/* Encode b utterances in one forward, for throughput on many short clips: each utterance's
+ * feature encoder, projection and positional convolution run alone, then the transformer layers
+ * run on all their frames stacked (the linear layers see sum T_i rows, one parallel region per
+ * product), attention within each utterance (no padding, no mask: frames of different
+ * utterances never mix). samples[i] (n[i]) as for mer_speech_encode; outs[i] receives
+ * (last - first + 1, T_i, D). The results are those of b mer_speech_encode calls (bitwise for
+ * the packed bf16/int8 products; fp32 up to the GEMM library's summation order). Scratch grows
+ * with sum T_i (about (6 D + I) floats a frame). Errors name the utterance index. */
+MER_API mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                           const int64_t *n, int32_t layer_first, int32_t layer_last,
+                                           float *const *outs);
 
 typedef enum { MER_SPEECH_STACK = 0, MER_SPEECH_SUM = 1, MER_SPEECH_MEAN = 2 } mer_speech_combine;
 

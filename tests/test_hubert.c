@@ -712,6 +712,64 @@ MER_TEST(hubert_bf16_shared_model) {
     mer_speech_model_free(m);
 }
 
+/* ---- batches ------------------------------------------------------------------------------ */
+
+/* mer_speech_encode_batch on three utterances of different lengths (cut from a12.wav) against
+ * one mer_speech_encode each: every precision, both fixtures, a layer range not starting at 0.
+ * Packed precisions are row-independent and give the same bits; fp32 goes through the GEMM
+ * library, whose blocking may change with the row count. */
+MER_TEST(hubert_encode_batch_matches_single) {
+    int64_t n = 0;
+    float *wav = read_wav16(HFIX "a12.wav", &n);
+    REQUIRE(wav && n > 40000);
+    mer_speech_normalize(wav, n);
+    const int64_t len[3] = {7000, 32000, 12345};
+    const float *xs[3] = {wav, wav + 9000, wav + 20000};
+    const char *dirs[2] = {HFIX "base", HFIX "large"};
+    for (int f = 0; f < 2; f++) {
+        mer_speech_model *m = NULL;
+        mer_speech_state *st = NULL;
+        REQUIRE_OK(mer_speech_model_load(&m, dirs[f]));
+        REQUIRE_OK(mer_speech_state_init(&st, m));
+        mer_speech_info info;
+        mer_speech_model_info(m, &info);
+        const int32_t lf = 1, ll = info.n_layers, K = ll - lf + 1;
+        for (int p = 0; p < 3; p++) {
+            CHECK_OK(mer_speech_state_set_precision(st, (mer_precision)p));
+            float *outs[3], *ref[3];
+            for (int i = 0; i < 3; i++) {
+                size_t sz = (size_t)(K * mer_speech_frames(m, len[i]) * info.hidden_size);
+                outs[i] = malloc(sz * sizeof(float));
+                ref[i] = malloc(sz * sizeof(float));
+                REQUIRE(outs[i] && ref[i]);
+                CHECK_OK(mer_speech_encode(st, xs[i], len[i], lf, ll, ref[i]));
+            }
+            CHECK_OK(mer_speech_encode_batch(st, 3, xs, len, lf, ll, outs));
+            for (int i = 0; i < 3; i++) {
+                size_t sz = (size_t)(K * mer_speech_frames(m, len[i]) * info.hidden_size);
+                double mref, md = mer_test_maxdiff(outs[i], ref[i], sz, &mref);
+                if (p == MER_PRECISION_F32 ? !(md <= 1e-5 * mref) : md != 0.0) {
+                    printf("  %s precision %d utterance %d: max|diff| %.3g (max|ref| %.3g)\n", dirs[f], p, i, md, mref);
+                    CHECK(!"batch differs from one at a time");
+                }
+                free(outs[i]);
+                free(ref[i]);
+            }
+        }
+        /* bad input names the utterance */
+        float *o[2] = {NULL, NULL};
+        const float *bad[2] = {wav, wav};
+        const int64_t blen[2] = {16000, 100};
+        float buf[1];
+        o[0] = o[1] = buf;
+        CHECK_ERR(mer_speech_encode_batch(st, 2, bad, blen, 0, 1, o), MER_ERR_SHAPE, "utterance 1");
+        CHECK_ERR(mer_speech_encode_batch(st, 0, bad, blen, 0, 1, o), MER_ERR_INVALID_ARG, "no utterance");
+        mer_speech_state_free(st);
+        mer_speech_model_free(m);
+    }
+    free(wav);
+}
+
 /* ---- CLI ---------------------------------------------------------------------------------- */
 
 MER_TEST(hubert_cli_extract_audio) {

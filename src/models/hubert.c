@@ -872,6 +872,115 @@ static mer_status linear(float *y, const float *x, const float *w, const mer_pac
     return MER_OK;
 }
 
+/* The utterances of one forward: rows [t0, t0 + T) of the stacked frames; out receives its
+ * hidden states lf..ll as (ll - lf + 1, T, D). */
+typedef struct {
+    int64_t t0, T;
+    float *out;
+} hb_seg;
+
+/* The transformer layers on the stacked frames x (R, D) of nseg utterances (hidden state 0 in
+ * x): every row-wise step (norms, linear layers, GELU) runs on all R rows at once, attention
+ * within each utterance, so each utterance's results are those of running it alone. Scratch:
+ * xn, att (R, D), qkv (R, 3D), hid (R, I). *t0 is the profile clock. */
+static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *qkv, float *att,
+                             float *hid, int64_t R, const hb_seg *seg, int nseg, int32_t lf,
+                             int32_t ll, mer_precision prec, double *tp) {
+    const mer_speech_model *m = st->m;
+    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
+    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+    mer_speech_profile *pf = &st->prof;
+    double t0 = *tp, t1;
+    mer_status s = MER_OK;
+    float *q, *k, *v;
+#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
+    const int stable = m->info.stable_layer_norm;
+    if (lf == 0)
+        for (int i = 0; i < nseg; i++)
+            memcpy(seg[i].out, x + seg[i].t0 * D, (size_t)(seg[i].T * D) * sizeof(float));
+
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
+        const hb_layer *y = &m->layers[l];
+        const float *a_in = x;
+        if (stable) {
+            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
+            a_in = xn;
+        }
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        int64_t ldqkv = D;
+        if (slot >= 0) { /* one (R, 3D) product: q | k | v interleaved per row */
+            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, R, y->p_qkv[slot], 0, MER_EPI_NONE))) return s;
+            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
+        } else {
+            q = qkv, k = qkv + R * D, v = qkv + 2 * R * D;
+            if ((s = linear(q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
+                return s;
+        }
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        for (int i = 0; i < nseg; i++) { /* attention within each utterance */
+            const int64_t o = seg[i].t0 * ldqkv, T = seg[i].T;
+            if ((s = mer__attention_fwd(att + seg[i].t0 * D, D, NULL, q + o, ldqkv, k + o, ldqkv, v + o,
+                                        ldqkv, NULL, T, T, H, dh, scale, NULL)))
+                return s;
+            pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
+        }
+        t1 = now_s();
+        pf->attention_s += t1 - t0;
+        t0 = t1;
+        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
+        s = linear(x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
+        if (s) return s;
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        const float *f_in = x;
+        if (stable) {
+            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
+            f_in = xn;
+        } else {
+            mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
+        }
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
+        s = linear(hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
+        if (s) return s;
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        s = linear(x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
+        if (s) return s;
+        pf->linear_flop += 2.0 * (double)R * (double)D * (double)(4 * D + 2 * I);
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
+
+        const int64_t idx = l + 1;
+        if (idx >= lf && idx <= ll)
+            for (int i = 0; i < nseg; i++) {
+                const int64_t TD = seg[i].T * D;
+                float *dst = seg[i].out + (idx - lf) * TD;
+                const float *src = x + seg[i].t0 * D;
+                if (stable && idx == L)
+                    mer__layernorm_fwd(dst, NULL, NULL, src, m->enc_ln_g, m->enc_ln_b, seg[i].T, D, m->eps);
+                else
+                    memcpy(dst, src, (size_t)TD * sizeof(float));
+            }
+    }
+    *tp = t0;
+#undef PK
+    return MER_OK;
+}
+
 /* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D);
  * prec: BF16 runs the linear layers and feature convolutions in bfloat16, INT8 the linear layers
  * as W8A8 (ensure_precision done by the caller). */
@@ -883,7 +992,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     const int slot = bf16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
 #define PK(f) (slot >= 0 ? (f)[slot] : NULL)
     const int64_t T = mer_speech_frames(m, n);
-    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
+    const int64_t D = m->D, I = m->I;
     const int64_t C = m->conv[m->n_conv - 1].cout;
     const size_t need = (size_t)arena_floats(m, n, T) * sizeof(float);
     if (st->arena.cap < need) {
@@ -935,7 +1044,6 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     float *xn = mer__arena_f32(&st->arena, T * D);
     /* q, k, v as three (T, D) blocks, or interleaved (T, 3D) rows by the fused packed product */
     float *qkv = mer__arena_f32(&st->arena, 3 * T * D);
-    float *q = qkv, *k = qkv ? qkv + T * D : NULL, *v = qkv ? qkv + 2 * T * D : NULL;
     float *att = mer__arena_f32(&st->arena, T * D);
     float *hid = mer__arena_f32(&st->arena, T * I);
     float *pc = mer__arena_f32(&st->arena, D * (T + 1));
@@ -960,7 +1068,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
 
     /* ---- positional convolution: x += gelu(conv(x^T))^T, "same" length ---- */
     const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
-    float *xt = q; /* (D, T) scratch: q is free until the first layer */
+    float *xt = qkv; /* (D, T) scratch: qkv is free until the first layer */
     transpose(xt, T, x, D, T, D, 0);
     if ((s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups)))
         return s;
@@ -971,87 +1079,15 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     pf->pos_conv_s += t1 - t0;
     t0 = t1;
 
-    const int stable = m->info.stable_layer_norm;
-    if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
-    const int64_t TD = T * D;
-    if (lf == 0) memcpy(out, x, (size_t)TD * sizeof(float));
-
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
-        const hb_layer *y = &m->layers[l];
-        const float *a_in = x;
-        if (stable) {
-            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, T, D, m->eps);
-            a_in = xn;
-        }
-        t1 = now_s();
-        pf->other_s += t1 - t0;
-        t0 = t1;
-        int64_t ldqkv = D;
-        if (slot >= 0) { /* one (T, 3D) product: q | k | v interleaved per row */
-            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, T, y->p_qkv[slot], 0, MER_EPI_NONE))) return s;
-            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
-        } else {
-            q = qkv, k = qkv + T * D, v = qkv + 2 * T * D;
-            if ((s = linear(q, a_in, y->wq, NULL, y->bq, T, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(k, a_in, y->wk, NULL, y->bk, T, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(v, a_in, y->wv, NULL, y->bv, T, D, D, 0, MER_EPI_NONE)))
-                return s;
-        }
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        if ((s = mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh,
-                                    scale, NULL)))
-            return s;
-        pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
-        t1 = now_s();
-        pf->attention_s += t1 - t0;
-        t0 = t1;
-        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        s = linear(x, att, y->wo, PK(y->p_o), y->bo, T, D, D, 1, MER_EPI_NONE);
-        if (s) return s;
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        const float *f_in = x;
-        if (stable) {
-            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, T, D, m->eps);
-            f_in = xn;
-        } else {
-            mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, T, D, m->eps);
-        }
-        t1 = now_s();
-        pf->other_s += t1 - t0;
-        t0 = t1;
-        /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
-        s = linear(hid, f_in, y->w1, PK(y->p_1), y->b1, T, D, I, 0, MER_EPI_GELU);
-        if (s) return s;
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        s = linear(x, hid, y->w2, PK(y->p_2), y->b2, T, I, D, 1, MER_EPI_NONE);
-        if (s) return s;
-        pf->linear_flop += 2.0 * (double)T * (double)D * (double)(4 * D + 2 * I);
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, T, D, m->eps);
-
-        const int64_t idx = l + 1;
-        if (idx >= lf && idx <= ll) {
-            float *dst = out + (idx - lf) * TD;
-            if (stable && idx == L)
-                mer__layernorm_fwd(dst, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
-            else
-                memcpy(dst, x, (size_t)TD * sizeof(float));
-        }
-    }
+    if (!m->info.stable_layer_norm)
+        mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
+    hb_seg seg = {0, T, out};
+    s = run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec, &t0);
     t1 = now_s();
     pf->other_s += t1 - t0;
     pf->total_s += t1 - t_start;
 #undef PK
-    return MER_OK;
+    return s;
 }
 
 void mer_speech_normalize(float *x, int64_t n) {
@@ -1089,6 +1125,76 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
     if ((st = ensure_precision(m, s->precision))) return st;
     memset(&s->prof, 0, sizeof s->prof);
     return forward(s, samples, n, layer_first, layer_last, s->precision, out);
+}
+
+mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                   const int64_t *n, int32_t layer_first, int32_t layer_last,
+                                   float *const *outs) {
+    if (!s || b < 1 || !samples || !n || !outs)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
+    const mer_speech_model *m = s->m;
+    if (layer_first < 0 || layer_last < layer_first || layer_last > m->L)
+        return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld", layer_first,
+                        layer_last, (long long)m->L);
+    const int64_t D = m->D, I = m->I;
+    int64_t R = 0;
+    mer_status st;
+    for (int32_t i = 0; i < b; i++) {
+        if (!samples[i] || !outs[i])
+            return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: utterance %d: NULL buffer", (int)i);
+        const int64_t T = mer_speech_frames(m, n[i]);
+        if (T <= 0)
+            return mer__err(MER_ERR_SHAPE, "utterance %d: %lld samples are too short for one frame of the speech encoder",
+                            (int)i, (long long)n[i]);
+        if ((st = check_samples(samples[i], n[i]))) {
+            mer__err_prefix("utterance %d", (int)i);
+            return st;
+        }
+        R += T;
+    }
+    int64_t need;
+    if (!mer__mul_overflow(R, 6 * D + I, &need) || need > ((int64_t)1 << 36))
+        return mer__err(MER_ERR_NOMEM, "a batch of %lld frames is too large", (long long)R);
+    if ((st = ensure_precision(m, s->precision))) return st;
+    memset(&s->prof, 0, sizeof s->prof);
+    float *x = mer__alloc((size_t)(R * D) * sizeof(float));
+    hb_seg *seg = calloc((size_t)b, sizeof *seg);
+    if (!x || !seg) {
+        mer__free(x);
+        free(seg);
+        return MER_ERR_NOMEM;
+    }
+    /* each utterance alone up to hidden state 0 (its feature encoder, projection and
+     * positional convolution), stacked into x */
+    int64_t t0 = 0;
+    for (int32_t i = 0; i < b && !st; i++) {
+        seg[i] = (hb_seg){t0, mer_speech_frames(m, n[i]), outs[i]};
+        st = forward(s, samples[i], n[i], 0, 0, s->precision, x + t0 * D);
+        t0 += seg[i].T;
+    }
+    /* the layers on all frames at once */
+    const size_t bytes = (size_t)(R * (5 * D + I) + 16 * 64) * sizeof(float);
+    if (!st && s->arena.cap < bytes) {
+        mer__arena_free(&s->arena);
+        st = mer__arena_init(&s->arena, bytes);
+    }
+    if (!st) {
+        mer__arena_reset(&s->arena, 0);
+        float *xn = mer__arena_f32(&s->arena, R * D), *qkv = mer__arena_f32(&s->arena, 3 * R * D);
+        float *att = mer__arena_f32(&s->arena, R * D), *hid = mer__arena_f32(&s->arena, R * I);
+        if (!xn || !qkv || !att || !hid) {
+            st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
+        } else {
+            double tp = now_s();
+            const double start = tp;
+            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->precision, &tp);
+            s->prof.other_s += now_s() - tp;
+            s->prof.total_s += now_s() - start;
+        }
+    }
+    mer__free(x);
+    free(seg);
+    return st;
 }
 
 /* ============================================================================================
