@@ -251,8 +251,7 @@ typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
-    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders: weight-only (mer_text_state_set_precision).
-                               Speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
+    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders and speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
                                per-channel weights, per-token activation scales); convolutions,
                                norms, attention and activations stay float32 (docs/gemm.md) */
 } mer_precision;
@@ -382,6 +381,11 @@ MER_API mer_status mer_safetensors_get(const mer_safetensors *st, const char *na
  * (valid until mer_safetensors_free). */
 MER_API mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
                                            const int64_t *shape, const float **out);
+/* Tell the system that the bytes [p, p + n) of a tensor of st are not needed for now (e.g. after
+ * repacking them): the whole pages of a file mapping inside the range leave memory and are read
+ * again from the file on the next access. A no-op for memory that is not in st's file mappings
+ * (converted or realigned copies, borrowed buffers). The data stays valid. */
+MER_API void mer_safetensors_release(const mer_safetensors *st, const void *p, size_t n);
 /* Path of the (first) file, for messages. */
 MER_API const char *mer_safetensors_path(const mer_safetensors *st);
 /* The format of the (first) file behind the handle: "safetensors", "pytorch zip" or
@@ -568,7 +572,9 @@ MER_API void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; 
  * end: the frame shown at t, i.e. the last one with time <= t), count > 0 (the frame shown at
  * t = (k + 0.5) * duration / count, k = 0..count-1: centres of equal segments), every > 0
  * (decoded frames 0, N, 2N, ...); all zero: every frame. max_frames > 0 caps the result.
- * Times are seconds from the container start. Frames may repeat (fps above the video's). */
+ * Times are seconds from the container start. Frames may repeat (fps above the video's); a
+ * count above the frames the stream has (its frame count, else duration x frame rate) is
+ * reduced to that, so each frame comes once (`--frames 100000` on a 10 s clip: 250 frames). */
 typedef struct {
     double fps;
     int32_t count;
@@ -1202,12 +1208,15 @@ MER_API void mer_text_state_free(mer_text_state *s);
 /* Precision of the large products of this state (MER_PRECISION_F32 after init):
  *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
  *         widened exactly to float32 tile by tile);
- *   BF16  activations rounded to bfloat16 (mer_sgemm_bf16); an F32/F16 checkpoint gets bfloat16
- *         copies of its matrices on first use (2 bytes per weight, made once per model, thread
- *         safe), a BF16 one is used in place;
- *   INT8  weight-only int8: an int8 checkpoint as stored; any other is quantized in memory on
- *         first use (blocks of 32, 1 byte + 1/8 per weight). Activations stay float32.
- * MER_ERR_NOMEM when the copies do not fit, MER_ERR_INVALID_ARG on an unknown precision. */
+ *   BF16  bfloat16 weights, activations rounded to bfloat16, float32 sums (mer_packed, MER_PACK_BF16);
+ *   INT8  W8A8 dynamic (mer_packed, MER_PACK_INT8): int8 weights per output channel, activations
+ *         quantized per token on each product. A `mer quantize` file's block-32 int8 is widened
+ *         exactly and requantized per channel.
+ * The first BF16 / INT8 use on a model packs its layer matrices for that precision once (2 or
+ * ~1 bytes per weight; thread safe: the model may be shared); the file pages of a packed matrix
+ * are handed back to the system (mer_safetensors_release), so a mapped checkpoint is not held
+ * twice. MER_ERR_NOMEM when the packed copies do not fit, MER_ERR_INVALID_ARG on an unknown
+ * precision. */
 MER_API mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
 
 /* Hidden states layer_first..layer_last (0 <= first <= last <= L) of a batch of B sequences of
@@ -1507,6 +1516,8 @@ typedef struct {
     float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
     float mask_prob;             /* its masks: share of frames that start a span (0.05) */
     int32_t mask_len;            /* its span length in frames (10) */
+    mer_precision precision;     /* F32 (default) or BF16: the frozen projections of the trained
+                                    layers in bfloat16 (docs/finetune.md); INT8 is refused */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
@@ -1520,6 +1531,29 @@ MER_API mer_finetune_params mer_finetune_default_params(void);
  * p->train.resume. */
 MER_API mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
                                        mer_metrics *out);
+
+/* A fine-tuning run's encoder applied to media (`mer extract audio --adapter RUN`, `mer predict
+ * --input` on a finetune run). open reads RUN/config.json's encoder spec, loads the checkpoint
+ * it names (or model_dir when not NULL: the same checkpoint moved; refused when its digest
+ * differs from the run's: another model or config) and, for fold >= 0, the
+ * trained tensors of RUN/fold-<fold>.safetensors. *out owned by the caller
+ * (mer_speech_adapter_free). Not thread safe: one adapter per thread. */
+typedef struct mer_speech_adapter mer_speech_adapter;
+MER_API mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
+                                           const char *model_dir, int32_t fold);
+/* The run's input for one media file: hidden state first-1 (T, D), rounded to float16 as the
+ * run's cache stores it, so predicting from it equals predicting from the cache bitwise.
+ * *data malloc'd (free()). Works with fold < 0. */
+MER_API mer_status mer_speech_adapter_input(mer_speech_adapter *a, const char *media,
+                                            float **data, int32_t *ndim,
+                                            int64_t shape[MER_MAX_DIMS]);
+/* The adapted features: the head's input, the sum of hidden states head_first..last computed
+ * with the fold's adapters / LoRA, per frame (T, D) or, with pool_mean, its frame mean (D) (the
+ * vector the run's classifier reads). *data malloc'd (free()). */
+MER_API mer_status mer_speech_adapter_extract(mer_speech_adapter *a, const char *media,
+                                              int pool_mean, float **data, int32_t *ndim,
+                                              int64_t shape[MER_MAX_DIMS]);
+MER_API void mer_speech_adapter_free(mer_speech_adapter *a);
 
 /* Layer probing (`mer probe`): one forward per clip keeps every hidden state's frame mean
  * (outdir/features/layer-NN/<clip>.npy), then each probe model (trainer models, default
@@ -1565,6 +1599,9 @@ MER_API const char *mer_run_recipe(const mer_run *run);
 /* The labels CSV the run was trained on (absolute path, from RUN/inputs.json), or NULL. Owned
  * by the run. Outputs such as `predict --out` refuse to replace it (mer_output_check). */
 MER_API const char *mer_run_labels(const mer_run *run);
+/* The encoder spec of a `mer finetune speech` run (config.json "encoder"), or NULL for other
+ * runs. Owned by the run. mer_speech_adapter_open applies it to media. */
+MER_API const char *mer_run_encoder(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on
@@ -1810,7 +1847,10 @@ typedef struct {
     const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
                                   config.json, else out/demo/model (what `mer demo` leaves) */
     const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
-    const char *text;          /* transcript for the lexicon baseline; NULL: none */
+    const char *text;          /* transcript; NULL: none */
+    const char *text_model;    /* a run trained on `mer extract text` features with their
+                                  recipe (`mer train --recipe`): the transcript goes through the
+                                  recipe's text encoder and the run; NULL: the lexicon baseline */
     double weights[MER_ANALYZE_MODALITIES]; /* fusion weights audio 1, face 1, text 0.5; 0
                                                skips the modality (not even computed) */
     double fps;                /* video frames analysed per second (2) */
@@ -1852,7 +1892,8 @@ typedef struct {
     char *audio_model;         /* the run directory used (NULL when speech was not run) */
     int64_t frames, frames_with_face;
     double fps_used;           /* the frame rate after the max_frames cap */
-    mer_text_scores text;
+    mer_text_scores text;      /* the lexicon baseline's counts (zeros with a text_model) */
+    char *text_model;          /* the text run used (NULL: the lexicon, or no transcript) */
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
 } mer_analysis;

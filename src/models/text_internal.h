@@ -12,18 +12,17 @@
 
 /* A weight matrix (rows = outputs, cols = inputs, as torch.nn.Linear stores it) in whatever form
  * the checkpoint holds it: F32 or BF16 in place in the mapping, or I8 with float scales (blocks
- * of `block` values along a row, or one per row when block < 0). The lazily made copies (bf16
- * for BF16 products on a float checkpoint, q8 for INT8 on a float checkpoint) are written once
- * under the model's mutex. */
+ * of `block` values along a row, or one per row when block < 0). The packed copies of the BF16
+ * and INT8 precisions (mer_packed, src/kernels/packed.c) are made once under the model's mutex. */
 typedef struct {
     int64_t rows, cols;
     mer_dtype dtype;          /* F32, BF16 or I8 */
     const void *data;
-    const uint16_t *bf16;     /* BF16 data, or a copy of F32 data */
-    const int8_t *q8;         /* I8 data, or a quantized copy */
+    const int8_t *q8;         /* I8 data */
     const void *q8scale;      /* its scales: float32, or float16 when q8f16 (mer quantize files) */
     int32_t q8f16;
     int32_t q8block;          /* > 0 block size along a row, -1 one scale per row */
+    mer_packed *pk[2];        /* packed for MER_PRECISION_BF16 [0] and MER_PRECISION_INT8 [1] */
 } mer__tw;
 
 typedef struct {
@@ -47,14 +46,23 @@ struct mer_text_model {
     float *inv_freq;                 /* rotary: (head_dim / 2) */
     float rope_factor;               /* linear scaling: positions / factor */
     float *slopes;                   /* ALiBi: (n_heads) */
-    pthread_mutex_t mu;              /* guards the lazy copies below and in layers */
-    void *bf16_block, *q8_block;
+    pthread_mutex_t mu;              /* guards the packed copies in layers */
+    int32_t packed_ready[2];         /* BF16, INT8 */
 };
 
 /* Fetch a weight matrix of an exact shape (F32/BF16 in place, F16 widened once, I8 with its
  * "<name>.scale"). */
 mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, int64_t cols,
                             mer__tw *w);
+/* config.json integer key (def when absent) within [lo, hi], else one line naming path and key. */
+mer_status mer__text_cfg_int(const mer_json *j, const char *path, const char *key, int64_t def, int64_t lo,
+                             int64_t hi, int32_t *out);
+/* The keys every family has (hidden_size, num_attention_heads, intermediate_size,
+ * num_hidden_layers, vocab_size) into m->info, with the family's config-class defaults. */
+mer_status mer__text_cfg_common(mer_text_model *m, const mer_json *j, const char *path, int32_t d, int32_t h,
+                                int32_t i, int32_t l, int32_t v);
+/* MER_ERR_SHAPE when the checkpoint holds tensor name (of layer n_layers): config.json says fewer. */
+mer_status mer__text_no_extra_layer(mer_text_model *m, const char *name);
 /* A float32 vector / matrix of an exact shape (converted once when stored otherwise). */
 mer_status mer__text_f32(mer_text_model *m, const char *name, int32_t ndim, int64_t d0, int64_t d1,
                          const float **out);
