@@ -58,6 +58,9 @@ typedef struct {
     /* packed weights with their biases, [0] bfloat16 (MER_PRECISION_BF16), [1] int8
      * (MER_PRECISION_INT8), NULL until first used: q, k, v as one (3D, D) */
     mer_packed *p_qkv[2], *p_o[2], *p_1[2], *p_2[2];
+    /* plain (n, k) bfloat16 copies of q, k, v, out, ffn1, ffn2 for the trainable encoder's
+     * products in both orientations (mer__speech_layer_bf16), NULL until first asked for */
+    const uint16_t *w16[6];
 } hb_layer;
 
 struct mer_speech_model {
@@ -83,6 +86,7 @@ struct mer_speech_model {
     pthread_mutex_t pack_mu;
     int packed_ready[2];
     mer_packed *p_fp[2];
+    uint16_t *train16;         /* the block of every layer's w16 (under pack_mu), or NULL */
 };
 
 struct mer_speech_state {
@@ -510,6 +514,7 @@ void mer_speech_model_free(mer_speech_model *m) {
     mer__free(m->pos_w);
     free_packed(m, 0);
     free_packed(m, 1);
+    mer__free(m->train16);
     for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
     mer__free(m->layers);
     pthread_mutex_destroy(&m->pack_mu);
@@ -601,14 +606,41 @@ mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__spee
     return MER_OK;
 }
 
+/* The trainable encoder multiplies by the frozen projections in both orientations (forward and
+ * input gradient), which a packed (x @ W^T only) copy does not serve: it gets plain bfloat16
+ * copies, made once on first request under pack_mu (inference never makes them). */
+static mer_status make_train16(mer_speech_model *m) {
+    const int64_t D = m->D, I = m->I, per = 4 * D * D + 2 * D * I;
+    int64_t total;
+    if (!mer__mul_overflow(per, m->L, &total) || !mer__mul_overflow(total, 2, &total))
+        return mer__err(MER_ERR_NOMEM, "%s: bfloat16 weights overflow", m->dir);
+    m->train16 = mer__alloc((size_t)total);
+    if (!m->train16)
+        return mer__err(MER_ERR_NOMEM, "%s: no memory for %lld MB of bfloat16 weights", m->dir,
+                        (long long)(total >> 20));
+    uint16_t *p = m->train16;
+    for (int64_t l = 0; l < m->L; l++) {
+        hb_layer *y = &m->layers[l];
+        const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
+        const int64_t n[6] = {D * D, D * D, D * D, D * D, I * D, D * I};
+        for (int j = 0; j < 6; j++) {
+            mer_f32_to_bf16(p, w[j], n[j]);
+            y->w16[j] = p;
+            p += n[j];
+        }
+    }
+    return MER_OK;
+}
+
 mer_status mer__speech_layer_bf16(const mer_speech_model *m, int32_t l, const uint16_t *w16[6]) {
     if (!m || l < 0 || l >= m->L)
         return mer__err(MER_ERR_INVALID_ARG, "speech encoder: layer %d outside the model", (int)l);
-    mer_status s = ensure_bf16(m);
+    mer_speech_model *mm = (mer_speech_model *)m; /* a guarded lazy cache, as the packed weights */
+    pthread_mutex_lock(&mm->pack_mu);
+    mer_status s = mm->train16 ? MER_OK : make_train16(mm);
+    pthread_mutex_unlock(&mm->pack_mu);
     if (s) return s;
-    const hb_layer *y = &m->layers[l];
-    w16[0] = y->wq16, w16[1] = y->wk16, w16[2] = y->wv16;
-    w16[3] = y->wo16, w16[4] = y->w1_16, w16[5] = y->w2_16;
+    for (int j = 0; j < 6; j++) w16[j] = m->layers[l].w16[j];
     return MER_OK;
 }
 
