@@ -638,6 +638,51 @@ MER_TEST(safety_extract_audio_chunks_long_inputs) {
                        mer_test_bin(), H, d, H) == 2);
 }
 
+/* ---- 8. "-" is stdin; pipes and FIFOs are read as streams ------------------------------------ */
+
+MER_TEST(safety_stdin_pipes_and_fifos) {
+    const char *d = mer_test_tmpdir("safety_stdin");
+    char dir[512], a[700], b[700], fifo[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(a, sizeof a, "%s/file.npy", dir);
+    snprintf(b, sizeof b, "%s/stdin.npy", dir);
+    /* extract acoustic, one input: "-", /dev/stdin from a pipe, a FIFO give the file's bytes */
+    CHECK(mer_test_run(out, sizeof out, "%s extract acoustic --out %s " CLIP, mer_test_bin(), a) == 0);
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s extract acoustic --out %s -", mer_test_bin(), b) == 0);
+    CHECK(same_file(a, b));
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s extract acoustic --overwrite --out %s /dev/stdin",
+                       mer_test_bin(), b) == 0);
+    CHECK(same_file(a, b));
+    snprintf(fifo, sizeof fifo, "%s/fifo.flac", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    CHECK(mer_test_run(out, sizeof out, "(cat " CLIP " > %s &) ; %s extract acoustic --overwrite --out %s %s", fifo,
+                       mer_test_bin(), b, fifo) == 0);
+    CHECK(same_file(a, b));
+    /* analyze opens its input several times (probe, audio): the stream is kept in memory */
+    CHECK(mer_test_run(out, sizeof out, "%s analyze " CLIP " --json 2>/dev/null", mer_test_bin()) == 0);
+    char *want = strstr(out, "\"modalities\"");
+    REQUIRE(want);
+    want = strdup(want);
+    CHECK(mer_test_run(out, sizeof out, "%s analyze - --json < " CLIP " 2>/dev/null", mer_test_bin()) == 0);
+    CHECK(strstr(out, "\"file\":\t\"-\"") && strstr(out, want));
+    CHECK(mer_test_run(out, sizeof out, "(cat " CLIP " > %s &) ; %s analyze %s --json 2>/dev/null", fifo,
+                       mer_test_bin(), fifo) == 0);
+    CHECK(strstr(out, want));
+    free(want);
+    /* inspect */
+    CHECK(mer_test_run(out, sizeof out, "%s inspect - < " CLIP, mer_test_bin()) == 0 && strstr(out, "-: flac"));
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s inspect /dev/stdin", mer_test_bin()) == 0 &&
+          strstr(out, "audio flac"));
+    /* refused clearly: nothing on stdin, not media */
+    CHECK(mer_test_run(out, sizeof out, "%s analyze - < /dev/null", mer_test_bin()) == 1 && strstr(out, "-: empty stream"));
+    CHECK(mer_test_run(out, sizeof out, "echo hello | %s inspect -", mer_test_bin()) == 1 &&
+          strstr(out, "-: not a media file"));
+    CHECK(mer_test_run(out, sizeof out, "echo hello | %s extract acoustic --out %s/x.npy -", mer_test_bin(), dir) == 1 &&
+          strstr(out, "-: not a media file"));
+    snprintf(b, sizeof b, "%s/x.npy", dir);
+    CHECK(!exists(b));
+}
+
 /* ---- 5. digital silence is "no speech", not a class --------------------------------------- */
 
 MER_TEST(safety_silence_is_not_speech) {
