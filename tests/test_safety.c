@@ -801,8 +801,9 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
              "echo v > %s/keep.npy && echo v > %s/work/keep.npy && "
              "%s synth --out %s/work/s --n 24 --classes a,b --modality audio=3:2 >/dev/null && "
              "mkdir -p %s/work/out/data/flac && cp data/emodb/flac/03a01Fa.flac %s/work/out/data/flac/ok.flac && "
+             "for k in 1 2 3; do cp data/emodb/flac/08a02Tb.flac %s/work/out/data/flac/ok$k.flac; done && "
              "%s train --labels %s/work/s/labels.csv --feature audio=%s/work/s/audio --model attention --folds 2 --epochs 1 --out %s/work/run >/dev/null 2>&1",
-             root, root, root, root, root, root, root, mer_test_bin(), root, root, root, mer_test_bin(), root,
+             root, root, root, root, root, root, root, mer_test_bin(), root, root, root, root, mer_test_bin(), root,
              root, root);
     REQUIRE(system(cmd) == 0);
     char *before = snapshot(root, o);
@@ -843,6 +844,24 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
         REQUIRE(write_str(dd, text) == 0);
         mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s --seeds 1 --epochs 1 --no-single-clip",
                      mer_test_bin(), o, cmd);
+        /* extract text: the name in the transcript CSV */
+        snprintf(text, sizeof text, "name,chinese,english\nok,today,\n%s,hello,\n", q);
+        snprintf(dd, sizeof dd, "%s/text.csv", o);
+        REQUIRE(write_str(dd, text) == 0);
+        mer_test_run(out, sizeof out, "%s extract text --model tests/fixtures/text/tiny_bert --csv %s --out %s/text%d",
+                     mer_test_bin(), dd, o, r);
+        /* finetune speech and probe: the name in the labels CSV (the media lookup and the cache) */
+        snprintf(text, sizeof text, "name,emotion\nok,a\nok1,b\nok2,a\nok3,b\n%s,a\n", q);
+        snprintf(dd, sizeof dd, "%s/ft.csv", o);
+        REQUIRE(write_str(dd, text) == 0);
+        mer_test_run(out, sizeof out,
+                     "%s finetune speech --model tests/fixtures/hubert/base --labels %s --audio %s/data --layers 1-2 "
+                     "--epochs 1 --folds 2 --out %s/ft%d --cache %s/ftcache%d",
+                     mer_test_bin(), dd, o, o, r, o, r);
+        mer_test_run(out, sizeof out,
+                     "%s probe --model tests/fixtures/hubert/base --labels %s --audio %s/data --folds 2 --epochs 1 "
+                     "--out %s/probe%d",
+                     mer_test_bin(), dd, o, o, r);
         /* extract and faces: the name as the input's file name (where the file system allows it) */
         if (!strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..")) {
             char in[900];
