@@ -45,6 +45,18 @@ void mer_analysis_free(mer_analysis *a) {
 
 /* ---- speech ------------------------------------------------------------------------------ */
 
+/* Samples [*b, *e) of timeline window w ([win[2w], win[2w + 1]) seconds) in a signal of n. */
+static void window_samples(const double *win, int32_t w, int32_t sr, int64_t n, int64_t *b, int64_t *e) {
+    *b = (int64_t)llround(win[2 * w] * sr);
+    *e = (int64_t)llround(win[2 * w + 1] * sr);
+    if (*b > n) *b = n;
+    if (*e > n) *e = n;
+    if (*e <= *b) { /* a window past the decoded audio: its last sample */
+        *b = n > 0 ? n - 1 : 0;
+        *e = n;
+    }
+}
+
 /* The run's class probabilities (1 + n_win, C): row 0 the whole signal x (n samples at the
  * recipe's rate), then each window [win[2w], win[2w + 1]) in seconds. Features come from the
  * run's recorded recipe (with its standardisation), as `mer predict --input` extracts them. */
@@ -58,16 +70,7 @@ static mer_status audio_predict(mer_run *run, int32_t sr, const float *x, int64_
     mer_status s = mer_dataset_init(&ds, cls, C, &mname, 1);
     for (int32_t w = -1; s == MER_OK && w < n_win; w++) {
         int64_t b = 0, e = n;
-        if (w >= 0) {
-            b = (int64_t)llround(win[2 * w] * sr);
-            e = (int64_t)llround(win[2 * w + 1] * sr);
-            if (b > n) b = n;
-            if (e > n) e = n;
-            if (e <= b) { /* a window past the decoded audio: its last sample */
-                b = n > 0 ? n - 1 : 0;
-                e = n;
-            }
-        }
+        if (w >= 0) window_samples(win, w, sr, n, &b, &e);
         float *f = NULL;
         int32_t nd = 0;
         int64_t shape[MER_MAX_DIMS];
@@ -169,10 +172,8 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir) {
             goto done;
         }
         /* a silent stretch of a clip with speech says nothing either */
-        int64_t b = (int64_t)llround(win[2 * r] * sr), e = (int64_t)llround(win[2 * r + 1] * sr);
-        if (b > n) b = n;
-        if (e > n) e = n;
-        if (e <= b) b = n - 1, e = n; /* as audio_predict: the last sample */
+        int64_t b, e;
+        window_samples(win, r, sr, n, &b, &e);
         A->rows[r].has_audio = !mer_audio_is_silent(x + b, e - b, NULL);
     }
     m->present = 1;
