@@ -25,6 +25,17 @@ def test(fn):
     return fn
 
 
+def raises(what, fn, *fragments, exc=None):
+    """fn() must raise MerError (or exc) whose message holds every fragment."""
+    try:
+        fn()
+    except (exc or mer.MerError) as e:
+        for f in fragments:
+            assert f in str(e), (what, f, str(e))
+        return
+    raise AssertionError(what)
+
+
 def cli(*args):
     r = subprocess.run([BIN] + list(args), capture_output=True, text=True)
     assert r.returncode == 0, "mer %s: %s" % (" ".join(args), r.stderr)
@@ -60,12 +71,8 @@ def checkpoint_matches_torch_load():
 
 @test
 def hostile_checkpoint_raises():
-    try:
-        mer.Checkpoint("tests/fixtures/torch/hostile/global_os_system.bin")
-    except mer.MerError as e:
-        assert "refusing global posix.system" in str(e) and "global_os_system.bin" in str(e)
-        return
-    raise AssertionError("opened a hostile checkpoint")
+    raises("opened a hostile checkpoint", lambda: mer.Checkpoint("tests/fixtures/torch/hostile/global_os_system.bin"),
+           "refusing global posix.system", "global_os_system.bin")
 
 
 @test
@@ -132,12 +139,8 @@ def convert_and_resolve():
     assert mer.convert("tests/fixtures/torch/hubert_base_legacy", out) == 50
     a, b = mer.Checkpoint(out), mer.Checkpoint("tests/fixtures/hubert/base")
     assert all(np.array_equal(a[n], b[n]) for n in b.names())
-    try:
-        mer.model_resolve("Org/surely-absent-model")
-    except mer.MerError as e:
-        assert "huggingface-cli download Org/surely-absent-model" in str(e)
-    else:
-        raise AssertionError("resolved an absent model")
+    raises("resolved an absent model", lambda: mer.model_resolve("Org/surely-absent-model"),
+           "huggingface-cli download Org/surely-absent-model")
 
 
 @test
@@ -162,12 +165,7 @@ def text_extract_matches_cli():
             assert got.shape == ref.shape and np.array_equal(got, ref), (args, name, got.shape, ref.shape)
     ids = tm.tokenize("今天天气真好")
     assert ids.dtype == np.int32 and ids.size >= 3
-    try:
-        mer.TextModel("tests/fixtures/text/no-such-model")
-    except mer.MerError as e:
-        assert "no-such-model" in str(e)
-    else:
-        raise AssertionError("loaded a missing model")
+    raises("loaded a missing model", lambda: mer.TextModel("tests/fixtures/text/no-such-model"), "no-such-model")
 
 
 @test
@@ -180,12 +178,7 @@ def analyze_matches_cli():
         got = mer.analyze(clip, **kw)
         assert got == ref, (got, ref)
         assert got["modalities"]["audio"]["present"]
-    try:
-        mer.analyze("no/such/clip.wav")
-    except mer.MerError as e:
-        assert "no/such/clip.wav" in str(e)
-    else:
-        raise AssertionError("analysed a missing clip")
+    raises("analysed a missing clip", lambda: mer.analyze("no/such/clip.wav"), "no/such/clip.wav")
 
 
 @test
@@ -229,12 +222,8 @@ def train_matches_cli():
     rows = {r[0]: [float(x) for x in r[1:4]] for r in (l.strip().split(",") for l in list(open(out))[1:])}
     for i in range(4):
         assert np.abs(probs[i] - rows[names[i]]).max() < 1e-6, (probs[i], rows[names[i]])
-    try:
-        mer.train(os.path.join(TMP, "run_bad"), {"a": A}, labels, nosuch=1)
-    except TypeError as e:
-        assert "nosuch" in str(e)
-    else:
-        raise AssertionError("accepted an unknown parameter")
+    raises("accepted an unknown parameter", lambda: mer.train(os.path.join(TMP, "run_bad"), {"a": A}, labels,
+                                                             nosuch=1), "nosuch", exc=TypeError)
 
 
 @test
@@ -249,12 +238,7 @@ def predict_media_matches_cli():
             (l.strip().split(",") for l in list(open(out))[1:])}
     for i, c in enumerate(clips):
         assert np.abs(got[i] - rows[os.path.basename(c)[:-5]]).max() < 1e-6, (got[i], rows)
-    try:
-        run.predict_media(["no/such/clip.wav"])
-    except mer.MerError as e:
-        assert "no/such/clip.wav" in str(e)
-    else:
-        raise AssertionError("predicted a missing clip")
+    raises("predicted a missing clip", lambda: run.predict_media(["no/such/clip.wav"]), "no/such/clip.wav")
 
 
 passed = failed = 0
