@@ -571,7 +571,9 @@ MER_API void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; 
  * end: the frame shown at t, i.e. the last one with time <= t), count > 0 (the frame shown at
  * t = (k + 0.5) * duration / count, k = 0..count-1: centres of equal segments), every > 0
  * (decoded frames 0, N, 2N, ...); all zero: every frame. max_frames > 0 caps the result.
- * Times are seconds from the container start. Frames may repeat (fps above the video's). */
+ * Times are seconds from the container start. Frames may repeat (fps above the video's); a
+ * count above the frames the stream has (its frame count, else duration x frame rate) is
+ * reduced to that, so each frame comes once (`--frames 100000` on a 10 s clip: 250 frames). */
 typedef struct {
     double fps;
     int32_t count;

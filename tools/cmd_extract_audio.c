@@ -23,7 +23,9 @@ static const char usage_text[] =
     "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
     "  --pool        none (default) or mean over frames (drops T)\n"
     "  --chunk-seconds S  audio longer than S seconds is normalized as a whole, cut into S-second\n"
-    "                chunks (the last zero-padded), each encoded, frames concatenated\n"
+    "                chunks (the last zero-padded), each encoded, frames concatenated; default\n"
+    "                10, as MERTools (attention over a whole long input costs time quadratic in\n"
+    "                its length); 0: one pass over the whole input (full attention)\n"
     "  --preset mertools  MERTools' utterance feature: --layers last4 --combine sum --pool mean\n"
     "                --chunk-seconds 10 (later options override)\n"
     "  --precision   f32 (default, exact) or bf16: the linear layers in bfloat16 with float32\n"
@@ -91,6 +93,8 @@ int cmd_extract_audio(int argc, char **argv) {
     extract_opts_init(&eo, cmd);
     audio_ctx c = {0};
     c.params = mer_speech_default_params();
+    /* long inputs in 10 s chunks, as MERTools: full attention over 30 min took 45x as long */
+    c.params.chunk_seconds = 10.0;
     const char *model_dir = NULL, *layers_arg = NULL;
     mer_precision precision = MER_PRECISION_F32; /* kept apart: --preset resets the params */
     int rc = 2;
