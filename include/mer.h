@@ -160,6 +160,15 @@ MER_API mer_status mer_dir_remove_made(const char *path);
 /* Remove "*.tmp.<pid>" files of processes that no longer exist from dir (*removed: how many,
  * may be NULL). */
 MER_API mer_status mer_tmp_cleanup(const char *dir, int *removed);
+/* The recipe of a directory of features: dir/recipe.json records how its files were made (an
+ * extractor's JSON), so that a rerun with other settings does not keep files made the old way.
+ * Call before writing any file into dir. dir/recipe.json absent: it is written (atomically),
+ * except when dir already holds .npy files and !overwrite (made before recipes were recorded:
+ * a warning, nothing written). Present and equal as JSON to recipe_json: MER_OK (a resume).
+ * Present and different (or unreadable): with overwrite it is replaced (the caller redoes every
+ * file); without, MER_ERR_INVALID_ARG naming dir and the first difference
+ * (`feats: its features were made with another recipe (pool: was "none", now "mean"; ...)`). */
+MER_API mer_status mer_output_recipe(const char *dir, const char *recipe_json, int overwrite);
 /* The lines of a list file (one entry a line), the one list reader of every command: a UTF-8
  * BOM at the start is skipped, CR LF and LF both end lines, blanks around an entry are trimmed,
  * empty lines and lines starting with '#' are skipped; "-" reads stdin, FIFOs are read as
@@ -283,7 +292,8 @@ MER_API int64_t mer_packed_n(const mer_packed *p);
 MER_API int64_t mer_packed_k(const mer_packed *p);
 MER_API mer_pack_type mer_packed_type(const mer_packed *p);
 /* y (m, n) [row stride ldy] = epi(x (m, k) [ldx] @ W^T + b (+ y when accumulate; the sum is
- * taken before the epilogue)). Uses mer_get_threads() threads; the results do not depend on the
+ * taken before the epilogue)). Rows of x may overlap (1 <= ldx < k: a strided convolution's
+ * unfolded input read in place, row t starting at t * stride * cin). Uses mer_get_threads() threads; the results do not depend on the
  * thread count. Allocates per call only the packed activations (m * k floats for F32/BF16,
  * m * k bytes for INT8); fails only on bad arguments or no memory. Thread safe.
  * ref: torch.nn.functional.linear (INT8: dynamic quantisation with per-token activation scales) */
@@ -813,10 +823,10 @@ typedef struct {
     int64_t n_params;             /* parameters of the base model */
     int64_t weight_bytes;         /* bytes of the safetensors file(s) */
     int32_t bf16_ready;           /* 1 once bfloat16 weights exist (first MER_PRECISION_BF16 use) */
-    int64_t bf16_bytes;           /* bytes of bfloat16 weight copies the model holds: 2 per weight
-                                     of the repacked feature-encoder convs, and of the linear layers
-                                     of an F32/F16 checkpoint (a BF16 checkpoint's linear weights
-                                     are used in place, zero-copy) */
+    int64_t bf16_bytes;           /* bytes of the packed bfloat16 weights the model holds
+                                     (mer_packed_bytes): 2 per weight of the linear layers and the
+                                     feature-encoder convs with cin > 1, panels padded to 16
+                                     outputs, float32 biases */
 } mer_speech_info;
 
 /* Load a checkpoint directory. *out owned by the caller (mer_speech_model_free). */
@@ -829,9 +839,9 @@ MER_API int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
 
 MER_API mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
 /* Precision of mer_speech_encode on this state (MER_PRECISION_F32 after init). The first
- * MER_PRECISION_BF16 use on a model makes its bfloat16 linear weights (thread safe: the model
- * may be shared); fails with MER_ERR_NOMEM if they do not fit, MER_ERR_INVALID_ARG on an unknown
- * precision. */
+ * MER_PRECISION_BF16 / MER_PRECISION_INT8 use on a model packs its weights for that precision
+ * once (mer_packed; thread safe: the model may be shared); fails with MER_ERR_NOMEM if they do
+ * not fit, MER_ERR_INVALID_ARG on an unknown precision. */
 MER_API mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p);
 MER_API void mer_speech_state_free(mer_speech_state *s);
 
@@ -845,6 +855,17 @@ MER_API void mer_speech_normalize(float *x, int64_t n);
  * MER_ERR_SHAPE when the input yields no frame, MER_ERR_NUMERIC on NaN/Inf samples. */
 MER_API mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
                                      int32_t layer_first, int32_t layer_last, float *out);
+/* Encode b utterances in one forward, for throughput on many short clips: each utterance's
+ * feature encoder, projection and positional convolution run alone, then the transformer layers
+ * run on all their frames stacked (the linear layers see sum T_i rows, one parallel region per
+ * product), attention within each utterance (no padding, no mask: frames of different
+ * utterances never mix). samples[i] (n[i]) as for mer_speech_encode; outs[i] receives
+ * (last - first + 1, T_i, D). The results are those of b mer_speech_encode calls (bitwise for
+ * the packed bf16/int8 products; fp32 up to the GEMM library's summation order). Scratch grows
+ * with sum T_i (about (6 D + I) floats a frame). Errors name the utterance index. */
+MER_API mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                           const int64_t *n, int32_t layer_first, int32_t layer_last,
+                                           float *const *outs);
 
 typedef enum { MER_SPEECH_STACK = 0, MER_SPEECH_SUM = 1, MER_SPEECH_MEAN = 2 } mer_speech_combine;
 
@@ -947,12 +968,12 @@ MER_API mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image 
 
 /* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
 MER_API mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
-/* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 is an
- * opt-in speed mode: the encoder's projection and MLP products run with mer_sgemm_bf16 on
- * bfloat16 copies of their weights (2 bytes per weight more, made by the first BF16 state of a
- * model; thread safe, the model may be shared): about 1.8x the fp32 GEMM rate on AVX512-BF16
- * CPUs, at about 3 significant digits, so outputs leave the 1e-4 exactness of the default
- * (docs/visual.md gives the measured deviation). Fails with MER_ERR_NOMEM if the copies do not
+/* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 and
+ * MER_PRECISION_INT8 are opt-in speed modes: the encoder's projection and MLP products run on
+ * their weights packed once by the first state of that precision (mer_packed: 2 bytes per weight
+ * in bf16, 1 in int8; thread safe, the model may be shared). bf16 keeps about 3 significant
+ * digits, so outputs leave the 1e-4 exactness of the default (docs/visual.md gives the measured
+ * deviation). Fails with MER_ERR_NOMEM if the copies do not
  * fit, MER_ERR_INVALID_ARG on an unknown precision. Same shape as
  * mer_speech_state_set_precision. */
 MER_API mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p);
@@ -1256,6 +1277,20 @@ MER_API mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok,
                                     const mer_text_params *p, float **out, int32_t *ndim,
                                     int64_t shape[3]);
 
+/* The extraction recipe of speech-encoder features as JSON (*json malloc'd, free()):
+ * {"speech": {"model": DIR (absolute), "layer_first", "layer_last", "combine", "pool_mean",
+ * "chunk_seconds", "normalize", "precision"}}; `mer extract audio` writes it as recipe.json
+ * next to the features, `mer train` records it in the run, and mer_speech_recipe_extract
+ * replays it on new media (src/models/speech_recipe.c). */
+MER_API mer_status mer_speech_recipe_to_json(const char *model_dir, const mer_speech_params *p,
+                                             char **json);
+/* The feature such a recipe describes, for one media file (decoded at the model's rate): loads
+ * the model each call (for one-off use such as `mer predict --input`). *data malloc'd (free()),
+ * ndim/shape as mer_speech_extract gives them. */
+MER_API mer_status mer_speech_recipe_extract(const char *recipe_json, const char *media_path,
+                                             float **data, int32_t *ndim,
+                                             int64_t shape[MER_MAX_DIMS]);
+
 /* The extraction recipe of text features as JSON (*json malloc'd, free()):
  * {"text": {"model": DIR, "tokenizer": DIR, "layer_first", "layer_last", "combine", "pool_mean",
  * "skip_lead", "skip_trail", "precision"}} with the directories made absolute; `mer extract text`
@@ -1504,6 +1539,8 @@ typedef struct {
     float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
     float mask_prob;             /* its masks: share of frames that start a span (0.05) */
     int32_t mask_len;            /* its span length in frames (10) */
+    mer_precision precision;     /* F32 (default) or BF16: the frozen projections of the trained
+                                    layers in bfloat16 (docs/finetune.md); INT8 is refused */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
@@ -1517,6 +1554,29 @@ MER_API mer_finetune_params mer_finetune_default_params(void);
  * p->train.resume. */
 MER_API mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
                                        mer_metrics *out);
+
+/* A fine-tuning run's encoder applied to media (`mer extract audio --adapter RUN`, `mer predict
+ * --input` on a finetune run). open reads RUN/config.json's encoder spec, loads the checkpoint
+ * it names (or model_dir when not NULL: the same checkpoint moved; refused when its digest
+ * differs from the run's: another model or config) and, for fold >= 0, the
+ * trained tensors of RUN/fold-<fold>.safetensors. *out owned by the caller
+ * (mer_speech_adapter_free). Not thread safe: one adapter per thread. */
+typedef struct mer_speech_adapter mer_speech_adapter;
+MER_API mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
+                                           const char *model_dir, int32_t fold);
+/* The run's input for one media file: hidden state first-1 (T, D), rounded to float16 as the
+ * run's cache stores it, so predicting from it equals predicting from the cache bitwise.
+ * *data malloc'd (free()). Works with fold < 0. */
+MER_API mer_status mer_speech_adapter_input(mer_speech_adapter *a, const char *media,
+                                            float **data, int32_t *ndim,
+                                            int64_t shape[MER_MAX_DIMS]);
+/* The adapted features: the head's input, the sum of hidden states head_first..last computed
+ * with the fold's adapters / LoRA, per frame (T, D) or, with pool_mean, its frame mean (D) (the
+ * vector the run's classifier reads). *data malloc'd (free()). */
+MER_API mer_status mer_speech_adapter_extract(mer_speech_adapter *a, const char *media,
+                                              int pool_mean, float **data, int32_t *ndim,
+                                              int64_t shape[MER_MAX_DIMS]);
+MER_API void mer_speech_adapter_free(mer_speech_adapter *a);
 
 /* Layer probing (`mer probe`): one forward per clip keeps every hidden state's frame mean
  * (outdir/features/layer-NN/<clip>.npy), then each probe model (trainer models, default
@@ -1562,6 +1622,11 @@ MER_API const char *mer_run_recipe(const mer_run *run);
 /* The labels CSV the run was trained on (absolute path, from RUN/inputs.json), or NULL. Owned
  * by the run. Outputs such as `predict --out` refuse to replace it (mer_output_check). */
 MER_API const char *mer_run_labels(const mer_run *run);
+/* The encoder spec of a `mer finetune speech` run (config.json "encoder"), or NULL for other
+ * runs. Owned by the run. mer_speech_adapter_open applies it to media. */
+MER_API const char *mer_run_encoder(const mer_run *run);
+/* The directory the run was opened from, as given to mer_run_open. Owned by the run. */
+MER_API const char *mer_run_dir(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on
@@ -1807,7 +1872,10 @@ typedef struct {
     const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
                                   config.json, else out/demo/model (what `mer demo` leaves) */
     const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
-    const char *text;          /* transcript for the lexicon baseline; NULL: none */
+    const char *text;          /* transcript; NULL: none */
+    const char *text_model;    /* a run trained on `mer extract text` features with their
+                                  recipe (`mer train --recipe`): the transcript goes through the
+                                  recipe's text encoder and the run; NULL: the lexicon baseline */
     double weights[MER_ANALYZE_MODALITIES]; /* fusion weights audio 1, face 1, text 0.5; 0
                                                skips the modality (not even computed) */
     double fps;                /* video frames analysed per second (2) */
@@ -1849,7 +1917,8 @@ typedef struct {
     char *audio_model;         /* the run directory used (NULL when speech was not run) */
     int64_t frames, frames_with_face;
     double fps_used;           /* the frame rate after the max_frames cap */
-    mer_text_scores text;
+    mer_text_scores text;      /* the lexicon baseline's counts (zeros with a text_model) */
+    char *text_model;          /* the text run used (NULL: the lexicon, or no transcript) */
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
 } mer_analysis;
@@ -1905,6 +1974,98 @@ typedef struct {
  * the process-wide one (mer_set_threads). */
 MER_API mer_status mer_vote(const mer_vote_params *params, mer_vote_result **out);
 MER_API void mer_vote_result_free(mer_vote_result *r);
+
+/* ---- predict from media (src/pipeline/predict.c, docs/training.md "Raw media") ------------ */
+/* The recipe a run records (mer_train_params.recipe_json): {"<modality>": <its recipe>, ...}
+ * from each feature directory's recipe.json (written by `mer extract audio`, `extract text`;
+ * acoustic recipes come from mer_acoustic_recipe_to_json), one line. *json NULL (and MER_OK)
+ * when some directory has none: the run then records no recipe. *json malloc'd (free()). */
+MER_API mer_status mer_recipe_from_features(const mer_modality_spec *mods, int32_t n, char **json);
+
+/* A data set of media files for run: every modality's feature extracted by the run's recipe
+ * (its entry for the modality, or the whole recipe when it is not keyed by modality): an
+ * acoustic recipe (mer_acoustic_extract, with its "norm") or a speech-encoder recipe
+ * (mer_speech_recipe_extract); a text recipe is refused (it needs transcripts). A `mer finetune
+ * speech` run (no recipe, an encoder spec) gets its encoder's input (mer_speech_adapter_input). Clip names are
+ * the file names without directory and extension (two inputs with one name are refused).
+ * Errors name the file. *out: mer_dataset_free. */
+MER_API mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int32_t n,
+                                     mer_dataset **out);
+/* mer_media_dataset, then mer_run_predict: probs (n, mer_run_n_classes) in input order. */
+MER_API mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n,
+                                     float *probs);
+
+/* ---- the demo: leave-one-speaker-out from media (src/pipeline/demo.c, docs/demo.md) ------ */
+/* `mer demo`: weight-free acoustic features of every clip of a labeled data set (and its
+ * speed-perturbed training copies), cached under out/features; leave-one-speaker-out evaluation
+ * (mer_loso_run) speaker-normalised into out/report, and optionally the single-clip variant into
+ * out/report/single-clip; a final model on every speaker into out/model (a run whose recipe
+ * records the extraction and the standardisation, so `mer predict --input` applies it to media);
+ * and that model applied to the first clip's file. */
+#define MER_DEMO_MAX_SPEEDS 5
+typedef enum {
+    MER_DEMO_DATA = 0,      /* labels read (n_clips, n_speakers, classes) */
+    MER_DEMO_FEATURES = 1,  /* features ready (feature_dim, n_cached, n_extracted) */
+    MER_DEMO_LOSO = 2,      /* speaker-normalised evaluation done (loso) */
+    MER_DEMO_SINGLE = 3,    /* single-clip evaluation done (single), when asked */
+    MER_DEMO_MODEL = 4,     /* final model trained (model_dir) */
+    MER_DEMO_EXAMPLE = 5    /* the first clip predicted (example_*) */
+} mer_demo_stage;
+
+typedef struct mer_demo_result mer_demo_result;
+/* Called when a stage is complete, with the result filled so far (read-only, owned by the
+ * call): a CLI prints as the demo goes. */
+typedef void (*mer_demo_stage_fn)(mer_demo_stage stage, const mer_demo_result *r, void *user_data);
+
+typedef struct {
+    const char *data;          /* labels.csv (name,emotion,speaker) + flac/<name>.flac, <name>.flac,
+                                  wav/<name>.wav or <name>.wav; NULL: the bundled data/emodb
+                                  (mer_data_path) */
+    const char *out;           /* features/, report/, model/ go here ("out/demo") */
+    int32_t seeds;             /* models averaged per held-out speaker (3) */
+    int32_t epochs;            /* training epochs of every model (100) */
+    char model[MER_NAME_MAX];  /* trainer model ("linear") */
+    int32_t hidden;            /* 128 */
+    float dropout;             /* 0.5 */
+    double lr, l2;             /* 1e-3, 1e-3 */
+    double speeds[MER_DEMO_MAX_SPEEDS]; /* speeds[0] = 1 (the clips), then the factors of the
+                                           training copies, each in [0.5, 2] ({1, 0.9, 1.1}) */
+    int32_t n_speeds;          /* 3 (1: no copies) */
+    int32_t single_clip;       /* also evaluate single clips with training statistics (1) */
+    mer_progress_fn progress;  /* per extracted clip, then per held-out speaker of each evaluation
+                                  (the stage after the last completed one); nonzero stops with
+                                  MER_ERR_ABORTED. May be NULL. */
+    void *progress_user_data;
+    mer_demo_stage_fn stage;   /* may be NULL */
+    void *stage_user_data;
+} mer_demo_params;
+MER_API mer_demo_params mer_demo_default_params(void);
+
+struct mer_demo_result {
+    char *data;                /* the data directory used */
+    char *feature_dir, *report_dir, *model_dir;
+    int64_t n_clips;
+    int32_t n_speakers, n_classes;
+    char classes[MER_MAX_CLASSES][MER_NAME_MAX];  /* sorted */
+    int32_t feature_dim;
+    int64_t n_cached, n_extracted;   /* feature files, clips and copies */
+    double extract_seconds;
+    mer_metrics loso;          /* speaker-normalised */
+    int32_t has_single;
+    mer_metrics single;        /* single clip, training-set statistics */
+    double eval_seconds;       /* both evaluations */
+    double model_seconds;
+    char *example_path;        /* the first clip's media file */
+    int32_t example_label;     /* its class */
+    float example_probs[MER_MAX_CLASSES];
+    double seconds;            /* the whole demo */
+};
+
+/* Run the demo. *out is allocated (mer_demo_result_free) and owns every pointer in it. Errors
+ * name the file (a clip that cannot be read is logged, and the call fails after trying all).
+ * Uses the process-wide thread count (mer_set_threads). params NULL: defaults. */
+MER_API mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out);
+MER_API void mer_demo_result_free(mer_demo_result *r);
 
 /* ==== Testing: allocation failure injection =================================================
  * Every allocation the library makes goes through one check (src/core/internal.h). After

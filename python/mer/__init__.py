@@ -104,6 +104,7 @@ class _TrainParams(C.Structure):  # mer_train_params (MER_NAME_MAX 64)
 
 class _AnalyzeParams(C.Structure):  # mer_analyze_params
     _fields_ = [("audio_model", C.c_char_p), ("faces_models", C.c_char_p), ("text", C.c_char_p),
+                ("text_model", C.c_char_p),
                 ("weights", C.c_double * 3), ("fps", C.c_double), ("max_frames", C.c_int32),
                 ("timeline", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p)]
 
