@@ -1350,6 +1350,12 @@ MER_API int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
  * applied to raw features or to features already standardised with the run's "norm". */
 MER_API mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
                                      int64_t *n_unadapted);
+/* As mer_dataset_adapt, but only the clips with ref[i] != 0 give their group's statistics
+ * (and count towards min_clips); every clip of the group is standardised with them. E.g. a
+ * speaker's enrolment clips adapt the speaker's other clips, or `mer analyze`'s 2 s tiles of a
+ * long clip adapt its timeline windows. ref NULL: every clip, = mer_dataset_adapt. */
+MER_API mer_status mer_dataset_adapt_ref(mer_dataset *ds, const char *const *groups, const uint8_t *ref,
+                                         int32_t min_clips, int64_t *n_unadapted);
 
 /* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
@@ -1760,7 +1766,16 @@ typedef struct {
     mer_progress_fn progress;  /* after each analysed frame (done, total); nonzero return stops
                                   with MER_ERR_ABORTED. May be NULL. */
     void *progress_user_data;
+    int32_t adapt;             /* speaker adaptation over the clip's own speech, for a run trained
+                                  on speaker-standardised features (recipe "adapt": "group", as
+                                  `mer demo`'s model): MER_ANALYZE_ADAPT_AUTO (default) cuts the
+                                  clip into 2 s tiles, and when at least adapt_min of them hold
+                                  speech, standardises every speech feature with the tiles' own
+                                  statistics (mer_dataset_adapt_ref) and reports the mean over the
+                                  tiles; MER_ANALYZE_ADAPT_NONE: the run's training statistics */
+    int32_t adapt_min;         /* speech tiles needed to adapt (5, i.e. 10 s; >= 2) */
 } mer_analyze_params;
+enum { MER_ANALYZE_ADAPT_AUTO = 0, MER_ANALYZE_ADAPT_NONE = 1 };
 MER_API mer_analyze_params mer_analyze_default_params(void);
 
 typedef struct {
@@ -1795,6 +1810,7 @@ typedef struct {
     mer_text_scores text;
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
+    int32_t audio_adapt_tiles; /* 2 s speech tiles the speech was adapted over (0: not adapted) */
 } mer_analysis;
 
 /* Analyse the clip at path. *out is allocated (mer_analysis_free) and owns every pointer in
