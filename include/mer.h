@@ -700,7 +700,12 @@ typedef struct {
     float f0_min, f0_max;     /* 55, 600 Hz: pitch search range */
     float voicing_threshold;  /* 0.35: max YIN aperiodicity of a voiced frame */
     int32_t lpc_order;        /* 0: 2 + sample_rate / 1000 (formants) */
+    int32_t functionals;      /* MER_ACOUSTIC_EGEMAPS (0): 6 statistics per LLD + 16 utterance
+                                 values (514); MER_ACOUSTIC_EXTENDED (1): those, then 5 more per
+                                 LLD: mean |delta|, delta std, p10-p90 range, skewness, kurtosis
+                                 (929; docs/acoustic.md) */
 } mer_acoustic_params;
+enum { MER_ACOUSTIC_EGEMAPS = 0, MER_ACOUSTIC_EXTENDED = 1 };
 MER_API mer_acoustic_params mer_acoustic_default_params(void);
 
 /* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1

@@ -29,6 +29,9 @@ static const char *usage_text =
     "  --threads N    worker threads (default: all CPUs)\n"
     "  --model NAME   trainer model (default linear: logistic regression; attention: MLP)\n"
     "  --dropout P --lr X --l2 X --hidden N   model settings (0.5, 1e-3, 1e-3, 128)\n"
+    "  --augment F,F,...|none   speed-perturbed training copies (default 0.9,1.1)\n"
+    "  --functionals egemaps|extended   acoustic functionals (514, or 929: the default;\n"
+    "                 docs/acoustic.md)\n"
     "  --no-single-clip   skip the second evaluation (training-set normalisation)\n";
 
 static const char *cmd = "demo";
@@ -135,6 +138,7 @@ int cmd_demo(int argc, char **argv) {
     long seeds = 3, epochs = 100, threads = 0, hidden = 128;
     double dropout = 0.5, lr = 1e-3, l2 = 1e-3;
     int single = 1;
+    int32_t functionals = MER_ACOUSTIC_EXTENDED; /* docs/demo.md: +0.02 adapted, +0.04 single clip */
     /* speed-perturbed copies of every training clip (docs/demo.md "Augmentation") */
     double speeds[MAX_AUG + 1] = {1.0, 0.9, 1.1};
     int32_t n_speed = 3;
@@ -165,6 +169,10 @@ int cmd_demo(int argc, char **argv) {
             if (!parse_speeds(v, speeds, &n_speed))
                 return cli_usage(cmd, "--augment takes 'none' or up to %d speed factors in [0.5, 2] "
                                  "other than 1, separated by commas, got '%s'", MAX_AUG, v);
+        } else if (cli_opt(argc, argv, &i, "--functionals", &v)) {
+            if (strcmp(v, "egemaps") && strcmp(v, "extended"))
+                return cli_usage(cmd, "--functionals must be egemaps or extended, got '%s'", v);
+            functionals = strcmp(v, "extended") ? MER_ACOUSTIC_EGEMAPS : MER_ACOUSTIC_EXTENDED;
         } else if (cli_flag(argv[i], "--no-single-clip")) {
             single = 0;
         } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
@@ -270,6 +278,7 @@ int cmd_demo(int argc, char **argv) {
 
     /* ---- features (cached) ---- */
     mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    r.params.functionals = functionals;
     const int32_t D = mer_acoustic_functional_dim(&r.params);
     if ((s = mer_acoustic_recipe_to_json(&r, &recipe))) {
         rc = cli_fail_status(cmd, s, "recipe");
