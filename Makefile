@@ -4,10 +4,14 @@
 #   make bench      benchmarks against peers (prints ratios)
 #   make fuzz       libFuzzer targets (clang)
 #   make parity     full-size exactness checks against PyTorch references (slow; needs torch)
-# Variables: GEMM=dnnl|openblas (default backend), MARCH=native, O=2.
+# Variables: GEMM=dnnl|openblas (default backend), MARCH=x86-64-v3, O=2.
+# Portable by default: everything is compiled for AVX2 + FMA (x86-64-v3: Haswell, Zen 1 and
+# later), and the AVX-512 kernels carry their own target attribute (MER_AVX512 in
+# src/core/internal.h) and are chosen at run time from cpuid (src/core/cpu.c), so one binary
+# runs on any AVX2 machine and uses AVX-512 where present. MARCH=native builds for this CPU only.
 
 CC      ?= cc
-MARCH   ?= native
+MARCH   ?= x86-64-v3
 O       ?= 2
 BUILD   ?= build
 GEMM    ?= auto

@@ -5,6 +5,9 @@ follow transformers' modeling code), and the checkpoints the bench uses.
   make-bert DIR                 BERT-large (chinese-roberta-wwm-ext-large config, 24 layers),
                                 random F32 weights, DIR/config.json + model.safetensors
   time-bert DIR B T THREADS REPS            fp32 forward of B x T ids: "RESULT seconds"
+  make-llm NAME DIR              the 2-layer slice NAME of tests/parity/text_parity.py (llama2-7b,
+                                baichuan-13b, ...): random BF16 weights, DIR/config.json +
+                                model.safetensors (weights only: no reference forward)
   time-llm DIR STYLE T THREADS REPS DTYPE   forward of one T-token prompt through the checkpoint in
                                 DIR (a 2-layer slice made by tests/parity/text_parity.py), with
                                 weights and activations in DTYPE (bf16 | fp32): "RESULT seconds"
@@ -48,6 +51,11 @@ def load_safetensors(path):
 
 
 def best_of(fn, reps):
+    """Best of reps timed runs after one warm-up; reps 0: one run, no warm-up (slow peers)."""
+    if reps == 0:
+        t0 = time.time()
+        fn()
+        return time.time() - t0
     fn()
     best = 1e30
     for _ in range(reps):
@@ -68,6 +76,21 @@ def main():
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(BERT_LARGE, f, indent=2)
         text_ref.save_safetensors(os.path.join(d, "model.safetensors"), w, {"format": "pt"})
+    elif cmd == "make-llm":
+        name, d = sys.argv[2], sys.argv[3]
+        if os.path.exists(os.path.join(d, "model.safetensors")):
+            return
+        import text_parity
+        spec = text_parity.CONFIGS[name]
+        cfg = spec["cfg"]
+        os.makedirs(d, exist_ok=True)
+        style = "llama" if spec["kind"] == "llama" else spec["kind"]
+        w = text_ref.llama_weights(cfg, torch.Generator().manual_seed(7), style, qkv_bias=spec.get("bias", False),
+                                   dtype=torch.bfloat16)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        text_ref.save_safetensors(os.path.join(d, "model.safetensors"),
+                                  {k: v.to(torch.bfloat16) for k, v in w.items()}, {"format": "pt"})
     elif cmd == "time-bert":
         d, B, T, th, reps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
         torch.set_num_threads(th)

@@ -251,8 +251,7 @@ typedef enum {
     MER_PRECISION_F32 = 0,  /* float32 throughout (default; the exactness bars hold) */
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
-    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders: weight-only (mer_text_state_set_precision).
-                               Speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
+    MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders and speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
                                per-channel weights, per-token activation scales); convolutions,
                                norms, attention and activations stay float32 (docs/gemm.md) */
 } mer_precision;
@@ -381,6 +380,11 @@ MER_API mer_status mer_safetensors_get(const mer_safetensors *st, const char *na
  * (valid until mer_safetensors_free). */
 MER_API mer_status mer_safetensors_get_f32(mer_safetensors *st, const char *name, int32_t ndim,
                                            const int64_t *shape, const float **out);
+/* Tell the system that the bytes [p, p + n) of a tensor of st are not needed for now (e.g. after
+ * repacking them): the whole pages of a file mapping inside the range leave memory and are read
+ * again from the file on the next access. A no-op for memory that is not in st's file mappings
+ * (converted or realigned copies, borrowed buffers). The data stays valid. */
+MER_API void mer_safetensors_release(const mer_safetensors *st, const void *p, size_t n);
 /* Path of the (first) file, for messages. */
 MER_API const char *mer_safetensors_path(const mer_safetensors *st);
 /* The format of the (first) file behind the handle: "safetensors", "pytorch zip" or
@@ -545,6 +549,14 @@ MER_API mer_status mer_media_streams(const char *path, mer_media_stream **stream
  * MER_OK. Reentrant. Details: docs/media.md. */
 MER_API mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples,
                                           int64_t *n);
+
+/* Digital silence: no sample's magnitude reaches MER_SILENCE_PEAK (1e-6, -120 dBFS), so there is
+ * no speech to classify. The speech encoders refuse it; `mer analyze` reports "no speech" and
+ * `mer predict --input` (mer_acoustic_extract) refuses the clip instead of guessing a class.
+ * Returns 1 when x[0..n) is silent (n == 0 included), else 0; *peak (may be NULL) gets the
+ * largest magnitude. Non-finite samples are not silent. */
+#define MER_SILENCE_PEAK 1e-6f
+MER_API int mer_audio_is_silent(const float *x, int64_t n, float *peak);
 
 /* An 8-bit RGB image, rows packed (stride = width * 3). */
 typedef struct {
@@ -1187,12 +1199,15 @@ MER_API void mer_text_state_free(mer_text_state *s);
 /* Precision of the large products of this state (MER_PRECISION_F32 after init):
  *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
  *         widened exactly to float32 tile by tile);
- *   BF16  activations rounded to bfloat16 (mer_sgemm_bf16); an F32/F16 checkpoint gets bfloat16
- *         copies of its matrices on first use (2 bytes per weight, made once per model, thread
- *         safe), a BF16 one is used in place;
- *   INT8  weight-only int8: an int8 checkpoint as stored; any other is quantized in memory on
- *         first use (blocks of 32, 1 byte + 1/8 per weight). Activations stay float32.
- * MER_ERR_NOMEM when the copies do not fit, MER_ERR_INVALID_ARG on an unknown precision. */
+ *   BF16  bfloat16 weights, activations rounded to bfloat16, float32 sums (mer_packed, MER_PACK_BF16);
+ *   INT8  W8A8 dynamic (mer_packed, MER_PACK_INT8): int8 weights per output channel, activations
+ *         quantized per token on each product. A `mer quantize` file's block-32 int8 is widened
+ *         exactly and requantized per channel.
+ * The first BF16 / INT8 use on a model packs its layer matrices for that precision once (2 or
+ * ~1 bytes per weight; thread safe: the model may be shared); the file pages of a packed matrix
+ * are handed back to the system (mer_safetensors_release), so a mapped checkpoint is not held
+ * twice. MER_ERR_NOMEM when the packed copies do not fit, MER_ERR_INVALID_ARG on an unknown
+ * precision. */
 MER_API mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p);
 
 /* Hidden states layer_first..layer_last (0 <= first <= last <= L) of a batch of B sequences of
@@ -1366,6 +1381,11 @@ MER_API mer_status mer_dataset_adapt_ref(mer_dataset *ds, const char *const *gro
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
 MER_API mer_status mer_read_name_list(const char *path, char ***names, int64_t *n);
 
+/* The clip names of a feature directory: every <name>.npy in dir, sorted (strcmp), in one
+ * malloc'd block as mer_read_name_list (free(*names)). An unreadable directory is MER_ERR_IO,
+ * one without .npy files MER_ERR_NOT_FOUND, each naming dir. */
+MER_API mer_status mer_list_feature_names(const char *dir, char ***names, int64_t *n);
+
 /* ---- metrics (src/train/metrics.c) -------------------------------------------------------- */
 /* Classification metrics on argmax predictions, as scikit-learn computes them:
  * waf = f1_score(average='weighted'), macro_f1 = f1_score(average='macro'),
@@ -1489,6 +1509,10 @@ typedef struct {
     int32_t rank;                /* LoRA rank (8) */
     float alpha;                 /* LoRA alpha (16): scaling alpha / rank */
     int32_t lora_ffn;            /* LoRA on the feed-forward projections too (0) */
+    float lora_dropout;          /* LoRA dropout on each branch's input, as peft (0) */
+    float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
+    float mask_prob;             /* its masks: share of frames that start a span (0.05) */
+    int32_t mask_len;            /* its span length in frames (10) */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
@@ -1657,6 +1681,37 @@ MER_API mer_status mer_prior_read_csv(const char *path, const char *const *class
  * config.json "class_counts" when present, else the label counts of the run's oof.csv. */
 MER_API mer_status mer_prior_from_run(const char *rundir, const char *const *classes, int32_t c,
                                       double *prior);
+
+/* Which test prior a correction aims at (`--prior none|uniform|FILE|auto`). */
+typedef enum {
+    MER_PRIOR_NONE = 0,     /* no correction */
+    MER_PRIOR_UNIFORM = 1,  /* 1/c each */
+    MER_PRIOR_CSV = 2,      /* a priors CSV (mer_prior_read_csv) */
+    MER_PRIOR_AUTO = 3      /* the EM estimate from the posteriors being corrected */
+} mer_prior_mode;
+
+/* A resolved correction: from the training prior to the target. */
+typedef struct {
+    mer_prior_mode mode;
+    int32_t n_classes;
+    double train[MER_MAX_CLASSES];   /* corrected from (normalised) */
+    double target[MER_MAX_CLASSES];  /* corrected to (normalised); MER_PRIOR_NONE: = train */
+    int32_t em_iters;                /* MER_PRIOR_AUTO: EM iterations, else 0 */
+} mer_prior_info;
+
+/* Fill info (out) for mode: csv is the priors file of MER_PRIOR_CSV (else ignored); probs (n, c)
+ * are the posteriors MER_PRIOR_AUTO estimates from (n >= 1; default EM params), pi_train (c) the
+ * training prior. c <= MER_MAX_CLASSES. Nothing is corrected here. */
+MER_API mer_status mer_prior_target(mer_prior_info *info, mer_prior_mode mode, const char *csv,
+                                    const char *const *classes, int32_t c, const float *probs,
+                                    int64_t n, const double *pi_train);
+
+/* `mer predict --prior`: one run's posteriors probs (n, c, in the run's class order classes)
+ * corrected in place from the run's training prior (mer_prior_from_run) to the target of mode
+ * (mer_prior_target); info (out, may be NULL) records both. MER_PRIOR_NONE changes nothing. */
+MER_API mer_status mer_prior_apply_run(float *probs, mer_prior_info *info, const char *rundir,
+                                       const char *const *classes, int32_t c, int64_t n,
+                                       mer_prior_mode mode, const char *csv);
 
 typedef enum { MER_VOTE_MEAN = 0, MER_VOTE_MAJORITY = 1 } mer_vote_mode;
 /* Combine runs probability tables probs[r] (n, c) into out (n, c): MEAN averages them;
@@ -1829,6 +1884,46 @@ MER_API void mer_analysis_free(mer_analysis *a);
 /* The analysis as the JSON document of `mer analyze --json` (keys in docs/analyze.md),
  * malloc'd text ending in a newline (free()). */
 MER_API mer_status mer_analysis_to_json(const mer_analysis *a, char **json);
+
+/* ---- vote: an ensemble of runs with prior correction (src/pipeline/vote.c, docs/agt.md) --- */
+/* `mer vote`: each run predicts the clips (mean of its fold models), its columns are put in the
+ * first run's class order, with a prior mode each run's posteriors are corrected from its own
+ * training prior to one target (MER_PRIOR_AUTO: the EM estimate from the mean of the runs'
+ * uncorrected posteriors, starting at the mean of their training priors), then MEAN averages
+ * the runs and MAJORITY counts their argmax votes (mer_vote_combine). */
+typedef struct {
+    const char *const *runs;            /* run directories (>= 1); they must share their class
+                                           names, in any order */
+    int32_t n_runs;
+    const mer_modality_spec *features;  /* the feature directories, by modality name (>= 1) */
+    int32_t n_features;
+    const char *list;                   /* clip names (mer_read_name_list); NULL: every .npy of
+                                           features[0].dir (mer_list_feature_names) */
+    mer_vote_mode mode;                 /* MER_VOTE_MEAN */
+    mer_prior_mode prior;               /* MER_PRIOR_NONE */
+    const char *prior_csv;              /* the priors file of MER_PRIOR_CSV */
+    const char *out;                    /* NULL, or the predictions CSV to write atomically
+                                           (mer_write_predictions); refused before any work when
+                                           it would replace the list, a run's config.json or the
+                                           labels a run was trained on */
+    int32_t mer2024;                    /* out in the MER2024 submission layout */
+} mer_vote_params;
+MER_API mer_vote_params mer_vote_default_params(void);
+
+typedef struct {
+    int64_t n;                          /* clips */
+    int32_t n_classes, n_runs;
+    char **names;                       /* (n) clip names, in the order of probs */
+    char classes[MER_MAX_CLASSES][MER_NAME_MAX];   /* the first run's class order */
+    float *probs;                       /* (n, n_classes) the combined probabilities */
+    mer_prior_info prior;               /* the correction (train: mean of the runs' priors) */
+} mer_vote_result;
+
+/* Run the vote. *out is allocated (mer_vote_result_free) and owns every pointer in it. Errors
+ * name the run, file or clip. Reentrant (the runs are opened for the call); the thread count is
+ * the process-wide one (mer_set_threads). */
+MER_API mer_status mer_vote(const mer_vote_params *params, mer_vote_result **out);
+MER_API void mer_vote_result_free(mer_vote_result *r);
 
 /* ==== Testing: allocation failure injection =================================================
  * Every allocation the library makes goes through one check (src/core/internal.h). After

@@ -139,6 +139,73 @@ MER_TEST(acoustic_melspec_mfcc_deltas_match_torchaudio) {
     free(mfcc);
 }
 
+/* mer_acoustic_frames computes the spectrum frame by frame (memory bounded by the output, #16);
+ * each spectral column must be the very bits of the whole-spectrogram path (mer__acoustic_stft
+ * and the replicate-padded deltas over the whole MFCC matrix), on EmoDB speech and on the
+ * short signals where padding and the delta ring's edges meet (T <= N, T = 2N + 1). */
+MER_TEST(acoustic_frames_streamed_equal_whole_spectrogram) {
+    mer_acoustic_params p = mer_acoustic_default_params();
+    const char *clips[] = {"data/emodb/flac/03a01Fa.flac", "data/emodb/flac/08a02Tb.flac"};
+    const int64_t shorts[] = {1, 100, 257, 300, 481, 800, 1601};
+    for (int k = 0; k < 2 + (int)(sizeof shorts / sizeof *shorts); k++) {
+        float *x = NULL;
+        int64_t n = 0;
+        if (k < 2) {
+            REQUIRE_OK(mer_media_decode_audio(clips[k], SR, &x, &n));
+        } else {
+            n = shorts[k - 2];
+            x = malloc((size_t)n * sizeof(float));
+            REQUIRE(x);
+            for (int64_t i = 0; i < n; i++) x[i] = (float)(0.3 * sin(0.05 * i) + 0.01 * ((i * 7919) % 13 - 6));
+        }
+        for (int dw = 0; dw < 2; dw++) {
+            p.delta_win = dw ? 9 : 5;
+            float *fr = NULL;
+            int64_t T = 0;
+            REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+            mer__acoustic_spec sp;
+            REQUIRE_OK(mer__acoustic_stft(&p, x, n, &sp));
+            REQUIRE(sp.T == T);
+            const int64_t C = p.n_mfcc, M = p.n_mels, nf = sp.n_freqs;
+            const int32_t D = mer_acoustic_frame_dim(&p), N = (p.delta_win - 1) / 2;
+            double *mf = malloc((size_t)(T * C) * sizeof(double));
+            REQUIRE(mf);
+            REQUIRE_OK(mer__acoustic_mfcc_from_mel(&p, sp.mel, T, mf));
+            int64_t bad = 0;
+            const double denom = (double)N * (N + 1) * (2 * N + 1) / 3.0;
+            for (int64_t t = 0; t < T; t++) {
+                const float *row = fr + t * D;
+                double loud = 0, al, hb, s0, s1, fl, ce;
+                for (int64_t m = 0; m < M; m++) loud += pow(sp.mel[t * M + m], 0.3);
+                mer__acoustic_spectral_llds(sp.power + t * nf, t > 0 ? sp.power + (t - 1) * nf : NULL, nf,
+                                            (double)p.sample_rate / p.n_fft, &al, &hb, &s0, &s1, &fl, &ce);
+                bad += row[MER__AC_LOUDNESS] != (float)loud || row[MER__AC_ALPHA] != (float)al ||
+                       row[MER__AC_HAMMARBERG] != (float)hb || row[MER__AC_SLOPE_LO] != (float)s0 ||
+                       row[MER__AC_SLOPE_HI] != (float)s1 || row[MER__AC_FLUX] != (float)fl ||
+                       row[MER__AC_CENTROID] != (float)ce;
+                for (int64_t m = 0; m < M; m++)
+                    bad += row[MER__AC_NLLD + 2 * C + m] != (float)log(sp.mel[t * M + m] + (double)p.log_offset);
+                for (int64_t c = 0; c < C; c++) {
+                    double acc = 0; /* torchaudio.functional.compute_deltas, replicate padding */
+                    for (int32_t q = 1; q <= N; q++) {
+                        int64_t a = t + q < T ? t + q : T - 1, b = t - q >= 0 ? t - q : 0;
+                        acc += q * (mf[a * C + c] - mf[b * C + c]);
+                    }
+                    bad += row[MER__AC_NLLD + c] != (float)mf[t * C + c];
+                    bad += row[MER__AC_NLLD + C + c] != (float)(acc / denom);
+                }
+            }
+            if (bad) mer_test_fail(__FILE__, __LINE__, "signal %d (n %lld, delta_win %d): %lld values differ", k,
+                                   (long long)n, p.delta_win, (long long)bad);
+            free(mf);
+            mer__acoustic_spec_free(&sp);
+            free(fr);
+        }
+        p.delta_win = 5;
+        free(x);
+    }
+}
+
 /* ---- pitch ----------------------------------------------------------------------------------- */
 
 /* F0 (Hz) of frame t from the LLD matrix, 0 if unvoiced. */

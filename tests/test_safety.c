@@ -457,6 +457,77 @@ MER_TEST(safety_prior_em_collapse) {
     CHECK(est[0] > 0.3 && est[1] > 0.3 && est[0] < 0.99);
 }
 
+/* ---- 5. digital silence is "no speech", not a class --------------------------------------- */
+
+MER_TEST(safety_silence_is_not_speech) {
+    /* the one test of silence: all zeros, below -120 dBFS, empty; a click or NaN is not silence */
+    float x[1600] = {0}, peak = -1;
+    CHECK(mer_audio_is_silent(x, 1600, &peak) && peak == 0);
+    CHECK(mer_audio_is_silent(x, 0, NULL));
+    for (int i = 0; i < 1600; i++) x[i] = (i % 2 ? -1 : 1) * 9e-7f;
+    CHECK(mer_audio_is_silent(x, 1600, &peak) && peak == 9e-7f);
+    x[800] = 1e-3f;
+    CHECK(!mer_audio_is_silent(x, 1600, &peak) && peak == 1e-3f);
+    x[800] = NAN;
+    CHECK(!mer_audio_is_silent(x, 1600, NULL));
+
+    const char *d = mer_test_tmpdir("safety_silence");
+    char dir[512], cmd[4096];
+    snprintf(dir, sizeof dir, "%s", d);
+    /* zeros, -130 dBFS noise, and speech followed by 4 s of zeros */
+    snprintf(cmd, sizeof cmd,
+             "ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i anullsrc=r=16000:cl=mono -t 3 %s/zero.flac && "
+             "ffmpeg -nostdin -hide_banner -loglevel error -y -f lavfi -i 'anoisesrc=r=16000:a=0.0000003:d=3' "
+             "-c:a pcm_f32le %s/faint.wav && "
+             "ffmpeg -nostdin -hide_banner -loglevel error -y -i " CLIP " -af apad=pad_dur=4 %s/tail.flac",
+             dir, dir, dir);
+    REQUIRE(system(cmd) == 0);
+    const char *silent[] = {"zero.flac", "faint.wav"};
+    for (int k = 0; k < 2; k++) {
+        /* analyze (the bundled speech model): the audio is missing with a reason, nothing fused */
+        int rc = mer_test_run(out, sizeof out, "%s analyze %s/%s --json 2>/dev/null", mer_test_bin(), dir, silent[k]);
+        CHECK(rc == 0);
+        mer_json *j = NULL;
+        REQUIRE_OK(mer_json_parse(&j, out, strlen(out), "analyze"));
+        int b = 1;
+        const char *note = NULL;
+        CHECK_OK(mer_json_get_bool(j, "modalities.audio.present", &b));
+        CHECK(!b);
+        CHECK_OK(mer_json_get_string(j, "modalities.audio.note", &note));
+        CHECK(note && strstr(note, "no speech: digital silence"));
+        CHECK(!mer_json_has(j, "fused.probs.sad"));
+        mer_json_free(j);
+        rc = mer_test_run(out, sizeof out, "%s analyze %s/%s", mer_test_bin(), dir, silent[k]);
+        CHECK(rc == 0 && strstr(out, "missing: no speech: digital silence") && !strstr(out, "verdict: sad"));
+        /* predict --input refuses the clip, as extract audio does, and writes nothing */
+        rc = mer_test_run(out, sizeof out, "%s predict --run models/emodb-acoustic --input " CLIP " %s/%s --out %s/p%d.csv",
+                          mer_test_bin(), dir, silent[k], dir, k);
+        CHECK(rc == 1 && strstr(out, silent[k]) && strstr(out, "digital silence") && strstr(out, "no speech"));
+        snprintf(cmd, sizeof cmd, "%s/p%d.csv", dir, k);
+        CHECK(!exists(cmd));
+    }
+    /* speech then silence: the clip has speech; the timeline's silent seconds have no audio */
+    int rc = mer_test_run(out, sizeof out, "%s analyze %s/tail.flac --json --timeline 2>/dev/null", mer_test_bin(), dir);
+    CHECK(rc == 0);
+    mer_json *j = NULL;
+    REQUIRE_OK(mer_json_parse(&j, out, strlen(out), "analyze"));
+    int b = 0;
+    CHECK_OK(mer_json_get_bool(j, "modalities.audio.present", &b));
+    CHECK(b);
+    CHECK(mer_json_has(j, "timeline.0.audio"));
+    int silent_rows = 0, speech_rows = 0;
+    for (int r = 0; r < 6; r++) { /* 2.0 s of speech, then 4 s of zeros */
+        char key[64];
+        snprintf(key, sizeof key, "timeline.%d.t0", r);
+        CHECK(mer_json_has(j, key));
+        snprintf(key, sizeof key, "timeline.%d.audio.neutral", r);
+        if (mer_json_has(j, key)) speech_rows++;
+        else if (r >= 3) silent_rows++;
+    }
+    CHECK(speech_rows == 3 && silent_rows == 3);
+    mer_json_free(j);
+}
+
 /* ---- 1. random names through every command that turns names into paths ------------------- */
 
 /* A random name from dangerous pieces (separators, "..", control characters, unicode, shell

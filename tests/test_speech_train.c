@@ -15,13 +15,20 @@
 typedef struct {
     const char *name, *model;
     mer__sft_config c;
+    uint64_t rng_seed;   /* training forwards draw dropout / masks from mer__rng(seed) */
 } st_case;
 
+/* first, last, adapt_last, head_first, method, bottleneck, rank, alpha, lora_ffn, classes,
+ * dropout, recon weight, mask prob, mask len (as the fixture script's CASES) */
+#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0}
 static const st_case CASES[] = {
-    {"base_adapter", "base", {1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0, 3}},
-    {"base_lora", "base", {1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1, 3}},
-    {"large_adapter", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3}},
-    {"large_lora", "large", {2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0, 3}},
+    {"base_adapter", "base", CFG(1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0), 0},
+    {"base_lora", "base", CFG(1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1), 0},
+    {"large_adapter", "large", CFG(2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0), 0},
+    {"large_lora", "large", CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0), 0},
+    /* LoRA dropout 0.25 and the masked-reconstruction loss (weight 0.5, spans of 2, p 0.3) */
+    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2}, 7},
+    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3}, 11},
 };
 
 static const float *tensor(mer_safetensors *st, const char *name, int64_t *numel) {
@@ -105,8 +112,14 @@ static void run_case_in(const st_case *tc, const char *dir) {
     /* gradients of batch 0 */
     float logits[8 * 3], probs[8 * 3], dlog[8 * 3];
     memset(dlog, 0, sizeof dlog);
-    CHECK_OK(mer__sft_forward(s, params, b[0].x, b[0].off, b[0].n, 1, logits, NULL));
-    float loss = mer__cross_entropy_fwd(probs, logits, b[0].y, NULL, 0.0f, b[0].n, C);
+    mer__rng rng;
+    mer__rng_seed(&rng, tc->rng_seed);
+    CHECK_OK(mer__sft_forward(s, params, b[0].x, b[0].off, b[0].n, 1, &rng, logits, NULL));
+    float loss = mer__cross_entropy_fwd(probs, logits, b[0].y, NULL, 0.0f, b[0].n, C) +
+                 mer__sft_recon_loss(s);
+    const float *ref_rec = tensor(st, "recon0", NULL);
+    if (tc->c.recon_weight > 0.0f) /* the masks must have hit something, or nothing is tested */
+        CHECK(ref_rec && ref_rec[0] > 0.0f && fabs(mer__sft_recon_loss(s) - ref_rec[0]) <= 1e-4 * ref_rec[0]);
     mer__cross_entropy_bwd(dlog, probs, b[0].y, NULL, 0.0f, b[0].n, C);
     const float *ref_log = tensor(st, "logits0", NULL), *ref_loss = tensor(st, "loss0", NULL);
     CHECK(rel(logits, ref_log, b[0].n * C) < 1e-4);
@@ -132,18 +145,29 @@ static void run_case_in(const st_case *tc, const char *dir) {
     REQUIRE_OK(mer__optim_init(&o, MER_OPT_ADAMW, np, lr ? lr[0] : 1e-2f, 0.01f));
     const float *ref_losses = tensor(st, "losses", NULL);
     double wl = 0.0;
+    mer__rng_seed(&rng, tc->rng_seed);
+    int64_t steady_allocs = -1;
     for (int step = 0; step < 20; step++) {
         const st_batch *bb = &b[step % 2];
+        /* once both batches have been seen the workspaces fit: later steps allocate nothing
+         * (counted by the allocation-failure hook, armed far beyond reach) */
+        if (step == 2) mer_alloc_fail_at(INT64_MAX);
         memset(dlog, 0, sizeof dlog);
-        CHECK_OK(mer__sft_forward(s, params, bb->x, bb->off, bb->n, 1, logits, NULL));
-        float l = mer__cross_entropy_fwd(probs, logits, bb->y, NULL, 0.0f, bb->n, C);
+        CHECK_OK(mer__sft_forward(s, params, bb->x, bb->off, bb->n, 1, &rng, logits, NULL));
+        float l = mer__cross_entropy_fwd(probs, logits, bb->y, NULL, 0.0f, bb->n, C) +
+                  mer__sft_recon_loss(s);
         mer__cross_entropy_bwd(dlog, probs, bb->y, NULL, 0.0f, bb->n, C);
         CHECK_OK(mer__sft_backward(s, params, grads, dlog, NULL));
         mer__optim_step(&o, params, grads);
         double e = fabs(l - ref_losses[step]) / fmax(fabs(ref_losses[step]), 1e-3);
         if (e > wl) wl = e;
     }
+    steady_allocs = mer_alloc_count();
+    mer_alloc_fail_at(0);
     mer__optim_free(&o);
+    if (steady_allocs != 0)
+        mer_test_fail(__FILE__, __LINE__, "%s: %lld allocations in 18 steady training steps",
+                      tc->name, (long long)steady_allocs);
     if (!(wl < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: AdamW losses relative error %.3g", tc->name, wl);
     if (getenv("MER_TEST_VERBOSE"))
         fprintf(stderr, "%s: grads %.2e, dx %.2e, 20-step losses %.2e\n", tc->name, worst, ex, wl);
@@ -158,17 +182,18 @@ done:
 
 static void run_case(const st_case *tc) { run_case_in(tc, NULL); }
 
-/* `make parity` (tests/parity/speech_train_parity.py): the same checks at HuBERT-large width;
- * without MER_SPEECH_TRAIN_PARITY set it is a failure, so it cannot pass by being skipped. */
-MER_TEST(speech_train_parity) {
+/* `make parity` (tests/parity/speech_train_parity.py, which makes the fixtures and sets
+ * MER_SPEECH_TRAIN_PARITY): the same checks at HuBERT-large width. A parity_* test runs only when
+ * named (tests/main.c), and fails when its fixtures are missing. */
+MER_TEST(parity_speech_train) {
     const char *dir = getenv("MER_SPEECH_TRAIN_PARITY");
     if (!dir) {
-        if (getenv("MER_IN_PARITY")) mer_test_fail(__FILE__, __LINE__, "MER_SPEECH_TRAIN_PARITY unset");
+        mer_test_fail(__FILE__, __LINE__, "MER_SPEECH_TRAIN_PARITY unset (run make parity)");
         return;
     }
     static const st_case big[] = {
-        {"large_adapter", "model", {1, 2, 2, 1, MER__SFT_ADAPTER, 64, 0, 0.0f, 0, 3}},
-        {"large_lora", "model", {1, 2, 2, 2, MER__SFT_LORA, 0, 8, 16.0f, 1, 3}},
+        {"large_adapter", "model", CFG(1, 2, 2, 1, MER__SFT_ADAPTER, 64, 0, 0.0f, 0), 0},
+        {"large_lora", "model", CFG(1, 2, 2, 2, MER__SFT_LORA, 0, 8, 16.0f, 1), 0},
     };
     run_case_in(&big[0], dir);
     run_case_in(&big[1], dir);
@@ -178,24 +203,32 @@ MER_TEST(speech_train_base_adapter) { run_case(&CASES[0]); }
 MER_TEST(speech_train_base_lora) { run_case(&CASES[1]); }
 MER_TEST(speech_train_large_adapter) { run_case(&CASES[2]); }
 MER_TEST(speech_train_large_lora) { run_case(&CASES[3]); }
+MER_TEST(speech_train_lora_dropout_recon) { run_case(&CASES[4]); }
+MER_TEST(speech_train_adapter_recon) { run_case(&CASES[5]); }
 
 /* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
 MER_TEST(speech_train_bad_config) {
     mer_speech_model *m = NULL;
     REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
     mer__sft *s = NULL;
-    mer__sft_config c = {2, 4, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    mer__sft_config c = CFG(2, 4, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "outside the model");
-    c = (mer__sft_config){0, 2, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    c = (mer__sft_config)CFG(0, 2, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "outside the model");
-    c = (mer__sft_config){2, 2, 3, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    c = (mer__sft_config)CFG(2, 2, 3, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "adapted layers");
-    c = (mer__sft_config){2, 3, 3, 1, MER__SFT_LORA, 0, 4, 8.0f, 0, 3};
+    c = (mer__sft_config)CFG(2, 3, 3, 1, MER__SFT_LORA, 0, 4, 8.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "head layers");
-    c = (mer__sft_config){2, 3, 3, 3, MER__SFT_LORA, 0, 0, 8.0f, 0, 3};
+    c = (mer__sft_config)CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 0, 8.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "rank");
+    c = (mer__sft_config)CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 4, 8.0f, 0);
+    c.dropout = 1.0f;
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "dropout");
+    c.dropout = 0.0f;
+    c.recon_weight = 1.0f;
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "span length");
     CHECK(s == NULL);
-    c = (mer__sft_config){2, 3, 3, 3, MER__SFT_ADAPTER, 4, 0, 0.0f, 0, 3};
+    c = (mer__sft_config)CFG(2, 3, 3, 3, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     REQUIRE_OK(mer__sft_init(&s, m, &c));
     float *p = calloc((size_t)mer__sft_n_params(s), sizeof(float));
     float x[10 * 48];
@@ -203,7 +236,7 @@ MER_TEST(speech_train_bad_config) {
     x[123] = NAN;
     int64_t off[2] = {0, 10};
     float logits[3];
-    CHECK_ERR(mer__sft_forward(s, p, x, off, 1, 1, logits, NULL), MER_ERR_NUMERIC, "NaN");
+    CHECK_ERR(mer__sft_forward(s, p, x, off, 1, 1, NULL, logits, NULL), MER_ERR_NUMERIC, "NaN");
     free(p);
     mer__sft_free(s);
     mer_speech_model_free(m);
@@ -287,10 +320,42 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
     const char *labels = ft_labels(base);
     snprintf(a, sizeof a, "%s/a", base);
     snprintf(b, sizeof b, "%s/b", base);
+    /* LoRA with dropout and the reconstruction loss: the resume must restore the random draws */
     mer_finetune_params p = ft_params(labels);
+    p.method = MER_FINETUNE_LORA;
+    p.rank = 4;
+    p.lora_dropout = 0.1f;
+    p.recon_weight = 0.5f;
+    p.mask_prob = 0.2f;
+    p.mask_len = 2;
     mer_metrics m;
     REQUIRE_OK(mer_finetune_speech(&p, a, &m));
     CHECK(m.n == 16);
+    /* peft's names in the fold checkpoints, and peft's config beside them */
+    mer_safetensors *st = NULL;
+    snprintf(pa, sizeof pa, "%s/fold-0.safetensors", a);
+    if (mer_safetensors_open(&st, pa) == MER_OK) {
+        mer_safetensors_entry e;
+        CHECK_OK(mer_safetensors_find(st, "base_model.model.encoder.layers.1.attention.out_proj.lora_B.weight", &e));
+        CHECK(e.ndim == 2 && e.shape[0] == 32 && e.shape[1] == 4);
+        CHECK_OK(mer_safetensors_find(st, "base_model.model.head.weight", &e));
+        CHECK_OK(mer_safetensors_find(st, "base_model.model.recon.bias", &e));
+        CHECK(mer_safetensors_find(st, "encoder.layers.1.attention.out_proj.lora_B.weight", &e) != MER_OK);
+        mer_safetensors_free(st);
+    } else {
+        mer_test_fail(__FILE__, __LINE__, "%s: %s", pa, mer_last_error());
+    }
+    snprintf(pa, sizeof pa, "%s/adapter_config.json", a);
+    char *cfg = NULL;
+    size_t ncfg = 0;
+    REQUIRE_OK(mer__read_file(pa, &cfg, &ncfg));
+    size_t k = 0; /* without white space */
+    for (size_t i = 0; i < ncfg; i++)
+        if (!strchr(" \t\r\n", cfg[i])) cfg[k++] = cfg[i];
+    cfg[k] = '\0';
+    CHECK(strstr(cfg, "\"peft_type\":\"LORA\"") && strstr(cfg, "\"r\":4,") &&
+          strstr(cfg, "\"lora_dropout\":0.1,") && strstr(cfg, "\"layers_to_transform\":[0,1]"));
+    free(cfg);
     /* a stop after the first epoch, then --resume: the same weights bitwise */
     int calls = 0;
     p.train.progress = stop_after_first;
@@ -314,6 +379,13 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
     p.adapt_last = 3;
     snprintf(c, sizeof c, "%s/c", base);
     CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_INVALID_ARG, "outside the model");
+    /* a cache made from another model */
+    p = ft_params(labels);
+    p.model_dir = "tests/fixtures/hubert/large";
+    snprintf(pa, sizeof pa, "%s/cache", a);
+    p.cache_dir = pa;
+    snprintf(c, sizeof c, "%s/f", base);
+    CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_INVALID_ARG, "another model or layer");
     /* a cache made for another layer */
     p = ft_params(labels);
     p.first = p.adapt_last = 2;

@@ -456,7 +456,10 @@ MER_TEST(text_cli_bad_input) {
     /* a missing model directory or tokenizer */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s/none --csv %s --text-col text --out %s/o", mer_test_bin(), d,
                       csv, d);
-    CHECK(rc == 1 && strstr(buf, "config.json"));
+    CHECK(rc == 1 && strstr(buf, "/none: no such file or directory")); /* mer_model_resolve's line */
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s --csv %s --text-col text --out %s/o", mer_test_bin(), d,
+                      csv, d);
+    CHECK(rc == 1 && strstr(buf, "config.json")); /* a directory without a checkpoint */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_llama --csv %s --text-col text --out %s/o2",
                       mer_test_bin(), csv, d);
     CHECK(rc == 1);

@@ -316,6 +316,38 @@ MER_TEST(torch_hf_cache_resolution) {
     unsetenv("HF_HOME");
 }
 
+/* --model ORG/NAME reaches every model flag: extract text (model and tokenizer) and analyze's
+ * --audio-model give the same numbers as the directories themselves; an absent one is one line. */
+MER_TEST(torch_hf_cache_text_and_analyze) {
+    const char *dir = mer_test_tmpdir("torch_hf_more");
+    char out[8192];
+    REQUIRE(mer_test_run(NULL, 0,
+                         "set -e; for m in tiny-bert:tests/fixtures/text/tiny_bert emo:models/emodb-acoustic; do"
+                         " r=%s/hub/models--Org--${m%%%%:*}; mkdir -p $r/refs $r/snapshots/c0ffee; printf c0ffee > $r/refs/main;"
+                         " for f in $PWD/${m#*:}/*; do ln -s $f $r/snapshots/c0ffee/; done; done;"
+                         " printf 'name,chinese\\na,今天天气真好\\nb,我很高兴\\n' > %s/t.csv",
+                         dir, dir) == 0);
+    const char *bin = mer_test_bin();
+    CHECK(mer_test_run(out, sizeof out, "%s extract text --model tests/fixtures/text/tiny_bert --csv %s/t.csv "
+                       "--preset mertools --out %s/dir", bin, dir, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "HF_HUB_CACHE=%s/hub %s extract text --model Org/tiny-bert --tokenizer "
+                       "Org/tiny-bert --csv %s/t.csv --preset mertools --out %s/hub_out", dir, bin, dir, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "cmp %s/dir/a.npy %s/hub_out/a.npy && cmp %s/dir/b.npy %s/hub_out/b.npy",
+                       dir, dir, dir, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "HF_HUB_CACHE=%s/hub %s extract text --model Org/absent --csv %s/t.csv "
+                       "--out %s/x", dir, bin, dir, dir) == 1);
+    CHECK(strstr(out, "huggingface-cli download Org/absent") && strchr(out, '\n') == out + strlen(out) - 1);
+    /* analyze: the same JSON but for the model's path */
+    const char *clip = "data/emodb/flac/03a01Fa.flac";
+    CHECK(mer_test_run(out, sizeof out, "%s analyze %s --json --audio-model models/emodb-acoustic 2>/dev/null"
+                       " | grep -v '\"model\":' > %s/a.json", bin, clip, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "HF_HUB_CACHE=%s/hub %s analyze %s --json --audio-model Org/emo 2>/dev/null"
+                       " | grep -v '\"model\":' > %s/b.json && grep -q probs %s/b.json && cmp %s/a.json %s/b.json",
+                       dir, bin, clip, dir, dir, dir, dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, "HF_HUB_CACHE=%s/hub %s analyze %s --audio-model Org/nope", dir, bin, clip) == 1);
+    CHECK(strstr(out, "huggingface-cli download Org/nope") != NULL);
+}
+
 /* scripts/install-deps.sh --peers checks Node by what it provides: node + npm from anywhere are
  * used as they are; Debian's nodejs/npm only when both are missing; one without the other is a
  * clear error (installing Debian's npm would conflict with a foreign node). */

@@ -111,6 +111,35 @@ static void check_vote_values(const char *d, const char *feats) {
         }
         snprintf(path, sizeof path, "%s/vm.csv", d);
         REQUIRE(read_probs(path, got, N) == N);
+        if (pass) { /* the library call: the same vote through mer_vote, no file written */
+            char r0[600], r1[600], fa[600], ft[600], pri[600];
+            snprintf(r0, sizeof r0, "%s/r0", d);
+            snprintf(r1, sizeof r1, "%s/r1", d);
+            snprintf(fa, sizeof fa, "%s/s/audio", d);
+            snprintf(ft, sizeof ft, "%s/s/text", d);
+            snprintf(pri, sizeof pri, "%s/pri.csv", d);
+            snprintf(path, sizeof path, "%s/s/test.txt", d);
+            const char *runs[2] = {r0, r1};
+            mer_modality_spec fs[2] = {{"audio", fa}, {"text", ft}};
+            mer_vote_params vp = mer_vote_default_params();
+            vp.runs = runs;
+            vp.n_runs = 2;
+            vp.features = fs;
+            vp.n_features = 2;
+            vp.list = path;
+            vp.prior = MER_PRIOR_CSV;
+            vp.prior_csv = pri;
+            mer_vote_result *res = NULL;
+            REQUIRE_OK(mer_vote(&vp, &res));
+            CHECK(res->n == N && res->n_classes == 3 && res->n_runs == 2);
+            CHECK(!strcmp(res->classes[0], "a") && !strcmp(res->classes[2], "c"));
+            CHECK(res->prior.mode == MER_PRIOR_CSV && fabs(res->prior.target[2] - 0.5) < 1e-12);
+            CHECK(fabs(res->prior.train[0] - tr[0]) < 1e-12);
+            double wa = 0;
+            for (int i = 0; i < N * 3; i++) wa = fmax(wa, fabs(res->probs[i] - got[i]));
+            CHECK(wa < 1e-6); /* the CSV's 8 significant digits */
+            mer_vote_result_free(res);
+        }
         double worst = 0;
         for (int i = 0; i < N; i++) {
             double ref[3] = {0};
@@ -198,6 +227,10 @@ MER_TEST(vote_and_prior_cli_end_to_end) {
     CHECK(rc == 0);   /* no --list: every clip of the first feature directory */
     snprintf(path, sizeof path, "%s/v2.csv", d);
     CHECK(count_lines(path) == 161);
+    /* --out may not replace a feature file the vote reads */
+    rc = mer_test_run(out, sizeof out, "%s vote %s/r0 %s --list %s/s/test.txt --out %s/s/audio/t000001.npy",
+                      mer, d, feats, d, d);
+    CHECK(rc == 1 && strstr(out, "refusing to overwrite an input"));
     check_vote_values(d, feats);
     rc = mer_test_run(out, sizeof out, "%s vote %s --out %s/v3.csv", mer, feats, d);
     CHECK(rc == 2);

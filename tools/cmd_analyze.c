@@ -29,8 +29,9 @@ static void usage(FILE *f) {
             "frames sampled at F per second) and a transcript (a word-list baseline, not an LLM),\n"
             "each mapped onto neutral, angry, happy, sad, worried, surprise and fused late\n"
             "(weighted mean over the modalities present). docs/analyze.md.\n"
-            "  --audio-model RUNDIR  speech emotion run (default models/emodb-acoustic, else\n"
-            "                        out/demo/model as left by `mer demo`)\n"
+            "  --audio-model RUNDIR  speech emotion run, a directory or ORG/NAME in the Hugging Face\n"
+            "                        cache (default models/emodb-acoustic, else out/demo/model as\n"
+            "                        left by `mer demo`)\n"
             "  --faces-models DIR    face-api weights (default $MER_FACE_MODELS or models/face-api)\n"
             "  --text \"...\"          transcript (English or German) for the lexicon baseline\n"
             "  --json                machine-readable output (keys in docs/analyze.md)\n"
@@ -193,8 +194,16 @@ int cmd_analyze(int argc, char **argv) {
     ap.adapt_min = (int32_t)adapt_min;
     cli_set_threads(threads);
 
+    /* a run (or its directory) may be ORG/NAME in the Hugging Face cache, as every --model */
+    char *resolved = NULL;
+    if (ap.audio_model) {
+        mer_status rs = mer_model_resolve(ap.audio_model, &resolved);
+        if (rs) return cli_fail_status(CMD, rs, NULL);
+        ap.audio_model = resolved;
+    }
     mer_analysis *A = NULL;
     mer_status s = mer_analyze(file, &ap, &A);
+    free(resolved);
     if (s) return cli_fail_status(CMD, s, NULL); /* the message names the file or model */
     if (json) {
         char *text = NULL;

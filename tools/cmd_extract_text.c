@@ -15,14 +15,15 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-    "usage: mer extract text --model DIR --csv FILE [--name-col name] [--text-col chinese]\n"
+    "usage: mer extract text --model DIR|ORG/NAME --csv FILE [--name-col name] [--text-col chinese]\n"
     "                        [--preset mertools] [--layers all|lastK|N|N-M] [--combine stack|sum|mean]\n"
     "                        [--pool none|mean] [--precision f32|bf16|int8] [--tokenizer DIR]\n"
     "                        [--threads N] [--overwrite] --out DIR\n"
     "\n"
     "Hidden states of a Hugging Face text encoder (bert / roberta / llama / qwen2 / baichuan checkpoint\n"
     "directory, or an int8 one made by `mer quantize`) for each row of a transcript CSV, written as\n"
-    "DIR/<name>.npy.\n"
+    "DIR/<name>.npy. --model also takes ORG/NAME of a model in the Hugging Face cache (never\n"
+    "downloaded).\n"
     "  --name-col    column naming the clip (default: name)\n"
     "  --text-col    column holding the transcript (default: chinese, as MER2024's CSVs)\n"
     "  --preset mertools  MERTools' text feature: sum of the last 4 hidden states, mean over the\n"
@@ -31,9 +32,9 @@ static const char usage_text[] =
     "  --layers      hidden-state indices 0..L (0 = embeddings): all (default), lastK, N, N-M\n"
     "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
     "  --pool        none (default) or mean over tokens (drops T)\n"
-    "  --precision   f32 (default, exact), bf16 (bfloat16 products), int8 (weight-only int8: the\n"
-    "                checkpoint's own or quantized in memory); docs/text.md gives the deviations\n"
-    "  --tokenizer   directory of the tokenizer files (default: the model directory)\n"
+    "  --precision   f32 (default, exact), bf16 (bfloat16 products), int8 (int8 weights and\n"
+    "                activations, W8A8); docs/text.md gives the deviations\n"
+    "  --tokenizer   directory (or ORG/NAME) of the tokenizer files (default: the model's)\n"
     "Transcripts longer than a BERT model's positions lose their end (a warning says so).\n"
     "Existing outputs are skipped unless --overwrite; a failed row is reported and skipped, and\n"
     "the exit code is 1 if any failed.\n";
@@ -95,6 +96,7 @@ int cmd_extract_text(int argc, char **argv) {
     int overwrite = 0, rc = 2;
     long threads = 0;
     mer_text_model *model = NULL;
+    char *model_res = NULL, *tok_res = NULL;
     mer_text_state *state = NULL;
     mer_tokenizer *tok = NULL;
     mer_csv *csv = NULL;
@@ -165,6 +167,14 @@ int cmd_extract_text(int argc, char **argv) {
                       mer_csv_col(csv, name_col, &cn) != MER_OK ? name_col : text_col, cols);
         goto done;
     }
+    /* ORG/NAME from the Hugging Face cache, or the directory as given; the recipe records
+     * the directory that was read */
+    if ((s = mer_model_resolve(model_dir, &model_res)) || (tok_dir && (s = mer_model_resolve(tok_dir, &tok_res)))) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto done;
+    }
+    model_dir = model_res;
+    if (tok_dir) tok_dir = tok_res;
     if ((s = mer_text_model_load(&model, model_dir))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto done;
@@ -266,5 +276,7 @@ done:
     mer_tokenizer_free(tok);
     mer_text_state_free(state);
     mer_text_model_free(model);
+    free(model_res);
+    free(tok_res);
     return rc;
 }

@@ -17,7 +17,8 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: mer finetune speech --model DIR --labels CSV --audio DIR --layers A-B --out RUN\n"
             "                           [--method adapter|lora] [--bottleneck 64] [--rank 8] [--alpha 16]\n"
-            "                           [--lora-ffn] [--top L] [--head-layers H-L] [--epochs 20] [--folds 5]\n"
+            "                           [--lora-ffn] [--lora-dropout 0] [--recon-weight 0] [--mask-prob 0.05]\n"
+            "                           [--mask-len 10] [--top L] [--head-layers H-L] [--epochs 20] [--folds 5]\n"
             "                           [--group-col COL] [--batch 8] [--lr 1e-3] [--l2 0.01] [--seed S]\n"
             "                           [--threads N] [--cache DIR] [--select best|last] [--resume]\n"
             "\n"
@@ -27,13 +28,18 @@ static void usage(FILE *f) {
             "weights frozen, bottleneck adapters (or LoRA) in layers A..B and a linear head on the\n"
             "frame mean of the summed hidden states --head-layers (default: top only).\n"
             "\n"
-            "  --model DIR           checkpoint (config.json + model.safetensors)\n"
+            "  --model DIR|ORG/NAME  checkpoint (config.json + model.safetensors or pytorch_model.bin),\n"
+            "                        or ORG/NAME in the Hugging Face cache\n"
             "  --labels CSV          --name-col (name), --label-col (emotion), --group-col (folds)\n"
             "  --audio DIR           media of each clip: DIR/<name>.wav|flac|mp4|mp3|avi\n"
             "  --layers A-B          adapted layers, 1-based as transformers' hidden states\n"
             "  --top L               run frozen layers B+1..L above them too (default B)\n"
             "  --method adapter|lora adapter: h + up(relu(down(h))) after the feed-forward block;\n"
-            "                        lora: (alpha/rank) B A x on q/k/v/out (+ --lora-ffn)\n"
+            "                        lora: (alpha/rank) B A dropout(x) on q/k/v/out (+ --lora-ffn),\n"
+            "                        peft's names; --lora-dropout P as peft's lora_dropout\n"
+            "  --recon-weight W      add W x the masked-reconstruction loss: spans of the cached\n"
+            "                        frames zeroed (--mask-prob, --mask-len), regressed from hidden\n"
+            "                        state B by a linear head\n"
             "  --folds K --epochs N --batch N --lr X --l2 X (AdamW decay) --seed S --threads N\n"
             "  --select best|last    per fold keep the best held-out epoch (default) or the last\n"
             "  --cache DIR           share the layer cache between runs (default RUN/cache)\n"
@@ -165,6 +171,10 @@ int cmd_finetune(int argc, char **argv) {
         INT_OPT("--epochs", 1, 100000, p.train.epochs)
         INT_OPT("--batch", 1, 4096, p.train.batch)
         DBL_OPT("--alpha", 1e-6, 1e6, p.alpha)
+        DBL_OPT("--lora-dropout", 0.0, 0.99, p.lora_dropout)
+        DBL_OPT("--recon-weight", 0.0, 1e6, p.recon_weight)
+        DBL_OPT("--mask-prob", 1e-6, 1.0, p.mask_prob)
+        INT_OPT("--mask-len", 1, 1 << 20, p.mask_len)
         DBL_OPT("--lr", 0.0, 10.0, p.train.lr)
         DBL_OPT("--l2", 0.0, 10.0, p.train.l2)
         else if (cli_opt(argc, argv, &i, "--seed", &v)) {
@@ -188,6 +198,10 @@ int cmd_finetune(int argc, char **argv) {
         return cli_usage(CMD, "--head-layers must end at the top layer %d", (int)p.last);
     p.head_first = hf;
     cli_set_threads(threads);
+    char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
+    mer_status rs = mer_model_resolve(p.model_dir, &resolved);
+    if (rs != MER_OK) return cli_fail_status(CMD, rs, NULL);
+    p.model_dir = resolved;
     signal(SIGINT, on_sigint);
     prog pc = {0}, pt = {0};
     p.cache_progress = on_cache;
@@ -196,6 +210,7 @@ int cmd_finetune(int argc, char **argv) {
     p.train.progress_user = &pt;
     mer_metrics m;
     mer_status s = mer_finetune_speech(&p, out, &m);
+    free(resolved);
     if (pt.started) cli_progress_end(&pt.bar);
     if (s != MER_OK) return cli_fail_status(CMD, s, NULL);
     printf("mean over %d folds: WAF %.4f  accuracy %.4f  UAR %.4f\n", (int)p.train.folds, m.waf,

@@ -7,7 +7,6 @@
 #include "cli.h"
 #include "prior_cli.h"
 
-#include <dirent.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,37 +37,6 @@ static void usage(FILE *f) {
             "group = groups from --group-regex RE (its first parenthesised part, else the whole\n"
             "match, of each clip name) or from column COL (default speaker) of --groups CSV\n"
             "(name,COL,...). Groups of fewer than --adapt-min clips (default 5) stay unadapted.\n");
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Clip names of every *.npy in dir, sorted. */
-static mer_status list_dir(const char *dir, char ***names, int64_t *n) {
-    *names = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return MER_ERR_IO;
-    int64_t cap = 0;
-    struct dirent *e;
-    mer_status s = MER_OK;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l <= 4 || strcmp(e->d_name + l - 4, ".npy")) continue;
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 256;
-            char **nn = realloc(*names, (size_t)cap * sizeof *nn);
-            if (!nn) { s = MER_ERR_NOMEM; break; }
-            *names = nn;
-        }
-        (*names)[*n] = strndup(e->d_name, l - 4);
-        if (!(*names)[*n]) { s = MER_ERR_NOMEM; break; }
-        (*n)++;
-    }
-    closedir(d);
-    if (*n) qsort(*names, (size_t)*n, sizeof **names, cmp_str);
-    return s;
 }
 
 /* One group name per clip of ds for --adapt group (owned strings in *out, n entries). */
@@ -147,7 +115,6 @@ int cmd_predict(int argc, char **argv) {
     mer_dataset *ds = NULL;
     char **names = NULL;
     int64_t n_names = 0;
-    int names_from_dir = 0;
     float *probs = NULL;
     if (!inputs) return cli_fail(CMD, "out of memory");
     for (int i = 1; i < argc; i++) {
@@ -280,16 +247,7 @@ int cmd_predict(int argc, char **argv) {
         if (list) {
             s = mer_read_name_list(list, &names, &n_names);
         } else {
-            names_from_dir = 1;
-            s = list_dir(feats.spec[0].dir, &names, &n_names);
-            if (s == MER_ERR_IO) {
-                rc = cli_fail(CMD, "%s: cannot read the directory", feats.spec[0].dir);
-                goto done;
-            }
-            if (s == MER_OK && !n_names) {
-                rc = cli_fail(CMD, "%s: no .npy files", feats.spec[0].dir);
-                goto done;
-            }
+            s = mer_list_feature_names(feats.spec[0].dir, &names, &n_names);
         }
         if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
         mer_dataset_params dp = mer_dataset_default_params();
@@ -336,15 +294,20 @@ int cmd_predict(int argc, char **argv) {
     probs = malloc((size_t)(n ? n * C : 1) * sizeof *probs);
     if (!probs) { rc = cli_fail(CMD, "out of memory"); goto done; }
     s = mer_run_predict(run, ds, probs);
-    if (s == MER_OK && (rc = prior_cli_apply(CMD, prior, run_dir, cls, C, probs, n)) != 0) goto done;
+    if (s == MER_OK) {
+        mer_prior_mode pm;
+        const char *pcsv;
+        mer_prior_info pinfo;
+        prior_cli_parse(prior, &pm, &pcsv);
+        s = mer_prior_apply_run(probs, &pinfo, run_dir, cls, C, n, pm, pcsv);
+        if (s == MER_OK) prior_cli_print(&pinfo, cls);
+    }
     if (s == MER_OK) s = mer_write_predictions(out, ds, probs, cls, C, !strcmp(format, "mer2024"));
     if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
     fprintf(stderr, "mer predict: %lld clips -> %s\n", (long long)n, out);
 done:
     for (int64_t k = 0; agroups && k < mer_dataset_count(ds); k++) free(agroups[k]);
     free(agroups);
-    if (names_from_dir)
-        for (int64_t k = 0; k < n_names; k++) free(names[k]);
     free(names);
     free(probs);
     mer_dataset_free(ds);

@@ -89,7 +89,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(c, "--version") || !strcmp(c, "version")) {
-        printf("mer %s (gemm: %s)\n", MER_VERSION, mer_gemm_backend_name(mer_gemm_get_backend()));
+        printf("mer %s (gemm: %s, cpu: %s)\n", MER_VERSION, mer_gemm_backend_name(mer_gemm_get_backend()),
+               mer_cpu_features_str());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

@@ -14,6 +14,11 @@ that prefix's lib/ on LD_LIBRARY_PATH).
     hs = sm.hidden_states(mer.decode_audio("clip.wav"))   # (L + 1, T, D)
     faces = mer.Faces().detect("photo.png")
     run = mer.Run("runs/agt"); probs = run.predict({"audio": feats})
+    probs = mer.Run("models/emodb-acoustic").predict_media(["clip.wav"])   # the run's recipe
+    metrics = mer.train("runs/new", {"audio": X}, labels, folds=5, epochs=100, seed=1)
+    tm = mer.TextModel("hfl/chinese-roberta-wwm-ext")        # a directory or ORG/NAME
+    f = tm.extract("今天天气真好", preset="mertools")            # (D,)
+    a = mer.analyze("clip.mp4", text="...")                   # the dict of `mer analyze --json`
 """
 import ctypes as C
 import ctypes.util
@@ -23,7 +28,8 @@ import os
 import numpy as np
 
 __all__ = ["MerError", "version", "lib", "data_path", "model_resolve", "convert", "decode_audio",
-           "Checkpoint", "SpeechModel", "VisualModel", "Faces", "Run"]
+           "set_threads", "get_threads", "Checkpoint", "SpeechModel", "VisualModel", "TextModel", "Faces",
+           "Run", "train", "analyze"]
 
 
 class MerError(RuntimeError):
@@ -76,6 +82,45 @@ class _Image(C.Structure):
 class _Face(C.Structure):
     _fields_ = [("x", C.c_float), ("y", C.c_float), ("width", C.c_float), ("height", C.c_float),
                 ("score", C.c_float), ("expressions", C.c_float * 7), ("expression", C.c_int32)]
+
+
+class _Metrics(C.Structure):  # mer_metrics (MER_MAX_CLASSES 32)
+    _fields_ = [("n_classes", C.c_int32), ("n", C.c_int64), ("waf", C.c_double), ("accuracy", C.c_double),
+                ("macro_f1", C.c_double), ("uar", C.c_double), ("precision", C.c_double * 32),
+                ("recall", C.c_double * 32), ("f1", C.c_double * 32), ("support", C.c_int64 * 32),
+                ("confusion", C.c_int64 * (32 * 32))]
+
+
+class _TrainParams(C.Structure):  # mer_train_params (MER_NAME_MAX 64)
+    _fields_ = [("model", C.c_char * 64), ("hidden", C.c_int32), ("dropout", C.c_float), ("heads", C.c_int32),
+                ("layers", C.c_int32), ("tokens", C.c_int32), ("folds", C.c_int32), ("epochs", C.c_int32),
+                ("batch", C.c_int32), ("lr", C.c_double), ("l2", C.c_double), ("optimizer", C.c_int),
+                ("clip_value", C.c_double), ("clip_norm", C.c_double), ("label_smoothing", C.c_double),
+                ("balanced_weights", C.c_int32), ("select_last", C.c_int32), ("seed", C.c_uint64),
+                ("search", C.c_int32), ("resume", C.c_int32), ("checkpoint_every", C.c_int32),
+                ("checkpoint_seconds", C.c_double), ("plots", C.c_int32), ("recipe_json", C.c_char_p),
+                ("encoder", C.c_char_p), ("progress", C.c_void_p), ("progress_user", C.c_void_p)]
+
+
+class _AnalyzeParams(C.Structure):  # mer_analyze_params
+    _fields_ = [("audio_model", C.c_char_p), ("faces_models", C.c_char_p), ("text", C.c_char_p),
+                ("weights", C.c_double * 3), ("fps", C.c_double), ("max_frames", C.c_int32),
+                ("timeline", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p)]
+
+
+class _TextParams(C.Structure):  # mer_text_params
+    _fields_ = [("layer_first", C.c_int32), ("layer_last", C.c_int32), ("combine", C.c_int),
+                ("pool_mean", C.c_int32), ("skip_lead", C.c_int32), ("skip_trail", C.c_int32),
+                ("precision", C.c_int), ("progress", C.c_void_p), ("user_data", C.c_void_p)]
+
+
+class _TextInfo(C.Structure):  # mer_text_info
+    _fields_ = [("arch", C.c_int), ("model_type", C.c_char * 32), ("n_layers", C.c_int32),
+                ("hidden_size", C.c_int32), ("n_heads", C.c_int32), ("n_kv_heads", C.c_int32),
+                ("head_dim", C.c_int32), ("intermediate_size", C.c_int32), ("vocab_size", C.c_int32),
+                ("max_positions", C.c_int32), ("alibi", C.c_int32), ("qkv_bias", C.c_int32),
+                ("pad_token_id", C.c_int32), ("quantized", C.c_int32), ("n_params", C.c_int64),
+                ("weight_bytes", C.c_int64)]
 
 
 _F32P = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
@@ -136,6 +181,53 @@ _sig("mer_dataset_init", C.c_int, C.POINTER(_VP), C.POINTER(_CP), _I32, C.POINTE
 _sig("mer_dataset_add", C.c_int, _VP, _CP, _I32, _CP, C.c_int, C.POINTER(_Tensor))
 _sig("mer_dataset_free", None, _VP)
 _sig("mer_tensor_view", C.c_int, C.POINTER(_Tensor), _VP, C.c_int, _I32, C.POINTER(_I64))
+_sig("mer_set_threads", None, C.c_int)
+_sig("mer_get_threads", C.c_int)
+_sig("mer_run_recipe", _CP, _VP)
+_sig("mer_acoustic_extract", C.c_int, _CP, _CP, _CP, C.POINTER(C.POINTER(C.c_float)), C.POINTER(_I32),
+     C.POINTER(_I64))
+_sig("mer_train_default_params", _TrainParams)
+_sig("mer_train_run", C.c_int, C.POINTER(_TrainParams), _VP, _VP, _CP, C.POINTER(_Metrics))
+_sig("mer_analyze_default_params", _AnalyzeParams)
+_sig("mer_analyze", C.c_int, _CP, C.POINTER(_AnalyzeParams), C.POINTER(_VP))
+_sig("mer_analysis_to_json", C.c_int, _VP, C.POINTER(_VP))
+_sig("mer_analysis_free", None, _VP)
+_sig("mer_text_model_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_text_model_free", None, _VP)
+_sig("mer_text_model_info", None, _VP, C.POINTER(_TextInfo))
+_sig("mer_text_state_init", C.c_int, C.POINTER(_VP), _VP)
+_sig("mer_text_state_free", None, _VP)
+_sig("mer_text_state_set_precision", C.c_int, _VP, C.c_int)
+_sig("mer_text_default_params", _TextParams)
+_sig("mer_text_mertools_params", _TextParams)
+_sig("mer_text_extract", C.c_int, _VP, _VP, _CP, C.c_size_t, C.POINTER(_TextParams),
+     C.POINTER(C.POINTER(C.c_float)), C.POINTER(_I32), C.POINTER(_I64))
+_sig("mer_tokenizer_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_tokenizer_free", None, _VP)
+_sig("mer_tokenizer_encode", C.c_int, _VP, _CP, C.c_size_t, C.c_int, C.POINTER(C.POINTER(C.c_int32)),
+     C.POINTER(_I64))
+
+
+def _layout_check():
+    """The structs above mirror mer.h by hand: read the library's defaults through them and
+    refuse to run on a libmer.so whose layout differs (instead of passing it garbage)."""
+    t = lib.mer_train_default_params()
+    a = lib.mer_analyze_default_params()
+    x = lib.mer_text_mertools_params()
+    ok = (t.model == b"attention" and (t.hidden, t.heads, t.layers, t.tokens, t.folds, t.epochs, t.batch)
+          == (128, 4, 1, 4, 5, 100, 32) and abs(t.dropout - 0.3) < 1e-6 and t.lr == 1e-3 and t.l2 == 1e-5
+          and (t.checkpoint_every, t.checkpoint_seconds, t.plots) == (1, 10.0, 1)
+          and t.recipe_json is None and t.encoder is None and not t.progress and not t.progress_user
+          and list(a.weights) == [1.0, 1.0, 0.5] and (a.fps, a.max_frames, a.timeline) == (2.0, 300, 0)
+          and not a.progress_user_data
+          and (x.layer_first, x.layer_last, x.combine, x.pool_mean, x.skip_lead, x.skip_trail, x.precision)
+          == (-4, -1, 1, 1, -1, -1, 0) and not x.user_data)
+    if not ok:
+        raise ImportError("mer: this binding's mer_train_params / mer_analyze_params / mer_text_params do not "
+                          "match the loaded libmer.so (%s); update python/mer with mer.h" % lib._name)
+
+
+_layout_check()
 
 _libc = C.CDLL(None)
 _libc.free.argtypes = [_VP]
@@ -186,6 +278,25 @@ def convert(model, out_dir):
     n = _I64()
     _check(lib.mer_checkpoint_convert(_b(model_resolve(model)), _b(out_dir), C.byref(n)))
     return n.value
+
+
+def set_threads(n):
+    """Worker threads of every later call (0: the online CPUs), as the CLI's --threads."""
+    lib.mer_set_threads(int(n))
+
+
+def get_threads():
+    return lib.mer_get_threads()
+
+
+def _take_floats(p, nd, shape):
+    """A malloc'd float array from the library -> numpy (copied), the C buffer freed."""
+    try:
+        shp = tuple(shape[i] for i in range(nd.value))
+        n = int(np.prod(shp)) if shp else 1
+        return np.ctypeslib.as_array(p, shape=(n,)).copy().reshape(shp) if n else np.zeros(shp, np.float32)
+    finally:
+        _libc.free(p)
 
 
 def decode_audio(path, sample_rate=16000):
@@ -317,6 +428,169 @@ class VisualModel:
                 lib.mer_image_free(C.byref(imgs[i]))
 
 
+class TextModel:
+    """A Hugging Face text encoder (bert / roberta / llama / qwen2 / baichuan, or an int8 one from
+    `mer quantize`): a directory or ORG/NAME in the Hugging Face cache; the tokenizer files come
+    from the same place unless tokenizer= names another."""
+    COMBINE = {"stack": 0, "sum": 1, "mean": 2}
+    PRECISION = {"f32": 0, "bf16": 1, "int8": 2}
+
+    def __init__(self, model, tokenizer=None, precision="f32"):
+        self.dir = model_resolve(model)
+        self.tokenizer_dir = model_resolve(tokenizer) if tokenizer else self.dir
+        self._m, self._s, self._t = _VP(), _VP(), _VP()
+        _check(lib.mer_text_model_load(C.byref(self._m), _b(self.dir)))
+        _check(lib.mer_tokenizer_load(C.byref(self._t), _b(self.tokenizer_dir)))
+        _check(lib.mer_text_state_init(C.byref(self._s), self._m))
+        if precision not in self.PRECISION:
+            raise ValueError("precision must be one of %s" % sorted(self.PRECISION))
+        self.precision = precision
+        _check(lib.mer_text_state_set_precision(self._s, self.PRECISION[precision]))
+        info = _TextInfo()
+        lib.mer_text_model_info(self._m, C.byref(info))
+        self.model_type = info.model_type.decode()
+        self.n_layers, self.hidden_size = info.n_layers, info.hidden_size
+
+    def __del__(self):
+        if getattr(self, "_s", None):
+            lib.mer_text_state_free(self._s)
+        if getattr(self, "_t", None):
+            lib.mer_tokenizer_free(self._t)
+        if getattr(self, "_m", None):
+            lib.mer_text_model_free(self._m)
+
+    def tokenize(self, text, add_special=True):
+        """Token ids (int32) of text, with the special tokens the model's tokenizer adds."""
+        raw = text.encode("utf-8")
+        ids, n = C.POINTER(C.c_int32)(), _I64()
+        _check(lib.mer_tokenizer_encode(self._t, raw, len(raw), 1 if add_special else 0, C.byref(ids), C.byref(n)))
+        try:
+            return np.ctypeslib.as_array(ids, shape=(n.value,)).copy() if n.value else np.zeros(0, np.int32)
+        finally:
+            _libc.free(ids)
+
+    def extract(self, text, preset=None, layers=None, combine=None, pool=None):
+        """The feature of one transcript, as `mer extract text` writes it: preset="mertools" (sum
+        of the last 4 hidden states, mean over the text's own tokens: (D,)), or layers=(first,
+        last) (default all, 0 = embeddings), combine stack (K, T, D) | sum | mean (T, D), and
+        pool="mean" (drops T). Later arguments override the preset, as on the CLI."""
+        p = lib.mer_text_mertools_params() if preset == "mertools" else lib.mer_text_default_params()
+        if preset not in (None, "mertools"):
+            raise ValueError("preset must be None or 'mertools'")
+        if layers is not None:
+            p.layer_first, p.layer_last = layers
+        if combine is not None:
+            p.combine = self.COMBINE[combine]
+        if pool is not None:
+            p.pool_mean = 1 if pool == "mean" else 0
+        p.precision = self.PRECISION[self.precision]
+        raw = text.encode("utf-8")
+        out, nd, shape = C.POINTER(C.c_float)(), _I32(), (_I64 * 3)()
+        _check(lib.mer_text_extract(self._s, self._t, raw, len(raw), C.byref(p), C.byref(out), C.byref(nd), shape))
+        return _take_floats(out, nd, shape)
+
+
+def analyze(path, audio_model=None, faces_models=None, text=None, weights=None, fps=2.0, max_frames=300,
+            timeline=False):
+    """`mer analyze --json` as a dict: the clip's speech (a run, a directory or ORG/NAME in the
+    Hugging Face cache; default the bundled one), faces and transcript, each on the six MER2024
+    labels, and their fusion (docs/analyze.md). weights: {"audio": 1, "face": 1, "text": 0.5}."""
+    p = lib.mer_analyze_default_params()
+    keep = []
+    if audio_model is not None:
+        keep.append(_b(model_resolve(audio_model)))
+        p.audio_model = keep[-1]
+    if faces_models is not None:
+        keep.append(_b(faces_models))
+        p.faces_models = keep[-1]
+    if text is not None:
+        keep.append(text.encode("utf-8"))
+        p.text = keep[-1]
+    for k, w in (weights or {}).items():
+        p.weights[{"audio": 0, "face": 1, "text": 2}[k]] = float(w)
+    p.fps, p.max_frames, p.timeline = float(fps), int(max_frames), 1 if timeline else 0
+    a = _VP()
+    _check(lib.mer_analyze(_b(path), C.byref(p), C.byref(a)))
+    try:
+        j = _VP()
+        _check(lib.mer_analysis_to_json(a, C.byref(j)))
+        return json.loads(_take_str(j))
+    finally:
+        lib.mer_analysis_free(a)
+
+
+def _dataset(classes, features, labels=None, names=None, groups=None, train_only=None):
+    """A mer_dataset handle (the caller frees it) from {modality: (n, D) array or n (T, D) arrays}."""
+    mods = list(features.keys())
+    n = len(features[mods[0]])
+    if any(len(features[m]) != n for m in mods):
+        raise ValueError("every modality needs the same number of clips")
+    names = names or ["clip%d" % i for i in range(n)]
+    cls = (_CP * len(classes))(*[c.encode() for c in classes])
+    mm = (_CP * len(mods))(*[m.encode() for m in mods])
+    index = {c: i for i, c in enumerate(classes)}
+    ds = _VP()
+    _check(lib.mer_dataset_init(C.byref(ds), cls, len(classes), mm, len(mods)))
+    try:
+        for i in range(n):
+            ts = (_Tensor * len(mods))()
+            rows = [np.ascontiguousarray(features[m][i], dtype=np.float32) for m in mods]
+            for k, r in enumerate(rows):
+                shp = (_I64 * r.ndim)(*r.shape)
+                _check(lib.mer_tensor_view(C.byref(ts[k]), r.ctypes.data, 0, r.ndim, shp))
+            lab = labels[i] if labels is not None else None
+            if lab is not None and lab not in index:
+                raise ValueError("clip %s: label %r is not one of the classes %s" % (names[i], lab, classes))
+            _check(lib.mer_dataset_add(ds, names[i].encode(), index[lab] if lab is not None else -1,
+                                       groups[i].encode() if groups else None,
+                                       1 if train_only and train_only[i] else 0, ts))
+    except BaseException:
+        lib.mer_dataset_free(ds)
+        raise
+    return ds
+
+
+def train(rundir, features, labels, classes=None, names=None, groups=None, test=None, test_names=None,
+          recipe=None, **params):
+    """`mer train` on arrays: K-fold cross-validation of a fusion model written to rundir (the run
+    directory `mer predict` and mer.Run read). features: {modality: (n, D) array, or a list of
+    n (T, D) arrays}; labels: n class names (None: unlabeled); classes: their order (default
+    sorted); groups: n group names (grouped folds); test: {modality: ...} also predicted ->
+    test.csv. params: the fields of mer_train_params (model, hidden, dropout, heads, layers,
+    tokens, folds, epochs, batch, lr, l2, optimizer "adam"|"adamw", clip_value, clip_norm,
+    label_smoothing, balanced_weights, select_last, seed, search, resume, checkpoint_every,
+    checkpoint_seconds, plots). Returns the metrics (mean over folds: waf, accuracy, macro_f1,
+    uar; confusion as a nested list)."""
+    p = lib.mer_train_default_params()
+    fields = {f for f, _ in _TrainParams._fields_} - {"recipe_json", "encoder", "progress", "progress_user"}
+    for k, v in params.items():
+        if k not in fields:
+            raise TypeError("train: unknown parameter %r (one of %s)" % (k, ", ".join(sorted(fields))))
+        if k == "model":
+            v = v.encode()
+        elif k == "optimizer":
+            v = {"adam": 0, "adamw": 1}[v] if isinstance(v, str) else int(v)
+        setattr(p, k, v)
+    if recipe is not None:
+        rj = (recipe if isinstance(recipe, str) else json.dumps(recipe)).encode()
+        p.recipe_json = rj
+    classes = list(classes) if classes else sorted({l for l in labels if l is not None})
+    ds = _dataset(classes, features, labels, names, groups)
+    ts = _VP()
+    try:
+        if test is not None:
+            ts = _dataset(classes, test, None, test_names)
+        m = _Metrics()
+        _check(lib.mer_train_run(C.byref(p), ds, ts, _b(rundir), C.byref(m)))
+        k = m.n_classes
+        return {"waf": m.waf, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "uar": m.uar, "n": m.n,
+                "classes": classes, "confusion": [[m.confusion[t * k + q] for q in range(k)] for t in range(k)]}
+    finally:
+        lib.mer_dataset_free(ds)
+        if ts:
+            lib.mer_dataset_free(ts)
+
+
 class Faces:
     """The bundled face-api detector + expression nets (dir None: the installed/bundled copy)."""
 
@@ -369,25 +643,30 @@ class Run:
             lib.mer_run_free(self._r)
 
     def predict(self, features, names=None):
-        """features: {modality: array (n, D)} (or (n, T, D)) -> probabilities (n, classes)."""
+        """features: {modality: array (n, D)} (or (n, T, D), or a list of n (T, D)) ->
+        probabilities (n, classes), the fold models' mean as `mer predict --feature`."""
         mods = list(features.keys())
-        arrs = [np.ascontiguousarray(features[m], dtype=np.float32) for m in mods]
-        n = arrs[0].shape[0]
-        names = names or ["clip%d" % i for i in range(n)]
-        cls = (_CP * len(self.classes))(*[c.encode() for c in self.classes])
-        mm = (_CP * len(mods))(*[m.encode() for m in mods])
-        ds = _VP()
-        _check(lib.mer_dataset_init(C.byref(ds), cls, len(self.classes), mm, len(mods)))
+        n = len(features[mods[0]])
+        ds = _dataset(self.classes, features, None, names)
         try:
-            for i in range(n):
-                ts = (_Tensor * len(mods))()
-                rows = [np.ascontiguousarray(a[i]) for a in arrs]
-                for k, r in enumerate(rows):
-                    shp = (_I64 * r.ndim)(*r.shape)
-                    _check(lib.mer_tensor_view(C.byref(ts[k]), r.ctypes.data, 0, r.ndim, shp))
-                _check(lib.mer_dataset_add(ds, names[i].encode(), -1, None, 0, ts))
             probs = np.zeros((n, len(self.classes)), np.float32)
             _check(lib.mer_run_predict(self._r, ds, probs))
             return probs
         finally:
             lib.mer_dataset_free(ds)
+
+    def predict_media(self, paths):
+        """Media files -> probabilities (n, classes), features extracted with the recipe the
+        run recorded, as `mer predict --run RUNDIR --input FILE...`."""
+        recipe = lib.mer_run_recipe(self._r)
+        if recipe is None:
+            raise MerError("MER_ERR_INVALID_ARG", "the run has no feature recipe (train with a recipe), so media "
+                           "cannot be used; give features to predict()")
+        feats = {m: [] for m in self.modalities}
+        for path in paths:
+            for m in self.modalities:
+                out, nd, shape = C.POINTER(C.c_float)(), _I32(), (_I64 * 8)()
+                _check(lib.mer_acoustic_extract(recipe, _b(path), m.encode(), C.byref(out), C.byref(nd), shape))
+                feats[m].append(_take_floats(out, nd, shape))
+        # clip names as the CLI's: the file name without directory and extension
+        return self.predict(feats, [os.path.splitext(os.path.basename(p))[0] for p in paths])

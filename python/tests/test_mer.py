@@ -140,6 +140,123 @@ def convert_and_resolve():
         raise AssertionError("resolved an absent model")
 
 
+@test
+def text_extract_matches_cli():
+    rows = [("a", "今天天气真好"), ("b", "我很高兴！"), ("empty", "")]
+    csv = os.path.join(TMP, "t.csv")
+    with open(csv, "w", encoding="utf-8") as f:
+        f.write("name,chinese\n" + "".join("%s,%s\n" % r for r in rows))
+    model = "tests/fixtures/text/tiny_bert"
+    tm = mer.TextModel(model)
+    assert tm.model_type == "bert" and tm.n_layers >= 1 and tm.hidden_size > 0
+    for args, kw in ((["--preset", "mertools"], {"preset": "mertools"}),
+                     (["--layers", "last2", "--combine", "mean"], {"layers": (-2, -1), "combine": "mean"}),
+                     ([], {})):
+        out = os.path.join(TMP, "text" + "".join(a.strip("-") for a in args))
+        cli("extract", "text", "--model", model, "--csv", csv, "--out", out, *args)
+        for name, text in rows:
+            if not text and not kw.get("preset"):
+                continue  # only the pooled preset has a feature for an empty transcript
+            ref = np.load(os.path.join(out, name + ".npy"))
+            got = tm.extract(text, **kw)
+            assert got.shape == ref.shape and np.array_equal(got, ref), (args, name, got.shape, ref.shape)
+    ids = tm.tokenize("今天天气真好")
+    assert ids.dtype == np.int32 and ids.size >= 3
+    try:
+        mer.TextModel("tests/fixtures/text/no-such-model")
+    except mer.MerError as e:
+        assert "no-such-model" in str(e)
+    else:
+        raise AssertionError("loaded a missing model")
+
+
+@test
+def analyze_matches_cli():
+    import json
+    clip = "data/emodb/flac/03a01Fa.flac"
+    for extra, kw in (([], {}), (["--text", "I am so happy today", "--timeline"],
+                                 {"text": "I am so happy today", "timeline": True})):
+        ref = json.loads(cli("analyze", clip, "--json", *extra))
+        got = mer.analyze(clip, **kw)
+        assert got == ref, (got, ref)
+        assert got["modalities"]["audio"]["present"]
+    try:
+        mer.analyze("no/such/clip.wav")
+    except mer.MerError as e:
+        assert "no/such/clip.wav" in str(e)
+    else:
+        raise AssertionError("analysed a missing clip")
+
+
+@test
+def train_matches_cli():
+    rng = np.random.default_rng(7)
+    classes = ["calm", "joy", "rage"]
+    n = 36
+    labels = [classes[i % 3] for i in range(n)]
+    names = ["c%02d" % i for i in range(n)]
+    A = (rng.normal(size=(n, 8)) + 2 * np.eye(3, 8)[[i % 3 for i in range(n)]]).astype(np.float32)
+    B = rng.normal(size=(n, 5)).astype(np.float32)
+    d = os.path.join(TMP, "trainfeat")
+    for mod, X in (("a", A), ("b", B)):
+        os.makedirs(os.path.join(d, mod), exist_ok=True)
+        for nm, x in zip(names, X):
+            np.save(os.path.join(d, mod, nm + ".npy"), x)
+    with open(os.path.join(d, "labels.csv"), "w") as f:
+        f.write("name,emotion\n" + "".join("%s,%s\n" % (nm, l) for nm, l in zip(names, labels)))
+    r1, r2 = os.path.join(TMP, "run_cli"), os.path.join(TMP, "run_py")
+    cli("train", "--labels", os.path.join(d, "labels.csv"), "--feature", "a=" + os.path.join(d, "a"),
+        "--feature", "b=" + os.path.join(d, "b"), "--classes", ",".join(classes), "--folds", "3", "--epochs", "6",
+        "--hidden", "16", "--seed", "3", "--threads", "1", "--no-plots", "--out", r1)
+    saved = mer.get_threads()
+    mer.set_threads(1)
+    try:
+        m = mer.train(r2, {"a": A, "b": B}, labels, classes=classes, names=names, folds=3, epochs=6, hidden=16,
+                      seed=3, plots=0)
+    finally:
+        mer.set_threads(saved)
+    assert open(os.path.join(r1, "oof.csv")).read() == open(os.path.join(r2, "oof.csv")).read()
+    import json
+    ref = json.load(open(os.path.join(r1, "metrics.json")))
+    got = json.load(open(os.path.join(r2, "metrics.json")))
+    assert ref == got, (ref, got)
+    assert 0.0 <= m["waf"] <= 1.0 and m["classes"] == classes and sum(map(sum, m["confusion"])) == n
+    # the Python-made run predicts as the CLI's
+    probs = mer.Run(r2).predict({"a": A[:4], "b": B[:4]}, names[:4])
+    out = os.path.join(TMP, "pred_train.csv")
+    cli("predict", "--run", r1, "--feature", "a=" + os.path.join(d, "a"), "--feature", "b=" + os.path.join(d, "b"),
+        "--out", out)
+    rows = {r[0]: [float(x) for x in r[1:4]] for r in (l.strip().split(",") for l in list(open(out))[1:])}
+    for i in range(4):
+        assert np.abs(probs[i] - rows[names[i]]).max() < 1e-6, (probs[i], rows[names[i]])
+    try:
+        mer.train(os.path.join(TMP, "run_bad"), {"a": A}, labels, nosuch=1)
+    except TypeError as e:
+        assert "nosuch" in str(e)
+    else:
+        raise AssertionError("accepted an unknown parameter")
+
+
+@test
+def predict_media_matches_cli():
+    run_dir = mer.data_path("models/emodb-acoustic")
+    clips = ["data/emodb/flac/03a01Fa.flac", "data/emodb/flac/03a01Nc.flac"]
+    out = os.path.join(TMP, "pred_media.csv")
+    cli("predict", "--run", run_dir, "--input", *clips, "--out", out)
+    run = mer.Run(run_dir)
+    got = run.predict_media(clips)
+    rows = {r[0]: [float(x) for x in r[1:1 + len(run.classes)]] for r in
+            (l.strip().split(",") for l in list(open(out))[1:])}
+    for i, c in enumerate(clips):
+        assert np.abs(got[i] - rows[os.path.basename(c)[:-5]]).max() < 1e-6, (got[i], rows)
+    try:
+        run.predict_media(["no/such/clip.wav"])
+    except mer.MerError as e:
+        assert "no/such/clip.wav" in str(e)
+    else:
+        raise AssertionError("predicted a missing clip")
+
+
 passed = failed = 0
 for t in TESTS:
     try:

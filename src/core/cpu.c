@@ -26,6 +26,8 @@ static unsigned detect(void) {
     return f;
 }
 
+static volatile unsigned limit = ~0u; /* mer__cpu_features_limit */
+
 uint32_t mer_cpu_features(void) {
     /* racing first calls compute the same value; the store is a single aligned word */
     static volatile int done;
@@ -34,7 +36,13 @@ uint32_t mer_cpu_features(void) {
         feats = detect();
         done = 1;
     }
-    return feats;
+    return feats & limit;
+}
+
+uint32_t mer__cpu_features_limit(uint32_t keep) {
+    uint32_t old = limit;
+    limit = keep;
+    return old;
 }
 
 const char *mer_cpu_features_str(void) {

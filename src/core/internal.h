@@ -207,4 +207,16 @@ mer_status mer__json_take(mer__json *w, int pretty, char **text);
 mer_status mer__json_save(mer__json *w, const char *path);
 void mer__json_discard(mer__json *w);
 
+/* ---- CPU dispatch (cpu.c) ---------------------------------------------------------------
+ * The default build targets AVX2 + FMA (Makefile: -march=x86-64-v3), so the binary runs on any
+ * such x86-64. AVX-512 code is compiled per function with MER_AVX512 (a target attribute, not a
+ * build flag) and runs only behind mer__use_avx512(): mer_cpu_features() from cpuid, with
+ * MER_NO_AVX512=1 honoured. Every function so marked carries "avx512" in its name, or is
+ * static inline and called only from one that does (scripts/check-isa.sh checks the binary). */
+#define MER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+static inline int mer__use_avx512(void) { return (mer_cpu_features() & MER_CPU_AVX512) != 0; }
+/* Tests: restrict dispatch to the detected features AND `keep` (~0u restores them), so both
+ * paths can be compared in one process; returns the previous mask. Not thread safe. */
+uint32_t mer__cpu_features_limit(uint32_t keep);
+
 #endif /* MER_INTERNAL_H */

@@ -15,11 +15,9 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static char *dup_printf(const char *fmt, const char *a, const char *b, const char *c) {
     int n = snprintf(NULL, 0, fmt, a, b, c);
@@ -139,44 +137,13 @@ static int is_weights(const char *n) {
     return 0;
 }
 
-static mer_status mkdir_p(const char *path) {
-    char *buf = strdup(path);
-    if (!buf) return mer__err(MER_ERR_NOMEM, "out of memory");
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            mer_status s = mer__err(MER_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
-            free(buf);
-            return s;
-        }
-        *p = '/';
-    }
-    free(buf);
-    if (mkdir(path, 0777) != 0 && errno != EEXIST)
-        return mer__err(MER_ERR_IO, "%s: cannot create directory: %s", path, strerror(errno));
-    if (!is_dir(path)) return mer__err(MER_ERR_IO, "%s: exists and is not a directory", path);
-    return MER_OK;
-}
-
+/* A config file copied beside the weights, through the one atomic writer (core/fs.c). */
 static mer_status copy_file(const char *src, const char *dst) {
     char *data;
     size_t n;
     mer_status s = mer__read_file(src, &data, &n);
     if (s != MER_OK) return s;
-    char *tmp = dup_printf("%s.tmp%s%s", dst, "", "");
-    FILE *f = tmp ? fopen(tmp, "wb") : NULL;
-    if (!f) {
-        s = mer__err(MER_ERR_IO, "%s: %s", tmp ? tmp : dst, strerror(errno));
-    } else {
-        int bad = fwrite(data, 1, n, f) != n;
-        bad |= fclose(f) != 0;
-        if (bad || rename(tmp, dst) != 0) {
-            remove(tmp);
-            s = mer__err(MER_ERR_IO, "%s: write failed", dst);
-        }
-    }
-    free(tmp);
+    s = mer__write_file_atomic(dst, data, n);
     free(data);
     return s;
 }
@@ -200,7 +167,7 @@ mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t 
     DIR *d = NULL;
     mer_status s = mer_safetensors_open(&st, src);
     if (s != MER_OK) goto done;
-    if ((s = mkdir_p(out_dir)) != MER_OK) goto done;
+    if ((s = mer__mkdir(out_dir)) != MER_OK) goto done;
     struct stat sd;
     if (stat(src_dir, &sd) == 0 && stat(out_dir, &so) == 0 && sd.st_dev == so.st_dev && sd.st_ino == so.st_ino) {
         s = mer__err(MER_ERR_INVALID_ARG, "%s: the output directory is the checkpoint's own directory", out_dir);

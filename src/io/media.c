@@ -19,6 +19,7 @@
  */
 #include "internal.h"
 
+#include <float.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -380,6 +381,18 @@ static mer_status audio_receive(audio_state *a, AVCodecContext *dc, AVFrame *fr,
         if (s) return s;
         (*frames)++;
     }
+}
+
+int mer_audio_is_silent(const float *x, int64_t n, float *peak) {
+    float pk = 0.0f;
+    int finite = 1;
+    for (int64_t i = 0; x && i < n; i++) {
+        float a = fabsf(x[i]);
+        if (!(a <= FLT_MAX)) finite = 0;
+        else if (a > pk) pk = a;
+    }
+    if (peak) *peak = pk;
+    return finite && pk < MER_SILENCE_PEAK;
 }
 
 mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float **samples, int64_t *n) {

@@ -639,6 +639,21 @@ const char *mer_safetensors_path(const mer_safetensors *st) {
     return st && st->n_shards ? st->shards[0].path : "";
 }
 
+void mer_safetensors_release(const mer_safetensors *st, const void *p, size_t n) {
+    if (!st || !p || !n) return;
+    const uint8_t *a = p, *b = a + n;
+    for (int32_t i = 0; i < st->n_shards; i++) {
+        const shard *s = &st->shards[i];
+        const uint8_t *m0 = s->map, *m1 = m0 + s->map_size;
+        if (!s->map || a < m0 || b > m1) continue;
+        /* only whole pages inside the range: a neighbour's bytes on a shared page stay resident */
+        const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = ((uintptr_t)a + pg - 1) & ~(pg - 1), hi = (uintptr_t)b & ~(pg - 1);
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* clean private pages: refaulted from the file */
+        return;
+    }
+}
+
 static const uint8_t *entry_data(const mer_safetensors *st, const entry *e) {
     return e->own ? (const uint8_t *)e->own : st->shards[e->shard].data + e->begin;
 }

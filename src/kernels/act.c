@@ -10,9 +10,7 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 #define ACT_MIN_CHUNK 16384
 
@@ -27,7 +25,7 @@ typedef struct {
  * GELUs (~80 M values per 10 s of audio for hubert-large). The math is written twice, once per
  * element and once for 16 AVX-512 lanes, with the same operations in the same order (fmaf <->
  * fmadd, compare-and-select <-> masks, min/max with their NaN rule), so both paths give the
- * same bits (checked by compiling act.c with and without -mno-avx512f).
+ * same bits (tests/test_isa.c runs both in one process on an AVX-512 CPU).
  *
  * exp: Cephes' expf: x = n ln2 + r with ln2 in two parts, a degree-6 polynomial for e^r,
  *   scaling by 2^n through the exponent bits. Within 2 ulp of expf on [-87.33, 88.37]; 0 below
@@ -144,13 +142,13 @@ static inline float qgelu_grad1(float x) {
     return fmaf(x, QG_K * (s * oms), s); /* x (k s (1-s)): 0, not Inf * 0, when k x overflows */
 }
 
-#ifdef __AVX512F__
-static inline __m512 exp_clamp16(__m512 x) {
+/* The 16-lane forms, for AVX-512 CPUs only (MER_AVX512; chosen at run time by ACT_PICK below). */
+MER_AVX512 static inline __m512 exp_clamp16(__m512 x) {
     return _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
 }
 
 /* live: lanes to compute (the others give 0), as the multiply's zero mask */
-static inline __m512 exp_core16(__m512 c, __mmask16 live) {
+MER_AVX512 static inline __m512 exp_core16(__m512 c, __mmask16 live) {
     const __m512 magic = _mm512_set1_ps(EXP_MAGIC);
     const __m512 k = _mm512_fmadd_ps(c, _mm512_set1_ps(LOG2E), magic);
     const __m512 n = _mm512_sub_ps(k, magic);
@@ -167,17 +165,17 @@ static inline __m512 exp_core16(__m512 c, __mmask16 live) {
     return _mm512_maskz_mul_ps(live, p, _mm512_castsi512_ps(e));
 }
 
-static inline __m512 exp16(__m512 x) {
+MER_AVX512 static inline __m512 exp16(__m512 x) {
     const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_LO), _CMP_GE_OQ);
     return exp_core16(exp_clamp16(x), live);
 }
 
-static inline __m512 exp_neg16(__m512 x) {
+MER_AVX512 static inline __m512 exp_neg16(__m512 x) {
     const __m512 lo = _mm512_set1_ps(EXP_LO);
     return exp_core16(_mm512_max_ps(x, lo), _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ));
 }
 
-static inline __m512 erfc16(__m512 z, __m512 e) {
+MER_AVX512 static inline __m512 erfc16(__m512 z, __m512 e) {
     const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f),
                                    _mm512_fmadd_ps(z, _mm512_set1_ps(ERFC_A), _mm512_set1_ps(1.0f)));
     __m512 p = _mm512_set1_ps(ERFC_P[7]);
@@ -185,31 +183,31 @@ static inline __m512 erfc16(__m512 z, __m512 e) {
     return _mm512_mul_ps(_mm512_mul_ps(t, p), e);
 }
 
-static inline __m512 two_phi16(__m512 x, __m512 q) {
+MER_AVX512 static inline __m512 two_phi16(__m512 x, __m512 q) {
     const __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     return _mm512_mask_blend_ps(neg, _mm512_sub_ps(_mm512_set1_ps(2.0f), q), q);
 }
 
-static inline __m512 gelu16(__m512 x) {
+MER_AVX512 static inline __m512 gelu16(__m512 x) {
     const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(SQRT1_2));
     const __m512 e = exp_neg16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
     const __m512 q = erfc16(z, e);
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), two_phi16(x, q));
 }
 
-static inline __m512 gelu_grad16(__m512 x) {
+MER_AVX512 static inline __m512 gelu_grad16(__m512 x) {
     const __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(SQRT1_2));
     const __m512 e = exp_neg16(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(z, z)));
     const __m512 pdf = _mm512_mul_ps(_mm512_set1_ps(INV_SQRT_2PI), e);
     return _mm512_fmadd_ps(x, pdf, _mm512_mul_ps(_mm512_set1_ps(0.5f), two_phi16(x, erfc16(z, e))));
 }
 
-static inline __m512 qgelu16(__m512 x) {
+MER_AVX512 static inline __m512 qgelu16(__m512 x) {
     const __m512 e = exp_core16(exp_clamp16(_mm512_mul_ps(_mm512_set1_ps(-QG_K), x)), 0xffff);
     return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-static inline __m512 qgelu_grad16(__m512 x) {
+MER_AVX512 static inline __m512 qgelu_grad16(__m512 x) {
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512 e = exp16(_mm512_mul_ps(_mm512_set1_ps(-QG_K), x));
     const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, e));
@@ -218,13 +216,13 @@ static inline __m512 qgelu_grad16(__m512 x) {
     return _mm512_fmadd_ps(x, _mm512_mul_ps(_mm512_set1_ps(QG_K), _mm512_mul_ps(s, oms)), s);
 }
 
-static inline __mmask16 tail_mask(int64_t left) {
+MER_AVX512 static inline __mmask16 tail_mask(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
 /* One loop shape for the four kernels: two vectors at a time (two independent dependency
  * chains for the out-of-order core: ~4% faster), then 16 lanes at a time, the tail under a mask. */
-#define ACT_FWD_LOOP(vec, one)                                                                  \
+#define ACT_FWD_LOOP16(vec)                                                                     \
     int64_t i = b;                                                                              \
     for (; i + 32 <= e; i += 32) {                                                              \
         const __m512 v0 = vec(_mm512_loadu_ps(j->x + i));                                       \
@@ -236,66 +234,65 @@ static inline __mmask16 tail_mask(int64_t left) {
         const __mmask16 m = tail_mask(e - i);                                                   \
         _mm512_mask_storeu_ps(j->y + i, m, vec(_mm512_maskz_loadu_ps(m, j->x + i)));            \
     }
-#define ACT_BWD_LOOP(vec, one)                                                                  \
+#define ACT_BWD_LOOP16(vec)                                                                     \
     for (int64_t i = b; i < e; i += 16) {                                                       \
         const __mmask16 m = tail_mask(e - i);                                                   \
         const __m512 g = vec(_mm512_maskz_loadu_ps(m, j->x + i));                               \
         _mm512_mask_storeu_ps(j->y + i, m, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, j->dy + i), \
                                                            g, _mm512_maskz_loadu_ps(m, j->y + i))); \
     }
-#else
-#define ACT_FWD_LOOP(vec, one) \
+#define ACT_FWD_LOOP1(one) \
     for (int64_t i = b; i < e; i++) j->y[i] = one(j->x[i]);
-#define ACT_BWD_LOOP(vec, one) \
+#define ACT_BWD_LOOP1(one) \
     for (int64_t i = b; i < e; i++) j->y[i] = fmaf(j->dy[i], one(j->x[i]), j->y[i]);
-#endif
+
+/* A range function in two forms, NAME_avx512 (16 lanes) and NAME (one element at a time, the
+ * same bits), and the one chosen at run time. */
+#define ACT_RANGE(name, LOOP, vec, one)                                                         \
+    MER_AVX512 static void name##_avx512(void *u, int64_t b, int64_t e, int t) {                \
+        const act_job *j = u;                                                                   \
+        LOOP##16(vec)                                                                           \
+    }                                                                                           \
+    static void name(void *u, int64_t b, int64_t e, int t) {                                    \
+        const act_job *j = u;                                                                   \
+        LOOP##1(one)                                                                            \
+    }
+#define ACT_PICK(name) (mer__use_avx512() ? name##_avx512 : name)
 
 /* ---- GELU (exact, erf) -------------------------------------------------------------------- */
 
-static void gelu_fwd_range(void *u, int64_t b, int64_t e, int t) {
-    const act_job *j = u;
-    ACT_FWD_LOOP(gelu16, gelu1)
-}
+ACT_RANGE(gelu_fwd_range, ACT_FWD_LOOP, gelu16, gelu1)
 
 // ref: torch.nn.functional.gelu(approximate='none')
 void mer__gelu_fwd(float *y, const float *x, int64_t n) {
     act_job j = {y, x, NULL};
-    mer__parallel_for(n, ACT_MIN_CHUNK, gelu_fwd_range, &j);
+    mer__parallel_for(n, ACT_MIN_CHUNK, ACT_PICK(gelu_fwd_range), &j);
 }
 
-static void gelu_bwd_range(void *u, int64_t b, int64_t e, int t) {
-    const act_job *j = u;
-    ACT_BWD_LOOP(gelu_grad16, gelu_grad1)
-}
+ACT_RANGE(gelu_bwd_range, ACT_BWD_LOOP, gelu_grad16, gelu_grad1)
 
 // ref: autograd of torch.nn.functional.gelu(approximate='none')
 void mer__gelu_bwd(float *dx, const float *dy, const float *x, int64_t n) {
     act_job j = {dx, x, dy};
-    mer__parallel_for(n, ACT_MIN_CHUNK, gelu_bwd_range, &j);
+    mer__parallel_for(n, ACT_MIN_CHUNK, ACT_PICK(gelu_bwd_range), &j);
 }
 
 /* ---- quick GELU: x * sigmoid(1.702 x) ----------------------------------------------------- */
 
-static void qgelu_fwd_range(void *u, int64_t b, int64_t e, int t) {
-    const act_job *j = u;
-    ACT_FWD_LOOP(qgelu16, qgelu1)
-}
+ACT_RANGE(qgelu_fwd_range, ACT_FWD_LOOP, qgelu16, qgelu1)
 
 // ref: transformers.activations.QuickGELUActivation
 void mer__quick_gelu_fwd(float *y, const float *x, int64_t n) {
     act_job j = {y, x, NULL};
-    mer__parallel_for(n, ACT_MIN_CHUNK, qgelu_fwd_range, &j);
+    mer__parallel_for(n, ACT_MIN_CHUNK, ACT_PICK(qgelu_fwd_range), &j);
 }
 
-static void qgelu_bwd_range(void *u, int64_t b, int64_t e, int t) {
-    const act_job *j = u;
-    ACT_BWD_LOOP(qgelu_grad16, qgelu_grad1)
-}
+ACT_RANGE(qgelu_bwd_range, ACT_BWD_LOOP, qgelu_grad16, qgelu_grad1)
 
 // ref: autograd of transformers.activations.QuickGELUActivation
 void mer__quick_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n) {
     act_job j = {dx, x, dy};
-    mer__parallel_for(n, ACT_MIN_CHUNK, qgelu_bwd_range, &j);
+    mer__parallel_for(n, ACT_MIN_CHUNK, ACT_PICK(qgelu_bwd_range), &j);
 }
 
 /* ---- ReLU --------------------------------------------------------------------------------- */

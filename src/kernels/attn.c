@@ -37,12 +37,19 @@ typedef struct {
     float *ws;
 } attn_job;
 
-#ifdef __AVX512F__
+#define ATT_R 6 /* query rows per block: 6 x 4 accumulators + 4 operands fit 32 registers (AVX-512),
+                  * 6 x 2 of the 16 ymm registers (AVX2) */
 
-#define ATT_R 6 /* query rows per block: 6 x 4 accumulators + 4 operands fit 32 registers */
+/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_R, tkp), V_h (tk, dh). */
+static int64_t head_ws(int64_t tk, int64_t dh) {
+    const int64_t tkp = (tk + 15) & ~(int64_t)15;
+    return dh * tkp + ATT_R * tkp + tk * dh;
+}
+
+/* ---- AVX-512 (chosen at run time: mer__use_avx512) ---- */
 
 /* s (R, tkp) = scale * Q rows (R, dh) @ kt (dh, tkp); tkp a multiple of 16. */
-static inline __attribute__((always_inline)) void scores_block(float *s, const float *q, int64_t ldq,
+MER_AVX512 static inline __attribute__((always_inline)) void scores_block(float *s, const float *q, int64_t ldq,
                                                                const float *kt, int64_t dh, int64_t tkp,
                                                                float scale, const int R) {
     const __m512 vs = _mm512_set1_ps(scale);
@@ -86,7 +93,7 @@ static inline __attribute__((always_inline)) void scores_block(float *s, const f
 }
 
 /* out rows (R, dh) = p (R, tkp; first tk used) @ V (tk, dh) with row stride ldv. */
-static inline __attribute__((always_inline)) void pv_block(float *out, int64_t ldo, const float *p,
+MER_AVX512 static inline __attribute__((always_inline)) void pv_block(float *out, int64_t ldo, const float *p,
                                                            int64_t tkp, const float *v, int64_t ldv,
                                                            int64_t tk, int64_t dh, const int R) {
     for (int64_t d0 = 0; d0 < dh; d0 += 64) {
@@ -122,13 +129,7 @@ static inline __attribute__((always_inline)) void pv_block(float *out, int64_t l
     }
 }
 
-/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_R, tkp), V_h (tk, dh). */
-static int64_t head_ws(int64_t tk, int64_t dh) {
-    const int64_t tkp = (tk + 15) & ~(int64_t)15;
-    return dh * tkp + ATT_R * tkp + tk * dh;
-}
-
-static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
+MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
     const attn_job *j = u;
     const int64_t tk = j->tk, dh = j->dh, tkp = (tk + 15) & ~(int64_t)15;
@@ -162,9 +163,7 @@ static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
     }
 }
 
-#else /* no AVX-512 at build time: AVX2 + FMA kernels chosen at run time, else two GEMMs */
-
-#define ATT_R 6
+/* ---- AVX2 + FMA (chosen at run time), else two GEMMs ---- */
 
 /* s (R, tkp) = scale * Q rows (R, dh) @ kt (dh, tkp); tkp a multiple of 16. */
 static inline __attribute__((always_inline, target("avx2,fma"))) void
@@ -231,11 +230,6 @@ pv_block2(float *out, int64_t ldo, const float *p, int64_t tkp, const float *v, 
     }
 }
 
-static int64_t head_ws(int64_t tk, int64_t dh) {
-    const int64_t tkp = (tk + 15) & ~(int64_t)15;
-    return dh * tkp + ATT_R * tkp + tk * dh;
-}
-
 __attribute__((target("avx2,fma"))) static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
     const attn_job *j = u;
@@ -284,17 +278,11 @@ static void attn_softmax_rows(void *u, int64_t r0, int64_t r1, int t) {
     for (int64_t r = r0; r < r1; r++) masked_softmax_row(j->s + r * j->tk, j->mask, j->tk);
 }
 
-#endif
-
 int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh) {
     if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return 0;
-#ifdef __AVX512F__
-    (void)tq;
-    return h * head_ws(tk, dh);
-#else
+    if (mer__use_avx512()) return h * head_ws(tk, dh);
     const int64_t fused = fused_avx2(dh) ? h * head_ws(tk, dh) : 0;
     return fused > tq * tk ? fused : tq * tk;
-#endif
 }
 
 // ref: torch.nn.functional.scaled_dot_product_attention (no dropout, no causal mask)
@@ -310,10 +298,12 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
                                   (long long)tq, (long long)tk);
         ws = own;
     }
-#ifdef __AVX512F__
-    attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
-    mer__parallel_for(h, 1, attn_heads, &j);
-#else
+    if (mer__use_avx512()) {
+        attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
+        mer__parallel_for(h, 1, attn_heads_avx512, &j);
+        mer__free(own);
+        return MER_OK;
+    }
     if (fused_avx2(dh)) {
         attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
         mer__parallel_for(h, 1, attn_heads, &j);
@@ -328,7 +318,6 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
         mer__parallel_for(tq, min_rows, attn_softmax_rows, &j);
         mer_sgemm(0, 0, tq, dh, tk, 1.0f, s, tk, v + hh * dh, ldv, 0.0f, out + hh * dh, ldo);
     }
-#endif
     mer__free(own);
     return MER_OK;
 }

@@ -22,7 +22,6 @@
  */
 #include "kernels.h"
 
-#ifdef __AVX512F__
 #include <immintrin.h>
 
 #define BC_MR 8
@@ -40,7 +39,7 @@ typedef struct {
 } small_job;
 
 /* op(A)[i][k] broadcast against B[k][n0 .. n0 + 16 nv) (the last vector masked by mlast). */
-static inline __attribute__((always_inline)) void bc_tile(const int ta, const int mr, const int nv,
+MER_AVX512 static inline __attribute__((always_inline)) void bc_tile(const int ta, const int mr, const int nv,
                                                           __mmask16 mlast, int64_t K,
                                                           const float *A, int64_t lda,
                                                           const float *B, int64_t ldb, float beta,
@@ -82,7 +81,7 @@ static inline __attribute__((always_inline)) void bc_tile(const int ta, const in
     case (TA) * 64 + (MR) * 4 + (NV): bc_tile(TA, MR, NV, mlast, K, A, lda, B, ldb, beta, C, ldc); break
 #define BC_CASES(TA, MR) BC_CASE(TA, MR, 3); BC_CASE(TA, MR, 2); BC_CASE(TA, MR, 1)
 
-static void bc_dispatch(int ta, int mr, int nv, __mmask16 mlast, int64_t K, const float *A,
+MER_AVX512 static void bc_dispatch_avx512(int ta, int mr, int nv, __mmask16 mlast, int64_t K, const float *A,
                         int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                         int64_t ldc) {
     switch (ta * 64 + mr * 4 + nv) {
@@ -95,7 +94,7 @@ static void bc_dispatch(int ta, int mr, int nv, __mmask16 mlast, int64_t K, cons
 }
 
 /* Strips [s0, s1) of 16 * BC_NV columns of C. */
-static void bc_strips(void *u, int64_t s0, int64_t s1, int t) {
+MER_AVX512 static void bc_strips_avx512(void *u, int64_t s0, int64_t s1, int t) {
     (void)t;
     const small_job *j = u;
     const int64_t W = 16 * BC_NV;
@@ -107,7 +106,7 @@ static void bc_strips(void *u, int64_t s0, int64_t s1, int t) {
         for (int64_t m0 = 0; m0 < j->M; m0 += BC_MR) {
             int mr = (int)(j->M - m0 < BC_MR ? j->M - m0 : BC_MR);
             const float *a = j->ta ? j->A + m0 : j->A + m0 * j->lda;
-            bc_dispatch(j->ta, mr, nv, mlast, j->K, a, j->lda, j->B + n0, j->ldb, j->beta,
+            bc_dispatch_avx512(j->ta, mr, nv, mlast, j->K, a, j->lda, j->B + n0, j->ldb, j->beta,
                         j->C + m0 * j->ldc + n0, j->ldc);
         }
     }
@@ -127,7 +126,7 @@ typedef struct {
 /* Row blocks [s0, s1) of BC_MR rows of C. A block is computed NB_APPLY columns at a time into a
  * stack panel and handed over whole: the callback then walks BC_MR rows of up to NB_APPLY
  * contiguous elements (a column-strip tile would make it hop between rows 4 KB apart). */
-static void apply_rows(void *u, int64_t s0, int64_t s1, int t) {
+MER_AVX512 static void apply_rows_avx512(void *u, int64_t s0, int64_t s1, int t) {
     (void)t;
     const apply_job *j = u;
     const int64_t W = 16 * BC_NV;
@@ -142,7 +141,7 @@ static void apply_rows(void *u, int64_t s0, int64_t s1, int t) {
                 int nv = (int)((w + 15) / 16);
                 int rem = (int)(w - 16 * (nv - 1));
                 __mmask16 mlast = (__mmask16)(rem == 16 ? 0xFFFFu : (1u << rem) - 1u);
-                bc_dispatch(1, mr, nv, mlast, j->K, j->A + m0, j->lda, j->B + n0, j->ldb, 0.0f,
+                bc_dispatch_avx512(1, mr, nv, mlast, j->K, j->A + m0, j->lda, j->B + n0, j->ldb, 0.0f,
                             panel + (n0 - c0), NB_APPLY);
             }
             j->fn(j->user, m0, c0, mr, cw, panel, NB_APPLY);
@@ -152,11 +151,11 @@ static void apply_rows(void *u, int64_t s0, int64_t s1, int t) {
 
 int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                               const float *B, int64_t ldb, mer__tile_fn fn, void *user) {
-    if (M <= 0 || N <= 0 || K <= 0) return 0;
+    if (M <= 0 || N <= 0 || K <= 0 || !mer__use_avx512()) return 0;
     apply_job j = {M, N, K, lda, ldb, A, B, fn, user};
     int64_t blocks = (M + BC_MR - 1) / BC_MR;
-    if (M * N * K >= SMALL_PAR_MIN_MACS) mer__parallel_for(blocks, 1, apply_rows, &j);
-    else apply_rows(&j, 0, blocks, 0);
+    if (M * N * K >= SMALL_PAR_MIN_MACS) mer__parallel_for(blocks, 1, apply_rows_avx512, &j);
+    else apply_rows_avx512(&j, 0, blocks, 0);
     return 1;
 }
 
@@ -170,7 +169,7 @@ int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, i
 #define NT_KC 256
 #define NT_NB 128 /* rows of B (columns of C) per block: C^T block NT_NB x NT_MAX_M */
 
-static inline __attribute__((always_inline)) void nt_tile(const int mr, const int nv, int64_t kc,
+MER_AVX512 static inline __attribute__((always_inline)) void nt_tile(const int mr, const int nv, int64_t kc,
                                                           int first, const float *B, int64_t ldb,
                                                           const float *at, float *ct) {
     __m512 acc[BC_MR][BC_NV];
@@ -200,7 +199,7 @@ static inline __attribute__((always_inline)) void nt_tile(const int mr, const in
     case (MR) * 4 + (NV): nt_tile(MR, NV, kc, first, B, ldb, at, ct); break
 #define NT_CASES(MR) NT_CASE(MR, 3); NT_CASE(MR, 2); NT_CASE(MR, 1)
 
-static void nt_dispatch(int mr, int nv, int64_t kc, int first, const float *B, int64_t ldb,
+MER_AVX512 static void nt_dispatch_avx512(int mr, int nv, int64_t kc, int first, const float *B, int64_t ldb,
                         const float *at, float *ct) {
     switch (mr * 4 + nv) {
         NT_CASES(8); NT_CASES(7); NT_CASES(6); NT_CASES(5);
@@ -210,7 +209,7 @@ static void nt_dispatch(int mr, int nv, int64_t kc, int first, const float *B, i
 }
 
 /* Rows [s0, s1) of B in strips of BC_MR, i.e. columns of C. */
-static void nt_strips(void *u, int64_t s0, int64_t s1, int t) {
+MER_AVX512 static void nt_strips_avx512(void *u, int64_t s0, int64_t s1, int t) {
     (void)t;
     const small_job *j = u;
     const int64_t M = j->M, K = j->K;
@@ -232,7 +231,7 @@ static void nt_strips(void *u, int64_t s0, int64_t s1, int t) {
                 for (int64_t i = M; i < 16 * nv; i++) at[k * NT_MAX_M + i] = 0.0f;
             for (int64_t n0 = nb0; n0 < nb1; n0 += BC_MR) {
                 int mr = (int)(nb1 - n0 < BC_MR ? nb1 - n0 : BC_MR);
-                nt_dispatch(mr, nv, kc, k0 == 0, j->B + n0 * j->ldb + k0, j->ldb, at,
+                nt_dispatch_avx512(mr, nv, kc, k0 == 0, j->B + n0 * j->ldb + k0, j->ldb, at,
                             ct + (n0 - nb0) * NT_MAX_M);
             }
         }
@@ -248,34 +247,17 @@ static void nt_strips(void *u, int64_t s0, int64_t s1, int t) {
 
 int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                      const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0 || K <= 0 || (ta && tb) || (tb && M > NT_MAX_M)) return 0;
+    if (M <= 0 || N <= 0 || K <= 0 || (ta && tb) || (tb && M > NT_MAX_M) || !mer__use_avx512()) return 0;
     small_job j = {ta, M, N, K, lda, ldb, ldc, beta, A, B, C};
     int par = M * N * K >= SMALL_PAR_MIN_MACS;
     if (tb) {
         int64_t strips = (N + BC_MR - 1) / BC_MR;
-        if (par) mer__parallel_for(strips, 1, nt_strips, &j);
-        else nt_strips(&j, 0, strips, 0);
+        if (par) mer__parallel_for(strips, 1, nt_strips_avx512, &j);
+        else nt_strips_avx512(&j, 0, strips, 0);
     } else {
         int64_t strips = (N + 16 * BC_NV - 1) / (16 * BC_NV);
-        if (par) mer__parallel_for(strips, 1, bc_strips, &j);
-        else bc_strips(&j, 0, strips, 0);
+        if (par) mer__parallel_for(strips, 1, bc_strips_avx512, &j);
+        else bc_strips_avx512(&j, 0, strips, 0);
     }
     return 1;
 }
-
-#else /* no AVX-512: the caller uses mer_sgemm */
-
-int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                              const float *B, int64_t ldb, mer__tile_fn fn, void *user) {
-    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb; (void)fn; (void)user;
-    return 0;
-}
-
-int mer__sgemm_small(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                     const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    (void)ta; (void)tb; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb;
-    (void)beta; (void)C; (void)ldc;
-    return 0;
-}
-
-#endif

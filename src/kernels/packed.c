@@ -413,10 +413,46 @@ typedef struct {
     int64_t ldx, m, k, kq;
 } quant_a_job;
 
+/* max |x| over n values (NaN ignored, as fmaxf does: max_ps returns its second operand when
+ * either is NaN) */
+__attribute__((target("avx2"))) static float amax_avx2(const float *x, int64_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+    float l[8], r = 0;
+    _mm256_storeu_ps(l, m);
+    for (int k = 0; k < 8; k++) r = fmaxf(r, l[k]);
+    for (; i < n; i++) r = fmaxf(r, fabsf(x[i]));
+    return r;
+}
+
+/* d[q * 16 + 0..3] = clamp(round(x[4q..4q+3] * inv)) + 128 for q < n / 4 (n a multiple of 4);
+ * cvtps rounds to nearest even, as lrintf in the default rounding mode. */
+__attribute__((target("avx2"))) static void quant4_avx2(uint8_t *d, const float *x, int64_t n,
+                                                       float inv) {
+    const __m256 vi = _mm256_set1_ps(inv);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127), off = _mm256_set1_epi32(128);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+        v = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), off);
+        int32_t o[8];
+        _mm256_storeu_si256((__m256i *)o, v);
+        for (int k = 0; k < 8; k++) d[((i + k) / 4) * 16 + (k & 3)] = (uint8_t)o[k];
+    }
+    for (; i < n; i++) {
+        int v = (int)lrintf(x[i] * inv);
+        v = v > 127 ? 127 : v < -127 ? -127 : v;
+        d[(i / 4) * 16 + (i & 3)] = (uint8_t)(v + 128);
+    }
+}
+
 /* Per row: s = max|x| / 127, q = round(x / s) in [-127, 127], stored as q + 128. */
 static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const quant_a_job *j = u;
+    const int avx2 = use_avx2();
     for (int64_t mp = b; mp < e; mp++) {
         uint8_t *d = j->ap + mp * j->kq * 16;
         for (int i = 0; i < MR8; i++) {
@@ -427,10 +463,17 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
             }
             const float *s = j->x + r * j->ldx;
             float amax = 0;
-            for (int64_t q = 0; q < j->k; q++) amax = fmaxf(amax, fabsf(s[q]));
+            if (avx2) amax = amax_avx2(s, j->k);
+            else
+                for (int64_t q = 0; q < j->k; q++) amax = fmaxf(amax, fabsf(s[q]));
             float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
             j->ascale[r] = sc;
-            for (int64_t q = 0; q < j->kq * 4; q++) {
+            int64_t q0 = 0;
+            if (avx2) {
+                q0 = j->k & ~(int64_t)3;
+                quant4_avx2(d + i * 4, s, q0, inv);
+            }
+            for (int64_t q = q0; q < j->kq * 4; q++) {
                 int v = q < j->k ? (int)lrintf(s[q] * inv) : 0;
                 v = v > 127 ? 127 : v < -127 ? -127 : v;
                 d[(q / 4) * 16 + i * 4 + q % 4] = (uint8_t)(v + 128);

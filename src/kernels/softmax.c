@@ -10,12 +10,11 @@
 #include <float.h>
 #include <math.h>
 
-#ifdef __AVX512F__
 #include <immintrin.h>
 
 /* exp(x) for x <= 0 (0 below -87.3, where expf underflows): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-6 polynomial
  * (Cephes expf coefficients), then scaled by 2^k through the exponent bits. */
-static inline __m512 exp512(__m512 x) {
+MER_AVX512 static inline __m512 exp512(__m512 x) {
     const __m512 lo = _mm512_set1_ps(-87.3f);
     const __mmask16 live = _mm512_cmp_ps_mask(x, lo, _CMP_GE_OQ); /* below: underflow to 0 */
     x = _mm512_max_ps(x, lo);
@@ -36,12 +35,9 @@ static inline __m512 exp512(__m512 x) {
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
     return _mm512_maskz_mul_ps(live, p, _mm512_castsi512_ps(e));
 }
-#endif
 
-/* One row: y = softmax(x). y may alias x. */
-void mer__softmax_row(float *y, const float *x, int64_t n) {
+MER_AVX512 static void softmax_row_avx512(float *y, const float *x, int64_t n) {
     int64_t i = 0;
-#ifdef __AVX512F__
     __m512 vmax = _mm512_set1_ps(-FLT_MAX);
     for (; i + 16 <= n; i += 16) vmax = _mm512_max_ps(vmax, _mm512_loadu_ps(x + i));
     float mx = _mm512_reduce_max_ps(vmax);
@@ -66,7 +62,15 @@ void mer__softmax_row(float *y, const float *x, int64_t n) {
         __mmask16 mk = (__mmask16)((1u << (n - i)) - 1u);
         _mm512_mask_storeu_ps(y + i, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, y + i), inv));
     }
-#else
+}
+
+/* One row: y = softmax(x). y may alias x. */
+void mer__softmax_row(float *y, const float *x, int64_t n) {
+    if (mer__use_avx512()) {
+        softmax_row_avx512(y, x, n);
+        return;
+    }
+    int64_t i = 0;
     float mx = -FLT_MAX;
     for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
     float s = 0.0f;
@@ -76,7 +80,6 @@ void mer__softmax_row(float *y, const float *x, int64_t n) {
     }
     float inv = 1.0f / s;
     for (i = 0; i < n; i++) y[i] *= inv;
-#endif
 }
 
 typedef struct {

@@ -142,140 +142,182 @@ void mer__acoustic_spec_free(mer__acoustic_spec *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* One frame at a time of the STFT and mel filterbank below, so that a long signal never needs
+ * its whole spectrogram: mer_acoustic_frames keeps one power spectrum (and the previous one, for
+ * the flux); mer__acoustic_stft fills the (T, n_freqs) arrays from the same code, so both give
+ * the same bits. */
+typedef struct {
+    int64_t nfft, nf, hop, pad, np, T;
+    int32_t M;
+    double *win, *frame, *X, *work, *fb; /* fb (n_mels, nf) */
+    int64_t lo[512], hi[512];            /* the non-zero bins of each mel triangle */
+    mer__fft *plan;
+} stft_ctx;
+
+static void stft_free(stft_ctx *c) {
+    mer__fft_free(c->plan);
+    free(c->win);
+    free(c->frame);
+    free(c->X);
+    free(c->work);
+    free(c->fb);
+    memset(c, 0, sizeof *c);
+}
+
+/* ref: torchaudio.functional.melscale_fbanks (norm None, htk); periodic hann of win_length
+ * centred in n_fft as torch.stft pads it. */
+static mer_status stft_init(stft_ctx *c, const mer_acoustic_params *p, const float *x, int64_t n) {
+    memset(c, 0, sizeof *c);
+    mer_status s = mer__acoustic_check(p);
+    if (s) return s;
+    if (!x || n < 1) return mer__err(MER_ERR_INVALID_ARG, "acoustic: empty signal");
+    if (n > ((int64_t)1 << 34)) return mer__err(MER_ERR_NOMEM, "acoustic: signal too long");
+    c->nfft = p->n_fft;
+    c->nf = c->nfft / 2 + 1;
+    c->hop = p->hop_length;
+    c->pad = c->nfft / 2;
+    c->np = padded_len(p, n);
+    c->T = 1 + c->np / c->hop;
+    c->M = p->n_mels;
+    const int64_t nfft = c->nfft, nf = c->nf;
+    c->win = calloc((size_t)nfft, sizeof(double));
+    c->frame = malloc((size_t)nfft * sizeof(double));
+    c->X = malloc((size_t)(nf * 2) * sizeof(double));
+    c->work = malloc((size_t)nfft * 4 * sizeof(double));
+    c->fb = calloc((size_t)nf * c->M, sizeof(double));
+    if (!c->win || !c->frame || !c->X || !c->work || !c->fb) {
+        stft_free(c);
+        return mer__err(MER_ERR_NOMEM, "acoustic: out of memory for the STFT");
+    }
+    if ((s = mer__fft_init(&c->plan, nfft))) {
+        stft_free(c);
+        return s;
+    }
+    int64_t wl = p->win_length, woff = (nfft - wl) / 2;
+    for (int64_t i = 0; i < wl; i++) c->win[woff + i] = 0.5 - 0.5 * cos(2.0 * M_PI * (double)i / (double)wl);
+    const int32_t M = c->M;
+    double fmax = p->f_max > 0 ? p->f_max : p->sample_rate / 2.0;
+    double mmin = hz_to_mel(p->f_min), mmax = hz_to_mel(fmax);
+    double fpts[514];
+    for (int32_t i = 0; i < M + 2; i++) fpts[i] = mel_to_hz(mmin + (mmax - mmin) * i / (M + 1));
+    for (int64_t k = 0; k < nf; k++) {
+        double f = (double)(p->sample_rate / 2) * (double)k / (double)(nf - 1);
+        for (int32_t m = 0; m < M; m++) {
+            double down = (f - fpts[m]) / (fpts[m + 1] - fpts[m]);
+            double up = (fpts[m + 2] - f) / (fpts[m + 2] - fpts[m + 1]);
+            double v = down < up ? down : up;
+            c->fb[m * nf + k] = v > 0 ? v : 0;
+        }
+    }
+    for (int32_t m = 0; m < M; m++) {
+        c->lo[m] = nf;
+        c->hi[m] = 0;
+        for (int64_t k = 0; k < nf; k++)
+            if (c->fb[m * nf + k] != 0) {
+                if (k < c->lo[m]) c->lo[m] = k;
+                c->hi[m] = k + 1;
+            }
+    }
+    return MER_OK;
+}
+
+/* Frame t: P (nf) = |STFT|^2, mel (n_mels) = the filterbank on P. The signal is zero-padded to
+ * np samples (short signals), then reflect-padded by n_fft / 2 (no edge repeat; np > pad so one
+ * reflection suffices). */
+static mer_status stft_frame(stft_ctx *c, const float *x, int64_t n, int64_t t, double *P, double *mel) {
+    const int64_t nfft = c->nfft, nf = c->nf, np = c->np;
+    for (int64_t k = 0; k < nfft; k++) {
+        int64_t j = t * c->hop + k - c->pad;
+        if (j < 0) j = -j;
+        if (j >= np) j = 2 * (np - 1) - j;
+        c->frame[k] = (j < n ? (double)x[j] : 0.0) * c->win[k];
+    }
+    mer_status s = mer__fft_r2c(c->plan, c->X, c->frame, c->work);
+    if (s) return s;
+    const double *X = c->X;
+    for (int64_t k = 0; k < nf; k++) P[k] = X[2 * k] * X[2 * k] + X[2 * k + 1] * X[2 * k + 1];
+    for (int32_t m = 0; m < c->M; m++) {
+        const double *w = c->fb + m * nf;
+        double acc = 0;
+        for (int64_t k = c->lo[m]; k < c->hi[m]; k++) acc += w[k] * P[k];
+        mel[m] = acc;
+    }
+    return MER_OK;
+}
+
 /* ref: torchaudio.transforms.MelSpectrogram (power=2, center=True, pad_mode='reflect',
  * norm=None, mel_scale='htk'), computed in double. */
 mer_status mer__acoustic_stft(const mer_acoustic_params *p, const float *x, int64_t n,
                               mer__acoustic_spec *out) {
     memset(out, 0, sizeof *out);
-    mer_status s = mer__acoustic_check(p);
+    stft_ctx c;
+    mer_status s = stft_init(&c, p, x, n);
     if (s) return s;
-    if (!x || n < 1) return mer__err(MER_ERR_INVALID_ARG, "acoustic: empty signal");
-    if (n > ((int64_t)1 << 34)) return mer__err(MER_ERR_NOMEM, "acoustic: signal too long");
-    const int64_t nfft = p->n_fft, nf = nfft / 2 + 1, hop = p->hop_length, pad = nfft / 2;
-    const int64_t np = padded_len(p, n);
-    const int64_t T = 1 + np / hop;
+    const int64_t T = c.T, nf = c.nf;
     out->T = T;
     out->n_freqs = nf;
     out->n_mels = p->n_mels;
     int64_t cells;
-    if (!mer__mul_overflow(T, nf, &cells) || cells > ((int64_t)1 << 31))
+    if (!mer__mul_overflow(T, nf, &cells) || cells > ((int64_t)1 << 31)) {
+        stft_free(&c);
         return mer__err(MER_ERR_NOMEM, "acoustic: spectrogram of %lld frames too large", (long long)T);
+    }
     out->power = malloc((size_t)cells * sizeof(double));
     out->mel = malloc((size_t)T * p->n_mels * sizeof(double));
-    double *win = calloc((size_t)nfft, sizeof(double));
-    double *frame = malloc((size_t)nfft * sizeof(double));
-    double *X = malloc((size_t)(nf * 2) * sizeof(double));
-    double *work = malloc((size_t)nfft * 4 * sizeof(double));
-    double *fb = calloc((size_t)nf * p->n_mels, sizeof(double)); /* (n_mels, nf) */
-    double *xs = malloc((size_t)np * sizeof(double));
-    mer__fft *plan = NULL;
-    if (!out->power || !out->mel || !win || !frame || !X || !work || !fb || !xs) {
+    if (!out->power || !out->mel)
         s = mer__err(MER_ERR_NOMEM, "acoustic: out of memory for %lld frames", (long long)T);
-        goto done;
-    }
-    if ((s = mer__fft_init(&plan, nfft))) goto done;
-    for (int64_t i = 0; i < np; i++) xs[i] = i < n ? x[i] : 0.0;
-    /* periodic hann of win_length, centred in n_fft as torch.stft pads it */
-    int64_t wl = p->win_length, woff = (nfft - wl) / 2;
-    for (int64_t i = 0; i < wl; i++) win[woff + i] = 0.5 - 0.5 * cos(2.0 * M_PI * (double)i / (double)wl);
-    for (int64_t t = 0; t < T; t++) {
-        for (int64_t k = 0; k < nfft; k++) {
-            int64_t j = t * hop + k - pad;
-            /* reflect padding (no edge repeat); np > pad so one reflection suffices */
-            if (j < 0) j = -j;
-            if (j >= np) j = 2 * (np - 1) - j;
-            frame[k] = xs[j] * win[k];
-        }
-        if ((s = mer__fft_r2c(plan, X, frame, work))) goto done;
-        double *P = out->power + t * nf;
-        for (int64_t k = 0; k < nf; k++) P[k] = X[2 * k] * X[2 * k] + X[2 * k + 1] * X[2 * k + 1];
-    }
-    /* ref: torchaudio.functional.melscale_fbanks */
-    {
-        const int32_t M = p->n_mels;
-        double fmax = p->f_max > 0 ? p->f_max : p->sample_rate / 2.0;
-        double mmin = hz_to_mel(p->f_min), mmax = hz_to_mel(fmax);
-        double fpts[514];
-        for (int32_t i = 0; i < M + 2; i++) fpts[i] = mel_to_hz(mmin + (mmax - mmin) * i / (M + 1));
-        for (int64_t k = 0; k < nf; k++) {
-            double f = (double)(p->sample_rate / 2) * (double)k / (double)(nf - 1);
-            for (int32_t m = 0; m < M; m++) {
-                double down = (f - fpts[m]) / (fpts[m + 1] - fpts[m]);
-                double up = (fpts[m + 2] - f) / (fpts[m + 2] - fpts[m + 1]);
-                double v = down < up ? down : up;
-                fb[m * nf + k] = v > 0 ? v : 0;
-            }
-        }
-        /* each triangle is non-zero on a short run of bins: sum only there */
-        int64_t lo[512], hi[512];
-        for (int32_t m = 0; m < M; m++) {
-            lo[m] = nf;
-            hi[m] = 0;
-            for (int64_t k = 0; k < nf; k++)
-                if (fb[m * nf + k] != 0) {
-                    if (k < lo[m]) lo[m] = k;
-                    hi[m] = k + 1;
-                }
-        }
-        for (int64_t t = 0; t < T; t++) {
-            const double *P = out->power + t * nf;
-            for (int32_t m = 0; m < M; m++) {
-                const double *w = fb + m * nf;
-                double acc = 0;
-                for (int64_t k = lo[m]; k < hi[m]; k++) acc += w[k] * P[k];
-                out->mel[t * M + m] = acc;
-            }
-        }
-    }
-done:
-    mer__fft_free(plan);
-    free(win);
-    free(frame);
-    free(X);
-    free(work);
-    free(fb);
-    free(xs);
+    for (int64_t t = 0; !s && t < T; t++) s = stft_frame(&c, x, n, t, out->power + t * nf, out->mel + t * c.M);
+    stft_free(&c);
     if (s) mer__acoustic_spec_free(out);
     return s;
 }
 
-/* mfcc (T, n_mfcc) from the mel powers. ref: torchaudio.transforms.MFCC(log_mels=True),
- * torchaudio.functional.create_dct(norm='ortho') */
-mer_status mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel,
-                                       int64_t T, double *mfcc) {
+/* The DCT-II (ortho) table (n_mfcc, n_mels). ref: torchaudio.functional.create_dct(norm='ortho') */
+static double *dct_table(const mer_acoustic_params *p) {
     const int32_t M = p->n_mels, C = p->n_mfcc;
-    double lm[512];
     double *dct = malloc((size_t)C * M * sizeof(double));
-    if (!dct) return mer__err(MER_ERR_NOMEM, "acoustic: out of memory for the DCT table");
+    if (!dct) return NULL;
     for (int32_t c = 0; c < C; c++)
         for (int32_t m = 0; m < M; m++)
             dct[c * M + m] = cos(M_PI / M * (m + 0.5) * c) * sqrt(2.0 / M) * (c == 0 ? 1.0 / sqrt(2.0) : 1.0);
-    for (int64_t t = 0; t < T; t++) {
-        for (int32_t m = 0; m < M; m++) lm[m] = log(mel[t * M + m] + (double)p->log_offset);
-        for (int32_t c = 0; c < C; c++) {
-            double acc = 0;
-            for (int32_t m = 0; m < M; m++) acc += lm[m] * dct[c * M + m];
-            mfcc[t * C + c] = acc;
-        }
+    return dct;
+}
+
+/* One frame's MFCC (n_mfcc) from its mel powers (n_mels). */
+static void mfcc_row(const mer_acoustic_params *p, const double *dct, const double *mel, double *mfcc) {
+    const int32_t M = p->n_mels, C = p->n_mfcc;
+    double lm[512];
+    for (int32_t m = 0; m < M; m++) lm[m] = log(mel[m] + (double)p->log_offset);
+    for (int32_t c = 0; c < C; c++) {
+        double acc = 0;
+        for (int32_t m = 0; m < M; m++) acc += lm[m] * dct[c * M + m];
+        mfcc[c] = acc;
     }
+}
+
+/* mfcc (T, n_mfcc) from the mel powers. ref: torchaudio.transforms.MFCC(log_mels=True) */
+mer_status mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel,
+                                       int64_t T, double *mfcc) {
+    double *dct = dct_table(p);
+    if (!dct) return mer__err(MER_ERR_NOMEM, "acoustic: out of memory for the DCT table");
+    for (int64_t t = 0; t < T; t++) mfcc_row(p, dct, mel + t * p->n_mels, mfcc + t * p->n_mfcc);
     free(dct);
     return MER_OK;
 }
 
-/* d (T, C) = deltas along time of x (T, C). ref: torchaudio.functional.compute_deltas
- * (mode='replicate'): d_t = sum_k k (x_{t+k} - x_{t-k}) / (2 sum_k k^2), k = 1..N. */
-void mer__acoustic_deltas(double *d, const double *x, int64_t T, int64_t C, int32_t win) {
-    int32_t N = (win - 1) / 2;
+/* Row u of the deltas along time of x (T, C): d (C). ref: torchaudio.functional.compute_deltas
+ * (mode='replicate'): d_t = sum_k k (x_{t+k} - x_{t-k}) / (2 sum_k k^2), k = 1..N. Row r of x
+ * is read at x + (r % R) * C: a ring of the last R >= 2N + 1 rows. */
+static void delta_row(double *d, const double *x, int64_t R, int64_t u, int64_t T, int64_t C, int32_t N) {
     double denom = (double)N * (N + 1) * (2 * N + 1) / 3.0;
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t c = 0; c < C; c++) {
-            double acc = 0;
-            for (int32_t k = 1; k <= N; k++) {
-                int64_t a = t + k < T ? t + k : T - 1, b = t - k >= 0 ? t - k : 0;
-                acc += k * (x[a * C + c] - x[b * C + c]);
-            }
-            d[t * C + c] = acc / denom;
+    for (int64_t c = 0; c < C; c++) {
+        double acc = 0;
+        for (int32_t k = 1; k <= N; k++) {
+            int64_t a = u + k < T ? u + k : T - 1, b = u - k >= 0 ? u - k : 0;
+            acc += k * (x[(a % R) * C + c] - x[(b % R) * C + c]);
         }
+        d[c] = acc / denom;
+    }
 }
 
 mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
@@ -666,12 +708,18 @@ mer_status mer__acoustic_cycles(const mer_acoustic_params *p, const float *x, in
                 if (lo >= hi) break;
             }
         }
+        /* pos rises strictly (each peak is at least 0.8 periods >= 3 samples after the last), so
+         * the cycles k with pos[k - 1] >= c - w and pos[k] <= c + w are a run [k0, k1) that
+         * moves right with the frame: linear in the run's length, not quadratic */
+        int64_t k0 = 1, k1 = 1;
         for (int64_t u = t; u <= t1; u++) {
             double c = (double)(u * hop), w = p->win_length;
             double sp = 0, sdp = 0, sa = 0;
             int cp = 0, cd = 0;
-            for (int64_t k = 1; k < np; k++) {
-                if (pos[k - 1] < c - w || pos[k] > c + w) continue;
+            while (k0 < np && pos[k0 - 1] < c - w) k0++;
+            if (k1 < k0) k1 = k0;
+            while (k1 < np && pos[k1] <= c + w) k1++;
+            for (int64_t k = k0; k < k1; k++) {
                 double P1 = pos[k] - pos[k - 1];
                 sp += P1;
                 cp++;
@@ -804,91 +852,115 @@ mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int
     if (!out || !T_out) return mer__err(MER_ERR_INVALID_ARG, "acoustic: NULL output");
     *out = NULL;
     *T_out = 0;
-    mer__acoustic_spec sp;
-    mer_status s = mer__acoustic_stft(p, x, n, &sp);
+    stft_ctx sc;
+    mer_status s = stft_init(&sc, p, x, n);
     if (s) return s;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) {
-            mer__acoustic_spec_free(&sp);
+            stft_free(&sc);
             return mer__err(MER_ERR_NUMERIC, "acoustic: sample %lld is not finite", (long long)i);
         }
-    const int64_t T = sp.T, nf = sp.n_freqs, C = p->n_mfcc, M = p->n_mels, hop = p->hop_length;
+    /* Memory: the output (T, D) and six numbers per frame; the spectra, the MFCCs for the deltas
+     * (a ring of delta_win rows) and the LPC frame are per frame. */
+    const int64_t T = sc.T, nf = sc.nf, C = p->n_mfcc, M = p->n_mels, hop = p->hop_length;
     const int32_t D = mer_acoustic_frame_dim(p);
+    const int32_t N = (p->delta_win - 1) / 2;
+    const int64_t R = 2 * (int64_t)N + 1;
     const double df = (double)p->sample_rate / p->n_fft;
-    double *mf = malloc((size_t)T * C * sizeof(double)), *dm = malloc((size_t)T * C * sizeof(double));
+    int64_t cells;
+    if (!mer__mul_overflow(T, D, &cells) || cells > ((int64_t)1 << 36)) {
+        stft_free(&sc);
+        return mer__err(MER_ERR_NOMEM, "acoustic: %lld frames are too many", (long long)T);
+    }
+    double *P = malloc((size_t)nf * 2 * sizeof(double)), *mel = malloc((size_t)M * sizeof(double));
+    double *ring = malloc((size_t)(R * C) * sizeof(double)), *dm = malloc((size_t)C * sizeof(double));
+    double *dct = dct_table(p);
     double *f0 = malloc((size_t)T * sizeof(double)), *ap = malloc((size_t)T * sizeof(double));
     double *hnr = malloc((size_t)T * sizeof(double)), *jit = malloc((size_t)T * sizeof(double));
     double *shim = malloc((size_t)T * sizeof(double));
     uint8_t *voiced = malloc((size_t)T);
     double *frame = malloc((size_t)p->win_length * sizeof(double));
     double *hamming = malloc((size_t)p->win_length * sizeof(double));
-    float *o = calloc((size_t)T * D, sizeof(float));
-    if (!mf || !dm || !f0 || !ap || !hnr || !jit || !shim || !voiced || !frame || !hamming || !o) {
+    float *o = calloc((size_t)cells, sizeof(float));
+    if (!P || !mel || !ring || !dm || !dct || !f0 || !ap || !hnr || !jit || !shim || !voiced || !frame ||
+        !hamming || !o) {
         s = mer__err(MER_ERR_NOMEM, "acoustic: out of memory for %lld frames", (long long)T);
         goto done;
     }
-    if ((s = mer__acoustic_mfcc_from_mel(p, sp.mel, T, mf))) goto done;
-    mer__acoustic_deltas(dm, mf, T, C, p->delta_win);
-    if ((s = mer__acoustic_pitch(p, x, n, T, f0, ap, hnr))) goto done;
-    if ((s = mer__acoustic_pitch_post(p, f0, ap, voiced, T))) goto done;
-    if ((s = mer__acoustic_cycles(p, x, n, f0, voiced, T, jit, shim))) goto done;
-    const double pre = exp(-2.0 * M_PI * 50.0 / p->sample_rate);
+    /* frame by frame: spectrum, mel, MFCC and the spectral LLDs; deltas N frames behind */
     const int64_t wl = p->win_length;
-    double complex zroots[64];
-    int zwarm = 0;
-    for (int64_t i = 0; i < wl; i++) hamming[i] = 0.54 - 0.46 * cos(2.0 * M_PI * i / (wl - 1));
     for (int64_t t = 0; t < T; t++) {
+        double *Pt = P + (t % 2) * nf, *Pprev = P + ((t + 1) % 2) * nf, *mf = ring + (t % R) * C;
+        if ((s = stft_frame(&sc, x, n, t, Pt, mel))) goto done;
+        mfcc_row(p, dct, mel, mf);
         float *row = o + t * D;
-        const double *P = sp.power + t * nf;
         double loud = 0;
-        for (int64_t m = 0; m < M; m++) loud += pow(sp.mel[t * M + m], 0.3);
+        for (int64_t m = 0; m < M; m++) loud += pow(mel[m], 0.3);
         double e = 0;
         for (int64_t i = 0; i < wl; i++) {
             double v = sig(x, n, t * hop - wl / 2 + i);
             e += v * v;
         }
         double al, hb, s0, s1, fl, ce;
-        mer__acoustic_spectral_llds(P, t > 0 ? P - nf : NULL, nf, df, &al, &hb, &s0, &s1, &fl, &ce);
+        mer__acoustic_spectral_llds(Pt, t > 0 ? Pprev : NULL, nf, df, &al, &hb, &s0, &s1, &fl, &ce);
         row[MER__AC_LOUDNESS] = (float)loud;
         row[MER__AC_RMS_DB] = (float)(10.0 * log10(e / wl + 1e-10));
-        row[MER__AC_VOICING] = (float)(1.0 - ap[t]);
         row[MER__AC_ALPHA] = (float)al;
         row[MER__AC_HAMMARBERG] = (float)hb;
         row[MER__AC_SLOPE_LO] = (float)s0;
         row[MER__AC_SLOPE_HI] = (float)s1;
         row[MER__AC_FLUX] = (float)fl;
         row[MER__AC_CENTROID] = (float)ce;
-        if (voiced[t]) {
-            row[MER__AC_F0] = (float)(12.0 * log2(f0[t] / 27.5));
-            row[MER__AC_JITTER] = (float)jit[t];
-            row[MER__AC_SHIMMER] = (float)shim[t];
-            row[MER__AC_HNR] = (float)hnr[t];
-            /* pre-emphasised, Hamming-windowed frame for LPC */
-            for (int64_t i = 0; i < wl; i++) {
-                int64_t j = t * hop - wl / 2 + i;
-                double v = sig(x, n, j) - pre * sig(x, n, j - 1);
-                frame[i] = v * hamming[i];
-            }
-            double F[3], b1;
-            mer__acoustic_formants(p, frame, wl, F, &b1, zroots, &zwarm);
-            row[MER__AC_F1] = (float)F[0];
-            row[MER__AC_F1BW] = (float)b1;
-            row[MER__AC_F2] = (float)F[1];
-            row[MER__AC_F3] = (float)F[2];
+        for (int64_t c = 0; c < C; c++) row[MER__AC_NLLD + c] = (float)mf[c];
+        for (int64_t m = 0; m < M; m++) row[MER__AC_NLLD + 2 * C + m] = (float)log(mel[m] + (double)p->log_offset);
+        if (t >= N) { /* frames t - 2N .. t are in the ring */
+            delta_row(dm, ring, R, t - N, T, C, N);
+            for (int64_t c = 0; c < C; c++) o[(t - N) * D + MER__AC_NLLD + C + c] = (float)dm[c];
         }
-        for (int64_t c = 0; c < C; c++) {
-            row[MER__AC_NLLD + c] = (float)mf[t * C + c];
-            row[MER__AC_NLLD + C + c] = (float)dm[t * C + c];
+    }
+    for (int64_t u = T - N > 0 ? T - N : 0; u < T; u++) { /* the last N: replicate padding */
+        delta_row(dm, ring, R, u, T, C, N);
+        for (int64_t c = 0; c < C; c++) o[u * D + MER__AC_NLLD + C + c] = (float)dm[c];
+    }
+    /* pitch, voicing, cycles and formants: the voicing needs the utterance's median F0 */
+    if ((s = mer__acoustic_pitch(p, x, n, T, f0, ap, hnr))) goto done;
+    if ((s = mer__acoustic_pitch_post(p, f0, ap, voiced, T))) goto done;
+    if ((s = mer__acoustic_cycles(p, x, n, f0, voiced, T, jit, shim))) goto done;
+    const double pre = exp(-2.0 * M_PI * 50.0 / p->sample_rate);
+    double complex zroots[64];
+    int zwarm = 0;
+    for (int64_t i = 0; i < wl; i++) hamming[i] = 0.54 - 0.46 * cos(2.0 * M_PI * i / (wl - 1));
+    for (int64_t t = 0; t < T; t++) {
+        float *row = o + t * D;
+        row[MER__AC_VOICING] = (float)(1.0 - ap[t]);
+        if (!voiced[t]) continue;
+        row[MER__AC_F0] = (float)(12.0 * log2(f0[t] / 27.5));
+        row[MER__AC_JITTER] = (float)jit[t];
+        row[MER__AC_SHIMMER] = (float)shim[t];
+        row[MER__AC_HNR] = (float)hnr[t];
+        /* pre-emphasised, Hamming-windowed frame for LPC */
+        for (int64_t i = 0; i < wl; i++) {
+            int64_t j = t * hop - wl / 2 + i;
+            double v = sig(x, n, j) - pre * sig(x, n, j - 1);
+            frame[i] = v * hamming[i];
         }
-        for (int64_t m = 0; m < M; m++)
-            row[MER__AC_NLLD + 2 * C + m] = (float)log(sp.mel[t * M + m] + (double)p->log_offset);
+        double F[3], b1;
+        mer__acoustic_formants(p, frame, wl, F, &b1, zroots, &zwarm);
+        row[MER__AC_F1] = (float)F[0];
+        row[MER__AC_F1BW] = (float)b1;
+        row[MER__AC_F2] = (float)F[1];
+        row[MER__AC_F3] = (float)F[2];
     }
     *out = o;
     *T_out = T;
     o = NULL;
 done:
-    free(mf);
+    stft_free(&sc);
+    free(P);
+    free(mel);
+    free(ring);
     free(dm);
+    free(dct);
     free(f0);
     free(ap);
     free(hnr);
@@ -898,6 +970,5 @@ done:
     free(frame);
     free(hamming);
     free(o);
-    mer__acoustic_spec_free(&sp);
     return s;
 }

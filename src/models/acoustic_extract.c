@@ -279,6 +279,12 @@ mer_status mer_acoustic_extract(const char *recipe_json, const char *media_path,
         free(x);
         return mer__err(MER_ERR_MEDIA, "%s: the audio stream has no samples", media_path);
     }
+    float peak;
+    if (mer_audio_is_silent(x, n, &peak)) { /* the descriptors of silence would still get a class */
+        free(x);
+        return mer__err(MER_ERR_INVALID_ARG, "%s: digital silence (%.2f s, peak %.3g): no speech to predict from",
+                        media_path, (double)n / r.params.sample_rate, (double)peak);
+    }
     s = mer_acoustic_extract_samples(recipe_json, x, n, modality, data, ndim, shape);
     free(x);
     if (s) mer__err_prefix("%s", media_path);

@@ -47,7 +47,6 @@ mer_status mer__acoustic_stft(const mer_acoustic_params *p, const float *x, int6
 void mer__acoustic_spec_free(mer__acoustic_spec *s);
 mer_status mer__acoustic_mfcc_from_mel(const mer_acoustic_params *p, const double *mel,
                                        int64_t T, double *mfcc);
-void mer__acoustic_deltas(double *d, const double *x, int64_t T, int64_t C, int32_t win);
 /* Spectral LLDs of one power spectrum P (nf bins spaced df Hz); Pprev NULL: flux 0. */
 void mer__acoustic_spectral_llds(const double *P, const double *Pprev, int64_t nf, double df,
                                  double *alpha, double *hammarberg, double *slope_lo,

@@ -36,9 +36,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#ifdef __AVX512F__
 #include <immintrin.h>
-#endif
 
 #define HB_MAX_CONV 16
 #define HB_NAME 256
@@ -741,10 +739,19 @@ typedef struct {
     int64_t cout, k, s;
 } c1_job;
 
+/* y[0 .. 16 floor(n / 16)) += a w (AVX-512, chosen at run time); returns the count done. */
+MER_AVX512 static int64_t axpy_avx512(float *y, float a, const float *w, int64_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16) _mm512_storeu_ps(y + c, _mm512_fmadd_ps(va, _mm512_loadu_ps(w + c), _mm512_loadu_ps(y + c)));
+    return c;
+}
+
 static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
     (void)th;
     const c1_job *j = u;
     const int64_t co = j->cout;
+    const int wide = mer__use_avx512();
     for (int64_t t = t0; t < t1; t++) {
         float *y = j->y + t * co;
         const float *x = j->x + t * j->s;
@@ -753,12 +760,7 @@ static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
         for (int64_t kk = 0; kk < j->k; kk++) {
             const float xv = x[kk];
             const float *w = j->wt + kk * co;
-            int64_t c = 0;
-#ifdef __AVX512F__
-            const __m512 vx = _mm512_set1_ps(xv);
-            for (; c + 16 <= co; c += 16)
-                _mm512_storeu_ps(y + c, _mm512_fmadd_ps(vx, _mm512_loadu_ps(w + c), _mm512_loadu_ps(y + c)));
-#endif
+            int64_t c = wide ? axpy_avx512(y, xv, w, co) : 0;
             for (; c < co; c++) y[c] += xv * w[c];
         }
     }
@@ -1268,8 +1270,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     if (st) return st;
     if ((st = ensure_precision(m, p->precision))) return st;
     float peak = 0.0f;
-    for (int64_t i = 0; i < n; i++) peak = fabsf(samples[i]) > peak ? fabsf(samples[i]) : peak;
-    if (peak < 1e-6f)
+    if (mer_audio_is_silent(samples, n, &peak))
         return mer__err(MER_ERR_INVALID_ARG, "silent audio (%lld samples, peak %.3g): no speech to encode",
                         (long long)n, peak);
 

@@ -44,6 +44,8 @@ typedef struct {
     float *r2;                          /* post: pre-final_layer_norm sum */
     float *out;                         /* layer output (rows, D) */
     float *u[P_N];                      /* LoRA A x (rows, r) */
+    const float *lin[P_N];              /* the LoRA branch's input after dropout (rows, in) */
+    float *dmask[P_N];                  /* its dropout mask (rows, in), NULL without dropout */
 } sft_layer;
 
 struct mer__sft {
@@ -55,6 +57,7 @@ struct mer__sft {
     const float *enc_g, *enc_b;
     sft_layer *layers;                  /* last - first + 1 */
     int64_t head_w, head_b;
+    int64_t rec_w, rec_b;               /* reconstruction head, or -1 */
     mer__sft_param *params;
     int32_t n_params_t, cap_params_t;
     int64_t n_params;
@@ -65,6 +68,13 @@ struct mer__sft {
     int64_t *off;
     float *fin_mean, *fin_rstd, *fin;   /* final encoder LN (stable, last == L) */
     float *hsum, *feat;                 /* head input per row (rows, D), pooled (n, D) */
+    float *attn_ws;                     /* attention forward workspace (the largest clip) */
+    int64_t attn_bwd_ws;                /* floats of attention backward workspace */
+    /* masked reconstruction (training forward with recon_weight > 0) */
+    float *xm;                          /* the masked input (rows, D) */
+    int64_t *mrows, n_masked;           /* masked row indices (rows) */
+    float *hm, *diff;                   /* hidden state adapt_last / recon - x at them (nm, D) */
+    float recon_loss;
     /* backward scratch */
     float *sbuf;
     size_t sbuf_cap;
@@ -74,6 +84,8 @@ struct mer__sft {
 /* ---- parameter table --------------------------------------------------------------------- */
 
 static int64_t declare(mer__sft *s, const char *name, int32_t ndim, int64_t d0, int64_t d1) {
+    /* LoRA runs use peft's names, so a fold checkpoint loads into peft unchanged */
+    const char *pre = s->c.method == MER__SFT_LORA ? "base_model.model." : "";
     if (s->n_params_t == s->cap_params_t) {
         int32_t cap = s->cap_params_t ? 2 * s->cap_params_t : 64;
         mer__sft_param *p = realloc(s->params, (size_t)cap * sizeof *p);
@@ -83,7 +95,7 @@ static int64_t declare(mer__sft *s, const char *name, int32_t ndim, int64_t d0, 
     }
     mer__sft_param *p = &s->params[s->n_params_t++];
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->name, sizeof p->name, "%s%s", pre, name);
     p->ndim = ndim;
     p->shape[0] = d0;
     p->shape[1] = ndim > 1 ? d1 : 0;
@@ -122,6 +134,17 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
                         (int)c->rank, (double)c->alpha);
     if (c->method < MER__SFT_NONE || c->method > MER__SFT_LORA)
         return mer__err(MER_ERR_INVALID_ARG, "unknown fine-tuning method %d", (int)c->method);
+    if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
+        return mer__err(MER_ERR_INVALID_ARG, "LoRA dropout %g (need 0 <= p < 1)", (double)c->dropout);
+    if (!(c->recon_weight >= 0.0f && c->recon_weight <= 1e6f))
+        return mer__err(MER_ERR_INVALID_ARG, "reconstruction weight %g (need 0..1e6)",
+                        (double)c->recon_weight);
+    if (c->recon_weight > 0.0f &&
+        (c->method == MER__SFT_NONE || !(c->mask_prob > 0.0f && c->mask_prob <= 1.0f) ||
+         c->mask_len < 1 || c->mask_len > 1 << 20))
+        return mer__err(MER_ERR_INVALID_ARG, "reconstruction loss: needs adapted layers, mask "
+                        "probability in (0, 1] and span length >= 1 (got %g, %d)",
+                        (double)c->mask_prob, (int)c->mask_len);
     mer__sft *s = mer__calloc(1, sizeof *s);
     if (!s) return MER_ERR_NOMEM;
     s->m = m;
@@ -179,6 +202,11 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
     }
     s->head_w = declare(s, "head.weight", 2, c->n_classes, D);
     s->head_b = declare(s, "head.bias", 1, c->n_classes, 0);
+    s->rec_w = s->rec_b = -1;
+    if (c->recon_weight > 0.0f) {
+        s->rec_w = declare(s, "recon.weight", 2, D, D);
+        s->rec_b = declare(s, "recon.bias", 1, D, 0);
+    }
     for (int32_t i = 0; i < s->n_params_t; i++)
         if (s->params[i].off < 0) {
             mer__sft_free(s);
@@ -238,7 +266,15 @@ void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng) {
         params[s->head_w + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
     for (int64_t i = 0; i < s->c.n_classes; i++)
         params[s->head_b + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
+    if (s->rec_w >= 0) {
+        for (int64_t i = 0; i < D * D; i++)
+            params[s->rec_w + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
+        for (int64_t i = 0; i < D; i++)
+            params[s->rec_b + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
+    }
 }
+
+float mer__sft_recon_loss(const mer__sft *s) { return s->recon_loss; }
 
 /* ---- activation block -------------------------------------------------------------------- */
 
@@ -251,7 +287,8 @@ static float *take(mer__sft *s, int64_t n) {
 }
 
 /* Floats (with 64-byte rounding slack) a forward over rows/n clips needs. */
-static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs) {
+static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs, int64_t attn_ws,
+                          int train) {
     const int64_t D = s->D, I = s->I, B = s->B, r = s->r;
     int64_t per = 0, nbuf = 0;
     per += 2 * rows * D + 2 * rows;       /* n1, mean1, rstd1 */
@@ -260,28 +297,51 @@ static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs) {
     per += 2 * rows * I + 3 * rows * D;   /* hid g f r2 out */
     per += 2 * rows * B;                  /* z za */
     per += P_N * rows * r;                /* u */
-    nbuf = 22 + P_N;
+    if (train && s->c.dropout > 0.0f) per += 2 * rows * (4 * D + (s->c.lora_ffn ? D + I : 0));
+    nbuf = 22 + 3 * P_N;
     int64_t nl = s->c.last - s->c.first + 1;
     int64_t total = nl * per + 2 * rows * D + 2 * rows + rows * D + (int64_t)s->n * D + 8 * D;
-    return (size_t)total * sizeof(float) + (size_t)(nl * nbuf + 16) * 64;
+    total += attn_ws;
+    if (train && s->rec_w >= 0) total += 3 * rows * D + 2 * rows; /* xm hm diff, mrows */
+    return (size_t)total * sizeof(float) + (size_t)(nl * nbuf + 24) * 64;
 }
 
-static void lora_fwd(float *y, float *u, const float *x, const float *params, const sft_lora *lo,
-                     float scaling, int64_t rows, int64_t r) {
+/* y += s B A dropout(x), as peft's LoraLayer (lora_B(lora_A(lora_dropout(x))) * scaling). With
+ * dropout in training the dropped input and the mask are kept in the block for backward. */
+static void lora_fwd(const mer__sft *s, sft_layer *ly, int p, float *y, const float *x,
+                     const float *params, int64_t rows, mer__rng *rng) {
+    const sft_lora *lo = &ly->lora[p];
     if (lo->a < 0) return;
-    mer__linear_fwd(u, x, params + lo->a, NULL, rows, lo->in, r);
-    mer_sgemm(0, 1, rows, lo->out, r, scaling, u, r, params + lo->b, r, 1.0f, y, lo->out);
+    const float *xin = x;
+    if (ly->dmask[p]) {
+        float *xd = (float *)ly->lin[p];
+        mer__dropout_fwd(xd, ly->dmask[p], x, s->c.dropout, rows * lo->in, rng);
+        xin = xd;
+    } else {
+        ly->lin[p] = x;
+    }
+    mer__linear_fwd(ly->u[p], xin, params + lo->a, NULL, rows, lo->in, s->r);
+    mer_sgemm(0, 1, rows, lo->out, s->r, s->scaling, ly->u[p], s->r, params + lo->b, s->r, 1.0f, y,
+              lo->out);
 }
 
-/* dy (rows, out) of y += s B A x: grads of A and B, and dx += s A^T B^T dy; du scratch (rows, r). */
-static void lora_bwd(float *dx, float *grads, float *du, const float *dy, const float *x,
-                     const float *u, const float *params, const sft_lora *lo, float scaling,
-                     int64_t rows, int64_t r) {
+/* dy (rows, out) of y += s B A dropout(x): grads of A and B, and dx += mask * s A^T B^T dy;
+ * du scratch (rows, r), dxd scratch (rows, in) used with dropout. */
+static void lora_bwd(const mer__sft *s, const sft_layer *ly, int p, float *dx, float *grads,
+                     float *du, float *dxd, const float *dy, const float *params, int64_t rows) {
+    const sft_lora *lo = &ly->lora[p];
     if (lo->a < 0) return;
-    mer_sgemm(1, 0, lo->out, r, rows, scaling, dy, lo->out, u, r, 1.0f, grads + lo->b, r);
+    const int64_t r = s->r;
+    const float scaling = s->scaling;
+    mer_sgemm(1, 0, lo->out, r, rows, scaling, dy, lo->out, ly->u[p], r, 1.0f, grads + lo->b, r);
     mer_sgemm(0, 0, rows, r, lo->out, scaling, dy, lo->out, params + lo->b, r, 0.0f, du, r);
-    mer_sgemm(1, 0, r, lo->in, rows, 1.0f, du, r, x, lo->in, 1.0f, grads + lo->a, lo->in);
-    mer_sgemm(0, 0, rows, lo->in, r, 1.0f, du, r, params + lo->a, lo->in, 1.0f, dx, lo->in);
+    mer_sgemm(1, 0, r, lo->in, rows, 1.0f, du, r, ly->lin[p], lo->in, 1.0f, grads + lo->a, lo->in);
+    if (ly->dmask[p]) {
+        mer_sgemm(0, 0, rows, lo->in, r, 1.0f, du, r, params + lo->a, lo->in, 0.0f, dxd, lo->in);
+        mer__dropout_bwd(dx, dxd, ly->dmask[p], rows * lo->in);
+    } else {
+        mer_sgemm(0, 0, rows, lo->in, r, 1.0f, du, r, params + lo->a, lo->in, 1.0f, dx, lo->in);
+    }
 }
 
 static int has_nonfinite(const float *x, int64_t n) {
@@ -293,8 +353,8 @@ static int has_nonfinite(const float *x, int64_t n) {
 /* ---- forward ----------------------------------------------------------------------------- */
 
 static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
-                      int64_t rows) {
-    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r;
+                      int64_t rows, mer__rng *rng) {
+    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B;
     const mer__speech_layer *w = &ly->w;
     const float scale = 1.0f / sqrtf((float)dh);
     ly->x = x;
@@ -306,15 +366,15 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
     mer__linear_fwd(ly->q, a_in, w->wq, w->bq, rows, D, D);
     mer__linear_fwd(ly->k, a_in, w->wk, w->bk, rows, D, D);
     mer__linear_fwd(ly->v, a_in, w->wv, w->bv, rows, D, D);
-    lora_fwd(ly->q, ly->u[P_Q], a_in, params, &ly->lora[P_Q], s->scaling, rows, r);
-    lora_fwd(ly->k, ly->u[P_K], a_in, params, &ly->lora[P_K], s->scaling, rows, r);
-    lora_fwd(ly->v, ly->u[P_V], a_in, params, &ly->lora[P_V], s->scaling, rows, r);
+    lora_fwd(s, ly, P_Q, ly->q, a_in, params, rows, rng);
+    lora_fwd(s, ly, P_K, ly->k, a_in, params, rows, rng);
+    lora_fwd(s, ly, P_V, ly->v, a_in, params, rows, rng);
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
         mer_status st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
                                            ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D,
-                                           NULL, T, T, H, dh, scale, NULL);
+                                           NULL, T, T, H, dh, scale, s->attn_ws);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
@@ -323,17 +383,17 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < D; c++) ly->r1[i * D + c] += w->bo[c];
     mer_sgemm(0, 1, rows, D, D, 1.0f, ly->ctx, D, w->wo, D, 1.0f, ly->r1, D);
-    lora_fwd(ly->r1, ly->u[P_O], ly->ctx, params, &ly->lora[P_O], s->scaling, rows, r);
+    lora_fwd(s, ly, P_O, ly->r1, ly->ctx, params, rows, rng);
     /* post-LN: h1 = LN1(r1), the feed-forward input and residual; stable: h1 = LN2(r1) */
     if (s->stable)
         mer__layernorm_fwd(ly->h1, ly->mean2, ly->rstd2, ly->r1, w->ln2_g, w->ln2_b, rows, D, s->eps);
     else
         mer__layernorm_fwd(ly->h1, ly->mean1, ly->rstd1, ly->r1, w->ln1_g, w->ln1_b, rows, D, s->eps);
     mer__linear_fwd(ly->hid, ly->h1, w->w1, w->b1, rows, D, I);
-    lora_fwd(ly->hid, ly->u[P_F1], ly->h1, params, &ly->lora[P_F1], s->scaling, rows, r);
+    lora_fwd(s, ly, P_F1, ly->hid, ly->h1, params, rows, rng);
     mer__gelu_fwd(ly->g, ly->hid, rows * I);
     mer__linear_fwd(ly->f, ly->g, w->w2, w->b2, rows, I, D);
-    lora_fwd(ly->f, ly->u[P_F2], ly->g, params, &ly->lora[P_F2], s->scaling, rows, r);
+    lora_fwd(s, ly, P_F2, ly->f, ly->g, params, rows, rng);
     /* the feed-forward block's output, through the adapter, onto its residual */
     float *sum = s->stable ? ly->out : ly->r2;
     const float *res = s->stable ? ly->r1 : ly->h1;
@@ -350,20 +410,71 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
     return MER_OK;
 }
 
+/* Zero spans of frames of each clip in s->xm (a copy of x) and list the masked rows; draws from
+ * rng in the order speech_train.h states. */
+static void recon_mask(mer__sft *s, const float *x, mer__rng *rng) {
+    const int64_t D = s->D;
+    memcpy(s->xm, x, (size_t)(s->rows * D) * sizeof(float));
+    uint8_t *hit = (uint8_t *)s->hm; /* scratch: hm is written only after the masks */
+    memset(hit, 0, (size_t)s->rows);
+    for (int64_t i = 0; i < s->n; i++) {
+        const int64_t o = s->off[i], T = s->off[i + 1] - o;
+        const int64_t len = s->c.mask_len < T ? s->c.mask_len : T;
+        const double want = (double)s->c.mask_prob * (double)T / (double)len + mer__rng_uniform(rng);
+        const int64_t ns = (int64_t)want;
+        for (int64_t k = 0; k < ns; k++) {
+            const int64_t st = (int64_t)(mer__rng_uniform(rng) * (double)(T - len + 1));
+            memset(hit + o + st, 1, (size_t)len);
+        }
+    }
+    s->n_masked = 0;
+    for (int64_t t = 0; t < s->rows; t++)
+        if (hit[t]) {
+            s->mrows[s->n_masked++] = t;
+            memset(s->xm + t * D, 0, (size_t)D * sizeof(float));
+        }
+}
+
+/* recon(h) at the masked rows against x there: keeps hm and diff, returns W * MSE. */
+static float recon_fwd(mer__sft *s, const float *params, const float *h, const float *x) {
+    const int64_t D = s->D, nm = s->n_masked;
+    if (nm == 0) return 0.0f;
+    for (int64_t k = 0; k < nm; k++)
+        memcpy(s->hm + k * D, h + s->mrows[k] * D, (size_t)D * sizeof(float));
+    mer__linear_fwd(s->diff, s->hm, params + s->rec_w, params + s->rec_b, nm, D, D);
+    double sum = 0.0;
+    for (int64_t k = 0; k < nm; k++) {
+        float *d = s->diff + k * D;
+        const float *t = x + s->mrows[k] * D;
+        for (int64_t c = 0; c < D; c++) {
+            d[c] -= t[c];
+            sum += (double)d[c] * d[c];
+        }
+    }
+    return (float)((double)s->c.recon_weight * sum / (double)(nm * D));
+}
+
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
-                            int64_t n, int train, float *logits, float *feat) {
+                            int64_t n, int train, mer__rng *rng, float *logits, float *feat) {
     const int64_t D = s->D, H = s->H, C = s->c.n_classes;
     if (n < 1 || off[0] != 0)
         return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: empty batch");
-    int64_t probs = 0;
+    int64_t probs = 0, ws = 0;
     for (int64_t i = 0; i < n; i++) {
         const int64_t T = off[i + 1] - off[i];
         if (T < 1) return mer__err(MER_ERR_SHAPE, "speech fine-tuning: clip %lld has no frame", (long long)i);
         probs += H * T * T;
+        const int64_t w = mer__attention_ws_floats(T, T, H, D / H);
+        if (w > ws) ws = w;
+        if (T * T > s->attn_bwd_ws) s->attn_bwd_ws = T * T;
     }
     const int64_t rows = off[n];
     if (has_nonfinite(x, rows * D))
         return mer__err(MER_ERR_NUMERIC, "speech fine-tuning: NaN or Inf in the cached activations");
+    const int drop = train && s->c.dropout > 0.0f && s->c.method == MER__SFT_LORA;
+    const int recon = train && s->rec_w >= 0;
+    if ((drop || recon) && !rng)
+        return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: dropout or masking needs an rng");
     if (n + 1 > s->cap_off) {
         int64_t *o = realloc(s->off, (size_t)(n + 1) * sizeof *o);
         if (!o) return MER_ERR_NOMEM;
@@ -374,7 +485,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     s->n = n;
     s->rows = rows;
     /* eval keeps no probabilities */
-    const size_t need = block_bytes(s, rows, train ? probs : 0);
+    const size_t need = block_bytes(s, rows, train ? probs : 0, ws, train);
     if (need > s->block_cap) {
         free(s->block);
         s->block = NULL;
@@ -411,7 +522,12 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
         const int ad = ly->adapted && s->c.method == MER__SFT_ADAPTER;
         ly->z = ad ? take(s, rows * B) : NULL;
         ly->za = ad ? take(s, rows * B) : NULL;
-        for (int p = 0; p < P_N; p++) ly->u[p] = ly->lora[p].a >= 0 ? take(s, rows * r) : NULL;
+        for (int p = 0; p < P_N; p++) {
+            const int on = ly->lora[p].a >= 0;
+            ly->u[p] = on ? take(s, rows * r) : NULL;
+            ly->dmask[p] = on && drop ? take(s, rows * ly->lora[p].in) : NULL;
+            ly->lin[p] = on && drop ? take(s, rows * ly->lora[p].in) : NULL;
+        }
     }
     const int fin = s->stable && s->c.last == s->L;
     s->fin = fin ? take(s, rows * D) : NULL;
@@ -419,16 +535,29 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     s->fin_rstd = fin ? take(s, rows) : NULL;
     s->hsum = take(s, rows * D);
     s->feat = take(s, n * D);
-    if (!s->hsum || !s->feat) return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: block too small");
+    s->attn_ws = take(s, ws);
+    s->xm = recon ? take(s, rows * D) : NULL;
+    s->hm = recon ? take(s, rows * D) : NULL;
+    s->diff = recon ? take(s, rows * D) : NULL;
+    s->mrows = recon ? (int64_t *)take(s, 2 * rows) : NULL;
+    if (!s->hsum || !s->feat || !s->attn_ws || (recon && !s->mrows))
+        return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: block too small");
 
+    s->recon_loss = 0.0f;
+    s->n_masked = 0;
     const float *in = x;
+    if (recon) {
+        recon_mask(s, x, rng);
+        in = s->xm;
+    }
     memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
     for (int32_t j = 0; j < nl; j++) {
         sft_layer *ly = &s->layers[j];
-        mer_status ls = layer_fwd(s, ly, params, in, train, rows);
+        mer_status ls = layer_fwd(s, ly, params, in, train, rows, rng);
         if (ls != MER_OK) return ls;
         in = ly->out;
         const int32_t hs = s->c.first + j;
+        if (recon && hs == s->c.adapt_last) s->recon_loss = recon_fwd(s, params, ly->out, x);
         if (hs < s->c.head_first) continue;
         const float *h = ly->out;
         if (fin && hs == s->L) {
@@ -465,6 +594,8 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     float *dhid = dg + rows * I;
     float *du = dhid + rows * I;          /* (rows, max(r, B)) */
     float *dz = du + rows * (r > B ? r : B);
+    float *dxd = dz + rows * (r > B ? r : B); /* (rows, I): LoRA dropout's input gradient */
+    float *aws = dxd + rows * I;          /* attention backward (the largest clip's T^2) */
 
     if (s->stable) {
         memcpy(dsum, dout, RD);
@@ -487,14 +618,14 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     /* f = W2 gelu(W1 h1 + b1) + b2 (+ LoRA) */
     memset(dg, 0, (size_t)(rows * I) * sizeof(float));
     mer_sgemm(0, 0, rows, I, D, 1.0f, df, D, w->w2, I, 0.0f, dg, I);
-    lora_bwd(dg, grads, du, df, ly->g, ly->u[P_F2], params, &ly->lora[P_F2], s->scaling, rows, r);
+    lora_bwd(s, ly, P_F2, dg, grads, du, dxd, df, params, rows);
     memset(dhid, 0, (size_t)(rows * I) * sizeof(float));
     mer__gelu_bwd(dhid, dg, ly->hid, rows * I);
     /* the feed-forward input: post-LN its residual too (h1), stable the residual is r1 */
     if (s->stable) memset(dh1, 0, RD);
     else memcpy(dh1, dsum, RD);
     mer_sgemm(0, 0, rows, D, I, 1.0f, dhid, I, w->w1, D, 1.0f, dh1, D);
-    lora_bwd(dh1, grads, du, dhid, ly->h1, ly->u[P_F1], params, &ly->lora[P_F1], s->scaling, rows, r);
+    lora_bwd(s, ly, P_F1, dh1, grads, du, dxd, dhid, params, rows);
     /* back to r1 = x + attn */
     if (s->stable) {
         memcpy(dr1, dsum, RD);
@@ -505,7 +636,7 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     }
     /* attention branch */
     mer_sgemm(0, 0, rows, D, D, 1.0f, dr1, D, w->wo, D, 0.0f, dctx, D);
-    lora_bwd(dctx, grads, du, dr1, ly->ctx, ly->u[P_O], params, &ly->lora[P_O], s->scaling, rows, r);
+    lora_bwd(s, ly, P_O, dctx, grads, du, dxd, dr1, params, rows);
     float *dq = dqkv, *dk = dqkv + rows * D, *dv = dqkv + 2 * rows * D;
     memset(dqkv, 0, 3 * RD);
     int64_t poff = 0;
@@ -513,19 +644,18 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
         mer_status st = mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D,
                                            ly->probs + poff, ly->q + o * D, D, ly->k + o * D, D,
-                                           ly->v + o * D, D, T, T, H, dh, scale, NULL);
+                                           ly->v + o * D, D, T, T, H, dh, scale, aws);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
-    const float *a_in = s->stable ? ly->n1 : ly->x;
     /* d(attention input): reuse dctx */
     float *dain = dctx;
     mer_sgemm(0, 0, rows, D, D, 1.0f, dq, D, w->wq, D, 0.0f, dain, D);
     mer_sgemm(0, 0, rows, D, D, 1.0f, dk, D, w->wk, D, 1.0f, dain, D);
     mer_sgemm(0, 0, rows, D, D, 1.0f, dv, D, w->wv, D, 1.0f, dain, D);
-    lora_bwd(dain, grads, du, dq, a_in, ly->u[P_Q], params, &ly->lora[P_Q], s->scaling, rows, r);
-    lora_bwd(dain, grads, du, dk, a_in, ly->u[P_K], params, &ly->lora[P_K], s->scaling, rows, r);
-    lora_bwd(dain, grads, du, dv, a_in, ly->u[P_V], params, &ly->lora[P_V], s->scaling, rows, r);
+    lora_bwd(s, ly, P_Q, dain, grads, du, dxd, dq, params, rows);
+    lora_bwd(s, ly, P_K, dain, grads, du, dxd, dk, params, rows);
+    lora_bwd(s, ly, P_V, dain, grads, du, dxd, dv, params, rows);
     /* the residual and the attention input */
     for (int64_t i = 0; i < rows * D; i++) dx[i] += dr1[i];
     if (s->stable)
@@ -541,9 +671,10 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: backward without a training forward");
     const int64_t D = s->D, I = s->I, C = s->c.n_classes, rows = s->rows, n = s->n;
     const int64_t w = s->r > s->B ? s->r : s->B;
-    /* scratch: layer_bwd's 8 (rows, D) + 2 (rows, I) + 2 (rows, w); dfeat (n, D); dhs, dcur,
-     * dnext (rows, D) */
-    const size_t need = (size_t)(rows * (11 * D + 2 * I + 2 * w) + n * D) * sizeof(float);
+    /* scratch: layer_bwd's 8 (rows, D) + 3 (rows, I) + 2 (rows, w) + the attention's; dfeat
+     * (n, D); dhs, dcur, dnext (rows, D); the reconstruction's d(hidden state) (rows, D) */
+    const int64_t lw = rows * (8 * D + 3 * I + 2 * w) + s->attn_bwd_ws;
+    const size_t need = (size_t)(lw + rows * 4 * D + n * D) * sizeof(float);
     if (need > s->sbuf_cap) {
         free(s->sbuf);
         s->sbuf = malloc(need);
@@ -551,8 +682,18 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         if (!s->sbuf) return mer__err(MER_ERR_NOMEM, "speech fine-tuning: backward scratch");
     }
     float *sc = s->sbuf;
-    float *dfeat = sc + rows * (8 * D + 2 * I + 2 * w);
+    float *dfeat = sc + lw;
     float *dhs = dfeat + n * D, *dcur = dhs + rows * D, *dnext = dcur + rows * D;
+    float *dhm = dnext + rows * D;
+    const int64_t nm = s->rec_w >= 0 ? s->n_masked : 0;
+    if (nm > 0) {
+        /* loss W mean(diff^2): d diff = 2 W diff / (nm D), in place; then recon's gradients */
+        const float k = 2.0f * s->c.recon_weight / (float)(nm * D);
+        for (int64_t i = 0; i < nm * D; i++) s->diff[i] *= k;
+        memset(dhm, 0, (size_t)(nm * D) * sizeof(float));
+        mer__linear_bwd(dhm, grads + s->rec_w, grads + s->rec_b, s->diff, s->hm, params + s->rec_w,
+                        nm, D, D);
+    }
     mer__linear_bwd(NULL, grads + s->head_w, grads + s->head_b, dlogits, s->feat,
                     params + s->head_w, n, D, C);
     memset(dfeat, 0, (size_t)(n * D) * sizeof(float));
@@ -572,14 +713,29 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
             else
                 for (int64_t i = 0; i < rows * D; i++) dcur[i] += dhs[i];
         }
-        float *din = j == 0 && dx ? dx : dnext;
-        if (!(j == 0 && dx)) memset(din, 0, (size_t)(rows * D) * sizeof(float));
+        if (nm > 0 && hs == s->c.adapt_last)
+            for (int64_t k = 0; k < nm; k++) {
+                float *d = dcur + s->mrows[k] * D;
+                const float *e = dhm + k * D;
+                for (int64_t c = 0; c < D; c++) d[c] += e[c];
+            }
+        /* the first layer writes into dx directly, unless frames were masked: their input was
+         * a constant zero, so they get no gradient */
+        const int direct = j == 0 && dx && nm == 0;
+        float *din = direct ? dx : dnext;
+        if (!direct) memset(din, 0, (size_t)(rows * D) * sizeof(float));
         mer_status ls = layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
         if (ls != MER_OK) return ls;
+        if (j == 0 && dx && nm > 0) {
+            for (int64_t k = 0; k < nm; k++)
+                memset(din + s->mrows[k] * D, 0, (size_t)D * sizeof(float));
+            for (int64_t i = 0; i < rows * D; i++) dx[i] += din[i];
+        }
         float *t = dcur;
         dcur = dnext;
         dnext = t;
     }
+    s->trained = 0; /* one backward per training forward (the reconstruction scaled in place) */
     return MER_OK;
 }
 
@@ -617,15 +773,19 @@ void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *
     static const char *meth[] = {"none", "adapter", "lora"};
     snprintf(out, cap,
              "model=%s;digest=%s;first=%d;last=%d;adapt_last=%d;head_first=%d;method=%s;"
-             "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d",
+             "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d;dropout=%.9g;recon=%.9g;mask_prob=%.9g;"
+             "mask_len=%d",
              model, digest, (int)c->first, (int)c->last, (int)c->adapt_last, (int)c->head_first,
              meth[c->method >= 0 && c->method <= 2 ? c->method : 0], (int)c->bottleneck,
-             (int)c->rank, (double)c->alpha, (int)c->lora_ffn);
+             (int)c->rank, (double)c->alpha, (int)c->lora_ffn, (double)c->dropout,
+             (double)c->recon_weight, (double)c->mask_prob, (int)c->mask_len);
 }
 
 mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
                                char digest[17]) {
     memset(c, 0, sizeof *c);
+    c->mask_prob = 0.05f; /* runs made before the reconstruction loss lack these fields */
+    c->mask_len = 10;
     model[0] = digest[0] = '\0';
     const char *p = spec;
     int seen = 0;
@@ -652,9 +812,12 @@ mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model
             c->method = !strcmp(val, "adapter") ? MER__SFT_ADAPTER : !strcmp(val, "lora") ? MER__SFT_LORA
                         : !strcmp(val, "none") ? MER__SFT_NONE : -1;
             if (c->method < 0) return mer__err(MER_ERR_FORMAT, "encoder spec: unknown method '%s'", val);
-        } else if (KEY("alpha")) {
-            c->alpha = strtof(val, &e);
-            if (e == val || *e) return mer__err(MER_ERR_FORMAT, "encoder spec: bad alpha '%s'", val);
+        } else if (KEY("alpha") || KEY("dropout") || KEY("recon") || KEY("mask_prob")) {
+            const float f = strtof(val, &e);
+            if (e == val || *e || !isfinite(f))
+                return mer__err(MER_ERR_FORMAT, "encoder spec: bad %.*s '%s'", (int)kl, p, val);
+            *(KEY("alpha") ? &c->alpha : KEY("dropout") ? &c->dropout : KEY("recon")
+              ? &c->recon_weight : &c->mask_prob) = f;
         } else if (!isint || iv < 0 || iv > 1 << 20) {
             return mer__err(MER_ERR_FORMAT, "encoder spec: bad field '%.*s=%s'", (int)kl, p, val);
         } else if (KEY("first")) c->first = (int32_t)iv, seen |= 1;
@@ -664,6 +827,7 @@ mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model
         else if (KEY("bottleneck")) c->bottleneck = (int32_t)iv;
         else if (KEY("rank")) c->rank = (int32_t)iv;
         else if (KEY("lora_ffn")) c->lora_ffn = (int32_t)iv;
+        else if (KEY("mask_len")) c->mask_len = (int32_t)iv;
         else if (KEY("classes")) c->n_classes = (int32_t)iv;
         else return mer__err(MER_ERR_FORMAT, "encoder spec: unknown field '%.*s'", (int)kl, p);
 #undef KEY

@@ -22,6 +22,19 @@
  *            W x + b + (alpha / r) B A x, as peft's LoraLayer (dropout 0).
  *   head     head.weight (C, D), head.bias (C): logits of the per-clip mean over frames of the
  *            sum of hidden states head_first..last (the MERTools combination of layers).
+ *   recon    recon.weight (D, D), recon.bias (D), with recon_weight > 0: the masked-reconstruction
+ *            loss. In a training forward, spans of frames of the cached input (hidden state
+ *            first-1) are zeroed (per clip floor(mask_prob T / mask_len + u) spans of mask_len
+ *            frames, u and the starts uniform from the rng, as transformers' _compute_mask_indices
+ *            but without its minimum), the layers run on the masked input, and recon(hidden state
+ *            adapt_last) is regressed onto the original frames at the masked positions:
+ *            loss = CE + recon_weight * mean((recon(h) - x)^2) over masked frames and features.
+ *            The target is data (no gradient flows into it).
+ * With method lora every name carries peft's "base_model.model." prefix (a fold checkpoint is an
+ * adapter_model.safetensors peft loads with modules_to_save ["head"]).
+ * Random draws of a training forward, from the rng, in this order: the reconstruction spans
+ * (clip by clip: u, then each span's start), then per layer the LoRA dropout masks of q, k, v,
+ * out, intermediate, output (mer__dropout_fwd over the batch's rows, one rng word each).
  */
 #ifndef MER_SPEECH_TRAIN_H
 #define MER_SPEECH_TRAIN_H
@@ -39,6 +52,10 @@ typedef struct {
     float alpha;             /* LoRA alpha (scaling alpha / r) */
     int32_t lora_ffn;        /* LoRA also on the feed-forward projections */
     int32_t n_classes;
+    float dropout;           /* LoRA dropout p on each branch's input (peft's lora_dropout), 0..<1 */
+    float recon_weight;      /* masked-reconstruction loss weight W (0: off) */
+    float mask_prob;         /* reconstruction masks: share of frames that start a span (0.05) */
+    int32_t mask_len;        /* span length in frames (10) */
 } mer__sft_config;
 
 typedef struct {
@@ -64,12 +81,17 @@ void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng);
 
 /* Forward over n clips whose cached inputs are x (rows, D), clip i at rows off[i]..off[i+1]
  * (no padding). logits (n, C) if non-NULL. train != 0 keeps what backward needs (the state's
- * memory grows to fit the largest batch, then is reused). hs, if non-NULL, receives the head's
- * pooled utterance feature (n, D). NaN/Inf in x: MER_ERR_NUMERIC. */
+ * memory grows to fit the largest batch, then is reused) and applies LoRA dropout and the
+ * reconstruction masks with draws from rng (which may be NULL when neither is on). feat, if
+ * non-NULL, receives the head's pooled utterance feature (n, D). NaN/Inf in x: MER_ERR_NUMERIC. */
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
-                            int64_t n, int train, float *logits, float *feat);
+                            int64_t n, int train, mer__rng *rng, float *logits, float *feat);
+/* The masked-reconstruction loss of the last training forward (recon_weight times the MSE;
+ * 0 when off or no frame was masked). */
+float mer__sft_recon_loss(const mer__sft *s);
 /* Backward of the last forward(train = 1): grads (n_params) += d(loss)/d(params) given
- * dlogits (n, C); dx (rows, D), if non-NULL, += d(loss)/d(x). */
+ * dlogits (n, C), plus the reconstruction loss's gradient when it is on; dx (rows, D), if
+ * non-NULL, += d(loss)/d(x) through the layers (masked frames get none). */
 mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, const float *dlogits,
                              float *dx);
 /* Bytes of activation memory the state holds now (its peak so far). */
@@ -83,7 +105,8 @@ void mer__speech_digest(const mer_speech_model *m, char out[17]);
 
 /* The encoder spec string stored in a run's config.json ("encoder"), e.g.
  *   "model=/abs/dir;digest=0123abcd0123abcd;first=10;last=12;adapt_last=12;head_first=12;
- *    method=adapter;bottleneck=32;rank=0;alpha=0;lora_ffn=0"
+ *    method=adapter;bottleneck=32;rank=0;alpha=0;lora_ffn=0;dropout=0;recon=0;mask_prob=0.05;
+ *    mask_len=10" (the last four optional: older runs lack them)
  * parse: fills c and model (cap bytes); MER_ERR_FORMAT naming the bad field. */
 mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
                                char digest[17]);

@@ -4,12 +4,14 @@
  * products at the state's precision, the attention shared by BERT and the decoders, per-thread
  * scratch, the MERTools feature, and `mer quantize`.
  *
- * Products: every weight matrix goes through mer__text_gemm. An F32 weight at F32 precision is
- * one mer_sgemm; a BF16 or int8 weight at F32 precision is widened exactly to float32 a tile of
- * rows at a time (a few MB of scratch) and multiplied, so a 13B checkpoint never needs 52 GB of
- * float32. BF16 precision uses mer_sgemm_bf16 on bfloat16 weights (made once from F32 ones).
- * INT8 is weight-only: int8 rows are dequantized tile by tile (scale * q, exact in float32) and
- * multiplied in float32; it saves memory, not time, until an int8 GEMM lands in src/kernels.
+ * Products: every weight matrix goes through mer__text_gemm. At F32 precision an F32 weight is
+ * one mer_sgemm; a BF16 or int8 weight is widened exactly to float32 a tile of rows at a time (a
+ * few MB of scratch) and multiplied, so a 13B checkpoint never needs 52 GB of float32. BF16 and
+ * INT8 precision run the shared packed products (mer_packed_linear: bfloat16 weights with rounded
+ * activations, or W8A8 dynamic int8), packed once per model from whatever the checkpoint holds
+ * (a mer quantize file's block-32 int8 is widened exactly, a matrix at a time, then repacked);
+ * the file pages of a packed matrix are handed back (mer_safetensors_release), so a mapped
+ * checkpoint is not held twice.
  *
  * Attention runs (sequence, head) pairs as one parallel loop, each task with its two serial
  * GEMMs on the calling thread (as clip_vit.c does): scores = q k^T * scale (+ ALiBi slope * key
@@ -52,7 +54,6 @@ mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, i
         if ((s = mer_safetensors_get(m->st, name, e.dtype, 2, shape, &t)) != MER_OK) return s;
         w->dtype = e.dtype;
         w->data = t.data;
-        if (e.dtype == MER_DTYPE_BF16) w->bf16 = t.data;
         return MER_OK;
     }
     if (e.dtype == MER_DTYPE_F16) {
@@ -127,9 +128,10 @@ void mer__tw_row(const mer__tw *w, int64_t r, float *out) {
 mer__tw mer__tw_rows(const mer__tw *w, int64_t r0, int64_t n) {
     mer__tw v = *w;
     v.rows = n;
+    v.pk[0] = v.pk[1] = NULL;
     const int64_t off = r0 * w->cols;
     if (w->dtype == MER_DTYPE_F32) v.data = (const float *)w->data + off;
-    else if (w->dtype == MER_DTYPE_BF16) v.data = v.bf16 = (const uint16_t *)w->data + off;
+    else if (w->dtype == MER_DTYPE_BF16) v.data = (const uint16_t *)w->data + off;
     else {
         const int64_t ns = r0 * (w->q8block < 0 ? 1 : w->cols / w->q8block);
         v.data = v.q8 = (const int8_t *)w->data + off;
@@ -144,7 +146,6 @@ typedef struct {
     const mer__tw *w;
     int64_t r0;
     float *tile;
-    int int8;       /* use the q8 form */
 } widen_job;
 
 static void widen_rows(void *u, int64_t a, int64_t b, int t) {
@@ -155,7 +156,7 @@ static void widen_rows(void *u, int64_t a, int64_t b, int t) {
     for (int64_t r = a; r < b; r++) {
         const int64_t rr = j->r0 + r;
         float *o = j->tile + r * c;
-        if (j->int8 || w->dtype == MER_DTYPE_I8) q8_row(w, rr, o);
+        if (w->dtype == MER_DTYPE_I8) q8_row(w, rr, o);
         else {
             /* bfloat16 is the top half of a float32: a shift, which the compiler vectorizes */
             const uint16_t *src16 = (const uint16_t *)w->data + rr * c;
@@ -170,14 +171,11 @@ mer_status mer__text_gemm(mer__text_scratch *s, const mer__tw *w, int64_t M, con
                           int64_t lda, int accumulate, float *C, int64_t ldc) {
     const int64_t N = w->rows, K = w->cols;
     const float beta = accumulate ? 1.0f : 0.0f;
-    if (s->precision == MER_PRECISION_BF16 && w->bf16) {
-        mer_status st = mer_sgemm_bf16(1, M, N, K, A, lda, w->bf16, K, accumulate, C, ldc);
-        if (st == MER_OK) return MER_OK;
-        if (st != MER_ERR_NOMEM) return st;
-        mer_clear_error(); /* no memory for its scratch: the float32 path below is still right */
-    }
-    const int int8 = s->precision == MER_PRECISION_INT8 && w->q8;
-    if (!int8 && w->dtype == MER_DTYPE_F32) {
+    const mer_packed *pk = s->precision == MER_PRECISION_BF16   ? w->pk[0]
+                           : s->precision == MER_PRECISION_INT8 ? w->pk[1]
+                                                                : NULL;
+    if (pk) return mer_packed_linear(C, ldc, A, lda, M, pk, accumulate, MER_EPI_NONE);
+    if (w->dtype == MER_DTYPE_F32) {
         mer_sgemm(0, 1, M, N, K, 1.0f, A, lda, (const float *)w->data, K, beta, C, ldc);
         return MER_OK;
     }
@@ -187,7 +185,7 @@ mer_status mer__text_gemm(mer__text_scratch *s, const mer__tw *w, int64_t M, con
     if (nc > N) nc = N;
     for (int64_t r0 = 0; r0 < N; r0 += nc) {
         const int64_t n = r0 + nc <= N ? nc : N - r0;
-        widen_job j = {w, r0, s->tile, int8};
+        widen_job j = {w, r0, s->tile};
         mer__parallel_for(n, 4, widen_rows, &j);
         mer_sgemm(0, 1, M, n, K, 1.0f, A, lda, s->tile, K, beta, C + r0, ldc);
     }
@@ -275,14 +273,21 @@ void mer__text_attention(mer__text_scratch *s, const float *qkv, int64_t ld, int
 
 /* ---- model -------------------------------------------------------------------------------- */
 
+static mer__tw *layer_weights(mer__text_layer *L, int i) {
+    mer__tw *ws[7] = {&L->q, &L->k, &L->v, &L->o, &L->ff1, &L->ff2, &L->ff3};
+    return ws[i];
+}
+
 void mer_text_model_free(mer_text_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
+    if (m->layers)
+        for (int32_t l = 0; l < m->info.n_layers; l++)
+            for (int i = 0; i < 7; i++)
+                for (int t = 0; t < 2; t++) mer_packed_free(layer_weights(&m->layers[l], i)->pk[t]);
     mer__free(m->layers);
     mer__free(m->inv_freq);
     mer__free(m->slopes);
-    mer__free(m->bf16_block);
-    mer__free(m->q8_block);
     pthread_mutex_destroy(&m->mu);
     mer__free(m);
 }
@@ -329,75 +334,61 @@ fail:
     return s;
 }
 
-/* ---- lazy weight copies (BF16 / INT8 precision on a float checkpoint) ---------------------- */
+/* ---- packed weights (BF16 / INT8 precision) ---------------------------------------------- */
 
-static mer__tw *layer_weights(mer__text_layer *L, int i) {
-    mer__tw *ws[7] = {&L->q, &L->k, &L->v, &L->o, &L->ff1, &L->ff2, &L->ff3};
-    return ws[i];
-}
-
-static void quantize_row(int8_t *q, float *sc, const float *x, int64_t cols, int32_t block, int f16);
-
-/* Called with m->mu held. */
-static mer_status make_copies(mer_text_model *m, int int8) {
-    if (int8 ? m->q8_block != NULL : m->bf16_block != NULL) return MER_OK;
-    int64_t bytes = 0;
-    for (int32_t l = 0; l < m->info.n_layers; l++)
-        for (int i = 0; i < 7; i++) {
-            const mer__tw *w = layer_weights(&m->layers[l], i);
-            if (!w->rows) continue;
-            if (int8 ? w->q8 != NULL : w->bf16 != NULL) continue;
-            /* rows that do not split into blocks of 32 get one scale per row */
-            const int64_t nsc = w->cols % 32 ? w->rows : w->rows * (w->cols / 32);
-            bytes += int8 ? ((w->rows * w->cols + 3) & ~(int64_t)3) + nsc * 4 : w->rows * w->cols * 2;
-            bytes = (bytes + 63) & ~(int64_t)63;
-        }
-    if (bytes == 0) return MER_OK;
-    uint8_t *blk = mer__alloc((size_t)bytes);
-    if (!blk) return mer__err(MER_ERR_NOMEM, "text encoder: no memory for %lld bytes of %s weights", (long long)bytes,
-                              int8 ? "int8" : "bfloat16");
-    uint8_t *p = blk;
-    float *tmp = NULL;
+static void free_packed(mer_text_model *m, int t) {
     for (int32_t l = 0; l < m->info.n_layers; l++)
         for (int i = 0; i < 7; i++) {
             mer__tw *w = layer_weights(&m->layers[l], i);
-            if (!w->rows || (int8 ? w->q8 != NULL : w->bf16 != NULL)) continue;
+            mer_packed_free(w->pk[t]);
+            w->pk[t] = NULL;
+        }
+}
+
+/* Pack every layer matrix for precision t (0 BF16, 1 INT8). Called with m->mu held. */
+static mer_status make_packed(mer_text_model *m, int t) {
+    if (m->packed_ready[t]) return MER_OK;
+    float *tmp = NULL;
+    int64_t tmp_n = 0;
+    mer_status s = MER_OK;
+    for (int32_t l = 0; l < m->info.n_layers && s == MER_OK; l++)
+        for (int i = 0; i < 7 && s == MER_OK; i++) {
+            mer__tw *w = layer_weights(&m->layers[l], i);
+            if (!w->rows) continue;
+            const void *src = w->data;
+            mer_dtype dt = w->dtype;
             const int64_t n = w->rows * w->cols;
-            if (!int8) {
-                /* only F32 weights lack bf16 (BF16 ones are in place, I8 ones stay int8) */
-                if (w->dtype == MER_DTYPE_F32) {
-                    mer_f32_to_bf16((uint16_t *)p, w->data, n);
-                    w->bf16 = (const uint16_t *)p;
+            if (dt == MER_DTYPE_I8) { /* exact widening; the packing requantizes per channel */
+                if (n > tmp_n) {
+                    mer__free(tmp);
+                    tmp = mer__alloc((size_t)n * sizeof(float));
+                    tmp_n = tmp ? n : 0;
+                    if (!tmp) {
+                        s = mer__err(MER_ERR_NOMEM, "text encoder: no memory to repack a %lld x %lld matrix",
+                                     (long long)w->rows, (long long)w->cols);
+                        break;
+                    }
                 }
-                p += (n * 2 + 63) & ~(int64_t)63;
-                continue;
+                for (int64_t r = 0; r < w->rows; r++) q8_row(w, r, tmp + r * w->cols);
+                src = tmp;
+                dt = MER_DTYPE_F32;
             }
-            const int blk32 = w->cols % 32 == 0;
-            int8_t *q = (int8_t *)p;
-            float *sc = (float *)(p + ((n + 3) & ~(int64_t)3));
-            if (!tmp) tmp = mer__alloc((size_t)w->cols * sizeof(float) * 8 + 64);
-            float *row = tmp;
-            if (!row) {
-                mer__free(blk);
-                return MER_ERR_NOMEM;
+            s = mer_packed_init(&w->pk[t], src, dt, NULL, w->rows, w->cols, t ? MER_PACK_INT8 : MER_PACK_BF16);
+            if (s == MER_OK) {
+                /* the packed copy serves this precision; the file pages are re-read if F32 needs them */
+                mer_safetensors_release(m->st, w->data, (size_t)n * mer_dtype_size(w->dtype));
+                if (w->dtype == MER_DTYPE_I8)
+                    mer_safetensors_release(m->st, w->q8scale,
+                                            (size_t)(w->q8block < 0 ? w->rows : n / w->q8block) * (w->q8f16 ? 2 : 4));
             }
-            for (int64_t r = 0; r < w->rows; r++) {
-                if (w->dtype == MER_DTYPE_F32) row = (float *)w->data + r * w->cols;
-                else {
-                    row = tmp;
-                    mer__tw_row(w, r, row);
-                }
-                quantize_row(q + r * w->cols, sc + r * (blk32 ? w->cols / 32 : 1), row, w->cols, blk32 ? 32 : -1, 0);
-            }
-            w->q8 = q;
-            w->q8scale = sc;
-            w->q8f16 = 0;
-            w->q8block = blk32 ? 32 : -1;
-            p += (((n + 3) & ~(int64_t)3) + (blk32 ? w->rows * (w->cols / 32) : w->rows) * 4 + 63) & ~(int64_t)63;
         }
     mer__free(tmp);
-    if (int8) m->q8_block = blk;
-    else m->bf16_block = blk;
+    if (s != MER_OK) {
+        mer__err_prefix("text checkpoint %s: %s weights", m->dir, t ? "int8" : "bfloat16");
+        free_packed(m, t);
+        return s;
+    }
+    m->packed_ready[t] = 1;
     return MER_OK;
 }
 
@@ -428,8 +419,10 @@ mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T) {
     const int64_t D = c->hidden_size, I = c->intermediate_size;
     const int64_t QKV = D + 2 * (int64_t)c->n_kv_heads * c->head_dim;
     int64_t maxk = D > I ? D : I;
-    /* tile: ~1M floats, at least 16 rows of the widest matrix */
-    int64_t tile = (int64_t)1 << 20;
+    /* tile: ~4M floats (16 MB), at least 16 rows of the widest matrix: each tile is two parallel
+     * regions (widen, multiply), and on a busy machine every region's barrier can cost a time
+     * slice, so fewer, larger tiles (1M floats made 43 tiles of an 11008-row matrix) */
+    int64_t tile = (int64_t)1 << 22;
     if (tile < 16 * maxk) tile = 16 * maxk;
     if (rows > ((int64_t)1 << 24) || tt > ((int64_t)1 << 16))
         return mer__err(MER_ERR_NOMEM, "text encoder: batch of %lld tokens is too large", (long long)rows);
@@ -475,7 +468,7 @@ mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p) {
     if (p != MER_PRECISION_F32) {
         mer_text_model *m = (mer_text_model *)s->sc.m; /* the copies are a guarded lazy cache */
         pthread_mutex_lock(&m->mu);
-        mer_status st = make_copies(m, p == MER_PRECISION_INT8);
+        mer_status st = make_packed(m, p == MER_PRECISION_INT8);
         pthread_mutex_unlock(&m->mu);
         if (st != MER_OK) return st;
     }

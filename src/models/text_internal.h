@@ -12,18 +12,17 @@
 
 /* A weight matrix (rows = outputs, cols = inputs, as torch.nn.Linear stores it) in whatever form
  * the checkpoint holds it: F32 or BF16 in place in the mapping, or I8 with float scales (blocks
- * of `block` values along a row, or one per row when block < 0). The lazily made copies (bf16
- * for BF16 products on a float checkpoint, q8 for INT8 on a float checkpoint) are written once
- * under the model's mutex. */
+ * of `block` values along a row, or one per row when block < 0). The packed copies of the BF16
+ * and INT8 precisions (mer_packed, src/kernels/packed.c) are made once under the model's mutex. */
 typedef struct {
     int64_t rows, cols;
     mer_dtype dtype;          /* F32, BF16 or I8 */
     const void *data;
-    const uint16_t *bf16;     /* BF16 data, or a copy of F32 data */
-    const int8_t *q8;         /* I8 data, or a quantized copy */
+    const int8_t *q8;         /* I8 data */
     const void *q8scale;      /* its scales: float32, or float16 when q8f16 (mer quantize files) */
     int32_t q8f16;
     int32_t q8block;          /* > 0 block size along a row, -1 one scale per row */
+    mer_packed *pk[2];        /* packed for MER_PRECISION_BF16 [0] and MER_PRECISION_INT8 [1] */
 } mer__tw;
 
 typedef struct {
@@ -47,8 +46,8 @@ struct mer_text_model {
     float *inv_freq;                 /* rotary: (head_dim / 2) */
     float rope_factor;               /* linear scaling: positions / factor */
     float *slopes;                   /* ALiBi: (n_heads) */
-    pthread_mutex_t mu;              /* guards the lazy copies below and in layers */
-    void *bf16_block, *q8_block;
+    pthread_mutex_t mu;              /* guards the packed copies in layers */
+    int32_t packed_ready[2];         /* BF16, INT8 */
 };
 
 /* Fetch a weight matrix of an exact shape (F32/BF16 in place, F16 widened once, I8 with its

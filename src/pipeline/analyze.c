@@ -174,6 +174,12 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir, const mer_an
         snprintf(m->note, sizeof m->note, "the audio stream has no samples");
         goto done;
     }
+    float peak;
+    if (mer_audio_is_silent(x, n, &peak)) { /* the model would still name a class for silence */
+        snprintf(m->note, sizeof m->note, "no speech: digital silence (%.2f s, peak %.3g)", (double)n / sr,
+                 (double)peak);
+        goto done;
+    }
     int32_t n_win = A->rows ? A->n_rows : 0;
     const int64_t max_tiles = n / (int64_t)llround(AUDIO_WINDOW * sr) + 1;
     /* segments: [the speech tiles (adaptation)], the whole clip or nothing, the timeline windows */
@@ -242,7 +248,12 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir, const mer_an
             mer__err_prefix("%s", model_dir);
             goto done;
         }
-        A->rows[r].has_audio = 1;
+        /* a silent stretch of a clip with speech says nothing either */
+        int64_t b = (int64_t)llround(win[2 * r] * sr), e = (int64_t)llround(win[2 * r + 1] * sr);
+        if (b > n) b = n;
+        if (e > n) e = n;
+        if (e <= b) b = n - 1, e = n; /* as audio_predict: the last sample */
+        A->rows[r].has_audio = !mer_audio_is_silent(x + b, e - b, NULL);
     }
     m->present = 1;
     if (n_tiles)

@@ -137,66 +137,21 @@ static size_t match_at(int style, const uint32_t *c, size_t i, size_t n) {
 /* ---- BPE ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    int32_t rank, left, right;
-} mpair;
-
-typedef struct {
     int32_t id, prev, next;
     int alive;
 } msym;
 
-static int mpair_before(const mpair *a, const mpair *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-typedef struct {
-    mpair *v;
-    size_t n, cap;
-} mheap;
-
-static mer_status mheap_push(mheap *h, mpair p) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        mpair *q = realloc(h->v, nc * sizeof *q);
-        if (!q) return mer__err(MER_ERR_NOMEM, "out of memory");
-        h->v = q;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0 && mpair_before(&p, &h->v[(i - 1) / 2])) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = p;
-    return MER_OK;
-}
-
-static mpair mheap_pop(mheap *h) {
-    mpair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && mpair_before(&h->v[c + 1], &h->v[c])) c++;
-        if (!mpair_before(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
-static mer_status add_pair(const bpe_impl *b, msym *s, int32_t l, int32_t r, mheap *h) {
+static mer_status add_pair(const bpe_impl *b, msym *s, int32_t l, int32_t r, mer__mergeheap *h) {
     if (l < 0 || r < 0 || s[l].id < 0 || s[r].id < 0) return MER_OK;
     int32_t rank = mer__u64map_get(&b->ranks, ((uint64_t)(uint32_t)s[l].id << 32) | (uint32_t)s[r].id);
     if (rank < 0) return MER_OK;
-    return mheap_push(h, (mpair){rank, l, r});
+    return mer__mergeheap_push(h, (mer__merge){(double)rank, l, r, rank});
 }
 
 typedef struct {
     msym *sym;
     size_t cap;
-    mheap heap;
+    mer__mergeheap heap;
     mer__chbuf word;
 } bpe_scratch;
 
@@ -229,13 +184,13 @@ static mer_status bpe_word(const mer_tokenizer *t, const bpe_impl *b, const char
     mer_status st = MER_OK;
     for (int32_t i = 1; i < ns && !st; i++) st = add_pair(b, s, i - 1, i, &sc->heap);
     while (!st && sc->heap.n) {
-        mpair p = mheap_pop(&sc->heap);
+        mer__merge p = mer__mergeheap_pop(&sc->heap);
         msym *L = &s[p.left], *R = &s[p.right];
         if (!L->alive || !R->alive || L->next != p.right) continue;
         /* Stale when either side changed since the pair was queued. */
         int32_t rank = mer__u64map_get(&b->ranks, ((uint64_t)(uint32_t)L->id << 32) | (uint32_t)R->id);
-        if (rank != p.rank) continue;
-        L->id = b->merge_result[p.rank];
+        if (rank != p.aux) continue;
+        L->id = b->merge_result[rank];
         L->next = R->next;
         if (R->next >= 0) s[R->next].prev = p.left;
         R->alive = 0;

@@ -494,58 +494,10 @@ static size_t one_char_len(const char *s, size_t n) {
 }
 
 typedef struct {
-    float score;
-    int32_t left, right;
-    size_t size;
-} bpe_pair;
-
-typedef struct {
     size_t start, len;
     int32_t prev, next;
     int freeze;
 } bpe_sym;
-
-/* Max-heap on (score, then smaller left). */
-static int pair_before(const bpe_pair *a, const bpe_pair *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-typedef struct {
-    bpe_pair *v;
-    size_t n, cap;
-} heap;
-
-static mer_status heap_push(heap *h, bpe_pair p) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        bpe_pair *q = realloc(h->v, nc * sizeof *q);
-        if (!q) return mer__err(MER_ERR_NOMEM, "out of memory");
-        h->v = q;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0 && pair_before(&p, &h->v[(i - 1) / 2])) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = p;
-    return MER_OK;
-}
-
-static bpe_pair heap_pop(heap *h) {
-    bpe_pair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && pair_before(&h->v[c + 1], &h->v[c])) c++;
-        if (!pair_before(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
 
 typedef struct {
     size_t start, len, left_len;
@@ -557,12 +509,13 @@ typedef struct {
 } revbuf;
 
 static mer_status bpe_add_pair(const spm_impl *m, const char *s, bpe_sym *sym, int32_t l,
-                               int32_t r, heap *h, revbuf *rev) {
+                               int32_t r, mer__mergeheap *h, revbuf *rev) {
     if (l < 0 || r < 0 || sym[l].freeze || sym[r].freeze) return MER_OK;
     size_t len = sym[l].len + sym[r].len;
     int32_t id = mer__strmap_get(&m->pieces, s + sym[l].start, len);
     if (id < 0) return MER_OK;
-    mer_status st = heap_push(h, (bpe_pair){m->scores[id], l, r, len});
+    /* the highest score first: the smallest negated score */
+    mer_status st = mer__mergeheap_push(h, (mer__merge){-(double)m->scores[id], l, r, (int64_t)len});
     if (st || m->types[id] != PT_UNUSED) return st;
     if (rev->n == rev->cap) {
         size_t nc = rev->cap ? rev->cap * 2 : 16;
@@ -597,7 +550,7 @@ static mer_status bpe_resegment(const mer_tokenizer *t, const spm_impl *m, const
 static mer_status bpe_encode(const mer_tokenizer *t, const spm_impl *m, const char *s, size_t n,
                              segbuf *out) {
     bpe_sym *sym = malloc((n + 1) * sizeof *sym);
-    heap h = {0};
+    mer__mergeheap h = {0};
     revbuf rev = {0};
     if (!sym) return mer__err(MER_ERR_NOMEM, "out of memory");
     int32_t ns = 0;
@@ -612,9 +565,9 @@ static mer_status bpe_encode(const mer_tokenizer *t, const spm_impl *m, const ch
     mer_status st = MER_OK;
     for (int32_t i = 1; i < ns && !st; i++) st = bpe_add_pair(m, s, sym, i - 1, i, &h, &rev);
     while (!st && h.n) {
-        bpe_pair top = heap_pop(&h);
+        mer__merge top = mer__mergeheap_pop(&h);
         bpe_sym *L = &sym[top.left], *R = &sym[top.right];
-        if (L->len == 0 || R->len == 0 || L->len + R->len != top.size) continue;
+        if (L->len == 0 || R->len == 0 || L->len + R->len != (size_t)top.aux) continue;
         L->len += R->len;
         L->next = R->next;
         if (R->next >= 0) sym[R->next].prev = top.left;

@@ -92,6 +92,21 @@ mer_status mer__u64map_put(mer__u64map *m, uint64_t key, int32_t val);  /* keeps
 int32_t mer__u64map_get(const mer__u64map *m, uint64_t key);            /* -1 if absent */
 void mer__u64map_free(mer__u64map *m);
 
+/* The merge queue of both BPEs (tokenizer.json ranks, SentencePiece scores): a binary heap
+ * popping the smallest key, the smaller left index among equal keys (the leftmost pair). The
+ * key is exact for an int32 rank and for a negated float score. */
+typedef struct {
+    double key;
+    int32_t left, right;
+    int64_t aux;  /* the caller's: a rank, a merged length */
+} mer__merge;
+typedef struct {
+    mer__merge *v;
+    size_t n, cap;
+} mer__mergeheap;
+mer_status mer__mergeheap_push(mer__mergeheap *h, mer__merge p);
+mer__merge mer__mergeheap_pop(mer__mergeheap *h); /* h->n > 0 */
+
 /* ---- the tokenizer object ------------------------------------------------------------------ */
 
 typedef struct {

@@ -208,3 +208,41 @@ void mer__u64map_free(mer__u64map *m) {
     free(m->vals);
     memset(m, 0, sizeof *m);
 }
+
+/* ---- merge heap --------------------------------------------------------------------------- */
+
+static int merge_before(const mer__merge *a, const mer__merge *b) {
+    return a->key < b->key || (a->key == b->key && a->left < b->left);
+}
+
+mer_status mer__mergeheap_push(mer__mergeheap *h, mer__merge p) {
+    if (h->n == h->cap) {
+        size_t nc = h->cap ? h->cap * 2 : 64;
+        mer__merge *q = realloc(h->v, nc * sizeof *q);
+        if (!q) return mer__err(MER_ERR_NOMEM, "out of memory");
+        h->v = q;
+        h->cap = nc;
+    }
+    size_t i = h->n++;
+    while (i > 0 && merge_before(&p, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = p;
+    return MER_OK;
+}
+
+mer__merge mer__mergeheap_pop(mer__mergeheap *h) {
+    mer__merge top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && merge_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!merge_before(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}

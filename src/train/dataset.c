@@ -8,6 +8,7 @@
 #include "train/train.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <strings.h>
 
 #include <errno.h>
@@ -554,6 +555,58 @@ mer_status mer_read_name_list(const char *path, char ***names, int64_t *n) {
         *names = NULL;
         return mer__err(MER_ERR_FORMAT, "%s: no clip names", path);
     }
+    return MER_OK;
+}
+
+mer_status mer_list_feature_names(const char *dir, char ***names, int64_t *n) {
+    if (!dir || !names || !n) return mer__err(MER_ERR_INVALID_ARG, "mer_list_feature_names: bad arguments");
+    *names = NULL;
+    *n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return mer__err(MER_ERR_IO, "%s: cannot open the feature directory: %s", dir, strerror(errno));
+    /* the names one after another in text, then one block of pointers and text */
+    char *text = NULL;
+    size_t len = 0, cap = 0, cnt = 0;
+    mer_status s = MER_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l <= 4 || strcmp(e->d_name + l - 4, ".npy") != 0) continue;
+        if (len + l - 3 > cap) {
+            size_t nc = cap ? 2 * cap : 4096;
+            while (nc < len + l - 3) nc *= 2;
+            char *t = realloc(text, nc);
+            if (!t) {
+                s = mer__err(MER_ERR_NOMEM, "%s: out of memory listing the directory", dir);
+                break;
+            }
+            text = t;
+            cap = nc;
+        }
+        memcpy(text + len, e->d_name, l - 4);
+        text[len + l - 4] = '\0';
+        len += l - 3;
+        cnt++;
+    }
+    closedir(d);
+    if (s == MER_OK && !cnt) s = mer__err(MER_ERR_NOT_FOUND, "%s: no .npy files", dir);
+    char **blk = NULL;
+    if (s == MER_OK && !(blk = malloc(cnt * sizeof(char *) + len)))
+        s = mer__err(MER_ERR_NOMEM, "%s: out of memory listing the directory", dir);
+    if (s != MER_OK) {
+        free(text);
+        return s;
+    }
+    char *p = (char *)(blk + cnt);
+    memcpy(p, text, len);
+    free(text);
+    for (size_t i = 0; i < cnt; i++) {
+        blk[i] = p;
+        p += strlen(p) + 1;
+    }
+    qsort(blk, cnt, sizeof *blk, cmp_str);
+    *names = blk;
+    *n = (int64_t)cnt;
     return MER_OK;
 }
 

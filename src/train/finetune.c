@@ -30,6 +30,8 @@ mer_finetune_params mer_finetune_default_params(void) {
     p.bottleneck = 64;
     p.rank = 8;
     p.alpha = 16.0f;
+    p.mask_prob = 0.05f;
+    p.mask_len = 10;
     p.train = mer_train_default_params();
     snprintf(p.train.model, sizeof p.train.model, "speech");
     p.train.epochs = 20;
@@ -152,6 +154,37 @@ static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm
     return s;
 }
 
+/* RUN/adapter_config.json for a LoRA run: peft's LoraConfig of what was trained, so a fold
+ * checkpoint (tensor names with peft's prefix) with this file next to it as
+ * adapter_model.safetensors is a peft adapter directory over a module holding a HubertModel-
+ * style `encoder` and a `head` (modules_to_save). */
+static mer_status write_peft_config(const char *rundir, const char *model_dir,
+                                    const mer__sft_config *c) {
+    static const char *targets[] = {"q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense",
+                                    "output_dense"};
+    char path[4096];
+    snprintf(path, sizeof path, "%s/adapter_config.json", rundir);
+    mer__json w = {0};
+    struct cJSON *r = mer__json_root(&w);
+    mer__json_str(&w, r, "peft_type", "LORA");
+    mer__json_str(&w, r, "base_model_name_or_path", model_dir);
+    mer__json_int(&w, r, "r", c->rank);
+    mer__json_fixed(&w, r, "lora_alpha", c->alpha, 6);
+    mer__json_fixed(&w, r, "lora_dropout", c->dropout, 6);
+    mer__json_str(&w, r, "bias", "none");
+    mer__json_bool(&w, r, "fan_in_fan_out", 0);
+    mer__json_bool(&w, r, "inference_mode", 1);
+    struct cJSON *t = mer__json_arr(&w, r, "target_modules");
+    for (int i = 0; i < (c->lora_ffn ? 6 : 4); i++) mer__json_str(&w, t, NULL, targets[i]);
+    struct cJSON *l = mer__json_arr(&w, r, "layers_to_transform");
+    for (int32_t i = c->first; i <= c->adapt_last; i++) mer__json_int(&w, l, NULL, i - 1);
+    mer__json_str(&w, r, "layers_pattern", "layers");
+    struct cJSON *m = mer__json_arr(&w, r, "modules_to_save");
+    mer__json_str(&w, m, NULL, "head");
+    if (c->recon_weight > 0.0f) mer__json_str(&w, m, NULL, "recon");
+    return mer__json_save(&w, path);
+}
+
 mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir, mer_metrics *out) {
     if (!p || !rundir || !p->model_dir || !p->labels_csv || !p->audio_dir)
         return mer__err(MER_ERR_INVALID_ARG, "finetune: model, labels, audio and out are required");
@@ -179,6 +212,10 @@ mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
     c.rank = p->rank;
     c.alpha = p->alpha;
     c.lora_ffn = p->lora_ffn;
+    c.dropout = p->method == MER_FINETUNE_LORA ? p->lora_dropout : 0.0f;
+    c.recon_weight = p->recon_weight;
+    c.mask_prob = p->mask_prob;
+    c.mask_len = p->mask_len;
     c.n_classes = 2;
     mer__sft *probe = NULL;
     if ((s = mer__sft_init(&probe, sm, &c))) {
@@ -212,6 +249,7 @@ mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
     }
     mer__speech_digest(sm, digest);
     mer__sft_spec_format(spec, sizeof spec, absdir, digest, &c);
+    if (c.method == MER__SFT_LORA && (s = write_peft_config(rundir, absdir, &c))) goto done;
     mer_train_params tp = p->train;
     snprintf(tp.model, sizeof tp.model, "speech");
     tp.encoder = spec;

@@ -63,8 +63,8 @@ static void sp_init(mer__model *m, mer__rng *rng) {
 static mer_status sp_forward(mer__model *m, const mer__batch *b, int train, mer__rng *rng,
                              float *logits) {
     speech_priv *p = m->priv;
-    return mer__sft_forward(p->sft, m->nn.params + p->base, b->x[0], b->off[0], b->n, train, logits,
-                            NULL);
+    return mer__sft_forward(p->sft, m->nn.params + p->base, b->x[0], b->off[0], b->n, train, rng,
+                            logits, NULL);
 }
 
 static mer_status sp_backward(mer__model *m, const mer__batch *b, const float *dlogits) {

@@ -14,9 +14,7 @@
 
 #include <math.h>
 #include <string.h>
-#if defined(__AVX512F__) || defined(__AVX__)
 #include <immintrin.h>
-#endif
 
 mer_status mer__optim_init(mer__optim *o, mer_optimizer type, int64_t n, float lr,
                            float weight_decay) {
@@ -86,9 +84,8 @@ static inline void step_scalar(float *restrict p, float *restrict m, float *rest
     }
 }
 
-#if defined(__AVX512F__)
-/* The same on the lanes of mask k of p, m, v[0..16), gradient gv. */
-static inline void step_vec(float *p, float *m, float *v, __m512 gi, __mmask16 k,
+/* The same on the lanes of mask k of p, m, v[0..16), gradient gv (AVX-512, chosen at run time). */
+MER_AVX512 static inline void step_vec(float *p, float *m, float *v, __m512 gi, __mmask16 k,
                             const step_job *j, int adamw) {
     const mer__optim *o = j->o;
     const __m512 b1 = _mm512_set1_ps(o->beta1), b2 = _mm512_set1_ps(o->beta2);
@@ -107,22 +104,39 @@ static inline void step_vec(float *p, float *m, float *v, __m512 gi, __mmask16 k
     __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc), eps);
     _mm512_mask_storeu_ps(p, k, _mm512_sub_ps(pi, _mm512_mul_ps(ss, _mm512_div_ps(mi, den))));
 }
-#endif
 
-/* Steps [b, e) and zeroes the gradient there. */
-static void step_range(void *u, int64_t b, int64_t e, int t) {
-    (void)t;
-    const step_job *j = u;
+/* One row of w elements of p, m, v with gradient g (the gradient left as it is). */
+MER_AVX512 static void step_row_avx512(float *p, float *m, float *v, const float *g, int64_t w,
+                                       const step_job *j, int adamw) {
+    for (int64_t c = 0; c < w; c += 16) {
+        __mmask16 k = w - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - c)) - 1u);
+        step_vec(p + c, m + c, v + c, _mm512_maskz_loadu_ps(k, g + c), k, j, adamw);
+    }
+}
+
+MER_AVX512 static void step_range_avx512(const step_job *j, int64_t b, int64_t e) {
     const mer__optim *o = j->o;
     float *p = j->p, *m = o->m, *v = o->v, *g = j->g;
     const int adamw = o->type == MER_OPT_ADAMW;
-#if defined(__AVX512F__)
     for (; b < e; b += 16) {
         __mmask16 k = e - b >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (e - b)) - 1u);
         step_vec(p + b, m + b, v + b, _mm512_maskz_loadu_ps(k, g + b), k, j, adamw);
         _mm512_mask_storeu_ps(g + b, k, _mm512_setzero_ps());
     }
-#elif defined(__AVX__)
+}
+
+/* Steps [b, e) and zeroes the gradient there. */
+static void step_range(void *u, int64_t b, int64_t e, int t) {
+    (void)t;
+    const step_job *j = u;
+    if (mer__use_avx512()) {
+        step_range_avx512(j, b, e);
+        return;
+    }
+    const mer__optim *o = j->o;
+    float *p = j->p, *m = o->m, *v = o->v, *g = j->g;
+    const int adamw = o->type == MER_OPT_ADAMW;
+#if defined(__AVX__)
     const __m256 b1 = _mm256_set1_ps(o->beta1), b2 = _mm256_set1_ps(o->beta2);
     const __m256 ob1 = _mm256_set1_ps(1.0f - o->beta1), ob2 = _mm256_set1_ps(1.0f - o->beta2);
     const __m256 eps = _mm256_set1_ps(o->eps), ss = _mm256_set1_ps(j->step_size);
@@ -184,14 +198,8 @@ static void fused_tile(void *u, int64_t i0, int64_t j0, int mr, int64_t w, const
         int64_t off = base + (i0 + r) * fj->in + j0;
         float *p = j->p + off, *m = o->m + off, *v = o->v + off;
         const float *g = tile + r * ldt;
-#if defined(__AVX512F__)
-        for (int64_t c = 0; c < w; c += 16) {
-            __mmask16 k = w - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - c)) - 1u);
-            step_vec(p + c, m + c, v + c, _mm512_maskz_loadu_ps(k, g + c), k, j, adamw);
-        }
-#else
-        step_scalar(p, m, v, g, 0, w, j, adamw);
-#endif
+        if (mer__use_avx512()) step_row_avx512(p, m, v, g, w, j, adamw);
+        else step_scalar(p, m, v, g, 0, w, j, adamw);
     }
 }
 

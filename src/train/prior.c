@@ -293,3 +293,53 @@ mer_status mer_prior_from_run(const char *rundir, const char *const *classes, in
     for (int32_t i = 0; i < c; i++) prior[i] /= t;
     return MER_OK;
 }
+
+/* ---- a correction resolved from its mode (`--prior`) ---------------------------------------- */
+
+mer_status mer_prior_target(mer_prior_info *info, mer_prior_mode mode, const char *csv,
+                            const char *const *classes, int32_t c, const float *probs, int64_t n,
+                            const double *pi_train) {
+    if (!info || !classes || !pi_train || c < 1 || c > MER_MAX_CLASSES)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_prior_target: bad arguments (c %d)", c);
+    memset(info, 0, sizeof *info);
+    info->mode = mode;
+    info->n_classes = c;
+    mer_status s = check_prior(pi_train, c, "train", 1);
+    if (s != MER_OK) return s;
+    double st = 0;
+    for (int32_t j = 0; j < c; j++) st += pi_train[j];
+    for (int32_t j = 0; j < c; j++) info->train[j] = info->target[j] = pi_train[j] / st;
+    switch (mode) {
+    case MER_PRIOR_NONE:
+        return MER_OK;
+    case MER_PRIOR_UNIFORM:
+        for (int32_t j = 0; j < c; j++) info->target[j] = 1.0 / c;
+        return MER_OK;
+    case MER_PRIOR_CSV:
+        if (!csv) return mer__err(MER_ERR_INVALID_ARG, "prior: no priors CSV given");
+        return mer_prior_read_csv(csv, classes, c, info->target);
+    case MER_PRIOR_AUTO:
+        if (n < 1 || !probs)
+            return mer__err(MER_ERR_INVALID_ARG, "prior auto: no clips to estimate the test prior from");
+        return mer_prior_estimate_em(info->target, &info->em_iters, probs, n, c, pi_train, NULL);
+    }
+    return mer__err(MER_ERR_INVALID_ARG, "prior: unknown mode %d", (int)mode);
+}
+
+mer_status mer_prior_apply_run(float *probs, mer_prior_info *info, const char *rundir,
+                               const char *const *classes, int32_t c, int64_t n,
+                               mer_prior_mode mode, const char *csv) {
+    mer_prior_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
+    if (mode == MER_PRIOR_NONE) return MER_OK;
+    if (!probs || !rundir || !classes || c < 1 || n < 0)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_prior_apply_run: bad arguments");
+    if (c > MER_MAX_CLASSES)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: %d classes (max %d)", rundir, c, MER_MAX_CLASSES);
+    double tr[MER_MAX_CLASSES];
+    mer_status s = mer_prior_from_run(rundir, classes, c, tr);
+    if (s == MER_OK) s = mer_prior_target(info, mode, csv, classes, c, probs, n, tr);
+    if (s == MER_OK) s = mer_prior_correct(probs, n, c, tr, info->target);
+    return s;
+}

@@ -3,7 +3,7 @@
 (hidden 1024, feed-forward 4096, 16 heads, stable layer norm, real feature-extractor config,
 random weights) with bottleneck adapters and with LoRA on every projection, against torch
 autograd: every trainable gradient and the input gradient within 1e-4 relative, 20 AdamW steps'
-losses within 1e-4 (tests/test_speech_train.c, case speech_train_parity, reads the fixtures this
+losses within 1e-4 (tests/test_speech_train.c, case parity_speech_train, reads the fixtures this
 writes). Clips of 50/30 and 40/25/20 frames.
 
 usage: /usr/bin/python3 tests/parity/speech_train_parity.py [--mer-tests build/mer_tests]
@@ -48,7 +48,7 @@ def main():
             c["lr"] = 1e-3
         st.main(work, cases, {"model": os.path.join(work, "model")})
         env = dict(os.environ, MER_SPEECH_TRAIN_PARITY=work, MER_TEST_VERBOSE="1")
-        r = subprocess.run([a.mer_tests, "speech_train_parity"], cwd=ROOT, env=env)
+        r = subprocess.run([a.mer_tests, "parity_speech_train"], cwd=ROOT, env=env)
         return r.returncode
     finally:
         shutil.rmtree(work, ignore_errors=True)
