@@ -376,8 +376,8 @@ int cmd_demo(int argc, char **argv) {
         rc = cli_fail(cmd, "%s: %lld clips could not be read", data, (long long)n_failed);
         goto done;
     }
-    printf("features: %d acoustic functionals per clip (eGeMAPS-style + MFCC, docs/acoustic.md)",
-           D);
+    printf("features: %d acoustic functionals per clip (eGeMAPS-style + MFCC%s, docs/acoustic.md)", D,
+           functionals == MER_ACOUSTIC_EXTENDED ? ", extended" : "");
     if (n_speed > 1) {
         printf(", + speed-perturbed training copies at");
         for (int32_t a = 1; a < n_speed; a++) printf("%s %g", a > 1 ? "," : "", speeds[a]);

@@ -249,11 +249,8 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir, const mer_an
             goto done;
         }
         /* a silent stretch of a clip with speech says nothing either */
-        int64_t b = (int64_t)llround(win[2 * r] * sr), e = (int64_t)llround(win[2 * r + 1] * sr);
-        if (b > n) b = n;
-        if (e > n) e = n;
-        if (e <= b) b = n - 1, e = n; /* as audio_predict: the last sample */
-        A->rows[r].has_audio = !mer_audio_is_silent(x + b, e - b, NULL);
+        const int64_t *sw = seg + 2 * (first_win + r);
+        A->rows[r].has_audio = !mer_audio_is_silent(x + sw[0], sw[1] - sw[0], NULL);
     }
     m->present = 1;
     if (n_tiles)
