@@ -571,7 +571,9 @@ MER_API void mer_image_free(mer_image *img);   /* frees rgb, zeroes the struct; 
  * end: the frame shown at t, i.e. the last one with time <= t), count > 0 (the frame shown at
  * t = (k + 0.5) * duration / count, k = 0..count-1: centres of equal segments), every > 0
  * (decoded frames 0, N, 2N, ...); all zero: every frame. max_frames > 0 caps the result.
- * Times are seconds from the container start. Frames may repeat (fps above the video's). */
+ * Times are seconds from the container start. Frames may repeat (fps above the video's); a
+ * count above the frames the stream has (its frame count, else duration x frame rate) is
+ * reduced to that, so each frame comes once (`--frames 100000` on a 10 s clip: 250 frames). */
 typedef struct {
     double fps;
     int32_t count;
@@ -1513,6 +1515,8 @@ typedef struct {
     float recon_weight;          /* masked-reconstruction loss weight (0: off; docs/finetune.md) */
     float mask_prob;             /* its masks: share of frames that start a span (0.05) */
     int32_t mask_len;            /* its span length in frames (10) */
+    mer_precision precision;     /* F32 (default) or BF16: the frozen projections of the trained
+                                    layers in bfloat16 (docs/finetune.md); INT8 is refused */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress; model is set to "speech" */
     mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
@@ -1526,6 +1530,29 @@ MER_API mer_finetune_params mer_finetune_default_params(void);
  * p->train.resume. */
 MER_API mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
                                        mer_metrics *out);
+
+/* A fine-tuning run's encoder applied to media (`mer extract audio --adapter RUN`, `mer predict
+ * --input` on a finetune run). open reads RUN/config.json's encoder spec, loads the checkpoint
+ * it names (or model_dir when not NULL: the same checkpoint moved; refused when its digest
+ * differs from the run's: another model or config) and, for fold >= 0, the
+ * trained tensors of RUN/fold-<fold>.safetensors. *out owned by the caller
+ * (mer_speech_adapter_free). Not thread safe: one adapter per thread. */
+typedef struct mer_speech_adapter mer_speech_adapter;
+MER_API mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
+                                           const char *model_dir, int32_t fold);
+/* The run's input for one media file: hidden state first-1 (T, D), rounded to float16 as the
+ * run's cache stores it, so predicting from it equals predicting from the cache bitwise.
+ * *data malloc'd (free()). Works with fold < 0. */
+MER_API mer_status mer_speech_adapter_input(mer_speech_adapter *a, const char *media,
+                                            float **data, int32_t *ndim,
+                                            int64_t shape[MER_MAX_DIMS]);
+/* The adapted features: the head's input, the sum of hidden states head_first..last computed
+ * with the fold's adapters / LoRA, per frame (T, D) or, with pool_mean, its frame mean (D) (the
+ * vector the run's classifier reads). *data malloc'd (free()). */
+MER_API mer_status mer_speech_adapter_extract(mer_speech_adapter *a, const char *media,
+                                              int pool_mean, float **data, int32_t *ndim,
+                                              int64_t shape[MER_MAX_DIMS]);
+MER_API void mer_speech_adapter_free(mer_speech_adapter *a);
 
 /* Layer probing (`mer probe`): one forward per clip keeps every hidden state's frame mean
  * (outdir/features/layer-NN/<clip>.npy), then each probe model (trainer models, default
@@ -1571,6 +1598,9 @@ MER_API const char *mer_run_recipe(const mer_run *run);
 /* The labels CSV the run was trained on (absolute path, from RUN/inputs.json), or NULL. Owned
  * by the run. Outputs such as `predict --out` refuse to replace it (mer_output_check). */
 MER_API const char *mer_run_labels(const mer_run *run);
+/* The encoder spec of a `mer finetune speech` run (config.json "encoder"), or NULL for other
+ * runs. Owned by the run. mer_speech_adapter_open applies it to media. */
+MER_API const char *mer_run_encoder(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on
@@ -1816,7 +1846,10 @@ typedef struct {
     const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
                                   config.json, else out/demo/model (what `mer demo` leaves) */
     const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
-    const char *text;          /* transcript for the lexicon baseline; NULL: none */
+    const char *text;          /* transcript; NULL: none */
+    const char *text_model;    /* a run trained on `mer extract text` features with their
+                                  recipe (`mer train --recipe`): the transcript goes through the
+                                  recipe's text encoder and the run; NULL: the lexicon baseline */
     double weights[MER_ANALYZE_MODALITIES]; /* fusion weights audio 1, face 1, text 0.5; 0
                                                skips the modality (not even computed) */
     double fps;                /* video frames analysed per second (2) */
@@ -1867,7 +1900,8 @@ typedef struct {
     char *audio_model;         /* the run directory used (NULL when speech was not run) */
     int64_t frames, frames_with_face;
     double fps_used;           /* the frame rate after the max_frames cap */
-    mer_text_scores text;
+    mer_text_scores text;      /* the lexicon baseline's counts (zeros with a text_model) */
+    char *text_model;          /* the text run used (NULL: the lexicon, or no transcript) */
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
     int32_t audio_adapt_tiles; /* 2 s speech tiles the speech was adapted over (0: not adapted) */

@@ -257,6 +257,11 @@ MER_TEST(media_video_sampling) {
     /* count: centres of count equal segments, t = (k + 0.5) * 3 / count */
     check_sampling(p, (mer_frame_sampling){.count = 4}, (const int64_t[]){3, 11, 18, 26}, 4, "count 4");
     check_sampling(p, (mer_frame_sampling){.count = 1}, (const int64_t[]){15}, 1, "count 1");
+    /* a count above the 30 frames the clip has is clamped to them: each frame once (#16) */
+    check_sampling(p, (mer_frame_sampling){.count = 30}, all, 30, "count 30");
+    check_sampling(p, (mer_frame_sampling){.count = 31}, all, 30, "count 31");
+    check_sampling(p, (mer_frame_sampling){.count = 1000000}, all, 30, "count 1e6");
+    check_sampling(p, (mer_frame_sampling){.count = 1000000, .max_frames = 5}, all, 5, "count 1e6 max 5");
     check_sampling(p, (mer_frame_sampling){.every = 7}, (const int64_t[]){0, 7, 14, 21, 28}, 5, "every 7");
     check_sampling(p, (mer_frame_sampling){.every = 7, .max_frames = 2}, (const int64_t[]){0, 7}, 2, "every 7 max 2");
     check_sampling(p, (mer_frame_sampling){.max_frames = 3}, all, 3, "max 3");
@@ -266,6 +271,7 @@ MER_TEST(media_video_sampling) {
     snprintf(args, sizeof args, "-i '%s' -c:v copy", p);
     if (ffmpeg(args, raw) == 0) {
         check_sampling(raw, (mer_frame_sampling){.count = 4}, (const int64_t[]){3, 11, 18, 26}, 4, "raw count 4");
+        check_sampling(raw, (mer_frame_sampling){.count = 500}, all, 30, "raw count 500");
         check_sampling(raw, (mer_frame_sampling){.fps = 2}, (const int64_t[]){0, 5, 10, 15, 20, 25}, 6, "raw fps 2");
     }
     /* bad sampling requests */

@@ -311,6 +311,63 @@ MER_TEST(safety_checkpoint_checksum) {
     CHECK(rc == 1 && strstr(out, "checksum mismatch"));
 }
 
+/* Rename the metadata key "checksum" in a safetensors header (same length, so the file stays
+ * valid): what a checkpoint written before mer recorded checksums looks like. */
+static int strip_checksum(const char *path) {
+    FILE *f = fopen(path, "r+b");
+    if (!f) return -1;
+    unsigned char len8[8];
+    if (fread(len8, 1, 8, f) != 8) {
+        fclose(f);
+        return -1;
+    }
+    long hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl * 256 + len8[i];
+    char *h = malloc((size_t)hl + 1);
+    int rc = -1;
+    if (h && fread(h, 1, (size_t)hl, f) == (size_t)hl) {
+        h[hl] = '\0';
+        char *k = strstr(h, "\"checksum\"");
+        if (k) {
+            k[8] = 'x';
+            fseek(f, 8, SEEK_SET);
+            rc = fwrite(h, 1, (size_t)hl, f) == (size_t)hl ? 0 : -1;
+        }
+    }
+    free(h);
+    fclose(f);
+    return rc;
+}
+
+/* Old checkpoints (no checksum) still load: a warning naming each file, the same predictions. */
+MER_TEST(safety_old_checkpoint_without_checksum_warns) {
+    const char *d = mer_test_tmpdir("safety_oldckpt");
+    char dir[512], lab[600], run[600], w[700], ref[64 * 1024];
+    snprintf(dir, sizeof dir, "%s", d);
+    REQUIRE(make_synth(dir) == 0);
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    REQUIRE(train(dir, lab, run, NULL) == 0);
+    const char *pred = "%s predict --run %s --feature audio=%s/s/audio --out %s/p.csv && cat %s/p.csv";
+    REQUIRE(mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir, dir) == 0);
+    CHECK(!strstr(out, "no checksum"));
+    snprintf(ref, sizeof ref, "%s", out);
+    for (int fold = 0; fold < 2; fold++) { /* one old fold, then both */
+        snprintf(w, sizeof w, "%s/fold-%d.safetensors", run, fold);
+        REQUIRE(strip_checksum(w) == 0);
+        int rc = mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir, dir);
+        CHECK(rc == 0);
+        CHECK(strstr(out, "fold-0.safetensors: no checksum (written before mer recorded one): not verified"));
+        CHECK((strstr(out, "fold-1.safetensors: no checksum") != NULL) == (fold == 1));
+        const char *csv = strstr(out, "name,");
+        CHECK(csv && strstr(ref, csv)); /* the same predictions, byte for byte */
+    }
+    /* vote and eval-free paths through mer_run_open warn the same way */
+    int rc = mer_test_run(out, sizeof out, "%s vote %s --feature audio=%s/s/audio --out %s/v.csv", mer_test_bin(), run,
+                          dir, dir);
+    CHECK(rc == 0 && strstr(out, "fold-1.safetensors: no checksum"));
+}
+
 /* ---- 7. labels and seeds ----------------------------------------------------------------- */
 
 MER_TEST(safety_label_spaces_and_case_warned) {
@@ -455,6 +512,76 @@ MER_TEST(safety_prior_em_collapse) {
     }
     REQUIRE_OK(mer_prior_estimate_em(est, NULL, probs, N, C, train, NULL));
     CHECK(est[0] > 0.3 && est[1] > 0.3 && est[0] < 0.99);
+}
+
+/* ---- 4. --frames is clamped to the frames the clip has ---------------------------------------- */
+
+MER_TEST(safety_frames_clamped_to_the_clip) {
+    const char *d = mer_test_tmpdir("safety_frames");
+    char o[600];
+    /* tests/fixtures/clip/clip.mp4 has 10 frames: any --frames above gives each once */
+    const char *asks[] = {"10", "11", "1000000"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(o, sizeof o, "%s/v%d.npy", d, k);
+        int rc = mer_test_run(out, sizeof out,
+                              "%s extract visual --model tests/fixtures/clip/tiny_clip --frames %s --pool none "
+                              "--out %s tests/fixtures/clip/clip.mp4", mer_test_bin(), asks[k], o);
+        CHECK(rc == 0);
+        float *x = NULL;
+        int32_t nd = 0;
+        int64_t sh[MER_MAX_DIMS] = {0};
+        CHECK_OK(mer_npy_read(o, &x, &nd, sh));
+        CHECK(nd == 2 && sh[0] == 10);
+        free(x);
+    }
+    /* fewer than the clip has: as asked */
+    snprintf(o, sizeof o, "%s/v3.npy", d);
+    CHECK(mer_test_run(out, sizeof out, "%s extract visual --model tests/fixtures/clip/tiny_clip --frames 3 --pool none "
+                       "--out %s tests/fixtures/clip/clip.mp4", mer_test_bin(), o) == 0);
+    float *x = NULL;
+    int32_t nd = 0;
+    int64_t sh[MER_MAX_DIMS] = {0};
+    CHECK_OK(mer_npy_read(o, &x, &nd, sh));
+    CHECK(nd == 2 && sh[0] == 3);
+    free(x);
+}
+
+/* extract audio chunks inputs longer than 10 s by default (MERTools), --chunk-seconds 0 is one
+ * pass of full attention; inputs of at most 10 s are one pass either way. */
+static int same_file(const char *a, const char *b) {
+    char cmd[2200];
+    snprintf(cmd, sizeof cmd, "cmp -s '%s' '%s'", a, b);
+    return system(cmd) == 0;
+}
+
+MER_TEST(safety_extract_audio_chunks_long_inputs) {
+    const char *d = mer_test_tmpdir("safety_chunk");
+    const char *H = "tests/fixtures/hubert/";
+    const char *runs[][2] = {{"a12", ""}, {"a12", "--chunk-seconds 10"}, {"a12", "--chunk-seconds 0"},
+                             {"a2", ""}, {"a2", "--chunk-seconds 0"}};
+    char o[5][600];
+    for (int k = 0; k < 5; k++) {
+        snprintf(o[k], sizeof o[k], "%s/%s_%d.npy", d, runs[k][0], k);
+        int rc = mer_test_run(out, sizeof out, "%s extract audio --model %sbase --layers 1-2 --combine sum %s --out %s %s%s.wav",
+                              mer_test_bin(), H, runs[k][1], o[k], H, runs[k][0]);
+        CHECK(rc == 0);
+    }
+    CHECK(same_file(o[0], o[1]));  /* 12 s: the default is 10 s chunks */
+    CHECK(!same_file(o[0], o[2])); /* and not one pass */
+    CHECK(same_file(o[3], o[4]));  /* 2 s: one pass either way */
+    int64_t T[5];
+    for (int k = 0; k < 5; k++) {
+        float *x = NULL;
+        int32_t nd = 0;
+        int64_t sh[MER_MAX_DIMS] = {0};
+        CHECK_OK(mer_npy_read(o[k], &x, &nd, sh));
+        T[k] = nd == 2 ? sh[0] : -1;
+        free(x);
+    }
+    /* two zero-padded 10 s chunks have more frames than the 12 s signal in one pass */
+    CHECK(T[0] == T[1] && T[0] > T[2] && T[2] > 0);
+    CHECK(mer_test_run(out, sizeof out, "%s extract audio --model %sbase --chunk-seconds -1 --out %s/x.npy %sa2.wav",
+                       mer_test_bin(), H, d, H) == 2);
 }
 
 /* ---- 5. digital silence is "no speech", not a class --------------------------------------- */

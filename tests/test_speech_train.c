@@ -20,15 +20,15 @@ typedef struct {
 
 /* first, last, adapt_last, head_first, method, bottleneck, rank, alpha, lora_ffn, classes,
  * dropout, recon weight, mask prob, mask len (as the fixture script's CASES) */
-#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0}
+#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0, 0}
 static const st_case CASES[] = {
     {"base_adapter", "base", CFG(1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0), 0},
     {"base_lora", "base", CFG(1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1), 0},
     {"large_adapter", "large", CFG(2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0), 0},
     {"large_lora", "large", CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0), 0},
     /* LoRA dropout 0.25 and the masked-reconstruction loss (weight 0.5, spans of 2, p 0.3) */
-    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2}, 7},
-    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3}, 11},
+    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2, 0}, 7},
+    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3, 0}, 11},
 };
 
 static const float *tensor(mer_safetensors *st, const char *name, int64_t *numel) {
@@ -206,6 +206,60 @@ MER_TEST(speech_train_large_lora) { run_case(&CASES[3]); }
 MER_TEST(speech_train_lora_dropout_recon) { run_case(&CASES[4]); }
 MER_TEST(speech_train_adapter_recon) { run_case(&CASES[5]); }
 
+/* bf16 frozen projections: the same step within bfloat16 rounding of the float32 reference,
+ * and not the float32 path (the logits must move). */
+MER_TEST(speech_train_bf16) {
+    mer_speech_model *m = NULL;
+    mer_safetensors *st = NULL;
+    mer__sft *s = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    if (mer_safetensors_open(&st, STFIX "large_adapter.safetensors") != MER_OK) {
+        mer_test_fail(__FILE__, __LINE__, "%s", mer_last_error());
+        mer_speech_model_free(m);
+        return;
+    }
+    mer__sft_config c = CASES[2].c;
+    c.bf16 = 1;
+    REQUIRE_OK(mer__sft_init(&s, m, &c));
+    const int64_t np = mer__sft_n_params(s), D = mer__sft_dim(s);
+    float *params = calloc((size_t)np, sizeof(float)), *grads = calloc((size_t)np, sizeof(float));
+    int32_t nt = 0;
+    const mer__sft_param *pt = mer__sft_params(s, &nt);
+    for (int32_t i = 0; i < nt; i++) {
+        int64_t n = 0;
+        const float *v = tensor(st, pt[i].name, &n);
+        if (v && n == pt[i].numel) memcpy(params + pt[i].off, v, (size_t)n * sizeof(float));
+    }
+    st_batch b;
+    REQUIRE(get_batch(st, 0, &b) == 0);
+    float logits[8 * 3], probs[8 * 3], dlog[8 * 3] = {0};
+    CHECK_OK(mer__sft_forward(s, params, b.x, b.off, b.n, 1, NULL, logits, NULL));
+    mer__cross_entropy_fwd(probs, logits, b.y, NULL, 0.0f, b.n, 3);
+    mer__cross_entropy_bwd(dlog, probs, b.y, NULL, 0.0f, b.n, 3);
+    float *dx = calloc((size_t)(b.off[b.n] * D), sizeof(float));
+    CHECK_OK(mer__sft_backward(s, params, grads, dlog, dx));
+    const float *ref = tensor(st, "logits0", NULL);
+    const double el = rel(logits, ref, b.n * 3);
+    CHECK(el > 1e-6 && el < 2e-2);
+    double worst = 0.0;
+    for (int32_t i = 0; i < nt; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "grad.%s", pt[i].name);
+        const float *g = tensor(st, name, NULL);
+        if (g) worst = fmax(worst, rel(grads + pt[i].off, g, pt[i].numel));
+    }
+    const double ex = rel(dx, tensor(st, "grad.x", NULL), b.off[b.n] * D);
+    CHECK(worst < 5e-2 && ex < 5e-2);
+    if (getenv("MER_TEST_VERBOSE"))
+        fprintf(stderr, "bf16: logits %.2e, grads %.2e, dx %.2e\n", el, worst, ex);
+    free(dx);
+    free(params);
+    free(grads);
+    mer__sft_free(s);
+    mer_safetensors_free(st);
+    mer_speech_model_free(m);
+}
+
 /* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
 MER_TEST(speech_train_bad_config) {
     mer_speech_model *m = NULL;
@@ -370,10 +424,88 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
         snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", b, f);
         if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
     }
-    /* the run predicts from its cache */
+    /* the run predicts from its cache, and from media as from its cache (bitwise) */
     mer_run *run = NULL;
     CHECK_OK(mer_run_open(&run, a));
+    CHECK(run && mer_run_encoder(run) && strstr(mer_run_encoder(run), "method=lora"));
     mer_run_free(run);
+    {
+        char out[4096], l[700];
+        snprintf(l, sizeof l, "%s/list.txt", base);
+        REQUIRE(mer_test_write(l, "03a01Fa\n08a01Na\n", 16) == 0);
+        int rc = mer_test_run(out, sizeof out, "%s predict --run %s --feature audio=%s/cache --list %s "
+                              "--out %s/p1.csv && %s predict --run %s --input data/emodb/flac/03a01Fa.flac "
+                              "data/emodb/flac/08a01Na.flac --out %s/p2.csv", mer_test_bin(), a, a, l,
+                              base, mer_test_bin(), a, base);
+        if (rc) mer_test_fail(__FILE__, __LINE__, "predict: %s", out);
+        snprintf(pa, sizeof pa, "%s/p1.csv", base);
+        snprintf(pb, sizeof pb, "%s/p2.csv", base);
+        if (!rc && !same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
+    }
+    /* extract --adapter: fold 0's head on the adapted pooled feature gives fold 0's prediction */
+    {
+        mer_speech_adapter *ad = NULL;
+        float *f = NULL;
+        int32_t nd = 0;
+        int64_t sh[MER_MAX_DIMS] = {0};
+        REQUIRE_OK(mer_speech_adapter_open(&ad, a, NULL, 0));
+        CHECK_OK(mer_speech_adapter_extract(ad, "data/emodb/flac/03a01Fa.flac", 1, &f, &nd, sh));
+        mer_speech_adapter_free(ad);
+        mer_dataset *ds = NULL;
+        mer_modality_spec mod = {"audio", NULL};
+        char cdir[700];
+        snprintf(cdir, sizeof cdir, "%s/cache", a);
+        mod.dir = cdir;
+        mer_dataset_params dp = mer_dataset_default_params();
+        dp.labels_csv = labels;
+        dp.modalities = &mod;
+        dp.n_modalities = 1;
+        float probs[16 * 7];
+        run = NULL;
+        CHECK_OK(mer_dataset_load(&ds, &dp));
+        CHECK_OK(mer_run_open(&run, a));
+        int64_t row = -1;
+        for (int64_t i = 0; ds && i < mer_dataset_count(ds); i++)
+            if (!strcmp(mer_dataset_name(ds, i), "03a01Fa")) row = i;
+        const int32_t C = run ? mer_run_n_classes(run) : 0;
+        if (f && nd == 1 && sh[0] == 32 && row >= 0 && C > 1 && C <= 7 &&
+            mer__run_predict_fold(run, 0, ds, probs) == MER_OK) {
+            mer_safetensors *w = NULL;
+            mer_safetensors_entry hw, hb;
+            snprintf(pa, sizeof pa, "%s/fold-0.safetensors", a);
+            REQUIRE_OK(mer_safetensors_open(&w, pa));
+            CHECK_OK(mer_safetensors_find(w, "base_model.model.head.weight", &hw));
+            CHECK_OK(mer_safetensors_find(w, "base_model.model.head.bias", &hb));
+            double z[7], mx = -1e30, sum = 0.0, worst = 0.0;
+            for (int32_t q = 0; q < C; q++) {
+                z[q] = ((const float *)hb.data)[q];
+                for (int j = 0; j < 32; j++) z[q] += (double)((const float *)hw.data)[q * 32 + j] * f[j];
+                if (z[q] > mx) mx = z[q];
+            }
+            for (int32_t q = 0; q < C; q++) sum += exp(z[q] - mx);
+            for (int32_t q = 0; q < C; q++)
+                worst = fmax(worst, fabs(exp(z[q] - mx) / sum - probs[row * C + q]));
+            mer_safetensors_free(w);
+            if (!(worst < 1e-5))
+                mer_test_fail(__FILE__, __LINE__, "adapted feature -> head differs from fold 0 by %.3g", worst);
+        } else {
+            mer_test_fail(__FILE__, __LINE__, "extract --adapter: nd %d dim %lld row %lld: %s", (int)nd,
+                          (long long)sh[0], (long long)row, mer_last_error());
+        }
+        /* the CLI writes the same vector */
+        char out[4096];
+        float *g = NULL;
+        int rc = mer_test_run(out, sizeof out, "%s extract audio --adapter %s --pool mean --out %s/x.npy "
+                              "data/emodb/flac/03a01Fa.flac", mer_test_bin(), a, base);
+        snprintf(pa, sizeof pa, "%s/x.npy", base);
+        if (rc || mer_npy_read(pa, &g, &nd, sh) != MER_OK || nd != 1 || sh[0] != 32 || !f ||
+            memcmp(f, g, 32 * sizeof(float)))
+            mer_test_fail(__FILE__, __LINE__, "extract audio --adapter: rc %d, %s", rc, out);
+        free(g);
+        free(f);
+        mer_run_free(run);
+        mer_dataset_free(ds);
+    }
     /* layers outside the model (it has 2) */
     p = ft_params(labels);
     p.adapt_last = 3;

@@ -447,12 +447,31 @@ MER_TEST(text_cli_bad_input) {
     /* a name that is a path and a repeated name fail their rows only */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --text-col text --out %s/o",
                       mer_test_bin(), csv, d);
-    CHECK(rc == 1 && strstr(buf, "cannot be a file name") && strstr(buf, "appears twice"));
+    CHECK(rc == 1 && strstr(buf, "row 3: name '../evil'") && strstr(buf, "a name is not a path") &&
+          strstr(buf, "appears twice"));
     char f[600];
     snprintf(f, sizeof f, "%s/o/ok1.npy", d);
     CHECK(access(f, F_OK) == 0);
     snprintf(f, sizeof f, "%s/evil.npy", d);
     CHECK(access(f, F_OK) != 0);
+    /* an output that would replace the transcript CSV itself is refused, the CSV kept */
+    char csv2[600], dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/o3", d);
+    REQUIRE(mkdir(dir2, 0777) == 0);
+    snprintf(csv2, sizeof csv2, "%s/clip.npy", dir2);
+    const char *rows2 = "name,text\nclip,今天\n";
+    REQUIRE(mer_test_write(csv2, rows2, strlen(rows2)) == 0);
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s --text-col text --overwrite --out %s",
+                      mer_test_bin(), csv2, dir2);
+    CHECK(rc == 1 && strstr(buf, "clip.npy"));
+    FILE *cf = fopen(csv2, "rb");
+    char head[16] = {0};
+    CHECK(cf && fread(head, 1, 9, cf) == 9 && !memcmp(head, "name,text", 9));
+    if (cf) fclose(cf);
+    /* a positional argument is not an input here */
+    rc = mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s a.txt --out %s/o", mer_test_bin(),
+                      csv, d);
+    CHECK(rc == 2 && strstr(buf, "a.txt"));
     /* a missing model directory or tokenizer */
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s/none --csv %s --text-col text --out %s/o", mer_test_bin(), d,
                       csv, d);
@@ -476,4 +495,46 @@ MER_TEST(text_cli_bad_input) {
     rc = mer_test_run(buf, sizeof buf, "%s extract text --model %s/q --csv %s --text-col text --preset mertools --out %s/oq",
                       mer_test_bin(), d, csv, d);
     CHECK(rc == 1 && strstr(buf, "1 written"));
+}
+
+/* `mer analyze --text-model RUN`: a run trained on `mer extract text` features (with their recipe)
+ * replaces the word lists; the transcript goes through the recipe's encoder and the run. */
+MER_TEST(text_analyze_with_text_run) {
+    const char *d = mer_test_tmpdir("text_analyze_run");
+    char buf[16384];
+    const char *bin = mer_test_bin();
+    REQUIRE(mer_test_run(NULL, 0,
+                         "set -e; printf 'name,chinese,emotion\\n"
+                         "a1,今天天气真好,happy\\na2,我很高兴,happy\\na3,太好了,happy\\na4,真开心,happy\\n"
+                         "b1,我很难过,sad\\nb2,真伤心,sad\\nb3,我想哭,sad\\nb4,心里很痛,sad\\n' > %s/t.csv",
+                         d) == 0);
+    REQUIRE(mer_test_run(buf, sizeof buf, "%s extract text --model " FX "tiny_bert --csv %s/t.csv --preset mertools --out %s/feat",
+                         bin, d, d) == 0);
+    REQUIRE(mer_test_run(buf, sizeof buf,
+                         "%s train --labels %s/t.csv --feature text=%s/feat --recipe %s/feat/recipe.json --folds 2 --epochs 3 "
+                         "--hidden 8 --seed 1 --threads 1 --out %s/run",
+                         bin, d, d, d, d) == 0);
+    const char *clip = "data/emodb/flac/03a01Fa.flac";
+    static char js[16384], js2[16384];
+    int rc = mer_test_run(js, sizeof js, "%s analyze %s --text 我很高兴 --text-model %s/run --weights audio=0 --json 2>/dev/null",
+                          bin, clip, d);
+    CHECK(rc == 0);
+    CHECK(strstr(js, "\"method\":\t\"trained text run\"") && strstr(js, "/run\"") && strstr(js, "\"native\"") &&
+          strstr(js, "\"happy\""));
+    /* the text takes part in the fusion (it is the only modality here) */
+    const char *fu = strstr(js, "\"modalities\":\t[\"text\"]");
+    CHECK(fu != NULL);
+    /* a different transcript gives a different distribution: the text flows through the run */
+    CHECK(mer_test_run(js2, sizeof js2, "%s analyze %s --text 我想哭 --text-model %s/run --weights audio=0 --json 2>/dev/null", bin,
+                       clip, d) == 0);
+    const char *t1 = strstr(js, "\"native\""), *t2 = strstr(js2, "\"native\"");
+    CHECK(t1 && t2 && strncmp(t1, t2, 80) != 0);
+    /* the text run is named in the plain output */
+    CHECK(mer_test_run(buf, sizeof buf, "%s analyze %s --text 我很高兴 --text-model %s/run --weights audio=0", bin, clip, d) == 0);
+    CHECK(strstr(buf, "text (run)") && strstr(buf, "text run ("));
+    /* a speech run is not a text run; --text-model without --text is a usage error */
+    rc = mer_test_run(buf, sizeof buf, "%s analyze %s --text hi --text-model models/emodb-acoustic --weights audio=0", bin, clip);
+    CHECK(rc == 1 && strstr(buf, "not a text run"));
+    rc = mer_test_run(buf, sizeof buf, "%s analyze %s --text-model %s/run", bin, clip, d);
+    CHECK(rc == 2 && strstr(buf, "--text-model needs --text"));
 }

@@ -21,6 +21,7 @@ static const char *const mod_names[N_MOD] = {"audio", "face", "text"};
 static void usage(FILE *f) {
     fprintf(f,
             "usage: mer analyze FILE [--audio-model RUNDIR] [--faces-models DIR] [--text \"...\"]\n"
+            "                   [--text-model RUN]\n"
             "                   [--json] [--timeline] [--fps F] [--max-frames N]\n"
             "                   [--weights audio=1,face=1,text=0.5] [--adapt auto|none]\n"
             "                   [--adapt-min N] [--threads N]\n"
@@ -34,6 +35,9 @@ static void usage(FILE *f) {
             "                        left by `mer demo`)\n"
             "  --faces-models DIR    face-api weights (default $MER_FACE_MODELS or models/face-api)\n"
             "  --text \"...\"          transcript (English or German) for the lexicon baseline\n"
+            "  --text-model RUN      a run trained on `mer extract text` features (with their\n"
+            "                        recipe.json, `mer train --recipe`): the transcript goes through\n"
+            "                        its text encoder and the run instead of the word lists\n"
             "  --json                machine-readable output (keys in docs/analyze.md)\n"
             "  --timeline            one row per second: speech over a 2 s window centred on it,\n"
             "                        faces averaged over its frames, and their fusion\n"
@@ -69,7 +73,7 @@ static void print_text(FILE *f, const mer_analysis *A) {
     fprintf(f, "%-16s", "");
     for (int k = 0; k < K; k++) fprintf(f, " %8s", mer_shared_class_name(k));
     fprintf(f, "  %-8s  %s\n", "top", "notes");
-    static const char *const labels[N_MOD] = {"speech (audio)", "face (video)", "text (lexicon)"};
+    const char *const labels[N_MOD] = {"speech (audio)", "face (video)", A->text_model ? "text (run)" : "text (lexicon)"};
     for (int i = 0; i < N_MOD; i++) {
         const mer_analysis_modality *m = &A->mod[i];
         char extra[320];
@@ -99,7 +103,12 @@ static void print_text(FILE *f, const mer_analysis *A) {
             fprintf(f, " %s %.3f", A->mod[M_FACE].native_names[c], (double)A->mod[M_FACE].native[c]);
         fputc('\n', f);
     }
-    if (A->mod[M_TEXT].present)
+    if (A->mod[M_TEXT].present && A->text_model) {
+        fprintf(f, "text run (%s):", A->text_model);
+        for (int32_t c = 0; c < A->mod[M_TEXT].n_native; c++)
+            fprintf(f, " %s %.3f", A->mod[M_TEXT].native_names[c], (double)A->mod[M_TEXT].native[c]);
+        fputc('\n', f);
+    } else if (A->mod[M_TEXT].present)
         fprintf(f, "text: lexicon baseline (word lists, not Baichuan): %d cue word%s in %d words, %d negated\n",
                 A->text.cues, A->text.cues == 1 ? "" : "s", A->text.words, A->text.negated);
     if (A->has_fused)
@@ -167,6 +176,7 @@ int cmd_analyze(int argc, char **argv) {
         } else if (cli_opt(argc, argv, &i, "--audio-model", &v)) ap.audio_model = v;
         else if (cli_opt(argc, argv, &i, "--faces-models", &v)) ap.faces_models = v;
         else if (cli_opt(argc, argv, &i, "--text", &v)) ap.text = v;
+        else if (cli_opt(argc, argv, &i, "--text-model", &v)) ap.text_model = v;
         else if (cli_flag(argv[i], "--json")) json = 1;
         else if (cli_flag(argv[i], "--timeline")) ap.timeline = 1;
         else if (cli_opt(argc, argv, &i, "--fps", &v)) {
@@ -190,20 +200,30 @@ int cmd_analyze(int argc, char **argv) {
     }
     if (cli_error()) return cli_usage(CMD, "%s", cli_error());
     if (!file) return cli_usage(CMD, "FILE is required");
+    if (ap.text_model && !ap.text) return cli_usage(CMD, "--text-model needs --text \"...\" (the transcript)");
     ap.max_frames = (int32_t)max_frames;
     ap.adapt_min = (int32_t)adapt_min;
     cli_set_threads(threads);
 
     /* a run (or its directory) may be ORG/NAME in the Hugging Face cache, as every --model */
-    char *resolved = NULL;
+    char *resolved = NULL, *resolved_text = NULL;
     if (ap.audio_model) {
         mer_status rs = mer_model_resolve(ap.audio_model, &resolved);
         if (rs) return cli_fail_status(CMD, rs, NULL);
         ap.audio_model = resolved;
     }
+    if (ap.text_model) {
+        mer_status rs = mer_model_resolve(ap.text_model, &resolved_text);
+        if (rs) {
+            free(resolved);
+            return cli_fail_status(CMD, rs, NULL);
+        }
+        ap.text_model = resolved_text;
+    }
     mer_analysis *A = NULL;
     mer_status s = mer_analyze(file, &ap, &A);
     free(resolved);
+    free(resolved_text);
     if (s) return cli_fail_status(CMD, s, NULL); /* the message names the file or model */
     if (json) {
         char *text = NULL;

@@ -14,7 +14,7 @@ static const char usage_text[] =
     "usage: mer extract audio --model DIR|ORG/NAME [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
     "                         [--pool none|mean] [--chunk-seconds S] [--preset mertools]\n"
     "                         [--precision f32|bf16|int8] [--threads N] [--overwrite]\n"
-    "                         --out PATH (INPUT... | --list FILE)\n"
+    "                         [--adapter RUN [--fold K]] --out PATH (INPUT... | --list FILE)\n"
     "\n"
     "Hidden states of a Hugging Face HubertModel / Wav2Vec2Model checkpoint (config.json +\n"
     "model.safetensors or pytorch_model.bin [+ preprocessor_config.json]) for each audio input.\n"
@@ -23,13 +23,21 @@ static const char usage_text[] =
     "  --combine     stack (K, T, D) (default), or sum / mean over the K layers: (T, D)\n"
     "  --pool        none (default) or mean over frames (drops T)\n"
     "  --chunk-seconds S  audio longer than S seconds is normalized as a whole, cut into S-second\n"
-    "                chunks (the last zero-padded), each encoded, frames concatenated\n"
+    "                chunks (the last zero-padded), each encoded, frames concatenated; default\n"
+    "                10, as MERTools (attention over a whole long input costs time quadratic in\n"
+    "                its length); 0: one pass over the whole input (full attention)\n"
     "  --preset mertools  MERTools' utterance feature: --layers last4 --combine sum --pool mean\n"
     "                --chunk-seconds 10 (later options override)\n"
     "  --precision   f32 (default, exact) or bf16: the linear layers in bfloat16 with float32\n"
     "                accumulation, ~1.5x faster on AVX512-BF16 CPUs, ~1e-2 relative deviation\n"
     "                per hidden state (docs/speech.md); int8: the linear layers as int8 W8A8\n"
     "                (per-channel weights, per-token activations; docs/gemm.md)\n"
+    "  --adapter RUN the adapted features of a `mer finetune speech` run (docs/finetune.md): the\n"
+    "                run's head input, the sum of its --head-layers computed with fold K's (0)\n"
+    "                adapters / LoRA, (T, D) or with --pool mean (D); --model may be omitted (the\n"
+    "                run names its checkpoint) and must be that checkpoint if given; --layers,\n"
+    "                --combine, --preset and --precision do not apply, and the input is one\n"
+    "                pass as in the run's cache (no chunks)\n"
     "One INPUT: PATH is the .npy file. Several INPUTs or --list: PATH is a directory of\n"
     "<basename>.npy. Existing outputs are skipped unless --overwrite; failed inputs are reported\n"
     "and skipped, and the exit code is 1 if any failed.\n";
@@ -39,11 +47,13 @@ typedef struct {
     mer_speech_state *state;
     mer_speech_params params;
     int32_t sample_rate;
+    mer_speech_adapter *adapter;  /* --adapter RUN */
 } audio_ctx;
 
 static mer_status extract_one(const char *input, float **data, int32_t *ndim,
                               int64_t shape[MER_MAX_DIMS], void *user) {
     audio_ctx *c = user;
+    if (c->adapter) return mer_speech_adapter_extract(c->adapter, input, c->params.pool_mean, data, ndim, shape);
     float *x = NULL;
     int64_t n = 0;
     mer_status s = mer_media_decode_audio(input, c->sample_rate, &x, &n);
@@ -91,7 +101,10 @@ int cmd_extract_audio(int argc, char **argv) {
     extract_opts_init(&eo, cmd);
     audio_ctx c = {0};
     c.params = mer_speech_default_params();
-    const char *model_dir = NULL, *layers_arg = NULL;
+    /* long inputs in 10 s chunks, as MERTools: full attention over 30 min took 45x as long */
+    c.params.chunk_seconds = 10.0;
+    const char *model_dir = NULL, *layers_arg = NULL, *adapter = NULL;
+    long fold = 0;
     mer_precision precision = MER_PRECISION_F32; /* kept apart: --preset resets the params */
     int rc = 2;
     for (int i = 1; i < argc; i++) {
@@ -106,6 +119,13 @@ int cmd_extract_audio(int argc, char **argv) {
         if (r > 0) continue;
         if (cli_opt(argc, argv, &i, "--model", &v)) {
             model_dir = v;
+        } else if (cli_opt(argc, argv, &i, "--adapter", &v)) {
+            adapter = v;
+        } else if (cli_opt(argc, argv, &i, "--fold", &v)) {
+            if (v && !cli_parse_int(v, 0, 999, &fold)) {
+                cli_usage(cmd, "--fold wants an integer in [0, 999], got '%s'", v);
+                goto out;
+            }
         } else if (cli_opt(argc, argv, &i, "--layers", &v)) {
             if (v && !parse_layers(v, &c.params.layer_first, &c.params.layer_last)) {
                 cli_usage(cmd, "--layers must be all, lastK, N or N-M, got '%s'", v);
@@ -157,11 +177,27 @@ int cmd_extract_audio(int argc, char **argv) {
         cli_usage(cmd, "%s", cli_error());
         goto out;
     }
-    if (!model_dir) {
+    if (!model_dir && !adapter) {
         cli_usage(cmd, "--model DIR is required (a Hugging Face checkpoint directory)");
         goto out;
     }
     if (extract_check(&eo)) goto out;
+    if (adapter) {
+        if (layers_arg || precision != MER_PRECISION_F32 || c.params.combine != MER_SPEECH_STACK) {
+            cli_usage(cmd, "--adapter takes --pool and --fold only (the run fixes the layers)");
+            goto out;
+        }
+        char *res = NULL;
+        mer_status as = model_dir ? mer_model_resolve(model_dir, &res) : MER_OK;
+        if (as == MER_OK) as = mer_speech_adapter_open(&c.adapter, adapter, res, (int32_t)fold);
+        free(res);
+        if (as) {
+            rc = cli_fail_status(cmd, as, NULL);
+            goto out;
+        }
+        rc = extract_run(&eo, extract_one, &c);
+        goto out;
+    }
     c.params.precision = precision;
 
     char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
@@ -189,6 +225,7 @@ int cmd_extract_audio(int argc, char **argv) {
     }
     rc = extract_run(&eo, extract_one, &c);
 out:
+    mer_speech_adapter_free(c.adapter);
     mer_speech_state_free(c.state);
     mer_speech_model_free(c.model);
     extract_opts_free(&eo);

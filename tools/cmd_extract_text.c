@@ -5,13 +5,11 @@
  * each .npy atomically (mer_npy_write), and recipe.json (mer_text_recipe_to_json) beside them.
  * See docs/text.md.
  */
-#include "cli.h"
+#include "extract_common.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage_text[] =
@@ -67,56 +65,50 @@ static int parse_layers(const char *v, int32_t *first, int32_t *last) {
     return 1;
 }
 
-/* A clip name from the CSV becomes a file name only if it cannot leave the output directory. */
-static int name_ok(const char *s) {
-    if (!*s || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-        if (*p == '/' || *p == '\\' || *p < 0x20 || *p == 0x7f) return 0;
-    return strlen(s) < 200;
-}
-
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(buf, 0777) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0777) && errno != EEXIST ? -1 : 0;
-}
-
 int cmd_extract_text(int argc, char **argv) {
     const char *cmd = "extract text";
-    const char *model_dir = NULL, *csv_path = NULL, *out = NULL, *tok_dir = NULL;
+    const char *model_dir = NULL, *csv_path = NULL, *tok_dir = NULL;
     const char *name_col = "name", *text_col = "chinese", *layers_arg = NULL;
     mer_text_params params = mer_text_default_params();
     mer_precision precision = MER_PRECISION_F32;
-    int overwrite = 0, rc = 2;
-    long threads = 0;
+    int rc = 2;
+    extract_opts eo; /* --out, --overwrite, --threads: the options every extractor shares */
+    extract_opts_init(&eo, cmd);
     mer_text_model *model = NULL;
     char *model_res = NULL, *tok_res = NULL;
     mer_text_state *state = NULL;
     mer_tokenizer *tok = NULL;
     mer_csv *csv = NULL;
+    mer_input_set *inset = NULL;
+    const char *csv_inputs[1] = {NULL};
     char **seen = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
             fputs(usage_text, stdout);
+            extract_opts_free(&eo);
             return 0;
         }
+        if (!cli_is_option(argv[i])) {
+            extract_opts_free(&eo);
+            return cli_usage(cmd, "unexpected argument %s (the transcripts come from --csv)", argv[i]);
+        }
+        if (cli_flag(argv[i], "--list")) {
+            extract_opts_free(&eo);
+            return cli_usage(cmd, "--list is not an option here (the transcripts come from --csv)");
+        }
+        int r = extract_parse_common(&eo, argc, argv, &i);
+        if (r < 0) {
+            extract_opts_free(&eo);
+            return 2;
+        }
+        if (r > 0) continue;
         if (cli_opt(argc, argv, &i, "--model", &v)) model_dir = v;
         else if (cli_opt(argc, argv, &i, "--csv", &v)) csv_path = v;
-        else if (cli_opt(argc, argv, &i, "--out", &v)) out = v;
         else if (cli_opt(argc, argv, &i, "--tokenizer", &v)) tok_dir = v;
         else if (cli_opt(argc, argv, &i, "--name-col", &v)) name_col = v;
         else if (cli_opt(argc, argv, &i, "--text-col", &v)) text_col = v;
-        else if (cli_flag(argv[i], "--overwrite")) overwrite = 1;
-        else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (v && !cli_parse_int(v, 0, 1024, &threads)) return cli_usage(cmd, "--threads must be 0..1024, got '%s'", v);
-        } else if (cli_opt(argc, argv, &i, "--layers", &v)) {
+        else if (cli_opt(argc, argv, &i, "--layers", &v)) {
             if (v && !parse_layers(v, &params.layer_first, &params.layer_last))
                 return cli_usage(cmd, "--layers must be all, lastK, N or N-M, got '%s'", v);
             layers_arg = v;
@@ -148,8 +140,11 @@ int cmd_extract_text(int argc, char **argv) {
     if (cli_error()) return cli_usage(cmd, "%s", cli_error());
     if (!model_dir) return cli_usage(cmd, "--model DIR is required (a Hugging Face checkpoint directory)");
     if (!csv_path) return cli_usage(cmd, "--csv FILE is required (transcripts: a name and a text column)");
-    if (!out) return cli_usage(cmd, "--out DIR is required");
-    cli_set_threads(threads);
+    if (!eo.out) return cli_usage(cmd, "--out DIR is required");
+    if (eo.threads_set) cli_set_threads(eo.threads);
+    extract_opts_free(&eo); /* no positional inputs: only the options are used below */
+    const char *out = eo.out;
+    const int overwrite = eo.overwrite;
     params.precision = precision;
 
     mer_status s = mer_csv_load(&csv, csv_path);
@@ -199,29 +194,29 @@ int cmd_extract_text(int argc, char **argv) {
         rc = cli_fail_status(cmd, s, NULL);
         goto done;
     }
-    if (mkdir_p(out) != 0) {
-        rc = cli_fail(cmd, "%s: cannot create the output directory: %s", out, strerror(errno));
-        goto done;
+    {
+        /* no output may replace the transcript CSV (the set borrows csv_inputs) */
+        csv_inputs[0] = csv_path;
+        if ((s = mer_input_set_init(&inset, csv_inputs, 1)) || (s = mer_mkdir_p(out))) {
+            rc = cli_fail_status(cmd, s, NULL);
+            goto done;
+        }
+        mer_tmp_cleanup(out, NULL);
     }
     {
         /* recipe.json: how these features were made, for `mer train --recipe` */
-        char *recipe = NULL, rp[4200], tmp[4300];
+        char *recipe = NULL, rp[4200];
         if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe))) {
             rc = cli_fail_status(cmd, s, "recipe");
             goto done;
         }
         snprintf(rp, sizeof rp, "%s/recipe.json", out);
-        snprintf(tmp, sizeof tmp, "%s/.recipe.json.tmp", out);
-        FILE *f = fopen(tmp, "wb");
-        int bad = !f || fputs(recipe, f) < 0;
-        if (f) bad |= fclose(f) != 0;
-        if (bad || rename(tmp, rp) != 0) {
-            unlink(tmp);
-            free(recipe);
-            rc = cli_fail(cmd, "%s: cannot write", rp);
+        if ((s = mer_input_set_check(inset, rp)) == MER_OK) s = mer_write_file_atomic(rp, recipe, strlen(recipe));
+        free(recipe);
+        if (s) {
+            rc = cli_fail_status(cmd, s, NULL);
             goto done;
         }
-        free(recipe);
     }
     const int64_t rows = mer_csv_rows(csv);
     seen = calloc((size_t)(rows > 0 ? rows : 1), sizeof *seen);
@@ -232,9 +227,11 @@ int cmd_extract_text(int argc, char **argv) {
     for (int64_t r = 0; r < rows; r++) {
         const char *name = mer_csv_cell(csv, r, cn), *text = mer_csv_cell(csv, r, ct);
         cli_progress_update(&pr, r, name);
-        if (!name_ok(name)) {
-            fprintf(stderr, "mer %s: %s: row %lld: clip name '%s' cannot be a file name (empty, '.', '..', a separator or a control character)\n",
-                    cmd, csv_path, (long long)r + 2, name);
+        /* the clip name becomes a file name only through the one name-to-path check */
+        char path[4400];
+        if (mer_name_path(path, sizeof path, out, name, ".npy", csv_path, r + 2) != MER_OK ||
+            mer_input_set_check(inset, path) != MER_OK) {
+            fprintf(stderr, "mer %s: %s\n", cmd, mer_last_error());
             failed = 1;
             continue;
         }
@@ -247,8 +244,6 @@ int cmd_extract_text(int argc, char **argv) {
             failed = 1;
             continue;
         }
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s.npy", out, name);
         if (!overwrite && access(path, F_OK) == 0) {
             skipped++;
             continue;
@@ -272,6 +267,7 @@ int cmd_extract_text(int argc, char **argv) {
     rc = failed;
 done:
     free(seen);
+    mer_input_set_free(inset);
     mer_csv_free(csv);
     mer_tokenizer_free(tok);
     mer_text_state_free(state);

@@ -28,7 +28,8 @@ static void usage(FILE *f) {
             "Writes name, one probability column per class, pred (the mean over the run's fold\n"
             "models). Without --list, every <clip>.npy of the first feature directory is predicted.\n"
             "--format mer2024 writes the MER2024 submission layout (name, discrete).\n"
-            "--input extracts features from media files with the recipe recorded in the run.\n"
+            "--input extracts features from media files with the recipe recorded in the run (or,\n"
+            "for a `mer finetune speech` run, with its encoder: as its cache, docs/finetune.md).\n"
             "--prior corrects the posteriors from the run's training class prior to a test prior:\n"
             "uniform, a CSV FILE (class,prior) or auto (EM estimate from these clips, printed);\n"
             "see docs/agt.md.\n"
@@ -112,6 +113,7 @@ int cmd_predict(int argc, char **argv) {
     long threads = 0;
     int rc = 0;
     mer_run *run = NULL;
+    mer_speech_adapter *adapter = NULL; /* --input on a `mer finetune speech` run */
     mer_dataset *ds = NULL;
     char **names = NULL;
     int64_t n_names = 0;
@@ -196,12 +198,19 @@ int cmd_predict(int argc, char **argv) {
     int32_t C = mer_run_n_classes(run);
     for (int32_t k = 0; k < C; k++) cls[k] = mer_run_class(run, k);
 
+    if (n_in && !mer_run_recipe(run) && mer_run_encoder(run)) {
+        /* a `mer finetune speech` run: its input is its encoder's cached hidden state */
+        if ((s = mer_speech_adapter_open(&adapter, run_dir, NULL, -1)) != MER_OK) {
+            rc = cli_fail_status(CMD, s, NULL);
+            goto done;
+        }
+    }
     if (n_in) {
-        if (!mer_run_recipe(run)) {
+        if (!mer_run_recipe(run) && !adapter) {
             rc = cli_fail(CMD, "%s: the run has no feature recipe (train with --recipe), so --input cannot be used; give --feature", run_dir);
             goto done;
         }
-        if (!mer_acoustic_extract) {
+        if (!adapter && !mer_acoustic_extract) {
             rc = cli_fail(CMD, "this build has no feature extractor for --input");
             goto done;
         }
@@ -230,7 +239,9 @@ int cmd_predict(int argc, char **argv) {
             for (int32_t m = 0; s == MER_OK && m < nm; m++) {
                 int32_t nd = 0;
                 int64_t shape[MER_MAX_DIMS];
-                s = mer_acoustic_extract(mer_run_recipe(run), inputs[k], mnames[m], &data[m], &nd, shape);
+                s = adapter ? mer_speech_adapter_input(adapter, inputs[k], &data[m], &nd, shape)
+                            : mer_acoustic_extract(mer_run_recipe(run), inputs[k], mnames[m],
+                                                   &data[m], &nd, shape);
                 if (s == MER_OK) s = mer_tensor_view(&t[m], data[m], MER_DTYPE_F32, nd, shape);
             }
             char name[256];
@@ -311,6 +322,7 @@ done:
     free(names);
     free(probs);
     mer_dataset_free(ds);
+    mer_speech_adapter_free(adapter);
     mer_run_free(run);
     free(inputs);
     return rc;

@@ -501,6 +501,7 @@ typedef struct {
     int32_t n, cap;
     int32_t limit;            /* max frames to return (INT32_MAX when uncapped) */
     int64_t k;                /* next target index (fps/count sampling) */
+    int32_t count;            /* count sampling: smp->count, at most the frames the stream has */
     double duration;          /* for count sampling */
     AVFrame *held;            /* the latest decoded frame (fps/count sampling) */
     int64_t held_index;
@@ -585,8 +586,8 @@ static mer_status emit(video_state *v, const AVFrame *fr, double t, int64_t inde
 /* Sampling target k (seconds), or -1 when there is none left. */
 static double target(const video_state *v, int64_t k) {
     if (v->smp->fps > 0) return k / v->smp->fps;
-    if (k >= v->smp->count) return -1;
-    return (k + 0.5) * v->duration / v->smp->count;
+    if (k >= v->count) return -1;
+    return (k + 0.5) * v->duration / v->count;
 }
 
 /* A decoded frame arrives: emit held/new frames for the targets it passes. */
@@ -703,7 +704,7 @@ static mer_status decode_video(const char *path, const mer_frame_sampling *sampl
     AVCodecContext *dc = NULL;
     AVPacket *pkt = NULL;
     AVFrame *fr = NULL;
-    video_state v = {.path = path, .smp = smp, .limit = INT32_MAX, .fn = fn, .user = user};
+    video_state v = {.path = path, .smp = smp, .limit = INT32_MAX, .fn = fn, .user = user, .count = smp->count};
     if (smp->max_frames > 0) v.limit = smp->max_frames;
     if (smp->count > 0 && smp->count < v.limit) v.limit = smp->count;
     int64_t bad_packets = 0;
@@ -728,6 +729,13 @@ static mer_status decode_video(const char *path, const mer_frame_sampling *sampl
             v.have_start = 1;
         }
         if (!s && smp->count > 0 && !(v.duration > 0)) s = scan_duration(path, si, v.start_pts, v.have_start, &v.duration);
+        /* more targets than frames would only repeat frames: clamp to what the stream has */
+        int64_t have = st->nb_frames > 0 ? st->nb_frames : fps > 0 && v.duration > 0 ? (int64_t)llround(v.duration * fps) : 0;
+        if (!s && have > 0 && v.count > have) {
+            MER_LOG_I("%s: %d frames asked, the video has %lld: each is used once", path, (int)v.count, (long long)have);
+            v.count = (int32_t)have;
+            if (v.limit > v.count) v.limit = v.count;
+        }
     }
     if (!s) s = open_decoder(fc, si, path, &dc);
     if (!s) {

@@ -16,31 +16,16 @@
 #include <stdio.h>
 #include <string.h>
 
-static mer_status cfg_i(const mer_json *j, const char *path, const char *key, int64_t def, int64_t lo,
-                        int64_t hi, int32_t *out) {
-    int64_t v;
-    mer_status s = mer_json_int_or(j, key, def, &v);
-    if (s != MER_OK) return s;
-    if (v < lo || v > hi)
-        return mer__err(MER_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]", path, key, (long long)v,
-                        (long long)lo, (long long)hi);
-    *out = (int32_t)v;
-    return MER_OK;
-}
-
 mer_status mer__bert_load(mer_text_model *m, const mer_json *j, const char *path) {
     mer_text_info *c = &m->info;
     c->arch = MER_TEXT_BERT;
     int32_t types = 0;
     mer_status s;
-    if ((s = cfg_i(j, path, "hidden_size", 768, 1, 1 << 16, &c->hidden_size)) != MER_OK ||
-        (s = cfg_i(j, path, "num_attention_heads", 12, 1, 1024, &c->n_heads)) != MER_OK ||
-        (s = cfg_i(j, path, "intermediate_size", 3072, 1, 1 << 18, &c->intermediate_size)) != MER_OK ||
-        (s = cfg_i(j, path, "num_hidden_layers", 12, 1, 1024, &c->n_layers)) != MER_OK ||
-        (s = cfg_i(j, path, "vocab_size", 30522, 1, 1 << 24, &c->vocab_size)) != MER_OK ||
-        (s = cfg_i(j, path, "max_position_embeddings", 512, 1, 1 << 20, &c->max_positions)) != MER_OK ||
-        (s = cfg_i(j, path, "type_vocab_size", 2, 0, 1 << 16, &types)) != MER_OK ||
-        (s = cfg_i(j, path, "pad_token_id", 0, -1, 1 << 24, &c->pad_token_id)) != MER_OK)
+    /* BertConfig's defaults */
+    if ((s = mer__text_cfg_common(m, j, path, 768, 12, 3072, 12, 30522)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "max_position_embeddings", 512, 1, 1 << 20, &c->max_positions)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "type_vocab_size", 2, 0, 1 << 16, &types)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "pad_token_id", 0, -1, 1 << 24, &c->pad_token_id)) != MER_OK)
         return s;
     if (c->hidden_size % c->n_heads)
         return mer__err(MER_ERR_FORMAT, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
@@ -112,10 +97,8 @@ mer_status mer__bert_load(mer_text_model *m, const mer_json *j, const char *path
             (s = mer__text_f32(m, NAME("%soutput.LayerNorm.bias", lp), 1, D, 0, &L->ln2_b)) != MER_OK)
             return s;
     }
-    if (mer_safetensors_find(m->st, NAME("%sencoder.layer.%d.attention.self.query.weight", pre, (int)c->n_layers), &e) == MER_OK)
-        return mer__err(MER_ERR_SHAPE, "text checkpoint %s: has tensor %s but config.json says num_hidden_layers = %d",
-                        m->dir, n, c->n_layers);
-    mer_clear_error();
+    if ((s = mer__text_no_extra_layer(m, NAME("%sencoder.layer.%d.attention.self.query.weight", pre, (int)c->n_layers))) != MER_OK)
+        return s;
 #undef NAME
     c->n_params = (int64_t)c->vocab_size * D + (int64_t)c->max_positions * D + (int64_t)types * D + 2 * D +
                   (int64_t)c->n_layers * (4 * D * D + 4 * D + 2 * D * I + I + D + 4 * D);

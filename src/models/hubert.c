@@ -677,6 +677,17 @@ mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__spee
     return MER_OK;
 }
 
+mer_status mer__speech_layer_bf16(const mer_speech_model *m, int32_t l, const uint16_t *w16[6]) {
+    if (!m || l < 0 || l >= m->L)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: layer %d outside the model", (int)l);
+    mer_status s = ensure_bf16(m);
+    if (s) return s;
+    const hb_layer *y = &m->layers[l];
+    w16[0] = y->wq16, w16[1] = y->wk16, w16[2] = y->wv16;
+    w16[3] = y->wo16, w16[4] = y->w1_16, w16[5] = y->w2_16;
+    return MER_OK;
+}
+
 void mer__speech_encoder_ln(const mer_speech_model *m, const float **g, const float **b,
                             float *eps) {
     *g = m->enc_ln_g;

@@ -21,18 +21,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static mer_status cfg_i(const mer_json *j, const char *path, const char *key, int64_t def, int64_t lo,
-                        int64_t hi, int32_t *out) {
-    int64_t v;
-    mer_status s = mer_json_int_or(j, key, def, &v);
-    if (s != MER_OK) return s;
-    if (v < lo || v > hi)
-        return mer__err(MER_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]", path, key, (long long)v,
-                        (long long)lo, (long long)hi);
-    *out = (int32_t)v;
-    return MER_OK;
-}
-
 /* Baichuan-13B's _get_interleave(n): slopes of n heads (n not a power of 2: the power-of-2
  * slopes of the closest smaller power, then every other slope of twice that). */
 static void interleave(double *out, int n) {
@@ -141,17 +129,14 @@ mer_status mer__llama_load(mer_text_model *m, const mer_json *j, const char *pat
     const int baichuan = !strcmp(c->model_type, "baichuan");
     c->arch = baichuan ? MER_TEXT_BAICHUAN : MER_TEXT_LLAMA;
     mer_status s;
-    if ((s = cfg_i(j, path, "hidden_size", 4096, 1, 1 << 16, &c->hidden_size)) != MER_OK ||
-        (s = cfg_i(j, path, "num_attention_heads", 32, 1, 1024, &c->n_heads)) != MER_OK ||
-        (s = cfg_i(j, path, "num_key_value_heads", c->n_heads, 1, 1024, &c->n_kv_heads)) != MER_OK ||
-        (s = cfg_i(j, path, "intermediate_size", 11008, 1, 1 << 18, &c->intermediate_size)) != MER_OK ||
-        (s = cfg_i(j, path, "num_hidden_layers", 32, 1, 1024, &c->n_layers)) != MER_OK ||
-        (s = cfg_i(j, path, "vocab_size", 32000, 1, 1 << 24, &c->vocab_size)) != MER_OK ||
-        (s = cfg_i(j, path, "pad_token_id", -1, -1, 1 << 24, &c->pad_token_id)) != MER_OK)
+    /* LlamaConfig's defaults */
+    if ((s = mer__text_cfg_common(m, j, path, 4096, 32, 11008, 32, 32000)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "num_key_value_heads", c->n_heads, 1, 1024, &c->n_kv_heads)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "pad_token_id", -1, -1, 1 << 24, &c->pad_token_id)) != MER_OK)
         return s;
     int32_t mp = 0;
-    if ((s = cfg_i(j, path, "max_position_embeddings", 0, 0, 1 << 24, &mp)) != MER_OK) return s;
-    if (!mp && (s = cfg_i(j, path, "model_max_length", 4096, 1, 1 << 24, &mp)) != MER_OK) return s;
+    if ((s = mer__text_cfg_int(j, path, "max_position_embeddings", 0, 0, 1 << 24, &mp)) != MER_OK) return s;
+    if (!mp && (s = mer__text_cfg_int(j, path, "model_max_length", 4096, 1, 1 << 24, &mp)) != MER_OK) return s;
     c->max_positions = mp;
     if (c->hidden_size % c->n_heads || c->n_heads % c->n_kv_heads || (c->hidden_size / c->n_heads) % 2)
         return mer__err(MER_ERR_FORMAT, "%s: hidden_size %d, %d heads, %d kv heads do not divide into even heads", path,
@@ -230,10 +215,8 @@ mer_status mer__llama_load(mer_text_model *m, const mer_json *j, const char *pat
             (s = mer__text_f32(m, NAME("%spost_attention_layernorm.weight", lp), 1, D, 0, &L->ln2_w)) != MER_OK)
             return s;
     }
-    if (mer_safetensors_find(m->st, NAME("%slayers.%d.input_layernorm.weight", pre, (int)c->n_layers), &e) == MER_OK)
-        return mer__err(MER_ERR_SHAPE, "text checkpoint %s: has tensor %s but config.json says num_hidden_layers = %d",
-                        m->dir, n, c->n_layers);
-    mer_clear_error();
+    if ((s = mer__text_no_extra_layer(m, NAME("%slayers.%d.input_layernorm.weight", pre, (int)c->n_layers))) != MER_OK)
+        return s;
 #undef NAME
     c->n_params = (int64_t)c->vocab_size * D + D +
                   (int64_t)c->n_layers * (2 * D * D + 2 * D * KV + 3 * D * I + 2 * D + (c->qkv_bias ? D + 2 * KV : 0));

@@ -17,6 +17,9 @@ typedef struct {
 
 /* Layer l (0-based, 0 <= l < n_layers) of m; MER_ERR_INVALID_ARG outside the model. */
 mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__speech_layer *out);
+/* The bfloat16 copies of layer l's six projection weights (q, k, v, out, intermediate,
+ * output; (out, in) raw bits), made on first use as for MER_PRECISION_BF16 (thread safe). */
+mer_status mer__speech_layer_bf16(const mer_speech_model *m, int32_t l, const uint16_t *w16[6]);
 /* The encoder's own LayerNorm (encoder.layer_norm: before layer 0 in post-LN models, after the
  * last layer in stable-layer-norm ones) and layer_norm_eps. */
 void mer__speech_encoder_ln(const mer_speech_model *m, const float **g, const float **b,

@@ -29,6 +29,7 @@ enum { P_Q, P_K, P_V, P_O, P_F1, P_F2, P_N };
 
 typedef struct {
     mer__speech_layer w;
+    const uint16_t *w16[P_N];           /* bfloat16 copies of the projections (bf16 only) */
     int adapted;
     int64_t ad_dw, ad_db, ad_uw, ad_ub; /* adapter down (B, D), (B); up (D, B), (D) */
     sft_lora lora[P_N];
@@ -170,6 +171,7 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
         sft_layer *ly = &s->layers[j];
         const int32_t l = c->first - 1 + j; /* 0-based layer index, the HF module number */
         mer_status st = mer__speech_layer_get(m, l, &ly->w);
+        if (st == MER_OK && c->bf16) st = mer__speech_layer_bf16(m, l, ly->w16);
         if (st) {
             mer__sft_free(s);
             return st;
@@ -275,6 +277,7 @@ void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng) {
 }
 
 float mer__sft_recon_loss(const mer__sft *s) { return s->recon_loss; }
+const float *mer__sft_hidden(const mer__sft *s) { return s->hsum; }
 
 /* ---- activation block -------------------------------------------------------------------- */
 
@@ -344,6 +347,35 @@ static void lora_bwd(const mer__sft *s, const sft_layer *ly, int p, float *dx, f
     }
 }
 
+/* The frozen projection p of a layer: y = x W^T (+ b when b; beta 1 adds onto y) in float32, or
+ * through the bfloat16 weights. */
+static void frozen_fwd(const mer__sft *s, const sft_layer *ly, int p, const float *W,
+                       const float *b, float *y, const float *x, int64_t rows, int64_t in,
+                       int64_t out, float beta) {
+    if (s->c.bf16) {
+        mer_sgemm_bf16(1, rows, out, in, x, in, ly->w16[p], in, beta != 0.0f, y, out);
+        if (b)
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t c = 0; c < out; c++) y[i * out + c] += b[c];
+    } else if (b && beta == 0.0f) {
+        mer__linear_fwd(y, x, W, b, rows, in, out);
+    } else {
+        if (b)
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t c = 0; c < out; c++) y[i * out + c] += b[c];
+        mer_sgemm(0, 1, rows, out, in, 1.0f, x, in, W, in, beta != 0.0f || b ? 1.0f : 0.0f, y, out);
+    }
+}
+
+/* dx (rows, in) = dy W (+ dx when beta 1) for the frozen projection p. */
+static void frozen_dx(const mer__sft *s, const sft_layer *ly, int p, const float *W, float *dx,
+                      const float *dy, int64_t rows, int64_t in, int64_t out, float beta) {
+    if (s->c.bf16)
+        mer_sgemm_bf16(0, rows, in, out, dy, out, ly->w16[p], in, beta != 0.0f, dx, in);
+    else
+        mer_sgemm(0, 0, rows, in, out, 1.0f, dy, out, W, in, beta, dx, in);
+}
+
 static int has_nonfinite(const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return 1;
@@ -363,9 +395,9 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
         mer__layernorm_fwd(ly->n1, ly->mean1, ly->rstd1, x, w->ln1_g, w->ln1_b, rows, D, s->eps);
         a_in = ly->n1;
     }
-    mer__linear_fwd(ly->q, a_in, w->wq, w->bq, rows, D, D);
-    mer__linear_fwd(ly->k, a_in, w->wk, w->bk, rows, D, D);
-    mer__linear_fwd(ly->v, a_in, w->wv, w->bv, rows, D, D);
+    frozen_fwd(s, ly, P_Q, w->wq, w->bq, ly->q, a_in, rows, D, D, 0.0f);
+    frozen_fwd(s, ly, P_K, w->wk, w->bk, ly->k, a_in, rows, D, D, 0.0f);
+    frozen_fwd(s, ly, P_V, w->wv, w->bv, ly->v, a_in, rows, D, D, 0.0f);
     lora_fwd(s, ly, P_Q, ly->q, a_in, params, rows, rng);
     lora_fwd(s, ly, P_K, ly->k, a_in, params, rows, rng);
     lora_fwd(s, ly, P_V, ly->v, a_in, params, rows, rng);
@@ -382,17 +414,17 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
     memcpy(ly->r1, x, (size_t)(rows * D) * sizeof(float));
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < D; c++) ly->r1[i * D + c] += w->bo[c];
-    mer_sgemm(0, 1, rows, D, D, 1.0f, ly->ctx, D, w->wo, D, 1.0f, ly->r1, D);
+    frozen_fwd(s, ly, P_O, w->wo, NULL, ly->r1, ly->ctx, rows, D, D, 1.0f);
     lora_fwd(s, ly, P_O, ly->r1, ly->ctx, params, rows, rng);
     /* post-LN: h1 = LN1(r1), the feed-forward input and residual; stable: h1 = LN2(r1) */
     if (s->stable)
         mer__layernorm_fwd(ly->h1, ly->mean2, ly->rstd2, ly->r1, w->ln2_g, w->ln2_b, rows, D, s->eps);
     else
         mer__layernorm_fwd(ly->h1, ly->mean1, ly->rstd1, ly->r1, w->ln1_g, w->ln1_b, rows, D, s->eps);
-    mer__linear_fwd(ly->hid, ly->h1, w->w1, w->b1, rows, D, I);
+    frozen_fwd(s, ly, P_F1, w->w1, w->b1, ly->hid, ly->h1, rows, D, I, 0.0f);
     lora_fwd(s, ly, P_F1, ly->hid, ly->h1, params, rows, rng);
     mer__gelu_fwd(ly->g, ly->hid, rows * I);
-    mer__linear_fwd(ly->f, ly->g, w->w2, w->b2, rows, I, D);
+    frozen_fwd(s, ly, P_F2, w->w2, w->b2, ly->f, ly->g, rows, I, D, 0.0f);
     lora_fwd(s, ly, P_F2, ly->f, ly->g, params, rows, rng);
     /* the feed-forward block's output, through the adapter, onto its residual */
     float *sum = s->stable ? ly->out : ly->r2;
@@ -617,14 +649,14 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     }
     /* f = W2 gelu(W1 h1 + b1) + b2 (+ LoRA) */
     memset(dg, 0, (size_t)(rows * I) * sizeof(float));
-    mer_sgemm(0, 0, rows, I, D, 1.0f, df, D, w->w2, I, 0.0f, dg, I);
+    frozen_dx(s, ly, P_F2, w->w2, dg, df, rows, I, D, 0.0f);
     lora_bwd(s, ly, P_F2, dg, grads, du, dxd, df, params, rows);
     memset(dhid, 0, (size_t)(rows * I) * sizeof(float));
     mer__gelu_bwd(dhid, dg, ly->hid, rows * I);
     /* the feed-forward input: post-LN its residual too (h1), stable the residual is r1 */
     if (s->stable) memset(dh1, 0, RD);
     else memcpy(dh1, dsum, RD);
-    mer_sgemm(0, 0, rows, D, I, 1.0f, dhid, I, w->w1, D, 1.0f, dh1, D);
+    frozen_dx(s, ly, P_F1, w->w1, dh1, dhid, rows, D, I, 1.0f);
     lora_bwd(s, ly, P_F1, dh1, grads, du, dxd, dhid, params, rows);
     /* back to r1 = x + attn */
     if (s->stable) {
@@ -635,7 +667,7 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
         mer__layernorm_bwd(dr1, NULL, NULL, dh1, ly->r1, ly->mean1, ly->rstd1, w->ln1_g, rows, D);
     }
     /* attention branch */
-    mer_sgemm(0, 0, rows, D, D, 1.0f, dr1, D, w->wo, D, 0.0f, dctx, D);
+    frozen_dx(s, ly, P_O, w->wo, dctx, dr1, rows, D, D, 0.0f);
     lora_bwd(s, ly, P_O, dctx, grads, du, dxd, dr1, params, rows);
     float *dq = dqkv, *dk = dqkv + rows * D, *dv = dqkv + 2 * rows * D;
     memset(dqkv, 0, 3 * RD);
@@ -650,9 +682,9 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     }
     /* d(attention input): reuse dctx */
     float *dain = dctx;
-    mer_sgemm(0, 0, rows, D, D, 1.0f, dq, D, w->wq, D, 0.0f, dain, D);
-    mer_sgemm(0, 0, rows, D, D, 1.0f, dk, D, w->wk, D, 1.0f, dain, D);
-    mer_sgemm(0, 0, rows, D, D, 1.0f, dv, D, w->wv, D, 1.0f, dain, D);
+    frozen_dx(s, ly, P_Q, w->wq, dain, dq, rows, D, D, 0.0f);
+    frozen_dx(s, ly, P_K, w->wk, dain, dk, rows, D, D, 1.0f);
+    frozen_dx(s, ly, P_V, w->wv, dain, dv, rows, D, D, 1.0f);
     lora_bwd(s, ly, P_Q, dain, grads, du, dxd, dq, params, rows);
     lora_bwd(s, ly, P_K, dain, grads, du, dxd, dk, params, rows);
     lora_bwd(s, ly, P_V, dain, grads, du, dxd, dv, params, rows);
@@ -774,11 +806,11 @@ void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *
     snprintf(out, cap,
              "model=%s;digest=%s;first=%d;last=%d;adapt_last=%d;head_first=%d;method=%s;"
              "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d;dropout=%.9g;recon=%.9g;mask_prob=%.9g;"
-             "mask_len=%d",
+             "mask_len=%d;bf16=%d",
              model, digest, (int)c->first, (int)c->last, (int)c->adapt_last, (int)c->head_first,
              meth[c->method >= 0 && c->method <= 2 ? c->method : 0], (int)c->bottleneck,
              (int)c->rank, (double)c->alpha, (int)c->lora_ffn, (double)c->dropout,
-             (double)c->recon_weight, (double)c->mask_prob, (int)c->mask_len);
+             (double)c->recon_weight, (double)c->mask_prob, (int)c->mask_len, (int)c->bf16);
 }
 
 mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
@@ -828,6 +860,7 @@ mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model
         else if (KEY("rank")) c->rank = (int32_t)iv;
         else if (KEY("lora_ffn")) c->lora_ffn = (int32_t)iv;
         else if (KEY("mask_len")) c->mask_len = (int32_t)iv;
+        else if (KEY("bf16")) c->bf16 = iv != 0;
         else if (KEY("classes")) c->n_classes = (int32_t)iv;
         else return mer__err(MER_ERR_FORMAT, "encoder spec: unknown field '%.*s'", (int)kl, p);
 #undef KEY

@@ -30,6 +30,10 @@
  *            adapt_last) is regressed onto the original frames at the masked positions:
  *            loss = CE + recon_weight * mean((recon(h) - x)^2) over masked frames and features.
  *            The target is data (no gradient flows into it).
+ * bf16: the six frozen projection products of every layer (forward y = x W^T and backward
+ * dx = dy W) run through mer_sgemm_bf16 on the model's bfloat16 weight copies (activations
+ * rounded to bfloat16, float32 accumulation); LoRA/adapter branches, heads, norms, attention
+ * and every gradient of a trainable tensor stay float32.
  * With method lora every name carries peft's "base_model.model." prefix (a fold checkpoint is an
  * adapter_model.safetensors peft loads with modules_to_save ["head"]).
  * Random draws of a training forward, from the rng, in this order: the reconstruction spans
@@ -56,6 +60,7 @@ typedef struct {
     float recon_weight;      /* masked-reconstruction loss weight W (0: off) */
     float mask_prob;         /* reconstruction masks: share of frames that start a span (0.05) */
     int32_t mask_len;        /* span length in frames (10) */
+    int32_t bf16;            /* frozen projections in bfloat16 (mer_sgemm_bf16), see below */
 } mer__sft_config;
 
 typedef struct {
@@ -86,6 +91,9 @@ void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng);
  * non-NULL, receives the head's pooled utterance feature (n, D). NaN/Inf in x: MER_ERR_NUMERIC. */
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
                             int64_t n, int train, mer__rng *rng, float *logits, float *feat);
+/* The head's input per frame of the last forward: the sum of hidden states head_first..last,
+ * (rows, D), valid until the next forward. */
+const float *mer__sft_hidden(const mer__sft *s);
 /* The masked-reconstruction loss of the last training forward (recon_weight times the MSE;
  * 0 when off or no frame was masked). */
 float mer__sft_recon_loss(const mer__sft *s);
@@ -106,7 +114,7 @@ void mer__speech_digest(const mer_speech_model *m, char out[17]);
 /* The encoder spec string stored in a run's config.json ("encoder"), e.g.
  *   "model=/abs/dir;digest=0123abcd0123abcd;first=10;last=12;adapt_last=12;head_first=12;
  *    method=adapter;bottleneck=32;rank=0;alpha=0;lora_ffn=0;dropout=0;recon=0;mask_prob=0.05;
- *    mask_len=10" (the last four optional: older runs lack them)
+ *    mask_len=10;bf16=0" (the last five optional: older runs lack them)
  * parse: fills c and model (cap bytes); MER_ERR_FORMAT naming the bad field. */
 mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
                                char digest[17]);

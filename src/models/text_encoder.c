@@ -99,6 +99,40 @@ mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, i
                     m->dir, name, mer_dtype_name(e.dtype));
 }
 
+mer_status mer__text_cfg_int(const mer_json *j, const char *path, const char *key, int64_t def, int64_t lo,
+                             int64_t hi, int32_t *out) {
+    int64_t v;
+    mer_status s = mer_json_int_or(j, key, def, &v);
+    if (s != MER_OK) return s;
+    if (v < lo || v > hi)
+        return mer__err(MER_ERR_FORMAT, "%s: %s = %lld is out of range [%lld, %lld]", path, key, (long long)v,
+                        (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return MER_OK;
+}
+
+mer_status mer__text_cfg_common(mer_text_model *m, const mer_json *j, const char *path, int32_t d, int32_t h,
+                                int32_t i, int32_t l, int32_t v) {
+    mer_text_info *c = &m->info;
+    mer_status s;
+    if ((s = mer__text_cfg_int(j, path, "hidden_size", d, 1, 1 << 16, &c->hidden_size)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "num_attention_heads", h, 1, 1024, &c->n_heads)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "intermediate_size", i, 1, 1 << 18, &c->intermediate_size)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "num_hidden_layers", l, 1, 1024, &c->n_layers)) != MER_OK ||
+        (s = mer__text_cfg_int(j, path, "vocab_size", v, 1, 1 << 24, &c->vocab_size)) != MER_OK)
+        return s;
+    return MER_OK;
+}
+
+mer_status mer__text_no_extra_layer(mer_text_model *m, const char *name) {
+    mer_safetensors_entry e;
+    if (mer_safetensors_find(m->st, name, &e) == MER_OK)
+        return mer__err(MER_ERR_SHAPE, "text checkpoint %s: has tensor %s but config.json says num_hidden_layers = %d",
+                        m->dir, name, m->info.n_layers);
+    mer_clear_error();
+    return MER_OK;
+}
+
 mer_status mer__text_f32(mer_text_model *m, const char *name, int32_t ndim, int64_t d0, int64_t d1,
                          const float **out) {
     int64_t shape[2] = {d0, d1};

@@ -54,6 +54,15 @@ struct mer_text_model {
  * "<name>.scale"). */
 mer_status mer__text_weight(mer_text_model *m, const char *name, int64_t rows, int64_t cols,
                             mer__tw *w);
+/* config.json integer key (def when absent) within [lo, hi], else one line naming path and key. */
+mer_status mer__text_cfg_int(const mer_json *j, const char *path, const char *key, int64_t def, int64_t lo,
+                             int64_t hi, int32_t *out);
+/* The keys every family has (hidden_size, num_attention_heads, intermediate_size,
+ * num_hidden_layers, vocab_size) into m->info, with the family's config-class defaults. */
+mer_status mer__text_cfg_common(mer_text_model *m, const mer_json *j, const char *path, int32_t d, int32_t h,
+                                int32_t i, int32_t l, int32_t v);
+/* MER_ERR_SHAPE when the checkpoint holds tensor name (of layer n_layers): config.json says fewer. */
+mer_status mer__text_no_extra_layer(mer_text_model *m, const char *name);
 /* A float32 vector / matrix of an exact shape (converted once when stored otherwise). */
 mer_status mer__text_f32(mer_text_model *m, const char *name, int32_t ndim, int64_t d0, int64_t d1,
                          const float **out);

@@ -42,6 +42,7 @@ void mer_analysis_free(mer_analysis *a) {
     if (!a) return;
     free(a->path);
     free(a->audio_model);
+    free(a->text_model);
     free(a->rows);
     free(a);
 }
@@ -267,6 +268,67 @@ done:
     return s;
 }
 
+/* ---- text -------------------------------------------------------------------------------- */
+
+/* A trained text run: the transcript's feature from the run's recipe (its text encoder and
+ * tokenizer, mer_text_recipe_extract), the run's fold models, the classes mapped to six. */
+static mer_status run_text_model(mer_analysis *A, const char *model_dir, const char *text) {
+    mer_analysis_modality *m = &A->mod[M_TEXT];
+    mer_run *run = NULL;
+    mer_dataset *ds = NULL;
+    float *f = NULL, probs[MER_MAX_CLASSES];
+    const char *cls[MER_MAX_CLASSES];
+    mer_status s = mer_run_open(&run, model_dir);
+    if (s) goto done; /* the message names the directory */
+    const char *recipe = mer_run_recipe(run);
+    mer_json *rj = NULL;
+    int is_text = recipe && mer_json_parse(&rj, recipe, strlen(recipe), "recipe") == MER_OK && mer_json_has(rj, "text");
+    mer_json_free(rj);
+    mer_clear_error();
+    if (mer_run_n_modalities(run) != 1 || !is_text) {
+        s = mer__err(MER_ERR_INVALID_ARG,
+                     "%s: not a text run (one modality trained on `mer extract text` features, with their "
+                     "recipe.json given to `mer train --recipe`)",
+                     model_dir);
+        goto done;
+    }
+    int32_t C = mer_run_n_classes(run);
+    for (int32_t c = 0; c < C; c++) {
+        float row_[K];
+        cls[c] = mer_run_class(run, c);
+        if ((s = mer_label_map_row(cls[c], row_))) {
+            mer__err_prefix("%s", model_dir);
+            goto done;
+        }
+    }
+    int32_t nd = 0;
+    int64_t shape[3];
+    mer_tensor t;
+    const char *mname = mer_run_modality(run, 0);
+    if ((s = mer_text_recipe_extract(recipe, text, &f, &nd, shape)) || (s = mer_tensor_view(&t, f, MER_DTYPE_F32, nd, shape)) ||
+        (s = mer_dataset_init(&ds, cls, C, &mname, 1)) || (s = mer_dataset_add(ds, "text", -1, NULL, 0, &t)) ||
+        (s = mer_run_predict(run, ds, probs))) {
+        mer__err_prefix("%s: --text", model_dir);
+        goto done;
+    }
+    m->n_native = C;
+    for (int32_t c = 0; c < C; c++) {
+        snprintf(m->native_names[c], MER_NAME_MAX, "%s", cls[c]);
+        m->native[c] = probs[c];
+    }
+    if ((s = mer_label_map_probs(cls, C, probs, m->probs))) {
+        mer__err_prefix("%s", model_dir);
+        goto done;
+    }
+    m->present = 1;
+    snprintf(m->note, sizeof m->note, "trained text run");
+done:
+    free(f);
+    mer_dataset_free(ds);
+    mer_run_free(run);
+    return s;
+}
+
 /* ---- faces ------------------------------------------------------------------------------- */
 
 static mer_status run_faces(mer_analysis *A, const mer_analyze_params *p) {
@@ -432,7 +494,14 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
     /* text */
     mer_analysis_modality *mt = &A->mod[M_TEXT];
     if (!p.text) snprintf(mt->note, sizeof mt->note, "no --text given");
-    else {
+    else if (A->weights[M_TEXT] == 0) snprintf(mt->note, sizeof mt->note, "skipped (weight 0)");
+    else if (p.text_model) {
+        if (!(A->text_model = dup_str(p.text_model))) {
+            s = MER_ERR_NOMEM;
+            goto done;
+        }
+        if ((s = run_text_model(A, A->text_model, p.text))) goto done;
+    } else {
         if ((s = mer_text_lexicon_score(p.text, &A->text))) {
             mer__err_prefix("--text");
             goto done;
@@ -446,7 +515,8 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
     /* fusion over the modalities present (a cue-less transcript says nothing: not fused) */
     const float *d[N_MOD] = {0};
     for (int i = 0; i < N_MOD; i++)
-        if (A->mod[i].present && !(i == M_TEXT && A->text.cues == 0) && A->weights[i] > 0) d[i] = A->mod[i].probs;
+        if (A->mod[i].present && !(i == M_TEXT && !A->text_model && A->text.cues == 0) && A->weights[i] > 0)
+            d[i] = A->mod[i].probs;
     int32_t used = 0;
     s = mer_late_fuse(d, A->weights, N_MOD, K, A->fused, &used);
     if (s == MER_OK) {
@@ -519,7 +589,10 @@ mer_status mer_analysis_to_json(const mer_analysis *A, char **json) {
             mer__json_fixed(&w, o, "face_fraction", (double)A->frames_with_face / (double)A->frames, 6);
             mer__json_num(&w, o, "fps", A->fps_used);
         }
-        if (i == M_TEXT && m->present) {
+        if (i == M_TEXT && m->present && A->text_model) {
+            mer__json_str(&w, o, "method", "trained text run");
+            mer__json_str(&w, o, "model", A->text_model);
+        } else if (i == M_TEXT && m->present) {
             mer__json_str(&w, o, "method", "lexicon baseline (not Baichuan)");
             mer__json_int(&w, o, "words", A->text.words);
             mer__json_int(&w, o, "cue_words", A->text.cues);

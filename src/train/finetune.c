@@ -82,6 +82,37 @@ static mer_status write_npy_f16(const char *path, const float *x, int64_t T, int
     return s;
 }
 
+/* Hidden state `layer` (T, D) of one media file as the cache holds it: decoded at the model's
+ * rate, normalised as the checkpoint asks, encoded, rounded to float16 and back when round16
+ * (so features made from media for prediction equal the cached ones bitwise). *out malloc'd. */
+static mer_status encode_clip(mer_speech_model *sm, mer_speech_state *st, const char *media,
+                              int32_t layer, int round16, float **out, int64_t *T_out) {
+    mer_speech_info info;
+    mer_speech_model_info(sm, &info);
+    float *x = NULL, *h = NULL;
+    int64_t n = 0;
+    *out = NULL;
+    mer_status s = mer_media_decode_audio(media, info.sample_rate, &x, &n);
+    if (s) return s;
+    if (info.do_normalize) mer_speech_normalize(x, n);
+    const int64_t T = mer_speech_frames(sm, n), D = info.hidden_size;
+    if (T < 1) {
+        s = mer__err(MER_ERR_SHAPE, "%s: too short for one frame", media);
+    } else if (!(h = malloc((size_t)(T * D) * sizeof(float)))) {
+        s = mer__err(MER_ERR_NOMEM, "%s: out of memory", media);
+    } else if (!(s = mer_speech_encode(st, x, n, layer, layer, h)) && round16) {
+        for (int64_t i = 0; i < T * D; i++) h[i] = mer__f16_to_f32(mer__f32_to_f16(h[i]));
+    }
+    free(x);
+    if (s) {
+        free(h);
+        return s;
+    }
+    *out = h;
+    *T_out = T;
+    return MER_OK;
+}
+
 /* Make or check DIR/cache.json; MER_ERR_INVALID_ARG when the cache is another model's/layer's. */
 static mer_status cache_open(const char *dir, const char *digest, int32_t layer) {
     char path[4096], want[256];
@@ -133,19 +164,9 @@ static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm
                          p->audio_dir, name, p->audio_dir, name);
             break;
         }
-        float *x = NULL, *h = NULL;
-        int64_t n = 0;
-        if ((s = mer_media_decode_audio(media, info.sample_rate, &x, &n))) break;
-        if (info.do_normalize) mer_speech_normalize(x, n);
-        const int64_t T = mer_speech_frames(sm, n);
-        if (T < 1) {
-            s = mer__err(MER_ERR_SHAPE, "%s: too short for one frame", media);
-        } else if (!(h = malloc((size_t)(T * D) * sizeof(float)))) {
-            s = MER_ERR_NOMEM;
-        } else if (!(s = mer_speech_encode(st, x, n, layer, layer, h))) {
-            s = write_npy_f16(out, h, T, D);
-        }
-        free(x);
+        float *h = NULL;
+        int64_t T = 0;
+        if (!(s = encode_clip(sm, st, media, layer, 0, &h, &T))) s = write_npy_f16(out, h, T, D);
         free(h);
         if (s == MER_OK && p->cache_progress && p->cache_progress(r + 1, rows, p->cache_user))
             s = mer__err(MER_ERR_ABORTED, "stopped while caching (rerun with --resume)");
@@ -216,6 +237,9 @@ mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
     c.recon_weight = p->recon_weight;
     c.mask_prob = p->mask_prob;
     c.mask_len = p->mask_len;
+    c.bf16 = p->precision == MER_PRECISION_BF16;
+    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16)
+        return mer__err(MER_ERR_INVALID_ARG, "finetune: precision must be f32 or bf16");
     c.n_classes = 2;
     mer__sft *probe = NULL;
     if ((s = mer__sft_init(&probe, sm, &c))) {
@@ -260,6 +284,144 @@ done:
     mer_csv_free(csv);
     mer_speech_model_free(sm);
     return s;
+}
+
+/* ---- a run's encoder applied to media (extract --adapter, predict --input) ---------------- */
+
+struct mer_speech_adapter {
+    mer_speech_model *sm;
+    mer_speech_state *st;
+    mer__sft *sft;          /* NULL until a fold's weights are loaded */
+    float *params;
+    mer__sft_config c;
+    char dir[4096];
+};
+
+void mer_speech_adapter_free(mer_speech_adapter *a) {
+    if (!a) return;
+    mer__sft_free(a->sft);
+    free(a->params);
+    mer_speech_state_free(a->st);
+    mer_speech_model_free(a->sm);
+    free(a);
+}
+
+/* The trained tensors of fold-K.safetensors, each by name and shape. */
+static mer_status load_fold(mer_speech_adapter *a, const char *rundir, int32_t fold) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fold-%d.safetensors", rundir, (int)fold);
+    mer_safetensors *st = NULL;
+    mer_status s = mer_safetensors_open(&st, path);
+    if (s) return s;
+    int32_t nt = 0;
+    const mer__sft_param *pt = mer__sft_params(a->sft, &nt);
+    if (!(a->params = calloc((size_t)mer__sft_n_params(a->sft), sizeof(float))))
+        s = mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
+    for (int32_t i = 0; s == MER_OK && i < nt; i++) {
+        mer_safetensors_entry e;
+        int64_t n = e.ndim = 0;
+        if (mer_safetensors_find(st, pt[i].name, &e) != MER_OK) {
+            s = mer__err(MER_ERR_FORMAT, "%s: no tensor %s (a fold of another run layout?)", path,
+                         pt[i].name);
+            break;
+        }
+        n = 1;
+        for (int32_t d = 0; d < e.ndim; d++) n *= e.shape[d];
+        if (e.dtype != MER_DTYPE_F32 || n != pt[i].numel)
+            s = mer__err(MER_ERR_SHAPE, "%s: %s has %lld %s values, want %lld float32", path,
+                         pt[i].name, (long long)n, mer_dtype_name(e.dtype), (long long)pt[i].numel);
+        else
+            memcpy(a->params + pt[i].off, e.data, (size_t)n * sizeof(float));
+    }
+    mer_safetensors_free(st);
+    return s;
+}
+
+mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
+                                   const char *model_dir, int32_t fold) {
+    *out = NULL;
+    char path[4200], dir[1024], want[17], have[17];
+    snprintf(path, sizeof path, "%s/config.json", rundir);
+    mer_json *j = NULL;
+    mer_status s = mer_json_load(&j, path);
+    if (s) return s;
+    const char *enc = "";
+    mer__sft_config c;
+    int32_t classes = 0;
+    s = mer_json_string_or(j, "encoder", "", &enc);
+    if (s == MER_OK && !enc[0])
+        s = mer__err(MER_ERR_INVALID_ARG, "%s: not a `mer finetune speech` run (no encoder)", path);
+    if (s == MER_OK) s = mer__sft_spec_parse(enc, &c, dir, sizeof dir, want);
+    for (char key[32]; s == MER_OK; classes++) {
+        snprintf(key, sizeof key, "classes.%d", (int)classes);
+        if (!mer_json_has(j, key)) break;
+    }
+    mer_json_free(j);
+    if (s) return s;
+    c.n_classes = classes;
+    mer_speech_adapter *a = mer__calloc(1, sizeof *a);
+    if (!a) return MER_ERR_NOMEM;
+    a->c = c;
+    snprintf(a->dir, sizeof a->dir, "%s", rundir);
+    if (model_dir) snprintf(dir, sizeof dir, "%s", model_dir);
+    s = mer_speech_model_load(&a->sm, dir);
+    if (s == MER_OK) {
+        mer__speech_digest(a->sm, have);
+        if (want[0] && strcmp(want, have))
+            s = mer__err(MER_ERR_INVALID_ARG, "%s: checkpoint digest %s, but the run %s was made "
+                         "for %s (another model or config)", dir, have, rundir, want);
+    }
+    if (s == MER_OK) s = mer_speech_state_init(&a->st, a->sm);
+    if (s == MER_OK && fold >= 0 && !(s = mer__sft_init(&a->sft, a->sm, &c)))
+        s = load_fold(a, rundir, fold);
+    if (s) {
+        mer_speech_adapter_free(a);
+        return s;
+    }
+    *out = a;
+    return MER_OK;
+}
+
+static int64_t info_dim(const mer_speech_model *m) {
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    return info.hidden_size;
+}
+
+mer_status mer_speech_adapter_input(mer_speech_adapter *a, const char *media, float **data,
+                                    int32_t *ndim, int64_t shape[MER_MAX_DIMS]) {
+    int64_t T = 0;
+    mer_status s = encode_clip(a->sm, a->st, media, a->c.first - 1, 1, data, &T);
+    if (s) return s;
+    *ndim = 2;
+    shape[0] = T;
+    shape[1] = info_dim(a->sm);
+    return MER_OK;
+}
+
+mer_status mer_speech_adapter_extract(mer_speech_adapter *a, const char *media, int pool_mean,
+                                      float **data, int32_t *ndim, int64_t shape[MER_MAX_DIMS]) {
+    if (!a->sft)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: opened without a fold (fold < 0)", a->dir);
+    float *x = NULL, *y = NULL;
+    int64_t T = 0;
+    mer_status s = encode_clip(a->sm, a->st, media, a->c.first - 1, 1, &x, &T);
+    if (s) return s;
+    const int64_t D = mer__sft_dim(a->sft), off[2] = {0, T};
+    if (!(y = malloc((size_t)((pool_mean ? 1 : T) * D) * sizeof(float))))
+        s = mer__err(MER_ERR_NOMEM, "%s: out of memory", media);
+    if (s == MER_OK) s = mer__sft_forward(a->sft, a->params, x, off, 1, 0, NULL, NULL, pool_mean ? y : NULL);
+    if (s == MER_OK && !pool_mean) memcpy(y, mer__sft_hidden(a->sft), (size_t)(T * D) * sizeof(float));
+    free(x);
+    if (s) {
+        free(y);
+        return s;
+    }
+    *data = y;
+    *ndim = pool_mean ? 1 : 2;
+    shape[0] = pool_mean ? D : T;
+    shape[1] = pool_mean ? 0 : D;
+    return MER_OK;
 }
 
 /* ---- mer probe: which layers carry the emotion ------------------------------------------- */

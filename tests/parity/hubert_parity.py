@@ -87,8 +87,7 @@ def main():
                 out = os.path.join(work, f"{name}_{tag}.npy")
                 cmd = [a.mer, "extract", "audio", "--model", ck, "--threads", str(a.threads), "--overwrite",
                        "--out", out, os.path.join(work, tag.split("_")[0] + ".wav")]
-                if chunk:
-                    cmd[3:3] = ["--chunk-seconds", str(chunk)]
+                cmd[3:3] = ["--chunk-seconds", str(chunk)]  # 0: full attention (the CLI chunks at 10 s by default)
                 t0 = time.time()
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 t_mer = time.time() - t0
