@@ -160,6 +160,15 @@ MER_API mer_status mer_dir_remove_made(const char *path);
 /* Remove "*.tmp.<pid>" files of processes that no longer exist from dir (*removed: how many,
  * may be NULL). */
 MER_API mer_status mer_tmp_cleanup(const char *dir, int *removed);
+/* The recipe of a directory of features: dir/recipe.json records how its files were made (an
+ * extractor's JSON), so that a rerun with other settings does not keep files made the old way.
+ * Call before writing any file into dir. dir/recipe.json absent: it is written (atomically),
+ * except when dir already holds .npy files and !overwrite (made before recipes were recorded:
+ * a warning, nothing written). Present and equal as JSON to recipe_json: MER_OK (a resume).
+ * Present and different (or unreadable): with overwrite it is replaced (the caller redoes every
+ * file); without, MER_ERR_INVALID_ARG naming dir and the first difference
+ * (`feats: its features were made with another recipe (pool: was "none", now "mean"; ...)`). */
+MER_API mer_status mer_output_recipe(const char *dir, const char *recipe_json, int overwrite);
 /* The lines of a list file (one entry a line), the one list reader of every command: a UTF-8
  * BOM at the start is skipped, CR LF and LF both end lines, blanks around an entry are trimmed,
  * empty lines and lines starting with '#' are skipped; "-" reads stdin, FIFOs are read as
@@ -1261,6 +1270,20 @@ MER_API mer_status mer_text_extract(mer_text_state *s, const mer_tokenizer *tok,
                                     const mer_text_params *p, float **out, int32_t *ndim,
                                     int64_t shape[3]);
 
+/* The extraction recipe of speech-encoder features as JSON (*json malloc'd, free()):
+ * {"speech": {"model": DIR (absolute), "layer_first", "layer_last", "combine", "pool_mean",
+ * "chunk_seconds", "normalize", "precision"}}; `mer extract audio` writes it as recipe.json
+ * next to the features, `mer train` records it in the run, and mer_speech_recipe_extract
+ * replays it on new media (src/models/speech_recipe.c). */
+MER_API mer_status mer_speech_recipe_to_json(const char *model_dir, const mer_speech_params *p,
+                                             char **json);
+/* The feature such a recipe describes, for one media file (decoded at the model's rate): loads
+ * the model each call (for one-off use such as `mer predict --input`). *data malloc'd (free()),
+ * ndim/shape as mer_speech_extract gives them. */
+MER_API mer_status mer_speech_recipe_extract(const char *recipe_json, const char *media_path,
+                                             float **data, int32_t *ndim,
+                                             int64_t shape[MER_MAX_DIMS]);
+
 /* The extraction recipe of text features as JSON (*json malloc'd, free()):
  * {"text": {"model": DIR, "tokenizer": DIR, "layer_first", "layer_last", "combine", "pool_mean",
  * "skip_lead", "skip_trail", "precision"}} with the directories made absolute; `mer extract text`
@@ -1601,6 +1624,8 @@ MER_API const char *mer_run_labels(const mer_run *run);
 /* The encoder spec of a `mer finetune speech` run (config.json "encoder"), or NULL for other
  * runs. Owned by the run. mer_speech_adapter_open applies it to media. */
 MER_API const char *mer_run_encoder(const mer_run *run);
+/* The directory the run was opened from, as given to mer_run_open. Owned by the run. */
+MER_API const char *mer_run_dir(const mer_run *run);
 /* Class probabilities (n, C) for every clip of ds: the mean over the run's fold models of their
  * softmax. ds's modalities are matched to the run's by name (extra ones ignored; a missing one
  * or another dim is an error). The run holds scratch memory: do not call this concurrently on
@@ -1958,6 +1983,100 @@ typedef struct {
  * the process-wide one (mer_set_threads). */
 MER_API mer_status mer_vote(const mer_vote_params *params, mer_vote_result **out);
 MER_API void mer_vote_result_free(mer_vote_result *r);
+
+/* ---- predict from media (src/pipeline/predict.c, docs/training.md "Raw media") ------------ */
+/* The recipe a run records (mer_train_params.recipe_json): {"<modality>": <its recipe>, ...}
+ * from each feature directory's recipe.json (written by `mer extract audio`, `extract text`;
+ * acoustic recipes come from mer_acoustic_recipe_to_json), one line. *json NULL (and MER_OK)
+ * when some directory has none: the run then records no recipe. *json malloc'd (free()). */
+MER_API mer_status mer_recipe_from_features(const mer_modality_spec *mods, int32_t n, char **json);
+
+/* A data set of media files for run: every modality's feature extracted by the run's recipe
+ * (its entry for the modality, or the whole recipe when it is not keyed by modality): an
+ * acoustic recipe (mer_acoustic_extract, with its "norm") or a speech-encoder recipe
+ * (mer_speech_recipe_extract); a text recipe is refused (it needs transcripts). A `mer finetune
+ * speech` run (no recipe, an encoder spec) gets its encoder's input (mer_speech_adapter_input). Clip names are
+ * the file names without directory and extension (two inputs with one name are refused).
+ * Errors name the file. *out: mer_dataset_free. */
+MER_API mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int32_t n,
+                                     mer_dataset **out);
+/* mer_media_dataset, then mer_run_predict: probs (n, mer_run_n_classes) in input order. */
+MER_API mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n,
+                                     float *probs);
+
+/* ---- the demo: leave-one-speaker-out from media (src/pipeline/demo.c, docs/demo.md) ------ */
+/* `mer demo`: weight-free acoustic features of every clip of a labeled data set (and its
+ * speed-perturbed training copies), cached under out/features; leave-one-speaker-out evaluation
+ * (mer_loso_run) speaker-normalised into out/report, and optionally the single-clip variant into
+ * out/report/single-clip; a final model on every speaker into out/model (a run whose recipe
+ * records the extraction and the standardisation, so `mer predict --input` applies it to media);
+ * and that model applied to the first clip's file. */
+#define MER_DEMO_MAX_SPEEDS 5
+typedef enum {
+    MER_DEMO_DATA = 0,      /* labels read (n_clips, n_speakers, classes) */
+    MER_DEMO_FEATURES = 1,  /* features ready (feature_dim, n_cached, n_extracted) */
+    MER_DEMO_LOSO = 2,      /* speaker-normalised evaluation done (loso) */
+    MER_DEMO_SINGLE = 3,    /* single-clip evaluation done (single), when asked */
+    MER_DEMO_MODEL = 4,     /* final model trained (model_dir) */
+    MER_DEMO_EXAMPLE = 5    /* the first clip predicted (example_*) */
+} mer_demo_stage;
+
+typedef struct mer_demo_result mer_demo_result;
+/* Called when a stage is complete, with the result filled so far (read-only, owned by the
+ * call): a CLI prints as the demo goes. */
+typedef void (*mer_demo_stage_fn)(mer_demo_stage stage, const mer_demo_result *r, void *user_data);
+
+typedef struct {
+    const char *data;          /* labels.csv (name,emotion,speaker) + flac/<name>.flac, <name>.flac,
+                                  wav/<name>.wav or <name>.wav; NULL: the bundled data/emodb
+                                  (mer_data_path) */
+    const char *out;           /* features/, report/, model/ go here ("out/demo") */
+    int32_t seeds;             /* models averaged per held-out speaker (3) */
+    int32_t epochs;            /* training epochs of every model (100) */
+    char model[MER_NAME_MAX];  /* trainer model ("linear") */
+    int32_t hidden;            /* 128 */
+    float dropout;             /* 0.5 */
+    double lr, l2;             /* 1e-3, 1e-3 */
+    double speeds[MER_DEMO_MAX_SPEEDS]; /* speeds[0] = 1 (the clips), then the factors of the
+                                           training copies, each in [0.5, 2] ({1, 0.9, 1.1}) */
+    int32_t n_speeds;          /* 3 (1: no copies) */
+    int32_t single_clip;       /* also evaluate single clips with training statistics (1) */
+    int32_t functionals;       /* acoustic functionals: MER_ACOUSTIC_EXTENDED (929, the default:
+                                  docs/demo.md) or MER_ACOUSTIC_EGEMAPS (514) */
+    mer_progress_fn progress;  /* per extracted clip, then per held-out speaker of each evaluation
+                                  (the stage after the last completed one); nonzero stops with
+                                  MER_ERR_ABORTED. May be NULL. */
+    void *progress_user_data;
+    mer_demo_stage_fn stage;   /* may be NULL */
+    void *stage_user_data;
+} mer_demo_params;
+MER_API mer_demo_params mer_demo_default_params(void);
+
+struct mer_demo_result {
+    char *data;                /* the data directory used */
+    char *feature_dir, *report_dir, *model_dir;
+    int64_t n_clips;
+    int32_t n_speakers, n_classes;
+    char classes[MER_MAX_CLASSES][MER_NAME_MAX];  /* sorted */
+    int32_t feature_dim;
+    int64_t n_cached, n_extracted;   /* feature files, clips and copies */
+    double extract_seconds;
+    mer_metrics loso;          /* speaker-normalised */
+    int32_t has_single;
+    mer_metrics single;        /* single clip, training-set statistics */
+    double eval_seconds;       /* both evaluations */
+    double model_seconds;
+    char *example_path;        /* the first clip's media file */
+    int32_t example_label;     /* its class */
+    float example_probs[MER_MAX_CLASSES];
+    double seconds;            /* the whole demo */
+};
+
+/* Run the demo. *out is allocated (mer_demo_result_free) and owns every pointer in it. Errors
+ * name the file (a clip that cannot be read is logged, and the call fails after trying all).
+ * Uses the process-wide thread count (mer_set_threads). params NULL: defaults. */
+MER_API mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out);
+MER_API void mer_demo_result_free(mer_demo_result *r);
 
 /* ==== Testing: allocation failure injection =================================================
  * Every allocation the library makes goes through one check (src/core/internal.h). After

@@ -784,9 +784,19 @@ MER_TEST(acoustic_cli_demo_small) {
     snprintf(p, sizeof p, "%s/out/model/metrics.json", dir);
     CHECK(slurp_contains(p, "\"complete\": true"));
     snprintf(p, sizeof p, "%s/out/model/recipe.json", dir);
-    CHECK(slurp_contains(p, "\"extractor\": \"acoustic\""));
-    CHECK(slurp_contains(p, "\"norm\""));
-    CHECK(slurp_contains(p, "\"adapt\": \"group\""));
+    {
+        mer_json *j = NULL;
+        const char *ex = NULL, *ad = NULL;
+        double mu[600], sd[600];
+        int32_t nm = 0, ns = 0;
+        REQUIRE_OK(mer_json_load(&j, p));
+        CHECK(mer_json_get_string(j, "extractor", &ex) == MER_OK && !strcmp(ex, "acoustic"));
+        CHECK(mer_json_get_string(j, "adapt", &ad) == MER_OK && !strcmp(ad, "group"));
+        CHECK_OK(mer_json_get_double_array(j, "norm.mean", mu, 600, &nm));
+        CHECK_OK(mer_json_get_double_array(j, "norm.std", sd, 600, &ns));
+        CHECK(nm == 514 && ns == 514 && sd[0] > 0);
+        mer_json_free(j);
+    }
     /* the rerun takes the cached features and replaces the model */
     rc = mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s/out --seeds 1 --epochs 20 --no-single-clip",
                       mer_test_bin(), dir, dir);

@@ -846,3 +846,49 @@ MER_TEST(hubert_cli_extract_audio) {
     CHECK(rc == 1 && strstr(out, "config.json"));
     CHECK(stat(p, &sb) != 0);
 }
+
+/* Predict from media for a run trained on speech-encoder features: `mer extract audio` writes
+ * recipe.json beside the features, `mer train` records it, and `mer predict --input` on the
+ * clips gives the same CSV as `mer predict --feature` on the extracted features (issue 12). */
+MER_TEST(hubert_predict_media_through_recipe) {
+    static const char *clips[8] = {"03a01Nc", "03a01Wa", "03a02Nc", "03a02Wb",
+                                   "03a02Wc", "03a04Nc", "03a04Wc", "03a05Nd"};
+    char d[600], out[8192], path[800], inputs[1200] = "";
+    snprintf(d, sizeof d, "%s", mer_test_tmpdir("predict_media"));
+    const char *mer = mer_test_bin();
+    char labels[400] = "name,emotion\n";
+    for (int k = 0; k < 8; k++) {
+        snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s,%s\n", clips[k],
+                 strchr(clips[k], 'W') ? "anger" : "neutral");
+        snprintf(inputs + strlen(inputs), sizeof inputs - strlen(inputs), " data/emodb/flac/%s.flac", clips[k]);
+    }
+    snprintf(path, sizeof path, "%s/labels.csv", d);
+    REQUIRE(mer_test_write(path, labels, strlen(labels)) == 0);
+    int rc = mer_test_run(out, sizeof out, "%s extract audio --model tests/fixtures/hubert/base --layers 1-2 --combine sum "
+                          "--pool mean --chunk-seconds 1 --threads 2 --out %s/feat%s", mer, d, inputs);
+    if (rc) printf("    %s\n", out);
+    REQUIRE(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s train --labels %s/labels.csv --feature audio=%s/feat --model linear "
+                      "--folds 2 --epochs 3 --threads 2 --no-plots --out %s/run", mer, d, d, d);
+    if (rc) printf("    %s\n", out);
+    REQUIRE(rc == 0);
+    mer_run *run = NULL;
+    snprintf(path, sizeof path, "%s/run", d);
+    REQUIRE_OK(mer_run_open(&run, path));
+    CHECK(mer_run_recipe(run) && strstr(mer_run_recipe(run), "\"speech\""));
+    mer_run_free(run);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/run --feature audio=%s/feat --threads 2 --out %s/a.csv",
+                      mer, d, d, d);
+    CHECK(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/run --input%s --threads 2 --out %s/b.csv && cmp %s/a.csv %s/b.csv",
+                      mer, d, inputs, d, d, d);
+    if (rc) printf("    %s\n", out);
+    CHECK(rc == 0);
+    /* a feature directory without recipe.json: the run records none, and --input says why */
+    snprintf(path, sizeof path, "%s/feat/recipe.json", d);
+    CHECK(unlink(path) == 0);
+    rc = mer_test_run(out, sizeof out, "%s train --labels %s/labels.csv --feature audio=%s/feat --model linear "
+                      "--folds 2 --epochs 1 --threads 2 --no-plots --out %s/run2 && %s predict --run %s/run2 "
+                      "--input data/emodb/flac/03a01Nc.flac --out %s/c.csv", mer, d, d, d, mer, d, d);
+    CHECK(rc == 1 && strstr(out, "no feature recipe"));
+}

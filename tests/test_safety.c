@@ -368,6 +368,60 @@ MER_TEST(safety_old_checkpoint_without_checksum_warns) {
     CHECK(rc == 0 && strstr(out, "fold-1.safetensors: no checksum"));
 }
 
+/* An output directory records its recipe; a rerun with another one is refused or redone. */
+static int npy_ndim(const char *path) {
+    float *x = NULL;
+    int32_t nd = 0;
+    int64_t sh[MER_MAX_DIMS];
+    if (mer_npy_read(path, &x, &nd, sh) != MER_OK) return -1;
+    free(x);
+    return nd;
+}
+
+MER_TEST(safety_extract_recipe_recorded) {
+    const char *d = mer_test_tmpdir("safety_recipe");
+    char dir[512], f[700], r[700], cmd[2400];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(f, sizeof f, "%s/feats/03a01Fa.npy", dir);
+    snprintf(r, sizeof r, "%s/feats/recipe.json", dir);
+    const char *ac = "%s extract acoustic %s --out %s/feats " CLIP " data/emodb/flac/08a02Tb.flac";
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool none", dir) == 0);
+    CHECK(exists(r) && npy_ndim(f) == 2);
+    /* --pool mean over (T, D) files: refused, naming the difference; nothing changed */
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool mean", dir) == 1);
+    CHECK(strstr(out, "feats: its features were made with another recipe (pool: was \"none\", now \"mean\"") &&
+          strstr(out, "--overwrite"));
+    CHECK(npy_ndim(f) == 2);
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool none --sample-rate 8000", dir) == 1);
+    CHECK(strstr(out, "params.sample_rate: was 16000, now 8000"));
+    /* the same recipe resumes (existing files skipped) */
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool none", dir) == 0);
+    CHECK(strstr(out, "2 outputs already existed"));
+    /* --overwrite redoes every file and records the new recipe */
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool mean --overwrite", dir) == 0);
+    CHECK(npy_ndim(f) == 1);
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool mean", dir) == 0);
+    /* a recipe.json that is not JSON is another recipe */
+    REQUIRE(write_str(r, "{\"extractor\": \"acou") == 0);
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool mean", dir) == 1);
+    CHECK(strstr(out, "cannot be read as JSON"));
+    /* features from before recipes were recorded: a warning, and no recipe claimed for them */
+    REQUIRE(unlink(r) == 0);
+    CHECK(mer_test_run(out, sizeof out, ac, mer_test_bin(), "--pool none", dir) == 0);
+    CHECK(strstr(out, "2 feature files and no recipe.json") && !exists(r));
+    /* extract visual: the same for --pool and --frames */
+    const char *vis = "%s extract visual --model tests/fixtures/clip/tiny_clip %s --out %s/vis "
+                      "tests/fixtures/clip/clip.mp4 tests/fixtures/image/astronaut.png";
+    CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool none --frames 3", dir) == 0);
+    CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool mean --frames 3", dir) == 1);
+    CHECK(strstr(out, "vis: its features were made with another recipe (pool: was \"none\", now \"mean\""));
+    CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool none --frames 4", dir) == 1);
+    CHECK(strstr(out, "frames: was 3, now 4"));
+    snprintf(cmd, sizeof cmd, "%s/vis/clip.npy", dir);
+    CHECK(npy_ndim(cmd) == 2);
+    CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool none --frames 3", dir) == 0);
+}
+
 /* ---- 7. labels and seeds ----------------------------------------------------------------- */
 
 MER_TEST(safety_label_spaces_and_case_warned) {

@@ -511,6 +511,15 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
     p.adapt_last = 3;
     snprintf(c, sizeof c, "%s/c", base);
     CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_INVALID_ARG, "outside the model");
+    /* a clip name that is a path */
+    {
+        char bad[700];
+        snprintf(bad, sizeof bad, "%s/bad.csv", base);
+        REQUIRE(mer_test_write(bad, "name,emotion,speaker\n03a01Fa,happiness,03\n../03a01Nc,neutral,03\n", 64) == 0);
+        p = ft_params(bad);
+        snprintf(c, sizeof c, "%s/g", base);
+        CHECK_ERR(mer_finetune_speech(&p, c, &m), MER_ERR_FORMAT, "bad.csv: row 3");
+    }
     /* a cache made from another model */
     p = ft_params(labels);
     p.model_dir = "tests/fixtures/hubert/large";

@@ -113,7 +113,15 @@ int cmd_extract_acoustic(int argc, char **argv) {
         extract_opts_free(&eo);
         return rc;
     }
+    char *recipe = NULL; /* recorded in an output directory: another --pool later is refused */
+    mer_status s = mer_acoustic_recipe_to_json(&r, &recipe);
+    if (s) {
+        extract_opts_free(&eo);
+        return cli_fail_status(cmd, s, NULL);
+    }
+    eo.recipe = recipe;
     rc = extract_run(&eo, extract_one, &r);
+    free(recipe);
     extract_opts_free(&eo);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char usage_text[] =
     "usage: mer extract audio --model DIR|ORG/NAME [--layers all|last4|N|N-M] [--combine stack|sum|mean]\n"
@@ -100,6 +101,7 @@ int cmd_extract_audio(int argc, char **argv) {
     extract_opts eo;
     extract_opts_init(&eo, cmd);
     audio_ctx c = {0};
+    char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
     c.params = mer_speech_default_params();
     /* long inputs in 10 s chunks, as MERTools: full attention over 30 min took 45x as long */
     c.params.chunk_seconds = 10.0;
@@ -200,10 +202,8 @@ int cmd_extract_audio(int argc, char **argv) {
     }
     c.params.precision = precision;
 
-    char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
     mer_status s = mer_model_resolve(model_dir, &resolved);
     if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved);
-    free(resolved);
     if (s) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
@@ -223,8 +223,23 @@ int cmd_extract_audio(int argc, char **argv) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
     }
+    /* a directory of features gets recipe.json: how they were made, recorded by `mer train`
+     * so `mer predict --input` can extract new media the same way */
+    struct stat ost;
+    if (eo.list || eo.n_inputs > 1 || (stat(eo.out, &ost) == 0 && S_ISDIR(ost.st_mode))) {
+        char *recipe = NULL, rp[4200];
+        snprintf(rp, sizeof rp, "%s/recipe.json", eo.out);
+        if ((s = mer_speech_recipe_to_json(resolved, &c.params, &recipe)) || (s = mer_mkdir_p(eo.out)) ||
+            (s = mer_write_file_atomic(rp, recipe, strlen(recipe)))) {
+            free(recipe);
+            rc = cli_fail_status(cmd, s, rp);
+            goto out;
+        }
+        free(recipe);
+    }
     rc = extract_run(&eo, extract_one, &c);
 out:
+    free(resolved);
     mer_speech_adapter_free(c.adapter);
     mer_speech_state_free(c.state);
     mer_speech_model_free(c.model);

@@ -204,19 +204,17 @@ int cmd_extract_text(int argc, char **argv) {
         mer_tmp_cleanup(out, NULL);
     }
     {
-        /* recipe.json: how these features were made, for `mer train --recipe` */
+        /* recipe.json: how these features were made, for `mer train --recipe`; another recipe
+         * over existing files is refused (mer_output_recipe); it may not replace the CSV */
         char *recipe = NULL, rp[4200];
-        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe))) {
-            rc = cli_fail_status(cmd, s, "recipe");
-            goto done;
-        }
         snprintf(rp, sizeof rp, "%s/recipe.json", out);
-        if ((s = mer_input_set_check(inset, rp)) == MER_OK) s = mer_write_file_atomic(rp, recipe, strlen(recipe));
-        free(recipe);
-        if (s) {
+        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe)) ||
+            (s = mer_input_set_check(inset, rp)) || (s = mer_output_recipe(out, recipe, overwrite))) {
+            free(recipe);
             rc = cli_fail_status(cmd, s, NULL);
             goto done;
         }
+        free(recipe);
     }
     const int64_t rows = mer_csv_rows(csv);
     seen = calloc((size_t)(rows > 0 ? rows : 1), sizeof *seen);

@@ -1,8 +1,7 @@
 /*
  * cmd_predict.c -- `mer predict`: class probabilities of a trained run (mean of its fold
  * models) for clips given as feature files (--feature NAME=DIR, optionally --list LIST) or as
- * raw media (--input FILE..., when the run recorded a feature recipe; extraction is
- * mer_acoustic_extract, referenced weakly so builds without it still link).
+ * raw media (--input FILE..., when the run recorded a feature recipe: mer_media_dataset).
  */
 #include "cli.h"
 #include "prior_cli.h"
@@ -11,8 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#pragma weak mer_acoustic_extract
 
 static const char *CMD = "predict";
 
@@ -94,12 +91,15 @@ static int adapt_groups(const mer_dataset *ds, const char *re_src, const char *c
     return rc;
 }
 
-/* The clip name of a media file: its file name without directory and extension. */
-static void clip_name(char *name, size_t cap, const char *input) {
-    const char *base = strrchr(input, '/');
-    snprintf(name, cap, "%s", base ? base + 1 : input);
-    char *dot = strrchr(name, '.');
-    if (dot && dot != name) *dot = '\0';
+/* The run's recipe says it was trained on per-group (speaker) standardised features. */
+static int recipe_adapts_groups(const mer_run *run) {
+    const char *rec = mer_run_recipe(run), *adapt = NULL;
+    mer_json *j = NULL;
+    int yes = rec && mer_json_parse(&j, rec, strlen(rec), "recipe") == MER_OK &&
+              mer_json_string_or(j, "adapt", "", &adapt) == MER_OK && !strcmp(adapt, "group");
+    mer_json_free(j);
+    mer_clear_error();
+    return yes;
 }
 
 int cmd_predict(int argc, char **argv) {
@@ -113,7 +113,6 @@ int cmd_predict(int argc, char **argv) {
     long threads = 0;
     int rc = 0;
     mer_run *run = NULL;
-    mer_speech_adapter *adapter = NULL; /* --input on a `mer finetune speech` run */
     mer_dataset *ds = NULL;
     char **names = NULL;
     int64_t n_names = 0;
@@ -198,61 +197,8 @@ int cmd_predict(int argc, char **argv) {
     int32_t C = mer_run_n_classes(run);
     for (int32_t k = 0; k < C; k++) cls[k] = mer_run_class(run, k);
 
-    if (n_in && !mer_run_recipe(run) && mer_run_encoder(run)) {
-        /* a `mer finetune speech` run: its input is its encoder's cached hidden state */
-        if ((s = mer_speech_adapter_open(&adapter, run_dir, NULL, -1)) != MER_OK) {
-            rc = cli_fail_status(CMD, s, NULL);
-            goto done;
-        }
-    }
     if (n_in) {
-        if (!mer_run_recipe(run) && !adapter) {
-            rc = cli_fail(CMD, "%s: the run has no feature recipe (train with --recipe), so --input cannot be used; give --feature", run_dir);
-            goto done;
-        }
-        if (!adapter && !mer_acoustic_extract) {
-            rc = cli_fail(CMD, "this build has no feature extractor for --input");
-            goto done;
-        }
-        const char *mnames[MER_MAX_MODALITIES];
-        for (int32_t m = 0; m < mer_run_n_modalities(run); m++) mnames[m] = mer_run_modality(run, m);
-        /* one row per clip name: two inputs with the same name would give two rows no one can
-         * tell apart (extract refuses the same way) */
-        for (int32_t k = 0; k < n_in; k++) {
-            char nk[256];
-            clip_name(nk, sizeof nk, inputs[k]);
-            for (int32_t q = 0; q < k; q++) {
-                char nq[256];
-                clip_name(nq, sizeof nq, inputs[q]);
-                if (!strcmp(nk, nq)) {
-                    rc = cli_fail(CMD, "%s and %s have the same clip name '%s'; rename one (each clip "
-                                  "gets one row named after its file)", inputs[q], inputs[k], nk);
-                    goto done;
-                }
-            }
-        }
-        s = mer_dataset_init(&ds, cls, C, mnames, mer_run_n_modalities(run));
-        for (int32_t k = 0; s == MER_OK && k < n_in; k++) {
-            mer_tensor t[MER_MAX_MODALITIES];
-            float *data[MER_MAX_MODALITIES] = {0};
-            int32_t nm = mer_run_n_modalities(run);
-            for (int32_t m = 0; s == MER_OK && m < nm; m++) {
-                int32_t nd = 0;
-                int64_t shape[MER_MAX_DIMS];
-                s = adapter ? mer_speech_adapter_input(adapter, inputs[k], &data[m], &nd, shape)
-                            : mer_acoustic_extract(mer_run_recipe(run), inputs[k], mnames[m],
-                                                   &data[m], &nd, shape);
-                if (s == MER_OK) s = mer_tensor_view(&t[m], data[m], MER_DTYPE_F32, nd, shape);
-            }
-            char name[256];
-            clip_name(name, sizeof name, inputs[k]);
-            if (s == MER_OK) s = mer_dataset_add(ds, name, -1, NULL, 0, t);
-            for (int32_t m = 0; m < nm; m++) free(data[m]);
-            if (s != MER_OK) {
-                rc = cli_fail_status(CMD, s, inputs[k]);
-                goto done;
-            }
-        }
+        s = mer_media_dataset(run, inputs, n_in, &ds);
         if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
     } else {
         if (list) {
@@ -297,7 +243,7 @@ int cmd_predict(int argc, char **argv) {
         if (n_un)
             fprintf(stderr, "mer predict: warning: %lld clips are in groups of fewer than %ld clips "
                     "and were not adapted\n", (long long)n_un, adapt_min);
-    } else if (n > 1 && mer_run_recipe(run) && strstr(mer_run_recipe(run), "\"adapt\": \"group\"")) {
+    } else if (n > 1 && recipe_adapts_groups(run)) {
         fprintf(stderr, "mer predict: note: this run was trained on speaker-normalised features; "
                 "for several clips of one speaker, --adapt all (or --adapt group) is more accurate "
                 "(docs/demo.md)\n");
@@ -322,7 +268,6 @@ done:
     free(names);
     free(probs);
     mer_dataset_free(ds);
-    mer_speech_adapter_free(adapter);
     mer_run_free(run);
     free(inputs);
     return rc;

@@ -61,7 +61,8 @@ static void usage(FILE *f) {
             "  --out RUNDIR          config, fold checkpoints, oof.csv, metrics.json, PNG plots\n"
             "  --resume              continue an interrupted run from its last complete epoch\n"
             "  --checkpoint-every N  resumable state every N epochs, at most every 10 s (1; 0 = never)\n"
-            "  --recipe FILE.json    feature recipe stored in the run (for predict --input)\n"
+            "  --recipe FILE.json    feature recipe stored in the run (for predict --input); default:\n"
+            "                        the feature directories' recipe.json files, when each has one\n"
             "  --no-plots            skip confusion.png / curves.png\n");
 }
 
@@ -310,6 +311,11 @@ int cmd_train(int argc, char **argv) {
             rc = cli_fail_status(CMD, s, NULL);
             goto cleanup;
         }
+    } else if ((s = mer_recipe_from_features(feats.spec, feats.n, &recipe)) != MER_OK) {
+        rc = cli_fail_status(CMD, s, NULL); /* the feature directories' recipe.json files */
+        goto cleanup;
+    } else {
+        tp.recipe_json = recipe;
     }
     s = mer_dataset_load(&train, &dp);
     if (s != MER_OK) {

@@ -158,6 +158,13 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
             goto done;
         }
         mer_tmp_cleanup(o->out, NULL);
+        char rp[4200];
+        snprintf(rp, sizeof rp, "%s/recipe.json", o->out);
+        if (o->recipe && (mer_input_set_check(inset, rp) != MER_OK ||
+                          mer_output_recipe(o->out, o->recipe, o->overwrite) != MER_OK)) {
+            rc = cli_fail(o->cmd, "%s", mer_last_error());
+            goto done;
+        }
     }
 
     cli_progress prog;

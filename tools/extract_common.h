@@ -46,6 +46,9 @@ typedef struct {
     bool overwrite;        /* --overwrite */
     long threads;          /* --threads N (0: all online CPUs) */
     bool threads_set;
+    const char *recipe;    /* the extractor's recipe JSON (borrowed), or NULL: an output
+                              directory records it as recipe.json and refuses another
+                              (mer_output_recipe); set it before extract_run */
     char **inputs;         /* positional inputs (borrowed argv strings) */
     int n_inputs;
     int cap_inputs;

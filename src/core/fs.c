@@ -11,6 +11,8 @@
  */
 #include "internal.h"
 
+#include <cJSON.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -644,4 +646,90 @@ uint64_t mer__digest_final(const mer__digest *d) {
     h ^= h >> 32;
     h *= 0xD6E8FEB86659FD93ULL;
     return h ^ (h >> 32);
+}
+
+/* ============================================================================================
+ * The recipe of a directory of features
+ * ========================================================================================== */
+
+/* Where a and b first differ, as "key: was X, now Y" (keys joined by '.'), into buf. */
+static int recipe_diff(const cJSON *a, const cJSON *b, const char *path, char *buf, size_t cap) {
+    if (cJSON_Compare(a, b, 1)) return 0;
+    if (cJSON_IsObject(a) && cJSON_IsObject(b)) {
+        const cJSON *it;
+        char sub[256];
+        cJSON_ArrayForEach(it, b) {
+            snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", it->string);
+            const cJSON *o = cJSON_GetObjectItemCaseSensitive(a, it->string);
+            if (!o) {
+                snprintf(buf, cap, "%s: not recorded, now set", sub);
+                return 1;
+            }
+            if (recipe_diff(o, it, sub, buf, cap)) return 1;
+        }
+        cJSON_ArrayForEach(it, a) {
+            if (!cJSON_GetObjectItemCaseSensitive(b, it->string)) {
+                snprintf(buf, cap, "%s%s%s: recorded, now absent", path, *path ? "." : "", it->string);
+                return 1;
+            }
+        }
+    }
+    char *x = cJSON_PrintUnformatted(a), *y = cJSON_PrintUnformatted(b);
+    snprintf(buf, cap, "%s: was %.60s, now %.60s", *path ? path : "recipe", x ? x : "?", y ? y : "?");
+    cJSON_free(x);
+    cJSON_free(y);
+    return 1;
+}
+
+static int64_t count_npy(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        n += l > 4 && !strcmp(e->d_name + l - 4, ".npy");
+    }
+    closedir(d);
+    return n;
+}
+
+mer_status mer_output_recipe(const char *dir, const char *recipe_json, int overwrite) {
+    if (!dir || !recipe_json) return mer__err(MER_ERR_INVALID_ARG, "mer_output_recipe: NULL argument");
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/recipe.json", dir) >= (int)sizeof path)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: path too long", dir);
+    cJSON *now = cJSON_Parse(recipe_json);
+    if (!now) return mer__err(MER_ERR_INTERNAL, "%s: the new recipe is not JSON", path);
+    char *old = NULL;
+    size_t size = 0;
+    struct stat st;
+    mer_status s = MER_OK;
+    if (stat(path, &st) == 0) {
+        if ((s = mer__read_file(path, &old, &size))) goto done;
+        cJSON *was = cJSON_ParseWithLength(old, size);
+        char why[200] = "it cannot be read as JSON";
+        int differ = !was || recipe_diff(was, now, "", why, sizeof why);
+        cJSON_Delete(was);
+        if (differ && !overwrite) {
+            s = mer__err(MER_ERR_INVALID_ARG,
+                         "%s: its features were made with another recipe (%s; %s): --overwrite redoes "
+                         "every file, or give another --out", dir, why, path);
+            goto done;
+        }
+        if (!differ) goto done; /* the same recipe: resume */
+    } else if (!overwrite) {
+        int64_t n = count_npy(dir);
+        if (n > 0) { /* made before recipes were recorded, or by hand: cannot be checked */
+            MER_LOG_W("%s: %lld feature file%s and no recipe.json, so their recipe cannot be checked; "
+                      "recipe.json is not written (--overwrite redoes them and records it)", dir,
+                      (long long)n, n == 1 ? "" : "s");
+            goto done;
+        }
+    }
+    s = mer_write_file_atomic(path, recipe_json, strlen(recipe_json));
+done:
+    free(old);
+    cJSON_Delete(now);
+    return s;
 }

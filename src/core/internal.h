@@ -114,6 +114,9 @@ uint64_t mer__rng_u64(mer__rng *r);
 double mer__rng_uniform(mer__rng *r);    /* [0, 1) */
 double mer__rng_normal(mer__rng *r);     /* standard normal (Box-Muller) */
 
+/* Monotonic seconds (CLOCK_MONOTONIC), for durations. */
+double mer__now(void);
+
 /* ---- files ------------------------------------------------------------------------------- */
 
 /* All of fs.c (docs/safety.md); the public half (names, outputs, atomic writes, marked

@@ -10,6 +10,7 @@
 #endif
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MER__ERR_CAP 1024
@@ -165,3 +166,9 @@ void mer__free(void *p) { free(p); }
 
 /* ---- files ------------------------------------------------------------------------------- */
 
+
+double mer__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

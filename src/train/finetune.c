@@ -42,14 +42,6 @@ mer_finetune_params mer_finetune_default_params(void) {
     return p;
 }
 
-/* A clip name from the labels file becomes part of a path only if it is a plain file name. */
-static int plain_name(const char *s) {
-    if (!s[0] || !strcmp(s, ".") || !strcmp(s, "..")) return 0;
-    for (const char *c = s; *c; c++)
-        if (*c == '/' || *c == '\\' || (unsigned char)*c < 0x20) return 0;
-    return 1;
-}
-
 static int clip_media(char *buf, size_t n, const char *dir, const char *name) {
     static const char *fmts[] = {"%s/%s.wav", "%s/%s.flac", "%s/%s.mp4", "%s/%s.mp3", "%s/%s.avi",
                                  "%s/flac/%s.flac", "%s/wav/%s.wav"};
@@ -152,12 +144,9 @@ static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm
     char media[4096], out[4096];
     for (int64_t r = 0; r < rows && s == MER_OK; r++) {
         const char *name = mer_csv_cell(csv, r, name_col);
-        if (!name || !plain_name(name)) {
-            s = mer__err(MER_ERR_FORMAT, "%s: row %lld: clip name '%s' is not a plain file name",
-                         p->labels_csv, (long long)r + 2, name ? name : "");
+        /* a clip name is data: it becomes a path only through mer_name_path */
+        if ((s = mer_name_path(out, sizeof out, cache, name ? name : "", ".npy", p->labels_csv, r + 2)))
             break;
-        }
-        snprintf(out, sizeof out, "%s/%s.npy", cache, name);
         if (mer__file_exists(out)) continue;
         if (clip_media(media, sizeof media, p->audio_dir, name)) {
             s = mer__err(MER_ERR_NOT_FOUND, "%s: no media file for clip %s (%s/%s.wav|flac|mp4|mp3|avi)",
@@ -463,12 +452,10 @@ static mer_status probe_features(const mer_probe_params *p, mer_speech_model *sm
     const int64_t rows = mer_csv_rows(csv), D = info.hidden_size;
     for (int64_t r = 0; r < rows && s == MER_OK; r++) {
         const char *name = mer_csv_cell(csv, r, name_col);
-        if (!name || !plain_name(name)) {
-            s = mer__err(MER_ERR_FORMAT, "%s: row %lld: clip name '%s' is not a plain file name",
-                         p->labels_csv, (long long)r + 2, name ? name : "");
+        char ldir[4096];
+        snprintf(ldir, sizeof ldir, "%s/layer-%02d", dir, (int)info.n_layers);
+        if ((s = mer_name_path(path, sizeof path, ldir, name ? name : "", ".npy", p->labels_csv, r + 2)))
             break;
-        }
-        snprintf(path, sizeof path, "%s/layer-%02d/%s.npy", dir, (int)info.n_layers, name);
         if (mer__file_exists(path)) continue; /* the last layer is written last */
         if (clip_media(media, sizeof media, p->audio_dir, name)) {
             s = mer__err(MER_ERR_NOT_FOUND, "%s: no media file for clip %s (%s/%s.wav|flac|mp4|mp3|avi)",

@@ -27,6 +27,7 @@ int64_t mer_run_dim(const mer_run *r, int32_t m) { return r->cfg.dim[m]; }
 const char *mer_run_recipe(const mer_run *r) { return r->recipe; }
 const char *mer_run_labels(const mer_run *r) { return r->labels; }
 const char *mer_run_encoder(const mer_run *r) { return r->cfg.encoder[0] ? r->cfg.encoder : NULL; }
+const char *mer_run_dir(const mer_run *r) { return r->dir; }
 
 void mer_run_free(mer_run *r) {
     if (!r) return;

@@ -344,12 +344,6 @@ static mer_status load_state(const char *path, mer__model *m, mer__optim *o, flo
     return s;
 }
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- one fold ---------------------------------------------------------------------------- */
 
 static uint64_t fold_seed(uint64_t seed, int32_t f) {
@@ -445,7 +439,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
     int64_t *perm = malloc((size_t)(n_tr ? n_tr : 1) * sizeof *perm);
     if (s == MER_OK && !perm) s = mer__err(MER_ERR_NOMEM, "out of memory");
 
-    double last_save = now_seconds();
+    double last_save = mer__now();
     for (int32_t e = h.epoch; s == MER_OK && e < E; e++) {
         /* a fresh permutation of the training clips per epoch (the DataLoader's shuffle) */
         memcpy(perm, tr, (size_t)n_tr * sizeof *perm);
@@ -528,10 +522,10 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             else if (c->halt) stop = 1;
         }
         int due = p->checkpoint_every > 0 && (e + 1) % p->checkpoint_every == 0 &&
-                  now_seconds() - last_save >= p->checkpoint_seconds;
+                  mer__now() - last_save >= p->checkpoint_seconds;
         if (e + 1 < E && (stop || due)) {
             s = save_state(state_path, m, &opt, best, &h, &rng, E);
-            last_save = now_seconds();
+            last_save = mer__now();
         }
         if (s == MER_OK && stop) s = mer__err(MER_ERR_ABORTED, "stopped after fold %d epoch %d", f, e + 1);
     }
