@@ -787,14 +787,14 @@ MER_TEST(acoustic_cli_demo_small) {
     {
         mer_json *j = NULL;
         const char *ex = NULL, *ad = NULL;
-        double mu[600], sd[600];
+        double mu[1000], sd[1000];
         int32_t nm = 0, ns = 0;
         REQUIRE_OK(mer_json_load(&j, p));
         CHECK(mer_json_get_string(j, "extractor", &ex) == MER_OK && !strcmp(ex, "acoustic"));
         CHECK(mer_json_get_string(j, "adapt", &ad) == MER_OK && !strcmp(ad, "group"));
-        CHECK_OK(mer_json_get_double_array(j, "norm.mean", mu, 600, &nm));
-        CHECK_OK(mer_json_get_double_array(j, "norm.std", sd, 600, &ns));
-        CHECK(nm == 514 && ns == 514 && sd[0] > 0);
+        CHECK_OK(mer_json_get_double_array(j, "norm.mean", mu, 1000, &nm));
+        CHECK_OK(mer_json_get_double_array(j, "norm.std", sd, 1000, &ns));
+        CHECK(nm == 929 && ns == 929 && sd[0] > 0);
         mer_json_free(j);
     }
     /* the rerun takes the cached features and replaces the model */
