@@ -185,32 +185,6 @@ MER_TEST(adapt_ref_by_value) {
     mer_dataset_free(ds);
 }
 
-/* A float WAV (format 3) of n samples at sr Hz. */
-static int write_wav_f32(const char *path, const float *x, int64_t n, int32_t sr) {
-    unsigned char h[44];
-    uint32_t data = (uint32_t)(n * 4);
-    memcpy(h, "RIFF", 4);
-    uint32_t v = 36 + data;
-    memcpy(h + 4, &v, 4);
-    memcpy(h + 8, "WAVEfmt ", 8);
-    v = 16;
-    memcpy(h + 16, &v, 4);
-    uint16_t fmt = 3, ch = 1, align = 4, bits = 32;
-    memcpy(h + 20, &fmt, 2);
-    memcpy(h + 22, &ch, 2);
-    memcpy(h + 24, &sr, 4);
-    v = (uint32_t)sr * 4;
-    memcpy(h + 28, &v, 4);
-    memcpy(h + 32, &align, 2);
-    memcpy(h + 34, &bits, 2);
-    memcpy(h + 36, "data", 4);
-    memcpy(h + 40, &data, 4);
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    int ok = fwrite(h, 1, 44, f) == 44 && fwrite(x, 4, (size_t)n, f) == (size_t)n;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
-
 /* `mer analyze` on a long recording of one speaker adapts over its 2 s speech tiles exactly as
  * `mer predict --adapt all` adapts the same speech given as separate clips: 7 EmoDB clips of
  * speaker 03 (2.0 s each, decoded at the model's 16 kHz) and 2 s of digital silence in the
@@ -234,14 +208,14 @@ MER_TEST(adapt_analyze_windows_match_predict) {
         REQUIRE(n == len);
         memcpy(all + pos * len, x, (size_t)len * sizeof(float));
         snprintf(p, sizeof p, "%s/%s.wav", dir, clips[c]);
-        REQUIRE(write_wav_f32(p, x, n, sr) == 0);
+        REQUIRE(mer_test_write_wav(p, x, n, sr, 1) == 0);
         free(x);
         size_t k = strlen(inputs);
         snprintf(inputs + k, sizeof inputs - k, " '%s'", p);
     }
     char longwav[1400];
     snprintf(longwav, sizeof longwav, "%s/long.wav", dir);
-    REQUIRE(write_wav_f32(longwav, all, 8 * len, sr) == 0);
+    REQUIRE(mer_test_write_wav(longwav, all, 8 * len, sr, 1) == 0);
     free(all);
     char model[1400], out[8192];
     snprintf(model, sizeof model, "%s/models/emodb-acoustic", MER_SOURCE_DIR);

@@ -133,6 +133,20 @@ static int is_dir_with(const char *dir, const char *file) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The run's class names into cls (C of them); each must be one the label mapping knows. */
+static mer_status run_classes(mer_run *run, const char *model_dir, const char **cls) {
+    for (int32_t c = 0; c < mer_run_n_classes(run); c++) {
+        float row_[K];
+        cls[c] = mer_run_class(run, c);
+        mer_status s = mer_label_map_row(cls[c], row_);
+        if (s) {
+            mer__err_prefix("%s", model_dir);
+            return s;
+        }
+    }
+    return MER_OK;
+}
+
 /* Speech: decode at the recipe's rate, predict the clip (and the timeline windows), map. */
 static mer_status run_audio(mer_analysis *A, const char *model_dir, const mer_analyze_params *p) {
     mer_analysis_modality *m = &A->mod[M_AUDIO];
@@ -162,14 +176,7 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir, const mer_an
         goto done;
     }
     int32_t C = mer_run_n_classes(run);
-    for (int32_t c = 0; c < C; c++) {
-        float row_[K];
-        cls[c] = mer_run_class(run, c);
-        if ((s = mer_label_map_row(cls[c], row_))) {
-            mer__err_prefix("%s", model_dir);
-            goto done;
-        }
-    }
+    if ((s = run_classes(run, model_dir, cls))) goto done;
     if ((s = mer_media_decode_audio(A->path, sr, &x, &n))) goto done;
     if (n == 0) {
         snprintf(m->note, sizeof m->note, "the audio stream has no samples");
@@ -293,14 +300,7 @@ static mer_status run_text_model(mer_analysis *A, const char *model_dir, const c
         goto done;
     }
     int32_t C = mer_run_n_classes(run);
-    for (int32_t c = 0; c < C; c++) {
-        float row_[K];
-        cls[c] = mer_run_class(run, c);
-        if ((s = mer_label_map_row(cls[c], row_))) {
-            mer__err_prefix("%s", model_dir);
-            goto done;
-        }
-    }
+    if ((s = run_classes(run, model_dir, cls))) goto done;
     int32_t nd = 0;
     int64_t shape[3];
     mer_tensor t;
