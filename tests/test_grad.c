@@ -523,6 +523,72 @@ MER_TEST(grad_layers_ln_mha) {
     free(m);
 }
 
+/* ---- LoRA and the bottleneck adapter (src/nn/peft.c) ---------------------------------------- */
+
+typedef struct {
+    mer__nn *nn;
+    mer__lora *lo;
+    mer__adapter *ad;
+    float *x, *y, *r;
+    int64_t n;
+} peft_ctx;
+
+/* dot(r, branch(x)); the dropout masks are drawn from the same seed every time */
+static double peft_loss(void *u) {
+    peft_ctx *c = u;
+    mer__rng rng;
+    mer__rng_seed(&rng, 77);
+    mer__act_reset(&c->nn->act);
+    const int64_t out = c->lo ? c->lo->out : c->ad->up.out;
+    memset(c->y, 0, (size_t)(c->n * out) * sizeof(float));
+    if (c->lo) mer__lora_fwd(c->nn, c->lo, c->y, c->x, c->n, 1, &rng);
+    else mer__adapter_fwd(c->nn, c->ad, c->y, c->x, c->n, 1);
+    return dot(c->r, c->y, c->n * out);
+}
+
+MER_TEST(grad_lora_adapter) {
+    enum { N = 7, IN = 6, OUT = 5, R = 3 };
+    mer__nn nn = {0};
+    mer__lora lo;
+    mer__adapter ad;
+    REQUIRE_OK(mer__lora_declare(&nn, &lo, "q_proj", IN, OUT, R, 6.0f, 0.3f));
+    REQUIRE_OK(mer__adapter_declare(&nn, &ad, "adapter", IN, 4));
+    CHECK(mer__nn_find(&nn, "q_proj.lora_A.weight") && mer__nn_find(&nn, "q_proj.lora_B.weight") &&
+          mer__nn_find(&nn, "adapter.up.bias"));
+    REQUIRE_OK(mer__nn_alloc(&nn));
+    mer__rng rng;
+    mer__rng_seed(&rng, 5);
+    mer__lora_init(&nn, &lo, &rng);
+    mer__adapter_init(&nn, &ad, &rng);
+    /* peft / Houlsby starts: B and up zero (the branch adds nothing) */
+    CHECK(nn.params[lo.b] == 0.0f && nn.params[ad.up.w] == 0.0f && nn.params[lo.a] != 0.0f);
+    fill(nn.params, nn.n_params, 0.5, &rng); /* then non-zero everywhere, so no gradient is trivially 0 */
+    float x[N * IN], y[N * IN], r[N * IN], dx[N * IN];
+    fill(x, N * IN, 1, &rng);
+    fill(r, N * IN, 1, &rng);
+    for (int pass = 0; pass < 2; pass++) {
+        peft_ctx c = {&nn, pass ? NULL : &lo, pass ? &ad : NULL, x, y, r, N};
+        for (int64_t i = 0; i < nn.n_params; i++) nn.grads[i] = 0.5f;
+        memset(dx, 0, sizeof dx);
+        peft_loss(&c);
+        if (pass) mer__adapter_bwd(&nn, &ad, dx, r);
+        else mer__lora_bwd(&nn, &lo, dx, r);
+        if (!pass) CHECK(lo.mask != NULL); /* dropout really ran */
+        const char *names[2][4] = {{"q_proj.lora_A.weight", "q_proj.lora_B.weight", NULL, NULL},
+                                   {"adapter.down.weight", "adapter.down.bias", "adapter.up.weight",
+                                    "adapter.up.bias"}};
+        for (int t = 0; t < 4 && names[pass][t]; t++) {
+            const mer__param_info *p = mer__nn_find(&nn, names[pass][t]);
+            REQUIRE(p);
+            CHECK(fd_check_k(p->name, nn.params + p->offset, p->numel, nn.grads + p->offset, 0.5f,
+                             peft_loss, &c, 1e-2, pass) == 0);
+        }
+        CHECK(fd_check_k(pass ? "adapter dx" : "lora dx", x, N * IN, dx, 0.0f, peft_loss, &c, 1e-2,
+                         pass) == 0);
+    }
+    mer__nn_free(&nn);
+}
+
 /* ---- optimizer --------------------------------------------------------------------------- */
 
 MER_TEST(optim_adam_matches_formula) {

@@ -638,6 +638,51 @@ MER_TEST(safety_extract_audio_chunks_long_inputs) {
                        mer_test_bin(), H, d, H) == 2);
 }
 
+/* ---- 8. "-" is stdin; pipes and FIFOs are read as streams ------------------------------------ */
+
+MER_TEST(safety_stdin_pipes_and_fifos) {
+    const char *d = mer_test_tmpdir("safety_stdin");
+    char dir[512], a[700], b[700], fifo[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(a, sizeof a, "%s/file.npy", dir);
+    snprintf(b, sizeof b, "%s/stdin.npy", dir);
+    /* extract acoustic, one input: "-", /dev/stdin from a pipe, a FIFO give the file's bytes */
+    CHECK(mer_test_run(out, sizeof out, "%s extract acoustic --out %s " CLIP, mer_test_bin(), a) == 0);
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s extract acoustic --out %s -", mer_test_bin(), b) == 0);
+    CHECK(same_file(a, b));
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s extract acoustic --overwrite --out %s /dev/stdin",
+                       mer_test_bin(), b) == 0);
+    CHECK(same_file(a, b));
+    snprintf(fifo, sizeof fifo, "%s/fifo.flac", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    CHECK(mer_test_run(out, sizeof out, "(cat " CLIP " > %s &) ; %s extract acoustic --overwrite --out %s %s", fifo,
+                       mer_test_bin(), b, fifo) == 0);
+    CHECK(same_file(a, b));
+    /* analyze opens its input several times (probe, audio): the stream is kept in memory */
+    CHECK(mer_test_run(out, sizeof out, "%s analyze " CLIP " --json 2>/dev/null", mer_test_bin()) == 0);
+    char *want = strstr(out, "\"modalities\"");
+    REQUIRE(want);
+    want = strdup(want);
+    CHECK(mer_test_run(out, sizeof out, "%s analyze - --json < " CLIP " 2>/dev/null", mer_test_bin()) == 0);
+    CHECK(strstr(out, "\"file\":\t\"-\"") && strstr(out, want));
+    CHECK(mer_test_run(out, sizeof out, "(cat " CLIP " > %s &) ; %s analyze %s --json 2>/dev/null", fifo,
+                       mer_test_bin(), fifo) == 0);
+    CHECK(strstr(out, want));
+    free(want);
+    /* inspect */
+    CHECK(mer_test_run(out, sizeof out, "%s inspect - < " CLIP, mer_test_bin()) == 0 && strstr(out, "-: flac"));
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s inspect /dev/stdin", mer_test_bin()) == 0 &&
+          strstr(out, "audio flac"));
+    /* refused clearly: nothing on stdin, not media */
+    CHECK(mer_test_run(out, sizeof out, "%s analyze - < /dev/null", mer_test_bin()) == 1 && strstr(out, "-: empty stream"));
+    CHECK(mer_test_run(out, sizeof out, "echo hello | %s inspect -", mer_test_bin()) == 1 &&
+          strstr(out, "-: not a media file"));
+    CHECK(mer_test_run(out, sizeof out, "echo hello | %s extract acoustic --out %s/x.npy -", mer_test_bin(), dir) == 1 &&
+          strstr(out, "-: not a media file"));
+    snprintf(b, sizeof b, "%s/x.npy", dir);
+    CHECK(!exists(b));
+}
+
 /* ---- 5. digital silence is "no speech", not a class --------------------------------------- */
 
 MER_TEST(safety_silence_is_not_speech) {
@@ -756,8 +801,9 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
              "echo v > %s/keep.npy && echo v > %s/work/keep.npy && "
              "%s synth --out %s/work/s --n 24 --classes a,b --modality audio=3:2 >/dev/null && "
              "mkdir -p %s/work/out/data/flac && cp data/emodb/flac/03a01Fa.flac %s/work/out/data/flac/ok.flac && "
+             "for k in 1 2 3; do cp data/emodb/flac/08a02Tb.flac %s/work/out/data/flac/ok$k.flac; done && "
              "%s train --labels %s/work/s/labels.csv --feature audio=%s/work/s/audio --model attention --folds 2 --epochs 1 --out %s/work/run >/dev/null 2>&1",
-             root, root, root, root, root, root, root, mer_test_bin(), root, root, root, mer_test_bin(), root,
+             root, root, root, root, root, root, root, mer_test_bin(), root, root, root, root, mer_test_bin(), root,
              root, root);
     REQUIRE(system(cmd) == 0);
     char *before = snapshot(root, o);
@@ -798,6 +844,24 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
         REQUIRE(write_str(dd, text) == 0);
         mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s --seeds 1 --epochs 1 --no-single-clip",
                      mer_test_bin(), o, cmd);
+        /* extract text: the name in the transcript CSV */
+        snprintf(text, sizeof text, "name,chinese,english\nok,today,\n%s,hello,\n", q);
+        snprintf(dd, sizeof dd, "%s/text.csv", o);
+        REQUIRE(write_str(dd, text) == 0);
+        mer_test_run(out, sizeof out, "%s extract text --model tests/fixtures/text/tiny_bert --csv %s --out %s/text%d",
+                     mer_test_bin(), dd, o, r);
+        /* finetune speech and probe: the name in the labels CSV (the media lookup and the cache) */
+        snprintf(text, sizeof text, "name,emotion\nok,a\nok1,b\nok2,a\nok3,b\n%s,a\n", q);
+        snprintf(dd, sizeof dd, "%s/ft.csv", o);
+        REQUIRE(write_str(dd, text) == 0);
+        mer_test_run(out, sizeof out,
+                     "%s finetune speech --model tests/fixtures/hubert/base --labels %s --audio %s/data --layers 1-2 "
+                     "--epochs 1 --folds 2 --out %s/ft%d --cache %s/ftcache%d",
+                     mer_test_bin(), dd, o, o, r, o, r);
+        mer_test_run(out, sizeof out,
+                     "%s probe --model tests/fixtures/hubert/base --labels %s --audio %s/data --folds 2 --epochs 1 "
+                     "--out %s/probe%d",
+                     mer_test_bin(), dd, o, o, r);
         /* extract and faces: the name as the input's file name (where the file system allows it) */
         if (!strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..")) {
             char in[900];

@@ -92,7 +92,7 @@ static void run_case_in(const st_case *tc, const char *dir) {
     params = calloc((size_t)np, sizeof(float));
     grads = calloc((size_t)np, sizeof(float));
     int32_t nt = 0;
-    const mer__sft_param *pt = mer__sft_params(s, &nt);
+    const mer__param_info *pt = mer__sft_params(s, &nt);
     int missing = 0;
     for (int32_t i = 0; i < nt; i++) {
         int64_t n = 0;
@@ -102,7 +102,7 @@ static void run_case_in(const st_case *tc, const char *dir) {
             missing = 1;
             continue;
         }
-        memcpy(params + pt[i].off, v, (size_t)n * sizeof(float));
+        memcpy(params + pt[i].offset, v, (size_t)n * sizeof(float));
     }
     st_batch b[2];
     if (missing || get_batch(st, 0, &b[0]) || get_batch(st, 1, &b[1])) {
@@ -132,7 +132,7 @@ static void run_case_in(const st_case *tc, const char *dir) {
         snprintf(path, sizeof path, "grad.%s", pt[i].name);
         const float *g = tensor(st, path, NULL);
         if (!g) continue;
-        double e = rel(grads + pt[i].off, g, pt[i].numel);
+        double e = rel(grads + pt[i].offset, g, pt[i].numel);
         if (e > worst) worst = e;
         if (!(e < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: %s relative error %.3g", tc->name, path, e);
     }
@@ -224,11 +224,11 @@ MER_TEST(speech_train_bf16) {
     const int64_t np = mer__sft_n_params(s), D = mer__sft_dim(s);
     float *params = calloc((size_t)np, sizeof(float)), *grads = calloc((size_t)np, sizeof(float));
     int32_t nt = 0;
-    const mer__sft_param *pt = mer__sft_params(s, &nt);
+    const mer__param_info *pt = mer__sft_params(s, &nt);
     for (int32_t i = 0; i < nt; i++) {
         int64_t n = 0;
         const float *v = tensor(st, pt[i].name, &n);
-        if (v && n == pt[i].numel) memcpy(params + pt[i].off, v, (size_t)n * sizeof(float));
+        if (v && n == pt[i].numel) memcpy(params + pt[i].offset, v, (size_t)n * sizeof(float));
     }
     st_batch b;
     REQUIRE(get_batch(st, 0, &b) == 0);
@@ -246,7 +246,7 @@ MER_TEST(speech_train_bf16) {
         char name[128];
         snprintf(name, sizeof name, "grad.%s", pt[i].name);
         const float *g = tensor(st, name, NULL);
-        if (g) worst = fmax(worst, rel(grads + pt[i].off, g, pt[i].numel));
+        if (g) worst = fmax(worst, rel(grads + pt[i].offset, g, pt[i].numel));
     }
     const double ex = rel(dx, tensor(st, "grad.x", NULL), b.off[b.n] * D);
     CHECK(worst < 5e-2 && ex < 5e-2);

@@ -1,18 +1,23 @@
 /*
  * speech_train.c -- forward and backward through the transformer layers of a frozen speech
- * encoder with adapters or LoRA and a classification head (speech_train.h has the model).
+ * encoder with adapters or LoRA and a classification head (speech_train.h has the model),
+ * built on the layer kit (src/nn): the trainable tensors are declared in a parameter set
+ * (mer__nn: PyTorch / peft names, flat offsets), the LoRA and adapter branches are the kit's
+ * mer__lora / mer__adapter, the heads mer__lin, and every activation lives in the set's arena.
  *
- * The frozen weights are read in place through mer__speech_layer_get (no copy, never written);
- * only the flat trainable buffer given by the caller changes. Clips of a batch are stacked as
- * rows (sum of T_i, D) so every linear product runs once over the batch; attention runs per clip.
- * The forward keeps, per layer, the tensors its backward needs in one block sized from the rows
- * of the batch: it grows to the largest batch seen and is then reused, so steady-state steps do
- * not allocate. Per layer that is ~(10 D + 2 I) floats per row plus H T^2 per clip for the
- * attention probabilities (docs/finetune.md has the numbers at HuBERT-large).
+ * The frozen weights are read in place through mer__speech_layer_get (no copy, never written)
+ * and multiplied by the kernels directly (float32, or bfloat16 with bf16); only the flat
+ * trainable buffer given by the caller changes. Clips of a batch are stacked as rows (sum of
+ * T_i, D) so every linear product runs once over the batch; attention runs per clip. A training
+ * forward keeps, per layer, the tensors its backward needs and reserves the backward's scratch,
+ * all in the arena, which grows to the largest batch and is then reused: steady-state steps do
+ * not allocate and a backward cannot fail for memory. Per layer that is ~(10 D + 2 I) floats per
+ * row plus H T^2 per clip for the attention probabilities (docs/finetune.md has the numbers).
  */
 #include "speech_train.h"
 
 #include "kernels/kernels.h"
+#include "nn/nn.h"
 #include "speech_internal.h"
 
 #include <math.h>
@@ -20,20 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* LoRA on one projection: offsets of A (r, in) and B (out, r), or -1. */
-typedef struct {
-    int64_t a, b, in, out;
-} sft_lora;
-
 enum { P_Q, P_K, P_V, P_O, P_F1, P_F2, P_N };
 
 typedef struct {
     mer__speech_layer w;
     const uint16_t *w16[P_N];           /* bfloat16 copies of the projections (bf16 only) */
     int adapted;
-    int64_t ad_dw, ad_db, ad_uw, ad_ub; /* adapter down (B, D), (B); up (D, B), (D) */
-    sft_lora lora[P_N];
-    /* saved activations (pointers into the state's block) */
+    mer__adapter ad;                    /* method adapter */
+    mer__lora lora[P_N];                /* method lora: r > 0 where declared */
+    /* saved activations (pointers into the arena) */
     const float *x;                     /* input (rows, D) */
     float *n1, *mean1, *rstd1;          /* stable: LN1(x); post: LN1 stats of r1 */
     float *q, *k, *v, *ctx, *probs;
@@ -41,70 +41,37 @@ typedef struct {
     float *mean2, *rstd2;
     float *hid, *g;                     /* pre-GELU, GELU (rows, I) */
     float *f;                           /* feed-forward output (rows, D) */
-    float *z, *za;                      /* adapter pre/post ReLU (rows, B) */
     float *r2;                          /* post: pre-final_layer_norm sum */
     float *out;                         /* layer output (rows, D) */
-    float *u[P_N];                      /* LoRA A x (rows, r) */
-    const float *lin[P_N];              /* the LoRA branch's input after dropout (rows, in) */
-    float *dmask[P_N];                  /* its dropout mask (rows, in), NULL without dropout */
 } sft_layer;
 
 struct mer__sft {
     const mer_speech_model *m;
     mer__sft_config c;
-    int64_t D, H, I, L, B, r;
+    int64_t D, H, I, L;
     int stable;
-    float eps, scaling;
+    float eps;
     const float *enc_g, *enc_b;
+    mer__nn nn;                         /* trainable tensors (the caller owns the buffers) + arena */
     sft_layer *layers;                  /* last - first + 1 */
-    int64_t head_w, head_b;
-    int64_t rec_w, rec_b;               /* reconstruction head, or -1 */
-    mer__sft_param *params;
-    int32_t n_params_t, cap_params_t;
-    int64_t n_params;
+    mer__lin head, recon;               /* recon.in == 0 when off */
     /* activations of the last forward */
-    float *block;
-    size_t block_cap, block_used;
     int64_t rows, n, cap_off;
     int64_t *off;
     float *fin_mean, *fin_rstd, *fin;   /* final encoder LN (stable, last == L) */
     float *hsum, *feat;                 /* head input per row (rows, D), pooled (n, D) */
     float *attn_ws;                     /* attention forward workspace (the largest clip) */
-    int64_t attn_bwd_ws;                /* floats of attention backward workspace */
     /* masked reconstruction (training forward with recon_weight > 0) */
     float *xm;                          /* the masked input (rows, D) */
     int64_t *mrows, n_masked;           /* masked row indices (rows) */
     float *hm, *diff;                   /* hidden state adapt_last / recon - x at them (nm, D) */
     float recon_loss;
-    /* backward scratch */
-    float *sbuf;
-    size_t sbuf_cap;
+    float *sbuf;                        /* backward scratch, reserved by a training forward */
+    int64_t attn_bwd_ws;
     int trained;                        /* last forward kept activations */
 };
 
-/* ---- parameter table --------------------------------------------------------------------- */
-
-static int64_t declare(mer__sft *s, const char *name, int32_t ndim, int64_t d0, int64_t d1) {
-    /* LoRA runs use peft's names, so a fold checkpoint loads into peft unchanged */
-    const char *pre = s->c.method == MER__SFT_LORA ? "base_model.model." : "";
-    if (s->n_params_t == s->cap_params_t) {
-        int32_t cap = s->cap_params_t ? 2 * s->cap_params_t : 64;
-        mer__sft_param *p = realloc(s->params, (size_t)cap * sizeof *p);
-        if (!p) return -1;
-        s->params = p;
-        s->cap_params_t = cap;
-    }
-    mer__sft_param *p = &s->params[s->n_params_t++];
-    memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "%s%s", pre, name);
-    p->ndim = ndim;
-    p->shape[0] = d0;
-    p->shape[1] = ndim > 1 ? d1 : 0;
-    p->numel = ndim > 1 ? d0 * d1 : d0;
-    p->off = s->n_params;
-    s->n_params += p->numel;
-    return p->off;
-}
+/* ---- parameters ---------------------------------------------------------------------------- */
 
 static const char *proj_name[P_N] = {"attention.q_proj", "attention.k_proj", "attention.v_proj",
                                      "attention.out_proj", "feed_forward.intermediate_dense",
@@ -154,10 +121,7 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
     s->H = info.n_heads;
     s->I = info.intermediate_size;
     s->L = L;
-    s->B = c->bottleneck;
-    s->r = c->rank;
     s->stable = info.stable_layer_norm;
-    s->scaling = c->method == MER__SFT_LORA ? c->alpha / (float)c->rank : 0.0f;
     mer__speech_encoder_ln(m, &s->enc_g, &s->enc_b, &s->eps);
     const int32_t nl = c->last - c->first + 1;
     s->layers = mer__calloc((size_t)nl, sizeof *s->layers);
@@ -165,58 +129,37 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
         mer__sft_free(s);
         return MER_ERR_NOMEM;
     }
+    /* LoRA runs use peft's names, so a fold checkpoint loads into peft unchanged */
+    const char *pre = c->method == MER__SFT_LORA ? "base_model.model." : "";
     char name[96];
     const int64_t D = s->D, I = s->I;
-    for (int32_t j = 0; j < nl; j++) {
+    mer_status st = MER_OK;
+    for (int32_t j = 0; j < nl && st == MER_OK; j++) {
         sft_layer *ly = &s->layers[j];
         const int32_t l = c->first - 1 + j; /* 0-based layer index, the HF module number */
-        mer_status st = mer__speech_layer_get(m, l, &ly->w);
+        st = mer__speech_layer_get(m, l, &ly->w);
         if (st == MER_OK && c->bf16) st = mer__speech_layer_bf16(m, l, ly->w16);
-        if (st) {
-            mer__sft_free(s);
-            return st;
-        }
-        for (int p = 0; p < P_N; p++) ly->lora[p].a = ly->lora[p].b = -1;
-        ly->ad_dw = ly->ad_db = ly->ad_uw = ly->ad_ub = -1;
         ly->adapted = c->method != MER__SFT_NONE && c->first + j <= c->adapt_last;
-        if (!ly->adapted) continue;
+        if (st || !ly->adapted) continue;
         if (c->method == MER__SFT_ADAPTER) {
-            snprintf(name, sizeof name, "encoder.layers.%d.adapter.down.weight", (int)l);
-            ly->ad_dw = declare(s, name, 2, s->B, D);
-            snprintf(name, sizeof name, "encoder.layers.%d.adapter.down.bias", (int)l);
-            ly->ad_db = declare(s, name, 1, s->B, 0);
-            snprintf(name, sizeof name, "encoder.layers.%d.adapter.up.weight", (int)l);
-            ly->ad_uw = declare(s, name, 2, D, s->B);
-            snprintf(name, sizeof name, "encoder.layers.%d.adapter.up.bias", (int)l);
-            ly->ad_ub = declare(s, name, 1, D, 0);
-        } else {
-            for (int p = 0; p < P_N; p++) {
-                if (p >= P_F1 && !c->lora_ffn) continue;
-                const int64_t in = p == P_F2 ? I : D, o = p == P_F1 ? I : D;
-                snprintf(name, sizeof name, "encoder.layers.%d.%s.lora_A.weight", (int)l, proj_name[p]);
-                ly->lora[p].a = declare(s, name, 2, s->r, in);
-                snprintf(name, sizeof name, "encoder.layers.%d.%s.lora_B.weight", (int)l, proj_name[p]);
-                ly->lora[p].b = declare(s, name, 2, o, s->r);
-                ly->lora[p].in = in;
-                ly->lora[p].out = o;
-            }
+            snprintf(name, sizeof name, "%sencoder.layers.%d.adapter", pre, (int)l);
+            st = mer__adapter_declare(&s->nn, &ly->ad, name, D, c->bottleneck);
+            continue;
+        }
+        for (int p = 0; p < P_N && st == MER_OK; p++) {
+            if (p >= P_F1 && !c->lora_ffn) continue;
+            snprintf(name, sizeof name, "%sencoder.layers.%d.%s", pre, (int)l, proj_name[p]);
+            st = mer__lora_declare(&s->nn, &ly->lora[p], name, p == P_F2 ? I : D,
+                                   p == P_F1 ? I : D, c->rank, c->alpha, c->dropout);
         }
     }
-    s->head_w = declare(s, "head.weight", 2, c->n_classes, D);
-    s->head_b = declare(s, "head.bias", 1, c->n_classes, 0);
-    s->rec_w = s->rec_b = -1;
-    if (c->recon_weight > 0.0f) {
-        s->rec_w = declare(s, "recon.weight", 2, D, D);
-        s->rec_b = declare(s, "recon.bias", 1, D, 0);
-    }
-    for (int32_t i = 0; i < s->n_params_t; i++)
-        if (s->params[i].off < 0) {
-            mer__sft_free(s);
-            return MER_ERR_NOMEM;
-        }
-    if (s->head_w < 0 || s->head_b < 0) {
+    snprintf(name, sizeof name, "%shead", pre);
+    if (st == MER_OK) st = mer__lin_declare(&s->nn, &s->head, name, D, c->n_classes);
+    snprintf(name, sizeof name, "%srecon", pre);
+    if (st == MER_OK && c->recon_weight > 0.0f) st = mer__lin_declare(&s->nn, &s->recon, name, D, D);
+    if (st) {
         mer__sft_free(s);
-        return MER_ERR_NOMEM;
+        return st;
     }
     *out = s;
     return MER_OK;
@@ -224,128 +167,43 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
 
 void mer__sft_free(mer__sft *s) {
     if (!s) return;
+    s->nn.params = s->nn.grads = NULL; /* the caller's */
+    mer__nn_free(&s->nn);
     free(s->layers);
-    free(s->params);
-    free(s->block);
     free(s->off);
-    free(s->sbuf);
     free(s);
 }
 
-int64_t mer__sft_n_params(const mer__sft *s) { return s->n_params; }
+int64_t mer__sft_n_params(const mer__sft *s) { return s->nn.n_params; }
 int64_t mer__sft_dim(const mer__sft *s) { return s->D; }
-size_t mer__sft_act_bytes(const mer__sft *s) { return s->block_cap + s->sbuf_cap; }
+size_t mer__sft_act_bytes(const mer__sft *s) { return s->nn.act.cap + s->nn.act.old_bytes; }
 
-const mer__sft_param *mer__sft_params(const mer__sft *s, int32_t *n) {
-    *n = s->n_params_t;
-    return s->params;
+const mer__param_info *mer__sft_params(const mer__sft *s, int32_t *n) {
+    *n = s->nn.n_info;
+    return s->nn.info;
 }
 
-void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng) {
-    memset(params, 0, (size_t)s->n_params * sizeof(float));
-    const int64_t D = s->D;
+void mer__sft_init_params(mer__sft *s, float *params, mer__rng *rng) {
+    memset(params, 0, (size_t)s->nn.n_params * sizeof(float));
+    s->nn.params = params;
     const int32_t nl = s->c.last - s->c.first + 1;
     for (int32_t j = 0; j < nl; j++) {
         const sft_layer *ly = &s->layers[j];
         if (!ly->adapted) continue;
-        if (s->c.method == MER__SFT_ADAPTER) {
-            const float bd = 1.0f / sqrtf((float)D);
-            for (int64_t i = 0; i < s->B * D; i++)
-                params[ly->ad_dw + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bd);
-            for (int64_t i = 0; i < s->B; i++)
-                params[ly->ad_db + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bd);
-        } else {
-            for (int p = 0; p < P_N; p++) {
-                if (ly->lora[p].a < 0) continue;
-                const float bd = 1.0f / sqrtf((float)ly->lora[p].in);
-                for (int64_t i = 0; i < s->r * ly->lora[p].in; i++)
-                    params[ly->lora[p].a + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bd);
-            }
-        }
+        if (s->c.method == MER__SFT_ADAPTER) mer__adapter_init(&s->nn, &ly->ad, rng);
+        else
+            for (int p = 0; p < P_N; p++)
+                if (ly->lora[p].r) mer__lora_init(&s->nn, &ly->lora[p], rng);
     }
-    const float bh = 1.0f / sqrtf((float)D);
-    for (int64_t i = 0; i < (int64_t)s->c.n_classes * D; i++)
-        params[s->head_w + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
-    for (int64_t i = 0; i < s->c.n_classes; i++)
-        params[s->head_b + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
-    if (s->rec_w >= 0) {
-        for (int64_t i = 0; i < D * D; i++)
-            params[s->rec_w + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
-        for (int64_t i = 0; i < D; i++)
-            params[s->rec_b + i] = (float)((2.0 * mer__rng_uniform(rng) - 1.0) * bh);
-    }
+    mer__lin_init(&s->nn, &s->head, rng);
+    if (s->recon.in) mer__lin_init(&s->nn, &s->recon, rng);
+    s->nn.params = NULL;
 }
 
 float mer__sft_recon_loss(const mer__sft *s) { return s->recon_loss; }
 const float *mer__sft_hidden(const mer__sft *s) { return s->hsum; }
 
-/* ---- activation block -------------------------------------------------------------------- */
-
-static float *take(mer__sft *s, int64_t n) {
-    size_t bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
-    if (s->block_used + bytes > s->block_cap) return NULL;
-    float *p = (float *)((char *)s->block + s->block_used);
-    s->block_used += bytes;
-    return p;
-}
-
-/* Floats (with 64-byte rounding slack) a forward over rows/n clips needs. */
-static size_t block_bytes(const mer__sft *s, int64_t rows, int64_t probs, int64_t attn_ws,
-                          int train) {
-    const int64_t D = s->D, I = s->I, B = s->B, r = s->r;
-    int64_t per = 0, nbuf = 0;
-    per += 2 * rows * D + 2 * rows;       /* n1, mean1, rstd1 */
-    per += 4 * rows * D + probs;          /* q k v ctx probs */
-    per += 2 * rows * D + 2 * rows;       /* r1 h1 mean2 rstd2 */
-    per += 2 * rows * I + 3 * rows * D;   /* hid g f r2 out */
-    per += 2 * rows * B;                  /* z za */
-    per += P_N * rows * r;                /* u */
-    if (train && s->c.dropout > 0.0f) per += 2 * rows * (4 * D + (s->c.lora_ffn ? D + I : 0));
-    nbuf = 22 + 3 * P_N;
-    int64_t nl = s->c.last - s->c.first + 1;
-    int64_t total = nl * per + 2 * rows * D + 2 * rows + rows * D + (int64_t)s->n * D + 8 * D;
-    total += attn_ws;
-    if (train && s->rec_w >= 0) total += 3 * rows * D + 2 * rows; /* xm hm diff, mrows */
-    return (size_t)total * sizeof(float) + (size_t)(nl * nbuf + 24) * 64;
-}
-
-/* y += s B A dropout(x), as peft's LoraLayer (lora_B(lora_A(lora_dropout(x))) * scaling). With
- * dropout in training the dropped input and the mask are kept in the block for backward. */
-static void lora_fwd(const mer__sft *s, sft_layer *ly, int p, float *y, const float *x,
-                     const float *params, int64_t rows, mer__rng *rng) {
-    const sft_lora *lo = &ly->lora[p];
-    if (lo->a < 0) return;
-    const float *xin = x;
-    if (ly->dmask[p]) {
-        float *xd = (float *)ly->lin[p];
-        mer__dropout_fwd(xd, ly->dmask[p], x, s->c.dropout, rows * lo->in, rng);
-        xin = xd;
-    } else {
-        ly->lin[p] = x;
-    }
-    mer__linear_fwd(ly->u[p], xin, params + lo->a, NULL, rows, lo->in, s->r);
-    mer_sgemm(0, 1, rows, lo->out, s->r, s->scaling, ly->u[p], s->r, params + lo->b, s->r, 1.0f, y,
-              lo->out);
-}
-
-/* dy (rows, out) of y += s B A dropout(x): grads of A and B, and dx += mask * s A^T B^T dy;
- * du scratch (rows, r), dxd scratch (rows, in) used with dropout. */
-static void lora_bwd(const mer__sft *s, const sft_layer *ly, int p, float *dx, float *grads,
-                     float *du, float *dxd, const float *dy, const float *params, int64_t rows) {
-    const sft_lora *lo = &ly->lora[p];
-    if (lo->a < 0) return;
-    const int64_t r = s->r;
-    const float scaling = s->scaling;
-    mer_sgemm(1, 0, lo->out, r, rows, scaling, dy, lo->out, ly->u[p], r, 1.0f, grads + lo->b, r);
-    mer_sgemm(0, 0, rows, r, lo->out, scaling, dy, lo->out, params + lo->b, r, 0.0f, du, r);
-    mer_sgemm(1, 0, r, lo->in, rows, 1.0f, du, r, ly->lin[p], lo->in, 1.0f, grads + lo->a, lo->in);
-    if (ly->dmask[p]) {
-        mer_sgemm(0, 0, rows, lo->in, r, 1.0f, du, r, params + lo->a, lo->in, 0.0f, dxd, lo->in);
-        mer__dropout_bwd(dx, dxd, ly->dmask[p], rows * lo->in);
-    } else {
-        mer_sgemm(0, 0, rows, lo->in, r, 1.0f, du, r, params + lo->a, lo->in, 1.0f, dx, lo->in);
-    }
-}
+/* ---- frozen products ------------------------------------------------------------------------ */
 
 /* The frozen projection p of a layer: y = x W^T (+ b when b; beta 1 adds onto y) in float32, or
  * through the bfloat16 weights. */
@@ -382,15 +240,51 @@ static int has_nonfinite(const float *x, int64_t n) {
     return 0;
 }
 
+/* The LoRA branch of projection p, if the layer has one. */
+static mer_status lora_fwd(mer__sft *s, sft_layer *ly, int p, float *y, const float *x,
+                           int64_t rows, int train, mer__rng *rng) {
+    return ly->lora[p].r ? mer__lora_fwd(&s->nn, &ly->lora[p], y, x, rows, train, rng) : MER_OK;
+}
+
+static void lora_bwd(mer__sft *s, sft_layer *ly, int p, float *dx, const float *dy) {
+    if (ly->lora[p].r) mer__lora_bwd(&s->nn, &ly->lora[p], dx, dy);
+}
+
 /* ---- forward ----------------------------------------------------------------------------- */
 
-static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, const float *x, int train,
-                      int64_t rows, mer__rng *rng) {
-    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B;
+static float *act(mer__sft *s, int64_t n) { return mer__nn_act(&s->nn, n); }
+
+static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *x, int train, int64_t rows,
+                            mer__rng *rng) {
+    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H;
     const mer__speech_layer *w = &ly->w;
     const float scale = 1.0f / sqrtf((float)dh);
+    int64_t probs = 0;
+    for (int64_t i = 0; i < s->n; i++) probs += H * (s->off[i + 1] - s->off[i]) * (s->off[i + 1] - s->off[i]);
+    ly->n1 = s->stable ? act(s, rows * D) : NULL;
+    ly->mean1 = act(s, rows);
+    ly->rstd1 = act(s, rows);
+    ly->q = act(s, rows * D);
+    ly->k = act(s, rows * D);
+    ly->v = act(s, rows * D);
+    ly->ctx = act(s, rows * D);
+    ly->probs = train ? act(s, probs) : NULL;
+    ly->r1 = act(s, rows * D);
+    ly->h1 = act(s, rows * D);
+    ly->mean2 = act(s, rows);
+    ly->rstd2 = act(s, rows);
+    ly->hid = act(s, rows * I);
+    ly->g = act(s, rows * I);
+    ly->f = act(s, rows * D);
+    ly->r2 = s->stable ? NULL : act(s, rows * D);
+    ly->out = act(s, rows * D);
+    if ((s->stable && !ly->n1) || !ly->mean1 || !ly->rstd1 || !ly->q || !ly->k || !ly->v ||
+        !ly->ctx || (train && !ly->probs) || !ly->r1 || !ly->h1 || !ly->mean2 || !ly->rstd2 ||
+        !ly->hid || !ly->g || !ly->f || (!s->stable && !ly->r2) || !ly->out)
+        return MER_ERR_NOMEM;
     ly->x = x;
     const float *a_in = x;
+    mer_status st = MER_OK;
     if (s->stable) {
         mer__layernorm_fwd(ly->n1, ly->mean1, ly->rstd1, x, w->ln1_g, w->ln1_b, rows, D, s->eps);
         a_in = ly->n1;
@@ -398,15 +292,16 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
     frozen_fwd(s, ly, P_Q, w->wq, w->bq, ly->q, a_in, rows, D, D, 0.0f);
     frozen_fwd(s, ly, P_K, w->wk, w->bk, ly->k, a_in, rows, D, D, 0.0f);
     frozen_fwd(s, ly, P_V, w->wv, w->bv, ly->v, a_in, rows, D, D, 0.0f);
-    lora_fwd(s, ly, P_Q, ly->q, a_in, params, rows, rng);
-    lora_fwd(s, ly, P_K, ly->k, a_in, params, rows, rng);
-    lora_fwd(s, ly, P_V, ly->v, a_in, params, rows, rng);
+    if ((st = lora_fwd(s, ly, P_Q, ly->q, a_in, rows, train, rng)) ||
+        (st = lora_fwd(s, ly, P_K, ly->k, a_in, rows, train, rng)) ||
+        (st = lora_fwd(s, ly, P_V, ly->v, a_in, rows, train, rng)))
+        return st;
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        mer_status st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
-                                           ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D,
-                                           NULL, T, T, H, dh, scale, s->attn_ws);
+        st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL, ly->q + o * D,
+                                D, ly->k + o * D, D, ly->v + o * D, D, NULL, T, T, H, dh, scale,
+                                s->attn_ws);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
@@ -415,28 +310,24 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *params, con
     for (int64_t i = 0; i < rows; i++)
         for (int64_t c = 0; c < D; c++) ly->r1[i * D + c] += w->bo[c];
     frozen_fwd(s, ly, P_O, w->wo, NULL, ly->r1, ly->ctx, rows, D, D, 1.0f);
-    lora_fwd(s, ly, P_O, ly->r1, ly->ctx, params, rows, rng);
+    if ((st = lora_fwd(s, ly, P_O, ly->r1, ly->ctx, rows, train, rng))) return st;
     /* post-LN: h1 = LN1(r1), the feed-forward input and residual; stable: h1 = LN2(r1) */
     if (s->stable)
         mer__layernorm_fwd(ly->h1, ly->mean2, ly->rstd2, ly->r1, w->ln2_g, w->ln2_b, rows, D, s->eps);
     else
         mer__layernorm_fwd(ly->h1, ly->mean1, ly->rstd1, ly->r1, w->ln1_g, w->ln1_b, rows, D, s->eps);
     frozen_fwd(s, ly, P_F1, w->w1, w->b1, ly->hid, ly->h1, rows, D, I, 0.0f);
-    lora_fwd(s, ly, P_F1, ly->hid, ly->h1, params, rows, rng);
+    if ((st = lora_fwd(s, ly, P_F1, ly->hid, ly->h1, rows, train, rng))) return st;
     mer__gelu_fwd(ly->g, ly->hid, rows * I);
     frozen_fwd(s, ly, P_F2, w->w2, w->b2, ly->f, ly->g, rows, I, D, 0.0f);
-    lora_fwd(s, ly, P_F2, ly->f, ly->g, params, rows, rng);
+    if ((st = lora_fwd(s, ly, P_F2, ly->f, ly->g, rows, train, rng))) return st;
     /* the feed-forward block's output, through the adapter, onto its residual */
     float *sum = s->stable ? ly->out : ly->r2;
     const float *res = s->stable ? ly->r1 : ly->h1;
     for (int64_t i = 0; i < rows * D; i++) sum[i] = res[i] + ly->f[i];
-    if (ly->adapted && s->c.method == MER__SFT_ADAPTER) {
-        mer__linear_fwd(ly->z, ly->f, params + ly->ad_dw, params + ly->ad_db, rows, D, B);
-        mer__relu_fwd(ly->za, ly->z, rows * B);
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t c = 0; c < D; c++) sum[i * D + c] += params[ly->ad_ub + c];
-        mer_sgemm(0, 1, rows, D, B, 1.0f, ly->za, B, params + ly->ad_uw, B, 1.0f, sum, D);
-    }
+    if (ly->adapted && s->c.method == MER__SFT_ADAPTER &&
+        (st = mer__adapter_fwd(&s->nn, &ly->ad, sum, ly->f, rows, train)))
+        return st;
     if (!s->stable)
         mer__layernorm_fwd(ly->out, ly->mean2, ly->rstd2, ly->r2, w->ln2_g, w->ln2_b, rows, D, s->eps);
     return MER_OK;
@@ -468,12 +359,12 @@ static void recon_mask(mer__sft *s, const float *x, mer__rng *rng) {
 }
 
 /* recon(h) at the masked rows against x there: keeps hm and diff, returns W * MSE. */
-static float recon_fwd(mer__sft *s, const float *params, const float *h, const float *x) {
+static float recon_fwd(mer__sft *s, const float *h, const float *x) {
     const int64_t D = s->D, nm = s->n_masked;
     if (nm == 0) return 0.0f;
     for (int64_t k = 0; k < nm; k++)
         memcpy(s->hm + k * D, h + s->mrows[k] * D, (size_t)D * sizeof(float));
-    mer__linear_fwd(s->diff, s->hm, params + s->rec_w, params + s->rec_b, nm, D, D);
+    mer__lin_fwd(&s->nn, &s->recon, s->diff, s->hm, nm);
     double sum = 0.0;
     for (int64_t k = 0; k < nm; k++) {
         float *d = s->diff + k * D;
@@ -486,16 +377,23 @@ static float recon_fwd(mer__sft *s, const float *params, const float *h, const f
     return (float)((double)s->c.recon_weight * sum / (double)(nm * D));
 }
 
+/* Floats of backward scratch: layer_bwd's 8 (rows, D) + 2 (rows, I) + the attention's; dfeat
+ * (n, D); dhs, dcur, dnext (rows, D); the reconstruction's d(hidden state) (rows, D). */
+static int64_t bwd_floats(const mer__sft *s, int64_t *layer_part) {
+    *layer_part = s->rows * (8 * s->D + 2 * s->I) + s->attn_bwd_ws;
+    return *layer_part + s->rows * 4 * s->D + s->n * s->D;
+}
+
 mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, const int64_t *off,
                             int64_t n, int train, mer__rng *rng, float *logits, float *feat) {
-    const int64_t D = s->D, H = s->H, C = s->c.n_classes;
+    const int64_t D = s->D, H = s->H;
+    s->trained = 0;
     if (n < 1 || off[0] != 0)
         return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: empty batch");
-    int64_t probs = 0, ws = 0;
+    int64_t ws = 0;
     for (int64_t i = 0; i < n; i++) {
         const int64_t T = off[i + 1] - off[i];
         if (T < 1) return mer__err(MER_ERR_SHAPE, "speech fine-tuning: clip %lld has no frame", (long long)i);
-        probs += H * T * T;
         const int64_t w = mer__attention_ws_floats(T, T, H, D / H);
         if (w > ws) ws = w;
         if (T * T > s->attn_bwd_ws) s->attn_bwd_ws = T * T;
@@ -504,7 +402,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     if (has_nonfinite(x, rows * D))
         return mer__err(MER_ERR_NUMERIC, "speech fine-tuning: NaN or Inf in the cached activations");
     const int drop = train && s->c.dropout > 0.0f && s->c.method == MER__SFT_LORA;
-    const int recon = train && s->rec_w >= 0;
+    const int recon = train && s->recon.in;
     if ((drop || recon) && !rng)
         return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: dropout or masking needs an rng");
     if (n + 1 > s->cap_off) {
@@ -516,64 +414,23 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     memcpy(s->off, off, (size_t)(n + 1) * sizeof *off);
     s->n = n;
     s->rows = rows;
-    /* eval keeps no probabilities */
-    const size_t need = block_bytes(s, rows, train ? probs : 0, ws, train);
-    if (need > s->block_cap) {
-        free(s->block);
-        s->block = NULL;
-        s->block_cap = 0;
-        if (posix_memalign((void **)&s->block, 64, need)) {
-            s->block = NULL;
-            return mer__err(MER_ERR_NOMEM, "speech fine-tuning: %zu MB of activations do not fit",
-                            need >> 20);
-        }
-        s->block_cap = need;
-    }
-    s->block_used = 0;
+    s->nn.params = (float *)params; /* read only here: the kit's layers take a parameter set */
+    mer__act_reset(&s->nn.act);
     const int32_t nl = s->c.last - s->c.first + 1;
-    const int64_t I = s->I, B = s->B, r = s->r;
-    for (int32_t j = 0; j < nl; j++) {
-        sft_layer *ly = &s->layers[j];
-        ly->n1 = s->stable ? take(s, rows * D) : NULL;
-        ly->mean1 = take(s, rows);
-        ly->rstd1 = take(s, rows);
-        ly->q = take(s, rows * D);
-        ly->k = take(s, rows * D);
-        ly->v = take(s, rows * D);
-        ly->ctx = take(s, rows * D);
-        ly->probs = train ? take(s, probs) : NULL;
-        ly->r1 = take(s, rows * D);
-        ly->h1 = take(s, rows * D);
-        ly->mean2 = take(s, rows);
-        ly->rstd2 = take(s, rows);
-        ly->hid = take(s, rows * I);
-        ly->g = take(s, rows * I);
-        ly->f = take(s, rows * D);
-        ly->r2 = s->stable ? NULL : take(s, rows * D);
-        ly->out = take(s, rows * D);
-        const int ad = ly->adapted && s->c.method == MER__SFT_ADAPTER;
-        ly->z = ad ? take(s, rows * B) : NULL;
-        ly->za = ad ? take(s, rows * B) : NULL;
-        for (int p = 0; p < P_N; p++) {
-            const int on = ly->lora[p].a >= 0;
-            ly->u[p] = on ? take(s, rows * r) : NULL;
-            ly->dmask[p] = on && drop ? take(s, rows * ly->lora[p].in) : NULL;
-            ly->lin[p] = on && drop ? take(s, rows * ly->lora[p].in) : NULL;
-        }
-    }
     const int fin = s->stable && s->c.last == s->L;
-    s->fin = fin ? take(s, rows * D) : NULL;
-    s->fin_mean = fin ? take(s, rows) : NULL;
-    s->fin_rstd = fin ? take(s, rows) : NULL;
-    s->hsum = take(s, rows * D);
-    s->feat = take(s, n * D);
-    s->attn_ws = take(s, ws);
-    s->xm = recon ? take(s, rows * D) : NULL;
-    s->hm = recon ? take(s, rows * D) : NULL;
-    s->diff = recon ? take(s, rows * D) : NULL;
-    s->mrows = recon ? (int64_t *)take(s, 2 * rows) : NULL;
-    if (!s->hsum || !s->feat || !s->attn_ws || (recon && !s->mrows))
-        return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: block too small");
+    s->fin = fin ? act(s, rows * D) : NULL;
+    s->fin_mean = fin ? act(s, rows) : NULL;
+    s->fin_rstd = fin ? act(s, rows) : NULL;
+    s->hsum = act(s, rows * D);
+    s->feat = act(s, n * D);
+    s->attn_ws = act(s, ws);
+    s->xm = recon ? act(s, rows * D) : NULL;
+    s->hm = recon ? act(s, rows * D) : NULL;
+    s->diff = recon ? act(s, rows * D) : NULL;
+    s->mrows = recon ? (int64_t *)act(s, 2 * rows) : NULL;
+    if ((fin && (!s->fin || !s->fin_mean || !s->fin_rstd)) || !s->hsum || !s->feat ||
+        !s->attn_ws || (recon && (!s->xm || !s->hm || !s->diff || !s->mrows)))
+        return mer__err(MER_ERR_NOMEM, "speech fine-tuning: activations do not fit in memory");
 
     s->recon_loss = 0.0f;
     s->n_masked = 0;
@@ -585,11 +442,13 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
     for (int32_t j = 0; j < nl; j++) {
         sft_layer *ly = &s->layers[j];
-        mer_status ls = layer_fwd(s, ly, params, in, train, rows, rng);
+        mer_status ls = layer_fwd(s, ly, in, train, rows, rng);
+        if (ls == MER_ERR_NOMEM)
+            return mer__err(MER_ERR_NOMEM, "speech fine-tuning: activations do not fit in memory");
         if (ls != MER_OK) return ls;
         in = ly->out;
         const int32_t hs = s->c.first + j;
-        if (recon && hs == s->c.adapt_last) s->recon_loss = recon_fwd(s, params, ly->out, x);
+        if (recon && hs == s->c.adapt_last) s->recon_loss = recon_fwd(s, ly->out, x);
         if (hs < s->c.head_first) continue;
         const float *h = ly->out;
         if (fin && hs == s->L) {
@@ -602,17 +461,22 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     for (int64_t i = 0; i < n; i++)
         mer__mean_pool_fwd(s->feat + i * D, s->hsum + off[i] * D, off[i + 1] - off[i], D);
     if (feat) memcpy(feat, s->feat, (size_t)(n * D) * sizeof(float));
-    if (logits) mer__linear_fwd(logits, s->feat, params + s->head_w, params + s->head_b, n, D, C);
+    if (logits) mer__lin_fwd(&s->nn, &s->head, logits, s->feat, n);
+    if (train) { /* reserve the backward's scratch: it must not fail for memory */
+        int64_t lw;
+        if (!(s->sbuf = act(s, bwd_floats(s, &lw))))
+            return mer__err(MER_ERR_NOMEM, "speech fine-tuning: activations do not fit in memory");
+    }
+    s->nn.params = NULL;
     s->trained = train;
     return MER_OK;
 }
 
 /* ---- backward ---------------------------------------------------------------------------- */
 
-/* dout (rows, D) -> dx (rows, D) += d/dx; scratch holds 5 (rows, D) + 2 (rows, I) + ... */
-static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, float *grads,
-                      const float *dout, float *dx, float *sc) {
-    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, B = s->B, r = s->r, rows = s->rows;
+/* dout (rows, D) -> dx (rows, D) += d/dx; sc: the layer part of the scratch. */
+static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *dout, float *dx, float *sc) {
+    const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, rows = s->rows;
     const mer__speech_layer *w = &ly->w;
     const float scale = 1.0f / sqrtf((float)dh);
     const size_t RD = (size_t)(rows * D) * sizeof(float);
@@ -624,10 +488,7 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     float *dqkv = dctx + rows * D;        /* (3, rows, D) */
     float *dg = dqkv + 3 * rows * D;      /* (rows, I), then d hid */
     float *dhid = dg + rows * I;
-    float *du = dhid + rows * I;          /* (rows, max(r, B)) */
-    float *dz = du + rows * (r > B ? r : B);
-    float *dxd = dz + rows * (r > B ? r : B); /* (rows, I): LoRA dropout's input gradient */
-    float *aws = dxd + rows * I;          /* attention backward (the largest clip's T^2) */
+    float *aws = dhid + rows * I;         /* attention backward (the largest clip's T^2) */
 
     if (s->stable) {
         memcpy(dsum, dout, RD);
@@ -636,28 +497,17 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
         mer__layernorm_bwd(dsum, NULL, NULL, dout, ly->r2, ly->mean2, ly->rstd2, w->ln2_g, rows, D);
     }
     memcpy(df, dsum, RD);
-    if (ly->adapted && s->c.method == MER__SFT_ADAPTER) {
-        /* sum += up(relu(down(f))) */
-        mer__linear_bwd(NULL, grads + ly->ad_uw, grads + ly->ad_ub, dsum, ly->za, params + ly->ad_uw,
-                        rows, B, D);
-        memset(du, 0, (size_t)(rows * B) * sizeof(float));
-        mer_sgemm(0, 0, rows, B, D, 1.0f, dsum, D, params + ly->ad_uw, B, 0.0f, du, B);
-        memset(dz, 0, (size_t)(rows * B) * sizeof(float));
-        mer__relu_bwd(dz, du, ly->z, rows * B);
-        mer__linear_bwd(df, grads + ly->ad_dw, grads + ly->ad_db, dz, ly->f, params + ly->ad_dw,
-                        rows, D, B);
-    }
+    if (ly->adapted && s->c.method == MER__SFT_ADAPTER) mer__adapter_bwd(&s->nn, &ly->ad, df, dsum);
     /* f = W2 gelu(W1 h1 + b1) + b2 (+ LoRA) */
-    memset(dg, 0, (size_t)(rows * I) * sizeof(float));
     frozen_dx(s, ly, P_F2, w->w2, dg, df, rows, I, D, 0.0f);
-    lora_bwd(s, ly, P_F2, dg, grads, du, dxd, df, params, rows);
+    lora_bwd(s, ly, P_F2, dg, df);
     memset(dhid, 0, (size_t)(rows * I) * sizeof(float));
     mer__gelu_bwd(dhid, dg, ly->hid, rows * I);
     /* the feed-forward input: post-LN its residual too (h1), stable the residual is r1 */
     if (s->stable) memset(dh1, 0, RD);
     else memcpy(dh1, dsum, RD);
     frozen_dx(s, ly, P_F1, w->w1, dh1, dhid, rows, D, I, 1.0f);
-    lora_bwd(s, ly, P_F1, dh1, grads, du, dxd, dhid, params, rows);
+    lora_bwd(s, ly, P_F1, dh1, dhid);
     /* back to r1 = x + attn */
     if (s->stable) {
         memcpy(dr1, dsum, RD);
@@ -668,7 +518,7 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     }
     /* attention branch */
     frozen_dx(s, ly, P_O, w->wo, dctx, dr1, rows, D, D, 0.0f);
-    lora_bwd(s, ly, P_O, dctx, grads, du, dxd, dr1, params, rows);
+    lora_bwd(s, ly, P_O, dctx, dr1);
     float *dq = dqkv, *dk = dqkv + rows * D, *dv = dqkv + 2 * rows * D;
     memset(dqkv, 0, 3 * RD);
     int64_t poff = 0;
@@ -685,9 +535,9 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *params, flo
     frozen_dx(s, ly, P_Q, w->wq, dain, dq, rows, D, D, 0.0f);
     frozen_dx(s, ly, P_K, w->wk, dain, dk, rows, D, D, 1.0f);
     frozen_dx(s, ly, P_V, w->wv, dain, dv, rows, D, D, 1.0f);
-    lora_bwd(s, ly, P_Q, dain, grads, du, dxd, dq, params, rows);
-    lora_bwd(s, ly, P_K, dain, grads, du, dxd, dk, params, rows);
-    lora_bwd(s, ly, P_V, dain, grads, du, dxd, dv, params, rows);
+    lora_bwd(s, ly, P_Q, dain, dq);
+    lora_bwd(s, ly, P_K, dain, dk);
+    lora_bwd(s, ly, P_V, dain, dv);
     /* the residual and the attention input */
     for (int64_t i = 0; i < rows * D; i++) dx[i] += dr1[i];
     if (s->stable)
@@ -701,41 +551,32 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
                              float *dx) {
     if (!s->trained)
         return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: backward without a training forward");
-    const int64_t D = s->D, I = s->I, C = s->c.n_classes, rows = s->rows, n = s->n;
-    const int64_t w = s->r > s->B ? s->r : s->B;
-    /* scratch: layer_bwd's 8 (rows, D) + 3 (rows, I) + 2 (rows, w) + the attention's; dfeat
-     * (n, D); dhs, dcur, dnext (rows, D); the reconstruction's d(hidden state) (rows, D) */
-    const int64_t lw = rows * (8 * D + 3 * I + 2 * w) + s->attn_bwd_ws;
-    const size_t need = (size_t)(lw + rows * 4 * D + n * D) * sizeof(float);
-    if (need > s->sbuf_cap) {
-        free(s->sbuf);
-        s->sbuf = malloc(need);
-        s->sbuf_cap = s->sbuf ? need : 0;
-        if (!s->sbuf) return mer__err(MER_ERR_NOMEM, "speech fine-tuning: backward scratch");
-    }
+    const int64_t D = s->D, rows = s->rows, n = s->n;
+    s->nn.params = (float *)params;
+    s->nn.grads = grads;
+    int64_t lw;
+    bwd_floats(s, &lw);
     float *sc = s->sbuf;
     float *dfeat = sc + lw;
     float *dhs = dfeat + n * D, *dcur = dhs + rows * D, *dnext = dcur + rows * D;
     float *dhm = dnext + rows * D;
-    const int64_t nm = s->rec_w >= 0 ? s->n_masked : 0;
+    const int64_t nm = s->recon.in ? s->n_masked : 0;
     if (nm > 0) {
         /* loss W mean(diff^2): d diff = 2 W diff / (nm D), in place; then recon's gradients */
         const float k = 2.0f * s->c.recon_weight / (float)(nm * D);
         for (int64_t i = 0; i < nm * D; i++) s->diff[i] *= k;
         memset(dhm, 0, (size_t)(nm * D) * sizeof(float));
-        mer__linear_bwd(dhm, grads + s->rec_w, grads + s->rec_b, s->diff, s->hm, params + s->rec_w,
-                        nm, D, D);
+        mer__lin_bwd(&s->nn, &s->recon, dhm, s->diff, s->hm, nm);
     }
-    mer__linear_bwd(NULL, grads + s->head_w, grads + s->head_b, dlogits, s->feat,
-                    params + s->head_w, n, D, C);
     memset(dfeat, 0, (size_t)(n * D) * sizeof(float));
-    mer_sgemm(0, 0, n, D, C, 1.0f, dlogits, C, params + s->head_w, D, 0.0f, dfeat, D);
+    mer__lin_bwd(&s->nn, &s->head, dfeat, dlogits, s->feat, n);
     memset(dhs, 0, (size_t)(rows * D) * sizeof(float));
     for (int64_t i = 0; i < n; i++)
         mer__mean_pool_bwd(dhs + s->off[i] * D, dfeat + i * D, s->off[i + 1] - s->off[i], D);
     const int32_t nl = s->c.last - s->c.first + 1;
     memset(dcur, 0, (size_t)(rows * D) * sizeof(float));
-    for (int32_t j = nl - 1; j >= 0; j--) {
+    mer_status ls = MER_OK;
+    for (int32_t j = nl - 1; j >= 0 && ls == MER_OK; j--) {
         if (!dx && s->c.method == MER__SFT_NONE) break; /* only the head trains */
         const int32_t hs = s->c.first + j;
         if (hs >= s->c.head_first) {
@@ -756,9 +597,8 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         const int direct = j == 0 && dx && nm == 0;
         float *din = direct ? dx : dnext;
         if (!direct) memset(din, 0, (size_t)(rows * D) * sizeof(float));
-        mer_status ls = layer_bwd(s, &s->layers[j], params, grads, dcur, din, sc);
-        if (ls != MER_OK) return ls;
-        if (j == 0 && dx && nm > 0) {
+        ls = layer_bwd(s, &s->layers[j], dcur, din, sc);
+        if (ls == MER_OK && j == 0 && dx && nm > 0) {
             for (int64_t k = 0; k < nm; k++)
                 memset(din + s->mrows[k] * D, 0, (size_t)D * sizeof(float));
             for (int64_t i = 0; i < rows * D; i++) dx[i] += din[i];
@@ -767,8 +607,9 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         dcur = dnext;
         dnext = t;
     }
+    s->nn.params = s->nn.grads = NULL;
     s->trained = 0; /* one backward per training forward (the reconstruction scaled in place) */
-    return MER_OK;
+    return ls;
 }
 
 /* ---- identity of a model and the run's encoder spec -------------------------------------- */

@@ -43,6 +43,7 @@
 #ifndef MER_SPEECH_TRAIN_H
 #define MER_SPEECH_TRAIN_H
 #include "internal.h"
+#include "nn/nn.h"
 
 enum { MER__SFT_NONE = 0, MER__SFT_ADAPTER = 1, MER__SFT_LORA = 2 };
 
@@ -63,13 +64,6 @@ typedef struct {
     int32_t bf16;            /* frozen projections in bfloat16 (mer_sgemm_bf16), see below */
 } mer__sft_config;
 
-typedef struct {
-    char name[96];
-    int32_t ndim;
-    int64_t shape[2];
-    int64_t off, numel;
-} mer__sft_param;
-
 typedef struct mer__sft mer__sft;
 
 /* Checks c against m (layers outside the model, bad sizes: MER_ERR_INVALID_ARG naming the
@@ -77,12 +71,13 @@ typedef struct mer__sft mer__sft;
 mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__sft_config *c);
 void mer__sft_free(mer__sft *s);
 int64_t mer__sft_n_params(const mer__sft *s);
-const mer__sft_param *mer__sft_params(const mer__sft *s, int32_t *n);
+/* The trainable tensors (names, shapes, offsets into the flat buffers), in declaration order. */
+const mer__param_info *mer__sft_params(const mer__sft *s, int32_t *n);
 int64_t mer__sft_dim(const mer__sft *s);
 /* peft / torch initial values, drawn in declaration order: adapter down and head as
  * torch.nn.Linear, adapter up zero (the adapter starts as the identity); LoRA A
  * kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B zero. */
-void mer__sft_init_params(const mer__sft *s, float *params, mer__rng *rng);
+void mer__sft_init_params(mer__sft *s, float *params, mer__rng *rng);
 
 /* Forward over n clips whose cached inputs are x (rows, D), clip i at rows off[i]..off[i+1]
  * (no padding). logits (n, C) if non-NULL. train != 0 keeps what backward needs (the state's

@@ -32,8 +32,9 @@
  *
  * File map: nn.c (parameter set, arena, init) | dense.c (linear) | layernorm.c (LayerNorm,
  * RMSNorm) | mha.c (multi-head attention, self/cross, key-padding and causal masks) | ffn.c
- * (feed-forward block, the MERTools MLP encoder, activations, dropout) | pooling.c (mean pooling
- * per clip). Tests: tests/test_grad.c (finite differences of every layer), tests/test_nn.c.
+ * (feed-forward block, the MERTools MLP encoder, activations, dropout) | peft.c (LoRA and the
+ * bottleneck adapter beside frozen layers) | pooling.c (mean pooling per clip).
+ * Tests: tests/test_grad.c (finite differences of every layer), tests/test_nn.c.
  */
 #ifndef MER_NN_H
 #define MER_NN_H
@@ -263,6 +264,49 @@ mer_status mer__mlp_enc_fwd(mer__nn *nn, mer__mlp_enc *e, float **y, const float
                             int64_t n, int train, mer__rng *rng);
 /* dy (n, hidden) is modified (used as scratch); dx (n, in) += or NULL. */
 void mer__mlp_enc_bwd(mer__nn *nn, mer__mlp_enc *e, float *dx, float *dy);
+
+/* ---- parameter-efficient branches (peft.c) ------------------------------------------------ */
+
+/* LoRA beside a frozen projection W (out, in): y += (alpha / r) B A dropout(x), A (r, in) and
+ * B (out, r) named prefix.lora_A.weight / prefix.lora_B.weight (peft's names under the
+ * caller's prefix); dropout p on the branch input in training only (peft's lora_dropout). */
+typedef struct {
+    int64_t a, b, in, out, r;
+    float scaling, p;
+    /* saved by forward */
+    const float *x;          /* the branch input after dropout */
+    float *mask, *u;         /* dropout mask (NULL: none), A x (n, r) */
+    int64_t n;
+    float *du, *dxd;         /* backward workspace */
+} mer__lora;
+mer_status mer__lora_declare(mer__nn *nn, mer__lora *l, const char *prefix, int64_t in,
+                             int64_t out, int64_t r, float alpha, float p);
+/* A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform a=sqrt(5)), B = 0, as peft. */
+void mer__lora_init(mer__nn *nn, const mer__lora *l, mer__rng *rng);
+/* y (n, out) += the branch of x (n, in), kept for backward; one rng word per dropout mask. */
+mer_status mer__lora_fwd(mer__nn *nn, mer__lora *l, float *y, const float *x, int64_t n,
+                         int train, mer__rng *rng);
+/* grads of A and B +=, dx (n, in) += (may be NULL). Needs forward(train = 1). */
+void mer__lora_bwd(mer__nn *nn, mer__lora *l, float *dx, const float *dy);
+
+/* Bottleneck adapter (Houlsby): y += up(relu(down(h))), down Linear(d, B) and up Linear(B, d)
+ * named prefix.down.* / prefix.up.*; the residual (y = h + ...) is the caller's. */
+typedef struct {
+    mer__lin down, up;
+    /* saved by forward */
+    const float *h;
+    float *z, *za;
+    int64_t n;
+    float *dza, *dz;         /* backward workspace */
+} mer__adapter;
+mer_status mer__adapter_declare(mer__nn *nn, mer__adapter *a, const char *prefix, int64_t d,
+                                int64_t bottleneck);
+/* down as torch.nn.Linear, up zero (the adapter starts as the identity). */
+void mer__adapter_init(mer__nn *nn, const mer__adapter *a, mer__rng *rng);
+mer_status mer__adapter_fwd(mer__nn *nn, mer__adapter *a, float *y, const float *h, int64_t n,
+                            int train);
+/* grads +=, dh (n, d) += (may be NULL). */
+void mer__adapter_bwd(mer__nn *nn, mer__adapter *a, float *dh, const float *dy);
 
 /* ---- pooling (pooling.c) ------------------------------------------------------------------- */
 

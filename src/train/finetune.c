@@ -303,7 +303,7 @@ static mer_status load_fold(mer_speech_adapter *a, const char *rundir, int32_t f
     mer_status s = mer_safetensors_open(&st, path);
     if (s) return s;
     int32_t nt = 0;
-    const mer__sft_param *pt = mer__sft_params(a->sft, &nt);
+    const mer__param_info *pt = mer__sft_params(a->sft, &nt);
     if (!(a->params = calloc((size_t)mer__sft_n_params(a->sft), sizeof(float))))
         s = mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
     for (int32_t i = 0; s == MER_OK && i < nt; i++) {
@@ -320,7 +320,7 @@ static mer_status load_fold(mer_speech_adapter *a, const char *rundir, int32_t f
             s = mer__err(MER_ERR_SHAPE, "%s: %s has %lld %s values, want %lld float32", path,
                          pt[i].name, (long long)n, mer_dtype_name(e.dtype), (long long)pt[i].numel);
         else
-            memcpy(a->params + pt[i].off, e.data, (size_t)n * sizeof(float));
+            memcpy(a->params + pt[i].offset, e.data, (size_t)n * sizeof(float));
     }
     mer_safetensors_free(st);
     return s;

@@ -44,12 +44,12 @@ static mer_status sp_build(mer__model *m) {
         return mer__err(MER_ERR_SHAPE, "speech: cached features have dim %lld, the model %lld",
                         (long long)c->dim[0], (long long)mer__sft_dim(p->sft));
     int32_t nt = 0;
-    const mer__sft_param *pt = mer__sft_params(p->sft, &nt);
+    const mer__param_info *pt = mer__sft_params(p->sft, &nt);
     for (int32_t i = 0; i < nt; i++) {
         int64_t off = mer__nn_param(&m->nn, pt[i].name, pt[i].ndim, pt[i].shape);
         if (off < 0) return MER_ERR_INTERNAL;
         if (i == 0) p->base = off;
-        if (off != p->base + pt[i].off)
+        if (off != p->base + pt[i].offset)
             return mer__err(MER_ERR_INTERNAL, "speech: parameter %s not contiguous", pt[i].name);
     }
     return MER_OK;
