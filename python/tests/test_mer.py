@@ -3,6 +3,7 @@
 the same numbers as the CLI (or, for checkpoints, as torch.load of our own fixtures).
 Run from the repository root: /usr/bin/python3 python/tests/test_mer.py [MER_BIN]
 Prints "ok"/"FAIL" per test and "N passed, N failed" last; exits non-zero on failure."""
+import json
 import os
 import subprocess
 import sys
@@ -118,7 +119,8 @@ def run_predict_matches_cli():
     run_dir = mer.data_path("models/emodb-acoustic")
     run = mer.Run(run_dir)
     rng = np.random.default_rng(0)
-    feats = rng.normal(size=(3, 514)).astype(np.float32)
+    dim = json.load(open(os.path.join(run_dir, "recipe.json")))["dim"]  # 929: extended functionals
+    feats = rng.normal(size=(3, dim)).astype(np.float32)
     d = os.path.join(TMP, "acoustic")
     os.makedirs(d, exist_ok=True)
     names = ["c0", "c1", "c2"]
