@@ -33,8 +33,8 @@ for round in 1 2; do
     echo "$h" | grep -v '^RESULT'
     p=$(OMP_NUM_THREADS=$THREADS $PY bench/hubert_peer.py time "$DIR" "$THREADS" "$REPS")
     echo "$p" | grep -v '^RESULT'
-    a=$(echo "$m" | awk '/^RESULT/ {print $3}')
-    c=$(echo "$h" | awk '/^RESULT/ {print $3}')
+    a=$(echo "$m" | awk '/^RESULT s / {print $3}')
+    c=$(echo "$h" | awk '/^RESULT s / {print $3}')
     b=$(echo "$p" | awk '/^RESULT/ {print $3}')
     awk -v a="$a" -v c="$c" -v b="$b" 'BEGIN {
         printf "mer fp32 %.3f s, mer bf16 %.3f s, torch %.3f s (best of each)\n", a, c, b

@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
            bf16 ? "mer_sgemm_bf16" : "mer_sgemm", (long long)T, (long long)D, (long long)D, g_dd, (long long)T, (long long)I, (long long)D, g_di,
            (long long)T, (long long)D, (long long)I, g_id, iso, in_model, 100.0 * in_model / iso);
 done:
-    printf("RESULT mer_best_s %.4f\n", best);
+    printf("RESULT flop %.0f\nRESULT s %.4f\n", flop, best);
     free(out), free(times), free(x);
     mer_speech_state_free(st);
     mer_speech_model_free(m);

@@ -292,7 +292,8 @@ MER_API int64_t mer_packed_n(const mer_packed *p);
 MER_API int64_t mer_packed_k(const mer_packed *p);
 MER_API mer_pack_type mer_packed_type(const mer_packed *p);
 /* y (m, n) [row stride ldy] = epi(x (m, k) [ldx] @ W^T + b (+ y when accumulate; the sum is
- * taken before the epilogue)). Uses mer_get_threads() threads; the results do not depend on the
+ * taken before the epilogue)). Rows of x may overlap (1 <= ldx < k: a strided convolution's
+ * unfolded input read in place, row t starting at t * stride * cin). Uses mer_get_threads() threads; the results do not depend on the
  * thread count. Allocates per call only the packed activations (m * k floats for F32/BF16,
  * m * k bytes for INT8); fails only on bad arguments or no memory. Thread safe.
  * ref: torch.nn.functional.linear (INT8: dynamic quantisation with per-token activation scales) */
@@ -723,7 +724,12 @@ typedef struct {
     float f0_min, f0_max;     /* 55, 600 Hz: pitch search range */
     float voicing_threshold;  /* 0.35: max YIN aperiodicity of a voiced frame */
     int32_t lpc_order;        /* 0: 2 + sample_rate / 1000 (formants) */
+    int32_t functionals;      /* MER_ACOUSTIC_EGEMAPS (0): 6 statistics per LLD + 16 utterance
+                                 values (514); MER_ACOUSTIC_EXTENDED (1): those, then 5 more per
+                                 LLD: mean |delta|, delta std, p10-p90 range, skewness, kurtosis
+                                 (929; docs/acoustic.md) */
 } mer_acoustic_params;
+enum { MER_ACOUSTIC_EGEMAPS = 0, MER_ACOUSTIC_EXTENDED = 1 };
 MER_API mer_acoustic_params mer_acoustic_default_params(void);
 
 /* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1
@@ -822,10 +828,10 @@ typedef struct {
     int64_t n_params;             /* parameters of the base model */
     int64_t weight_bytes;         /* bytes of the safetensors file(s) */
     int32_t bf16_ready;           /* 1 once bfloat16 weights exist (first MER_PRECISION_BF16 use) */
-    int64_t bf16_bytes;           /* bytes of bfloat16 weight copies the model holds: 2 per weight
-                                     of the repacked feature-encoder convs, and of the linear layers
-                                     of an F32/F16 checkpoint (a BF16 checkpoint's linear weights
-                                     are used in place, zero-copy) */
+    int64_t bf16_bytes;           /* bytes of the packed bfloat16 weights the model holds
+                                     (mer_packed_bytes): 2 per weight of the linear layers and the
+                                     feature-encoder convs with cin > 1, panels padded to 16
+                                     outputs, float32 biases */
 } mer_speech_info;
 
 /* Load a checkpoint directory. *out owned by the caller (mer_speech_model_free). */
@@ -838,9 +844,9 @@ MER_API int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
 
 MER_API mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
 /* Precision of mer_speech_encode on this state (MER_PRECISION_F32 after init). The first
- * MER_PRECISION_BF16 use on a model makes its bfloat16 linear weights (thread safe: the model
- * may be shared); fails with MER_ERR_NOMEM if they do not fit, MER_ERR_INVALID_ARG on an unknown
- * precision. */
+ * MER_PRECISION_BF16 / MER_PRECISION_INT8 use on a model packs its weights for that precision
+ * once (mer_packed; thread safe: the model may be shared); fails with MER_ERR_NOMEM if they do
+ * not fit, MER_ERR_INVALID_ARG on an unknown precision. */
 MER_API mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p);
 MER_API void mer_speech_state_free(mer_speech_state *s);
 
@@ -854,6 +860,17 @@ MER_API void mer_speech_normalize(float *x, int64_t n);
  * MER_ERR_SHAPE when the input yields no frame, MER_ERR_NUMERIC on NaN/Inf samples. */
 MER_API mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t n,
                                      int32_t layer_first, int32_t layer_last, float *out);
+/* Encode b utterances in one forward, for throughput on many short clips: each utterance's
+ * feature encoder, projection and positional convolution run alone, then the transformer layers
+ * run on all their frames stacked (the linear layers see sum T_i rows, one parallel region per
+ * product), attention within each utterance (no padding, no mask: frames of different
+ * utterances never mix). samples[i] (n[i]) as for mer_speech_encode; outs[i] receives
+ * (last - first + 1, T_i, D). The results are those of b mer_speech_encode calls (bitwise for
+ * the packed bf16/int8 products; fp32 up to the GEMM library's summation order). Scratch grows
+ * with sum T_i (about (6 D + I) floats a frame). Errors name the utterance index. */
+MER_API mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                           const int64_t *n, int32_t layer_first, int32_t layer_last,
+                                           float *const *outs);
 
 typedef enum { MER_SPEECH_STACK = 0, MER_SPEECH_SUM = 1, MER_SPEECH_MEAN = 2 } mer_speech_combine;
 
@@ -956,12 +973,12 @@ MER_API mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image 
 
 /* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
 MER_API mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
-/* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 is an
- * opt-in speed mode: the encoder's projection and MLP products run with mer_sgemm_bf16 on
- * bfloat16 copies of their weights (2 bytes per weight more, made by the first BF16 state of a
- * model; thread safe, the model may be shared): about 1.8x the fp32 GEMM rate on AVX512-BF16
- * CPUs, at about 3 significant digits, so outputs leave the 1e-4 exactness of the default
- * (docs/visual.md gives the measured deviation). Fails with MER_ERR_NOMEM if the copies do not
+/* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 and
+ * MER_PRECISION_INT8 are opt-in speed modes: the encoder's projection and MLP products run on
+ * their weights packed once by the first state of that precision (mer_packed: 2 bytes per weight
+ * in bf16, 1 in int8; thread safe, the model may be shared). bf16 keeps about 3 significant
+ * digits, so outputs leave the 1e-4 exactness of the default (docs/visual.md gives the measured
+ * deviation). Fails with MER_ERR_NOMEM if the copies do not
  * fit, MER_ERR_INVALID_ARG on an unknown precision. Same shape as
  * mer_speech_state_set_precision. */
 MER_API mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p);
@@ -1390,6 +1407,12 @@ MER_API int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
  * applied to raw features or to features already standardised with the run's "norm". */
 MER_API mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
                                      int64_t *n_unadapted);
+/* As mer_dataset_adapt, but only the clips with ref[i] != 0 give their group's statistics
+ * (and count towards min_clips); every clip of the group is standardised with them. E.g. a
+ * speaker's enrolment clips adapt the speaker's other clips, or `mer analyze`'s 2 s tiles of a
+ * long clip adapt its timeline windows. ref NULL: every clip, = mer_dataset_adapt. */
+MER_API mer_status mer_dataset_adapt_ref(mer_dataset *ds, const char *const *groups, const uint8_t *ref,
+                                         int32_t min_clips, int64_t *n_unadapted);
 
 /* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
@@ -1873,7 +1896,16 @@ typedef struct {
     mer_progress_fn progress;  /* after each analysed frame (done, total); nonzero return stops
                                   with MER_ERR_ABORTED. May be NULL. */
     void *progress_user_data;
+    int32_t adapt;             /* speaker adaptation over the clip's own speech, for a run trained
+                                  on speaker-standardised features (recipe "adapt": "group", as
+                                  `mer demo`'s model): MER_ANALYZE_ADAPT_AUTO (default) cuts the
+                                  clip into 2 s tiles, and when at least adapt_min of them hold
+                                  speech, standardises every speech feature with the tiles' own
+                                  statistics (mer_dataset_adapt_ref) and reports the mean over the
+                                  tiles; MER_ANALYZE_ADAPT_NONE: the run's training statistics */
+    int32_t adapt_min;         /* speech tiles needed to adapt (5, i.e. 10 s; >= 2) */
 } mer_analyze_params;
+enum { MER_ANALYZE_ADAPT_AUTO = 0, MER_ANALYZE_ADAPT_NONE = 1 };
 MER_API mer_analyze_params mer_analyze_default_params(void);
 
 typedef struct {
@@ -1909,6 +1941,7 @@ typedef struct {
     char *text_model;          /* the text run used (NULL: the lexicon, or no transcript) */
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
+    int32_t audio_adapt_tiles; /* 2 s speech tiles the speech was adapted over (0: not adapted) */
 } mer_analysis;
 
 /* Analyse the clip at path. *out is allocated (mer_analysis_free) and owns every pointer in
@@ -2020,6 +2053,8 @@ typedef struct {
                                            training copies, each in [0.5, 2] ({1, 0.9, 1.1}) */
     int32_t n_speeds;          /* 3 (1: no copies) */
     int32_t single_clip;       /* also evaluate single clips with training statistics (1) */
+    int32_t functionals;       /* acoustic functionals: MER_ACOUSTIC_EXTENDED (929, the default:
+                                  docs/demo.md) or MER_ACOUSTIC_EGEMAPS (514) */
     mer_progress_fn progress;  /* per extracted clip, then per held-out speaker of each evaluation
                                   (the stage after the last completed one); nonzero stops with
                                   MER_ERR_ABORTED. May be NULL. */

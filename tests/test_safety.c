@@ -273,14 +273,17 @@ MER_TEST(safety_resume_refuses_changed_features) {
     CHECK(rc == 1 && strstr(out, "data digest"));
 }
 
+/* A trained run on the synthetic set in a fresh temporary directory: dir, dir/s/labels.csv, dir/run. */
+static int trained_run(const char *tmp, char dir[512], char lab[600], char run[600]) {
+    snprintf(dir, 512, "%s", mer_test_tmpdir(tmp));
+    snprintf(lab, 600, "%s/s/labels.csv", dir);
+    snprintf(run, 600, "%s/run", dir);
+    return make_synth(dir) == 0 && train(dir, lab, run, NULL) == 0 ? 0 : -1;
+}
+
 MER_TEST(safety_checkpoint_checksum) {
-    const char *d = mer_test_tmpdir("safety_checksum");
     char dir[512], lab[600], run[600], w[700];
-    snprintf(dir, sizeof dir, "%s", d);
-    REQUIRE(make_synth(dir) == 0);
-    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
-    snprintf(run, sizeof run, "%s/run", dir);
-    REQUIRE(train(dir, lab, run, NULL) == 0);
+    REQUIRE(trained_run("safety_checksum", dir, lab, run) == 0);
     const char *pred = "%s predict --run %s --feature audio=%s/s/audio --out %s/p.csv";
     REQUIRE(mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir) == 0);
     /* flip one bit in the last weight of fold 1 (the data section ends the file) */
@@ -341,13 +344,8 @@ static int strip_checksum(const char *path) {
 
 /* Old checkpoints (no checksum) still load: a warning naming each file, the same predictions. */
 MER_TEST(safety_old_checkpoint_without_checksum_warns) {
-    const char *d = mer_test_tmpdir("safety_oldckpt");
     char dir[512], lab[600], run[600], w[700], ref[64 * 1024];
-    snprintf(dir, sizeof dir, "%s", d);
-    REQUIRE(make_synth(dir) == 0);
-    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
-    snprintf(run, sizeof run, "%s/run", dir);
-    REQUIRE(train(dir, lab, run, NULL) == 0);
+    REQUIRE(trained_run("safety_oldckpt", dir, lab, run) == 0);
     const char *pred = "%s predict --run %s --feature audio=%s/s/audio --out %s/p.csv && cat %s/p.csv";
     REQUIRE(mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir, dir) == 0);
     CHECK(!strstr(out, "no checksum"));
@@ -638,6 +636,51 @@ MER_TEST(safety_extract_audio_chunks_long_inputs) {
                        mer_test_bin(), H, d, H) == 2);
 }
 
+/* ---- 8. "-" is stdin; pipes and FIFOs are read as streams ------------------------------------ */
+
+MER_TEST(safety_stdin_pipes_and_fifos) {
+    const char *d = mer_test_tmpdir("safety_stdin");
+    char dir[512], a[700], b[700], fifo[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(a, sizeof a, "%s/file.npy", dir);
+    snprintf(b, sizeof b, "%s/stdin.npy", dir);
+    /* extract acoustic, one input: "-", /dev/stdin from a pipe, a FIFO give the file's bytes */
+    CHECK(mer_test_run(out, sizeof out, "%s extract acoustic --out %s " CLIP, mer_test_bin(), a) == 0);
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s extract acoustic --out %s -", mer_test_bin(), b) == 0);
+    CHECK(same_file(a, b));
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s extract acoustic --overwrite --out %s /dev/stdin",
+                       mer_test_bin(), b) == 0);
+    CHECK(same_file(a, b));
+    snprintf(fifo, sizeof fifo, "%s/fifo.flac", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    CHECK(mer_test_run(out, sizeof out, "(cat " CLIP " > %s &) ; %s extract acoustic --overwrite --out %s %s", fifo,
+                       mer_test_bin(), b, fifo) == 0);
+    CHECK(same_file(a, b));
+    /* analyze opens its input several times (probe, audio): the stream is kept in memory */
+    CHECK(mer_test_run(out, sizeof out, "%s analyze " CLIP " --json 2>/dev/null", mer_test_bin()) == 0);
+    char *want = strstr(out, "\"modalities\"");
+    REQUIRE(want);
+    want = strdup(want);
+    CHECK(mer_test_run(out, sizeof out, "%s analyze - --json < " CLIP " 2>/dev/null", mer_test_bin()) == 0);
+    CHECK(strstr(out, "\"file\":\t\"-\"") && strstr(out, want));
+    CHECK(mer_test_run(out, sizeof out, "(cat " CLIP " > %s &) ; %s analyze %s --json 2>/dev/null", fifo,
+                       mer_test_bin(), fifo) == 0);
+    CHECK(strstr(out, want));
+    free(want);
+    /* inspect */
+    CHECK(mer_test_run(out, sizeof out, "%s inspect - < " CLIP, mer_test_bin()) == 0 && strstr(out, "-: flac"));
+    CHECK(mer_test_run(out, sizeof out, "cat " CLIP " | %s inspect /dev/stdin", mer_test_bin()) == 0 &&
+          strstr(out, "audio flac"));
+    /* refused clearly: nothing on stdin, not media */
+    CHECK(mer_test_run(out, sizeof out, "%s analyze - < /dev/null", mer_test_bin()) == 1 && strstr(out, "-: empty stream"));
+    CHECK(mer_test_run(out, sizeof out, "echo hello | %s inspect -", mer_test_bin()) == 1 &&
+          strstr(out, "-: not a media file"));
+    CHECK(mer_test_run(out, sizeof out, "echo hello | %s extract acoustic --out %s/x.npy -", mer_test_bin(), dir) == 1 &&
+          strstr(out, "-: not a media file"));
+    snprintf(b, sizeof b, "%s/x.npy", dir);
+    CHECK(!exists(b));
+}
+
 /* ---- 5. digital silence is "no speech", not a class --------------------------------------- */
 
 MER_TEST(safety_silence_is_not_speech) {
@@ -756,8 +799,9 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
              "echo v > %s/keep.npy && echo v > %s/work/keep.npy && "
              "%s synth --out %s/work/s --n 24 --classes a,b --modality audio=3:2 >/dev/null && "
              "mkdir -p %s/work/out/data/flac && cp data/emodb/flac/03a01Fa.flac %s/work/out/data/flac/ok.flac && "
+             "for k in 1 2 3; do cp data/emodb/flac/08a02Tb.flac %s/work/out/data/flac/ok$k.flac; done && "
              "%s train --labels %s/work/s/labels.csv --feature audio=%s/work/s/audio --model attention --folds 2 --epochs 1 --out %s/work/run >/dev/null 2>&1",
-             root, root, root, root, root, root, root, mer_test_bin(), root, root, root, mer_test_bin(), root,
+             root, root, root, root, root, root, root, mer_test_bin(), root, root, root, root, mer_test_bin(), root,
              root, root);
     REQUIRE(system(cmd) == 0);
     char *before = snapshot(root, o);
@@ -798,6 +842,24 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
         REQUIRE(write_str(dd, text) == 0);
         mer_test_run(out, sizeof out, "%s demo --data %s/data --out %s --seeds 1 --epochs 1 --no-single-clip",
                      mer_test_bin(), o, cmd);
+        /* extract text: the name in the transcript CSV */
+        snprintf(text, sizeof text, "name,chinese,english\nok,today,\n%s,hello,\n", q);
+        snprintf(dd, sizeof dd, "%s/text.csv", o);
+        REQUIRE(write_str(dd, text) == 0);
+        mer_test_run(out, sizeof out, "%s extract text --model tests/fixtures/text/tiny_bert --csv %s --out %s/text%d",
+                     mer_test_bin(), dd, o, r);
+        /* finetune speech and probe: the name in the labels CSV (the media lookup and the cache) */
+        snprintf(text, sizeof text, "name,emotion\nok,a\nok1,b\nok2,a\nok3,b\n%s,a\n", q);
+        snprintf(dd, sizeof dd, "%s/ft.csv", o);
+        REQUIRE(write_str(dd, text) == 0);
+        mer_test_run(out, sizeof out,
+                     "%s finetune speech --model tests/fixtures/hubert/base --labels %s --audio %s/data --layers 1-2 "
+                     "--epochs 1 --folds 2 --out %s/ft%d --cache %s/ftcache%d",
+                     mer_test_bin(), dd, o, o, r, o, r);
+        mer_test_run(out, sizeof out,
+                     "%s probe --model tests/fixtures/hubert/base --labels %s --audio %s/data --folds 2 --epochs 1 "
+                     "--out %s/probe%d",
+                     mer_test_bin(), dd, o, o, r);
         /* extract and faces: the name as the input's file name (where the file system allows it) */
         if (!strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..")) {
             char in[900];

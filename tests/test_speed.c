@@ -85,20 +85,22 @@ static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, c
 }
 
 MER_TEST(speed_packed_linear_matches_reference) {
-    /* every tile remainder: rows around 4/6/192, columns around 16/128, k around 4/256 */
-    static const int64_t shapes[][3] = {{1, 1, 1},     {5, 17, 3},    {6, 16, 256},  {7, 33, 257},
-                                        {13, 130, 515}, {193, 40, 64}, {200, 129, 300}};
+    /* every tile remainder: rows around 4/6/192, columns around 16/128, k around 4/256
+     * (a fourth number: a row stride ldx < k, overlapping rows as a strided convolution reads them) */
+    static const int64_t shapes[][4] = {{1, 1, 1},     {5, 17, 3},    {6, 16, 256},  {7, 33, 257},
+                                        {13, 130, 515}, {193, 40, 64}, {200, 129, 300}, {50, 24, 72, 48}};
     uint64_t seed = 42;
     double worst[3] = {0, 0, 0};
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-        int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ldx = k + 3, ldy = n + 5;
-        float *x = malloc(sizeof(float) * m * ldx), *w = malloc(sizeof(float) * n * k),
+        int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], ldy = n + 5;
+        int64_t ldx = shapes[si][3] ? shapes[si][3] : k + 3, xn = (m - 1) * ldx + k;
+        float *x = malloc(sizeof(float) * xn), *w = malloc(sizeof(float) * n * k),
               *b = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * m * ldy),
               *y2 = malloc(sizeof(float) * m * ldy);
         double *r = malloc(sizeof(double) * m * n);
         uint16_t *w16 = malloc(sizeof(uint16_t) * n * k);
         REQUIRE(x && w && b && y && y2 && r && w16);
-        for (int64_t i = 0; i < m * ldx; i++) x[i] = urand(&seed);
+        for (int64_t i = 0; i < xn; i++) x[i] = urand(&seed);
         for (int64_t i = 0; i < n * k; i++) w[i] = urand(&seed) * 0.1f;
         for (int64_t i = 0; i < n; i++) b[i] = urand(&seed);
         for (int type = 0; type < 3; type++) {
@@ -163,7 +165,8 @@ MER_TEST(speed_packed_rejects_bad_input) {
     CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 1, 4, MER_PACK_INT8), MER_ERR_INVALID_ARG, "not finite");
     CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, INT64_MAX / 2, 4, MER_PACK_F32), MER_ERR_NOMEM, "overflows");
     REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 1, 4, MER_PACK_F32));
-    CHECK_ERR(mer_packed_linear(y, 1, x, 3, 1, p, 0, MER_EPI_NONE), MER_ERR_INVALID_ARG, "bad shape");
+    CHECK_ERR(mer_packed_linear(y, 0, x, 4, 1, p, 0, MER_EPI_NONE), MER_ERR_INVALID_ARG, "bad shape");
+    CHECK_ERR(mer_packed_linear(y, 1, x, 0, 1, p, 0, MER_EPI_NONE), MER_ERR_INVALID_ARG, "bad shape");
     CHECK_OK(mer_packed_linear(y, 1, x, 4, 0, p, 0, MER_EPI_NONE));
     mer_packed_free(p);
     mer_packed_free(NULL);

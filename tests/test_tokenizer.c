@@ -434,3 +434,40 @@ MER_TEST(tokenizer_dir_fallback) {
     mer_tokenizer_free(t);
     mer_tokenizer_free(ref);
 }
+
+/* Lower-casing a WordPiece text follows Final_Sigma as transformers.js (toLowerCase) and the Rust
+ * BertNormalizer do: a word-final capital sigma becomes ς, over the whole normalised text (so
+ * punctuation and combining marks between letters count as case-ignorable). Expected lower
+ * cases from Python's str.lower() and node's toLowerCase (they agree on these). */
+MER_TEST(tokenizer_wordpiece_final_sigma) {
+    const char *d = mer_test_tmpdir("tok_sigma");
+    char path[512];
+    snprintf(path, sizeof path, "%s/vocab.txt", d);
+    const char *vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nοδος\nοδοσ\nκαι\nσας\nσασ\nασ\nας\n'\nβ\n.\na\nσ\nς\n1\n##σ\n##ς\n";
+    REQUIRE(mer_test_write(path, vocab, strlen(vocab)) == 0);
+    mer_tokenizer *t = NULL;
+    REQUIRE_OK(mer_tokenizer_load(&t, path));
+    static const struct {
+        const char *text;
+        int32_t ids[4];
+        int64_t n;
+    } cases[] = {
+        {"ΟΔΟΣ ΚΑΙ ΣΑΣ", {5, 7, 8}, 3}, /* οδος και σας */
+        {"ΑΣ'Β", {10, 12, 13}, 3},      /* ασ ' β: the apostrophe is case-ignorable, β follows */
+        {"ΑΣ.", {11, 14}, 2},           /* ας . */
+        {"A.Σ", {15, 14, 17}, 3},       /* a . ς: a cased letter before, across the period */
+        {"1Σ", {18, 19}, 2},            /* 1 ##σ: a digit is not cased */
+        {"Σ", {16}, 1},                 /* alone: σ */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int32_t *ids = NULL;
+        int64_t n = 0;
+        REQUIRE_OK(mer_tokenizer_encode(t, cases[i].text, strlen(cases[i].text), 0, &ids, &n));
+        int same = n == cases[i].n;
+        for (int64_t k = 0; same && k < n; k++) same = ids[k] == cases[i].ids[k];
+        if (!same) printf("    %s: %lld ids, first %d\n", cases[i].text, (long long)n, n ? ids[0] : -1);
+        CHECK(same);
+        free(ids);
+    }
+    mer_tokenizer_free(t);
+}

@@ -91,7 +91,11 @@ static int has_suffix(const char *s, const char *suf) {
 /* What kind of file: by name first, then by the first bytes. */
 static int inspect_one(const char *path) {
     struct stat sb;
+    /* "-" (stdin), pipes and FIFOs can be read once: as media (the media reader keeps a copy);
+     * sniffing their first bytes would consume them */
+    if (!strcmp(path, "-")) return inspect_media(path);
     if (stat(path, &sb) != 0) return cli_fail("inspect", "%s: %s", path, strerror(errno));
+    if (S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode) || S_ISSOCK(sb.st_mode)) return inspect_media(path);
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (!S_ISDIR(sb.st_mode) && (!strcmp(base, "tokenizer.json") || !strcmp(base, "vocab.txt") ||
                                  has_suffix(base, ".model")))

@@ -21,10 +21,12 @@
 
 #include <float.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -64,25 +66,176 @@ static const char *averr(int e, char *buf, size_t n) {
     return buf;
 }
 
-/* Open and probe path; MER_ERR_MEDIA naming the file on any failure. */
+/* Streams: "-" (stdin), pipes, FIFOs, character devices (/dev/stdin) can be read only once,
+ * while a command may open its input several times (probe, audio, frames). So a stream is read
+ * whole into memory on its first open (at most MEDIA_MAX_STREAM bytes; nothing is written to
+ * disk) and every open of that path reads the copy. The copies live until the process ends. */
+#define MEDIA_MAX_STREAM ((int64_t)2 << 30)
+#define MEDIA_STREAMS 4
+static struct {
+    char *path;
+    uint8_t *data;
+    int64_t n;
+} stream_copies[MEDIA_STREAMS];
+static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static mer_status stream_read(const char *path, const uint8_t **data, int64_t *n) {
+    pthread_mutex_lock(&streams_lock);
+    mer_status s = MER_OK;
+    int slot = -1;
+    for (int i = 0; i < MEDIA_STREAMS && slot < 0; i++)
+        if (stream_copies[i].path && !strcmp(stream_copies[i].path, path)) slot = i;
+    if (slot < 0) {
+        for (int i = 0; i < MEDIA_STREAMS && slot < 0; i++)
+            if (!stream_copies[i].path) slot = i;
+        if (slot < 0) {
+            s = mer__err(MER_ERR_UNSUPPORTED, "%s: more than %d streams (pipes, FIFOs, stdin) in one process",
+                         path, MEDIA_STREAMS);
+            goto done;
+        }
+        int fd = strcmp(path, "-") ? open(path, O_RDONLY) : STDIN_FILENO;
+        if (fd < 0) {
+            s = mer__err(MER_ERR_MEDIA, "%s: cannot open: %s", path, strerror(errno));
+            goto done;
+        }
+        uint8_t *d = NULL;
+        int64_t len = 0, cap = 0;
+        for (;;) {
+            if (len == cap) {
+                int64_t nc = cap ? cap * 2 : 1 << 20;
+                uint8_t *nd = len >= MEDIA_MAX_STREAM ? NULL : realloc(d, (size_t)nc);
+                if (!nd) {
+                    s = len >= MEDIA_MAX_STREAM
+                            ? mer__err(MER_ERR_UNSUPPORTED, "%s: a stream of more than %lld MB: give a file", path,
+                                       (long long)(MEDIA_MAX_STREAM >> 20))
+                            : mer__err(MER_ERR_NOMEM, "%s: out of memory reading the stream", path);
+                    break;
+                }
+                d = nd;
+                cap = nc;
+            }
+            ssize_t r = read(fd, d + len, (size_t)(cap - len));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) {
+                s = mer__err(MER_ERR_MEDIA, "%s: read failed: %s", path, strerror(errno));
+                break;
+            }
+            if (r == 0) break;
+            len += r;
+        }
+        if (fd != STDIN_FILENO) close(fd);
+        if (!s && len == 0) s = mer__err(MER_ERR_MEDIA, "%s: empty stream", path);
+        if (!s && !(stream_copies[slot].path = strdup(path))) s = mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
+        if (s) {
+            free(d);
+            goto done;
+        }
+        stream_copies[slot].data = d;
+        stream_copies[slot].n = len;
+    }
+    *data = stream_copies[slot].data;
+    *n = stream_copies[slot].n;
+done:
+    pthread_mutex_unlock(&streams_lock);
+    return s;
+}
+
+typedef struct {
+    const uint8_t *d;
+    int64_t n, pos;
+} membuf;
+
+static int mem_read(void *opaque, uint8_t *buf, int size) {
+    membuf *m = opaque;
+    int64_t left = m->n - m->pos;
+    if (left <= 0) return AVERROR_EOF;
+    if (size > left) size = (int)left;
+    memcpy(buf, m->d + m->pos, (size_t)size);
+    m->pos += size;
+    return size;
+}
+
+static int64_t mem_seek(void *opaque, int64_t off, int whence) {
+    membuf *m = opaque;
+    if (whence == AVSEEK_SIZE) return m->n;
+    whence &= ~AVSEEK_FORCE;
+    int64_t p = whence == SEEK_SET ? off : whence == SEEK_CUR ? m->pos + off : whence == SEEK_END ? m->n + off : -1;
+    if (p < 0 || p > m->n) return -1;
+    m->pos = p;
+    return p;
+}
+
+/* avformat_close_input, and the memory reader of a stream (custom I/O is the caller's). */
+static void close_input(AVFormatContext **fc) {
+    if (!*fc) return;
+    AVIOContext *pb = ((*fc)->flags & AVFMT_FLAG_CUSTOM_IO) ? (*fc)->pb : NULL;
+    avformat_close_input(fc);
+    if (pb) {
+        av_free(pb->opaque);
+        av_freep(&pb->buffer);
+        avio_context_free(&pb);
+    }
+}
+
+/* Open and probe path; MER_ERR_MEDIA naming the file on any failure. "-" is stdin; streams
+ * (pipes, FIFOs, devices) are read whole first (stream_read). */
 static mer_status open_input(const char *path, AVFormatContext **out) {
     *out = NULL;
     pthread_once(&log_once, install_av_log);
     struct stat sb;
-    if (stat(path, &sb) != 0) return mer__err(MER_ERR_MEDIA, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return mer__err(MER_ERR_MEDIA, "%s: is a directory", path);
-    if (sb.st_size == 0) return mer__err(MER_ERR_MEDIA, "%s: empty file", path);
-
-    size_t len = strlen(path);
-    char *url = malloc(len + 6);
-    if (!url) return mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(url, "file:", 5);
-    memcpy(url + 5, path, len + 1);
+    int is_stream = !strcmp(path, "-");
+    if (!is_stream) {
+        if (stat(path, &sb) != 0) return mer__err(MER_ERR_MEDIA, "%s: cannot open: %s", path, strerror(errno));
+        if (S_ISDIR(sb.st_mode)) return mer__err(MER_ERR_MEDIA, "%s: is a directory", path);
+        is_stream = S_ISFIFO(sb.st_mode) || S_ISCHR(sb.st_mode) || S_ISSOCK(sb.st_mode);
+        if (!is_stream && sb.st_size == 0) return mer__err(MER_ERR_MEDIA, "%s: empty file", path);
+    }
     AVDictionary *opts = NULL;
-    av_dict_set(&opts, "protocol_whitelist", "file", 0);
     av_dict_set(&opts, "pattern_type", "none", 0); /* image2: the file itself, not a sequence */
     AVFormatContext *fc = NULL;
-    int r = avformat_open_input(&fc, url, NULL, &opts);
+    char *url = NULL;
+    int r;
+    if (is_stream) {
+        const uint8_t *data = NULL;
+        int64_t n = 0;
+        mer_status s = stream_read(path, &data, &n);
+        if (s) {
+            av_dict_free(&opts);
+            return s;
+        }
+        membuf *m = av_mallocz(sizeof *m);
+        uint8_t *buf = av_malloc(65536);
+        AVIOContext *pb = m && buf ? avio_alloc_context(buf, 65536, 0, m, mem_read, NULL, mem_seek) : NULL;
+        fc = pb ? avformat_alloc_context() : NULL;
+        if (!fc) {
+            if (pb) avio_context_free(&pb);
+            av_free(buf);
+            av_free(m);
+            av_dict_free(&opts);
+            return mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
+        }
+        m->d = data;
+        m->n = n;
+        fc->pb = pb;
+        fc->flags |= AVFMT_FLAG_CUSTOM_IO;
+        r = avformat_open_input(&fc, "", NULL, &opts);
+        if (r < 0) { /* avformat_open_input freed fc, not our reader */
+            av_free(pb->opaque);
+            av_freep(&pb->buffer);
+            avio_context_free(&pb);
+        }
+    } else {
+        size_t len = strlen(path);
+        url = malloc(len + 6);
+        if (!url) {
+            av_dict_free(&opts);
+            return mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
+        }
+        memcpy(url, "file:", 5);
+        memcpy(url + 5, path, len + 1);
+        av_dict_set(&opts, "protocol_whitelist", "file", 0);
+        r = avformat_open_input(&fc, url, NULL, &opts);
+    }
     av_dict_free(&opts);
     free(url);
     char eb[128];
@@ -90,7 +243,7 @@ static mer_status open_input(const char *path, AVFormatContext **out) {
         return mer__err(MER_ERR_MEDIA, "%s: not a media file FFmpeg can read (%s)", path, averr(r, eb, sizeof eb));
     r = avformat_find_stream_info(fc, NULL);
     if (r < 0) {
-        avformat_close_input(&fc);
+        close_input(&fc);
         return mer__err(MER_ERR_MEDIA, "%s: cannot read stream info (%s)", path, averr(r, eb, sizeof eb));
     }
     *out = fc;
@@ -216,7 +369,7 @@ mer_status mer_media_probe(const char *path, mer_media_info *info) {
         info->fps = ms.fps;
         info->frames = ms.frames;
     }
-    avformat_close_input(&fc);
+    close_input(&fc);
     return MER_OK;
 }
 
@@ -230,11 +383,11 @@ mer_status mer_media_streams(const char *path, mer_media_stream **streams, int32
     int32_t count = (int32_t)fc->nb_streams;
     mer_media_stream *v = calloc(count > 0 ? (size_t)count : 1, sizeof *v);
     if (!v) {
-        avformat_close_input(&fc);
+        close_input(&fc);
         return mer__err(MER_ERR_NOMEM, "%s: out of memory", path);
     }
     for (int32_t i = 0; i < count; i++) fill_stream(fc, fc->streams[i], &v[i]);
-    avformat_close_input(&fc);
+    close_input(&fc);
     *streams = v;
     *n = count;
     return MER_OK;
@@ -467,7 +620,7 @@ mer_status mer_media_decode_audio(const char *path, int32_t sample_rate, float *
     av_frame_free(&fr);
     av_packet_free(&pkt);
     avcodec_free_context(&dc);
-    avformat_close_input(&fc);
+    close_input(&fc);
     if (s) {
         free(a.out.d);
         return s;
@@ -683,7 +836,7 @@ static mer_status scan_duration(const char *path, int si, int64_t start, int hav
     }
     double tb = av_q2d(fc->streams[si]->time_base), fps = stream_fps(fc->streams[si]);
     av_packet_free(&pkt);
-    avformat_close_input(&fc);
+    close_input(&fc);
     /* raw elementary streams carry no timestamps: one packet per frame at the nominal rate */
     *duration = end != AV_NOPTS_VALUE ? (end - start) * tb : fps > 0 ? packets / fps : 0;
     if (!(*duration > 0))
@@ -777,7 +930,7 @@ static mer_status decode_video(const char *path, const mer_frame_sampling *sampl
     av_frame_free(&fr);
     av_packet_free(&pkt);
     avcodec_free_context(&dc);
-    avformat_close_input(&fc);
+    close_input(&fc);
     free(v.cur.rgb);
     if (s) {
         mer_frames_free(v.v, v.n);

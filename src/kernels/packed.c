@@ -11,6 +11,10 @@
  *  - bf16: the weights are held in bfloat16 (half the memory) and widened to float32 one
  *    256 x 16 micro-panel at a time, activations rounded to bfloat16: the same products as a
  *    bf16 GEMM with float32 accumulation, at the fp32 rate (no vdpbf16ps on AVX2 machines).
+ *    On a CPU with AVX512-BF16 and oneDNN compiled in, the weights are kept (n, k) in bfloat16
+ *    instead and the product is mer_sgemm_bf16's (oneDNN's vdpbf16ps matmul, ~1.8x the fp32
+ *    rate there): the same numbers, summed in another order. (No vdpbf16ps kernel of our own:
+ *    the machine this was written on cannot run one.)
  *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-63, 63] (7 bits), activations
  *    per row (token) symmetric to [-127, 127] stored as u8 = q + 128; vpmaddubsw multiplies u8 x s8
  *    pairs into int16 (|sum| <= 2 * 255 * 63 < 32767: never saturates, which is why the weights
@@ -39,6 +43,7 @@ struct mer_packed {
     void *w;        /* fp32 (np, k, 16) | bf16 (np, k, 16) | int8 (np, kq, 16, 4) */
     float *bias;    /* (np * 16) zero-padded, or NULL */
     float *wscale;  /* int8: (np * 16) per-channel scale */
+    int rowmajor;   /* bf16 for mer_sgemm_bf16: w is (n, k) bfloat16, bias (n) */
     int32_t *wsum;  /* int8: (np * 16) 128 * sum_k q_w */
     size_t bytes;
 };
@@ -73,6 +78,8 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
                         (int)wtype);
     if (type != MER_PACK_F32 && type != MER_PACK_BF16 && type != MER_PACK_INT8)
         return mer__err(MER_ERR_INVALID_ARG, "packed weights: unknown type %d", (int)type);
+    const int rowmajor = type == MER_PACK_BF16 && (mer_cpu_features() & MER_CPU_AVX512_BF16) &&
+                         mer_gemm_backend_available(MER_GEMM_DNNL);
     int64_t np = (n + NR - 1) / NR, kq = (k + 3) / 4, elems, bytes;
     int64_t esize = type == MER_PACK_F32 ? 4 : type == MER_PACK_BF16 ? 2 : 1;
     int64_t kk = type == MER_PACK_INT8 ? kq * 4 : k;
@@ -87,6 +94,7 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
         return MER_ERR_NOMEM;
     }
     p->type = type;
+    p->rowmajor = rowmajor;
     p->n = n;
     p->k = k;
     p->np = np;
@@ -107,7 +115,9 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
     for (int64_t j = 0; j < n; j++) {
         mer_convert_to_f32(row, (const uint8_t *)w + (size_t)j * (size_t)k * srcsz, wtype, k);
         int64_t pj = j / NR, cj = j % NR;
-        if (type == MER_PACK_F32) {
+        if (rowmajor) {
+            mer_f32_to_bf16((uint16_t *)p->w + j * k, row, k);
+        } else if (type == MER_PACK_F32) {
             float *d = (float *)p->w + pj * k * NR + cj;
             for (int64_t i = 0; i < k; i++) d[i * NR] = row[i];
         } else if (type == MER_PACK_BF16) {
@@ -482,15 +492,60 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     }
 }
 
+/* ---- bf16 through oneDNN (AVX512-BF16 CPUs) ------------------------------------------------ */
+
+typedef struct {
+    float *y;
+    const float *bias;
+    int64_t ldy, n;
+    int accumulate;
+    mer_epilogue epi;
+} rows_job;
+
+/* Before the product: y = bias (or 0), or y += bias when accumulating. */
+static void bias_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const rows_job *j = u;
+    for (int64_t r = r0; r < r1; r++) {
+        float *y = j->y + r * j->ldy;
+        if (!j->accumulate) {
+            if (j->bias) memcpy(y, j->bias, (size_t)j->n * sizeof(float));
+            else memset(y, 0, (size_t)j->n * sizeof(float));
+        } else if (j->bias) {
+            for (int64_t c = 0; c < j->n; c++) y[c] += j->bias[c];
+        }
+    }
+}
+
+static void gelu_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const rows_job *j = u;
+    for (int64_t r = r0; r < r1; r++) mer__gelu_fwd(j->y + r * j->ldy, j->y + r * j->ldy, j->n);
+}
+
+static mer_status linear_bf16_dnnl(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                   const mer_packed *w, int accumulate, mer_epilogue epi) {
+    rows_job rj = {y, w->bias, ldy, w->n, accumulate, epi};
+    mer__parallel_for(m, 16, bias_rows, &rj);
+    /* mer_sgemm_bf16 copies x row by row into bfloat16 first, so overlapping rows are fine */
+    mer_status s = mer_sgemm_bf16(1, m, w->n, w->k, x, ldx, (const uint16_t *)w->w, w->k, 1, y, ldy);
+    if (s) return s;
+    if (epi == MER_EPI_GELU) mer__parallel_for(m, 16, gelu_rows, &rj);
+    return MER_OK;
+}
+
 /* ---- entry ------------------------------------------------------------------------------- */
 
 mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                               const mer_packed *w, int accumulate, mer_epilogue epi) {
     if (!w || !y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < w->k || ldy < w->n)
+    /* ldx < k is allowed: overlapping rows of x, as a strided convolution's unfolded input
+     * (row t = x + t * stride * cin, k = taps * cin) */
+    if (m < 0 || ldx < 1 || ldy < w->n)
         return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
+    if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
     const int avx2 = use_avx2();
     int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
     if (w->type == MER_PACK_INT8) {

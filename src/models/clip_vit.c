@@ -34,10 +34,10 @@ typedef struct {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    /* bfloat16 copies for the opt-in speed mode (NULL otherwise) */
-    const uint16_t *q16, *k16, *v16, *o16, *fc1_16, *fc2_16;
-    /* int8 W8A8 packed weights (MER_PRECISION_INT8; biases stay with the float path) */
-    mer_packed *q8, *k8, *v8, *o8, *fc1_8, *fc2_8;
+    /* weights packed for the reduced precisions (mer_packed; biases stay with the float path):
+     * [0] bfloat16 (MER_PRECISION_BF16), [1] int8 W8A8 (MER_PRECISION_INT8), NULL until first
+     * used; [.][0..5] = q, k, v, o, fc1, fc2 */
+    mer_packed *pk[2][6];
 } clip_layer;
 
 struct mer_clip_model {
@@ -51,11 +51,10 @@ struct mer_clip_model {
     const float *proj;       /* (P, D) or NULL */
     int proj_dim_stated;     /* config.json has projection_dim */
     clip_layer *layers;
-    /* bfloat16 weights, made on the first MER_PRECISION_BF16 state under bf16_mu: a lazy cache,
-     * the only part of a shared model that is ever written */
-    pthread_mutex_t bf16_mu;
-    uint16_t *bf16;          /* one block holding every layer's bfloat16 weights, or NULL */
-    int int8_ready;          /* the layers' int8 packed weights exist (under bf16_mu) */
+    /* the packed weights, made on the first state of a reduced precision under pack_mu: a lazy
+     * cache, the only part of a shared model that is ever written */
+    pthread_mutex_t pack_mu;
+    int packed_ready[2];     /* [0] bf16, [1] int8 */
 };
 
 struct mer_clip_state {
@@ -71,14 +70,10 @@ void mer_clip_model_free(mer_clip_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
     if (m->layers)
-        for (int32_t l = 0; l < m->info.n_layers; l++) {
-            clip_layer *L = &m->layers[l];
-            mer_packed *p[6] = {L->q8, L->k8, L->v8, L->o8, L->fc1_8, L->fc2_8};
-            for (int k = 0; k < 6; k++) mer_packed_free(p[k]);
-        }
+        for (int32_t l = 0; l < m->info.n_layers; l++)
+            for (int k = 0; k < 12; k++) mer_packed_free(m->layers[l].pk[k / 6][k % 6]);
     mer__free(m->layers);
-    mer__free(m->bf16);
-    pthread_mutex_destroy(&m->bf16_mu);
+    pthread_mutex_destroy(&m->pack_mu);
     mer__free(m);
 }
 
@@ -291,7 +286,7 @@ mer_status mer_clip_model_load(mer_clip_model **out, const char *dir) {
     *out = NULL;
     mer_clip_model *m = mer__calloc(1, sizeof *m);
     if (!m) return MER_ERR_NOMEM;
-    pthread_mutex_init(&m->bf16_mu, NULL);
+    pthread_mutex_init(&m->pack_mu, NULL);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     mer_clip_info *c = &m->info;
     mer_status s;
@@ -385,78 +380,44 @@ fail:
     return s;
 }
 
-/* ---- bfloat16 weights (MER_PRECISION_BF16) ----------------------------------------------- */
+/* ---- packed weights of the reduced precisions --------------------------------------------- */
 
-/* Called with bf16_mu held. */
-static mer_status make_bf16(mer_clip_model *m) {
+/* Every layer's linear products packed once (mer_packed, docs/gemm.md) in bfloat16 (slot 0) or
+ * int8 W8A8 (slot 1); the patch embedding, attention and the projection stay fp32. Called with
+ * pack_mu held. */
+static mer_status make_packed(mer_clip_model *m, int slot) {
     const mer_clip_info *c = &m->info;
     const int64_t D = c->hidden_size, I = c->intermediate_size;
-    const int64_t per = 4 * D * D + 2 * D * I;
-    int64_t total;
-    if (!mer__mul_overflow(per, c->n_layers, &total) || !mer__mul_overflow(total, 2, &total))
-        return mer__err(MER_ERR_NOMEM, "clip: bfloat16 weights overflow");
-    m->bf16 = mer__alloc((size_t)total);
-    if (!m->bf16) return mer__err(MER_ERR_NOMEM, "clip: no memory for %lld bytes of bfloat16 weights",
-                                  (long long)total);
-    uint16_t *p = m->bf16;
-    for (int32_t l = 0; l < c->n_layers; l++) {
-        clip_layer *L = &m->layers[l];
-        const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
-        const uint16_t **dst[6] = {&L->q16, &L->k16, &L->v16, &L->o16, &L->fc1_16, &L->fc2_16};
-        const int64_t n[6] = {D * D, D * D, D * D, D * D, D * I, D * I};
-        for (int k = 0; k < 6; k++) {
-            mer_f32_to_bf16(p, src[k], n[k]);
-            *dst[k] = p;
-            p += n[k];
-        }
-    }
-    return MER_OK;
-}
-
-/* int8 W8A8 packed weights of every layer's linear products (docs/gemm.md); the patch
- * embedding, attention and the projection stay fp32. Called with bf16_mu held. */
-static mer_status make_int8(mer_clip_model *m) {
-    const mer_clip_info *c = &m->info;
-    const int64_t D = c->hidden_size, I = c->intermediate_size;
+    const mer_pack_type type = slot ? MER_PACK_INT8 : MER_PACK_BF16;
     mer_status s = MER_OK;
     for (int32_t l = 0; !s && l < c->n_layers; l++) {
         clip_layer *L = &m->layers[l];
         const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
-        mer_packed **dst[6] = {&L->q8, &L->k8, &L->v8, &L->o8, &L->fc1_8, &L->fc2_8};
         const int64_t n[6] = {D, D, D, D, I, D}, k[6] = {D, D, D, D, D, I};
         for (int j = 0; !s && j < 6; j++)
-            s = mer_packed_init(dst[j], src[j], MER_DTYPE_F32, NULL, n[j], k[j], MER_PACK_INT8);
+            s = mer_packed_init(&L->pk[slot][j], src[j], MER_DTYPE_F32, NULL, n[j], k[j], type);
     }
     if (s) {
-        mer__err_prefix("%s: int8 weights", m->dir);
-        for (int32_t l = 0; l < c->n_layers; l++) {
-            clip_layer *L = &m->layers[l];
-            mer_packed **p[6] = {&L->q8, &L->k8, &L->v8, &L->o8, &L->fc1_8, &L->fc2_8};
-            for (int k = 0; k < 6; k++) {
-                mer_packed_free(*p[k]);
-                *p[k] = NULL;
+        mer__err_prefix("%s: %s weights", m->dir, slot ? "int8" : "bfloat16");
+        for (int32_t l = 0; l < c->n_layers; l++)
+            for (int j = 0; j < 6; j++) {
+                mer_packed_free(m->layers[l].pk[slot][j]);
+                m->layers[l].pk[slot][j] = NULL;
             }
-        }
         return s;
     }
-    m->int8_ready = 1;
+    m->packed_ready[slot] = 1;
     return MER_OK;
 }
 
-static mer_status ensure_int8(const mer_clip_model *cm) {
-    mer_clip_model *m = (mer_clip_model *)cm; /* a guarded lazy cache, as the bf16 one */
-    pthread_mutex_lock(&m->bf16_mu);
-    mer_status s = m->int8_ready ? MER_OK : make_int8(m);
-    pthread_mutex_unlock(&m->bf16_mu);
-    return s;
-}
-
-/* Make the bfloat16 weights once; the model may be shared between threads. */
-static mer_status ensure_bf16(const mer_clip_model *cm) {
-    mer_clip_model *m = (mer_clip_model *)cm; /* the bf16 fields are a guarded lazy cache */
-    pthread_mutex_lock(&m->bf16_mu);
-    mer_status s = m->bf16 ? MER_OK : make_bf16(m);
-    pthread_mutex_unlock(&m->bf16_mu);
+/* Make the packed weights of precision p once; the model may be shared between threads. */
+static mer_status ensure_precision(const mer_clip_model *cm, mer_precision p) {
+    if (p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8) return MER_OK;
+    const int slot = p == MER_PRECISION_INT8;
+    mer_clip_model *m = (mer_clip_model *)cm; /* the packed fields are a guarded lazy cache */
+    pthread_mutex_lock(&m->pack_mu);
+    mer_status s = m->packed_ready[slot] ? MER_OK : make_packed(m, slot);
+    pthread_mutex_unlock(&m->pack_mu);
     return s;
 }
 
@@ -562,14 +523,8 @@ mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_set_precision: NULL state");
     if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
         return mer__err(MER_ERR_INVALID_ARG, "visual encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    if (p == MER_PRECISION_INT8) {
-        mer_status st = ensure_int8(s->m);
-        if (st) return st;
-    }
-    if (p == MER_PRECISION_BF16) {
-        mer_status st = ensure_bf16(s->m);
-        if (st) return st;
-    }
+    mer_status st = ensure_precision(s->m, p);
+    if (st) return st;
     s->precision = p;
     return MER_OK;
 }
@@ -671,18 +626,13 @@ static void unfold_patches(float *patches, const float *img, int32_t C, int32_t 
         }
 }
 
-/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder: bfloat16 products when
- * W16 is given (a MER_PRECISION_BF16 state), else fp32. A failing bf16 call (no memory for its
- * scratch) falls back to the fp32 product, which is always correct. */
+/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder: the packed product when P
+ * is given (a BF16 or INT8 state), else fp32. A failing packed call (no memory for its packed
+ * activations) falls back to the fp32 product, which is always correct. */
 static void gemm_w(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *W,
-                   const uint16_t *W16, const mer_packed *W8, int accumulate, float *C,
-                   int64_t ldc) {
-    if (W8) { /* int8 W8A8 (a MER_PRECISION_INT8 state); fails only on no memory */
-        if (mer_packed_linear(C, ldc, A, lda, M, W8, accumulate, MER_EPI_NONE) == MER_OK) return;
-        mer_clear_error();
-    }
-    if (W16) {
-        if (mer_sgemm_bf16(1, M, N, K, A, lda, W16, K, accumulate, C, ldc) == MER_OK) return;
+                   const mer_packed *P, int accumulate, float *C, int64_t ldc) {
+    if (P) {
+        if (mer_packed_linear(C, ldc, A, lda, M, P, accumulate, MER_EPI_NONE) == MER_OK) return;
         mer_clear_error();
     }
     mer_sgemm(0, 1, M, N, K, 1.0f, A, lda, W, K, accumulate ? 1.0f : 0.0f, C, ldc);
@@ -726,10 +676,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const int64_t H = c->n_heads, dh = D / H, L = c->n_layers;
     const float eps = c->layer_norm_eps;
     float *x = s->x, *h = s->h, *qkv = s->qkv, *ao = s->ao, *mlp = s->mlp;
-    /* the bf16 copies are read only by a BF16 state, which made sure they exist */
-    const int bf16 = s->precision == MER_PRECISION_BF16, int8 = s->precision == MER_PRECISION_INT8;
-#define W16(f) (bf16 ? ly->f : NULL)
-#define W8(f) (int8 ? ly->f : NULL)
+    /* the packed weights are read only by a state of their precision, which made sure they exist */
+    const int slot = s->precision == MER_PRECISION_BF16 ? 0 : s->precision == MER_PRECISION_INT8 ? 1 : -1;
+#define PK(j) (slot >= 0 ? ly->pk[slot][j] : NULL)
 
     /* embeddings: class token, patch GEMM, position embedding, pre-LN */
     for (int32_t b = 0; b < n; b++) {
@@ -755,20 +704,20 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     for (int64_t l = 0; l < full_layers; l++) {
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        gemm_w(R, D, D, h, D, ly->q_w, W16(q16), W8(q8), 0, qkv, 3 * D);
-        gemm_w(R, D, D, h, D, ly->k_w, W16(k16), W8(k8), 0, qkv + D, 3 * D);
-        gemm_w(R, D, D, h, D, ly->v_w, W16(v16), W8(v8), 0, qkv + 2 * D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->q_w, PK(0), 0, qkv, 3 * D);
+        gemm_w(R, D, D, h, D, ly->k_w, PK(1), 0, qkv + D, 3 * D);
+        gemm_w(R, D, D, h, D, ly->v_w, PK(2), 0, qkv + 2 * D, 3 * D);
         bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
         mer__parallel_for(R, 8, bias_rows, &bj);
         attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
         mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
         /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
-        gemm_w(R, D, D, ao, D, ly->o_w, W16(o16), W8(o8), 1, x, D);
+        gemm_w(R, D, D, ao, D, ly->o_w, PK(3), 1, x, D);
         add_bias(x, ly->o_b, R, D, 0);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        gemm_w(R, I, D, h, D, ly->fc1_w, W16(fc1_16), W8(fc1_8), 0, mlp, I);
+        gemm_w(R, I, D, h, D, ly->fc1_w, PK(4), 0, mlp, I);
         add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
-        gemm_w(R, D, I, mlp, I, ly->fc2_w, W16(fc2_16), W8(fc2_8), 1, x, D);
+        gemm_w(R, D, I, mlp, I, ly->fc2_w, PK(5), 1, x, D);
         add_bias(x, ly->fc2_b, R, D, 0);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
@@ -781,9 +730,9 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const clip_layer *ly = &m->layers[L - 1];
     float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
     mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-    gemm_w(n, D, D, h, T * D, ly->q_w, W16(q16), W8(q8), 0, qkv, T * 3 * D); /* rows b * T */
-    gemm_w(R, D, D, h, D, ly->k_w, W16(k16), W8(k8), 0, qkv + D, 3 * D);
-    gemm_w(R, D, D, h, D, ly->v_w, W16(v16), W8(v8), 0, qkv + 2 * D, 3 * D);
+    gemm_w(n, D, D, h, T * D, ly->q_w, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
+    gemm_w(R, D, D, h, D, ly->k_w, PK(1), 0, qkv + D, 3 * D);
+    gemm_w(R, D, D, h, D, ly->v_w, PK(2), 0, qkv + 2 * D, 3 * D);
     bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
     mer__parallel_for(R, 8, bias_rows, &bj);
     attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
@@ -792,12 +741,12 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
-    gemm_w(n, D, D, aoc, D, ly->o_w, W16(o16), W8(o8), 1, xc, D);
+    gemm_w(n, D, D, aoc, D, ly->o_w, PK(3), 1, xc, D);
     add_bias(xc, ly->o_b, n, D, 0);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    gemm_w(n, I, D, hc, D, ly->fc1_w, W16(fc1_16), W8(fc1_8), 0, mlp, I);
+    gemm_w(n, I, D, hc, D, ly->fc1_w, PK(4), 0, mlp, I);
     add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
-    gemm_w(n, D, I, mlp, I, ly->fc2_w, W16(fc2_16), W8(fc2_8), 1, xc, D);
+    gemm_w(n, D, I, mlp, I, ly->fc2_w, PK(5), 1, xc, D);
     add_bias(xc, ly->fc2_b, n, D, 0);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
@@ -806,8 +755,7 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     if (what == MER_CLIP_EMBEDS)
         mer_sgemm(0, 1, n, c->projection_dim, D, 1.0f, pooled, D, m->proj, D, 0.0f, out,
                   c->projection_dim);
-#undef W16
-#undef W8
+#undef PK
 }
 
 static mer_status check_what(const mer_clip_model *m, mer_clip_output what) {

@@ -21,10 +21,11 @@
  * forward starts. Every matrix product goes through mer_sgemm; linear layers fold bias and
  * residual into the GEMM's C operand (beta = 1).
  *
- * Opt-in MER_PRECISION_BF16 (a speed mode, docs/speech.md): the feature-encoder convolutions
- * and the linear layers run through mer_sgemm_bf16 on bfloat16 copies of their weights, made
- * once on first use under a mutex (BF16 checkpoints: the stored bits, zero-copy); norms, GELU,
- * attention and the positional convolution stay float32.
+ * Opt-in reduced precisions (speed modes, docs/speech.md) run the products on weights packed
+ * once, on first use under a mutex, by the encoders' one packing facility (mer_packed,
+ * kernels/packed.c): MER_PRECISION_BF16 the linear layers and the feature-encoder convolutions
+ * with cin > 1 in bfloat16, MER_PRECISION_INT8 the linear layers as W8A8; norms, GELU, attention,
+ * the first convolution and the positional convolution stay float32.
  */
 #include "kernels/kernels.h"
 #include "speech_internal.h"
@@ -44,7 +45,7 @@
 typedef struct {
     const float *w, *b;        /* conv (cout, cin, k), bias (cout) or NULL */
     float *wp;                 /* owned repack: (cout, k*cin) taps-major, or (k, cout) if cin 1 */
-    const uint16_t *wp16;      /* its bfloat16 twin (cin > 1, MER_PRECISION_BF16), in bf16_block */
+    mer_packed *wp16;          /* it packed in bfloat16 with the bias (cin > 1, MER_PRECISION_BF16) */
     const float *norm_g, *norm_b; /* GroupNorm (layer 0, "group") or LayerNorm ("layer"), or NULL */
     int64_t cin, cout, k, stride;
 } hb_conv;
@@ -54,10 +55,12 @@ typedef struct {
     const float *wq, *bq, *wk, *bk, *wv, *bv, *wo, *bo;
     const float *ln2_g, *ln2_b;   /* "final_layer_norm" */
     const float *w1, *b1, *w2, *b2;
-    /* bfloat16 twins of the linear weights (MER_PRECISION_BF16), NULL until first used */
-    const uint16_t *wq16, *wk16, *wv16, *wo16, *w1_16, *w2_16;
-    /* int8 packed weights (MER_PRECISION_INT8), NULL until first used: q, k, v as one (3D, D) */
-    mer_packed *p_qkv, *p_o, *p_1, *p_2;
+    /* packed weights with their biases, [0] bfloat16 (MER_PRECISION_BF16), [1] int8
+     * (MER_PRECISION_INT8), NULL until first used: q, k, v as one (3D, D) */
+    mer_packed *p_qkv[2], *p_o[2], *p_1[2], *p_2[2];
+    /* plain (n, k) bfloat16 copies of q, k, v, out, ffn1, ffn2 for the trainable encoder's
+     * products in both orientations (mer__speech_layer_bf16), NULL until first asked for */
+    const uint16_t *w16[6];
 } hb_layer;
 
 struct mer_speech_model {
@@ -78,15 +81,12 @@ struct mer_speech_model {
     const float *enc_ln_g, *enc_ln_b;
     hb_layer *layers;
     const char *prefix;        /* tensor-name prefix of the base model (static string) */
-    /* bfloat16 weights, made on first MER_PRECISION_BF16 use under bf16_mu: the only part of
-     * the model that changes after load, and only once (bf16_ready 0 -> 1) */
-    pthread_mutex_t bf16_mu;
-    int bf16_ready;
-    const uint16_t *fp_w16;
-    uint16_t *bf16_block;      /* owned copies (F32/F16 checkpoints); BF16 ones point into st */
-    /* int8 packed linear weights, made on first MER_PRECISION_INT8 use under the same mutex */
-    int int8_ready;
-    mer_packed *p_fp;
+    /* packed weights of the reduced precisions ([0] bf16, [1] int8), made on first use under
+     * pack_mu: the only part of the model that changes after load, once per precision */
+    pthread_mutex_t pack_mu;
+    int packed_ready[2];
+    mer_packed *p_fp[2];
+    uint16_t *train16;         /* the block of every layer's w16 (under pack_mu), or NULL */
 };
 
 struct mer_speech_state {
@@ -437,7 +437,7 @@ mer_status mer_speech_model_load(mer_speech_model **out, const char *dir) {
         return mer__err(MER_ERR_IO, "%s: not a checkpoint directory (expected config.json and model.safetensors in it)", dir);
     mer_speech_model *m = mer__calloc(1, sizeof *m);
     if (!m) return MER_ERR_NOMEM;
-    pthread_mutex_init(&m->bf16_mu, NULL);
+    pthread_mutex_init(&m->pack_mu, NULL);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     mer_json *cfg = NULL, *pre = NULL;
     hb_loader ld = {m, "", NULL, 0, 0};
@@ -488,138 +488,59 @@ fail:
     return s;
 }
 
+/* Frees the packed weights of one reduced precision (slot 0 bf16, 1 int8). */
+static void free_packed(mer_speech_model *m, int slot) {
+    mer_packed_free(m->p_fp[slot]);
+    m->p_fp[slot] = NULL;
+    if (m->layers)
+        for (int64_t l = 0; l < m->L; l++) {
+            hb_layer *y = &m->layers[l];
+            mer_packed **p[4] = {&y->p_qkv[slot], &y->p_o[slot], &y->p_1[slot], &y->p_2[slot]};
+            for (int j = 0; j < 4; j++) {
+                mer_packed_free(*p[j]);
+                *p[j] = NULL;
+            }
+        }
+    if (slot == 0)
+        for (int i = 0; i < m->n_conv; i++) {
+            mer_packed_free(m->conv[i].wp16);
+            m->conv[i].wp16 = NULL;
+        }
+}
+
 void mer_speech_model_free(mer_speech_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
     mer__free(m->pos_w);
+    free_packed(m, 0);
+    free_packed(m, 1);
+    mer__free(m->train16);
     for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
-    if (m->layers)
-        for (int64_t l = 0; l < m->L; l++) {
-            mer_packed_free(m->layers[l].p_qkv);
-            mer_packed_free(m->layers[l].p_o);
-            mer_packed_free(m->layers[l].p_1);
-            mer_packed_free(m->layers[l].p_2);
-        }
-    mer_packed_free(m->p_fp);
     mer__free(m->layers);
-    mer__free(m->bf16_block);
-    pthread_mutex_destroy(&m->bf16_mu);
+    pthread_mutex_destroy(&m->pack_mu);
     mer__free(m);
 }
 
 void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info) {
     if (!m || !info) return;
-    pthread_mutex_t *mu = (pthread_mutex_t *)&m->bf16_mu; /* guards the bf16 fields only */
+    pthread_mutex_t *mu = (pthread_mutex_t *)&m->pack_mu; /* guards the packed fields only */
     pthread_mutex_lock(mu);
     *info = m->info;
     pthread_mutex_unlock(mu);
 }
 
-/* ---- bfloat16 weights (MER_PRECISION_BF16) --------------------------------------------------
- * Made once, on first use, for the linear layers (~80% of the forward's FLOP) and the
- * feature-encoder convolutions with cin > 1 (~13%). A BF16 checkpoint's linear weights are used
- * in place (zero-copy); everything else is rounded into one owned block, in item order, so
- * that a layer's q/k/v copies lie back to back (the forward fuses them into one product). The
- * positional convolution (~2%, a grouped conv in kernels/conv.c) stays float32. */
-
-typedef struct {
-    const char *name;          /* under the model prefix; NULL for the feature projection */
-    const float *w;
-    const uint16_t **dst;
-    int64_t n;
-} bf16_item;
-
-static mer_status make_bf16(mer_speech_model *m) {
+/* ---- packed weights of the reduced precisions -----------------------------------------------
+ * Made once, on first use, by mer_packed (docs/gemm.md), biases included: the linear layers
+ * (~80% of the forward's FLOP; feature projection, q/k/v as one (3D, D) product, out, the two
+ * FFN products) in bfloat16 (MER_PRECISION_BF16) or W8A8 (MER_PRECISION_INT8), and in bf16 also
+ * the feature-encoder convolutions with cin > 1 (~13%), whose repacked (cout, k * cin) kernels
+ * are a linear layer over overlapping input rows. The first convolution (cin 1, the raw
+ * waveform) and the positional convolution (~2%, a grouped conv in kernels/conv.c) stay float32;
+ * int8 keeps every convolution in float32: the accuracy of the int8 mode is measured so. */
+static mer_status make_packed(mer_speech_model *m, int slot) {
+    const mer_pack_type type = slot ? MER_PACK_INT8 : MER_PACK_BF16;
     const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
-    const int64_t n_items = 1 + 6 * m->L + m->n_conv;
-    bf16_item *it = calloc((size_t)n_items, sizeof *it);
-    if (!it) return mer__err(MER_ERR_NOMEM, "out of memory");
-    char(*names)[HB_NAME] = calloc((size_t)n_items, HB_NAME);
-    if (!names) {
-        free(it);
-        return mer__err(MER_ERR_NOMEM, "out of memory");
-    }
-    int64_t k = 0;
-    snprintf(names[k], HB_NAME, "%sfeature_projection.projection.weight", m->prefix);
-    it[k++] = (bf16_item){names[0], m->fp_w, &m->fp_w16, D * C};
-    for (int64_t l = 0; l < m->L; l++) {
-        hb_layer *y = &m->layers[l];
-        const char *nm[6] = {"attention.q_proj", "attention.k_proj", "attention.v_proj",
-                             "attention.out_proj", "feed_forward.intermediate_dense",
-                             "feed_forward.output_dense"};
-        const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
-        const uint16_t **dst[6] = {&y->wq16, &y->wk16, &y->wv16, &y->wo16, &y->w1_16, &y->w2_16};
-        const int64_t n[6] = {D * D, D * D, D * D, D * D, I * D, D * I};
-        for (int j = 0; j < 6; j++, k++) {
-            snprintf(names[k], HB_NAME, "%sencoder.layers.%lld.%s.weight", m->prefix, (long long)l, nm[j]);
-            it[k] = (bf16_item){names[k], w[j], dst[j], n[j]};
-        }
-    }
-    /* the feature encoder's repacked kernels (no name: never in the checkpoint's layout) */
-    for (int i = 0; i < m->n_conv; i++) {
-        hb_conv *c = &m->conv[i];
-        if (c->cin > 1) it[k++] = (bf16_item){NULL, c->wp, &c->wp16, c->cout * c->cin * c->k};
-    }
-    const int64_t n_used = k;
-    /* zero-copy where the checkpoint already stores bfloat16; count the rest */
-    int64_t owned = 0, n_inplace = 0;
-    for (k = 0; k < n_used; k++) {
-        mer_safetensors_entry e;
-        if (it[k].name && mer_safetensors_find(m->st, it[k].name, &e) == MER_OK && e.dtype == MER_DTYPE_BF16 &&
-            e.nbytes == (size_t)it[k].n * 2 && ((uintptr_t)e.data & 1) == 0) {
-            *it[k].dst = e.data;
-            n_inplace++;
-        } else {
-            mer_clear_error();
-            owned += it[k].n;
-        }
-    }
-    mer_status s = MER_OK;
-    if (owned) {
-        m->bf16_block = mer__alloc((size_t)owned * sizeof(uint16_t));
-        if (!m->bf16_block) {
-            s = mer__err(MER_ERR_NOMEM, "%s: no memory for %lld MB of bfloat16 weights", m->dir,
-                         (long long)(owned * 2 >> 20));
-            for (k = 0; k < n_used; k++) *it[k].dst = NULL;
-        } else {
-            uint16_t *p = m->bf16_block;
-            for (k = 0; k < n_used; k++)
-                if (!*it[k].dst) {
-                    mer_f32_to_bf16(p, it[k].w, it[k].n);
-                    *it[k].dst = p;
-                    p += it[k].n;
-                }
-        }
-    }
-    if (s == MER_OK) {
-        m->info.bf16_bytes = owned * 2;
-        m->info.bf16_ready = 1;
-        m->bf16_ready = 1;
-        MER_LOG_I("%s: bfloat16 weights ready (%lld of %lld tensors used in place, %lld MB copied)",
-                  m->dir, (long long)n_inplace, (long long)n_used, (long long)(owned * 2 >> 20));
-    }
-    free(names);
-    free(it);
-    return s;
-}
-
-/* Make the bfloat16 weights once; the model may be shared between threads. */
-static mer_status ensure_bf16(const mer_speech_model *cm) {
-    mer_speech_model *m = (mer_speech_model *)cm; /* the bf16 fields are a guarded lazy cache */
-    pthread_mutex_lock(&m->bf16_mu);
-    mer_status s = m->bf16_ready ? MER_OK : make_bf16(m);
-    pthread_mutex_unlock(&m->bf16_mu);
-    return s;
-}
-
-/* ---- int8 weights (MER_PRECISION_INT8) ------------------------------------------------------
- * The linear layers (feature projection, q/k/v as one (3D, D) product, out, the two FFN
- * products) packed once as W8A8 (mer_packed, docs/gemm.md). The feature-encoder and positional
- * convolutions stay float32: the first convolution sees the raw waveform (cin 1) and together
- * they are ~15% of the FLOP; the accuracy of the int8 mode is measured with them in fp32. */
-static mer_status make_int8(mer_speech_model *m) {
-    const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
-    mer_status s = mer_packed_init(&m->p_fp, m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, MER_PACK_INT8);
+    mer_status s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
     float *w3 = s ? NULL : mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
     if (!s && !w3) s = MER_ERR_NOMEM;
     for (int64_t l = 0; !s && l < m->L; l++) {
@@ -631,38 +552,46 @@ static mer_status make_int8(mer_speech_model *m) {
         memcpy(b3, y->bq, (size_t)D * sizeof(float));
         memcpy(b3 + D, y->bk, (size_t)D * sizeof(float));
         memcpy(b3 + 2 * D, y->bv, (size_t)D * sizeof(float));
-        if (!(s = mer_packed_init(&y->p_qkv, w3, MER_DTYPE_F32, b3, 3 * D, D, MER_PACK_INT8)) &&
-            !(s = mer_packed_init(&y->p_o, y->wo, MER_DTYPE_F32, y->bo, D, D, MER_PACK_INT8)) &&
-            !(s = mer_packed_init(&y->p_1, y->w1, MER_DTYPE_F32, y->b1, I, D, MER_PACK_INT8)))
-            s = mer_packed_init(&y->p_2, y->w2, MER_DTYPE_F32, y->b2, D, I, MER_PACK_INT8);
+        if (!(s = mer_packed_init(&y->p_qkv[slot], w3, MER_DTYPE_F32, b3, 3 * D, D, type)) &&
+            !(s = mer_packed_init(&y->p_o[slot], y->wo, MER_DTYPE_F32, y->bo, D, D, type)) &&
+            !(s = mer_packed_init(&y->p_1[slot], y->w1, MER_DTYPE_F32, y->b1, I, D, type)))
+            s = mer_packed_init(&y->p_2[slot], y->w2, MER_DTYPE_F32, y->b2, D, I, type);
     }
     mer__free(w3);
+    for (int i = 0; !s && slot == 0 && i < m->n_conv; i++) {
+        hb_conv *c = &m->conv[i];
+        if (c->cin > 1)
+            s = mer_packed_init(&c->wp16, c->wp, MER_DTYPE_F32, c->b, c->cout, c->k * c->cin, type);
+    }
     if (s) {
-        mer__err_prefix("%s: int8 weights", m->dir);
-        mer_packed_free(m->p_fp);
-        m->p_fp = NULL;
-        for (int64_t l = 0; l < m->L; l++) {
-            hb_layer *y = &m->layers[l];
-            mer_packed_free(y->p_qkv);
-            mer_packed_free(y->p_o);
-            mer_packed_free(y->p_1);
-            mer_packed_free(y->p_2);
-            y->p_qkv = y->p_o = y->p_1 = y->p_2 = NULL;
-        }
+        mer__err_prefix("%s: %s weights", m->dir, slot ? "int8" : "bfloat16");
+        free_packed(m, slot);
         return s;
     }
-    m->int8_ready = 1;
-    MER_LOG_I("%s: int8 weights ready", m->dir);
+    m->packed_ready[slot] = 1;
+    if (slot == 0) {
+        int64_t bytes = (int64_t)mer_packed_bytes(m->p_fp[0]);
+        for (int64_t l = 0; l < m->L; l++) {
+            const hb_layer *y = &m->layers[l];
+            bytes += (int64_t)(mer_packed_bytes(y->p_qkv[0]) + mer_packed_bytes(y->p_o[0]) +
+                               mer_packed_bytes(y->p_1[0]) + mer_packed_bytes(y->p_2[0]));
+        }
+        for (int i = 0; i < m->n_conv; i++) bytes += (int64_t)mer_packed_bytes(m->conv[i].wp16);
+        m->info.bf16_bytes = bytes;
+        m->info.bf16_ready = 1;
+    }
+    MER_LOG_I("%s: %s weights packed", m->dir, slot ? "int8" : "bfloat16");
     return MER_OK;
 }
 
+/* Make the packed weights of precision p once; the model may be shared between threads. */
 static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p) {
-    if (p == MER_PRECISION_BF16) return ensure_bf16(cm);
-    if (p != MER_PRECISION_INT8) return MER_OK;
-    mer_speech_model *m = (mer_speech_model *)cm; /* a guarded lazy cache, as the bf16 one */
-    pthread_mutex_lock(&m->bf16_mu);
-    mer_status s = m->int8_ready ? MER_OK : make_int8(m);
-    pthread_mutex_unlock(&m->bf16_mu);
+    if (p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8) return MER_OK;
+    const int slot = p == MER_PRECISION_INT8;
+    mer_speech_model *m = (mer_speech_model *)cm; /* the packed fields are a guarded lazy cache */
+    pthread_mutex_lock(&m->pack_mu);
+    mer_status s = m->packed_ready[slot] ? MER_OK : make_packed(m, slot);
+    pthread_mutex_unlock(&m->pack_mu);
     return s;
 }
 
@@ -677,14 +606,41 @@ mer_status mer__speech_layer_get(const mer_speech_model *m, int32_t l, mer__spee
     return MER_OK;
 }
 
+/* The trainable encoder multiplies by the frozen projections in both orientations (forward and
+ * input gradient), which a packed (x @ W^T only) copy does not serve: it gets plain bfloat16
+ * copies, made once on first request under pack_mu (inference never makes them). */
+static mer_status make_train16(mer_speech_model *m) {
+    const int64_t D = m->D, I = m->I, per = 4 * D * D + 2 * D * I;
+    int64_t total;
+    if (!mer__mul_overflow(per, m->L, &total) || !mer__mul_overflow(total, 2, &total))
+        return mer__err(MER_ERR_NOMEM, "%s: bfloat16 weights overflow", m->dir);
+    m->train16 = mer__alloc((size_t)total);
+    if (!m->train16)
+        return mer__err(MER_ERR_NOMEM, "%s: no memory for %lld MB of bfloat16 weights", m->dir,
+                        (long long)(total >> 20));
+    uint16_t *p = m->train16;
+    for (int64_t l = 0; l < m->L; l++) {
+        hb_layer *y = &m->layers[l];
+        const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
+        const int64_t n[6] = {D * D, D * D, D * D, D * D, I * D, D * I};
+        for (int j = 0; j < 6; j++) {
+            mer_f32_to_bf16(p, w[j], n[j]);
+            y->w16[j] = p;
+            p += n[j];
+        }
+    }
+    return MER_OK;
+}
+
 mer_status mer__speech_layer_bf16(const mer_speech_model *m, int32_t l, const uint16_t *w16[6]) {
     if (!m || l < 0 || l >= m->L)
         return mer__err(MER_ERR_INVALID_ARG, "speech encoder: layer %d outside the model", (int)l);
-    mer_status s = ensure_bf16(m);
+    mer_speech_model *mm = (mer_speech_model *)m; /* a guarded lazy cache, as the packed weights */
+    pthread_mutex_lock(&mm->pack_mu);
+    mer_status s = mm->train16 ? MER_OK : make_train16(mm);
+    pthread_mutex_unlock(&mm->pack_mu);
     if (s) return s;
-    const hb_layer *y = &m->layers[l];
-    w16[0] = y->wq16, w16[1] = y->wk16, w16[2] = y->wv16;
-    w16[3] = y->wo16, w16[4] = y->w1_16, w16[5] = y->w2_16;
+    for (int j = 0; j < 6; j++) w16[j] = m->layers[l].w16[j];
     return MER_OK;
 }
 
@@ -793,6 +749,8 @@ static void fill_rows(void *u, int64_t r0, int64_t r1, int th) {
 static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout,
                           int bf16) {
     (void)tin;
+    if (bf16 && c->wp16) /* the packed product reads the overlapping input rows in place */
+        return mer_packed_linear(y, c->cout, x, c->stride * c->cin, tout, c->wp16, 0, MER_EPI_NONE);
     if (c->cin == 1) {
         c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
         mer__parallel_for(tout, 64, c1_rows, &j);
@@ -807,17 +765,8 @@ static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t ti
     const int64_t s = c->stride, cin = c->cin, kc = c->k * cin;
     for (int64_t t0 = 0; t0 < c->k; t0 += s) {
         const int64_t nt = c->k - t0 < s ? c->k - t0 : s;
-        mer_status st = MER_ERR_UNSUPPORTED;
-        if (bf16 && c->wp16) {
-            /* no beta: the first product overwrites unless a bias is already in y */
-            st = mer_sgemm_bf16(1, tout, c->cout, nt * cin, x + t0 * cin, s * cin, c->wp16 + t0 * cin,
-                                kc, beta != 0.0f, y, c->cout);
-            if (st && st != MER_ERR_UNSUPPORTED) return st;
-            if (st) mer_clear_error();
-        }
-        if (st)
-            mer_sgemm(0, 1, tout, c->cout, nt * cin, 1.0f, x + t0 * cin, s * cin, c->wp + t0 * cin, kc,
-                      beta, y, c->cout);
+        mer_sgemm(0, 1, tout, c->cout, nt * cin, 1.0f, x + t0 * cin, s * cin, c->wp + t0 * cin, kc,
+                  beta, y, c->cout);
         beta = 1.0f;
     }
     return MER_OK;
@@ -920,25 +869,6 @@ static void bias_range(void *u, int64_t r0, int64_t r1, int th) {
     }
 }
 
-/* y (rows, 3n) rows = [b0 | b1 | b2]: the biases of the fused q/k/v product. */
-typedef struct {
-    float *y;
-    const float *b0, *b1, *b2;
-    int64_t n;
-} fill3_job;
-
-static void fill3_rows(void *u, int64_t r0, int64_t r1, int th) {
-    (void)th;
-    const fill3_job *j = u;
-    const size_t bytes = (size_t)j->n * sizeof(float);
-    for (int64_t r = r0; r < r1; r++) {
-        float *y = j->y + r * 3 * j->n;
-        memcpy(y, j->b0, bytes);
-        memcpy(y + j->n, j->b1, bytes);
-        memcpy(y + 2 * j->n, j->b2, bytes);
-    }
-}
-
 /* x (rows, n) += b broadcast over rows. */
 static void add_bias(float *x, const float *b, int64_t rows, int64_t n) {
     bias_job j = {x, b, n};
@@ -969,31 +899,128 @@ static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
 }
 
 /* y (n, out) = x (n, in) @ w^T + b, or y += x @ w^T + b when acc (the residual folded into
- * the GEMM's C). With w16 (bf16 mode) the product is mer_sgemm_bf16's, which has no alpha/beta:
- * the bias is put into C first and the product accumulated onto it. A CPU without a bf16 matmul
- * (MER_ERR_UNSUPPORTED, raised before C is touched) gets the fp32 product instead.
+ * the GEMM's C); with p (a reduced precision) the packed product, whose epilogue may add GELU.
  * ref: torch.nn.functional.linear */
-static mer_status linear(float *y, const float *x, const float *w, const uint16_t *w16,
-                         const float *b, int64_t n, int64_t in, int64_t out, int acc) {
-    if (w16) {
-        if (acc) {
-            add_bias(y, b, n, out);
-        } else {
-            fill_job f = {y, b, out};
-            mer__parallel_for(n, 64, fill_rows, &f);
-        }
-        mer_status s = mer_sgemm_bf16(1, n, out, in, x, in, w16, in, 1, y, out);
-        if (s != MER_ERR_UNSUPPORTED) return s;
-        mer_clear_error();
-        mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
-        return MER_OK;
-    }
+static mer_status linear(float *y, const float *x, const float *w, const mer_packed *p,
+                         const float *b, int64_t n, int64_t in, int64_t out, int acc,
+                         mer_epilogue epi) {
+    if (p) return mer_packed_linear(y, out, x, in, n, p, acc, epi);
     if (acc) {
         add_bias(y, b, n, out);
         mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
     } else {
         mer__linear_fwd(y, x, w, b, n, in, out);
     }
+    if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
+    return MER_OK;
+}
+
+/* The utterances of one forward: rows [t0, t0 + T) of the stacked frames; out receives its
+ * hidden states lf..ll as (ll - lf + 1, T, D). */
+typedef struct {
+    int64_t t0, T;
+    float *out;
+} hb_seg;
+
+/* The transformer layers on the stacked frames x (R, D) of nseg utterances (hidden state 0 in
+ * x): every row-wise step (norms, linear layers, GELU) runs on all R rows at once, attention
+ * within each utterance, so each utterance's results are those of running it alone. Scratch:
+ * xn, att (R, D), qkv (R, 3D), hid (R, I). *t0 is the profile clock. */
+static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *qkv, float *att,
+                             float *hid, int64_t R, const hb_seg *seg, int nseg, int32_t lf,
+                             int32_t ll, mer_precision prec, double *tp) {
+    const mer_speech_model *m = st->m;
+    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
+    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+    mer_speech_profile *pf = &st->prof;
+    double t0 = *tp, t1;
+    mer_status s = MER_OK;
+    float *q, *k, *v;
+#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
+    const int stable = m->info.stable_layer_norm;
+    if (lf == 0)
+        for (int i = 0; i < nseg; i++)
+            memcpy(seg[i].out, x + seg[i].t0 * D, (size_t)(seg[i].T * D) * sizeof(float));
+
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
+        const hb_layer *y = &m->layers[l];
+        const float *a_in = x;
+        if (stable) {
+            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
+            a_in = xn;
+        }
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        int64_t ldqkv = D;
+        if (slot >= 0) { /* one (R, 3D) product: q | k | v interleaved per row */
+            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, R, y->p_qkv[slot], 0, MER_EPI_NONE))) return s;
+            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
+        } else {
+            q = qkv, k = qkv + R * D, v = qkv + 2 * R * D;
+            if ((s = linear(q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
+                return s;
+        }
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        for (int i = 0; i < nseg; i++) { /* attention within each utterance */
+            const int64_t o = seg[i].t0 * ldqkv, T = seg[i].T;
+            if ((s = mer__attention_fwd(att + seg[i].t0 * D, D, NULL, q + o, ldqkv, k + o, ldqkv, v + o,
+                                        ldqkv, NULL, T, T, H, dh, scale, NULL)))
+                return s;
+            pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
+        }
+        t1 = now_s();
+        pf->attention_s += t1 - t0;
+        t0 = t1;
+        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
+        s = linear(x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
+        if (s) return s;
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        const float *f_in = x;
+        if (stable) {
+            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
+            f_in = xn;
+        } else {
+            mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
+        }
+        t1 = now_s();
+        pf->other_s += t1 - t0;
+        t0 = t1;
+        /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
+        s = linear(hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
+        if (s) return s;
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        s = linear(x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
+        if (s) return s;
+        pf->linear_flop += 2.0 * (double)R * (double)D * (double)(4 * D + 2 * I);
+        t1 = now_s();
+        pf->linear_s += t1 - t0;
+        t0 = t1;
+        if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
+
+        const int64_t idx = l + 1;
+        if (idx >= lf && idx <= ll)
+            for (int i = 0; i < nseg; i++) {
+                const int64_t TD = seg[i].T * D;
+                float *dst = seg[i].out + (idx - lf) * TD;
+                const float *src = x + seg[i].t0 * D;
+                if (stable && idx == L)
+                    mer__layernorm_fwd(dst, NULL, NULL, src, m->enc_ln_g, m->enc_ln_b, seg[i].T, D, m->eps);
+                else
+                    memcpy(dst, src, (size_t)TD * sizeof(float));
+            }
+    }
+    *tp = t0;
+#undef PK
     return MER_OK;
 }
 
@@ -1003,9 +1030,12 @@ static mer_status linear(float *y, const float *x, const float *w, const uint16_
 static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
                           int32_t ll, mer_precision prec, float *out) {
     const mer_speech_model *m = st->m;
-    const int bf16 = prec == MER_PRECISION_BF16, int8 = prec == MER_PRECISION_INT8;
+    const int bf16 = prec == MER_PRECISION_BF16;
+    /* the packed weights of a reduced precision (-1: fp32 through mer_sgemm) */
+    const int slot = bf16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
     const int64_t T = mer_speech_frames(m, n);
-    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
+    const int64_t D = m->D, I = m->I;
     const int64_t C = m->conv[m->n_conv - 1].cout;
     const size_t need = (size_t)arena_floats(m, n, T) * sizeof(float);
     if (st->arena.cap < need) {
@@ -1055,9 +1085,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     mer__arena_reset(&st->arena, mark);
     float *x = mer__arena_f32(&st->arena, T * D);
     float *xn = mer__arena_f32(&st->arena, T * D);
-    /* q, k, v as three (T, D) blocks, or interleaved (T, 3D) rows by the fused bf16 product */
+    /* q, k, v as three (T, D) blocks, or interleaved (T, 3D) rows by the fused packed product */
     float *qkv = mer__arena_f32(&st->arena, 3 * T * D);
-    float *q = qkv, *k = qkv ? qkv + T * D : NULL, *v = qkv ? qkv + 2 * T * D : NULL;
     float *att = mer__arena_f32(&st->arena, T * D);
     float *hid = mer__arena_f32(&st->arena, T * I);
     float *pc = mer__arena_f32(&st->arena, D * (T + 1));
@@ -1073,8 +1102,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     t1 = now_s();
     pf->other_s += t1 - t0;
     t0 = t1;
-    mer_status s = int8 ? mer_packed_linear(x, D, feat, C, T, m->p_fp, 0, MER_EPI_NONE)
-                        : linear(x, feat, m->fp_w, bf16 ? m->fp_w16 : NULL, m->fp_b, T, C, D, 0);
+    mer_status s = linear(x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE);
     if (s) return s;
     pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
     t1 = now_s();
@@ -1083,7 +1111,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
 
     /* ---- positional convolution: x += gelu(conv(x^T))^T, "same" length ---- */
     const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
-    float *xt = q; /* (D, T) scratch: q is free until the first layer */
+    float *xt = qkv; /* (D, T) scratch: qkv is free until the first layer */
     transpose(xt, T, x, D, T, D, 0);
     if ((s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups)))
         return s;
@@ -1094,106 +1122,15 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     pf->pos_conv_s += t1 - t0;
     t0 = t1;
 
-    const int stable = m->info.stable_layer_norm;
-    if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
-    const int64_t TD = T * D;
-    if (lf == 0) memcpy(out, x, (size_t)TD * sizeof(float));
-
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
-        const hb_layer *y = &m->layers[l];
-        const float *a_in = x;
-        if (stable) {
-            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, T, D, m->eps);
-            a_in = xn;
-        }
-        t1 = now_s();
-        pf->other_s += t1 - t0;
-        t0 = t1;
-        int64_t ldqkv = D;
-        int fused = 0;
-        if (int8) {
-            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, T, y->p_qkv, 0, MER_EPI_NONE))) return s;
-            fused = 1;
-        } else if (bf16 && y->wk16 == y->wq16 + D * D && y->wv16 == y->wk16 + D * D) {
-            /* copies made by make_bf16 lie back to back: one (T, 3D) product instead of three
-             * (one rounding of the input, a wider N that the bf16 GEMM runs faster) */
-            fill3_job f = {qkv, y->bq, y->bk, y->bv, D};
-            mer__parallel_for(T, 64, fill3_rows, &f);
-            s = mer_sgemm_bf16(1, T, 3 * D, D, a_in, D, y->wq16, D, 1, qkv, 3 * D);
-            if (s && s != MER_ERR_UNSUPPORTED) return s;
-            if (s) mer_clear_error(); /* raised before C was touched: the separate products */
-            fused = !s;
-        }
-        if (fused) {
-            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
-        } else {
-            q = qkv, k = qkv + T * D, v = qkv + 2 * T * D;
-            if ((s = linear(q, a_in, y->wq, bf16 ? y->wq16 : NULL, y->bq, T, D, D, 0)) ||
-                (s = linear(k, a_in, y->wk, bf16 ? y->wk16 : NULL, y->bk, T, D, D, 0)) ||
-                (s = linear(v, a_in, y->wv, bf16 ? y->wv16 : NULL, y->bv, T, D, D, 0)))
-                return s;
-        }
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        if ((s = mer__attention_fwd(att, D, NULL, q, ldqkv, k, ldqkv, v, ldqkv, NULL, T, T, H, dh,
-                                    scale, NULL)))
-            return s;
-        pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
-        t1 = now_s();
-        pf->attention_s += t1 - t0;
-        t0 = t1;
-        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        s = int8 ? mer_packed_linear(x, D, att, D, T, y->p_o, 1, MER_EPI_NONE)
-                 : linear(x, att, y->wo, bf16 ? y->wo16 : NULL, y->bo, T, D, D, 1);
-        if (s) return s;
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        const float *f_in = x;
-        if (stable) {
-            mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, T, D, m->eps);
-            f_in = xn;
-        } else {
-            mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, T, D, m->eps);
-        }
-        t1 = now_s();
-        pf->other_s += t1 - t0;
-        t0 = t1;
-        /* int8: the GELU is the product's epilogue, applied to each tile while in cache */
-        s = int8 ? mer_packed_linear(hid, I, f_in, D, T, y->p_1, 0, MER_EPI_GELU)
-                 : linear(hid, f_in, y->w1, bf16 ? y->w1_16 : NULL, y->b1, T, D, I, 0);
-        if (s) return s;
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        if (!int8) mer__gelu_fwd(hid, hid, T * I);
-        t1 = now_s();
-        pf->other_s += t1 - t0;
-        t0 = t1;
-        s = int8 ? mer_packed_linear(x, D, hid, I, T, y->p_2, 1, MER_EPI_NONE)
-                 : linear(x, hid, y->w2, bf16 ? y->w2_16 : NULL, y->b2, T, I, D, 1);
-        if (s) return s;
-        pf->linear_flop += 2.0 * (double)T * (double)D * (double)(4 * D + 2 * I);
-        t1 = now_s();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, T, D, m->eps);
-
-        const int64_t idx = l + 1;
-        if (idx >= lf && idx <= ll) {
-            float *dst = out + (idx - lf) * TD;
-            if (stable && idx == L)
-                mer__layernorm_fwd(dst, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
-            else
-                memcpy(dst, x, (size_t)TD * sizeof(float));
-        }
-    }
+    if (!m->info.stable_layer_norm)
+        mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
+    hb_seg seg = {0, T, out};
+    s = run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec, &t0);
     t1 = now_s();
     pf->other_s += t1 - t0;
     pf->total_s += t1 - t_start;
-    return MER_OK;
+#undef PK
+    return s;
 }
 
 void mer_speech_normalize(float *x, int64_t n) {
@@ -1231,6 +1168,76 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
     if ((st = ensure_precision(m, s->precision))) return st;
     memset(&s->prof, 0, sizeof s->prof);
     return forward(s, samples, n, layer_first, layer_last, s->precision, out);
+}
+
+mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                   const int64_t *n, int32_t layer_first, int32_t layer_last,
+                                   float *const *outs) {
+    if (!s || b < 1 || !samples || !n || !outs)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
+    const mer_speech_model *m = s->m;
+    if (layer_first < 0 || layer_last < layer_first || layer_last > m->L)
+        return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld", layer_first,
+                        layer_last, (long long)m->L);
+    const int64_t D = m->D, I = m->I;
+    int64_t R = 0;
+    mer_status st;
+    for (int32_t i = 0; i < b; i++) {
+        if (!samples[i] || !outs[i])
+            return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: utterance %d: NULL buffer", (int)i);
+        const int64_t T = mer_speech_frames(m, n[i]);
+        if (T <= 0)
+            return mer__err(MER_ERR_SHAPE, "utterance %d: %lld samples are too short for one frame of the speech encoder",
+                            (int)i, (long long)n[i]);
+        if ((st = check_samples(samples[i], n[i]))) {
+            mer__err_prefix("utterance %d", (int)i);
+            return st;
+        }
+        R += T;
+    }
+    int64_t need;
+    if (!mer__mul_overflow(R, 6 * D + I, &need) || need > ((int64_t)1 << 36))
+        return mer__err(MER_ERR_NOMEM, "a batch of %lld frames is too large", (long long)R);
+    if ((st = ensure_precision(m, s->precision))) return st;
+    memset(&s->prof, 0, sizeof s->prof);
+    float *x = mer__alloc((size_t)(R * D) * sizeof(float));
+    hb_seg *seg = calloc((size_t)b, sizeof *seg);
+    if (!x || !seg) {
+        mer__free(x);
+        free(seg);
+        return MER_ERR_NOMEM;
+    }
+    /* each utterance alone up to hidden state 0 (its feature encoder, projection and
+     * positional convolution), stacked into x */
+    int64_t t0 = 0;
+    for (int32_t i = 0; i < b && !st; i++) {
+        seg[i] = (hb_seg){t0, mer_speech_frames(m, n[i]), outs[i]};
+        st = forward(s, samples[i], n[i], 0, 0, s->precision, x + t0 * D);
+        t0 += seg[i].T;
+    }
+    /* the layers on all frames at once */
+    const size_t bytes = (size_t)(R * (5 * D + I) + 16 * 64) * sizeof(float);
+    if (!st && s->arena.cap < bytes) {
+        mer__arena_free(&s->arena);
+        st = mer__arena_init(&s->arena, bytes);
+    }
+    if (!st) {
+        mer__arena_reset(&s->arena, 0);
+        float *xn = mer__arena_f32(&s->arena, R * D), *qkv = mer__arena_f32(&s->arena, 3 * R * D);
+        float *att = mer__arena_f32(&s->arena, R * D), *hid = mer__arena_f32(&s->arena, R * I);
+        if (!xn || !qkv || !att || !hid) {
+            st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
+        } else {
+            double tp = now_s();
+            const double start = tp;
+            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->precision, &tp);
+            s->prof.other_s += now_s() - tp;
+            s->prof.total_s += now_s() - start;
+        }
+    }
+    mer__free(x);
+    free(seg);
+    return st;
 }
 
 /* ============================================================================================

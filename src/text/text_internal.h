@@ -58,6 +58,10 @@ static inline int mer__uc_is_punct(uint32_t cp) {
 int mer__uc_is_space(uint32_t cp);
 /* Append the lower case of cp (str.lower(); U+0130 gives two code points). */
 mer_status mer__uc_lower(uint32_t cp, mer__u32buf *out);
+/* Append the lower case of the string s (str.lower(), JavaScript's toLowerCase): per code point,
+ * except a capital sigma that ends a word (Final_Sigma: cased letter before, none after,
+ * case-ignorable characters skipped) becomes final sigma U+03C2. */
+mer_status mer__uc_lower_str(const uint32_t *s, size_t n, mer__u32buf *out);
 /* Canonical decomposition (NFD) / composition (NFC) of in[0..n) appended to out. */
 mer_status mer__uc_nfd(const uint32_t *in, size_t n, mer__u32buf *out);
 mer_status mer__uc_nfc(const uint32_t *in, size_t n, mer__u32buf *out);

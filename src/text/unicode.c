@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "text/unicode_case.h"
 #include "text/unicode_tables.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -122,6 +123,34 @@ mer_status mer__uc_lower(uint32_t cp, mer__u32buf *out) {
     }
     if (lo < NELEM(uc_lower) && uc_lower[lo][0] == cp) cp = uc_lower[lo][1];
     return mer__u32_push(out, cp);
+}
+
+static int in_runs(const uint32_t (*r)[2], size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r[mid][1] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n && r[lo][0] <= cp;
+}
+
+/* Final_Sigma (SpecialCasing): a cased letter before position i and none after it, skipping
+ * case-ignorable characters on both sides. */
+static int final_sigma(const uint32_t *s, size_t n, size_t i) {
+    size_t j = i;
+    while (j > 0 && in_runs(uc_case_ignorable, NELEM(uc_case_ignorable), s[j - 1])) j--;
+    if (j == 0 || !in_runs(uc_cased, NELEM(uc_cased), s[j - 1])) return 0;
+    for (j = i + 1; j < n && in_runs(uc_case_ignorable, NELEM(uc_case_ignorable), s[j]); j++) {
+    }
+    return j == n || !in_runs(uc_cased, NELEM(uc_cased), s[j]);
+}
+
+mer_status mer__uc_lower_str(const uint32_t *s, size_t n, mer__u32buf *out) {
+    mer_status st = MER_OK;
+    for (size_t i = 0; i < n && !st; i++)
+        st = s[i] == 0x3A3 && final_sigma(s, n, i) ? mer__u32_push(out, 0x3C2) : mer__uc_lower(s[i], out);
+    return st;
 }
 
 /* ---- normalisation ------------------------------------------------------------------------ */

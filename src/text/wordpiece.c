@@ -118,7 +118,8 @@ static mer_status wp_encode(const mer_tokenizer *t, const uint32_t *cps, size_t 
     mer__u32buf a = {0}, b = {0};
     mer__chbuf buf = {0};
     mer_status st = MER_OK;
-    /* Normalise: clean, space out CJK, lower-case. */
+    /* Normalise: clean, space out CJK, lower-case (the whole text: a word-final capital sigma
+     * becomes final sigma, as JavaScript's toLowerCase and Rust's to_lowercase do). */
     for (size_t i = 0; i < n && !st; i++) {
         uint32_t c = cps[i];
         if (w->clean) {
@@ -129,11 +130,16 @@ static mer_status wp_encode(const mer_tokenizer *t, const uint32_t *cps, size_t 
             st = mer__u32_push(&a, ' ');
             if (!st) st = mer__u32_push(&a, c);
             if (!st) st = mer__u32_push(&a, ' ');
-        } else if (w->lower) {
-            st = mer__uc_lower(c, &a);
         } else {
             st = mer__u32_push(&a, c);
         }
+    }
+    if (!st && w->lower) {
+        st = mer__uc_lower_str(a.v, a.n, &b);
+        mer__u32buf tmp = a;
+        a = b;
+        b = tmp;
+        b.n = 0;
     }
     const uint32_t *v = a.v;
     size_t m = a.n;

@@ -5,7 +5,7 @@ weights, bench/hubert_peer.py's checkpoint): every hidden state of `mer extract 
 and the MERTools utterance feature (--preset mertools) as a cosine against fp32. The issue's bar:
 cosine >= 0.9995 for every reduced precision.
 
-usage: /usr/bin/python3 tests/parity/hubert_int8.py [--mer build/mer] [--dir DIR]
+usage: /usr/bin/python3 tests/parity/hubert_int8.py [--mer build/mer] [--dir DIR] [--model M --wav W]
 DIR (default build/bench/hubert) holds large/ and a10.wav; made with bench/hubert_peer.py if
 missing (1.3 GB). Exit 0 when every cosine meets the bar.
 """
@@ -31,10 +31,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mer", default=os.path.join(ROOT, "build", "mer"))
     ap.add_argument("--dir", default=os.path.join(ROOT, "build", "bench", "hubert"))
+    ap.add_argument("--model", help="checkpoint directory (default DIR/large)")
+    ap.add_argument("--wav", help="audio (default DIR/a10.wav)")
     a = ap.parse_args()
-    if not os.path.exists(os.path.join(a.dir, "large", "model.safetensors")):
+    model, wav = a.model or os.path.join(a.dir, "large"), a.wav or os.path.join(a.dir, "a10.wav")
+    if not a.model and not os.path.exists(os.path.join(a.dir, "large", "model.safetensors")):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "hubert_peer.py"), "make", a.dir], check=True)
-    model, wav = os.path.join(a.dir, "large"), os.path.join(a.dir, "a10.wav")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         allf = ["--layers", "all", "--combine", "stack", "--pool", "none"]

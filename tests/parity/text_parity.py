@@ -16,8 +16,9 @@ Checks, a padded batch of 2 x 48 tokens:
   - every hidden state (embeddings, layer 1, layer 2 [after the final norm for decoders]) within
     max|diff| <= 1e-4 * max|ref|, mer at F32 precision;
   - the MERTools feature of row 0 (sum of the last 4 states: here all 3; mean over tokens) at BF16
-    and INT8 precision, and from `mer quantize` files (blocks of 32 and per row), cosine >= 0.999
-    against mer F32 (the cosines of both int8 layouts are printed: which stays closer).
+    and INT8 (W8A8) precision, from `mer quantize` files (blocks of 32 and per row) at F32 (the
+    weight-only widening) and the block-32 file at INT8, cosine >= 0.999 against mer F32 (the
+    cosines of both int8 layouts are printed: which stays closer).
 
 usage: tests/parity/text_parity.py [--configs bert-large,llama2-7b,qwen2-7b,baichuan-13b]
                                    [--mer build/mer] [--work DIR] [--keep]
@@ -138,12 +139,14 @@ def main():
         m0 = np.load(mask)[0] != 0
         rf = ref[-4:, 0][:, m0].sum(0).mean(0)
         print(f"  {name} MERTools feature f32 vs PyTorch: cosine {cosine(f32, rf):.8f}")
-        variants = [("bf16", d, "bf16"), ("int8 in memory (block 32)", d, "int8")]
+        variants = [("bf16", d, "bf16"), ("int8 W8A8", d, "int8")]
         for blk, flag in (("block32", []), ("per-row", ["--per-row"])):
             qd = os.path.join(d, "q_" + blk)
             if not os.path.exists(os.path.join(qd, "model.safetensors")):
                 subprocess.run([a.mer, "quantize", d, "--out", qd] + flag, check=True)
-            variants.append((f"int8 file ({blk})", qd, "f32"))
+            variants.append((f"int8 file ({blk}) at f32", qd, "f32"))
+        # the 13B route: a block-32 file run at INT8 (widened, requantized per channel, W8A8)
+        variants.append(("int8 file (block32) at int8 W8A8", os.path.join(d, "q_block32"), "int8"))
         for label, md_, prec in variants:
             fo = os.path.join(d, "feat_var.npy")
             run(a.bench, "hidden", md_, ids, mask, prec, os.path.join(d, "mer_var.npy"), fo)
