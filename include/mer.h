@@ -724,7 +724,12 @@ typedef struct {
     float f0_min, f0_max;     /* 55, 600 Hz: pitch search range */
     float voicing_threshold;  /* 0.35: max YIN aperiodicity of a voiced frame */
     int32_t lpc_order;        /* 0: 2 + sample_rate / 1000 (formants) */
+    int32_t functionals;      /* MER_ACOUSTIC_EGEMAPS (0): 6 statistics per LLD + 16 utterance
+                                 values (514); MER_ACOUSTIC_EXTENDED (1): those, then 5 more per
+                                 LLD: mean |delta|, delta std, p10-p90 range, skewness, kurtosis
+                                 (929; docs/acoustic.md) */
 } mer_acoustic_params;
+enum { MER_ACOUSTIC_EGEMAPS = 0, MER_ACOUSTIC_EXTENDED = 1 };
 MER_API mer_acoustic_params mer_acoustic_default_params(void);
 
 /* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1
@@ -1402,6 +1407,12 @@ MER_API int64_t mer_dataset_find(const mer_dataset *ds, const char *name);
  * applied to raw features or to features already standardised with the run's "norm". */
 MER_API mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
                                      int64_t *n_unadapted);
+/* As mer_dataset_adapt, but only the clips with ref[i] != 0 give their group's statistics
+ * (and count towards min_clips); every clip of the group is standardised with them. E.g. a
+ * speaker's enrolment clips adapt the speaker's other clips, or `mer analyze`'s 2 s tiles of a
+ * long clip adapt its timeline windows. ref NULL: every clip, = mer_dataset_adapt. */
+MER_API mer_status mer_dataset_adapt_ref(mer_dataset *ds, const char *const *groups, const uint8_t *ref,
+                                         int32_t min_clips, int64_t *n_unadapted);
 
 /* Read a LIST file: one clip name per line (read by mer_read_lines: BOM, blanks, '#' lines; a
  * header line "name" is skipped). *names is one malloc'd block: free(*names) frees it all. */
@@ -1885,7 +1896,16 @@ typedef struct {
     mer_progress_fn progress;  /* after each analysed frame (done, total); nonzero return stops
                                   with MER_ERR_ABORTED. May be NULL. */
     void *progress_user_data;
+    int32_t adapt;             /* speaker adaptation over the clip's own speech, for a run trained
+                                  on speaker-standardised features (recipe "adapt": "group", as
+                                  `mer demo`'s model): MER_ANALYZE_ADAPT_AUTO (default) cuts the
+                                  clip into 2 s tiles, and when at least adapt_min of them hold
+                                  speech, standardises every speech feature with the tiles' own
+                                  statistics (mer_dataset_adapt_ref) and reports the mean over the
+                                  tiles; MER_ANALYZE_ADAPT_NONE: the run's training statistics */
+    int32_t adapt_min;         /* speech tiles needed to adapt (5, i.e. 10 s; >= 2) */
 } mer_analyze_params;
+enum { MER_ANALYZE_ADAPT_AUTO = 0, MER_ANALYZE_ADAPT_NONE = 1 };
 MER_API mer_analyze_params mer_analyze_default_params(void);
 
 typedef struct {
@@ -1921,6 +1941,7 @@ typedef struct {
     char *text_model;          /* the text run used (NULL: the lexicon, or no transcript) */
     int32_t n_rows;            /* timeline rows (0 without params.timeline) */
     mer_analysis_row *rows;
+    int32_t audio_adapt_tiles; /* 2 s speech tiles the speech was adapted over (0: not adapted) */
 } mer_analysis;
 
 /* Analyse the clip at path. *out is allocated (mer_analysis_free) and owns every pointer in
@@ -2032,6 +2053,8 @@ typedef struct {
                                            training copies, each in [0.5, 2] ({1, 0.9, 1.1}) */
     int32_t n_speeds;          /* 3 (1: no copies) */
     int32_t single_clip;       /* also evaluate single clips with training statistics (1) */
+    int32_t functionals;       /* acoustic functionals: MER_ACOUSTIC_EXTENDED (929, the default:
+                                  docs/demo.md) or MER_ACOUSTIC_EGEMAPS (514) */
     mer_progress_fn progress;  /* per extracted clip, then per held-out speaker of each evaluation
                                   (the stage after the last completed one); nonzero stops with
                                   MER_ERR_ABORTED. May be NULL. */

@@ -99,6 +99,30 @@ int mer_test_write(const char *path, const void *data, size_t n) {
     return (fclose(f) == 0 && w == n) ? 0 : -1;
 }
 
+int mer_test_write_wav(const char *path, const void *samples, int64_t n, int32_t sr, int float32) {
+    unsigned char h[44];
+    const uint16_t fmt = float32 ? 3 : 1, ch = 1, bytes = float32 ? 4 : 2, bits = (uint16_t)(8 * bytes);
+    const uint32_t data = (uint32_t)(n * bytes), rate = (uint32_t)sr, byte_rate = rate * bytes;
+    uint32_t v = 36 + data;
+    memcpy(h, "RIFF", 4);
+    memcpy(h + 4, &v, 4);
+    memcpy(h + 8, "WAVEfmt ", 8);
+    v = 16;
+    memcpy(h + 16, &v, 4);
+    memcpy(h + 20, &fmt, 2);
+    memcpy(h + 22, &ch, 2);
+    memcpy(h + 24, &rate, 4);
+    memcpy(h + 28, &byte_rate, 4);
+    memcpy(h + 32, &bytes, 2);
+    memcpy(h + 34, &bits, 2);
+    memcpy(h + 36, "data", 4);
+    memcpy(h + 40, &data, 4);
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int ok = fwrite(h, 1, 44, f) == 44 && fwrite(samples, bytes, (size_t)n, f) == (size_t)n;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
 double mer_test_maxdiff(const float *a, const float *b, size_t n, double *max_ref) {
     double md = 0, mr = 0;
     for (size_t i = 0; i < n; i++) {

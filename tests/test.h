@@ -87,6 +87,8 @@ int mer_test_run(char *out, size_t out_cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Write bytes to a file; returns 0 on success. */
 int mer_test_write(const char *path, const void *data, size_t n);
+/* Write a mono WAV of n samples at sr Hz: float32 (format 3) or 16-bit PCM; 0 on success. */
+int mer_test_write_wav(const char *path, const void *samples, int64_t n, int32_t sr, int float32);
 /* Max |a - b| over n floats, and max |b| (for relative tolerances). */
 double mer_test_maxdiff(const float *a, const float *b, size_t n, double *max_ref);
 

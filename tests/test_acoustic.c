@@ -540,6 +540,99 @@ MER_TEST(acoustic_functionals_known_answers) {
     free(o);
 }
 
+/* The extended functionals (929): the first 514 equal the eGeMAPS-style set bitwise, then per
+ * LLD mean |delta|, delta std, p10-p90 range, skewness and kurtosis, checked against the
+ * formulas on a known contour (loudness t^2 / 100 over all frames; jitter over the voiced frames
+ * only, as its other statistics); names, dimension and the recipe round trip. */
+MER_TEST(acoustic_extended_functionals_known_answers) {
+    mer_acoustic_params p = mer_acoustic_default_params(), q = p;
+    q.functionals = MER_ACOUSTIC_EXTENDED;
+    const int32_t D = mer_acoustic_frame_dim(&p), F = mer_acoustic_functional_dim(&p);
+    const int32_t FX = mer_acoustic_functional_dim(&q);
+    CHECK(F == 514 && FX == 514 + 5 * D && FX == 929);
+    const int64_t T = 60;
+    float *fr = calloc(T * D, sizeof(float));
+    REQUIRE(fr);
+    for (int64_t t = 0; t < T; t++) {
+        fr[t * D + MER__AC_LOUDNESS] = (float)(t * t) / 100.0f;
+        fr[t * D + MER__AC_F0] = t % 3 ? 30.0f + (float)t : 0.0f; /* 40 voiced frames */
+        fr[t * D + MER__AC_JITTER] = (float)((t * 7) % 11);       /* read on voiced frames only */
+        fr[t * D + 20] = 1.5f;                                     /* a constant contour */
+    }
+    float *o = malloc(FX * sizeof(float)), *o0 = malloc(F * sizeof(float));
+    REQUIRE(o && o0);
+    REQUIRE_OK(mer_acoustic_functionals_from_frames(&p, fr, T, o0));
+    REQUIRE_OK(mer_acoustic_functionals_from_frames(&q, fr, T, o));
+    CHECK(memcmp(o, o0, F * sizeof(float)) == 0);
+    for (int which = 0; which < 2; which++) {
+        const int col = which ? MER__AC_JITTER : MER__AC_LOUDNESS;
+        double v[60];
+        int m = 0;
+        for (int64_t t = 0; t < T; t++)
+            if (!which || t % 3) v[m++] = fr[t * D + col];
+        double mean = 0, var = 0, ad = 0, dm = 0, dv = 0, m3 = 0, m4 = 0;
+        for (int i = 0; i < m; i++) mean += v[i] / m;
+        for (int i = 0; i < m; i++) var += (v[i] - mean) * (v[i] - mean) / m;
+        for (int i = 0; i + 1 < m; i++) {
+            ad += fabs(v[i + 1] - v[i]) / (m - 1);
+            dm += (v[i + 1] - v[i]) / (m - 1);
+        }
+        for (int i = 0; i + 1 < m; i++) dv += (v[i + 1] - v[i] - dm) * (v[i + 1] - v[i] - dm) / (m - 1);
+        for (int i = 0; i < m; i++) {
+            double z = (v[i] - mean) / sqrt(var);
+            m3 += z * z * z / m;
+            m4 += z * z * z * z / m;
+        }
+        double sv[60]; /* numpy percentiles of the sorted values */
+        memcpy(sv, v, sizeof sv);
+        for (int i = 1; i < m; i++)
+            for (int j = i; j > 0 && sv[j] < sv[j - 1]; j--) {
+                double tmp = sv[j];
+                sv[j] = sv[j - 1];
+                sv[j - 1] = tmp;
+            }
+        double pos10 = 0.1 * (m - 1), pos90 = 0.9 * (m - 1);
+        int i10 = (int)pos10, i90 = (int)pos90;
+        double p10 = sv[i10] + (pos10 - i10) * (sv[i10 + 1] - sv[i10]);
+        double p90 = sv[i90] + (pos90 - i90) * (sv[i90 + 1] - sv[i90]);
+        const float *x = o + F + col * 5;
+        CHECK_NEAR(x[0], ad, 1e-4 * fabs(ad));
+        CHECK_NEAR(x[1], sqrt(dv), 1e-4 * sqrt(dv));
+        CHECK_NEAR(x[2], p90 - p10, 1e-4 * fabs(p90 - p10));
+        CHECK_NEAR(x[3], m3, 1e-4);
+        CHECK_NEAR(x[4], m4, 1e-4);
+    }
+    const float *c = o + F + 20 * 5; /* constant: no change, no spread, no shape */
+    for (int k = 0; k < 5; k++) CHECK(c[k] == 0.0f);
+    char name[64];
+    CHECK_OK(mer_acoustic_functional_name(&q, F, name, sizeof name));
+    CHECK(strcmp(name, "loudness_delta_absmean") == 0);
+    CHECK_OK(mer_acoustic_functional_name(&q, FX - 1, name, sizeof name));
+    CHECK(strcmp(name, "logmel39_kurtosis") == 0);
+    CHECK_ERR(mer_acoustic_functional_name(&q, FX, name, sizeof name), MER_ERR_INVALID_ARG, "out of range");
+    /* the recipe: default unchanged (no "functionals" key), extended round-trips */
+    mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    char *js = NULL;
+    REQUIRE_OK(mer_acoustic_recipe_to_json(&r, &js));
+    CHECK(strstr(js, "functionals") == NULL && strstr(js, "\"dim\": 514"));
+    free(js);
+    r.params.functionals = MER_ACOUSTIC_EXTENDED;
+    REQUIRE_OK(mer_acoustic_recipe_to_json(&r, &js));
+    CHECK(strstr(js, "\"functionals\": 1") && strstr(js, "\"dim\": 929"));
+    mer_json *j = NULL;
+    REQUIRE_OK(mer_json_parse(&j, js, strlen(js), "recipe"));
+    mer_acoustic_recipe back;
+    REQUIRE_OK(mer_acoustic_recipe_from_json(j, NULL, &back));
+    CHECK(back.params.functionals == MER_ACOUSTIC_EXTENDED);
+    mer_json_free(j);
+    free(js);
+    p.functionals = 2;
+    CHECK_ERR(mer_acoustic_functionals_from_frames(&p, fr, T, o), MER_ERR_INVALID_ARG, "functionals");
+    free(fr);
+    free(o);
+    free(o0);
+}
+
 MER_TEST(acoustic_bad_input_errors) {
     mer_acoustic_params p = mer_acoustic_default_params();
     float x[4000] = {0};
@@ -694,14 +787,14 @@ MER_TEST(acoustic_cli_demo_small) {
     {
         mer_json *j = NULL;
         const char *ex = NULL, *ad = NULL;
-        double mu[600], sd[600];
+        double mu[1000], sd[1000];
         int32_t nm = 0, ns = 0;
         REQUIRE_OK(mer_json_load(&j, p));
         CHECK(mer_json_get_string(j, "extractor", &ex) == MER_OK && !strcmp(ex, "acoustic"));
         CHECK(mer_json_get_string(j, "adapt", &ad) == MER_OK && !strcmp(ad, "group"));
-        CHECK_OK(mer_json_get_double_array(j, "norm.mean", mu, 600, &nm));
-        CHECK_OK(mer_json_get_double_array(j, "norm.std", sd, 600, &ns));
-        CHECK(nm == 514 && ns == 514 && sd[0] > 0);
+        CHECK_OK(mer_json_get_double_array(j, "norm.mean", mu, 1000, &nm));
+        CHECK_OK(mer_json_get_double_array(j, "norm.std", sd, 1000, &ns));
+        CHECK(nm == 929 && ns == 929 && sd[0] > 0);
         mer_json_free(j);
     }
     /* the rerun takes the cached features and replaces the model */

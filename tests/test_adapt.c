@@ -140,3 +140,142 @@ MER_TEST(adapt_loso_train_only_rows) {
     }
     mer_dataset_free(ds);
 }
+
+/* mer_dataset_adapt_ref: only the reference rows give a group's statistics, every row of the
+ * group is standardised with them; a group with too few reference rows stays as it is. */
+MER_TEST(adapt_ref_by_value) {
+    const char *cls[2] = {"x", "y"}, *mods[1] = {"f"};
+    mer_dataset *ds = NULL;
+    REQUIRE_OK(mer_dataset_init(&ds, cls, 2, mods, 1));
+    float X[10][2];
+    const char *groups[10];
+    uint8_t ref[10];
+    for (int i = 0; i < 10; i++) {
+        X[i][0] = (float)(i * i) * 0.5f + 3.0f;
+        X[i][1] = (float)((i * 7) % 5) - 1.0f;
+        groups[i] = i < 8 ? "a" : "b";
+        ref[i] = (uint8_t)(i < 5 || i == 8); /* a: 5 reference rows of 8; b: 1 of 2 */
+        char nm[16];
+        snprintf(nm, sizeof nm, "r%d", i);
+        mer_tensor t;
+        int64_t sh[1] = {2};
+        mer_tensor_view(&t, X[i], MER_DTYPE_F32, 1, sh);
+        REQUIRE_OK(mer_dataset_add(ds, nm, i % 2, NULL, 0, &t));
+    }
+    int64_t n_un = -1;
+    REQUIRE_OK(mer_dataset_adapt_ref(ds, groups, ref, 3, &n_un));
+    CHECK(n_un == 2); /* group b has one reference row < 3 */
+    for (int d = 0; d < 2; d++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < 5; i++) mean += X[i][d];
+        mean /= 5;
+        for (int i = 0; i < 5; i++) var += (X[i][d] - mean) * (X[i][d] - mean);
+        double sd = sqrt(var / 5);
+        for (int i = 0; i < 10; i++) {
+            int64_t rows = 0;
+            const float *f = mer_dataset_feature(ds, i, 0, &rows);
+            REQUIRE(f && rows == 1);
+            if (i < 8)
+                CHECK_NEAR(f[d], (X[i][d] - mean) / sd, 1e-5);
+            else
+                CHECK(f[d] == X[i][d]);
+        }
+    }
+    /* ref NULL is mer_dataset_adapt */
+    mer_dataset_free(ds);
+}
+
+/* `mer analyze` on a long recording of one speaker adapts over its 2 s speech tiles exactly as
+ * `mer predict --adapt all` adapts the same speech given as separate clips: 7 EmoDB clips of
+ * speaker 03 (2.0 s each, decoded at the model's 16 kHz) and 2 s of digital silence in the
+ * middle (not speech, so not a tile), as one float WAV. The clip's speech probabilities equal the
+ * mean of predict's rows; with --adapt none, or fewer speech tiles than --adapt-min, analyze
+ * does not adapt. */
+MER_TEST(adapt_analyze_windows_match_predict) {
+    const char *dir = mer_test_tmpdir("adapt_analyze");
+    static const char *clips[7] = {"03a01Fa", "03a01Nc", "03a01Wa", "03a02Fc", "03a02Nc", "03a02Ta", "03a02Wb"};
+    const int32_t sr = 16000;
+    const int64_t len = 2 * sr;
+    float *all = calloc((size_t)(8 * len), sizeof(float));
+    REQUIRE(all);
+    char inputs[8000] = "", p[1400];
+    for (int c = 0, pos = 0; c < 7; c++, pos++) {
+        if (c == 3) pos++; /* the silent tile */
+        float *x = NULL;
+        int64_t n = 0;
+        snprintf(p, sizeof p, "%s/data/emodb/flac/%s.flac", MER_SOURCE_DIR, clips[c]);
+        REQUIRE_OK(mer_media_decode_audio(p, sr, &x, &n));
+        REQUIRE(n == len);
+        memcpy(all + pos * len, x, (size_t)len * sizeof(float));
+        snprintf(p, sizeof p, "%s/%s.wav", dir, clips[c]);
+        REQUIRE(mer_test_write_wav(p, x, n, sr, 1) == 0);
+        free(x);
+        size_t k = strlen(inputs);
+        snprintf(inputs + k, sizeof inputs - k, " '%s'", p);
+    }
+    char longwav[1400];
+    snprintf(longwav, sizeof longwav, "%s/long.wav", dir);
+    REQUIRE(mer_test_write_wav(longwav, all, 8 * len, sr, 1) == 0);
+    free(all);
+    char model[1400], out[8192];
+    snprintf(model, sizeof model, "%s/models/emodb-acoustic", MER_SOURCE_DIR);
+    int rc = mer_test_run(out, sizeof out, "'%s' predict --run '%s' --input%s --adapt all --out '%s/p.csv'",
+                          mer_test_bin(), model, inputs, dir);
+    REQUIRE(rc == 0);
+    /* the mean of predict's rows */
+    snprintf(p, sizeof p, "%s/p.csv", dir);
+    FILE *f = fopen(p, "r");
+    REQUIRE(f);
+    char line[1024];
+    double mean[7] = {0};
+    int rows = 0;
+    REQUIRE(fgets(line, sizeof line, f)); /* header: name,anger,...,sadness,pred */
+    CHECK(strncmp(line, "name,anger,boredom,disgust,fear,happiness,neutral,sadness,pred", 62) == 0);
+    while (fgets(line, sizeof line, f)) {
+        char *q = strchr(line, ',');
+        for (int c = 0; q && c < 7; c++) {
+            mean[c] += strtod(q + 1, &q);
+        }
+        rows++;
+    }
+    fclose(f);
+    REQUIRE(rows == 7);
+    mer_analyze_params ap = mer_analyze_default_params();
+    ap.audio_model = model;
+    ap.weights[MER_ANALYZE_FACE] = 0;
+    mer_analysis *A = NULL;
+    REQUIRE_OK(mer_analyze(longwav, &ap, &A));
+    CHECK(A->audio_adapt_tiles == 7);
+    CHECK(A->mod[MER_ANALYZE_AUDIO].n_native == 7);
+    CHECK(strstr(A->mod[MER_ANALYZE_AUDIO].note, "adapted to the speaker over 7 windows") != NULL);
+    for (int c = 0; c < 7; c++) CHECK_NEAR(A->mod[MER_ANALYZE_AUDIO].native[c], mean[c] / 7, 2e-6);
+    float adapted[7];
+    memcpy(adapted, A->mod[MER_ANALYZE_AUDIO].native, sizeof adapted);
+    mer_analysis_free(A);
+    /* not adapted: by choice, and with too few speech tiles */
+    for (int k = 0; k < 2; k++) {
+        ap.adapt = k ? MER_ANALYZE_ADAPT_AUTO : MER_ANALYZE_ADAPT_NONE;
+        ap.adapt_min = k ? 8 : 5;
+        A = NULL;
+        REQUIRE_OK(mer_analyze(longwav, &ap, &A));
+        CHECK(A->audio_adapt_tiles == 0);
+        CHECK(strstr(A->mod[MER_ANALYZE_AUDIO].note, "adapted") == NULL);
+        double d = 0;
+        for (int c = 0; c < 7; c++) d += fabs(A->mod[MER_ANALYZE_AUDIO].native[c] - adapted[c]);
+        CHECK(d > 1e-3); /* the whole clip with the training statistics: another answer */
+        mer_analysis_free(A);
+    }
+    ap.adapt_min = 1;
+    CHECK_ERR(mer_analyze(longwav, &ap, &A), MER_ERR_INVALID_ARG, "adapt_min");
+    /* the CLI flags */
+    rc = mer_test_run(out, sizeof out, "'%s' analyze '%s' --audio-model '%s' --weights face=0 --json",
+                      mer_test_bin(), longwav, model);
+    CHECK(rc == 0 && strstr(out, "\"adapted_windows\":\t7"));
+    rc = mer_test_run(out, sizeof out, "'%s' analyze '%s' --audio-model '%s' --adapt none --json",
+                      mer_test_bin(), longwav, model);
+    CHECK(rc == 0 && strstr(out, "\"adapted_windows\":\t0"));
+    rc = mer_test_run(out, sizeof out, "'%s' analyze '%s' --adapt sometimes", mer_test_bin(), longwav);
+    CHECK(rc == 2 && strstr(out, "--adapt wants auto or none"));
+    rc = mer_test_run(out, sizeof out, "'%s' analyze '%s' --adapt-min 1", mer_test_bin(), longwav);
+    CHECK(rc == 2 && strstr(out, "--adapt-min"));
+}

@@ -476,31 +476,6 @@ MER_TEST(faces_damaged_weights) {
 
 /* ---- CLI ---------------------------------------------------------------------------------- */
 
-/* A 0.1 s mono 16-bit WAV of silence: media with an audio stream and no video stream. */
-static int write_wav(const char *path) {
-    uint8_t b[44 + 3200] = {0};
-    const uint32_t rate = 16000, data = 3200;
-    memcpy(b, "RIFF", 4);
-    uint32_t v = 36 + data;
-    memcpy(b + 4, &v, 4);
-    memcpy(b + 8, "WAVEfmt ", 8);
-    v = 16;
-    memcpy(b + 16, &v, 4);
-    uint16_t h = 1;
-    memcpy(b + 20, &h, 2);            /* PCM */
-    memcpy(b + 22, &h, 2);            /* mono */
-    memcpy(b + 24, &rate, 4);
-    v = rate * 2;
-    memcpy(b + 28, &v, 4);
-    h = 2;
-    memcpy(b + 32, &h, 2);
-    h = 16;
-    memcpy(b + 34, &h, 2);
-    memcpy(b + 36, "data", 4);
-    memcpy(b + 40, &data, 4);
-    return mer_test_write(path, b, sizeof b);
-}
-
 MER_TEST(faces_cli) {
     char out[8192];
     const char *bin = mer_test_bin();
@@ -532,7 +507,8 @@ MER_TEST(faces_cli) {
     CHECK(strchr(out, '\n') == out + strlen(out) - 1);
     char wav[1200];
     snprintf(wav, sizeof wav, "%s/novideo.wav", dir);
-    REQUIRE(write_wav(wav) == 0);
+    static const int16_t silence[1600]; /* 0.1 s of 16-bit silence: audio and no video */
+    REQUIRE(mer_test_write_wav(wav, silence, 1600, 16000, 0) == 0);
     rc = mer_test_run(out, sizeof out, "%s faces %s", bin, wav);
     CHECK(rc == 1 && strstr(out, "novideo.wav") != NULL && strstr(out, "video") != NULL);
     rc = mer_test_run(out, sizeof out, "%s faces " FIX "/coffee.png --models %s/none", bin, dir);

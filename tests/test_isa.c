@@ -224,3 +224,16 @@ MER_TEST(isa_env_hides_avx512_cli) {
     REQUIRE(mer_test_run(out, sizeof out, "%s --version", mer_test_bin()) == 0);
     CHECK(strstr(out, mer_cpu_features_str()) != NULL);
 }
+
+/* ... and reaches the BLAS: oneDNN is capped at AVX2 whenever mer's own dispatch has no AVX-512
+ * (each test runs in its own process, so the cap, which oneDNN takes once, is set by this
+ * test's first GEMM). */
+MER_TEST(isa_env_caps_onednn) {
+    float a[4] = {1, 2, 3, 4}, c[4];
+    mer_sgemm(0, 0, 2, 2, 2, 1.0f, a, 2, a, 2, 0.0f, c, 2);
+    CHECK(c[0] == 7.0f && c[3] == 22.0f);
+    const int blas = mer__gemm_blas_avx512();
+    printf("    gemm backend %s, AVX-512 in the BLAS: %s\n", mer_gemm_backend_name(mer_gemm_get_backend()),
+           blas < 0 ? "unknown" : blas ? "yes" : "no");
+    if (!mer__use_avx512()) CHECK(blas <= 0);
+}

@@ -273,14 +273,17 @@ MER_TEST(safety_resume_refuses_changed_features) {
     CHECK(rc == 1 && strstr(out, "data digest"));
 }
 
+/* A trained run on the synthetic set in a fresh temporary directory: dir, dir/s/labels.csv, dir/run. */
+static int trained_run(const char *tmp, char dir[512], char lab[600], char run[600]) {
+    snprintf(dir, 512, "%s", mer_test_tmpdir(tmp));
+    snprintf(lab, 600, "%s/s/labels.csv", dir);
+    snprintf(run, 600, "%s/run", dir);
+    return make_synth(dir) == 0 && train(dir, lab, run, NULL) == 0 ? 0 : -1;
+}
+
 MER_TEST(safety_checkpoint_checksum) {
-    const char *d = mer_test_tmpdir("safety_checksum");
     char dir[512], lab[600], run[600], w[700];
-    snprintf(dir, sizeof dir, "%s", d);
-    REQUIRE(make_synth(dir) == 0);
-    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
-    snprintf(run, sizeof run, "%s/run", dir);
-    REQUIRE(train(dir, lab, run, NULL) == 0);
+    REQUIRE(trained_run("safety_checksum", dir, lab, run) == 0);
     const char *pred = "%s predict --run %s --feature audio=%s/s/audio --out %s/p.csv";
     REQUIRE(mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir) == 0);
     /* flip one bit in the last weight of fold 1 (the data section ends the file) */
@@ -341,13 +344,8 @@ static int strip_checksum(const char *path) {
 
 /* Old checkpoints (no checksum) still load: a warning naming each file, the same predictions. */
 MER_TEST(safety_old_checkpoint_without_checksum_warns) {
-    const char *d = mer_test_tmpdir("safety_oldckpt");
     char dir[512], lab[600], run[600], w[700], ref[64 * 1024];
-    snprintf(dir, sizeof dir, "%s", d);
-    REQUIRE(make_synth(dir) == 0);
-    snprintf(lab, sizeof lab, "%s/s/labels.csv", dir);
-    snprintf(run, sizeof run, "%s/run", dir);
-    REQUIRE(train(dir, lab, run, NULL) == 0);
+    REQUIRE(trained_run("safety_oldckpt", dir, lab, run) == 0);
     const char *pred = "%s predict --run %s --feature audio=%s/s/audio --out %s/p.csv && cat %s/p.csv";
     REQUIRE(mer_test_run(out, sizeof out, pred, mer_test_bin(), run, dir, dir, dir) == 0);
     CHECK(!strstr(out, "no checksum"));

@@ -23,7 +23,8 @@ static void usage(FILE *f) {
             "usage: mer analyze FILE [--audio-model RUNDIR] [--faces-models DIR] [--text \"...\"]\n"
             "                   [--text-model RUN]\n"
             "                   [--json] [--timeline] [--fps F] [--max-frames N]\n"
-            "                   [--weights audio=1,face=1,text=0.5] [--threads N]\n"
+            "                   [--weights audio=1,face=1,text=0.5] [--adapt auto|none]\n"
+            "                   [--adapt-min N] [--threads N]\n"
             "\n"
             "Emotion of one clip: speech (an acoustic run), faces (face-api expressions on\n"
             "frames sampled at F per second) and a transcript (a word-list baseline, not an LLM),\n"
@@ -43,7 +44,13 @@ static void usage(FILE *f) {
             "  --fps F               video frames analysed per second (default 2)\n"
             "  --max-frames N        cap on analysed frames; long videos get a lower rate (300)\n"
             "  --weights SPEC        fusion weights (default audio=1,face=1,text=0.5); weight 0\n"
-            "                        skips a modality\n");
+            "                        skips a modality\n"
+            "  --adapt auto|none     auto (default): a speech run trained speaker-normalised (as\n"
+            "                        `mer demo`'s) adapts to the speaker when the clip has at least\n"
+            "                        N 2 s windows of speech (--adapt-min, default 5): every speech\n"
+            "                        feature is standardised with those windows' own statistics\n"
+            "                        and the clip's speech emotion is their mean; none: the run's\n"
+            "                        training statistics, as for a short clip\n");
 }
 
 /* ---- text output ------------------------------------------------------------------------- */
@@ -159,7 +166,7 @@ static int parse_weights(const char *spec, double *w) {
 int cmd_analyze(int argc, char **argv) {
     const char *file = NULL;
     int json = 0, rc = 0;
-    long max_frames = 300, threads = 0;
+    long max_frames = 300, threads = 0, adapt_min = 5;
     mer_analyze_params ap = mer_analyze_default_params();
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -178,6 +185,12 @@ int cmd_analyze(int argc, char **argv) {
             if (!cli_parse_int(v, 1, 100000, &max_frames)) return cli_usage(CMD, "--max-frames wants an integer in [1, 100000], got '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
             if (!cli_parse_int(v, 0, 1024, &threads)) return cli_usage(CMD, "--threads wants an integer in [0, 1024], got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--adapt", &v)) {
+            if (!strcmp(v, "auto")) ap.adapt = MER_ANALYZE_ADAPT_AUTO;
+            else if (!strcmp(v, "none")) ap.adapt = MER_ANALYZE_ADAPT_NONE;
+            else return cli_usage(CMD, "--adapt wants auto or none, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--adapt-min", &v)) {
+            if (!cli_parse_int(v, 2, 100000, &adapt_min)) return cli_usage(CMD, "--adapt-min wants an integer in [2, 100000], got '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--weights", &v)) {
             int u = parse_weights(v, ap.weights);
             if (u) return u;
@@ -189,6 +202,7 @@ int cmd_analyze(int argc, char **argv) {
     if (!file) return cli_usage(CMD, "FILE is required");
     if (ap.text_model && !ap.text) return cli_usage(CMD, "--text-model needs --text \"...\" (the transcript)");
     ap.max_frames = (int32_t)max_frames;
+    ap.adapt_min = (int32_t)adapt_min;
     cli_set_threads(threads);
 
     /* a run (or its directory) may be ORG/NAME in the Hugging Face cache, as every --model */

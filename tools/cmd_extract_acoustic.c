@@ -12,12 +12,15 @@
 
 static const char *usage_text =
     "usage: mer extract acoustic [--pool mean|none] [--sample-rate HZ] [--names FILE]\n"
+    "                            [--functionals egemaps|extended]\n"
     "                            [--overwrite] [--threads N] [--list FILE] --out PATH INPUT...\n"
     "\n"
     "Weight-free acoustic features (eGeMAPS-style LLDs + MFCC and deltas; docs/acoustic.md).\n"
     "  --pool mean      utterance functionals, one vector (D,) per input (default)\n"
     "  --pool none      frame-level descriptors (T, D), one frame every 10 ms\n"
     "  --sample-rate    analysis rate; inputs are resampled (default 16000)\n"
+    "  --functionals    egemaps: 514 per input (default); extended: 929 (+ delta, range,\n"
+    "                   skewness and kurtosis statistics of every LLD; docs/acoustic.md)\n"
     "  --names FILE     also write the feature names, one a line\n"
     "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
 
@@ -87,6 +90,12 @@ int cmd_extract_acoustic(int argc, char **argv) {
             r.params.sample_rate = (int32_t)sr;
         } else if (cli_opt(argc, argv, &i, "--names", &v)) {
             names = v;
+        } else if (cli_opt(argc, argv, &i, "--functionals", &v)) {
+            if (strcmp(v, "egemaps") && strcmp(v, "extended")) {
+                extract_opts_free(&eo);
+                return cli_usage(cmd, "--functionals must be egemaps or extended, got '%s'", v);
+            }
+            r.params.functionals = strcmp(v, "extended") ? MER_ACOUSTIC_EGEMAPS : MER_ACOUSTIC_EXTENDED;
         } else {
             extract_opts_free(&eo);
             return cli_usage(cmd, "unknown option %s", argv[i]);

@@ -106,7 +106,8 @@ class _AnalyzeParams(C.Structure):  # mer_analyze_params
     _fields_ = [("audio_model", C.c_char_p), ("faces_models", C.c_char_p), ("text", C.c_char_p),
                 ("text_model", C.c_char_p),
                 ("weights", C.c_double * 3), ("fps", C.c_double), ("max_frames", C.c_int32),
-                ("timeline", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p)]
+                ("timeline", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p),
+                ("adapt", C.c_int32), ("adapt_min", C.c_int32)]
 
 
 class _TextParams(C.Structure):  # mer_text_params
@@ -220,7 +221,7 @@ def _layout_check():
           and (t.checkpoint_every, t.checkpoint_seconds, t.plots) == (1, 10.0, 1)
           and t.recipe_json is None and t.encoder is None and not t.progress and not t.progress_user
           and list(a.weights) == [1.0, 1.0, 0.5] and (a.fps, a.max_frames, a.timeline) == (2.0, 300, 0)
-          and not a.progress_user_data
+          and not a.progress_user_data and a.text_model is None and (a.adapt, a.adapt_min) == (0, 5)
           and (x.layer_first, x.layer_last, x.combine, x.pool_mean, x.skip_lead, x.skip_trail, x.precision)
           == (-4, -1, 1, 1, -1, -1, 0) and not x.user_data)
     if not ok:
@@ -492,10 +493,12 @@ class TextModel:
 
 
 def analyze(path, audio_model=None, faces_models=None, text=None, weights=None, fps=2.0, max_frames=300,
-            timeline=False):
+            timeline=False, text_model=None, adapt=True, adapt_min=5):
     """`mer analyze --json` as a dict: the clip's speech (a run, a directory or ORG/NAME in the
-    Hugging Face cache; default the bundled one), faces and transcript, each on the six MER2024
-    labels, and their fusion (docs/analyze.md). weights: {"audio": 1, "face": 1, "text": 0.5}."""
+    Hugging Face cache; default the bundled one), faces and transcript (the word lists, or a text
+    run with text_model), each on the six MER2024 labels, and their fusion (docs/analyze.md).
+    weights: {"audio": 1, "face": 1, "text": 0.5}. adapt: speaker adaptation over the 2 s speech
+    windows of a clip with at least adapt_min of them (--adapt auto|none)."""
     p = lib.mer_analyze_default_params()
     keep = []
     if audio_model is not None:
@@ -507,9 +510,13 @@ def analyze(path, audio_model=None, faces_models=None, text=None, weights=None, 
     if text is not None:
         keep.append(text.encode("utf-8"))
         p.text = keep[-1]
+    if text_model is not None:
+        keep.append(_b(text_model))
+        p.text_model = keep[-1]
     for k, w in (weights or {}).items():
         p.weights[{"audio": 0, "face": 1, "text": 2}[k]] = float(w)
     p.fps, p.max_frames, p.timeline = float(fps), int(max_frames), 1 if timeline else 0
+    p.adapt, p.adapt_min = (0 if adapt else 1), int(adapt_min)
     a = _VP()
     _check(lib.mer_analyze(_b(path), C.byref(p), C.byref(a)))
     try:

@@ -221,5 +221,9 @@ static inline int mer__use_avx512(void) { return (mer_cpu_features() & MER_CPU_A
 /* Tests: restrict dispatch to the detected features AND `keep` (~0u restores them), so both
  * paths can be compared in one process; returns the previous mask. Not thread safe. */
 uint32_t mer__cpu_features_limit(uint32_t keep);
+/* Whether the GEMM backend may run AVX-512 code of its own: 1 / 0 for oneDNN (capped at AVX2
+ * before its first kernel when mer_cpu_features() has no AVX-512), -1 when unknown (OpenBLAS:
+ * OPENBLAS_CORETYPE=Haswell caps it; it is read when the library loads). kernels/gemm.c. */
+int mer__gemm_blas_avx512(void);
 
 #endif /* MER_INTERNAL_H */

@@ -14,10 +14,23 @@
 #endif
 #ifdef MER_HAVE_DNNL
 #include <dnnl.h>
+#include <pthread.h>
 #endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+#ifdef MER_HAVE_DNNL
+/* oneDNN chooses its own kernels from cpuid. When mer's dispatch has no AVX-512 (MER_NO_AVX512=1,
+ * or a CPU without it) it is capped at AVX2 too, so the variable covers the BLAS as well. oneDNN
+ * takes the cap only before its first kernel: once, before every first call into it. */
+static pthread_once_t dnnl_isa_once = PTHREAD_ONCE_INIT;
+static void dnnl_isa_cap(void) {
+    if (!(mer_cpu_features() & MER_CPU_AVX512)) (void)dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2);
+}
+static void dnnl_ready(void) { pthread_once(&dnnl_isa_once, dnnl_isa_cap); }
+#endif
+
 
 #if defined(MER_HAVE_DNNL)
 #define MER__GEMM_BUILD_DEFAULT MER_GEMM_DNNL
@@ -56,6 +69,18 @@ mer_status mer_gemm_set_backend(mer_gemm_backend b) {
 }
 
 mer_gemm_backend mer_gemm_get_backend(void) { return current; }
+
+int mer__gemm_blas_avx512(void) {
+#ifdef MER_HAVE_DNNL
+    if (current == MER_GEMM_DNNL) {
+        dnnl_ready();
+        const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+        return !(isa == dnnl_cpu_isa_sse41 || isa == dnnl_cpu_isa_avx || isa == dnnl_cpu_isa_avx2 ||
+                 isa == dnnl_cpu_isa_avx2_vnni);
+    }
+#endif
+    return -1; /* OpenBLAS reads OPENBLAS_CORETYPE when it is loaded; the naive loops are C */
+}
 
 const char *mer_gemm_backend_name(mer_gemm_backend b) {
     switch (b) {
@@ -119,6 +144,7 @@ void mer_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
     switch (current) {
 #ifdef MER_HAVE_DNNL
     case MER_GEMM_DNNL:
+        dnnl_ready();
 #ifdef _OPENMP
         if (small && omp_get_max_threads() > 1 && !omp_in_parallel()) {
             int saved = omp_get_max_threads();
@@ -204,6 +230,7 @@ static mer_status bf16_prim(const int64_t key[8], bf16_entry **out) {
             *out = &bf16.e[i];
             return MER_OK;
         }
+    dnnl_ready();
     if (!bf16.engine && dnnl_engine_create(&bf16.engine, dnnl_cpu, 0) != dnnl_success)
         return mer__err(MER_ERR_INTERNAL, "oneDNN: cannot create a CPU engine");
     int slot = bf16.n;

@@ -83,6 +83,9 @@ mer_status mer__acoustic_check(const mer_acoustic_params *p) {
         return mer__err(MER_ERR_INVALID_ARG, "acoustic: voicing_threshold must be in (0, 1]");
     if (p->lpc_order < 0 || p->lpc_order > 64)
         return mer__err(MER_ERR_INVALID_ARG, "acoustic: lpc_order %d outside [0, 64]", p->lpc_order);
+    if (p->functionals != MER_ACOUSTIC_EGEMAPS && p->functionals != MER_ACOUSTIC_EXTENDED)
+        return mer__err(MER_ERR_INVALID_ARG, "acoustic: functionals %d is neither 0 (egemaps) nor 1 (extended)",
+                        p->functionals);
     return MER_OK;
 }
 

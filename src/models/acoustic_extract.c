@@ -36,12 +36,14 @@ mer_status mer_acoustic_recipe_to_json(const mer_acoustic_recipe *r, char **json
                      "\"sample_rate\": %d, \"n_fft\": %d, \"win_length\": %d, \"hop_length\": %d, "
                      "\"n_mels\": %d, \"n_mfcc\": %d, \"f_min\": %.9g, \"f_max\": %.9g, "
                      "\"log_offset\": %.9g, \"delta_win\": %d, \"f0_min\": %.9g, \"f0_max\": %.9g, "
-                     "\"voicing_threshold\": %.9g, \"lpc_order\": %d}}",
+                     "\"voicing_threshold\": %.9g, \"lpc_order\": %d%s}}",
                      r->pool,
                      strcmp(r->pool, "mean") ? mer_acoustic_frame_dim(p) : mer_acoustic_functional_dim(p),
                      p->sample_rate, p->n_fft, p->win_length, p->hop_length, p->n_mels, p->n_mfcc,
                      (double)p->f_min, (double)p->f_max, (double)p->log_offset, p->delta_win,
-                     (double)p->f0_min, (double)p->f0_max, (double)p->voicing_threshold, p->lpc_order);
+                     (double)p->f0_min, (double)p->f0_max, (double)p->voicing_threshold, p->lpc_order,
+                     /* written only when not the default, so older recipes stay byte-identical */
+                     p->functionals == MER_ACOUSTIC_EXTENDED ? ", \"functionals\": 1" : "");
     if (k < 0 || (size_t)k >= sizeof buf) return mer__err(MER_ERR_INTERNAL, "acoustic: recipe too long");
     *json = strdup(buf);
     if (!*json) return mer__err(MER_ERR_NOMEM, "acoustic: out of memory");
@@ -76,7 +78,8 @@ mer_status mer_acoustic_recipe_from_json(const mer_json *j, const char *key, mer
     } ints[] = {{"sample_rate", &p->sample_rate}, {"n_fft", &p->n_fft},
                 {"win_length", &p->win_length},   {"hop_length", &p->hop_length},
                 {"n_mels", &p->n_mels},           {"n_mfcc", &p->n_mfcc},
-                {"delta_win", &p->delta_win},     {"lpc_order", &p->lpc_order}};
+                {"delta_win", &p->delta_win},     {"lpc_order", &p->lpc_order},
+                {"functionals", &p->functionals}};
     struct {
         const char *name;
         float *v;

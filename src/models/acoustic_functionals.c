@@ -32,9 +32,13 @@ static const char *const extra_names[MER__AC_NEXTRA] = {
     "equivalent_sound_level_db",
 };
 
+static const char *const ext_names[MER__AC_NEXT] = {"delta_absmean", "delta_std", "range10_90", "skewness",
+                                                      "kurtosis"};
+
 int32_t mer_acoustic_functional_dim(const mer_acoustic_params *p) {
     if (!p) return 0;
-    return mer_acoustic_frame_dim(p) * MER__AC_NSTAT + MER__AC_NEXTRA;
+    const int32_t F = mer_acoustic_frame_dim(p);
+    return F * MER__AC_NSTAT + MER__AC_NEXTRA + (p->functionals == MER_ACOUSTIC_EXTENDED ? F * MER__AC_NEXT : 0);
 }
 
 mer_status mer_acoustic_functional_name(const mer_acoustic_params *p, int32_t i, char *buf,
@@ -42,12 +46,19 @@ mer_status mer_acoustic_functional_name(const mer_acoustic_params *p, int32_t i,
     int32_t D = mer_acoustic_functional_dim(p), F = mer_acoustic_frame_dim(p);
     if (!buf || cap == 0 || i < 0 || i >= D)
         return mer__err(MER_ERR_INVALID_ARG, "acoustic: functional %d out of range [0, %d)", i, D);
+    const int32_t base = F * MER__AC_NSTAT + MER__AC_NEXTRA;
+    char lld[64];
+    mer_status s;
+    if (i >= base) { /* extended */
+        if ((s = mer_acoustic_frame_name(p, (i - base) / MER__AC_NEXT, lld, sizeof lld))) return s;
+        snprintf(buf, cap, "%s_%s", lld, ext_names[(i - base) % MER__AC_NEXT]);
+        return MER_OK;
+    }
     if (i >= F * MER__AC_NSTAT) {
         snprintf(buf, cap, "%s", extra_names[i - F * MER__AC_NSTAT]);
         return MER_OK;
     }
-    char lld[64];
-    mer_status s = mer_acoustic_frame_name(p, i / MER__AC_NSTAT, lld, sizeof lld);
+    s = mer_acoustic_frame_name(p, i / MER__AC_NSTAT, lld, sizeof lld);
     if (s) return s;
     snprintf(buf, cap, "%s_%s", lld, stat_names[i % MER__AC_NSTAT]);
     return MER_OK;
@@ -100,6 +111,34 @@ static void contour_slopes(const double *c, int64_t n, double frame_sec, double 
     }
 }
 
+/* The extended functionals of the frames' values v[0..m) (in time order; mean and population
+ * std given): mean |first difference| and the differences' population std (over consecutive
+ * selected frames: voiced frames for the voiced-only LLDs), skewness and kurtosis (population
+ * moments, 0 for a constant contour). d is scratch of m doubles. out[2] (the p10-p90 range) is
+ * set by the caller from the sorted values. */
+static void ext_functionals(const double *v, int64_t m, double mean, double std, double *d, float *out) {
+    if (m >= 2) {
+        double dm, ds, a = 0;
+        for (int64_t i = 0; i + 1 < m; i++) {
+            d[i] = v[i + 1] - v[i];
+            a += fabs(d[i]);
+        }
+        mean_std(d, m - 1, &dm, &ds);
+        out[0] = (float)(a / (double)(m - 1));
+        out[1] = (float)ds;
+    }
+    if (std > 1e-12) {
+        double m3 = 0, m4 = 0;
+        for (int64_t i = 0; i < m; i++) {
+            double z = (v[i] - mean) / std;
+            m3 += z * z * z;
+            m4 += z * z * z * z;
+        }
+        out[3] = (float)(m3 / (double)m);
+        out[4] = (float)(m4 / (double)m);
+    }
+}
+
 mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
                                                 const float *frames, int64_t T, float *out) {
     mer_status s = mer__acoustic_check(p);
@@ -107,6 +146,7 @@ mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
     if (!frames || !out || T < 1)
         return mer__err(MER_ERR_INVALID_ARG, "acoustic: functionals need at least one frame");
     const int32_t F = mer_acoustic_frame_dim(p);
+    const int ext = p->functionals == MER_ACOUSTIC_EXTENDED;
     const double fsec = (double)p->hop_length / p->sample_rate;
     double *v = malloc((size_t)T * sizeof(double)), *w = malloc((size_t)T * sizeof(double));
     double *r1 = malloc((size_t)T * sizeof(double)), *r2 = malloc((size_t)T * sizeof(double));
@@ -125,13 +165,17 @@ mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
             v[m++] = frames[t * F + d];
         }
         float *o = out + d * MER__AC_NSTAT;
+        float *x5 = ext ? out + F * MER__AC_NSTAT + MER__AC_NEXTRA + d * MER__AC_NEXT : NULL;
+        if (x5) memset(x5, 0, MER__AC_NEXT * sizeof(float));
         if (m == 0) {
             for (int k = 0; k < MER__AC_NSTAT; k++) o[k] = 0;
             continue;
         }
         double mean, std;
         mean_std(v, m, &mean, &std);
+        if (x5) ext_functionals(v, m, mean, std, w, x5);
         qsort(v, (size_t)m, sizeof(double), cmp_double);
+        if (x5) x5[2] = (float)(pct(v, m, 0.9) - pct(v, m, 0.1));
         double p20 = pct(v, m, 0.2), p50 = pct(v, m, 0.5), p80 = pct(v, m, 0.8);
         o[0] = (float)mean;
         o[1] = (float)std;

@@ -32,6 +32,7 @@ enum {
 /* Statistics per frame feature, then utterance-level extras (acoustic_functionals.c). */
 #define MER__AC_NSTAT 6
 #define MER__AC_NEXTRA 16
+#define MER__AC_NEXT 5 /* extended functionals per LLD */
 
 mer_status mer__acoustic_check(const mer_acoustic_params *p);
 int mer__acoustic_lld_voiced_only(int i);

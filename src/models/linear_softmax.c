@@ -40,15 +40,16 @@ static mer_status lin_forward(mer__model *m, const mer__batch *b, int train, mer
                               float *logits) {
     lin_priv *p = m->priv;
     const int64_t n = b->n, in = p->in;
-    const float keep = 1.0f - m->cfg.dropout;
     p->n = n;
-    p->xd = mer__nn_act(&m->nn, n * in);
-    if (!p->xd) return MER_ERR_NOMEM;
+    const int drop = train && m->cfg.dropout > 0.0f;
+    float *xc = mer__nn_act(&m->nn, n * in); /* the concatenated inputs */
+    p->xd = drop ? mer__nn_act(&m->nn, n * in) : xc;
+    if (!xc || !p->xd) return MER_ERR_NOMEM;
     int64_t col = 0;
     for (int32_t i = 0; i < b->n_mod; i++) {
         const int64_t D = b->dim[i];
         for (int64_t k = 0; k < n; k++) {
-            float *dst = p->xd + k * in + col;
+            float *dst = xc + k * in + col;
             if (b->off[i]) {
                 mer__mean_pool_fwd(dst, b->x[i] + b->off[i][k] * D, b->off[i][k + 1] - b->off[i][k], D);
             } else {
@@ -57,9 +58,9 @@ static mer_status lin_forward(mer__model *m, const mer__batch *b, int train, mer
         }
         col += D;
     }
-    if (train && m->cfg.dropout > 0.0f)
-        for (int64_t j = 0; j < n * in; j++)
-            p->xd[j] = mer__rng_uniform(rng) < m->cfg.dropout ? 0.0f : p->xd[j] / keep;
+    /* the kit's counter-based dropout: one rng draw per batch, a vectorised mask (a serial
+     * draw per element cost a third of `mer demo`'s training time) */
+    if (drop) mer__dropout_fwd(p->xd, NULL, xc, m->cfg.dropout, n * in, rng);
     mer__lin_fwd(&m->nn, &p->fc, logits, p->xd, n);
     return MER_OK;
 }

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cJSON.h>
+
 #define K MER_SHARED_CLASSES
 enum { M_AUDIO = MER_ANALYZE_AUDIO, M_FACE = MER_ANALYZE_FACE, M_TEXT = MER_ANALYZE_TEXT, N_MOD = MER_ANALYZE_MODALITIES };
 static const char *const mod_names[N_MOD] = {"audio", "face", "text"};
@@ -31,6 +33,8 @@ mer_analyze_params mer_analyze_default_params(void) {
     p.weights[M_TEXT] = 0.5;
     p.fps = 2.0;
     p.max_frames = 300;
+    p.adapt = MER_ANALYZE_ADAPT_AUTO;
+    p.adapt_min = 5;
     return p;
 }
 
@@ -45,43 +49,81 @@ void mer_analysis_free(mer_analysis *a) {
 
 /* ---- speech ------------------------------------------------------------------------------ */
 
-/* The run's class probabilities (1 + n_win, C): row 0 the whole signal x (n samples at the
- * recipe's rate), then each window [win[2w], win[2w + 1]) in seconds. Features come from the
- * run's recorded recipe (with its standardisation), as `mer predict --input` extracts them. */
-static mer_status audio_predict(mer_run *run, int32_t sr, const float *x, int64_t n,
-                                const double *win, int32_t n_win, float *probs) {
+/* The run's class probabilities (n_seg, C) of the sample ranges seg[2i], seg[2i + 1] of x (n
+ * samples at the recipe's rate). Features come from the run's recorded recipe (with its
+ * standardisation), as `mer predict --input` extracts them. With ref (adaptation over the
+ * clip's own speech), the segments with ref[i] != 0 give the statistics that standardise all
+ * of them (mer_dataset_adapt_ref), as `mer predict --adapt all` does for a speaker's clips. */
+static mer_status audio_predict(mer_run *run, const float *x, const int64_t *seg, int32_t n_seg,
+                                const uint8_t *ref, int32_t adapt_min, float *probs) {
     const char *cls[MER_MAX_CLASSES];
     int32_t C = mer_run_n_classes(run);
     for (int32_t c = 0; c < C; c++) cls[c] = mer_run_class(run, c);
     const char *mname = mer_run_modality(run, 0);
     mer_dataset *ds = NULL;
+    const char **groups = NULL;
     mer_status s = mer_dataset_init(&ds, cls, C, &mname, 1);
-    for (int32_t w = -1; s == MER_OK && w < n_win; w++) {
-        int64_t b = 0, e = n;
-        if (w >= 0) {
-            b = (int64_t)llround(win[2 * w] * sr);
-            e = (int64_t)llround(win[2 * w + 1] * sr);
-            if (b > n) b = n;
-            if (e > n) e = n;
-            if (e <= b) { /* a window past the decoded audio: its last sample */
-                b = n > 0 ? n - 1 : 0;
-                e = n;
-            }
-        }
+    for (int32_t w = 0; s == MER_OK && w < n_seg; w++) {
         float *f = NULL;
         int32_t nd = 0;
         int64_t shape[MER_MAX_DIMS];
         mer_tensor t;
         char name[32];
-        snprintf(name, sizeof name, "w%d", (int)w);
-        s = mer_acoustic_extract_samples(mer_run_recipe(run), x + b, e - b, mname, &f, &nd, shape);
+        snprintf(name, sizeof name, "s%d", (int)w);
+        s = mer_acoustic_extract_samples(mer_run_recipe(run), x + seg[2 * w], seg[2 * w + 1] - seg[2 * w],
+                                         mname, &f, &nd, shape);
         if (s == MER_OK) s = mer_tensor_view(&t, f, MER_DTYPE_F32, nd, shape);
         if (s == MER_OK) s = mer_dataset_add(ds, name, -1, NULL, 0, &t);
         free(f);
     }
+    if (s == MER_OK && ref) {
+        groups = malloc((size_t)(n_seg > 0 ? n_seg : 1) * sizeof *groups);
+        if (!groups) s = mer__err(MER_ERR_NOMEM, "out of memory");
+        for (int32_t w = 0; s == MER_OK && w < n_seg; w++) groups[w] = "clip";
+        if (s == MER_OK) s = mer_dataset_adapt_ref(ds, groups, ref, adapt_min, NULL);
+    }
     if (s == MER_OK) s = mer_run_predict(run, ds, probs);
+    free(groups);
     mer_dataset_free(ds);
     return s;
+}
+
+/* Does the run's recipe say its model was trained on speaker-standardised features
+ * ("adapt": "group", as `mer demo`'s model)? */
+static int run_wants_adapt(mer_run *run) {
+    const char *r = mer_run_recipe(run);
+    cJSON *j = r ? cJSON_Parse(r) : NULL;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, "adapt");
+    int yes = cJSON_IsString(a) && !strcmp(a->valuestring, "group");
+    cJSON_Delete(j);
+    return yes;
+}
+
+/* The clip cut into back-to-back tiles of AUDIO_WINDOW seconds (the length the model saw in
+ * training); a tile counts as speech when its RMS is at least -60 dBFS and within 40 dB of the
+ * loudest tile. Writes the speech tiles' sample ranges to tiles (room for n / len pairs) and
+ * returns their number. */
+static int32_t speech_tiles(const float *x, int64_t n, int32_t sr, int64_t *tiles) {
+    const int64_t len = (int64_t)llround(AUDIO_WINDOW * sr);
+    const int64_t nt = len > 0 ? n / len : 0;
+    double loudest = 0;
+    double *rms = malloc((size_t)(nt > 0 ? nt : 1) * sizeof *rms);
+    if (!rms) return -1;
+    for (int64_t t = 0; t < nt; t++) {
+        double e = 0;
+        for (int64_t i = t * len; i < (t + 1) * len; i++) e += (double)x[i] * x[i];
+        rms[t] = sqrt(e / (double)len);
+        if (rms[t] > loudest) loudest = rms[t];
+    }
+    int32_t k = 0;
+    for (int64_t t = 0; t < nt; t++)
+        if (rms[t] >= 1e-3 && rms[t] >= 0.01 * loudest) {
+            tiles[2 * k] = t * len;
+            tiles[2 * k + 1] = (t + 1) * len;
+            k++;
+        }
+    free(rms);
+    return k;
 }
 
 static int is_dir_with(const char *dir, const char *file) {
@@ -91,13 +133,28 @@ static int is_dir_with(const char *dir, const char *file) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The run's class names into cls (C of them); each must be one the label mapping knows. */
+static mer_status run_classes(mer_run *run, const char *model_dir, const char **cls) {
+    for (int32_t c = 0; c < mer_run_n_classes(run); c++) {
+        float row_[K];
+        cls[c] = mer_run_class(run, c);
+        mer_status s = mer_label_map_row(cls[c], row_);
+        if (s) {
+            mer__err_prefix("%s", model_dir);
+            return s;
+        }
+    }
+    return MER_OK;
+}
+
 /* Speech: decode at the recipe's rate, predict the clip (and the timeline windows), map. */
-static mer_status run_audio(mer_analysis *A, const char *model_dir) {
+static mer_status run_audio(mer_analysis *A, const char *model_dir, const mer_analyze_params *p) {
     mer_analysis_modality *m = &A->mod[M_AUDIO];
     mer_run *run = NULL;
     int32_t sr = 0;
     float *x = NULL, *probs = NULL;
-    double *win = NULL;
+    int64_t *seg = NULL;
+    uint8_t *ref = NULL;
     int64_t n = 0;
     const char *cls[MER_MAX_CLASSES];
     mer_status s = mer_run_open(&run, model_dir);
@@ -119,14 +176,7 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir) {
         goto done;
     }
     int32_t C = mer_run_n_classes(run);
-    for (int32_t c = 0; c < C; c++) {
-        float row_[K];
-        cls[c] = mer_run_class(run, c);
-        if ((s = mer_label_map_row(cls[c], row_))) {
-            mer__err_prefix("%s", model_dir);
-            goto done;
-        }
-    }
+    if ((s = run_classes(run, model_dir, cls))) goto done;
     if ((s = mer_media_decode_audio(A->path, sr, &x, &n))) goto done;
     if (n == 0) {
         snprintf(m->note, sizeof m->note, "the audio stream has no samples");
@@ -139,47 +189,87 @@ static mer_status run_audio(mer_analysis *A, const char *model_dir) {
         goto done;
     }
     int32_t n_win = A->rows ? A->n_rows : 0;
-    win = malloc((size_t)(2 * n_win + 1) * sizeof *win);
-    probs = malloc((size_t)(1 + n_win) * (size_t)C * sizeof *probs);
-    if (!win || !probs) {
+    const int64_t max_tiles = n / (int64_t)llround(AUDIO_WINDOW * sr) + 1;
+    /* segments: [the speech tiles (adaptation)], the whole clip or nothing, the timeline windows */
+    seg = malloc((size_t)(2 * (max_tiles + 1 + n_win)) * sizeof *seg);
+    ref = calloc((size_t)(max_tiles + 1 + n_win), 1);
+    probs = malloc((size_t)(max_tiles + 1 + n_win) * (size_t)C * sizeof *probs);
+    if (!seg || !ref || !probs) {
         s = mer__err(MER_ERR_NOMEM, "%s: out of memory", A->path);
         goto done;
     }
-    for (int32_t r = 0; r < n_win; r++) {
-        mer_timeline_window(r, AUDIO_WINDOW, A->duration, &win[2 * r], &win[2 * r + 1]);
-        A->rows[r].a0 = win[2 * r];
-        A->rows[r].a1 = win[2 * r + 1];
+    int32_t n_tiles = 0, n_seg = 0;
+    if (p->adapt != MER_ANALYZE_ADAPT_NONE && run_wants_adapt(run)) {
+        n_tiles = speech_tiles(x, n, sr, seg);
+        if (n_tiles < 0) {
+            s = mer__err(MER_ERR_NOMEM, "%s: out of memory", A->path);
+            goto done;
+        }
+        if (n_tiles < p->adapt_min) n_tiles = 0; /* too little speech for its own statistics */
     }
-    if ((s = audio_predict(run, sr, x, n, win, n_win, probs))) {
+    for (int32_t t = 0; t < n_tiles; t++) ref[t] = 1;
+    n_seg = n_tiles;
+    if (!n_tiles) { /* the whole clip, standardised with the run's training statistics */
+        seg[2 * n_seg] = 0;
+        seg[2 * n_seg + 1] = n;
+        n_seg++;
+    }
+    const int32_t first_win = n_seg;
+    for (int32_t r = 0; r < n_win; r++) {
+        double a0, a1;
+        mer_timeline_window(r, AUDIO_WINDOW, A->duration, &a0, &a1);
+        A->rows[r].a0 = a0;
+        A->rows[r].a1 = a1;
+        int64_t b = (int64_t)llround(a0 * sr), e = (int64_t)llround(a1 * sr);
+        if (b > n) b = n;
+        if (e > n) e = n;
+        if (e <= b) { /* a window past the decoded audio: its last sample */
+            b = n > 0 ? n - 1 : 0;
+            e = n;
+        }
+        seg[2 * n_seg] = b;
+        seg[2 * n_seg + 1] = e;
+        n_seg++;
+    }
+    if ((s = audio_predict(run, x, seg, n_seg, n_tiles ? ref : NULL, n_tiles ? n_tiles : 2, probs))) {
         mer__err_prefix("%s", A->path);
         goto done;
     }
+    float clip[MER_MAX_CLASSES];
+    for (int32_t c = 0; c < C; c++) { /* adapted: the mean over the speech tiles */
+        double acc = 0;
+        for (int32_t t = 0; t < (n_tiles ? n_tiles : 1); t++) acc += probs[(size_t)t * C + c];
+        clip[c] = (float)(acc / (n_tiles ? n_tiles : 1));
+    }
+    A->audio_adapt_tiles = n_tiles;
     m->n_native = C;
     for (int32_t c = 0; c < C; c++) {
         snprintf(m->native_names[c], MER_NAME_MAX, "%s", cls[c]);
-        m->native[c] = probs[c];
+        m->native[c] = clip[c];
     }
-    if ((s = mer_label_map_probs(cls, C, probs, m->probs))) {
+    if ((s = mer_label_map_probs(cls, C, clip, m->probs))) {
         mer__err_prefix("%s", model_dir);
         goto done;
     }
     for (int32_t r = 0; r < n_win; r++) {
-        if ((s = mer_label_map_probs(cls, C, probs + (size_t)(1 + r) * C, A->rows[r].audio))) {
+        if ((s = mer_label_map_probs(cls, C, probs + (size_t)(first_win + r) * C, A->rows[r].audio))) {
             mer__err_prefix("%s", model_dir);
             goto done;
         }
         /* a silent stretch of a clip with speech says nothing either */
-        int64_t b = (int64_t)llround(win[2 * r] * sr), e = (int64_t)llround(win[2 * r + 1] * sr);
-        if (b > n) b = n;
-        if (e > n) e = n;
-        if (e <= b) b = n - 1, e = n; /* as audio_predict: the last sample */
-        A->rows[r].has_audio = !mer_audio_is_silent(x + b, e - b, NULL);
+        const int64_t *sw = seg + 2 * (first_win + r);
+        A->rows[r].has_audio = !mer_audio_is_silent(x + sw[0], sw[1] - sw[0], NULL);
     }
     m->present = 1;
-    snprintf(m->note, sizeof m->note, "%.2f s of speech", (double)n / sr);
+    if (n_tiles)
+        snprintf(m->note, sizeof m->note, "%.2f s of speech, adapted to the speaker over %d windows of %.0f s",
+                 (double)n / sr, (int)n_tiles, AUDIO_WINDOW);
+    else
+        snprintf(m->note, sizeof m->note, "%.2f s of speech", (double)n / sr);
 done:
     free(x);
-    free(win);
+    free(seg);
+    free(ref);
     free(probs);
     mer_run_free(run);
     return s;
@@ -210,14 +300,7 @@ static mer_status run_text_model(mer_analysis *A, const char *model_dir, const c
         goto done;
     }
     int32_t C = mer_run_n_classes(run);
-    for (int32_t c = 0; c < C; c++) {
-        float row_[K];
-        cls[c] = mer_run_class(run, c);
-        if ((s = mer_label_map_row(cls[c], row_))) {
-            mer__err_prefix("%s", model_dir);
-            goto done;
-        }
-    }
+    if ((s = run_classes(run, model_dir, cls))) goto done;
     int32_t nd = 0;
     int64_t shape[3];
     mer_tensor t;
@@ -326,6 +409,9 @@ static mer_status check_params(const mer_analyze_params *p) {
     if (!(p->fps >= 0.01 && p->fps <= 120))
         return mer__err(MER_ERR_INVALID_ARG, "analyze: fps %g is not in [0.01, 120]", p->fps);
     if (p->max_frames < 1) return mer__err(MER_ERR_INVALID_ARG, "analyze: max_frames %d < 1", (int)p->max_frames);
+    if (p->adapt != MER_ANALYZE_ADAPT_AUTO && p->adapt != MER_ANALYZE_ADAPT_NONE)
+        return mer__err(MER_ERR_INVALID_ARG, "analyze: adapt %d is neither auto nor none", (int)p->adapt);
+    if (p->adapt_min < 2) return mer__err(MER_ERR_INVALID_ARG, "analyze: adapt_min %d < 2", (int)p->adapt_min);
     return MER_OK;
 }
 
@@ -396,7 +482,7 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
             s = MER_ERR_NOMEM;
             goto done;
         }
-        if ((s = run_audio(A, A->audio_model))) goto done;
+        if ((s = run_audio(A, A->audio_model, &p))) goto done;
     }
 
     /* faces */
@@ -496,6 +582,7 @@ mer_status mer_analysis_to_json(const mer_analysis *A, char **json) {
         mer__json_num(&w, o, "weight", A->weights[i]);
         mer__json_str(&w, o, "note", m->note);
         if (i == M_AUDIO && A->audio_model) mer__json_str(&w, o, "model", A->audio_model);
+        if (i == M_AUDIO && m->present) mer__json_int(&w, o, "adapted_windows", A->audio_adapt_tiles);
         if (i == M_FACE && A->info.has_video && A->frames) {
             mer__json_int(&w, o, "frames", A->frames);
             mer__json_int(&w, o, "frames_with_face", A->frames_with_face);

@@ -28,6 +28,7 @@ mer_demo_params mer_demo_default_params(void) {
     p.speeds[2] = 1.1;
     p.n_speeds = 3;
     p.single_clip = 1;
+    p.functionals = MER_ACOUSTIC_EXTENDED;
     return p;
 }
 
@@ -282,6 +283,7 @@ mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out) {
 
     /* ---- features (cached) ---- */
     mer_acoustic_recipe ar = mer_acoustic_default_recipe();
+    ar.params.functionals = p->functionals;
     const int32_t D = mer_acoustic_functional_dim(&ar.params);
     r->feature_dim = D;
     if ((s = mer_acoustic_recipe_to_json(&ar, &recipe))) goto done;

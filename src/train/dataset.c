@@ -786,6 +786,11 @@ mer_status mer__dataset_select(mer_dataset **out, const mer_dataset *ds, const i
 
 mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t min_clips,
                              int64_t *n_unadapted) {
+    return mer_dataset_adapt_ref(ds, groups, NULL, min_clips, n_unadapted);
+}
+
+mer_status mer_dataset_adapt_ref(mer_dataset *ds, const char *const *groups, const uint8_t *ref,
+                                 int32_t min_clips, int64_t *n_unadapted) {
     if (!ds || !groups || min_clips < 2)
         return mer__err(MER_ERR_INVALID_ARG, "adapt: NULL argument or min_clips < 2");
     if (n_unadapted) *n_unadapted = 0;
@@ -811,7 +816,9 @@ mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t
                 members[k++] = j;
                 done[j] = 1;
             }
-        if (k < min_clips) { /* too few clips to estimate a group's statistics */
+        int64_t k_ref = 0; /* the members that give the statistics */
+        for (int64_t q = 0; q < k; q++) k_ref += !ref || ref[members[q]];
+        if (k_ref < min_clips) { /* too few clips to estimate a group's statistics */
             if (n_unadapted) *n_unadapted += k;
             continue;
         }
@@ -819,18 +826,22 @@ mer_status mer_dataset_adapt(mer_dataset *ds, const char *const *groups, int32_t
             const int64_t D = ds->dim[m];
             int64_t rows = 0;
             for (int64_t d = 0; d < D; d++) mean[d] = var[d] = 0;
-            /* every row of the group's clips (frames too, for sequence features) */
-            for (int64_t q = 0; q < k; q++)
+            /* every row of the group's reference clips (frames too, for sequence features) */
+            for (int64_t q = 0; q < k; q++) {
+                if (ref && !ref[members[q]]) continue;
                 for (int64_t r = ds->off[m][members[q]]; r < ds->off[m][members[q] + 1]; r++, rows++)
                     for (int64_t d = 0; d < D; d++) mean[d] += ds->feat[m][r * D + d];
+            }
             if (rows == 0) continue;
             for (int64_t d = 0; d < D; d++) mean[d] /= (double)rows;
-            for (int64_t q = 0; q < k; q++)
+            for (int64_t q = 0; q < k; q++) {
+                if (ref && !ref[members[q]]) continue;
                 for (int64_t r = ds->off[m][members[q]]; r < ds->off[m][members[q] + 1]; r++)
                     for (int64_t d = 0; d < D; d++) {
                         double v = ds->feat[m][r * D + d] - mean[d];
                         var[d] += v * v;
                     }
+            }
             /* population std, as mer_group_standardize and the LOSO evaluation; a constant
              * column becomes 0 */
             for (int64_t d = 0; d < D; d++) var[d] = sqrt(var[d] / (double)rows);
