@@ -39,6 +39,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "parity"))
 import make_hubert_fixture as fx  # noqa: E402
 import hubert_parity as par  # noqa: E402
 import clip_ref  # noqa: E402
+sys.path.insert(0, HERE)
+from hubert_peer import read_safetensors  # noqa: E402
 
 CONV_TINY = dict(conv_dim=[32] * 7, conv_kernel=[10, 3, 3, 3, 3, 2, 2], conv_stride=[5, 2, 2, 2, 2, 2, 2])
 SIZES = {
@@ -75,21 +77,6 @@ def replace_from_tmp(path, write):
 
 
 # ---- models -----------------------------------------------------------------------------------
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for k, v in header.items():
-        if k == "__metadata__":
-            continue
-        a, b = v["data_offsets"]
-        assert v["dtype"] == "F32", (path, k, v["dtype"])
-        out[k] = torch.from_numpy(np.frombuffer(data[a:b], dtype="<f4").reshape(v["shape"]).copy())
-    return out
-
 
 def hubert_model(d, size):
     model = fx.build(SIZES[size]["hubert"], 0)
