@@ -181,7 +181,6 @@ MER_TEST(adapt_ref_by_value) {
                 CHECK(f[d] == X[i][d]);
         }
     }
-    /* ref NULL is mer_dataset_adapt */
     mer_dataset_free(ds);
 }
 

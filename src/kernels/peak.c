@@ -16,12 +16,6 @@
 
 #define NACC 12
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* Each loop returns a value derived from every accumulator so nothing is dead code; `ops` is
  * what one call of n iterations computes. */
 __attribute__((target("avx2,fma"))) static float fp32_avx2(int64_t n) {
@@ -141,7 +135,7 @@ static volatile float sink;
 
 /* Wall time of every thread running n iterations at once. */
 static double run(loop_fn fn, int threads, int64_t n) {
-    double t0 = now_s();
+    double t0 = mer__now();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
     {
@@ -153,7 +147,7 @@ static double run(loop_fn fn, int threads, int64_t n) {
     (void)threads;
     sink += fn(n);
 #endif
-    return now_s() - t0;
+    return mer__now() - t0;
 }
 
 mer_status mer_peak_measure(mer_peak_kind k, int32_t threads, double seconds, double *gops) {

@@ -96,12 +96,6 @@ struct mer_speech_state {
     mer_speech_profile prof;   /* of the last encode/extract call */
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ============================================================================================
  * Loading
  * ========================================================================================== */
@@ -950,7 +944,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
             a_in = xn;
         }
-        t1 = now_s();
+        t1 = mer__now();
         pf->other_s += t1 - t0;
         t0 = t1;
         int64_t ldqkv = D;
@@ -964,7 +958,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                 (s = linear(v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
                 return s;
         }
-        t1 = now_s();
+        t1 = mer__now();
         pf->linear_s += t1 - t0;
         t0 = t1;
         for (int i = 0; i < nseg; i++) { /* attention within each utterance */
@@ -974,13 +968,13 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                 return s;
             pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
         }
-        t1 = now_s();
+        t1 = mer__now();
         pf->attention_s += t1 - t0;
         t0 = t1;
         /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
         s = linear(x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
         if (s) return s;
-        t1 = now_s();
+        t1 = mer__now();
         pf->linear_s += t1 - t0;
         t0 = t1;
         const float *f_in = x;
@@ -990,19 +984,19 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
         } else {
             mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
         }
-        t1 = now_s();
+        t1 = mer__now();
         pf->other_s += t1 - t0;
         t0 = t1;
         /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
         s = linear(hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
         if (s) return s;
-        t1 = now_s();
+        t1 = mer__now();
         pf->linear_s += t1 - t0;
         t0 = t1;
         s = linear(x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
         if (s) return s;
         pf->linear_flop += 2.0 * (double)R * (double)D * (double)(4 * D + 2 * I);
-        t1 = now_s();
+        t1 = mer__now();
         pf->linear_s += t1 - t0;
         t0 = t1;
         if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
@@ -1046,7 +1040,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     mer__arena_reset(&st->arena, 0);
 
     mer_speech_profile *pf = &st->prof;
-    const double t_start = now_s();
+    const double t_start = mer__now();
     double t0 = t_start, t1;
     /* ---- feature encoder: ping-pong between two time-major buffers; the last layer writes
      * the features (T, C) before them, so the encoder can reuse their space ---- */
@@ -1093,19 +1087,19 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     if (!x || !xn || !qkv || !att || !hid || !pc || !feat)
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
 
-    t1 = now_s();
+    t1 = mer__now();
     pf->feature_s += t1 - t0;
     t0 = t1;
 
     /* ---- feature projection ---- */
     if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
-    t1 = now_s();
+    t1 = mer__now();
     pf->other_s += t1 - t0;
     t0 = t1;
     mer_status s = linear(x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE);
     if (s) return s;
     pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
-    t1 = now_s();
+    t1 = mer__now();
     pf->linear_s += t1 - t0;
     t0 = t1;
 
@@ -1118,7 +1112,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     mer__gelu_fwd(pc, pc, D * tpc);
     transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
     pf->pos_conv_flop += 2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc;
-    t1 = now_s();
+    t1 = mer__now();
     pf->pos_conv_s += t1 - t0;
     t0 = t1;
 
@@ -1126,7 +1120,7 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
     hb_seg seg = {0, T, out};
     s = run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec, &t0);
-    t1 = now_s();
+    t1 = mer__now();
     pf->other_s += t1 - t0;
     pf->total_s += t1 - t_start;
 #undef PK
@@ -1228,11 +1222,11 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
         if (!xn || !qkv || !att || !hid) {
             st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
         } else {
-            double tp = now_s();
+            double tp = mer__now();
             const double start = tp;
             st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->precision, &tp);
-            s->prof.other_s += now_s() - tp;
-            s->prof.total_s += now_s() - start;
+            s->prof.other_s += mer__now() - tp;
+            s->prof.total_s += mer__now() - start;
         }
     }
     mer__free(x);
