@@ -187,6 +187,8 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
         acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
         acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
     }
+    /* unrolled by 8: the loop's own instructions cost ~15% on Zen 3 at 1 or 2 per k step */
+#pragma GCC unroll 8
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
@@ -235,7 +237,7 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
 typedef struct {
     const mer_packed *w;
     float *y;
-    int64_t ldy, m, mblocks, cblocks;
+    int64_t ldy, m, mc, cblocks; /* mc: rows per work item (a multiple of MR) */
     const float *ap; /* packed activations (ceil(m / 6), k, 6) */
     int accumulate;
     mer_epilogue epi;
@@ -260,7 +262,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     float tile[MR * NR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
-        int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+        int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
         int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
@@ -570,7 +572,12 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
     if (!ap) return MER_ERR_NOMEM;
     pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
     mer__parallel_for(mp, 8, pack_a_rows, &pj);
-    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
+    /* rows in mblocks blocks of (nearly) equal size: the threads' static shares of the work
+     * items are then equal (499 rows as 192 + 192 + 115 left one thread 13% idle) */
+    int64_t mc = (m + mblocks - 1) / mblocks;
+    mc = (mc + MR - 1) / MR * MR;
+    mblocks = (m + mc - 1) / mc;
+    f32_job j = {w, y, ldy, m, mc, cblocks, ap, accumulate, epi, avx2};
     mer__parallel_for(mblocks * cblocks, 1, f32_items, &j);
     mer__free(ap);
     return MER_OK;
