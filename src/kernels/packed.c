@@ -649,7 +649,7 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
     if (!ap) return MER_ERR_NOMEM;
     pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
+    f32_job j = {w, y, ldy, m, MC, cblocks, ap, accumulate, epi, avx2};
     d.prep = pack_a_rows;
     d.prep_job = &pj;
     d.item = f32_items;
@@ -683,23 +683,7 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
     if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
-    const int avx2 = use_avx2();
-    int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
-    if (w->type == MER_PACK_INT8) return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
-    int64_t mp = (m + MR - 1) / MR;
-    float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
-    if (!ap) return MER_ERR_NOMEM;
-    pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    mer__parallel_for(mp, 8, pack_a_rows, &pj);
-    /* rows in mblocks blocks of (nearly) equal size: the threads' static shares of the work
-     * items are then equal (499 rows as 192 + 192 + 115 left one thread 13% idle) */
-    int64_t mc = (m + mblocks - 1) / mblocks;
-    mc = (mc + MR - 1) / MR * MR;
-    mblocks = (m + mc - 1) / mc;
-    f32_job j = {w, y, ldy, m, mc, cblocks, ap, accumulate, epi, avx2};
-    mer__parallel_for(mblocks * cblocks, 1, f32_items, &j);
-    mer__free(ap);
-    return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
 }
 
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
