@@ -14,16 +14,16 @@
  *                    x += ffn(LN(x)), a final LN after the last layer.
  *
  * The model (weights, config) is immutable after load: F32 tensors point into the mmapped
- * safetensors file, F16/BF16 ones are converted once by the reader; the only weights we hold
- * ourselves are the positional convolution's weight-normed kernel and the feature encoder's
- * conv kernels repacked for its time-major layout (about 50 MB at the large size). All
+ * safetensors file, F16/BF16 ones are converted once by the reader; the weights we hold
+ * ourselves are the positional convolution's weight-normed kernel, the feature encoder's conv
+ * kernels repacked for its time-major layout (about 50 MB at the large size) and the packed
+ * linear layers (below). All
  * activations live in the per-run state's arena, sized from the input length before the
- * forward starts. Every matrix product goes through mer_sgemm; linear layers fold bias and
- * residual into the GEMM's C operand (beta = 1).
- *
- * Opt-in reduced precisions (speed modes, docs/speech.md) run the products on weights packed
- * once, on first use under a mutex, by the encoders' one packing facility (mer_packed,
- * kernels/packed.c): MER_PRECISION_BF16 the linear layers and the feature-encoder convolutions
+ * forward starts. The linear layers run on weights packed once, on first use under a mutex, by
+ * the encoders' one packing facility (mer_packed, kernels/packed.c), with bias, residual and GELU
+ * in the product's epilogue: in float32 by default (the mapped pages of the packed weights are
+ * handed back), or in an opt-in reduced precision (speed modes, docs/speech.md):
+ * MER_PRECISION_BF16 the linear layers and the feature-encoder convolutions
  * with cin > 1 in bfloat16, MER_PRECISION_INT8 the linear layers as W8A8; norms, GELU, attention,
  * the first convolution and the positional convolution stay float32.
  */
@@ -56,8 +56,9 @@ typedef struct {
     const float *ln2_g, *ln2_b;   /* "final_layer_norm" */
     const float *w1, *b1, *w2, *b2;
     /* packed weights with their biases, [0] bfloat16 (MER_PRECISION_BF16), [1] int8
-     * (MER_PRECISION_INT8), NULL until first used: q, k, v as one (3D, D) */
-    mer_packed *p_qkv[2], *p_o[2], *p_1[2], *p_2[2];
+     * (MER_PRECISION_INT8), [2] float32 (MER_PRECISION_F32), NULL until first used: q, k, v as
+     * one (3D, D) */
+    mer_packed *p_qkv[3], *p_o[3], *p_1[3], *p_2[3];
     /* plain (n, k) bfloat16 copies of q, k, v, out, ffn1, ffn2 for the trainable encoder's
      * products in both orientations (mer__speech_layer_bf16), NULL until first asked for */
     const uint16_t *w16[6];
@@ -81,11 +82,11 @@ struct mer_speech_model {
     const float *enc_ln_g, *enc_ln_b;
     hb_layer *layers;
     const char *prefix;        /* tensor-name prefix of the base model (static string) */
-    /* packed weights of the reduced precisions ([0] bf16, [1] int8), made on first use under
+    /* packed weights of each precision ([0] bf16, [1] int8, [2] fp32), made on first use under
      * pack_mu: the only part of the model that changes after load, once per precision */
     pthread_mutex_t pack_mu;
-    int packed_ready[2];
-    mer_packed *p_fp[2];
+    int packed_ready[3];
+    mer_packed *p_fp[3];
     uint16_t *train16;         /* the block of every layer's w16 (under pack_mu), or NULL */
 };
 
@@ -482,7 +483,7 @@ fail:
     return s;
 }
 
-/* Frees the packed weights of one reduced precision (slot 0 bf16, 1 int8). */
+/* Frees the packed weights of one precision (slot 0 bf16, 1 int8, 2 fp32). */
 static void free_packed(mer_speech_model *m, int slot) {
     mer_packed_free(m->p_fp[slot]);
     m->p_fp[slot] = NULL;
@@ -508,6 +509,7 @@ void mer_speech_model_free(mer_speech_model *m) {
     mer__free(m->pos_w);
     free_packed(m, 0);
     free_packed(m, 1);
+    free_packed(m, 2);
     mer__free(m->train16);
     for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
     mer__free(m->layers);
@@ -523,16 +525,21 @@ void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info) {
     pthread_mutex_unlock(mu);
 }
 
-/* ---- packed weights of the reduced precisions -----------------------------------------------
+/* ---- packed weights -------------------------------------------------------------------------
  * Made once, on first use, by mer_packed (docs/gemm.md), biases included: the linear layers
  * (~80% of the forward's FLOP; feature projection, q/k/v as one (3D, D) product, out, the two
- * FFN products) in bfloat16 (MER_PRECISION_BF16) or W8A8 (MER_PRECISION_INT8), and in bf16 also
+ * FFN products) in float32 (MER_PRECISION_F32: our AVX2 kernel with bias, GELU and residual in
+ * its epilogue instead of mer_sgemm plus passes over the output; the mapped file pages of the
+ * weights are then handed back, so the packed copy does not double the resident memory),
+ * bfloat16 (MER_PRECISION_BF16) or W8A8 (MER_PRECISION_INT8), and in bf16 also
  * the feature-encoder convolutions with cin > 1 (~13%), whose repacked (cout, k * cin) kernels
  * are a linear layer over overlapping input rows. The first convolution (cin 1, the raw
  * waveform) and the positional convolution (~2%, a grouped conv in kernels/conv.c) stay float32;
  * int8 keeps every convolution in float32: the accuracy of the int8 mode is measured so. */
+static const char *const SLOT_NAME[3] = {"bfloat16", "int8", "float32"};
+
 static mer_status make_packed(mer_speech_model *m, int slot) {
-    const mer_pack_type type = slot ? MER_PACK_INT8 : MER_PACK_BF16;
+    const mer_pack_type type = slot == 2 ? MER_PACK_F32 : slot ? MER_PACK_INT8 : MER_PACK_BF16;
     const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
     mer_status s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
     float *w3 = s ? NULL : mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
@@ -558,7 +565,7 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
             s = mer_packed_init(&c->wp16, c->wp, MER_DTYPE_F32, c->b, c->cout, c->k * c->cin, type);
     }
     if (s) {
-        mer__err_prefix("%s: %s weights", m->dir, slot ? "int8" : "bfloat16");
+        mer__err_prefix("%s: %s weights", m->dir, SLOT_NAME[slot]);
         free_packed(m, slot);
         return s;
     }
@@ -574,14 +581,28 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
         m->info.bf16_bytes = bytes;
         m->info.bf16_ready = 1;
     }
-    MER_LOG_I("%s: %s weights packed", m->dir, slot ? "int8" : "bfloat16");
+    if (slot == 2) { /* the packed copy serves every fp32 product now: drop the mapped pages
+                      * (refaulted from the file if another precision or training reads them) */
+        const size_t DD = (size_t)(D * D) * sizeof(float), DI = (size_t)(D * I) * sizeof(float);
+        mer_safetensors_release(m->st, m->fp_w, (size_t)(D * C) * sizeof(float));
+        for (int64_t l = 0; l < m->L; l++) {
+            const hb_layer *y = &m->layers[l];
+            const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
+            for (int j = 0; j < 6; j++) mer_safetensors_release(m->st, w[j], j < 4 ? DD : DI);
+        }
+    }
+    MER_LOG_I("%s: %s weights packed", m->dir, SLOT_NAME[slot]);
     return MER_OK;
+}
+
+/* The packed-weight slot of a precision. */
+static int prec_slot(mer_precision p) {
+    return p == MER_PRECISION_BF16 ? 0 : p == MER_PRECISION_INT8 ? 1 : 2;
 }
 
 /* Make the packed weights of precision p once; the model may be shared between threads. */
 static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p) {
-    if (p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8) return MER_OK;
-    const int slot = p == MER_PRECISION_INT8;
+    const int slot = prec_slot(p);
     mer_speech_model *m = (mer_speech_model *)cm; /* the packed fields are a guarded lazy cache */
     pthread_mutex_lock(&m->pack_mu);
     mer_status s = m->packed_ready[slot] ? MER_OK : make_packed(m, slot);
@@ -848,27 +869,6 @@ static void transpose(float *dst, int64_t ld_dst, const float *src, int64_t ld_s
     mer__parallel_for(cols, 32, tr_range, &j);
 }
 
-typedef struct {
-    float *x;
-    const float *b;
-    int64_t n;
-} bias_job;
-
-static void bias_range(void *u, int64_t r0, int64_t r1, int th) {
-    (void)th;
-    const bias_job *j = u;
-    for (int64_t r = r0; r < r1; r++) {
-        float *x = j->x + r * j->n;
-        for (int64_t i = 0; i < j->n; i++) x[i] += j->b[i];
-    }
-}
-
-/* x (rows, n) += b broadcast over rows. */
-static void add_bias(float *x, const float *b, int64_t rows, int64_t n) {
-    bias_job j = {x, b, n};
-    mer__parallel_for(rows, 16, bias_range, &j);
-}
-
 /* ============================================================================================
  * Forward
  * ========================================================================================== */
@@ -901,25 +901,15 @@ static void prof_charge(double *seconds, double *flop, double t0, double work) {
     if (flop) *flop += work;
 }
 
-/* y (n, out) = x (n, in) @ w^T + b, or y += x @ w^T + b when acc (the residual folded into
- * the GEMM's C); with p (a reduced precision) the packed product, whose epilogue may add GELU.
+/* y (n, out) = epi(x (n, in) @ W^T + b), or y = epi(y + x @ W^T + b) when acc (the residual),
+ * W and b packed in p (the precision's weights); the bias, the residual and GELU are the
+ * product's epilogue, applied to each tile while it is in cache.
  * ref: torch.nn.functional.linear */
-static mer_status linear(mer_speech_state *st, float *y, const float *x, const float *w,
-                         const mer_packed *p, const float *b, int64_t n, int64_t in, int64_t out,
-                         int acc, mer_epilogue epi) {
+static mer_status linear(mer_speech_state *st, float *y, const float *x, const mer_packed *p,
+                         int64_t n, int acc, mer_epilogue epi) {
     const double t0 = mer__now();
-    mer_status s = MER_OK;
-    if (p) {
-        s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
-    } else {
-        if (acc) {
-            add_bias(y, b, n, out);
-            mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
-        } else {
-            mer__linear_fwd(y, x, w, b, n, in, out);
-        }
-        if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
-    }
+    const int64_t in = mer_packed_k(p), out = mer_packed_n(p);
+    mer_status s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
     prof_charge(&st->prof.linear_s, &st->prof.linear_flop, t0, 2.0 * (double)n * (double)in * (double)out);
     return s;
 }
@@ -950,11 +940,9 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                              float *hid, int64_t R, const hb_seg *seg, int nseg, int32_t lf,
                              int32_t ll, mer_precision prec) {
     const mer_speech_model *m = st->m;
-    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
-    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+    const int64_t D = m->D, H = m->H, dh = D / H, L = m->L;
+    const int slot = prec_slot(prec);
     mer_status s = MER_OK;
-    float *q, *k, *v;
-#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
     const int stable = m->info.stable_layer_norm;
     if (lf == 0)
         for (int i = 0; i < nseg; i++)
@@ -968,24 +956,17 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
             a_in = xn;
         }
-        int64_t ldqkv = D;
-        if (slot >= 0) { /* one (R, 3D) product: q | k | v interleaved per row */
-            if ((s = linear(st, qkv, a_in, NULL, y->p_qkv[slot], NULL, R, D, 3 * D, 0, MER_EPI_NONE))) return s;
-            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
-        } else {
-            q = qkv, k = qkv + R * D, v = qkv + 2 * R * D;
-            if ((s = linear(st, q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(st, k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(st, v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
-                return s;
-        }
+        /* one (R, 3D) product: q | k | v interleaved per row */
+        if ((s = linear(st, qkv, a_in, y->p_qkv[slot], R, 0, MER_EPI_NONE))) return s;
+        const int64_t ldqkv = 3 * D;
+        const float *q = qkv, *k = qkv + D, *v = qkv + 2 * D;
         for (int i = 0; i < nseg; i++) { /* attention within each utterance */
             const int64_t o = seg[i].t0 * ldqkv;
             if ((s = attend(st, att + seg[i].t0 * D, q + o, k + o, v + o, ldqkv, seg[i].T, H, dh, scale)))
                 return s;
         }
-        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        s = linear(st, x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
+        /* x += att @ wo^T + bo: the residual in the product's epilogue */
+        s = linear(st, x, att, y->p_o[slot], R, 1, MER_EPI_NONE);
         if (s) return s;
         const float *f_in = x;
         if (stable) {
@@ -994,10 +975,9 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
         } else {
             mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
         }
-        /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
-        s = linear(st, hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
+        s = linear(st, hid, f_in, y->p_1[slot], R, 0, MER_EPI_GELU);
         if (s) return s;
-        s = linear(st, x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
+        s = linear(st, x, hid, y->p_2[slot], R, 1, MER_EPI_NONE);
         if (s) return s;
         if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
 
@@ -1013,7 +993,6 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                     memcpy(dst, src, (size_t)TD * sizeof(float));
             }
     }
-#undef PK
     return MER_OK;
 }
 
@@ -1068,9 +1047,7 @@ static mer_status pos_conv(mer_speech_state *st, float *x, float *xt, float *pc,
 static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
                               int32_t ll, mer_precision prec, float *out) {
     const mer_speech_model *m = st->m;
-    /* the packed weights of a reduced precision (-1: fp32 through mer_sgemm) */
-    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
-#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
+    const int slot = prec_slot(prec); /* the precision's packed weights */
     const int64_t T = mer_speech_frames(m, n);
     const int64_t D = m->D, I = m->I;
     const int64_t C = m->conv[m->n_conv - 1].cout;
@@ -1114,7 +1091,7 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
 
     /* ---- feature projection ---- */
     if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
-    if ((s = linear(st, x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE))) return s;
+    if ((s = linear(st, x, feat, m->p_fp[slot], T, 0, MER_EPI_NONE))) return s;
 
     /* ---- positional convolution (qkv is free until the first layer: its (D, T) scratch) ---- */
     if ((s = pos_conv(st, x, qkv, pc, T))) return s;
@@ -1122,7 +1099,6 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
     if (!m->info.stable_layer_norm)
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
     hb_seg seg = {0, T, out};
-#undef PK
     return run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec);
 }
 
