@@ -45,7 +45,7 @@
 typedef struct {
     const float *w, *b;        /* conv (cout, cin, k), bias (cout) or NULL */
     float *wp;                 /* owned repack: (cout, k*cin) taps-major, or (k, cout) if cin 1 */
-    mer_packed *wp16;          /* it packed in bfloat16 with the bias (cin > 1, MER_PRECISION_BF16) */
+    mer_packed *wpk[3];        /* it packed with the bias (cin > 1), [0] bfloat16, [2] float32 */
     const float *norm_g, *norm_b; /* GroupNorm (layer 0, "group") or LayerNorm ("layer"), or NULL */
     int64_t cin, cout, k, stride;
 } hb_conv;
@@ -496,10 +496,10 @@ static void free_packed(mer_speech_model *m, int slot) {
                 *p[j] = NULL;
             }
         }
-    if (slot == 0)
+    if (slot != 1)
         for (int i = 0; i < m->n_conv; i++) {
-            mer_packed_free(m->conv[i].wp16);
-            m->conv[i].wp16 = NULL;
+            mer_packed_free(m->conv[i].wpk[slot]);
+            m->conv[i].wpk[slot] = NULL;
         }
 }
 
@@ -559,10 +559,10 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
             s = mer_packed_init(&y->p_2[slot], y->w2, MER_DTYPE_F32, y->b2, D, I, type);
     }
     mer__free(w3);
-    for (int i = 0; !s && slot == 0 && i < m->n_conv; i++) {
+    for (int i = 0; !s && slot != 1 && i < m->n_conv; i++) {
         hb_conv *c = &m->conv[i];
         if (c->cin > 1)
-            s = mer_packed_init(&c->wp16, c->wp, MER_DTYPE_F32, c->b, c->cout, c->k * c->cin, type);
+            s = mer_packed_init(&c->wpk[slot], c->wp, MER_DTYPE_F32, c->b, c->cout, c->k * c->cin, type);
     }
     if (s) {
         mer__err_prefix("%s: %s weights", m->dir, SLOT_NAME[slot]);
@@ -577,7 +577,7 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
             bytes += (int64_t)(mer_packed_bytes(y->p_qkv[0]) + mer_packed_bytes(y->p_o[0]) +
                                mer_packed_bytes(y->p_1[0]) + mer_packed_bytes(y->p_2[0]));
         }
-        for (int i = 0; i < m->n_conv; i++) bytes += (int64_t)mer_packed_bytes(m->conv[i].wp16);
+        for (int i = 0; i < m->n_conv; i++) bytes += (int64_t)mer_packed_bytes(m->conv[i].wpk[0]);
         m->info.bf16_bytes = bytes;
         m->info.bf16_ready = 1;
     }
@@ -729,11 +729,61 @@ MER_AVX512 static int64_t axpy_avx512(float *y, float a, const float *w, int64_t
     return c;
 }
 
+/* Rows t0 .. t0 + R of y, columns [0, 16 floor(cout / 16)) (AVX2 + FMA): 16 columns of R rows in
+ * registers over all taps, the same operations in the same order as axpy_avx512 per element
+ * (y = b, then y = fma(x_k, w_k, y) for k = 0, 1, ...). Returns the columns done. */
+static inline __attribute__((always_inline, target("avx2,fma"))) int64_t
+c1_block_avx2(const c1_job *j, int64_t t0, const int R) {
+    const int64_t co = j->cout;
+    int64_t c = 0;
+    for (; c + 16 <= co; c += 16) {
+        __m256 acc[4][2];
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            acc[r][0] = j->b ? _mm256_loadu_ps(j->b + c) : _mm256_setzero_ps();
+            acc[r][1] = j->b ? _mm256_loadu_ps(j->b + c + 8) : _mm256_setzero_ps();
+        }
+        for (int64_t kk = 0; kk < j->k; kk++) {
+            const __m256 w0 = _mm256_loadu_ps(j->wt + kk * co + c), w1 = _mm256_loadu_ps(j->wt + kk * co + c + 8);
+            #pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256 xv = _mm256_broadcast_ss(j->x + (t0 + r) * j->s + kk);
+                acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
+            }
+        }
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(j->y + (t0 + r) * co + c, acc[r][0]);
+            _mm256_storeu_ps(j->y + (t0 + r) * co + c + 8, acc[r][1]);
+        }
+    }
+    return c;
+}
+
+__attribute__((target("avx2,fma"))) static void c1_rows_avx2(const c1_job *j, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1;) {
+        const int R = t1 - t >= 4 ? 4 : 1;
+        const int64_t c = R == 4 ? c1_block_avx2(j, t, 4) : c1_block_avx2(j, t, 1);
+        for (int r = 0; r < R; r++) /* the columns past the last 16 */
+            for (int64_t cc = c; cc < j->cout; cc++) {
+                float v = j->b ? j->b[cc] : 0.0f;
+                for (int64_t kk = 0; kk < j->k; kk++) v = fmaf(j->x[(t + r) * j->s + kk], j->wt[kk * j->cout + cc], v);
+                j->y[(t + r) * j->cout + cc] = v;
+            }
+        t += R;
+    }
+}
+
 static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
     (void)th;
     const c1_job *j = u;
     const int64_t co = j->cout;
     const int wide = mer__use_avx512();
+    if (!wide && (mer_cpu_features() & MER_CPU_AVX2)) {
+        c1_rows_avx2(j, t0, t1);
+        return;
+    }
     for (int64_t t = t0; t < t1; t++) {
         float *y = j->y + t * co;
         const float *x = j->x + t * j->s;
@@ -762,10 +812,10 @@ static void fill_rows(void *u, int64_t r0, int64_t r1, int th) {
 
 // ref: torch.nn.functional.conv1d on (1, cin, tin), output transposed to (tout, cout)
 static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout,
-                          int bf16) {
+                          int slot) {
     (void)tin;
-    if (bf16 && c->wp16) /* the packed product reads the overlapping input rows in place */
-        return mer_packed_linear(y, c->cout, x, c->stride * c->cin, tout, c->wp16, 0, MER_EPI_NONE);
+    if (c->wpk[slot]) /* the packed product reads the overlapping input rows in place */
+        return mer_packed_linear(y, c->cout, x, c->stride * c->cin, tout, c->wpk[slot], 0, MER_EPI_NONE);
     if (c->cin == 1) {
         c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
         mer__parallel_for(tout, 64, c1_rows, &j);
@@ -999,7 +1049,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
 /* The feature encoder: samples (n) -> feat (T, C) through the convolutions, ping-ponging
  * between buf[0] and buf[1] (time-major). */
 static mer_status feature_encoder(mer_speech_state *st, float *feat, float *const buf[2],
-                                  const float *samples, int64_t n, int bf16) {
+                                  const float *samples, int64_t n, int slot) {
     const mer_speech_model *m = st->m;
     const double t0 = mer__now();
     double work = 0.0;
@@ -1010,7 +1060,7 @@ static mer_status feature_encoder(mer_speech_state *st, float *feat, float *cons
         const hb_conv *c = &m->conv[i];
         float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
         const int64_t tout = (tin - c->k) / c->stride + 1;
-        if ((s = conv_tm(y, in, c, tin, tout, bf16))) break;
+        if ((s = conv_tm(y, in, c, tin, tout, slot))) break;
         work += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
         if (c->norm_g) {
             if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
@@ -1075,7 +1125,7 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
     buf[1] = sz_odd ? mer__arena_f32(&st->arena, sz_odd) : NULL;
     if (!feat || !buf[0] || (sz_odd && !buf[1]))
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
-    mer_status s = feature_encoder(st, feat, buf, samples, n, prec == MER_PRECISION_BF16);
+    mer_status s = feature_encoder(st, feat, buf, samples, n, slot);
     if (s) return s;
     /* the feature-encoder buffers are dead now: the encoder's are carved from their space */
     mer__arena_reset(&st->arena, mark);
