@@ -6,6 +6,7 @@
  */
 #include "test.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FX "tests/fixtures/text/"
