@@ -924,15 +924,17 @@ MER_API mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, cons
                                             const int64_t *n, const mer_speech_params *p,
                                             mer_speech_feature *outs);
 
-/* Where the last mer_speech_encode / mer_speech_extract call on this state spent its wall time
- * (seconds, summed over chunks) and the floating-point work (FLOP) of its matrix products. */
+/* Where the last mer_speech_encode / mer_speech_encode_batch / mer_speech_extract call on this
+ * state spent its wall time (seconds, summed over chunks) and the floating-point work (FLOP) of
+ * its matrix products. The op helpers charge their own time (the forward carries no timing);
+ * other_s is the rest of total_s. */
 typedef struct {
     double total_s;
     double feature_s;        /* feature encoder: convolutions (im2col + GEMM), norms, GELU */
     double linear_s;         /* projection, q/k/v/out and feed-forward matrix products */
     double attention_s;      /* scores, softmax, weighted sums */
     double pos_conv_s;       /* positional convolution incl. its GELU and add */
-    double other_s;          /* layer norms, GELU, residual adds, copies */
+    double other_s;          /* the rest: layer norms, copies of hidden states */
     double feature_flop, linear_flop, attention_flop, pos_conv_flop;
 } mer_speech_profile;
 MER_API void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out);

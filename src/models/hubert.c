@@ -892,21 +892,47 @@ static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
     return total + 16 * 64; /* alignment slack */
 }
 
+/* ---- Profiling: the op helpers below (linear, attend, feature_encoder, pos_conv) charge
+ * their wall time and work to the state's profile, so the forward carries no timing; the rest
+ * of a call (norms, copies, residual adds) is its total minus those (mer_speech_state_profile).
+ * ---- */
+static void prof_charge(double *seconds, double *flop, double t0, double work) {
+    *seconds += mer__now() - t0;
+    if (flop) *flop += work;
+}
+
 /* y (n, out) = x (n, in) @ w^T + b, or y += x @ w^T + b when acc (the residual folded into
  * the GEMM's C); with p (a reduced precision) the packed product, whose epilogue may add GELU.
  * ref: torch.nn.functional.linear */
-static mer_status linear(float *y, const float *x, const float *w, const mer_packed *p,
-                         const float *b, int64_t n, int64_t in, int64_t out, int acc,
-                         mer_epilogue epi) {
-    if (p) return mer_packed_linear(y, out, x, in, n, p, acc, epi);
-    if (acc) {
-        add_bias(y, b, n, out);
-        mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+static mer_status linear(mer_speech_state *st, float *y, const float *x, const float *w,
+                         const mer_packed *p, const float *b, int64_t n, int64_t in, int64_t out,
+                         int acc, mer_epilogue epi) {
+    const double t0 = mer__now();
+    mer_status s = MER_OK;
+    if (p) {
+        s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
     } else {
-        mer__linear_fwd(y, x, w, b, n, in, out);
+        if (acc) {
+            add_bias(y, b, n, out);
+            mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+        } else {
+            mer__linear_fwd(y, x, w, b, n, in, out);
+        }
+        if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
     }
-    if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
-    return MER_OK;
+    prof_charge(&st->prof.linear_s, &st->prof.linear_flop, t0, 2.0 * (double)n * (double)in * (double)out);
+    return s;
+}
+
+/* att (T, D) = softmax(q k^T * scale) v per head, q/k/v rows ld apart.
+ * ref: torch.nn.functional.scaled_dot_product_attention */
+static mer_status attend(mer_speech_state *st, float *att, const float *q, const float *k,
+                         const float *v, int64_t ld, int64_t T, int64_t H, int64_t dh, float scale) {
+    const double t0 = mer__now();
+    const int64_t D = H * dh;
+    mer_status s = mer__attention_fwd(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL);
+    prof_charge(&st->prof.attention_s, &st->prof.attention_flop, t0, 4.0 * (double)T * (double)T * (double)D);
+    return s;
 }
 
 /* The utterances of one forward: rows [t0, t0 + T) of the stacked frames; out receives its
@@ -919,15 +945,13 @@ typedef struct {
 /* The transformer layers on the stacked frames x (R, D) of nseg utterances (hidden state 0 in
  * x): every row-wise step (norms, linear layers, GELU) runs on all R rows at once, attention
  * within each utterance, so each utterance's results are those of running it alone. Scratch:
- * xn, att (R, D), qkv (R, 3D), hid (R, I). *t0 is the profile clock. */
+ * xn, att (R, D), qkv (R, 3D), hid (R, I). */
 static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *qkv, float *att,
                              float *hid, int64_t R, const hb_seg *seg, int nseg, int32_t lf,
-                             int32_t ll, mer_precision prec, double *tp) {
+                             int32_t ll, mer_precision prec) {
     const mer_speech_model *m = st->m;
     const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
     const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
-    mer_speech_profile *pf = &st->prof;
-    double t0 = *tp, t1;
     mer_status s = MER_OK;
     float *q, *k, *v;
 #define PK(f) (slot >= 0 ? (f)[slot] : NULL)
@@ -944,39 +968,25 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
             a_in = xn;
         }
-        t1 = mer__now();
-        pf->other_s += t1 - t0;
-        t0 = t1;
         int64_t ldqkv = D;
         if (slot >= 0) { /* one (R, 3D) product: q | k | v interleaved per row */
-            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, R, y->p_qkv[slot], 0, MER_EPI_NONE))) return s;
+            if ((s = linear(st, qkv, a_in, NULL, y->p_qkv[slot], NULL, R, D, 3 * D, 0, MER_EPI_NONE))) return s;
             q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
         } else {
             q = qkv, k = qkv + R * D, v = qkv + 2 * R * D;
-            if ((s = linear(q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
+            if ((s = linear(st, q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(st, k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(st, v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
                 return s;
         }
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
         for (int i = 0; i < nseg; i++) { /* attention within each utterance */
-            const int64_t o = seg[i].t0 * ldqkv, T = seg[i].T;
-            if ((s = mer__attention_fwd(att + seg[i].t0 * D, D, NULL, q + o, ldqkv, k + o, ldqkv, v + o,
-                                        ldqkv, NULL, T, T, H, dh, scale, NULL)))
+            const int64_t o = seg[i].t0 * ldqkv;
+            if ((s = attend(st, att + seg[i].t0 * D, q + o, k + o, v + o, ldqkv, seg[i].T, H, dh, scale)))
                 return s;
-            pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
         }
-        t1 = mer__now();
-        pf->attention_s += t1 - t0;
-        t0 = t1;
         /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        s = linear(x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
+        s = linear(st, x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
         if (s) return s;
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
         const float *f_in = x;
         if (stable) {
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
@@ -984,21 +994,11 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
         } else {
             mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
         }
-        t1 = mer__now();
-        pf->other_s += t1 - t0;
-        t0 = t1;
         /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
-        s = linear(hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
+        s = linear(st, hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
         if (s) return s;
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        s = linear(x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
+        s = linear(st, x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
         if (s) return s;
-        pf->linear_flop += 2.0 * (double)R * (double)D * (double)(4 * D + 2 * I);
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
         if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
 
         const int64_t idx = l + 1;
@@ -1013,20 +1013,63 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                     memcpy(dst, src, (size_t)TD * sizeof(float));
             }
     }
-    *tp = t0;
 #undef PK
     return MER_OK;
+}
+
+/* The feature encoder: samples (n) -> feat (T, C) through the convolutions, ping-ponging
+ * between buf[0] and buf[1] (time-major). */
+static mer_status feature_encoder(mer_speech_state *st, float *feat, float *const buf[2],
+                                  const float *samples, int64_t n, int bf16) {
+    const mer_speech_model *m = st->m;
+    const double t0 = mer__now();
+    double work = 0.0;
+    mer_status s = MER_OK;
+    const float *in = samples;
+    int64_t tin = n;
+    for (int i = 0; i < m->n_conv && !s; i++) {
+        const hb_conv *c = &m->conv[i];
+        float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
+        const int64_t tout = (tin - c->k) / c->stride + 1;
+        if ((s = conv_tm(y, in, c, tin, tout, bf16))) break;
+        work += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
+        if (c->norm_g) {
+            if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+            else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+        }
+        mer__gelu_fwd(y, y, c->cout * tout);
+        in = y;
+        tin = tout;
+    }
+    prof_charge(&st->prof.feature_s, &st->prof.feature_flop, t0, work);
+    return s;
+}
+
+/* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length. Scratch: xt (D, T),
+ * pc (D, T + 1). */
+static mer_status pos_conv(mer_speech_state *st, float *x, float *xt, float *pc, int64_t T) {
+    const mer_speech_model *m = st->m;
+    const double t0 = mer__now();
+    const int64_t D = m->D, K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
+    transpose(xt, T, x, D, T, D, 0);
+    mer_status s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
+    if (!s) {
+        mer__gelu_fwd(pc, pc, D * tpc);
+        transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
+    }
+    prof_charge(&st->prof.pos_conv_s, &st->prof.pos_conv_flop, t0,
+                2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc);
+    return s;
 }
 
 /* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D);
  * prec: BF16 runs the linear layers and feature convolutions in bfloat16, INT8 the linear layers
  * as W8A8 (ensure_precision done by the caller). */
-static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
-                          int32_t ll, mer_precision prec, float *out) {
+static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
+                              int32_t ll, mer_precision prec, float *out) {
     const mer_speech_model *m = st->m;
-    const int bf16 = prec == MER_PRECISION_BF16;
     /* the packed weights of a reduced precision (-1: fp32 through mer_sgemm) */
-    const int slot = bf16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
 #define PK(f) (slot >= 0 ? (f)[slot] : NULL)
     const int64_t T = mer_speech_frames(m, n);
     const int64_t D = m->D, I = m->I;
@@ -1039,9 +1082,6 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     }
     mer__arena_reset(&st->arena, 0);
 
-    mer_speech_profile *pf = &st->prof;
-    const double t_start = mer__now();
-    double t0 = t_start, t1;
     /* ---- feature encoder: ping-pong between two time-major buffers; the last layer writes
      * the features (T, C) before them, so the encoder can reuse their space ---- */
     int64_t sz_even = 0, sz_odd = 0, t = n;
@@ -1058,23 +1098,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     buf[1] = sz_odd ? mer__arena_f32(&st->arena, sz_odd) : NULL;
     if (!feat || !buf[0] || (sz_odd && !buf[1]))
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
-    const float *in = samples;
-    int64_t tin = n;
-    for (int i = 0; i < m->n_conv; i++) {
-        const hb_conv *c = &m->conv[i];
-        float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
-        const int64_t tout = (tin - c->k) / c->stride + 1;
-        mer_status s = conv_tm(y, in, c, tin, tout, bf16);
-        if (s) return s;
-        pf->feature_flop += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
-        if (c->norm_g) {
-            if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
-            else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
-        }
-        mer__gelu_fwd(y, y, c->cout * tout);
-        in = y;
-        tin = tout;
-    }
+    mer_status s = feature_encoder(st, feat, buf, samples, n, prec == MER_PRECISION_BF16);
+    if (s) return s;
     /* the feature-encoder buffers are dead now: the encoder's are carved from their space */
     mer__arena_reset(&st->arena, mark);
     float *x = mer__arena_f32(&st->arena, T * D);
@@ -1087,43 +1112,26 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     if (!x || !xn || !qkv || !att || !hid || !pc || !feat)
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
 
-    t1 = mer__now();
-    pf->feature_s += t1 - t0;
-    t0 = t1;
-
     /* ---- feature projection ---- */
     if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
-    t1 = mer__now();
-    pf->other_s += t1 - t0;
-    t0 = t1;
-    mer_status s = linear(x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE);
-    if (s) return s;
-    pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
-    t1 = mer__now();
-    pf->linear_s += t1 - t0;
-    t0 = t1;
+    if ((s = linear(st, x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE))) return s;
 
-    /* ---- positional convolution: x += gelu(conv(x^T))^T, "same" length ---- */
-    const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
-    float *xt = qkv; /* (D, T) scratch: qkv is free until the first layer */
-    transpose(xt, T, x, D, T, D, 0);
-    if ((s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups)))
-        return s;
-    mer__gelu_fwd(pc, pc, D * tpc);
-    transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
-    pf->pos_conv_flop += 2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc;
-    t1 = mer__now();
-    pf->pos_conv_s += t1 - t0;
-    t0 = t1;
+    /* ---- positional convolution (qkv is free until the first layer: its (D, T) scratch) ---- */
+    if ((s = pos_conv(st, x, qkv, pc, T))) return s;
 
     if (!m->info.stable_layer_norm)
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
     hb_seg seg = {0, T, out};
-    s = run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec, &t0);
-    t1 = mer__now();
-    pf->other_s += t1 - t0;
-    pf->total_s += t1 - t_start;
 #undef PK
+    return run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec);
+}
+
+/* forward_ops, its wall time added to the profile's total */
+static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
+                          int32_t ll, mer_precision prec, float *out) {
+    const double t0 = mer__now();
+    mer_status s = forward_ops(st, samples, n, lf, ll, prec, out);
+    st->prof.total_s += mer__now() - t0;
     return s;
 }
 
@@ -1232,11 +1240,9 @@ static mer_status encode_batch(mer_speech_state *s, int32_t b, const float *cons
         if (!xn || !qkv || !att || !hid) {
             st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
         } else {
-            double tp = mer__now();
-            const double start = tp;
-            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, prec, &tp);
-            s->prof.other_s += mer__now() - tp;
-            s->prof.total_s += mer__now() - start;
+            const double t1 = mer__now();
+            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, prec);
+            s->prof.total_s += mer__now() - t1;
         }
     }
     mer__free(x);
@@ -1539,6 +1545,10 @@ mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float 
 
 void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out) {
     if (!out) return;
-    if (s) *out = s->prof;
-    else memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out);
+    if (!s) return;
+    *out = s->prof;
+    /* what the op helpers did not charge */
+    const double ops = out->feature_s + out->linear_s + out->attention_s + out->pos_conv_s;
+    out->other_s = out->total_s > ops ? out->total_s - ops : 0.0;
 }
