@@ -1639,8 +1639,8 @@ typedef struct {
         uar[MER_PROBE_MAX][MER_PROBE_MAX_LAYERS];
     int32_t best_layer, block_first, block_last;
 } mer_probe_result;
-mer_probe_params mer_probe_default_params(void);
-mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res);
+MER_API mer_probe_params mer_probe_default_params(void);
+MER_API mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res);
 
 /* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
 /* A complete run directory opened for prediction: the fold models (immutable after open). */
