@@ -399,8 +399,12 @@ static mer_status make_packed(mer_clip_model *m, int slot) {
         clip_layer *L = &m->layers[l];
         const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
         const int64_t n[6] = {D, D, D, D, I, D}, k[6] = {D, D, D, D, D, I};
-        for (int j = 0; !s && j < 6; j++)
+        for (int j = 0; !s && j < 6; j++) {
             s = mer_packed_init(&L->pk[slot][j], src[j], MER_DTYPE_F32, NULL, n[j], k[j], type);
+            /* fp32: the mapped pages go back as soon as their packed copy exists, so the two never
+             * add up (refaulted from the file if another precision reads them) */
+            if (!s && slot == 2) mer_safetensors_release(m->st, src[j], (size_t)(n[j] * k[j]) * sizeof(float));
+        }
     }
     if (s) {
         mer__err_prefix("%s: %s weights", m->dir, SLOT_NAME[slot]);
@@ -412,13 +416,6 @@ static mer_status make_packed(mer_clip_model *m, int slot) {
         return s;
     }
     m->packed_ready[slot] = 1;
-    if (slot == 2) /* refaulted from the file if another precision reads them */
-        for (int32_t l = 0; l < c->n_layers; l++) {
-            const clip_layer *L = &m->layers[l];
-            const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
-            for (int j = 0; j < 6; j++)
-                mer_safetensors_release(m->st, src[j], (size_t)(j < 4 ? D * D : D * I) * sizeof(float));
-        }
     return MER_OK;
 }
 

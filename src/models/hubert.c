@@ -557,7 +557,15 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
             !(s = mer_packed_init(&y->p_o[slot], y->wo, MER_DTYPE_F32, y->bo, D, D, type)) &&
             !(s = mer_packed_init(&y->p_1[slot], y->w1, MER_DTYPE_F32, y->b1, I, D, type)))
             s = mer_packed_init(&y->p_2[slot], y->w2, MER_DTYPE_F32, y->b2, D, I, type);
+        if (!s && slot == 2) { /* the packed copy serves every fp32 product: the mapped pages
+                                * go back layer by layer, so the two never add up (they are
+                                * refaulted from the file if another precision or training reads them) */
+            const size_t DD = (size_t)(D * D) * sizeof(float), DI = (size_t)(D * I) * sizeof(float);
+            const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
+            for (int j = 0; j < 6; j++) mer_safetensors_release(m->st, w[j], j < 4 ? DD : DI);
+        }
     }
+    if (!s && slot == 2) mer_safetensors_release(m->st, m->fp_w, (size_t)(D * C) * sizeof(float));
     mer__free(w3);
     for (int i = 0; !s && slot != 1 && i < m->n_conv; i++) {
         hb_conv *c = &m->conv[i];
@@ -580,16 +588,6 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
         for (int i = 0; i < m->n_conv; i++) bytes += (int64_t)mer_packed_bytes(m->conv[i].wpk[0]);
         m->info.bf16_bytes = bytes;
         m->info.bf16_ready = 1;
-    }
-    if (slot == 2) { /* the packed copy serves every fp32 product now: drop the mapped pages
-                      * (refaulted from the file if another precision or training reads them) */
-        const size_t DD = (size_t)(D * D) * sizeof(float), DI = (size_t)(D * I) * sizeof(float);
-        mer_safetensors_release(m->st, m->fp_w, (size_t)(D * C) * sizeof(float));
-        for (int64_t l = 0; l < m->L; l++) {
-            const hb_layer *y = &m->layers[l];
-            const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
-            for (int j = 0; j < 6; j++) mer_safetensors_release(m->st, w[j], j < 4 ? DD : DI);
-        }
     }
     MER_LOG_I("%s: %s weights packed", m->dir, SLOT_NAME[slot]);
     return MER_OK;
