@@ -79,6 +79,8 @@ struct mer_speech_model {
     const float *fp_ln_g, *fp_ln_b, *fp_w, *fp_b;
     float *pos_w;              /* owned: g * v / ||v|| (D, D/groups, K) */
     const float *pos_b;
+    mer_packed **pos_pk;       /* per group: (D/groups, K * D/groups) taps-major with the bias,
+                                * float32, made with the first packed weights (under pack_mu) */
     const float *enc_ln_g, *enc_ln_b;
     hb_layer *layers;
     const char *prefix;        /* tensor-name prefix of the base model (static string) */
@@ -507,6 +509,9 @@ void mer_speech_model_free(mer_speech_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
     mer__free(m->pos_w);
+    if (m->pos_pk)
+        for (int64_t g = 0; g < m->pos_groups; g++) mer_packed_free(m->pos_pk[g]);
+    mer__free(m->pos_pk);
     free_packed(m, 0);
     free_packed(m, 1);
     free_packed(m, 2);
@@ -538,10 +543,37 @@ void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info) {
  * int8 keeps every convolution in float32: the accuracy of the int8 mode is measured so. */
 static const char *const SLOT_NAME[3] = {"bfloat16", "int8", "float32"};
 
+/* The positional convolution as one float32 product per group over overlapping rows (every
+ * precision uses it): group g's output o at frame t is sum over taps k and the group's channels c
+ * of w[o][c][k] * xpad[t + k][c], so with the padded input of the group laid out (T + K - 1, cg)
+ * the K * cg inputs of frame t are contiguous from row t on, and the weights are (cg, K * cg)
+ * taps-major. */
+static mer_status make_pos_packed(mer_speech_model *m) {
+    const int64_t G = m->pos_groups, cg = m->D / G, K = m->pos_k;
+    m->pos_pk = mer__calloc((size_t)G, sizeof *m->pos_pk);
+    float *w = mer__alloc((size_t)(cg * K * cg) * sizeof(float));
+    mer_status s = m->pos_pk && w ? MER_OK : MER_ERR_NOMEM;
+    for (int64_t g = 0; !s && g < G; g++) {
+        for (int64_t o = 0; o < cg; o++)
+            for (int64_t c = 0; c < cg; c++)
+                for (int64_t k = 0; k < K; k++)
+                    w[o * K * cg + k * cg + c] = m->pos_w[((g * cg + o) * cg + c) * K + k];
+        s = mer_packed_init(&m->pos_pk[g], w, MER_DTYPE_F32, m->pos_b + g * cg, cg, K * cg, MER_PACK_F32);
+    }
+    mer__free(w);
+    if (s && m->pos_pk) {
+        for (int64_t g = 0; g < G; g++) mer_packed_free(m->pos_pk[g]);
+        mer__free(m->pos_pk);
+        m->pos_pk = NULL;
+    }
+    return s;
+}
+
 static mer_status make_packed(mer_speech_model *m, int slot) {
     const mer_pack_type type = slot == 2 ? MER_PACK_F32 : slot ? MER_PACK_INT8 : MER_PACK_BF16;
     const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
-    mer_status s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
+    mer_status s = m->pos_pk ? MER_OK : make_pos_packed(m);
+    if (!s) s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
     float *w3 = s ? NULL : mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
     if (!s && !w3) s = MER_ERR_NOMEM;
     for (int64_t l = 0; !s && l < m->L; l++) {
@@ -884,39 +916,6 @@ static void groupnorm_tm(float *y, const float *g, const float *b, int64_t t, in
     mer__parallel_for(c, 16, gn_tm_range, &j);
 }
 
-/* dst (cols, rows) = src (rows, cols)^T, optionally added to dst (add = 1). Threads split
- * dst rows; 32x32 tiles keep both sides in cache. */
-typedef struct {
-    float *dst;
-    const float *src;
-    int64_t rows, cols, ld_src, ld_dst;
-    int add;
-} tr_job;
-
-static void tr_range(void *u, int64_t c0, int64_t c1, int th) {
-    (void)th;
-    const tr_job *j = u;
-    for (int64_t cb = c0; cb < c1; cb += 32) {
-        const int64_t ce = cb + 32 < c1 ? cb + 32 : c1;
-        for (int64_t rb = 0; rb < j->rows; rb += 32) {
-            const int64_t re = rb + 32 < j->rows ? rb + 32 : j->rows;
-            for (int64_t c = cb; c < ce; c++) {
-                float *d = j->dst + c * j->ld_dst;
-                if (j->add)
-                    for (int64_t r = rb; r < re; r++) d[r] += j->src[r * j->ld_src + c];
-                else
-                    for (int64_t r = rb; r < re; r++) d[r] = j->src[r * j->ld_src + c];
-            }
-        }
-    }
-}
-
-static void transpose(float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
-                      int64_t cols, int add) {
-    tr_job j = {dst, src, rows, cols, ld_src, ld_dst, add};
-    mer__parallel_for(cols, 32, tr_range, &j);
-}
-
 /* ============================================================================================
  * Forward
  * ========================================================================================== */
@@ -933,7 +932,8 @@ static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
     const int64_t C = m->conv[m->n_conv - 1].cout, D = m->D;
     int64_t enc = 6 * T * D             /* x, xn, q, k, v, attn */
                   + T * m->I            /* ffn hidden */
-                  + D * (T + 1);        /* positional conv output (D, T+1) */
+                  + T * D               /* positional conv output (T, D) */
+                  + D * (T + m->pos_k - 1); /* its padded input per group (G, T + K - 1, D / G) */
     int64_t fe = even + odd;
     /* [features (T, C) | feature-encoder buffers, later reused by the encoder] */
     int64_t total = T * C + (fe > enc ? fe : enc);
@@ -1072,20 +1072,64 @@ static mer_status feature_encoder(mer_speech_state *st, float *feat, float *cons
     return s;
 }
 
-/* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length. Scratch: xt (D, T),
- * pc (D, T + 1). */
-static mer_status pos_conv(mer_speech_state *st, float *x, float *xt, float *pc, int64_t T) {
+typedef struct {
+    float *xg, *pc;
+    const float *x;
+    mer_packed *const *pk;
+    mer_status *status;
+    int64_t T, D, cg, K, pad;
+} pos_job;
+
+/* xg (G, T + K - 1, cg): group g's channels of x (T, D), pad zero rows before and after. */
+static void pos_pad_groups(void *u, int64_t g0, int64_t g1, int th) {
+    (void)th;
+    const pos_job *j = u;
+    const int64_t rows = j->T + j->K - 1;
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = j->xg + (g * rows + r) * j->cg;
+            const int64_t t = r - j->pad;
+            if (t >= 0 && t < j->T) memcpy(d, j->x + t * j->D + g * j->cg, (size_t)j->cg * sizeof(float));
+            else memset(d, 0, (size_t)j->cg * sizeof(float));
+        }
+}
+
+/* pc[:, g cg : (g + 1) cg] = gelu(conv of group g): one thread per group (the product inside
+ * runs serially), so 16 small products (cg = 64 outputs) do not each split over the threads. */
+static void pos_conv_groups(void *u, int64_t g0, int64_t g1, int th) {
+    (void)th;
+    const pos_job *j = u;
+    const int64_t rows = j->T + j->K - 1;
+    for (int64_t g = g0; g < g1; g++)
+        j->status[g] = mer_packed_linear(j->pc + g * j->cg, j->D, j->xg + g * rows * j->cg, j->cg,
+                                         j->T, j->pk[g], 0, MER_EPI_GELU);
+}
+
+static void add_rows(void *u, int64_t r0, int64_t r1, int th) {
+    (void)th;
+    const pos_job *j = u;
+    float *x = (float *)j->x;
+    for (int64_t i = r0 * j->D; i < r1 * j->D; i++) x[i] += j->pc[i];
+}
+
+/* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length (the first T
+ * frames). Scratch: xg (D * (T + K - 1)), pc (T, D). */
+static mer_status pos_conv(mer_speech_state *st, float *x, float *xg, float *pc, int64_t T) {
     const mer_speech_model *m = st->m;
     const double t0 = mer__now();
-    const int64_t D = m->D, K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
-    transpose(xt, T, x, D, T, D, 0);
-    mer_status s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
-    if (!s) {
-        mer__gelu_fwd(pc, pc, D * tpc);
-        transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
-    }
-    prof_charge(&st->prof.pos_conv_s, &st->prof.pos_conv_flop, t0,
-                2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc);
+    const int64_t D = m->D, K = m->pos_k, G = m->pos_groups, cg = D / G;
+    mer_status status[64], s = MER_OK;
+    if (G > 64) return mer__err(MER_ERR_UNSUPPORTED, "%s: %lld positional-convolution groups (at most 64)",
+                                m->dir, (long long)G);
+    pos_job j = {xg, pc, x, m->pos_pk, status, T, D, cg, K, K / 2};
+    mer__parallel_for(G, 1, pos_pad_groups, &j);
+    mer__parallel_for(G, 1, pos_conv_groups, &j);
+    for (int64_t g = 0; g < G && !s; g++) s = status[g];
+    if (s) /* the message was set on the thread that failed */
+        s = mer__err(s, "%s: positional convolution: %s", m->dir, mer_status_str(s));
+    else
+        mer__parallel_for(T, 16, add_rows, &j);
+    prof_charge(&st->prof.pos_conv_s, &st->prof.pos_conv_flop, t0, 2.0 * (double)D * (double)(cg * K) * (double)T);
     return s;
 }
 
@@ -1133,16 +1177,17 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
     float *qkv = mer__arena_f32(&st->arena, 3 * T * D);
     float *att = mer__arena_f32(&st->arena, T * D);
     float *hid = mer__arena_f32(&st->arena, T * I);
-    float *pc = mer__arena_f32(&st->arena, D * (T + 1));
-    if (!x || !xn || !qkv || !att || !hid || !pc || !feat)
+    float *pc = mer__arena_f32(&st->arena, T * D);
+    float *xg = mer__arena_f32(&st->arena, D * (T + m->pos_k - 1));
+    if (!x || !xn || !qkv || !att || !hid || !pc || !xg || !feat)
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
 
     /* ---- feature projection ---- */
     if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
     if ((s = linear(st, x, feat, m->p_fp[slot], T, 0, MER_EPI_NONE))) return s;
 
-    /* ---- positional convolution (qkv is free until the first layer: its (D, T) scratch) ---- */
-    if ((s = pos_conv(st, x, qkv, pc, T))) return s;
+    /* ---- positional convolution ---- */
+    if ((s = pos_conv(st, x, xg, pc, T))) return s;
 
     if (!m->info.stable_layer_norm)
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
