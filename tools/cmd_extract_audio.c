@@ -203,7 +203,7 @@ int cmd_extract_audio(int argc, char **argv) {
     c.params.precision = precision;
 
     mer_status s = mer_model_resolve(model_dir, &resolved);
-    if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved);
+    if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved, NULL);
     if (s) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
@@ -219,7 +219,7 @@ int cmd_extract_audio(int argc, char **argv) {
         cli_usage(cmd, "--layers %s: the model has hidden states 0..%d", layers_arg ? layers_arg : "?", L);
         goto out;
     }
-    if ((s = mer_speech_state_init(&c.state, c.model))) {
+    if ((s = mer_speech_state_init(&c.state, c.model, NULL))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
     }

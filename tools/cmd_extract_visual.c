@@ -143,7 +143,7 @@ int cmd_extract_visual(int argc, char **argv) {
     rc = 1;
     char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
     mer_status s = mer_model_resolve(model_dir, &resolved);
-    if (s == MER_OK) s = mer_clip_model_load(&model, resolved);
+    if (s == MER_OK) s = mer_clip_model_load(&model, resolved, NULL);
     free(resolved);
     if (s != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
@@ -163,7 +163,7 @@ int cmd_extract_visual(int argc, char **argv) {
         c.params.faces = fm;
         c.params.faces_state = fst;
     }
-    if ((s = mer_clip_state_init(&c.state, model)) != MER_OK ||
+    if ((s = mer_clip_state_init(&c.state, model, NULL)) != MER_OK ||
         (s = mer_clip_state_set_precision(c.state, bf16 == 2 ? MER_PRECISION_INT8
                                                   : bf16      ? MER_PRECISION_BF16
                                                               : MER_PRECISION_F32)) != MER_OK) {

@@ -91,7 +91,12 @@ struct mer_speech_model {
 
 struct mer_speech_state {
     const mer_speech_model *m;
-    mer_precision precision;   /* of mer_speech_encode */
+    mer_speech_state_params par; /* of mer_speech_encode */
+    /* the callbacks of the call running now: per layer (encode) or only abort (extract) */
+    mer_progress_fn progress;
+    void *progress_user_data;
+    mer_abort_fn abort;
+    void *abort_user_data;
     mer__arena arena;
     mer_speech_profile prof;   /* of the last encode/extract call */
 };
@@ -423,9 +428,36 @@ static const char *detect_prefix(mer_safetensors *st) {
     return NULL;
 }
 
-mer_status mer_speech_model_load(mer_speech_model **out, const char *dir) {
+static mer_status model_load(mer_speech_model **out, const char *dir);
+static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p);
+static mer_status check_precision(mer_precision p) {
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
+    return MER_OK;
+}
+
+mer_speech_model_params mer_speech_model_default_params(void) {
+    mer_speech_model_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_speech_model_load(mer_speech_model **out, const char *dir, const mer_speech_model_params *p) {
     if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_model_load: NULL argument");
     *out = NULL;
+    const mer_speech_model_params par = p ? *p : mer_speech_model_default_params();
+    mer_status s = check_precision(par.precision);
+    if (s) return s;
+    if ((s = model_load(out, dir))) return s;
+    if ((s = ensure_precision(*out, par.precision))) {
+        mer_speech_model_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static mer_status model_load(mer_speech_model **out, const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return mer__err(MER_ERR_IO, "%s: not a checkpoint directory (expected config.json and model.safetensors in it)", dir);
@@ -658,23 +690,42 @@ int64_t mer_speech_frames(const mer_speech_model *m, int64_t n) {
  * State
  * ========================================================================================== */
 
-mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m) {
+mer_speech_state_params mer_speech_state_default_params(void) {
+    mer_speech_state_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m,
+                                 const mer_speech_state_params *p) {
     if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_init: NULL argument");
+    *out = NULL;
+    const mer_speech_state_params par = p ? *p : mer_speech_state_default_params();
+    mer_status st = check_precision(par.precision);
+    if (st || (st = ensure_precision(m, par.precision))) return st;
     mer_speech_state *s = mer__calloc(1, sizeof *s);
     if (!s) return MER_ERR_NOMEM;
     s->m = m;
+    s->par = par;
     *out = s;
     return MER_OK;
 }
 
 mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_set_precision: NULL state");
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    mer_status st = ensure_precision(s->m, p);
-    if (st) return st;
-    s->precision = p;
+    mer_status st = check_precision(p);
+    if (st || (st = ensure_precision(s->m, p))) return st;
+    s->par.precision = p;
     return MER_OK;
+}
+
+/* The state's callbacks for an encode call (extract sets its own) */
+static void calls_from_state(mer_speech_state *s) {
+    s->progress = s->par.progress;
+    s->progress_user_data = s->par.progress_user_data;
+    s->abort = s->par.abort;
+    s->abort_user_data = s->par.abort_user_data;
 }
 
 void mer_speech_state_free(mer_speech_state *s) {
@@ -962,6 +1013,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
 
     const float scale = 1.0f / sqrtf((float)dh);
     for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
+        if ((s = mer__abort_check(st->abort, st->abort_user_data, "speech encoder"))) return s;
         const hb_layer *y = &m->layers[l];
         const float *a_in = x;
         if (stable) {
@@ -1012,6 +1064,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                 else
                     memcpy(dst, src, (size_t)TD * sizeof(float));
             }
+        if (st->progress) st->progress(l + 1, ll, st->progress_user_data);
     }
 #undef PK
     return MER_OK;
@@ -1167,9 +1220,12 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
                         (long long)n);
     mer_status st = check_samples(samples, n);
     if (st) return st;
-    if ((st = ensure_precision(m, s->precision))) return st;
     memset(&s->prof, 0, sizeof s->prof);
-    return forward(s, samples, n, layer_first, layer_last, s->precision, out);
+    calls_from_state(s);
+    const int threads = mer__threads_use(s->par.n_threads);
+    st = forward(s, samples, n, layer_first, layer_last, s->par.precision, out);
+    mer__threads_use(threads);
+    return st;
 }
 
 mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
@@ -1200,8 +1256,8 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
     int64_t need;
     if (!mer__mul_overflow(R, 6 * D + I, &need) || need > ((int64_t)1 << 36))
         return mer__err(MER_ERR_NOMEM, "a batch of %lld frames is too large", (long long)R);
-    if ((st = ensure_precision(m, s->precision))) return st;
     memset(&s->prof, 0, sizeof s->prof);
+    calls_from_state(s);
     float *x = mer__alloc((size_t)(R * D) * sizeof(float));
     hb_seg *seg = calloc((size_t)b, sizeof *seg);
     if (!x || !seg) {
@@ -1211,10 +1267,11 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
     }
     /* each utterance alone up to hidden state 0 (its feature encoder, projection and
      * positional convolution), stacked into x */
+    const int threads = mer__threads_use(s->par.n_threads);
     int64_t t0 = 0;
     for (int32_t i = 0; i < b && !st; i++) {
         seg[i] = (hb_seg){t0, mer_speech_frames(m, n[i]), outs[i]};
-        st = forward(s, samples[i], n[i], 0, 0, s->precision, x + t0 * D);
+        st = forward(s, samples[i], n[i], 0, 0, s->par.precision, x + t0 * D);
         t0 += seg[i].T;
     }
     /* the layers on all frames at once */
@@ -1231,10 +1288,11 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
             st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
         } else {
             const double t1 = mer__now();
-            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->precision);
+            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->par.precision);
             s->prof.total_s += mer__now() - t1;
         }
     }
+    mer__threads_use(threads);
     mer__free(x);
     free(seg);
     return st;
@@ -1279,12 +1337,10 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     if (lf < 0 || ll > L || lf > ll)
         return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
                         p->layer_first, p->layer_last, (long long)L);
-    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16 &&
-        p->precision != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)",
-                        (int)p->precision);
+    mer_status st = check_precision(p->precision);
+    if (st) return st;
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
-    mer_status st = check_samples(samples, n);
+    st = check_samples(samples, n);
     if (st) return st;
     if ((st = ensure_precision(m, p->precision))) return st;
     float peak = 0.0f;
@@ -1313,6 +1369,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     float *hs = mer__alloc((size_t)(K * Tc * D) * sizeof(float));
     float *res = NULL, *frame = NULL;
     double *acc = NULL;
+    int threads = -1; /* the calling thread's count before this call, once changed */
     if (!x || !hs) {
         st = MER_ERR_NOMEM;
         goto done;
@@ -1333,7 +1390,13 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
         goto done;
     }
     const float kdiv = p->combine == MER_SPEECH_MEAN ? 1.0f / (float)K : 1.0f;
+    /* this call's abort reaches the layers; its progress counts chunks */
+    s->progress = NULL;
+    s->abort = p->abort;
+    s->abort_user_data = p->abort_user_data;
+    threads = mer__threads_use(p->n_threads);
     for (int64_t c = 0; c < n_chunks; c++) {
+        if ((st = mer__abort_check(p->abort, p->abort_user_data, "speech encoder"))) goto done;
         st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, p->precision, hs);
         if (st) goto done;
         for (int64_t kk = 0; kk < Kout; kk++) {
@@ -1355,10 +1418,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
                     for (int64_t d = 0; d < D; d++) acc[kk * D + d] += dst[d];
             }
         }
-        if (p->progress && p->progress(c + 1, n_chunks, p->user_data)) {
-            st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
-            goto done;
-        }
+        if (p->progress) p->progress(c + 1, n_chunks, p->progress_user_data);
     }
     if (p->pool_mean)
         for (int64_t i = 0; i < Kout * D; i++) res[i] = (float)(acc[i] / (double)T);
@@ -1384,6 +1444,7 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     res = NULL;
     st = MER_OK;
 done:
+    if (threads >= 0) mer__threads_use(threads);
     mer__free(x);
     mer__free(hs);
     free(res);
