@@ -946,6 +946,29 @@ MER_API mer_status mer_speech_extract(mer_speech_state *s, const float *samples,
                                       const mer_speech_params *p, float **out, int32_t *ndim,
                                       int64_t shape[3]);
 
+/* One utterance's result in mer_speech_extract_batch: data malloc'd (free()) with ndim/shape as
+ * mer_speech_extract gives them when status is MER_OK; otherwise status and the one-line error. */
+typedef struct {
+    float *data;
+    int32_t ndim;
+    int64_t shape[3];
+    mer_status status;
+    char error[256];
+} mer_speech_feature;
+
+/* mer_speech_extract on b utterances at once, for throughput on many short clips (MER2024 clips
+ * are 2-10 s): every chunk of every utterance goes through one mer_speech_encode_batch forward
+ * (frames stacked through the linear layers, attention within each chunk, no padding). outs[i]
+ * receives utterance i's feature, the same as mer_speech_extract would give up to the GEMM's
+ * summation order in fp32 (bitwise for BF16/INT8). An utterance that fails its own checks
+ * (empty, silent, NaN, too short) gets its status and message in outs[i] and the others go on;
+ * the call returns MER_OK then. A failure of the batch as a whole (memory, the model) is
+ * returned and copied into every slot. p->progress is called once, at the end. Scratch grows
+ * with the total number of frames (mer_speech_encode_batch). */
+MER_API mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                            const int64_t *n, const mer_speech_params *p,
+                                            mer_speech_feature *outs);
+
 /* Where the last mer_speech_encode / mer_speech_encode_batch / mer_speech_extract call on this
  * state spent its wall time (seconds, summed over chunks) and the floating-point work (FLOP) of
  * its matrix products. The op helpers charge their own time (the forward carries no timing);

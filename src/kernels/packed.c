@@ -383,9 +383,9 @@ typedef struct {
     int avx2;
 } i8_job;
 
-/* Row i of a finished 4 x 16 tile into y: c = s_x s_w (acc - 128 sum q_w) (+ c) + b, GELU after.
- * The AVX2 form does the same float operations in the same order as the scalar one. */
-__attribute__((target("avx2"))) static void dequant16_avx2(float *c, const int32_t *acc, float sa,
+/* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - 128 sum q_w) (+ c) + b. The AVX2 form does
+ * the same float operations in the same order as the scalar one. */
+__attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, float sa,
                                                           const float *ws, const int32_t *wsum,
                                                           const float *bias, int accumulate) {
     const __m256 va = _mm256_set1_ps(sa);
@@ -395,7 +395,7 @@ __attribute__((target("avx2"))) static void dequant16_avx2(float *c, const int32
         __m256 v = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(ws + 8 * h)), _mm256_cvtepi32_ps(a));
         if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(c + 8 * h), v);
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * h));
-        _mm256_storeu_ps(c + 8 * h, v);
+        _mm256_store_ps(o + 8 * h, v);
     }
 }
 
@@ -404,6 +404,7 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
     const i8_job *j = u;
     const mer_packed *w = j->w;
     int32_t acc[MR8 * NR] __attribute__((aligned(64)));
+    float out[MR8 * NR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
         int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
@@ -420,19 +421,26 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
                     kern_i8_avx2(w->kq, a, b, acc);
                 else
                     kern_i8_c(w->kq, a, b, acc);
+                /* the finished tile goes through a buffer in L1: GELU runs there, and each row
+                 * of y is written once (a GELU on y itself waited on its just-written lines) */
                 for (int64_t i = 0; i < mr; i++) {
-                    float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0;
+                    float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0, *o = out + i * NR;
                     if (j->avx2 && nc == NR) {
-                        dequant16_avx2(c, acc + i * NR, sa, ws, wsum, bias, j->accumulate);
+                        dequant16_avx2(o, c, acc + i * NR, sa, ws, wsum, bias, j->accumulate);
                     } else {
                         for (int64_t q = 0; q < nc; q++) {
                             float v = sa * ws[q] * (float)(acc[i * NR + q] - wsum[q]);
                             v = j->accumulate ? c[q] + v : v;
-                            c[q] = bias ? v + bias[q] : v;
+                            o[q] = bias ? v + bias[q] : v;
                         }
                     }
-                    if (j->epi == MER_EPI_GELU) mer__gelu_fwd(c, c, nc);
                 }
+                if (j->epi == MER_EPI_GELU) {
+                    if (nc == NR) mer__gelu_fwd(out, out, mr * NR);
+                    else
+                        for (int64_t i = 0; i < mr; i++) mer__gelu_fwd(out + i * NR, out + i * NR, nc);
+                }
+                for (int64_t i = 0; i < mr; i++) memcpy(j->y + (r + i) * j->ldy + c0, out + i * NR, (size_t)nc * sizeof(float));
             }
         }
     }

@@ -720,12 +720,14 @@ mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p) 
     return MER_OK;
 }
 
-/* The state's callbacks for an encode call (extract sets its own) */
-static void calls_from_state(mer_speech_state *s) {
-    s->progress = s->par.progress;
-    s->progress_user_data = s->par.progress_user_data;
-    s->abort = s->par.abort;
-    s->abort_user_data = s->par.abort_user_data;
+/* The callbacks of the call starting now: the state's (encode) or an extract params' abort,
+ * whose progress counts chunks or utterances instead of layers. */
+static void calls_set(mer_speech_state *s, mer_progress_fn progress, void *progress_user_data,
+                      mer_abort_fn abort_fn, void *abort_user_data) {
+    s->progress = progress;
+    s->progress_user_data = progress_user_data;
+    s->abort = abort_fn;
+    s->abort_user_data = abort_user_data;
 }
 
 void mer_speech_state_free(mer_speech_state *s) {
@@ -1221,16 +1223,30 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
     mer_status st = check_samples(samples, n);
     if (st) return st;
     memset(&s->prof, 0, sizeof s->prof);
-    calls_from_state(s);
+    calls_set(s, s->par.progress, s->par.progress_user_data, s->par.abort, s->par.abort_user_data);
     const int threads = mer__threads_use(s->par.n_threads);
     st = forward(s, samples, n, layer_first, layer_last, s->par.precision, out);
     mer__threads_use(threads);
     return st;
 }
 
+static mer_status encode_batch(mer_speech_state *s, int32_t b, const float *const *samples, const int64_t *n,
+                               int32_t layer_first, int32_t layer_last, mer_precision prec, float *const *outs);
+
 mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
                                    const int64_t *n, int32_t layer_first, int32_t layer_last,
                                    float *const *outs) {
+    if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
+    calls_set(s, s->par.progress, s->par.progress_user_data, s->par.abort, s->par.abort_user_data);
+    const int threads = mer__threads_use(s->par.n_threads);
+    mer_status st = encode_batch(s, b, samples, n, layer_first, layer_last, s->par.precision, outs);
+    mer__threads_use(threads);
+    return st;
+}
+
+/* mer_speech_encode_batch at the given precision (extraction passes its params' precision) */
+static mer_status encode_batch(mer_speech_state *s, int32_t b, const float *const *samples, const int64_t *n,
+                               int32_t layer_first, int32_t layer_last, mer_precision prec, float *const *outs) {
     if (!s || b < 1 || !samples || !n || !outs)
         return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
     const mer_speech_model *m = s->m;
@@ -1256,8 +1272,8 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
     int64_t need;
     if (!mer__mul_overflow(R, 6 * D + I, &need) || need > ((int64_t)1 << 36))
         return mer__err(MER_ERR_NOMEM, "a batch of %lld frames is too large", (long long)R);
+    if ((st = ensure_precision(m, prec))) return st;
     memset(&s->prof, 0, sizeof s->prof);
-    calls_from_state(s);
     float *x = mer__alloc((size_t)(R * D) * sizeof(float));
     hb_seg *seg = calloc((size_t)b, sizeof *seg);
     if (!x || !seg) {
@@ -1267,11 +1283,10 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
     }
     /* each utterance alone up to hidden state 0 (its feature encoder, projection and
      * positional convolution), stacked into x */
-    const int threads = mer__threads_use(s->par.n_threads);
     int64_t t0 = 0;
     for (int32_t i = 0; i < b && !st; i++) {
         seg[i] = (hb_seg){t0, mer_speech_frames(m, n[i]), outs[i]};
-        st = forward(s, samples[i], n[i], 0, 0, s->par.precision, x + t0 * D);
+        st = forward(s, samples[i], n[i], 0, 0, prec, x + t0 * D);
         t0 += seg[i].T;
     }
     /* the layers on all frames at once */
@@ -1288,11 +1303,10 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
             st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
         } else {
             const double t1 = mer__now();
-            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->par.precision);
+            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, prec);
             s->prof.total_s += mer__now() - t1;
         }
     }
-    mer__threads_use(threads);
     mer__free(x);
     free(seg);
     return st;
@@ -1322,12 +1336,16 @@ mer_speech_params mer_speech_mertools_params(void) {
     return p;
 }
 
-mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
-                              const mer_speech_params *p, float **out, int32_t *ndim,
-                              int64_t shape[3]) {
-    if (!s || !p || !out || !ndim || !shape || (n > 0 && !samples))
-        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL argument");
-    *out = NULL;
+/* One utterance's extraction plan: the resolved layer range, its chunks and the output shape. */
+typedef struct {
+    int64_t lf, ll, K;     /* hidden states lf..ll, K of them */
+    int64_t n_chunks, clen, Tc, T; /* chunks of clen samples, Tc frames each; T = Tc n_chunks */
+    int norm;
+} extract_plan;
+
+/* The checks mer_speech_extract makes before any work, and its plan. */
+static mer_status extract_check_plan(const mer_speech_state *s, const float *samples, int64_t n,
+                                     const mer_speech_params *p, extract_plan *pl) {
     const mer_speech_model *m = s->m;
     const int64_t L = m->L, D = m->D;
     /* layer range: negative indices count from the end (-1 = L), as Python does */
@@ -1337,91 +1355,113 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     if (lf < 0 || ll > L || lf > ll)
         return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
                         p->layer_first, p->layer_last, (long long)L);
-    mer_status st = check_precision(p->precision);
-    if (st) return st;
+    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16 &&
+        p->precision != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)",
+                        (int)p->precision);
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
-    st = check_samples(samples, n);
+    if (!samples) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL samples");
+    mer_status st = check_samples(samples, n);
     if (st) return st;
-    if ((st = ensure_precision(m, p->precision))) return st;
     float peak = 0.0f;
     if (mer_audio_is_silent(samples, n, &peak))
         return mer__err(MER_ERR_INVALID_ARG, "silent audio (%lld samples, peak %.3g): no speech to encode",
                         (long long)n, peak);
-
-    const int norm = p->normalize < 0 ? m->info.do_normalize : p->normalize;
     const int64_t chunk = p->chunk_seconds > 0 ? (int64_t)llround(p->chunk_seconds * m->info.sample_rate) : 0;
     if (p->chunk_seconds > 0 && mer_speech_frames(m, chunk) <= 0)
         return mer__err(MER_ERR_INVALID_ARG, "chunk of %g s is too short for one frame", p->chunk_seconds);
     /* MERTools: only audio longer than one chunk is cut; the last piece is zero-padded */
-    const int64_t n_chunks = chunk > 0 && n > chunk ? (n + chunk - 1) / chunk : 1;
-    const int64_t clen = n_chunks > 1 ? chunk : n;
-    const int64_t Tc = mer_speech_frames(m, clen);
-    if (Tc <= 0)
+    pl->n_chunks = chunk > 0 && n > chunk ? (n + chunk - 1) / chunk : 1;
+    pl->clen = pl->n_chunks > 1 ? chunk : n;
+    pl->Tc = mer_speech_frames(m, pl->clen);
+    if (pl->Tc <= 0)
         return mer__err(MER_ERR_SHAPE, "audio of %lld samples (%.3f s) is too short for one frame of the speech encoder",
                         (long long)n, (double)n / m->info.sample_rate);
-    const int64_t K = ll - lf + 1, T = Tc * n_chunks;
+    pl->lf = lf;
+    pl->ll = ll;
+    pl->K = ll - lf + 1;
+    pl->T = pl->Tc * pl->n_chunks;
+    pl->norm = p->normalize < 0 ? m->info.do_normalize : p->normalize;
     int64_t tot;
-    if (!mer__mul_overflow(K, T, &tot) || !mer__mul_overflow(tot, D, &tot) || tot > ((int64_t)1 << 40))
+    if (!mer__mul_overflow(pl->K, pl->T, &tot) || !mer__mul_overflow(tot, D, &tot) || tot > ((int64_t)1 << 40))
         return mer__err(MER_ERR_NOMEM, "audio of %lld samples needs too much memory for %lld hidden states",
-                        (long long)n, (long long)K);
+                        (long long)n, (long long)pl->K);
+    return MER_OK;
+}
 
-    float *x = mer__alloc((size_t)(n_chunks * clen) * sizeof(float));
-    float *hs = mer__alloc((size_t)(K * Tc * D) * sizeof(float));
-    float *res = NULL, *frame = NULL;
-    double *acc = NULL;
-    int threads = -1; /* the calling thread's count before this call, once changed */
-    if (!x || !hs) {
-        st = MER_ERR_NOMEM;
-        goto done;
-    }
-    memset(&s->prof, 0, sizeof s->prof);
+/* The encoder input of a planned utterance: normalized as a whole (if the checkpoint wants it),
+ * zero-padded to n_chunks * clen samples. */
+static float *extract_input(const extract_plan *pl, const float *samples, int64_t n) {
+    float *x = mer__alloc((size_t)(pl->n_chunks * pl->clen) * sizeof(float));
+    if (!x) return NULL;
     memcpy(x, samples, (size_t)n * sizeof(float));
-    if (norm) mer_speech_normalize(x, n); /* over the whole utterance, before chunking */
-    memset(x + n, 0, (size_t)(n_chunks * clen - n) * sizeof(float));
+    if (pl->norm) mer_speech_normalize(x, n); /* over the whole utterance, before chunking */
+    memset(x + n, 0, (size_t)(pl->n_chunks * pl->clen - n) * sizeof(float));
+    return x;
+}
 
-    /* result layout before pooling: (K or 1, T, D) */
+/* The feature being assembled from an utterance's chunks: layers combined, frames pooled. */
+typedef struct {
+    float *res;   /* (Kout, rows, D) */
+    double *acc;  /* (Kout, D) frame sums when pooling */
+    float *frame; /* (D) */
+} extract_acc;
+
+static void extract_acc_free(extract_acc *a) {
+    free(a->res);
+    free(a->acc);
+    free(a->frame);
+    memset(a, 0, sizeof *a);
+}
+
+static mer_status extract_acc_init(extract_acc *a, const extract_plan *pl, const mer_speech_params *p, int64_t D) {
+    const int64_t Kout = p->combine == MER_SPEECH_STACK ? pl->K : 1;
+    const int64_t rows = p->pool_mean ? 1 : pl->T;
+    a->res = calloc((size_t)(Kout * rows * D), sizeof(float));
+    a->acc = p->pool_mean ? calloc((size_t)(Kout * D), sizeof(double)) : NULL;
+    a->frame = malloc((size_t)D * sizeof(float));
+    if (!a->res || !a->frame || (p->pool_mean && !a->acc)) {
+        extract_acc_free(a);
+        return mer__err(MER_ERR_NOMEM, "out of memory for the features");
+    }
+    return MER_OK;
+}
+
+/* Chunk c's hidden states hs (K, Tc, D) into the feature: stacked, or summed / averaged over
+ * the K layers; accumulated over frames when pooling. */
+static void extract_acc_chunk(extract_acc *a, const extract_plan *pl, const mer_speech_params *p, int64_t D,
+                              int64_t c, const float *hs) {
+    const int64_t K = pl->K, Tc = pl->Tc, T = pl->T;
     const int64_t Kout = p->combine == MER_SPEECH_STACK ? K : 1;
-    const int64_t rows = p->pool_mean ? 1 : T;
-    res = calloc((size_t)(Kout * rows * D), sizeof(float));
-    acc = p->pool_mean ? calloc((size_t)(Kout * D), sizeof(double)) : NULL;
-    frame = malloc((size_t)D * sizeof(float));
-    if (!res || !frame || (p->pool_mean && !acc)) {
-        st = mer__err(MER_ERR_NOMEM, "out of memory for the features");
-        goto done;
-    }
     const float kdiv = p->combine == MER_SPEECH_MEAN ? 1.0f / (float)K : 1.0f;
-    /* this call's abort reaches the layers; its progress counts chunks */
-    s->progress = NULL;
-    s->abort = p->abort;
-    s->abort_user_data = p->abort_user_data;
-    threads = mer__threads_use(p->n_threads);
-    for (int64_t c = 0; c < n_chunks; c++) {
-        if ((st = mer__abort_check(p->abort, p->abort_user_data, "speech encoder"))) goto done;
-        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, p->precision, hs);
-        if (st) goto done;
-        for (int64_t kk = 0; kk < Kout; kk++) {
-            for (int64_t tt = 0; tt < Tc; tt++) {
-                /* frame (D): hidden state kk, or the sum/mean of all K */
-                float *dst = p->pool_mean ? frame : res + (kk * T + c * Tc + tt) * D;
-                if (p->combine == MER_SPEECH_STACK) {
-                    memcpy(dst, hs + (kk * Tc + tt) * D, (size_t)D * sizeof(float));
-                } else {
-                    memcpy(dst, hs + tt * D, (size_t)D * sizeof(float));
-                    for (int64_t j = 1; j < K; j++) {
-                        const float *h = hs + (j * Tc + tt) * D;
-                        for (int64_t d = 0; d < D; d++) dst[d] += h[d];
-                    }
-                    if (kdiv != 1.0f)
-                        for (int64_t d = 0; d < D; d++) dst[d] *= kdiv;
+    for (int64_t kk = 0; kk < Kout; kk++) {
+        for (int64_t tt = 0; tt < Tc; tt++) {
+            /* frame (D): hidden state kk, or the sum/mean of all K */
+            float *dst = p->pool_mean ? a->frame : a->res + (kk * T + c * Tc + tt) * D;
+            if (p->combine == MER_SPEECH_STACK) {
+                memcpy(dst, hs + (kk * Tc + tt) * D, (size_t)D * sizeof(float));
+            } else {
+                memcpy(dst, hs + tt * D, (size_t)D * sizeof(float));
+                for (int64_t j = 1; j < K; j++) {
+                    const float *h = hs + (j * Tc + tt) * D;
+                    for (int64_t d = 0; d < D; d++) dst[d] += h[d];
                 }
-                if (p->pool_mean)
-                    for (int64_t d = 0; d < D; d++) acc[kk * D + d] += dst[d];
+                if (kdiv != 1.0f)
+                    for (int64_t d = 0; d < D; d++) dst[d] *= kdiv;
             }
+            if (p->pool_mean)
+                for (int64_t d = 0; d < D; d++) a->acc[kk * D + d] += dst[d];
         }
-        if (p->progress) p->progress(c + 1, n_chunks, p->progress_user_data);
     }
+}
+
+/* The finished feature: pooled means, shape; a->res handed to *out. */
+static void extract_acc_finish(extract_acc *a, const extract_plan *pl, const mer_speech_params *p, int64_t D,
+                               float **out, int32_t *ndim, int64_t shape[3]) {
+    const int64_t K = pl->K, T = pl->T;
+    const int64_t Kout = p->combine == MER_SPEECH_STACK ? K : 1;
     if (p->pool_mean)
-        for (int64_t i = 0; i < Kout * D; i++) res[i] = (float)(acc[i] / (double)T);
+        for (int64_t i = 0; i < Kout * D; i++) a->res[i] = (float)(a->acc[i] / (double)T);
     if (p->combine == MER_SPEECH_STACK) {
         shape[0] = K;
         if (p->pool_mean) {
@@ -1440,16 +1480,134 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
         shape[1] = D;
         *ndim = 2;
     }
-    *out = res;
-    res = NULL;
+    *out = a->res;
+    a->res = NULL;
+}
+
+mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
+                              const mer_speech_params *p, float **out, int32_t *ndim,
+                              int64_t shape[3]) {
+    if (!s || !p || !out || !ndim || !shape || (n > 0 && !samples))
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL argument");
+    *out = NULL;
+    const int64_t D = s->m->D;
+    extract_plan pl;
+    mer_status st = extract_check_plan(s, samples, n, p, &pl);
+    if (st || (st = ensure_precision(s->m, p->precision))) return st;
+    float *x = extract_input(&pl, samples, n);
+    float *hs = mer__alloc((size_t)(pl.K * pl.Tc * D) * sizeof(float));
+    extract_acc a = {0};
+    int threads = -1; /* the calling thread's count before this call, once changed */
+    if (!x || !hs) {
+        st = MER_ERR_NOMEM;
+        goto done;
+    }
+    memset(&s->prof, 0, sizeof s->prof);
+    if ((st = extract_acc_init(&a, &pl, p, D))) goto done;
+    /* this call's abort reaches the layers; its progress counts chunks */
+    calls_set(s, NULL, NULL, p->abort, p->abort_user_data);
+    threads = mer__threads_use(p->n_threads);
+    for (int64_t c = 0; c < pl.n_chunks; c++) {
+        if ((st = mer__abort_check(p->abort, p->abort_user_data, "speech encoder"))) goto done;
+        st = forward(s, x + c * pl.clen, pl.clen, (int32_t)pl.lf, (int32_t)pl.ll, p->precision, hs);
+        if (st) goto done;
+        extract_acc_chunk(&a, &pl, p, D, c, hs);
+        if (p->progress) p->progress(c + 1, pl.n_chunks, p->progress_user_data);
+    }
+    extract_acc_finish(&a, &pl, p, D, out, ndim, shape);
     st = MER_OK;
 done:
     if (threads >= 0) mer__threads_use(threads);
     mer__free(x);
     mer__free(hs);
-    free(res);
-    free(frame);
-    free(acc);
+    extract_acc_free(&a);
+    return st;
+}
+
+mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                    const int64_t *n, const mer_speech_params *p, mer_speech_feature *outs) {
+    if (!s || !p || b < 1 || !samples || !n || !outs)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract_batch: NULL argument or no utterance");
+    const int64_t D = s->m->D;
+    for (int32_t i = 0; i < b; i++) memset(&outs[i], 0, sizeof outs[i]);
+    extract_plan *pl = calloc((size_t)b, sizeof *pl);
+    float **x = calloc((size_t)b, sizeof *x);
+    extract_acc *a = calloc((size_t)b, sizeof *a);
+    mer_status st = pl && x && a ? MER_OK : mer__err(MER_ERR_NOMEM, "out of memory for a batch of %d utterances", (int)b);
+    if (!st) st = ensure_precision(s->m, p->precision); /* a model-wide failure is every utterance's */
+    /* each utterance's own checks; a failing one is reported in its slot and left out */
+    int64_t n_pieces = 0, hs_floats = 0;
+    for (int32_t i = 0; i < b && !st; i++) {
+        mer_status si = extract_check_plan(s, samples[i], n[i], p, &pl[i]);
+        if (!si && !(x[i] = extract_input(&pl[i], samples[i], n[i]))) si = mer__err(MER_ERR_NOMEM, "out of memory for the audio");
+        if (!si) si = extract_acc_init(&a[i], &pl[i], p, D);
+        if (si) {
+            outs[i].status = si;
+            snprintf(outs[i].error, sizeof outs[i].error, "%s", mer_last_error());
+            continue;
+        }
+        n_pieces += pl[i].n_chunks;
+        hs_floats += pl[i].n_chunks * pl[i].K * pl[i].Tc * D;
+    }
+    const float **px = NULL;
+    int64_t *pn = NULL;
+    float **po = NULL, *hs = NULL;
+    if (!st && n_pieces > 0) {
+        if (n_pieces > INT32_MAX) st = mer__err(MER_ERR_NOMEM, "a batch of %lld chunks is too large", (long long)n_pieces);
+        px = malloc((size_t)n_pieces * sizeof *px);
+        pn = malloc((size_t)n_pieces * sizeof *pn);
+        po = malloc((size_t)n_pieces * sizeof *po);
+        hs = mer__alloc((size_t)hs_floats * sizeof(float));
+        if (!st && (!px || !pn || !po || !hs)) st = mer__err(MER_ERR_NOMEM, "out of memory for a batch of %lld chunks", (long long)n_pieces);
+    }
+    /* every chunk of every planned utterance through one batched forward; the layer range is
+     * the same for all (one params) */
+    int32_t lf = 0, ll = 0;
+    if (!st && n_pieces > 0) {
+        int64_t k = 0, off = 0;
+        for (int32_t i = 0; i < b; i++) {
+            if (outs[i].status) continue;
+            lf = (int32_t)pl[i].lf;
+            ll = (int32_t)pl[i].ll;
+            for (int64_t c = 0; c < pl[i].n_chunks; c++, k++) {
+                px[k] = x[i] + c * pl[i].clen;
+                pn[k] = pl[i].clen;
+                po[k] = hs + off;
+                off += pl[i].K * pl[i].Tc * D;
+            }
+        }
+        calls_set(s, NULL, NULL, p->abort, p->abort_user_data);
+        const int threads = mer__threads_use(p->n_threads);
+        st = encode_batch(s, (int32_t)n_pieces, px, pn, lf, ll, p->precision, po);
+        mer__threads_use(threads);
+    }
+    if (!st && n_pieces > 0) {
+        int64_t k = 0;
+        for (int32_t i = 0; i < b; i++) {
+            if (outs[i].status) continue;
+            for (int64_t c = 0; c < pl[i].n_chunks; c++, k++) extract_acc_chunk(&a[i], &pl[i], p, D, c, po[k]);
+            extract_acc_finish(&a[i], &pl[i], p, D, &outs[i].data, &outs[i].ndim, outs[i].shape);
+        }
+        if (p->progress) p->progress(b, b, p->progress_user_data);
+    }
+    if (st) /* a failure of the batch as a whole: no utterance has a result */
+        for (int32_t i = 0; i < b; i++) {
+            free(outs[i].data);
+            outs[i].data = NULL;
+            if (!outs[i].status) {
+                outs[i].status = st;
+                snprintf(outs[i].error, sizeof outs[i].error, "%s", mer_last_error());
+            }
+        }
+    for (int32_t i = 0; i < b && x; i++) mer__free(x[i]);
+    for (int32_t i = 0; i < b && a; i++) extract_acc_free(&a[i]);
+    free(pl);
+    free(x);
+    free(a);
+    free(px);
+    free(pn);
+    free(po);
+    mer__free(hs);
     return st;
 }
 
