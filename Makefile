@@ -38,7 +38,7 @@ endif
 
 WARN    := -Wall -Wextra -Wshadow -Wno-unused-parameter -Wno-sign-compare
 CFLAGS  ?= -O$(O) -g -march=$(MARCH)
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc -Isrc/core \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -fopenmp $(WARN) $(CFLAGS) $(EXTRA_CFLAGS) -Iinclude -Isrc -Isrc/core \
              -DMER_SOURCE_DIR='"$(CURDIR)"' \
              $(BLAS_CFLAGS) $(PKG_CFLAGS)
 LDLIBS  := $(BLAS_LIBS) $(PKG_LIBS) -lpthread -lm

@@ -5,6 +5,8 @@
  * are decoded and normalised first (not timed); rounds alternate single / batched and the best
  * round of each is reported, with the largest difference between the two outputs.
  *
+ * Inputs: the .wav and .flac files of WAV_DIR in name order.
+ *
  * usage: batch_bench MODEL_DIR WAV_DIR N_CLIPS BATCH THREADS ROUNDS [f32|bf16|int8]
  */
 #include "mer.h"
@@ -58,7 +60,7 @@ int main(int argc, char **argv) {
     int nn = 0, cap = 0;
     for (struct dirent *e; (e = readdir(d));) {
         size_t l = strlen(e->d_name);
-        if (l < 5 || strcmp(e->d_name + l - 4, ".wav")) continue;
+        if (l < 6 || (strcmp(e->d_name + l - 4, ".wav") && strcmp(e->d_name + l - 5, ".flac"))) continue;
         if (nn == cap) names = realloc(names, sizeof *names * (size_t)(cap = cap ? 2 * cap : 256));
         names[nn++] = strdup(e->d_name);
     }

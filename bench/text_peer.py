@@ -2,8 +2,9 @@
 """text_peer.py -- the PyTorch peer of bench/text.sh (tests/parity/text_ref.py's modules, which
 follow transformers' modeling code), and the checkpoints the bench uses.
 
-  make-bert DIR                 BERT-large (chinese-roberta-wwm-ext-large config, 24 layers),
-                                random F32 weights, DIR/config.json + model.safetensors
+  make-bert DIR [LAYERS]        BERT-large (chinese-roberta-wwm-ext-large config, 24 layers, or
+                                its first LAYERS), random F32 weights, DIR/config.json +
+                                model.safetensors
   time-bert DIR B T THREADS REPS            fp32 forward of B x T ids: "RESULT seconds"
   make-llm NAME DIR              the 2-layer slice NAME of tests/parity/text_parity.py (llama2-7b,
                                 baichuan-13b, ...): random BF16 weights, DIR/config.json +
@@ -69,12 +70,15 @@ def main():
     cmd = sys.argv[1]
     if cmd == "make-bert":
         d = sys.argv[2]
+        cfg = dict(BERT_LARGE)
+        if len(sys.argv) > 3:
+            cfg["num_hidden_layers"] = int(sys.argv[3])
         os.makedirs(d, exist_ok=True)
         if os.path.exists(os.path.join(d, "model.safetensors")):
             return
-        w = text_ref.bert_weights(BERT_LARGE, torch.Generator().manual_seed(3), "bert.")
+        w = text_ref.bert_weights(cfg, torch.Generator().manual_seed(3), "bert.")
         with open(os.path.join(d, "config.json"), "w") as f:
-            json.dump(BERT_LARGE, f, indent=2)
+            json.dump(cfg, f, indent=2)
         text_ref.save_safetensors(os.path.join(d, "model.safetensors"), w, {"format": "pt"})
     elif cmd == "make-llm":
         name, d = sys.argv[2], sys.argv[3]

@@ -901,15 +901,40 @@ MER_API mer_status mer_speech_extract(mer_speech_state *s, const float *samples,
                                       const mer_speech_params *p, float **out, int32_t *ndim,
                                       int64_t shape[3]);
 
-/* Where the last mer_speech_encode / mer_speech_extract call on this state spent its wall time
- * (seconds, summed over chunks) and the floating-point work (FLOP) of its matrix products. */
+/* One utterance's result in mer_speech_extract_batch: data malloc'd (free()) with ndim/shape as
+ * mer_speech_extract gives them when status is MER_OK; otherwise status and the one-line error. */
+typedef struct {
+    float *data;
+    int32_t ndim;
+    int64_t shape[3];
+    mer_status status;
+    char error[256];
+} mer_speech_feature;
+
+/* mer_speech_extract on b utterances at once, for throughput on many short clips (MER2024 clips
+ * are 2-10 s): every chunk of every utterance goes through one mer_speech_encode_batch forward
+ * (frames stacked through the linear layers, attention within each chunk, no padding). outs[i]
+ * receives utterance i's feature, the same as mer_speech_extract would give up to the GEMM's
+ * summation order in fp32 (bitwise for BF16/INT8). An utterance that fails its own checks
+ * (empty, silent, NaN, too short) gets its status and message in outs[i] and the others go on;
+ * the call returns MER_OK then. A failure of the batch as a whole (memory, the model) is
+ * returned and copied into every slot. p->progress is called once, at the end. Scratch grows
+ * with the total number of frames (mer_speech_encode_batch). */
+MER_API mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                            const int64_t *n, const mer_speech_params *p,
+                                            mer_speech_feature *outs);
+
+/* Where the last mer_speech_encode / mer_speech_encode_batch / mer_speech_extract call on this
+ * state spent its wall time (seconds, summed over chunks) and the floating-point work (FLOP) of
+ * its matrix products. The op helpers charge their own time (the forward carries no timing);
+ * other_s is the rest of total_s. */
 typedef struct {
     double total_s;
     double feature_s;        /* feature encoder: convolutions (im2col + GEMM), norms, GELU */
     double linear_s;         /* projection, q/k/v/out and feed-forward matrix products */
     double attention_s;      /* scores, softmax, weighted sums */
     double pos_conv_s;       /* positional convolution incl. its GELU and add */
-    double other_s;          /* layer norms, GELU, residual adds, copies */
+    double other_s;          /* the rest: layer norms, copies of hidden states */
     double feature_flop, linear_flop, attention_flop, pos_conv_flop;
 } mer_speech_profile;
 MER_API void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out);
@@ -1618,8 +1643,8 @@ typedef struct {
         uar[MER_PROBE_MAX][MER_PROBE_MAX_LAYERS];
     int32_t best_layer, block_first, block_last;
 } mer_probe_result;
-mer_probe_params mer_probe_default_params(void);
-mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res);
+MER_API mer_probe_params mer_probe_default_params(void);
+MER_API mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res);
 
 /* ---- trained runs and prediction (src/train/run.c) ---------------------------------------- */
 /* A complete run directory opened for prediction: the fold models (immutable after open). */

@@ -74,6 +74,27 @@ else
 fi
 rm -f "$planted"
 
+echo "== exported symbols (scripts/check-exports.sh: libmer.so exports mer.h's MER_API and nothing else)"
+if bash scripts/check-exports.sh build/libmer.so include/mer.h; then
+    passed=$((passed + 1))
+else
+    echo "FAIL exported symbols"
+    failed=$((failed + 1))
+fi
+# ... and the check can fail both ways: against a header that lost one declaration and gained
+# one the library lacks, it must name both
+planted=build/exports-check-selftest.h
+sed -e '/^MER_API const char \*mer_status_str(/d' include/mer.h >"$planted"
+echo 'MER_API void mer_planted_missing(void);' >>"$planted"
+out=$(bash scripts/check-exports.sh build/libmer.so "$planted" || true)
+if grep -q '^  mer_status_str$' <<<"$out" && grep -q '^  mer_planted_missing$' <<<"$out"; then
+    passed=$((passed + 1))
+else
+    echo "FAIL check-exports self-test: a planted extra export and missing function were not both caught"
+    failed=$((failed + 1))
+fi
+rm -f "$planted"
+
 echo "== unit and CLI tests"
 MER_BIN=build/mer build/mer_tests | tee build/unit.log | grep -v '^ok ' || true
 count build/unit.log

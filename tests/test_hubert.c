@@ -770,6 +770,66 @@ MER_TEST(hubert_encode_batch_matches_single) {
     free(wav);
 }
 
+/* The profile is charged by the op helpers around the forward, not inside it: its FLOP counts
+ * must be exactly the model's (per layer 2 R D (4D + 2I) in products, 4 T^2 D in attention; the
+ * layers after the last wanted state are not run), a batch must count what its utterances
+ * count one at a time, and "other" is the rest of the total. */
+MER_TEST(hubert_profile_counts) {
+    int64_t n = 0;
+    float *wav = read_wav16(HFIX "a12.wav", &n);
+    REQUIRE(wav && n > 40000);
+    mer_speech_model *m = NULL;
+    mer_speech_state *st = NULL;
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base"));
+    REQUIRE_OK(mer_speech_state_init(&st, m));
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    const double C = 16; /* conv_dim of the base fixture */
+    const double D = info.hidden_size, I = info.intermediate_size;
+    const int64_t len[2] = {7000, 12345};
+    const float *xs[2] = {wav, wav + 9000};
+    mer_speech_profile pf, sum = {0};
+    for (int32_t ll = 1; ll <= info.n_layers; ll++) {
+        memset(&sum, 0, sizeof sum);
+        for (int i = 0; i < 2; i++) {
+            const double T = (double)mer_speech_frames(m, len[i]);
+            float *out = malloc((size_t)((ll + 1) * T * D) * sizeof(float));
+            REQUIRE(out);
+            CHECK_OK(mer_speech_encode(st, xs[i], len[i], 0, ll, out));
+            free(out);
+            mer_speech_state_profile(st, &pf);
+            CHECK(pf.linear_flop == 2.0 * T * (C * D + ll * D * (4 * D + 2 * I)));
+            CHECK(pf.attention_flop == ll * 4.0 * T * T * D);
+            CHECK(pf.feature_flop > 0 && pf.pos_conv_flop > 0);
+            CHECK(pf.feature_s > 0 && pf.linear_s > 0 && pf.attention_s > 0 && pf.pos_conv_s > 0);
+            const double ops = pf.feature_s + pf.linear_s + pf.attention_s + pf.pos_conv_s;
+            CHECK(pf.other_s >= 0 && pf.total_s >= ops && fabs(pf.total_s - ops - pf.other_s) < 1e-9);
+            sum.feature_flop += pf.feature_flop;
+            sum.linear_flop += pf.linear_flop;
+            sum.attention_flop += pf.attention_flop;
+            sum.pos_conv_flop += pf.pos_conv_flop;
+        }
+        float *outs[2];
+        for (int i = 0; i < 2; i++) {
+            outs[i] = malloc((size_t)((ll + 1) * mer_speech_frames(m, len[i]) * info.hidden_size) * sizeof(float));
+            REQUIRE(outs[i]);
+        }
+        CHECK_OK(mer_speech_encode_batch(st, 2, xs, len, 0, ll, outs));
+        free(outs[0]);
+        free(outs[1]);
+        mer_speech_state_profile(st, &pf);
+        CHECK(pf.feature_flop == sum.feature_flop && pf.linear_flop == sum.linear_flop);
+        CHECK(pf.attention_flop == sum.attention_flop && pf.pos_conv_flop == sum.pos_conv_flop);
+        CHECK(pf.total_s >= pf.feature_s + pf.linear_s + pf.attention_s + pf.pos_conv_s);
+    }
+    mer_speech_profile z;
+    mer_speech_state_profile(NULL, &z);
+    CHECK(z.total_s == 0 && z.linear_flop == 0);
+    mer_speech_state_free(st);
+    mer_speech_model_free(m);
+    free(wav);
+}
+
 /* ---- CLI ---------------------------------------------------------------------------------- */
 
 MER_TEST(hubert_cli_extract_audio) {

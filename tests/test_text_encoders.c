@@ -6,6 +6,9 @@
  */
 #include "test.h"
 
+#include "kernels/kernels.h"
+
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define FX "tests/fixtures/text/"
@@ -537,4 +540,80 @@ MER_TEST(text_analyze_with_text_run) {
     CHECK(rc == 1 && strstr(buf, "not a text run"));
     rc = mer_test_run(buf, sizeof buf, "%s analyze %s --text-model %s/run", bin, clip, d);
     CHECK(rc == 2 && strstr(buf, "--text-model needs --text"));
+}
+
+/* ---- the packed products the text forwards use (src/kernels/packed.c) -------------------- */
+
+typedef struct {
+    const float *y;
+    int64_t ldy, n;
+    float *snap;   /* rows as done saw them */
+    int32_t *seen; /* times each row was handed over */
+} rows_seen;
+
+static void note_rows(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    rows_seen *j = u;
+    for (int64_t r = r0; r < r1; r++) {
+        __atomic_fetch_add(&j->seen[r], 1, __ATOMIC_RELAXED);
+        memcpy(j->snap + r * j->n, j->y + r * j->ldy, sizeof(float) * (size_t)j->n);
+    }
+}
+
+/* A q | k | v matrix made by mer__packed_concat gives the bits of its three parts, and
+ * mer__packed_linear_rows the bits of mer_packed_linear, handing over every row once, finished,
+ * at 1 and 2 threads, for every packed type, rows around the 192-row blocks. */
+MER_TEST(text_packed_concat_and_row_blocks) {
+    const int64_t n[3] = {32, 48, 21}, N = 101, k = 70;
+    const int64_t ms[3] = {5, 193, 400};
+    uint64_t seed = 7;
+    float *w = malloc(sizeof(float) * N * k), *b = malloc(sizeof(float) * N);
+    float *x = malloc(sizeof(float) * 400 * k);
+    float *y1 = malloc(sizeof(float) * 400 * (N + 3)), *y2 = malloc(sizeof(float) * 400 * (N + 3));
+    float *snap = malloc(sizeof(float) * 400 * N);
+    int32_t *seen = malloc(sizeof(int32_t) * 400);
+    REQUIRE(w && b && x && y1 && y2 && snap && seen);
+    for (int64_t i = 0; i < N * k; i++) w[i] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (1 << 24) - 0.5f;
+    for (int64_t i = 0; i < 400 * k; i++) x[i] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (1 << 24) - 0.5f;
+    for (int64_t i = 0; i < N; i++) b[i] = 0.01f * (float)i;
+    const int saved = mer_get_threads();
+    for (int type = 0; type < 3; type++) {
+        mer_packed *part[3] = {NULL, NULL, NULL}, *cat = NULL;
+        for (int i = 0, r0 = 0; i < 3; r0 += (int)n[i], i++) /* the middle part has no bias */
+            REQUIRE_OK(mer_packed_init(&part[i], w + r0 * k, MER_DTYPE_F32, i == 1 ? NULL : b + r0, n[i], k,
+                                       (mer_pack_type)type));
+        REQUIRE_OK(mer__packed_concat(&cat, part, 3));
+        CHECK(mer_packed_n(cat) == N && mer_packed_k(cat) == k);
+        mer_packed *bad[2] = {part[2], part[0]}; /* 21 outputs are not whole panels */
+        mer_packed *tmp = NULL;
+        CHECK(mer__packed_concat(&tmp, bad, 2) == MER_ERR_UNSUPPORTED && tmp == NULL);
+        mer_clear_error();
+        for (int mi = 0; mi < 3; mi++) {
+            const int64_t m = ms[mi], ld = N + 3;
+            for (int th = 1; th <= 2; th++) {
+                mer_set_threads(th);
+                for (int64_t i = 0; i < m * ld; i++) y1[i] = y2[i] = 0.5f;
+                for (int i = 0, c0 = 0; i < 3; c0 += (int)n[i], i++)
+                    CHECK_OK(mer_packed_linear(y1 + c0, ld, x, k, m, part[i], 1, MER_EPI_GELU));
+                CHECK_OK(mer_packed_linear(y2, ld, x, k, m, cat, 1, MER_EPI_GELU));
+                CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(m * ld)) == 0);
+                for (int64_t i = 0; i < m * ld; i++) y2[i] = 0.5f;
+                memset(seen, 0, sizeof(int32_t) * 400);
+                rows_seen rs = {y2, ld, N, snap, seen};
+                CHECK_OK(mer__packed_linear_rows(y2, ld, x, k, m, cat, 1, MER_EPI_GELU, note_rows, &rs));
+                CHECK(memcmp(y1, y2, sizeof(float) * (size_t)(m * ld)) == 0);
+                int once = 1, finished = 1;
+                for (int64_t r = 0; r < m; r++) {
+                    once &= seen[r] == 1;
+                    finished &= memcmp(snap + r * N, y1 + r * ld, sizeof(float) * (size_t)N) == 0;
+                }
+                if (!once || !finished) printf("    type %d, %lld rows, %d threads: once %d finished %d\n", type, (long long)m, th, once, finished);
+                CHECK(once && finished);
+            }
+        }
+        for (int i = 0; i < 3; i++) mer_packed_free(part[i]);
+        mer_packed_free(cat);
+    }
+    mer_set_threads(saved);
+    free(w); free(b); free(x); free(y1); free(y2); free(snap); free(seen);
 }

@@ -95,7 +95,7 @@ static int cmp_name_idx(const void *a, const void *b) {
     return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-int extract_run(const extract_opts *o, extract_fn fn, void *user) {
+static int run_inputs(const extract_opts *o, extract_fn fn, extract_batch_fn bfn, int batch_size, void *user) {
     char **list_paths = NULL;
     int64_t n_list64 = 0;
     if (o->list && mer_read_lines(o->list, &list_paths, &n_list64) != MER_OK)
@@ -170,6 +170,21 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
     cli_progress prog;
     cli_progress_start(&prog, o->cmd, n);
     int failed = 0, skipped = 0, written = 0;
+    /* inputs due for computing, in groups of `batch` (1 without a batch function) */
+    const int batch = bfn && batch_size > 1 ? batch_size : 1;
+    int *due = malloc((size_t)batch * sizeof *due);
+    char (*due_out)[4096] = malloc((size_t)batch * sizeof *due_out);
+    extract_result *res = calloc((size_t)batch, sizeof *res);
+    const char **due_in = malloc((size_t)batch * sizeof *due_in);
+    if (!due || !due_out || !res || !due_in) {
+        free(due);
+        free(due_out);
+        free(res);
+        free(due_in);
+        rc = cli_fail(o->cmd, "out of memory");
+        goto done;
+    }
+    int nd = 0;
     char out_path[4096];
     for (int i = 0; i < n; i++) {
         if (dir_mode) {
@@ -180,7 +195,7 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
                 fprintf(stderr, "mer %s: %s: %s%s\n", o->cmd, in[i], mer_last_error(), prog.tty ? "\033[K" : "");
                 failed++;
                 cli_progress_update(&prog, i + 1, names[i]);
-                continue;
+                goto next;
             }
         } else {
             snprintf(out_path, sizeof out_path, "%s", o->out);
@@ -191,42 +206,71 @@ int extract_run(const extract_opts *o, extract_fn fn, void *user) {
                     o->cmd, in[i], names[i], prog.tty ? "\033[K" : "");
             failed++;
             cli_progress_update(&prog, i + 1, names[i]);
-            continue;
+            goto next;
         }
         if (!o->overwrite && path_exists(out_path)) {
             skipped++;
             cli_progress_update(&prog, i + 1, names[i]);
-            continue;
+            goto next;
         }
         if (mer_input_set_check(inset, out_path) != MER_OK) {
             if (prog.tty) fputc('\r', stderr);
             fprintf(stderr, "mer %s: %s%s\n", o->cmd, mer_last_error(), prog.tty ? "\033[K" : "");
             failed++;
             cli_progress_update(&prog, i + 1, names[i]);
-            continue;
+            goto next;
         }
-        float *data = NULL;
-        int32_t ndim = 0;
-        int64_t shape[MER_MAX_DIMS] = {0};
+        due[nd] = i;
+        due_in[nd] = in[i];
+        snprintf(due_out[nd], sizeof due_out[nd], "%s", out_path);
+        nd++;
+    next:
+        if (nd == 0 || (nd < batch && i + 1 < n)) continue;
+        /* compute the due inputs, then write each result or report its failure */
+        memset(res, 0, (size_t)nd * sizeof *res);
         mer_clear_error();
-        mer_status s = fn(in[i], &data, &ndim, shape, user);
-        if (s == MER_OK) s = mer_npy_write(out_path, data, ndim, shape);
-        free(data);
-        if (s != MER_OK) {
-            const char *msg = mer_last_error();
-            if (prog.tty) fputc('\r', stderr);
-            /* messages from the library usually start with the file name already */
-            if (*msg && !strncmp(msg, in[i], strlen(in[i])))
-                fprintf(stderr, "mer %s: %s%s\n", o->cmd, msg, prog.tty ? "\033[K" : "");
-            else
-                fprintf(stderr, "mer %s: %s: %s%s\n", o->cmd, in[i], *msg ? msg : mer_status_str(s),
-                        prog.tty ? "\033[K" : "");
-            failed++;
+        if (batch > 1) {
+            mer_status bs = bfn(nd, due_in, res, user);
+            for (int k = 0; k < nd && bs; k++)
+                if (!res[k].status) {
+                    res[k].status = bs;
+                    snprintf(res[k].error, sizeof res[k].error, "%s", mer_last_error());
+                }
         } else {
-            written++;
+            res[0].status = fn(due_in[0], &res[0].data, &res[0].ndim, res[0].shape, user);
+            if (res[0].status) snprintf(res[0].error, sizeof res[0].error, "%s", mer_last_error());
         }
-        cli_progress_update(&prog, i + 1, names[i]);
+        for (int k = 0; k < nd; k++) {
+            const int j = due[k];
+            mer_status s = res[k].status;
+            if (s == MER_OK) {
+                mer_clear_error();
+                s = mer_npy_write(due_out[k], res[k].data, res[k].ndim, res[k].shape);
+                if (s) snprintf(res[k].error, sizeof res[k].error, "%s", mer_last_error());
+            }
+            free(res[k].data);
+            res[k].data = NULL;
+            if (s != MER_OK) {
+                const char *msg = res[k].error;
+                if (prog.tty) fputc('\r', stderr);
+                /* messages from the library usually start with the file name already */
+                if (*msg && !strncmp(msg, in[j], strlen(in[j])))
+                    fprintf(stderr, "mer %s: %s%s\n", o->cmd, msg, prog.tty ? "\033[K" : "");
+                else
+                    fprintf(stderr, "mer %s: %s: %s%s\n", o->cmd, in[j], *msg ? msg : mer_status_str(s),
+                            prog.tty ? "\033[K" : "");
+                failed++;
+            } else {
+                written++;
+            }
+            cli_progress_update(&prog, j + 1, names[j]);
+        }
+        nd = 0;
     }
+    free(due);
+    free(due_out);
+    free(res);
+    free(due_in);
     cli_progress_end(&prog);
     if (skipped)
         fprintf(stderr, "mer %s: %d output%s already existed and %s skipped (--overwrite recomputes)\n",
@@ -244,4 +288,10 @@ done:
     free(list_paths);
     mer_input_set_free(inset);
     return rc;
+}
+
+int extract_run(const extract_opts *o, extract_fn fn, void *user) { return run_inputs(o, fn, NULL, 1, user); }
+
+int extract_run_batch(const extract_opts *o, extract_fn fn, extract_batch_fn bfn, int batch, void *user) {
+    return run_inputs(o, fn, bfn, batch, user);
 }

@@ -76,6 +76,22 @@ typedef mer_status (*extract_fn)(const char *input, float **data, int32_t *ndim,
  * the output could not be written. */
 int extract_run(const extract_opts *o, extract_fn fn, void *user);
 
+/* Several inputs computed together (batched extraction): fill res[0..k-1] (data malloc'd, the
+ * runner frees it; a failing input gets its status and one-line message in its slot). Return
+ * non-zero only for a failure of the group as a whole (message through the library). */
+typedef struct {
+    float *data;
+    int32_t ndim;
+    int64_t shape[MER_MAX_DIMS];
+    mer_status status;
+    char error[512];
+} extract_result;
+typedef mer_status (*extract_batch_fn)(int k, const char *const *inputs, extract_result *res, void *user);
+
+/* extract_run computing the due inputs (not skipped, not failing the name checks) in groups of
+ * up to `batch` through bfn; fn when batch is 1. Output, skipping and reporting as extract_run. */
+int extract_run_batch(const extract_opts *o, extract_fn fn, extract_batch_fn bfn, int batch, void *user);
+
 /* The output name of an input: basename without extension (into buf). */
 void extract_basename(char *buf, size_t n, const char *input);
 

@@ -46,6 +46,20 @@ typedef void (*mer__tile_fn)(void *user, int64_t i0, int64_t j0, int mr, int64_t
 int mer__sgemm_small_tn_apply(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
                               const float *B, int64_t ldb, mer__tile_fn fn, void *user);
 
+/* ---- packed.c (besides the public mer_packed_*) ---------------------------------------------- */
+/* mer_packed_linear in one parallel region that also hands each block of finished rows [r0, r1)
+ * of y (bias, residual and epilogue applied) to done(user, r0, r1, thread) on the thread that
+ * finished it: a per-row step (a LayerNorm) runs while the rows are in cache and without another
+ * region. done runs inside the region, so kernels it calls run serially there. */
+mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                   const mer_packed *w, int accumulate, mer_epilogue epi,
+                                   mer__range_fn done, void *user);
+/* One packed matrix whose outputs are those of parts[0..n) in turn (a fused q|k|v projection:
+ * one quantisation of x, one region). The parts must share type and k, and every part but the
+ * last must have a multiple of 16 outputs (MER_ERR_UNSUPPORTED otherwise); a part without bias
+ * gets zeros when another has one. *out is the caller's (mer_packed_free); the parts are kept. */
+mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n);
+
 /* ---- norm.c ------------------------------------------------------------------------------ */
 /* LayerNorm over the last dim c of x (n, c); gamma/beta may be NULL (identity). mean and rstd
  * (n) are saved for backward when non-NULL. y may alias x. ref: torch.nn.functional.layer_norm */

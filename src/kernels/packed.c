@@ -27,6 +27,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <sched.h>
 #include <string.h>
 
 #define NR 16   /* output columns per panel */
@@ -382,11 +383,28 @@ typedef struct {
     int avx2;
 } i8_job;
 
+/* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - 128 sum q_w) (+ c) + b. The AVX2 form does
+ * the same float operations in the same order as the scalar one. */
+__attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, float sa,
+                                                          const float *ws, const int32_t *wsum,
+                                                          const float *bias, int accumulate) {
+    const __m256 va = _mm256_set1_ps(sa);
+    for (int h = 0; h < 2; h++) {
+        __m256i a = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(acc + 8 * h)),
+                                     _mm256_loadu_si256((const __m256i *)(wsum + 8 * h)));
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(ws + 8 * h)), _mm256_cvtepi32_ps(a));
+        if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(c + 8 * h), v);
+        if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * h));
+        _mm256_store_ps(o + 8 * h, v);
+    }
+}
+
 static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
     (void)t;
     const i8_job *j = u;
     const mer_packed *w = j->w;
     int32_t acc[MR8 * NR] __attribute__((aligned(64)));
+    float out[MR8 * NR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
         int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
@@ -394,7 +412,7 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
         for (int64_t p = p0; p < p1; p++) {
             const int8_t *b = (const int8_t *)w->w + p * w->kq * NR * 4;
             int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
-            const float *ws = w->wscale + c0;
+            const float *ws = w->wscale + c0, *bias = w->bias ? w->bias + c0 : NULL;
             const int32_t *wsum = w->wsum + c0;
             for (int64_t r = r0; r < r1; r += MR8) {
                 int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
@@ -403,15 +421,27 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
                     kern_i8_avx2(w->kq, a, b, acc);
                 else
                     kern_i8_c(w->kq, a, b, acc);
+                /* the finished tile goes through a buffer in L1: GELU runs there, and each row
+                 * of y is written once (a GELU on y itself waited on its just-written lines) */
                 for (int64_t i = 0; i < mr; i++) {
-                    float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0;
-                    for (int64_t q = 0; q < nc; q++) {
-                        float v = sa * ws[q] * (float)(acc[i * NR + q] - wsum[q]);
-                        c[q] = j->accumulate ? c[q] + v : v;
+                    float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0, *o = out + i * NR;
+                    if (j->avx2 && nc == NR) {
+                        dequant16_avx2(o, c, acc + i * NR, sa, ws, wsum, bias, j->accumulate);
+                    } else {
+                        for (int64_t q = 0; q < nc; q++) {
+                            float v = sa * ws[q] * (float)(acc[i * NR + q] - wsum[q]);
+                            v = j->accumulate ? c[q] + v : v;
+                            o[q] = bias ? v + bias[q] : v;
+                        }
                     }
                 }
+                if (j->epi == MER_EPI_GELU) {
+                    if (nc == NR) mer__gelu_fwd(out, out, mr * NR);
+                    else
+                        for (int64_t i = 0; i < mr; i++) mer__gelu_fwd(out + i * NR, out + i * NR, nc);
+                }
+                for (int64_t i = 0; i < mr; i++) memcpy(j->y + (r + i) * j->ldy + c0, out + i * NR, (size_t)nc * sizeof(float));
             }
-            epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi);
         }
     }
 }
@@ -534,6 +564,119 @@ static mer_status linear_bf16_dnnl(float *y, int64_t ldy, const float *x, int64_
     return MER_OK;
 }
 
+/* ---- one parallel region per product: activations, products, finished row blocks ------------ */
+
+/* The activations are prepared (quantised, or packed for the fp32 kernel) in units of PREP_GROUPS
+ * register-tile row groups, then the work items (row block x column block) run; both are taken
+ * from shared counters, so a thread that the machine holds back does not hold up the others at
+ * a barrier, and nothing but the claims is shared (the result of every output is the same
+ * whichever thread computes it). An item waits for the units of its row block; the thread that
+ * finishes the last item of a row block hands it to done. */
+#define PREP_GROUPS 8
+
+typedef struct {
+    mer__range_fn prep, item, done;
+    void *prep_job, *item_job, *user;
+    int64_t m, groups, group_rows, mblocks, cblocks;
+    int64_t next_unit, next_item; /* claims (atomic) */
+    int32_t *prepped, *finished;  /* per row block: units prepared, items finished (atomic) */
+} dyn_job;
+
+static void dyn_worker(void *u, int64_t b, int64_t e, int t) {
+    (void)b;
+    (void)e;
+    dyn_job *d = u;
+    const int64_t unit_rows = PREP_GROUPS * d->group_rows;
+    const int64_t units = (d->groups + PREP_GROUPS - 1) / PREP_GROUPS, items = d->mblocks * d->cblocks;
+    for (int64_t q; (q = __atomic_fetch_add(&d->next_unit, 1, __ATOMIC_RELAXED)) < units;) {
+        int64_t g1 = (q + 1) * PREP_GROUPS < d->groups ? (q + 1) * PREP_GROUPS : d->groups;
+        d->prep(d->prep_job, q * PREP_GROUPS, g1, t);
+        __atomic_fetch_add(&d->prepped[q * unit_rows / MC], 1, __ATOMIC_RELEASE);
+    }
+    for (int64_t it; (it = __atomic_fetch_add(&d->next_item, 1, __ATOMIC_RELAXED)) < items;) {
+        int64_t mb = it / d->cblocks, r0 = mb * MC, r1 = r0 + MC < d->m ? r0 + MC : d->m;
+        int32_t need = (int32_t)((r1 - r0 + unit_rows - 1) / unit_rows);
+        for (int spin = 0; __atomic_load_n(&d->prepped[mb], __ATOMIC_ACQUIRE) < need; spin++) {
+            if (spin < 4096) _mm_pause();
+            else sched_yield(); /* its unit is with a thread the machine has descheduled */
+        }
+        d->item(d->item_job, it, it + 1, t);
+        if (d->done && __atomic_add_fetch(&d->finished[mb], 1, __ATOMIC_ACQ_REL) == d->cblocks)
+            d->done(d->user, r0, r1, t);
+    }
+}
+
+static mer_status dyn_run(dyn_job *d) {
+    int32_t *cnt = mer__calloc((size_t)(2 * d->mblocks), sizeof(int32_t));
+    if (!cnt) return MER_ERR_NOMEM;
+    d->prepped = cnt;
+    d->finished = cnt + d->mblocks;
+    d->next_unit = d->next_item = 0;
+    mer__parallel_for(d->mblocks * d->cblocks, 1, dyn_worker, d);
+    mer__free(cnt);
+    return MER_OK;
+}
+
+static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                             const mer_packed *w, int accumulate, mer_epilogue epi,
+                             mer__range_fn done, void *user) {
+    const int avx2 = use_avx2();
+    int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
+    dyn_job d = {0};
+    d.done = done;
+    d.user = user;
+    d.m = m;
+    d.mblocks = mblocks;
+    d.cblocks = cblocks;
+    mer_status s;
+    if (w->type == MER_PACK_INT8) {
+        int64_t mp = (m + MR8 - 1) / MR8;
+        uint8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
+        float *as = mer__alloc((size_t)m * sizeof(float));
+        if (!ap || !as) {
+            mer__free(ap);
+            mer__free(as);
+            return MER_ERR_NOMEM;
+        }
+        quant_a_job qj = {ap, as, x, ldx, m, w->k, w->kq};
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, accumulate, epi, avx2};
+        d.prep = quant_a_rows;
+        d.prep_job = &qj;
+        d.item = i8_items;
+        d.item_job = &j;
+        d.groups = mp;
+        d.group_rows = MR8;
+        s = dyn_run(&d);
+        mer__free(ap);
+        mer__free(as);
+        return s;
+    }
+    int64_t mp = (m + MR - 1) / MR;
+    float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
+    if (!ap) return MER_ERR_NOMEM;
+    pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
+    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
+    d.prep = pack_a_rows;
+    d.prep_job = &pj;
+    d.item = f32_items;
+    d.item_job = &j;
+    d.groups = mp;
+    d.group_rows = MR;
+    s = dyn_run(&d);
+    mer__free(ap);
+    return s;
+}
+
+typedef struct {
+    mer__range_fn done;
+    void *user;
+} done_job;
+
+static void done_rows(void *u, int64_t r0, int64_t r1, int t) {
+    const done_job *j = u;
+    j->done(j->user, r0, r1, t);
+}
+
 /* ---- entry ------------------------------------------------------------------------------- */
 
 mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
@@ -548,23 +691,7 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
     if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
     const int avx2 = use_avx2();
     int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
-    if (w->type == MER_PACK_INT8) {
-        int64_t mp = (m + MR8 - 1) / MR8;
-        uint8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
-        float *as = mer__alloc((size_t)m * sizeof(float));
-        if (!ap || !as) {
-            mer__free(ap);
-            mer__free(as);
-            return MER_ERR_NOMEM;
-        }
-        quant_a_job qj = {ap, as, x, ldx, m, w->k, w->kq};
-        mer__parallel_for(mp, 8, quant_a_rows, &qj);
-        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, accumulate, epi, avx2};
-        mer__parallel_for(mblocks * cblocks, 1, i8_items, &j);
-        mer__free(ap);
-        mer__free(as);
-        return MER_OK;
-    }
+    if (w->type == MER_PACK_INT8) return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
     int64_t mp = (m + MR - 1) / MR;
     float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
     if (!ap) return MER_ERR_NOMEM;
@@ -573,5 +700,71 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
     f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
     mer__parallel_for(mblocks * cblocks, 1, f32_items, &j);
     mer__free(ap);
+    return MER_OK;
+}
+
+mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                   const mer_packed *w, int accumulate, mer_epilogue epi,
+                                   mer__range_fn done, void *user) {
+    if (!done || !w || w->rowmajor) {
+        mer_status s = mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
+        if (s == MER_OK && done && m > 0) {
+            done_job dj = {done, user};
+            mer__parallel_for(m, 16, done_rows, &dj);
+        }
+        return s;
+    }
+    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
+    if (m < 0 || ldx < 1 || ldy < w->n)
+        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
+                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
+    if (m == 0) return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user);
+}
+
+mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n) {
+    if (!out || !parts || n < 1) return mer__err(MER_ERR_INVALID_ARG, "packed concat: no parts");
+    *out = NULL;
+    const mer_packed *p0 = parts[0];
+    int64_t rows = 0, bytes = 0;
+    int bias = 0;
+    for (int i = 0; i < n; i++) {
+        const mer_packed *p = parts[i];
+        if (!p || p->type != p0->type || p->k != p0->k || p->rowmajor != p0->rowmajor ||
+            (i + 1 < n && p->n % NR))
+            return mer__err(MER_ERR_UNSUPPORTED, "packed concat: part %d does not match", i);
+        rows += p->n;
+        bytes += (int64_t)p->bytes;
+        bias |= p->bias != NULL;
+    }
+    mer_packed *c = mer__calloc(1, sizeof *c);
+    if (!c) return MER_ERR_NOMEM;
+    *c = *p0;
+    c->n = rows;
+    c->np = (rows + NR - 1) / NR;
+    c->bytes = (size_t)bytes;
+    c->w = mer__alloc((size_t)bytes);
+    c->bias = bias ? mer__calloc((size_t)(c->np * NR), sizeof(float)) : NULL;
+    c->wscale = p0->wscale ? mer__calloc((size_t)(c->np * NR), sizeof(float)) : NULL;
+    c->wsum = p0->wsum ? mer__calloc((size_t)(c->np * NR), sizeof(int32_t)) : NULL;
+    if (!c->w || (bias && !c->bias) || (p0->wscale && (!c->wscale || !c->wsum))) {
+        mer_packed_free(c);
+        return MER_ERR_NOMEM;
+    }
+    /* panels (or rowmajor rows) are whole per part, so the parts follow one another */
+    size_t off = 0;
+    int64_t col = 0;
+    for (int i = 0; i < n; i++) {
+        const mer_packed *p = parts[i];
+        memcpy((uint8_t *)c->w + off, p->w, p->bytes);
+        off += p->bytes;
+        if (p->bias) memcpy(c->bias + col, p->bias, (size_t)p->n * sizeof(float));
+        if (p->wscale) {
+            memcpy(c->wscale + col, p->wscale, (size_t)p->n * sizeof(float));
+            memcpy(c->wsum + col, p->wsum, (size_t)p->n * sizeof(int32_t));
+        }
+        col += p->n;
+    }
+    *out = c;
     return MER_OK;
 }

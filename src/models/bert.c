@@ -96,6 +96,13 @@ mer_status mer__bert_load(mer_text_model *m, const mer_json *j, const char *path
             (s = mer__text_f32(m, NAME("%soutput.LayerNorm.weight", lp), 1, D, 0, &L->ln2_w)) != MER_OK ||
             (s = mer__text_f32(m, NAME("%soutput.LayerNorm.bias", lp), 1, D, 0, &L->ln2_b)) != MER_OK)
             return s;
+        /* biases ride with the products (packed into the BF16 / INT8 copies) */
+        L->q.bias = L->qb;
+        L->k.bias = L->kb;
+        L->v.bias = L->vb;
+        L->o.bias = L->ob;
+        L->ff1.bias = L->b1;
+        L->ff2.bias = L->b2;
     }
     if ((s = mer__text_no_extra_layer(m, NAME("%sencoder.layer.%d.attention.self.query.weight", pre, (int)c->n_layers))) != MER_OK)
         return s;
@@ -133,6 +140,21 @@ static void copy_state(float *out, const float *x, int64_t R, int64_t D) {
     memcpy(out, x, (size_t)(R * D) * sizeof(float));
 }
 
+typedef struct {
+    float *x;
+    const float *w, *b;
+    int64_t D;
+    float eps;
+} ln_job;
+
+/* LayerNorm of finished rows [r0, r1), in place (called inside the product's region) */
+static void ln_done(void *u, int64_t r0, int64_t r1, int t) {
+    (void)t;
+    const ln_job *j = u;
+    float *x = j->x + r0 * j->D;
+    mer__layernorm_fwd(x, NULL, NULL, x, j->w, j->b, r1 - r0, j->D, j->eps);
+}
+
 mer_status mer__bert_forward(mer__text_scratch *s, const int32_t *ids, const uint8_t *mask,
                              int64_t B, int64_t T, int32_t first, int32_t last, float *out) {
     const mer_text_model *m = s->m;
@@ -162,23 +184,15 @@ mer_status mer__bert_forward(mer__text_scratch *s, const int32_t *ids, const uin
     if (first == 0) copy_state(out + (k++) * R * D, x, R, D);
     for (int32_t l = 0; l < last; l++) {
         const mer__text_layer *L = &m->layers[l];
-        if ((st = mer__text_gemm(s, &L->q, R, x, D, 0, qkv, 3 * D)) != MER_OK ||
-            (st = mer__text_gemm(s, &L->k, R, x, D, 0, qkv + D, 3 * D)) != MER_OK ||
-            (st = mer__text_gemm(s, &L->v, R, x, D, 0, qkv + 2 * D, 3 * D)) != MER_OK)
-            return st;
-        mer__text_bias(qkv, L->qb, R, D, 3 * D, 0);
-        mer__text_bias(qkv + D, L->kb, R, D, 3 * D, 0);
-        mer__text_bias(qkv + 2 * D, L->vb, R, D, 3 * D, 0);
+        if ((st = mer__text_qkv(s, L, R, x, D, qkv, 3 * D)) != MER_OK) return st;
         mer__text_attention(s, qkv, 3 * D, D, 2 * D, ao, B, T, H, H, dh, 0, mask, NULL);
-        /* x = LN(x + ao Wo^T + bo): the residual rides on the GEMM's beta */
-        if ((st = mer__text_gemm(s, &L->o, R, ao, D, 1, x, D)) != MER_OK) return st;
-        mer__text_bias(x, L->ob, R, D, D, 0);
-        mer__layernorm_fwd(x, NULL, NULL, x, L->ln1_w, L->ln1_b, R, D, eps);
-        if ((st = mer__text_gemm(s, &L->ff1, R, x, D, 0, f1, I)) != MER_OK) return st;
-        mer__text_bias(f1, L->b1, R, I, I, 1);
-        if ((st = mer__text_gemm(s, &L->ff2, R, f1, I, 1, x, D)) != MER_OK) return st;
-        mer__text_bias(x, L->b2, R, D, D, 0);
-        mer__layernorm_fwd(x, NULL, NULL, x, L->ln2_w, L->ln2_b, R, D, eps);
+        /* x = LN(x + ao Wo^T + bo): the residual is the product's accumulator, the LayerNorm runs
+         * on each block of rows as the product finishes it; the same for the feed-forward */
+        ln_job ln1 = {x, L->ln1_w, L->ln1_b, D, eps}, ln2 = {x, L->ln2_w, L->ln2_b, D, eps};
+        if ((st = mer__text_linear(s, &L->o, R, ao, D, 1, x, D, 0, ln_done, &ln1)) != MER_OK ||
+            (st = mer__text_linear(s, &L->ff1, R, x, D, 0, f1, I, 1, NULL, NULL)) != MER_OK ||
+            (st = mer__text_linear(s, &L->ff2, R, f1, I, 1, x, D, 0, ln_done, &ln2)) != MER_OK)
+            return st;
         if (l + 1 >= first) copy_state(out + (k++) * R * D, x, R, D);
     }
     return MER_OK;

@@ -892,21 +892,47 @@ static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
     return total + 16 * 64; /* alignment slack */
 }
 
+/* ---- Profiling: the op helpers below (linear, attend, feature_encoder, pos_conv) charge
+ * their wall time and work to the state's profile, so the forward carries no timing; the rest
+ * of a call (norms, copies, residual adds) is its total minus those (mer_speech_state_profile).
+ * ---- */
+static void prof_charge(double *seconds, double *flop, double t0, double work) {
+    *seconds += mer__now() - t0;
+    if (flop) *flop += work;
+}
+
 /* y (n, out) = x (n, in) @ w^T + b, or y += x @ w^T + b when acc (the residual folded into
  * the GEMM's C); with p (a reduced precision) the packed product, whose epilogue may add GELU.
  * ref: torch.nn.functional.linear */
-static mer_status linear(float *y, const float *x, const float *w, const mer_packed *p,
-                         const float *b, int64_t n, int64_t in, int64_t out, int acc,
-                         mer_epilogue epi) {
-    if (p) return mer_packed_linear(y, out, x, in, n, p, acc, epi);
-    if (acc) {
-        add_bias(y, b, n, out);
-        mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+static mer_status linear(mer_speech_state *st, float *y, const float *x, const float *w,
+                         const mer_packed *p, const float *b, int64_t n, int64_t in, int64_t out,
+                         int acc, mer_epilogue epi) {
+    const double t0 = mer__now();
+    mer_status s = MER_OK;
+    if (p) {
+        s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
     } else {
-        mer__linear_fwd(y, x, w, b, n, in, out);
+        if (acc) {
+            add_bias(y, b, n, out);
+            mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
+        } else {
+            mer__linear_fwd(y, x, w, b, n, in, out);
+        }
+        if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
     }
-    if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
-    return MER_OK;
+    prof_charge(&st->prof.linear_s, &st->prof.linear_flop, t0, 2.0 * (double)n * (double)in * (double)out);
+    return s;
+}
+
+/* att (T, D) = softmax(q k^T * scale) v per head, q/k/v rows ld apart.
+ * ref: torch.nn.functional.scaled_dot_product_attention */
+static mer_status attend(mer_speech_state *st, float *att, const float *q, const float *k,
+                         const float *v, int64_t ld, int64_t T, int64_t H, int64_t dh, float scale) {
+    const double t0 = mer__now();
+    const int64_t D = H * dh;
+    mer_status s = mer__attention_fwd(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL);
+    prof_charge(&st->prof.attention_s, &st->prof.attention_flop, t0, 4.0 * (double)T * (double)T * (double)D);
+    return s;
 }
 
 /* The utterances of one forward: rows [t0, t0 + T) of the stacked frames; out receives its
@@ -919,15 +945,13 @@ typedef struct {
 /* The transformer layers on the stacked frames x (R, D) of nseg utterances (hidden state 0 in
  * x): every row-wise step (norms, linear layers, GELU) runs on all R rows at once, attention
  * within each utterance, so each utterance's results are those of running it alone. Scratch:
- * xn, att (R, D), qkv (R, 3D), hid (R, I). *t0 is the profile clock. */
+ * xn, att (R, D), qkv (R, 3D), hid (R, I). */
 static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *qkv, float *att,
                              float *hid, int64_t R, const hb_seg *seg, int nseg, int32_t lf,
-                             int32_t ll, mer_precision prec, double *tp) {
+                             int32_t ll, mer_precision prec) {
     const mer_speech_model *m = st->m;
     const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
     const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
-    mer_speech_profile *pf = &st->prof;
-    double t0 = *tp, t1;
     mer_status s = MER_OK;
     float *q, *k, *v;
 #define PK(f) (slot >= 0 ? (f)[slot] : NULL)
@@ -944,39 +968,25 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
             a_in = xn;
         }
-        t1 = mer__now();
-        pf->other_s += t1 - t0;
-        t0 = t1;
         int64_t ldqkv = D;
         if (slot >= 0) { /* one (R, 3D) product: q | k | v interleaved per row */
-            if ((s = mer_packed_linear(qkv, 3 * D, a_in, D, R, y->p_qkv[slot], 0, MER_EPI_NONE))) return s;
+            if ((s = linear(st, qkv, a_in, NULL, y->p_qkv[slot], NULL, R, D, 3 * D, 0, MER_EPI_NONE))) return s;
             q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
         } else {
             q = qkv, k = qkv + R * D, v = qkv + 2 * R * D;
-            if ((s = linear(q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
+            if ((s = linear(st, q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(st, k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
+                (s = linear(st, v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
                 return s;
         }
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
         for (int i = 0; i < nseg; i++) { /* attention within each utterance */
-            const int64_t o = seg[i].t0 * ldqkv, T = seg[i].T;
-            if ((s = mer__attention_fwd(att + seg[i].t0 * D, D, NULL, q + o, ldqkv, k + o, ldqkv, v + o,
-                                        ldqkv, NULL, T, T, H, dh, scale, NULL)))
+            const int64_t o = seg[i].t0 * ldqkv;
+            if ((s = attend(st, att + seg[i].t0 * D, q + o, k + o, v + o, ldqkv, seg[i].T, H, dh, scale)))
                 return s;
-            pf->attention_flop += 4.0 * (double)T * (double)T * (double)D;
         }
-        t1 = mer__now();
-        pf->attention_s += t1 - t0;
-        t0 = t1;
         /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        s = linear(x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
+        s = linear(st, x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
         if (s) return s;
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
         const float *f_in = x;
         if (stable) {
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
@@ -984,21 +994,11 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
         } else {
             mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
         }
-        t1 = mer__now();
-        pf->other_s += t1 - t0;
-        t0 = t1;
         /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
-        s = linear(hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
+        s = linear(st, hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
         if (s) return s;
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
-        s = linear(x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
+        s = linear(st, x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
         if (s) return s;
-        pf->linear_flop += 2.0 * (double)R * (double)D * (double)(4 * D + 2 * I);
-        t1 = mer__now();
-        pf->linear_s += t1 - t0;
-        t0 = t1;
         if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
 
         const int64_t idx = l + 1;
@@ -1013,20 +1013,63 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                     memcpy(dst, src, (size_t)TD * sizeof(float));
             }
     }
-    *tp = t0;
 #undef PK
     return MER_OK;
+}
+
+/* The feature encoder: samples (n) -> feat (T, C) through the convolutions, ping-ponging
+ * between buf[0] and buf[1] (time-major). */
+static mer_status feature_encoder(mer_speech_state *st, float *feat, float *const buf[2],
+                                  const float *samples, int64_t n, int bf16) {
+    const mer_speech_model *m = st->m;
+    const double t0 = mer__now();
+    double work = 0.0;
+    mer_status s = MER_OK;
+    const float *in = samples;
+    int64_t tin = n;
+    for (int i = 0; i < m->n_conv && !s; i++) {
+        const hb_conv *c = &m->conv[i];
+        float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
+        const int64_t tout = (tin - c->k) / c->stride + 1;
+        if ((s = conv_tm(y, in, c, tin, tout, bf16))) break;
+        work += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
+        if (c->norm_g) {
+            if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+            else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+        }
+        mer__gelu_fwd(y, y, c->cout * tout);
+        in = y;
+        tin = tout;
+    }
+    prof_charge(&st->prof.feature_s, &st->prof.feature_flop, t0, work);
+    return s;
+}
+
+/* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length. Scratch: xt (D, T),
+ * pc (D, T + 1). */
+static mer_status pos_conv(mer_speech_state *st, float *x, float *xt, float *pc, int64_t T) {
+    const mer_speech_model *m = st->m;
+    const double t0 = mer__now();
+    const int64_t D = m->D, K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
+    transpose(xt, T, x, D, T, D, 0);
+    mer_status s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
+    if (!s) {
+        mer__gelu_fwd(pc, pc, D * tpc);
+        transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
+    }
+    prof_charge(&st->prof.pos_conv_s, &st->prof.pos_conv_flop, t0,
+                2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc);
+    return s;
 }
 
 /* Run the model on samples (n) and store hidden states [lf, ll] into out (ll-lf+1, T, D);
  * prec: BF16 runs the linear layers and feature convolutions in bfloat16, INT8 the linear layers
  * as W8A8 (ensure_precision done by the caller). */
-static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
-                          int32_t ll, mer_precision prec, float *out) {
+static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
+                              int32_t ll, mer_precision prec, float *out) {
     const mer_speech_model *m = st->m;
-    const int bf16 = prec == MER_PRECISION_BF16;
     /* the packed weights of a reduced precision (-1: fp32 through mer_sgemm) */
-    const int slot = bf16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
 #define PK(f) (slot >= 0 ? (f)[slot] : NULL)
     const int64_t T = mer_speech_frames(m, n);
     const int64_t D = m->D, I = m->I;
@@ -1039,9 +1082,6 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     }
     mer__arena_reset(&st->arena, 0);
 
-    mer_speech_profile *pf = &st->prof;
-    const double t_start = mer__now();
-    double t0 = t_start, t1;
     /* ---- feature encoder: ping-pong between two time-major buffers; the last layer writes
      * the features (T, C) before them, so the encoder can reuse their space ---- */
     int64_t sz_even = 0, sz_odd = 0, t = n;
@@ -1058,23 +1098,8 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     buf[1] = sz_odd ? mer__arena_f32(&st->arena, sz_odd) : NULL;
     if (!feat || !buf[0] || (sz_odd && !buf[1]))
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
-    const float *in = samples;
-    int64_t tin = n;
-    for (int i = 0; i < m->n_conv; i++) {
-        const hb_conv *c = &m->conv[i];
-        float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
-        const int64_t tout = (tin - c->k) / c->stride + 1;
-        mer_status s = conv_tm(y, in, c, tin, tout, bf16);
-        if (s) return s;
-        pf->feature_flop += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
-        if (c->norm_g) {
-            if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
-            else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
-        }
-        mer__gelu_fwd(y, y, c->cout * tout);
-        in = y;
-        tin = tout;
-    }
+    mer_status s = feature_encoder(st, feat, buf, samples, n, prec == MER_PRECISION_BF16);
+    if (s) return s;
     /* the feature-encoder buffers are dead now: the encoder's are carved from their space */
     mer__arena_reset(&st->arena, mark);
     float *x = mer__arena_f32(&st->arena, T * D);
@@ -1087,43 +1112,26 @@ static mer_status forward(mer_speech_state *st, const float *samples, int64_t n,
     if (!x || !xn || !qkv || !att || !hid || !pc || !feat)
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
 
-    t1 = mer__now();
-    pf->feature_s += t1 - t0;
-    t0 = t1;
-
     /* ---- feature projection ---- */
     if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
-    t1 = mer__now();
-    pf->other_s += t1 - t0;
-    t0 = t1;
-    mer_status s = linear(x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE);
-    if (s) return s;
-    pf->linear_flop += 2.0 * (double)T * (double)C * (double)D;
-    t1 = mer__now();
-    pf->linear_s += t1 - t0;
-    t0 = t1;
+    if ((s = linear(st, x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE))) return s;
 
-    /* ---- positional convolution: x += gelu(conv(x^T))^T, "same" length ---- */
-    const int64_t K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
-    float *xt = qkv; /* (D, T) scratch: qkv is free until the first layer */
-    transpose(xt, T, x, D, T, D, 0);
-    if ((s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups)))
-        return s;
-    mer__gelu_fwd(pc, pc, D * tpc);
-    transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
-    pf->pos_conv_flop += 2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc;
-    t1 = mer__now();
-    pf->pos_conv_s += t1 - t0;
-    t0 = t1;
+    /* ---- positional convolution (qkv is free until the first layer: its (D, T) scratch) ---- */
+    if ((s = pos_conv(st, x, qkv, pc, T))) return s;
 
     if (!m->info.stable_layer_norm)
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
     hb_seg seg = {0, T, out};
-    s = run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec, &t0);
-    t1 = mer__now();
-    pf->other_s += t1 - t0;
-    pf->total_s += t1 - t_start;
 #undef PK
+    return run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec);
+}
+
+/* forward_ops, its wall time added to the profile's total */
+static mer_status forward(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
+                          int32_t ll, mer_precision prec, float *out) {
+    const double t0 = mer__now();
+    mer_status s = forward_ops(st, samples, n, lf, ll, prec, out);
+    st->prof.total_s += mer__now() - t0;
     return s;
 }
 
@@ -1164,9 +1172,19 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
     return forward(s, samples, n, layer_first, layer_last, s->precision, out);
 }
 
+static mer_status encode_batch(mer_speech_state *s, int32_t b, const float *const *samples, const int64_t *n,
+                               int32_t layer_first, int32_t layer_last, mer_precision prec, float *const *outs);
+
 mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *const *samples,
                                    const int64_t *n, int32_t layer_first, int32_t layer_last,
                                    float *const *outs) {
+    if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
+    return encode_batch(s, b, samples, n, layer_first, layer_last, s->precision, outs);
+}
+
+/* mer_speech_encode_batch at the given precision (extraction passes its params' precision) */
+static mer_status encode_batch(mer_speech_state *s, int32_t b, const float *const *samples, const int64_t *n,
+                               int32_t layer_first, int32_t layer_last, mer_precision prec, float *const *outs) {
     if (!s || b < 1 || !samples || !n || !outs)
         return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
     const mer_speech_model *m = s->m;
@@ -1192,7 +1210,7 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
     int64_t need;
     if (!mer__mul_overflow(R, 6 * D + I, &need) || need > ((int64_t)1 << 36))
         return mer__err(MER_ERR_NOMEM, "a batch of %lld frames is too large", (long long)R);
-    if ((st = ensure_precision(m, s->precision))) return st;
+    if ((st = ensure_precision(m, prec))) return st;
     memset(&s->prof, 0, sizeof s->prof);
     float *x = mer__alloc((size_t)(R * D) * sizeof(float));
     hb_seg *seg = calloc((size_t)b, sizeof *seg);
@@ -1206,7 +1224,7 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
     int64_t t0 = 0;
     for (int32_t i = 0; i < b && !st; i++) {
         seg[i] = (hb_seg){t0, mer_speech_frames(m, n[i]), outs[i]};
-        st = forward(s, samples[i], n[i], 0, 0, s->precision, x + t0 * D);
+        st = forward(s, samples[i], n[i], 0, 0, prec, x + t0 * D);
         t0 += seg[i].T;
     }
     /* the layers on all frames at once */
@@ -1222,11 +1240,9 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
         if (!xn || !qkv || !att || !hid) {
             st = mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
         } else {
-            double tp = mer__now();
-            const double start = tp;
-            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, s->precision, &tp);
-            s->prof.other_s += mer__now() - tp;
-            s->prof.total_s += mer__now() - start;
+            const double t1 = mer__now();
+            st = run_layers(s, x, xn, qkv, att, hid, R, seg, b, layer_first, layer_last, prec);
+            s->prof.total_s += mer__now() - t1;
         }
     }
     mer__free(x);
@@ -1258,12 +1274,16 @@ mer_speech_params mer_speech_mertools_params(void) {
     return p;
 }
 
-mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
-                              const mer_speech_params *p, float **out, int32_t *ndim,
-                              int64_t shape[3]) {
-    if (!s || !p || !out || !ndim || !shape || (n > 0 && !samples))
-        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL argument");
-    *out = NULL;
+/* One utterance's extraction plan: the resolved layer range, its chunks and the output shape. */
+typedef struct {
+    int64_t lf, ll, K;     /* hidden states lf..ll, K of them */
+    int64_t n_chunks, clen, Tc, T; /* chunks of clen samples, Tc frames each; T = Tc n_chunks */
+    int norm;
+} extract_plan;
+
+/* The checks mer_speech_extract makes before any work, and its plan. */
+static mer_status extract_check_plan(const mer_speech_state *s, const float *samples, int64_t n,
+                                     const mer_speech_params *p, extract_plan *pl) {
     const mer_speech_model *m = s->m;
     const int64_t L = m->L, D = m->D;
     /* layer range: negative indices count from the end (-1 = L), as Python does */
@@ -1278,84 +1298,108 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
         return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)",
                         (int)p->precision);
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
+    if (!samples) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL samples");
     mer_status st = check_samples(samples, n);
     if (st) return st;
-    if ((st = ensure_precision(m, p->precision))) return st;
     float peak = 0.0f;
     if (mer_audio_is_silent(samples, n, &peak))
         return mer__err(MER_ERR_INVALID_ARG, "silent audio (%lld samples, peak %.3g): no speech to encode",
                         (long long)n, peak);
-
-    const int norm = p->normalize < 0 ? m->info.do_normalize : p->normalize;
     const int64_t chunk = p->chunk_seconds > 0 ? (int64_t)llround(p->chunk_seconds * m->info.sample_rate) : 0;
     if (p->chunk_seconds > 0 && mer_speech_frames(m, chunk) <= 0)
         return mer__err(MER_ERR_INVALID_ARG, "chunk of %g s is too short for one frame", p->chunk_seconds);
     /* MERTools: only audio longer than one chunk is cut; the last piece is zero-padded */
-    const int64_t n_chunks = chunk > 0 && n > chunk ? (n + chunk - 1) / chunk : 1;
-    const int64_t clen = n_chunks > 1 ? chunk : n;
-    const int64_t Tc = mer_speech_frames(m, clen);
-    if (Tc <= 0)
+    pl->n_chunks = chunk > 0 && n > chunk ? (n + chunk - 1) / chunk : 1;
+    pl->clen = pl->n_chunks > 1 ? chunk : n;
+    pl->Tc = mer_speech_frames(m, pl->clen);
+    if (pl->Tc <= 0)
         return mer__err(MER_ERR_SHAPE, "audio of %lld samples (%.3f s) is too short for one frame of the speech encoder",
                         (long long)n, (double)n / m->info.sample_rate);
-    const int64_t K = ll - lf + 1, T = Tc * n_chunks;
+    pl->lf = lf;
+    pl->ll = ll;
+    pl->K = ll - lf + 1;
+    pl->T = pl->Tc * pl->n_chunks;
+    pl->norm = p->normalize < 0 ? m->info.do_normalize : p->normalize;
     int64_t tot;
-    if (!mer__mul_overflow(K, T, &tot) || !mer__mul_overflow(tot, D, &tot) || tot > ((int64_t)1 << 40))
+    if (!mer__mul_overflow(pl->K, pl->T, &tot) || !mer__mul_overflow(tot, D, &tot) || tot > ((int64_t)1 << 40))
         return mer__err(MER_ERR_NOMEM, "audio of %lld samples needs too much memory for %lld hidden states",
-                        (long long)n, (long long)K);
+                        (long long)n, (long long)pl->K);
+    return MER_OK;
+}
 
-    float *x = mer__alloc((size_t)(n_chunks * clen) * sizeof(float));
-    float *hs = mer__alloc((size_t)(K * Tc * D) * sizeof(float));
-    float *res = NULL, *frame = NULL;
-    double *acc = NULL;
-    if (!x || !hs) {
-        st = MER_ERR_NOMEM;
-        goto done;
-    }
-    memset(&s->prof, 0, sizeof s->prof);
+/* The encoder input of a planned utterance: normalized as a whole (if the checkpoint wants it),
+ * zero-padded to n_chunks * clen samples. */
+static float *extract_input(const extract_plan *pl, const float *samples, int64_t n) {
+    float *x = mer__alloc((size_t)(pl->n_chunks * pl->clen) * sizeof(float));
+    if (!x) return NULL;
     memcpy(x, samples, (size_t)n * sizeof(float));
-    if (norm) mer_speech_normalize(x, n); /* over the whole utterance, before chunking */
-    memset(x + n, 0, (size_t)(n_chunks * clen - n) * sizeof(float));
+    if (pl->norm) mer_speech_normalize(x, n); /* over the whole utterance, before chunking */
+    memset(x + n, 0, (size_t)(pl->n_chunks * pl->clen - n) * sizeof(float));
+    return x;
+}
 
-    /* result layout before pooling: (K or 1, T, D) */
+/* The feature being assembled from an utterance's chunks: layers combined, frames pooled. */
+typedef struct {
+    float *res;   /* (Kout, rows, D) */
+    double *acc;  /* (Kout, D) frame sums when pooling */
+    float *frame; /* (D) */
+} extract_acc;
+
+static void extract_acc_free(extract_acc *a) {
+    free(a->res);
+    free(a->acc);
+    free(a->frame);
+    memset(a, 0, sizeof *a);
+}
+
+static mer_status extract_acc_init(extract_acc *a, const extract_plan *pl, const mer_speech_params *p, int64_t D) {
+    const int64_t Kout = p->combine == MER_SPEECH_STACK ? pl->K : 1;
+    const int64_t rows = p->pool_mean ? 1 : pl->T;
+    a->res = calloc((size_t)(Kout * rows * D), sizeof(float));
+    a->acc = p->pool_mean ? calloc((size_t)(Kout * D), sizeof(double)) : NULL;
+    a->frame = malloc((size_t)D * sizeof(float));
+    if (!a->res || !a->frame || (p->pool_mean && !a->acc)) {
+        extract_acc_free(a);
+        return mer__err(MER_ERR_NOMEM, "out of memory for the features");
+    }
+    return MER_OK;
+}
+
+/* Chunk c's hidden states hs (K, Tc, D) into the feature: stacked, or summed / averaged over
+ * the K layers; accumulated over frames when pooling. */
+static void extract_acc_chunk(extract_acc *a, const extract_plan *pl, const mer_speech_params *p, int64_t D,
+                              int64_t c, const float *hs) {
+    const int64_t K = pl->K, Tc = pl->Tc, T = pl->T;
     const int64_t Kout = p->combine == MER_SPEECH_STACK ? K : 1;
-    const int64_t rows = p->pool_mean ? 1 : T;
-    res = calloc((size_t)(Kout * rows * D), sizeof(float));
-    acc = p->pool_mean ? calloc((size_t)(Kout * D), sizeof(double)) : NULL;
-    frame = malloc((size_t)D * sizeof(float));
-    if (!res || !frame || (p->pool_mean && !acc)) {
-        st = mer__err(MER_ERR_NOMEM, "out of memory for the features");
-        goto done;
-    }
     const float kdiv = p->combine == MER_SPEECH_MEAN ? 1.0f / (float)K : 1.0f;
-    for (int64_t c = 0; c < n_chunks; c++) {
-        st = forward(s, x + c * clen, clen, (int32_t)lf, (int32_t)ll, p->precision, hs);
-        if (st) goto done;
-        for (int64_t kk = 0; kk < Kout; kk++) {
-            for (int64_t tt = 0; tt < Tc; tt++) {
-                /* frame (D): hidden state kk, or the sum/mean of all K */
-                float *dst = p->pool_mean ? frame : res + (kk * T + c * Tc + tt) * D;
-                if (p->combine == MER_SPEECH_STACK) {
-                    memcpy(dst, hs + (kk * Tc + tt) * D, (size_t)D * sizeof(float));
-                } else {
-                    memcpy(dst, hs + tt * D, (size_t)D * sizeof(float));
-                    for (int64_t j = 1; j < K; j++) {
-                        const float *h = hs + (j * Tc + tt) * D;
-                        for (int64_t d = 0; d < D; d++) dst[d] += h[d];
-                    }
-                    if (kdiv != 1.0f)
-                        for (int64_t d = 0; d < D; d++) dst[d] *= kdiv;
+    for (int64_t kk = 0; kk < Kout; kk++) {
+        for (int64_t tt = 0; tt < Tc; tt++) {
+            /* frame (D): hidden state kk, or the sum/mean of all K */
+            float *dst = p->pool_mean ? a->frame : a->res + (kk * T + c * Tc + tt) * D;
+            if (p->combine == MER_SPEECH_STACK) {
+                memcpy(dst, hs + (kk * Tc + tt) * D, (size_t)D * sizeof(float));
+            } else {
+                memcpy(dst, hs + tt * D, (size_t)D * sizeof(float));
+                for (int64_t j = 1; j < K; j++) {
+                    const float *h = hs + (j * Tc + tt) * D;
+                    for (int64_t d = 0; d < D; d++) dst[d] += h[d];
                 }
-                if (p->pool_mean)
-                    for (int64_t d = 0; d < D; d++) acc[kk * D + d] += dst[d];
+                if (kdiv != 1.0f)
+                    for (int64_t d = 0; d < D; d++) dst[d] *= kdiv;
             }
-        }
-        if (p->progress && p->progress(c + 1, n_chunks, p->user_data)) {
-            st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
-            goto done;
+            if (p->pool_mean)
+                for (int64_t d = 0; d < D; d++) a->acc[kk * D + d] += dst[d];
         }
     }
+}
+
+/* The finished feature: pooled means, shape; a->res handed to *out. */
+static void extract_acc_finish(extract_acc *a, const extract_plan *pl, const mer_speech_params *p, int64_t D,
+                               float **out, int32_t *ndim, int64_t shape[3]) {
+    const int64_t K = pl->K, T = pl->T;
+    const int64_t Kout = p->combine == MER_SPEECH_STACK ? K : 1;
     if (p->pool_mean)
-        for (int64_t i = 0; i < Kout * D; i++) res[i] = (float)(acc[i] / (double)T);
+        for (int64_t i = 0; i < Kout * D; i++) a->res[i] = (float)(a->acc[i] / (double)T);
     if (p->combine == MER_SPEECH_STACK) {
         shape[0] = K;
         if (p->pool_mean) {
@@ -1374,20 +1418,137 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
         shape[1] = D;
         *ndim = 2;
     }
-    *out = res;
-    res = NULL;
+    *out = a->res;
+    a->res = NULL;
+}
+
+mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
+                              const mer_speech_params *p, float **out, int32_t *ndim,
+                              int64_t shape[3]) {
+    if (!s || !p || !out || !ndim || !shape || (n > 0 && !samples))
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL argument");
+    *out = NULL;
+    const int64_t D = s->m->D;
+    extract_plan pl;
+    mer_status st = extract_check_plan(s, samples, n, p, &pl);
+    if (st || (st = ensure_precision(s->m, p->precision))) return st;
+    float *x = extract_input(&pl, samples, n);
+    float *hs = mer__alloc((size_t)(pl.K * pl.Tc * D) * sizeof(float));
+    extract_acc a = {0};
+    if (!x || !hs) {
+        st = MER_ERR_NOMEM;
+        goto done;
+    }
+    memset(&s->prof, 0, sizeof s->prof);
+    if ((st = extract_acc_init(&a, &pl, p, D))) goto done;
+    for (int64_t c = 0; c < pl.n_chunks; c++) {
+        st = forward(s, x + c * pl.clen, pl.clen, (int32_t)pl.lf, (int32_t)pl.ll, p->precision, hs);
+        if (st) goto done;
+        extract_acc_chunk(&a, &pl, p, D, c, hs);
+        if (p->progress && p->progress(c + 1, pl.n_chunks, p->user_data)) {
+            st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
+            goto done;
+        }
+    }
+    extract_acc_finish(&a, &pl, p, D, out, ndim, shape);
     st = MER_OK;
 done:
     mer__free(x);
     mer__free(hs);
-    free(res);
-    free(frame);
-    free(acc);
+    extract_acc_free(&a);
+    return st;
+}
+
+mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float *const *samples,
+                                    const int64_t *n, const mer_speech_params *p, mer_speech_feature *outs) {
+    if (!s || !p || b < 1 || !samples || !n || !outs)
+        return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract_batch: NULL argument or no utterance");
+    const int64_t D = s->m->D;
+    for (int32_t i = 0; i < b; i++) memset(&outs[i], 0, sizeof outs[i]);
+    extract_plan *pl = calloc((size_t)b, sizeof *pl);
+    float **x = calloc((size_t)b, sizeof *x);
+    extract_acc *a = calloc((size_t)b, sizeof *a);
+    mer_status st = pl && x && a ? MER_OK : mer__err(MER_ERR_NOMEM, "out of memory for a batch of %d utterances", (int)b);
+    if (!st) st = ensure_precision(s->m, p->precision); /* a model-wide failure is every utterance's */
+    /* each utterance's own checks; a failing one is reported in its slot and left out */
+    int64_t n_pieces = 0, hs_floats = 0;
+    for (int32_t i = 0; i < b && !st; i++) {
+        mer_status si = extract_check_plan(s, samples[i], n[i], p, &pl[i]);
+        if (!si && !(x[i] = extract_input(&pl[i], samples[i], n[i]))) si = mer__err(MER_ERR_NOMEM, "out of memory for the audio");
+        if (!si) si = extract_acc_init(&a[i], &pl[i], p, D);
+        if (si) {
+            outs[i].status = si;
+            snprintf(outs[i].error, sizeof outs[i].error, "%s", mer_last_error());
+            continue;
+        }
+        n_pieces += pl[i].n_chunks;
+        hs_floats += pl[i].n_chunks * pl[i].K * pl[i].Tc * D;
+    }
+    const float **px = NULL;
+    int64_t *pn = NULL;
+    float **po = NULL, *hs = NULL;
+    if (!st && n_pieces > 0) {
+        if (n_pieces > INT32_MAX) st = mer__err(MER_ERR_NOMEM, "a batch of %lld chunks is too large", (long long)n_pieces);
+        px = malloc((size_t)n_pieces * sizeof *px);
+        pn = malloc((size_t)n_pieces * sizeof *pn);
+        po = malloc((size_t)n_pieces * sizeof *po);
+        hs = mer__alloc((size_t)hs_floats * sizeof(float));
+        if (!st && (!px || !pn || !po || !hs)) st = mer__err(MER_ERR_NOMEM, "out of memory for a batch of %lld chunks", (long long)n_pieces);
+    }
+    /* every chunk of every planned utterance through one batched forward; the layer range is
+     * the same for all (one params) */
+    int32_t lf = 0, ll = 0;
+    if (!st && n_pieces > 0) {
+        int64_t k = 0, off = 0;
+        for (int32_t i = 0; i < b; i++) {
+            if (outs[i].status) continue;
+            lf = (int32_t)pl[i].lf;
+            ll = (int32_t)pl[i].ll;
+            for (int64_t c = 0; c < pl[i].n_chunks; c++, k++) {
+                px[k] = x[i] + c * pl[i].clen;
+                pn[k] = pl[i].clen;
+                po[k] = hs + off;
+                off += pl[i].K * pl[i].Tc * D;
+            }
+        }
+        st = encode_batch(s, (int32_t)n_pieces, px, pn, lf, ll, p->precision, po);
+    }
+    if (!st && n_pieces > 0) {
+        int64_t k = 0;
+        for (int32_t i = 0; i < b; i++) {
+            if (outs[i].status) continue;
+            for (int64_t c = 0; c < pl[i].n_chunks; c++, k++) extract_acc_chunk(&a[i], &pl[i], p, D, c, po[k]);
+            extract_acc_finish(&a[i], &pl[i], p, D, &outs[i].data, &outs[i].ndim, outs[i].shape);
+        }
+        if (p->progress && p->progress(b, b, p->user_data)) st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
+    }
+    if (st) /* a failure of the batch as a whole: no utterance has a result */
+        for (int32_t i = 0; i < b; i++) {
+            free(outs[i].data);
+            outs[i].data = NULL;
+            if (!outs[i].status) {
+                outs[i].status = st;
+                snprintf(outs[i].error, sizeof outs[i].error, "%s", mer_last_error());
+            }
+        }
+    for (int32_t i = 0; i < b && x; i++) mer__free(x[i]);
+    for (int32_t i = 0; i < b && a; i++) extract_acc_free(&a[i]);
+    free(pl);
+    free(x);
+    free(a);
+    free(px);
+    free(pn);
+    free(po);
+    mer__free(hs);
     return st;
 }
 
 void mer_speech_state_profile(const mer_speech_state *s, mer_speech_profile *out) {
     if (!out) return;
-    if (s) *out = s->prof;
-    else memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out);
+    if (!s) return;
+    *out = s->prof;
+    /* what the op helpers did not charge */
+    const double ops = out->feature_s + out->linear_s + out->attention_s + out->pos_conv_s;
+    out->other_s = out->total_s > ops ? out->total_s - ops : 0.0;
 }

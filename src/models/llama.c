@@ -325,10 +325,7 @@ mer_status mer__llama_forward(mer__text_scratch *s, const int32_t *ids, const ui
     for (int32_t l = 0; l < last; l++) {
         const mer__text_layer *L = &m->layers[l];
         rms_norm(h, x, L->ln1_w, R, D, m->eps);
-        if ((st = mer__text_gemm(s, &L->q, R, h, D, 0, qkv, LD)) != MER_OK ||
-            (st = mer__text_gemm(s, &L->k, R, h, D, 0, qkv + D, LD)) != MER_OK ||
-            (st = mer__text_gemm(s, &L->v, R, h, D, 0, qkv + D + KV, LD)) != MER_OK)
-            return st;
+        if ((st = mer__text_qkv(s, L, R, h, D, qkv, LD)) != MER_OK) return st;
         rope_job rj = {qkv, LD, T, H, KVH, dh, D, c->alibi ? NULL : m->inv_freq, m->rope_factor,
                        L->qb, L->kb, L->vb, D, KV};
         mer__parallel_for(R, 8, rope_rows, &rj);

@@ -252,6 +252,48 @@ void mer__text_bias(float *y, const float *b, int64_t rows, int64_t cols, int64_
     mer__parallel_for(rows, 8, tbias_rows, &j);
 }
 
+typedef struct {
+    mer__range_fn done;
+    void *user;
+} rows_done_job;
+
+static void rows_done(void *u, int64_t r0, int64_t r1, int t) {
+    const rows_done_job *j = u;
+    j->done(j->user, r0, r1, t);
+}
+
+mer_status mer__text_linear(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
+                            int64_t lda, int accumulate, float *C, int64_t ldc, int gelu,
+                            mer__range_fn done, void *user) {
+    const mer_packed *pk = s->precision == MER_PRECISION_BF16   ? w->pk[0]
+                           : s->precision == MER_PRECISION_INT8 ? w->pk[1]
+                                                                : NULL;
+    if (pk) /* the bias is in the packed copy */
+        return mer__packed_linear_rows(C, ldc, A, lda, M, pk, accumulate, gelu ? MER_EPI_GELU : MER_EPI_NONE,
+                                       done, user);
+    mer_status st = mer__text_gemm(s, w, M, A, lda, accumulate, C, ldc);
+    if (st != MER_OK) return st;
+    if (w->bias || gelu) mer__text_bias(C, w->bias, M, w->rows, ldc, gelu);
+    if (done) {
+        rows_done_job j = {done, user};
+        mer__parallel_for(M, 8, rows_done, &j);
+    }
+    return MER_OK;
+}
+
+mer_status mer__text_qkv(mer__text_scratch *s, const mer__text_layer *L, int64_t M, const float *A,
+                         int64_t lda, float *C, int64_t ldc) {
+    const mer_packed *pk = s->precision == MER_PRECISION_BF16   ? L->qkv[0]
+                           : s->precision == MER_PRECISION_INT8 ? L->qkv[1]
+                                                                : NULL;
+    if (pk) return mer_packed_linear(C, ldc, A, lda, M, pk, 0, MER_EPI_NONE);
+    mer_status st;
+    if ((st = mer__text_linear(s, &L->q, M, A, lda, 0, C, ldc, 0, NULL, NULL)) != MER_OK ||
+        (st = mer__text_linear(s, &L->k, M, A, lda, 0, C + L->q.rows, ldc, 0, NULL, NULL)) != MER_OK)
+        return st;
+    return mer__text_linear(s, &L->v, M, A, lda, 0, C + L->q.rows + L->k.rows, ldc, 0, NULL, NULL);
+}
+
 /* ---- attention ---------------------------------------------------------------------------- */
 
 typedef struct {
@@ -319,6 +361,9 @@ void mer_text_model_free(mer_text_model *m) {
         for (int32_t l = 0; l < m->info.n_layers; l++)
             for (int i = 0; i < 7; i++)
                 for (int t = 0; t < 2; t++) mer_packed_free(layer_weights(&m->layers[l], i)->pk[t]);
+    if (m->layers)
+        for (int32_t l = 0; l < m->info.n_layers; l++)
+            for (int t = 0; t < 2; t++) mer_packed_free(m->layers[l].qkv[t]);
     mer__free(m->layers);
     mer__free(m->inv_freq);
     mer__free(m->slopes);
@@ -371,6 +416,10 @@ fail:
 /* ---- packed weights (BF16 / INT8 precision) ---------------------------------------------- */
 
 static void free_packed(mer_text_model *m, int t) {
+    for (int32_t l = 0; l < m->info.n_layers; l++) {
+        mer_packed_free(m->layers[l].qkv[t]);
+        m->layers[l].qkv[t] = NULL;
+    }
     for (int32_t l = 0; l < m->info.n_layers; l++)
         for (int i = 0; i < 7; i++) {
             mer__tw *w = layer_weights(&m->layers[l], i);
@@ -385,9 +434,10 @@ static mer_status make_packed(mer_text_model *m, int t) {
     float *tmp = NULL;
     int64_t tmp_n = 0;
     mer_status s = MER_OK;
-    for (int32_t l = 0; l < m->info.n_layers && s == MER_OK; l++)
+    for (int32_t l = 0; l < m->info.n_layers && s == MER_OK; l++) {
+        mer__text_layer *L = &m->layers[l];
         for (int i = 0; i < 7 && s == MER_OK; i++) {
-            mer__tw *w = layer_weights(&m->layers[l], i);
+            mer__tw *w = layer_weights(L, i);
             if (!w->rows) continue;
             const void *src = w->data;
             mer_dtype dt = w->dtype;
@@ -407,7 +457,7 @@ static mer_status make_packed(mer_text_model *m, int t) {
                 src = tmp;
                 dt = MER_DTYPE_F32;
             }
-            s = mer_packed_init(&w->pk[t], src, dt, NULL, w->rows, w->cols, t ? MER_PACK_INT8 : MER_PACK_BF16);
+            s = mer_packed_init(&w->pk[t], src, dt, w->bias, w->rows, w->cols, t ? MER_PACK_INT8 : MER_PACK_BF16);
             if (s == MER_OK) {
                 /* the packed copy serves this precision; the file pages are re-read if F32 needs them */
                 mer_safetensors_release(m->st, w->data, (size_t)n * mer_dtype_size(w->dtype));
@@ -416,6 +466,20 @@ static mer_status make_packed(mer_text_model *m, int t) {
                                             (size_t)(w->q8block < 0 ? w->rows : n / w->q8block) * (w->q8f16 ? 2 : 4));
             }
         }
+        /* q | k | v as one matrix: one pass over x (one quantisation at INT8) and one parallel
+         * region instead of three; kept apart when the shapes do not allow it */
+        mer_packed *parts[3] = {L->q.pk[t], L->k.pk[t], L->v.pk[t]};
+        if (s == MER_OK && parts[0] && parts[1] && parts[2]) {
+            if (mer__packed_concat(&L->qkv[t], parts, 3) == MER_OK) {
+                for (int i = 0; i < 3; i++) {
+                    mer_packed_free(parts[i]);
+                    layer_weights(L, i)->pk[t] = NULL;
+                }
+            } else {
+                mer_clear_error();
+            }
+        }
+    }
     mer__free(tmp);
     if (s != MER_OK) {
         mer__err_prefix("text checkpoint %s: %s weights", m->dir, t ? "int8" : "bfloat16");

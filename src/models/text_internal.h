@@ -23,6 +23,8 @@ typedef struct {
     int32_t q8f16;
     int32_t q8block;          /* > 0 block size along a row, -1 one scale per row */
     mer_packed *pk[2];        /* packed for MER_PRECISION_BF16 [0] and MER_PRECISION_INT8 [1] */
+    const float *bias;        /* (rows), added by mer__text_linear (and packed with the weights);
+                                 NULL when the family adds its biases itself (llama's rope step) */
 } mer__tw;
 
 typedef struct {
@@ -31,6 +33,8 @@ typedef struct {
     mer__tw q, k, v, o, ff1, ff2, ff3;
     const float *qb, *kb, *vb, *ob, *b1, *b2;
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    mer_packed *qkv[2];       /* q | k | v packed as one matrix (per precision, as mer__tw.pk);
+                                 then q, k and v hold no packed copy of their own */
 } mer__text_layer;
 
 struct mer_text_model {
@@ -91,6 +95,16 @@ struct mer_text_state {
 /* C (M, N) (+)= A (M, K) @ W^T through the state's precision. */
 mer_status mer__text_gemm(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
                           int64_t lda, int accumulate, float *C, int64_t ldc);
+/* C (M, N) (+)= A @ W^T + w->bias, GELU after when gelu; then done(user, r0, r1, thread) on
+ * blocks of finished rows (NULL: none), inside the product's parallel region at BF16 / INT8
+ * precision (mer__packed_linear_rows), over the rows in a parallel loop at F32. */
+mer_status mer__text_linear(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
+                            int64_t lda, int accumulate, float *C, int64_t ldc, int gelu,
+                            mer__range_fn done, void *user);
+/* C (M, q | k | v) = A @ [Wq; Wk; Wv]^T (+ their biases, as mer__text_linear): one product on the
+ * fused packed matrix when the precision has one. */
+mer_status mer__text_qkv(mer__text_scratch *s, const mer__text_layer *L, int64_t M, const float *A,
+                         int64_t lda, float *C, int64_t ldc);
 /* Attention over a batch, heads packed: q at qkv + 0, k at koff, v at voff, row stride ld; out
  * (R, H * dh). causal: keys after the query are masked; kmask (B, T) masks padded keys; slopes
  * (H): ALiBi bias slope * key position added to the scaled scores. */

@@ -22,6 +22,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+
+/* one fold (job) at a time reports progress (a named omp critical would export a symbol) */
+static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
 
 mer_loso_params mer_loso_default_params(void) {
     mer_loso_params p;
@@ -302,14 +306,13 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
             pj = NULL;
         }
         jprobs[jb] = pj;
-#pragma omp critical(mer_loso_progress)
-        {
-            jobs_done++;
-            if (st) stop = 1;
-            if (lp->progress && (jobs_done % lp->seeds == 0 || jobs_done == J) &&
-                lp->progress((jobs_done * G) / J, G, lp->progress_user))
-                stop = 1;
-        }
+        pthread_mutex_lock(&progress_mu);
+        jobs_done++;
+        if (st) stop = 1;
+        if (lp->progress && (jobs_done % lp->seeds == 0 || jobs_done == J) &&
+            lp->progress((jobs_done * G) / J, G, lp->progress_user))
+            stop = 1;
+        pthread_mutex_unlock(&progress_mu);
     }
     for (int32_t jb = 0; jb < J; jb++)
         if (jstat[jb]) {

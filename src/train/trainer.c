@@ -20,6 +20,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <pthread.h>
+
+/* one fold (job) at a time reports progress (a named omp critical would export a symbol) */
+static pthread_mutex_t progress_mu = PTHREAD_MUTEX_INITIALIZER;
 
 mer_train_params mer_train_default_params(void) {
     mer_train_params p;
@@ -507,20 +511,19 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
         int stop = 0;
         /* one fold at a time reports; a concurrent fold that failed or was stopped stops this
          * one too, at the same kind of boundary (its state saved, resumable) */
-#pragma omp critical(mer_train_progress)
-        {
-            c->done++;
-            if (p->progress) {
-                mer_train_progress pr = {.trial = c->trial, .n_trials = c->n_trials, .fold = f,
-                                         .n_folds = p->folds, .epoch = e + 1, .n_epochs = E,
-                                         .train_loss = h.loss[e], .heldout_waf = h.waf[e],
-                                         .best_waf = n_held ? h.best_waf : NAN, .done = c->done,
-                                         .total = c->total};
-                stop = p->progress(&pr, p->progress_user);
-            }
-            if (stop) c->halt = 1;
-            else if (c->halt) stop = 1;
+        pthread_mutex_lock(&progress_mu);
+        c->done++;
+        if (p->progress) {
+            mer_train_progress pr = {.trial = c->trial, .n_trials = c->n_trials, .fold = f,
+                                     .n_folds = p->folds, .epoch = e + 1, .n_epochs = E,
+                                     .train_loss = h.loss[e], .heldout_waf = h.waf[e],
+                                     .best_waf = n_held ? h.best_waf : NAN, .done = c->done,
+                                     .total = c->total};
+            stop = p->progress(&pr, p->progress_user);
         }
+        if (stop) c->halt = 1;
+        else if (c->halt) stop = 1;
+        pthread_mutex_unlock(&progress_mu);
         int due = p->checkpoint_every > 0 && (e + 1) % p->checkpoint_every == 0 &&
                   mer__now() - last_save >= p->checkpoint_seconds;
         if (e + 1 < E && (stop || due)) {
