@@ -1651,6 +1651,10 @@ typedef struct {
     int32_t mask_len;            /* its span length in frames (10) */
     mer_precision precision;     /* F32 (default) or BF16: the frozen projections of the trained
                                     layers in bfloat16 (docs/finetune.md); INT8 is refused */
+    int32_t memo_mb;             /* adapters: keep the first adapted layer's frozen part (its
+                                    attention and feed-forward) per clip in memory, up to this
+                                    many MB, so later epochs run only the adapter and above
+                                    (0: off; docs/finetune.md) */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
                                     decay 0.01, seed, resume, progress per epoch; model is set to
                                     "speech"; its n_threads and abort are set from these: */

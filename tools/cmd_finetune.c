@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "                           [--mask-len 10] [--top L] [--head-layers H-L] [--epochs 20] [--folds 5]\n"
             "                           [--group-col COL] [--batch 8] [--lr 1e-3] [--l2 0.01] [--seed S]\n"
             "                           [--threads N] [--cache DIR] [--select best|last] [--resume]\n"
-            "                           [--precision f32|bf16]\n"
+            "                           [--precision f32|bf16] [--memo MB]\n"
             "\n"
             "Parameter-efficient fine-tuning of a HuBERT / wav2vec 2.0 checkpoint for emotion\n"
             "classification (docs/finetune.md). Hidden state A-1 of every clip is computed once and\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f) {
             "  --cache DIR           share the layer cache between runs (default RUN/cache)\n"
             "  --precision bf16      the frozen projections in bfloat16 (float32 accumulation);\n"
             "                        adapters, LoRA, heads, norms and attention stay float32\n"
+            "  --memo MB             adapters: keep layer A's frozen part (below its adapter) per\n"
+            "                        clip in memory (up to MB), computed once per clip\n"
             "  --out RUN             the run directory (mer train's layout); --resume continues it\n");
 }
 
@@ -165,6 +167,7 @@ int cmd_finetune(int argc, char **argv) {
     }
         INT_OPT("--top", 1, 4096, top)
         INT_OPT("--bottleneck", 1, 65536, p.bottleneck)
+        INT_OPT("--memo", 0, 1 << 20, p.memo_mb)
         INT_OPT("--rank", 1, 4096, p.rank)
         INT_OPT("--folds", 1, 1000, p.train.folds)
         INT_OPT("--epochs", 1, 100000, p.train.epochs)

@@ -252,16 +252,6 @@ void mer__text_bias(float *y, const float *b, int64_t rows, int64_t cols, int64_
     mer__parallel_for(rows, 8, tbias_rows, &j);
 }
 
-typedef struct {
-    mer__range_fn done;
-    void *user;
-} rows_done_job;
-
-static void rows_done(void *u, int64_t r0, int64_t r1, int t) {
-    const rows_done_job *j = u;
-    j->done(j->user, r0, r1, t);
-}
-
 mer_status mer__text_linear(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
                             int64_t lda, int accumulate, float *C, int64_t ldc, int gelu,
                             mer__range_fn done, void *user) {
@@ -274,10 +264,7 @@ mer_status mer__text_linear(mer__text_scratch *s, const mer__tw *w, int64_t M, c
     mer_status st = mer__text_gemm(s, w, M, A, lda, accumulate, C, ldc);
     if (st != MER_OK) return st;
     if (w->bias || gelu) mer__text_bias(C, w->bias, M, w->rows, ldc, gelu);
-    if (done) {
-        rows_done_job j = {done, user};
-        mer__parallel_for(M, 8, rows_done, &j);
-    }
+    if (done) mer__parallel_for(M, 8, done, user);
     return MER_OK;
 }
 
