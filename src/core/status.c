@@ -172,3 +172,8 @@ double mer__now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+mer_status mer__abort_check(mer_abort_fn abort_fn, void *user_data, const char *what) {
+    if (abort_fn && abort_fn(user_data)) return mer__err(MER_ERR_ABORTED, "%s: stopped by the caller", what);
+    return MER_OK;
+}

@@ -401,6 +401,15 @@ __attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float
     }
 }
 
+/* rows of 16 floats from the tile buffer into y (a 64-byte memcpy was a libc call per row) */
+__attribute__((target("avx2"))) static void store_rows16_avx2(float *y, int64_t ldy, const float *t,
+                                                             int64_t rows) {
+    for (int64_t i = 0; i < rows; i++) {
+        _mm256_storeu_ps(y + i * ldy, _mm256_load_ps(t + i * NR));
+        _mm256_storeu_ps(y + i * ldy + 8, _mm256_load_ps(t + i * NR + 8));
+    }
+}
+
 static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
     (void)t;
     const i8_job *j = u;
@@ -442,7 +451,10 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
                     else
                         for (int64_t i = 0; i < mr; i++) mer__gelu_fwd(out + i * NR, out + i * NR, nc);
                 }
-                for (int64_t i = 0; i < mr; i++) memcpy(j->y + (r + i) * j->ldy + c0, out + i * NR, (size_t)nc * sizeof(float));
+                if (j->avx2 && nc == NR) store_rows16_avx2(j->y + r * j->ldy + c0, j->ldy, out, mr);
+                else
+                    for (int64_t i = 0; i < mr; i++)
+                        memcpy(j->y + (r + i) * j->ldy + c0, out + i * NR, (size_t)nc * sizeof(float));
             }
         }
     }
@@ -479,9 +491,12 @@ __attribute__((target("avx2"))) static void quant4_avx2(uint8_t *d, const float 
     for (; i + 8 <= n; i += 8) {
         __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
         v = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), off);
-        int32_t o[8];
-        _mm256_storeu_si256((__m256i *)o, v);
-        for (int k = 0; k < 8; k++) d[((i + k) / 4) * 16 + (k & 3)] = (uint8_t)o[k];
+        /* 0..255 in each int32 lane -> bytes; the 4 values of each 128-bit half are one group */
+        __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(v, v), v);
+        uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
+                 g1 = (uint32_t)_mm256_extract_epi32(b, 4);
+        memcpy(d + (i / 4) * 16, &g0, 4);
+        memcpy(d + (i / 4 + 1) * 16, &g1, 4);
     }
     for (; i < n; i++) {
         int v = (int)lrintf(x[i] * inv);
@@ -608,13 +623,17 @@ static void dyn_worker(void *u, int64_t b, int64_t e, int t) {
     }
 }
 
-static mer_status dyn_run(dyn_job *d) {
-    int32_t *cnt = mer__calloc((size_t)(2 * d->mblocks), sizeof(int32_t));
+/* Runs prep over the groups of rows (row tiles) and item over the (row block, column block)
+ * items in one region; done (or NULL) on each finished row block. */
+static mer_status dyn_run(mer__range_fn prep, void *prep_job, int64_t groups, int64_t group_rows,
+                          mer__range_fn item, void *item_job, int64_t m, int64_t cblocks,
+                          mer__range_fn done, void *user) {
+    const int64_t mblocks = (m + MC - 1) / MC;
+    int32_t *cnt = mer__calloc((size_t)(2 * mblocks), sizeof(int32_t));
     if (!cnt) return MER_ERR_NOMEM;
-    d->prepped = cnt;
-    d->finished = cnt + d->mblocks;
-    d->next_unit = d->next_item = 0;
-    mer__parallel_for(d->mblocks * d->cblocks, 1, dyn_worker, d);
+    dyn_job d = {prep, item, done, prep_job, item_job, user, m, groups, group_rows, mblocks, cblocks,
+                 0, 0, cnt, cnt + mblocks};
+    mer__parallel_for(mblocks * cblocks, 1, dyn_worker, &d);
     mer__free(cnt);
     return MER_OK;
 }
@@ -624,12 +643,6 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
                              mer__range_fn done, void *user) {
     const int avx2 = use_avx2();
     int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
-    dyn_job d = {0};
-    d.done = done;
-    d.user = user;
-    d.m = m;
-    d.mblocks = mblocks;
-    d.cblocks = cblocks;
     mer_status s;
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
@@ -642,13 +655,7 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         }
         quant_a_job qj = {ap, as, x, ldx, m, w->k, w->kq};
         i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, accumulate, epi, avx2};
-        d.prep = quant_a_rows;
-        d.prep_job = &qj;
-        d.item = i8_items;
-        d.item_job = &j;
-        d.groups = mp;
-        d.group_rows = MR8;
-        s = dyn_run(&d);
+        s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user);
         mer__free(ap);
         mer__free(as);
         return s;
@@ -658,25 +665,9 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     if (!ap) return MER_ERR_NOMEM;
     pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
     f32_job j = {w, y, ldy, m, MC, cblocks, ap, accumulate, epi, avx2};
-    d.prep = pack_a_rows;
-    d.prep_job = &pj;
-    d.item = f32_items;
-    d.item_job = &j;
-    d.groups = mp;
-    d.group_rows = MR;
-    s = dyn_run(&d);
+    s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user);
     mer__free(ap);
     return s;
-}
-
-typedef struct {
-    mer__range_fn done;
-    void *user;
-} done_job;
-
-static void done_rows(void *u, int64_t r0, int64_t r1, int t) {
-    const done_job *j = u;
-    j->done(j->user, r0, r1, t);
 }
 
 /* ---- entry ------------------------------------------------------------------------------- */
@@ -699,10 +690,7 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
                                    mer__range_fn done, void *user) {
     if (!done || !w || w->rowmajor) {
         mer_status s = mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
-        if (s == MER_OK && done && m > 0) {
-            done_job dj = {done, user};
-            mer__parallel_for(m, 16, done_rows, &dj);
-        }
+        if (s == MER_OK && done && m > 0) mer__parallel_for(m, 16, done, user);
         return s;
     }
     if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");

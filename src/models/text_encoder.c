@@ -252,16 +252,6 @@ void mer__text_bias(float *y, const float *b, int64_t rows, int64_t cols, int64_
     mer__parallel_for(rows, 8, tbias_rows, &j);
 }
 
-typedef struct {
-    mer__range_fn done;
-    void *user;
-} rows_done_job;
-
-static void rows_done(void *u, int64_t r0, int64_t r1, int t) {
-    const rows_done_job *j = u;
-    j->done(j->user, r0, r1, t);
-}
-
 mer_status mer__text_linear(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,
                             int64_t lda, int accumulate, float *C, int64_t ldc, int gelu,
                             mer__range_fn done, void *user) {
@@ -274,10 +264,7 @@ mer_status mer__text_linear(mer__text_scratch *s, const mer__tw *w, int64_t M, c
     mer_status st = mer__text_gemm(s, w, M, A, lda, accumulate, C, ldc);
     if (st != MER_OK) return st;
     if (w->bias || gelu) mer__text_bias(C, w->bias, M, w->rows, ldc, gelu);
-    if (done) {
-        rows_done_job j = {done, user};
-        mer__parallel_for(M, 8, rows_done, &j);
-    }
+    if (done) mer__parallel_for(M, 8, done, user);
     return MER_OK;
 }
 
@@ -508,7 +495,7 @@ static void scratch_release(mer__text_scratch *s) {
 }
 
 mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T) {
-    const int64_t threads = mer_get_threads(), R = B * T;
+    const int64_t threads = mer__threads(), R = B * T;
     if (R <= s->cap_rows && T <= s->cap_t && threads <= s->cap_threads) return MER_OK;
     const mer_text_info *c = &s->m->info;
     int64_t rows = R > s->cap_rows ? R : s->cap_rows, tt = T > s->cap_t ? T : s->cap_t;
@@ -681,7 +668,12 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
         free(cut);
         return MER_ERR_NOMEM;
     }
-    st = mer_text_encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
+    st = mer__abort_check(p->abort, p->abort_user_data, "text encoder");
+    if (!st) {
+        const int threads = mer__threads_use(p->n_threads);
+        st = mer_text_encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
+        mer__threads_use(threads);
+    }
     free(cut);
     if (st != MER_OK) {
         free(hs);
@@ -745,7 +737,7 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
         shape[2] = D;
     }
     *out = res;
-    if (p->progress && p->progress(1, 1, p->user_data)) return MER_OK;
+    if (p->progress) p->progress(1, 1, p->progress_user_data);
     return MER_OK;
 }
 
@@ -1070,10 +1062,7 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
             }
             if (pass != 1) {
                 done_t++;
-                if (progress && progress(done_t, n, user_data)) {
-                    s = mer__err(MER_ERR_ABORTED, "quantize: stopped");
-                    goto done;
-                }
+                if (progress) progress(done_t, n, user_data);
             }
         }
     if (fsync(fd) != 0) {
