@@ -19,16 +19,16 @@ typedef struct {
 } st_case;
 
 /* first, last, adapt_last, head_first, method, bottleneck, rank, alpha, lora_ffn, classes,
- * dropout, recon weight, mask prob, mask len (as the fixture script's CASES) */
-#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0, 0}
+ * dropout, recon weight, mask prob, mask len, bf16, memo (as the fixture script's CASES) */
+#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0, 0, 0}
 static const st_case CASES[] = {
     {"base_adapter", "base", CFG(1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0), 0},
     {"base_lora", "base", CFG(1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1), 0},
     {"large_adapter", "large", CFG(2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0), 0},
     {"large_lora", "large", CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0), 0},
     /* LoRA dropout 0.25 and the masked-reconstruction loss (weight 0.5, spans of 2, p 0.3) */
-    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2, 0}, 7},
-    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3, 0}, 11},
+    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2, 0, 0}, 7},
+    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3, 0, 0}, 11},
 };
 
 static const float *tensor(mer_safetensors *st, const char *name, int64_t *numel) {
@@ -77,7 +77,7 @@ static void run_case_in(const st_case *tc, const char *dir) {
     mer_safetensors *st = NULL;
     mer__sft *s = NULL;
     float *params = NULL, *grads = NULL, *dx = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, path));
+    REQUIRE_OK(mer_speech_model_load(&m, path, NULL));
     if (dir) snprintf(path, sizeof path, "%s/%s.safetensors", dir, tc->name);
     else snprintf(path, sizeof path, STFIX "%s.safetensors", tc->name);
     if (mer_safetensors_open(&st, path) != MER_OK) {
@@ -126,7 +126,10 @@ static void run_case_in(const st_case *tc, const char *dir) {
     CHECK(fabs(loss - ref_loss[0]) <= 1e-4 * fabs(ref_loss[0]));
     const int64_t rows = b[0].off[b[0].n];
     dx = calloc((size_t)(rows * D), sizeof(float));
-    CHECK_OK(mer__sft_backward(s, params, grads, dlog, dx));
+    const int memo = tc->c.memo_mb > 0; /* the memo keeps nothing for an input gradient */
+    if (memo)
+        CHECK_ERR(mer__sft_backward(s, params, grads, dlog, dx), MER_ERR_INVALID_ARG, "memo");
+    CHECK_OK(mer__sft_backward(s, params, grads, dlog, memo ? NULL : dx));
     double worst = 0.0;
     for (int32_t i = 0; i < nt; i++) {
         snprintf(path, sizeof path, "grad.%s", pt[i].name);
@@ -136,7 +139,7 @@ static void run_case_in(const st_case *tc, const char *dir) {
         if (e > worst) worst = e;
         if (!(e < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: %s relative error %.3g", tc->name, path, e);
     }
-    double ex = rel(dx, tensor(st, "grad.x", NULL), rows * D);
+    double ex = memo ? 0.0 : rel(dx, tensor(st, "grad.x", NULL), rows * D);
     if (!(ex < 1e-4)) mer_test_fail(__FILE__, __LINE__, "%s: grad.x relative error %.3g", tc->name, ex);
     /* 20 AdamW steps alternating the two batches */
     memset(grads, 0, (size_t)np * sizeof(float));
@@ -205,6 +208,15 @@ MER_TEST(speech_train_large_adapter) { run_case(&CASES[2]); }
 MER_TEST(speech_train_large_lora) { run_case(&CASES[3]); }
 MER_TEST(speech_train_lora_dropout_recon) { run_case(&CASES[4]); }
 MER_TEST(speech_train_adapter_recon) { run_case(&CASES[5]); }
+/* The first-layer memo: the same logits, gradients and 20 AdamW losses against torch, post-LN
+ * and stable-LN (the second visit of each batch takes the first layer from the memo), and no
+ * allocation once both batches are in it. */
+MER_TEST(speech_train_memo) {
+    st_case a = CASES[0], b = CASES[2];
+    a.c.memo_mb = b.c.memo_mb = 1;
+    run_case(&a);
+    run_case(&b);
+}
 
 /* bf16 frozen projections: the same step within bfloat16 rounding of the float32 reference,
  * and not the float32 path (the logits must move). */
@@ -212,7 +224,7 @@ MER_TEST(speech_train_bf16) {
     mer_speech_model *m = NULL;
     mer_safetensors *st = NULL;
     mer__sft *s = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large", NULL));
     if (mer_safetensors_open(&st, STFIX "large_adapter.safetensors") != MER_OK) {
         mer_test_fail(__FILE__, __LINE__, "%s", mer_last_error());
         mer_speech_model_free(m);
@@ -263,7 +275,7 @@ MER_TEST(speech_train_bf16) {
 /* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
 MER_TEST(speech_train_bad_config) {
     mer_speech_model *m = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large", NULL));
     mer__sft *s = NULL;
     mer__sft_config c = CFG(2, 4, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "outside the model");
@@ -281,6 +293,9 @@ MER_TEST(speech_train_bad_config) {
     c.dropout = 0.0f;
     c.recon_weight = 1.0f;
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "span length");
+    c.recon_weight = 0.0f;
+    c.memo_mb = 16; /* the memo needs adapters (LoRA trains below them) */
+    CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "memo");
     CHECK(s == NULL);
     c = (mer__sft_config)CFG(2, 3, 3, 3, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     REQUIRE_OK(mer__sft_init(&s, m, &c));
@@ -338,10 +353,11 @@ static mer_finetune_params ft_params(const char *labels) {
     return p;
 }
 
-static int stop_after_first(const mer_train_progress *t, void *user) {
+static void count_epochs(const mer_train_progress *t, void *user) {
     int *calls = user;
-    return ++*calls >= 1;
+    ++*calls;
 }
+static bool after_first_epoch(void *user) { return *(const int *)user >= 1; }
 
 static int same_file(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
@@ -412,10 +428,14 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
     free(cfg);
     /* a stop after the first epoch, then --resume: the same weights bitwise */
     int calls = 0;
-    p.train.progress = stop_after_first;
-    p.train.progress_user = &calls;
-    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_ABORTED, NULL);
+    p.train.progress = count_epochs;
+    p.train.progress_user_data = &calls;
+    p.abort = after_first_epoch;
+    p.abort_user_data = &calls;
+    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(calls >= 1); /* an epoch ran; concurrent folds may each finish theirs */
     p.train.progress = NULL;
+    p.abort = NULL;
     CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_INVALID_ARG, "already exists");
     p.train.resume = 1;
     CHECK_OK(mer_finetune_speech(&p, b, &m));

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "                           [--mask-len 10] [--top L] [--head-layers H-L] [--epochs 20] [--folds 5]\n"
             "                           [--group-col COL] [--batch 8] [--lr 1e-3] [--l2 0.01] [--seed S]\n"
             "                           [--threads N] [--cache DIR] [--select best|last] [--resume]\n"
-            "                           [--precision f32|bf16]\n"
+            "                           [--precision f32|bf16] [--memo MB]\n"
             "\n"
             "Parameter-efficient fine-tuning of a HuBERT / wav2vec 2.0 checkpoint for emotion\n"
             "classification (docs/finetune.md). Hidden state A-1 of every clip is computed once and\n"
@@ -46,13 +46,9 @@ static void usage(FILE *f) {
             "  --cache DIR           share the layer cache between runs (default RUN/cache)\n"
             "  --precision bf16      the frozen projections in bfloat16 (float32 accumulation);\n"
             "                        adapters, LoRA, heads, norms and attention stay float32\n"
+            "  --memo MB             adapters: keep layer A's frozen part (below its adapter) per\n"
+            "                        clip in memory (up to MB), computed once per clip\n"
             "  --out RUN             the run directory (mer train's layout); --resume continues it\n");
-}
-
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
 }
 
 typedef struct {
@@ -61,7 +57,7 @@ typedef struct {
     int64_t base;
 } prog;
 
-static int on_cache(int64_t done, int64_t total, void *user) {
+static void on_cache(int64_t done, int64_t total, void *user) {
     prog *p = user;
     if (!p->started) {
         p->started = 1;
@@ -69,10 +65,9 @@ static int on_cache(int64_t done, int64_t total, void *user) {
     }
     cli_progress_update(&p->bar, done, "");
     if (done == total) cli_progress_end(&p->bar);
-    return interrupted ? 1 : 0;
 }
 
-static int on_train(const mer_train_progress *t, void *user) {
+static void on_train(const mer_train_progress *t, void *user) {
     prog *p = user;
     if (!p->started) {
         p->started = 1;
@@ -90,7 +85,6 @@ static int on_train(const mer_train_progress *t, void *user) {
     if (!p->bar.tty && t->epoch == t->n_epochs && isfinite(t->best_waf))
         fprintf(stderr, "mer finetune: fold %d/%d done: best held-out WAF %.4f\n", t->fold + 1,
                 t->n_folds, t->best_waf);
-    return interrupted ? 1 : 0;
 }
 
 static int parse_range(const char *v, int32_t *a, int32_t *b) {
@@ -173,6 +167,7 @@ int cmd_finetune(int argc, char **argv) {
     }
         INT_OPT("--top", 1, 4096, top)
         INT_OPT("--bottleneck", 1, 65536, p.bottleneck)
+        INT_OPT("--memo", 0, 1 << 20, p.memo_mb)
         INT_OPT("--rank", 1, 4096, p.rank)
         INT_OPT("--folds", 1, 1000, p.train.folds)
         INT_OPT("--epochs", 1, 100000, p.train.epochs)
@@ -209,12 +204,13 @@ int cmd_finetune(int argc, char **argv) {
     mer_status rs = mer_model_resolve(p.model_dir, &resolved);
     if (rs != MER_OK) return cli_fail_status(CMD, rs, NULL);
     p.model_dir = resolved;
-    signal(SIGINT, on_sigint);
+    cli_catch_sigint(1);
     prog pc = {0}, pt = {0};
-    p.cache_progress = on_cache;
-    p.cache_user = &pc;
+    p.progress = on_cache;
+    p.progress_user_data = &pc;
+    p.abort = cli_interrupted;
     p.train.progress = on_train;
-    p.train.progress_user = &pt;
+    p.train.progress_user_data = &pt;
     mer_metrics m;
     mer_status s = mer_finetune_speech(&p, out, &m);
     free(resolved);

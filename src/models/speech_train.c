@@ -69,6 +69,10 @@ struct mer__sft {
     float *sbuf;                        /* backward scratch, reserved by a training forward */
     int64_t attn_bwd_ws;
     int trained;                        /* last forward kept activations */
+    /* the first layer's memo (c.memo_mb > 0): open addressing on a 128-bit content hash */
+    struct memo_ent { uint64_t h1, h2; int64_t T; float *res, *f; } *memo;
+    int64_t memo_cap, memo_n, memo_bytes;
+    int memo_used;                      /* the last forward took the first layer from the memo */
 };
 
 /* ---- parameters ---------------------------------------------------------------------------- */
@@ -100,6 +104,9 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
     if (c->method == MER__SFT_LORA && (c->rank < 1 || c->rank > 4096 || !(c->alpha > 0.0f)))
         return mer__err(MER_ERR_INVALID_ARG, "LoRA rank %d alpha %g (need rank 1..4096, alpha > 0)",
                         (int)c->rank, (double)c->alpha);
+    if (c->memo_mb < 0 || (c->memo_mb > 0 && (c->method != MER__SFT_ADAPTER || c->recon_weight > 0.0f)))
+        return mer__err(MER_ERR_INVALID_ARG, "the first-layer memo (%d MB) needs adapters and no "
+                        "reconstruction loss", (int)c->memo_mb);
     if (c->method < MER__SFT_NONE || c->method > MER__SFT_LORA)
         return mer__err(MER_ERR_INVALID_ARG, "unknown fine-tuning method %d", (int)c->method);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
@@ -171,6 +178,8 @@ void mer__sft_free(mer__sft *s) {
     mer__nn_free(&s->nn);
     free(s->layers);
     free(s->off);
+    for (int64_t i = 0; i < s->memo_cap; i++) free(s->memo[i].res);
+    free(s->memo);
     free(s);
 }
 
@@ -254,6 +263,23 @@ static void lora_bwd(mer__sft *s, sft_layer *ly, int p, float *dx, const float *
 
 static float *act(mer__sft *s, int64_t n) { return mer__nn_act(&s->nn, n); }
 
+/* The feed-forward block's output ly->f, through the adapter, onto its residual (stable: r1,
+ * post-LN: h1), then post-LN's final_layer_norm: ly->out. */
+static mer_status layer_tail(mer__sft *s, sft_layer *ly, int64_t rows, int train) {
+    const int64_t D = s->D;
+    const mer__speech_layer *w = &ly->w;
+    float *sum = s->stable ? ly->out : ly->r2;
+    const float *res = s->stable ? ly->r1 : ly->h1;
+    for (int64_t i = 0; i < rows * D; i++) sum[i] = res[i] + ly->f[i];
+    mer_status st;
+    if (ly->adapted && s->c.method == MER__SFT_ADAPTER &&
+        (st = mer__adapter_fwd(&s->nn, &ly->ad, sum, ly->f, rows, train)))
+        return st;
+    if (!s->stable)
+        mer__layernorm_fwd(ly->out, ly->mean2, ly->rstd2, ly->r2, w->ln2_g, w->ln2_b, rows, D, s->eps);
+    return MER_OK;
+}
+
 static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *x, int train, int64_t rows,
                             mer__rng *rng) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H;
@@ -321,16 +347,97 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *x, int trai
     mer__gelu_fwd(ly->g, ly->hid, rows * I);
     frozen_fwd(s, ly, P_F2, w->w2, w->b2, ly->f, ly->g, rows, I, D, 0.0f);
     if ((st = lora_fwd(s, ly, P_F2, ly->f, ly->g, rows, train, rng))) return st;
-    /* the feed-forward block's output, through the adapter, onto its residual */
-    float *sum = s->stable ? ly->out : ly->r2;
-    const float *res = s->stable ? ly->r1 : ly->h1;
-    for (int64_t i = 0; i < rows * D; i++) sum[i] = res[i] + ly->f[i];
-    if (ly->adapted && s->c.method == MER__SFT_ADAPTER &&
-        (st = mer__adapter_fwd(&s->nn, &ly->ad, sum, ly->f, rows, train)))
-        return st;
-    if (!s->stable)
-        mer__layernorm_fwd(ly->out, ly->mean2, ly->rstd2, ly->r2, w->ln2_g, w->ln2_b, rows, D, s->eps);
+    return layer_tail(s, ly, rows, train);
+}
+
+/* ---- the first layer's memo ---------------------------------------------------------------- */
+
+static void memo_hash(const float *x, int64_t n, uint64_t *h1, uint64_t *h2) {
+    uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
+    uint32_t u;
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(&u, &x[i], 4);
+        a = (a ^ u) * 1099511628211ull;
+        b = (b + u) * 0xff51afd7ed558ccdull;
+        b ^= b >> 29;
+    }
+    *h1 = a;
+    *h2 = b ^ (uint64_t)n;
+}
+
+/* The slot of (h1, h2, T): the entry, or the empty slot where it goes. */
+static struct memo_ent *memo_slot(mer__sft *s, uint64_t h1, uint64_t h2, int64_t T) {
+    for (int64_t i = (int64_t)(h1 & (uint64_t)(s->memo_cap - 1));; i = (i + 1) & (s->memo_cap - 1)) {
+        struct memo_ent *e = &s->memo[i];
+        if (!e->res || (e->h1 == h1 && e->h2 == h2 && e->T == T)) return e;
+    }
+}
+
+static mer_status memo_grow(mer__sft *s) {
+    const int64_t cap = s->memo_cap ? 2 * s->memo_cap : 1024;
+    struct memo_ent *old = s->memo, *m = calloc((size_t)cap, sizeof *m);
+    if (!m) return MER_ERR_NOMEM;
+    const int64_t oc = s->memo_cap;
+    s->memo = m;
+    s->memo_cap = cap;
+    for (int64_t i = 0; i < oc; i++)
+        if (old[i].res) *memo_slot(s, old[i].h1, old[i].h2, old[i].T) = old[i];
+    free(old);
     return MER_OK;
+}
+
+/* The first layer of the batch from the memo: per clip the frozen residual (post-LN: LN1 output;
+ * stable: x + attention) and feed-forward output, computed for the clip alone on a miss; then
+ * the adapter and the rest of the layer over the batch. */
+static mer_status layer_fwd_memo(mer__sft *s, sft_layer *ly, const float *x, int train,
+                                 int64_t rows) {
+    const int64_t D = s->D, n = s->n;
+    float *res = act(s, rows * D), *f = act(s, rows * D);
+    if (!res || !f) return MER_ERR_NOMEM;
+    int64_t *off = s->off, one[2] = {0, 0};
+    mer_status st = MER_OK;
+    for (int64_t i = 0; i < n && st == MER_OK; i++) {
+        const int64_t o = off[i], T = off[i + 1] - o;
+        const size_t bytes = (size_t)(T * D) * sizeof(float);
+        uint64_t h1, h2;
+        memo_hash(x + o * D, T * D, &h1, &h2);
+        if (s->memo_n + 1 > s->memo_cap / 2 && (st = memo_grow(s))) break;
+        struct memo_ent *e = memo_slot(s, h1, h2, T);
+        if (!e->res) { /* a miss: the layer on this clip alone (its tail's output is dropped) */
+            one[1] = T;
+            s->off = one;
+            s->n = 1;
+            st = layer_fwd(s, ly, x + o * D, 0, T, NULL);
+            s->off = off;
+            s->n = n;
+            if (st) break;
+            const float *r = s->stable ? ly->r1 : ly->h1;
+            memcpy(res + o * D, r, bytes);
+            memcpy(f + o * D, ly->f, bytes);
+            if (s->memo_bytes + 2 * (int64_t)bytes > (int64_t)s->c.memo_mb << 20) continue;
+            if (!(e->res = malloc(2 * bytes))) continue; /* no memory: computed again next time */
+            e->f = e->res + T * D;
+            memcpy(e->res, r, bytes);
+            memcpy(e->f, ly->f, bytes);
+            e->h1 = h1, e->h2 = h2, e->T = T;
+            s->memo_n++;
+            s->memo_bytes += 2 * (int64_t)bytes;
+        } else {
+            memcpy(res + o * D, e->res, bytes);
+            memcpy(f + o * D, e->f, bytes);
+        }
+    }
+    if (st) return st;
+    ly->x = x;
+    if (s->stable) ly->r1 = res;
+    else ly->h1 = res;
+    ly->f = f;
+    ly->r2 = s->stable ? NULL : act(s, rows * D);
+    ly->mean2 = act(s, rows);
+    ly->rstd2 = act(s, rows);
+    ly->out = act(s, rows * D);
+    if ((!s->stable && !ly->r2) || !ly->mean2 || !ly->rstd2 || !ly->out) return MER_ERR_NOMEM;
+    return layer_tail(s, ly, rows, train);
 }
 
 /* Zero spans of frames of each clip in s->xm (a copy of x) and list the masked rows; draws from
@@ -442,7 +549,8 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     memset(s->hsum, 0, (size_t)(rows * D) * sizeof(float));
     for (int32_t j = 0; j < nl; j++) {
         sft_layer *ly = &s->layers[j];
-        mer_status ls = layer_fwd(s, ly, in, train, rows, rng);
+        mer_status ls = j == 0 && s->c.memo_mb > 0 ? layer_fwd_memo(s, ly, in, train, rows)
+                                                   : layer_fwd(s, ly, in, train, rows, rng);
         if (ls == MER_ERR_NOMEM)
             return mer__err(MER_ERR_NOMEM, "speech fine-tuning: activations do not fit in memory");
         if (ls != MER_OK) return ls;
@@ -469,12 +577,14 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     }
     s->nn.params = NULL;
     s->trained = train;
+    s->memo_used = s->c.memo_mb > 0;
     return MER_OK;
 }
 
 /* ---- backward ---------------------------------------------------------------------------- */
 
-/* dout (rows, D) -> dx (rows, D) += d/dx; sc: the layer part of the scratch. */
+/* dout (rows, D) -> dx (rows, D) += d/dx; sc: the layer part of the scratch. dx NULL: only the
+ * adapter's gradients (nothing trainable lies below it in the layer; the caller checks). */
 static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *dout, float *dx, float *sc) {
     const int64_t D = s->D, I = s->I, H = s->H, dh = D / H, rows = s->rows;
     const mer__speech_layer *w = &ly->w;
@@ -498,6 +608,7 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *dout, float
     }
     memcpy(df, dsum, RD);
     if (ly->adapted && s->c.method == MER__SFT_ADAPTER) mer__adapter_bwd(&s->nn, &ly->ad, df, dsum);
+    if (!dx) return MER_OK;
     /* f = W2 gelu(W1 h1 + b1) + b2 (+ LoRA) */
     frozen_dx(s, ly, P_F2, w->w2, dg, df, rows, I, D, 0.0f);
     lora_bwd(s, ly, P_F2, dg, df);
@@ -551,6 +662,8 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
                              float *dx) {
     if (!s->trained)
         return mer__err(MER_ERR_INTERNAL, "speech fine-tuning: backward without a training forward");
+    if (dx && s->memo_used)
+        return mer__err(MER_ERR_INVALID_ARG, "speech fine-tuning: no input gradient with the memo on");
     const int64_t D = s->D, rows = s->rows, n = s->n;
     s->nn.params = (float *)params;
     s->nn.grads = grads;
@@ -595,8 +708,11 @@ mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, con
         /* the first layer writes into dx directly, unless frames were masked: their input was
          * a constant zero, so they get no gradient */
         const int direct = j == 0 && dx && nm == 0;
-        float *din = direct ? dx : dnext;
-        if (!direct) memset(din, 0, (size_t)(rows * D) * sizeof(float));
+        /* the first layer's input gradient is not asked for: an adapter layer stops after its
+         * adapter (as autograd does: nothing below it needs a gradient) */
+        const int skip = j == 0 && !dx && s->c.method == MER__SFT_ADAPTER;
+        float *din = direct ? dx : skip ? NULL : dnext;
+        if (!direct && !skip) memset(din, 0, (size_t)(rows * D) * sizeof(float));
         ls = layer_bwd(s, &s->layers[j], dcur, din, sc);
         if (ls == MER_OK && j == 0 && dx && nm > 0) {
             for (int64_t k = 0; k < nm; k++)
@@ -644,14 +760,16 @@ void mer__speech_digest(const mer_speech_model *m, char out[17]) {
 void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *digest,
                           const mer__sft_config *c) {
     static const char *meth[] = {"none", "adapter", "lora"};
+    char memo[32] = ""; /* only when on, so the specs of runs without it stay as they were */
+    if (c->memo_mb > 0) snprintf(memo, sizeof memo, ";memo=%d", (int)c->memo_mb);
     snprintf(out, cap,
              "model=%s;digest=%s;first=%d;last=%d;adapt_last=%d;head_first=%d;method=%s;"
              "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d;dropout=%.9g;recon=%.9g;mask_prob=%.9g;"
-             "mask_len=%d;bf16=%d",
+             "mask_len=%d;bf16=%d%s",
              model, digest, (int)c->first, (int)c->last, (int)c->adapt_last, (int)c->head_first,
              meth[c->method >= 0 && c->method <= 2 ? c->method : 0], (int)c->bottleneck,
              (int)c->rank, (double)c->alpha, (int)c->lora_ffn, (double)c->dropout,
-             (double)c->recon_weight, (double)c->mask_prob, (int)c->mask_len, (int)c->bf16);
+             (double)c->recon_weight, (double)c->mask_prob, (int)c->mask_len, (int)c->bf16, memo);
 }
 
 mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
@@ -702,6 +820,7 @@ mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model
         else if (KEY("lora_ffn")) c->lora_ffn = (int32_t)iv;
         else if (KEY("mask_len")) c->mask_len = (int32_t)iv;
         else if (KEY("bf16")) c->bf16 = iv != 0;
+        else if (KEY("memo")) c->memo_mb = (int32_t)iv;
         else if (KEY("classes")) c->n_classes = (int32_t)iv;
         else return mer__err(MER_ERR_FORMAT, "encoder spec: unknown field '%.*s'", (int)kl, p);
 #undef KEY

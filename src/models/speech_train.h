@@ -62,6 +62,7 @@ typedef struct {
     float mask_prob;         /* reconstruction masks: share of frames that start a span (0.05) */
     int32_t mask_len;        /* span length in frames (10) */
     int32_t bf16;            /* frozen projections in bfloat16 (mer_sgemm_bf16), see below */
+    int32_t memo_mb;         /* adapters: keep the first layer's frozen part per clip (MB, 0: off) */
 } mer__sft_config;
 
 typedef struct mer__sft mer__sft;
@@ -94,7 +95,15 @@ const float *mer__sft_hidden(const mer__sft *s);
 float mer__sft_recon_loss(const mer__sft *s);
 /* Backward of the last forward(train = 1): grads (n_params) += d(loss)/d(params) given
  * dlogits (n, C), plus the reconstruction loss's gradient when it is on; dx (rows, D), if
- * non-NULL, += d(loss)/d(x) through the layers (masked frames get none). */
+ * non-NULL, += d(loss)/d(x) through the layers (masked frames get none; refused when the
+ * memo is on, which keeps no activations below the first adapter).
+ *
+ * The memo (memo_mb > 0, method adapter, no reconstruction loss): in the first adapted layer
+ * everything below its adapter (attention, feed-forward) is a frozen function of the clip's
+ * cached input, so it is computed once per clip, alone (one clip at a time, so the values do
+ * not depend on which clips share a batch), and kept in memory keyed by a 128-bit hash of the
+ * clip's input rows (up to memo_mb MB; clips beyond it are computed per clip each time). Every
+ * later forward of that clip only runs the adapter and above. */
 mer_status mer__sft_backward(mer__sft *s, const float *params, float *grads, const float *dlogits,
                              float *dx);
 /* Bytes of activation memory the state holds now (its peak so far). */
@@ -109,7 +118,8 @@ void mer__speech_digest(const mer_speech_model *m, char out[17]);
 /* The encoder spec string stored in a run's config.json ("encoder"), e.g.
  *   "model=/abs/dir;digest=0123abcd0123abcd;first=10;last=12;adapt_last=12;head_first=12;
  *    method=adapter;bottleneck=32;rank=0;alpha=0;lora_ffn=0;dropout=0;recon=0;mask_prob=0.05;
- *    mask_len=10;bf16=0" (the last five optional: older runs lack them)
+ *    mask_len=10;bf16=0;memo=512" (the last six optional: older runs lack them; memo only
+ *    when on)
  * parse: fills c and model (cap bytes); MER_ERR_FORMAT naming the bad field. */
 mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model, size_t cap,
                                char digest[17]);
