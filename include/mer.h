@@ -1112,6 +1112,21 @@ MER_API mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
                                          int32_t *ndim,
                                          int64_t shape[4], mer_clip_extract_stats *stats);
 
+/* The extraction recipe of CLIP features as JSON (*json malloc'd, free()): {"visual": {"model":
+ * DIR (absolute), "output", "pool_mean", "frames", "fps", "faces" (0/1), "face_models" (absolute;
+ * absent: the default weights), "precision"}}; `mer extract visual` writes it as recipe.json next
+ * to the features, `mer train` records it in the run, and mer_clip_recipe_extract replays it on
+ * new media (src/models/clip_recipe.c). p's faces pointers are not read: faces says whether the
+ * frames were face crops, face_models (may be NULL) from which weights. */
+MER_API mer_status mer_clip_recipe_to_json(const char *model_dir, const mer_clip_extract_params *p,
+                                           mer_precision precision, int faces, const char *face_models,
+                                           char **json);
+/* The feature such a recipe describes, for one image or video: loads the model (and the face
+ * models) each call, for one-off use such as `mer predict --input`. *data malloc'd (free()),
+ * ndim/shape as mer_clip_extract_file gives them. */
+MER_API mer_status mer_clip_recipe_extract(const char *recipe_json, const char *media_path, float **data,
+                                           int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
+
 /* ---- Models: faces (src/models/faces.c, docs/faces.md) ----------------------------------- */
 /* Face detection and 7-class facial expression recognition with the pretrained networks of
  * face-api.js as shipped by the npm package @vladmandic/face-api 1.7.15 (MIT): the Tiny Face

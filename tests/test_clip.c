@@ -561,22 +561,6 @@ MER_TEST(clip_int8_precision) {
     mer_clip_model_free(m);
 }
 
-/* The callbacks of a long call (mer.h: progress informs, abort stops): counted calls, and an
- * abort that answers true from the n-th poll on. */
-typedef struct {
-    int64_t progress_calls, last_done, last_total;
-    int polls, stop_at; /* stop_at <= 0: never */
-} cb_count;
-static void cb_progress(int64_t done, int64_t total, void *user) {
-    cb_count *c = user;
-    c->progress_calls++;
-    c->last_done = done;
-    c->last_total = total;
-}
-static bool cb_abort(void *user) {
-    cb_count *c = user;
-    return c->stop_at > 0 && ++c->polls >= c->stop_at;
-}
 
 /* State params: progress after each batch, abort before each layer stops a forward with
  * MER_ERR_ABORTED (the sanitizer leg checks for leaks); the state works as new afterwards.
@@ -595,11 +579,11 @@ MER_TEST(clip_params_abort_progress) {
     REQUIRE_OK(mer_clip_state_init(&plain, m, NULL));
     float ref[3 * 16], y[3 * 16];
     CHECK_OK(mer_clip_forward(plain, px, 3, MER_CLIP_EMBEDS, ref));
-    cb_count cc = {0};
+    mer_test_calls cc = {0};
     mer_clip_state_params sp = mer_clip_state_default_params();
-    sp.progress = cb_progress;
+    sp.progress = mer_test_progress;
     sp.progress_user_data = &cc;
-    sp.abort = cb_abort;
+    sp.abort = mer_test_abort;
     sp.abort_user_data = &cc;
     sp.n_threads = 2;
     REQUIRE_OK(mer_clip_state_init(&st, m, &sp));
@@ -627,4 +611,68 @@ MER_TEST(clip_params_abort_progress) {
     mer_clip_state_free(st);
     mer_clip_state_free(plain);
     mer_clip_model_free(m);
+}
+
+/* A run trained on CLIP features predicts from media: `mer extract visual` writes recipe.json
+ * (checkpoint, output, pooling, frame sampling, faces, precision), `mer train` records it, and
+ * `predict --input` replays it: the same CSV, byte for byte, as extract + `predict --feature`.
+ * Six images and a video (two frames sampled), through the tiny CLIP fixture in int8. */
+MER_TEST(clip_predict_media_through_recipe) {
+    static const char *src[7] = {"image/astronaut.png", "image/small.jpg", "image/grey.png", "image/la.png",
+                                 "image/rgba.png", "image/palette.png", "clip/clip.mp4"};
+    char d[600], out[8192], path[900], target[900], inputs[2000] = "";
+    snprintf(d, sizeof d, "%s", mer_test_tmpdir("clip_predict_media"));
+    const char *mer = mer_test_bin();
+    char labels[400] = "name,emotion\n";
+    char cwd[600];
+    REQUIRE(getcwd(cwd, sizeof cwd));
+    for (int k = 0; k < 7; k++) {
+        const char *ext = strrchr(src[k], '.');
+        snprintf(path, sizeof path, "%s/c%d%s", d, k, ext);
+        snprintf(target, sizeof target, "%s/tests/fixtures/%s", cwd, src[k]);
+        unlink(path);
+        REQUIRE(symlink(target, path) == 0);
+        snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "c%d,%s\n", k, k % 2 ? "happy" : "sad");
+        snprintf(inputs + strlen(inputs), sizeof inputs - strlen(inputs), " %s", path);
+    }
+    snprintf(path, sizeof path, "%s/labels.csv", d);
+    REQUIRE(mer_test_write(path, labels, strlen(labels)) == 0);
+    int rc = mer_test_run(out, sizeof out, "%s extract visual --model " FX "tiny_clip --frames 2 --precision int8 "
+                          "--threads 2 --out %s/feat%s", mer, d, inputs);
+    if (rc) printf("    %s\n", out);
+    REQUIRE(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s train --labels %s/labels.csv --feature visual=%s/feat --model linear "
+                      "--folds 2 --epochs 3 --threads 2 --no-plots --out %s/run", mer, d, d, d);
+    if (rc) printf("    %s\n", out);
+    REQUIRE(rc == 0);
+    mer_run *run = NULL;
+    snprintf(path, sizeof path, "%s/run", d);
+    REQUIRE_OK(mer_run_open(&run, path));
+    CHECK(mer_run_recipe(run) && strstr(mer_run_recipe(run), "\"visual\"") && strstr(mer_run_recipe(run), "\"int8\""));
+    mer_run_free(run);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/run --feature visual=%s/feat --threads 2 --out %s/a.csv",
+                      mer, d, d, d);
+    CHECK(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/run --input%s --threads 2 --out %s/b.csv && cmp %s/a.csv %s/b.csv",
+                      mer, d, inputs, d, d, d);
+    if (rc) printf("    %s\n", out);
+    CHECK(rc == 0);
+    /* a rerun into the directory with another recipe is refused, naming the difference */
+    rc = mer_test_run(out, sizeof out, "%s extract visual --model " FX "tiny_clip --frames 3 --precision int8 "
+                      "--out %s/feat%s", mer, d, inputs);
+    CHECK(rc == 1 && strstr(out, "another recipe") && strstr(out, "frames"));
+    /* a recipe that names no model is a clean error */
+    char *json = NULL;
+    float *data = NULL;
+    int32_t nd = 0;
+    int64_t sh[MER_MAX_DIMS];
+    CHECK_ERR(mer_clip_recipe_extract("{\"visual\": {\"output\": \"cls\"}}", inputs + 1, &data, &nd, sh),
+              MER_ERR_NOT_FOUND, "visual.model");
+    CHECK_ERR(mer_clip_recipe_extract("{\"visual\": {\"model\": \"" FX "tiny_clip\", \"output\": \"pixels\"}}",
+                                      inputs + 1, &data, &nd, sh), MER_ERR_FORMAT, "pixels");
+    CHECK(data == NULL);
+    mer_clip_extract_params ep = mer_clip_default_extract_params();
+    REQUIRE_OK(mer_clip_recipe_to_json(FX "tiny_clip", &ep, MER_PRECISION_F32, 0, NULL, &json));
+    CHECK(strstr(json, "\"embeds\"") && !strstr(json, "face_models"));
+    free(json);
 }
