@@ -561,22 +561,6 @@ MER_TEST(clip_int8_precision) {
     mer_clip_model_free(m);
 }
 
-/* The callbacks of a long call (mer.h: progress informs, abort stops): counted calls, and an
- * abort that answers true from the n-th poll on. */
-typedef struct {
-    int64_t progress_calls, last_done, last_total;
-    int polls, stop_at; /* stop_at <= 0: never */
-} cb_count;
-static void cb_progress(int64_t done, int64_t total, void *user) {
-    cb_count *c = user;
-    c->progress_calls++;
-    c->last_done = done;
-    c->last_total = total;
-}
-static bool cb_abort(void *user) {
-    cb_count *c = user;
-    return c->stop_at > 0 && ++c->polls >= c->stop_at;
-}
 
 /* State params: progress after each batch, abort before each layer stops a forward with
  * MER_ERR_ABORTED (the sanitizer leg checks for leaks); the state works as new afterwards.
@@ -595,11 +579,11 @@ MER_TEST(clip_params_abort_progress) {
     REQUIRE_OK(mer_clip_state_init(&plain, m, NULL));
     float ref[3 * 16], y[3 * 16];
     CHECK_OK(mer_clip_forward(plain, px, 3, MER_CLIP_EMBEDS, ref));
-    cb_count cc = {0};
+    mer_test_calls cc = {0};
     mer_clip_state_params sp = mer_clip_state_default_params();
-    sp.progress = cb_progress;
+    sp.progress = mer_test_progress;
     sp.progress_user_data = &cc;
-    sp.abort = cb_abort;
+    sp.abort = mer_test_abort;
     sp.abort_user_data = &cc;
     sp.n_threads = 2;
     REQUIRE_OK(mer_clip_state_init(&st, m, &sp));

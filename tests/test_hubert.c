@@ -830,22 +830,6 @@ MER_TEST(hubert_profile_counts) {
     free(wav);
 }
 
-/* The callbacks of a long call (mer.h: progress informs, abort stops): counted calls, and an
- * abort that answers true from the n-th poll on. */
-typedef struct {
-    int64_t progress_calls, last_done, last_total;
-    int polls, stop_at; /* stop_at <= 0: never */
-} cb_count;
-static void cb_progress(int64_t done, int64_t total, void *user) {
-    cb_count *c = user;
-    c->progress_calls++;
-    c->last_done = done;
-    c->last_total = total;
-}
-static bool cb_abort(void *user) {
-    cb_count *c = user;
-    return c->stop_at > 0 && ++c->polls >= c->stop_at;
-}
 
 /* State params: progress after each layer, abort before each layer stops encode, batch and
  * extract with MER_ERR_ABORTED and nothing returned (the sanitizer leg checks for leaks), and
@@ -875,11 +859,11 @@ MER_TEST(hubert_params_abort_progress) {
     REQUIRE_OK(mer_speech_state_init(&plain, m, NULL));
     REQUIRE_OK(mer_speech_encode(plain, wav, len, 0, L, ref));
 
-    cb_count cc = {0};
+    mer_test_calls cc = {0};
     mer_speech_state_params sp = mer_speech_state_default_params();
-    sp.progress = cb_progress;
+    sp.progress = mer_test_progress;
     sp.progress_user_data = &cc;
-    sp.abort = cb_abort;
+    sp.abort = mer_test_abort;
     sp.abort_user_data = &cc;
     sp.n_threads = 1;
     REQUIRE_OK(mer_speech_state_init(&st, m, &sp));
@@ -907,10 +891,10 @@ MER_TEST(hubert_params_abort_progress) {
     mer_speech_params ep = mer_speech_default_params(); /* all hidden states: L layers a chunk */
     ep.pool_mean = 1;
     ep.chunk_seconds = 0.5;
-    cb_count ec = {0};
-    ep.progress = cb_progress;
+    mer_test_calls ec = {0};
+    ep.progress = mer_test_progress;
     ep.progress_user_data = &ec;
-    ep.abort = cb_abort;
+    ep.abort = mer_test_abort;
     ep.abort_user_data = &ec;
     float *feat = NULL;
     int32_t nd = 0;

@@ -106,6 +106,9 @@ int mer__threads(void);
 /* MER_ERR_ABORTED ("<what>: stopped by the caller") when abort is set and returns true, else
  * MER_OK: the one poll of the API's abort callbacks. */
 mer_status mer__abort_check(mer_abort_fn abort_fn, void *user_data, const char *what);
+/* MER_ERR_INVALID_ARG ("<who>: unknown precision N (expected F32, BF16 or INT8)") unless p is
+ * one of the three precisions. */
+mer_status mer__precision_check(mer_precision p, const char *who);
 
 /* ---- small numeric helpers --------------------------------------------------------------- */
 

@@ -284,11 +284,6 @@ static mer_status tensor(mer_clip_model *m, const char *prefix, const char *name
 
 static mer_status model_load(mer_clip_model **out, const char *dir);
 static mer_status ensure_precision(const mer_clip_model *cm, mer_precision p);
-static mer_status check_precision(mer_precision p) {
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "visual encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    return MER_OK;
-}
 
 mer_clip_model_params mer_clip_model_default_params(void) {
     mer_clip_model_params p;
@@ -301,7 +296,7 @@ mer_status mer_clip_model_load(mer_clip_model **out, const char *dir, const mer_
     if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_model_load: NULL argument");
     *out = NULL;
     const mer_clip_model_params par = p ? *p : mer_clip_model_default_params();
-    mer_status s = check_precision(par.precision);
+    mer_status s = mer__precision_check(par.precision, "visual encoder");
     if (s || (s = model_load(out, dir))) return s;
     if ((s = ensure_precision(*out, par.precision))) {
         mer_clip_model_free(*out);
@@ -562,7 +557,7 @@ mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m, co
     if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_init: NULL argument");
     *out = NULL;
     const mer_clip_state_params par = p ? *p : mer_clip_state_default_params();
-    mer_status st = check_precision(par.precision);
+    mer_status st = mer__precision_check(par.precision, "visual encoder");
     if (st || (st = ensure_precision(m, par.precision))) return st;
     *out = mer__calloc(1, sizeof **out);
     if (!*out) return MER_ERR_NOMEM;
@@ -573,7 +568,7 @@ mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m, co
 
 mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_set_precision: NULL state");
-    mer_status st = check_precision(p);
+    mer_status st = mer__precision_check(p, "visual encoder");
     if (st || (st = ensure_precision(s->m, p))) return st;
     s->par.precision = p;
     return MER_OK;

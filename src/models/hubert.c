@@ -433,11 +433,6 @@ static const char *detect_prefix(mer_safetensors *st) {
 
 static mer_status model_load(mer_speech_model **out, const char *dir);
 static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p);
-static mer_status check_precision(mer_precision p) {
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    return MER_OK;
-}
 
 mer_speech_model_params mer_speech_model_default_params(void) {
     mer_speech_model_params p;
@@ -450,7 +445,7 @@ mer_status mer_speech_model_load(mer_speech_model **out, const char *dir, const 
     if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_model_load: NULL argument");
     *out = NULL;
     const mer_speech_model_params par = p ? *p : mer_speech_model_default_params();
-    mer_status s = check_precision(par.precision);
+    mer_status s = mer__precision_check(par.precision, "speech encoder");
     if (s) return s;
     if ((s = model_load(out, dir))) return s;
     if ((s = ensure_precision(*out, par.precision))) {
@@ -753,7 +748,7 @@ mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model 
     if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_init: NULL argument");
     *out = NULL;
     const mer_speech_state_params par = p ? *p : mer_speech_state_default_params();
-    mer_status st = check_precision(par.precision);
+    mer_status st = mer__precision_check(par.precision, "speech encoder");
     if (st || (st = ensure_precision(m, par.precision))) return st;
     mer_speech_state *s = mer__calloc(1, sizeof *s);
     if (!s) return MER_ERR_NOMEM;
@@ -765,7 +760,7 @@ mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model 
 
 mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_set_precision: NULL state");
-    mer_status st = check_precision(p);
+    mer_status st = mer__precision_check(p, "speech encoder");
     if (st || (st = ensure_precision(s->m, p))) return st;
     s->par.precision = p;
     return MER_OK;
@@ -1424,10 +1419,8 @@ static mer_status extract_check_plan(const mer_speech_state *s, const float *sam
     if (lf < 0 || ll > L || lf > ll)
         return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
                         p->layer_first, p->layer_last, (long long)L);
-    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16 &&
-        p->precision != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)",
-                        (int)p->precision);
+    mer_status ps = mer__precision_check(p->precision, "speech encoder");
+    if (ps) return ps;
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
     if (!samples) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL samples");
     mer_status st = check_samples(samples, n);
