@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
     mer_set_threads(threads);
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    if (mer_speech_model_load(&m, argv[1]) || mer_speech_state_init(&st, m) || mer_speech_state_set_precision(st, prec)) {
+    if (mer_speech_model_load(&m, argv[1], NULL) || mer_speech_state_init(&st, m, NULL) || mer_speech_state_set_precision(st, prec)) {
         fprintf(stderr, "batch_bench: %s\n", mer_last_error());
         return 1;
     }

@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
     mer_set_threads(threads);
     mer_clip_model *m = NULL;
     mer_clip_state *st = NULL;
-    if (mer_clip_model_load(&m, argv[1]) || mer_clip_state_init(&st, m) ||
+    if (mer_clip_model_load(&m, argv[1], NULL) || mer_clip_state_init(&st, m, NULL) ||
         mer_clip_state_set_precision(st, prec)) {
         fprintf(stderr, "clip_bench: %s\n", mer_last_error());
         return 1;

@@ -63,7 +63,7 @@ int main(int argc, char **argv) {
     mer_set_threads(threads);
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    if (mer_speech_model_load(&m, argv[1]) || mer_speech_state_init(&st, m) ||
+    if (mer_speech_model_load(&m, argv[1], NULL) || mer_speech_state_init(&st, m, NULL) ||
         mer_speech_state_set_precision(st, bf16   ? MER_PRECISION_BF16
                                            : int8 ? MER_PRECISION_INT8
                                                   : MER_PRECISION_F32)) {

@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
     mer_set_threads(atoi(argv[7]));
     mer_speech_model *m = NULL;
     mer__sft *s = NULL;
-    if (mer_speech_model_load(&m, argv[1]) || mer__sft_init(&s, m, &c)) {
+    if (mer_speech_model_load(&m, argv[1], NULL) || mer__sft_init(&s, m, &c)) {
         fprintf(stderr, "%s\n", mer_last_error());
         return 1;
     }

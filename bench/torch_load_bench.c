@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
         if (t2 - t0 < best_touch) best_touch = t2 - t0;
         mer_speech_model *m = NULL;
         double t3 = now();
-        if (mer_speech_model_load(&m, argv[1]) != MER_OK) {
+        if (mer_speech_model_load(&m, argv[1], NULL) != MER_OK) {
             fprintf(stderr, "%s\n", mer_last_error());
             return 1;
         }

@@ -11,6 +11,21 @@
  *  - Immutable models (weights, mmapped) can be shared between threads; per-run state cannot.
  *  - Every function is declared MER_API (the exported symbols); version: MER_VERSION_MAJOR,
  *    MER_VERSION_MINOR, MER_VERSION_PATCH.
+ *  - Options travel in a params struct that mer_<x>_default_params() returns by value; the
+ *    call takes it by const pointer (NULL: the defaults). Loaders take one (mer_*_model_params),
+ *    per-thread states take one (mer_*_state_params: precision, threads, callbacks of the
+ *    state's calls), and so does every long call.
+ *  - Every long call (encode, forward, extract, train, analyze, probe, fine-tune, demo) has the
+ *    same four callback fields in its params: progress + progress_user_data (mer_progress_fn,
+ *    informs only) and abort + abort_user_data (mer_abort_fn, polled between units of work;
+ *    true stops the call with MER_ERR_ABORTED and no partial output), and n_threads (0: the
+ *    process-wide count of mer_set_threads; n > 0: n threads for this call, on the calling
+ *    thread only, so concurrent calls can use different counts).
+ *  - Argument order: constructors take the new handle first (mer_x_init(&x, ...),
+ *    mer_x_load(&x, path, params)); every other call takes the object it acts on first (state,
+ *    model, run, data set), then its inputs, then the params, then its outputs last (results,
+ *    *out pointers, shapes). Kernels (mer_sgemm, mer_packed_linear, ...) keep the BLAS order,
+ *    output first.
  *
  * Sections: core (status, log, threads, tensors), kernels (gemm), io (safetensors, npy, json,
  * csv, media, image), models, train.
@@ -18,6 +33,7 @@
 #ifndef MER_H
 #define MER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,9 +111,13 @@ MER_API void mer_log_set(mer_log_fn fn, void *user_data);
 /* Lowest level that is passed to the callback (default MER_LOG_WARN). */
 MER_API void mer_log_set_level(mer_log_level level);
 
-/* Progress: done out of total units of work; return nonzero to ask the library to stop
- * (the call then fails with MER_ERR_ABORTED). */
-typedef int (*mer_progress_fn)(int64_t done, int64_t total, void *user_data);
+/* Progress: done out of total units of work (each call says what a unit is). It only informs:
+ * stopping is the abort callback's job. */
+typedef void (*mer_progress_fn)(int64_t done, int64_t total, void *user_data);
+/* Abort: polled by a long call between units of work; returning true stops the call, which
+ * fails with MER_ERR_ABORTED ("stopped by the caller"), frees what it made and leaves no partial
+ * output (a training run stays resumable). */
+typedef bool (*mer_abort_fn)(void *user_data);
 
 /* ==========================================================================================
  * Core: bundled models and data (src/core/datadir.c)
@@ -834,19 +854,41 @@ typedef struct {
                                      outputs, float32 biases */
 } mer_speech_info;
 
-/* Load a checkpoint directory. *out owned by the caller (mer_speech_model_free). */
-MER_API mer_status mer_speech_model_load(mer_speech_model **out, const char *dir);
+/* Options of the loader. */
+typedef struct {
+    mer_precision precision;      /* besides float32, pack the weights for this precision at
+                                     load (BF16, INT8) instead of on its first use; F32 (default):
+                                     nothing packed */
+} mer_speech_model_params;
+MER_API mer_speech_model_params mer_speech_model_default_params(void);
+/* Load a checkpoint directory; p NULL: the defaults. *out owned by the caller
+ * (mer_speech_model_free). */
+MER_API mer_status mer_speech_model_load(mer_speech_model **out, const char *dir,
+                                         const mer_speech_model_params *p);
 MER_API void mer_speech_model_free(mer_speech_model *m);
 MER_API void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info);
 /* Frames produced for n samples (0 when the input is shorter than the receptive field, 400
  * samples for the standard extractor). */
 MER_API int64_t mer_speech_frames(const mer_speech_model *m, int64_t n_samples);
 
-MER_API mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m);
-/* Precision of mer_speech_encode on this state (MER_PRECISION_F32 after init). The first
- * MER_PRECISION_BF16 / MER_PRECISION_INT8 use on a model packs its weights for that precision
- * once (mer_packed; thread safe: the model may be shared); fails with MER_ERR_NOMEM if they do
- * not fit, MER_ERR_INVALID_ARG on an unknown precision. */
+/* What mer_speech_encode / mer_speech_encode_batch on a state run with. */
+typedef struct {
+    mer_precision precision;      /* F32 (default). The first BF16 / INT8 use on a model packs
+                                     its weights for that precision once (mer_packed; thread
+                                     safe: the model may be shared) */
+    int32_t n_threads;            /* 0: mer_get_threads() */
+    mer_progress_fn progress;     /* after each transformer layer: (layers done, layers run) */
+    void *progress_user_data;
+    mer_abort_fn abort;           /* polled before each transformer layer */
+    void *abort_user_data;
+} mer_speech_state_params;
+MER_API mer_speech_state_params mer_speech_state_default_params(void);
+/* A per-thread state bound to m (which must outlive it); p NULL: the defaults. Fails with
+ * MER_ERR_NOMEM if the packed weights of p->precision do not fit, MER_ERR_INVALID_ARG on an
+ * unknown precision. */
+MER_API mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m,
+                                         const mer_speech_state_params *p);
+/* Change the precision of the state's params (as state_init would set it). */
 MER_API mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p);
 MER_API void mer_speech_state_free(mer_speech_state *s);
 
@@ -886,16 +928,19 @@ typedef struct {
     mer_precision precision;         /* F32 (default) or BF16: the feature-encoder convs and the
                                         projection, q/k/v/out and feed-forward products in
                                         bfloat16 (docs/speech.md) */
-    mer_progress_fn progress;        /* called after each chunk (may be NULL) */
-    void *user_data;
+    int32_t n_threads;               /* 0: mer_get_threads() */
+    mer_progress_fn progress;        /* after each chunk: (chunks done, chunks) */
+    void *progress_user_data;
+    mer_abort_fn abort;              /* polled before each chunk and each transformer layer */
+    void *abort_user_data;
 } mer_speech_params;
 MER_API mer_speech_params mer_speech_default_params(void);
 /* The MERTools utterance feature: last 4 hidden states summed, 10 s zero-padded chunks, mean
  * over all frames (shape (D,)). */
 MER_API mer_speech_params mer_speech_mertools_params(void);
 
-/* Extract features of samples (n) per params. *out malloc'd (free()), *ndim 1..3 and shape as
- * documented in mer_speech_params. Empty or silent (all-zero) input is MER_ERR_INVALID_ARG
+/* Extract features of samples (n) per params (its precision, threads and callbacks, not the
+ * state's). *out malloc'd (free()), *ndim 1..3 and shape as documented in mer_speech_params. Empty or silent (all-zero) input is MER_ERR_INVALID_ARG
  * ("no audio" / "silent"), too short for one frame MER_ERR_SHAPE. */
 MER_API mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t n,
                                       const mer_speech_params *p, float **out, int32_t *ndim,
@@ -982,8 +1027,17 @@ typedef struct {
     int64_t n_params;             /* vision tower (+ projection) parameters */
 } mer_clip_info;
 
-/* Load a checkpoint directory. *out owned by the caller (mer_clip_model_free). */
-MER_API mer_status mer_clip_model_load(mer_clip_model **out, const char *dir);
+/* Options of the loader. */
+typedef struct {
+    mer_precision precision;      /* besides float32, pack the weights for this precision at
+                                     load (BF16, INT8) instead of on its first use; F32 (default):
+                                     nothing packed */
+} mer_clip_model_params;
+MER_API mer_clip_model_params mer_clip_model_default_params(void);
+/* Load a checkpoint directory; p NULL: the defaults. *out owned by the caller
+ * (mer_clip_model_free). */
+MER_API mer_status mer_clip_model_load(mer_clip_model **out, const char *dir,
+                                       const mer_clip_model_params *p);
 MER_API void mer_clip_model_free(mer_clip_model *m);
 MER_API void mer_clip_model_info(const mer_clip_model *m, mer_clip_info *info);
 /* Floats per image of an output (0 for EMBEDS without a projection). */
@@ -996,15 +1050,28 @@ MER_API int64_t mer_clip_output_size(const mer_clip_model *m, mer_clip_output wh
 MER_API mer_status mer_clip_preprocess(const mer_clip_model *m, const mer_image *img,
                                        float *pixels);
 
-/* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
-MER_API mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m);
-/* Precision of this state's forwards (MER_PRECISION_F32 after init). MER_PRECISION_BF16 and
- * MER_PRECISION_INT8 are opt-in speed modes: the encoder's projection and MLP products run on
- * their weights packed once by the first state of that precision (mer_packed: 2 bytes per weight
- * in bf16, 1 in int8; thread safe, the model may be shared). bf16 keeps about 3 significant
- * digits, so outputs leave the 1e-4 exactness of the default (docs/visual.md gives the measured
- * deviation). Fails with MER_ERR_NOMEM if the copies do not
- * fit, MER_ERR_INVALID_ARG on an unknown precision. Same shape as
+/* What mer_clip_forward / mer_clip_encode_images / mer_clip_extract_file on a state run with. */
+typedef struct {
+    mer_precision precision;      /* F32 (default). BF16 and INT8 are opt-in speed modes: the
+                                     encoder's projection and MLP products run on their weights
+                                     packed once by the first state of that precision
+                                     (mer_packed: 2 bytes per weight in bf16, 1 in int8; thread
+                                     safe, the model may be shared). bf16 keeps about 3
+                                     significant digits, so outputs leave the 1e-4 exactness of
+                                     the default (docs/visual.md gives the measured deviation) */
+    int32_t n_threads;            /* 0: mer_get_threads() */
+    mer_progress_fn progress;     /* after each batch of images: (images done, images) */
+    void *progress_user_data;
+    mer_abort_fn abort;           /* polled before each encoder layer */
+    void *abort_user_data;
+} mer_clip_state_params;
+MER_API mer_clip_state_params mer_clip_state_default_params(void);
+/* Per-thread scratch (grown on demand), bound to one model that must outlive it; p NULL: the
+ * defaults. Fails with MER_ERR_NOMEM if the packed weights of p->precision do not fit,
+ * MER_ERR_INVALID_ARG on an unknown precision. */
+MER_API mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m,
+                                       const mer_clip_state_params *p);
+/* Change the precision of the state's params (as state_init would set it). Same shape as
  * mer_speech_state_set_precision. */
 MER_API mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p);
 MER_API void mer_clip_state_free(mer_clip_state *s);
@@ -1044,6 +1111,21 @@ MER_API mer_status mer_clip_extract_file(mer_clip_state *s, const char *path,
                                          const mer_clip_extract_params *p, float **out,
                                          int32_t *ndim,
                                          int64_t shape[4], mer_clip_extract_stats *stats);
+
+/* The extraction recipe of CLIP features as JSON (*json malloc'd, free()): {"visual": {"model":
+ * DIR (absolute), "output", "pool_mean", "frames", "fps", "faces" (0/1), "face_models" (absolute;
+ * absent: the default weights), "precision"}}; `mer extract visual` writes it as recipe.json next
+ * to the features, `mer train` records it in the run, and mer_clip_recipe_extract replays it on
+ * new media (src/models/clip_recipe.c). p's faces pointers are not read: faces says whether the
+ * frames were face crops, face_models (may be NULL) from which weights. */
+MER_API mer_status mer_clip_recipe_to_json(const char *model_dir, const mer_clip_extract_params *p,
+                                           mer_precision precision, int faces, const char *face_models,
+                                           char **json);
+/* The feature such a recipe describes, for one image or video: loads the model (and the face
+ * models) each call, for one-off use such as `mer predict --input`. *data malloc'd (free()),
+ * ndim/shape as mer_clip_extract_file gives them. */
+MER_API mer_status mer_clip_recipe_extract(const char *recipe_json, const char *media_path, float **data,
+                                           int32_t *ndim, int64_t shape[MER_MAX_DIMS]);
 
 /* ---- Models: faces (src/models/faces.c, docs/faces.md) ----------------------------------- */
 /* Face detection and 7-class facial expression recognition with the pretrained networks of
@@ -1278,8 +1360,11 @@ typedef struct {
                                         only the text's own tokens); -1: found by
                                         mer_text_extract (mertools preset), 0 for _extract_ids */
     mer_precision precision;
-    mer_progress_fn progress;        /* called once per sequence (may be NULL) */
-    void *user_data;
+    int32_t n_threads;               /* 0: mer_get_threads() */
+    mer_progress_fn progress;        /* once per sequence, when done: (1, 1) */
+    void *progress_user_data;
+    mer_abort_fn abort;              /* polled before the sequence is encoded */
+    void *abort_user_data;
 } mer_text_params;
 MER_API mer_text_params mer_text_default_params(void);
 /* The MERTools text feature: sum of the last 4 hidden states (all of them when the model has
@@ -1480,10 +1565,9 @@ typedef struct {
     double best_waf;             /* best held-out WAF of this fold so far */
     int64_t done, total;         /* epochs done / total over the whole run (for an ETA) */
 } mer_train_progress;
-/* Called after every epoch; return nonzero to stop (the run fails with MER_ERR_ABORTED and
- * stays resumable). Folds train in parallel (one per thread), so calls come from several
- * threads, but never two at once; a stop halts the concurrent folds after their epoch. */
-typedef int (*mer_train_progress_fn)(const mer_train_progress *p, void *user_data);
+/* Called after every epoch. Folds train in parallel (one per thread), so calls come from
+ * several threads, but never two at once. */
+typedef void (*mer_train_progress_fn)(const mer_train_progress *p, void *user_data);
 
 typedef struct {
     char model[MER_NAME_MAX];    /* "attention" */
@@ -1511,7 +1595,7 @@ typedef struct {
     int32_t resume;              /* continue an interrupted run in the same directory */
     int32_t checkpoint_every;    /* save a resumable state every N epochs (1); 0 = never */
     double checkpoint_seconds;   /* ... but not more often than this (10 s; 0 = every time).
-                                    Stopping through the progress callback always saves. */
+                                    Stopping through the abort callback always saves. */
     int32_t plots;               /* write confusion.png and curves.png (1) */
     const char *recipe_json;     /* verbatim JSON object stored as config.json "recipe" (for
                                     `mer predict --input`), or NULL */
@@ -1519,8 +1603,13 @@ typedef struct {
                                     `mer finetune speech` makes (checkpoint dir + digest, layers,
                                     method; docs/finetune.md), stored as config.json "encoder";
                                     NULL for other models */
-    mer_train_progress_fn progress;
-    void *progress_user;
+    int32_t n_threads;           /* 0: mer_get_threads(); folds train in parallel, one per thread */
+    mer_train_progress_fn progress; /* after every epoch (the epoch's numbers) */
+    void *progress_user_data;
+    mer_abort_fn abort;          /* polled after every epoch: true stops the run with
+                                    MER_ERR_ABORTED, its state saved (resumable); concurrent
+                                    folds stop after their epoch */
+    void *abort_user_data;
 } mer_train_params;
 MER_API mer_train_params mer_train_default_params(void);
 /* Check the parameters alone (model name known, ranges) before any data is loaded; the same
@@ -1582,10 +1671,14 @@ typedef struct {
                                     many MB, so later epochs run only the adapter and above
                                     (0: off; docs/finetune.md) */
     mer_train_params train;      /* folds, epochs (20), batch (8), lr (1e-3), AdamW, weight
-                                    decay 0.01, seed, resume, progress; model is set to "speech" */
-    mer_progress_fn cache_progress; /* called after each clip of the cache pass (may be NULL;
-                                       nonzero return stops with MER_ERR_ABORTED) */
-    void *cache_user;
+                                    decay 0.01, seed, resume, progress per epoch; model is set to
+                                    "speech"; its n_threads and abort are set from these: */
+    int32_t n_threads;           /* the whole call (0: mer_get_threads()) */
+    mer_progress_fn progress;    /* after each clip of the cache pass: (clips done, clips) */
+    void *progress_user_data;
+    mer_abort_fn abort;          /* polled after each cached clip and each epoch: true stops
+                                    with MER_ERR_ABORTED (resumable with train.resume) */
+    void *abort_user_data;
 } mer_finetune_params;
 MER_API mer_finetune_params mer_finetune_default_params(void);
 /* Cache, then train into rundir (the mer_train_run layout plus cache/). Layers outside the
@@ -1631,10 +1724,16 @@ typedef struct {
     const char *model_dir, *labels_csv, *name_col, *label_col, *group_col, *audio_dir;
     const char *probes;          /* comma-separated trainer models ("linear,attention") */
     double block_tolerance;      /* 0.02 */
-    mer_train_params train;      /* folds, epochs (50), seed, resume ...; model is set per probe */
-    mer_progress_fn cache_progress;  /* per clip of the extraction pass */
-    mer_progress_fn layer_progress;  /* per (layer, probe) trained; same user_data */
-    void *cache_user;
+    mer_train_params train;      /* folds, epochs (50), seed, resume ...; model is set per probe;
+                                    its n_threads and abort are set from these: */
+    int32_t n_threads;           /* the whole call (0: mer_get_threads()) */
+    mer_progress_fn progress;    /* per clip of the extraction pass: (clips done, clips) */
+    void *progress_user_data;
+    mer_progress_fn layer_progress;  /* per (layer, probe) trained: (done, layers x probes) */
+    void *layer_progress_user_data;
+    mer_abort_fn abort;          /* polled after each clip and each epoch: true stops with
+                                    MER_ERR_ABORTED (rerun with train.resume) */
+    void *abort_user_data;
 } mer_probe_params;
 typedef struct {
     int32_t n_layers, n_probes;  /* hidden states 0..n_layers-1 */
@@ -1704,9 +1803,10 @@ typedef struct {
     /* optional (N entries): the statistics group of each row for the per-group modes (NULL:
      * the row's data-set group); augmented copies of a speaker get a group of their own */
     const char *const *norm_groups;
-    /* after each group: return nonzero to stop (MER_ERR_ABORTED) */
-    int (*progress)(int32_t done, int32_t total, void *user_data);
-    void *progress_user;
+    mer_progress_fn progress;   /* after each group: (groups done, groups) */
+    void *progress_user_data;
+    mer_abort_fn abort;         /* polled after each model: true stops with MER_ERR_ABORTED */
+    void *abort_user_data;
 } mer_loso_params;
 MER_API mer_loso_params mer_loso_default_params(void);
 /* ds: one modality of utterance vectors, every clip labeled and grouped; train-only rows
@@ -1922,9 +2022,6 @@ typedef struct {
     int32_t max_frames;        /* cap on analysed frames; long clips get a lower rate (300) */
     int32_t timeline;          /* nonzero: one row per second (speech over a 2 s window centred
                                   on it, faces averaged over its frames, their fusion) */
-    mer_progress_fn progress;  /* after each analysed frame (done, total); nonzero return stops
-                                  with MER_ERR_ABORTED. May be NULL. */
-    void *progress_user_data;
     int32_t adapt;             /* speaker adaptation over the clip's own speech, for a run trained
                                   on speaker-standardised features (recipe "adapt": "group", as
                                   `mer demo`'s model): MER_ANALYZE_ADAPT_AUTO (default) cuts the
@@ -1933,6 +2030,11 @@ typedef struct {
                                   statistics (mer_dataset_adapt_ref) and reports the mean over the
                                   tiles; MER_ANALYZE_ADAPT_NONE: the run's training statistics */
     int32_t adapt_min;         /* speech tiles needed to adapt (5, i.e. 10 s; >= 2) */
+    int32_t n_threads;         /* 0: mer_get_threads() */
+    mer_progress_fn progress;  /* after each analysed frame: (frames done, frames) */
+    void *progress_user_data;
+    mer_abort_fn abort;        /* polled before each frame: true stops with MER_ERR_ABORTED */
+    void *abort_user_data;
 } mer_analyze_params;
 enum { MER_ANALYZE_ADAPT_AUTO = 0, MER_ANALYZE_ADAPT_NONE = 1 };
 MER_API mer_analyze_params mer_analyze_default_params(void);
@@ -2007,6 +2109,7 @@ typedef struct {
                                            it would replace the list, a run's config.json or the
                                            labels a run was trained on */
     int32_t mer2024;                    /* out in the MER2024 submission layout */
+    int32_t n_threads;                  /* 0: mer_get_threads() */
 } mer_vote_params;
 MER_API mer_vote_params mer_vote_default_params(void);
 
@@ -2020,8 +2123,7 @@ typedef struct {
 } mer_vote_result;
 
 /* Run the vote. *out is allocated (mer_vote_result_free) and owns every pointer in it. Errors
- * name the run, file or clip. Reentrant (the runs are opened for the call); the thread count is
- * the process-wide one (mer_set_threads). */
+ * name the run, file or clip. Reentrant (the runs are opened for the call). */
 MER_API mer_status mer_vote(const mer_vote_params *params, mer_vote_result **out);
 MER_API void mer_vote_result_free(mer_vote_result *r);
 
@@ -2084,10 +2186,13 @@ typedef struct {
     int32_t single_clip;       /* also evaluate single clips with training statistics (1) */
     int32_t functionals;       /* acoustic functionals: MER_ACOUSTIC_EXTENDED (929, the default:
                                   docs/demo.md) or MER_ACOUSTIC_EGEMAPS (514) */
+    int32_t n_threads;         /* 0: mer_get_threads() */
     mer_progress_fn progress;  /* per extracted clip, then per held-out speaker of each evaluation
-                                  (the stage after the last completed one); nonzero stops with
-                                  MER_ERR_ABORTED. May be NULL. */
+                                  (the stage after the last completed one) */
     void *progress_user_data;
+    mer_abort_fn abort;        /* polled per clip and per trained model: true stops with
+                                  MER_ERR_ABORTED */
+    void *abort_user_data;
     mer_demo_stage_fn stage;   /* may be NULL */
     void *stage_user_data;
 } mer_demo_params;
@@ -2115,7 +2220,7 @@ struct mer_demo_result {
 
 /* Run the demo. *out is allocated (mer_demo_result_free) and owns every pointer in it. Errors
  * name the file (a clip that cannot be read is logged, and the call fails after trying all).
- * Uses the process-wide thread count (mer_set_threads). params NULL: defaults. */
+ * params NULL: defaults. */
 MER_API mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out);
 MER_API void mer_demo_result_free(mer_demo_result *r);
 

@@ -27,15 +27,43 @@ count() { # add the "N passed, N failed" line of a log to the totals
     failed=$((failed + $(echo "$line" | cut -d' ' -f3)))
 }
 
+# Each stage's wall time and the CPU time (user + sys) of the processes it ran, printed when the
+# next stage starts and at the end: what the 15-minute CI bar is judged on when the machine is
+# shared (wall time then depends on the load; CPU time much less).
+stage_name=""
+stage_t0=0
+stage_cpu0=0
+children_cpu() { # cpu=user + sys seconds of all finished children so far (bash `times`, line 2;
+    # run in this shell, not in a $(...) subshell, which would report its own children)
+    times >build/.times
+    cpu=$(awk 'NR == 2 { n = split($0, f, " "); t = 0
+        for (i = 1; i <= n; i++) { split(f[i], a, "m"); sub("s", "", a[2]); t += a[1] * 60 + a[2] }
+        printf "%.1f", t }' build/.times)
+}
+stage() { # stage NAME: report the previous one, start NAME
+    local now cpu
+    now=$(date +%s.%N)
+    children_cpu
+    if [[ -n "$stage_name" ]]; then
+        awk -v n="$stage_name" -v a="$stage_t0" -v b="$now" -v c="$stage_cpu0" -v d="$cpu" \
+            'BEGIN { printf "   (stage %s: %.0f s wall, %.0f s cpu)\n", n, b - a, d - c }'
+    fi
+    stage_name=${1%% (*}
+    stage_t0=$now
+    stage_cpu0=$cpu
+    [[ -n "$1" ]] && echo "== $1"
+    return 0
+}
+
 mkdir -p build
-echo "== build"
+stage "build"
 if ! make -j"$JOBS" all >build/build.log 2>&1; then
     tail -30 build/build.log
     echo "0 passed, 1 failed"
     exit 1
 fi
 
-echo "== include graph (docs/architecture.md)"
+stage "include graph (docs/architecture.md)"
 if bash scripts/check-includes.sh; then
     passed=$((passed + 1))
 else
@@ -55,7 +83,7 @@ else
 fi
 rm -rf "$planted"
 
-echo "== portable build (scripts/check-isa.sh: AVX-512 only in dispatched functions)"
+stage "portable build (scripts/check-isa.sh: AVX-512 only in dispatched functions)"
 if MIN_AVX512_FUNCS=8 bash scripts/check-isa.sh build/mer build/libmer.so; then
     passed=$((passed + 1))
 else
@@ -74,7 +102,7 @@ else
 fi
 rm -f "$planted"
 
-echo "== exported symbols (scripts/check-exports.sh: libmer.so exports mer.h's MER_API and nothing else)"
+stage "exported symbols (scripts/check-exports.sh: libmer.so exports mer.h's MER_API and nothing else)"
 if bash scripts/check-exports.sh build/libmer.so include/mer.h; then
     passed=$((passed + 1))
 else
@@ -95,7 +123,7 @@ else
 fi
 rm -f "$planted"
 
-echo "== unit and CLI tests"
+stage "unit and CLI tests"
 MER_BIN=build/mer build/mer_tests | tee build/unit.log | grep -v '^ok ' || true
 count build/unit.log
 # a crash and a hang, planted, name their test and leave the runner standing
@@ -111,7 +139,7 @@ for plant in "crash|crashed: signal 11" "hang|timed out"; do
     fi
 done
 
-echo "== sanitizers (address, undefined, leaks)"
+stage "sanitizers (address, undefined, leaks)"
 # Sanitizer findings exit with codes of their own, never the CLI's 1 (error) or 2 (usage), so a
 # CLI test expecting a clean failure cannot pass on a sanitizer report: 86 AddressSanitizer and
 # UndefinedBehaviorSanitizer (combined in one runtime, they share the exit code), 87
@@ -141,7 +169,7 @@ else
     failed=$((failed + 1))
 fi
 
-echo "== unit tests without AVX-512 (MER_NO_AVX512=1: the AVX2 kernels)"
+stage "unit tests without AVX-512 (MER_NO_AVX512=1: the AVX2 kernels)"
 unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
 # Every AVX-512 kernel is chosen at run time (mer_cpu_features), so the same binary runs the
 # AVX2 paths with the variable set. On a CPU without AVX-512 the first stage already did.
@@ -152,11 +180,11 @@ else
     echo "  skipped: this CPU has no AVX-512, the unit and CLI tests above ran the AVX2 kernels"
 fi
 
-echo "== install (make install into a temporary prefix; example program and CLI outside the tree)"
+stage "install (make install into a temporary prefix; example program and CLI outside the tree)"
 bash scripts/test-install.sh 2>&1 | tee build/install.log | grep -v '^ok ' || true
 count build/install.log
 
-echo "== python (python/mer over build/libmer.so, against the CLI)"
+stage "python (python/mer over build/libmer.so, against the CLI)"
 if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
     MER_LIB=build/libmer.so /usr/bin/python3 python/tests/test_mer.py build/mer 2>&1 | tee build/python.log | grep -v '^ok ' || true
     count build/python.log
@@ -164,7 +192,7 @@ else
     echo "  SKIPPED: /usr/bin/python3 has no numpy (scripts/install-deps.sh installs python3-numpy)"
 fi
 
-echo "== fuzzers (${FUZZ_SECONDS}s each)"
+stage "fuzzers (${FUZZ_SECONDS}s each)"
 for f in fuzz/fuzz_*.c; do
     [[ -e "$f" ]] || continue
     name=$(basename "$f" .c)
@@ -186,5 +214,6 @@ for f in fuzz/fuzz_*.c; do
     fi
 done
 
+stage ""
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

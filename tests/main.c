@@ -226,3 +226,15 @@ int main(int argc, char **argv) {
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
+
+void mer_test_progress(int64_t done, int64_t total, void *user_data) {
+    mer_test_calls *c = user_data;
+    c->progress_calls++;
+    c->last_done = done;
+    c->last_total = total;
+}
+
+bool mer_test_abort(void *user_data) {
+    mer_test_calls *c = user_data;
+    return c->stop_at > 0 && ++c->polls >= c->stop_at;
+}

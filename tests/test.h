@@ -91,5 +91,14 @@ int mer_test_write(const char *path, const void *data, size_t n);
 int mer_test_write_wav(const char *path, const void *samples, int64_t n, int32_t sr, int float32);
 /* Max |a - b| over n floats, and max |b| (for relative tolerances). */
 double mer_test_maxdiff(const float *a, const float *b, size_t n, double *max_ref);
+/* Counting callbacks for the API's long calls (user_data: a mer_test_calls): mer_test_progress
+ * (a mer_progress_fn) counts calls and keeps the last (done, total); mer_test_abort (a
+ * mer_abort_fn) counts polls and answers true from poll stop_at on (stop_at <= 0: never). */
+typedef struct {
+    int64_t progress_calls, last_done, last_total;
+    int polls, stop_at;
+} mer_test_calls;
+void mer_test_progress(int64_t done, int64_t total, void *user_data);
+bool mer_test_abort(void *user_data);
 
 #endif

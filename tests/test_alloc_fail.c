@@ -132,8 +132,8 @@ static mer_status hubert_run(void *u) {
     enc_ctx *c = u;
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    mer_status s = mer_speech_model_load(&m, "tests/fixtures/hubert/base");
-    if (s == MER_OK) s = mer_speech_state_init(&st, m);
+    mer_status s = mer_speech_model_load(&m, "tests/fixtures/hubert/base", NULL);
+    if (s == MER_OK) s = mer_speech_state_init(&st, m, NULL);
     if (s == MER_OK) s = mer_speech_encode(st, c->x, c->n, 0, 2, c->out);
     mer_speech_state_free(st);
     mer_speech_model_free(m);
@@ -147,7 +147,7 @@ MER_TEST(alloc_fail_hubert_load_and_encode) {
     memset(&c, 0, sizeof c);
     REQUIRE_OK(mer_media_decode_audio("tests/fixtures/hubert/a2.wav", 16000, &c.x, &c.n));
     mer_speech_model *m = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/base"));
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/base", NULL));
     mer_speech_info info;
     mer_speech_model_info(m, &info);
     c.n_out = 3 * mer_speech_frames(m, c.n) * info.hidden_size;
@@ -170,8 +170,8 @@ static mer_status clip_run(void *u) {
     mer_clip_state *st = NULL;
     mer_image img;
     memset(&img, 0, sizeof img);
-    mer_status s = mer_clip_model_load(&m, "tests/fixtures/clip/tiny_clip");
-    if (s == MER_OK) s = mer_clip_state_init(&st, m);
+    mer_status s = mer_clip_model_load(&m, "tests/fixtures/clip/tiny_clip", NULL);
+    if (s == MER_OK) s = mer_clip_state_init(&st, m, NULL);
     if (s == MER_OK) s = mer_image_load("tests/fixtures/faces/astronaut_crop.png", &img);
     if (s == MER_OK) s = mer_clip_encode_images(st, &img, 1, MER_CLIP_EMBEDS, c->out);
     mer_image_free(&img);
@@ -186,7 +186,7 @@ MER_TEST(alloc_fail_clip_load_and_forward) {
     enc_ctx c;
     memset(&c, 0, sizeof c);
     mer_clip_model *m = NULL;
-    REQUIRE_OK(mer_clip_model_load(&m, "tests/fixtures/clip/tiny_clip"));
+    REQUIRE_OK(mer_clip_model_load(&m, "tests/fixtures/clip/tiny_clip", NULL));
     c.n_out = mer_clip_output_size(m, MER_CLIP_EMBEDS);
     mer_clip_model_free(m);
     REQUIRE(c.n_out > 0);

@@ -149,7 +149,7 @@ static mer_clip_model *load_model(const char *name) {
     char p[256];
     snprintf(p, sizeof p, FX "%s", name);
     mer_clip_model *m = NULL;
-    mer_status s = mer_clip_model_load(&m, p);
+    mer_status s = mer_clip_model_load(&m, p, NULL);
     if (s != MER_OK) printf("    load %s: %s\n", p, mer_last_error());
     return m;
 }
@@ -166,7 +166,7 @@ static void check_outputs(const char *name, int threads) {
     REQUIRE(px && nd == 4);
     int32_t n = (int32_t)sh[0];
     mer_clip_state *st = NULL;
-    REQUIRE_OK(mer_clip_state_init(&st, m));
+    REQUIRE_OK(mer_clip_state_init(&st, m, NULL));
     const mer_clip_output outs[3] = {MER_CLIP_EMBEDS, MER_CLIP_CLS, MER_CLIP_HIDDEN};
     const char *names[3] = {"embeds", "cls", "hidden"};
     for (int o = 0; o < 3; o++) {
@@ -196,7 +196,7 @@ MER_TEST(clip_bf16_speed_mode) {
     float *px = load_npy(FX "tiny_clip_px.npy", NULL, NULL);
     REQUIRE(px);
     mer_clip_state *st = NULL;
-    REQUIRE_OK(mer_clip_state_init(&st, m));
+    REQUIRE_OK(mer_clip_state_init(&st, m, NULL));
     float fp32[3 * 16], bf[3 * 16];
     CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, fp32));
     CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_BF16));
@@ -209,7 +209,7 @@ MER_TEST(clip_bf16_speed_mode) {
      * this one returns to it bitwise */
     mer_clip_state *st2 = NULL;
     float again[3 * 16];
-    REQUIRE_OK(mer_clip_state_init(&st2, m));
+    REQUIRE_OK(mer_clip_state_init(&st2, m, NULL));
     CHECK_OK(mer_clip_forward(st2, px, 3, MER_CLIP_EMBEDS, again));
     CHECK(memcmp(again, fp32, sizeof fp32) == 0);
     CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_F32));
@@ -264,7 +264,7 @@ static void check_preprocess(const char *name, const int *idx, int n) {
     check_close("pixels", got, p, n * px, 1e-6);
     /* the whole path from RGB: preprocess + forward == reference embeds */
     mer_clip_state *st = NULL;
-    REQUIRE_OK(mer_clip_state_init(&st, m));
+    REQUIRE_OK(mer_clip_state_init(&st, m, NULL));
     float *emb = malloc((size_t)n * c.projection_dim * sizeof(float));
     CHECK_OK(mer_clip_encode_images(st, imgs, n, MER_CLIP_EMBEDS, emb));
     snprintf(p, sizeof p, FX "%s_embeds.npy", name);
@@ -291,7 +291,7 @@ MER_TEST(clip_astronaut_png) {
     CHECK_OK(mer_clip_preprocess(m, &img, px));
     check_close("astronaut pixels", px, FX "astro_px.npy", 3 * 32 * 32, 1e-6);
     mer_clip_state *st = NULL;
-    REQUIRE_OK(mer_clip_state_init(&st, m));
+    REQUIRE_OK(mer_clip_state_init(&st, m, NULL));
     CHECK_OK(mer_clip_encode_images(st, &img, 1, MER_CLIP_EMBEDS, emb));
     check_close("astronaut embeds", emb, FX "astro_embeds.npy", 16, 1e-4);
     mer_image_free(&img);
@@ -301,10 +301,10 @@ MER_TEST(clip_astronaut_png) {
 
 MER_TEST(clip_missing_tensor_is_named) {
     mer_clip_model *m = NULL;
-    CHECK_ERR(mer_clip_model_load(&m, FX "tiny_missing"), MER_ERR_NOT_FOUND,
+    CHECK_ERR(mer_clip_model_load(&m, FX "tiny_missing", NULL), MER_ERR_NOT_FOUND,
               "vision_model.encoder.layers.1.mlp.fc2.weight");
     CHECK(m == NULL);
-    CHECK_ERR(mer_clip_model_load(&m, FX "no_such_dir"), MER_ERR_IO, "no_such_dir");
+    CHECK_ERR(mer_clip_model_load(&m, FX "no_such_dir", NULL), MER_ERR_IO, "no_such_dir");
 }
 
 /* Copy tiny_clip into dir with an edited config and, optionally, without one tensor. */
@@ -342,7 +342,7 @@ MER_TEST(clip_vision_model_without_projection) {
     snprintf(cfg, sizeof cfg, VISION_CFG, "quick_gelu");
     make_variant(dir, cfg, "visual_projection.weight");
     mer_clip_model *m = NULL;
-    REQUIRE_OK(mer_clip_model_load(&m, dir)); /* no preprocessor_config: defaults + warning */
+    REQUIRE_OK(mer_clip_model_load(&m, dir, NULL)); /* no preprocessor_config: defaults + warning */
     mer_clip_info c;
     mer_clip_model_info(m, &c);
     CHECK(c.projection_dim == 0 && c.resize_shortest_edge == 32);
@@ -350,7 +350,7 @@ MER_TEST(clip_vision_model_without_projection) {
     float *px = load_npy(FX "tiny_clip_px.npy", NULL, NULL);
     REQUIRE(px);
     mer_clip_state *st = NULL;
-    REQUIRE_OK(mer_clip_state_init(&st, m));
+    REQUIRE_OK(mer_clip_state_init(&st, m, NULL));
     float cls[3 * 32];
     CHECK_ERR(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, cls), MER_ERR_UNSUPPORTED, "visual_projection");
     CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_CLS, cls));
@@ -368,28 +368,28 @@ MER_TEST(clip_bad_configs) {
     mer_clip_model *m = NULL;
     snprintf(cfg, sizeof cfg, VISION_CFG, "relu");
     make_variant(dir, cfg, NULL);
-    CHECK_ERR(mer_clip_model_load(&m, dir), MER_ERR_UNSUPPORTED, "relu");
+    CHECK_ERR(mer_clip_model_load(&m, dir, NULL), MER_ERR_UNSUPPORTED, "relu");
     snprintf(cfg, sizeof cfg, "{\"model_type\": \"bert\"}");
     make_variant(dir, cfg, NULL);
-    CHECK_ERR(mer_clip_model_load(&m, dir), MER_ERR_UNSUPPORTED, "bert");
+    CHECK_ERR(mer_clip_model_load(&m, dir, NULL), MER_ERR_UNSUPPORTED, "bert");
     /* a config with a wider model than the tensors: shape error naming the tensor */
     snprintf(cfg, sizeof cfg, "{\"model_type\": \"clip_vision_model\", \"hidden_size\": 64,"
                               " \"intermediate_size\": 64, \"num_hidden_layers\": 2,"
                               " \"num_attention_heads\": 4, \"image_size\": 32, \"patch_size\": 8}");
     make_variant(dir, cfg, NULL);
-    CHECK_ERR(mer_clip_model_load(&m, dir), MER_ERR_SHAPE, "class_embedding");
+    CHECK_ERR(mer_clip_model_load(&m, dir, NULL), MER_ERR_SHAPE, "class_embedding");
     /* a stated projection_dim must match the tensor */
     snprintf(cfg, sizeof cfg, "{\"model_type\": \"clip\", \"projection_dim\": 512, \"vision_config\":"
                               " {\"hidden_size\": 32, \"intermediate_size\": 64, \"num_hidden_layers\": 2,"
                               " \"num_attention_heads\": 4, \"image_size\": 32, \"patch_size\": 8}}");
     make_variant(dir, cfg, NULL);
-    CHECK_ERR(mer_clip_model_load(&m, dir), MER_ERR_SHAPE, "visual_projection.weight");
+    CHECK_ERR(mer_clip_model_load(&m, dir, NULL), MER_ERR_SHAPE, "visual_projection.weight");
     /* fewer layers in the config than in the checkpoint */
     snprintf(cfg, sizeof cfg, "{\"model_type\": \"clip_vision_model\", \"hidden_size\": 32,"
                               " \"intermediate_size\": 64, \"num_hidden_layers\": 1,"
                               " \"num_attention_heads\": 4, \"image_size\": 32, \"patch_size\": 8}");
     make_variant(dir, cfg, NULL);
-    CHECK_ERR(mer_clip_model_load(&m, dir), MER_ERR_SHAPE, "num_hidden_layers");
+    CHECK_ERR(mer_clip_model_load(&m, dir, NULL), MER_ERR_SHAPE, "num_hidden_layers");
     /* preprocessing that does not end at image_size */
     snprintf(cfg, sizeof cfg, VISION_CFG, "gelu");
     make_variant(dir, cfg, NULL);
@@ -397,7 +397,7 @@ MER_TEST(clip_bad_configs) {
     snprintf(p, sizeof p, "%s/preprocessor_config.json", dir);
     const char *pp = "{\"size\": {\"shortest_edge\": 40}, \"crop_size\": {\"height\": 40, \"width\": 40}}";
     mer_test_write(p, pp, strlen(pp));
-    REQUIRE_OK(mer_clip_model_load(&m, dir));
+    REQUIRE_OK(mer_clip_model_load(&m, dir, NULL));
     mer_image img = {0};
     REQUIRE(load_image_npy(FX "img_0.npy", &img));
     float px[3 * 32 * 32];
@@ -528,7 +528,7 @@ MER_TEST(clip_int8_precision) {
     float *px = load_npy(FX "tiny_clip_px.npy", NULL, NULL);
     REQUIRE(px);
     mer_clip_state *st = NULL;
-    REQUIRE_OK(mer_clip_state_init(&st, m));
+    REQUIRE_OK(mer_clip_state_init(&st, m, NULL));
     float fp32[3 * 16], q8[3 * 16];
     CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, fp32));
     CHECK_OK(mer_clip_state_set_precision(st, MER_PRECISION_INT8));
@@ -559,4 +559,120 @@ MER_TEST(clip_int8_precision) {
     free(px);
     mer_clip_state_free(st);
     mer_clip_model_free(m);
+}
+
+
+/* State params: progress after each batch, abort before each layer stops a forward with
+ * MER_ERR_ABORTED (the sanitizer leg checks for leaks); the state works as new afterwards.
+ * Loader params: an unknown precision is refused. */
+MER_TEST(clip_params_abort_progress) {
+    mer_clip_model *m = NULL;
+    mer_clip_model_params mp = mer_clip_model_default_params();
+    mp.precision = (mer_precision)7;
+    CHECK_ERR(mer_clip_model_load(&m, FX "tiny_clip", &mp), MER_ERR_INVALID_ARG, "precision");
+    CHECK(m == NULL);
+    mp.precision = MER_PRECISION_INT8;
+    REQUIRE_OK(mer_clip_model_load(&m, FX "tiny_clip", &mp));
+    float *px = load_npy(FX "tiny_clip_px.npy", NULL, NULL);
+    REQUIRE(px);
+    mer_clip_state *plain = NULL, *st = NULL;
+    REQUIRE_OK(mer_clip_state_init(&plain, m, NULL));
+    float ref[3 * 16], y[3 * 16];
+    CHECK_OK(mer_clip_forward(plain, px, 3, MER_CLIP_EMBEDS, ref));
+    mer_test_calls cc = {0};
+    mer_clip_state_params sp = mer_clip_state_default_params();
+    sp.progress = mer_test_progress;
+    sp.progress_user_data = &cc;
+    sp.abort = mer_test_abort;
+    sp.abort_user_data = &cc;
+    sp.n_threads = 2;
+    REQUIRE_OK(mer_clip_state_init(&st, m, &sp));
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, y));
+    CHECK(cc.progress_calls == 1 && cc.last_done == 3 && cc.last_total == 3);
+    mer_clip_info info;
+    mer_clip_model_info(m, &info);
+    CHECK(cc.polls == 0 && info.n_layers >= 2);
+    check_close("embeds (state params)", y, FX "tiny_clip_embeds.npy", 3 * 16, 1e-4);
+    memset(&cc, 0, sizeof cc);
+    cc.stop_at = 2;
+    CHECK_ERR(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, y), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(cc.progress_calls == 0 && cc.polls == 2);
+    memset(&cc, 0, sizeof cc);
+    cc.stop_at = info.n_layers; /* the class-row pass of the last layer polls too */
+    CHECK_ERR(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, y), MER_ERR_ABORTED, "stopped by the caller");
+    cc.stop_at = 0;
+    CHECK_OK(mer_clip_forward(st, px, 3, MER_CLIP_EMBEDS, y));
+    CHECK(memcmp(y, ref, sizeof ref) == 0);
+    sp.precision = (mer_precision)9;
+    mer_clip_state *bad = NULL;
+    CHECK_ERR(mer_clip_state_init(&bad, m, &sp), MER_ERR_INVALID_ARG, "precision");
+    CHECK(bad == NULL);
+    free(px);
+    mer_clip_state_free(st);
+    mer_clip_state_free(plain);
+    mer_clip_model_free(m);
+}
+
+/* A run trained on CLIP features predicts from media: `mer extract visual` writes recipe.json
+ * (checkpoint, output, pooling, frame sampling, faces, precision), `mer train` records it, and
+ * `predict --input` replays it: the same CSV, byte for byte, as extract + `predict --feature`.
+ * Six images and a video (two frames sampled), through the tiny CLIP fixture in int8. */
+MER_TEST(clip_predict_media_through_recipe) {
+    static const char *src[7] = {"image/astronaut.png", "image/small.jpg", "image/grey.png", "image/la.png",
+                                 "image/rgba.png", "image/palette.png", "clip/clip.mp4"};
+    char d[600], out[8192], path[900], target[900], inputs[2000] = "";
+    snprintf(d, sizeof d, "%s", mer_test_tmpdir("clip_predict_media"));
+    const char *mer = mer_test_bin();
+    char labels[400] = "name,emotion\n";
+    char cwd[600];
+    REQUIRE(getcwd(cwd, sizeof cwd));
+    for (int k = 0; k < 7; k++) {
+        const char *ext = strrchr(src[k], '.');
+        snprintf(path, sizeof path, "%s/c%d%s", d, k, ext);
+        snprintf(target, sizeof target, "%s/tests/fixtures/%s", cwd, src[k]);
+        unlink(path);
+        REQUIRE(symlink(target, path) == 0);
+        snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "c%d,%s\n", k, k % 2 ? "happy" : "sad");
+        snprintf(inputs + strlen(inputs), sizeof inputs - strlen(inputs), " %s", path);
+    }
+    snprintf(path, sizeof path, "%s/labels.csv", d);
+    REQUIRE(mer_test_write(path, labels, strlen(labels)) == 0);
+    int rc = mer_test_run(out, sizeof out, "%s extract visual --model " FX "tiny_clip --frames 2 --precision int8 "
+                          "--threads 2 --out %s/feat%s", mer, d, inputs);
+    if (rc) printf("    %s\n", out);
+    REQUIRE(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s train --labels %s/labels.csv --feature visual=%s/feat --model linear "
+                      "--folds 2 --epochs 3 --threads 2 --no-plots --out %s/run", mer, d, d, d);
+    if (rc) printf("    %s\n", out);
+    REQUIRE(rc == 0);
+    mer_run *run = NULL;
+    snprintf(path, sizeof path, "%s/run", d);
+    REQUIRE_OK(mer_run_open(&run, path));
+    CHECK(mer_run_recipe(run) && strstr(mer_run_recipe(run), "\"visual\"") && strstr(mer_run_recipe(run), "\"int8\""));
+    mer_run_free(run);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/run --feature visual=%s/feat --threads 2 --out %s/a.csv",
+                      mer, d, d, d);
+    CHECK(rc == 0);
+    rc = mer_test_run(out, sizeof out, "%s predict --run %s/run --input%s --threads 2 --out %s/b.csv && cmp %s/a.csv %s/b.csv",
+                      mer, d, inputs, d, d, d);
+    if (rc) printf("    %s\n", out);
+    CHECK(rc == 0);
+    /* a rerun into the directory with another recipe is refused, naming the difference */
+    rc = mer_test_run(out, sizeof out, "%s extract visual --model " FX "tiny_clip --frames 3 --precision int8 "
+                      "--out %s/feat%s", mer, d, inputs);
+    CHECK(rc == 1 && strstr(out, "another recipe") && strstr(out, "frames"));
+    /* a recipe that names no model is a clean error */
+    char *json = NULL;
+    float *data = NULL;
+    int32_t nd = 0;
+    int64_t sh[MER_MAX_DIMS];
+    CHECK_ERR(mer_clip_recipe_extract("{\"visual\": {\"output\": \"cls\"}}", inputs + 1, &data, &nd, sh),
+              MER_ERR_NOT_FOUND, "visual.model");
+    CHECK_ERR(mer_clip_recipe_extract("{\"visual\": {\"model\": \"" FX "tiny_clip\", \"output\": \"pixels\"}}",
+                                      inputs + 1, &data, &nd, sh), MER_ERR_FORMAT, "pixels");
+    CHECK(data == NULL);
+    mer_clip_extract_params ep = mer_clip_default_extract_params();
+    REQUIRE_OK(mer_clip_recipe_to_json(FX "tiny_clip", &ep, MER_PRECISION_F32, 0, NULL, &json));
+    CHECK(strstr(json, "\"embeds\"") && !strstr(json, "face_models"));
+    free(json);
 }

@@ -32,8 +32,8 @@ MER_TEST(extract_batch_matches_single) {
     for (int f = 0; f < 2; f++) {
         mer_speech_model *m = NULL;
         mer_speech_state *st = NULL;
-        REQUIRE_OK(mer_speech_model_load(&m, dirs[f]));
-        REQUIRE_OK(mer_speech_state_init(&st, m));
+        REQUIRE_OK(mer_speech_model_load(&m, dirs[f], NULL));
+        REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
         for (int cfg = 0; cfg < 3; cfg++) {
             mer_speech_params p = cfg == 0 ? mer_speech_mertools_params() : mer_speech_default_params();
             p.chunk_seconds = 1.0;

@@ -71,8 +71,8 @@ static float *load_ref(const char *name, int32_t *nd, int64_t sh[MER_MAX_DIMS]) 
 static void check_model_on(const char *model_dir, const char *wav, const char *ref_name) {
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, model_dir));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, model_dir, NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     mer_speech_info info;
     mer_speech_model_info(m, &info);
     int64_t n = 0;
@@ -247,7 +247,7 @@ MER_TEST(hubert_f16_bf16_checkpoints) {
 
 MER_TEST(hubert_info_and_frames) {
     mer_speech_model *m = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large"));
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large", NULL));
     mer_speech_info info;
     mer_speech_model_info(m, &info);
     CHECK(!strcmp(info.model_type, "wav2vec2"));
@@ -263,10 +263,10 @@ MER_TEST(hubert_info_and_frames) {
 MER_TEST(hubert_extract_chunks_and_preset) {
     mer_speech_model *mb = NULL, *ml = NULL;
     mer_speech_state *sb = NULL, *sl = NULL;
-    REQUIRE_OK(mer_speech_model_load(&mb, HFIX "base"));
-    REQUIRE_OK(mer_speech_model_load(&ml, HFIX "large"));
-    REQUIRE_OK(mer_speech_state_init(&sb, mb));
-    REQUIRE_OK(mer_speech_state_init(&sl, ml));
+    REQUIRE_OK(mer_speech_model_load(&mb, HFIX "base", NULL));
+    REQUIRE_OK(mer_speech_model_load(&ml, HFIX "large", NULL));
+    REQUIRE_OK(mer_speech_state_init(&sb, mb, NULL));
+    REQUIRE_OK(mer_speech_state_init(&sl, ml, NULL));
     int64_t n2 = 0, n12 = 0;
     float *a2 = read_wav16(HFIX "a2.wav", &n2), *a12 = read_wav16(HFIX "a12.wav", &n12);
     REQUIRE(a2 && a12);
@@ -333,8 +333,8 @@ MER_TEST(hubert_extract_chunks_and_preset) {
 MER_TEST(hubert_bad_audio) {
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base"));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base", NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     mer_speech_params p = mer_speech_default_params();
     float *out = NULL, buf[16000];
     int32_t nd;
@@ -400,34 +400,34 @@ MER_TEST(hubert_bad_checkpoints) {
     mer_speech_model *m = NULL;
     /* truncated weights */
     const char *dir = make_ckpt("hubert_trunc", NULL, 50000);
-    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_FORMAT, "model.safetensors");
+    CHECK_ERR(mer_speech_model_load(&m, dir, NULL), MER_ERR_FORMAT, "model.safetensors");
     CHECK(m == NULL);
     /* config that does not match the weights: names the tensor, expected vs got */
     char *cfg = base_config_with("\"hidden_size\": 32", "\"hidden_size\": 64");
     REQUIRE(cfg);
     dir = make_ckpt("hubert_cfg", cfg, 0);
     free(cfg);
-    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_SHAPE, "feature_projection.projection.weight");
+    CHECK_ERR(mer_speech_model_load(&m, dir, NULL), MER_ERR_SHAPE, "feature_projection.projection.weight");
     CHECK(strstr(mer_last_error(), "64") && strstr(mer_last_error(), "32"));
     /* fewer layers in the config than in the file: the extra layer is unexpected */
     cfg = base_config_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1");
     REQUIRE(cfg);
     dir = make_ckpt("hubert_layers", cfg, 0);
     free(cfg);
-    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_FORMAT, "unexpected tensor encoder.layers.1.");
+    CHECK_ERR(mer_speech_model_load(&m, dir, NULL), MER_ERR_FORMAT, "unexpected tensor encoder.layers.1.");
     /* more layers in the config than in the file: a missing tensor */
     cfg = base_config_with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3");
     dir = make_ckpt("hubert_layers3", cfg, 0);
     free(cfg);
-    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_NOT_FOUND, "encoder.layers.2.");
+    CHECK_ERR(mer_speech_model_load(&m, dir, NULL), MER_ERR_NOT_FOUND, "encoder.layers.2.");
     /* not a speech model, no directory, broken JSON */
     cfg = base_config_with("\"model_type\": \"hubert\"", "\"model_type\": \"bert\"");
     dir = make_ckpt("hubert_bert", cfg, 0);
     free(cfg);
-    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_UNSUPPORTED, "bert");
-    CHECK_ERR(mer_speech_model_load(&m, HFIX "nope"), MER_ERR_IO, "nope");
+    CHECK_ERR(mer_speech_model_load(&m, dir, NULL), MER_ERR_UNSUPPORTED, "bert");
+    CHECK_ERR(mer_speech_model_load(&m, HFIX "nope", NULL), MER_ERR_IO, "nope");
     dir = make_ckpt("hubert_json", "{\"model_type\": \"hubert\",", 0);
-    CHECK_ERR(mer_speech_model_load(&m, dir), MER_ERR_FORMAT, "config.json");
+    CHECK_ERR(mer_speech_model_load(&m, dir, NULL), MER_ERR_FORMAT, "config.json");
     CHECK(m == NULL);
 }
 
@@ -502,8 +502,8 @@ static void bf16_weights(const char *dir, int64_t *lin, int64_t *conv) {
 static void check_bf16_on(const char *model_dir, const char *ref_name) {
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, model_dir));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, model_dir, NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     mer_speech_info info;
     mer_speech_model_info(m, &info);
     CHECK(info.bf16_ready == 0 && info.bf16_bytes == 0); /* nothing made before first use */
@@ -553,8 +553,8 @@ MER_TEST(hubert_bf16_precision) {
     /* through mer_speech_extract: the MERTools feature in bf16 vs the fp32 reference */
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large"));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large", NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     int64_t n = 0;
     float *x = read_wav16(HFIX "a12.wav", &n), *out = NULL;
     int32_t nd, rnd;
@@ -595,8 +595,8 @@ MER_TEST(hubert_bf16_precision) {
 static void check_int8_on(const char *model_dir, const char *ref_name) {
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, model_dir));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, model_dir, NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     mer_speech_info info;
     mer_speech_model_info(m, &info);
     int64_t n = 0;
@@ -639,8 +639,8 @@ MER_TEST(hubert_int8_precision) {
     check_int8_on(HFIX "large", "large_a2");
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large"));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large", NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     int64_t n = 0;
     float *x = read_wav16(HFIX "a12.wav", &n), *out = NULL;
     int32_t nd, rnd;
@@ -674,7 +674,7 @@ typedef struct {
 static void *bf16_race_run(void *u) {
     bf16_race *r = u;
     mer_speech_state *st = NULL;
-    r->s = mer_speech_state_init(&st, r->m);
+    r->s = mer_speech_state_init(&st, r->m, NULL);
     if (!r->s) r->s = mer_speech_state_set_precision(st, MER_PRECISION_BF16);
     mer_speech_state_free(st);
     return NULL;
@@ -682,7 +682,7 @@ static void *bf16_race_run(void *u) {
 
 MER_TEST(hubert_bf16_shared_model) {
     mer_speech_model *m = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large"));
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "large", NULL));
     bf16_race r[4];
     pthread_t th[4];
     for (int i = 0; i < 4; i++) {
@@ -699,8 +699,8 @@ MER_TEST(hubert_bf16_shared_model) {
     mer_speech_model *m1 = NULL;
     mer_speech_state *s1 = NULL;
     mer_speech_info info1;
-    REQUIRE_OK(mer_speech_model_load(&m1, HFIX "large"));
-    REQUIRE_OK(mer_speech_state_init(&s1, m1));
+    REQUIRE_OK(mer_speech_model_load(&m1, HFIX "large", NULL));
+    REQUIRE_OK(mer_speech_state_init(&s1, m1, NULL));
     CHECK_OK(mer_speech_state_set_precision(s1, MER_PRECISION_BF16));
     mer_speech_model_info(m1, &info1);
     int64_t lin, conv;
@@ -729,8 +729,8 @@ MER_TEST(hubert_encode_batch_matches_single) {
     for (int f = 0; f < 2; f++) {
         mer_speech_model *m = NULL;
         mer_speech_state *st = NULL;
-        REQUIRE_OK(mer_speech_model_load(&m, dirs[f]));
-        REQUIRE_OK(mer_speech_state_init(&st, m));
+        REQUIRE_OK(mer_speech_model_load(&m, dirs[f], NULL));
+        REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
         mer_speech_info info;
         mer_speech_model_info(m, &info);
         const int32_t lf = 1, ll = info.n_layers, K = ll - lf + 1;
@@ -780,8 +780,8 @@ MER_TEST(hubert_profile_counts) {
     REQUIRE(wav && n > 40000);
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base"));
-    REQUIRE_OK(mer_speech_state_init(&st, m));
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base", NULL));
+    REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
     mer_speech_info info;
     mer_speech_model_info(m, &info);
     const double C = 16; /* conv_dim of the base fixture */
@@ -827,6 +827,96 @@ MER_TEST(hubert_profile_counts) {
     CHECK(z.total_s == 0 && z.linear_flop == 0);
     mer_speech_state_free(st);
     mer_speech_model_free(m);
+    free(wav);
+}
+
+
+/* State params: progress after each layer, abort before each layer stops encode, batch and
+ * extract with MER_ERR_ABORTED and nothing returned (the sanitizer leg checks for leaks), and
+ * the state works as new afterwards. Loader params: BF16 packs at load. */
+MER_TEST(hubert_params_abort_progress) {
+    int64_t n = 0;
+    float *wav = read_wav16(HFIX "a12.wav", &n);
+    REQUIRE(wav && n > 40000);
+    mer_speech_normalize(wav, n);
+    mer_speech_model *m = NULL;
+    mer_speech_model_params mp = mer_speech_model_default_params();
+    CHECK(mp.precision == MER_PRECISION_F32);
+    mp.precision = (mer_precision)7;
+    CHECK_ERR(mer_speech_model_load(&m, HFIX "base", &mp), MER_ERR_INVALID_ARG, "precision");
+    CHECK(m == NULL);
+    mp.precision = MER_PRECISION_BF16;
+    REQUIRE_OK(mer_speech_model_load(&m, HFIX "base", &mp));
+    mer_speech_info info;
+    mer_speech_model_info(m, &info);
+    CHECK(info.bf16_ready == 1); /* packed at load, not on first use */
+    const int32_t L = info.n_layers, D = info.hidden_size;
+    const int64_t len = 16000, T = mer_speech_frames(m, len);
+    const size_t sz = (size_t)((L + 1) * T * D);
+    float *ref = malloc(sz * sizeof(float)), *y = malloc(sz * sizeof(float));
+    REQUIRE(ref && y);
+    mer_speech_state *plain = NULL, *st = NULL;
+    REQUIRE_OK(mer_speech_state_init(&plain, m, NULL));
+    REQUIRE_OK(mer_speech_encode(plain, wav, len, 0, L, ref));
+
+    mer_test_calls cc = {0};
+    mer_speech_state_params sp = mer_speech_state_default_params();
+    sp.progress = mer_test_progress;
+    sp.progress_user_data = &cc;
+    sp.abort = mer_test_abort;
+    sp.abort_user_data = &cc;
+    sp.n_threads = 1;
+    REQUIRE_OK(mer_speech_state_init(&st, m, &sp));
+    CHECK_OK(mer_speech_encode(st, wav, len, 0, L, y));
+    CHECK(cc.progress_calls == L && cc.last_done == L && cc.last_total == L);
+    CHECK(memcmp(y, ref, sz * sizeof(float)) == 0); /* fp32 products on 1 thread: same bits */
+    /* stop before the second layer: one layer reported, then MER_ERR_ABORTED */
+    memset(&cc, 0, sizeof cc);
+    cc.stop_at = 2;
+    CHECK_ERR(mer_speech_encode(st, wav, len, 0, L, y), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(cc.progress_calls == 1 && cc.polls == 2);
+    const float *xs[2] = {wav, wav + 9000};
+    const int64_t lens[2] = {len, len};
+    float *outs[2] = {y, malloc(sz * sizeof(float))};
+    REQUIRE(outs[1]);
+    memset(&cc, 0, sizeof cc);
+    cc.stop_at = 1;
+    CHECK_ERR(mer_speech_encode_batch(st, 2, xs, lens, 0, L, outs), MER_ERR_ABORTED, "stopped by the caller");
+    free(outs[1]);
+    /* the state is whole afterwards */
+    cc.stop_at = 0;
+    CHECK_OK(mer_speech_encode(st, wav, len, 0, L, y));
+    CHECK(memcmp(y, ref, sz * sizeof(float)) == 0);
+    /* extract: its own params' abort (per chunk and layer) and progress (per chunk) */
+    mer_speech_params ep = mer_speech_default_params(); /* all hidden states: L layers a chunk */
+    ep.pool_mean = 1;
+    ep.chunk_seconds = 0.5;
+    mer_test_calls ec = {0};
+    ep.progress = mer_test_progress;
+    ep.progress_user_data = &ec;
+    ep.abort = mer_test_abort;
+    ep.abort_user_data = &ec;
+    float *feat = NULL;
+    int32_t nd = 0;
+    int64_t shape[3];
+    CHECK_OK(mer_speech_extract(plain, wav, 24000, &ep, &feat, &nd, shape));
+    CHECK(ec.progress_calls == 3 && ec.last_done == 3 && ec.last_total == 3);
+    free(feat);
+    feat = NULL;
+    memset(&ec, 0, sizeof ec);
+    ec.stop_at = 4; /* chunk 1 (poll 1), its 2 layers (2, 3), chunk 2 (4) */
+    CHECK_ERR(mer_speech_extract(plain, wav, 24000, &ep, &feat, &nd, shape), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(feat == NULL && ec.progress_calls == 1);
+    /* bad state params */
+    mer_speech_state *bad = NULL;
+    sp.precision = (mer_precision)9;
+    CHECK_ERR(mer_speech_state_init(&bad, m, &sp), MER_ERR_INVALID_ARG, "precision");
+    CHECK(bad == NULL);
+    mer_speech_state_free(st);
+    mer_speech_state_free(plain);
+    mer_speech_model_free(m);
+    free(ref);
+    free(y);
     free(wav);
 }
 

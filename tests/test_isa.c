@@ -193,8 +193,8 @@ MER_TEST(isa_levels_agree_speech_encoder) {
         mer_speech_model *m = NULL;
         mer_speech_state *st = NULL;
         /* loaded at each level: packed weight layouts may depend on the kernels chosen */
-        REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/base"));
-        REQUIRE_OK(mer_speech_state_init(&st, m));
+        REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/base", NULL));
+        REQUIRE_OK(mer_speech_state_init(&st, m, NULL));
         mer_speech_info info;
         mer_speech_model_info(m, &info);
         L = info.n_layers;

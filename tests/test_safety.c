@@ -412,9 +412,9 @@ MER_TEST(safety_extract_recipe_recorded) {
                       "tests/fixtures/clip/clip.mp4 tests/fixtures/image/astronaut.png";
     CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool none --frames 3", dir) == 0);
     CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool mean --frames 3", dir) == 1);
-    CHECK(strstr(out, "vis: its features were made with another recipe (pool: was \"none\", now \"mean\""));
+    CHECK(strstr(out, "vis: its features were made with another recipe (visual.pool_mean: was 0, now 1"));
     CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool none --frames 4", dir) == 1);
-    CHECK(strstr(out, "frames: was 3, now 4"));
+    CHECK(strstr(out, "visual.frames: was 3, now 4"));
     snprintf(cmd, sizeof cmd, "%s/vis/clip.npy", dir);
     CHECK(npy_ndim(cmd) == 2);
     CHECK(mer_test_run(out, sizeof out, vis, mer_test_bin(), "--pool none --frames 3", dir) == 0);

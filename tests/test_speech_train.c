@@ -77,7 +77,7 @@ static void run_case_in(const st_case *tc, const char *dir) {
     mer_safetensors *st = NULL;
     mer__sft *s = NULL;
     float *params = NULL, *grads = NULL, *dx = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, path));
+    REQUIRE_OK(mer_speech_model_load(&m, path, NULL));
     if (dir) snprintf(path, sizeof path, "%s/%s.safetensors", dir, tc->name);
     else snprintf(path, sizeof path, STFIX "%s.safetensors", tc->name);
     if (mer_safetensors_open(&st, path) != MER_OK) {
@@ -224,7 +224,7 @@ MER_TEST(speech_train_bf16) {
     mer_speech_model *m = NULL;
     mer_safetensors *st = NULL;
     mer__sft *s = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large", NULL));
     if (mer_safetensors_open(&st, STFIX "large_adapter.safetensors") != MER_OK) {
         mer_test_fail(__FILE__, __LINE__, "%s", mer_last_error());
         mer_speech_model_free(m);
@@ -275,7 +275,7 @@ MER_TEST(speech_train_bf16) {
 /* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
 MER_TEST(speech_train_bad_config) {
     mer_speech_model *m = NULL;
-    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large"));
+    REQUIRE_OK(mer_speech_model_load(&m, "tests/fixtures/hubert/large", NULL));
     mer__sft *s = NULL;
     mer__sft_config c = CFG(2, 4, 2, 2, MER__SFT_ADAPTER, 4, 0, 0.0f, 0);
     CHECK_ERR(mer__sft_init(&s, m, &c), MER_ERR_INVALID_ARG, "outside the model");
@@ -353,10 +353,11 @@ static mer_finetune_params ft_params(const char *labels) {
     return p;
 }
 
-static int stop_after_first(const mer_train_progress *t, void *user) {
+static void count_epochs(const mer_train_progress *t, void *user) {
     int *calls = user;
-    return ++*calls >= 1;
+    ++*calls;
 }
+static bool after_first_epoch(void *user) { return *(const int *)user >= 1; }
 
 static int same_file(const char *a, const char *b) {
     char *x = NULL, *y = NULL;
@@ -427,10 +428,14 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
     free(cfg);
     /* a stop after the first epoch, then --resume: the same weights bitwise */
     int calls = 0;
-    p.train.progress = stop_after_first;
-    p.train.progress_user = &calls;
-    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_ABORTED, NULL);
+    p.train.progress = count_epochs;
+    p.train.progress_user_data = &calls;
+    p.abort = after_first_epoch;
+    p.abort_user_data = &calls;
+    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(calls >= 1); /* an epoch ran; concurrent folds may each finish theirs */
     p.train.progress = NULL;
+    p.abort = NULL;
     CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_INVALID_ARG, "already exists");
     p.train.resume = 1;
     CHECK_OK(mer_finetune_speech(&p, b, &m));

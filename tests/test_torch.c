@@ -85,7 +85,7 @@ static float *speech_out(const char *dir, int64_t *n_out) {
     mer_speech_model *m = NULL;
     mer_speech_state *st = NULL;
     float *hs = NULL;
-    if (mer_speech_model_load(&m, dir) != MER_OK || mer_speech_state_init(&st, m) != MER_OK) {
+    if (mer_speech_model_load(&m, dir, NULL) != MER_OK || mer_speech_state_init(&st, m, NULL) != MER_OK) {
         mer_test_fail(__FILE__, __LINE__, "%s: %s", dir, mer_last_error());
         goto out;
     }
@@ -130,7 +130,7 @@ static float *clip_out(const char *dir, int64_t *n_out) {
     mer_clip_model *m = NULL;
     mer_clip_state *st = NULL;
     float *px = NULL, *out = NULL;
-    if (mer_clip_model_load(&m, dir) != MER_OK || mer_clip_state_init(&st, m) != MER_OK) {
+    if (mer_clip_model_load(&m, dir, NULL) != MER_OK || mer_clip_state_init(&st, m, NULL) != MER_OK) {
         mer_test_fail(__FILE__, __LINE__, "%s: %s", dir, mer_last_error());
         goto done;
     }

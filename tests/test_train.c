@@ -305,9 +305,20 @@ MER_TEST(train_bitwise_reproducible) {
     threads_restore();
 }
 
-static int stop_at(const mer_train_progress *p, void *user) {
-    const int *at = user; /* fold, epoch */
-    return p->fold == at[0] && p->epoch == at[1];
+/* Stop when fold at[0] finishes epoch at[1]: the progress callback notes each epoch, the abort
+ * callback (polled right after it, under the same lock) answers from the note. */
+typedef struct {
+    int at[2];
+    int fold, epoch;
+} stop_spec;
+static void note_epoch(const mer_train_progress *p, void *user) {
+    stop_spec *s = user;
+    s->fold = p->fold;
+    s->epoch = p->epoch;
+}
+static bool stop_at(void *user) {
+    const stop_spec *s = user;
+    return s->fold == s->at[0] && s->epoch == s->at[1];
 }
 
 MER_TEST(train_resume_equals_uninterrupted) {
@@ -320,9 +331,11 @@ MER_TEST(train_resume_equals_uninterrupted) {
     snprintf(a, sizeof a, "%s/full", dir);
     snprintf(b, sizeof b, "%s/interrupted", dir);
     REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
-    int at[2] = {1, 3};
-    p.progress = stop_at;
-    p.progress_user = at;
+    stop_spec at = {{1, 3}, -1, -1};
+    p.progress = note_epoch;
+    p.progress_user_data = &at;
+    p.abort = stop_at;
+    p.abort_user_data = &at;
     CHECK_ERR(mer_train_run(&p, ds, NULL, b, NULL), MER_ERR_ABORTED, "stopped");
     snprintf(fb, sizeof fb, "%s/metrics.json", b);
     CHECK(!mer__file_exists(fb)); /* not complete */
@@ -331,6 +344,7 @@ MER_TEST(train_resume_equals_uninterrupted) {
     mer_run *r = NULL;
     CHECK_ERR(mer_run_open(&r, b), MER_ERR_NOT_FOUND, "not complete");
     p.progress = NULL;
+    p.abort = NULL;
     p.resume = 1;
     REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
     const char *files[] = {"fold-0.safetensors", "fold-1.safetensors", "fold-1.json", "fold-2.safetensors", "oof.csv", "metrics.json"};
@@ -379,15 +393,18 @@ MER_TEST(train_parallel_folds) {
         snprintf(fb, sizeof fb, "%s/%s", b, files[k]);
         CHECK(files_equal(fa, fb));
     }
-    int at[2] = {1, 3};
-    p.progress = stop_at;
-    p.progress_user = at;
+    stop_spec at = {{1, 3}, -1, -1};
+    p.progress = note_epoch;
+    p.progress_user_data = &at;
+    p.abort = stop_at;
+    p.abort_user_data = &at;
     CHECK_ERR(mer_train_run(&p, ds, NULL, c, NULL), MER_ERR_ABORTED, "stopped");
     snprintf(fb, sizeof fb, "%s/state-1.safetensors", c);
     CHECK(mer__file_exists(fb));
     snprintf(fb, sizeof fb, "%s/fold-2.json", c);
     CHECK(!mer__file_exists(fb)); /* the next group never started */
     p.progress = NULL;
+    p.abort = NULL;
     p.resume = 1;
     REQUIRE_OK(mer_train_run(&p, ds, NULL, c, NULL));
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -149,4 +150,20 @@ int cli_feature_add(const char *cmd, cli_features *f, const char *arg) {
     f->spec[f->n].dir = eq + 1;
     f->n++;
     return 0;
+}
+
+static volatile sig_atomic_t sigint_seen = 0;
+static void on_sigint(int sig) {
+    (void)sig;
+    sigint_seen = 1;
+}
+
+void cli_catch_sigint(int on) {
+    sigint_seen = 0;
+    signal(SIGINT, on ? on_sigint : SIG_DFL);
+}
+
+bool cli_interrupted(void *user_data) {
+    (void)user_data;
+    return sigint_seen != 0;
 }

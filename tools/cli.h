@@ -55,6 +55,11 @@ void cli_progress_end(cli_progress *p);
 
 double cli_now(void); /* monotonic seconds */
 
+/* Ctrl-C asks a long library call to stop: cli_catch_sigint(1) installs the handler (0 restores
+ * the default), cli_interrupted is the call's abort callback (mer_abort_fn). */
+void cli_catch_sigint(int on);
+bool cli_interrupted(void *user_data);
+
 /* The --feature NAME=DIR options of one command: spec[k].name points into name[k], spec[k].dir
  * into the argument (argv outlives the command). */
 typedef struct {

@@ -80,7 +80,7 @@ typedef struct {
     int bar_on;
 } demo_view;
 
-static int on_progress(int64_t done, int64_t total, void *user) {
+static void on_progress(int64_t done, int64_t total, void *user) {
     demo_view *v = user;
     if (v->next == MER_DEMO_FEATURES) {
         if (!v->bar_on) {
@@ -88,13 +88,12 @@ static int on_progress(int64_t done, int64_t total, void *user) {
             v->bar_on = 1;
         }
         cli_progress_update(&v->bar, done, NULL);
-        return 0;
+        return;
     }
     const char *label = v->next == MER_DEMO_LOSO ? "speaker-normalised" : "single-clip";
     if (isatty(2)) fprintf(stderr, "\r  %s: speaker %lld/%lld (%.0f s)   ", label, (long long)done,
                            (long long)total, cli_now() - v->t0);
     if (done == total && isatty(2)) fprintf(stderr, "\r%60s\r", "");
-    return 0;
 }
 
 static void on_stage(mer_demo_stage st, const mer_demo_result *r, void *user) {

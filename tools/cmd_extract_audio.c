@@ -256,7 +256,7 @@ int cmd_extract_audio(int argc, char **argv) {
     c.params.precision = precision;
 
     mer_status s = mer_model_resolve(model_dir, &resolved);
-    if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved);
+    if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved, NULL);
     if (s) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
@@ -272,25 +272,22 @@ int cmd_extract_audio(int argc, char **argv) {
         cli_usage(cmd, "--layers %s: the model has hidden states 0..%d", layers_arg ? layers_arg : "?", L);
         goto out;
     }
-    if ((s = mer_speech_state_init(&c.state, c.model))) {
+    if ((s = mer_speech_state_init(&c.state, c.model, NULL))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
     }
-    /* a directory of features gets recipe.json: how they were made, recorded by `mer train`
-     * so `mer predict --input` can extract new media the same way */
-    struct stat ost;
-    if (eo.list || eo.n_inputs > 1 || (stat(eo.out, &ost) == 0 && S_ISDIR(ost.st_mode))) {
-        char *recipe = NULL, rp[4200];
-        snprintf(rp, sizeof rp, "%s/recipe.json", eo.out);
-        if ((s = mer_speech_recipe_to_json(resolved, &c.params, &recipe)) || (s = mer_mkdir_p(eo.out)) ||
-            (s = mer_write_file_atomic(rp, recipe, strlen(recipe)))) {
-            free(recipe);
-            rc = cli_fail_status(cmd, s, rp);
-            goto out;
-        }
-        free(recipe);
+    /* how the features are made: an output directory records it as recipe.json and refuses
+     * another (mer_output_recipe, in extract_run); `mer train` records it so `mer predict
+     * --input` extracts new media the same way */
+    char *recipe = NULL;
+    if ((s = mer_speech_recipe_to_json(resolved, &c.params, &recipe))) {
+        rc = cli_fail_status(cmd, s, NULL);
+        goto out;
     }
+    eo.recipe = recipe;
     rc = extract_run_batch(&eo, extract_one, extract_group, (int)batch, &c);
+    eo.recipe = NULL;
+    free(recipe);
 out:
     free(resolved);
     mer_speech_adapter_free(c.adapter);

@@ -143,7 +143,7 @@ int cmd_extract_visual(int argc, char **argv) {
     rc = 1;
     char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
     mer_status s = mer_model_resolve(model_dir, &resolved);
-    if (s == MER_OK) s = mer_clip_model_load(&model, resolved);
+    if (s == MER_OK) s = mer_clip_model_load(&model, resolved, NULL);
     free(resolved);
     if (s != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
@@ -163,7 +163,7 @@ int cmd_extract_visual(int argc, char **argv) {
         c.params.faces = fm;
         c.params.faces_state = fst;
     }
-    if ((s = mer_clip_state_init(&c.state, model)) != MER_OK ||
+    if ((s = mer_clip_state_init(&c.state, model, NULL)) != MER_OK ||
         (s = mer_clip_state_set_precision(c.state, bf16 == 2 ? MER_PRECISION_INT8
                                                   : bf16      ? MER_PRECISION_BF16
                                                               : MER_PRECISION_F32)) != MER_OK) {
@@ -172,24 +172,21 @@ int cmd_extract_visual(int argc, char **argv) {
     }
     {
         /* what changes the files, recorded in an output directory (mer_output_recipe): a rerun
-         * with another --pool, --output, --frames/--fps, --faces or model is refused */
-        static const char *const what[] = {"embeds", "cls", "hidden"};
-        char *qm = mer_json_quote(model_dir);
-        char recipe[8192];
-        int k = snprintf(recipe, sizeof recipe,
-                         "{\"extractor\": \"visual\", \"model\": %s, \"output\": \"%s\", \"pool\": \"%s\", "
-                         "\"frames\": %d, \"fps\": %.17g, \"faces\": %s, \"precision\": \"%s\"}",
-                         qm ? qm : "null", what[c.params.what == MER_CLIP_CLS ? 1 : c.params.what == MER_CLIP_HIDDEN ? 2 : 0],
-                         c.params.pool_mean ? "mean" : "none", (int)c.params.sampling.count, c.params.sampling.fps,
-                         faces ? "true" : "false", bf16 == 2 ? "int8" : bf16 ? "bf16" : "f32");
-        free(qm);
-        if (!qm || k < 0 || (size_t)k >= sizeof recipe) {
-            cli_fail(cmd, "%s: recipe too long", model_dir);
+         * with another --pool, --output, --frames/--fps, --faces, model or precision is refused;
+         * `mer train` records it, `mer predict --input` replays it (mer_clip_recipe_extract) */
+        char *recipe = NULL, *res = NULL;
+        const mer_precision prec = bf16 == 2 ? MER_PRECISION_INT8 : bf16 ? MER_PRECISION_BF16 : MER_PRECISION_F32;
+        if ((s = mer_model_resolve(model_dir, &res)) == MER_OK)
+            s = mer_clip_recipe_to_json(res, &c.params, prec, faces, face_dir, &recipe);
+        free(res);
+        if (s != MER_OK) {
+            cli_fail_status(cmd, s, model_dir);
             goto out;
         }
         eo.recipe = recipe;
         rc = extract_run(&eo, extract_one, &c);
         eo.recipe = NULL;
+        free(recipe);
     }
     if (faces && c.frames_no_face)
         fprintf(stderr, "mer %s: %lld of %lld frames had no face and were skipped (in %d input%s)\n",

@@ -51,19 +51,13 @@ static void usage(FILE *f) {
             "  --out RUN             the run directory (mer train's layout); --resume continues it\n");
 }
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct {
     cli_progress bar;
     int started;
     int64_t base;
 } prog;
 
-static int on_cache(int64_t done, int64_t total, void *user) {
+static void on_cache(int64_t done, int64_t total, void *user) {
     prog *p = user;
     if (!p->started) {
         p->started = 1;
@@ -71,10 +65,9 @@ static int on_cache(int64_t done, int64_t total, void *user) {
     }
     cli_progress_update(&p->bar, done, "");
     if (done == total) cli_progress_end(&p->bar);
-    return interrupted ? 1 : 0;
 }
 
-static int on_train(const mer_train_progress *t, void *user) {
+static void on_train(const mer_train_progress *t, void *user) {
     prog *p = user;
     if (!p->started) {
         p->started = 1;
@@ -92,7 +85,6 @@ static int on_train(const mer_train_progress *t, void *user) {
     if (!p->bar.tty && t->epoch == t->n_epochs && isfinite(t->best_waf))
         fprintf(stderr, "mer finetune: fold %d/%d done: best held-out WAF %.4f\n", t->fold + 1,
                 t->n_folds, t->best_waf);
-    return interrupted ? 1 : 0;
 }
 
 static int parse_range(const char *v, int32_t *a, int32_t *b) {
@@ -212,12 +204,13 @@ int cmd_finetune(int argc, char **argv) {
     mer_status rs = mer_model_resolve(p.model_dir, &resolved);
     if (rs != MER_OK) return cli_fail_status(CMD, rs, NULL);
     p.model_dir = resolved;
-    signal(SIGINT, on_sigint);
+    cli_catch_sigint(1);
     prog pc = {0}, pt = {0};
-    p.cache_progress = on_cache;
-    p.cache_user = &pc;
+    p.progress = on_cache;
+    p.progress_user_data = &pc;
+    p.abort = cli_interrupted;
     p.train.progress = on_train;
-    p.train.progress_user = &pt;
+    p.train.progress_user_data = &pt;
     mer_metrics m;
     mer_status s = mer_finetune_speech(&p, out, &m);
     free(resolved);

@@ -24,22 +24,14 @@ static void usage(FILE *f) {
             "and names the best layer and the contiguous block within --tolerance of it.\n");
 }
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-
-static int on_progress(int64_t done, int64_t total, void *user) {
+static void on_progress(int64_t done, int64_t total, void *user) {
     cli_progress *bar = user;
     bar->total = total;
     cli_progress_update(bar, done, "");
-    return interrupted ? 1 : 0;
 }
 
-static int on_layer(int64_t done, int64_t total, void *user) {
+static void on_layer(int64_t done, int64_t total, void *user) {
     if (!isatty(2)) fprintf(stderr, "mer probe: %lld/%lld probes trained\n", (long long)done, (long long)total);
-    return interrupted ? 1 : 0;
 }
 
 int cmd_probe(int argc, char **argv) {
@@ -82,12 +74,13 @@ int cmd_probe(int argc, char **argv) {
     if (!p.model_dir || !p.labels_csv || !p.audio_dir || !out)
         return cli_usage(CMD, "--model, --labels, --audio and --out are required");
     cli_set_threads(threads);
-    signal(SIGINT, on_sigint);
+    cli_catch_sigint(1);
     cli_progress bar;
     cli_progress_start(&bar, "extract", 0);
-    p.cache_progress = on_progress;
+    p.progress = on_progress;
+    p.progress_user_data = &bar;
     p.layer_progress = on_layer;
-    p.cache_user = &bar;
+    p.abort = cli_interrupted;
     mer_probe_result *r = malloc(sizeof *r);
     if (!r) return cli_fail(CMD, "out of memory");
     mer_status s = mer_probe_speech(&p, out, r);

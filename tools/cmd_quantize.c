@@ -17,9 +17,8 @@ static const char usage_text[] =
     "config.json and the tokenizer files are copied. Load DIR like any checkpoint (`mer extract\n"
     "text --model DIR`). The file is written atomically; DIR must not be MODEL_DIR.\n";
 
-static int progress(int64_t done, int64_t total, void *user) {
+static void progress(int64_t done, int64_t total, void *user) {
     cli_progress_update(user, done, NULL);
-    return 0;
 }
 
 int cmd_quantize(int argc, char **argv) {

@@ -66,12 +66,6 @@ static void usage(FILE *f) {
             "  --no-plots            skip confusion.png / curves.png\n");
 }
 
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct {
     cli_progress bar;
     int started;
@@ -80,7 +74,7 @@ typedef struct {
     char label[64];
 } progress_state;
 
-static int on_progress(const mer_train_progress *p, void *user) {
+static void on_progress(const mer_train_progress *p, void *user) {
     progress_state *st = user;
     if (!st->started) {
         st->started = 1;
@@ -108,7 +102,6 @@ static int on_progress(const mer_train_progress *p, void *user) {
         else
             fprintf(stderr, "mer train: %sfinal model done: loss %.4f\n", trial, p->train_loss);
     }
-    return interrupted ? 1 : 0;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -378,14 +371,15 @@ int cmd_train(int argc, char **argv) {
     progress_state ps;
     memset(&ps, 0, sizeof ps);
     tp.progress = on_progress;
-    tp.progress_user = &ps;
-    signal(SIGINT, on_sigint);
+    tp.progress_user_data = &ps;
+    tp.abort = cli_interrupted;
+    cli_catch_sigint(1);
     mer_metrics m;
     double t0 = cli_now();
     s = unl ? mer_train_pseudo(&tp, &pp, train, unl, test, out, &m)
             : mer_train_run(&tp, train, test, out, &m);
     if (ps.started) cli_progress_end(&ps.bar);
-    signal(SIGINT, SIG_DFL);
+    cli_catch_sigint(0);
     if (s == MER_ERR_ABORTED) {
         rc = cli_fail(CMD, "%s: interrupted; continue with the same command plus --resume", out);
         goto cleanup;

@@ -99,21 +99,24 @@ class _TrainParams(C.Structure):  # mer_train_params (MER_NAME_MAX 64)
                 ("balanced_weights", C.c_int32), ("select_last", C.c_int32), ("seed", C.c_uint64),
                 ("search", C.c_int32), ("resume", C.c_int32), ("checkpoint_every", C.c_int32),
                 ("checkpoint_seconds", C.c_double), ("plots", C.c_int32), ("recipe_json", C.c_char_p),
-                ("encoder", C.c_char_p), ("progress", C.c_void_p), ("progress_user", C.c_void_p)]
+                ("encoder", C.c_char_p), ("n_threads", C.c_int32), ("progress", C.c_void_p),
+                ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
 
 
 class _AnalyzeParams(C.Structure):  # mer_analyze_params
     _fields_ = [("audio_model", C.c_char_p), ("faces_models", C.c_char_p), ("text", C.c_char_p),
                 ("text_model", C.c_char_p),
                 ("weights", C.c_double * 3), ("fps", C.c_double), ("max_frames", C.c_int32),
-                ("timeline", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p),
-                ("adapt", C.c_int32), ("adapt_min", C.c_int32)]
+                ("timeline", C.c_int32), ("adapt", C.c_int32), ("adapt_min", C.c_int32),
+                ("n_threads", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p),
+                ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
 
 
 class _TextParams(C.Structure):  # mer_text_params
     _fields_ = [("layer_first", C.c_int32), ("layer_last", C.c_int32), ("combine", C.c_int),
                 ("pool_mean", C.c_int32), ("skip_lead", C.c_int32), ("skip_trail", C.c_int32),
-                ("precision", C.c_int), ("progress", C.c_void_p), ("user_data", C.c_void_p)]
+                ("precision", C.c_int), ("n_threads", C.c_int32), ("progress", C.c_void_p),
+                ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
 
 
 class _TextInfo(C.Structure):  # mer_text_info
@@ -148,17 +151,17 @@ _sig("mer_safetensors_count", _I64, _VP)
 _sig("mer_safetensors_entry_at", C.c_int, _VP, _I64, C.POINTER(_Entry))
 _sig("mer_safetensors_find", C.c_int, _VP, _CP, C.POINTER(_Entry))
 _sig("mer_safetensors_format", _CP, _VP)
-_sig("mer_speech_model_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_speech_model_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_speech_model_free", None, _VP)
 _sig("mer_speech_frames", _I64, _VP, _I64)
-_sig("mer_speech_state_init", C.c_int, C.POINTER(_VP), _VP)
+_sig("mer_speech_state_init", C.c_int, C.POINTER(_VP), _VP, _VP)
 _sig("mer_speech_state_free", None, _VP)
 _sig("mer_speech_normalize", None, _F32P, _I64)
 _sig("mer_speech_encode", C.c_int, _VP, _F32P, _I64, _I32, _I32, _F32P)
-_sig("mer_clip_model_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_clip_model_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_clip_model_free", None, _VP)
 _sig("mer_clip_output_size", _I64, _VP, C.c_int)
-_sig("mer_clip_state_init", C.c_int, C.POINTER(_VP), _VP)
+_sig("mer_clip_state_init", C.c_int, C.POINTER(_VP), _VP, _VP)
 _sig("mer_clip_state_free", None, _VP)
 _sig("mer_clip_forward", C.c_int, _VP, _F32P, _I32, C.c_int, _F32P)
 _sig("mer_clip_encode_images", C.c_int, _VP, C.POINTER(_Image), _I32, C.c_int, _F32P)
@@ -219,11 +222,14 @@ def _layout_check():
     ok = (t.model == b"attention" and (t.hidden, t.heads, t.layers, t.tokens, t.folds, t.epochs, t.batch)
           == (128, 4, 1, 4, 5, 100, 32) and abs(t.dropout - 0.3) < 1e-6 and t.lr == 1e-3 and t.l2 == 1e-5
           and (t.checkpoint_every, t.checkpoint_seconds, t.plots) == (1, 10.0, 1)
-          and t.recipe_json is None and t.encoder is None and not t.progress and not t.progress_user
+          and t.recipe_json is None and t.encoder is None and not t.progress and not t.progress_user_data
+          and t.n_threads == 0 and not t.abort and not t.abort_user_data
           and list(a.weights) == [1.0, 1.0, 0.5] and (a.fps, a.max_frames, a.timeline) == (2.0, 300, 0)
           and not a.progress_user_data and a.text_model is None and (a.adapt, a.adapt_min) == (0, 5)
+          and a.n_threads == 0 and not a.abort and not a.abort_user_data
           and (x.layer_first, x.layer_last, x.combine, x.pool_mean, x.skip_lead, x.skip_trail, x.precision)
-          == (-4, -1, 1, 1, -1, -1, 0) and not x.user_data)
+          == (-4, -1, 1, 1, -1, -1, 0) and x.n_threads == 0 and not x.progress_user_data
+          and not x.abort_user_data)
     if not ok:
         raise ImportError("mer: this binding's mer_train_params / mer_analyze_params / mer_text_params do not "
                           "match the loaded libmer.so (%s); update python/mer with mer.h" % lib._name)
@@ -365,8 +371,8 @@ class SpeechModel:
     def __init__(self, model):
         self.dir = model_resolve(model)
         self._m, self._s = _VP(), _VP()
-        _check(lib.mer_speech_model_load(C.byref(self._m), _b(self.dir)))
-        _check(lib.mer_speech_state_init(C.byref(self._s), self._m))
+        _check(lib.mer_speech_model_load(C.byref(self._m), _b(self.dir), None))
+        _check(lib.mer_speech_state_init(C.byref(self._s), self._m, None))
         cfg = json.load(open(os.path.join(self.dir, "config.json")))
         self.n_layers, self.hidden_size = cfg["num_hidden_layers"], cfg["hidden_size"]
         pp = os.path.join(self.dir, "preprocessor_config.json")
@@ -399,8 +405,8 @@ class VisualModel:
     def __init__(self, model):
         self.dir = model_resolve(model)
         self._m, self._s = _VP(), _VP()
-        _check(lib.mer_clip_model_load(C.byref(self._m), _b(self.dir)))
-        _check(lib.mer_clip_state_init(C.byref(self._s), self._m))
+        _check(lib.mer_clip_model_load(C.byref(self._m), _b(self.dir), None))
+        _check(lib.mer_clip_state_init(C.byref(self._s), self._m, None))
 
     def __del__(self):
         if getattr(self, "_s", None):
@@ -570,7 +576,8 @@ def train(rundir, features, labels, classes=None, names=None, groups=None, test=
     checkpoint_seconds, plots). Returns the metrics (mean over folds: waf, accuracy, macro_f1,
     uar; confusion as a nested list)."""
     p = lib.mer_train_default_params()
-    fields = {f for f, _ in _TrainParams._fields_} - {"recipe_json", "encoder", "progress", "progress_user"}
+    fields = {f for f, _ in _TrainParams._fields_} - {"recipe_json", "encoder", "progress", "progress_user_data",
+                                                      "abort", "abort_user_data"}
     for k, v in params.items():
         if k not in fields:
             raise TypeError("train: unknown parameter %r (one of %s)" % (k, ", ".join(sorted(fields))))

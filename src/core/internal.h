@@ -95,10 +95,20 @@ void mer__arena_free(mer__arena *a);
  * mer__parallel_for itself (nested calls run serially). */
 typedef void (*mer__range_fn)(void *user, int64_t begin, int64_t end, int thread_index);
 void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *user);
-/* Caps the threads of the CALLING thread's kernels (mer__parallel_for and the GEMM backend) at
- * n (<= 0: no cap) until the returned previous cap is restored: mer__threads_cap(old). Other
- * threads and mer_get_threads() are unaffected. */
-int mer__threads_cap(int n);
+/* The threads of the CALLING thread's kernels (mer__parallel_for and the GEMM backend's OpenMP
+ * team) are n (<= 0: the process-wide mer_get_threads()) until the returned previous value is
+ * restored: old = mer__threads_use(n); ... mer__threads_use(old). The per-call n_threads of
+ * the API. Other threads and mer_get_threads() are unaffected. */
+int mer__threads_use(int n);
+/* The thread count of the calling thread's kernels now (mer__threads_use, else mer_get_threads()). */
+int mer__threads(void);
+
+/* MER_ERR_ABORTED ("<what>: stopped by the caller") when abort is set and returns true, else
+ * MER_OK: the one poll of the API's abort callbacks. */
+mer_status mer__abort_check(mer_abort_fn abort_fn, void *user_data, const char *what);
+/* MER_ERR_INVALID_ARG ("<who>: unknown precision N (expected F32, BF16 or INT8)") unless p is
+ * one of the three precisions. */
+mer_status mer__precision_check(mer_precision p, const char *who);
 
 /* ---- small numeric helpers --------------------------------------------------------------- */
 

@@ -172,3 +172,14 @@ double mer__now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+mer_status mer__abort_check(mer_abort_fn abort_fn, void *user_data, const char *what) {
+    if (abort_fn && abort_fn(user_data)) return mer__err(MER_ERR_ABORTED, "%s: stopped by the caller", what);
+    return MER_OK;
+}
+
+mer_status mer__precision_check(mer_precision p, const char *who) {
+    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "%s: unknown precision %d (expected F32, BF16 or INT8)", who, (int)p);
+    return MER_OK;
+}

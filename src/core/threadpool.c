@@ -38,22 +38,22 @@ int mer_get_threads(void) {
     return n_threads_cfg;
 }
 
-static _Thread_local int tl_cap = 0;
+static _Thread_local int tl_threads = 0; /* 0: the process-wide count */
 
-int mer__threads_cap(int n) {
-    int old = tl_cap;
-    tl_cap = n > 0 ? n : 0;
+int mer__threads_use(int n) {
+    int old = tl_threads;
+    tl_threads = n > 0 ? (n < MER__MAX_THREADS ? n : MER__MAX_THREADS) : 0;
     /* the GEMM backend reads the OpenMP thread count of the calling thread */
-    omp_set_num_threads(tl_cap ? (tl_cap < mer_get_threads() ? tl_cap : mer_get_threads())
-                               : mer_get_threads());
+    omp_set_num_threads(tl_threads ? tl_threads : mer_get_threads());
     return old;
 }
+
+int mer__threads(void) { return tl_threads ? tl_threads : mer_get_threads(); }
 
 void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *user) {
     if (n <= 0) return;
     if (min_chunk < 1) min_chunk = 1;
-    int threads = mer_get_threads();
-    if (tl_cap && tl_cap < threads) threads = tl_cap;
+    const int threads = tl_threads ? tl_threads : mer_get_threads();
     int64_t max_parts = n / min_chunk;
     int parts = (int64_t)threads < max_parts ? threads : (int)(max_parts > 0 ? max_parts : 1);
     if (parts <= 1 || omp_in_parallel()) {

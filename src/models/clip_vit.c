@@ -63,7 +63,7 @@ struct mer_clip_state {
     int32_t cap_threads;     /* attention scratch blocks (one per thread) */
     float *x, *h, *qkv, *ao, *mlp, *patches, *pooled, *pixels;
     float *scores;           /* (cap_threads, T, T) */
-    mer_precision precision; /* of the encoder's products (F32 after init) */
+    mer_clip_state_params par; /* precision of the encoder's products, threads, callbacks */
 };
 
 void mer_clip_model_free(mer_clip_model *m) {
@@ -281,7 +281,30 @@ static mer_status tensor(mer_clip_model *m, const char *prefix, const char *name
     return s;
 }
 
-mer_status mer_clip_model_load(mer_clip_model **out, const char *dir) {
+static mer_status model_load(mer_clip_model **out, const char *dir);
+static mer_status ensure_precision(const mer_clip_model *cm, mer_precision p);
+
+mer_clip_model_params mer_clip_model_default_params(void) {
+    mer_clip_model_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_clip_model_load(mer_clip_model **out, const char *dir, const mer_clip_model_params *p) {
+    if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_model_load: NULL argument");
+    *out = NULL;
+    const mer_clip_model_params par = p ? *p : mer_clip_model_default_params();
+    mer_status s = mer__precision_check(par.precision, "visual encoder");
+    if (s || (s = model_load(out, dir))) return s;
+    if ((s = ensure_precision(*out, par.precision))) {
+        mer_clip_model_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static mer_status model_load(mer_clip_model **out, const char *dir) {
     if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_model_load: NULL argument");
     *out = NULL;
     mer_clip_model *m = mer__calloc(1, sizeof *m);
@@ -510,22 +533,31 @@ void mer_clip_state_free(mer_clip_state *s) {
     mer__free(s);
 }
 
-mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m) {
+mer_clip_state_params mer_clip_state_default_params(void) {
+    mer_clip_state_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_clip_state_init(mer_clip_state **out, const mer_clip_model *m, const mer_clip_state_params *p) {
     if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_init: NULL argument");
+    *out = NULL;
+    const mer_clip_state_params par = p ? *p : mer_clip_state_default_params();
+    mer_status st = mer__precision_check(par.precision, "visual encoder");
+    if (st || (st = ensure_precision(m, par.precision))) return st;
     *out = mer__calloc(1, sizeof **out);
     if (!*out) return MER_ERR_NOMEM;
     (*out)->m = m;
-    (*out)->precision = MER_PRECISION_F32;
+    (*out)->par = par;
     return MER_OK;
 }
 
 mer_status mer_clip_state_set_precision(mer_clip_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_clip_state_set_precision: NULL state");
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "visual encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    mer_status st = ensure_precision(s->m, p);
-    if (st) return st;
-    s->precision = p;
+    mer_status st = mer__precision_check(p, "visual encoder");
+    if (st || (st = ensure_precision(s->m, p))) return st;
+    s->par.precision = p;
     return MER_OK;
 }
 
@@ -537,7 +569,7 @@ static int32_t batch_cap(const mer_clip_info *c) {
 }
 
 static mer_status state_reserve(mer_clip_state *s, int32_t n) {
-    const int32_t threads = mer_get_threads();
+    const int32_t threads = mer__threads();
     if (n <= s->cap && threads <= s->cap_threads) return MER_OK;
     state_release(s);
     const mer_clip_info *c = &s->m->info;
@@ -666,8 +698,9 @@ static void attn_tasks(void *u, int64_t t0, int64_t t1, int ti) {
     }
 }
 
-/* One batch of n <= cap images. */
-static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer_clip_output what,
+/* One batch of n <= cap images; MER_ERR_ABORTED when the state's abort callback stops it
+ * before a layer. */
+static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer_clip_output what,
                           float *out) {
     const mer_clip_model *m = s->m;
     const mer_clip_info *c = &m->info;
@@ -677,7 +710,8 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
     const float eps = c->layer_norm_eps;
     float *x = s->x, *h = s->h, *qkv = s->qkv, *ao = s->ao, *mlp = s->mlp;
     /* the packed weights are read only by a state of their precision, which made sure they exist */
-    const int slot = s->precision == MER_PRECISION_BF16 ? 0 : s->precision == MER_PRECISION_INT8 ? 1 : -1;
+    const int slot = s->par.precision == MER_PRECISION_BF16 ? 0 : s->par.precision == MER_PRECISION_INT8 ? 1 : -1;
+    mer_status st;
 #define PK(j) (slot >= 0 ? ly->pk[slot][j] : NULL)
 
     /* embeddings: class token, patch GEMM, position embedding, pre-LN */
@@ -702,6 +736,7 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
      * need every token, but its query, output projection and MLP only the class rows. */
     const int64_t full_layers = what == MER_CLIP_HIDDEN ? L : L - 1;
     for (int64_t l = 0; l < full_layers; l++) {
+        if ((st = mer__abort_check(s->par.abort, s->par.abort_user_data, "visual encoder"))) return st;
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
         gemm_w(R, D, D, h, D, ly->q_w, PK(0), 0, qkv, 3 * D);
@@ -724,7 +759,8 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
                 memcpy(out + b * per_img + (l + 1) * T * D, x + (int64_t)b * T * D,
                        (size_t)(T * D) * sizeof(float));
     }
-    if (what == MER_CLIP_HIDDEN) return;
+    if (what == MER_CLIP_HIDDEN) return MER_OK;
+    if ((st = mer__abort_check(s->par.abort, s->par.abort_user_data, "visual encoder"))) return st;
 
     /* last layer, class rows: xc (n, D) in s->pooled, scratch rows in h */
     const clip_layer *ly = &m->layers[L - 1];
@@ -756,6 +792,7 @@ static void forward_batch(mer_clip_state *s, const float *pixels, int32_t n, mer
         mer_sgemm(0, 1, n, c->projection_dim, D, 1.0f, pooled, D, m->proj, D, 0.0f, out,
                   c->projection_dim);
 #undef PK
+    return MER_OK;
 }
 
 static mer_status check_what(const mer_clip_model *m, mer_clip_output what) {
@@ -783,13 +820,16 @@ mer_status mer_clip_forward(mer_clip_state *s, const float *pixels, int32_t n,
             return mer__err(MER_ERR_NUMERIC, "clip: pixel %lld of image %lld is not finite",
                             (long long)(i % px), (long long)(i / px));
     const int32_t cap = batch_cap(c);
-    if ((st = state_reserve(s, n < cap ? n : cap)) != MER_OK) return st;
+    const int threads = mer__threads_use(s->par.n_threads);
     const int64_t osz = mer_clip_output_size(m, what);
-    for (int32_t b0 = 0; b0 < n; b0 += cap) {
+    st = state_reserve(s, n < cap ? n : cap);
+    for (int32_t b0 = 0; b0 < n && !st; b0 += cap) {
         int32_t nb = n - b0 < cap ? n - b0 : cap;
-        forward_batch(s, pixels + b0 * px, nb, what, out + b0 * osz);
+        st = forward_batch(s, pixels + b0 * px, nb, what, out + b0 * osz);
+        if (!st && s->par.progress) s->par.progress(b0 + nb, n, s->par.progress_user_data);
     }
-    return MER_OK;
+    mer__threads_use(threads);
+    return st;
 }
 
 mer_status mer_clip_encode_images(mer_clip_state *s, const mer_image *imgs, int32_t n,
@@ -801,16 +841,18 @@ mer_status mer_clip_encode_images(mer_clip_state *s, const mer_image *imgs, int3
     if (st != MER_OK) return st;
     const mer_clip_info *c = &m->info;
     const int32_t cap = batch_cap(c);
-    if ((st = state_reserve(s, n < cap ? n : cap)) != MER_OK) return st;
+    const int threads = mer__threads_use(s->par.n_threads);
     const int64_t px = (int64_t)c->num_channels * c->image_size * c->image_size;
     const int64_t osz = mer_clip_output_size(m, what);
-    for (int32_t b0 = 0; b0 < n; b0 += cap) {
+    st = state_reserve(s, n < cap ? n : cap);
+    for (int32_t b0 = 0; b0 < n && !st; b0 += cap) {
         int32_t nb = n - b0 < cap ? n - b0 : cap;
-        for (int32_t i = 0; i < nb; i++)
-            if ((st = mer_clip_preprocess(m, &imgs[b0 + i], s->pixels + i * px)) != MER_OK) return st;
-        forward_batch(s, s->pixels, nb, what, out + b0 * osz);
+        for (int32_t i = 0; i < nb && !st; i++) st = mer_clip_preprocess(m, &imgs[b0 + i], s->pixels + i * px);
+        if (!st) st = forward_batch(s, s->pixels, nb, what, out + b0 * osz);
+        if (!st && s->par.progress) s->par.progress(b0 + nb, n, s->par.progress_user_data);
     }
-    return MER_OK;
+    mer__threads_use(threads);
+    return st;
 }
 
 /* ---- files: images and videos, optionally through face crops ----------------------------- */

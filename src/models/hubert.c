@@ -91,7 +91,12 @@ struct mer_speech_model {
 
 struct mer_speech_state {
     const mer_speech_model *m;
-    mer_precision precision;   /* of mer_speech_encode */
+    mer_speech_state_params par; /* of mer_speech_encode */
+    /* the callbacks of the call running now: per layer (encode) or only abort (extract) */
+    mer_progress_fn progress;
+    void *progress_user_data;
+    mer_abort_fn abort;
+    void *abort_user_data;
     mer__arena arena;
     mer_speech_profile prof;   /* of the last encode/extract call */
 };
@@ -423,9 +428,31 @@ static const char *detect_prefix(mer_safetensors *st) {
     return NULL;
 }
 
-mer_status mer_speech_model_load(mer_speech_model **out, const char *dir) {
+static mer_status model_load(mer_speech_model **out, const char *dir);
+static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p);
+
+mer_speech_model_params mer_speech_model_default_params(void) {
+    mer_speech_model_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_speech_model_load(mer_speech_model **out, const char *dir, const mer_speech_model_params *p) {
     if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_model_load: NULL argument");
     *out = NULL;
+    const mer_speech_model_params par = p ? *p : mer_speech_model_default_params();
+    mer_status s = mer__precision_check(par.precision, "speech encoder");
+    if (s) return s;
+    if ((s = model_load(out, dir))) return s;
+    if ((s = ensure_precision(*out, par.precision))) {
+        mer_speech_model_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static mer_status model_load(mer_speech_model **out, const char *dir) {
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return mer__err(MER_ERR_IO, "%s: not a checkpoint directory (expected config.json and model.safetensors in it)", dir);
@@ -658,23 +685,44 @@ int64_t mer_speech_frames(const mer_speech_model *m, int64_t n) {
  * State
  * ========================================================================================== */
 
-mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m) {
+mer_speech_state_params mer_speech_state_default_params(void) {
+    mer_speech_state_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_speech_state_init(mer_speech_state **out, const mer_speech_model *m,
+                                 const mer_speech_state_params *p) {
     if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_init: NULL argument");
+    *out = NULL;
+    const mer_speech_state_params par = p ? *p : mer_speech_state_default_params();
+    mer_status st = mer__precision_check(par.precision, "speech encoder");
+    if (st || (st = ensure_precision(m, par.precision))) return st;
     mer_speech_state *s = mer__calloc(1, sizeof *s);
     if (!s) return MER_ERR_NOMEM;
     s->m = m;
+    s->par = par;
     *out = s;
     return MER_OK;
 }
 
 mer_status mer_speech_state_set_precision(mer_speech_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_state_set_precision: NULL state");
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    mer_status st = ensure_precision(s->m, p);
-    if (st) return st;
-    s->precision = p;
+    mer_status st = mer__precision_check(p, "speech encoder");
+    if (st || (st = ensure_precision(s->m, p))) return st;
+    s->par.precision = p;
     return MER_OK;
+}
+
+/* The callbacks of the call starting now: the state's (encode) or an extract params' abort,
+ * whose progress counts chunks or utterances instead of layers. */
+static void calls_set(mer_speech_state *s, mer_progress_fn progress, void *progress_user_data,
+                      mer_abort_fn abort_fn, void *abort_user_data) {
+    s->progress = progress;
+    s->progress_user_data = progress_user_data;
+    s->abort = abort_fn;
+    s->abort_user_data = abort_user_data;
 }
 
 void mer_speech_state_free(mer_speech_state *s) {
@@ -962,6 +1010,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
 
     const float scale = 1.0f / sqrtf((float)dh);
     for (int64_t l = 0; l < ll; l++) { /* layers after the last wanted state are skipped */
+        if ((s = mer__abort_check(st->abort, st->abort_user_data, "speech encoder"))) return s;
         const hb_layer *y = &m->layers[l];
         const float *a_in = x;
         if (stable) {
@@ -1012,6 +1061,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                 else
                     memcpy(dst, src, (size_t)TD * sizeof(float));
             }
+        if (st->progress) st->progress(l + 1, ll, st->progress_user_data);
     }
 #undef PK
     return MER_OK;
@@ -1167,9 +1217,12 @@ mer_status mer_speech_encode(mer_speech_state *s, const float *samples, int64_t 
                         (long long)n);
     mer_status st = check_samples(samples, n);
     if (st) return st;
-    if ((st = ensure_precision(m, s->precision))) return st;
     memset(&s->prof, 0, sizeof s->prof);
-    return forward(s, samples, n, layer_first, layer_last, s->precision, out);
+    calls_set(s, s->par.progress, s->par.progress_user_data, s->par.abort, s->par.abort_user_data);
+    const int threads = mer__threads_use(s->par.n_threads);
+    st = forward(s, samples, n, layer_first, layer_last, s->par.precision, out);
+    mer__threads_use(threads);
+    return st;
 }
 
 static mer_status encode_batch(mer_speech_state *s, int32_t b, const float *const *samples, const int64_t *n,
@@ -1179,7 +1232,11 @@ mer_status mer_speech_encode_batch(mer_speech_state *s, int32_t b, const float *
                                    const int64_t *n, int32_t layer_first, int32_t layer_last,
                                    float *const *outs) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_encode_batch: NULL argument or no utterance");
-    return encode_batch(s, b, samples, n, layer_first, layer_last, s->precision, outs);
+    calls_set(s, s->par.progress, s->par.progress_user_data, s->par.abort, s->par.abort_user_data);
+    const int threads = mer__threads_use(s->par.n_threads);
+    mer_status st = encode_batch(s, b, samples, n, layer_first, layer_last, s->par.precision, outs);
+    mer__threads_use(threads);
+    return st;
 }
 
 /* mer_speech_encode_batch at the given precision (extraction passes its params' precision) */
@@ -1293,10 +1350,8 @@ static mer_status extract_check_plan(const mer_speech_state *s, const float *sam
     if (lf < 0 || ll > L || lf > ll)
         return mer__err(MER_ERR_INVALID_ARG, "hidden-state range %d..%d is outside 0..%lld",
                         p->layer_first, p->layer_last, (long long)L);
-    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16 &&
-        p->precision != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "speech encoder: unknown precision %d (expected F32, BF16 or INT8)",
-                        (int)p->precision);
+    mer_status ps = mer__precision_check(p->precision, "speech encoder");
+    if (ps) return ps;
     if (n <= 0) return mer__err(MER_ERR_INVALID_ARG, "no audio samples (empty audio stream)");
     if (!samples) return mer__err(MER_ERR_INVALID_ARG, "mer_speech_extract: NULL samples");
     mer_status st = check_samples(samples, n);
@@ -1435,24 +1490,27 @@ mer_status mer_speech_extract(mer_speech_state *s, const float *samples, int64_t
     float *x = extract_input(&pl, samples, n);
     float *hs = mer__alloc((size_t)(pl.K * pl.Tc * D) * sizeof(float));
     extract_acc a = {0};
+    int threads = -1; /* the calling thread's count before this call, once changed */
     if (!x || !hs) {
         st = MER_ERR_NOMEM;
         goto done;
     }
     memset(&s->prof, 0, sizeof s->prof);
     if ((st = extract_acc_init(&a, &pl, p, D))) goto done;
+    /* this call's abort reaches the layers; its progress counts chunks */
+    calls_set(s, NULL, NULL, p->abort, p->abort_user_data);
+    threads = mer__threads_use(p->n_threads);
     for (int64_t c = 0; c < pl.n_chunks; c++) {
+        if ((st = mer__abort_check(p->abort, p->abort_user_data, "speech encoder"))) goto done;
         st = forward(s, x + c * pl.clen, pl.clen, (int32_t)pl.lf, (int32_t)pl.ll, p->precision, hs);
         if (st) goto done;
         extract_acc_chunk(&a, &pl, p, D, c, hs);
-        if (p->progress && p->progress(c + 1, pl.n_chunks, p->user_data)) {
-            st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
-            goto done;
-        }
+        if (p->progress) p->progress(c + 1, pl.n_chunks, p->progress_user_data);
     }
     extract_acc_finish(&a, &pl, p, D, out, ndim, shape);
     st = MER_OK;
 done:
+    if (threads >= 0) mer__threads_use(threads);
     mer__free(x);
     mer__free(hs);
     extract_acc_free(&a);
@@ -1511,7 +1569,10 @@ mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float 
                 off += pl[i].K * pl[i].Tc * D;
             }
         }
+        calls_set(s, NULL, NULL, p->abort, p->abort_user_data);
+        const int threads = mer__threads_use(p->n_threads);
         st = encode_batch(s, (int32_t)n_pieces, px, pn, lf, ll, p->precision, po);
+        mer__threads_use(threads);
     }
     if (!st && n_pieces > 0) {
         int64_t k = 0;
@@ -1520,7 +1581,7 @@ mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float 
             for (int64_t c = 0; c < pl[i].n_chunks; c++, k++) extract_acc_chunk(&a[i], &pl[i], p, D, c, po[k]);
             extract_acc_finish(&a[i], &pl[i], p, D, &outs[i].data, &outs[i].ndim, outs[i].shape);
         }
-        if (p->progress && p->progress(b, b, p->user_data)) st = mer__err(MER_ERR_ABORTED, "stopped by the caller");
+        if (p->progress) p->progress(b, b, p->progress_user_data);
     }
     if (st) /* a failure of the batch as a whole: no utterance has a result */
         for (int32_t i = 0; i < b; i++) {

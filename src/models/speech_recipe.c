@@ -74,9 +74,9 @@ mer_status mer_speech_recipe_extract(const char *recipe_json, const char *media_
     mer_speech_state *st = NULL;
     float *x = NULL;
     int64_t n = 0, sh[3] = {0};
-    if (!s) s = mer_speech_model_load(&m, model);
+    if (!s) s = mer_speech_model_load(&m, model, NULL);
     mer_json_free(j); /* model pointed into it: used above only */
-    if (!s) s = mer_speech_state_init(&st, m);
+    if (!s) s = mer_speech_state_init(&st, m, NULL);
     if (!s) {
         mer_speech_info info;
         mer_speech_model_info(m, &info);

@@ -495,7 +495,7 @@ static void scratch_release(mer__text_scratch *s) {
 }
 
 mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T) {
-    const int64_t threads = mer_get_threads(), R = B * T;
+    const int64_t threads = mer__threads(), R = B * T;
     if (R <= s->cap_rows && T <= s->cap_t && threads <= s->cap_threads) return MER_OK;
     const mer_text_info *c = &s->m->info;
     int64_t rows = R > s->cap_rows ? R : s->cap_rows, tt = T > s->cap_t ? T : s->cap_t;
@@ -668,7 +668,12 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
         free(cut);
         return MER_ERR_NOMEM;
     }
-    st = mer_text_encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
+    st = mer__abort_check(p->abort, p->abort_user_data, "text encoder");
+    if (!st) {
+        const int threads = mer__threads_use(p->n_threads);
+        st = mer_text_encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
+        mer__threads_use(threads);
+    }
     free(cut);
     if (st != MER_OK) {
         free(hs);
@@ -732,7 +737,7 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
         shape[2] = D;
     }
     *out = res;
-    if (p->progress && p->progress(1, 1, p->user_data)) return MER_OK;
+    if (p->progress) p->progress(1, 1, p->progress_user_data);
     return MER_OK;
 }
 
@@ -1057,10 +1062,7 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
             }
             if (pass != 1) {
                 done_t++;
-                if (progress && progress(done_t, n, user_data)) {
-                    s = mer__err(MER_ERR_ABORTED, "quantize: stopped");
-                    goto done;
-                }
+                if (progress) progress(done_t, n, user_data);
             }
         }
     if (fsync(fd) != 0) {

@@ -360,10 +360,8 @@ static mer_status run_faces(mer_analysis *A, const mer_analyze_params *p) {
         mer_faces_summary_add(&all, faces, n);
         if (A->rows) mer_faces_summary_add(&A->rows[mer_timeline_row(frames[i].time, A->n_rows)].faces, faces, n);
         free(faces);
-        if (p->progress && p->progress(i + 1, nf, p->progress_user_data)) {
-            s = mer__err(MER_ERR_ABORTED, "%s: analysis stopped by the caller", A->path);
-            goto done;
-        }
+        if (p->progress) p->progress(i + 1, nf, p->progress_user_data);
+        if (i + 1 < nf && (s = mer__abort_check(p->abort, p->abort_user_data, A->path))) goto done;
     }
     A->frames = all.frames;
     A->frames_with_face = all.frames_with_face;
@@ -427,8 +425,10 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
     mer_analyze_params p = params ? *params : mer_analyze_default_params();
     mer_status s = check_params(&p);
     if (s) return s;
+    if ((s = mer__abort_check(p.abort, p.abort_user_data, path))) return s;
     mer_analysis *A = calloc(1, sizeof *A);
     if (!A) return mer__err(MER_ERR_NOMEM, "analyze: out of memory");
+    const int threads = mer__threads_use(p.n_threads);
     memcpy(A->weights, p.weights, sizeof A->weights);
     if (!(A->path = dup_str(path))) {
         s = MER_ERR_NOMEM;
@@ -541,6 +541,7 @@ mer_status mer_analyze(const char *path, const mer_analyze_params *params, mer_a
     }
     mer_clear_error();
 done:
+    mer__threads_use(threads);
     if (s) mer_analysis_free(A);
     else *out = A;
     return s;

@@ -126,7 +126,7 @@ typedef struct {
  * each to the cache; failures are logged and counted. */
 static void extract_rows(feat_job *j) {
     const int64_t NA = j->N * j->p->n_speeds;
-#pragma omp parallel for schedule(dynamic) num_threads(mer_get_threads())
+#pragma omp parallel for schedule(dynamic) num_threads(mer__threads())
     for (int64_t q = 0; q < NA; q++) {
         if (!j->need[q] || __atomic_load_n(&j->aborted, __ATOMIC_RELAXED)) continue;
         const int64_t i = q % j->N;
@@ -153,7 +153,8 @@ static void extract_rows(feat_job *j) {
                 j->failed++;
             }
             j->done++;
-            if (j->p->progress && j->p->progress(j->done, j->total, j->p->progress_user_data))
+            if (j->p->progress) j->p->progress(j->done, j->total, j->p->progress_user_data);
+            if (j->p->abort && j->p->abort(j->p->abort_user_data))
                 __atomic_store_n(&j->aborted, 1, __ATOMIC_RELAXED);
         }
         free(d);
@@ -162,20 +163,24 @@ static void extract_rows(feat_job *j) {
 
 /* ---- the demo ---------------------------------------------------------------------------- */
 
-static int loso_progress(int32_t done, int32_t total, void *user) {
-    const mer_demo_params *p = user;
-    return p->progress ? p->progress(done, total, p->progress_user_data) : 0;
-}
-
 static void stage_done(const mer_demo_params *p, mer_demo_stage st, const mer_demo_result *r) {
     if (p->stage) p->stage(st, r, p->stage_user_data);
 }
+
+static mer_status demo_run(const mer_demo_params *p, mer_demo_result **out);
 
 mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "mer_demo: NULL result");
     *out = NULL;
     mer_demo_params def = mer_demo_default_params();
     const mer_demo_params *p = params ? params : &def;
+    const int threads = mer__threads_use(p->n_threads);
+    mer_status s = demo_run(p, out);
+    mer__threads_use(threads);
+    return s;
+}
+
+static mer_status demo_run(const mer_demo_params *p, mer_demo_result **out) {
     if (!p->out || p->seeds < 1 || p->epochs < 1 || p->n_speeds < 1 ||
         p->n_speeds > MER_DEMO_MAX_SPEEDS || p->speeds[0] != 1.0)
         return mer__err(MER_ERR_INVALID_ARG, "mer_demo: bad parameters (out, seeds %d, epochs %d, "
@@ -374,11 +379,15 @@ mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out) {
     tp.l2 = p->l2;
     tp.plots = 0;
     tp.checkpoint_every = 0;
+    tp.abort = p->abort;
+    tp.abort_user_data = p->abort_user_data;
     mer_loso_params lp = mer_loso_default_params();
     lp.seeds = p->seeds;
     lp.norm_groups = (const char *const *)ngroups;
-    lp.progress = loso_progress;
-    lp.progress_user = (void *)p;
+    lp.progress = p->progress;
+    lp.progress_user_data = p->progress_user_data;
+    lp.abort = p->abort;
+    lp.abort_user_data = p->abort_user_data;
 
     /* ---- leave-one-speaker-out: speaker-normalised (the headline), then single clips ---- */
     const double tl = mer__now();

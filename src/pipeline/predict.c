@@ -1,6 +1,7 @@
 /*
  * predict.c -- predict from media for any run: each modality's recorded recipe (acoustic
- * descriptors, or a speech encoder's hidden states) is replayed on the media file, and the run
+ * descriptors, a speech encoder's hidden states, CLIP image features) is replayed on the media
+ * file, and the run
  * predicts. The recipe a run records is collected from the feature directories it was trained
  * on (each extractor writes recipe.json beside its features).
  */
@@ -54,7 +55,7 @@ mer_status mer_recipe_from_features(const mer_modality_spec *mods, int32_t n, ch
 
 static int is_recipe(const cJSON *o) {
     return cJSON_IsObject(o) && (cJSON_GetObjectItem(o, "extractor") || cJSON_GetObjectItem(o, "speech") ||
-                                 cJSON_GetObjectItem(o, "text"));
+                                 cJSON_GetObjectItem(o, "visual") || cJSON_GetObjectItem(o, "text"));
 }
 
 /* The feature of modality `name` for one media file, by the run's recipe root: the modality's
@@ -70,6 +71,8 @@ static mer_status extract_modality(const cJSON *root, const char *name, const ch
     mer_status s;
     if (cJSON_GetObjectItem(sub, "speech"))
         s = mer_speech_recipe_extract(text, media, data, ndim, shape);
+    else if (cJSON_GetObjectItem(sub, "visual"))
+        s = mer_clip_recipe_extract(text, media, data, ndim, shape);
     else if (cJSON_GetObjectItem(sub, "text"))
         s = mer__err(MER_ERR_UNSUPPORTED, "modality '%s' was made from transcripts (a text recipe), "
                      "not from media; give its features instead", name);

@@ -59,7 +59,17 @@ static mer_status copy_names(const mer_dataset *ds, char ***out) {
     return MER_OK;
 }
 
+static mer_status vote_run(const mer_vote_params *p, mer_vote_result **out);
+
 mer_status mer_vote(const mer_vote_params *p, mer_vote_result **out) {
+    if (!p || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_vote: NULL argument");
+    const int threads = mer__threads_use(p->n_threads);
+    mer_status s = vote_run(p, out);
+    mer__threads_use(threads);
+    return s;
+}
+
+static mer_status vote_run(const mer_vote_params *p, mer_vote_result **out) {
     if (!p || !out || !p->runs || p->n_runs < 1 || !p->features || p->n_features < 1 ||
         (p->prior == MER_PRIOR_CSV && !p->prior_csv))
         return mer__err(MER_ERR_INVALID_ARG, "mer_vote: needs runs, features (and a priors CSV for "

@@ -139,7 +139,7 @@ static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm
     mer_status s = cache_open(cache, digest, layer);
     if (s) return s;
     mer_speech_state *st = NULL;
-    if ((s = mer_speech_state_init(&st, sm))) return s;
+    if ((s = mer_speech_state_init(&st, sm, NULL))) return s;
     const int64_t rows = mer_csv_rows(csv), D = info.hidden_size;
     char media[4096], out[4096];
     for (int64_t r = 0; r < rows && s == MER_OK; r++) {
@@ -157,8 +157,9 @@ static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm
         int64_t T = 0;
         if (!(s = encode_clip(sm, st, media, layer, 0, &h, &T))) s = write_npy_f16(out, h, T, D);
         free(h);
-        if (s == MER_OK && p->cache_progress && p->cache_progress(r + 1, rows, p->cache_user))
-            s = mer__err(MER_ERR_ABORTED, "stopped while caching (rerun with --resume)");
+        if (s == MER_OK && p->progress) p->progress(r + 1, rows, p->progress_user_data);
+        if (s == MER_OK && p->abort && p->abort(p->abort_user_data))
+            s = mer__err(MER_ERR_ABORTED, "stopped by the caller while caching (rerun with --resume)");
     }
     mer_speech_state_free(st);
     return s;
@@ -195,7 +196,17 @@ static mer_status write_peft_config(const char *rundir, const char *model_dir,
     return mer__json_save(&w, path);
 }
 
+static mer_status finetune_run(const mer_finetune_params *p, const char *rundir, mer_metrics *out);
+
 mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir, mer_metrics *out) {
+    if (!p) return mer__err(MER_ERR_INVALID_ARG, "finetune: NULL params");
+    const int threads = mer__threads_use(p->n_threads);
+    mer_status s = finetune_run(p, rundir, out);
+    mer__threads_use(threads);
+    return s;
+}
+
+static mer_status finetune_run(const mer_finetune_params *p, const char *rundir, mer_metrics *out) {
     if (!p || !rundir || !p->model_dir || !p->labels_csv || !p->audio_dir)
         return mer__err(MER_ERR_INVALID_ARG, "finetune: model, labels, audio and out are required");
     if (p->method != MER_FINETUNE_ADAPTER && p->method != MER_FINETUNE_LORA)
@@ -206,7 +217,7 @@ mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
     mer_speech_model *sm = NULL;
     mer_csv *csv = NULL;
     mer_dataset *ds = NULL;
-    mer_status s = mer_speech_model_load(&sm, p->model_dir);
+    mer_status s = mer_speech_model_load(&sm, p->model_dir, NULL);
     if (s) return s;
     mer_speech_info info;
     mer_speech_model_info(sm, &info);
@@ -265,6 +276,9 @@ mer_status mer_finetune_speech(const mer_finetune_params *p, const char *rundir,
     mer__sft_spec_format(spec, sizeof spec, absdir, digest, &c);
     if (c.method == MER__SFT_LORA && (s = write_peft_config(rundir, absdir, &c))) goto done;
     mer_train_params tp = p->train;
+    tp.n_threads = 0; /* this call's, set by mer_finetune_speech */
+    tp.abort = p->abort;
+    tp.abort_user_data = p->abort_user_data;
     snprintf(tp.model, sizeof tp.model, "speech");
     tp.encoder = spec;
     tp.resume = 1; /* the directory is ours: made above, or continued on request */
@@ -354,14 +368,14 @@ mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
     a->c = c;
     snprintf(a->dir, sizeof a->dir, "%s", rundir);
     if (model_dir) snprintf(dir, sizeof dir, "%s", model_dir);
-    s = mer_speech_model_load(&a->sm, dir);
+    s = mer_speech_model_load(&a->sm, dir, NULL);
     if (s == MER_OK) {
         mer__speech_digest(a->sm, have);
         if (want[0] && strcmp(want, have))
             s = mer__err(MER_ERR_INVALID_ARG, "%s: checkpoint digest %s, but the run %s was made "
                          "for %s (another model or config)", dir, have, rundir, want);
     }
-    if (s == MER_OK) s = mer_speech_state_init(&a->st, a->sm);
+    if (s == MER_OK) s = mer_speech_state_init(&a->st, a->sm, NULL);
     if (s == MER_OK && fold >= 0 && !(s = mer__sft_init(&a->sft, a->sm, &c)))
         s = load_fold(a, rundir, fold);
     if (s) {
@@ -444,7 +458,7 @@ static mer_status probe_features(const mer_probe_params *p, mer_speech_model *sm
     }
     if (s) return s;
     mer_speech_state *st = NULL;
-    if ((s = mer_speech_state_init(&st, sm))) return s;
+    if ((s = mer_speech_state_init(&st, sm, NULL))) return s;
     mer_speech_params sp = mer_speech_default_params();
     sp.layer_first = 0;
     sp.layer_last = info.n_layers;
@@ -476,14 +490,25 @@ static mer_status probe_features(const mer_probe_params *p, mer_speech_model *sm
             s = mer_npy_write(path, h + l * D, 1, (int64_t[]){D});
         }
         free(h);
-        if (s == MER_OK && p->cache_progress && p->cache_progress(r + 1, rows, p->cache_user))
-            s = mer__err(MER_ERR_ABORTED, "stopped while extracting (rerun with --resume)");
+        if (s == MER_OK && p->progress) p->progress(r + 1, rows, p->progress_user_data);
+        if (s == MER_OK && p->abort && p->abort(p->abort_user_data))
+            s = mer__err(MER_ERR_ABORTED, "stopped by the caller while extracting (rerun with --resume)");
     }
     mer_speech_state_free(st);
     return s;
 }
 
+static mer_status probe_run(const mer_probe_params *p, const char *outdir, mer_probe_result *res);
+
 mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_probe_result *res) {
+    if (!p) return mer__err(MER_ERR_INVALID_ARG, "probe: NULL params");
+    const int threads = mer__threads_use(p->n_threads);
+    mer_status s = probe_run(p, outdir, res);
+    mer__threads_use(threads);
+    return s;
+}
+
+static mer_status probe_run(const mer_probe_params *p, const char *outdir, mer_probe_result *res) {
     if (!p || !outdir || !res || !p->model_dir || !p->labels_csv || !p->audio_dir)
         return mer__err(MER_ERR_INVALID_ARG, "probe: model, labels, audio and out are required");
     memset(res, 0, sizeof *res);
@@ -510,7 +535,7 @@ mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_p
         return mer__err(MER_ERR_INVALID_ARG, "%s: already exists (use --resume to continue, or another directory)", outdir);
     mer_speech_model *sm = NULL;
     mer_csv *csv = NULL;
-    mer_status s = mer_speech_model_load(&sm, p->model_dir);
+    mer_status s = mer_speech_model_load(&sm, p->model_dir, NULL);
     if (s) return s;
     mer_speech_info info;
     mer_speech_model_info(sm, &info);
@@ -545,6 +570,9 @@ mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_p
         if ((s = mer_dataset_load(&ds, &dp))) break;
         for (int32_t k = 0; k < np && s == MER_OK; k++) {
             mer_train_params tp = p->train;
+            tp.n_threads = 0; /* this call's, set by mer_probe_speech */
+            tp.abort = p->abort;
+            tp.abort_user_data = p->abort_user_data;
             snprintf(tp.model, sizeof tp.model, "%s", names[k]);
             snprintf(dir, sizeof dir, "%s/%s-layer-%02d", run, names[k], (int)l);
             mer_metrics m;
@@ -552,8 +580,8 @@ mer_status mer_probe_speech(const mer_probe_params *p, const char *outdir, mer_p
             res->waf[k][l] = m.waf;
             res->accuracy[k][l] = m.accuracy;
             res->uar[k][l] = m.uar;
-            if (s == MER_OK && p->layer_progress && p->layer_progress(l * np + k + 1, (L + 1) * np, p->cache_user))
-                s = mer__err(MER_ERR_ABORTED, "stopped after layer %d (rerun with --resume)", (int)l);
+            if (s == MER_OK && p->layer_progress)
+                p->layer_progress(l * np + k + 1, (L + 1) * np, p->layer_progress_user_data);
         }
         mer_dataset_free(ds);
     }

@@ -269,7 +269,7 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         goto done;
     }
     int32_t jobs_done = 0, stop = 0;
-#pragma omp parallel for schedule(dynamic) num_threads(mer_get_threads())
+#pragma omp parallel for schedule(dynamic) num_threads(tp->n_threads > 0 ? tp->n_threads : mer__threads())
     for (int32_t jb = 0; jb < J; jb++) {
         int32_t g = jb / lp->seeds, k = jb % lp->seeds;
         mer_status st = MER_OK;
@@ -286,6 +286,8 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         p.search = 0;
         p.recipe_json = NULL;
         p.progress = NULL;
+        p.abort = NULL;
+        p.n_threads = 0;
         char rd[4200], seed_sfx[32];
         snprintf(seed_sfx, sizeof seed_sfx, "-seed%d", k);
         /* a group (speaker) name is data: it names a directory only through mer_name_path */
@@ -309,15 +311,15 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         pthread_mutex_lock(&progress_mu);
         jobs_done++;
         if (st) stop = 1;
-        if (lp->progress && (jobs_done % lp->seeds == 0 || jobs_done == J) &&
-            lp->progress((jobs_done * G) / J, G, lp->progress_user))
-            stop = 1;
+        if (lp->progress && (jobs_done % lp->seeds == 0 || jobs_done == J))
+            lp->progress((jobs_done * G) / J, G, lp->progress_user_data);
+        if (lp->abort && lp->abort(lp->abort_user_data)) stop = 1;
         pthread_mutex_unlock(&progress_mu);
     }
     for (int32_t jb = 0; jb < J; jb++)
         if (jstat[jb]) {
             s = jstat[jb] == MER_ERR_ABORTED && !jmsg[(size_t)jb * 256]
-                    ? mer__err(MER_ERR_ABORTED, "loso: stopped")
+                    ? mer__err(MER_ERR_ABORTED, "loso: stopped by the caller")
                     : mer__err(jstat[jb], "%s", jmsg + (size_t)jb * 256);
             goto done;
         }

@@ -34,7 +34,7 @@ static mer_status sp_build(mer__model *m) {
     speech_priv *p = mer__calloc(1, sizeof *p);
     if (!p) return MER_ERR_NOMEM;
     m->priv = p;
-    if ((s = mer_speech_model_load(&p->sm, dir))) return s;
+    if ((s = mer_speech_model_load(&p->sm, dir, NULL))) return s;
     mer__speech_digest(p->sm, have);
     if (digest[0] && strcmp(digest, have))
         return mer__err(MER_ERR_INVALID_ARG, "%s: checkpoint digest %s, but the adapter was made "

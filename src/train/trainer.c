@@ -174,7 +174,7 @@ static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset
                       "  \"balanced_weights\": %d,\n  \"seed\": \"%" PRIu64 "\",\n  \"threads\": %d,\n",
                    p->folds, p->epochs, p->batch, p->lr, p->l2,
                    p->optimizer == MER_OPT_ADAMW ? "adamw" : "adam", p->clip_value, p->clip_norm,
-                   p->label_smoothing, p->balanced_weights, p->seed, mer_get_threads());
+                   p->label_smoothing, p->balanced_weights, p->seed, mer__threads());
     /* written only when set, so runs made before the option can still be resumed */
     if (p->select_last) mer__sb_printf(b, "  \"select\": \"last\",\n");
     mer__sb_printf(b, "  \"n_train\": %lld,\n  \"classes\": [", (long long)mer_dataset_count(ds));
@@ -519,8 +519,9 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
                                      .train_loss = h.loss[e], .heldout_waf = h.waf[e],
                                      .best_waf = n_held ? h.best_waf : NAN, .done = c->done,
                                      .total = c->total};
-            stop = p->progress(&pr, p->progress_user);
+            p->progress(&pr, p->progress_user_data);
         }
+        stop = p->abort && p->abort(p->abort_user_data);
         if (stop) c->halt = 1;
         else if (c->halt) stop = 1;
         pthread_mutex_unlock(&progress_mu);
@@ -530,7 +531,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
             s = save_state(state_path, m, &opt, best, &h, &rng, E);
             last_save = mer__now();
         }
-        if (s == MER_OK && stop) s = mer__err(MER_ERR_ABORTED, "stopped after fold %d epoch %d", f, e + 1);
+        if (s == MER_OK && stop) s = mer__err(MER_ERR_ABORTED, "stopped by the caller after fold %d epoch %d", f, e + 1);
     }
     if (s == MER_OK) {
         char meta[256];
@@ -764,7 +765,7 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
  * saved); the error reported is the lowest failing fold's. */
 static mer_status train_folds(ctx *c, const int32_t *fold) {
     const int32_t F = c->p->folds;
-    int T = mer_get_threads();
+    int T = mer__threads();
     if (omp_in_parallel()) T = 1; /* already one job of a parallel caller (LOSO) */
     if (T > MER__MAX_PAR_FOLDS) T = MER__MAX_PAR_FOLDS;
     mer_status s = MER_OK;
@@ -779,9 +780,9 @@ static mer_status train_folds(ctx *c, const int32_t *fold) {
              * (batch 32, OMP_WAIT_POLICY=PASSIVE) it took 5.0 s on 2 threads against 4.2 s on
              * one, the wake-ups of ~10 parallel regions per 3 ms step costing more than they
              * save (with spinning threads 3.9 s: not worth the cores it burns). */
-            int old = mer__threads_cap(1);
+            int old = mer__threads_use(1);
             s = train_fold(c, g0, fold);
-            mer__threads_cap(old);
+            mer__threads_use(old);
             continue;
         }
         mer_status st[MER__MAX_PAR_FOLDS];
@@ -923,8 +924,14 @@ mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
     if (!p || !train || !rundir) return mer__err(MER_ERR_INVALID_ARG, "train: NULL argument");
     mer_status s = validate(p, train, test);
     if (s != MER_OK) return s;
-    if (p->search > 0) return run_search(p, train, test, rundir, out);
-    ctx c = {.p = p, .ds = train, .test = test, .dir = rundir, .trial = 0, .n_trials = 1,
-             .done = 0, .total = (int64_t)p->folds * p->epochs};
-    return run_cv(&c, out);
+    const int threads = mer__threads_use(p->n_threads);
+    if (p->search > 0) {
+        s = run_search(p, train, test, rundir, out);
+    } else {
+        ctx c = {.p = p, .ds = train, .test = test, .dir = rundir, .trial = 0, .n_trials = 1,
+                 .done = 0, .total = (int64_t)p->folds * p->epochs};
+        s = run_cv(&c, out);
+    }
+    mer__threads_use(threads);
+    return s;
 }
