@@ -199,6 +199,8 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
         acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
         acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
     }
+    /* unrolled by 8: the loop's own instructions cost ~15% on Zen 3 at 1 or 2 per k step */
+#pragma GCC unroll 8
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
@@ -247,7 +249,7 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
 typedef struct {
     const mer_packed *w;
     float *y;
-    int64_t ldy, m, mblocks, cblocks;
+    int64_t ldy, m, mc, cblocks; /* mc: rows per work item (a multiple of MR) */
     const float *ap; /* packed activations (ceil(m / 6), k, 6) */
     int accumulate;
     mer_epilogue epi;
@@ -272,7 +274,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     float tile[MR * NR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
-        int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+        int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
         int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
@@ -715,7 +717,7 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
     if (!ap) return MER_ERR_NOMEM;
     pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
+    f32_job j = {w, y, ldy, m, MC, cblocks, ap, accumulate, epi, avx2};
     s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user);
     mer__free(ap);
     return s;
@@ -733,18 +735,7 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
     if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
-    const int avx2 = use_avx2();
-    int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
-    if (w->type == MER_PACK_INT8) return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
-    int64_t mp = (m + MR - 1) / MR;
-    float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
-    if (!ap) return MER_ERR_NOMEM;
-    pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    mer__parallel_for(mp, 8, pack_a_rows, &pj);
-    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
-    mer__parallel_for(mblocks * cblocks, 1, f32_items, &j);
-    mer__free(ap);
-    return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
 }
 
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
