@@ -2,9 +2,10 @@
  * hubert_bench.c -- driver of bench/hubert.sh: time mer_speech_encode (every hidden state) on a
  * WAV file, print the best and median of REPS runs after one warm-up, where the time went
  * (mer_speech_profile), the GFLOPS of the encoder's matrix products inside the forward, and the
- * GFLOPS mer_sgemm reaches on the same shapes in isolation (same transposes, same threads).
- * With precision bf16 the forward runs MER_PRECISION_BF16 and the isolated products are
- * mer_sgemm_bf16's.
+ * GFLOPS mer_sgemm reaches on the same shapes in isolation (same transposes, same threads): the
+ * forward's products are mer_packed ones in every precision (fp32 since session 5), so that line
+ * compares them with the BLAS. With precision bf16 the forward runs MER_PRECISION_BF16 and the
+ * isolated products are mer_sgemm_bf16's.
  *
  * usage: hubert_bench MODEL_DIR WAV THREADS REPS [default|openblas|onednn] [f32|bf16]
  */
@@ -102,7 +103,7 @@ int main(int argc, char **argv) {
     const double flop = best_pf.feature_flop + best_pf.linear_flop + best_pf.attention_flop + best_pf.pos_conv_flop;
     double peak = 0;
     if (mer_peak_measure(MER_PEAK_FP32, threads, 0.3, &peak) != MER_OK) peak = 0;
-    printf("mer %s (gemm %s): %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall"
+    printf("mer %s (linear layers on mer_packed; mer_sgemm alone: %s): %.2f s audio, %lld frames, %d threads: best %.3f s, median %.3f s (%.0f GFLOP, %.0f GFLOPS overall"
            " = %.0f%% of the fp32 FMA peak %.0f GFLOPS measured now)\n",
            bf16 ? "bf16" : int8 ? "int8" : "fp32", mer_gemm_backend_name(mer_gemm_get_backend()), (double)n / info.sample_rate, (long long)T, threads, best, times[reps / 2], flop / 1e9, flop / best / 1e9,
            peak > 0 ? 100.0 * flop / best / 1e9 / peak : 0, peak);

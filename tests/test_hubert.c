@@ -716,8 +716,8 @@ MER_TEST(hubert_bf16_shared_model) {
 
 /* mer_speech_encode_batch on three utterances of different lengths (cut from a12.wav) against
  * one mer_speech_encode each: every precision, both fixtures, a layer range not starting at 0.
- * Packed precisions are row-independent and give the same bits; fp32 goes through the GEMM
- * library, whose blocking may change with the row count. */
+ * Every precision's products are packed ones (fp32 too, since session 5), row-independent:
+ * the same bits. */
 MER_TEST(hubert_encode_batch_matches_single) {
     int64_t n = 0;
     float *wav = read_wav16(HFIX "a12.wav", &n);
@@ -748,7 +748,7 @@ MER_TEST(hubert_encode_batch_matches_single) {
             for (int i = 0; i < 3; i++) {
                 size_t sz = (size_t)(K * mer_speech_frames(m, len[i]) * info.hidden_size);
                 double mref, md = mer_test_maxdiff(outs[i], ref[i], sz, &mref);
-                if (p == MER_PRECISION_F32 ? !(md <= 1e-5 * mref) : md != 0.0) {
+                if (md != 0.0) {
                     printf("  %s precision %d utterance %d: max|diff| %.3g (max|ref| %.3g)\n", dirs[f], p, i, md, mref);
                     CHECK(!"batch differs from one at a time");
                 }

@@ -57,11 +57,11 @@ static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, c
     for (int64_t j = 0; j < n; j++) {
         float amax = 0;
         for (int64_t i = 0; i < k; i++) amax = fmaxf(amax, fabsf(w[j * k + i]));
-        sw[j] = amax > 0 ? amax / 63.0f : 1.0f;
+        sw[j] = amax > 0 ? amax / 127.0f : 1.0f;
         for (int64_t i = 0; i < k; i++) {
             float v = w[j * k + i];
             qw[j * k + i] = type == MER_PACK_F32 ? v : type == MER_PACK_BF16 ? bf16r(v)
-                            : fmax(-63, fmin(63, (double)lrintf(v / (float)sw[j])));
+                            : fmax(-127, fmin(127, (double)lrintf(v / (float)sw[j])));
         }
     }
     for (int64_t i = 0; i < m; i++) {
@@ -210,10 +210,11 @@ MER_TEST(speed_int8_outlier_channels) {
         for (int j = 0; j < 4; j++) x[i * k + outl[j]] *= 100.0f;
     double outlier = rel_err_int8(x, w, m, n, k);
     printf("    int8 relative error (Frobenius): plain %.4f, 4 of 1024 channels x100: %.4f\n", plain, outlier);
-    /* measured 0.0126: 7-bit weights (half the step of 8 bits) and 8-bit activations */
-    CHECK(plain < 0.02);
+    /* measured 0.0083 with 8-bit weights and activations; the 7-bit weights used until session 5
+     * gave 0.0126, which this bound refuses */
+    CHECK(plain < 0.011);
     /* the stated limit (docs/gemm.md): with 4 channels at 100x the output error grows ~4.5x
-     * (measured 0.0565); the small channels' contribution is what is lost */
+     * (measured 0.0556; 0.0565 with 7-bit weights); the small channels' contribution is what is lost */
     CHECK(outlier < 0.08);
     CHECK(outlier > plain); /* the test would notice a change that hides the effect */
     free(x);

@@ -15,11 +15,14 @@
  *    instead and the product is mer_sgemm_bf16's (oneDNN's vdpbf16ps matmul, ~1.8x the fp32
  *    rate there): the same numbers, summed in another order. (No vdpbf16ps kernel of our own:
  *    the machine this was written on cannot run one.)
- *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-63, 63] (7 bits), activations
- *    per row (token) symmetric to [-127, 127] stored as u8 = q + 128; vpmaddubsw multiplies u8 x s8
- *    pairs into int16 (|sum| <= 2 * 255 * 63 < 32767: never saturates, which is why the weights
- *    keep 7 bits), vpmaddwd widens to int32; the +128 offset is removed with the precomputed
- *    128 * sum_k q_w per column. y = s_x[row] * s_w[col] * acc + b.
+ *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-127, 127], activations per
+ *    row (token) symmetric to [-127, 127], both int8. vpmaddubsw wants one unsigned operand, so
+ *    the kernel multiplies |q_x| (u8) by sign(q_x) q_w (s8, vpsignb): the same products, and a
+ *    pair sums to at most 2 * 127 * 127 < 32767, so int16 never saturates; vpmaddwd widens to
+ *    int32. y = s_x[row] * s_w[col] * acc + b. (Until session 5 the activations were stored as
+ *    q + 128 and the weights kept 7 bits to stay clear of saturation: one vpsignb per product
+ *    less, but twice the weights' rounding error; CLIP-L/14's MERTools feature was at cosine
+ *    0.99898 against fp32, under the 0.9995 bar, and is at 0.99966 now. docs/gemm.md.)
  * Results are the same at any thread count (each output element is one chain over k in a fixed
  * order; the split only decides which thread computes it).
  */
@@ -45,7 +48,7 @@ struct mer_packed {
     float *bias;    /* (np * 16) zero-padded, or NULL */
     float *wscale;  /* int8: (np * 16) per-channel scale */
     int rowmajor;   /* bf16 for mer_sgemm_bf16: w is (n, k) bfloat16, bias (n) */
-    int32_t *wsum;  /* int8: (np * 16) 128 * sum_k q_w */
+    int w7;         /* int8 with 7-bit weights stored as u8 q_w + 64 (mer__packed_init_w7) */
     size_t bytes;
 };
 
@@ -67,8 +70,8 @@ static float bf16_round(float f) {
     return r;
 }
 
-mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
-                            int64_t n, int64_t k, mer_pack_type type) {
+static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                              int64_t n, int64_t k, mer_pack_type type, int w7) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "packed weights: NULL output");
     *out = NULL;
     if (!w || n <= 0 || k <= 0)
@@ -96,6 +99,7 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
     }
     p->type = type;
     p->rowmajor = rowmajor;
+    p->w7 = w7 && type == MER_PACK_INT8;
     p->n = n;
     p->k = k;
     p->np = np;
@@ -105,9 +109,8 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
     if (bias) p->bias = mer__calloc((size_t)(np * NR), sizeof(float));
     if (type == MER_PACK_INT8) {
         p->wscale = mer__calloc((size_t)(np * NR), sizeof(float));
-        p->wsum = mer__calloc((size_t)(np * NR), sizeof(int32_t));
     }
-    if (!p->w || (bias && !p->bias) || (type == MER_PACK_INT8 && (!p->wscale || !p->wsum))) {
+    if (!p->w || (bias && !p->bias) || (type == MER_PACK_INT8 && !p->wscale)) {
         mer__free(row);
         mer_packed_free(p);
         return MER_ERR_NOMEM;
@@ -137,17 +140,16 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
                 return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite",
                                 (long long)j);
             }
-            float s = amax > 0 ? amax / 63.0f : 1.0f;
+            const int lim = p->w7 ? 63 : 127;
+            float s = amax > 0 ? amax / (float)lim : 1.0f;
             int8_t *d = (int8_t *)p->w + pj * kq * NR * 4 + cj * 4;
-            int32_t sum = 0;
             for (int64_t i = 0; i < k; i++) {
                 int q = (int)lrintf(row[i] / s);
-                q = q > 63 ? 63 : q < -63 ? -63 : q;
-                d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
-                sum += q;
+                q = q > lim ? lim : q < -lim ? -lim : q;
+                if (p->w7) ((uint8_t *)d)[(i / 4) * NR * 4 + (i % 4)] = (uint8_t)(q + 64);
+                else d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
             }
             p->wscale[j] = s;
-            p->wsum[j] = 128 * sum;
         }
         if (bias) p->bias[j] = bias[j];
     }
@@ -156,12 +158,21 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
     return MER_OK;
 }
 
+mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                            int64_t n, int64_t k, mer_pack_type type) {
+    return packed_init(out, w, wtype, bias, n, k, type, 0);
+}
+
+mer_status mer__packed_init_w7(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                               int64_t n, int64_t k) {
+    return packed_init(out, w, wtype, bias, n, k, MER_PACK_INT8, 1);
+}
+
 void mer_packed_free(mer_packed *p) {
     if (!p) return;
     mer__free(p->w);
     mer__free(p->bias);
     mer__free(p->wscale);
-    mer__free(p->wsum);
     mer__free(p);
 }
 
@@ -188,6 +199,8 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
         acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
         acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
     }
+    /* unrolled by 8: the loop's own instructions cost ~15% on Zen 3 at 1 or 2 per k step */
+#pragma GCC unroll 8
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
@@ -236,7 +249,7 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
 typedef struct {
     const mer_packed *w;
     float *y;
-    int64_t ldy, m, mblocks, cblocks;
+    int64_t ldy, m, mc, cblocks; /* mc: rows per work item (a multiple of MR) */
     const float *ap; /* packed activations (ceil(m / 6), k, 6) */
     int accumulate;
     mer_epilogue epi;
@@ -261,7 +274,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     float tile[MR * NR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
-        int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+        int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
         int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
@@ -337,8 +350,8 @@ static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
 
 /* ---- int8 kernels ------------------------------------------------------------------------ */
 
-/* acc (4, 16) int32 = a (kq, 4 rows, 4 u8) . b (kq, 16 cols, 4 s8). */
-__attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const uint8_t *a,
+/* acc (4, 16) int32 = a (kq, 4 rows, 4 s8) . b (kq, 16 cols, 4 s8), as |a| (u8) . sign(a) b. */
+__attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const int8_t *a,
                                                         const int8_t *b, int32_t *acc_out) {
     __m256i acc[MR8][2], one = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
@@ -349,9 +362,11 @@ __attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const uint8
         for (int i = 0; i < MR8; i++) {
             int32_t v;
             memcpy(&v, a + 4 * i, 4);
-            __m256i ai = _mm256_set1_epi32(v);
-            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b0), one));
-            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ai, b1), one));
+            __m256i ai = _mm256_set1_epi32(v), aa = _mm256_abs_epi8(ai);
+            acc[i][0] = _mm256_add_epi32(acc[i][0],
+                                         _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b0, ai)), one));
+            acc[i][1] = _mm256_add_epi32(acc[i][1],
+                                         _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b1, ai)), one));
         }
         a += 4 * MR8;
         b += 4 * NR;
@@ -363,35 +378,66 @@ __attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const uint8
     }
 }
 
-static void kern_i8_c(int64_t kq, const uint8_t *a, const int8_t *b, int32_t *acc) {
+/* The 7-bit weights' form: b holds q_w + 64 (u8, <= 127), so vpmaddubsw takes b as its unsigned
+ * operand and a as the signed one, no sign instructions: a pair sums to at most 2 * 127 * 127.
+ * acc = a . (q_w + 64); the caller removes 64 * sum_k a per row. */
+__attribute__((target("avx2"))) static void kern_i8w7_avx2(int64_t kq, const int8_t *a,
+                                                          const int8_t *b, int32_t *acc_out) {
+    __m256i acc[MR8][2], one = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    for (int64_t q = 0; q < kq; q++) {
+        __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
+#pragma GCC unroll 4
+        for (int i = 0; i < MR8; i++) {
+            int32_t v;
+            memcpy(&v, a + 4 * i, 4);
+            __m256i ai = _mm256_set1_epi32(v);
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, ai), one));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, ai), one));
+        }
+        a += 4 * MR8;
+        b += 4 * NR;
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++) {
+        _mm256_storeu_si256((__m256i *)(acc_out + i * NR), acc[i][0]);
+        _mm256_storeu_si256((__m256i *)(acc_out + i * NR + 8), acc[i][1]);
+    }
+}
+
+/* w7: b holds q_w + 64 as u8 */
+static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc, int w7) {
     for (int i = 0; i < MR8 * NR; i++) acc[i] = 0;
     for (int64_t q = 0; q < kq; q++)
         for (int i = 0; i < MR8; i++)
             for (int j = 0; j < NR; j++)
-                for (int t = 0; t < 4; t++)
-                    acc[i * NR + j] += (int32_t)a[q * 16 + i * 4 + t] * (int32_t)b[q * 64 + j * 4 + t];
+                for (int t = 0; t < 4; t++) {
+                    int8_t bv = b[q * 64 + j * 4 + t];
+                    acc[i * NR + j] += (int32_t)a[q * 16 + i * 4 + t] * (w7 ? (int32_t)(uint8_t)bv : (int32_t)bv);
+                }
 }
 
 typedef struct {
     const mer_packed *w;
     float *y;
     int64_t ldy, m, mblocks, cblocks;
-    const uint8_t *ap; /* (ceil(m / 4), kq, 4, 4) */
+    const int8_t *ap; /* (ceil(m / 4), kq, 4, 4) */
     const float *ascale;
+    const int32_t *asum; /* w7: per row 64 * sum_k q_x */
     int accumulate;
     mer_epilogue epi;
     int avx2;
 } i8_job;
 
-/* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - 128 sum q_w) (+ c) + b. The AVX2 form does
- * the same float operations in the same order as the scalar one. */
-__attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, float sa,
-                                                          const float *ws, const int32_t *wsum,
-                                                          const float *bias, int accumulate) {
+/* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - corr) (+ c) + b (corr: the 7-bit weights'
+ * 64 * sum_k q_x, else 0). The AVX2 form does the same operations in the same order as the
+ * scalar one. */
+__attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, int32_t corr,
+                                                          float sa, const float *ws, const float *bias, int accumulate) {
     const __m256 va = _mm256_set1_ps(sa);
     for (int h = 0; h < 2; h++) {
-        __m256i a = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(acc + 8 * h)),
-                                     _mm256_loadu_si256((const __m256i *)(wsum + 8 * h)));
+        __m256i a = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(acc + 8 * h)), _mm256_set1_epi32(corr));
         __m256 v = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(ws + 8 * h)), _mm256_cvtepi32_ps(a));
         if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(c + 8 * h), v);
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * h));
@@ -422,23 +468,22 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
             const int8_t *b = (const int8_t *)w->w + p * w->kq * NR * 4;
             int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
             const float *ws = w->wscale + c0, *bias = w->bias ? w->bias + c0 : NULL;
-            const int32_t *wsum = w->wsum + c0;
             for (int64_t r = r0; r < r1; r += MR8) {
                 int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
-                const uint8_t *a = j->ap + (r / MR8) * w->kq * 16;
-                if (j->avx2)
-                    kern_i8_avx2(w->kq, a, b, acc);
-                else
-                    kern_i8_c(w->kq, a, b, acc);
+                const int8_t *a = j->ap + (r / MR8) * w->kq * 16;
+                if (j->avx2 && w->w7) kern_i8w7_avx2(w->kq, a, b, acc);
+                else if (j->avx2) kern_i8_avx2(w->kq, a, b, acc);
+                else kern_i8_c(w->kq, a, b, acc, w->w7);
                 /* the finished tile goes through a buffer in L1: GELU runs there, and each row
                  * of y is written once (a GELU on y itself waited on its just-written lines) */
                 for (int64_t i = 0; i < mr; i++) {
                     float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0, *o = out + i * NR;
+                    const int32_t corr = j->asum ? j->asum[r + i] : 0;
                     if (j->avx2 && nc == NR) {
-                        dequant16_avx2(o, c, acc + i * NR, sa, ws, wsum, bias, j->accumulate);
+                        dequant16_avx2(o, c, acc + i * NR, corr, sa, ws, bias, j->accumulate);
                     } else {
                         for (int64_t q = 0; q < nc; q++) {
-                            float v = sa * ws[q] * (float)(acc[i * NR + q] - wsum[q]);
+                            float v = sa * ws[q] * (float)(acc[i * NR + q] - corr);
                             v = j->accumulate ? c[q] + v : v;
                             o[q] = bias ? v + bias[q] : v;
                         }
@@ -459,8 +504,9 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
 }
 
 typedef struct {
-    uint8_t *ap;
+    int8_t *ap;
     float *ascale;
+    int32_t *asum; /* NULL, or per row 64 * sum_k q (7-bit weights) */
     const float *x;
     int64_t ldx, m, k, kq;
 } quant_a_job;
@@ -479,18 +525,18 @@ __attribute__((target("avx2"))) static float amax_avx2(const float *x, int64_t n
     return r;
 }
 
-/* d[q * 16 + 0..3] = clamp(round(x[4q..4q+3] * inv)) + 128 for q < n / 4 (n a multiple of 4);
- * cvtps rounds to nearest even, as lrintf in the default rounding mode. */
-__attribute__((target("avx2"))) static void quant4_avx2(uint8_t *d, const float *x, int64_t n,
+/* d[q * 16 + 0..3] = clamp(round(x[4q..4q+3] * inv), -127, 127) for q < n / 4 (n a multiple of
+ * 4); cvtps rounds to nearest even, as lrintf in the default rounding mode. */
+__attribute__((target("avx2"))) static void quant4_avx2(int8_t *d, const float *x, int64_t n,
                                                        float inv) {
     const __m256 vi = _mm256_set1_ps(inv);
-    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127), off = _mm256_set1_epi32(128);
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
-        v = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), off);
-        /* 0..255 in each int32 lane -> bytes; the 4 values of each 128-bit half are one group */
-        __m256i b = _mm256_packus_epi16(_mm256_packus_epi32(v, v), v);
+        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+        /* -127..127 in each int32 lane -> bytes; the 4 values of each 128-bit half are one group */
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v, v), v);
         uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
                  g1 = (uint32_t)_mm256_extract_epi32(b, 4);
         memcpy(d + (i / 4) * 16, &g0, 4);
@@ -499,21 +545,21 @@ __attribute__((target("avx2"))) static void quant4_avx2(uint8_t *d, const float 
     for (; i < n; i++) {
         int v = (int)lrintf(x[i] * inv);
         v = v > 127 ? 127 : v < -127 ? -127 : v;
-        d[(i / 4) * 16 + (i & 3)] = (uint8_t)(v + 128);
+        d[(i / 4) * 16 + (i & 3)] = (int8_t)v;
     }
 }
 
-/* Per row: s = max|x| / 127, q = round(x / s) in [-127, 127], stored as q + 128. */
+/* Per row: s = max|x| / 127, q = round(x / s) in [-127, 127]. */
 static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const quant_a_job *j = u;
     const int avx2 = use_avx2();
     for (int64_t mp = b; mp < e; mp++) {
-        uint8_t *d = j->ap + mp * j->kq * 16;
+        int8_t *d = j->ap + mp * j->kq * 16;
         for (int i = 0; i < MR8; i++) {
             int64_t r = mp * MR8 + i;
             if (r >= j->m) {
-                for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * 16 + i * 4 + q % 4] = 128;
+                for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * 16 + i * 4 + q % 4] = 0;
                 continue;
             }
             const float *s = j->x + r * j->ldx;
@@ -531,7 +577,13 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
             for (int64_t q = q0; q < j->kq * 4; q++) {
                 int v = q < j->k ? (int)lrintf(s[q] * inv) : 0;
                 v = v > 127 ? 127 : v < -127 ? -127 : v;
-                d[(q / 4) * 16 + i * 4 + q % 4] = (uint8_t)(v + 128);
+                d[(q / 4) * 16 + i * 4 + q % 4] = (int8_t)v;
+            }
+            if (j->asum) {
+                int32_t sum = 0;
+                for (int64_t q = 0; q < j->kq; q++)
+                    sum += d[q * 16 + i * 4] + d[q * 16 + i * 4 + 1] + d[q * 16 + i * 4 + 2] + d[q * 16 + i * 4 + 3];
+                j->asum[r] = 64 * sum;
             }
         }
     }
@@ -644,25 +696,28 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     mer_status s;
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
-        uint8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
+        int8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
         float *as = mer__alloc((size_t)m * sizeof(float));
-        if (!ap || !as) {
+        int32_t *sums = w->w7 ? mer__alloc((size_t)m * sizeof(int32_t)) : NULL;
+        if (!ap || !as || (w->w7 && !sums)) {
             mer__free(ap);
             mer__free(as);
+            mer__free(sums);
             return MER_ERR_NOMEM;
         }
-        quant_a_job qj = {ap, as, x, ldx, m, w->k, w->kq};
-        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, accumulate, epi, avx2};
+        quant_a_job qj = {ap, as, sums, x, ldx, m, w->k, w->kq};
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, sums, accumulate, epi, avx2};
         s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user);
         mer__free(ap);
         mer__free(as);
+        mer__free(sums);
         return s;
     }
     int64_t mp = (m + MR - 1) / MR;
     float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
     if (!ap) return MER_ERR_NOMEM;
     pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
+    f32_job j = {w, y, ldy, m, MC, cblocks, ap, accumulate, epi, avx2};
     s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user);
     mer__free(ap);
     return s;
@@ -680,18 +735,7 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
     if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
-    const int avx2 = use_avx2();
-    int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
-    if (w->type == MER_PACK_INT8) return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
-    int64_t mp = (m + MR - 1) / MR;
-    float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
-    if (!ap) return MER_ERR_NOMEM;
-    pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    mer__parallel_for(mp, 8, pack_a_rows, &pj);
-    f32_job j = {w, y, ldy, m, mblocks, cblocks, ap, accumulate, epi, avx2};
-    mer__parallel_for(mblocks * cblocks, 1, f32_items, &j);
-    mer__free(ap);
-    return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
 }
 
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
@@ -718,7 +762,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
     int bias = 0;
     for (int i = 0; i < n; i++) {
         const mer_packed *p = parts[i];
-        if (!p || p->type != p0->type || p->k != p0->k || p->rowmajor != p0->rowmajor ||
+        if (!p || p->type != p0->type || p->k != p0->k || p->rowmajor != p0->rowmajor || p->w7 != p0->w7 ||
             (i + 1 < n && p->n % NR))
             return mer__err(MER_ERR_UNSUPPORTED, "packed concat: part %d does not match", i);
         rows += p->n;
@@ -734,8 +778,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
     c->w = mer__alloc((size_t)bytes);
     c->bias = bias ? mer__calloc((size_t)(c->np * NR), sizeof(float)) : NULL;
     c->wscale = p0->wscale ? mer__calloc((size_t)(c->np * NR), sizeof(float)) : NULL;
-    c->wsum = p0->wsum ? mer__calloc((size_t)(c->np * NR), sizeof(int32_t)) : NULL;
-    if (!c->w || (bias && !c->bias) || (p0->wscale && (!c->wscale || !c->wsum))) {
+    if (!c->w || (bias && !c->bias) || (p0->wscale && !c->wscale)) {
         mer_packed_free(c);
         return MER_ERR_NOMEM;
     }
@@ -747,10 +790,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
         memcpy((uint8_t *)c->w + off, p->w, p->bytes);
         off += p->bytes;
         if (p->bias) memcpy(c->bias + col, p->bias, (size_t)p->n * sizeof(float));
-        if (p->wscale) {
-            memcpy(c->wscale + col, p->wscale, (size_t)p->n * sizeof(float));
-            memcpy(c->wsum + col, p->wsum, (size_t)p->n * sizeof(int32_t));
-        }
+        if (p->wscale) memcpy(c->wscale + col, p->wscale, (size_t)p->n * sizeof(float));
         col += p->n;
     }
     *out = c;

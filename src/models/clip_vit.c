@@ -9,9 +9,10 @@
  *                        x += fc2(act(fc1(layer_norm2(x))))  -> hidden state i
  *   cls = post_layernorm(x[0]);  embeds = visual_projection(cls)  (get_image_features)
  * The patch convolution is a GEMM over unfolded patches (its stride equals its kernel, so the
- * unfold is a permutation). Every big product goes through mer_sgemm over a batch of images
- * (rows = images x tokens, about 2048) so the GEMM sees tall matrices; residual adds ride on
- * the GEMM's beta = 1. Attention runs (image, head) pairs as one parallel loop; the bias and
+ * unfold is a permutation). Every big product runs over a batch of images (rows = images x
+ * tokens, about 2048) so the GEMM sees tall matrices: the layers' linear products on weights
+ * packed once per precision (mer_packed; float32 by default), the patch embedding and the
+ * projection through mer_sgemm; residual adds ride on the product (accumulate / beta = 1). Attention runs (image, head) pairs as one parallel loop; the bias and
  * the (quick) GELU after fc1 go row by row; GELUs, layer norm and softmax are the shared kernels.
  * When only the class token is wanted (embeds, cls) the last layer's query, output projection
  * and MLP run on the class rows alone.
@@ -34,10 +35,10 @@ typedef struct {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    /* weights packed for the reduced precisions (mer_packed; biases stay with the float path):
-     * [0] bfloat16 (MER_PRECISION_BF16), [1] int8 W8A8 (MER_PRECISION_INT8), NULL until first
-     * used; [.][0..5] = q, k, v, o, fc1, fc2 */
-    mer_packed *pk[2][6];
+    /* weights packed per precision (mer_packed; biases stay with the float path):
+     * [0] bfloat16 (MER_PRECISION_BF16), [1] int8 W8A8 (MER_PRECISION_INT8), [2] float32
+     * (MER_PRECISION_F32), NULL until first used; [.][0..5] = q, k, v, o, fc1, fc2 */
+    mer_packed *pk[3][6];
 } clip_layer;
 
 struct mer_clip_model {
@@ -51,10 +52,10 @@ struct mer_clip_model {
     const float *proj;       /* (P, D) or NULL */
     int proj_dim_stated;     /* config.json has projection_dim */
     clip_layer *layers;
-    /* the packed weights, made on the first state of a reduced precision under pack_mu: a lazy
-     * cache, the only part of a shared model that is ever written */
+    /* the packed weights, made on the first state of a precision under pack_mu: a lazy cache,
+     * the only part of a shared model that is ever written */
     pthread_mutex_t pack_mu;
-    int packed_ready[2];     /* [0] bf16, [1] int8 */
+    int packed_ready[3];     /* [0] bf16, [1] int8, [2] fp32 */
 };
 
 struct mer_clip_state {
@@ -71,7 +72,7 @@ void mer_clip_model_free(mer_clip_model *m) {
     mer_safetensors_free(m->st);
     if (m->layers)
         for (int32_t l = 0; l < m->info.n_layers; l++)
-            for (int k = 0; k < 12; k++) mer_packed_free(m->layers[l].pk[k / 6][k % 6]);
+            for (int k = 0; k < 18; k++) mer_packed_free(m->layers[l].pk[k / 6][k % 6]);
     mer__free(m->layers);
     pthread_mutex_destroy(&m->pack_mu);
     mer__free(m);
@@ -403,25 +404,33 @@ fail:
     return s;
 }
 
-/* ---- packed weights of the reduced precisions --------------------------------------------- */
+/* ---- packed weights ------------------------------------------------------------------------ */
 
-/* Every layer's linear products packed once (mer_packed, docs/gemm.md) in bfloat16 (slot 0) or
- * int8 W8A8 (slot 1); the patch embedding, attention and the projection stay fp32. Called with
- * pack_mu held. */
+static const char *const SLOT_NAME[3] = {"bfloat16", "int8", "float32"};
+
+/* Every layer's linear products packed once (mer_packed, docs/gemm.md) in bfloat16 (slot 0),
+ * int8 W8A8 (slot 1) or float32 (slot 2, the default precision: our AVX2 kernel instead of
+ * mer_sgemm, the mapped file pages of the weights handed back afterwards so that the packed copy
+ * does not double the resident memory); the patch embedding, attention and the projection stay
+ * mer_sgemm. Called with pack_mu held. */
 static mer_status make_packed(mer_clip_model *m, int slot) {
     const mer_clip_info *c = &m->info;
     const int64_t D = c->hidden_size, I = c->intermediate_size;
-    const mer_pack_type type = slot ? MER_PACK_INT8 : MER_PACK_BF16;
+    const mer_pack_type type = slot == 2 ? MER_PACK_F32 : slot ? MER_PACK_INT8 : MER_PACK_BF16;
     mer_status s = MER_OK;
     for (int32_t l = 0; !s && l < c->n_layers; l++) {
         clip_layer *L = &m->layers[l];
         const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
         const int64_t n[6] = {D, D, D, D, I, D}, k[6] = {D, D, D, D, D, I};
-        for (int j = 0; !s && j < 6; j++)
+        for (int j = 0; !s && j < 6; j++) {
             s = mer_packed_init(&L->pk[slot][j], src[j], MER_DTYPE_F32, NULL, n[j], k[j], type);
+            /* fp32: the mapped pages go back as soon as their packed copy exists, so the two never
+             * add up (refaulted from the file if another precision reads them) */
+            if (!s && slot == 2) mer_safetensors_release(m->st, src[j], (size_t)(n[j] * k[j]) * sizeof(float));
+        }
     }
     if (s) {
-        mer__err_prefix("%s: %s weights", m->dir, slot ? "int8" : "bfloat16");
+        mer__err_prefix("%s: %s weights", m->dir, SLOT_NAME[slot]);
         for (int32_t l = 0; l < c->n_layers; l++)
             for (int j = 0; j < 6; j++) {
                 mer_packed_free(m->layers[l].pk[slot][j]);
@@ -433,10 +442,14 @@ static mer_status make_packed(mer_clip_model *m, int slot) {
     return MER_OK;
 }
 
+/* The packed-weight slot of a precision. */
+static int prec_slot(mer_precision p) {
+    return p == MER_PRECISION_BF16 ? 0 : p == MER_PRECISION_INT8 ? 1 : 2;
+}
+
 /* Make the packed weights of precision p once; the model may be shared between threads. */
 static mer_status ensure_precision(const mer_clip_model *cm, mer_precision p) {
-    if (p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8) return MER_OK;
-    const int slot = p == MER_PRECISION_INT8;
+    const int slot = prec_slot(p);
     mer_clip_model *m = (mer_clip_model *)cm; /* the packed fields are a guarded lazy cache */
     pthread_mutex_lock(&m->pack_mu);
     mer_status s = m->packed_ready[slot] ? MER_OK : make_packed(m, slot);
@@ -658,16 +671,12 @@ static void unfold_patches(float *patches, const float *img, int32_t C, int32_t 
         }
 }
 
-/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder: the packed product when P
- * is given (a BF16 or INT8 state), else fp32. A failing packed call (no memory for its packed
- * activations) falls back to the fp32 product, which is always correct. */
-static void gemm_w(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *W,
-                   const mer_packed *P, int accumulate, float *C, int64_t ldc) {
-    if (P) {
-        if (mer_packed_linear(C, ldc, A, lda, M, P, accumulate, MER_EPI_NONE) == MER_OK) return;
-        mer_clear_error();
-    }
-    mer_sgemm(0, 1, M, N, K, 1.0f, A, lda, W, K, accumulate ? 1.0f : 0.0f, C, ldc);
+/* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder, packed in P for the
+ * state's precision; *err keeps the first failure (no memory for the packed activations) and
+ * later calls do nothing. */
+static void gemm_w(mer_status *err, int64_t M, const float *A, int64_t lda, const mer_packed *P,
+                   int accumulate, float *C, int64_t ldc) {
+    if (*err == MER_OK) *err = mer_packed_linear(C, ldc, A, lda, M, P, accumulate, MER_EPI_NONE);
 }
 
 /* Self-attention of every (image, head) pair as one parallel loop: each task runs its two
@@ -710,9 +719,9 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
     const float eps = c->layer_norm_eps;
     float *x = s->x, *h = s->h, *qkv = s->qkv, *ao = s->ao, *mlp = s->mlp;
     /* the packed weights are read only by a state of their precision, which made sure they exist */
-    const int slot = s->par.precision == MER_PRECISION_BF16 ? 0 : s->par.precision == MER_PRECISION_INT8 ? 1 : -1;
-    mer_status st;
-#define PK(j) (slot >= 0 ? ly->pk[slot][j] : NULL)
+    const int slot = prec_slot(s->par.precision);
+    mer_status st, err = MER_OK; /* err: the first failed packed product (gemm_w) */
+#define PK(j) (ly->pk[slot][j])
 
     /* embeddings: class token, patch GEMM, position embedding, pre-LN */
     for (int32_t b = 0; b < n; b++) {
@@ -739,36 +748,36 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
         if ((st = mer__abort_check(s->par.abort, s->par.abort_user_data, "visual encoder"))) return st;
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        gemm_w(R, D, D, h, D, ly->q_w, PK(0), 0, qkv, 3 * D);
-        gemm_w(R, D, D, h, D, ly->k_w, PK(1), 0, qkv + D, 3 * D);
-        gemm_w(R, D, D, h, D, ly->v_w, PK(2), 0, qkv + 2 * D, 3 * D);
+        gemm_w(&err, R, h, D, PK(0), 0, qkv, 3 * D);
+        gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
+        gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
         bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
         mer__parallel_for(R, 8, bias_rows, &bj);
         attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
         mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
         /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
-        gemm_w(R, D, D, ao, D, ly->o_w, PK(3), 1, x, D);
+        gemm_w(&err, R, ao, D, PK(3), 1, x, D);
         add_bias(x, ly->o_b, R, D, 0);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        gemm_w(R, I, D, h, D, ly->fc1_w, PK(4), 0, mlp, I);
+        gemm_w(&err, R, h, D, PK(4), 0, mlp, I);
         add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
-        gemm_w(R, D, I, mlp, I, ly->fc2_w, PK(5), 1, x, D);
+        gemm_w(&err, R, mlp, I, PK(5), 1, x, D);
         add_bias(x, ly->fc2_b, R, D, 0);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
                 memcpy(out + b * per_img + (l + 1) * T * D, x + (int64_t)b * T * D,
                        (size_t)(T * D) * sizeof(float));
     }
-    if (what == MER_CLIP_HIDDEN) return MER_OK;
+    if (what == MER_CLIP_HIDDEN || err) return err;
     if ((st = mer__abort_check(s->par.abort, s->par.abort_user_data, "visual encoder"))) return st;
 
     /* last layer, class rows: xc (n, D) in s->pooled, scratch rows in h */
     const clip_layer *ly = &m->layers[L - 1];
     float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
     mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-    gemm_w(n, D, D, h, T * D, ly->q_w, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
-    gemm_w(R, D, D, h, D, ly->k_w, PK(1), 0, qkv + D, 3 * D);
-    gemm_w(R, D, D, h, D, ly->v_w, PK(2), 0, qkv + 2 * D, 3 * D);
+    gemm_w(&err, n, h, T * D, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
+    gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
+    gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
     bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
     mer__parallel_for(R, 8, bias_rows, &bj);
     attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
@@ -777,12 +786,12 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
-    gemm_w(n, D, D, aoc, D, ly->o_w, PK(3), 1, xc, D);
+    gemm_w(&err, n, aoc, D, PK(3), 1, xc, D);
     add_bias(xc, ly->o_b, n, D, 0);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    gemm_w(n, I, D, hc, D, ly->fc1_w, PK(4), 0, mlp, I);
+    gemm_w(&err, n, hc, D, PK(4), 0, mlp, I);
     add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
-    gemm_w(n, D, I, mlp, I, ly->fc2_w, PK(5), 1, xc, D);
+    gemm_w(&err, n, mlp, I, PK(5), 1, xc, D);
     add_bias(xc, ly->fc2_b, n, D, 0);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
@@ -792,7 +801,7 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
         mer_sgemm(0, 1, n, c->projection_dim, D, 1.0f, pooled, D, m->proj, D, 0.0f, out,
                   c->projection_dim);
 #undef PK
-    return MER_OK;
+    return err;
 }
 
 static mer_status check_what(const mer_clip_model *m, mer_clip_output what) {

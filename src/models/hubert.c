@@ -14,16 +14,16 @@
  *                    x += ffn(LN(x)), a final LN after the last layer.
  *
  * The model (weights, config) is immutable after load: F32 tensors point into the mmapped
- * safetensors file, F16/BF16 ones are converted once by the reader; the only weights we hold
- * ourselves are the positional convolution's weight-normed kernel and the feature encoder's
- * conv kernels repacked for its time-major layout (about 50 MB at the large size). All
+ * safetensors file, F16/BF16 ones are converted once by the reader; the weights we hold
+ * ourselves are the positional convolution's weight-normed kernel, the feature encoder's conv
+ * kernels repacked for its time-major layout (about 50 MB at the large size) and the packed
+ * linear layers (below). All
  * activations live in the per-run state's arena, sized from the input length before the
- * forward starts. Every matrix product goes through mer_sgemm; linear layers fold bias and
- * residual into the GEMM's C operand (beta = 1).
- *
- * Opt-in reduced precisions (speed modes, docs/speech.md) run the products on weights packed
- * once, on first use under a mutex, by the encoders' one packing facility (mer_packed,
- * kernels/packed.c): MER_PRECISION_BF16 the linear layers and the feature-encoder convolutions
+ * forward starts. The linear layers run on weights packed once, on first use under a mutex, by
+ * the encoders' one packing facility (mer_packed, kernels/packed.c), with bias, residual and GELU
+ * in the product's epilogue: in float32 by default (the mapped pages of the packed weights are
+ * handed back), or in an opt-in reduced precision (speed modes, docs/speech.md):
+ * MER_PRECISION_BF16 the linear layers and the feature-encoder convolutions
  * with cin > 1 in bfloat16, MER_PRECISION_INT8 the linear layers as W8A8; norms, GELU, attention,
  * the first convolution and the positional convolution stay float32.
  */
@@ -45,7 +45,7 @@
 typedef struct {
     const float *w, *b;        /* conv (cout, cin, k), bias (cout) or NULL */
     float *wp;                 /* owned repack: (cout, k*cin) taps-major, or (k, cout) if cin 1 */
-    mer_packed *wp16;          /* it packed in bfloat16 with the bias (cin > 1, MER_PRECISION_BF16) */
+    mer_packed *wpk[3];        /* it packed with the bias (cin > 1), [0] bfloat16, [2] float32 */
     const float *norm_g, *norm_b; /* GroupNorm (layer 0, "group") or LayerNorm ("layer"), or NULL */
     int64_t cin, cout, k, stride;
 } hb_conv;
@@ -56,8 +56,9 @@ typedef struct {
     const float *ln2_g, *ln2_b;   /* "final_layer_norm" */
     const float *w1, *b1, *w2, *b2;
     /* packed weights with their biases, [0] bfloat16 (MER_PRECISION_BF16), [1] int8
-     * (MER_PRECISION_INT8), NULL until first used: q, k, v as one (3D, D) */
-    mer_packed *p_qkv[2], *p_o[2], *p_1[2], *p_2[2];
+     * (MER_PRECISION_INT8), [2] float32 (MER_PRECISION_F32), NULL until first used: q, k, v as
+     * one (3D, D) */
+    mer_packed *p_qkv[3], *p_o[3], *p_1[3], *p_2[3];
     /* plain (n, k) bfloat16 copies of q, k, v, out, ffn1, ffn2 for the trainable encoder's
      * products in both orientations (mer__speech_layer_bf16), NULL until first asked for */
     const uint16_t *w16[6];
@@ -78,14 +79,16 @@ struct mer_speech_model {
     const float *fp_ln_g, *fp_ln_b, *fp_w, *fp_b;
     float *pos_w;              /* owned: g * v / ||v|| (D, D/groups, K) */
     const float *pos_b;
+    mer_packed **pos_pk;       /* per group: (D/groups, K * D/groups) taps-major with the bias,
+                                * float32, made with the first packed weights (under pack_mu) */
     const float *enc_ln_g, *enc_ln_b;
     hb_layer *layers;
     const char *prefix;        /* tensor-name prefix of the base model (static string) */
-    /* packed weights of the reduced precisions ([0] bf16, [1] int8), made on first use under
+    /* packed weights of each precision ([0] bf16, [1] int8, [2] fp32), made on first use under
      * pack_mu: the only part of the model that changes after load, once per precision */
     pthread_mutex_t pack_mu;
-    int packed_ready[2];
-    mer_packed *p_fp[2];
+    int packed_ready[3];
+    mer_packed *p_fp[3];
     uint16_t *train16;         /* the block of every layer's w16 (under pack_mu), or NULL */
 };
 
@@ -509,7 +512,7 @@ fail:
     return s;
 }
 
-/* Frees the packed weights of one reduced precision (slot 0 bf16, 1 int8). */
+/* Frees the packed weights of one precision (slot 0 bf16, 1 int8, 2 fp32). */
 static void free_packed(mer_speech_model *m, int slot) {
     mer_packed_free(m->p_fp[slot]);
     m->p_fp[slot] = NULL;
@@ -522,10 +525,10 @@ static void free_packed(mer_speech_model *m, int slot) {
                 *p[j] = NULL;
             }
         }
-    if (slot == 0)
+    if (slot != 1)
         for (int i = 0; i < m->n_conv; i++) {
-            mer_packed_free(m->conv[i].wp16);
-            m->conv[i].wp16 = NULL;
+            mer_packed_free(m->conv[i].wpk[slot]);
+            m->conv[i].wpk[slot] = NULL;
         }
 }
 
@@ -533,8 +536,12 @@ void mer_speech_model_free(mer_speech_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
     mer__free(m->pos_w);
+    if (m->pos_pk)
+        for (int64_t g = 0; g < m->pos_groups; g++) mer_packed_free(m->pos_pk[g]);
+    mer__free(m->pos_pk);
     free_packed(m, 0);
     free_packed(m, 1);
+    free_packed(m, 2);
     mer__free(m->train16);
     for (int i = 0; i < m->n_conv; i++) mer__free(m->conv[i].wp);
     mer__free(m->layers);
@@ -550,18 +557,50 @@ void mer_speech_model_info(const mer_speech_model *m, mer_speech_info *info) {
     pthread_mutex_unlock(mu);
 }
 
-/* ---- packed weights of the reduced precisions -----------------------------------------------
+/* ---- packed weights -------------------------------------------------------------------------
  * Made once, on first use, by mer_packed (docs/gemm.md), biases included: the linear layers
  * (~80% of the forward's FLOP; feature projection, q/k/v as one (3D, D) product, out, the two
- * FFN products) in bfloat16 (MER_PRECISION_BF16) or W8A8 (MER_PRECISION_INT8), and in bf16 also
+ * FFN products) in float32 (MER_PRECISION_F32: our AVX2 kernel with bias, GELU and residual in
+ * its epilogue instead of mer_sgemm plus passes over the output; the mapped file pages of the
+ * weights are then handed back, so the packed copy does not double the resident memory),
+ * bfloat16 (MER_PRECISION_BF16) or W8A8 (MER_PRECISION_INT8), and in bf16 also
  * the feature-encoder convolutions with cin > 1 (~13%), whose repacked (cout, k * cin) kernels
  * are a linear layer over overlapping input rows. The first convolution (cin 1, the raw
  * waveform) and the positional convolution (~2%, a grouped conv in kernels/conv.c) stay float32;
  * int8 keeps every convolution in float32: the accuracy of the int8 mode is measured so. */
+static const char *const SLOT_NAME[3] = {"bfloat16", "int8", "float32"};
+
+/* The positional convolution as one float32 product per group over overlapping rows (every
+ * precision uses it): group g's output o at frame t is sum over taps k and the group's channels c
+ * of w[o][c][k] * xpad[t + k][c], so with the padded input of the group laid out (T + K - 1, cg)
+ * the K * cg inputs of frame t are contiguous from row t on, and the weights are (cg, K * cg)
+ * taps-major. */
+static mer_status make_pos_packed(mer_speech_model *m) {
+    const int64_t G = m->pos_groups, cg = m->D / G, K = m->pos_k;
+    m->pos_pk = mer__calloc((size_t)G, sizeof *m->pos_pk);
+    float *w = mer__alloc((size_t)(cg * K * cg) * sizeof(float));
+    mer_status s = m->pos_pk && w ? MER_OK : MER_ERR_NOMEM;
+    for (int64_t g = 0; !s && g < G; g++) {
+        for (int64_t o = 0; o < cg; o++)
+            for (int64_t c = 0; c < cg; c++)
+                for (int64_t k = 0; k < K; k++)
+                    w[o * K * cg + k * cg + c] = m->pos_w[((g * cg + o) * cg + c) * K + k];
+        s = mer_packed_init(&m->pos_pk[g], w, MER_DTYPE_F32, m->pos_b + g * cg, cg, K * cg, MER_PACK_F32);
+    }
+    mer__free(w);
+    if (s && m->pos_pk) {
+        for (int64_t g = 0; g < G; g++) mer_packed_free(m->pos_pk[g]);
+        mer__free(m->pos_pk);
+        m->pos_pk = NULL;
+    }
+    return s;
+}
+
 static mer_status make_packed(mer_speech_model *m, int slot) {
-    const mer_pack_type type = slot ? MER_PACK_INT8 : MER_PACK_BF16;
+    const mer_pack_type type = slot == 2 ? MER_PACK_F32 : slot ? MER_PACK_INT8 : MER_PACK_BF16;
     const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
-    mer_status s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
+    mer_status s = m->pos_pk ? MER_OK : make_pos_packed(m);
+    if (!s) s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
     float *w3 = s ? NULL : mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
     if (!s && !w3) s = MER_ERR_NOMEM;
     for (int64_t l = 0; !s && l < m->L; l++) {
@@ -577,15 +616,23 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
             !(s = mer_packed_init(&y->p_o[slot], y->wo, MER_DTYPE_F32, y->bo, D, D, type)) &&
             !(s = mer_packed_init(&y->p_1[slot], y->w1, MER_DTYPE_F32, y->b1, I, D, type)))
             s = mer_packed_init(&y->p_2[slot], y->w2, MER_DTYPE_F32, y->b2, D, I, type);
+        if (!s && slot == 2) { /* the packed copy serves every fp32 product: the mapped pages
+                                * go back layer by layer, so the two never add up (they are
+                                * refaulted from the file if another precision or training reads them) */
+            const size_t DD = (size_t)(D * D) * sizeof(float), DI = (size_t)(D * I) * sizeof(float);
+            const float *w[6] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2};
+            for (int j = 0; j < 6; j++) mer_safetensors_release(m->st, w[j], j < 4 ? DD : DI);
+        }
     }
+    if (!s && slot == 2) mer_safetensors_release(m->st, m->fp_w, (size_t)(D * C) * sizeof(float));
     mer__free(w3);
-    for (int i = 0; !s && slot == 0 && i < m->n_conv; i++) {
+    for (int i = 0; !s && slot != 1 && i < m->n_conv; i++) {
         hb_conv *c = &m->conv[i];
         if (c->cin > 1)
-            s = mer_packed_init(&c->wp16, c->wp, MER_DTYPE_F32, c->b, c->cout, c->k * c->cin, type);
+            s = mer_packed_init(&c->wpk[slot], c->wp, MER_DTYPE_F32, c->b, c->cout, c->k * c->cin, type);
     }
     if (s) {
-        mer__err_prefix("%s: %s weights", m->dir, slot ? "int8" : "bfloat16");
+        mer__err_prefix("%s: %s weights", m->dir, SLOT_NAME[slot]);
         free_packed(m, slot);
         return s;
     }
@@ -597,18 +644,22 @@ static mer_status make_packed(mer_speech_model *m, int slot) {
             bytes += (int64_t)(mer_packed_bytes(y->p_qkv[0]) + mer_packed_bytes(y->p_o[0]) +
                                mer_packed_bytes(y->p_1[0]) + mer_packed_bytes(y->p_2[0]));
         }
-        for (int i = 0; i < m->n_conv; i++) bytes += (int64_t)mer_packed_bytes(m->conv[i].wp16);
+        for (int i = 0; i < m->n_conv; i++) bytes += (int64_t)mer_packed_bytes(m->conv[i].wpk[0]);
         m->info.bf16_bytes = bytes;
         m->info.bf16_ready = 1;
     }
-    MER_LOG_I("%s: %s weights packed", m->dir, slot ? "int8" : "bfloat16");
+    MER_LOG_I("%s: %s weights packed", m->dir, SLOT_NAME[slot]);
     return MER_OK;
+}
+
+/* The packed-weight slot of a precision. */
+static int prec_slot(mer_precision p) {
+    return p == MER_PRECISION_BF16 ? 0 : p == MER_PRECISION_INT8 ? 1 : 2;
 }
 
 /* Make the packed weights of precision p once; the model may be shared between threads. */
 static mer_status ensure_precision(const mer_speech_model *cm, mer_precision p) {
-    if (p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8) return MER_OK;
-    const int slot = p == MER_PRECISION_INT8;
+    const int slot = prec_slot(p);
     mer_speech_model *m = (mer_speech_model *)cm; /* the packed fields are a guarded lazy cache */
     pthread_mutex_lock(&m->pack_mu);
     mer_status s = m->packed_ready[slot] ? MER_OK : make_packed(m, slot);
@@ -756,11 +807,61 @@ MER_AVX512 static int64_t axpy_avx512(float *y, float a, const float *w, int64_t
     return c;
 }
 
+/* Rows t0 .. t0 + R of y, columns [0, 16 floor(cout / 16)) (AVX2 + FMA): 16 columns of R rows in
+ * registers over all taps, the same operations in the same order as axpy_avx512 per element
+ * (y = b, then y = fma(x_k, w_k, y) for k = 0, 1, ...). Returns the columns done. */
+static inline __attribute__((always_inline, target("avx2,fma"))) int64_t
+c1_block_avx2(const c1_job *j, int64_t t0, const int R) {
+    const int64_t co = j->cout;
+    int64_t c = 0;
+    for (; c + 16 <= co; c += 16) {
+        __m256 acc[4][2];
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            acc[r][0] = j->b ? _mm256_loadu_ps(j->b + c) : _mm256_setzero_ps();
+            acc[r][1] = j->b ? _mm256_loadu_ps(j->b + c + 8) : _mm256_setzero_ps();
+        }
+        for (int64_t kk = 0; kk < j->k; kk++) {
+            const __m256 w0 = _mm256_loadu_ps(j->wt + kk * co + c), w1 = _mm256_loadu_ps(j->wt + kk * co + c + 8);
+            #pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m256 xv = _mm256_broadcast_ss(j->x + (t0 + r) * j->s + kk);
+                acc[r][0] = _mm256_fmadd_ps(xv, w0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(xv, w1, acc[r][1]);
+            }
+        }
+        #pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(j->y + (t0 + r) * co + c, acc[r][0]);
+            _mm256_storeu_ps(j->y + (t0 + r) * co + c + 8, acc[r][1]);
+        }
+    }
+    return c;
+}
+
+__attribute__((target("avx2,fma"))) static void c1_rows_avx2(const c1_job *j, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1;) {
+        const int R = t1 - t >= 4 ? 4 : 1;
+        const int64_t c = R == 4 ? c1_block_avx2(j, t, 4) : c1_block_avx2(j, t, 1);
+        for (int r = 0; r < R; r++) /* the columns past the last 16 */
+            for (int64_t cc = c; cc < j->cout; cc++) {
+                float v = j->b ? j->b[cc] : 0.0f;
+                for (int64_t kk = 0; kk < j->k; kk++) v = fmaf(j->x[(t + r) * j->s + kk], j->wt[kk * j->cout + cc], v);
+                j->y[(t + r) * j->cout + cc] = v;
+            }
+        t += R;
+    }
+}
+
 static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
     (void)th;
     const c1_job *j = u;
     const int64_t co = j->cout;
     const int wide = mer__use_avx512();
+    if (!wide && (mer_cpu_features() & MER_CPU_AVX2)) {
+        c1_rows_avx2(j, t0, t1);
+        return;
+    }
     for (int64_t t = t0; t < t1; t++) {
         float *y = j->y + t * co;
         const float *x = j->x + t * j->s;
@@ -789,10 +890,10 @@ static void fill_rows(void *u, int64_t r0, int64_t r1, int th) {
 
 // ref: torch.nn.functional.conv1d on (1, cin, tin), output transposed to (tout, cout)
 static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout,
-                          int bf16) {
+                          int slot) {
     (void)tin;
-    if (bf16 && c->wp16) /* the packed product reads the overlapping input rows in place */
-        return mer_packed_linear(y, c->cout, x, c->stride * c->cin, tout, c->wp16, 0, MER_EPI_NONE);
+    if (c->wpk[slot]) /* the packed product reads the overlapping input rows in place */
+        return mer_packed_linear(y, c->cout, x, c->stride * c->cin, tout, c->wpk[slot], 0, MER_EPI_NONE);
     if (c->cin == 1) {
         c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
         mer__parallel_for(tout, 64, c1_rows, &j);
@@ -863,60 +964,6 @@ static void groupnorm_tm(float *y, const float *g, const float *b, int64_t t, in
     mer__parallel_for(c, 16, gn_tm_range, &j);
 }
 
-/* dst (cols, rows) = src (rows, cols)^T, optionally added to dst (add = 1). Threads split
- * dst rows; 32x32 tiles keep both sides in cache. */
-typedef struct {
-    float *dst;
-    const float *src;
-    int64_t rows, cols, ld_src, ld_dst;
-    int add;
-} tr_job;
-
-static void tr_range(void *u, int64_t c0, int64_t c1, int th) {
-    (void)th;
-    const tr_job *j = u;
-    for (int64_t cb = c0; cb < c1; cb += 32) {
-        const int64_t ce = cb + 32 < c1 ? cb + 32 : c1;
-        for (int64_t rb = 0; rb < j->rows; rb += 32) {
-            const int64_t re = rb + 32 < j->rows ? rb + 32 : j->rows;
-            for (int64_t c = cb; c < ce; c++) {
-                float *d = j->dst + c * j->ld_dst;
-                if (j->add)
-                    for (int64_t r = rb; r < re; r++) d[r] += j->src[r * j->ld_src + c];
-                else
-                    for (int64_t r = rb; r < re; r++) d[r] = j->src[r * j->ld_src + c];
-            }
-        }
-    }
-}
-
-static void transpose(float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
-                      int64_t cols, int add) {
-    tr_job j = {dst, src, rows, cols, ld_src, ld_dst, add};
-    mer__parallel_for(cols, 32, tr_range, &j);
-}
-
-typedef struct {
-    float *x;
-    const float *b;
-    int64_t n;
-} bias_job;
-
-static void bias_range(void *u, int64_t r0, int64_t r1, int th) {
-    (void)th;
-    const bias_job *j = u;
-    for (int64_t r = r0; r < r1; r++) {
-        float *x = j->x + r * j->n;
-        for (int64_t i = 0; i < j->n; i++) x[i] += j->b[i];
-    }
-}
-
-/* x (rows, n) += b broadcast over rows. */
-static void add_bias(float *x, const float *b, int64_t rows, int64_t n) {
-    bias_job j = {x, b, n};
-    mer__parallel_for(rows, 16, bias_range, &j);
-}
-
 /* ============================================================================================
  * Forward
  * ========================================================================================== */
@@ -933,7 +980,8 @@ static int64_t arena_floats(const mer_speech_model *m, int64_t n, int64_t T) {
     const int64_t C = m->conv[m->n_conv - 1].cout, D = m->D;
     int64_t enc = 6 * T * D             /* x, xn, q, k, v, attn */
                   + T * m->I            /* ffn hidden */
-                  + D * (T + 1);        /* positional conv output (D, T+1) */
+                  + T * D               /* positional conv output (T, D) */
+                  + D * (T + m->pos_k - 1); /* its padded input per group (G, T + K - 1, D / G) */
     int64_t fe = even + odd;
     /* [features (T, C) | feature-encoder buffers, later reused by the encoder] */
     int64_t total = T * C + (fe > enc ? fe : enc);
@@ -949,25 +997,15 @@ static void prof_charge(double *seconds, double *flop, double t0, double work) {
     if (flop) *flop += work;
 }
 
-/* y (n, out) = x (n, in) @ w^T + b, or y += x @ w^T + b when acc (the residual folded into
- * the GEMM's C); with p (a reduced precision) the packed product, whose epilogue may add GELU.
+/* y (n, out) = epi(x (n, in) @ W^T + b), or y = epi(y + x @ W^T + b) when acc (the residual),
+ * W and b packed in p (the precision's weights); the bias, the residual and GELU are the
+ * product's epilogue, applied to each tile while it is in cache.
  * ref: torch.nn.functional.linear */
-static mer_status linear(mer_speech_state *st, float *y, const float *x, const float *w,
-                         const mer_packed *p, const float *b, int64_t n, int64_t in, int64_t out,
-                         int acc, mer_epilogue epi) {
+static mer_status linear(mer_speech_state *st, float *y, const float *x, const mer_packed *p,
+                         int64_t n, int acc, mer_epilogue epi) {
     const double t0 = mer__now();
-    mer_status s = MER_OK;
-    if (p) {
-        s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
-    } else {
-        if (acc) {
-            add_bias(y, b, n, out);
-            mer_sgemm(0, 1, n, out, in, 1.0f, x, in, w, in, 1.0f, y, out);
-        } else {
-            mer__linear_fwd(y, x, w, b, n, in, out);
-        }
-        if (epi == MER_EPI_GELU) mer__gelu_fwd(y, y, n * out);
-    }
+    const int64_t in = mer_packed_k(p), out = mer_packed_n(p);
+    mer_status s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
     prof_charge(&st->prof.linear_s, &st->prof.linear_flop, t0, 2.0 * (double)n * (double)in * (double)out);
     return s;
 }
@@ -998,11 +1036,9 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
                              float *hid, int64_t R, const hb_seg *seg, int nseg, int32_t lf,
                              int32_t ll, mer_precision prec) {
     const mer_speech_model *m = st->m;
-    const int64_t D = m->D, I = m->I, H = m->H, dh = D / H, L = m->L;
-    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
+    const int64_t D = m->D, H = m->H, dh = D / H, L = m->L;
+    const int slot = prec_slot(prec);
     mer_status s = MER_OK;
-    float *q, *k, *v;
-#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
     const int stable = m->info.stable_layer_norm;
     if (lf == 0)
         for (int i = 0; i < nseg; i++)
@@ -1017,24 +1053,17 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
             mer__layernorm_fwd(xn, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
             a_in = xn;
         }
-        int64_t ldqkv = D;
-        if (slot >= 0) { /* one (R, 3D) product: q | k | v interleaved per row */
-            if ((s = linear(st, qkv, a_in, NULL, y->p_qkv[slot], NULL, R, D, 3 * D, 0, MER_EPI_NONE))) return s;
-            q = qkv, k = qkv + D, v = qkv + 2 * D, ldqkv = 3 * D;
-        } else {
-            q = qkv, k = qkv + R * D, v = qkv + 2 * R * D;
-            if ((s = linear(st, q, a_in, y->wq, NULL, y->bq, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(st, k, a_in, y->wk, NULL, y->bk, R, D, D, 0, MER_EPI_NONE)) ||
-                (s = linear(st, v, a_in, y->wv, NULL, y->bv, R, D, D, 0, MER_EPI_NONE)))
-                return s;
-        }
+        /* one (R, 3D) product: q | k | v interleaved per row */
+        if ((s = linear(st, qkv, a_in, y->p_qkv[slot], R, 0, MER_EPI_NONE))) return s;
+        const int64_t ldqkv = 3 * D;
+        const float *q = qkv, *k = qkv + D, *v = qkv + 2 * D;
         for (int i = 0; i < nseg; i++) { /* attention within each utterance */
             const int64_t o = seg[i].t0 * ldqkv;
             if ((s = attend(st, att + seg[i].t0 * D, q + o, k + o, v + o, ldqkv, seg[i].T, H, dh, scale)))
                 return s;
         }
-        /* x += att @ wo^T + bo: the residual is the GEMM's C (beta = 1) */
-        s = linear(st, x, att, y->wo, PK(y->p_o), y->bo, R, D, D, 1, MER_EPI_NONE);
+        /* x += att @ wo^T + bo: the residual in the product's epilogue */
+        s = linear(st, x, att, y->p_o[slot], R, 1, MER_EPI_NONE);
         if (s) return s;
         const float *f_in = x;
         if (stable) {
@@ -1043,10 +1072,9 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
         } else {
             mer__layernorm_fwd(x, NULL, NULL, x, y->ln1_g, y->ln1_b, R, D, m->eps);
         }
-        /* packed: the GELU is the product's epilogue, applied to each tile while in cache */
-        s = linear(st, hid, f_in, y->w1, PK(y->p_1), y->b1, R, D, I, 0, MER_EPI_GELU);
+        s = linear(st, hid, f_in, y->p_1[slot], R, 0, MER_EPI_GELU);
         if (s) return s;
-        s = linear(st, x, hid, y->w2, PK(y->p_2), y->b2, R, I, D, 1, MER_EPI_NONE);
+        s = linear(st, x, hid, y->p_2[slot], R, 1, MER_EPI_NONE);
         if (s) return s;
         if (!stable) mer__layernorm_fwd(x, NULL, NULL, x, y->ln2_g, y->ln2_b, R, D, m->eps);
 
@@ -1063,14 +1091,13 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
             }
         if (st->progress) st->progress(l + 1, ll, st->progress_user_data);
     }
-#undef PK
     return MER_OK;
 }
 
 /* The feature encoder: samples (n) -> feat (T, C) through the convolutions, ping-ponging
  * between buf[0] and buf[1] (time-major). */
 static mer_status feature_encoder(mer_speech_state *st, float *feat, float *const buf[2],
-                                  const float *samples, int64_t n, int bf16) {
+                                  const float *samples, int64_t n, int slot) {
     const mer_speech_model *m = st->m;
     const double t0 = mer__now();
     double work = 0.0;
@@ -1081,7 +1108,7 @@ static mer_status feature_encoder(mer_speech_state *st, float *feat, float *cons
         const hb_conv *c = &m->conv[i];
         float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
         const int64_t tout = (tin - c->k) / c->stride + 1;
-        if ((s = conv_tm(y, in, c, tin, tout, bf16))) break;
+        if ((s = conv_tm(y, in, c, tin, tout, slot))) break;
         work += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
         if (c->norm_g) {
             if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
@@ -1095,20 +1122,64 @@ static mer_status feature_encoder(mer_speech_state *st, float *feat, float *cons
     return s;
 }
 
-/* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length. Scratch: xt (D, T),
- * pc (D, T + 1). */
-static mer_status pos_conv(mer_speech_state *st, float *x, float *xt, float *pc, int64_t T) {
+typedef struct {
+    float *xg, *pc;
+    const float *x;
+    mer_packed *const *pk;
+    mer_status *status;
+    int64_t T, D, cg, K, pad;
+} pos_job;
+
+/* xg (G, T + K - 1, cg): group g's channels of x (T, D), pad zero rows before and after. */
+static void pos_pad_groups(void *u, int64_t g0, int64_t g1, int th) {
+    (void)th;
+    const pos_job *j = u;
+    const int64_t rows = j->T + j->K - 1;
+    for (int64_t g = g0; g < g1; g++)
+        for (int64_t r = 0; r < rows; r++) {
+            float *d = j->xg + (g * rows + r) * j->cg;
+            const int64_t t = r - j->pad;
+            if (t >= 0 && t < j->T) memcpy(d, j->x + t * j->D + g * j->cg, (size_t)j->cg * sizeof(float));
+            else memset(d, 0, (size_t)j->cg * sizeof(float));
+        }
+}
+
+/* pc[:, g cg : (g + 1) cg] = gelu(conv of group g): one thread per group (the product inside
+ * runs serially), so 16 small products (cg = 64 outputs) do not each split over the threads. */
+static void pos_conv_groups(void *u, int64_t g0, int64_t g1, int th) {
+    (void)th;
+    const pos_job *j = u;
+    const int64_t rows = j->T + j->K - 1;
+    for (int64_t g = g0; g < g1; g++)
+        j->status[g] = mer_packed_linear(j->pc + g * j->cg, j->D, j->xg + g * rows * j->cg, j->cg,
+                                         j->T, j->pk[g], 0, MER_EPI_GELU);
+}
+
+static void add_rows(void *u, int64_t r0, int64_t r1, int th) {
+    (void)th;
+    const pos_job *j = u;
+    float *x = (float *)j->x;
+    for (int64_t i = r0 * j->D; i < r1 * j->D; i++) x[i] += j->pc[i];
+}
+
+/* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length (the first T
+ * frames). Scratch: xg (D * (T + K - 1)), pc (T, D). */
+static mer_status pos_conv(mer_speech_state *st, float *x, float *xg, float *pc, int64_t T) {
     const mer_speech_model *m = st->m;
     const double t0 = mer__now();
-    const int64_t D = m->D, K = m->pos_k, pad = K / 2, tpc = T + 2 * pad - K + 1;
-    transpose(xt, T, x, D, T, D, 0);
-    mer_status s = mer__conv1d_fwd(pc, xt, m->pos_w, m->pos_b, D, T, D, K, 1, pad, m->pos_groups);
-    if (!s) {
-        mer__gelu_fwd(pc, pc, D * tpc);
-        transpose(x, D, pc, tpc, D, T, 1); /* first T frames of each channel, added */
-    }
-    prof_charge(&st->prof.pos_conv_s, &st->prof.pos_conv_flop, t0,
-                2.0 * (double)D * (double)(D / m->pos_groups * K) * (double)tpc);
+    const int64_t D = m->D, K = m->pos_k, G = m->pos_groups, cg = D / G;
+    mer_status status[64], s = MER_OK;
+    if (G > 64) return mer__err(MER_ERR_UNSUPPORTED, "%s: %lld positional-convolution groups (at most 64)",
+                                m->dir, (long long)G);
+    pos_job j = {xg, pc, x, m->pos_pk, status, T, D, cg, K, K / 2};
+    mer__parallel_for(G, 1, pos_pad_groups, &j);
+    mer__parallel_for(G, 1, pos_conv_groups, &j);
+    for (int64_t g = 0; g < G && !s; g++) s = status[g];
+    if (s) /* the message was set on the thread that failed */
+        s = mer__err(s, "%s: positional convolution: %s", m->dir, mer_status_str(s));
+    else
+        mer__parallel_for(T, 16, add_rows, &j);
+    prof_charge(&st->prof.pos_conv_s, &st->prof.pos_conv_flop, t0, 2.0 * (double)D * (double)(cg * K) * (double)T);
     return s;
 }
 
@@ -1118,9 +1189,7 @@ static mer_status pos_conv(mer_speech_state *st, float *x, float *xt, float *pc,
 static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_t n, int32_t lf,
                               int32_t ll, mer_precision prec, float *out) {
     const mer_speech_model *m = st->m;
-    /* the packed weights of a reduced precision (-1: fp32 through mer_sgemm) */
-    const int slot = prec == MER_PRECISION_BF16 ? 0 : prec == MER_PRECISION_INT8 ? 1 : -1;
-#define PK(f) (slot >= 0 ? (f)[slot] : NULL)
+    const int slot = prec_slot(prec); /* the precision's packed weights */
     const int64_t T = mer_speech_frames(m, n);
     const int64_t D = m->D, I = m->I;
     const int64_t C = m->conv[m->n_conv - 1].cout;
@@ -1148,7 +1217,7 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
     buf[1] = sz_odd ? mer__arena_f32(&st->arena, sz_odd) : NULL;
     if (!feat || !buf[0] || (sz_odd && !buf[1]))
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
-    mer_status s = feature_encoder(st, feat, buf, samples, n, prec == MER_PRECISION_BF16);
+    mer_status s = feature_encoder(st, feat, buf, samples, n, slot);
     if (s) return s;
     /* the feature-encoder buffers are dead now: the encoder's are carved from their space */
     mer__arena_reset(&st->arena, mark);
@@ -1158,21 +1227,21 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
     float *qkv = mer__arena_f32(&st->arena, 3 * T * D);
     float *att = mer__arena_f32(&st->arena, T * D);
     float *hid = mer__arena_f32(&st->arena, T * I);
-    float *pc = mer__arena_f32(&st->arena, D * (T + 1));
-    if (!x || !xn || !qkv || !att || !hid || !pc || !feat)
+    float *pc = mer__arena_f32(&st->arena, T * D);
+    float *xg = mer__arena_f32(&st->arena, D * (T + m->pos_k - 1));
+    if (!x || !xn || !qkv || !att || !hid || !pc || !xg || !feat)
         return mer__err(MER_ERR_INTERNAL, "speech encoder: arena too small");
 
     /* ---- feature projection ---- */
     if (m->feat_proj_ln) mer__layernorm_fwd(feat, NULL, NULL, feat, m->fp_ln_g, m->fp_ln_b, T, C, m->eps);
-    if ((s = linear(st, x, feat, m->fp_w, PK(m->p_fp), m->fp_b, T, C, D, 0, MER_EPI_NONE))) return s;
+    if ((s = linear(st, x, feat, m->p_fp[slot], T, 0, MER_EPI_NONE))) return s;
 
-    /* ---- positional convolution (qkv is free until the first layer: its (D, T) scratch) ---- */
-    if ((s = pos_conv(st, x, qkv, pc, T))) return s;
+    /* ---- positional convolution ---- */
+    if ((s = pos_conv(st, x, xg, pc, T))) return s;
 
     if (!m->info.stable_layer_norm)
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
     hb_seg seg = {0, T, out};
-#undef PK
     return run_layers(st, x, xn, qkv, att, hid, T, &seg, 1, lf, ll, prec);
 }
 
