@@ -562,7 +562,8 @@ static void note_rows(void *u, int64_t r0, int64_t r1, int t) {
 
 /* A q | k | v matrix made by mer__packed_concat gives the bits of its three parts, and
  * mer__packed_linear_rows the bits of mer_packed_linear, handing over every row once, finished,
- * at 1 and 2 threads, for every packed type, rows around the 192-row blocks. */
+ * at 1 and 2 threads, for every packed type (and int8 with 7-bit weights, checked against a
+ * double-precision reference that quantises independently), rows around the 192-row blocks. */
 MER_TEST(text_packed_concat_and_row_blocks) {
     const int64_t n[3] = {32, 48, 21}, N = 101, k = 70;
     const int64_t ms[3] = {5, 193, 400};
@@ -577,11 +578,13 @@ MER_TEST(text_packed_concat_and_row_blocks) {
     for (int64_t i = 0; i < 400 * k; i++) x[i] = (float)((seed = seed * 6364136223846793005ull + 1442695040888963407ull) >> 40) / (1 << 24) - 0.5f;
     for (int64_t i = 0; i < N; i++) b[i] = 0.01f * (float)i;
     const int saved = mer_get_threads();
-    for (int type = 0; type < 3; type++) {
+    for (int type = 0; type < 4; type++) { /* 3: int8 with 7-bit weights */
         mer_packed *part[3] = {NULL, NULL, NULL}, *cat = NULL;
-        for (int i = 0, r0 = 0; i < 3; r0 += (int)n[i], i++) /* the middle part has no bias */
-            REQUIRE_OK(mer_packed_init(&part[i], w + r0 * k, MER_DTYPE_F32, i == 1 ? NULL : b + r0, n[i], k,
-                                       (mer_pack_type)type));
+        for (int i = 0, r0 = 0; i < 3; r0 += (int)n[i], i++) { /* the middle part has no bias */
+            const float *bi = i == 1 ? NULL : b + r0;
+            if (type == 3) REQUIRE_OK(mer__packed_init_w7(&part[i], w + r0 * k, MER_DTYPE_F32, bi, n[i], k));
+            else REQUIRE_OK(mer_packed_init(&part[i], w + r0 * k, MER_DTYPE_F32, bi, n[i], k, (mer_pack_type)type));
+        }
         REQUIRE_OK(mer__packed_concat(&cat, part, 3));
         CHECK(mer_packed_n(cat) == N && mer_packed_k(cat) == k);
         mer_packed *bad[2] = {part[2], part[0]}; /* 21 outputs are not whole panels */
@@ -609,6 +612,29 @@ MER_TEST(text_packed_concat_and_row_blocks) {
                 }
                 if (!once || !finished) printf("    type %d, %lld rows, %d threads: once %d finished %d\n", type, (long long)m, th, once, finished);
                 CHECK(once && finished);
+                if (type == 3) { /* gelu(0.5 + s_x s_w sum q_x q_w + b), q_w in [-63, 63] */
+                    double md = 0, mr = 0;
+                    for (int64_t r = 0; r < m; r++) {
+                        float ax = 0;
+                        for (int64_t q = 0; q < k; q++) ax = fmaxf(ax, fabsf(x[r * k + q]));
+                        float sx = ax > 0 ? ax / 127.0f : 1.0f;
+                        for (int64_t c = 0; c < N; c++) {
+                            float aw = 0;
+                            for (int64_t q = 0; q < k; q++) aw = fmaxf(aw, fabsf(w[c * k + q]));
+                            float sw = aw > 0 ? aw / 63.0f : 1.0f;
+                            double acc = 0;
+                            for (int64_t q = 0; q < k; q++)
+                                acc += fmax(-127, fmin(127, (double)lrintf(x[r * k + q] * (1.0f / sx)))) *
+                                       fmax(-63, fmin(63, (double)lrintf(w[c * k + q] / sw)));
+                            double v = 0.5 + (double)sx * sw * acc + (c >= 32 && c < 80 ? 0 : b[c]);
+                            v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+                            md = fmax(md, fabs(v - y2[r * ld + c]));
+                            mr = fmax(mr, fabs(v));
+                        }
+                    }
+                    if (!(md <= 1e-5 * mr)) printf("    int8 w7 %lld rows: max|diff| %.3g, max|ref| %.3g\n", (long long)m, md, mr);
+                    CHECK(md <= 1e-5 * mr);
+                }
             }
         }
         for (int i = 0; i < 3; i++) mer_packed_free(part[i]);

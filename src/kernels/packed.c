@@ -48,6 +48,7 @@ struct mer_packed {
     float *bias;    /* (np * 16) zero-padded, or NULL */
     float *wscale;  /* int8: (np * 16) per-channel scale */
     int rowmajor;   /* bf16 for mer_sgemm_bf16: w is (n, k) bfloat16, bias (n) */
+    int w7;         /* int8 with 7-bit weights stored as u8 q_w + 64 (mer__packed_init_w7) */
     size_t bytes;
 };
 
@@ -69,8 +70,8 @@ static float bf16_round(float f) {
     return r;
 }
 
-mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
-                            int64_t n, int64_t k, mer_pack_type type) {
+static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                              int64_t n, int64_t k, mer_pack_type type, int w7) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "packed weights: NULL output");
     *out = NULL;
     if (!w || n <= 0 || k <= 0)
@@ -98,6 +99,7 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
     }
     p->type = type;
     p->rowmajor = rowmajor;
+    p->w7 = w7 && type == MER_PACK_INT8;
     p->n = n;
     p->k = k;
     p->np = np;
@@ -138,12 +140,14 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
                 return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite",
                                 (long long)j);
             }
-            float s = amax > 0 ? amax / 127.0f : 1.0f;
+            const int lim = p->w7 ? 63 : 127;
+            float s = amax > 0 ? amax / (float)lim : 1.0f;
             int8_t *d = (int8_t *)p->w + pj * kq * NR * 4 + cj * 4;
             for (int64_t i = 0; i < k; i++) {
                 int q = (int)lrintf(row[i] / s);
-                q = q > 127 ? 127 : q < -127 ? -127 : q;
-                d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
+                q = q > lim ? lim : q < -lim ? -lim : q;
+                if (p->w7) ((uint8_t *)d)[(i / 4) * NR * 4 + (i % 4)] = (uint8_t)(q + 64);
+                else d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
             }
             p->wscale[j] = s;
         }
@@ -152,6 +156,16 @@ mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, con
     mer__free(row);
     *out = p;
     return MER_OK;
+}
+
+mer_status mer_packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                            int64_t n, int64_t k, mer_pack_type type) {
+    return packed_init(out, w, wtype, bias, n, k, type, 0);
+}
+
+mer_status mer__packed_init_w7(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
+                               int64_t n, int64_t k) {
+    return packed_init(out, w, wtype, bias, n, k, MER_PACK_INT8, 1);
 }
 
 void mer_packed_free(mer_packed *p) {
@@ -364,13 +378,44 @@ __attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const int8_
     }
 }
 
-static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc) {
+/* The 7-bit weights' form: b holds q_w + 64 (u8, <= 127), so vpmaddubsw takes b as its unsigned
+ * operand and a as the signed one, no sign instructions: a pair sums to at most 2 * 127 * 127.
+ * acc = a . (q_w + 64); the caller removes 64 * sum_k a per row. */
+__attribute__((target("avx2"))) static void kern_i8w7_avx2(int64_t kq, const int8_t *a,
+                                                          const int8_t *b, int32_t *acc_out) {
+    __m256i acc[MR8][2], one = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    for (int64_t q = 0; q < kq; q++) {
+        __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
+#pragma GCC unroll 4
+        for (int i = 0; i < MR8; i++) {
+            int32_t v;
+            memcpy(&v, a + 4 * i, 4);
+            __m256i ai = _mm256_set1_epi32(v);
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, ai), one));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, ai), one));
+        }
+        a += 4 * MR8;
+        b += 4 * NR;
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++) {
+        _mm256_storeu_si256((__m256i *)(acc_out + i * NR), acc[i][0]);
+        _mm256_storeu_si256((__m256i *)(acc_out + i * NR + 8), acc[i][1]);
+    }
+}
+
+/* w7: b holds q_w + 64 as u8 */
+static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc, int w7) {
     for (int i = 0; i < MR8 * NR; i++) acc[i] = 0;
     for (int64_t q = 0; q < kq; q++)
         for (int i = 0; i < MR8; i++)
             for (int j = 0; j < NR; j++)
-                for (int t = 0; t < 4; t++)
-                    acc[i * NR + j] += (int32_t)a[q * 16 + i * 4 + t] * (int32_t)b[q * 64 + j * 4 + t];
+                for (int t = 0; t < 4; t++) {
+                    int8_t bv = b[q * 64 + j * 4 + t];
+                    acc[i * NR + j] += (int32_t)a[q * 16 + i * 4 + t] * (w7 ? (int32_t)(uint8_t)bv : (int32_t)bv);
+                }
 }
 
 typedef struct {
@@ -379,18 +424,20 @@ typedef struct {
     int64_t ldy, m, mblocks, cblocks;
     const int8_t *ap; /* (ceil(m / 4), kq, 4, 4) */
     const float *ascale;
+    const int32_t *asum; /* w7: per row 64 * sum_k q_x */
     int accumulate;
     mer_epilogue epi;
     int avx2;
 } i8_job;
 
-/* Row i of a finished 4 x 16 tile: o = s_x s_w acc (+ c) + b. The AVX2 form does the same float
- * operations in the same order as the scalar one. */
-__attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, float sa,
-                                                          const float *ws, const float *bias, int accumulate) {
+/* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - corr) (+ c) + b (corr: the 7-bit weights'
+ * 64 * sum_k q_x, else 0). The AVX2 form does the same operations in the same order as the
+ * scalar one. */
+__attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, int32_t corr,
+                                                          float sa, const float *ws, const float *bias, int accumulate) {
     const __m256 va = _mm256_set1_ps(sa);
     for (int h = 0; h < 2; h++) {
-        __m256i a = _mm256_load_si256((const __m256i *)(acc + 8 * h));
+        __m256i a = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(acc + 8 * h)), _mm256_set1_epi32(corr));
         __m256 v = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(ws + 8 * h)), _mm256_cvtepi32_ps(a));
         if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(c + 8 * h), v);
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * h));
@@ -424,19 +471,19 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
             for (int64_t r = r0; r < r1; r += MR8) {
                 int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
                 const int8_t *a = j->ap + (r / MR8) * w->kq * 16;
-                if (j->avx2)
-                    kern_i8_avx2(w->kq, a, b, acc);
-                else
-                    kern_i8_c(w->kq, a, b, acc);
+                if (j->avx2 && w->w7) kern_i8w7_avx2(w->kq, a, b, acc);
+                else if (j->avx2) kern_i8_avx2(w->kq, a, b, acc);
+                else kern_i8_c(w->kq, a, b, acc, w->w7);
                 /* the finished tile goes through a buffer in L1: GELU runs there, and each row
                  * of y is written once (a GELU on y itself waited on its just-written lines) */
                 for (int64_t i = 0; i < mr; i++) {
                     float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0, *o = out + i * NR;
+                    const int32_t corr = j->asum ? j->asum[r + i] : 0;
                     if (j->avx2 && nc == NR) {
-                        dequant16_avx2(o, c, acc + i * NR, sa, ws, bias, j->accumulate);
+                        dequant16_avx2(o, c, acc + i * NR, corr, sa, ws, bias, j->accumulate);
                     } else {
                         for (int64_t q = 0; q < nc; q++) {
-                            float v = sa * ws[q] * (float)acc[i * NR + q];
+                            float v = sa * ws[q] * (float)(acc[i * NR + q] - corr);
                             v = j->accumulate ? c[q] + v : v;
                             o[q] = bias ? v + bias[q] : v;
                         }
@@ -459,6 +506,7 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
 typedef struct {
     int8_t *ap;
     float *ascale;
+    int32_t *asum; /* NULL, or per row 64 * sum_k q (7-bit weights) */
     const float *x;
     int64_t ldx, m, k, kq;
 } quant_a_job;
@@ -530,6 +578,12 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
                 int v = q < j->k ? (int)lrintf(s[q] * inv) : 0;
                 v = v > 127 ? 127 : v < -127 ? -127 : v;
                 d[(q / 4) * 16 + i * 4 + q % 4] = (int8_t)v;
+            }
+            if (j->asum) {
+                int32_t sum = 0;
+                for (int64_t q = 0; q < j->kq; q++)
+                    sum += d[q * 16 + i * 4] + d[q * 16 + i * 4 + 1] + d[q * 16 + i * 4 + 2] + d[q * 16 + i * 4 + 3];
+                j->asum[r] = 64 * sum;
             }
         }
     }
@@ -644,16 +698,19 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         int64_t mp = (m + MR8 - 1) / MR8;
         int8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
         float *as = mer__alloc((size_t)m * sizeof(float));
-        if (!ap || !as) {
+        int32_t *sums = w->w7 ? mer__alloc((size_t)m * sizeof(int32_t)) : NULL;
+        if (!ap || !as || (w->w7 && !sums)) {
             mer__free(ap);
             mer__free(as);
+            mer__free(sums);
             return MER_ERR_NOMEM;
         }
-        quant_a_job qj = {ap, as, x, ldx, m, w->k, w->kq};
-        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, accumulate, epi, avx2};
+        quant_a_job qj = {ap, as, sums, x, ldx, m, w->k, w->kq};
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, sums, accumulate, epi, avx2};
         s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user);
         mer__free(ap);
         mer__free(as);
+        mer__free(sums);
         return s;
     }
     int64_t mp = (m + MR - 1) / MR;
@@ -705,7 +762,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
     int bias = 0;
     for (int i = 0; i < n; i++) {
         const mer_packed *p = parts[i];
-        if (!p || p->type != p0->type || p->k != p0->k || p->rowmajor != p0->rowmajor ||
+        if (!p || p->type != p0->type || p->k != p0->k || p->rowmajor != p0->rowmajor || p->w7 != p0->w7 ||
             (i + 1 < n && p->n % NR))
             return mer__err(MER_ERR_UNSUPPORTED, "packed concat: part %d does not match", i);
         rows += p->n;

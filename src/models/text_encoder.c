@@ -444,7 +444,10 @@ static mer_status make_packed(mer_text_model *m, int t) {
                 src = tmp;
                 dt = MER_DTYPE_F32;
             }
-            s = mer_packed_init(&w->pk[t], src, dt, w->bias, w->rows, w->cols, t ? MER_PACK_INT8 : MER_PACK_BF16);
+            /* int8: 7-bit weights, the faster AVX2 product; the text bar (MERTools feature at
+             * cosine >= 0.999 against fp32) holds with them (docs/text.md) */
+            s = t ? mer__packed_init_w7(&w->pk[t], src, dt, w->bias, w->rows, w->cols)
+                  : mer_packed_init(&w->pk[t], src, dt, w->bias, w->rows, w->cols, MER_PACK_BF16);
             if (s == MER_OK) {
                 /* the packed copy serves this precision; the file pages are re-read if F32 needs them */
                 mer_safetensors_release(m->st, w->data, (size_t)n * mer_dtype_size(w->dtype));
