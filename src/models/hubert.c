@@ -1615,12 +1615,15 @@ mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float 
     int64_t *pn = NULL;
     float **po = NULL, *hs = NULL;
     if (!st && n_pieces > 0) {
-        if (n_pieces > INT32_MAX) st = mer__err(MER_ERR_NOMEM, "a batch of %lld chunks is too large", (long long)n_pieces);
-        px = malloc((size_t)n_pieces * sizeof *px);
-        pn = malloc((size_t)n_pieces * sizeof *pn);
-        po = malloc((size_t)n_pieces * sizeof *po);
-        hs = mer__alloc((size_t)hs_floats * sizeof(float));
-        if (!st && (!px || !pn || !po || !hs)) st = mer__err(MER_ERR_NOMEM, "out of memory for a batch of %lld chunks", (long long)n_pieces);
+        if (n_pieces > INT32_MAX) {
+            st = mer__err(MER_ERR_NOMEM, "a batch of %lld chunks is too large", (long long)n_pieces);
+        } else {
+            px = malloc((size_t)n_pieces * sizeof *px);
+            pn = malloc((size_t)n_pieces * sizeof *pn);
+            po = malloc((size_t)n_pieces * sizeof *po);
+            hs = mer__alloc((size_t)hs_floats * sizeof(float));
+            if (!px || !pn || !po || !hs) st = mer__err(MER_ERR_NOMEM, "out of memory for a batch of %lld chunks", (long long)n_pieces);
+        }
     }
     /* every chunk of every planned utterance through one batched forward; the layer range is
      * the same for all (one params) */
