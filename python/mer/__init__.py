@@ -167,9 +167,9 @@ _sig("mer_clip_forward", C.c_int, _VP, _F32P, _I32, C.c_int, _F32P)
 _sig("mer_clip_encode_images", C.c_int, _VP, C.POINTER(_Image), _I32, C.c_int, _F32P)
 _sig("mer_image_load", C.c_int, _CP, C.POINTER(_Image))
 _sig("mer_image_free", None, C.POINTER(_Image))
-_sig("mer_faces_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_faces_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_faces_free", None, _VP)
-_sig("mer_faces_state_init", C.c_int, C.POINTER(_VP))
+_sig("mer_faces_state_init", C.c_int, C.POINTER(_VP), _VP)
 _sig("mer_faces_state_free", None, _VP)
 _sig("mer_faces_detect", C.c_int, _VP, _VP, C.POINTER(_Image), _VP, C.POINTER(C.POINTER(_Face)),
      C.POINTER(_I32))
@@ -197,10 +197,10 @@ _sig("mer_analyze_default_params", _AnalyzeParams)
 _sig("mer_analyze", C.c_int, _CP, C.POINTER(_AnalyzeParams), C.POINTER(_VP))
 _sig("mer_analysis_to_json", C.c_int, _VP, C.POINTER(_VP))
 _sig("mer_analysis_free", None, _VP)
-_sig("mer_text_model_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_text_model_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_text_model_free", None, _VP)
 _sig("mer_text_model_info", None, _VP, C.POINTER(_TextInfo))
-_sig("mer_text_state_init", C.c_int, C.POINTER(_VP), _VP)
+_sig("mer_text_state_init", C.c_int, C.POINTER(_VP), _VP, _VP)
 _sig("mer_text_state_free", None, _VP)
 _sig("mer_text_state_set_precision", C.c_int, _VP, C.c_int)
 _sig("mer_text_default_params", _TextParams)
@@ -447,9 +447,9 @@ class TextModel:
         self.dir = model_resolve(model)
         self.tokenizer_dir = model_resolve(tokenizer) if tokenizer else self.dir
         self._m, self._s, self._t = _VP(), _VP(), _VP()
-        _check(lib.mer_text_model_load(C.byref(self._m), _b(self.dir)))
+        _check(lib.mer_text_model_load(C.byref(self._m), _b(self.dir), None))
         _check(lib.mer_tokenizer_load(C.byref(self._t), _b(self.tokenizer_dir)))
-        _check(lib.mer_text_state_init(C.byref(self._s), self._m))
+        _check(lib.mer_text_state_init(C.byref(self._s), self._m, None))
         if precision not in self.PRECISION:
             raise ValueError("precision must be one of %s" % sorted(self.PRECISION))
         self.precision = precision
@@ -611,8 +611,8 @@ class Faces:
 
     def __init__(self, dir=None):
         self._m, self._s = _VP(), _VP()
-        _check(lib.mer_faces_load(C.byref(self._m), _b(dir) if dir else None))
-        _check(lib.mer_faces_state_init(C.byref(self._s)))
+        _check(lib.mer_faces_load(C.byref(self._m), _b(dir) if dir else None, None))
+        _check(lib.mer_faces_state_init(C.byref(self._s), None))
 
     def __del__(self):
         if getattr(self, "_s", None):
