@@ -1144,13 +1144,14 @@ MER_API const char *mer_face_expression_name(int32_t i);
 typedef struct mer_faces mer_faces;          /* both networks; immutable, shareable */
 typedef struct mer_faces_state mer_faces_state; /* scratch of one thread */
 
+/* What one mer_faces_detect call does. */
 typedef struct {
     int32_t input_size;   /* detector input side, a multiple of 32 (default 416) */
     float min_score;      /* keep boxes with score > min_score, in (0, 1) (default 0.5) */
     float iou_threshold;  /* non-maximum suppression IoU (default 0.4) */
     int32_t expressions;  /* 1: run the expression net on each face (default 1) */
 } mer_faces_params;
-MER_API void mer_faces_default_params(mer_faces_params *p);
+MER_API mer_faces_params mer_faces_default_params(void);
 
 typedef struct {
     float x, y, width, height;   /* box in source pixels (may reach past the image border,
@@ -1160,20 +1161,36 @@ typedef struct {
     int32_t expression;          /* argmax, or -1 when not computed (or the crop is empty) */
 } mer_face;
 
+/* Options of the loader. */
+typedef struct {
+    int32_t expressions;  /* 1 (default): load the expression net too; 0: the detector only
+                             (detection with expressions is then MER_ERR_INVALID_ARG) */
+} mer_faces_model_params;
+MER_API mer_faces_model_params mer_faces_model_default_params(void);
 /* Load from dir holding tiny_face_detector_model-weights_manifest.json and
  * face_expression_model-weights_manifest.json with their shards. dir NULL: $MER_FACE_MODELS,
- * else "models/face-api". Errors name the file (missing or damaged weights, wrong shapes). */
-MER_API mer_status mer_faces_load(mer_faces **out, const char *dir);
+ * else "models/face-api"; p NULL: the defaults. Errors name the file (missing or damaged
+ * weights, wrong shapes). */
+MER_API mer_status mer_faces_load(mer_faces **out, const char *dir, const mer_faces_model_params *p);
 MER_API void mer_faces_free(mer_faces *m);
 
-/* Per-thread scratch, grown on demand; reuse it across frames for speed. */
-MER_API mer_status mer_faces_state_init(mer_faces_state **out);
+/* What mer_faces_detect / mer_faces_expression on a state run with. */
+typedef struct {
+    int32_t n_threads;            /* 0: mer_get_threads() */
+    mer_progress_fn progress;     /* detect: after each face's expressions (faces done, faces) */
+    void *progress_user_data;
+    mer_abort_fn abort;           /* polled before the detector and each face's expression net */
+    void *abort_user_data;
+} mer_faces_state_params;
+MER_API mer_faces_state_params mer_faces_state_default_params(void);
+/* Per-thread scratch, grown on demand; reuse it across frames for speed. p NULL: defaults. */
+MER_API mer_status mer_faces_state_init(mer_faces_state **out, const mer_faces_state_params *p);
 MER_API void mer_faces_state_free(mer_faces_state *s);
 
 /* Detect faces in img (RGB8), best score first after NMS (the original's order), with their
- * expressions when p->expressions. st may be NULL (a temporary state is used). *faces is
- * malloc'd (free(); NULL when *n == 0). No face is *n == 0 and MER_OK, not an error. p NULL:
- * defaults. */
+ * expressions when p->expressions. st may be NULL (a temporary state with default params).
+ * *faces is malloc'd (free(); NULL when *n == 0). No face is *n == 0 and MER_OK, not an error.
+ * p NULL: defaults. Stopped by the state's abort: MER_ERR_ABORTED, *faces NULL, *n 0. */
 MER_API mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st, const mer_image *img,
                                     const mer_faces_params *p, mer_face **faces, int32_t *n);
 
@@ -1317,16 +1334,38 @@ typedef struct {
     int64_t weight_bytes;         /* bytes of the weight file(s) */
 } mer_text_info;
 
-/* Load a checkpoint directory. *out owned by the caller (mer_text_model_free). Missing, extra
- * layer or mis-shaped tensors are errors naming the tensor and the file. */
-MER_API mer_status mer_text_model_load(mer_text_model **out, const char *dir);
+/* Options of the loader. */
+typedef struct {
+    mer_precision precision;      /* besides the weights as stored, pack the layer matrices for
+                                     this precision at load (BF16, INT8) instead of on its first
+                                     use; F32 (default): nothing packed */
+} mer_text_model_params;
+MER_API mer_text_model_params mer_text_model_default_params(void);
+/* Load a checkpoint directory; p NULL: the defaults. *out owned by the caller
+ * (mer_text_model_free). Missing, extra layer or mis-shaped tensors are errors naming the tensor
+ * and the file. */
+MER_API mer_status mer_text_model_load(mer_text_model **out, const char *dir,
+                                       const mer_text_model_params *p);
 MER_API void mer_text_model_free(mer_text_model *m);
 MER_API void mer_text_model_info(const mer_text_model *m, mer_text_info *info);
 
-/* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
-MER_API mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m);
+/* What mer_text_encode on a state runs with. */
+typedef struct {
+    mer_precision precision;      /* F32 (default); see mer_text_state_set_precision */
+    int32_t n_threads;            /* 0: mer_get_threads() */
+    mer_progress_fn progress;     /* after each transformer layer: (layers done, layers run) */
+    void *progress_user_data;
+    mer_abort_fn abort;           /* polled before each transformer layer */
+    void *abort_user_data;
+} mer_text_state_params;
+MER_API mer_text_state_params mer_text_state_default_params(void);
+/* Per-thread scratch (grown on demand), bound to one model that must outlive it; p NULL: the
+ * defaults. Fails with MER_ERR_NOMEM if the packed weights of p->precision do not fit,
+ * MER_ERR_INVALID_ARG on an unknown precision. */
+MER_API mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m,
+                                       const mer_text_state_params *p);
 MER_API void mer_text_state_free(mer_text_state *s);
-/* Precision of the large products of this state (MER_PRECISION_F32 after init):
+/* Precision of the large products of this state's params (as state_init would set it):
  *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
  *         widened exactly to float32 tile by tile);
  *   BF16  bfloat16 weights, activations rounded to bfloat16, float32 sums (mer_packed, MER_PACK_BF16);
@@ -1363,7 +1402,7 @@ typedef struct {
     int32_t n_threads;               /* 0: mer_get_threads() */
     mer_progress_fn progress;        /* once per sequence, when done: (1, 1) */
     void *progress_user_data;
-    mer_abort_fn abort;              /* polled before the sequence is encoded */
+    mer_abort_fn abort;              /* polled before each transformer layer */
     void *abort_user_data;
 } mer_text_params;
 MER_API mer_text_params mer_text_default_params(void);
@@ -1419,13 +1458,24 @@ MER_API mer_status mer_text_recipe_to_json(const char *model_dir, const char *to
 MER_API mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
                                            int32_t *ndim, int64_t shape[3]);
 
+/* Options of mer_text_quantize. It runs on the calling thread alone (it is bound by reading and
+ * writing the weights), so it has no n_threads. */
+typedef struct {
+    int32_t block;                   /* 32 (default): blocks of 32 values along a row, one scale
+                                        each; -1: one scale per row */
+    mer_progress_fn progress;        /* after each tensor written: (tensors done, tensors) */
+    void *progress_user_data;
+    mer_abort_fn abort;              /* polled before each tensor: true stops with
+                                        MER_ERR_ABORTED, the weight file not written */
+    void *abort_user_data;
+} mer_text_quantize_params;
+MER_API mer_text_quantize_params mer_text_quantize_default_params(void);
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
- * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
- * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
- * of 32 values along a row, one scale each) or -1 (one scale per row). Output files are written
- * atomically; out_dir must not be dir. progress gets (tensors done, total). */
-MER_API mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
-                                     mer_progress_fn progress, void *user_data);
+ * (every 2-D weight matrix and the embedding table as I8 + F16 scales "<name>.scale"; norms and
+ * biases F32; config.json and the tokenizer and other small files copied); p NULL: the defaults.
+ * Output files are written atomically, model.safetensors first; out_dir must not be dir. */
+MER_API mer_status mer_text_quantize(const char *dir, const char *out_dir,
+                                     const mer_text_quantize_params *p);
 
 /* ============================================================================================
  * Training
@@ -2011,7 +2061,7 @@ enum { MER_ANALYZE_AUDIO = 0, MER_ANALYZE_FACE = 1, MER_ANALYZE_TEXT = 2, MER_AN
 typedef struct {
     const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
                                   config.json, else out/demo/model (what `mer demo` leaves) */
-    const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
+    const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(.., NULL, ..) */
     const char *text;          /* transcript; NULL: none */
     const char *text_model;    /* a run trained on `mer extract text` features with their
                                   recipe (`mer train --recipe`): the transcript goes through the

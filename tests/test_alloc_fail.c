@@ -209,8 +209,8 @@ static mer_status faces_run(void *u) {
     memset(&img, 0, sizeof img);
     mer_face *faces = NULL;
     int32_t n = 0;
-    mer_status s = mer_faces_load(&m, "models/face-api");
-    if (s == MER_OK) s = mer_faces_state_init(&st);
+    mer_status s = mer_faces_load(&m, "models/face-api", NULL);
+    if (s == MER_OK) s = mer_faces_state_init(&st, NULL);
     if (s == MER_OK) s = mer_image_load("tests/fixtures/faces/astronaut_crop.png", &img);
     if (s == MER_OK) s = mer_faces_detect(m, st, &img, NULL, &faces, &n);
     free(faces);
