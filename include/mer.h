@@ -23,8 +23,11 @@
  *    thread only, so concurrent calls can use different counts).
  *  - Argument order: constructors take the new handle first (mer_x_init(&x, ...),
  *    mer_x_load(&x, path, params)); every other call takes the object it acts on first (state,
- *    model, run, data set), then its inputs, then the params, then its outputs last (results,
- *    *out pointers, shapes). Kernels (mer_sgemm, mer_packed_linear, ...) keep the BLAS order,
+ *    model, run, data set, a recipe for its extract calls), then its inputs, then the params,
+ *    then its outputs last (results, *out pointers, shapes). A call with nothing but params as
+ *    input (mer_vote, mer_demo, mer_finetune_speech, mer_probe_speech) takes them first. Kernels
+ *    and conversions (mer_sgemm, mer_packed_linear, mer_convert_to_f32, ...) keep the BLAS /
+ *    memcpy order and the string formatters (mer_name_path, mer_shape_str) the snprintf order:
  *    output first.
  *
  * Sections: core (status, log, threads, tensors), kernels (gemm), io (safetensors, npy, json,
@@ -755,23 +758,23 @@ MER_API mer_acoustic_params mer_acoustic_default_params(void);
 /* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1
  * samples are zero-padded first, torchaudio would reject them). *out is malloc'd (free()).
  * ref: torchaudio.transforms.MelSpectrogram */
-MER_API mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_melspec(const float *x, int64_t n, const mer_acoustic_params *p,
                                         float **out, int64_t *T);
 /* MFCC (n_mfcc, T) from log(mel + log_offset). ref: torchaudio.transforms.MFCC(log_mels=True) */
-MER_API mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_mfcc(const float *x, int64_t n, const mer_acoustic_params *p,
                                      float **out, int64_t *T);
 
 /* Frame-level LLDs (T, D), D = mer_acoustic_frame_dim(p). *out is malloc'd (free()). */
 MER_API int32_t mer_acoustic_frame_dim(const mer_acoustic_params *p);
-MER_API mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_frames(const float *x, int64_t n, const mer_acoustic_params *p,
                                        float **out, int64_t *T);
 /* Utterance functionals (D,), D = mer_acoustic_functional_dim(p), into caller memory. */
 MER_API int32_t mer_acoustic_functional_dim(const mer_acoustic_params *p);
-MER_API mer_status mer_acoustic_functionals(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_functionals(const float *x, int64_t n, const mer_acoustic_params *p,
                                             float *out);
 /* The same from frames computed by mer_acoustic_frames (T, frame_dim). */
-MER_API mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
-                                                        const float *frames, int64_t T, float *out);
+MER_API mer_status mer_acoustic_functionals_from_frames(const float *frames,
+                                                        int64_t T, const mer_acoustic_params *p, float *out);
 /* Name of frame LLD i ("f0_semitone", "mfcc3", "mfcc3_delta") or functional i
  * ("f0_semitone_p50", ...) into buf (NUL-terminated). MER_ERR_INVALID_ARG when out of range. */
 MER_API mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char *buf,
@@ -1596,10 +1599,10 @@ typedef struct {
     int64_t support[MER_MAX_CLASSES];
     int64_t confusion[MER_MAX_CLASSES * MER_MAX_CLASSES];
 } mer_metrics;
-MER_API mer_status mer_metrics_compute(mer_metrics *m, const int32_t *truth, const int32_t *pred,
-                                       int64_t n, int32_t n_classes);
+MER_API mer_status mer_metrics_compute(const int32_t *truth, const int32_t *pred, int64_t n,
+                                       int32_t n_classes, mer_metrics *m);
 /* Argmax of each row of probs (n, c) (first maximum on ties, like numpy.argmax). */
-MER_API void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c);
+MER_API void mer_argmax_rows(const float *probs, int64_t n, int32_t c, int32_t *pred);
 
 /* ---- training (src/train/trainer.c) ------------------------------------------------------- */
 /* Models are named in a registry table (src/train/registry.c): "attention" (MERTools
@@ -1684,8 +1687,8 @@ MER_API mer_status mer_train_params_check(const mer_train_params *p);
  * (what MERTools reports; metrics.json has both). With search > 0 the trials are complete runs
  * under RUNDIR/trials/trial-NN and RUNDIR receives a copy of the best one (by mean WAF) plus
  * search.json. The data sets are only read. */
-MER_API mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
-                                 const mer_dataset *test, const char *rundir, mer_metrics *out);
+MER_API mer_status mer_train_run(const mer_dataset *train, const mer_dataset *test,
+                                 const mer_train_params *p, const char *rundir, mer_metrics *out);
 
 /* ---- speech fine-tuning (src/train/finetune.c, docs/finetune.md) ------------------------- */
 /* Parameter-efficient fine-tuning of the top layers of a HuBERT / wav2vec 2.0 checkpoint (the
@@ -1865,8 +1868,8 @@ MER_API mer_loso_params mer_loso_default_params(void);
  * dir/metrics.json (WAF, accuracy, UAR, macro F1, per class, per group, confusion),
  * dir/confusion.png and dir/predictions.csv. probs (N, C) (may be NULL) receives the held-out
  * probabilities, out (may be NULL) the metrics. tp->folds/seed/plots are managed per model. */
-MER_API mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
-                                const mer_dataset *ds, const char *dir, float *probs,
+MER_API mer_status mer_loso_run(const mer_dataset *ds, const mer_train_params *tp,
+                                const mer_loso_params *lp, const char *dir, float *probs,
                                 mer_metrics *out);
 /* Column mean and (population) std of X (n, D). */
 MER_API mer_status mer_column_stats(const float *X, int64_t n, int64_t D, double *mean,
@@ -1912,10 +1915,10 @@ MER_API mer_prior_em_params mer_prior_em_default_params(void);
  * than params->collapse of the mass (a weak classifier's posteriors can drive EM there, and
  * every clip would then be predicted as that class) is replaced by pi_train, and a warning
  * names the class. */
-MER_API mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs,
-                                         int64_t n,
-                                         int32_t c, const double *pi_train,
-                                         const mer_prior_em_params *params);
+MER_API mer_status mer_prior_estimate_em(const float *probs, int64_t n, int32_t c,
+                                         const double *pi_train,
+                                         const mer_prior_em_params *params, double *pi_test,
+                                         int32_t *iters);
 
 /* Read a priors CSV with columns `class,prior` (other columns ignored): every one of the c
  * classes exactly once, values finite and >= 0 (fractions, percentages or counts), not all 0.
@@ -1948,23 +1951,23 @@ typedef struct {
 /* Fill info (out) for mode: csv is the priors file of MER_PRIOR_CSV (else ignored); probs (n, c)
  * are the posteriors MER_PRIOR_AUTO estimates from (n >= 1; default EM params), pi_train (c) the
  * training prior. c <= MER_MAX_CLASSES. Nothing is corrected here. */
-MER_API mer_status mer_prior_target(mer_prior_info *info, mer_prior_mode mode, const char *csv,
-                                    const char *const *classes, int32_t c, const float *probs,
-                                    int64_t n, const double *pi_train);
+MER_API mer_status mer_prior_target(mer_prior_mode mode, const char *csv, const char *const *classes,
+                                    int32_t c, const float *probs, int64_t n,
+                                    const double *pi_train, mer_prior_info *info);
 
 /* `mer predict --prior`: one run's posteriors probs (n, c, in the run's class order classes)
  * corrected in place from the run's training prior (mer_prior_from_run) to the target of mode
  * (mer_prior_target); info (out, may be NULL) records both. MER_PRIOR_NONE changes nothing. */
-MER_API mer_status mer_prior_apply_run(float *probs, mer_prior_info *info, const char *rundir,
-                                       const char *const *classes, int32_t c, int64_t n,
-                                       mer_prior_mode mode, const char *csv);
+MER_API mer_status mer_prior_apply_run(float *probs, const char *rundir, const char *const *classes,
+                                       int32_t c, int64_t n, mer_prior_mode mode,
+                                       const char *csv, mer_prior_info *info);
 
 typedef enum { MER_VOTE_MEAN = 0, MER_VOTE_MAJORITY = 1 } mer_vote_mode;
 /* Combine runs probability tables probs[r] (n, c) into out (n, c): MEAN averages them;
  * MAJORITY gives each class its fraction of the runs' argmax votes (ties broken by the mean
  * probability, rows still sum to 1). */
-MER_API mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
-                                    int32_t c, mer_vote_mode mode);
+MER_API mer_status mer_vote_combine(const float *const *probs, int32_t runs, int64_t n, int32_t c,
+                                    mer_vote_mode mode, float *out);
 
 /* ---- self-training with pseudo-labels (src/train/pseudo.c) ------------------------------ */
 /* Round 0 trains on the labeled clips; after each round the unlabeled clips are predicted and
@@ -2009,9 +2012,9 @@ MER_API mer_status mer_pseudo_parse_thresholds(const char *spec, const char *con
  * each round checks in fold-K.json that fold K trained on exactly its labeled part plus its
  * own pseudo-labels (MER_ERR_INVALID_ARG otherwise). *out (may be NULL): the last round's
  * mean out-of-fold metrics. */
-MER_API mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
-                                    const mer_dataset *labeled, const mer_dataset *unlabeled,
-                                    const mer_dataset *test, const char *rundir, mer_metrics *out);
+MER_API mer_status mer_train_pseudo(const mer_dataset *labeled, const mer_dataset *unlabeled,
+                                    const mer_dataset *test, const mer_train_params *tp,
+                                    const mer_pseudo_params *pp, const char *rundir, mer_metrics *out);
 
 /* ---- synthetic data with a known Bayes rule (src/train/synth.c) ------------------------- */
 /* Class-conditional isotropic Gaussians per modality (model and parameters in docs/agt.md,

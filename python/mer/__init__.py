@@ -200,7 +200,7 @@ _sig("mer_run_recipe", _CP, _VP)
 _sig("mer_acoustic_extract", C.c_int, _CP, _CP, _CP, C.POINTER(C.POINTER(C.c_float)), C.POINTER(_I32),
      C.POINTER(_I64))
 _sig("mer_train_default_params", _TrainParams)
-_sig("mer_train_run", C.c_int, C.POINTER(_TrainParams), _VP, _VP, _CP, C.POINTER(_Metrics))
+_sig("mer_train_run", C.c_int, _VP, _VP, C.POINTER(_TrainParams), _CP, C.POINTER(_Metrics))
 _sig("mer_analyze_default_params", _AnalyzeParams)
 _sig("mer_analyze", C.c_int, _CP, C.POINTER(_AnalyzeParams), C.POINTER(_VP))
 _sig("mer_analysis_to_json", C.c_int, _VP, C.POINTER(_VP))
@@ -691,7 +691,7 @@ def train(rundir, features, labels, classes=None, names=None, groups=None, test=
         if test is not None:
             ts = _dataset(classes, test, None, test_names)
         m = _Metrics()
-        calls.check(lib.mer_train_run(C.byref(p), ds, ts, _b(rundir), C.byref(m)))
+        calls.check(lib.mer_train_run(ds, ts, C.byref(p), _b(rundir), C.byref(m)))
         k = m.n_classes
         return {"waf": m.waf, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "uar": m.uar, "n": m.n,
                 "classes": classes, "confusion": [[m.confusion[t * k + q] for q in range(k)] for t in range(k)]}
