@@ -41,10 +41,10 @@ int main(int argc, char **argv) {
     double best_m = 1e9, best_a = 1e9;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
-        if (mer_acoustic_mfcc(&p, x, n, &out, &T)) return 1;
+        if (mer_acoustic_mfcc(x, n, &p, &out, &T)) return 1;
         free(out);
         double t1 = now();
-        if (mer_acoustic_functionals(&p, x, n, fu)) return 1;
+        if (mer_acoustic_functionals(x, n, &p, fu)) return 1;
         double t2 = now();
         if (t1 - t0 < best_m) best_m = t1 - t0;
         if (t2 - t1 < best_a) best_a = t2 - t1;

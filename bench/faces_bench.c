@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     mer_set_threads(atoi(argv[3]));
     mer_image img = {0};
     mer_faces *m = NULL;
-    if (mer_image_load(argv[1], &img) != MER_OK || mer_faces_load(&m, NULL) != MER_OK) {
+    if (mer_image_load(argv[1], &img) != MER_OK || mer_faces_load(&m, NULL, NULL) != MER_OK) {
         fprintf(stderr, "faces_bench: %s\n", mer_last_error());
         return 1;
     }
@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
         fclose(f);
     }
     mer_faces_state *st = NULL;
-    mer_faces_state_init(&st);
+    mer_faces_state_init(&st, NULL);
     mer_face *faces = NULL;
     int32_t n = 0;
     for (int i = 0; i < 2; i++) { /* warm-up: page in weights and scratch */

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
     mer_text_model *m = NULL;
     mer_text_state *s = NULL;
     if (!strcmp(argv[1], "hidden") && argc == 8) {
-        if (mer_text_model_load(&m, argv[2])) return fail(argv[2]);
+        if (mer_text_model_load(&m, argv[2], NULL)) return fail(argv[2]);
         mer_text_info info;
         mer_text_model_info(m, &info);
         float *idf = NULL, *mkf = NULL;
@@ -54,7 +54,9 @@ int main(int argc, char **argv) {
             ids[i] = (int32_t)idf[i];
             mask[i] = mkf[i] != 0;
         }
-        if (mer_text_state_init(&s, m) || mer_text_state_set_precision(s, parse_prec(argv[5]))) return fail("state");
+        mer_text_state_params sp = mer_text_state_default_params();
+        sp.precision = parse_prec(argv[5]);
+        if (mer_text_state_init(&s, m, &sp)) return fail("state");
         const int64_t K = info.n_layers + 1, D = info.hidden_size, per = (int64_t)B * T * D;
         float *out = malloc(sizeof(float) * K * per);
         double t0 = now();
@@ -84,10 +86,12 @@ int main(int argc, char **argv) {
     } else if (!strcmp(argv[1], "time") && argc == 8) {
         const int32_t B = atoi(argv[3]), T = atoi(argv[4]), reps = atoi(argv[7]);
         mer_set_threads(atoi(argv[6]));
-        if (mer_text_model_load(&m, argv[2])) return fail(argv[2]);
+        if (mer_text_model_load(&m, argv[2], NULL)) return fail(argv[2]);
         mer_text_info info;
         mer_text_model_info(m, &info);
-        if (mer_text_state_init(&s, m) || mer_text_state_set_precision(s, parse_prec(argv[5]))) return fail("state");
+        mer_text_state_params sp = mer_text_state_default_params();
+        sp.precision = parse_prec(argv[5]);
+        if (mer_text_state_init(&s, m, &sp)) return fail("state");
         int32_t *ids = malloc(sizeof(int32_t) * B * T);
         uint64_t r = 88172645463325252ull;
         for (int64_t i = 0; i < (int64_t)B * T; i++) {

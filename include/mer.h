@@ -23,8 +23,11 @@
  *    thread only, so concurrent calls can use different counts).
  *  - Argument order: constructors take the new handle first (mer_x_init(&x, ...),
  *    mer_x_load(&x, path, params)); every other call takes the object it acts on first (state,
- *    model, run, data set), then its inputs, then the params, then its outputs last (results,
- *    *out pointers, shapes). Kernels (mer_sgemm, mer_packed_linear, ...) keep the BLAS order,
+ *    model, run, data set, a recipe for its extract calls), then its inputs, then the params,
+ *    then its outputs last (results, *out pointers, shapes). A call with nothing but params as
+ *    input (mer_vote, mer_demo, mer_finetune_speech, mer_probe_speech) takes them first. Kernels
+ *    and conversions (mer_sgemm, mer_packed_linear, mer_convert_to_f32, ...) keep the BLAS /
+ *    memcpy order and the string formatters (mer_name_path, mer_shape_str) the snprintf order:
  *    output first.
  *
  * Sections: core (status, log, threads, tensors), kernels (gemm), io (safetensors, npy, json,
@@ -755,23 +758,23 @@ MER_API mer_acoustic_params mer_acoustic_default_params(void);
 /* Power mel spectrogram (n_mels, T), T = 1 + n / hop_length (signals shorter than n_fft / 2 + 1
  * samples are zero-padded first, torchaudio would reject them). *out is malloc'd (free()).
  * ref: torchaudio.transforms.MelSpectrogram */
-MER_API mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_melspec(const float *x, int64_t n, const mer_acoustic_params *p,
                                         float **out, int64_t *T);
 /* MFCC (n_mfcc, T) from log(mel + log_offset). ref: torchaudio.transforms.MFCC(log_mels=True) */
-MER_API mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_mfcc(const float *x, int64_t n, const mer_acoustic_params *p,
                                      float **out, int64_t *T);
 
 /* Frame-level LLDs (T, D), D = mer_acoustic_frame_dim(p). *out is malloc'd (free()). */
 MER_API int32_t mer_acoustic_frame_dim(const mer_acoustic_params *p);
-MER_API mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_frames(const float *x, int64_t n, const mer_acoustic_params *p,
                                        float **out, int64_t *T);
 /* Utterance functionals (D,), D = mer_acoustic_functional_dim(p), into caller memory. */
 MER_API int32_t mer_acoustic_functional_dim(const mer_acoustic_params *p);
-MER_API mer_status mer_acoustic_functionals(const mer_acoustic_params *p, const float *x, int64_t n,
+MER_API mer_status mer_acoustic_functionals(const float *x, int64_t n, const mer_acoustic_params *p,
                                             float *out);
 /* The same from frames computed by mer_acoustic_frames (T, frame_dim). */
-MER_API mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
-                                                        const float *frames, int64_t T, float *out);
+MER_API mer_status mer_acoustic_functionals_from_frames(const float *frames,
+                                                        int64_t T, const mer_acoustic_params *p, float *out);
 /* Name of frame LLD i ("f0_semitone", "mfcc3", "mfcc3_delta") or functional i
  * ("f0_semitone_p50", ...) into buf (NUL-terminated). MER_ERR_INVALID_ARG when out of range. */
 MER_API mer_status mer_acoustic_frame_name(const mer_acoustic_params *p, int32_t i, char *buf,
@@ -1144,13 +1147,14 @@ MER_API const char *mer_face_expression_name(int32_t i);
 typedef struct mer_faces mer_faces;          /* both networks; immutable, shareable */
 typedef struct mer_faces_state mer_faces_state; /* scratch of one thread */
 
+/* What one mer_faces_detect call does. */
 typedef struct {
     int32_t input_size;   /* detector input side, a multiple of 32 (default 416) */
     float min_score;      /* keep boxes with score > min_score, in (0, 1) (default 0.5) */
     float iou_threshold;  /* non-maximum suppression IoU (default 0.4) */
     int32_t expressions;  /* 1: run the expression net on each face (default 1) */
 } mer_faces_params;
-MER_API void mer_faces_default_params(mer_faces_params *p);
+MER_API mer_faces_params mer_faces_default_params(void);
 
 typedef struct {
     float x, y, width, height;   /* box in source pixels (may reach past the image border,
@@ -1160,20 +1164,36 @@ typedef struct {
     int32_t expression;          /* argmax, or -1 when not computed (or the crop is empty) */
 } mer_face;
 
+/* Options of the loader. */
+typedef struct {
+    int32_t expressions;  /* 1 (default): load the expression net too; 0: the detector only
+                             (detection with expressions is then MER_ERR_INVALID_ARG) */
+} mer_faces_model_params;
+MER_API mer_faces_model_params mer_faces_model_default_params(void);
 /* Load from dir holding tiny_face_detector_model-weights_manifest.json and
  * face_expression_model-weights_manifest.json with their shards. dir NULL: $MER_FACE_MODELS,
- * else "models/face-api". Errors name the file (missing or damaged weights, wrong shapes). */
-MER_API mer_status mer_faces_load(mer_faces **out, const char *dir);
+ * else "models/face-api"; p NULL: the defaults. Errors name the file (missing or damaged
+ * weights, wrong shapes). */
+MER_API mer_status mer_faces_load(mer_faces **out, const char *dir, const mer_faces_model_params *p);
 MER_API void mer_faces_free(mer_faces *m);
 
-/* Per-thread scratch, grown on demand; reuse it across frames for speed. */
-MER_API mer_status mer_faces_state_init(mer_faces_state **out);
+/* What mer_faces_detect / mer_faces_expression on a state run with. */
+typedef struct {
+    int32_t n_threads;            /* 0: mer_get_threads() */
+    mer_progress_fn progress;     /* detect: after each face's expressions (faces done, faces) */
+    void *progress_user_data;
+    mer_abort_fn abort;           /* polled before the detector and each face's expression net */
+    void *abort_user_data;
+} mer_faces_state_params;
+MER_API mer_faces_state_params mer_faces_state_default_params(void);
+/* Per-thread scratch, grown on demand; reuse it across frames for speed. p NULL: defaults. */
+MER_API mer_status mer_faces_state_init(mer_faces_state **out, const mer_faces_state_params *p);
 MER_API void mer_faces_state_free(mer_faces_state *s);
 
 /* Detect faces in img (RGB8), best score first after NMS (the original's order), with their
- * expressions when p->expressions. st may be NULL (a temporary state is used). *faces is
- * malloc'd (free(); NULL when *n == 0). No face is *n == 0 and MER_OK, not an error. p NULL:
- * defaults. */
+ * expressions when p->expressions. st may be NULL (a temporary state with default params).
+ * *faces is malloc'd (free(); NULL when *n == 0). No face is *n == 0 and MER_OK, not an error.
+ * p NULL: defaults. Stopped by the state's abort: MER_ERR_ABORTED, *faces NULL, *n 0. */
 MER_API mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st, const mer_image *img,
                                     const mer_faces_params *p, mer_face **faces, int32_t *n);
 
@@ -1317,16 +1337,38 @@ typedef struct {
     int64_t weight_bytes;         /* bytes of the weight file(s) */
 } mer_text_info;
 
-/* Load a checkpoint directory. *out owned by the caller (mer_text_model_free). Missing, extra
- * layer or mis-shaped tensors are errors naming the tensor and the file. */
-MER_API mer_status mer_text_model_load(mer_text_model **out, const char *dir);
+/* Options of the loader. */
+typedef struct {
+    mer_precision precision;      /* besides the weights as stored, pack the layer matrices for
+                                     this precision at load (BF16, INT8) instead of on its first
+                                     use; F32 (default): nothing packed */
+} mer_text_model_params;
+MER_API mer_text_model_params mer_text_model_default_params(void);
+/* Load a checkpoint directory; p NULL: the defaults. *out owned by the caller
+ * (mer_text_model_free). Missing, extra layer or mis-shaped tensors are errors naming the tensor
+ * and the file. */
+MER_API mer_status mer_text_model_load(mer_text_model **out, const char *dir,
+                                       const mer_text_model_params *p);
 MER_API void mer_text_model_free(mer_text_model *m);
 MER_API void mer_text_model_info(const mer_text_model *m, mer_text_info *info);
 
-/* Per-thread scratch (grown on demand), bound to one model that must outlive it. */
-MER_API mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m);
+/* What mer_text_encode on a state runs with. */
+typedef struct {
+    mer_precision precision;      /* F32 (default); see mer_text_state_set_precision */
+    int32_t n_threads;            /* 0: mer_get_threads() */
+    mer_progress_fn progress;     /* after each transformer layer: (layers done, layers run) */
+    void *progress_user_data;
+    mer_abort_fn abort;           /* polled before each transformer layer */
+    void *abort_user_data;
+} mer_text_state_params;
+MER_API mer_text_state_params mer_text_state_default_params(void);
+/* Per-thread scratch (grown on demand), bound to one model that must outlive it; p NULL: the
+ * defaults. Fails with MER_ERR_NOMEM if the packed weights of p->precision do not fit,
+ * MER_ERR_INVALID_ARG on an unknown precision. */
+MER_API mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m,
+                                       const mer_text_state_params *p);
 MER_API void mer_text_state_free(mer_text_state *s);
-/* Precision of the large products of this state (MER_PRECISION_F32 after init):
+/* Precision of the large products of this state's params (as state_init would set it):
  *   F32   float32 activations and sums on the weights as stored (BF16 / int8 weights are
  *         widened exactly to float32 tile by tile);
  *   BF16  bfloat16 weights, activations rounded to bfloat16, float32 sums (mer_packed, MER_PACK_BF16);
@@ -1363,7 +1405,7 @@ typedef struct {
     int32_t n_threads;               /* 0: mer_get_threads() */
     mer_progress_fn progress;        /* once per sequence, when done: (1, 1) */
     void *progress_user_data;
-    mer_abort_fn abort;              /* polled before the sequence is encoded */
+    mer_abort_fn abort;              /* polled before each transformer layer */
     void *abort_user_data;
 } mer_text_params;
 MER_API mer_text_params mer_text_default_params(void);
@@ -1419,13 +1461,24 @@ MER_API mer_status mer_text_recipe_to_json(const char *model_dir, const char *to
 MER_API mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, float **out,
                                            int32_t *ndim, int64_t shape[3]);
 
+/* Options of mer_text_quantize. It runs on the calling thread alone (it is bound by reading and
+ * writing the weights), so it has no n_threads. */
+typedef struct {
+    int32_t block;                   /* 32 (default): blocks of 32 values along a row, one scale
+                                        each; -1: one scale per row */
+    mer_progress_fn progress;        /* after each tensor written: (tensors done, tensors) */
+    void *progress_user_data;
+    mer_abort_fn abort;              /* polled before each tensor: true stops with
+                                        MER_ERR_ABORTED, the weight file not written */
+    void *abort_user_data;
+} mer_text_quantize_params;
+MER_API mer_text_quantize_params mer_text_quantize_default_params(void);
 /* `mer quantize`: write the checkpoint in dir as mer's weight-only int8 format into out_dir
- * (every 2-D weight matrix and the embedding table as I8 + F32 scales "<name>.scale"; norms and
- * biases F32; config.json and the tokenizer and other small files copied). block: 32 (blocks
- * of 32 values along a row, one scale each) or -1 (one scale per row). Output files are written
- * atomically; out_dir must not be dir. progress gets (tensors done, total). */
-MER_API mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
-                                     mer_progress_fn progress, void *user_data);
+ * (every 2-D weight matrix and the embedding table as I8 + F16 scales "<name>.scale"; norms and
+ * biases F32; config.json and the tokenizer and other small files copied); p NULL: the defaults.
+ * Output files are written atomically, model.safetensors first; out_dir must not be dir. */
+MER_API mer_status mer_text_quantize(const char *dir, const char *out_dir,
+                                     const mer_text_quantize_params *p);
 
 /* ============================================================================================
  * Training
@@ -1546,10 +1599,10 @@ typedef struct {
     int64_t support[MER_MAX_CLASSES];
     int64_t confusion[MER_MAX_CLASSES * MER_MAX_CLASSES];
 } mer_metrics;
-MER_API mer_status mer_metrics_compute(mer_metrics *m, const int32_t *truth, const int32_t *pred,
-                                       int64_t n, int32_t n_classes);
+MER_API mer_status mer_metrics_compute(const int32_t *truth, const int32_t *pred, int64_t n,
+                                       int32_t n_classes, mer_metrics *m);
 /* Argmax of each row of probs (n, c) (first maximum on ties, like numpy.argmax). */
-MER_API void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c);
+MER_API void mer_argmax_rows(const float *probs, int64_t n, int32_t c, int32_t *pred);
 
 /* ---- training (src/train/trainer.c) ------------------------------------------------------- */
 /* Models are named in a registry table (src/train/registry.c): "attention" (MERTools
@@ -1634,8 +1687,8 @@ MER_API mer_status mer_train_params_check(const mer_train_params *p);
  * (what MERTools reports; metrics.json has both). With search > 0 the trials are complete runs
  * under RUNDIR/trials/trial-NN and RUNDIR receives a copy of the best one (by mean WAF) plus
  * search.json. The data sets are only read. */
-MER_API mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
-                                 const mer_dataset *test, const char *rundir, mer_metrics *out);
+MER_API mer_status mer_train_run(const mer_dataset *train, const mer_dataset *test,
+                                 const mer_train_params *p, const char *rundir, mer_metrics *out);
 
 /* ---- speech fine-tuning (src/train/finetune.c, docs/finetune.md) ------------------------- */
 /* Parameter-efficient fine-tuning of the top layers of a HuBERT / wav2vec 2.0 checkpoint (the
@@ -1816,8 +1869,8 @@ MER_API mer_loso_params mer_loso_default_params(void);
  * dir/metrics.json (WAF, accuracy, UAR, macro F1, per class, per group, confusion),
  * dir/confusion.png and dir/predictions.csv. probs (N, C) (may be NULL) receives the held-out
  * probabilities, out (may be NULL) the metrics. tp->folds/seed/plots are managed per model. */
-MER_API mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
-                                const mer_dataset *ds, const char *dir, float *probs,
+MER_API mer_status mer_loso_run(const mer_dataset *ds, const mer_train_params *tp,
+                                const mer_loso_params *lp, const char *dir, float *probs,
                                 mer_metrics *out);
 /* Column mean and (population) std of X (n, D). */
 MER_API mer_status mer_column_stats(const float *X, int64_t n, int64_t D, double *mean,
@@ -1863,10 +1916,10 @@ MER_API mer_prior_em_params mer_prior_em_default_params(void);
  * than params->collapse of the mass (a weak classifier's posteriors can drive EM there, and
  * every clip would then be predicted as that class) is replaced by pi_train, and a warning
  * names the class. */
-MER_API mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs,
-                                         int64_t n,
-                                         int32_t c, const double *pi_train,
-                                         const mer_prior_em_params *params);
+MER_API mer_status mer_prior_estimate_em(const float *probs, int64_t n, int32_t c,
+                                         const double *pi_train,
+                                         const mer_prior_em_params *params, double *pi_test,
+                                         int32_t *iters);
 
 /* Read a priors CSV with columns `class,prior` (other columns ignored): every one of the c
  * classes exactly once, values finite and >= 0 (fractions, percentages or counts), not all 0.
@@ -1899,23 +1952,23 @@ typedef struct {
 /* Fill info (out) for mode: csv is the priors file of MER_PRIOR_CSV (else ignored); probs (n, c)
  * are the posteriors MER_PRIOR_AUTO estimates from (n >= 1; default EM params), pi_train (c) the
  * training prior. c <= MER_MAX_CLASSES. Nothing is corrected here. */
-MER_API mer_status mer_prior_target(mer_prior_info *info, mer_prior_mode mode, const char *csv,
-                                    const char *const *classes, int32_t c, const float *probs,
-                                    int64_t n, const double *pi_train);
+MER_API mer_status mer_prior_target(mer_prior_mode mode, const char *csv, const char *const *classes,
+                                    int32_t c, const float *probs, int64_t n,
+                                    const double *pi_train, mer_prior_info *info);
 
 /* `mer predict --prior`: one run's posteriors probs (n, c, in the run's class order classes)
  * corrected in place from the run's training prior (mer_prior_from_run) to the target of mode
  * (mer_prior_target); info (out, may be NULL) records both. MER_PRIOR_NONE changes nothing. */
-MER_API mer_status mer_prior_apply_run(float *probs, mer_prior_info *info, const char *rundir,
-                                       const char *const *classes, int32_t c, int64_t n,
-                                       mer_prior_mode mode, const char *csv);
+MER_API mer_status mer_prior_apply_run(float *probs, const char *rundir, const char *const *classes,
+                                       int32_t c, int64_t n, mer_prior_mode mode,
+                                       const char *csv, mer_prior_info *info);
 
 typedef enum { MER_VOTE_MEAN = 0, MER_VOTE_MAJORITY = 1 } mer_vote_mode;
 /* Combine runs probability tables probs[r] (n, c) into out (n, c): MEAN averages them;
  * MAJORITY gives each class its fraction of the runs' argmax votes (ties broken by the mean
  * probability, rows still sum to 1). */
-MER_API mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
-                                    int32_t c, mer_vote_mode mode);
+MER_API mer_status mer_vote_combine(const float *const *probs, int32_t runs, int64_t n, int32_t c,
+                                    mer_vote_mode mode, float *out);
 
 /* ---- self-training with pseudo-labels (src/train/pseudo.c) ------------------------------ */
 /* Round 0 trains on the labeled clips; after each round the unlabeled clips are predicted and
@@ -1960,9 +2013,9 @@ MER_API mer_status mer_pseudo_parse_thresholds(const char *spec, const char *con
  * each round checks in fold-K.json that fold K trained on exactly its labeled part plus its
  * own pseudo-labels (MER_ERR_INVALID_ARG otherwise). *out (may be NULL): the last round's
  * mean out-of-fold metrics. */
-MER_API mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
-                                    const mer_dataset *labeled, const mer_dataset *unlabeled,
-                                    const mer_dataset *test, const char *rundir, mer_metrics *out);
+MER_API mer_status mer_train_pseudo(const mer_dataset *labeled, const mer_dataset *unlabeled,
+                                    const mer_dataset *test, const mer_train_params *tp,
+                                    const mer_pseudo_params *pp, const char *rundir, mer_metrics *out);
 
 /* ---- synthetic data with a known Bayes rule (src/train/synth.c) ------------------------- */
 /* Class-conditional isotropic Gaussians per modality (model and parameters in docs/agt.md,
@@ -2012,7 +2065,7 @@ enum { MER_ANALYZE_AUDIO = 0, MER_ANALYZE_FACE = 1, MER_ANALYZE_TEXT = 2, MER_AN
 typedef struct {
     const char *audio_model;   /* speech run directory; NULL: models/emodb-acoustic if it holds a
                                   config.json, else out/demo/model (what `mer demo` leaves) */
-    const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(NULL) */
+    const char *faces_models;  /* face-api weights; NULL: as mer_faces_load(.., NULL, ..) */
     const char *text;          /* transcript; NULL: none */
     const char *text_model;    /* a run trained on `mer extract text` features with their
                                   recipe (`mer train --recipe`): the transcript goes through the

@@ -95,8 +95,8 @@ MER_TEST(acoustic_melspec_mfcc_deltas_match_torchaudio) {
     mer_acoustic_params p = mer_acoustic_default_params();
     float *mel = NULL, *mfcc = NULL;
     int64_t T = 0, T2 = 0;
-    REQUIRE_OK(mer_acoustic_melspec(&p, x, sx[0], &mel, &T));
-    REQUIRE_OK(mer_acoustic_mfcc(&p, x, sx[0], &mfcc, &T2));
+    REQUIRE_OK(mer_acoustic_melspec(x, sx[0], &p, &mel, &T));
+    REQUIRE_OK(mer_acoustic_mfcc(x, sx[0], &p, &mfcc, &T2));
     REQUIRE(T == sm[1] && sm[0] == p.n_mels && T2 == sc[1] && sc[0] == p.n_mfcc);
     /* log-mel: relative to the largest magnitude; mel power: per element where not tiny */
     double lmax = 0, lerr = 0, perr = 0, pmax = 0;
@@ -117,7 +117,7 @@ MER_TEST(acoustic_melspec_mfcc_deltas_match_torchaudio) {
     /* deltas through the frame matrix: columns NLLD + C .. NLLD + 2C */
     float *fr = NULL;
     int64_t T3 = 0;
-    REQUIRE_OK(mer_acoustic_frames(&p, x, sx[0], &fr, &T3));
+    REQUIRE_OK(mer_acoustic_frames(x, sx[0], &p, &fr, &T3));
     REQUIRE(T3 == T);
     int32_t D = mer_acoustic_frame_dim(&p);
     double derr = 0, dmax = 0, cerr = 0;
@@ -162,7 +162,7 @@ MER_TEST(acoustic_frames_streamed_equal_whole_spectrogram) {
             p.delta_win = dw ? 9 : 5;
             float *fr = NULL;
             int64_t T = 0;
-            REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+            REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
             mer__acoustic_spec sp;
             REQUIRE_OK(mer__acoustic_stft(&p, x, n, &sp));
             REQUIRE(sp.T == T);
@@ -229,7 +229,7 @@ MER_TEST(acoustic_f0_tones_within_1_percent) {
             }
             float *fr = NULL;
             int64_t T = 0;
-            REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+            REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
             int bad = 0, voiced = 0;
             for (int64_t t = 5; t < T - 5; t++) {
                 double f = frame_f0(fr, D, t);
@@ -249,13 +249,13 @@ MER_TEST(acoustic_f0_tones_within_1_percent) {
     for (int64_t i = 0; i < n; i++) x[i] = (float)(0.3 * mer__rng_normal(&r));
     float *fr = NULL;
     int64_t T = 0;
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     int voiced = 0;
     for (int64_t t = 0; t < T; t++) voiced += fr[t * D + MER__AC_F0] > 0;
     CHECK(voiced <= T / 20);
     free(fr);
     memset(x, 0, n * sizeof(float));
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     voiced = 0;
     for (int64_t t = 0; t < T; t++) voiced += fr[t * D + MER__AC_F0] > 0;
     CHECK(voiced == 0);
@@ -278,7 +278,7 @@ MER_TEST(acoustic_f0_glides_within_1_percent) {
         }
         float *fr = NULL;
         int64_t T = 0;
-        REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+        REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
         int bad = 0;
         for (int64_t t = 5; t < T - 5; t++) {
             double want = f0 * pow(f1 / f0, (double)(t * p.hop_length) / n);
@@ -290,7 +290,7 @@ MER_TEST(acoustic_f0_glides_within_1_percent) {
         /* the F0 slope functional sees a steady rise/fall of 12 log2(f1/f0)/dur semitones/s */
         int32_t F = mer_acoustic_functional_dim(&p);
         float *fu = malloc(F * sizeof(float));
-        REQUIRE_OK(mer_acoustic_functionals_from_frames(&p, fr, T, fu));
+        REQUIRE_OK(mer_acoustic_functionals_from_frames(fr, T, &p, fu));
         double slope = 12 * log2(f1 / f0) / dur;
         int32_t base = mer_acoustic_frame_dim(&p) * MER__AC_NSTAT;
         double got = f1 > f0 ? fu[base + 2] : fu[base + 4];
@@ -356,7 +356,7 @@ MER_TEST(acoustic_jitter_shimmer_of_pulse_trains) {
     int per0[] = {160};
     double amp0[] = {1.0};
     pulse_train(x, n, per0, amp0, 1);
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     CHECK(fabs(frame_f0(fr, D, T / 2) - 100) < 1);
     double j0 = median_voiced(fr, D, T, MER__AC_JITTER), s0 = median_voiced(fr, D, T, MER__AC_SHIMMER);
     CHECK(j0 < 1e-4);
@@ -367,7 +367,7 @@ MER_TEST(acoustic_jitter_shimmer_of_pulse_trains) {
     int per1[] = {156, 164};
     double amp1[] = {1.0, 0.8};
     pulse_train(x, n, per1, amp1, 2);
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     double j1 = median_voiced(fr, D, T, MER__AC_JITTER), s1 = median_voiced(fr, D, T, MER__AC_SHIMMER);
     fprintf(stderr, "  jitter %.5f / %.5f, shimmer %.4f / %.4f dB\n", j0, j1, s0, s1);
     CHECK_NEAR(j1, 0.05, 0.005);
@@ -392,7 +392,7 @@ MER_TEST(acoustic_hnr_of_tone_plus_noise) {
         p.voicing_threshold = 0.6f; /* keep the 0 dB frames voiced */
         float *fr = NULL;
         int64_t T = 0;
-        REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+        REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
         double h = median_voiced(fr, D, T, MER__AC_HNR);
         fprintf(stderr, "  SNR %g dB -> HNR %.2f dB\n", snrs[k], h);
         CHECK_NEAR(h, snrs[k], 1.5);
@@ -412,7 +412,7 @@ MER_TEST(acoustic_spectral_descriptors_known_answers) {
     int64_t T = 0;
     /* centroid of a pure tone is its frequency; flux of a steady tone is 0 */
     for (int64_t i = 0; i < n; i++) x[i] = (float)(0.5 * sin(2 * M_PI * 1000.0 * i / SR));
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     CHECK_NEAR(fr[(T / 2) * D + MER__AC_CENTROID], 1000.0, 5.0);
     CHECK(fr[(T / 2) * D + MER__AC_FLUX] < 1e-6);
     double loud1 = fr[(T / 2) * D + MER__AC_LOUDNESS];
@@ -420,7 +420,7 @@ MER_TEST(acoustic_spectral_descriptors_known_answers) {
     free(fr);
     /* loudness follows amplitude^0.6 (power^0.3); rms_db rises 6.02 dB */
     for (int64_t i = 0; i < n; i++) x[i] *= 2;
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     CHECK_NEAR(fr[(T / 2) * D + MER__AC_LOUDNESS] / loud1, pow(2.0, 0.6), 1e-3);
     CHECK_NEAR(fr[(T / 2) * D + MER__AC_RMS_DB] - rms1, 20 * log10(2.0), 1e-3);
     free(fr);
@@ -428,12 +428,12 @@ MER_TEST(acoustic_spectral_descriptors_known_answers) {
      * tones at 1000 Hz and 3000 Hz: the same */
     for (int64_t i = 0; i < n; i++)
         x[i] = (float)(0.5 * sin(2 * M_PI * 500.0 * i / SR) + 0.05 * sin(2 * M_PI * 2000.0 * i / SR));
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     CHECK_NEAR(fr[(T / 2) * D + MER__AC_ALPHA], 20.0, 0.2);
     free(fr);
     for (int64_t i = 0; i < n; i++)
         x[i] = (float)(0.05 * sin(2 * M_PI * 1000.0 * i / SR) + 0.5 * sin(2 * M_PI * 3000.0 * i / SR));
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     CHECK_NEAR(fr[(T / 2) * D + MER__AC_HAMMARBERG], -20.0, 0.2);
     free(fr);
     free(x);
@@ -484,7 +484,7 @@ MER_TEST(acoustic_formants_of_all_pole_vowel) {
     for (int64_t i = 0; i < n; i++) x[i] = (float)(0.5 * src[i] / mx);
     float *fr = NULL;
     int64_t T = 0;
-    REQUIRE_OK(mer_acoustic_frames(&p, x, n, &fr, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, n, &p, &fr, &T));
     double f1 = median_voiced(fr, D, T, MER__AC_F1), f2 = median_voiced(fr, D, T, MER__AC_F2);
     double f3 = median_voiced(fr, D, T, MER__AC_F3), b1 = median_voiced(fr, D, T, MER__AC_F1BW);
     fprintf(stderr, "  formants %.1f %.1f %.1f Hz, F1 bandwidth %.1f Hz\n", f1, f2, f3, b1);
@@ -510,7 +510,7 @@ MER_TEST(acoustic_functionals_known_answers) {
         fr[t * D + MER__AC_F0] = t >= 20 && t < 60 ? 40.0f : 0.f; /* 40 frames voiced */
     }
     float *o = malloc(F * sizeof(float));
-    REQUIRE_OK(mer_acoustic_functionals_from_frames(&p, fr, T, o));
+    REQUIRE_OK(mer_acoustic_functionals_from_frames(fr, T, &p, o));
     const float *l = o + MER__AC_LOUDNESS * MER__AC_NSTAT;
     CHECK_NEAR(l[0], 50.0, 1e-4);                 /* mean */
     CHECK_NEAR(l[1], sqrt((T * T - 1) / 12.0), 1e-3); /* population std of 0..100 */
@@ -561,8 +561,8 @@ MER_TEST(acoustic_extended_functionals_known_answers) {
     }
     float *o = malloc(FX * sizeof(float)), *o0 = malloc(F * sizeof(float));
     REQUIRE(o && o0);
-    REQUIRE_OK(mer_acoustic_functionals_from_frames(&p, fr, T, o0));
-    REQUIRE_OK(mer_acoustic_functionals_from_frames(&q, fr, T, o));
+    REQUIRE_OK(mer_acoustic_functionals_from_frames(fr, T, &p, o0));
+    REQUIRE_OK(mer_acoustic_functionals_from_frames(fr, T, &q, o));
     CHECK(memcmp(o, o0, F * sizeof(float)) == 0);
     for (int which = 0; which < 2; which++) {
         const int col = which ? MER__AC_JITTER : MER__AC_LOUDNESS;
@@ -627,7 +627,7 @@ MER_TEST(acoustic_extended_functionals_known_answers) {
     mer_json_free(j);
     free(js);
     p.functionals = 2;
-    CHECK_ERR(mer_acoustic_functionals_from_frames(&p, fr, T, o), MER_ERR_INVALID_ARG, "functionals");
+    CHECK_ERR(mer_acoustic_functionals_from_frames(fr, T, &p, o), MER_ERR_INVALID_ARG, "functionals");
     free(fr);
     free(o);
     free(o0);
@@ -639,14 +639,14 @@ MER_TEST(acoustic_bad_input_errors) {
     float *out = NULL;
     int64_t T;
     p.win_length = 1000;
-    CHECK_ERR(mer_acoustic_frames(&p, x, 4000, &out, &T), MER_ERR_INVALID_ARG, "win_length");
+    CHECK_ERR(mer_acoustic_frames(x, 4000, &p, &out, &T), MER_ERR_INVALID_ARG, "win_length");
     p = mer_acoustic_default_params();
-    CHECK_ERR(mer_acoustic_frames(&p, x, 0, &out, &T), MER_ERR_INVALID_ARG, "empty");
+    CHECK_ERR(mer_acoustic_frames(x, 0, &p, &out, &T), MER_ERR_INVALID_ARG, "empty");
     x[7] = NAN;
-    CHECK_ERR(mer_acoustic_frames(&p, x, 4000, &out, &T), MER_ERR_NUMERIC, "sample 7");
+    CHECK_ERR(mer_acoustic_frames(x, 4000, &p, &out, &T), MER_ERR_NUMERIC, "sample 7");
     x[7] = 0;
     /* a very short signal is zero-padded, not rejected */
-    REQUIRE_OK(mer_acoustic_frames(&p, x, 10, &out, &T));
+    REQUIRE_OK(mer_acoustic_frames(x, 10, &p, &out, &T));
     CHECK(T == 2);
     free(out);
     /* recipe round trip */

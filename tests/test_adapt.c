@@ -110,7 +110,7 @@ MER_TEST(adapt_loso_train_only_rows) {
         memset(probs, 0xff, sizeof probs);
         char sub[1200];
         snprintf(sub, sizeof sub, "%s/m%d", dir, mode);
-        REQUIRE_OK(mer_loso_run(&tp, &lp, ds, sub, probs, &m));
+        REQUIRE_OK(mer_loso_run(ds, &tp, &lp, sub, probs, &m));
         CHECK(m.n == 18);
         for (int i = 0; i < 27; i++) {
             float s = probs[i * 2] + probs[i * 2 + 1];

@@ -209,8 +209,8 @@ static mer_status faces_run(void *u) {
     memset(&img, 0, sizeof img);
     mer_face *faces = NULL;
     int32_t n = 0;
-    mer_status s = mer_faces_load(&m, "models/face-api");
-    if (s == MER_OK) s = mer_faces_state_init(&st);
+    mer_status s = mer_faces_load(&m, "models/face-api", NULL);
+    if (s == MER_OK) s = mer_faces_state_init(&st, NULL);
     if (s == MER_OK) s = mer_image_load("tests/fixtures/faces/astronaut_crop.png", &img);
     if (s == MER_OK) s = mer_faces_detect(m, st, &img, NULL, &faces, &n);
     free(faces);
@@ -230,8 +230,8 @@ static mer_status acoustic_run(void *u) {
     mer_acoustic_params p = mer_acoustic_default_params();
     float *fr = NULL;
     int64_t T = 0;
-    mer_status s = mer_acoustic_frames(&p, c->x, c->n, &fr, &T);
-    if (s == MER_OK) s = mer_acoustic_functionals(&p, c->x, c->n, c->out);
+    mer_status s = mer_acoustic_frames(c->x, c->n, &p, &fr, &T);
+    if (s == MER_OK) s = mer_acoustic_functionals(c->x, c->n, &p, c->out);
     free(fr);
     if (s == MER_OK && c->ref && memcmp(c->out, c->ref, (size_t)c->n_out * sizeof(float)))
         return MER_ERR_INTERNAL;
@@ -279,7 +279,7 @@ static mer_status train_run(void *u) {
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
     if (system(cmd) != 0) return MER_ERR_IO;
-    return mer_train_run(&p, c->ds, NULL, c->dir, NULL);
+    return mer_train_run(c->ds, NULL, &p, c->dir, NULL);
 }
 
 MER_TEST(alloc_fail_training_run) {

@@ -316,7 +316,7 @@ static int ensure_model(void) {
     tp.recipe_json = full;
     char dir[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/model", mer_test_tmpdir("analyze_model"));
-    if (mer_train_run(&tp, ds, NULL, dir, NULL)) {
+    if (mer_train_run(ds, NULL, &tp, dir, NULL)) {
         mer_test_fail(__FILE__, __LINE__, "training the tiny model: %s", mer_last_error());
         goto out;
     }

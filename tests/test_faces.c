@@ -256,7 +256,7 @@ MER_TEST(faces_tfjs_files) {
 
 static mer_faces *models(void) {
     static mer_faces *m;
-    if (!m && mer_faces_load(&m, MODELS) != MER_OK) {
+    if (!m && mer_faces_load(&m, MODELS, NULL) != MER_OK) {
         mer_test_fail(__FILE__, __LINE__, "load: %s", mer_last_error());
         return NULL;
     }
@@ -285,7 +285,7 @@ MER_TEST(faces_match_faceapi) {
     int nruns = cJSON_GetArraySize(runs), nfaces = 0, nimages = 0, nchecked = 0;
     double worst_box = 0, worst_score = 0, worst_prob = 0;
     mer_faces_state *st = NULL;
-    REQUIRE_OK(mer_faces_state_init(&st));
+    REQUIRE_OK(mer_faces_state_init(&st, NULL));
     const char *last = "";
     /* under the sanitizers (10x slower) only the input-320 runs: every image, half the work */
     const int sanitize = getenv("MER_SANITIZE") != NULL;
@@ -302,8 +302,7 @@ MER_TEST(faces_match_faceapi) {
         CHECK_OK(mer_image_load(path, &img));
         if (!img.rgb) continue;
         CHECK(img.width == cJSON_GetObjectItem(run, "width")->valueint);
-        mer_faces_params p;
-        mer_faces_default_params(&p);
+        mer_faces_params p = mer_faces_default_params();
         p.input_size = cJSON_GetObjectItem(run, "input_size")->valueint;
         p.min_score = (float)cJSON_GetObjectItem(run, "score_threshold")->valuedouble;
         mer_face *got = NULL;
@@ -388,8 +387,7 @@ MER_TEST(faces_astronaut_happy) {
     CHECK_NEAR(mean[1], faces[0].expressions[1], 1e-6);
     free(faces);
     /* bad parameters */
-    mer_faces_params bad;
-    mer_faces_default_params(&bad);
+    mer_faces_params bad = mer_faces_default_params();
     bad.input_size = 100;
     CHECK_ERR(mer_faces_detect(m, NULL, &img, &bad, &faces, &n), MER_ERR_INVALID_ARG, "multiple of 32");
     mer_image_free(&img);
@@ -414,8 +412,7 @@ MER_TEST(faces_no_face_is_empty) {
     CHECK(n == 0);
     free(faces);
     /* the smallest detector input (a 1x1 grid) and degenerate crops for the expression net */
-    mer_faces_params p;
-    mer_faces_default_params(&p);
+    mer_faces_params p = mer_faces_default_params();
     p.input_size = 32;
     p.min_score = 0.01f;
     CHECK_OK(mer_faces_detect(m, NULL, &strip, &p, &faces, &n));
@@ -427,6 +424,63 @@ MER_TEST(faces_no_face_is_empty) {
     for (int k = 0; k < MER_FACE_EXPRESSIONS; k++) sum += probs[k];
     CHECK_NEAR(sum, 1.0, 1e-5);
     CHECK_OK(mer_faces_expression(m, NULL, &tall, probs));
+}
+
+/* Loader and state params: a detector-only load, the state's abort polled before the detector
+ * and before each face's expression net, progress per face, a reusable state after a stop. */
+MER_TEST(faces_params_abort_progress) {
+    mer_faces *full = models();
+    REQUIRE(full);
+    mer_image img = {0};
+    REQUIRE_OK(mer_image_load("tests/fixtures/image/astronaut.png", &img));
+    mer_faces_model_params mp = mer_faces_model_default_params();
+    CHECK(mp.expressions == 1);
+    mp.expressions = 0;
+    mer_faces *det = NULL;
+    REQUIRE_OK(mer_faces_load(&det, MODELS, &mp));
+    mer_face *faces = NULL, *ref = NULL;
+    int32_t n = 0, nref = 0;
+    CHECK_ERR(mer_faces_detect(det, NULL, &img, NULL, &faces, &n), MER_ERR_INVALID_ARG, "expression net");
+    float probs[MER_FACE_EXPRESSIONS];
+    CHECK_ERR(mer_faces_expression(det, NULL, &img, probs), MER_ERR_INVALID_ARG, "expression net");
+    mer_faces_params fp = mer_faces_default_params();
+    CHECK(fp.input_size == 416 && fp.expressions == 1);
+    fp.expressions = 0;
+    CHECK_OK(mer_faces_detect(det, NULL, &img, &fp, &faces, &n));
+    CHECK_OK(mer_faces_detect(full, NULL, &img, &fp, &ref, &nref));
+    CHECK(n == 1 && nref == 1 && faces && ref && !memcmp(faces, ref, sizeof *faces));
+    free(faces);
+    free(ref);
+    faces = ref = NULL;
+    mer_faces_free(det);
+
+    mer_faces_state_params sp = mer_faces_state_default_params();
+    CHECK(sp.n_threads == 0 && !sp.progress && !sp.abort);
+    mer_test_calls cc = {0};
+    sp.n_threads = 1;
+    sp.progress = mer_test_progress;
+    sp.progress_user_data = &cc;
+    sp.abort = mer_test_abort;
+    sp.abort_user_data = &cc;
+    mer_faces_state *st = NULL;
+    REQUIRE_OK(mer_faces_state_init(&st, &sp));
+    REQUIRE_OK(mer_faces_detect(full, st, &img, NULL, &ref, &nref));
+    CHECK(nref == 1 && cc.progress_calls == 1 && cc.last_done == 1 && cc.last_total == 1);
+    for (int stop = 1; stop <= 2; stop++) { /* before the detector; before the face's expressions */
+        memset(&cc, 0, sizeof cc);
+        cc.stop_at = stop;
+        faces = (mer_face *)1;
+        n = -1;
+        CHECK_ERR(mer_faces_detect(full, st, &img, NULL, &faces, &n), MER_ERR_ABORTED, "stopped by the caller");
+        CHECK(faces == NULL && n == 0 && cc.polls == stop && cc.progress_calls == 0);
+    }
+    cc.stop_at = 0;
+    CHECK_OK(mer_faces_detect(full, st, &img, NULL, &faces, &n));
+    CHECK(n == 1 && faces && ref && !memcmp(faces, ref, sizeof *faces));
+    free(faces);
+    free(ref);
+    mer_faces_state_free(st);
+    mer_image_free(&img);
 }
 
 static void copy_file(const char *from, const char *to, long truncate_to) {
@@ -451,17 +505,17 @@ MER_TEST(faces_damaged_weights) {
                             "face_expression_model-weights_manifest.json",
                             "face_expression_model.bin"};
     mer_faces *m = NULL;
-    CHECK_ERR(mer_faces_load(&m, d), MER_ERR_IO, "tiny_face_detector_model-weights_manifest.json");
+    CHECK_ERR(mer_faces_load(&m, d, NULL), MER_ERR_IO, "tiny_face_detector_model-weights_manifest.json");
     for (int i = 0; i < 4; i++) {
         snprintf(a, sizeof a, MODELS "/%s", files[i]);
         snprintf(b, sizeof b, "%s/%s", d, files[i]);
         copy_file(a, b, i == 3 ? 1000 : -1);   /* the expression shard is truncated */
     }
-    CHECK_ERR(mer_faces_load(&m, d), MER_ERR_FORMAT, "face_expression_model");
+    CHECK_ERR(mer_faces_load(&m, d, NULL), MER_ERR_FORMAT, "face_expression_model");
     CHECK(m == NULL);
     snprintf(b, sizeof b, "%s/%s", d, files[3]);
     remove(b);
-    CHECK_ERR(mer_faces_load(&m, d), MER_ERR_IO, "face_expression_model.bin");
+    CHECK_ERR(mer_faces_load(&m, d, NULL), MER_ERR_IO, "face_expression_model.bin");
     /* a manifest whose shapes do not fit the network */
     snprintf(a, sizeof a, MODELS "/%s", files[3]);
     copy_file(a, b, -1);
@@ -470,7 +524,7 @@ MER_TEST(faces_damaged_weights) {
                         "{\"name\":\"conv0/filters\",\"shape\":[193321],\"dtype\":\"float32\","
                         "\"quantization\":{\"dtype\":\"uint8\",\"scale\":1,\"min\":0}}]}]";
     mer_test_write(b, wrong, strlen(wrong));
-    CHECK_ERR(mer_faces_load(&m, d), MER_ERR_SHAPE, "conv0/filters");
+    CHECK_ERR(mer_faces_load(&m, d, NULL), MER_ERR_SHAPE, "conv0/filters");
     mer_faces_free(NULL);
 }
 

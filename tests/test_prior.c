@@ -75,7 +75,7 @@ MER_TEST(prior_em_recovers_shifted_priors_and_raises_waf) {
 
     double est[NC];
     int32_t iters = 0;
-    REQUIRE_OK(mer_prior_estimate_em(est, &iters, p, n, NC, pi_train, NULL));
+    REQUIRE_OK(mer_prior_estimate_em(p, n, NC, pi_train, NULL, est, &iters));
     for (int j = 0; j < NC; j++) CHECK_NEAR(est[j], pi_test[j], 0.05);
     CHECK(iters > 1 && iters < 1000);
     CHECK_NEAR(est[0] + est[1] + est[2], 1.0, 1e-9);
@@ -102,7 +102,7 @@ MER_TEST(prior_em_same_prior_is_a_fixed_point) {
     mer__rng_seed(&r, 3);
     sample(&r, n, pi, pi, y, p);
     double est[NC];
-    REQUIRE_OK(mer_prior_estimate_em(est, NULL, p, n, NC, pi, NULL));
+    REQUIRE_OK(mer_prior_estimate_em(p, n, NC, pi, NULL, est, NULL));
     for (int j = 0; j < NC; j++) CHECK_NEAR(est[j], pi[j], 0.03);
     free(y), free(p);
 }
@@ -126,8 +126,8 @@ MER_TEST(prior_correct_exact_values) {
     float bad[2] = {NAN, 1};
     CHECK_ERR(mer_prior_correct(bad, 1, 2, tr, te), MER_ERR_NUMERIC, "row 0");
     double est[2];
-    CHECK_ERR(mer_prior_estimate_em(est, NULL, bad, 1, 2, tr, NULL), MER_ERR_NUMERIC, NULL);
-    CHECK_ERR(mer_prior_estimate_em(est, NULL, p, 0, 2, tr, NULL), MER_ERR_INVALID_ARG, NULL);
+    CHECK_ERR(mer_prior_estimate_em(bad, 1, 2, tr, NULL, est, NULL), MER_ERR_NUMERIC, NULL);
+    CHECK_ERR(mer_prior_estimate_em(p, 0, 2, tr, NULL, est, NULL), MER_ERR_INVALID_ARG, NULL);
 }
 
 MER_TEST(prior_read_csv_validates) {
@@ -171,15 +171,15 @@ MER_TEST(prior_vote_mean_and_majority) {
     const float c[2 * 3] = {0.5f, 0.4f, 0.1f, 0.1f, 0.8f, 0.1f};
     const float *runs[3] = {a, b, c};
     float out[6];
-    REQUIRE_OK(mer_vote_combine(out, runs, 3, 2, 3, MER_VOTE_MEAN));
+    REQUIRE_OK(mer_vote_combine(runs, 3, 2, 3, MER_VOTE_MEAN, out));
     CHECK_NEAR(out[0], 0.4, 1e-6);
     CHECK_NEAR(out[1], 0.5, 1e-6);
     CHECK(argmax(out, 3) == 1);
-    REQUIRE_OK(mer_vote_combine(out, runs, 3, 2, 3, MER_VOTE_MAJORITY));
+    REQUIRE_OK(mer_vote_combine(runs, 3, 2, 3, MER_VOTE_MAJORITY, out));
     /* row 0 votes: class 0 twice (a, c), class 1 once (b): majority 0 where the mean says 1 */
     CHECK(argmax(out, 3) == 0);
     CHECK_NEAR(out[0] + out[1] + out[2], 1.0, 1e-6);
     /* row 1 votes 2, 1, 1 (b's tie 0.4/0.4 goes to the first): class 1 */
     CHECK(argmax(out + 3, 3) == 1);
-    CHECK_ERR(mer_vote_combine(out, runs, 0, 2, 3, MER_VOTE_MEAN), MER_ERR_INVALID_ARG, NULL);
+    CHECK_ERR(mer_vote_combine(runs, 0, 2, 3, MER_VOTE_MEAN, out), MER_ERR_INVALID_ARG, NULL);
 }

@@ -83,7 +83,7 @@ MER_TEST(pseudo_end_to_end_records_rounds) {
     mer_metrics met;
     int threads = mer_get_threads();
     mer_set_threads(1);   /* tiny GEMMs: no OpenMP barriers on a loaded machine */
-    mer_status st = mer_train_pseudo(&tp, &pp, lab, unl, NULL, run, &met);
+    mer_status st = mer_train_pseudo(lab, unl, NULL, &tp, &pp, run, &met);
     mer_set_threads(threads);
     REQUIRE_OK(st);
     snprintf(path, sizeof path, "%s/metrics.json", run);
@@ -110,7 +110,7 @@ MER_TEST(pseudo_end_to_end_records_rounds) {
     CHECK(access(path, 0) == 0);
     /* not a threshold for every class: a clear error */
     mer_pseudo_params bad = mer_pseudo_default_params();
-    CHECK_ERR(mer_train_pseudo(&tp, &bad, lab, unl, NULL, run, NULL), MER_ERR_INVALID_ARG,
+    CHECK_ERR(mer_train_pseudo(lab, unl, NULL, &tp, &bad, run, NULL), MER_ERR_INVALID_ARG,
               "no threshold for class 'a'");
     mer_dataset_free(lab);
     mer_dataset_free(unl);
@@ -161,7 +161,7 @@ MER_TEST(pseudo_fold_source_no_leak) {
     snprintf(r0, sizeof r0, "%s/rounds/round-0", run);
     int threads = mer_get_threads();
     mer_set_threads(1);
-    mer_status st = mer_train_pseudo(&tp, &pp, lab, unl, NULL, run, NULL);
+    mer_status st = mer_train_pseudo(lab, unl, NULL, &tp, &pp, run, NULL);
     mer_set_threads(threads);
     REQUIRE_OK(st);
 

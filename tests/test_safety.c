@@ -548,21 +548,21 @@ MER_TEST(safety_prior_em_collapse) {
     }
     const double train[C] = {2, 1, 1};
     double est[C];
-    REQUIRE_OK(mer_prior_estimate_em(est, NULL, probs, N, C, train, NULL));
+    REQUIRE_OK(mer_prior_estimate_em(probs, N, C, train, NULL, est, NULL));
     CHECK_NEAR(est[0], 0.5, 1e-12);
     CHECK_NEAR(est[1], 0.25, 1e-12);
     CHECK_NEAR(est[2], 0.25, 1e-12);
     /* the check can be turned off: then EM's own answer, one class */
     mer_prior_em_params p = mer_prior_em_default_params();
     p.collapse = 1;
-    REQUIRE_OK(mer_prior_estimate_em(est, NULL, probs, N, C, train, &p));
+    REQUIRE_OK(mer_prior_estimate_em(probs, N, C, train, &p, est, NULL));
     CHECK(est[1] > 0.99); /* the vertex of the largest p / pi_train: 0.3 / 0.25 */
     /* a healthy mixture is estimated, not replaced: half the clips sure of class 1 */
     for (int i = 0; i < N; i++) {
         int k = i % 2 ? 1 : 0;
         for (int j = 0; j < C; j++) probs[i * C + j] = j == k ? 0.9f : 0.05f;
     }
-    REQUIRE_OK(mer_prior_estimate_em(est, NULL, probs, N, C, train, NULL));
+    REQUIRE_OK(mer_prior_estimate_em(probs, N, C, train, NULL, est, NULL));
     CHECK(est[0] > 0.3 && est[1] > 0.3 && est[0] < 0.99);
 }
 

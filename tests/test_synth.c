@@ -92,8 +92,8 @@ MER_TEST(synth_frequencies_and_calibration) {
         CHECK_NEAR(mpost[j], freq[j], 0.02);
     }
     mer_metrics mb, mf;
-    REQUIRE_OK(mer_metrics_compute(&mb, truth, pred, n, 6));
-    REQUIRE_OK(mer_metrics_compute(&mf, truth, flat, n, 6));
+    REQUIRE_OK(mer_metrics_compute(truth, pred, n, 6, &mb));
+    REQUIRE_OK(mer_metrics_compute(truth, flat, n, 6, &mf));
     printf("    Bayes WAF %.4f, flat-prior rule %.4f\n", mb.waf, mf.waf);
     CHECK(mb.accuracy >= mf.accuracy);
     free(truth), free(pred), free(flat);

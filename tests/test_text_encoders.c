@@ -7,7 +7,9 @@
 #include "test.h"
 
 #include "kernels/kernels.h"
+#include "models/text_internal.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,7 +74,7 @@ static mer_text_model *load(const char *name) {
     char p[256];
     snprintf(p, sizeof p, FX "%s", name);
     mer_text_model *m = NULL;
-    if (mer_text_model_load(&m, p) != MER_OK) printf("    load %s: %s\n", p, mer_last_error());
+    if (mer_text_model_load(&m, p, NULL) != MER_OK) printf("    load %s: %s\n", p, mer_last_error());
     return m;
 }
 
@@ -98,7 +100,7 @@ static void check_model(const char *name, int threads, mer_text_arch arch) {
     CHECK(info.arch == arch);
     CHECK(info.n_layers + 1 == f.K && info.hidden_size == f.D);
     mer_text_state *st = NULL;
-    REQUIRE_OK(mer_text_state_init(&st, m));
+    REQUIRE_OK(mer_text_state_init(&st, m, NULL));
     const int64_t per = (int64_t)f.B * f.T * f.D;
     float *out = malloc(sizeof(float) * f.K * per);
     CHECK_OK(mer_text_encode(st, f.ids, f.mask, f.B, f.T, 0, info.n_layers, out));
@@ -152,12 +154,12 @@ MER_TEST(text_baichuan_style_from_files) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cp " FX "tiny_baichuan13/*.json " FX "tiny_baichuan13/*.safetensors %s/", d);
     REQUIRE(system(cmd) == 0);
-    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_UNSUPPORTED, "position_embedding_type");
+    CHECK_ERR(mer_text_model_load(&m, d, NULL), MER_ERR_UNSUPPORTED, "position_embedding_type");
     /* the explicit key decides */
     snprintf(cmd, sizeof cmd,
              "sed -i 's/\"model_type\"/\"position_embedding_type\": \"alibi\", \"model_type\"/' %s/config.json", d);
     REQUIRE(system(cmd) == 0);
-    CHECK_OK(mer_text_model_load(&m, d));
+    CHECK_OK(mer_text_model_load(&m, d, NULL));
     if (m) {
         mer_text_model_info(m, &info);
         CHECK(info.alibi == 1);
@@ -175,7 +177,7 @@ MER_TEST(text_mertools_feature_and_precisions) {
         mer_text_model *m = load(names[t]);
         REQUIRE(m);
         mer_text_state *st = NULL;
-        REQUIRE_OK(mer_text_state_init(&st, m));
+        REQUIRE_OK(mer_text_state_init(&st, m, NULL));
         mer_text_params p = mer_text_mertools_params();
         p.skip_lead = 1;
         p.skip_trail = t == 0 ? 1 : 0;
@@ -231,7 +233,7 @@ MER_TEST(text_bert_truncates_long_sequences) {
     mer_text_model *m = load("tiny_bert");
     REQUIRE(m);
     mer_text_state *st = NULL;
-    REQUIRE_OK(mer_text_state_init(&st, m));
+    REQUIRE_OK(mer_text_state_init(&st, m, NULL));
     int32_t ids[40];
     for (int i = 0; i < 40; i++) ids[i] = 5 + i;
     ids[0] = 2;
@@ -265,10 +267,13 @@ MER_TEST(text_quantize_roundtrip) {
             char src[128], dst[512];
             snprintf(src, sizeof src, FX "%s", names[t]);
             snprintf(dst, sizeof dst, "%s/q", mer_test_tmpdir("text_quantize"));
-            CHECK_OK(mer_text_quantize(src, dst, block, NULL, NULL));
+            mer_text_quantize_params qp = mer_text_quantize_default_params();
+            CHECK(qp.block == 32 && !qp.progress && !qp.abort);
+            qp.block = block;
+            CHECK_OK(mer_text_quantize(src, dst, &qp));
             mer_text_model *m = load(names[t]), *q = NULL;
             REQUIRE(m);
-            CHECK_OK(mer_text_model_load(&q, dst));
+            CHECK_OK(mer_text_model_load(&q, dst, NULL));
             if (!q) {
                 mer_text_model_free(m);
                 continue;
@@ -279,8 +284,8 @@ MER_TEST(text_quantize_roundtrip) {
             fixture f;
             REQUIRE(load_fixture(names[t], &f));
             mer_text_state *s1 = NULL, *s2 = NULL;
-            REQUIRE_OK(mer_text_state_init(&s1, m));
-            REQUIRE_OK(mer_text_state_init(&s2, q));
+            REQUIRE_OK(mer_text_state_init(&s1, m, NULL));
+            REQUIRE_OK(mer_text_state_init(&s2, q, NULL));
             mer_text_params p = mer_text_mertools_params();
             float *a = NULL, *b = NULL;
             int32_t nd;
@@ -295,8 +300,8 @@ MER_TEST(text_quantize_roundtrip) {
             /* quantizing an int8 checkpoint again is refused; so is writing over the input */
             char dst2[600];
             snprintf(dst2, sizeof dst2, "%s2", dst);
-            CHECK_ERR(mer_text_quantize(dst, dst2, 32, NULL, NULL), MER_ERR_INVALID_ARG, "already int8");
-            CHECK_ERR(mer_text_quantize(src, src, 32, NULL, NULL), MER_ERR_INVALID_ARG, "input");
+            CHECK_ERR(mer_text_quantize(dst, dst2, NULL), MER_ERR_INVALID_ARG, "already int8");
+            CHECK_ERR(mer_text_quantize(src, src, NULL), MER_ERR_INVALID_ARG, "input");
             free(a);
             free(b);
             mer_text_state_free(s1);
@@ -307,30 +312,125 @@ MER_TEST(text_quantize_roundtrip) {
         }
 }
 
+/* Loader, state and quantize params: precision packed at load, the state's callbacks polled
+ * per layer, an extract's abort reaching the layers, a stopped quantize writing nothing. */
+MER_TEST(text_params_abort_progress) {
+    mer_text_model *m = NULL;
+    mer_text_model_params mp = mer_text_model_default_params();
+    CHECK(mp.precision == MER_PRECISION_F32);
+    mp.precision = (mer_precision)7;
+    CHECK_ERR(mer_text_model_load(&m, FX "tiny_llama", &mp), MER_ERR_INVALID_ARG, "precision");
+    CHECK(m == NULL);
+    mp.precision = MER_PRECISION_BF16;
+    REQUIRE_OK(mer_text_model_load(&m, FX "tiny_llama", &mp));
+    CHECK(m->packed_ready[0] == 1 && m->packed_ready[1] == 0); /* packed at load, not on first use */
+    mer_text_info info;
+    mer_text_model_info(m, &info);
+    const int32_t L = info.n_layers, D = info.hidden_size, T = 6;
+    REQUIRE(L >= 3);
+    const int32_t ids[6] = {1, 5, 9, 12, 7, 2};
+    const size_t sz = (size_t)(L + 1) * T * D;
+    float *ref = malloc(sz * sizeof(float)), *y = malloc(sz * sizeof(float));
+    REQUIRE(ref && y);
+    mer_text_state_params sp = mer_text_state_default_params();
+    CHECK(sp.precision == MER_PRECISION_F32 && sp.n_threads == 0 && !sp.progress && !sp.abort);
+    sp.n_threads = 1;
+    mer_text_state *plain = NULL, *st = NULL;
+    REQUIRE_OK(mer_text_state_init(&plain, m, &sp));
+    REQUIRE_OK(mer_text_encode(plain, ids, NULL, 1, T, 0, L, ref));
+    mer_test_calls cc = {0};
+    sp.progress = mer_test_progress;
+    sp.progress_user_data = &cc;
+    sp.abort = mer_test_abort;
+    sp.abort_user_data = &cc;
+    REQUIRE_OK(mer_text_state_init(&st, m, &sp));
+    CHECK_OK(mer_text_encode(st, ids, NULL, 1, T, 0, L, y));
+    CHECK(cc.progress_calls == L && cc.last_done == L && cc.last_total == L);
+    CHECK(memcmp(y, ref, sz * sizeof(float)) == 0);
+    /* stop before the second layer: one layer reported, then MER_ERR_ABORTED */
+    memset(&cc, 0, sizeof cc);
+    cc.stop_at = 2;
+    CHECK_ERR(mer_text_encode(st, ids, NULL, 1, T, 0, L, y), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(cc.progress_calls == 1 && cc.polls == 2);
+    /* the state is whole afterwards */
+    cc.stop_at = 0;
+    CHECK_OK(mer_text_encode(st, ids, NULL, 1, T, 0, L, y));
+    CHECK(memcmp(y, ref, sz * sizeof(float)) == 0);
+    /* extract: its own abort, polled before each layer; progress once per sequence; its
+     * precision for this call only */
+    mer_text_params ep = mer_text_mertools_params();
+    mer_test_calls ec = {0};
+    ep.progress = mer_test_progress;
+    ep.progress_user_data = &ec;
+    ep.abort = mer_test_abort;
+    ep.abort_user_data = &ec;
+    ep.precision = MER_PRECISION_BF16;
+    float *feat = NULL;
+    int32_t nd = 0;
+    int64_t shape[3];
+    CHECK_OK(mer_text_extract_ids(plain, ids, T, &ep, &feat, &nd, shape));
+    CHECK(ec.progress_calls == 1 && ec.last_done == 1 && ec.last_total == 1 && nd == 1 && shape[0] == D);
+    free(feat);
+    feat = NULL;
+    memset(&ec, 0, sizeof ec);
+    ec.stop_at = L; /* before the last layer */
+    CHECK_ERR(mer_text_extract_ids(plain, ids, T, &ep, &feat, &nd, shape), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(feat == NULL && ec.progress_calls == 0 && ec.polls == L);
+    CHECK_OK(mer_text_encode(plain, ids, NULL, 1, T, 0, L, y)); /* still float32 */
+    CHECK(memcmp(y, ref, sz * sizeof(float)) == 0);
+    /* quantize: stopped before its second tensor, nothing left in the output directory */
+    char dst[512];
+    snprintf(dst, sizeof dst, "%s/q", mer_test_tmpdir("text_params"));
+    mer_text_quantize_params qp = mer_text_quantize_default_params();
+    mer_test_calls qc = {0};
+    qc.stop_at = 2;
+    qp.progress = mer_test_progress;
+    qp.progress_user_data = &qc;
+    qp.abort = mer_test_abort;
+    qp.abort_user_data = &qc;
+    CHECK_ERR(mer_text_quantize(FX "tiny_llama", dst, &qp), MER_ERR_ABORTED, "quantize: stopped by the caller");
+    CHECK(qc.progress_calls == 1 && qc.polls == 2);
+    DIR *dd = opendir(dst);
+    int entries = 0;
+    for (struct dirent *e; dd && (e = readdir(dd));) entries += e->d_name[0] != '.' || strlen(e->d_name) > 2;
+    if (dd) closedir(dd);
+    CHECK(dd && entries == 0);
+    /* bad state params */
+    mer_text_state *bad = NULL;
+    sp.precision = (mer_precision)9;
+    CHECK_ERR(mer_text_state_init(&bad, m, &sp), MER_ERR_INVALID_ARG, "precision");
+    CHECK(bad == NULL);
+    mer_text_state_free(st);
+    mer_text_state_free(plain);
+    mer_text_model_free(m);
+    free(ref);
+    free(y);
+}
+
 MER_TEST(text_bad_input) {
     mer_text_model *m = NULL;
-    CHECK_ERR(mer_text_model_load(&m, FX "nonexistent"), MER_ERR_IO, "config.json");
+    CHECK_ERR(mer_text_model_load(&m, FX "nonexistent", NULL), MER_ERR_IO, "config.json");
     const char *d = mer_test_tmpdir("text_bad_input");
     char p[512], cmd[1200];
     /* wrong model_type */
     snprintf(p, sizeof p, "%s/config.json", d);
     const char *cfg = "{\"model_type\": \"gpt2\"}";
     REQUIRE(mer_test_write(p, cfg, strlen(cfg)) == 0);
-    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_UNSUPPORTED, "gpt2");
+    CHECK_ERR(mer_text_model_load(&m, d, NULL), MER_ERR_UNSUPPORTED, "gpt2");
     /* a config that does not match the tensors names the tensor */
     snprintf(cmd, sizeof cmd, "cp " FX "tiny_llama/model.safetensors %s/ && sed 's/\"hidden_size\": 32/\"hidden_size\": 64/' " FX "tiny_llama/config.json > %s/config.json", d, d);
     REQUIRE(system(cmd) == 0);
-    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_SHAPE, "embed_tokens");
+    CHECK_ERR(mer_text_model_load(&m, d, NULL), MER_ERR_SHAPE, "embed_tokens");
     snprintf(cmd, sizeof cmd, "sed 's/\"num_hidden_layers\": 3/\"num_hidden_layers\": 2/' " FX "tiny_llama/config.json > %s/config.json", d);
     REQUIRE(system(cmd) == 0);
-    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_SHAPE, "num_hidden_layers");
+    CHECK_ERR(mer_text_model_load(&m, d, NULL), MER_ERR_SHAPE, "num_hidden_layers");
     snprintf(cmd, sizeof cmd, "sed 's/\"num_hidden_layers\": 3/\"num_hidden_layers\": 4/' " FX "tiny_llama/config.json > %s/config.json", d);
     REQUIRE(system(cmd) == 0);
-    CHECK_ERR(mer_text_model_load(&m, d), MER_ERR_NOT_FOUND, "layers.3");
+    CHECK_ERR(mer_text_model_load(&m, d, NULL), MER_ERR_NOT_FOUND, "layers.3");
     /* ids outside the vocabulary, empty batches, bad layer ranges */
     REQUIRE((m = load("tiny_llama")));
     mer_text_state *st = NULL;
-    REQUIRE_OK(mer_text_state_init(&st, m));
+    REQUIRE_OK(mer_text_state_init(&st, m, NULL));
     int32_t ids[3] = {1, 60, 2};
     float out[4 * 3 * 32];
     CHECK_ERR(mer_text_encode(st, ids, NULL, 1, 3, 0, 3, out), MER_ERR_INVALID_ARG, "vocabulary");
@@ -378,7 +478,7 @@ MER_TEST(text_cli_extract_mertools) {
     const int32_t want[8] = {2, 5, 6, 6, 7, 8, 9, 3};
     CHECK(n == 8 && !memcmp(ids, want, sizeof want));
     mer_text_state *st = NULL;
-    REQUIRE_OK(mer_text_state_init(&st, m));
+    REQUIRE_OK(mer_text_state_init(&st, m, NULL));
     mer_text_params p = mer_text_mertools_params();
     p.skip_lead = p.skip_trail = 1;
     float *ref = NULL;

@@ -101,19 +101,19 @@ MER_TEST(train_metrics_hand_values) {
      * class 2 P=0 R=0 F1=0 -> WAF = (2*.5 + 2*.8 + 0)/5 = 0.52, macro = 1.3/3, UAR = 1.5/3 */
     int32_t t[5] = {0, 0, 1, 1, 2}, p[5] = {0, 1, 1, 1, 0};
     mer_metrics m;
-    REQUIRE_OK(mer_metrics_compute(&m, t, p, 5, 3));
+    REQUIRE_OK(mer_metrics_compute(t, p, 5, 3, &m));
     CHECK_NEAR(m.waf, 0.52, 1e-12);
     CHECK_NEAR(m.macro_f1, 1.3 / 3, 1e-12);
     CHECK_NEAR(m.uar, 0.5, 1e-12);
     CHECK_NEAR(m.accuracy, 0.6, 1e-12);
     CHECK(m.confusion[0 * 3 + 1] == 1 && m.confusion[2 * 3 + 0] == 1 && m.support[1] == 2);
     /* a class absent from truth and predictions is left out of macro averages, as sklearn does */
-    REQUIRE_OK(mer_metrics_compute(&m, t, p, 5, 4));
+    REQUIRE_OK(mer_metrics_compute(t, p, 5, 4, &m));
     CHECK_NEAR(m.macro_f1, 1.3 / 3, 1e-12);
-    CHECK_ERR(mer_metrics_compute(&m, t, p, 5, 2), MER_ERR_INVALID_ARG, "out of range");
+    CHECK_ERR(mer_metrics_compute(t, p, 5, 2, &m), MER_ERR_INVALID_ARG, "out of range");
     float probs[6] = {0.2f, 0.5f, 0.5f, 0.9f, 0.05f, 0.05f};
     int32_t am[2];
-    mer_argmax_rows(am, probs, 2, 3);
+    mer_argmax_rows(probs, 2, 3, am);
     CHECK(am[0] == 1 && am[1] == 0); /* first maximum on ties */
 }
 
@@ -135,7 +135,7 @@ MER_TEST(train_metrics_match_sklearn) {
         REQUIRE(n == n2);
         for (int i = 0; i < n; i++) t[i] = (int32_t)t64[i], p[i] = (int32_t)p64[i];
         mer_metrics m;
-        REQUIRE_OK(mer_metrics_compute(&m, t, p, n, (int32_t)nc));
+        REQUIRE_OK(mer_metrics_compute(t, p, n, (int32_t)nc, &m));
         const char *names[4] = {"waf", "macro_f1", "uar", "accuracy"};
         double got[4] = {m.waf, m.macro_f1, m.uar, m.accuracy};
         for (int k = 0; k < 4; k++) {
@@ -242,7 +242,7 @@ MER_TEST(train_learns_separable_problem) {
     char run[512], path[600];
     snprintf(run, sizeof run, "%s/run", dir);
     mer_metrics m;
-    REQUIRE_OK(mer_train_run(&p, ds, ds, run, &m));
+    REQUIRE_OK(mer_train_run(ds, ds, &p, run, &m));
     CHECK(m.waf > 0.9);
     CHECK(m.n == 90);
     const char *files[] = {"config.json", "fold-0.safetensors", "fold-2.json", "oof.csv",
@@ -272,7 +272,7 @@ MER_TEST(train_learns_separable_problem) {
     CHECK(files_equal(path, tcsv));
     mer_run_free(r);
     /* the same directory is not silently overwritten */
-    CHECK_ERR(mer_train_run(&p, ds, NULL, run, NULL), MER_ERR_INVALID_ARG, "already holds a run");
+    CHECK_ERR(mer_train_run(ds, NULL, &p, run, NULL), MER_ERR_INVALID_ARG, "already holds a run");
     mer_dataset_free(ds);
     threads_restore();
 }
@@ -286,8 +286,8 @@ MER_TEST(train_bitwise_reproducible) {
     char a[512], b[512], fa[600], fb[600];
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, a, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, b, NULL));
     const char *files[] = {"fold-0.safetensors", "fold-1.safetensors", "fold-2.json", "oof.csv", "metrics.json"};
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         snprintf(fa, sizeof fa, "%s/%s", a, files[k]);
@@ -297,7 +297,7 @@ MER_TEST(train_bitwise_reproducible) {
     /* another seed gives other weights */
     p.seed = 43;
     snprintf(b, sizeof b, "%s/c", dir);
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, b, NULL));
     snprintf(fa, sizeof fa, "%s/fold-0.safetensors", a);
     snprintf(fb, sizeof fb, "%s/fold-0.safetensors", b);
     CHECK(!files_equal(fa, fb));
@@ -330,13 +330,13 @@ MER_TEST(train_resume_equals_uninterrupted) {
     char a[512], b[512], fa[600], fb[600];
     snprintf(a, sizeof a, "%s/full", dir);
     snprintf(b, sizeof b, "%s/interrupted", dir);
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, a, NULL));
     stop_spec at = {{1, 3}, -1, -1};
     p.progress = note_epoch;
     p.progress_user_data = &at;
     p.abort = stop_at;
     p.abort_user_data = &at;
-    CHECK_ERR(mer_train_run(&p, ds, NULL, b, NULL), MER_ERR_ABORTED, "stopped");
+    CHECK_ERR(mer_train_run(ds, NULL, &p, b, NULL), MER_ERR_ABORTED, "stopped");
     snprintf(fb, sizeof fb, "%s/metrics.json", b);
     CHECK(!mer__file_exists(fb)); /* not complete */
     snprintf(fb, sizeof fb, "%s/state-1.safetensors", b);
@@ -346,7 +346,7 @@ MER_TEST(train_resume_equals_uninterrupted) {
     p.progress = NULL;
     p.abort = NULL;
     p.resume = 1;
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, b, NULL));
     const char *files[] = {"fold-0.safetensors", "fold-1.safetensors", "fold-1.json", "fold-2.safetensors", "oof.csv", "metrics.json"};
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         snprintf(fa, sizeof fa, "%s/%s", a, files[k]);
@@ -355,7 +355,7 @@ MER_TEST(train_resume_equals_uninterrupted) {
     }
     /* resume with other parameters is refused */
     p.lr = 5e-4;
-    CHECK_ERR(mer_train_run(&p, ds, NULL, b, NULL), MER_ERR_INVALID_ARG, "other parameters");
+    CHECK_ERR(mer_train_run(ds, NULL, &p, b, NULL), MER_ERR_INVALID_ARG, "other parameters");
     mer_dataset_free(ds);
     threads_restore();
 }
@@ -375,10 +375,10 @@ MER_TEST(train_parallel_folds) {
     snprintf(b, sizeof b, "%s/b", dir);
     snprintf(c, sizeof c, "%s/c", dir);
     threads_1();
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, one, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, one, NULL));
     mer_set_threads(2);
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, a, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, b, NULL));
     for (int f = 0; f < 2; f++) {
         char name[64];
         snprintf(name, sizeof name, "fold-%d.safetensors", f);
@@ -398,7 +398,7 @@ MER_TEST(train_parallel_folds) {
     p.progress_user_data = &at;
     p.abort = stop_at;
     p.abort_user_data = &at;
-    CHECK_ERR(mer_train_run(&p, ds, NULL, c, NULL), MER_ERR_ABORTED, "stopped");
+    CHECK_ERR(mer_train_run(ds, NULL, &p, c, NULL), MER_ERR_ABORTED, "stopped");
     snprintf(fb, sizeof fb, "%s/state-1.safetensors", c);
     CHECK(mer__file_exists(fb));
     snprintf(fb, sizeof fb, "%s/fold-2.json", c);
@@ -406,7 +406,7 @@ MER_TEST(train_parallel_folds) {
     p.progress = NULL;
     p.abort = NULL;
     p.resume = 1;
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, c, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, c, NULL));
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
         snprintf(fa, sizeof fa, "%s/%s", a, files[k]);
         snprintf(fb, sizeof fb, "%s/%s", c, files[k]);
@@ -428,9 +428,9 @@ MER_TEST(train_select_last) {
     char a[512], b[512], path[600];
     snprintf(a, sizeof a, "%s/best", dir);
     snprintf(b, sizeof b, "%s/last", dir);
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, a, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, a, NULL));
     p.select_last = 1;
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, b, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, b, NULL));
     int differs = 0;
     for (int f = 0; f < p.folds; f++) {
         mer_json *ja = NULL, *jb = NULL;
@@ -665,7 +665,7 @@ MER_TEST(train_search_and_final_model) {
     char run[512], path[600];
     snprintf(run, sizeof run, "%s/search", dir);
     mer_metrics m;
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, run, &m));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, run, &m));
     const char *files[] = {"search.json", "metrics.json", "config.json", "fold-2.safetensors",
                            "trials/trial-00/metrics.json", "trials/trial-01/metrics.json"};
     for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
@@ -690,7 +690,7 @@ MER_TEST(train_search_and_final_model) {
     p.search = 0;
     p.folds = 1;
     snprintf(run, sizeof run, "%s/final", dir);
-    REQUIRE_OK(mer_train_run(&p, ds, NULL, run, NULL));
+    REQUIRE_OK(mer_train_run(ds, NULL, &p, run, NULL));
     REQUIRE_OK(mer_run_open(&r, run));
     static float probs[45 * 3];
     REQUIRE_OK(mer_run_predict(r, ds, probs));

@@ -127,7 +127,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!n) { rc = cli_fail(CMD, "%s: no predicted clip has a label in %s", pred, labels); goto done; }
     mer_metrics m;
-    s = mer_metrics_compute(&m, truth, guess, n, C);
+    s = mer_metrics_compute(truth, guess, n, C, &m);
     if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
     if (unlabeled || n < nl)
         fprintf(stderr, "mer eval: scored %lld clips (%lld predictions without a label, %lld labels without a prediction)\n",

@@ -170,7 +170,9 @@ int cmd_extract_text(int argc, char **argv) {
     }
     model_dir = model_res;
     if (tok_dir) tok_dir = tok_res;
-    if ((s = mer_text_model_load(&model, model_dir))) {
+    mer_text_model_params mp = mer_text_model_default_params();
+    mp.precision = precision;
+    if ((s = mer_text_model_load(&model, model_dir, &mp))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto done;
     }
@@ -190,7 +192,9 @@ int cmd_extract_text(int argc, char **argv) {
             goto done;
         }
     }
-    if ((s = mer_text_state_init(&state, model)) || (s = mer_text_state_set_precision(state, precision))) {
+    mer_text_state_params sp = mer_text_state_default_params();
+    sp.precision = precision;
+    if ((s = mer_text_state_init(&state, model, &sp))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto done;
     }

@@ -155,8 +155,10 @@ int cmd_extract_visual(int argc, char **argv) {
         goto out;
     }
     if (faces) {
-        if ((s = mer_faces_load(&fm, face_dir)) != MER_OK ||
-            (s = mer_faces_state_init(&fst)) != MER_OK) {
+        mer_faces_model_params fmp = mer_faces_model_default_params();
+        fmp.expressions = 0; /* the crops need the detector only */
+        if ((s = mer_faces_load(&fm, face_dir, &fmp)) != MER_OK ||
+            (s = mer_faces_state_init(&fst, NULL)) != MER_OK) {
             cli_fail_status(cmd, s, face_dir ? face_dir : "face models");
             goto out;
         }

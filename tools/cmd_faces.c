@@ -187,7 +187,7 @@ int cmd_faces(int argc, char **argv) {
     cli_set_threads(threads);
 
     mer_faces *m = NULL;
-    mer_status s = mer_faces_load(&m, models);
+    mer_status s = mer_faces_load(&m, models, NULL);
     if (s != MER_OK) return cli_fail(CMD, "%s", mer_last_error());
 
     int video = !is_image_path(input);
@@ -201,12 +201,11 @@ int cmd_faces(int argc, char **argv) {
         return rc;
     }
 
-    mer_faces_params p;
-    mer_faces_default_params(&p);
+    mer_faces_params p = mer_faces_default_params();
     p.input_size = (int32_t)input_size;
     p.min_score = (float)min_score;
     mer_faces_state *st = NULL;
-    if ((s = mer_faces_state_init(&st)) != MER_OK) {
+    if ((s = mer_faces_state_init(&st, NULL)) != MER_OK) {
         mer_faces_free(m);
         return cli_fail(CMD, "%s", mer_last_error());
     }

@@ -256,7 +256,7 @@ int cmd_predict(int argc, char **argv) {
         const char *pcsv;
         mer_prior_info pinfo;
         prior_cli_parse(prior, &pm, &pcsv);
-        s = mer_prior_apply_run(probs, &pinfo, run_dir, cls, C, n, pm, pcsv);
+        s = mer_prior_apply_run(probs, run_dir, cls, C, n, pm, pcsv, &pinfo);
         if (s == MER_OK) prior_cli_print(&pinfo, cls);
     }
     if (s == MER_OK) s = mer_write_predictions(out, ds, probs, cls, C, !strcmp(format, "mer2024"));

@@ -12,7 +12,7 @@ static const char usage_text[] =
     "\n"
     "Writes the text-encoder checkpoint in MODEL_DIR (bert / roberta / llama / qwen2 / baichuan;\n"
     "F32, F16 or BF16, single or sharded) as weight-only int8 into DIR/model.safetensors: every\n"
-    "weight matrix and the token embeddings as I8 with float32 scales, one per block of 32 values\n"
+    "weight matrix and the token embeddings as I8 with float16 scales, one per block of 32 values\n"
     "along a row (default) or one per row (--per-row); norms, biases and position tables float32.\n"
     "config.json and the tokenizer files are copied. Load DIR like any checkpoint (`mer extract\n"
     "text --model DIR`). The file is written atomically; DIR must not be MODEL_DIR.\n";
@@ -41,7 +41,12 @@ int cmd_quantize(int argc, char **argv) {
     if (!out) return cli_usage(cmd, "--out DIR is required");
     cli_progress pr;
     cli_progress_start(&pr, "quantize", 0);
-    mer_status s = mer_text_quantize(in, out, block, progress, &pr);
+    mer_text_quantize_params qp = mer_text_quantize_default_params();
+    qp.block = block;
+    qp.progress = progress;
+    qp.progress_user_data = &pr;
+    qp.abort = cli_interrupted;
+    mer_status s = mer_text_quantize(in, out, &qp);
     cli_progress_end(&pr);
     if (s) return cli_fail_status(cmd, s, NULL);
     fprintf(stderr, "mer quantize: wrote %s/model.safetensors (int8, %s)\n", out, block > 0 ? "blocks of 32" : "per row");

@@ -376,8 +376,8 @@ int cmd_train(int argc, char **argv) {
     cli_catch_sigint(1);
     mer_metrics m;
     double t0 = cli_now();
-    s = unl ? mer_train_pseudo(&tp, &pp, train, unl, test, out, &m)
-            : mer_train_run(&tp, train, test, out, &m);
+    s = unl ? mer_train_pseudo(train, unl, test, &tp, &pp, out, &m)
+            : mer_train_run(train, test, &tp, out, &m);
     if (ps.started) cli_progress_end(&ps.bar);
     cli_catch_sigint(0);
     if (s == MER_ERR_ABORTED) {

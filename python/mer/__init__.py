@@ -119,6 +119,11 @@ class _TextParams(C.Structure):  # mer_text_params
                 ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
 
 
+class _StateParams(C.Structure):  # mer_speech_state_params, mer_clip_state_params, mer_text_state_params
+    _fields_ = [("precision", C.c_int), ("n_threads", C.c_int32), ("progress", C.c_void_p),
+                ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
+
+
 class _TextInfo(C.Structure):  # mer_text_info
     _fields_ = [("arch", C.c_int), ("model_type", C.c_char * 32), ("n_layers", C.c_int32),
                 ("hidden_size", C.c_int32), ("n_heads", C.c_int32), ("n_kv_heads", C.c_int32),
@@ -151,25 +156,28 @@ _sig("mer_safetensors_count", _I64, _VP)
 _sig("mer_safetensors_entry_at", C.c_int, _VP, _I64, C.POINTER(_Entry))
 _sig("mer_safetensors_find", C.c_int, _VP, _CP, C.POINTER(_Entry))
 _sig("mer_safetensors_format", _CP, _VP)
+_sig("mer_speech_state_default_params", _StateParams)
+_sig("mer_clip_state_default_params", _StateParams)
+_sig("mer_text_state_default_params", _StateParams)
 _sig("mer_speech_model_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_speech_model_free", None, _VP)
 _sig("mer_speech_frames", _I64, _VP, _I64)
-_sig("mer_speech_state_init", C.c_int, C.POINTER(_VP), _VP, _VP)
+_sig("mer_speech_state_init", C.c_int, C.POINTER(_VP), _VP, C.POINTER(_StateParams))
 _sig("mer_speech_state_free", None, _VP)
 _sig("mer_speech_normalize", None, _F32P, _I64)
 _sig("mer_speech_encode", C.c_int, _VP, _F32P, _I64, _I32, _I32, _F32P)
 _sig("mer_clip_model_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_clip_model_free", None, _VP)
 _sig("mer_clip_output_size", _I64, _VP, C.c_int)
-_sig("mer_clip_state_init", C.c_int, C.POINTER(_VP), _VP, _VP)
+_sig("mer_clip_state_init", C.c_int, C.POINTER(_VP), _VP, C.POINTER(_StateParams))
 _sig("mer_clip_state_free", None, _VP)
 _sig("mer_clip_forward", C.c_int, _VP, _F32P, _I32, C.c_int, _F32P)
 _sig("mer_clip_encode_images", C.c_int, _VP, C.POINTER(_Image), _I32, C.c_int, _F32P)
 _sig("mer_image_load", C.c_int, _CP, C.POINTER(_Image))
 _sig("mer_image_free", None, C.POINTER(_Image))
-_sig("mer_faces_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_faces_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_faces_free", None, _VP)
-_sig("mer_faces_state_init", C.c_int, C.POINTER(_VP))
+_sig("mer_faces_state_init", C.c_int, C.POINTER(_VP), _VP)
 _sig("mer_faces_state_free", None, _VP)
 _sig("mer_faces_detect", C.c_int, _VP, _VP, C.POINTER(_Image), _VP, C.POINTER(C.POINTER(_Face)),
      C.POINTER(_I32))
@@ -192,15 +200,15 @@ _sig("mer_run_recipe", _CP, _VP)
 _sig("mer_acoustic_extract", C.c_int, _CP, _CP, _CP, C.POINTER(C.POINTER(C.c_float)), C.POINTER(_I32),
      C.POINTER(_I64))
 _sig("mer_train_default_params", _TrainParams)
-_sig("mer_train_run", C.c_int, C.POINTER(_TrainParams), _VP, _VP, _CP, C.POINTER(_Metrics))
+_sig("mer_train_run", C.c_int, _VP, _VP, C.POINTER(_TrainParams), _CP, C.POINTER(_Metrics))
 _sig("mer_analyze_default_params", _AnalyzeParams)
 _sig("mer_analyze", C.c_int, _CP, C.POINTER(_AnalyzeParams), C.POINTER(_VP))
 _sig("mer_analysis_to_json", C.c_int, _VP, C.POINTER(_VP))
 _sig("mer_analysis_free", None, _VP)
-_sig("mer_text_model_load", C.c_int, C.POINTER(_VP), _CP)
+_sig("mer_text_model_load", C.c_int, C.POINTER(_VP), _CP, _VP)
 _sig("mer_text_model_free", None, _VP)
 _sig("mer_text_model_info", None, _VP, C.POINTER(_TextInfo))
-_sig("mer_text_state_init", C.c_int, C.POINTER(_VP), _VP)
+_sig("mer_text_state_init", C.c_int, C.POINTER(_VP), _VP, C.POINTER(_StateParams))
 _sig("mer_text_state_free", None, _VP)
 _sig("mer_text_state_set_precision", C.c_int, _VP, C.c_int)
 _sig("mer_text_default_params", _TextParams)
@@ -219,7 +227,10 @@ def _layout_check():
     t = lib.mer_train_default_params()
     a = lib.mer_analyze_default_params()
     x = lib.mer_text_mertools_params()
-    ok = (t.model == b"attention" and (t.hidden, t.heads, t.layers, t.tokens, t.folds, t.epochs, t.batch)
+    states = [f() for f in (lib.mer_speech_state_default_params, lib.mer_clip_state_default_params,
+                            lib.mer_text_state_default_params)]
+    ok = (all((st.precision, st.n_threads) == (0, 0) and not st.progress and not st.progress_user_data
+              and not st.abort and not st.abort_user_data for st in states) and t.model == b"attention" and (t.hidden, t.heads, t.layers, t.tokens, t.folds, t.epochs, t.batch)
           == (128, 4, 1, 4, 5, 100, 32) and abs(t.dropout - 0.3) < 1e-6 and t.lr == 1e-3 and t.l2 == 1e-5
           and (t.checkpoint_every, t.checkpoint_seconds, t.plots) == (1, 10.0, 1)
           and t.recipe_json is None and t.encoder is None and not t.progress and not t.progress_user_data
@@ -231,7 +242,8 @@ def _layout_check():
           == (-4, -1, 1, 1, -1, -1, 0) and x.n_threads == 0 and not x.progress_user_data
           and not x.abort_user_data)
     if not ok:
-        raise ImportError("mer: this binding's mer_train_params / mer_analyze_params / mer_text_params do not "
+        raise ImportError("mer: this binding's mer_train_params / mer_analyze_params / mer_text_params / "
+                          "mer_*_state_params do not "
                           "match the loaded libmer.so (%s); update python/mer with mer.h" % lib._name)
 
 
@@ -245,6 +257,69 @@ _libc.free.restype = None
 def _check(status):
     if status != 0:
         raise MerError(lib.mer_status_str(status).decode(), (lib.mer_last_error() or b"").decode("utf-8", "replace"))
+
+
+_PROGRESS = C.CFUNCTYPE(None, C.c_int64, C.c_int64, C.c_void_p)   # mer_progress_fn
+_ABORT = C.CFUNCTYPE(C.c_bool, C.c_void_p)                          # mer_abort_fn
+
+
+class _TrainProgress(C.Structure):  # mer_train_progress
+    _fields_ = [("trial", C.c_int32), ("n_trials", C.c_int32), ("fold", C.c_int32), ("n_folds", C.c_int32),
+                ("epoch", C.c_int32), ("n_epochs", C.c_int32), ("train_loss", C.c_double),
+                ("heldout_waf", C.c_double), ("best_waf", C.c_double), ("done", C.c_int64), ("total", C.c_int64)]
+
+
+_TRAIN_PROGRESS = C.CFUNCTYPE(None, C.POINTER(_TrainProgress), C.c_void_p)  # mer_train_progress_fn
+
+
+class _Calls:
+    """Python callables as the progress and abort callbacks of a params struct: progress(done,
+    total) informs, abort() -> true stops the call (MerError MER_ERR_ABORTED). An exception
+    raised in either stops the call too and is raised again when the call returns (so Ctrl-C in a
+    callback interrupts a long call). Keeps the ctypes thunks alive as long as it lives."""
+
+    def __init__(self, progress=None, abort=None, train=False):
+        self.progress, self.abort, self.error = progress, abort, None
+        if progress:  # mer_train_params' progress gets the epoch's struct: its (done, total)
+            self._p = (_TRAIN_PROGRESS(lambda t, u: self._on_progress(t[0].done, t[0].total, u)) if train
+                       else _PROGRESS(self._on_progress))
+        else:
+            self._p = None
+        self._a = _ABORT(self._on_abort) if (progress or abort) else None
+
+    def _on_progress(self, done, total, _user):
+        if self.error is None:
+            try:
+                self.progress(done, total)
+            except BaseException as e:  # raised again after the call
+                self.error = e
+
+    def _on_abort(self, _user):
+        if self.error is None and self.abort:
+            try:
+                return bool(self.abort())
+            except BaseException as e:
+                self.error = e
+        return self.error is not None
+
+    def fill(self, p):
+        """Set p.progress / p.abort (their user data stay NULL: the thunks carry the state)."""
+        p.progress = C.cast(self._p, C.c_void_p).value if self._p else None
+        p.abort = C.cast(self._a, C.c_void_p).value if self._a else None
+        return p
+
+    def check(self, status):
+        """_check, but a callback's exception first."""
+        if self.error is not None:
+            e, self.error = self.error, None
+            raise e
+        _check(status)
+
+
+def _state_params(default, precision=0, n_threads=0, calls=None):
+    p = default()
+    p.precision, p.n_threads = precision, int(n_threads)
+    return calls.fill(p) if calls else p
 
 
 def _b(s):
@@ -366,13 +441,18 @@ class Checkpoint:
 
 
 class SpeechModel:
-    """A HuBERT / wav2vec 2.0 checkpoint directory (or ORG/NAME in the Hugging Face cache)."""
+    """A HuBERT / wav2vec 2.0 checkpoint directory (or ORG/NAME in the Hugging Face cache).
+    n_threads: threads of its calls (0: mer.set_threads' count); progress(done, total) after each
+    transformer layer; abort() polled before each layer, true stops the call (MerError
+    MER_ERR_ABORTED; the model stays usable)."""
 
-    def __init__(self, model):
+    def __init__(self, model, n_threads=0, progress=None, abort=None):
         self.dir = model_resolve(model)
         self._m, self._s = _VP(), _VP()
+        self._calls = _Calls(progress, abort)
         _check(lib.mer_speech_model_load(C.byref(self._m), _b(self.dir), None))
-        _check(lib.mer_speech_state_init(C.byref(self._s), self._m, None))
+        sp = _state_params(lib.mer_speech_state_default_params, 0, n_threads, self._calls)
+        _check(lib.mer_speech_state_init(C.byref(self._s), self._m, C.byref(sp)))
         cfg = json.load(open(os.path.join(self.dir, "config.json")))
         self.n_layers, self.hidden_size = cfg["num_hidden_layers"], cfg["hidden_size"]
         pp = os.path.join(self.dir, "preprocessor_config.json")
@@ -394,19 +474,22 @@ class SpeechModel:
         last = self.n_layers if last is None else last
         T = lib.mer_speech_frames(self._m, x.size)
         out = np.zeros((last - first + 1, T, self.hidden_size), np.float32)
-        _check(lib.mer_speech_encode(self._s, x, x.size, first, last, out))
+        self._calls.check(lib.mer_speech_encode(self._s, x, x.size, first, last, out))
         return out
 
 
 class VisualModel:
-    """A CLIP vision checkpoint directory (or ORG/NAME in the Hugging Face cache)."""
+    """A CLIP vision checkpoint directory (or ORG/NAME in the Hugging Face cache). n_threads,
+    progress(done, total) (images) and abort() (polled before each encoder layer) as SpeechModel."""
     EMBEDS, CLS, HIDDEN = 0, 1, 2
 
-    def __init__(self, model):
+    def __init__(self, model, n_threads=0, progress=None, abort=None):
         self.dir = model_resolve(model)
         self._m, self._s = _VP(), _VP()
+        self._calls = _Calls(progress, abort)
         _check(lib.mer_clip_model_load(C.byref(self._m), _b(self.dir), None))
-        _check(lib.mer_clip_state_init(C.byref(self._s), self._m, None))
+        sp = _state_params(lib.mer_clip_state_default_params, 0, n_threads, self._calls)
+        _check(lib.mer_clip_state_init(C.byref(self._s), self._m, C.byref(sp)))
 
     def __del__(self):
         if getattr(self, "_s", None):
@@ -419,7 +502,7 @@ class VisualModel:
         px = np.ascontiguousarray(pixels, dtype=np.float32)
         n = px.shape[0]
         out = np.zeros((n, lib.mer_clip_output_size(self._m, what)), np.float32)
-        _check(lib.mer_clip_forward(self._s, px, n, what, out))
+        self._calls.check(lib.mer_clip_forward(self._s, px, n, what, out))
         return out
 
     def encode_images(self, paths, what=EMBEDS):
@@ -429,7 +512,7 @@ class VisualModel:
             for i, p in enumerate(paths):
                 _check(lib.mer_image_load(_b(p), C.byref(imgs[i])))
             out = np.zeros((len(paths), lib.mer_clip_output_size(self._m, what)), np.float32)
-            _check(lib.mer_clip_encode_images(self._s, imgs, len(paths), what, out))
+            self._calls.check(lib.mer_clip_encode_images(self._s, imgs, len(paths), what, out))
             return out
         finally:
             for i in range(len(paths)):
@@ -439,21 +522,23 @@ class VisualModel:
 class TextModel:
     """A Hugging Face text encoder (bert / roberta / llama / qwen2 / baichuan, or an int8 one from
     `mer quantize`): a directory or ORG/NAME in the Hugging Face cache; the tokenizer files come
-    from the same place unless tokenizer= names another."""
+    from the same place unless tokenizer= names another. n_threads; progress(done, total) once
+    per transcript; abort() polled before each transformer layer (MerError MER_ERR_ABORTED)."""
     COMBINE = {"stack": 0, "sum": 1, "mean": 2}
     PRECISION = {"f32": 0, "bf16": 1, "int8": 2}
 
-    def __init__(self, model, tokenizer=None, precision="f32"):
+    def __init__(self, model, tokenizer=None, precision="f32", n_threads=0, progress=None, abort=None):
+        if precision not in self.PRECISION:
+            raise ValueError("precision must be one of %s" % sorted(self.PRECISION))
         self.dir = model_resolve(model)
         self.tokenizer_dir = model_resolve(tokenizer) if tokenizer else self.dir
         self._m, self._s, self._t = _VP(), _VP(), _VP()
-        _check(lib.mer_text_model_load(C.byref(self._m), _b(self.dir)))
+        self.precision, self.n_threads = precision, int(n_threads)
+        self._calls = _Calls(progress, abort)
+        _check(lib.mer_text_model_load(C.byref(self._m), _b(self.dir), None))
         _check(lib.mer_tokenizer_load(C.byref(self._t), _b(self.tokenizer_dir)))
-        _check(lib.mer_text_state_init(C.byref(self._s), self._m))
-        if precision not in self.PRECISION:
-            raise ValueError("precision must be one of %s" % sorted(self.PRECISION))
-        self.precision = precision
-        _check(lib.mer_text_state_set_precision(self._s, self.PRECISION[precision]))
+        sp = _state_params(lib.mer_text_state_default_params, self.PRECISION[precision], n_threads, self._calls)
+        _check(lib.mer_text_state_init(C.byref(self._s), self._m, C.byref(sp)))
         info = _TextInfo()
         lib.mer_text_model_info(self._m, C.byref(info))
         self.model_type = info.model_type.decode()
@@ -492,20 +577,27 @@ class TextModel:
         if pool is not None:
             p.pool_mean = 1 if pool == "mean" else 0
         p.precision = self.PRECISION[self.precision]
+        p.n_threads = self.n_threads
+        self._calls.fill(p)
         raw = text.encode("utf-8")
         out, nd, shape = C.POINTER(C.c_float)(), _I32(), (_I64 * 3)()
-        _check(lib.mer_text_extract(self._s, self._t, raw, len(raw), C.byref(p), C.byref(out), C.byref(nd), shape))
+        self._calls.check(lib.mer_text_extract(self._s, self._t, raw, len(raw), C.byref(p), C.byref(out),
+                                               C.byref(nd), shape))
         return _take_floats(out, nd, shape)
 
 
 def analyze(path, audio_model=None, faces_models=None, text=None, weights=None, fps=2.0, max_frames=300,
-            timeline=False, text_model=None, adapt=True, adapt_min=5):
+            timeline=False, text_model=None, adapt=True, adapt_min=5, n_threads=0, progress=None, abort=None):
     """`mer analyze --json` as a dict: the clip's speech (a run, a directory or ORG/NAME in the
     Hugging Face cache; default the bundled one), faces and transcript (the word lists, or a text
     run with text_model), each on the six MER2024 labels, and their fusion (docs/analyze.md).
     weights: {"audio": 1, "face": 1, "text": 0.5}. adapt: speaker adaptation over the 2 s speech
-    windows of a clip with at least adapt_min of them (--adapt auto|none)."""
+    windows of a clip with at least adapt_min of them (--adapt auto|none). n_threads, progress(done,
+    total) and abort() (MerError MER_ERR_ABORTED) as mer_analyze_params."""
     p = lib.mer_analyze_default_params()
+    calls = _Calls(progress, abort)
+    calls.fill(p)
+    p.n_threads = int(n_threads)
     keep = []
     if audio_model is not None:
         keep.append(_b(model_resolve(audio_model)))
@@ -524,7 +616,7 @@ def analyze(path, audio_model=None, faces_models=None, text=None, weights=None, 
     p.fps, p.max_frames, p.timeline = float(fps), int(max_frames), 1 if timeline else 0
     p.adapt, p.adapt_min = (0 if adapt else 1), int(adapt_min)
     a = _VP()
-    _check(lib.mer_analyze(_b(path), C.byref(p), C.byref(a)))
+    calls.check(lib.mer_analyze(_b(path), C.byref(p), C.byref(a)))
     try:
         j = _VP()
         _check(lib.mer_analysis_to_json(a, C.byref(j)))
@@ -565,7 +657,7 @@ def _dataset(classes, features, labels=None, names=None, groups=None, train_only
 
 
 def train(rundir, features, labels, classes=None, names=None, groups=None, test=None, test_names=None,
-          recipe=None, **params):
+          recipe=None, progress=None, abort=None, **params):
     """`mer train` on arrays: K-fold cross-validation of a fusion model written to rundir (the run
     directory `mer predict` and mer.Run read). features: {modality: (n, D) array, or a list of
     n (T, D) arrays}; labels: n class names (None: unlabeled); classes: their order (default
@@ -573,9 +665,11 @@ def train(rundir, features, labels, classes=None, names=None, groups=None, test=
     test.csv. params: the fields of mer_train_params (model, hidden, dropout, heads, layers,
     tokens, folds, epochs, batch, lr, l2, optimizer "adam"|"adamw", clip_value, clip_norm,
     label_smoothing, balanced_weights, select_last, seed, search, resume, checkpoint_every,
-    checkpoint_seconds, plots). Returns the metrics (mean over folds: waf, accuracy, macro_f1,
-    uar; confusion as a nested list)."""
+    checkpoint_seconds, plots, n_threads). progress(done, total) and abort() as mer_train_params
+    (abort: MerError MER_ERR_ABORTED, the run resumable). Returns the metrics (mean over folds:
+    waf, accuracy, macro_f1, uar; confusion as a nested list)."""
     p = lib.mer_train_default_params()
+    calls = _Calls(progress, abort, train=True)
     fields = {f for f, _ in _TrainParams._fields_} - {"recipe_json", "encoder", "progress", "progress_user_data",
                                                       "abort", "abort_user_data"}
     for k, v in params.items():
@@ -586,6 +680,7 @@ def train(rundir, features, labels, classes=None, names=None, groups=None, test=
         elif k == "optimizer":
             v = {"adam": 0, "adamw": 1}[v] if isinstance(v, str) else int(v)
         setattr(p, k, v)
+    calls.fill(p)
     if recipe is not None:
         rj = (recipe if isinstance(recipe, str) else json.dumps(recipe)).encode()
         p.recipe_json = rj
@@ -596,7 +691,7 @@ def train(rundir, features, labels, classes=None, names=None, groups=None, test=
         if test is not None:
             ts = _dataset(classes, test, None, test_names)
         m = _Metrics()
-        _check(lib.mer_train_run(C.byref(p), ds, ts, _b(rundir), C.byref(m)))
+        calls.check(lib.mer_train_run(ds, ts, C.byref(p), _b(rundir), C.byref(m)))
         k = m.n_classes
         return {"waf": m.waf, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "uar": m.uar, "n": m.n,
                 "classes": classes, "confusion": [[m.confusion[t * k + q] for q in range(k)] for t in range(k)]}
@@ -611,8 +706,8 @@ class Faces:
 
     def __init__(self, dir=None):
         self._m, self._s = _VP(), _VP()
-        _check(lib.mer_faces_load(C.byref(self._m), _b(dir) if dir else None))
-        _check(lib.mer_faces_state_init(C.byref(self._s)))
+        _check(lib.mer_faces_load(C.byref(self._m), _b(dir) if dir else None, None))
+        _check(lib.mer_faces_state_init(C.byref(self._s), None))
 
     def __del__(self):
         if getattr(self, "_s", None):

@@ -171,6 +171,53 @@ def text_extract_matches_cli():
 
 
 @test
+def callbacks_abort_progress_threads():
+    """progress and abort reach the C calls as ctypes callbacks; an abort stops an encode with
+    MER_ERR_ABORTED, an exception in a callback stops it and is raised, the model stays usable."""
+    hub, wav = "tests/fixtures/torch/hubert_base_legacy", mer.decode_audio("tests/fixtures/hubert/a2.wav")
+    ref = mer.SpeechModel(hub, n_threads=1).hidden_states(wav)
+    seen, polls, stop = [], [], {"at": -1}
+    sm = mer.SpeechModel(hub, n_threads=1, progress=lambda d, t: seen.append((d, t)),
+                         abort=lambda: polls.append(1) or len(polls) == stop["at"])
+    L = sm.n_layers
+    got = sm.hidden_states(wav)
+    assert np.array_equal(got, ref) and seen == [(i, L) for i in range(1, L + 1)] and len(polls) == L, seen
+    del polls[:], seen[:]
+    stop["at"] = 2
+    try:
+        sm.hidden_states(wav)
+        raise AssertionError("abort did not stop the encode")
+    except mer.MerError as e:
+        assert e.status == mer.lib.mer_status_str(-10).decode() == "aborted" and "stopped by the caller" in e.message, (e.status, e.message)
+    assert len(polls) == 2 and seen == [(1, L)], (polls, seen)
+    stop["at"] = -1
+    assert np.array_equal(sm.hidden_states(wav), ref)
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+    raises("a callback's exception was lost", lambda: mer.SpeechModel(hub, progress=interrupt).hidden_states(wav),
+           exc=KeyboardInterrupt)
+    # text: abort polled before each layer of the extraction
+    tpolls = []
+    tm = mer.TextModel("tests/fixtures/text/tiny_bert", n_threads=1, abort=lambda: tpolls.append(1) or len(tpolls) == 2)
+    raises("abort did not stop the text encoder", lambda: tm.extract("今天天气真好", preset="mertools"),
+           "stopped by the caller")
+    assert len(tpolls) == 2, tpolls
+    assert np.array_equal(tm.extract("今天天气真好", preset="mertools"),
+                          mer.TextModel("tests/fixtures/text/tiny_bert").extract("今天天气真好", preset="mertools"))
+    # train: progress per epoch (the struct's done/total), abort after an epoch
+    rng = np.random.default_rng(0)
+    X, labels = rng.standard_normal((20, 4)).astype(np.float32), ["a", "b"] * 10
+    epochs = []
+    raises("abort did not stop training", lambda: mer.train(os.path.join(TMP, "cb_run"), {"audio": X}, labels, folds=2,
+                                                             epochs=3, seed=1, n_threads=1, plots=0,
+                                                             progress=lambda d, t: epochs.append((d, t)),
+                                                             abort=lambda: len(epochs) >= 2),
+           "stopped by the caller")
+    assert epochs[:2] == [(1, 6), (2, 6)], epochs
+
+
+@test
 def analyze_matches_cli():
     import json
     clip = "data/emodb/flac/03a01Fa.flac"

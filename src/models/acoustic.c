@@ -320,7 +320,7 @@ static void delta_row(double *d, const double *x, int64_t R, int64_t u, int64_t 
     }
 }
 
-mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, int64_t n,
+mer_status mer_acoustic_melspec(const float *x, int64_t n, const mer_acoustic_params *p,
                                 float **out, int64_t *T) {
     if (!out || !T) return mer__err(MER_ERR_INVALID_ARG, "acoustic: NULL output");
     *out = NULL;
@@ -341,7 +341,7 @@ mer_status mer_acoustic_melspec(const mer_acoustic_params *p, const float *x, in
     return MER_OK;
 }
 
-mer_status mer_acoustic_mfcc(const mer_acoustic_params *p, const float *x, int64_t n,
+mer_status mer_acoustic_mfcc(const float *x, int64_t n, const mer_acoustic_params *p,
                              float **out, int64_t *T) {
     if (!out || !T) return mer__err(MER_ERR_INVALID_ARG, "acoustic: NULL output");
     *out = NULL;
@@ -847,7 +847,7 @@ void mer__acoustic_formants(const mer_acoustic_params *p, const double *frame, i
  * All frame LLDs
  * ========================================================================================== */
 
-mer_status mer_acoustic_frames(const mer_acoustic_params *p, const float *x, int64_t n,
+mer_status mer_acoustic_frames(const float *x, int64_t n, const mer_acoustic_params *p,
                                float **out, int64_t *T_out) {
     if (!out || !T_out) return mer__err(MER_ERR_INVALID_ARG, "acoustic: NULL output");
     *out = NULL;

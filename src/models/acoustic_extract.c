@@ -134,7 +134,7 @@ mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const c
     }
     float *fr = NULL;
     int64_t T = 0;
-    s = mer_acoustic_frames(&r->params, x, n, &fr, &T);
+    s = mer_acoustic_frames(x, n, &r->params, &fr, &T);
     free(x);
     if (s) {
         mer__err_prefix("%s", path);
@@ -153,7 +153,7 @@ mer_status mer_acoustic_extract_file_speed(const mer_acoustic_recipe *r, const c
         free(fr);
         return mer__err(MER_ERR_NOMEM, "acoustic: out of memory");
     }
-    s = mer_acoustic_functionals_from_frames(&r->params, fr, T, f);
+    s = mer_acoustic_functionals_from_frames(fr, T, &r->params, f);
     free(fr);
     if (s) {
         free(f);
@@ -225,7 +225,7 @@ mer_status mer_acoustic_extract_samples(const char *recipe_json, const float *x,
     if (s) return s;
     float *fr = NULL, *f = NULL;
     int64_t T = 0, D;
-    if ((s = mer_acoustic_frames(&r.params, x, n, &fr, &T))) goto done;
+    if ((s = mer_acoustic_frames(x, n, &r.params, &fr, &T))) goto done;
     if (!strcmp(r.pool, "none")) {
         f = fr;
         fr = NULL;
@@ -240,7 +240,7 @@ mer_status mer_acoustic_extract_samples(const char *recipe_json, const float *x,
             s = mer__err(MER_ERR_NOMEM, "acoustic: out of memory");
             goto done;
         }
-        if ((s = mer_acoustic_functionals_from_frames(&r.params, fr, T, f))) goto done;
+        if ((s = mer_acoustic_functionals_from_frames(fr, T, &r.params, f))) goto done;
         *ndim = 1;
         shape[0] = D;
     }

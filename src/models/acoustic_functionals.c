@@ -139,8 +139,8 @@ static void ext_functionals(const double *v, int64_t m, double mean, double std,
     }
 }
 
-mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
-                                                const float *frames, int64_t T, float *out) {
+mer_status mer_acoustic_functionals_from_frames(const float *frames,
+                                                int64_t T, const mer_acoustic_params *p, float *out) {
     mer_status s = mer__acoustic_check(p);
     if (s) return s;
     if (!frames || !out || T < 1)
@@ -276,13 +276,13 @@ mer_status mer_acoustic_functionals_from_frames(const mer_acoustic_params *p,
     return MER_OK;
 }
 
-mer_status mer_acoustic_functionals(const mer_acoustic_params *p, const float *x, int64_t n,
+mer_status mer_acoustic_functionals(const float *x, int64_t n, const mer_acoustic_params *p,
                                     float *out) {
     float *fr = NULL;
     int64_t T = 0;
-    mer_status s = mer_acoustic_frames(p, x, n, &fr, &T);
+    mer_status s = mer_acoustic_frames(x, n, p, &fr, &T);
     if (s) return s;
-    s = mer_acoustic_functionals_from_frames(p, fr, T, out);
+    s = mer_acoustic_functionals_from_frames(fr, T, p, out);
     free(fr);
     return s;
 }

@@ -184,6 +184,7 @@ mer_status mer__bert_forward(mer__text_scratch *s, const int32_t *ids, const uin
     if (first == 0) copy_state(out + (k++) * R * D, x, R, D);
     for (int32_t l = 0; l < last; l++) {
         const mer__text_layer *L = &m->layers[l];
+        if ((st = mer__text_layer_poll(s)) != MER_OK) return st;
         if ((st = mer__text_qkv(s, L, R, x, D, qkv, 3 * D)) != MER_OK) return st;
         mer__text_attention(s, qkv, 3 * D, D, 2 * D, ao, B, T, H, H, dh, 0, mask, NULL);
         /* x = LN(x + ao Wo^T + bo): the residual is the product's accumulator, the LayerNorm runs
@@ -194,6 +195,7 @@ mer_status mer__bert_forward(mer__text_scratch *s, const int32_t *ids, const uin
             (st = mer__text_linear(s, &L->ff2, R, f1, I, 1, x, D, 0, ln_done, &ln2)) != MER_OK)
             return st;
         if (l + 1 >= first) copy_state(out + (k++) * R * D, x, R, D);
+        mer__text_layer_done(s, l + 1, last);
     }
     return MER_OK;
 }

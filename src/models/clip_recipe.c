@@ -85,7 +85,9 @@ mer_status mer_clip_recipe_extract(const char *recipe_json, const char *media_pa
     mer_clip_state_params sp = mer_clip_state_default_params();
     sp.precision = (mer_precision)(pi < 0 ? 0 : pi);
     if (!s) s = mer_clip_model_load(&m, model, NULL);
-    if (!s && faces && !(s = mer_faces_load(&fm, fm_dir)) && !(s = mer_faces_state_init(&fst))) {
+    mer_faces_model_params fmp = mer_faces_model_default_params();
+    fmp.expressions = 0; /* the crops need the detector only */
+    if (!s && faces && !(s = mer_faces_load(&fm, fm_dir, &fmp)) && !(s = mer_faces_state_init(&fst, NULL))) {
         p.faces = fm;
         p.faces_state = fst;
     }

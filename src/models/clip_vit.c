@@ -944,8 +944,7 @@ static mer_status stream_frame(const mer_image *img, void *user) {
     mer_image crop = {0};
     const mer_image *use = img;
     if (p->faces) { /* the crop of its best face (the detector's first); none: the frame is skipped */
-        mer_faces_params fp;
-        mer_faces_default_params(&fp);
+        mer_faces_params fp = mer_faces_default_params();
         fp.expressions = 0;
         mer_face *faces = NULL;
         int32_t nf = 0;

@@ -61,11 +61,27 @@ const char *mer_face_expression_name(int32_t i) {
     return i >= 0 && i < MER_FACE_EXPRESSIONS ? expression_names[i] : "?";
 }
 
-void mer_faces_default_params(mer_faces_params *p) {
-    p->input_size = 416;
-    p->min_score = 0.5f;
-    p->iou_threshold = 0.4f;
-    p->expressions = 1;
+mer_faces_params mer_faces_default_params(void) {
+    mer_faces_params p;
+    memset(&p, 0, sizeof p);
+    p.input_size = 416;
+    p.min_score = 0.5f;
+    p.iou_threshold = 0.4f;
+    p.expressions = 1;
+    return p;
+}
+
+mer_faces_model_params mer_faces_model_default_params(void) {
+    mer_faces_model_params p;
+    memset(&p, 0, sizeof p);
+    p.expressions = 1;
+    return p;
+}
+
+mer_faces_state_params mer_faces_state_default_params(void) {
+    mer_faces_state_params p;
+    memset(&p, 0, sizeof p);
+    return p;
 }
 
 static mer_status get_w(const mer_tfjs *w, const char *name, int32_t ndim, int64_t a, int64_t b,
@@ -102,6 +118,7 @@ static mer_status bind_weights(mer_faces *m) {
     if ((st = get_w(w, "conv8/filters", 4, 1, 1, 512, 25, &m->conv8_w)) != MER_OK) return st;
     if ((st = get_w(w, "conv8/bias", 1, 25, 0, 0, 0, &m->conv8_b)) != MER_OK) return st;
 
+    if (!m->exp_w) return MER_OK; /* the detector only */
     w = m->exp_w;
     if ((st = get_w(w, "dense0/conv0/filters", 4, 3, 3, 3, 32, &m->d0_w)) != MER_OK) return st;
     if ((st = get_w(w, "dense0/conv0/bias", 1, 32, 0, 0, 0, &m->d0_b)) != MER_OK) return st;
@@ -118,9 +135,10 @@ static mer_status bind_weights(mer_faces *m) {
     return get_w(w, "fc/bias", 1, 7, 0, 0, 0, &m->fc_b);
 }
 
-mer_status mer_faces_load(mer_faces **out, const char *dir) {
+mer_status mer_faces_load(mer_faces **out, const char *dir, const mer_faces_model_params *p) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "mer_faces_load: NULL argument");
     *out = NULL;
+    const mer_faces_model_params par = p ? *p : mer_faces_model_default_params();
     if (!dir) dir = getenv("MER_FACE_MODELS");
     char *bundled = NULL; /* the installed or source-tree copy, never the working directory */
     if (!dir || !dir[0]) {
@@ -143,7 +161,7 @@ mer_status mer_faces_load(mer_faces **out, const char *dir) {
     mer_status st;
     snprintf(path, n, "%s/%s", dir, DET_MANIFEST);
     st = mer_tfjs_load(&m->det_w, path);
-    if (st == MER_OK) {
+    if (st == MER_OK && par.expressions) {
         snprintf(path, n, "%s/%s", dir, EXP_MANIFEST);
         st = mer_tfjs_load(&m->exp_w, path);
     }
@@ -172,12 +190,15 @@ void mer_faces_free(mer_faces *m) {
 struct mer_faces_state {
     float *buf;
     size_t cap;   /* floats */
+    mer_faces_state_params par;
 };
 
-mer_status mer_faces_state_init(mer_faces_state **out) {
+mer_status mer_faces_state_init(mer_faces_state **out, const mer_faces_state_params *p) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "mer_faces_state_init: NULL argument");
     *out = calloc(1, sizeof **out);
-    return *out ? MER_OK : mer__err(MER_ERR_NOMEM, "out of memory");
+    if (!*out) return mer__err(MER_ERR_NOMEM, "out of memory");
+    (*out)->par = p ? *p : mer_faces_state_default_params();
+    return MER_OK;
 }
 
 void mer_faces_state_free(mer_faces_state *s) {
@@ -381,9 +402,7 @@ mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st_in, const me
     *n = 0;
     mer_status rc = check_image(img, "image");
     if (rc != MER_OK) return rc;
-    mer_faces_params p;
-    if (p_in) p = *p_in;
-    else mer_faces_default_params(&p);
+    const mer_faces_params p = p_in ? *p_in : mer_faces_default_params();
     if (p.input_size < 32 || p.input_size > 4096 || p.input_size % 32)
         return mer__err(MER_ERR_INVALID_ARG, "faces: input size %d is not a multiple of 32 in "
                         "[32, 4096]", p.input_size);
@@ -393,8 +412,13 @@ mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st_in, const me
     if (!(p.iou_threshold >= 0.0f && p.iou_threshold <= 1.0f))
         return mer__err(MER_ERR_INVALID_ARG, "faces: IoU threshold %g is not in [0, 1]",
                         (double)p.iou_threshold);
+    if (p.expressions && !m->exp_w)
+        return mer__err(MER_ERR_INVALID_ARG, "faces: expressions asked for, but the expression net was not "
+                        "loaded (mer_faces_model_params.expressions = 0)");
     mer_faces_state *st = st_in;
-    if (!st && (rc = mer_faces_state_init(&st)) != MER_OK) return rc;
+    if (!st && (rc = mer_faces_state_init(&st, NULL)) != MER_OK) return rc;
+    const mer_faces_state_params *sp = &st->par;
+    const int threads = mer__threads_use(sp->n_threads);
 
     const float *out = NULL;
     int64_t cells = 0;
@@ -402,6 +426,7 @@ mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st_in, const me
     int64_t nc = 0;
     mer_face *res = NULL;
     int32_t nres = 0;
+    if ((rc = mer__abort_check(sp->abort, sp->abort_user_data, "faces")) != MER_OK) goto done;
     rc = detector_forward(m, st, img, p.input_size, &out, &cells);
     if (rc != MER_OK) goto done;
 
@@ -463,23 +488,27 @@ mer_status mer_faces_detect(const mer_faces *m, mer_faces_state *st_in, const me
 
     if (p.expressions) {
         for (int32_t i = 0; i < nres; i++) {
+            if ((rc = mer__abort_check(sp->abort, sp->abort_user_data, "faces")) != MER_OK) goto done;
             mer_image crop = {0};
             mer_status cs = mer_faces_crop(img, &res[i], &crop);
-            if (cs == MER_ERR_NOT_FOUND) continue; /* empty after clipping: no expression */
-            if (cs != MER_OK) {
+            if (cs != MER_OK && cs != MER_ERR_NOT_FOUND) {
                 rc = cs;
                 goto done;
             }
-            rc = mer_faces_expression(m, st, &crop, res[i].expressions);
-            mer_image_free(&crop);
-            if (rc != MER_OK) goto done;
-            int32_t best = 0;
-            for (int32_t k = 1; k < MER_FACE_EXPRESSIONS; k++)
-                if (res[i].expressions[k] > res[i].expressions[best]) best = k;
-            res[i].expression = best;
+            if (cs == MER_OK) { /* NOT_FOUND: empty after clipping, no expression */
+                rc = mer_faces_expression(m, st, &crop, res[i].expressions);
+                mer_image_free(&crop);
+                if (rc != MER_OK) goto done;
+                int32_t best = 0;
+                for (int32_t k = 1; k < MER_FACE_EXPRESSIONS; k++)
+                    if (res[i].expressions[k] > res[i].expressions[best]) best = k;
+                res[i].expression = best;
+            }
+            if (sp->progress) sp->progress(i + 1, nres, sp->progress_user_data);
         }
     }
 done:
+    mer__threads_use(threads);
     free(c);
     if (!st_in) mer_faces_state_free(st);
     if (rc != MER_OK) {
@@ -566,13 +595,27 @@ static void dense_block(const mer_faces *m, int bi, const float *x, int64_t h, i
     }
 }
 
-mer_status mer_faces_expression(const mer_faces *m, mer_faces_state *st_in, const mer_image *crop,
+static mer_status expression(const mer_faces *m, mer_faces_state *st_in, const mer_image *crop,
+                             float probs[MER_FACE_EXPRESSIONS]);
+
+mer_status mer_faces_expression(const mer_faces *m, mer_faces_state *st, const mer_image *crop,
                                 float probs[MER_FACE_EXPRESSIONS]) {
     if (!m || !probs) return mer__err(MER_ERR_INVALID_ARG, "mer_faces_expression: NULL argument");
+    const int threads = mer__threads_use(st ? st->par.n_threads : 0);
+    mer_status rc = expression(m, st, crop, probs);
+    mer__threads_use(threads);
+    return rc;
+}
+
+static mer_status expression(const mer_faces *m, mer_faces_state *st_in, const mer_image *crop,
+                             float probs[MER_FACE_EXPRESSIONS]) {
     mer_status rc = check_image(crop, "face crop");
     if (rc != MER_OK) return rc;
+    if (!m->exp_w)
+        return mer__err(MER_ERR_INVALID_ARG, "faces: the expression net was not loaded "
+                        "(mer_faces_model_params.expressions = 0)");
     mer_faces_state *st = st_in;
-    if (!st && (rc = mer_faces_state_init(&st)) != MER_OK) return rc;
+    if (!st && (rc = mer_faces_state_init(&st, NULL)) != MER_OK) return rc;
 
     /* buffers: input 112^2 x 3, then per block 6 buffers of at most 56^2 x 32 floats, and the
      * block output ping-pongs between two regions */

@@ -324,6 +324,7 @@ mer_status mer__llama_forward(mer__text_scratch *s, const int32_t *ids, const ui
     if (first == 0) memcpy(out + (k++) * R * D, x, (size_t)(R * D) * sizeof(float));
     for (int32_t l = 0; l < last; l++) {
         const mer__text_layer *L = &m->layers[l];
+        if ((st = mer__text_layer_poll(s)) != MER_OK) return st;
         rms_norm(h, x, L->ln1_w, R, D, m->eps);
         if ((st = mer__text_qkv(s, L, R, h, D, qkv, LD)) != MER_OK) return st;
         rope_job rj = {qkv, LD, T, H, KVH, dh, D, c->alibi ? NULL : m->inv_freq, m->rope_factor,
@@ -343,6 +344,7 @@ mer_status mer__llama_forward(mer__text_scratch *s, const int32_t *ids, const ui
             if (l + 1 == c->n_layers) rms_norm(o, x, m->norm_w, R, D, m->eps);
             else memcpy(o, x, (size_t)(R * D) * sizeof(float));
         }
+        mer__text_layer_done(s, l + 1, last);
     }
     return MER_OK;
 }

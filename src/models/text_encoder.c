@@ -362,9 +362,30 @@ void mer_text_model_info(const mer_text_model *m, mer_text_info *info) {
     if (m && info) *info = m->info;
 }
 
-mer_status mer_text_model_load(mer_text_model **out, const char *dir) {
+static mer_status model_load(mer_text_model **out, const char *dir);
+static mer_status ensure_precision(const mer_text_model *cm, mer_precision p);
+
+mer_text_model_params mer_text_model_default_params(void) {
+    mer_text_model_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_text_model_load(mer_text_model **out, const char *dir, const mer_text_model_params *p) {
     if (!out || !dir) return mer__err(MER_ERR_INVALID_ARG, "mer_text_model_load: NULL argument");
     *out = NULL;
+    const mer_text_model_params par = p ? *p : mer_text_model_default_params();
+    mer_status s = mer__precision_check(par.precision, "text encoder");
+    if (s || (s = model_load(out, dir))) return s;
+    if ((s = ensure_precision(*out, par.precision))) {
+        mer_text_model_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static mer_status model_load(mer_text_model **out, const char *dir) {
     mer_text_model *m = mer__calloc(1, sizeof *m);
     if (!m) return MER_ERR_NOMEM;
     pthread_mutex_init(&m->mu, NULL);
@@ -534,13 +555,55 @@ mer_status mer__text_reserve(mer__text_scratch *s, int64_t B, int64_t T) {
     return MER_OK;
 }
 
-mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m) {
+/* The packed copies of precision p exist on the model (made once: a guarded lazy cache). */
+static mer_status ensure_precision(const mer_text_model *cm, mer_precision p) {
+    mer_status st = mer__precision_check(p, "text encoder");
+    if (st || p == MER_PRECISION_F32) return st;
+    mer_text_model *m = (mer_text_model *)cm;
+    pthread_mutex_lock(&m->mu);
+    st = make_packed(m, p == MER_PRECISION_INT8);
+    pthread_mutex_unlock(&m->mu);
+    return st;
+}
+
+mer_text_state_params mer_text_state_default_params(void) {
+    mer_text_state_params p;
+    memset(&p, 0, sizeof p);
+    p.precision = MER_PRECISION_F32;
+    return p;
+}
+
+mer_status mer_text_state_init(mer_text_state **out, const mer_text_model *m, const mer_text_state_params *p) {
     if (!out || !m) return mer__err(MER_ERR_INVALID_ARG, "mer_text_state_init: NULL argument");
-    *out = mer__calloc(1, sizeof **out);
-    if (!*out) return MER_ERR_NOMEM;
-    (*out)->sc.m = m;
-    (*out)->sc.precision = MER_PRECISION_F32;
+    *out = NULL;
+    const mer_text_state_params par = p ? *p : mer_text_state_default_params();
+    mer_status st = ensure_precision(m, par.precision);
+    if (st) return st;
+    mer_text_state *s = mer__calloc(1, sizeof *s);
+    if (!s) return MER_ERR_NOMEM;
+    s->sc.m = m;
+    s->sc.precision = par.precision;
+    s->par = par;
+    *out = s;
     return MER_OK;
+}
+
+mer_status mer__text_layer_poll(const mer__text_scratch *s) {
+    return mer__abort_check(s->abort, s->abort_user_data, "text encoder");
+}
+
+void mer__text_layer_done(const mer__text_scratch *s, int32_t done, int32_t last) {
+    if (s->progress) s->progress(done, last, s->progress_user_data);
+}
+
+/* The callbacks of the call starting now: the state's (encode) or an extract params' abort,
+ * whose progress counts sequences instead of layers. */
+static void calls_set(mer__text_scratch *s, mer_progress_fn progress, void *progress_user_data,
+                      mer_abort_fn abort_fn, void *abort_user_data) {
+    s->progress = progress;
+    s->progress_user_data = progress_user_data;
+    s->abort = abort_fn;
+    s->abort_user_data = abort_user_data;
 }
 
 void mer_text_state_free(mer_text_state *s) {
@@ -551,24 +614,30 @@ void mer_text_state_free(mer_text_state *s) {
 
 mer_status mer_text_state_set_precision(mer_text_state *s, mer_precision p) {
     if (!s) return mer__err(MER_ERR_INVALID_ARG, "mer_text_state_set_precision: NULL state");
-    if (p != MER_PRECISION_F32 && p != MER_PRECISION_BF16 && p != MER_PRECISION_INT8)
-        return mer__err(MER_ERR_INVALID_ARG, "text encoder: unknown precision %d (expected F32, BF16 or INT8)", (int)p);
-    if (p != MER_PRECISION_F32) {
-        mer_text_model *m = (mer_text_model *)s->sc.m; /* the copies are a guarded lazy cache */
-        pthread_mutex_lock(&m->mu);
-        mer_status st = make_packed(m, p == MER_PRECISION_INT8);
-        pthread_mutex_unlock(&m->mu);
-        if (st != MER_OK) return st;
-    }
-    s->sc.precision = p;
+    mer_status st = ensure_precision(s->sc.m, p);
+    if (st) return st;
+    s->par.precision = p;
     return MER_OK;
 }
 
 /* ---- encode ------------------------------------------------------------------------------- */
 
+static mer_status encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B, int32_t T,
+                         int32_t layer_first, int32_t layer_last, float *out);
+
 mer_status mer_text_encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B,
                            int32_t T, int32_t layer_first, int32_t layer_last, float *out) {
     if (!s || !ids || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_text_encode: NULL argument");
+    s->sc.precision = s->par.precision;
+    calls_set(&s->sc, s->par.progress, s->par.progress_user_data, s->par.abort, s->par.abort_user_data);
+    const int threads = mer__threads_use(s->par.n_threads);
+    mer_status st = encode(s, ids, mask, B, T, layer_first, layer_last, out);
+    mer__threads_use(threads);
+    return st;
+}
+
+static mer_status encode(mer_text_state *s, const int32_t *ids, const uint8_t *mask, int32_t B, int32_t T,
+                         int32_t layer_first, int32_t layer_last, float *out) {
     const mer_text_info *c = &s->sc.m->info;
     if (B < 1 || T < 1) return mer__err(MER_ERR_SHAPE, "text encoder: empty batch (%d x %d tokens)", B, T);
     if (layer_first < 0 || layer_first > layer_last || layer_last > c->n_layers)
@@ -633,7 +702,7 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
     }
     if (first < 0 || first > last || last > L)
         return mer__err(MER_ERR_INVALID_ARG, "text features: hidden states %d..%d out of 0..%lld", first, last, (long long)L);
-    mer_status st = mer_text_state_set_precision(s, p->precision);
+    mer_status st = ensure_precision(s->sc.m, p->precision);
     if (st != MER_OK) return st;
     const int64_t K = last - first + 1;
     int64_t lead = p->skip_lead > 0 ? p->skip_lead : 0, trail = p->skip_trail > 0 ? p->skip_trail : 0;
@@ -671,12 +740,13 @@ mer_status mer_text_extract_ids(mer_text_state *s, const int32_t *ids, int64_t n
         free(cut);
         return MER_ERR_NOMEM;
     }
-    st = mer__abort_check(p->abort, p->abort_user_data, "text encoder");
-    if (!st) {
-        const int threads = mer__threads_use(p->n_threads);
-        st = mer_text_encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
-        mer__threads_use(threads);
-    }
+    /* this call's precision, threads and abort (polled per layer) reach the forward; its
+     * progress counts sequences */
+    s->sc.precision = p->precision;
+    calls_set(&s->sc, NULL, NULL, p->abort, p->abort_user_data);
+    const int threads = mer__threads_use(p->n_threads);
+    st = encode(s, use, NULL, 1, (int32_t)m, first, last, hs);
+    mer__threads_use(threads);
     free(cut);
     if (st != MER_OK) {
         free(hs);
@@ -844,8 +914,8 @@ mer_status mer_text_recipe_extract(const char *recipe_json, const char *text, fl
     p.skip_lead = (int32_t)sl;
     p.skip_trail = (int32_t)stl;
     p.precision = !strcmp(prec, "bf16") ? MER_PRECISION_BF16 : !strcmp(prec, "int8") ? MER_PRECISION_INT8 : MER_PRECISION_F32;
-    if ((s = mer_text_model_load(&m, md)) != MER_OK || (s = mer_tokenizer_load(&tok, td)) != MER_OK ||
-        (s = mer_text_state_init(&st, m)) != MER_OK)
+    if ((s = mer_text_model_load(&m, md, NULL)) != MER_OK || (s = mer_tokenizer_load(&tok, td)) != MER_OK ||
+        (s = mer_text_state_init(&st, m, NULL)) != MER_OK)
         goto done;
     s = mer_text_extract(st, tok, text, strlen(text), &p, out, ndim, shape);
 done:
@@ -886,48 +956,31 @@ static int is_matrix_to_quantize(const mer_safetensors_entry *e, int32_t block) 
     return n > 7 && !strcmp(e->name + n - 7, ".weight");
 }
 
-static mer_status write_all(int fd, const void *p, size_t n, const char *path) {
-    const uint8_t *b = p;
-    while (n) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return mer__err(MER_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return MER_OK;
+/* Copy dir/name to out_dir/name atomically when it exists (the tokenizer and config files). */
+static mer_status copy_small_file(const char *dir, const char *out_dir, const char *name) {
+    char src[1200], dst[1200];
+    snprintf(src, sizeof src, "%s/%s", dir, name);
+    snprintf(dst, sizeof dst, "%s/%s", out_dir, name);
+    if (!mer__file_exists(src)) return MER_OK; /* optional files */
+    char *data = NULL;
+    size_t n = 0;
+    mer_status s = mer__read_file(src, &data, &n);
+    if (s == MER_OK) s = mer__write_file_atomic(dst, data, n);
+    free(data);
+    return s;
 }
 
-static mer_status copy_small_file(const char *src, const char *dst) {
-    FILE *f = fopen(src, "rb");
-    if (!f) return MER_OK; /* optional files */
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
-    FILE *g = fopen(tmp, "wb");
-    if (!g) {
-        fclose(f);
-        return mer__err(MER_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    char buf[65536];
-    size_t r;
-    int bad = 0;
-    while ((r = fread(buf, 1, sizeof buf, f)) > 0)
-        if (fwrite(buf, 1, r, g) != r) bad = 1;
-    bad |= ferror(f);
-    fclose(f);
-    bad |= fclose(g) != 0;
-    if (bad || rename(tmp, dst) != 0) {
-        unlink(tmp);
-        return mer__err(MER_ERR_IO, "%s: cannot copy to %s", src, dst);
-    }
-    return MER_OK;
+mer_text_quantize_params mer_text_quantize_default_params(void) {
+    mer_text_quantize_params p;
+    memset(&p, 0, sizeof p);
+    p.block = 32;
+    return p;
 }
 
-mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block,
-                             mer_progress_fn progress, void *user_data) {
+mer_status mer_text_quantize(const char *dir, const char *out_dir, const mer_text_quantize_params *p) {
     if (!dir || !out_dir) return mer__err(MER_ERR_INVALID_ARG, "mer_text_quantize: NULL argument");
+    const mer_text_quantize_params par = p ? *p : mer_text_quantize_default_params();
+    const int32_t block = par.block;
     if (block != -1 && block != 32)
         return mer__err(MER_ERR_INVALID_ARG, "quantize: block must be 32 or -1 (per row), got %d", block);
     struct stat sa, sb;
@@ -935,7 +988,7 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
         return mer__err(MER_ERR_INVALID_ARG, "quantize: --out %s is the input checkpoint", out_dir);
     /* load first: a checkpoint mer cannot run is refused before anything is written */
     mer_text_model *m = NULL;
-    mer_status s = mer_text_model_load(&m, dir);
+    mer_status s = mer_text_model_load(&m, dir, NULL);
     if (s != MER_OK) return s;
     if (m->info.quantized) {
         mer_text_model_free(m);
@@ -969,8 +1022,8 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
         len += (size_t)snprintf(hdr + len, cap - len, __VA_ARGS__);                                \
     } while (0)
     int64_t pos = 0;
-    char tmp[1200], final[1200];
-    int fd = -1;
+    char final[1200];
+    mer__afile af = {.fd = -1};
     float *row = NULL, *sc = NULL;
     int8_t *qrow = NULL;
     HAPPEND("{\"__metadata__\":{\"format\":\"mer-int8\",\"mer.quant\":\"%s\"}", block > 0 ? "q8_block32" : "q8_row");
@@ -1010,14 +1063,9 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
     HAPPEND("}");
     while (len % 8) HAPPEND(" ");
     snprintf(final, sizeof final, "%s/model.safetensors", out_dir);
-    snprintf(tmp, sizeof tmp, "%s/.model.safetensors.tmp", out_dir);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        s = mer__err(MER_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        goto done;
-    }
+    if ((s = mer__afile_open(&af, final)) != MER_OK) goto done;
     uint64_t hl = len;
-    if ((s = write_all(fd, &hl, 8, tmp)) != MER_OK || (s = write_all(fd, hdr, len, tmp)) != MER_OK) goto done;
+    if ((s = mer__afile_write(&af, &hl, 8)) != MER_OK || (s = mer__afile_write(&af, hdr, len)) != MER_OK) goto done;
     int64_t maxc = 1;
     for (int64_t i = 0; i < n; i++) {
         mer_safetensors_entry e;
@@ -1039,6 +1087,7 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
             int q = is_matrix_to_quantize(&e, block);
             if (e.dtype != MER_DTYPE_F32 && e.dtype != MER_DTYPE_F16 && e.dtype != MER_DTYPE_BF16) continue;
             if ((pass == 0) == (q != 0)) continue;
+            if ((s = mer__abort_check(par.abort, par.abort_user_data, "quantize"))) goto done;
             const int64_t cols = e.ndim >= 1 ? e.shape[e.ndim - 1] : 1;
             int64_t rows = 1;
             for (int d = 0; d + 1 < e.ndim; d++) rows *= e.shape[d];
@@ -1048,7 +1097,7 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
                 const uint8_t *src = (const uint8_t *)e.data + (size_t)(r * cols) * es;
                 if ((s = mer_convert_to_f32(row, src, e.dtype, cols)) != MER_OK) goto done;
                 if (pass == 0) {
-                    if ((s = write_all(fd, row, (size_t)cols * 4, tmp)) != MER_OK) goto done;
+                    if ((s = mer__afile_write(&af, row, (size_t)cols * 4)) != MER_OK) goto done;
                     continue;
                 }
                 quantize_row(qrow, sc, row, cols, block, 1);
@@ -1057,45 +1106,29 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, int32_t block
                     for (int64_t k = 0; k < nsc; k += 4096) {
                         int64_t c = nsc - k < 4096 ? nsc - k : 4096;
                         for (int64_t u = 0; u < c; u++) h[u] = mer__f32_to_f16(sc[k + u]);
-                        if ((s = write_all(fd, h, (size_t)c * 2, tmp)) != MER_OK) goto done;
+                        if ((s = mer__afile_write(&af, h, (size_t)c * 2)) != MER_OK) goto done;
                     }
-                } else if ((s = write_all(fd, qrow, (size_t)cols, tmp)) != MER_OK) {
+                } else if ((s = mer__afile_write(&af, qrow, (size_t)cols)) != MER_OK) {
                     goto done;
                 }
             }
             if (pass != 1) {
                 done_t++;
-                if (progress) progress(done_t, n, user_data);
+                if (par.progress) par.progress(done_t, n, par.progress_user_data);
             }
         }
-    if (fsync(fd) != 0) {
-        s = mer__err(MER_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
-        goto done;
-    }
-    close(fd);
-    fd = -1;
-    if (rename(tmp, final) != 0) {
-        s = mer__err(MER_ERR_IO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
-        goto done;
-    }
+    if ((s = mer__afile_commit(&af)) != MER_OK) goto done;
     {
         static const char *files[] = {"config.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                                       "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json",
                                       "generation_config.json", "modeling_baichuan.py", "configuration_baichuan.py",
                                       "tokenization_baichuan.py", "added_tokens.json"};
-        for (size_t k = 0; k < sizeof files / sizeof *files && s == MER_OK; k++) {
-            char a[1200], b[1200];
-            snprintf(a, sizeof a, "%s/%s", dir, files[k]);
-            snprintf(b, sizeof b, "%s/%s", out_dir, files[k]);
-            s = copy_small_file(a, b);
-        }
+        for (size_t k = 0; k < sizeof files / sizeof *files && s == MER_OK; k++)
+            s = copy_small_file(dir, out_dir, files[k]);
     }
 done:
 #undef HAPPEND
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
+    mer__afile_abort(&af);
     free(row);
     free(sc);
     free(qrow);

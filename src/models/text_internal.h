@@ -86,11 +86,22 @@ typedef struct {
     int64_t cap_rows, cap_t, cap_threads, cap_tile;
     float *x, *h, *qkv, *ao, *f1, *f3, *scores, *tile;
     int32_t *pos;
+    /* the callbacks of the call running now: per layer (encode) or only abort (extract) */
+    mer_progress_fn progress;
+    void *progress_user_data;
+    mer_abort_fn abort;
+    void *abort_user_data;
 } mer__text_scratch;
 
 struct mer_text_state {
     mer__text_scratch sc;
+    mer_text_state_params par;
 };
+
+/* Before layer l of `last`: MER_ERR_ABORTED when the call's abort says stop. After it
+ * (done = l + 1): the call's progress. The forwards call these between layers. */
+mer_status mer__text_layer_poll(const mer__text_scratch *s);
+void mer__text_layer_done(const mer__text_scratch *s, int32_t done, int32_t last);
 
 /* C (M, N) (+)= A (M, K) @ W^T through the state's precision. */
 mer_status mer__text_gemm(mer__text_scratch *s, const mer__tw *w, int64_t M, const float *A,

@@ -337,9 +337,9 @@ static mer_status run_faces(mer_analysis *A, const mer_analyze_params *p) {
     mer_faces_state *st = NULL;
     mer_image *frames = NULL;
     int32_t nf = 0;
-    mer_status s = mer_faces_load(&fm, p->faces_models);
+    mer_status s = mer_faces_load(&fm, p->faces_models, NULL);
     if (s) goto done; /* names the directory */
-    if ((s = mer_faces_state_init(&st))) goto done;
+    if ((s = mer_faces_state_init(&st, NULL))) goto done;
     /* frames are held in memory at native size: long videos get a lower rate, not a cut */
     double f = p->fps;
     if (A->duration > 0 && A->duration * f > (double)p->max_frames) f = (double)p->max_frames / A->duration;

@@ -393,14 +393,14 @@ static mer_status demo_run(const mer_demo_params *p, mer_demo_result **out) {
     const double tl = mer__now();
     lp.norm = MER_NORM_GROUP;
     lp.title = "EmoDB leave-one-speaker-out (speaker-normalised)";
-    if ((s = mer_loso_run(&tp, &lp, ds, r->report_dir, NULL, &r->loso))) goto done;
+    if ((s = mer_loso_run(ds, &tp, &lp, r->report_dir, NULL, &r->loso))) goto done;
     r->eval_seconds = mer__now() - tl;
     stage_done(p, MER_DEMO_LOSO, r);
     if (p->single_clip) {
         snprintf(path, sizeof path, "%s/single-clip", r->report_dir);
         lp.norm = MER_NORM_GROUP_SINGLE;
         lp.title = "EmoDB leave-one-speaker-out (single clip, training-set statistics)";
-        if ((s = mer_loso_run(&tp, &lp, ds, path, NULL, &r->single))) goto done;
+        if ((s = mer_loso_run(ds, &tp, &lp, path, NULL, &r->single))) goto done;
         r->has_single = 1;
         r->eval_seconds = mer__now() - tl;
         stage_done(p, MER_DEMO_SINGLE, r);
@@ -433,7 +433,7 @@ static mer_status demo_run(const mer_demo_params *p, mer_demo_result **out) {
     fp.recipe_json = full_recipe;
     fp.plots = 1;
     const double tm = mer__now();
-    if ((s = mer_train_run(&fp, dsg, NULL, r->model_dir, NULL))) goto done;
+    if ((s = mer_train_run(dsg, NULL, &fp, r->model_dir, NULL))) goto done;
     r->model_seconds = mer__now() - tm;
     stage_done(p, MER_DEMO_MODEL, r);
 

@@ -159,13 +159,13 @@ static mer_status vote_run(const mer_vote_params *p, mer_vote_result **out) {
         }
         /* the target is estimated on the mean of the uncorrected posteriors */
         if (s == MER_OK)
-            s = mer_vote_combine(res->probs, (const float *const *)probs, R, n, c, MER_VOTE_MEAN);
+            s = mer_vote_combine((const float *const *)probs, R, n, c, MER_VOTE_MEAN, res->probs);
         if (s == MER_OK)
-            s = mer_prior_target(&res->prior, p->prior, p->prior_csv, cls, c, res->probs, n, mean_tr);
+            s = mer_prior_target(p->prior, p->prior_csv, cls, c, res->probs, n, mean_tr, &res->prior);
         for (int32_t r = 0; s == MER_OK && r < R; r++)
             s = mer_prior_correct(probs[r], n, c, tr + r * MER_MAX_CLASSES, res->prior.target);
     }
-    if (s == MER_OK) s = mer_vote_combine(res->probs, (const float *const *)probs, R, n, c, p->mode);
+    if (s == MER_OK) s = mer_vote_combine((const float *const *)probs, R, n, c, p->mode, res->probs);
     if (s == MER_OK && p->out) s = mer_write_predictions(p->out, ds, res->probs, cls, c, p->mer2024);
     if (s == MER_OK) s = copy_names(ds, &res->names);
     if (s == MER_OK) {

@@ -284,7 +284,7 @@ static mer_status finetune_run(const mer_finetune_params *p, const char *rundir,
     snprintf(tp.model, sizeof tp.model, "speech");
     tp.encoder = spec;
     tp.resume = 1; /* the directory is ours: made above, or continued on request */
-    s = mer_train_run(&tp, ds, NULL, rundir, out);
+    s = mer_train_run(ds, NULL, &tp, rundir, out);
 done:
     mer_dataset_free(ds);
     mer_csv_free(csv);
@@ -578,7 +578,7 @@ static mer_status probe_run(const mer_probe_params *p, const char *outdir, mer_p
             snprintf(tp.model, sizeof tp.model, "%s", names[k]);
             snprintf(dir, sizeof dir, "%s/%s-layer-%02d", run, names[k], (int)l);
             mer_metrics m;
-            s = mer_train_run(&tp, ds, NULL, dir, &m);
+            s = mer_train_run(ds, NULL, &tp, dir, &m);
             res->waf[k][l] = m.waf;
             res->accuracy[k][l] = m.accuracy;
             res->uar[k][l] = m.uar;

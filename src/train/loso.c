@@ -132,8 +132,8 @@ static void json_metrics(mer__sb *b, const mer_metrics *m) {
                    m->waf, m->accuracy, m->uar, m->macro_f1, (long long)m->n);
 }
 
-mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
-                        const mer_dataset *ds, const char *dir, float *probs_out,
+mer_status mer_loso_run(const mer_dataset *ds, const mer_train_params *tp,
+                        const mer_loso_params *lp, const char *dir, float *probs_out,
                         mer_metrics *out) {
     if (!tp || !lp || !ds || !dir) return mer__err(MER_ERR_INVALID_ARG, "loso: NULL argument");
     if (mer_dataset_n_modalities(ds) != 1 || mer_dataset_is_sequence(ds, 0))
@@ -296,7 +296,7 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         float *pj = malloc((size_t)(ntes[g] > 0 ? ntes[g] : 1) * C * sizeof(float));
         if (!st && !pj) st = mer__err(MER_ERR_NOMEM, "loso: out of memory");
         if (!st) st = rm_tree(rd);
-        if (!st) st = mer_train_run(&p, dtrs[g], NULL, rd, NULL);
+        if (!st) st = mer_train_run(dtrs[g], NULL, &p, rd, NULL);
         if (!st) st = mer_run_open(&jr, rd);
         if (!st) st = mer_run_predict(jr, dtes[g], pj);
         mer_run_free(jr);
@@ -335,10 +335,10 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         if (t1 && p1) {
             for (int64_t k2 = 0; k2 < nte; k2++) {
                 t1[k2] = truth[tes[g][k2]];
-                mer_argmax_rows(&p1[k2], probs + tes[g][k2] * C, 1, C);
+                mer_argmax_rows(probs + tes[g][k2] * C, 1, C, &p1[k2]);
             }
             mer_metrics gm;
-            if (mer_metrics_compute(&gm, t1, p1, nte, C) == MER_OK) gwaf[g] = gm.waf;
+            if (mer_metrics_compute(t1, p1, nte, C, &gm) == MER_OK) gwaf[g] = gm.waf;
         }
         free(t1);
         free(p1);
@@ -350,10 +350,10 @@ mer_status mer_loso_run(const mer_train_params *tp, const mer_loso_params *lp,
         for (int64_t k2 = 0; k2 < ntes[g]; k2++) te[n_tested++] = tes[g][k2];
     for (int64_t k2 = 0; k2 < n_tested; k2++) {
         truth[k2] = mer_dataset_label(ds, te[k2]);
-        mer_argmax_rows(&pred[k2], probs + te[k2] * C, 1, C);
+        mer_argmax_rows(probs + te[k2] * C, 1, C, &pred[k2]);
     }
     mer_metrics m;
-    if ((s = mer_metrics_compute(&m, truth, pred, n_tested, C))) goto done;
+    if ((s = mer_metrics_compute(truth, pred, n_tested, C, &m))) goto done;
     /* report files */
     {
         const char *classes[MER_MAX_CLASSES];

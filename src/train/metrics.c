@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c) {
+void mer_argmax_rows(const float *probs, int64_t n, int32_t c, int32_t *pred) {
     for (int64_t i = 0; i < n; i++) {
         const float *p = probs + i * c;
         int32_t best = 0;
@@ -18,8 +18,8 @@ void mer_argmax_rows(int32_t *pred, const float *probs, int64_t n, int32_t c) {
     }
 }
 
-mer_status mer_metrics_compute(mer_metrics *m, const int32_t *truth, const int32_t *pred,
-                               int64_t n, int32_t c) {
+mer_status mer_metrics_compute(const int32_t *truth, const int32_t *pred, int64_t n,
+                               int32_t c, mer_metrics *m) {
     memset(m, 0, sizeof *m);
     if (c < 1 || c > MER_MAX_CLASSES)
         return mer__err(MER_ERR_INVALID_ARG, "metrics: %d classes (1..%d)", c, MER_MAX_CLASSES);

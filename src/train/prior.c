@@ -78,9 +78,9 @@ mer_status mer_prior_correct(float *probs, int64_t n, int32_t c, const double *p
     return MER_OK;
 }
 
-mer_status mer_prior_estimate_em(double *pi_test, int32_t *iters, const float *probs, int64_t n,
-                                 int32_t c, const double *pi_train,
-                                 const mer_prior_em_params *params) {
+mer_status mer_prior_estimate_em(const float *probs, int64_t n, int32_t c, const double *pi_train,
+                                 const mer_prior_em_params *params, double *pi_test,
+                                 int32_t *iters) {
     mer_prior_em_params def = mer_prior_em_default_params();
     const mer_prior_em_params *p = params ? params : &def;
     if (!pi_test || !probs || !pi_train || n < 1 || c < 1 || p->max_iter < 1 || !(p->tol > 0))
@@ -196,8 +196,8 @@ mer_status mer_prior_read_csv(const char *path, const char *const *classes, int3
     return s;
 }
 
-mer_status mer_vote_combine(float *out, const float *const *probs, int32_t runs, int64_t n,
-                            int32_t c, mer_vote_mode mode) {
+mer_status mer_vote_combine(const float *const *probs, int32_t runs, int64_t n, int32_t c,
+                            mer_vote_mode mode, float *out) {
     if (!out || !probs || runs < 1 || n < 0 || c < 1 ||
         (mode != MER_VOTE_MEAN && mode != MER_VOTE_MAJORITY))
         return mer__err(MER_ERR_INVALID_ARG, "mer_vote_combine: bad arguments (runs %d, c %d)",
@@ -296,9 +296,9 @@ mer_status mer_prior_from_run(const char *rundir, const char *const *classes, in
 
 /* ---- a correction resolved from its mode (`--prior`) ---------------------------------------- */
 
-mer_status mer_prior_target(mer_prior_info *info, mer_prior_mode mode, const char *csv,
-                            const char *const *classes, int32_t c, const float *probs, int64_t n,
-                            const double *pi_train) {
+mer_status mer_prior_target(mer_prior_mode mode, const char *csv, const char *const *classes,
+                            int32_t c, const float *probs, int64_t n, const double *pi_train,
+                            mer_prior_info *info) {
     if (!info || !classes || !pi_train || c < 1 || c > MER_MAX_CLASSES)
         return mer__err(MER_ERR_INVALID_ARG, "mer_prior_target: bad arguments (c %d)", c);
     memset(info, 0, sizeof *info);
@@ -321,14 +321,14 @@ mer_status mer_prior_target(mer_prior_info *info, mer_prior_mode mode, const cha
     case MER_PRIOR_AUTO:
         if (n < 1 || !probs)
             return mer__err(MER_ERR_INVALID_ARG, "prior auto: no clips to estimate the test prior from");
-        return mer_prior_estimate_em(info->target, &info->em_iters, probs, n, c, pi_train, NULL);
+        return mer_prior_estimate_em(probs, n, c, pi_train, NULL, info->target, &info->em_iters);
     }
     return mer__err(MER_ERR_INVALID_ARG, "prior: unknown mode %d", (int)mode);
 }
 
-mer_status mer_prior_apply_run(float *probs, mer_prior_info *info, const char *rundir,
-                               const char *const *classes, int32_t c, int64_t n,
-                               mer_prior_mode mode, const char *csv) {
+mer_status mer_prior_apply_run(float *probs, const char *rundir, const char *const *classes,
+                               int32_t c, int64_t n, mer_prior_mode mode,
+                               const char *csv, mer_prior_info *info) {
     mer_prior_info local;
     if (!info) info = &local;
     memset(info, 0, sizeof *info);
@@ -339,7 +339,7 @@ mer_status mer_prior_apply_run(float *probs, mer_prior_info *info, const char *r
         return mer__err(MER_ERR_INVALID_ARG, "%s: %d classes (max %d)", rundir, c, MER_MAX_CLASSES);
     double tr[MER_MAX_CLASSES];
     mer_status s = mer_prior_from_run(rundir, classes, c, tr);
-    if (s == MER_OK) s = mer_prior_target(info, mode, csv, classes, c, probs, n, tr);
+    if (s == MER_OK) s = mer_prior_target(mode, csv, classes, c, probs, n, tr, info);
     if (s == MER_OK) s = mer_prior_correct(probs, n, c, tr, info->target);
     return s;
 }

@@ -212,9 +212,9 @@ static cJSON *class_counts_json(const int64_t *cnt, const char *const *classes, 
     return o;
 }
 
-mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params *pp,
-                            const mer_dataset *labeled, const mer_dataset *unlabeled,
-                            const mer_dataset *test, const char *rundir, mer_metrics *out) {
+mer_status mer_train_pseudo(const mer_dataset *labeled, const mer_dataset *unlabeled,
+                            const mer_dataset *test, const mer_train_params *tp,
+                            const mer_pseudo_params *pp, const char *rundir, mer_metrics *out) {
     if (!tp || !pp || !labeled || !unlabeled || !rundir || pp->rounds < 0 || pp->rounds > 100)
         return mer__err(MER_ERR_INVALID_ARG, "self-training: bad arguments (rounds 0..100)");
     if (pp->source != MER_PSEUDO_FOLD && pp->source != MER_PSEUDO_ENSEMBLE)
@@ -289,7 +289,7 @@ mer_status mer_train_pseudo(const mer_train_params *tp, const mer_pseudo_params 
             for (int32_t j = 0; j < c; j++) tot[j] += gain[k * c + j], n_tot += gain[k * c + j];
         MER_LOG_I("self-training round %d/%d: %lld labeled + %.1f pseudo-labelled clips%s", r,
                   pp->rounds, (long long)nl, (double)n_tot / K, fold_src ? " per fold" : "");
-        s = mer_train_run(tp, cur ? cur : labeled, last ? test : NULL, dir, &met);
+        s = mer_train_run(cur ? cur : labeled, last ? test : NULL, tp, dir, &met);
         if (s == MER_OK && cur && fold_src) s = check_fold_training(dir, cur, K, tp->seed);
         if (s != MER_OK) {
             mer__err_prefix("self-training round %d", r);

@@ -493,9 +493,9 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
         if (n_held) {
             s = mer__model_predict_idx(m, ds, held, n_held, hprobs, EVAL_BATCH);
             if (s != MER_OK) break;
-            mer_argmax_rows(hpred, hprobs, n_held, C);
+            mer_argmax_rows(hprobs, n_held, C, hpred);
             mer_metrics mm;
-            mer_metrics_compute(&mm, htrue, hpred, n_held, C);
+            mer_metrics_compute(htrue, hpred, n_held, C, &mm);
             h.waf[e] = mm.waf;
             if (mm.waf > h.best_waf || p->select_last) {
                 h.best_waf = mm.waf;
@@ -650,8 +650,8 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
                 memcpy(oof + idx[a] * C, fp + a * C, (size_t)C * sizeof(float));
                 truth[a] = mer_dataset_label(ds, idx[a]);
             }
-            mer_argmax_rows(pred, fp, nh, C);
-            mer_metrics_compute(&fm[f], truth, pred, nh, C);
+            mer_argmax_rows(fp, nh, C, pred);
+            mer_metrics_compute(truth, pred, nh, C, &fm[f]);
         }
         if (s == MER_OK && nt) {
             s = mer__model_predict_idx(m, c->test, tidx, nt, tp, EVAL_BATCH);
@@ -664,10 +664,10 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
     for (int64_t i = 0; s == MER_OK && i < n; i++)
         if (K > 1 && fold[i] >= 0) {
             truth[no] = mer_dataset_label(ds, i);
-            mer_argmax_rows(&pred[no], oof + i * C, 1, C);
+            mer_argmax_rows(oof + i * C, 1, C, &pred[no]);
             no++;
         }
-    if (s == MER_OK) mer_metrics_compute(&pooled, truth, pred, no, C);
+    if (s == MER_OK) mer_metrics_compute(truth, pred, no, C, &pooled);
     if (s == MER_OK && K > 1) {
         mer__sb b = {0};
         mer__sb_printf(&b, "name");
@@ -679,7 +679,7 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
         for (int64_t i = 0; i < n; i++) {
             if (fold[i] < 0) continue;
             int32_t pk;
-            mer_argmax_rows(&pk, oof + i * C, 1, C);
+            mer_argmax_rows(oof + i * C, 1, C, &pk);
             mer__sb_csv_field(&b, mer_dataset_name(ds, i));
             for (int32_t k = 0; k < C; k++) mer__sb_printf(&b, ",%.8g", oof[i * C + k]);
             mer__sb_printf(&b, ",");
@@ -919,8 +919,8 @@ static mer_status run_search(const mer_train_params *p, const mer_dataset *ds,
     return s;
 }
 
-mer_status mer_train_run(const mer_train_params *p, const mer_dataset *train,
-                         const mer_dataset *test, const char *rundir, mer_metrics *out) {
+mer_status mer_train_run(const mer_dataset *train, const mer_dataset *test,
+                         const mer_train_params *p, const char *rundir, mer_metrics *out) {
     if (!p || !train || !rundir) return mer__err(MER_ERR_INVALID_ARG, "train: NULL argument");
     mer_status s = validate(p, train, test);
     if (s != MER_OK) return s;

@@ -22,7 +22,7 @@ mer_status mer_write_predictions(const char *path, const mer_dataset *ds, const 
     for (int64_t i = 0; i < n; i++) {
         const float *p = probs + i * c;
         int32_t best;
-        mer_argmax_rows(&best, p, 1, c);
+        mer_argmax_rows(p, 1, c, &best);
         mer__sb_csv_field(&b, mer_dataset_name(ds, i));
         if (!mer2024)
             for (int32_t j = 0; j < c; j++) mer__sb_printf(&b, ",%.8g", p[j]);

@@ -18,7 +18,7 @@ int main(int argc, char **argv) {
     printf("face models: %s\n", dir);
     free(dir);
     mer_faces *faces = NULL;
-    if (mer_faces_load(&faces, NULL) != MER_OK) {
+    if (mer_faces_load(&faces, NULL, NULL) != MER_OK) {
         fprintf(stderr, "example: %s\n", mer_last_error());
         return 1;
     }
