@@ -191,42 +191,48 @@ MER_TEST(hubert_kernel_norms_softmax) {
 }
 
 MER_TEST(hubert_kernel_attention) {
-    const int64_t tq = 23, tk = 29, h = 3, dh = 8, D = h * dh, ld = D + 5;
-    float *q = malloc(sizeof(float) * tq * ld), *k = malloc(sizeof(float) * tk * ld);
-    float *v = malloc(sizeof(float) * tk * ld), *o = malloc(sizeof(float) * tq * ld);
-    float *r = malloc(sizeof(float) * tq * D), *probs = malloc(sizeof(float) * h * tq * tk);
-    float *o2 = malloc(sizeof(float) * tq * D);
-    uint8_t mask[29];
-    for (int i = 0; i < 29; i++) mask[i] = i % 7 != 3;
-    fill(q, tq * ld, 11);
-    fill(k, tk * ld, 12);
-    fill(v, tk * ld, 13);
-    const float sc = 1.0f / sqrtf((float)dh);
-    for (int pass = 0; pass < 2; pass++) {
-        const uint8_t *mk = pass ? mask : NULL;
-        for (int64_t hh = 0; hh < h; hh++)
-            for (int64_t i = 0; i < tq; i++) {
-                double s[29], mx = -1e30, sum = 0;
-                for (int64_t j = 0; j < tk; j++) {
-                    double a = 0;
-                    for (int64_t d = 0; d < dh; d++) a += (double)q[i * ld + hh * dh + d] * k[j * ld + hh * dh + d];
-                    s[j] = mk && !mk[j] ? -1e300 : a * sc;
-                    mx = s[j] > mx ? s[j] : mx;
+    /* the second shape spans several query blocks (48 rows) and key blocks (128) of the fused
+     * kernel, and a value panel (16 columns) cut short */
+    static const int64_t shapes[2][4] = {{23, 29, 3, 8}, {53, 140, 2, 24}};
+    for (int si = 0; si < 2; si++) {
+        const int64_t tq = shapes[si][0], tk = shapes[si][1], h = shapes[si][2], dh = shapes[si][3];
+        const int64_t D = h * dh, ld = D + 5;
+        float *q = malloc(sizeof(float) * tq * ld), *k = malloc(sizeof(float) * tk * ld);
+        float *v = malloc(sizeof(float) * tk * ld), *o = malloc(sizeof(float) * tq * ld);
+        float *r = malloc(sizeof(float) * tq * D), *probs = malloc(sizeof(float) * h * tq * tk);
+        float *o2 = malloc(sizeof(float) * tq * D);
+        uint8_t mask[140];
+        for (int i = 0; i < tk; i++) mask[i] = i % 7 != 3;
+        fill(q, tq * ld, 11);
+        fill(k, tk * ld, 12);
+        fill(v, tk * ld, 13);
+        const float sc = 1.0f / sqrtf((float)dh);
+        for (int pass = 0; pass < 2; pass++) {
+            const uint8_t *mk = pass ? mask : NULL;
+            for (int64_t hh = 0; hh < h; hh++)
+                for (int64_t i = 0; i < tq; i++) {
+                    double s[140], mx = -1e30, sum = 0;
+                    for (int64_t j = 0; j < tk; j++) {
+                        double a = 0;
+                        for (int64_t d = 0; d < dh; d++) a += (double)q[i * ld + hh * dh + d] * k[j * ld + hh * dh + d];
+                        s[j] = mk && !mk[j] ? -1e300 : a * sc;
+                        mx = s[j] > mx ? s[j] : mx;
+                    }
+                    for (int64_t j = 0; j < tk; j++) sum += (s[j] = exp(s[j] - mx));
+                    for (int64_t d = 0; d < dh; d++) {
+                        double a = 0;
+                        for (int64_t j = 0; j < tk; j++) a += s[j] / sum * v[j * ld + hh * dh + d];
+                        r[i * D + hh * dh + d] = (float)a;
+                    }
                 }
-                for (int64_t j = 0; j < tk; j++) sum += (s[j] = exp(s[j] - mx));
-                for (int64_t d = 0; d < dh; d++) {
-                    double a = 0;
-                    for (int64_t j = 0; j < tk; j++) a += s[j] / sum * v[j * ld + hh * dh + d];
-                    r[i * D + hh * dh + d] = (float)a;
-                }
-            }
-        REQUIRE_OK(mer__attention_fwd(o, ld, pass ? probs : NULL, q, ld, k, ld, v, ld, mk, tq, tk, h, dh, sc, NULL));
-        for (int64_t i = 0; i < tq; i++) memcpy(o2 + i * D, o + i * ld, sizeof(float) * D);
-        double mref, md = mer_test_maxdiff(o2, r, (size_t)(tq * D), &mref);
-        CHECK(md <= 1e-5 * mref);
+            REQUIRE_OK(mer__attention_fwd(o, ld, pass ? probs : NULL, q, ld, k, ld, v, ld, mk, tq, tk, h, dh, sc, NULL));
+            for (int64_t i = 0; i < tq; i++) memcpy(o2 + i * D, o + i * ld, sizeof(float) * D);
+            double mref, md = mer_test_maxdiff(o2, r, (size_t)(tq * D), &mref);
+            CHECK(md <= 1e-5 * mref);
+        }
+        CHECK(probs[3] == 0.0f); /* masked key 3 of head 0, row 0 */
+        free(q), free(k), free(v), free(o), free(r), free(probs), free(o2);
     }
-    CHECK(probs[3] == 0.0f); /* masked key 3 of head 0, row 0 */
-    free(q), free(k), free(v), free(o), free(r), free(probs), free(o2);
 }
 
 /* ---- model exactness ---------------------------------------------------------------------- */

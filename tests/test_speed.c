@@ -86,9 +86,11 @@ static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, c
 
 MER_TEST(speed_packed_linear_matches_reference) {
     /* every tile remainder: rows around 4/6/192, columns around 16/128, k around 4/256
-     * (a fourth number: a row stride ldx < k, overlapping rows as a strided convolution reads them) */
+     * (a fourth number: a row stride ldx < k, overlapping rows as a strided convolution reads them;
+     * fp32 reads them in place, a last partial tile of rows packed) */
     static const int64_t shapes[][4] = {{1, 1, 1},     {5, 17, 3},    {6, 16, 256},  {7, 33, 257},
-                                        {13, 130, 515}, {193, 40, 64}, {200, 129, 300}, {50, 24, 72, 48}};
+                                        {13, 130, 515}, {193, 40, 64}, {200, 129, 300}, {50, 24, 72, 48},
+                                        {110, 20, 300, 70}};
     uint64_t seed = 42;
     double worst[3] = {0, 0, 0};
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {

@@ -165,104 +165,185 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
 
 /* ---- AVX2 + FMA (chosen at run time), else two GEMMs ---- */
 
-/* s (R, tkp) = scale * Q rows (R, dh) @ kt (dh, tkp); tkp a multiple of 16. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void
-scores_block2(float *s, const float *q, int64_t ldq, const float *kt, int64_t dh, int64_t tkp,
-              float scale, const int R) {
-    const __m256 vs = _mm256_set1_ps(scale);
-    for (int64_t j = 0; j < tkp; j += 16) {
-        __m256 acc[ATT_R][2];
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        for (int64_t d = 0; d < dh; d++) {
-            const float *kr = kt + d * tkp + j;
-            const __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8);
-            #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) {
-                const __m256 qb = _mm256_broadcast_ss(q + r * ldq + d);
-                acc[r][0] = _mm256_fmadd_ps(qb, k0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(qb, k1, acc[r][1]);
-            }
-        }
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            _mm256_storeu_ps(s + r * tkp + j, _mm256_mul_ps(acc[r][0], vs));
-            _mm256_storeu_ps(s + r * tkp + j + 8, _mm256_mul_ps(acc[r][1], vs));
-        }
+/* K and V of every head are packed once per call: K_h in panels of 16 keys, d-major inside
+ * (kp (h, tkp / 16, dh, 16), zero keys past tk), V_h in panels of 16 value columns, key-major
+ * inside (vp (h, dhp / 16, tk, 16), zero columns past dh). The work items are (head, block of
+ * AQ query rows), claimed from a shared counter: scores S (AQ, tk) = scale Q K_h^T one 16-key
+ * panel at a time (the 4 KB panel stays in L1 across the block's 8 register tiles of 6 rows),
+ * the row softmax, then O = P V_h in blocks of AV keys (an 8 KB slice of a V panel in L1), all
+ * in the thread's own buffers: S is (AQ, tk) of one head, never (tq, tk). */
+#define AQ 48  /* query rows per work item: 8 tiles of ATT_R */
+#define AV 128 /* keys per block of the P V product */
+
+typedef struct {
+    float *out, *probs;
+    const float *q, *k, *v;
+    const uint8_t *mask;
+    float *kp, *vp;
+    int64_t ldo, ldq, ldk, ldv, tq, tk, tkp, dh, dhp, h, nqb;
+    float scale;
+    int64_t next; /* next item to claim (atomic) */
+    int nomem;    /* a thread could not get its buffers (atomic) */
+} fa_job;
+
+/* d (8, 8) [ldd] = s (8, 8) [lds] transposed */
+__attribute__((target("avx2"))) static void transpose8(float *d, int64_t ldd, const float *s, int64_t lds) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * lds);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(d + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+        _mm256_storeu_ps(d + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
     }
 }
 
-/* out rows (R, dh) = p (R, tkp; first tk used) @ V (tk, dh), dh a multiple of 8. */
-static inline __attribute__((always_inline, target("avx2,fma"))) void
-pv_block2(float *out, int64_t ldo, const float *p, int64_t tkp, const float *v, int64_t ldv,
-          int64_t tk, int64_t dh, const int R) {
-    int64_t d0 = 0;
-    for (; d0 + 16 <= dh; d0 += 16) {
-        __m256 acc[ATT_R][2];
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        for (int64_t j = 0; j < tk; j++) {
-            const __m256 v0 = _mm256_loadu_ps(v + j * ldv + d0), v1 = _mm256_loadu_ps(v + j * ldv + d0 + 8);
-            #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) {
-                const __m256 pb = _mm256_broadcast_ss(p + r * tkp + j);
-                acc[r][0] = _mm256_fmadd_ps(pb, v0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
-            }
-        }
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            _mm256_storeu_ps(out + r * ldo + d0, acc[r][0]);
-            _mm256_storeu_ps(out + r * ldo + d0 + 8, acc[r][1]);
-        }
-    }
-    if (d0 < dh) { /* the last 8 columns */
-        __m256 acc[ATT_R];
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
-        for (int64_t j = 0; j < tk; j++) {
-            const __m256 v0 = _mm256_loadu_ps(v + j * ldv + d0);
-            #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + r * tkp + j), v0, acc[r]);
-        }
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) _mm256_storeu_ps(out + r * ldo + d0, acc[r]);
-    }
+__attribute__((target("avx2"))) static void copy16(float *d, const float *s) {
+    _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+    _mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));
 }
 
-__attribute__((target("avx2,fma"))) static void attn_heads(void *u, int64_t h0, int64_t h1, int th) {
+/* y (n) = x * a */
+__attribute__((target("avx2"))) static void scale_row(float *y, const float *x, float a, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), _mm256_set1_ps(a)));
+    for (; i < n; i++) y[i] = x[i] * a;
+}
+
+static void fa_pack(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
-    const attn_job *j = u;
-    const int64_t tk = j->tk, dh = j->dh, tkp = (tk + 15) & ~(int64_t)15;
-    float *kt = j->ws + h0 * head_ws(tk, dh);
-    float *s = kt + dh * tkp, *vh = s + ATT_R * tkp;
+    const fa_job *j = u;
+    const int64_t tk = j->tk, tkp = j->tkp, dh = j->dh, dhp = j->dhp;
     for (int64_t hh = h0; hh < h1; hh++) {
-        for (int64_t c = 0; c < tk; c++) {
+        float *kp = j->kp + hh * tkp * dh, *vp = j->vp + hh * dhp * tk;
+        for (int64_t c = 0; c < tkp; c += 8) {
+            float *d = kp + (c / 16) * dh * 16 + c % 16;
             const float *kr = j->k + c * j->ldk + hh * dh;
-            for (int64_t d = 0; d < dh; d++) kt[d * tkp + c] = kr[d];
+            int64_t e = 0;
+            if (c + 8 <= tk)
+                for (; e + 8 <= dh; e += 8) transpose8(d + e * 16, 16, kr + e, j->ldk);
+            for (; e < dh; e++)
+                for (int64_t i = 0; i < 8; i++) d[e * 16 + i] = c + i < tk ? kr[i * j->ldk + e] : 0.0f;
         }
-        for (int64_t d = 0; d < dh; d++)
-            for (int64_t c = tk; c < tkp; c++) kt[d * tkp + c] = 0.0f;
-        for (int64_t c = 0; c < tk; c++) memcpy(vh + c * dh, j->v + c * j->ldv + hh * dh, (size_t)dh * sizeof(float));
-        int64_t i = 0;
-        for (; i + ATT_R <= j->tq; i += ATT_R) {
-            scores_block2(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, ATT_R);
-            for (int r = 0; r < ATT_R; r++) {
-                masked_softmax_row(s + r * tkp, j->mask, tk);
-                if (j->probs) memcpy(j->probs + (hh * j->tq + i + r) * tk, s + r * tkp, (size_t)tk * sizeof(float));
+        for (int64_t p = 0; p < dhp; p += 16) {
+            const int64_t n = dh - p < 16 ? dh - p : 16;
+            float *d = vp + (p / 16) * tk * 16;
+            for (int64_t c = 0; c < tk; c++, d += 16) {
+                const float *vr = j->v + c * j->ldv + hh * dh + p;
+                if (n == 16)
+                    copy16(d, vr);
+                else
+                    for (int e = 0; e < 16; e++) d[e] = e < n ? vr[e] : 0.0f;
             }
-            pv_block2(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, ATT_R);
-        }
-        for (; i < j->tq; i++) {
-            scores_block2(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, 1);
-            masked_softmax_row(s, j->mask, tk);
-            if (j->probs) memcpy(j->probs + (hh * j->tq + i) * tk, s, (size_t)tk * sizeof(float));
-            pv_block2(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, 1);
         }
     }
 }
 
-static int fused_avx2(int64_t dh) { return (mer_cpu_features() & MER_CPU_AVX2) && dh % 8 == 0; }
+/* s (6, 16) [lds] = scale * Q rows qr[0..6) (dh) @ kp (dh, 16) */
+__attribute__((target("avx2,fma"))) static void qk_tile(float *s, int64_t lds, const float *const *qr,
+                                                       const float *kp, int64_t dh, float scale) {
+    __m256 acc[ATT_R][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < ATT_R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t d = 0; d < dh; d++) {
+        const __m256 k0 = _mm256_loadu_ps(kp + d * 16), k1 = _mm256_loadu_ps(kp + d * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < ATT_R; r++) {
+            const __m256 qb = _mm256_broadcast_ss(qr[r] + d);
+            acc[r][0] = _mm256_fmadd_ps(qb, k0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(qb, k1, acc[r][1]);
+        }
+    }
+    const __m256 vs = _mm256_set1_ps(scale);
+#pragma GCC unroll 6
+    for (int r = 0; r < ATT_R; r++) {
+        _mm256_storeu_ps(s + r * lds, _mm256_mul_ps(acc[r][0], vs));
+        _mm256_storeu_ps(s + r * lds + 8, _mm256_mul_ps(acc[r][1], vs));
+    }
+}
+
+/* o (6, 16) [ldo] (+)= p (6, n) [ldp] @ vp (n, 16) */
+__attribute__((target("avx2,fma"))) static void pv_tile(float *o, int64_t ldo, const float *p, int64_t ldp,
+                                                       const float *vp, int64_t n, int load) {
+    __m256 acc[ATT_R][2];
+#pragma GCC unroll 6
+    for (int r = 0; r < ATT_R; r++) {
+        acc[r][0] = load ? _mm256_loadu_ps(o + r * ldo) : _mm256_setzero_ps();
+        acc[r][1] = load ? _mm256_loadu_ps(o + r * ldo + 8) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int64_t c = 0; c < n; c++) {
+        const __m256 v0 = _mm256_loadu_ps(vp + c * 16), v1 = _mm256_loadu_ps(vp + c * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < ATT_R; r++) {
+            const __m256 pb = _mm256_broadcast_ss(p + r * ldp + c);
+            acc[r][0] = _mm256_fmadd_ps(pb, v0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < ATT_R; r++) {
+        _mm256_storeu_ps(o + r * ldo, acc[r][0]);
+        _mm256_storeu_ps(o + r * ldo + 8, acc[r][1]);
+    }
+}
+
+static void fa_items(void *u, int64_t b, int64_t e, int th) {
+    (void)b;
+    (void)e;
+    (void)th;
+    fa_job *j = u;
+    const int64_t tk = j->tk, tkp = j->tkp, dh = j->dh, dhp = j->dhp, items = j->h * j->nqb;
+    /* this thread's scores (AQ, tkp) and outputs (AQ, dhp) */
+    float *s = mer__alloc((size_t)(AQ * (tkp + dhp)) * sizeof(float));
+    if (!s) {
+        __atomic_store_n(&j->nomem, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    float *o = s + AQ * tkp;
+    for (int64_t it; (it = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED)) < items;) {
+        const int64_t hh = it / j->nqb, i0 = (it % j->nqb) * AQ;
+        const int64_t nr = j->tq - i0 < AQ ? j->tq - i0 : AQ, tiles = (nr + ATT_R - 1) / ATT_R;
+        const float *kp = j->kp + hh * tkp * dh, *vp = j->vp + hh * dhp * tk;
+        const float *qr[AQ];
+        for (int64_t r = 0; r < tiles * ATT_R; r++) /* rows past the end repeat the last one */
+            qr[r] = j->q + (i0 + (r < nr ? r : nr - 1)) * j->ldq + hh * dh;
+        for (int64_t c = 0; c < tkp; c += 16)
+            for (int64_t t = 0; t < tiles; t++)
+                qk_tile(s + t * ATT_R * tkp + c, tkp, qr + t * ATT_R, kp + c * dh, dh, j->scale);
+        float inv[AQ];
+        for (int64_t r = 0; r < nr; r++) {
+            if (j->probs || j->mask) {
+                masked_softmax_row(s + r * tkp, j->mask, tk);
+                if (j->probs) memcpy(j->probs + (hh * j->tq + i0 + r) * tk, s + r * tkp, (size_t)tk * sizeof(float));
+                inv[r] = 1.0f;
+            } else { /* exp only: the division by the sum is folded into the output */
+                inv[r] = 1.0f / mer__exp_sum_row(s + r * tkp, s + r * tkp, tk);
+            }
+        }
+        for (int64_t c0 = 0; c0 < tk; c0 += AV) {
+            const int64_t n = tk - c0 < AV ? tk - c0 : AV;
+            for (int64_t p = 0; p < dhp; p += 16)
+                for (int64_t t = 0; t < tiles; t++)
+                    pv_tile(o + t * ATT_R * dhp + p, dhp, s + t * ATT_R * tkp + c0, tkp,
+                            vp + (p / 16) * tk * 16 + c0 * 16, n, c0 > 0);
+        }
+        for (int64_t r = 0; r < nr; r++)
+            scale_row(j->out + (i0 + r) * j->ldo + hh * dh, o + r * dhp, inv[r], dh);
+    }
+    mer__free(s);
+}
+
+static int fused_avx2(void) { return (mer_cpu_features() & MER_CPU_AVX2) != 0; }
 
 /* two GEMMs per head around a threaded softmax */
 
@@ -281,8 +362,8 @@ static void attn_softmax_rows(void *u, int64_t r0, int64_t r1, int t) {
 int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh) {
     if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return 0;
     if (mer__use_avx512()) return h * head_ws(tk, dh);
-    const int64_t fused = fused_avx2(dh) ? h * head_ws(tk, dh) : 0;
-    return fused > tq * tk ? fused : tq * tk;
+    if (fused_avx2()) return h * (((tk + 15) & ~(int64_t)15) * dh + ((dh + 15) & ~(int64_t)15) * tk);
+    return tq * tk;
 }
 
 // ref: torch.nn.functional.scaled_dot_product_attention (no dropout, no causal mask)
@@ -304,11 +385,15 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
         mer__free(own);
         return MER_OK;
     }
-    if (fused_avx2(dh)) {
-        attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
-        mer__parallel_for(h, 1, attn_heads, &j);
+    if (fused_avx2()) {
+        const int64_t tkp = (tk + 15) & ~(int64_t)15, dhp = (dh + 15) & ~(int64_t)15, nqb = (tq + AQ - 1) / AQ;
+        fa_job j = {out, probs, q, k, v, key_mask, ws, ws + h * tkp * dh, ldo, ldq, ldk, ldv, tq, tk, tkp,
+                    dh, dhp, h, nqb, scale, 0, 0};
+        mer__parallel_for(h, 1, fa_pack, &j);
+        mer__parallel_for(h * nqb, 1, fa_items, &j);
         mer__free(own);
-        return MER_OK;
+        return j.nomem ? mer__err(MER_ERR_NOMEM, "attention: out of memory for %d x %lld scores", AQ, (long long)tk)
+                       : MER_OK;
     }
     for (int64_t hh = 0; hh < h; hh++) {
         float *s = probs ? probs + hh * tq * tk : ws;

@@ -122,6 +122,9 @@ void mer__dropout_bwd(float *dx, const float *dy, const float *mask, int64_t n);
 void mer__softmax_fwd(float *y, const float *x, int64_t rows, int64_t cols);
 /* One row, on the calling thread (for kernels that already split work over threads). */
 void mer__softmax_row(float *y, const float *x, int64_t n);
+/* y = exp(x - max x) on the calling thread, returning sum(y): the softmax before its division
+ * (kernels that fold 1 / sum into a later product). y may alias x. */
+float mer__exp_sum_row(float *y, const float *x, int64_t n);
 /* dx += y * (dy - sum(dy * y)) per row. */
 void mer__softmax_bwd(float *dx, const float *dy, const float *y, int64_t rows, int64_t cols);
 

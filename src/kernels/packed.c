@@ -189,10 +189,11 @@ mer_pack_type mer_packed_type(const mer_packed *p) { return p ? p->type : MER_PA
 
 /* ---- fp32 / bf16 kernels ----------------------------------------------------------------- */
 
-/* c (6, 16) [ldc] (+)= a (kc, 6) @ b (kc, 16); a and b packed k-major. */
-__attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const float *a,
-                                                             const float *b, float *c,
-                                                             int64_t ldc, int load) {
+/* c (6, 16) [ldc] (+)= A (6, kc) @ b (kc, 16), b packed k-major; element (i, p) of A at
+ * a + i * si + p * sp: packed activations (si 1, sp 6) or rows read in place (si lda, sp 1). */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b, float *c,
+              int64_t ldc, int load) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
@@ -205,11 +206,11 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            __m256 ai = _mm256_broadcast_ss(a + i);
+            __m256 ai = _mm256_broadcast_ss(a + i * si);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += MR;
+        a += sp;
         b += NR;
     }
 #pragma GCC unroll 6
@@ -217,6 +218,19 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
         _mm256_storeu_ps(c + i * ldc, acc[i][0]);
         _mm256_storeu_ps(c + i * ldc + 8, acc[i][1]);
     }
+}
+
+__attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const float *a,
+                                                             const float *b, float *c,
+                                                             int64_t ldc, int load) {
+    kern_f32_body(kc, a, 1, MR, b, c, ldc, load);
+}
+
+/* A's 6 rows in place, lda apart (the rows may overlap: a strided convolution's input) */
+__attribute__((target("avx2,fma"))) static void kern_f32u_avx2(int64_t kc, const float *a,
+                                                              int64_t lda, const float *b,
+                                                              float *c, int64_t ldc, int load) {
+    kern_f32_body(kc, a, lda, 1, b, c, ldc, load);
 }
 
 static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
@@ -250,7 +264,9 @@ typedef struct {
     const mer_packed *w;
     float *y;
     int64_t ldy, m, mc, cblocks; /* mc: rows per work item (a multiple of MR) */
-    const float *ap; /* packed activations (ceil(m / 6), k, 6) */
+    const float *ap; /* packed activations (ceil(m / 6), k, 6), or NULL: x read in place */
+    const float *x;
+    int64_t ldx;
     int accumulate;
     mer_epilogue epi;
     int avx2;
@@ -272,6 +288,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     const int64_t K = w->k;
     float bbuf[KC * NR] __attribute__((aligned(64)));
     float tile[MR * NR] __attribute__((aligned(64)));
+    float atile[KC * MR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
         int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
@@ -279,6 +296,10 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
             int load = k0 > 0 || j->accumulate;
+            const int64_t rag = r0 + (r1 - r0) / MR * MR; /* in place: the rows of a last partial tile */
+            if (!j->ap && rag < r1) /* are packed here, so no row past m is read */
+                for (int64_t p = 0; p < kc; p++)
+                    for (int64_t i = 0; i < MR; i++) atile[p * MR + i] = rag + i < r1 ? j->x[(rag + i) * j->ldx + k0 + p] : 0.0f;
             for (int64_t p = p0; p < p1; p++) {
                 const float *b;
                 if (w->type == MER_PACK_BF16) {
@@ -297,10 +318,12 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
                 for (int64_t r = r0; r < r1; r += MR) {
                     int64_t mr = r1 - r < MR ? r1 - r : MR;
-                    const float *a = j->ap + (r / MR) * K * MR + k0 * MR;
+                    const float *a = !j->ap ? atile : j->ap + (r / MR) * K * MR + k0 * MR;
                     float *c = j->y + r * j->ldy + c0;
                     if (mr == MR && nc == NR) {
-                        if (j->avx2)
+                        if (!j->ap)
+                            kern_f32u_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, c, j->ldy, load);
+                        else if (j->avx2)
                             kern_f32_avx2(kc, a, b, c, j->ldy, load);
                         else
                             kern_f32_c(kc, a, b, c, j->ldy, load);
@@ -309,7 +332,9 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     memset(tile, 0, sizeof tile);
                     if (load)
                         for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
-                    if (j->avx2)
+                    if (!j->ap && mr == MR)
+                        kern_f32u_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
+                    else if (j->avx2)
                         kern_f32_avx2(kc, a, b, tile, NR, load);
                     else
                         kern_f32_c(kc, a, b, tile, NR, load);
@@ -662,7 +687,7 @@ static void dyn_worker(void *u, int64_t b, int64_t e, int t) {
     }
     for (int64_t it; (it = __atomic_fetch_add(&d->next_item, 1, __ATOMIC_RELAXED)) < items;) {
         int64_t mb = it / d->cblocks, r0 = mb * MC, r1 = r0 + MC < d->m ? r0 + MC : d->m;
-        int32_t need = (int32_t)((r1 - r0 + unit_rows - 1) / unit_rows);
+        int32_t need = d->prep ? (int32_t)((r1 - r0 + unit_rows - 1) / unit_rows) : 0;
         for (int spin = 0; __atomic_load_n(&d->prepped[mb], __ATOMIC_ACQUIRE) < need; spin++) {
             if (spin < 4096) _mm_pause();
             else sched_yield(); /* its unit is with a thread the machine has descheduled */
@@ -729,10 +754,15 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         quant_a_job qj = {b.ap, b.as, b.sums, x, ldx, m, w->k, w->kq};
         i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, accumulate, epi, avx2};
         s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user, b.cnt);
+    } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
+        /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
+         * place; packing would copy the input k / ldx times over */
+        f32_job j = {w, y, ldy, m, MC, cblocks, NULL, x, ldx, accumulate, epi, avx2};
+        s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     } else {
         int64_t mp = (m + MR - 1) / MR;
         pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-        f32_job j = {w, y, ldy, m, MC, cblocks, b.ap, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, b.ap, x, ldx, accumulate, epi, avx2};
         s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     }
     mer__free(own);

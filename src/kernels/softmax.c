@@ -89,7 +89,8 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp256(__m256 x) {
     return _mm256_and_ps(live, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-__attribute__((target("avx2,fma"))) static void softmax_row_avx2(float *y, const float *x, int64_t n) {
+/* y = exp(x - max x); returns the sum of y (the lanes' sums added in a fixed order) */
+__attribute__((target("avx2,fma"))) static float exp_sum_row_avx2(float *y, const float *x, int64_t n) {
     int64_t i = 0;
     __m256 vmax = _mm256_set1_ps(-FLT_MAX);
     for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(x + i));
@@ -114,10 +115,28 @@ __attribute__((target("avx2,fma"))) static void softmax_row_avx2(float *y, const
         vsum = _mm256_add_ps(vsum, _mm256_loadu_ps(t));
     }
     _mm256_storeu_ps(l, vsum);
-    float s = ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
+
+__attribute__((target("avx2,fma"))) static void softmax_row_avx2(float *y, const float *x, int64_t n) {
+    const float s = exp_sum_row_avx2(y, x, n);
+    int64_t i;
     const __m256 inv = _mm256_set1_ps(1.0f / s);
     for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), inv));
     for (; i < n; i++) y[i] *= 1.0f / s;
+}
+
+/* y = exp(x - max x), the row's sum returned: a softmax left to the caller to normalise. */
+float mer__exp_sum_row(float *y, const float *x, int64_t n) {
+    if (mer_cpu_features() & MER_CPU_AVX2) return exp_sum_row_avx2(y, x, n);
+    float mx = -FLT_MAX;
+    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = expf(x[i] - mx);
+        s += y[i];
+    }
+    return (float)s;
 }
 
 /* One row: y = softmax(x). y may alias x. */
