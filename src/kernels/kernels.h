@@ -142,6 +142,15 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
                               const float *k, int64_t ldk, const float *v, int64_t ldv,
                               const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
                               int64_t dh, float scale, float *ws);
+/* mer__attention_fwd with all of its scratch in ws, the per-thread buffers included, for at
+ * most `threads` threads (fewer run if the calling thread's count is lower): ws holds
+ * mer__attention_ws_floats_all(tq, tk, h, dh, threads) floats. Never allocates (a training step
+ * in steady state). */
+int64_t mer__attention_ws_floats_all(int64_t tq, int64_t tk, int64_t h, int64_t dh, int threads);
+mer_status mer__attention_fwd_all(float *out, int64_t ldo, float *probs, const float *q,
+                                  int64_t ldq, const float *k, int64_t ldk, const float *v,
+                                  int64_t ldv, const uint8_t *key_mask, int64_t tq, int64_t tk,
+                                  int64_t h, int64_t dh, float scale, float *ws, int threads);
 /* Backward of the above given saved probs; dq, dk, dv accumulate (+=) (each may be NULL).
  * ws: tq * tk floats of scratch, or NULL to allocate them for this call. */
 mer_status mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int64_t ldo,

@@ -63,6 +63,7 @@ struct mer__sft {
     float *hsum, *feat;                 /* head input per row (rows, D), pooled (n, D) */
     float *attn_ws;                     /* attention forward workspace (the largest clip) */
     void *pws;                          /* the packed products' scratch (rows of the batch) */
+    int attn_threads;                   /* the threads attn_ws was sized for */
     int64_t *poff;                      /* (n + 1) offsets of each clip's probabilities */
     /* masked reconstruction (training forward with recon_weight > 0) */
     float *xm;                          /* the masked input (rows, D) */
@@ -342,9 +343,9 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *x, int trai
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL, ly->q + o * D,
-                                D, ly->k + o * D, D, ly->v + o * D, D, NULL, T, T, H, dh, scale,
-                                s->attn_ws);
+        st = mer__attention_fwd_all(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
+                                    ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D, NULL, T,
+                                    T, H, dh, scale, s->attn_ws, s->attn_threads);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
@@ -516,7 +517,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     for (int64_t i = 0; i < n; i++) {
         const int64_t T = off[i + 1] - off[i];
         if (T < 1) return mer__err(MER_ERR_SHAPE, "speech fine-tuning: clip %lld has no frame", (long long)i);
-        const int64_t w = mer__attention_ws_floats(T, T, H, D / H);
+        const int64_t w = mer__attention_ws_floats_all(T, T, H, D / H, mer__threads());
         if (w > ws) ws = w;
         const int64_t b = mer__attention_bwd_batch_ws_floats(T);
         if (b > s->attn_bwd_ws) s->attn_bwd_ws = b;
@@ -547,6 +548,7 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     s->hsum = act(s, rows * D);
     s->feat = act(s, n * D);
     s->attn_ws = act(s, ws);
+    s->attn_threads = mer__threads();
     s->poff = mer__nn_act_off(&s->nn, n);
     size_t pws = 0;
     for (int32_t j = 0; j < nl && !s->c.bf16; j++)
