@@ -324,6 +324,17 @@ void mer__gelu_fwd(float *y, const float *x, int64_t n) {
     mer__parallel_for(n, ACT_MIN_CHUNK, fn, &j);
 }
 
+// ref: torch.nn.functional.gelu(approximate='none'), in place on a block of rows
+void mer__gelu_block(float *y, int64_t ldy, int64_t rows, int64_t cols) {
+    mer__range_fn fn = mer__use_avx512()                                ? gelu_fwd_range_avx512
+                       : (mer_cpu_features() & MER_CPU_AVX2) ? gelu_fwd_range_avx2
+                                                                        : gelu_fwd_range;
+    for (int64_t r = 0; r < rows; r++) {
+        act_job j = {y + r * ldy, y + r * ldy, NULL};
+        fn(&j, 0, cols, 0);
+    }
+}
+
 ACT_RANGE(gelu_bwd_range, ACT_BWD_LOOP, gelu_grad16, gelu_grad1)
 
 __attribute__((target("avx2,fma"))) static void gelu_bwd_range_avx2(void *u, int64_t b, int64_t e, int t) {

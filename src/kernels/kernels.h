@@ -98,6 +98,9 @@ void mer__groupnorm_ct_fwd(float *y, const float *x, const float *gamma, const f
  * same bits; |error| <= 1.4e-7 x max(1, |y|) forward, 2.7e-7 for the derivatives (act.c).
  * In-place allowed (y == x). ref: torch.nn.functional.gelu (approximate='none', erf) */
 void mer__gelu_fwd(float *y, const float *x, int64_t n);
+/* The same GELU in place on rows (rows, cols) [ldy], on the calling thread: a product's
+ * epilogue on a finished tile. */
+void mer__gelu_block(float *y, int64_t ldy, int64_t rows, int64_t cols);
 void mer__gelu_bwd(float *dx, const float *dy, const float *x, int64_t n);
 /* x * sigmoid(1.702 x). ref: transformers.activations.QuickGELUActivation */
 void mer__quick_gelu_fwd(float *y, const float *x, int64_t n);
