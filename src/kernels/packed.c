@@ -366,11 +366,50 @@ typedef struct {
     int round_bf16;
 } pack_a_job;
 
+/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time through an 8 x 8 register
+ * transpose (rows 6 and 7 zero); a plain copy, so the same bits as the scalar loop */
+__attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *const *s, int64_t k) {
+    int64_t q = 0;
+    for (; q + 8 <= k; q += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(s[i] + q);
+        r[6] = r[7] = _mm256_setzero_ps();
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        /* column c of the block is row c of the transpose: its first 6 lanes go to d[(q + c) * 6] */
+        for (int c = 0; c < 4; c++) {
+            const __m256 lo = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20); /* column c */
+            const __m256 hi = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31); /* column c + 4 */
+            float *o = d + (q + c) * MR, *o4 = d + (q + c + 4) * MR;
+            _mm_storeu_ps(o, _mm256_castps256_ps128(lo));
+            _mm_storel_pi((__m64 *)(o + 4), _mm256_extractf128_ps(lo, 1));
+            _mm_storeu_ps(o4, _mm256_castps256_ps128(hi));
+            _mm_storel_pi((__m64 *)(o4 + 4), _mm256_extractf128_ps(hi, 1));
+        }
+    }
+    for (; q < k; q++)
+        for (int i = 0; i < MR; i++) d[q * MR + i] = s[i][q];
+}
+
 static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const pack_a_job *j = u;
     for (int64_t mp = b; mp < e; mp++) {
         float *d = j->ap + mp * j->k * MR;
+        if (!j->round_bf16 && (mp + 1) * MR <= j->m && use_avx2()) {
+            const float *s[MR];
+            for (int i = 0; i < MR; i++) s[i] = j->x + (mp * MR + i) * j->ldx;
+            pack6_avx2(d, s, j->k);
+            continue;
+        }
         for (int i = 0; i < MR; i++) {
             int64_t r = mp * MR + i;
             if (r >= j->m) {
