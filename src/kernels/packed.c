@@ -784,6 +784,18 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
     return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, NULL);
 }
 
+/* linear_dyn after the argument checks of the entries below (w not NULL, not rowmajor) */
+static mer_status linear_checked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                 const mer_packed *w, int accumulate, mer_epilogue epi,
+                                 mer__range_fn done, void *user, void *ws) {
+    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
+    if (m < 0 || ldx < 1 || ldy < w->n)
+        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
+                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
+    if (m == 0) return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, ws);
+}
+
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                    const mer_packed *w, int accumulate, mer_epilogue epi,
                                    mer__range_fn done, void *user) {
@@ -792,12 +804,7 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
         if (s == MER_OK && done && m > 0) mer__parallel_for(m, 16, done, user);
         return s;
     }
-    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < 1 || ldy < w->n)
-        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
-                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
-    if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
+    return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
 }
 
 size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
@@ -807,12 +814,7 @@ size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
 mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                  const mer_packed *w, int accumulate, mer_epilogue epi, void *ws) {
     if (!ws || !w || w->rowmajor) return mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
-    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < 1 || ldy < w->n)
-        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
-                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
-    if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
+    return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
 }
 
 mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n) {
