@@ -29,11 +29,13 @@ DIR=${SPEECH_TRAIN_BENCH_DIR:-$BUILD/bench/speech_train}
 PY=/usr/bin/python3
 make -s -j2 BUILD="$BUILD" lib
 mkdir -p "$BUILD/bench"
-cc -std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc -Isrc/core \
-    -o "$BUILD/bench/speech_train_bench" bench/speech_train_bench.c "$BUILD/libmer.a" \
-    $(test -f /usr/include/dnnl.h && echo -ldnnl) \
-    $(pkg-config --libs openblas libavformat libavcodec libswresample libswscale libavutil \
-      libcjson libpng libjpeg) -lpthread -lm
+for prog in speech_train_bench speech_train_precision; do # the second: docs/finetune.md, int8
+    cc -std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc -Isrc/core \
+        -o "$BUILD/bench/$prog" "bench/$prog.c" "$BUILD/libmer.a" \
+        $(test -f /usr/include/dnnl.h && echo -ldnnl) \
+        $(pkg-config --libs openblas libavformat libavcodec libswresample libswscale libavutil \
+          libcjson libpng libjpeg) -lpthread -lm
+done
 [[ -f "$DIR/model.safetensors" ]] || $PY bench/make_random_hubert.py large "$DIR" --layers 9
 echo "batch $CLIPS x $SECONDS_PER_CLIP s ($FRAMES frames), layers 16-24 (adapters 16-21), $THREADS threads, $ROUNDS rounds x $REPS steps"
 echo "load average before: $(cat /proc/loadavg)"
