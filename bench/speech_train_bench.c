@@ -3,7 +3,7 @@
  * (src/models/speech_train.c): forward over cached hidden states, cross-entropy, backward,
  * AdamW, for `clips` clips of `frames` frames (random cached inputs), layers first..last with
  * adapters in first..adapt_last. Prints the best step time over reps and the peak RSS.
- * usage: speech_train_bench CKPT first adapt_last last clips frames threads reps [bottleneck [bf16]]
+ * usage: speech_train_bench CKPT first adapt_last last clips frames threads reps [bottleneck [bf16|int8]]
  * Output: "RESULT mer <seconds> <peak_rss_MB> <act_MB>".
  */
 #include "mer.h"
@@ -29,7 +29,8 @@ int main(int argc, char **argv) {
     }
     mer__sft_config c = {atoi(argv[2]), atoi(argv[4]), atoi(argv[3]), atoi(argv[4]),
                          MER__SFT_ADAPTER, argc > 9 ? atoi(argv[9]) : 64, 0, 0.0f, 0, 7,
-                         0.0f, 0.0f, 0.0f, 0, argc > 10 && !strcmp(argv[10], "bf16")};
+                         0.0f, 0.0f, 0.0f, 0, argc > 10 && !strcmp(argv[10], "bf16"), 0,
+                         argc > 10 && !strcmp(argv[10], "int8")};
     const int64_t n = atoi(argv[5]), T = atoi(argv[6]);
     const int reps = atoi(argv[8]);
     mer_set_threads(atoi(argv[7]));

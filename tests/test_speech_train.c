@@ -19,16 +19,16 @@ typedef struct {
 } st_case;
 
 /* first, last, adapt_last, head_first, method, bottleneck, rank, alpha, lora_ffn, classes,
- * dropout, recon weight, mask prob, mask len, bf16, memo (as the fixture script's CASES) */
-#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0, 0, 0}
+ * dropout, recon weight, mask prob, mask len, bf16, memo, int8 (as the fixture script's CASES) */
+#define CFG(f, l, al, hf, m, b, r, a, ffn) {f, l, al, hf, m, b, r, a, ffn, 3, 0.0f, 0.0f, 0.0f, 0, 0, 0, 0}
 static const st_case CASES[] = {
     {"base_adapter", "base", CFG(1, 2, 2, 1, MER__SFT_ADAPTER, 8, 0, 0.0f, 0), 0},
     {"base_lora", "base", CFG(1, 2, 1, 2, MER__SFT_LORA, 0, 4, 8.0f, 1), 0},
     {"large_adapter", "large", CFG(2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0), 0},
     {"large_lora", "large", CFG(2, 3, 3, 3, MER__SFT_LORA, 0, 2, 4.0f, 0), 0},
     /* LoRA dropout 0.25 and the masked-reconstruction loss (weight 0.5, spans of 2, p 0.3) */
-    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2, 0, 0}, 7},
-    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3, 0, 0}, 11},
+    {"base_lora_drop", "base", {1, 2, 2, 1, MER__SFT_LORA, 0, 4, 8.0f, 1, 3, 0.25f, 0.5f, 0.3f, 2, 0, 0, 0}, 7},
+    {"large_adapter_recon", "large", {2, 3, 2, 2, MER__SFT_ADAPTER, 6, 0, 0.0f, 0, 3, 0.0f, 1.0f, 0.4f, 3, 0, 0, 0}, 11},
 };
 
 static const float *tensor(mer_safetensors *st, const char *name, int64_t *numel) {
@@ -218,9 +218,10 @@ MER_TEST(speech_train_memo) {
     run_case(&b);
 }
 
-/* bf16 frozen projections: the same step within bfloat16 rounding of the float32 reference,
- * and not the float32 path (the logits must move). */
-MER_TEST(speech_train_bf16) {
+/* Reduced-precision frozen projections (bf16: forward and dx in bfloat16; int8: the forward
+ * products W8A8): the same step within that rounding of the float32 reference, and not the
+ * float32 path (the logits must move). */
+static void reduced_precision_case(int bf16, int int8, const char *label) {
     mer_speech_model *m = NULL;
     mer_safetensors *st = NULL;
     mer__sft *s = NULL;
@@ -231,8 +232,14 @@ MER_TEST(speech_train_bf16) {
         return;
     }
     mer__sft_config c = CASES[2].c;
-    c.bf16 = 1;
+    c.bf16 = bf16;
+    c.int8 = int8;
     REQUIRE_OK(mer__sft_init(&s, m, &c));
+    char spec[512], model[64], dg[17];
+    mer__sft_config back;
+    mer__sft_spec_format(spec, sizeof spec, "m", "0123456789abcdef", &c);
+    CHECK_OK(mer__sft_spec_parse(spec, &back, model, sizeof model, dg));
+    CHECK(back.bf16 == bf16 && back.int8 == int8); /* a run reopens in its precision */
     const int64_t np = mer__sft_n_params(s), D = mer__sft_dim(s);
     float *params = calloc((size_t)np, sizeof(float)), *grads = calloc((size_t)np, sizeof(float));
     int32_t nt = 0;
@@ -263,7 +270,7 @@ MER_TEST(speech_train_bf16) {
     const double ex = rel(dx, tensor(st, "grad.x", NULL), b.off[b.n] * D);
     CHECK(worst < 5e-2 && ex < 5e-2);
     if (getenv("MER_TEST_VERBOSE"))
-        fprintf(stderr, "bf16: logits %.2e, grads %.2e, dx %.2e\n", el, worst, ex);
+        fprintf(stderr, "%s: logits %.2e, grads %.2e, dx %.2e\n", label, el, worst, ex);
     free(dx);
     free(params);
     free(grads);
@@ -271,6 +278,9 @@ MER_TEST(speech_train_bf16) {
     mer_safetensors_free(st);
     mer_speech_model_free(m);
 }
+
+MER_TEST(speech_train_bf16) { reduced_precision_case(1, 0, "bf16"); }
+MER_TEST(speech_train_int8) { reduced_precision_case(0, 1, "int8"); }
 
 /* Layers outside the model, adapted or head layers outside the trained ones, NaN input. */
 MER_TEST(speech_train_bad_config) {

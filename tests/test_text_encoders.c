@@ -10,6 +10,8 @@
 #include "models/text_internal.h"
 
 #include <dirent.h>
+#include <omp.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -405,6 +407,113 @@ MER_TEST(text_params_abort_progress) {
     mer_text_model_free(m);
     free(ref);
     free(y);
+}
+
+/* ---- per-call thread counts ---------------------------------------------------------------- */
+
+/* The threads a call really used: the distinct threads mer__parallel_for's hook saw and their
+ * largest team, and the OpenMP count the GEMM backend reads on the calling thread
+ * (omp_get_max_threads, sampled by the progress callback between layers). */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_t seen[16];
+    int n_seen, max_team, omp_max;
+} thread_seen;
+
+static void seen_reset(thread_seen *t) {
+    t->n_seen = t->max_team = t->omp_max = 0;
+}
+
+static void seen_hook(int part, int team, void *u) {
+    thread_seen *t = u;
+    pthread_mutex_lock(&t->mu);
+    int known = 0;
+    for (int i = 0; i < t->n_seen; i++) known |= pthread_equal(t->seen[i], pthread_self());
+    if (!known && t->n_seen < 16) t->seen[t->n_seen++] = pthread_self();
+    if (team > t->max_team) t->max_team = team;
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void seen_progress(int64_t done, int64_t total, void *u) {
+    thread_seen *t = u;
+    const int m = omp_get_max_threads();
+    if (m > t->omp_max) t->omp_max = m;
+}
+
+/* n_threads of a state or a call is the number of threads its kernels run on, whatever the
+ * process-wide count (set to the other value here), and the calling thread's count is restored
+ * afterwards: text encode (state), text extract (call), face detection (state). */
+MER_TEST(threads_per_call_are_used) {
+    static thread_seen ts = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    mer_text_model *m = load("tiny_llama");
+    REQUIRE(m);
+    mer_text_info info;
+    mer_text_model_info(m, &info);
+    mer_faces *fm = NULL;
+    mer_faces_model_params fmp = mer_faces_model_default_params();
+    fmp.expressions = 0;
+    REQUIRE_OK(mer_faces_load(&fm, "models/face-api", &fmp));
+    mer_image img = {0};
+    REQUIRE_OK(mer_image_load("tests/fixtures/image/astronaut.png", &img));
+    enum { T = 64 };
+    int32_t ids[T];
+    for (int i = 0; i < T; i++) ids[i] = 1 + (i * 7) % (info.vocab_size - 1);
+    float *out = malloc(sizeof(float) * (size_t)(info.n_layers + 1) * T * info.hidden_size);
+    REQUIRE(out);
+    mer__parallel_set_hook(seen_hook, &ts);
+    for (int want = 1; want <= 2; want++) {
+        const int other = 3 - want;
+        mer_set_threads(other);
+        mer_text_state_params sp = mer_text_state_default_params();
+        sp.n_threads = want;
+        sp.progress = seen_progress;
+        sp.progress_user_data = &ts;
+        mer_text_state *st = NULL;
+        REQUIRE_OK(mer_text_state_init(&st, m, &sp));
+        seen_reset(&ts);
+        CHECK_OK(mer_text_encode(st, ids, NULL, 1, T, 0, info.n_layers, out));
+        if (ts.n_seen != want || ts.max_team != want || ts.omp_max != want)
+            printf("    encode, n_threads %d: %d threads, team %d, OpenMP %d\n", want, ts.n_seen, ts.max_team, ts.omp_max);
+        CHECK(ts.n_seen == want && ts.max_team == want && ts.omp_max == want);
+        CHECK(omp_get_max_threads() == other);
+        mer_text_state_free(st);
+        /* extract: the call's count, not the state's */
+        sp = mer_text_state_default_params();
+        sp.n_threads = other;
+        REQUIRE_OK(mer_text_state_init(&st, m, &sp));
+        mer_text_params ep = mer_text_mertools_params();
+        ep.n_threads = want;
+        float *feat = NULL;
+        int32_t nd;
+        int64_t sh[3];
+        seen_reset(&ts);
+        CHECK_OK(mer_text_extract_ids(st, ids, T, &ep, &feat, &nd, sh));
+        CHECK(ts.n_seen == want && ts.max_team == want);
+        free(feat);
+        mer_text_state_free(st);
+        /* faces */
+        mer_faces_state_params fp = mer_faces_state_default_params();
+        fp.n_threads = want;
+        mer_faces_state *fst = NULL;
+        REQUIRE_OK(mer_faces_state_init(&fst, &fp));
+        mer_faces_params dp = mer_faces_default_params();
+        dp.input_size = 160; /* small: only the threads matter here */
+        dp.expressions = 0;
+        mer_face *faces = NULL;
+        int32_t n = 0;
+        seen_reset(&ts);
+        CHECK_OK(mer_faces_detect(fm, fst, &img, &dp, &faces, &n));
+        CHECK(ts.n_seen == want && ts.max_team == want);
+        CHECK(omp_get_max_threads() == other);
+        free(faces);
+        mer_faces_state_free(fst);
+    }
+    mer__parallel_set_hook(NULL, NULL);
+    mer_set_threads(0);
+    free(out);
+    mer_image_free(&img);
+    mer_faces_free(fm);
+    mer_text_model_free(m);
 }
 
 MER_TEST(text_bad_input) {

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "                           [--mask-len 10] [--top L] [--head-layers H-L] [--epochs 20] [--folds 5]\n"
             "                           [--group-col COL] [--batch 8] [--lr 1e-3] [--l2 0.01] [--seed S]\n"
             "                           [--threads N] [--cache DIR] [--select best|last] [--resume]\n"
-            "                           [--precision f32|bf16] [--memo MB]\n"
+            "                           [--precision f32|bf16|int8] [--memo MB]\n"
             "\n"
             "Parameter-efficient fine-tuning of a HuBERT / wav2vec 2.0 checkpoint for emotion\n"
             "classification (docs/finetune.md). Hidden state A-1 of every clip is computed once and\n"
@@ -46,6 +46,8 @@ static void usage(FILE *f) {
             "  --cache DIR           share the layer cache between runs (default RUN/cache)\n"
             "  --precision bf16      the frozen projections in bfloat16 (float32 accumulation);\n"
             "                        adapters, LoRA, heads, norms and attention stay float32\n"
+            "  --precision int8      the frozen projections' forward products in int8 W8A8 (their\n"
+            "                        input gradients and everything trainable stay float32)\n"
             "  --memo MB             adapters: keep layer A's frozen part (below its adapter) per\n"
             "                        clip in memory (up to MB), computed once per clip\n"
             "  --out RUN             the run directory (mer train's layout); --resume continues it\n");
@@ -145,7 +147,8 @@ int cmd_finetune(int argc, char **argv) {
         } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
             if (!strcmp(v, "f32")) p.precision = MER_PRECISION_F32;
             else if (!strcmp(v, "bf16")) p.precision = MER_PRECISION_BF16;
-            else return cli_usage(CMD, "--precision wants f32 or bf16, got '%s'", v);
+            else if (!strcmp(v, "int8")) p.precision = MER_PRECISION_INT8;
+            else return cli_usage(CMD, "--precision wants f32, bf16 or int8, got '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--select", &v)) {
             if (strcmp(v, "best") && strcmp(v, "last"))
                 return cli_usage(CMD, "--select wants best or last, got '%s'", v);

@@ -102,6 +102,10 @@ void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *use
 int mer__threads_use(int n);
 /* The thread count of the calling thread's kernels now (mer__threads_use, else mer_get_threads()). */
 int mer__threads(void);
+/* Test hook: fn(part, team, user) runs on every thread that executes parts of a
+ * mer__parallel_for (team: the threads of the region; an inline call reports part 0, team 1),
+ * so a test can see which threads a call really used. NULL: none (the default). */
+void mer__parallel_set_hook(void (*fn)(int part, int team, void *user), void *user);
 
 /* MER_ERR_ABORTED ("<what>: stopped by the caller") when abort is set and returns true, else
  * MER_OK: the one poll of the API's abort callbacks. */

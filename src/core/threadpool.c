@@ -50,6 +50,14 @@ int mer__threads_use(int n) {
 
 int mer__threads(void) { return tl_threads ? tl_threads : mer_get_threads(); }
 
+static void (*region_hook)(int part, int team, void *user);
+static void *region_hook_user;
+
+void mer__parallel_set_hook(void (*fn)(int part, int team, void *user), void *user) {
+    region_hook_user = user;
+    region_hook = fn;
+}
+
 void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *user) {
     if (n <= 0) return;
     if (min_chunk < 1) min_chunk = 1;
@@ -57,6 +65,7 @@ void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *use
     int64_t max_parts = n / min_chunk;
     int parts = (int64_t)threads < max_parts ? threads : (int)(max_parts > 0 ? max_parts : 1);
     if (parts <= 1 || omp_in_parallel()) {
+        if (region_hook) region_hook(0, 1, region_hook_user);
         fn(user, 0, n, 0);
         return;
     }
@@ -66,6 +75,7 @@ void mer__parallel_for(int64_t n, int64_t min_chunk, mer__range_fn fn, void *use
         /* The runtime may give fewer threads than asked: each thread then takes several parts,
          * still in a fixed assignment. */
         int nt = omp_get_num_threads(), me = omp_get_thread_num();
+        if (region_hook && me < parts) region_hook(me, nt, region_hook_user);
         for (int i = me; i < parts; i += nt) {
             int64_t b = i * base + (i < rem ? i : rem);
             int64_t e = b + base + (i < rem ? 1 : 0);

@@ -220,9 +220,10 @@ MER_AVX512 static inline __mmask16 tail_mask(int64_t left) {
     return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
 }
 
-/* The 8-lane GELU forward for AVX2 machines (the build's baseline, x86-64-v3), the same
- * operations in the same order as gelu1 / gelu16 (masks as all-ones lanes), so the same bits. */
-__attribute__((target("avx2,fma"))) static inline __m256 gelu8(__m256 x) {
+/* The 8-lane GELU forward and derivative for AVX2 machines (the build's baseline, x86-64-v3),
+ * the same operations in the same order as gelu1 / gelu_grad1 (masks as all-ones lanes), so the
+ * same bits. The shared core: e = e^{-z^2} (0 below EXP_LO) and 2 Phi(x), z = |x| / sqrt 2. */
+__attribute__((target("avx2,fma"))) static inline __m256 gelu_core8(__m256 x, __m256 *e_out) {
     const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(SQRT1_2));
     const __m256 a = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z));
     const __m256 lo = _mm256_set1_ps(EXP_LO);
@@ -247,8 +248,21 @@ __attribute__((target("avx2,fma"))) static inline __m256 gelu8(__m256 x) {
     for (int i = 6; i >= 0; i--) q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(ERFC_P[i]));
     q = _mm256_mul_ps(_mm256_mul_ps(t, q), e);
     const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-    const __m256 tp = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), q), q, neg);
+    *e_out = e;
+    return _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), q), q, neg);
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 gelu8(__m256 x) {
+    __m256 e;
+    const __m256 tp = gelu_core8(x, &e);
     return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), tp);
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 gelu_grad8(__m256 x) {
+    __m256 e;
+    const __m256 tp = gelu_core8(x, &e);
+    return _mm256_fmadd_ps(x, _mm256_mul_ps(_mm256_set1_ps(INV_SQRT_2PI), e),
+                           _mm256_mul_ps(_mm256_set1_ps(0.5f), tp));
 }
 
 /* One loop shape for the four kernels: two vectors at a time (two independent dependency
@@ -312,10 +326,23 @@ void mer__gelu_fwd(float *y, const float *x, int64_t n) {
 
 ACT_RANGE(gelu_bwd_range, ACT_BWD_LOOP, gelu_grad16, gelu_grad1)
 
+__attribute__((target("avx2,fma"))) static void gelu_bwd_range_avx2(void *u, int64_t b, int64_t e, int t) {
+    const act_job *j = u;
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8)
+        _mm256_storeu_ps(j->y + i, _mm256_fmadd_ps(_mm256_loadu_ps(j->dy + i),
+                                                   gelu_grad8(_mm256_loadu_ps(j->x + i)),
+                                                   _mm256_loadu_ps(j->y + i)));
+    for (; i < e; i++) j->y[i] = fmaf(j->dy[i], gelu_grad1(j->x[i]), j->y[i]);
+}
+
 // ref: autograd of torch.nn.functional.gelu(approximate='none')
 void mer__gelu_bwd(float *dx, const float *dy, const float *x, int64_t n) {
     act_job j = {dx, x, dy};
-    mer__parallel_for(n, ACT_MIN_CHUNK, ACT_PICK(gelu_bwd_range), &j);
+    mer__range_fn fn = mer__use_avx512()                                ? gelu_bwd_range_avx512
+                       : (mer_cpu_features() & MER_CPU_AVX2) ? gelu_bwd_range_avx2
+                                                                        : gelu_bwd_range;
+    mer__parallel_for(n, ACT_MIN_CHUNK, fn, &j);
 }
 
 /* ---- quick GELU: x * sigmoid(1.702 x) ----------------------------------------------------- */

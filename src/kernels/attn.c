@@ -184,6 +184,7 @@ typedef struct {
     float scale;
     int64_t next; /* next item to claim (atomic) */
     int nomem;    /* a thread could not get its buffers (atomic) */
+    float *tb;    /* the threads' buffers (mer__attention_fwd_all), or NULL: each allocates */
 } fa_job;
 
 /* d (8, 8) [ldd] = s (8, 8) [lds] transposed */
@@ -300,11 +301,11 @@ __attribute__((target("avx2,fma"))) static void pv_tile(float *o, int64_t ldo, c
 static void fa_items(void *u, int64_t b, int64_t e, int th) {
     (void)b;
     (void)e;
-    (void)th;
     fa_job *j = u;
     const int64_t tk = j->tk, tkp = j->tkp, dh = j->dh, dhp = j->dhp, items = j->h * j->nqb;
     /* this thread's scores (AQ, tkp) and outputs (AQ, dhp) */
-    float *s = mer__alloc((size_t)(AQ * (tkp + dhp)) * sizeof(float));
+    float *s = j->tb ? j->tb + (int64_t)th * AQ * (tkp + dhp)
+                     : mer__alloc((size_t)(AQ * (tkp + dhp)) * sizeof(float));
     if (!s) {
         __atomic_store_n(&j->nomem, 1, __ATOMIC_RELAXED);
         return;
@@ -340,7 +341,7 @@ static void fa_items(void *u, int64_t b, int64_t e, int th) {
         for (int64_t r = 0; r < nr; r++)
             scale_row(j->out + (i0 + r) * j->ldo + hh * dh, o + r * dhp, inv[r], dh);
     }
-    mer__free(s);
+    if (!j->tb) mer__free(s);
 }
 
 static int fused_avx2(void) { return (mer_cpu_features() & MER_CPU_AVX2) != 0; }
@@ -366,11 +367,49 @@ int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh) 
     return tq * tk;
 }
 
+/* The fused AVX2 path's per-thread buffers for `threads` threads (0 on the other paths, which
+ * take everything from ws). */
+static int64_t thread_bufs(int64_t tk, int64_t dh, int threads) {
+    if (mer__use_avx512() || !fused_avx2()) return 0;
+    return (int64_t)threads * AQ * (((tk + 15) & ~(int64_t)15) + ((dh + 15) & ~(int64_t)15));
+}
+
+int64_t mer__attention_ws_floats_all(int64_t tq, int64_t tk, int64_t h, int64_t dh, int threads) {
+    const int64_t base = mer__attention_ws_floats(tq, tk, h, dh);
+    return base ? base + thread_bufs(tk, dh, threads) : 0;
+}
+
+static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
+                                const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
+                                int64_t dh, float scale, float *ws, float *tb);
+
+mer_status mer__attention_fwd_all(float *out, int64_t ldo, float *probs, const float *q,
+                                  int64_t ldq, const float *k, int64_t ldk, const float *v,
+                                  int64_t ldv, const uint8_t *key_mask, int64_t tq, int64_t tk,
+                                  int64_t h, int64_t dh, float scale, float *ws, int threads) {
+    if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return MER_OK;
+    if (threads < 1 || !ws) return mer__err(MER_ERR_INVALID_ARG, "attention: no scratch");
+    const int old = threads < mer__threads() ? mer__threads_use(threads) : -1;
+    mer_status st = attention_fwd(out, ldo, probs, q, ldq, k, ldk, v, ldv, key_mask, tq, tk, h, dh,
+                                  scale, ws, ws + mer__attention_ws_floats(tq, tk, h, dh));
+    if (old >= 0) mer__threads_use(old);
+    return st;
+}
+
 // ref: torch.nn.functional.scaled_dot_product_attention (no dropout, no causal mask)
 mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
                               const float *k, int64_t ldk, const float *v, int64_t ldv,
                               const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
                               int64_t dh, float scale, float *ws) {
+    return attention_fwd(out, ldo, probs, q, ldq, k, ldk, v, ldv, key_mask, tq, tk, h, dh, scale,
+                         ws, NULL);
+}
+
+static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
+                                const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
+                                int64_t dh, float scale, float *ws, float *tb) {
     if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return MER_OK;
     float *own = NULL;
     if (!ws) {
@@ -388,7 +427,7 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
     if (fused_avx2()) {
         const int64_t tkp = (tk + 15) & ~(int64_t)15, dhp = (dh + 15) & ~(int64_t)15, nqb = (tq + AQ - 1) / AQ;
         fa_job j = {out, probs, q, k, v, key_mask, ws, ws + h * tkp * dh, ldo, ldq, ldk, ldv, tq, tk, tkp,
-                    dh, dhp, h, nqb, scale, 0, 0};
+                    dh, dhp, h, nqb, scale, 0, 0, tb};
         mer__parallel_for(h, 1, fa_pack, &j);
         mer__parallel_for(h * nqb, 1, fa_items, &j);
         mer__free(own);

@@ -8,7 +8,7 @@
  *
  * File map:  gemm.c (mer_sgemm, public) | gemm_small.c (batch-sized products) | packed.c
  *            (mer_packed_*: packed-weight products of the encoders) | peak.c (mer bench peak) | linear.c |
- *            norm.c | act.c | softmax.c | attn.c | conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models) |
+ *            norm.c | act.c | softmax.c | attn.c | attn_bwd.c (batched attention backward) | conv.c | loss.c | pool.c | conv2d.c (NHWC 2-D conv/pool, face models) |
  *            fft.c (mixed-radix FFT, acoustic front end)
  * A naive reference of each kernel lives in tests/ as the oracle.
  */
@@ -60,6 +60,13 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
  * with 8-bit weights (sign instructions), with twice the weights' rounding error. For encoders whose int8 bar allows it (the text encoders). */
 mer_status mer__packed_init_w7(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
                                int64_t n, int64_t k);
+/* mer_packed_linear on the caller's scratch ws of mer__packed_ws_bytes(w, m) bytes (64-byte
+ * aligned): no allocation, so a training step can run it in steady state without allocating.
+ * The same results as mer_packed_linear. ws NULL (or a BF16 matrix kept for oneDNN, whose
+ * mer__packed_ws_bytes is 0): mer_packed_linear itself. */
+size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m);
+mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                 const mer_packed *w, int accumulate, mer_epilogue epi, void *ws);
 /* One packed matrix whose outputs are those of parts[0..n) in turn (a fused q|k|v projection:
  * one quantisation of x, one region). The parts must share type and k, and every part but the
  * last must have a multiple of 16 outputs (MER_ERR_UNSUPPORTED otherwise); a part without bias
@@ -135,12 +142,36 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
                               const float *k, int64_t ldk, const float *v, int64_t ldv,
                               const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
                               int64_t dh, float scale, float *ws);
+/* mer__attention_fwd with all of its scratch in ws, the per-thread buffers included, for at
+ * most `threads` threads (fewer run if the calling thread's count is lower): ws holds
+ * mer__attention_ws_floats_all(tq, tk, h, dh, threads) floats. Never allocates (a training step
+ * in steady state). */
+int64_t mer__attention_ws_floats_all(int64_t tq, int64_t tk, int64_t h, int64_t dh, int threads);
+mer_status mer__attention_fwd_all(float *out, int64_t ldo, float *probs, const float *q,
+                                  int64_t ldq, const float *k, int64_t ldk, const float *v,
+                                  int64_t ldv, const uint8_t *key_mask, int64_t tq, int64_t tk,
+                                  int64_t h, int64_t dh, float scale, float *ws, int threads);
 /* Backward of the above given saved probs; dq, dk, dv accumulate (+=) (each may be NULL).
  * ws: tq * tk floats of scratch, or NULL to allocate them for this call. */
 mer_status mer__attention_bwd(float *dq, float *dk, float *dv, const float *dout, int64_t ldo,
                               const float *probs, const float *q, int64_t ldq, const float *k,
                               int64_t ldk, const float *v, int64_t ldv, int64_t tq, int64_t tk,
                               int64_t h, int64_t dh, float scale, float *ws);
+
+/* ---- attn_bwd.c --------------------------------------------------------------------------- */
+/* Backward of self-attention (tq = tk = T_i, no mask) over a batch of n clips whose rows are
+ * concatenated (offsets off (n + 1)), heads packed in the feature dim, all rows ld floats apart
+ * (q, k, v, dout, dq, dk, dv); probs: clip c's (h, T_c, T_c) probabilities of the forward at
+ * probs + poff[c]. dq, dk, dv accumulate (+=). The (clip, head) pairs are split over the threads;
+ * ws: ws_floats floats of scratch, mer__attention_bwd_batch_ws_floats(max T_c) for the calling
+ * thread's kernel thread count (fewer threads run when it holds less). Results do not depend on
+ * the thread count. */
+int64_t mer__attention_bwd_batch_ws_floats(int64_t tmax);
+void mer__attention_bwd_batch(float *dq, float *dk, float *dv, const float *dout,
+                              const float *probs, const int64_t *poff, const float *q,
+                              const float *k, const float *v, int64_t ld, const int64_t *off,
+                              int64_t n, int64_t h, int64_t dh, float scale, float *ws,
+                              int64_t ws_floats);
 
 /* ---- conv.c ------------------------------------------------------------------------------ */
 /* 1-D convolution, channel-major: x (cin, tin) -> y (cout, tout), w (cout, cin/groups, k),

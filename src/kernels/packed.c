@@ -702,55 +702,70 @@ static void dyn_worker(void *u, int64_t b, int64_t e, int t) {
  * items in one region; done (or NULL) on each finished row block. */
 static mer_status dyn_run(mer__range_fn prep, void *prep_job, int64_t groups, int64_t group_rows,
                           mer__range_fn item, void *item_job, int64_t m, int64_t cblocks,
-                          mer__range_fn done, void *user) {
+                          mer__range_fn done, void *user, int32_t *ws_cnt) {
     const int64_t mblocks = (m + MC - 1) / MC;
-    int32_t *cnt = mer__calloc((size_t)(2 * mblocks), sizeof(int32_t));
+    int32_t *cnt = ws_cnt ? ws_cnt : mer__alloc((size_t)(2 * mblocks) * sizeof(int32_t));
     if (!cnt) return MER_ERR_NOMEM;
+    memset(cnt, 0, (size_t)(2 * mblocks) * sizeof(int32_t));
     dyn_job d = {prep, item, done, prep_job, item_job, user, m, groups, group_rows, mblocks, cblocks,
                  0, 0, cnt, cnt + mblocks};
     mer__parallel_for(mblocks * cblocks, 1, dyn_worker, &d);
-    mer__free(cnt);
+    if (!ws_cnt) mer__free(cnt);
     return MER_OK;
 }
 
+/* The scratch of linear_dyn in one block (mer__packed_ws_bytes): the packed or quantised
+ * activations, then (int8) the row scales and sums, then the region's counters. */
+typedef struct {
+    void *ap;
+    float *as;
+    int32_t *sums, *cnt;
+} dyn_ws;
+
+static size_t dyn_ws_layout(const mer_packed *w, int64_t m, uint8_t *base, dyn_ws *o) {
+    const int64_t mblocks = (m + MC - 1) / MC;
+    size_t a = w->type == MER_PACK_INT8 ? (size_t)(((m + MR8 - 1) / MR8) * w->kq * 16)
+                                        : (size_t)(((m + MR - 1) / MR) * w->k * MR) * sizeof(float);
+    a = (a + 63) & ~(size_t)63;
+    size_t sc = w->type == MER_PACK_INT8 ? ((size_t)m * sizeof(float) + 63) & ~(size_t)63 : 0;
+    size_t su = w->type == MER_PACK_INT8 && w->w7 ? ((size_t)m * sizeof(int32_t) + 63) & ~(size_t)63 : 0;
+    if (base) {
+        o->ap = base;
+        o->as = sc ? (float *)(base + a) : NULL;
+        o->sums = su ? (int32_t *)(base + a + sc) : NULL;
+        o->cnt = (int32_t *)(base + a + sc + su);
+    }
+    return a + sc + su + (size_t)(2 * mblocks) * sizeof(int32_t);
+}
+
+/* ws: the caller's scratch of mer__packed_ws_bytes(w, m) bytes, or NULL to allocate it here */
 static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                              const mer_packed *w, int accumulate, mer_epilogue epi,
-                             mer__range_fn done, void *user) {
+                             mer__range_fn done, void *user, void *ws) {
     const int avx2 = use_avx2();
     int64_t mblocks = (m + MC - 1) / MC, cblocks = (w->np + NCP - 1) / NCP;
+    uint8_t *own = NULL;
+    if (!ws && !(ws = own = mer__alloc(dyn_ws_layout(w, m, NULL, NULL)))) return MER_ERR_NOMEM;
+    dyn_ws b;
+    dyn_ws_layout(w, m, ws, &b);
     mer_status s;
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
-        int8_t *ap = mer__alloc((size_t)(mp * w->kq * 16));
-        float *as = mer__alloc((size_t)m * sizeof(float));
-        int32_t *sums = w->w7 ? mer__alloc((size_t)m * sizeof(int32_t)) : NULL;
-        if (!ap || !as || (w->w7 && !sums)) {
-            mer__free(ap);
-            mer__free(as);
-            mer__free(sums);
-            return MER_ERR_NOMEM;
-        }
-        quant_a_job qj = {ap, as, sums, x, ldx, m, w->k, w->kq};
-        i8_job j = {w, y, ldy, m, mblocks, cblocks, ap, as, sums, accumulate, epi, avx2};
-        s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user);
-        mer__free(ap);
-        mer__free(as);
-        mer__free(sums);
-        return s;
-    }
-    int64_t mp = (m + MR - 1) / MR;
-    /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in place;
-     * packing would copy the input k / ldx times over */
-    if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
+        quant_a_job qj = {b.ap, b.as, b.sums, x, ldx, m, w->k, w->kq};
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, accumulate, epi, avx2};
+        s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user, b.cnt);
+    } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
+        /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
+         * place; packing would copy the input k / ldx times over */
         f32_job j = {w, y, ldy, m, MC, cblocks, NULL, x, ldx, accumulate, epi, avx2};
-        return dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user);
+        s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
+    } else {
+        int64_t mp = (m + MR - 1) / MR;
+        pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
+        f32_job j = {w, y, ldy, m, MC, cblocks, b.ap, x, ldx, accumulate, epi, avx2};
+        s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     }
-    float *ap = mer__alloc((size_t)(mp * w->k * MR) * sizeof(float));
-    if (!ap) return MER_ERR_NOMEM;
-    pack_a_job pj = {ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-    f32_job j = {w, y, ldy, m, MC, cblocks, ap, x, ldx, accumulate, epi, avx2};
-    s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user);
-    mer__free(ap);
+    mer__free(own);
     return s;
 }
 
@@ -766,7 +781,7 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
     if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL);
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, NULL);
 }
 
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
@@ -782,7 +797,22 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
         return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user);
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
+}
+
+size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
+    return w && m > 0 && !w->rowmajor ? dyn_ws_layout(w, m, NULL, NULL) : 0;
+}
+
+mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                 const mer_packed *w, int accumulate, mer_epilogue epi, void *ws) {
+    if (!ws || !w || w->rowmajor) return mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
+    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
+    if (m < 0 || ldx < 1 || ldy < w->n)
+        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
+                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
+    if (m == 0) return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
 }
 
 mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n) {

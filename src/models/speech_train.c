@@ -30,6 +30,7 @@ enum { P_Q, P_K, P_V, P_O, P_F1, P_F2, P_N };
 typedef struct {
     mer__speech_layer w;
     const uint16_t *w16[P_N];           /* bfloat16 copies of the projections (bf16 only) */
+    mer__plin pl[P_N];                  /* the projections packed (float32 / int8; not bf16) */
     int adapted;
     mer__adapter ad;                    /* method adapter */
     mer__lora lora[P_N];                /* method lora: r > 0 where declared */
@@ -61,6 +62,9 @@ struct mer__sft {
     float *fin_mean, *fin_rstd, *fin;   /* final encoder LN (stable, last == L) */
     float *hsum, *feat;                 /* head input per row (rows, D), pooled (n, D) */
     float *attn_ws;                     /* attention forward workspace (the largest clip) */
+    void *pws;                          /* the packed products' scratch (rows of the batch) */
+    int attn_threads;                   /* the threads attn_ws was sized for */
+    int64_t *poff;                      /* (n + 1) offsets of each clip's probabilities */
     /* masked reconstruction (training forward with recon_weight > 0) */
     float *xm;                          /* the masked input (rows, D) */
     int64_t *mrows, n_masked;           /* masked row indices (rows) */
@@ -107,6 +111,8 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
     if (c->memo_mb < 0 || (c->memo_mb > 0 && (c->method != MER__SFT_ADAPTER || c->recon_weight > 0.0f)))
         return mer__err(MER_ERR_INVALID_ARG, "the first-layer memo (%d MB) needs adapters and no "
                         "reconstruction loss", (int)c->memo_mb);
+    if (c->bf16 && c->int8)
+        return mer__err(MER_ERR_INVALID_ARG, "frozen projections: bf16 or int8, not both");
     if (c->method < MER__SFT_NONE || c->method > MER__SFT_LORA)
         return mer__err(MER_ERR_INVALID_ARG, "unknown fine-tuning method %d", (int)c->method);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
@@ -147,6 +153,18 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
         st = mer__speech_layer_get(m, l, &ly->w);
         if (st == MER_OK && c->bf16) st = mer__speech_layer_bf16(m, l, ly->w16);
         ly->adapted = c->method != MER__SFT_NONE && c->first + j <= c->adapt_last;
+        if (st == MER_OK && !c->bf16) {
+            /* packed once: the forward's W (float32 or int8) and, where a training backward
+             * goes through the layer, W^T for dx (the first layer of an adapter or head-only
+             * run stops at its adapter; an input gradient asked there runs mer_sgemm on W) */
+            const mer__speech_layer *w = &ly->w;
+            const float *W[P_N] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2};
+            const float *B[P_N] = {w->bq, w->bk, w->bv, w->bo, w->b1, w->b2};
+            const int want_dx = j > 0 || c->method == MER__SFT_LORA;
+            for (int p = 0; p < P_N && st == MER_OK; p++)
+                st = mer__plin_init(&ly->pl[p], W[p], B[p], p == P_F2 ? I : D, p == P_F1 ? I : D,
+                                    c->int8 ? MER_PACK_INT8 : MER_PACK_F32, want_dx);
+        }
         if (st || !ly->adapted) continue;
         if (c->method == MER__SFT_ADAPTER) {
             snprintf(name, sizeof name, "%sencoder.layers.%d.adapter", pre, (int)l);
@@ -176,6 +194,8 @@ void mer__sft_free(mer__sft *s) {
     if (!s) return;
     s->nn.params = s->nn.grads = NULL; /* the caller's */
     mer__nn_free(&s->nn);
+    for (int32_t j = 0; s->layers && j < s->c.last - s->c.first + 1; j++)
+        for (int p = 0; p < P_N; p++) mer__plin_free(&s->layers[j].pl[p]);
     free(s->layers);
     free(s->off);
     for (int64_t i = 0; i < s->memo_cap; i++) free(s->memo[i].res);
@@ -214,33 +234,31 @@ const float *mer__sft_hidden(const mer__sft *s) { return s->hsum; }
 
 /* ---- frozen products ------------------------------------------------------------------------ */
 
-/* The frozen projection p of a layer: y = x W^T (+ b when b; beta 1 adds onto y) in float32, or
- * through the bfloat16 weights. */
-static void frozen_fwd(const mer__sft *s, const sft_layer *ly, int p, const float *W,
-                       const float *b, float *y, const float *x, int64_t rows, int64_t in,
-                       int64_t out, float beta) {
-    if (s->c.bf16) {
-        mer_sgemm_bf16(1, rows, out, in, x, in, ly->w16[p], in, beta != 0.0f, y, out);
-        if (b)
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t c = 0; c < out; c++) y[i * out + c] += b[c];
-    } else if (b && beta == 0.0f) {
-        mer__linear_fwd(y, x, W, b, rows, in, out);
-    } else {
-        if (b)
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t c = 0; c < out; c++) y[i * out + c] += b[c];
-        mer_sgemm(0, 1, rows, out, in, 1.0f, x, in, W, in, beta != 0.0f || b ? 1.0f : 0.0f, y, out);
+/* The frozen projection p of a layer: y = x W^T + b (+ y when accumulate), packed (float32 or
+ * int8), or through the bfloat16 weights. */
+static void frozen_fwd(const mer__sft *s, const sft_layer *ly, int p, float *y, const float *x,
+                       int64_t rows, int accumulate) {
+    if (!s->c.bf16) {
+        mer__plin_fwd(&ly->pl[p], y, x, rows, accumulate, MER_EPI_NONE, s->pws);
+        return;
     }
+    const mer__speech_layer *w = &ly->w;
+    const float *b[P_N] = {w->bq, w->bk, w->bv, w->bo, w->b1, w->b2};
+    const int64_t in = p == P_F2 ? s->I : s->D, out = p == P_F1 ? s->I : s->D;
+    mer_sgemm_bf16(1, rows, out, in, x, in, ly->w16[p], in, accumulate, y, out);
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < out; c++) y[i * out + c] += b[p][c];
 }
 
-/* dx (rows, in) = dy W (+ dx when beta 1) for the frozen projection p. */
-static void frozen_dx(const mer__sft *s, const sft_layer *ly, int p, const float *W, float *dx,
-                      const float *dy, int64_t rows, int64_t in, int64_t out, float beta) {
-    if (s->c.bf16)
-        mer_sgemm_bf16(0, rows, in, out, dy, out, ly->w16[p], in, beta != 0.0f, dx, in);
-    else
-        mer_sgemm(0, 0, rows, in, out, 1.0f, dy, out, W, in, beta, dx, in);
+/* dx (rows, in) = dy W (+ dx when accumulate) for the frozen projection p. */
+static void frozen_dx(const mer__sft *s, const sft_layer *ly, int p, float *dx, const float *dy,
+                      int64_t rows, int accumulate) {
+    if (!s->c.bf16) {
+        mer__plin_dx(&ly->pl[p], dx, dy, rows, accumulate, s->pws);
+        return;
+    }
+    const int64_t in = p == P_F2 ? s->I : s->D, out = p == P_F1 ? s->I : s->D;
+    mer_sgemm_bf16(0, rows, in, out, dy, out, ly->w16[p], in, accumulate, dx, in);
 }
 
 static int has_nonfinite(const float *x, int64_t n) {
@@ -315,9 +333,9 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *x, int trai
         mer__layernorm_fwd(ly->n1, ly->mean1, ly->rstd1, x, w->ln1_g, w->ln1_b, rows, D, s->eps);
         a_in = ly->n1;
     }
-    frozen_fwd(s, ly, P_Q, w->wq, w->bq, ly->q, a_in, rows, D, D, 0.0f);
-    frozen_fwd(s, ly, P_K, w->wk, w->bk, ly->k, a_in, rows, D, D, 0.0f);
-    frozen_fwd(s, ly, P_V, w->wv, w->bv, ly->v, a_in, rows, D, D, 0.0f);
+    frozen_fwd(s, ly, P_Q, ly->q, a_in, rows, 0);
+    frozen_fwd(s, ly, P_K, ly->k, a_in, rows, 0);
+    frozen_fwd(s, ly, P_V, ly->v, a_in, rows, 0);
     if ((st = lora_fwd(s, ly, P_Q, ly->q, a_in, rows, train, rng)) ||
         (st = lora_fwd(s, ly, P_K, ly->k, a_in, rows, train, rng)) ||
         (st = lora_fwd(s, ly, P_V, ly->v, a_in, rows, train, rng)))
@@ -325,27 +343,25 @@ static mer_status layer_fwd(mer__sft *s, sft_layer *ly, const float *x, int trai
     int64_t poff = 0;
     for (int64_t i = 0; i < s->n; i++) {
         const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        st = mer__attention_fwd(ly->ctx + o * D, D, train ? ly->probs + poff : NULL, ly->q + o * D,
-                                D, ly->k + o * D, D, ly->v + o * D, D, NULL, T, T, H, dh, scale,
-                                s->attn_ws);
+        st = mer__attention_fwd_all(ly->ctx + o * D, D, train ? ly->probs + poff : NULL,
+                                    ly->q + o * D, D, ly->k + o * D, D, ly->v + o * D, D, NULL, T,
+                                    T, H, dh, scale, s->attn_ws, s->attn_threads);
         if (st != MER_OK) return st;
         poff += H * T * T;
     }
     /* r1 = x + ctx Wo^T + bo (+ LoRA) */
     memcpy(ly->r1, x, (size_t)(rows * D) * sizeof(float));
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t c = 0; c < D; c++) ly->r1[i * D + c] += w->bo[c];
-    frozen_fwd(s, ly, P_O, w->wo, NULL, ly->r1, ly->ctx, rows, D, D, 1.0f);
+    frozen_fwd(s, ly, P_O, ly->r1, ly->ctx, rows, 1);
     if ((st = lora_fwd(s, ly, P_O, ly->r1, ly->ctx, rows, train, rng))) return st;
     /* post-LN: h1 = LN1(r1), the feed-forward input and residual; stable: h1 = LN2(r1) */
     if (s->stable)
         mer__layernorm_fwd(ly->h1, ly->mean2, ly->rstd2, ly->r1, w->ln2_g, w->ln2_b, rows, D, s->eps);
     else
         mer__layernorm_fwd(ly->h1, ly->mean1, ly->rstd1, ly->r1, w->ln1_g, w->ln1_b, rows, D, s->eps);
-    frozen_fwd(s, ly, P_F1, w->w1, w->b1, ly->hid, ly->h1, rows, D, I, 0.0f);
+    frozen_fwd(s, ly, P_F1, ly->hid, ly->h1, rows, 0);
     if ((st = lora_fwd(s, ly, P_F1, ly->hid, ly->h1, rows, train, rng))) return st;
     mer__gelu_fwd(ly->g, ly->hid, rows * I);
-    frozen_fwd(s, ly, P_F2, w->w2, w->b2, ly->f, ly->g, rows, I, D, 0.0f);
+    frozen_fwd(s, ly, P_F2, ly->f, ly->g, rows, 0);
     if ((st = lora_fwd(s, ly, P_F2, ly->f, ly->g, rows, train, rng))) return st;
     return layer_tail(s, ly, rows, train);
 }
@@ -501,9 +517,10 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     for (int64_t i = 0; i < n; i++) {
         const int64_t T = off[i + 1] - off[i];
         if (T < 1) return mer__err(MER_ERR_SHAPE, "speech fine-tuning: clip %lld has no frame", (long long)i);
-        const int64_t w = mer__attention_ws_floats(T, T, H, D / H);
+        const int64_t w = mer__attention_ws_floats_all(T, T, H, D / H, mer__threads());
         if (w > ws) ws = w;
-        if (T * T > s->attn_bwd_ws) s->attn_bwd_ws = T * T;
+        const int64_t b = mer__attention_bwd_batch_ws_floats(T);
+        if (b > s->attn_bwd_ws) s->attn_bwd_ws = b;
     }
     const int64_t rows = off[n];
     if (has_nonfinite(x, rows * D))
@@ -531,12 +548,26 @@ mer_status mer__sft_forward(mer__sft *s, const float *params, const float *x, co
     s->hsum = act(s, rows * D);
     s->feat = act(s, n * D);
     s->attn_ws = act(s, ws);
+    s->attn_threads = mer__threads();
+    s->poff = mer__nn_act_off(&s->nn, n);
+    size_t pws = 0;
+    for (int32_t j = 0; j < nl && !s->c.bf16; j++)
+        for (int p = 0; p < P_N; p++) {
+            const size_t b = mer__plin_ws_bytes(&s->layers[j].pl[p], rows);
+            if (b > pws) pws = b;
+        }
+    s->pws = act(s, (int64_t)(pws / sizeof(float)) + 1);
+    if (s->poff) {
+        s->poff[0] = 0;
+        for (int64_t i = 0; i < n; i++)
+            s->poff[i + 1] = s->poff[i] + H * (off[i + 1] - off[i]) * (off[i + 1] - off[i]);
+    }
     s->xm = recon ? act(s, rows * D) : NULL;
     s->hm = recon ? act(s, rows * D) : NULL;
     s->diff = recon ? act(s, rows * D) : NULL;
     s->mrows = recon ? (int64_t *)act(s, 2 * rows) : NULL;
     if ((fin && (!s->fin || !s->fin_mean || !s->fin_rstd)) || !s->hsum || !s->feat ||
-        !s->attn_ws || (recon && (!s->xm || !s->hm || !s->diff || !s->mrows)))
+        !s->attn_ws || !s->poff || !s->pws || (recon && (!s->xm || !s->hm || !s->diff || !s->mrows)))
         return mer__err(MER_ERR_NOMEM, "speech fine-tuning: activations do not fit in memory");
 
     s->recon_loss = 0.0f;
@@ -610,14 +641,14 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *dout, float
     if (ly->adapted && s->c.method == MER__SFT_ADAPTER) mer__adapter_bwd(&s->nn, &ly->ad, df, dsum);
     if (!dx) return MER_OK;
     /* f = W2 gelu(W1 h1 + b1) + b2 (+ LoRA) */
-    frozen_dx(s, ly, P_F2, w->w2, dg, df, rows, I, D, 0.0f);
+    frozen_dx(s, ly, P_F2, dg, df, rows, 0);
     lora_bwd(s, ly, P_F2, dg, df);
     memset(dhid, 0, (size_t)(rows * I) * sizeof(float));
     mer__gelu_bwd(dhid, dg, ly->hid, rows * I);
     /* the feed-forward input: post-LN its residual too (h1), stable the residual is r1 */
     if (s->stable) memset(dh1, 0, RD);
     else memcpy(dh1, dsum, RD);
-    frozen_dx(s, ly, P_F1, w->w1, dh1, dhid, rows, D, I, 1.0f);
+    frozen_dx(s, ly, P_F1, dh1, dhid, rows, 1);
     lora_bwd(s, ly, P_F1, dh1, dhid);
     /* back to r1 = x + attn */
     if (s->stable) {
@@ -628,24 +659,17 @@ static mer_status layer_bwd(mer__sft *s, sft_layer *ly, const float *dout, float
         mer__layernorm_bwd(dr1, NULL, NULL, dh1, ly->r1, ly->mean1, ly->rstd1, w->ln1_g, rows, D);
     }
     /* attention branch */
-    frozen_dx(s, ly, P_O, w->wo, dctx, dr1, rows, D, D, 0.0f);
+    frozen_dx(s, ly, P_O, dctx, dr1, rows, 0);
     lora_bwd(s, ly, P_O, dctx, dr1);
     float *dq = dqkv, *dk = dqkv + rows * D, *dv = dqkv + 2 * rows * D;
     memset(dqkv, 0, 3 * RD);
-    int64_t poff = 0;
-    for (int64_t i = 0; i < s->n; i++) {
-        const int64_t o = s->off[i], T = s->off[i + 1] - o;
-        mer_status st = mer__attention_bwd(dq + o * D, dk + o * D, dv + o * D, dctx + o * D, D,
-                                           ly->probs + poff, ly->q + o * D, D, ly->k + o * D, D,
-                                           ly->v + o * D, D, T, T, H, dh, scale, aws);
-        if (st != MER_OK) return st;
-        poff += H * T * T;
-    }
+    mer__attention_bwd_batch(dq, dk, dv, dctx, ly->probs, s->poff, ly->q, ly->k, ly->v, D, s->off,
+                             s->n, H, dh, scale, aws, s->attn_bwd_ws);
     /* d(attention input): reuse dctx */
     float *dain = dctx;
-    frozen_dx(s, ly, P_Q, w->wq, dain, dq, rows, D, D, 0.0f);
-    frozen_dx(s, ly, P_K, w->wk, dain, dk, rows, D, D, 1.0f);
-    frozen_dx(s, ly, P_V, w->wv, dain, dv, rows, D, D, 1.0f);
+    frozen_dx(s, ly, P_Q, dain, dq, rows, 0);
+    frozen_dx(s, ly, P_K, dain, dk, rows, 1);
+    frozen_dx(s, ly, P_V, dain, dv, rows, 1);
     lora_bwd(s, ly, P_Q, dain, dq);
     lora_bwd(s, ly, P_K, dain, dk);
     lora_bwd(s, ly, P_V, dain, dv);
@@ -760,8 +784,9 @@ void mer__speech_digest(const mer_speech_model *m, char out[17]) {
 void mer__sft_spec_format(char *out, size_t cap, const char *model, const char *digest,
                           const mer__sft_config *c) {
     static const char *meth[] = {"none", "adapter", "lora"};
-    char memo[32] = ""; /* only when on, so the specs of runs without it stay as they were */
+    char memo[48] = ""; /* only when on, so the specs of runs without them stay as they were */
     if (c->memo_mb > 0) snprintf(memo, sizeof memo, ";memo=%d", (int)c->memo_mb);
+    if (c->int8) snprintf(memo + strlen(memo), sizeof memo - strlen(memo), ";int8=1");
     snprintf(out, cap,
              "model=%s;digest=%s;first=%d;last=%d;adapt_last=%d;head_first=%d;method=%s;"
              "bottleneck=%d;rank=%d;alpha=%.9g;lora_ffn=%d;dropout=%.9g;recon=%.9g;mask_prob=%.9g;"
@@ -821,6 +846,7 @@ mer_status mer__sft_spec_parse(const char *spec, mer__sft_config *c, char *model
         else if (KEY("mask_len")) c->mask_len = (int32_t)iv;
         else if (KEY("bf16")) c->bf16 = iv != 0;
         else if (KEY("memo")) c->memo_mb = (int32_t)iv;
+        else if (KEY("int8")) c->int8 = iv != 0;
         else if (KEY("classes")) c->n_classes = (int32_t)iv;
         else return mer__err(MER_ERR_FORMAT, "encoder spec: unknown field '%.*s'", (int)kl, p);
 #undef KEY

@@ -63,6 +63,7 @@ typedef struct {
     int32_t mask_len;        /* span length in frames (10) */
     int32_t bf16;            /* frozen projections in bfloat16 (mer_sgemm_bf16), see below */
     int32_t memo_mb;         /* adapters: keep the first layer's frozen part per clip (MB, 0: off) */
+    int32_t int8;            /* frozen projections' forward products in int8 W8A8, see below */
 } mer__sft_config;
 
 typedef struct mer__sft mer__sft;

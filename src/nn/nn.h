@@ -33,7 +33,7 @@
  * File map: nn.c (parameter set, arena, init) | dense.c (linear) | layernorm.c (LayerNorm,
  * RMSNorm) | mha.c (multi-head attention, self/cross, key-padding and causal masks) | ffn.c
  * (feed-forward block, the MERTools MLP encoder, activations, dropout) | peft.c (LoRA and the
- * bottleneck adapter beside frozen layers) | pooling.c (mean pooling per clip).
+ * bottleneck adapter beside frozen layers) | frozen.c (packed frozen linear, forward and dx) | pooling.c (mean pooling per clip).
  * Tests: tests/test_grad.c (finite differences of every layer), tests/test_nn.c.
  */
 #ifndef MER_NN_H
@@ -124,6 +124,31 @@ void mer__lin_fwd(const mer__nn *nn, const mer__lin *l, float *y, const float *x
 /* dx (n, in) += dy w (dx may be NULL); dw, db += (trainable layers only). */
 void mer__lin_bwd(mer__nn *nn, const mer__lin *l, float *dx, const float *dy, const float *x,
                   int64_t n);
+
+/* ---- packed frozen linear (frozen.c) ------------------------------------------------------ */
+
+/* A frozen torch.nn.Linear (w (out, in), b (out) or NULL, both external and kept unchanged)
+ * packed once for the packed kernels: forward as fwd_type (MER_PACK_F32 exact, MER_PACK_INT8
+ * W8A8 dynamic), and with want_dx a float32 packing of w^T for dx = dy w. Holds
+ * mer__plin_bytes(); the scratch of a product of `rows` rows is the caller's
+ * (mer__plin_ws_bytes), so the products never allocate. Read only after init: threads may share
+ * it. */
+typedef struct {
+    mer_packed *fwd, *bwd;   /* bwd NULL without want_dx: dx then runs mer_sgemm on w */
+    const float *w;
+    int64_t in, out;
+} mer__plin;
+mer_status mer__plin_init(mer__plin *l, const float *w, const float *b, int64_t in, int64_t out,
+                          mer_pack_type fwd_type, int want_dx);
+void mer__plin_free(mer__plin *l);   /* NULL members ok */
+size_t mer__plin_bytes(const mer__plin *l);
+size_t mer__plin_ws_bytes(const mer__plin *l, int64_t rows);
+/* y (rows, out) = epi(x (rows, in) w^T + b (+ y when accumulate)); ws: mer__plin_ws_bytes. */
+void mer__plin_fwd(const mer__plin *l, float *y, const float *x, int64_t rows, int accumulate,
+                   mer_epilogue epi, void *ws);
+/* dx (rows, in) = dy (rows, out) w (+ dx when accumulate). */
+void mer__plin_dx(const mer__plin *l, float *dx, const float *dy, int64_t rows, int accumulate,
+                  void *ws);
 
 /* ---- norms (layernorm.c) ------------------------------------------------------------------- */
 

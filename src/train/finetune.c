@@ -238,9 +238,11 @@ static mer_status finetune_run(const mer_finetune_params *p, const char *rundir,
     c.mask_prob = p->mask_prob;
     c.mask_len = p->mask_len;
     c.bf16 = p->precision == MER_PRECISION_BF16;
+    c.int8 = p->precision == MER_PRECISION_INT8;
     c.memo_mb = p->memo_mb;
-    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16)
-        return mer__err(MER_ERR_INVALID_ARG, "finetune: precision must be f32 or bf16");
+    if (p->precision != MER_PRECISION_F32 && p->precision != MER_PRECISION_BF16 &&
+        p->precision != MER_PRECISION_INT8)
+        return mer__err(MER_ERR_INVALID_ARG, "finetune: precision must be f32, bf16 or int8");
     c.n_classes = 2;
     mer__sft *probe = NULL;
     if ((s = mer__sft_init(&probe, sm, &c))) {
