@@ -769,6 +769,29 @@ MER_TEST(acoustic_cli_demo_small) {
     REQUIRE(rc == 0);
     CHECK(strstr(out, "18 clips, 3 speakers, 3 classes") != NULL);
     CHECK(strstr(out, "WAF") != NULL && strstr(out, "UAR") != NULL && strstr(out, "confusion") != NULL);
+    {
+        /* the example clip: its predicted class, then every class by decreasing probability
+         * (mer_demo_result.example_order), the first of them the prediction */
+        const char *e = strstr(out, " (p = ");
+        REQUIRE(e);
+        char top[32] = "", first[32] = "";
+        const char *c = e;
+        while (c > out && c[-1] != ' ') c--;
+        CHECK(sscanf(c, "%31[^ ] (p = ", top) == 1);
+        const char *l = strchr(e, '\n');
+        REQUIRE(l);
+        double prev = 2, pv;
+        int n = 0, pos = 0;
+        char cls[32];
+        while (sscanf(l + 1 + pos, " %31s %lf%n", cls, &pv, &n) == 2 && n > 0 && pv <= 1.0) {
+            if (!first[0]) snprintf(first, sizeof first, "%s", cls);
+            CHECK(pv <= prev);
+            prev = pv;
+            pos += n;
+            if (l[1 + pos] == '\n') break;
+        }
+        CHECK(first[0] && !strcmp(first, top));
+    }
     /* each clip and its two speed-perturbed training copies */
     CHECK(strstr(out, "54 extracted") != NULL);
     snprintf(p, sizeof p, "%s/out/report/metrics.json", dir);
