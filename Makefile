@@ -132,10 +132,18 @@ FUZZ_LIB_SRC := src/core/status.c src/core/tensor.c src/core/arena.c src/core/st
                 src/io/safetensors.c src/io/npy.c src/io/csv.c src/io/json.c \
                 src/io/tfjs.c src/io/zip.c src/io/pickle.c src/io/torch.c src/models/text_lexicon.c \
                 $(wildcard src/text/*.c)
-build/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) src/io/io_internal.h src/text/text_internal.h include/mer.h
+# The parsers are compiled once (instrumented for coverage and the sanitizers) and linked into
+# every target: the same code and instrumentation as compiling them into each, a tenth of the time.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Isrc/core $(PKG_CFLAGS)
+FUZZ_OBJ := $(FUZZ_LIB_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+-include $(FUZZ_OBJ:.o=.d)
+.SECONDARY: $(FUZZ_OBJ)
+build/fuzz/%: fuzz/%.c $(FUZZ_OBJ) src/io/io_internal.h src/text/text_internal.h include/mer.h
 	@mkdir -p build/fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \
-	  $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(PKG_LIBS) -lpthread -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< $(FUZZ_OBJ) $(PKG_LIBS) -lpthread -lm
 
 bench: all
 	bash bench/run.sh

@@ -284,8 +284,10 @@ typedef enum {
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
     MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders and speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
-                               per-channel weights, per-token activation scales); convolutions,
-                               norms, attention and activations stay float32 (docs/gemm.md) */
+                               per-channel weights, per-token activation scales), and speech's
+                               feature-encoder convolutions with cin > 1 the same way; the first
+                               and the positional convolution, norms, attention and activations
+                               stay float32 (docs/gemm.md) */
 } mer_precision;
 
 /* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------
@@ -1221,6 +1223,8 @@ MER_API void mer_faces_summary_add(mer_faces_summary *s, const mer_face *faces, 
 MER_API double mer_faces_summary_fraction(const mer_faces_summary *s);
 /* Mean probabilities over frames with a face (zeros when none). */
 MER_API void mer_faces_summary_mean(const mer_faces_summary *s, float out[MER_FACE_EXPRESSIONS]);
+/* The expression with the highest mean (the first on ties), or -1 when no frame had a face. */
+MER_API int32_t mer_faces_summary_top(const mer_faces_summary *s);
 
 /* ---- Models: late fusion and label sets (src/models/fusion_late.c, docs/analyze.md) ------ */
 /* The shared label set of `mer analyze`: MER2024's six classes, in this order. Each modality's
@@ -2269,6 +2273,8 @@ struct mer_demo_result {
     char *example_path;        /* the first clip's media file */
     int32_t example_label;     /* its class */
     float example_probs[MER_MAX_CLASSES];
+    int32_t example_order[MER_MAX_CLASSES]; /* classes by decreasing probability (ties: the
+                                               lower index first); [0] is the prediction */
     double seconds;            /* the whole demo */
 };
 

@@ -193,6 +193,9 @@ else
 fi
 
 stage "fuzzers (${FUZZ_SECONDS}s each)"
+# all targets built first, in parallel (the parsers compiled once); a target that fails to
+# build is reported by its own make below
+make -j"$JOBS" fuzz >build/fuzz-build.log 2>&1 || true
 for f in fuzz/fuzz_*.c; do
     [[ -e "$f" ]] || continue
     name=$(basename "$f" .c)

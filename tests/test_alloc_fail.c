@@ -4,7 +4,8 @@
  * allocations. Each failing run must return an error status with a message (or succeed with
  * the same result as the clean run, when the failed allocation had a fallback); a crash fails
  * the test (each test is its own process) and a leak fails it in the LeakSanitizer leg.
- * Scenarios: model loads (HuBERT, CLIP, face-api fixtures), an encoder forward of each, the
+ * Scenarios: model loads (HuBERT, CLIP, face-api, BERT with its tokenizer and int8 packing), an
+ * encoder forward of each, the
  * acoustic descriptors of an EmoDB clip, a
  * training run (agt, 2 folds: data, model, steps, optimizer, checkpoints; every 7th allocation)
  * and each file reader. The face-api walk takes every 3rd allocation. This file includes only
@@ -13,6 +14,7 @@
 #include "test.h"
 
 #include <stdio.h>
+#include <string.h>
 
 typedef mer_status (*scenario_fn)(void *ctx);
 
@@ -223,6 +225,50 @@ static mer_status faces_run(void *u) {
 MER_TEST(alloc_fail_faces_load_and_detect) {
     /* every 3rd allocation (1, 4, 7, ...): a run parses both weight manifests */
     CHECK(walk_stride("faces", faces_run, NULL, 5000, 3) > 10);
+}
+
+/* The text encoder: BERT fixture packed for int8 at load, its tokenizer, one MERTools feature
+ * at int8 precision (so the packed products run too). */
+static mer_status text_run(void *u) {
+    enc_ctx *c = u;
+    mer_text_model *m = NULL;
+    mer_text_state *st = NULL;
+    mer_tokenizer *tok = NULL;
+    float *feat = NULL;
+    int32_t nd = 0;
+    int64_t sh[3] = {0};
+    const char *txt = "今天天气真好";
+    mer_text_model_params mp = mer_text_model_default_params();
+    mp.precision = MER_PRECISION_INT8;
+    mer_text_params p = mer_text_mertools_params();
+    p.precision = MER_PRECISION_INT8;
+    mer_status s = mer_text_model_load(&m, "tests/fixtures/text/tiny_bert", &mp);
+    if (s == MER_OK) s = mer_tokenizer_load(&tok, "tests/fixtures/text/tiny_bert");
+    if (s == MER_OK) s = mer_text_state_init(&st, m, NULL);
+    if (s == MER_OK) s = mer_text_extract(st, tok, txt, strlen(txt), &p, &feat, &nd, sh);
+    if (s == MER_OK && (nd != 1 || sh[0] != c->n_out)) s = MER_ERR_INTERNAL;
+    if (s == MER_OK && c->ref && memcmp(feat, c->ref, (size_t)c->n_out * sizeof(float))) s = MER_ERR_INTERNAL;
+    if (s == MER_OK) memcpy(c->out, feat, (size_t)c->n_out * sizeof(float));
+    free(feat);
+    mer_text_state_free(st);
+    mer_tokenizer_free(tok);
+    mer_text_model_free(m);
+    return s;
+}
+
+MER_TEST(alloc_fail_text_load_and_extract) {
+    enc_ctx c;
+    memset(&c, 0, sizeof c);
+    c.n_out = 32; /* tiny_bert's hidden size */
+    c.out = malloc((size_t)c.n_out * sizeof(float));
+    REQUIRE(c.out);
+    REQUIRE_OK(text_run(&c));
+    c.ref = malloc((size_t)c.n_out * sizeof(float));
+    REQUIRE(c.ref);
+    memcpy(c.ref, c.out, (size_t)c.n_out * sizeof(float));
+    CHECK(walk("text", text_run, &c, 5000) > 10);
+    free(c.out);
+    free(c.ref);
 }
 
 static mer_status acoustic_run(void *u) {

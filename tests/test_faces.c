@@ -385,6 +385,10 @@ MER_TEST(faces_astronaut_happy) {
     float mean[MER_FACE_EXPRESSIONS];
     mer_faces_summary_mean(&s, mean);
     CHECK_NEAR(mean[1], faces[0].expressions[1], 1e-6);
+    CHECK(mer_faces_summary_top(&s) == 1); /* happy */
+    mer_faces_summary none = {0};
+    mer_faces_summary_add(&none, NULL, 0);
+    CHECK(mer_faces_summary_top(&none) == -1 && mer_faces_summary_top(NULL) == -1);
     free(faces);
     /* bad parameters */
     mer_faces_params bad = mer_faces_default_params();

@@ -133,22 +133,10 @@ static void on_stage(mer_demo_stage st, const mer_demo_result *r, void *user) {
                r->n_speakers, p->epochs, r->model_seconds, r->model_dir, r->model_dir);
         break;
     case MER_DEMO_EXAMPLE: {
-        const int32_t C = r->n_classes;
+        const int32_t C = r->n_classes, *order = r->example_order;
         const float *probs = r->example_probs;
-        int32_t best = 0;
-        for (int32_t c = 1; c < C; c++)
-            if (probs[c] > probs[best]) best = c;
-        printf("%s: %s (p = %.2f; labeled %s)\n ", r->example_path, r->classes[best], probs[best],
+        printf("%s: %s (p = %.2f; labeled %s)\n ", r->example_path, r->classes[order[0]], probs[order[0]],
                r->classes[r->example_label]);
-        /* classes by decreasing probability */
-        int32_t order[MER_MAX_CLASSES];
-        for (int32_t c = 0; c < C; c++) order[c] = c;
-        for (int32_t a = 1; a < C; a++)
-            for (int32_t b = a; b > 0 && probs[order[b]] > probs[order[b - 1]]; b--) {
-                int32_t tmp = order[b];
-                order[b] = order[b - 1];
-                order[b - 1] = tmp;
-            }
         for (int32_t c = 0; c < C; c++) printf(" %s %.2f", r->classes[order[c]], probs[order[c]]);
         printf("\n");
         break;

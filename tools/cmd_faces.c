@@ -255,12 +255,7 @@ int cmd_faces(int argc, char **argv) {
     if (rc == 0) {
         float mean[MER_FACE_EXPRESSIONS];
         mer_faces_summary_mean(&sum, mean);
-        int top = -1;
-        if (sum.frames_with_face > 0) {
-            top = 0;
-            for (int k = 1; k < MER_FACE_EXPRESSIONS; k++)
-                if (mean[k] > mean[top]) top = k;
-        }
+        const int top = mer_faces_summary_top(&sum);
         if (json) {
             fprintf(o, "\n ],\n \"summary\": {\"frames\": %lld, \"frames_with_face\": %lld, "
                    "\"fraction_with_face\": %.6g, \"mean_expressions\": ",

@@ -130,15 +130,37 @@ int mer_alloc_failed(void) { return __atomic_load_n(&alloc_fired, __ATOMIC_RELAX
 
 int64_t mer_alloc_count(void) { return __atomic_load_n(&alloc_seen, __ATOMIC_RELAXED); }
 
-void *mer__malloc(size_t n) { return mer__alloc_should_fail() ? NULL : malloc(n); }
-
-void *mer__xcalloc(size_t count, size_t size) {
-    return mer__alloc_should_fail() ? NULL : calloc(count, size);
+/* The redirected malloc family records the failure in the last error, as mer__alloc does, so a
+ * caller that returns MER_ERR_NOMEM on NULL never leaves an empty message (a caller with a
+ * message of its own overwrites it). */
+static void *nomem(size_t n) {
+    mer__err(MER_ERR_NOMEM, "cannot allocate %zu bytes", n);
+    return NULL;
 }
 
-void *mer__realloc(void *p, size_t n) { return mer__alloc_should_fail() ? NULL : realloc(p, n); }
+void *mer__malloc(size_t n) {
+    if (mer__alloc_should_fail()) return nomem(n);
+    void *p = malloc(n);
+    return p || !n ? p : nomem(n);
+}
 
-char *mer__strdup(const char *s) { return mer__alloc_should_fail() ? NULL : strdup(s); }
+void *mer__xcalloc(size_t count, size_t size) {
+    if (mer__alloc_should_fail()) return nomem(count * size);
+    void *p = calloc(count, size);
+    return p || !count || !size ? p : nomem(count * size);
+}
+
+void *mer__realloc(void *p, size_t n) {
+    if (mer__alloc_should_fail()) return nomem(n);
+    void *q = realloc(p, n);
+    return q || !n ? q : nomem(n);
+}
+
+char *mer__strdup(const char *s) {
+    if (mer__alloc_should_fail()) return nomem(strlen(s) + 1);
+    char *d = strdup(s);
+    return d ? d : nomem(strlen(s) + 1);
+}
 
 void *mer__alloc(size_t n) {
     void *p = NULL;

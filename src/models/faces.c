@@ -692,3 +692,13 @@ void mer_faces_summary_mean(const mer_faces_summary *s, float out[MER_FACE_EXPRE
         out[k] = s && s->frames_with_face > 0 ? (float)(s->sum[k] / (double)s->frames_with_face)
                                               : 0.0f;
 }
+
+int32_t mer_faces_summary_top(const mer_faces_summary *s) {
+    if (!s || s->frames_with_face <= 0) return -1;
+    float mean[MER_FACE_EXPRESSIONS];
+    mer_faces_summary_mean(s, mean);
+    int32_t top = 0;
+    for (int32_t k = 1; k < MER_FACE_EXPRESSIONS; k++)
+        if (mean[k] > mean[top]) top = k;
+    return top;
+}

@@ -459,6 +459,16 @@ static mer_status demo_run(const mer_demo_params *p, mer_demo_result **out) {
             (s = mer_dataset_add(one, names[0], -1, NULL, 0, &t)) ||
             (s = mer_run_predict(run, one, r->example_probs)))
             goto done;
+        /* classes by decreasing probability: a stable insertion sort keeps ties in class order */
+        int32_t *ord = r->example_order;
+        const float *pr = r->example_probs;
+        for (int32_t c = 0; c < C; c++) ord[c] = c;
+        for (int32_t a = 1; a < C; a++)
+            for (int32_t b = a; b > 0 && pr[ord[b]] > pr[ord[b - 1]]; b--) {
+                int32_t tmp = ord[b];
+                ord[b] = ord[b - 1];
+                ord[b - 1] = tmp;
+            }
     }
     r->seconds = mer__now() - t0;
     stage_done(p, MER_DEMO_EXAMPLE, r);
