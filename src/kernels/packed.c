@@ -70,6 +70,70 @@ static float bf16_round(float f) {
     return r;
 }
 
+/* int8: max |x| over the first k & ~7 values into *amax (max with its value), *finite cleared
+ * when one of them is NaN or infinite; returns how many it looked at */
+__attribute__((target("avx2"))) static int64_t wrow_amax_avx2(const float *x, int64_t k, float *amax,
+                                                             int *finite) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+    __m256 m = _mm256_setzero_ps(), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
+        ok = _mm256_and_ps(ok, _mm256_cmp_ps(a, inf, _CMP_LT_OQ)); /* false for NaN and inf */
+        m = _mm256_max_ps(m, a);
+    }
+    float l[8], r = *amax;
+    _mm256_storeu_ps(l, m);
+    for (int q = 0; q < 8; q++) r = fmaxf(r, l[q]);
+    *amax = r;
+    *finite &= _mm256_movemask_ps(ok) == 0xff;
+    return i;
+}
+
+/* int8: d[(i / 4) * 64 + i % 4] = clamp(round(x[i] / s), -lim, lim) + off for the first k & ~7
+ * values; returns how many it wrote. The quotient is IEEE's as in the scalar loop and cvtps
+ * rounds it to nearest even as lrintf does, so the bytes are the scalar loop's. */
+__attribute__((target("avx2"))) static int64_t wrow_quant_avx2(int8_t *d, const float *x, int64_t k,
+                                                              float s, int lim, int off) {
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i lo = _mm256_set1_epi32(-lim), hi = _mm256_set1_epi32(lim), vo = _mm256_set1_epi32(off);
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256i v = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(x + i), vs));
+        v = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), vo);
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v, v), v); /* each half's 4 values: a dword */
+        uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
+                 g1 = (uint32_t)_mm256_extract_epi32(b, 4);
+        memcpy(d + (i / 4) * NR * 4, &g0, 4);
+        memcpy(d + (i / 4 + 1) * NR * 4, &g1, 4);
+    }
+    return i;
+}
+
+/* int8: one output channel's k weights into its column of a panel (d: its first k-quad, the
+ * next 64 bytes on), per channel symmetric: s = max|w| / lim, q = clamp(round(w / s)), lim 127,
+ * or 63 stored as q + 64 for the 7-bit form. Returns 0 (nothing written) when the row is not
+ * finite. Scalar at load before session 6: ~100 ms per 4096 x 1024 matrix, seconds per model. */
+static int quant_w_row(int8_t *d, float *scale, const float *row, int64_t k, int w7) {
+    const int avx2 = use_avx2(), lim = w7 ? 63 : 127, off = w7 ? 64 : 0;
+    float amax = 0;
+    int finite = 1;
+    int64_t i = avx2 ? wrow_amax_avx2(row, k, &amax, &finite) : 0;
+    for (; i < k; i++) {
+        finite &= isfinite(row[i]) != 0;
+        amax = fmaxf(amax, fabsf(row[i]));
+    }
+    if (!finite) return 0;
+    const float s = amax > 0 ? amax / (float)lim : 1.0f;
+    for (i = avx2 ? wrow_quant_avx2(d, row, k, s, lim, off) : 0; i < k; i++) {
+        int q = (int)lrintf(row[i] / s);
+        q = q > lim ? lim : q < -lim ? -lim : q;
+        d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)(q + off);
+    }
+    *scale = s;
+    return 1;
+}
+
 static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
                               int64_t n, int64_t k, mer_pack_type type, int w7) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "packed weights: NULL output");
@@ -127,29 +191,10 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
         } else if (type == MER_PACK_BF16) {
             uint16_t *d = (uint16_t *)p->w + pj * k * NR + cj;
             for (int64_t i = 0; i < k; i++) d[i * NR] = bf16_bits(row[i]);
-        } else {
-            float amax = 0;
-            int finite = 1;
-            for (int64_t i = 0; i < k; i++) {
-                finite &= isfinite(row[i]) != 0;
-                amax = fmaxf(amax, fabsf(row[i]));
-            }
-            if (!finite) {
-                mer__free(row);
-                mer_packed_free(p);
-                return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite",
-                                (long long)j);
-            }
-            const int lim = p->w7 ? 63 : 127;
-            float s = amax > 0 ? amax / (float)lim : 1.0f;
-            int8_t *d = (int8_t *)p->w + pj * kq * NR * 4 + cj * 4;
-            for (int64_t i = 0; i < k; i++) {
-                int q = (int)lrintf(row[i] / s);
-                q = q > lim ? lim : q < -lim ? -lim : q;
-                if (p->w7) ((uint8_t *)d)[(i / 4) * NR * 4 + (i % 4)] = (uint8_t)(q + 64);
-                else d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
-            }
-            p->wscale[j] = s;
+        } else if (!quant_w_row((int8_t *)p->w + pj * kq * NR * 4 + cj * 4, &p->wscale[j], row, k, p->w7)) {
+            mer__free(row);
+            mer_packed_free(p);
+            return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite", (long long)j);
         }
         if (bias) p->bias[j] = bias[j];
     }
@@ -843,6 +888,18 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
     return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, NULL);
 }
 
+/* linear_dyn after the argument checks of the entries below (w not NULL, not rowmajor) */
+static mer_status linear_checked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                 const mer_packed *w, int accumulate, mer_epilogue epi,
+                                 mer__range_fn done, void *user, void *ws) {
+    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
+    if (m < 0 || ldx < 1 || ldy < w->n)
+        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
+                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
+    if (m == 0) return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, ws);
+}
+
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                    const mer_packed *w, int accumulate, mer_epilogue epi,
                                    mer__range_fn done, void *user) {
@@ -851,12 +908,7 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
         if (s == MER_OK && done && m > 0) mer__parallel_for(m, 16, done, user);
         return s;
     }
-    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < 1 || ldy < w->n)
-        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
-                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
-    if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
+    return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
 }
 
 size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
@@ -866,12 +918,7 @@ size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
 mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                  const mer_packed *w, int accumulate, mer_epilogue epi, void *ws) {
     if (!ws || !w || w->rowmajor) return mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
-    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < 1 || ldy < w->n)
-        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
-                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
-    if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
+    return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
 }
 
 mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n) {
