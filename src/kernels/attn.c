@@ -191,26 +191,6 @@ typedef struct {
     float *tb;    /* the threads' buffers (mer__attention_fwd_all), or NULL: each allocates */
 } fa_job;
 
-/* d (8, 8) [ldd] = s (8, 8) [lds] transposed */
-__attribute__((target("avx2"))) static void transpose8(float *d, int64_t ldd, const float *s, int64_t lds) {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(s + i * lds);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        _mm256_storeu_ps(d + i * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(d + (i + 4) * ldd, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-    }
-}
-
 __attribute__((target("avx2"))) static void copy16(float *d, const float *s) {
     _mm256_storeu_ps(d, _mm256_loadu_ps(s));
     _mm256_storeu_ps(d + 8, _mm256_loadu_ps(s + 8));
@@ -234,7 +214,11 @@ static void fa_pack(void *u, int64_t h0, int64_t h1, int th) {
             const float *kr = j->k + c * j->ldk + hh * dh;
             int64_t e = 0;
             if (c + 8 <= tk)
-                for (; e + 8 <= dh; e += 8) transpose8(d + e * 16, 16, kr + e, j->ldk);
+                for (; e + 8 <= dh; e += 8) {
+                    const float *rows[8];
+                    for (int i = 0; i < 8; i++) rows[i] = kr + i * j->ldk + e;
+                    mer__transpose8_avx2(d + e * 16, 16, 8, rows);
+                }
             for (; e < dh; e++)
                 for (int64_t i = 0; i < 8; i++) d[e * 16 + i] = c + i < tk ? kr[i * j->ldk + e] : 0.0f;
         }
@@ -276,32 +260,6 @@ __attribute__((target("avx2,fma"))) static void qk_tile(float *s, int64_t lds, c
     }
 }
 
-/* o (6, 16) [ldo] (+)= p (6, n) [ldp] @ vp (n, 16) */
-__attribute__((target("avx2,fma"))) static void pv_tile(float *o, int64_t ldo, const float *p, int64_t ldp,
-                                                       const float *vp, int64_t n, int load) {
-    __m256 acc[ATT_R][2];
-#pragma GCC unroll 6
-    for (int r = 0; r < ATT_R; r++) {
-        acc[r][0] = load ? _mm256_loadu_ps(o + r * ldo) : _mm256_setzero_ps();
-        acc[r][1] = load ? _mm256_loadu_ps(o + r * ldo + 8) : _mm256_setzero_ps();
-    }
-#pragma GCC unroll 4
-    for (int64_t c = 0; c < n; c++) {
-        const __m256 v0 = _mm256_loadu_ps(vp + c * 16), v1 = _mm256_loadu_ps(vp + c * 16 + 8);
-#pragma GCC unroll 6
-        for (int r = 0; r < ATT_R; r++) {
-            const __m256 pb = _mm256_broadcast_ss(p + r * ldp + c);
-            acc[r][0] = _mm256_fmadd_ps(pb, v0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(pb, v1, acc[r][1]);
-        }
-    }
-#pragma GCC unroll 6
-    for (int r = 0; r < ATT_R; r++) {
-        _mm256_storeu_ps(o + r * ldo, acc[r][0]);
-        _mm256_storeu_ps(o + r * ldo + 8, acc[r][1]);
-    }
-}
-
 static void fa_items(void *u, int64_t b, int64_t e, int th) {
     (void)b;
     (void)e;
@@ -339,8 +297,8 @@ static void fa_items(void *u, int64_t b, int64_t e, int th) {
             const int64_t n = tk - c0 < AV ? tk - c0 : AV;
             for (int64_t p = 0; p < dhp; p += 16)
                 for (int64_t t = 0; t < tiles; t++)
-                    pv_tile(o + t * ATT_R * dhp + p, dhp, s + t * ATT_R * tkp + c0, tkp,
-                            vp + (p / 16) * tk * 16 + c0 * 16, n, c0 > 0);
+                    mer__tile6x16_avx2(n, s + t * ATT_R * tkp + c0, tkp, vp + (p / 16) * tk * 16 + c0 * 16,
+                                       o + t * ATT_R * dhp + p, dhp, c0 > 0);
         }
         for (int64_t r = 0; r < nr; r++)
             scale_row(j->out + (i0 + r) * j->ldo + hh * dh, o + r * dhp, inv[r], dh);

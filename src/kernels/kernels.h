@@ -72,6 +72,14 @@ mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t 
  * last must have a multiple of 16 outputs (MER_ERR_UNSUPPORTED otherwise); a part without bias
  * gets zeros when another has one. *out is the caller's (mer_packed_free); the parts are kept. */
 mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n);
+/* AVX2 only (call where mer_cpu_features() reports it): rows c = 0..7 of d [ldd] = column c of
+ * the 8 x 8 block whose row i is s[i][0..8) (a NULL row reads as zeros); dcols 8, or 6 to store
+ * only each row's first 6 (a 6-row register tile's packing). */
+void mer__transpose8_avx2(float *d, int64_t ldd, int dcols, const float *const *s);
+/* AVX2 + FMA only: the packed fp32 product's register tile, c (6, 16) [ldc] (+= when load)
+ * A (6, kc) @ b (kc, 16), A's rows lda apart, b k-major (16 floats a step). */
+void mer__tile6x16_avx2(int64_t kc, const float *a, int64_t lda, const float *b, float *c,
+                        int64_t ldc, int load);
 
 /* ---- norm.c ------------------------------------------------------------------------------ */
 /* LayerNorm over the last dim c of x (n, c); gamma/beta may be NULL (identity). mean and rstd

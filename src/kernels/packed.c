@@ -248,7 +248,7 @@ kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b
     /* unrolled by 8: the loop's own instructions cost ~15% on Zen 3 at 1 or 2 per k step */
 #pragma GCC unroll 8
     for (int64_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i * si);
@@ -271,10 +271,11 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
     kern_f32_body(kc, a, 1, MR, b, c, ldc, load);
 }
 
-/* A's 6 rows in place, lda apart (the rows may overlap: a strided convolution's input) */
-__attribute__((target("avx2,fma"))) static void kern_f32u_avx2(int64_t kc, const float *a,
-                                                              int64_t lda, const float *b,
-                                                              float *c, int64_t ldc, int load) {
+/* A's 6 rows in place, lda apart (the rows may overlap: a strided convolution's input; or the
+ * probabilities of attention's P V, attn.c) */
+__attribute__((target("avx2,fma"))) void mer__tile6x16_avx2(int64_t kc, const float *a, int64_t lda,
+                                                           const float *b, float *c, int64_t ldc,
+                                                           int load) {
     kern_f32_body(kc, a, lda, 1, b, c, ldc, load);
 }
 
@@ -380,7 +381,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     float *c = j->y + r * j->ldy + c0;
                     if (mr == MR && nc == NR) {
                         if (!j->ap)
-                            kern_f32u_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, c, j->ldy, load);
+                            mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, c, j->ldy, load);
                         else if (j->avx2)
                             kern_f32_avx2(kc, a, b, c, j->ldy, load);
                         else
@@ -391,7 +392,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     if (load)
                         for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
                     if (!j->ap && mr == MR)
-                        kern_f32u_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
+                        mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
                     else if (j->avx2)
                         kern_f32_avx2(kc, a, b, tile, NR, load);
                     else
@@ -411,34 +412,45 @@ typedef struct {
     int round_bf16;
 } pack_a_job;
 
-/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time through an 8 x 8 register
- * transpose (rows 6 and 7 zero); a plain copy, so the same bits as the scalar loop */
-__attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *const *s, int64_t k) {
-    int64_t q = 0;
-    for (; q + 8 <= k; q += 8) {
-        __m256 r[8], t[8];
-        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(s[i] + q);
-        r[6] = r[7] = _mm256_setzero_ps();
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) {
-            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-        }
-        /* column c of the block is row c of the transpose: its first 6 lanes go to d[(q + c) * 6] */
-        for (int c = 0; c < 4; c++) {
-            const __m256 lo = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20); /* column c */
-            const __m256 hi = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31); /* column c + 4 */
-            float *o = d + (q + c) * MR, *o4 = d + (q + c + 4) * MR;
+/* rows c = 0..7 of d [ldd] = column c of the 8 x 8 block whose row i is s[i][0..8) (NULL: zeros);
+ * the first 6 or 8 of each row stored (dcols). Shared with attn.c (its key panels). */
+__attribute__((target("avx2"))) void mer__transpose8_avx2(float *d, int64_t ldd, int dcols,
+                                                          const float *const *s) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; i++) r[i] = s[i] ? _mm256_loadu_ps(s[i]) : _mm256_setzero_ps();
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {
+        const __m256 lo = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20); /* column c */
+        const __m256 hi = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31); /* column c + 4 */
+        float *o = d + c * ldd, *o4 = d + (c + 4) * ldd;
+        if (dcols == 8) {
+            _mm256_storeu_ps(o, lo);
+            _mm256_storeu_ps(o4, hi);
+        } else { /* 6 */
             _mm_storeu_ps(o, _mm256_castps256_ps128(lo));
             _mm_storel_pi((__m64 *)(o + 4), _mm256_extractf128_ps(lo, 1));
             _mm_storeu_ps(o4, _mm256_castps256_ps128(hi));
             _mm_storel_pi((__m64 *)(o4 + 4), _mm256_extractf128_ps(hi, 1));
         }
+    }
+}
+
+/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time; a plain copy, so the same
+ * bits as the scalar loop */
+static void pack6_avx2(float *d, const float *const *s, int64_t k) {
+    int64_t q = 0;
+    for (; q + 8 <= k; q += 8) {
+        const float *b[8] = {s[0] + q, s[1] + q, s[2] + q, s[3] + q, s[4] + q, s[5] + q, NULL, NULL};
+        mer__transpose8_avx2(d + q * MR, MR, MR, b);
     }
     for (; q < k; q++)
         for (int i = 0; i < MR; i++) d[q * MR + i] = s[i][q];
