@@ -10,12 +10,17 @@
 # ROUNDS rounds (default 3), each one mer process and one torch process (REPS timed steps after
 # a warm-up step each), the order alternating per round, so that a change of machine load hits
 # both sides; each side's time is its minimum over all rounds, and the load average is printed
-# before and after.
+# before and after. REPS defaults to 2: mer's first step after the warm-up consolidates its
+# activation arena into one block (fresh pages: ~4 GB of page faults), the steps after it are the
+# steady state of a training run; torch's CPU allocator frees and maps its buffers every step.
+# INT8=1 (default) adds a third process per round, mer with --precision int8 (the frozen
+# forward products W8A8; a different precision from torch's float32 step, printed apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 THREADS=${THREADS:-2}
-REPS=${REPS:-1}
+REPS=${REPS:-2}
+INT8=${INT8:-1}
 ROUNDS=${ROUNDS:-3}
 CLIPS=${CLIPS:-8}
 SECONDS_PER_CLIP=${SECONDS_PER_CLIP:-10}
@@ -24,19 +29,23 @@ DIR=${SPEECH_TRAIN_BENCH_DIR:-$BUILD/bench/speech_train}
 PY=/usr/bin/python3
 make -s -j2 BUILD="$BUILD" lib
 mkdir -p "$BUILD/bench"
-cc -std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc -Isrc/core \
-    -o "$BUILD/bench/speech_train_bench" bench/speech_train_bench.c "$BUILD/libmer.a" \
-    $(test -f /usr/include/dnnl.h && echo -ldnnl) \
-    $(pkg-config --libs openblas libavformat libavcodec libswresample libswscale libavutil \
-      libcjson libpng libjpeg) -lpthread -lm
+for prog in speech_train_bench speech_train_precision; do # the second: docs/finetune.md, int8
+    cc -std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc -Isrc/core \
+        -o "$BUILD/bench/$prog" "bench/$prog.c" "$BUILD/libmer.a" \
+        $(test -f /usr/include/dnnl.h && echo -ldnnl) \
+        $(pkg-config --libs openblas libavformat libavcodec libswresample libswscale libavutil \
+          libcjson libpng libjpeg) -lpthread -lm
+done
 [[ -f "$DIR/model.safetensors" ]] || $PY bench/make_random_hubert.py large "$DIR" --layers 9
 echo "batch $CLIPS x $SECONDS_PER_CLIP s ($FRAMES frames), layers 16-24 (adapters 16-21), $THREADS threads, $ROUNDS rounds x $REPS steps"
 echo "load average before: $(cat /proc/loadavg)"
 run_mer() { "$BUILD/bench/speech_train_bench" "$DIR" 1 6 9 "$CLIPS" "$FRAMES" "$THREADS" "$REPS"; }
+run_int8() { "$BUILD/bench/speech_train_bench" "$DIR" 1 6 9 "$CLIPS" "$FRAMES" "$THREADS" "$REPS" 64 int8 | sed 's/mer/mer-int8/'; }
 run_torch() { OMP_NUM_THREADS=$THREADS $PY bench/speech_train_peer.py "$DIR" 1 6 9 "$CLIPS" "$FRAMES" "$THREADS" "$REPS"; }
 res=""
 for ((r = 1; r <= ROUNDS; r++)); do
     if ((r % 2)); then order="mer torch"; else order="torch mer"; fi
+    ((INT8)) && order="$order int8"
     for side in $order; do
         out=$(run_$side)
         echo "$out" | grep -v '^RESULT' | sed "s/^/round $r: /"
@@ -51,8 +60,10 @@ echo "load average after: $(cat /proc/loadavg)"
 echo -n "$res" | awk -v n="$CLIPS" -v T="$FRAMES" '
     $2 == "mer" { if (!m || $3 < m) m = $3; if ($4 > mr) mr = $4; ma = $5 }
     $2 == "torch" { if (!t || $3 < t) t = $3; if ($4 > tr) tr = $4 }
+    $2 == "mer-int8" { if (!q || $3 < q) q = $3; if ($4 > qr) qr = $4 }
     END {
         D = 1024; I = 4096; H = 16; dh = 64; rows = n * T
         proj = rows * (4 * D * D + 2 * D * I); att = n * H * T * T * dh
         gf = 2 * (9 * (proj + 2 * att) + 8 * (proj + 4 * att)) / 1e9
-        printf "step: %.0f GFLOP; mer %.3f s/step (%.0f GFLOP/s, peak RSS %d MB, activation arena %d MB reserved), torch %.3f s/step (%.0f GFLOP/s, peak RSS %d MB): mer %.2fx faster (bar 2x; minimum over rounds)\n", gf, m, gf / m, mr, ma, t, gf / t, tr, t / m }'
+        printf "step: %.0f GFLOP; mer %.3f s/step (%.0f GFLOP/s, peak RSS %d MB, activation arena %d MB reserved), torch %.3f s/step (%.0f GFLOP/s, peak RSS %d MB): mer %.2fx faster (bar 2x; minimum over rounds)\n", gf, m, gf / m, mr, ma, t, gf / t, tr, t / m
+        if (q) printf "mer --precision int8 (frozen forward products W8A8, not the float32 step torch runs): %.3f s/step, peak RSS %d MB: %.2fx torch float32\n", q, qr, t / q }'

@@ -284,8 +284,10 @@ typedef enum {
     MER_PRECISION_BF16 = 1, /* bfloat16 weights and rounded activations, float32 accumulation
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
     MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders and speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
-                               per-channel weights, per-token activation scales); convolutions,
-                               norms, attention and activations stay float32 (docs/gemm.md) */
+                               per-channel weights, per-token activation scales), and speech's
+                               feature-encoder convolutions with cin > 1 the same way; the first
+                               and the positional convolution, norms, attention and activations
+                               stay float32 (docs/gemm.md) */
 } mer_precision;
 
 /* ---- Packed weights: y = x @ W^T + b with W packed once --------------------------------------

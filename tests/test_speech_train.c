@@ -454,6 +454,35 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
         snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", b, f);
         if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
     }
+    /* The first-layer memo across a stop and --resume: the resumed run rebuilds the memo (each
+     * clip computed alone, so the same values) and its fold checkpoints are bitwise those of an
+     * uninterrupted run with the same seed and threads (both on run a's cache) */
+    {
+        char ma[700], mb[700], cache[700];
+        mer_finetune_params q = ft_params(labels);
+        snprintf(ma, sizeof ma, "%s/memo-a", base);
+        snprintf(mb, sizeof mb, "%s/memo-b", base);
+        snprintf(cache, sizeof cache, "%s/cache", a);
+        q.cache_dir = cache;
+        q.memo_mb = 64;
+        q.train.epochs = 2;
+        CHECK_OK(mer_finetune_speech(&q, ma, &m));
+        calls = 0;
+        q.train.progress = count_epochs;
+        q.train.progress_user_data = &calls;
+        q.abort = after_first_epoch;
+        q.abort_user_data = &calls;
+        CHECK_ERR(mer_finetune_speech(&q, mb, &m), MER_ERR_ABORTED, "stopped by the caller");
+        q.train.progress = NULL;
+        q.abort = NULL;
+        q.train.resume = 1;
+        CHECK_OK(mer_finetune_speech(&q, mb, &m));
+        for (int f = 0; f < 2; f++) {
+            snprintf(pa, sizeof pa, "%s/fold-%d.safetensors", ma, f);
+            snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", mb, f);
+            if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "memo: %s differs from %s", pb, pa);
+        }
+    }
     /* the run predicts from its cache, and from media as from its cache (bitwise) */
     mer_run *run = NULL;
     CHECK_OK(mer_run_open(&run, a));

@@ -165,6 +165,14 @@ MER_TEST(speed_packed_rejects_bad_input) {
     CHECK(p == NULL);
     CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_I32, NULL, 1, 4, MER_PACK_F32), MER_ERR_UNSUPPORTED, "dtype");
     CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 1, 4, MER_PACK_INT8), MER_ERR_INVALID_ARG, "not finite");
+    /* the same refusal from the AVX2 packing loop (8 weights at a time): inf or NaN in row 1 */
+    float w16[2 * 16];
+    for (int i = 0; i < 2 * 16; i++) w16[i] = 0.5f * (float)(i % 7) - 1.0f;
+    w16[16 + 5] = INFINITY;
+    CHECK_ERR(mer_packed_init(&p, w16, MER_DTYPE_F32, NULL, 2, 16, MER_PACK_INT8), MER_ERR_INVALID_ARG, "row 1 is not finite");
+    w16[16 + 5] = NAN;
+    CHECK_ERR(mer__packed_init_w7(&p, w16, MER_DTYPE_F32, NULL, 2, 16), MER_ERR_INVALID_ARG, "row 1 is not finite");
+    CHECK(p == NULL);
     CHECK_ERR(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, INT64_MAX / 2, 4, MER_PACK_F32), MER_ERR_NOMEM, "overflows");
     REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, 1, 4, MER_PACK_F32));
     CHECK_ERR(mer_packed_linear(y, 0, x, 4, 1, p, 0, MER_EPI_NONE), MER_ERR_INVALID_ARG, "bad shape");

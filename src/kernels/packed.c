@@ -70,6 +70,70 @@ static float bf16_round(float f) {
     return r;
 }
 
+/* int8: max |x| over the first k & ~7 values into *amax (max with its value), *finite cleared
+ * when one of them is NaN or infinite; returns how many it looked at */
+__attribute__((target("avx2"))) static int64_t wrow_amax_avx2(const float *x, int64_t k, float *amax,
+                                                             int *finite) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
+    __m256 m = _mm256_setzero_ps(), ok = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256 a = _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i));
+        ok = _mm256_and_ps(ok, _mm256_cmp_ps(a, inf, _CMP_LT_OQ)); /* false for NaN and inf */
+        m = _mm256_max_ps(m, a);
+    }
+    float l[8], r = *amax;
+    _mm256_storeu_ps(l, m);
+    for (int q = 0; q < 8; q++) r = fmaxf(r, l[q]);
+    *amax = r;
+    *finite &= _mm256_movemask_ps(ok) == 0xff;
+    return i;
+}
+
+/* int8: d[(i / 4) * 64 + i % 4] = clamp(round(x[i] / s), -lim, lim) + off for the first k & ~7
+ * values; returns how many it wrote. The quotient is IEEE's as in the scalar loop and cvtps
+ * rounds it to nearest even as lrintf does, so the bytes are the scalar loop's. */
+__attribute__((target("avx2"))) static int64_t wrow_quant_avx2(int8_t *d, const float *x, int64_t k,
+                                                              float s, int lim, int off) {
+    const __m256 vs = _mm256_set1_ps(s);
+    const __m256i lo = _mm256_set1_epi32(-lim), hi = _mm256_set1_epi32(lim), vo = _mm256_set1_epi32(off);
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+        __m256i v = _mm256_cvtps_epi32(_mm256_div_ps(_mm256_loadu_ps(x + i), vs));
+        v = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi), vo);
+        __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v, v), v); /* each half's 4 values: a dword */
+        uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
+                 g1 = (uint32_t)_mm256_extract_epi32(b, 4);
+        memcpy(d + (i / 4) * NR * 4, &g0, 4);
+        memcpy(d + (i / 4 + 1) * NR * 4, &g1, 4);
+    }
+    return i;
+}
+
+/* int8: one output channel's k weights into its column of a panel (d: its first k-quad, the
+ * next 64 bytes on), per channel symmetric: s = max|w| / lim, q = clamp(round(w / s)), lim 127,
+ * or 63 stored as q + 64 for the 7-bit form. Returns 0 (nothing written) when the row is not
+ * finite. Scalar at load before session 6: ~100 ms per 4096 x 1024 matrix, seconds per model. */
+static int quant_w_row(int8_t *d, float *scale, const float *row, int64_t k, int w7) {
+    const int avx2 = use_avx2(), lim = w7 ? 63 : 127, off = w7 ? 64 : 0;
+    float amax = 0;
+    int finite = 1;
+    int64_t i = avx2 ? wrow_amax_avx2(row, k, &amax, &finite) : 0;
+    for (; i < k; i++) {
+        finite &= isfinite(row[i]) != 0;
+        amax = fmaxf(amax, fabsf(row[i]));
+    }
+    if (!finite) return 0;
+    const float s = amax > 0 ? amax / (float)lim : 1.0f;
+    for (i = avx2 ? wrow_quant_avx2(d, row, k, s, lim, off) : 0; i < k; i++) {
+        int q = (int)lrintf(row[i] / s);
+        q = q > lim ? lim : q < -lim ? -lim : q;
+        d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)(q + off);
+    }
+    *scale = s;
+    return 1;
+}
+
 static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
                               int64_t n, int64_t k, mer_pack_type type, int w7) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "packed weights: NULL output");
@@ -127,29 +191,10 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
         } else if (type == MER_PACK_BF16) {
             uint16_t *d = (uint16_t *)p->w + pj * k * NR + cj;
             for (int64_t i = 0; i < k; i++) d[i * NR] = bf16_bits(row[i]);
-        } else {
-            float amax = 0;
-            int finite = 1;
-            for (int64_t i = 0; i < k; i++) {
-                finite &= isfinite(row[i]) != 0;
-                amax = fmaxf(amax, fabsf(row[i]));
-            }
-            if (!finite) {
-                mer__free(row);
-                mer_packed_free(p);
-                return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite",
-                                (long long)j);
-            }
-            const int lim = p->w7 ? 63 : 127;
-            float s = amax > 0 ? amax / (float)lim : 1.0f;
-            int8_t *d = (int8_t *)p->w + pj * kq * NR * 4 + cj * 4;
-            for (int64_t i = 0; i < k; i++) {
-                int q = (int)lrintf(row[i] / s);
-                q = q > lim ? lim : q < -lim ? -lim : q;
-                if (p->w7) ((uint8_t *)d)[(i / 4) * NR * 4 + (i % 4)] = (uint8_t)(q + 64);
-                else d[(i / 4) * NR * 4 + (i % 4)] = (int8_t)q;
-            }
-            p->wscale[j] = s;
+        } else if (!quant_w_row((int8_t *)p->w + pj * kq * NR * 4 + cj * 4, &p->wscale[j], row, k, p->w7)) {
+            mer__free(row);
+            mer_packed_free(p);
+            return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite", (long long)j);
         }
         if (bias) p->bias[j] = bias[j];
     }
@@ -263,7 +308,7 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
 typedef struct {
     const mer_packed *w;
     float *y;
-    int64_t ldy, m, mc, cblocks; /* mc: rows per work item (a multiple of MR) */
+    int64_t ldy, m, mc, cblocks, ncp; /* mc: rows per work item (a multiple of MR); ncp panels */
     const float *ap; /* packed activations (ceil(m / 6), k, 6), or NULL: x read in place */
     const float *x;
     int64_t ldx;
@@ -272,13 +317,26 @@ typedef struct {
     int avx2;
 } f32_job;
 
+__attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ldy, int64_t rows,
+                                                            const float *b) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int64_t r = 0; r < rows; r++, y += ldy) {
+        _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), b0));
+        _mm256_storeu_ps(y + 8, _mm256_add_ps(_mm256_loadu_ps(y + 8), b1));
+    }
+}
+
+/* bias, then GELU, on the finished panel rows [r0, r1) x columns [c0, c1) */
 static void epilogue_rows(const mer_packed *w, float *y, int64_t ldy, int64_t r0, int64_t r1,
-                          int64_t c0, int64_t c1, mer_epilogue epi) {
-    if (w->bias)
-        for (int64_t r = r0; r < r1; r++)
-            for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
-    if (epi == MER_EPI_GELU)
-        for (int64_t r = r0; r < r1; r++) mer__gelu_fwd(y + r * ldy + c0, y + r * ldy + c0, c1 - c0);
+                          int64_t c0, int64_t c1, mer_epilogue epi, int avx2) {
+    if (w->bias) {
+        if (avx2 && c1 - c0 == NR)
+            add_bias16_avx2(y + r0 * ldy + c0, ldy, r1 - r0, w->bias + c0);
+        else
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
+    }
+    if (epi == MER_EPI_GELU) mer__gelu_block(y + r0 * ldy + c0, ldy, r1 - r0, c1 - c0);
 }
 
 static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
@@ -292,7 +350,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
         int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
-        int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
+        int64_t p0 = cb * j->ncp, p1 = p0 + j->ncp < w->np ? p0 + j->ncp : w->np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
             int load = k0 > 0 || j->accumulate;
@@ -340,7 +398,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                         kern_f32_c(kc, a, b, tile, NR, load);
                     for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
                 }
-                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi);
+                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi, j->avx2);
             }
         }
     }
@@ -353,11 +411,50 @@ typedef struct {
     int round_bf16;
 } pack_a_job;
 
+/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time through an 8 x 8 register
+ * transpose (rows 6 and 7 zero); a plain copy, so the same bits as the scalar loop */
+__attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *const *s, int64_t k) {
+    int64_t q = 0;
+    for (; q + 8 <= k; q += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(s[i] + q);
+        r[6] = r[7] = _mm256_setzero_ps();
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        /* column c of the block is row c of the transpose: its first 6 lanes go to d[(q + c) * 6] */
+        for (int c = 0; c < 4; c++) {
+            const __m256 lo = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20); /* column c */
+            const __m256 hi = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31); /* column c + 4 */
+            float *o = d + (q + c) * MR, *o4 = d + (q + c + 4) * MR;
+            _mm_storeu_ps(o, _mm256_castps256_ps128(lo));
+            _mm_storel_pi((__m64 *)(o + 4), _mm256_extractf128_ps(lo, 1));
+            _mm_storeu_ps(o4, _mm256_castps256_ps128(hi));
+            _mm_storel_pi((__m64 *)(o4 + 4), _mm256_extractf128_ps(hi, 1));
+        }
+    }
+    for (; q < k; q++)
+        for (int i = 0; i < MR; i++) d[q * MR + i] = s[i][q];
+}
+
 static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const pack_a_job *j = u;
     for (int64_t mp = b; mp < e; mp++) {
         float *d = j->ap + mp * j->k * MR;
+        if (!j->round_bf16 && (mp + 1) * MR <= j->m && use_avx2()) {
+            const float *s[MR];
+            for (int i = 0; i < MR; i++) s[i] = j->x + (mp * MR + i) * j->ldx;
+            pack6_avx2(d, s, j->k);
+            continue;
+        }
         for (int i = 0; i < MR; i++) {
             int64_t r = mp * MR + i;
             if (r >= j->m) {
@@ -749,6 +846,13 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     dyn_ws b;
     dyn_ws_layout(w, m, ws, &b);
     mer_status s;
+    /* fp32: half-width items when there would be few (a 499 x 1024 product: 48 instead of 24),
+     * so the last items leave less of the threads idle at the end of the region */
+    int64_t ncp = NCP;
+    if (w->type != MER_PACK_INT8 && mblocks * cblocks < 32) {
+        ncp = NCP / 2;
+        cblocks = (w->np + ncp - 1) / ncp;
+    }
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
         quant_a_job qj = {b.ap, b.as, b.sums, x, ldx, m, w->k, w->kq};
@@ -757,12 +861,12 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
         /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
          * place; packing would copy the input k / ldx times over */
-        f32_job j = {w, y, ldy, m, MC, cblocks, NULL, x, ldx, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, x, ldx, accumulate, epi, avx2};
         s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     } else {
         int64_t mp = (m + MR - 1) / MR;
         pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-        f32_job j = {w, y, ldy, m, MC, cblocks, b.ap, x, ldx, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2};
         s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     }
     mer__free(own);
@@ -784,6 +888,18 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
     return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, NULL);
 }
 
+/* linear_dyn after the argument checks of the entries below (w not NULL, not rowmajor) */
+static mer_status linear_checked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                 const mer_packed *w, int accumulate, mer_epilogue epi,
+                                 mer__range_fn done, void *user, void *ws) {
+    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
+    if (m < 0 || ldx < 1 || ldy < w->n)
+        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
+                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
+    if (m == 0) return MER_OK;
+    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, ws);
+}
+
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                    const mer_packed *w, int accumulate, mer_epilogue epi,
                                    mer__range_fn done, void *user) {
@@ -792,12 +908,7 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
         if (s == MER_OK && done && m > 0) mer__parallel_for(m, 16, done, user);
         return s;
     }
-    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < 1 || ldy < w->n)
-        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
-                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
-    if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
+    return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
 }
 
 size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
@@ -807,12 +918,7 @@ size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
 mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                  const mer_packed *w, int accumulate, mer_epilogue epi, void *ws) {
     if (!ws || !w || w->rowmajor) return mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
-    if (!y || !x) return mer__err(MER_ERR_INVALID_ARG, "packed linear: NULL argument");
-    if (m < 0 || ldx < 1 || ldy < w->n)
-        return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
-                        (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
-    if (m == 0) return MER_OK;
-    return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
+    return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
 }
 
 mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n) {

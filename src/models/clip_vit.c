@@ -35,9 +35,11 @@ typedef struct {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
     const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    /* weights packed per precision (mer_packed; biases stay with the float path):
+    /* weights and biases packed per precision (mer_packed; each bias is its product's epilogue):
      * [0] bfloat16 (MER_PRECISION_BF16), [1] int8 W8A8 (MER_PRECISION_INT8), [2] float32
-     * (MER_PRECISION_F32), NULL until first used; [.][0..5] = q, k, v, o, fc1, fc2 */
+     * (MER_PRECISION_F32), NULL until first used; [.][0..5] = q, k, v, o, fc1, fc2, except that
+     * every layer but the last holds q | k | v as one product (3D outputs) in [.][0] and NULL in
+     * [.][1], [.][2] (the last layer's query runs on the class rows only) */
     mer_packed *pk[3][6];
 } clip_layer;
 
@@ -61,9 +63,9 @@ struct mer_clip_model {
 struct mer_clip_state {
     const mer_clip_model *m;
     int32_t cap;             /* images the buffers hold */
-    int32_t cap_threads;     /* attention scratch blocks (one per thread) */
+    int32_t cap_threads;     /* threads when the buffers were sized */
     float *x, *h, *qkv, *ao, *mlp, *patches, *pooled, *pixels;
-    float *scores;           /* (cap_threads, T, T) */
+    float *scores;           /* attention workspace: mer__attention_ws_floats(T, T, H, dh) */
     mer_clip_state_params par; /* precision of the encoder's products, threads, callbacks */
 };
 
@@ -417,18 +419,31 @@ static mer_status make_packed(mer_clip_model *m, int slot) {
     const mer_clip_info *c = &m->info;
     const int64_t D = c->hidden_size, I = c->intermediate_size;
     const mer_pack_type type = slot == 2 ? MER_PACK_F32 : slot ? MER_PACK_INT8 : MER_PACK_BF16;
-    mer_status s = MER_OK;
+    /* q | k | v of a layer side by side (3D, D) with their biases, for one product */
+    float *w3 = mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
+    mer_status s = w3 ? MER_OK : MER_ERR_NOMEM;
     for (int32_t l = 0; !s && l < c->n_layers; l++) {
         clip_layer *L = &m->layers[l];
         const float *src[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        const float *bias[6] = {L->q_b, L->k_b, L->v_b, L->o_b, L->fc1_b, L->fc2_b};
         const int64_t n[6] = {D, D, D, D, I, D}, k[6] = {D, D, D, D, D, I};
-        for (int j = 0; !s && j < 6; j++) {
-            s = mer_packed_init(&L->pk[slot][j], src[j], MER_DTYPE_F32, NULL, n[j], k[j], type);
-            /* fp32: the mapped pages go back as soon as their packed copy exists, so the two never
-             * add up (refaulted from the file if another precision reads them) */
-            if (!s && slot == 2) mer_safetensors_release(m->st, src[j], (size_t)(n[j] * k[j]) * sizeof(float));
+        const int fused = l + 1 < c->n_layers;
+        if (fused) {
+            float *b3 = w3 + 3 * D * D;
+            for (int j = 0; j < 3; j++) {
+                memcpy(w3 + j * D * D, src[j], (size_t)(D * D) * sizeof(float));
+                memcpy(b3 + j * D, bias[j], (size_t)D * sizeof(float));
+            }
+            s = mer_packed_init(&L->pk[slot][0], w3, MER_DTYPE_F32, b3, 3 * D, D, type);
         }
+        for (int j = fused ? 3 : 0; !s && j < 6; j++)
+            s = mer_packed_init(&L->pk[slot][j], src[j], MER_DTYPE_F32, bias[j], n[j], k[j], type);
+        /* fp32: the mapped pages go back as soon as their packed copy exists, so the two never
+         * add up (refaulted from the file if another precision reads them) */
+        for (int j = 0; !s && slot == 2 && j < 6; j++)
+            mer_safetensors_release(m->st, src[j], (size_t)(n[j] * k[j]) * sizeof(float));
     }
+    mer__free(w3);
     if (s) {
         mer__err_prefix("%s: %s weights", m->dir, SLOT_NAME[slot]);
         for (int32_t l = 0; l < c->n_layers; l++)
@@ -602,7 +617,8 @@ static mer_status state_reserve(mer_clip_state *s, int32_t n) {
     s->patches = mer__alloc((size_t)pk * sizeof(float));
     s->pooled = mer__alloc((size_t)n * D * sizeof(float));
     s->pixels = mer__alloc((size_t)px * sizeof(float));
-    s->scores = mer__alloc((size_t)threads * c->tokens * c->tokens * sizeof(float));
+    s->scores = mer__alloc((size_t)mer__attention_ws_floats(c->tokens, c->tokens, c->n_heads,
+                                                           D / c->n_heads) * sizeof(float));
     if (!s->x || !s->h || !s->qkv || !s->ao || !s->mlp || !s->patches || !s->pooled || !s->pixels ||
         !s->scores) {
         state_release(s);
@@ -617,42 +633,28 @@ static mer_status state_reserve(mer_clip_state *s, int32_t n) {
 
 typedef struct {
     float *y;
-    const float *b;
-    int64_t cols, ld;
-    int act;            /* 0 none, 1 quick_gelu, 2 gelu */
-    const float *b2, *b3; /* qkv: three biases of cols each, at column offsets cols, 2 cols */
-} bias_job;
+    int64_t cols;
+} act_job;
 
-static void bias_rows(void *u, int64_t r0, int64_t r1, int t) {
+/* quick_gelu (x * sigmoid(1.702 x)) of rows [r0, r1): CLIP's activation, the one the packed
+ * product's epilogue does not have */
+static void quick_gelu_rows(void *u, int64_t r0, int64_t r1, int t) {
     (void)t;
-    const bias_job *j = u;
-    const int64_t n = j->cols;
-    const float *b = j->b;
-    for (int64_t r = r0; r < r1; r++) {
-        float *y = j->y + r * j->ld;
-        /* omp simd: GCC -O2 leaves these loops scalar (unknown trip count, possible aliasing) */
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) y[i] += b[i];
-        if (j->b2) {
-            const float *b2 = j->b2;
-#pragma omp simd
-            for (int64_t i = 0; i < n; i++) y[n + i] += b2[i];
-        }
-        if (j->b3) {
-            const float *b3 = j->b3;
-#pragma omp simd
-            for (int64_t i = 0; i < n; i++) y[2 * n + i] += b3[i];
-        }
-        /* nested in a parallel range, the shared kernels run serially on this row, while it is
-         * still in L1 from the bias add */
-        if (j->act == 1) mer__quick_gelu_fwd(y, y, n);
-        else if (j->act == 2) mer__gelu_fwd(y, y, n);
-    }
+    const act_job *j = u;
+    /* nested in a parallel range, the shared kernel runs serially on this row */
+    for (int64_t r = r0; r < r1; r++) mer__quick_gelu_fwd(j->y + r * j->cols, j->y + r * j->cols, j->cols);
 }
 
-static void add_bias(float *y, const float *b, int64_t rows, int64_t cols, int act) {
-    bias_job j = {y, b, cols, cols, act, NULL, NULL};
-    mer__parallel_for(rows, 8, bias_rows, &j);
+/* y (rows, I) = act(h (rows, D) @ W1^T + b1): the first MLP product */
+static void mlp_up(mer_status *err, const mer_clip_info *c, float *y, const float *h, int64_t rows,
+                   const mer_packed *w1) {
+    const int64_t D = c->hidden_size, I = c->intermediate_size;
+    if (*err) return;
+    *err = mer_packed_linear(y, I, h, D, rows, w1, 0, c->quick_gelu ? MER_EPI_NONE : MER_EPI_GELU);
+    if (*err == MER_OK && c->quick_gelu) {
+        act_job j = {y, I};
+        mer__parallel_for(rows, 8, quick_gelu_rows, &j);
+    }
 }
 
 /* Unfold image (C, S, S) into patches (g*g, C*p*p), columns in the conv weight's (c, ky, kx)
@@ -679,31 +681,16 @@ static void gemm_w(mer_status *err, int64_t M, const float *A, int64_t lda, cons
     if (*err == MER_OK) *err = mer_packed_linear(C, ldc, A, lda, M, P, accumulate, MER_EPI_NONE);
 }
 
-/* Self-attention of every (image, head) pair as one parallel loop: each task runs its two
- * GEMMs and the row softmax on one thread (nested in the parallel range, mer_sgemm and the
- * softmax kernel run serially). Per-head calls to a threaded GEMM would open hundreds of
- * parallel regions per layer, each a barrier, which costs more than the arithmetic on small
- * heads (T x T x 64) and collapses when the cores are shared.
+/* Self-attention of each image: the fused kernel (mer__attention_fwd, heads x query blocks over
+ * the threads, scores never materialised beyond one block); tq query rows per image (T, or 1:
+ * the class token only) against all T keys.
  * ref: torch.nn.functional.scaled_dot_product_attention (no mask) */
-typedef struct {
-    const float *qkv;  /* (n, T, 3D): q | k | v, heads packed in D */
-    float *ao;         /* (n, T, D) */
-    float *scores;     /* (threads, T, T) */
-    int64_t tq;        /* query rows per image: T, or 1 (the class token only) */
-    int64_t T, D, H, dh;
-    float scale;
-} attn_job;
-
-static void attn_tasks(void *u, int64_t t0, int64_t t1, int ti) {
-    const attn_job *j = u;
-    const int64_t T = j->T, D = j->D, ld = 3 * D;
-    float *S = j->scores + (int64_t)ti * T * T;
-    for (int64_t task = t0; task < t1; task++) {
-        const int64_t b = task / j->H, h = task % j->H;
-        const float *q = j->qkv + b * T * ld + h * j->dh;
-        mer_sgemm(0, 1, j->tq, T, j->dh, j->scale, q, ld, q + D, ld, 0.0f, S, T);
-        mer__softmax_fwd(S, S, j->tq, T);
-        mer_sgemm(0, 0, j->tq, j->dh, T, 1.0f, S, T, q + 2 * D, ld, 0.0f, j->ao + b * T * D + h * j->dh, D);
+static void attend(mer_status *err, float *ao, const float *qkv, int32_t n, int64_t tq, int64_t T,
+                   int64_t D, int64_t H, float scale, float *ws) {
+    for (int32_t b = 0; b < n && *err == MER_OK; b++) {
+        const float *q = qkv + (int64_t)b * T * 3 * D;
+        *err = mer__attention_fwd(ao + (int64_t)b * T * D, D, NULL, q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D,
+                                  NULL, tq, T, H, D / H, scale, ws);
     }
 }
 
@@ -748,21 +735,17 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
         if ((st = mer__abort_check(s->par.abort, s->par.abort_user_data, "visual encoder"))) return st;
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        gemm_w(&err, R, h, D, PK(0), 0, qkv, 3 * D);
-        gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
-        gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
-        bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b};
-        mer__parallel_for(R, 8, bias_rows, &bj);
-        attn_job aj = {qkv, ao, s->scores, T, T, D, H, dh, scale};
-        mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
-        /* x += ao @ Wo^T (+ bias): the residual add is the GEMM's beta = 1 */
+        gemm_w(&err, R, h, D, PK(0), 0, qkv, 3 * D); /* q | k | v, or q alone (last layer) */
+        if (PK(1)) {
+            gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
+            gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
+        }
+        attend(&err, ao, qkv, n, T, T, D, H, scale, s->scores);
+        /* x += ao @ Wo^T + b: the residual add is the product's accumulate */
         gemm_w(&err, R, ao, D, PK(3), 1, x, D);
-        add_bias(x, ly->o_b, R, D, 0);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        gemm_w(&err, R, h, D, PK(4), 0, mlp, I);
-        add_bias(mlp, ly->fc1_b, R, I, c->quick_gelu ? 1 : 2);
+        mlp_up(&err, c, mlp, h, R, PK(4));
         gemm_w(&err, R, mlp, I, PK(5), 1, x, D);
-        add_bias(x, ly->fc2_b, R, D, 0);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
                 memcpy(out + b * per_img + (l + 1) * T * D, x + (int64_t)b * T * D,
@@ -778,21 +761,15 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
     gemm_w(&err, n, h, T * D, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
     gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
     gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
-    bias_job bj = {qkv, ly->q_b, D, 3 * D, 0, ly->k_b, ly->v_b}; /* q bias on unused rows too */
-    mer__parallel_for(R, 8, bias_rows, &bj);
-    attn_job aj = {qkv, ao, s->scores, 1, T, D, H, dh, scale};
-    mer__parallel_for((int64_t)n * H, 1, attn_tasks, &aj);
+    attend(&err, ao, qkv, n, 1, T, D, H, scale, s->scores);
     for (int32_t b = 0; b < n; b++) {
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
     gemm_w(&err, n, aoc, D, PK(3), 1, xc, D);
-    add_bias(xc, ly->o_b, n, D, 0);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    gemm_w(&err, n, hc, D, PK(4), 0, mlp, I);
-    add_bias(mlp, ly->fc1_b, n, I, c->quick_gelu ? 1 : 2);
+    mlp_up(&err, c, mlp, hc, n, PK(4));
     gemm_w(&err, n, mlp, I, PK(5), 1, xc, D);
-    add_bias(xc, ly->fc2_b, n, D, 0);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
     float *pooled = what == MER_CLIP_CLS ? out : hc;
