@@ -223,12 +223,8 @@ MER_AVX512 static inline __mmask16 tail_mask(int64_t left) {
 /* The 8-lane GELU forward and derivative for AVX2 machines (the build's baseline, x86-64-v3),
  * the same operations in the same order as gelu1 / gelu_grad1 (masks as all-ones lanes), so the
  * same bits. The shared core: e = e^{-z^2} (0 below EXP_LO) and 2 Phi(x), z = |x| / sqrt 2. */
-__attribute__((target("avx2,fma"))) static inline __m256 gelu_core8(__m256 x, __m256 *e_out) {
-    const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(SQRT1_2));
-    const __m256 a = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z));
-    const __m256 lo = _mm256_set1_ps(EXP_LO);
-    const __m256 live = _mm256_cmp_ps(a, lo, _CMP_GE_OQ);
-    const __m256 c = _mm256_max_ps(a, lo);
+/* exp_core1 on 8 lanes (c already clamped), the same operations in the same order */
+__attribute__((target("avx2,fma"))) static inline __m256 exp_core8(__m256 c) {
     const __m256 magic = _mm256_set1_ps(EXP_MAGIC);
     const __m256 k = _mm256_fmadd_ps(c, _mm256_set1_ps(LOG2E), magic);
     const __m256 n = _mm256_sub_ps(k, magic);
@@ -242,7 +238,15 @@ __attribute__((target("avx2,fma"))) static inline __m256 gelu_core8(__m256 x, __
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_P5));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     const __m256i eb = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(k), _mm256_set1_epi32(127)), 23);
-    const __m256 e = _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(eb)), live);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(eb));
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 gelu_core8(__m256 x, __m256 *e_out) {
+    const __m256 z = _mm256_mul_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(SQRT1_2));
+    const __m256 a = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(z, z));
+    const __m256 lo = _mm256_set1_ps(EXP_LO);
+    const __m256 live = _mm256_cmp_ps(a, lo, _CMP_GE_OQ);
+    const __m256 e = _mm256_and_ps(exp_core8(_mm256_max_ps(a, lo)), live);
     const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(z, _mm256_set1_ps(ERFC_A), _mm256_set1_ps(1.0f)));
     __m256 q = _mm256_set1_ps(ERFC_P[7]);
     for (int i = 6; i >= 0; i--) q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(ERFC_P[i]));
@@ -250,6 +254,14 @@ __attribute__((target("avx2,fma"))) static inline __m256 gelu_core8(__m256 x, __
     const __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
     *e_out = e;
     return _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), q), q, neg);
+}
+
+/* qgelu1 on 8 lanes: the clamp as exp_clamp1 (max_ps / min_ps give the bound for NaN, as the
+ * scalar comparisons do), the same bits */
+__attribute__((target("avx2,fma"))) static inline __m256 qgelu8(__m256 x) {
+    const __m256 a = _mm256_mul_ps(_mm256_set1_ps(-QG_K), x);
+    const __m256 c = _mm256_min_ps(_mm256_max_ps(a, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_core8(c)));
 }
 
 __attribute__((target("avx2,fma"))) static inline __m256 gelu8(__m256 x) {
@@ -324,6 +336,17 @@ void mer__gelu_fwd(float *y, const float *x, int64_t n) {
     mer__parallel_for(n, ACT_MIN_CHUNK, fn, &j);
 }
 
+// ref: torch.nn.functional.gelu(approximate='none'), in place on a block of rows
+void mer__gelu_block(float *y, int64_t ldy, int64_t rows, int64_t cols) {
+    mer__range_fn fn = mer__use_avx512()                                ? gelu_fwd_range_avx512
+                       : (mer_cpu_features() & MER_CPU_AVX2) ? gelu_fwd_range_avx2
+                                                                        : gelu_fwd_range;
+    for (int64_t r = 0; r < rows; r++) {
+        act_job j = {y + r * ldy, y + r * ldy, NULL};
+        fn(&j, 0, cols, 0);
+    }
+}
+
 ACT_RANGE(gelu_bwd_range, ACT_BWD_LOOP, gelu_grad16, gelu_grad1)
 
 __attribute__((target("avx2,fma"))) static void gelu_bwd_range_avx2(void *u, int64_t b, int64_t e, int t) {
@@ -349,10 +372,21 @@ void mer__gelu_bwd(float *dx, const float *dy, const float *x, int64_t n) {
 
 ACT_RANGE(qgelu_fwd_range, ACT_FWD_LOOP, qgelu16, qgelu1)
 
+/* the scalar loop spent ~5% of a CLIP-L/14 int8 forward on this machine (perf) */
+__attribute__((target("avx2,fma"))) static void qgelu_fwd_range_avx2(void *u, int64_t b, int64_t e, int t) {
+    const act_job *j = u;
+    int64_t i = b;
+    for (; i + 8 <= e; i += 8) _mm256_storeu_ps(j->y + i, qgelu8(_mm256_loadu_ps(j->x + i)));
+    for (; i < e; i++) j->y[i] = qgelu1(j->x[i]);
+}
+
 // ref: transformers.activations.QuickGELUActivation
 void mer__quick_gelu_fwd(float *y, const float *x, int64_t n) {
     act_job j = {y, x, NULL};
-    mer__parallel_for(n, ACT_MIN_CHUNK, ACT_PICK(qgelu_fwd_range), &j);
+    mer__range_fn fn = mer__use_avx512()                                ? qgelu_fwd_range_avx512
+                       : (mer_cpu_features() & MER_CPU_AVX2) ? qgelu_fwd_range_avx2
+                                                                        : qgelu_fwd_range;
+    mer__parallel_for(n, ACT_MIN_CHUNK, fn, &j);
 }
 
 ACT_RANGE(qgelu_bwd_range, ACT_BWD_LOOP, qgelu_grad16, qgelu_grad1)

@@ -5,14 +5,18 @@
  * of three per head), and each head runs a fused loop over blocks of 6 query rows: scores
  * against all keys (K_h transposed once per head into a (dh, tk) panel, so the key index is
  * the vector lane), the row softmax, then the weighted sum of V_h (copied once per head into a
- * contiguous (tk, dh) panel), with everything for a block in L1/L2. The full (tq, tk) score matrix is never materialised unless the caller asks for
- * the probabilities. Each output row is computed by one thread in a fixed order, so results do
- * not depend on the thread count. Without AVX-512, on a CPU with AVX2 + FMA (chosen at run time,
- * mer_cpu_features), the same fused head loop runs with 8-lane kernels (blocks of 6 query rows x
- * 16 keys or 16 value columns: 12 accumulators of the 16 ymm registers); that removes the three
- * parallel regions per head of the GEMM path, which cost most of the attention time on a shared
- * machine. Otherwise (or dh not a multiple of 8) each head is two mer_sgemm calls around a
- * threaded row softmax.
+ * contiguous (tk, dh) panel), with everything for a block in L1/L2.
+ * Forward, AVX2 + FMA (chosen at run time, mer_cpu_features; session 6): K and V of every head
+ * are packed once per call into 16-wide panels (below, fa_pack), then the work items (head,
+ * block of 48 query rows) are claimed from a shared counter, so 16 heads of HuBERT-large at
+ * T = 499 make 176 items for the threads instead of 16. Per item: scores (48, tk) one 16-key
+ * panel at a time across the block's 8 register tiles (the 4 KB panel stays in L1), the row
+ * softmax, then P V in blocks of 128 keys (an 8 KB slice of a value panel in L1), both with
+ * 6 x 16 register tiles of 12 accumulators. Scores live in the thread's (48, tk) block, never
+ * (tq, tk), unless the caller asks for the probabilities. Otherwise each head is two mer_sgemm
+ * calls around a threaded row softmax.
+ * Each output row is computed by one thread in a fixed order, so results do not depend on the
+ * thread count.
  */
 #include "kernels.h"
 

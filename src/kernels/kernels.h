@@ -98,6 +98,9 @@ void mer__groupnorm_ct_fwd(float *y, const float *x, const float *gamma, const f
  * same bits; |error| <= 1.4e-7 x max(1, |y|) forward, 2.7e-7 for the derivatives (act.c).
  * In-place allowed (y == x). ref: torch.nn.functional.gelu (approximate='none', erf) */
 void mer__gelu_fwd(float *y, const float *x, int64_t n);
+/* The same GELU in place on rows (rows, cols) [ldy], on the calling thread: a product's
+ * epilogue on a finished tile. */
+void mer__gelu_block(float *y, int64_t ldy, int64_t rows, int64_t cols);
 void mer__gelu_bwd(float *dx, const float *dy, const float *x, int64_t n);
 /* x * sigmoid(1.702 x). ref: transformers.activations.QuickGELUActivation */
 void mer__quick_gelu_fwd(float *y, const float *x, int64_t n);
@@ -135,7 +138,11 @@ void mer__softmax_bwd(float *dx, const float *dy, const float *y, int64_t rows, 
  * probs (h, tq, tk), if non-NULL, receives the attention probabilities (for backward).
  * key_mask (tk), if non-NULL, marks valid keys with 1 and padded ones with 0.
  * ws: mer__attention_ws_floats(tq, tk, h, dh) floats of scratch (a workspace sized at init), or
- * NULL to allocate it for this call (fails only then, with MER_ERR_NOMEM).
+ * NULL to allocate it for this call; the fused AVX2 path also allocates each thread's score
+ * block (48 x tk floats) per call (mer__attention_fwd_all takes those from ws too). Fails only
+ * with MER_ERR_NOMEM. Without probs and key_mask the AVX2 path divides each output row by its
+ * softmax sum after P V instead of normalising P first (one pass less; the result differs from
+ * the probs path by float rounding only).
  * ref: torch.nn.functional.scaled_dot_product_attention */
 int64_t mer__attention_ws_floats(int64_t tq, int64_t tk, int64_t h, int64_t dh);
 mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,

@@ -308,7 +308,7 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
 typedef struct {
     const mer_packed *w;
     float *y;
-    int64_t ldy, m, mc, cblocks; /* mc: rows per work item (a multiple of MR) */
+    int64_t ldy, m, mc, cblocks, ncp; /* mc: rows per work item (a multiple of MR); ncp panels */
     const float *ap; /* packed activations (ceil(m / 6), k, 6), or NULL: x read in place */
     const float *x;
     int64_t ldx;
@@ -317,13 +317,26 @@ typedef struct {
     int avx2;
 } f32_job;
 
+__attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ldy, int64_t rows,
+                                                            const float *b) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    for (int64_t r = 0; r < rows; r++, y += ldy) {
+        _mm256_storeu_ps(y, _mm256_add_ps(_mm256_loadu_ps(y), b0));
+        _mm256_storeu_ps(y + 8, _mm256_add_ps(_mm256_loadu_ps(y + 8), b1));
+    }
+}
+
+/* bias, then GELU, on the finished panel rows [r0, r1) x columns [c0, c1) */
 static void epilogue_rows(const mer_packed *w, float *y, int64_t ldy, int64_t r0, int64_t r1,
-                          int64_t c0, int64_t c1, mer_epilogue epi) {
-    if (w->bias)
-        for (int64_t r = r0; r < r1; r++)
-            for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
-    if (epi == MER_EPI_GELU)
-        for (int64_t r = r0; r < r1; r++) mer__gelu_fwd(y + r * ldy + c0, y + r * ldy + c0, c1 - c0);
+                          int64_t c0, int64_t c1, mer_epilogue epi, int avx2) {
+    if (w->bias) {
+        if (avx2 && c1 - c0 == NR)
+            add_bias16_avx2(y + r0 * ldy + c0, ldy, r1 - r0, w->bias + c0);
+        else
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
+    }
+    if (epi == MER_EPI_GELU) mer__gelu_block(y + r0 * ldy + c0, ldy, r1 - r0, c1 - c0);
 }
 
 static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
@@ -337,7 +350,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
         int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
-        int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
+        int64_t p0 = cb * j->ncp, p1 = p0 + j->ncp < w->np ? p0 + j->ncp : w->np;
         for (int64_t k0 = 0; k0 < K; k0 += KC) {
             int64_t kc = K - k0 < KC ? K - k0 : KC;
             int load = k0 > 0 || j->accumulate;
@@ -385,7 +398,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                         kern_f32_c(kc, a, b, tile, NR, load);
                     for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
                 }
-                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi);
+                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi, j->avx2);
             }
         }
     }
@@ -398,11 +411,50 @@ typedef struct {
     int round_bf16;
 } pack_a_job;
 
+/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time through an 8 x 8 register
+ * transpose (rows 6 and 7 zero); a plain copy, so the same bits as the scalar loop */
+__attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *const *s, int64_t k) {
+    int64_t q = 0;
+    for (; q + 8 <= k; q += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(s[i] + q);
+        r[6] = r[7] = _mm256_setzero_ps();
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4) {
+            r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        /* column c of the block is row c of the transpose: its first 6 lanes go to d[(q + c) * 6] */
+        for (int c = 0; c < 4; c++) {
+            const __m256 lo = _mm256_permute2f128_ps(r[c], r[c + 4], 0x20); /* column c */
+            const __m256 hi = _mm256_permute2f128_ps(r[c], r[c + 4], 0x31); /* column c + 4 */
+            float *o = d + (q + c) * MR, *o4 = d + (q + c + 4) * MR;
+            _mm_storeu_ps(o, _mm256_castps256_ps128(lo));
+            _mm_storel_pi((__m64 *)(o + 4), _mm256_extractf128_ps(lo, 1));
+            _mm_storeu_ps(o4, _mm256_castps256_ps128(hi));
+            _mm_storel_pi((__m64 *)(o4 + 4), _mm256_extractf128_ps(hi, 1));
+        }
+    }
+    for (; q < k; q++)
+        for (int i = 0; i < MR; i++) d[q * MR + i] = s[i][q];
+}
+
 static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const pack_a_job *j = u;
     for (int64_t mp = b; mp < e; mp++) {
         float *d = j->ap + mp * j->k * MR;
+        if (!j->round_bf16 && (mp + 1) * MR <= j->m && use_avx2()) {
+            const float *s[MR];
+            for (int i = 0; i < MR; i++) s[i] = j->x + (mp * MR + i) * j->ldx;
+            pack6_avx2(d, s, j->k);
+            continue;
+        }
         for (int i = 0; i < MR; i++) {
             int64_t r = mp * MR + i;
             if (r >= j->m) {
@@ -794,6 +846,13 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     dyn_ws b;
     dyn_ws_layout(w, m, ws, &b);
     mer_status s;
+    /* fp32: half-width items when there would be few (a 499 x 1024 product: 48 instead of 24),
+     * so the last items leave less of the threads idle at the end of the region */
+    int64_t ncp = NCP;
+    if (w->type != MER_PACK_INT8 && mblocks * cblocks < 32) {
+        ncp = NCP / 2;
+        cblocks = (w->np + ncp - 1) / ncp;
+    }
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
         quant_a_job qj = {b.ap, b.as, b.sums, x, ldx, m, w->k, w->kq};
@@ -802,12 +861,12 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
         /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
          * place; packing would copy the input k / ldx times over */
-        f32_job j = {w, y, ldy, m, MC, cblocks, NULL, x, ldx, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, x, ldx, accumulate, epi, avx2};
         s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     } else {
         int64_t mp = (m + MR - 1) / MR;
         pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-        f32_job j = {w, y, ldy, m, MC, cblocks, b.ap, x, ldx, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2};
         s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     }
     mer__free(own);

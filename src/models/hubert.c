@@ -889,12 +889,42 @@ static void fill_rows(void *u, int64_t r0, int64_t r1, int th) {
     for (int64_t r = r0; r < r1; r++) memcpy(j->y + r * j->n, j->b, (size_t)j->n * sizeof(float));
 }
 
+typedef struct {
+    float *y;
+    const hb_conv *c;
+} conv_post_job;
+
+/* LayerNorm then GELU on finished rows [r0, r1) of a packed convolution, inside its region
+ * while the rows are still in cache (the kernels run serially there) */
+static void conv_ln_gelu_rows(void *u, int64_t r0, int64_t r1, int th) {
+    (void)th;
+    const conv_post_job *j = u;
+    const int64_t co = j->c->cout;
+    float *y = j->y + r0 * co;
+    mer__layernorm_fwd(y, NULL, NULL, y, j->c->norm_g, j->c->norm_b, r1 - r0, co, 1e-5f);
+    mer__gelu_fwd(y, y, (r1 - r0) * co);
+}
+
 // ref: torch.nn.functional.conv1d on (1, cin, tin), output transposed to (tout, cout)
+// *post is set when the layer's norm (a LayerNorm) and GELU were applied too.
 static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t tin, int64_t tout,
-                          int slot) {
+                          int slot, int group_norm, int *post) {
     (void)tin;
-    if (c->wpk[slot]) /* the packed product reads the overlapping input rows in place */
-        return mer_packed_linear(y, c->cout, x, c->stride * c->cin, tout, c->wpk[slot], 0, MER_EPI_NONE);
+    *post = 0;
+    if (c->wpk[slot]) { /* the packed product reads the overlapping input rows in place */
+        const int64_t ldx = c->stride * c->cin;
+        if (!c->norm_g) { /* GELU in the product's epilogue */
+            *post = 1;
+            return mer_packed_linear(y, c->cout, x, ldx, tout, c->wpk[slot], 0, MER_EPI_GELU);
+        }
+        if (!group_norm) { /* LayerNorm + GELU on each finished block of rows */
+            conv_post_job pj = {y, c};
+            *post = 1;
+            return mer__packed_linear_rows(y, c->cout, x, ldx, tout, c->wpk[slot], 0, MER_EPI_NONE,
+                                           conv_ln_gelu_rows, &pj);
+        }
+        return mer_packed_linear(y, c->cout, x, ldx, tout, c->wpk[slot], 0, MER_EPI_NONE);
+    }
     if (c->cin == 1) {
         c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
         mer__parallel_for(tout, 64, c1_rows, &j);
@@ -1109,13 +1139,16 @@ static mer_status feature_encoder(mer_speech_state *st, float *feat, float *cons
         const hb_conv *c = &m->conv[i];
         float *y = i == m->n_conv - 1 ? feat : buf[i % 2];
         const int64_t tout = (tin - c->k) / c->stride + 1;
-        if ((s = conv_tm(y, in, c, tin, tout, slot))) break;
+        int post;
+        if ((s = conv_tm(y, in, c, tin, tout, slot, m->group_norm, &post))) break;
         work += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
-        if (c->norm_g) {
-            if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
-            else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+        if (!post) {
+            if (c->norm_g) {
+                if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+                else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+            }
+            mer__gelu_fwd(y, y, c->cout * tout);
         }
-        mer__gelu_fwd(y, y, c->cout * tout);
         in = y;
         tin = tout;
     }
