@@ -1722,8 +1722,8 @@ typedef struct {
     float mask_prob;             /* its masks: share of frames that start a span (0.05) */
     int32_t mask_len;            /* its span length in frames (10) */
     mer_precision precision;     /* F32 (default), BF16: the frozen projections of the trained
-                                    layers in bfloat16, or INT8: their forward products in int8
-                                    W8A8, input gradients float32 (docs/finetune.md) */
+                                    layers in bfloat16, or INT8: in int8 W8A8, forward and input
+                                    gradients (docs/finetune.md) */
     int32_t memo_mb;             /* adapters: keep the first adapted layer's frozen part (its
                                     attention and feed-forward) per clip in memory, up to this
                                     many MB, so later epochs run only the adapter and above

@@ -46,8 +46,8 @@ static void usage(FILE *f) {
             "  --cache DIR           share the layer cache between runs (default RUN/cache)\n"
             "  --precision bf16      the frozen projections in bfloat16 (float32 accumulation);\n"
             "                        adapters, LoRA, heads, norms and attention stay float32\n"
-            "  --precision int8      the frozen projections' forward products in int8 W8A8 (their\n"
-            "                        input gradients and everything trainable stay float32)\n"
+            "  --precision int8      the frozen projections in int8 W8A8 (forward and input\n"
+            "                        gradients); everything trainable stays float32\n"
             "  --memo MB             adapters: keep layer A's frozen part (below its adapter) per\n"
             "                        clip in memory (up to MB), computed once per clip\n"
             "  --out RUN             the run directory (mer train's layout); --resume continues it\n");

@@ -154,7 +154,7 @@ mer_status mer__sft_init(mer__sft **out, const mer_speech_model *m, const mer__s
         if (st == MER_OK && c->bf16) st = mer__speech_layer_bf16(m, l, ly->w16);
         ly->adapted = c->method != MER__SFT_NONE && c->first + j <= c->adapt_last;
         if (st == MER_OK && !c->bf16) {
-            /* packed once: the forward's W (float32 or int8) and, where a training backward
+            /* packed once (float32 or int8): the forward's W and, where a training backward
              * goes through the layer, W^T for dx (the first layer of an adapter or head-only
              * run stops at its adapter; an input gradient asked there runs mer_sgemm on W) */
             const mer__speech_layer *w = &ly->w;

@@ -34,6 +34,10 @@
  * dx = dy W) run through mer_sgemm_bf16 on the model's bfloat16 weight copies (activations
  * rounded to bfloat16, float32 accumulation); LoRA/adapter branches, heads, norms, attention
  * and every gradient of a trainable tensor stay float32.
+ * int8: the same six products, forward and backward, as int8 W8A8 dynamic (mer_packed
+ * MER_PACK_INT8: per-channel weights packed once, W for the forward and W^T for dx, the
+ * activations / output gradients quantised per row at each product, int32 sums); float32
+ * otherwise exactly as bf16.
  * With method lora every name carries peft's "base_model.model." prefix (a fold checkpoint is an
  * adapter_model.safetensors peft loads with modules_to_save ["head"]).
  * Random draws of a training forward, from the rng, in this order: the reconstruction spans
@@ -63,7 +67,7 @@ typedef struct {
     int32_t mask_len;        /* span length in frames (10) */
     int32_t bf16;            /* frozen projections in bfloat16 (mer_sgemm_bf16), see below */
     int32_t memo_mb;         /* adapters: keep the first layer's frozen part per clip (MB, 0: off) */
-    int32_t int8;            /* frozen projections' forward products in int8 W8A8, see below */
+    int32_t int8;            /* frozen projections in int8 W8A8 (mer__plin), see below */
 } mer__sft_config;
 
 typedef struct mer__sft mer__sft;

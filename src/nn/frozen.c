@@ -2,8 +2,8 @@
  * frozen.c -- the packed frozen linear of the kit (mer__plin): a torch.nn.Linear whose weights
  * never change, packed once for the packed kernels (src/kernels/packed.c) so that a training
  * step streams each weight panel once per block of rows and never repacks weights per call:
- * forward y = x W^T + b (float32, or int8 W8A8 dynamic), backward dx = dy W through a second
- * float32 packing of W^T. All scratch comes from the caller (mer__plin_ws_bytes), so steady-state
+ * forward y = x W^T + b and backward dx = dy W through a second packing of W^T, both float32
+ * or both int8 W8A8 dynamic. All scratch comes from the caller (mer__plin_ws_bytes), so steady-state
  * steps do not allocate.
  */
 #include "nn/nn.h"
@@ -20,19 +20,19 @@ static void transpose(float *wt, const float *w, int64_t out, int64_t in) {
 }
 
 mer_status mer__plin_init(mer__plin *l, const float *w, const float *b, int64_t in, int64_t out,
-                          mer_pack_type fwd_type, int want_dx) {
+                          mer_pack_type type, int want_dx) {
     memset(l, 0, sizeof *l);
     l->in = in;
     l->out = out;
     l->w = w;
-    mer_status st = mer_packed_init(&l->fwd, w, MER_DTYPE_F32, b, out, in, fwd_type);
+    mer_status st = mer_packed_init(&l->fwd, w, MER_DTYPE_F32, b, out, in, type);
     if (st == MER_OK && want_dx) {
         int64_t n;
         float *wt = mer__mul_overflow(in, out, &n) ? mer__alloc((size_t)n * sizeof(float)) : NULL;
         if (!wt) st = MER_ERR_NOMEM;
         else {
             transpose(wt, w, out, in);
-            st = mer_packed_init(&l->bwd, wt, MER_DTYPE_F32, NULL, in, out, MER_PACK_F32);
+            st = mer_packed_init(&l->bwd, wt, MER_DTYPE_F32, NULL, in, out, type);
             mer__free(wt);
         }
     }

@@ -128,8 +128,9 @@ void mer__lin_bwd(mer__nn *nn, const mer__lin *l, float *dx, const float *dy, co
 /* ---- packed frozen linear (frozen.c) ------------------------------------------------------ */
 
 /* A frozen torch.nn.Linear (w (out, in), b (out) or NULL, both external and kept unchanged)
- * packed once for the packed kernels: forward as fwd_type (MER_PACK_F32 exact, MER_PACK_INT8
- * W8A8 dynamic), and with want_dx a float32 packing of w^T for dx = dy w. Holds
+ * packed once for the packed kernels as `type` (MER_PACK_F32 exact, MER_PACK_INT8 W8A8 dynamic:
+ * per-channel weights, activations per row): w for the forward and, with want_dx, w^T for
+ * dx = dy w (int8: dy quantised per row, w^T per input channel of w). Holds
  * mer__plin_bytes(); the scratch of a product of `rows` rows is the caller's
  * (mer__plin_ws_bytes), so the products never allocate. Read only after init: threads may share
  * it. */
@@ -139,7 +140,7 @@ typedef struct {
     int64_t in, out;
 } mer__plin;
 mer_status mer__plin_init(mer__plin *l, const float *w, const float *b, int64_t in, int64_t out,
-                          mer_pack_type fwd_type, int want_dx);
+                          mer_pack_type type, int want_dx);
 void mer__plin_free(mer__plin *l);   /* NULL members ok */
 size_t mer__plin_bytes(const mer__plin *l);
 size_t mer__plin_ws_bytes(const mer__plin *l, int64_t rows);
