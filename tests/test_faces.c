@@ -449,7 +449,10 @@ MER_TEST(faces_params_abort_progress) {
     CHECK_ERR(mer_faces_expression(det, NULL, &img, probs), MER_ERR_INVALID_ARG, "expression net");
     mer_faces_params fp = mer_faces_default_params();
     CHECK(fp.input_size == 416 && fp.expressions == 1);
+    fp.input_size = 224; /* small and fast; the face is still found */
     fp.expressions = 0;
+    mer_faces_params ep = fp;
+    ep.expressions = 1;
     CHECK_OK(mer_faces_detect(det, NULL, &img, &fp, &faces, &n));
     CHECK_OK(mer_faces_detect(full, NULL, &img, &fp, &ref, &nref));
     CHECK(n == 1 && nref == 1 && faces && ref && !memcmp(faces, ref, sizeof *faces));
@@ -468,18 +471,18 @@ MER_TEST(faces_params_abort_progress) {
     sp.abort_user_data = &cc;
     mer_faces_state *st = NULL;
     REQUIRE_OK(mer_faces_state_init(&st, &sp));
-    REQUIRE_OK(mer_faces_detect(full, st, &img, NULL, &ref, &nref));
+    REQUIRE_OK(mer_faces_detect(full, st, &img, &ep, &ref, &nref));
     CHECK(nref == 1 && cc.progress_calls == 1 && cc.last_done == 1 && cc.last_total == 1);
     for (int stop = 1; stop <= 2; stop++) { /* before the detector; before the face's expressions */
         memset(&cc, 0, sizeof cc);
         cc.stop_at = stop;
         faces = (mer_face *)1;
         n = -1;
-        CHECK_ERR(mer_faces_detect(full, st, &img, NULL, &faces, &n), MER_ERR_ABORTED, "stopped by the caller");
+        CHECK_ERR(mer_faces_detect(full, st, &img, &ep, &faces, &n), MER_ERR_ABORTED, "stopped by the caller");
         CHECK(faces == NULL && n == 0 && cc.polls == stop && cc.progress_calls == 0);
     }
     cc.stop_at = 0;
-    CHECK_OK(mer_faces_detect(full, st, &img, NULL, &faces, &n));
+    CHECK_OK(mer_faces_detect(full, st, &img, &ep, &faces, &n));
     CHECK(n == 1 && faces && ref && !memcmp(faces, ref, sizeof *faces));
     free(faces);
     free(ref);
