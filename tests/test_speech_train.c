@@ -393,6 +393,31 @@ static int same_file(const char *a, const char *b) {
     return same;
 }
 
+/* p run into dir, stopped after its first epoch, then resumed (after a refused second start
+ * without --resume): its fold checkpoints must be bitwise those of ref, the same run made
+ * without a stop. */
+static void stop_resume_matches(mer_finetune_params p, const char *ref, const char *dir) {
+    mer_metrics m;
+    char pa[700], pb[700];
+    int calls = 0;
+    p.train.progress = count_epochs;
+    p.train.progress_user_data = &calls;
+    p.abort = after_first_epoch;
+    p.abort_user_data = &calls;
+    CHECK_ERR(mer_finetune_speech(&p, dir, &m), MER_ERR_ABORTED, "stopped by the caller");
+    CHECK(calls >= 1); /* an epoch ran; concurrent folds may each finish theirs */
+    p.train.progress = NULL;
+    p.abort = NULL;
+    CHECK_ERR(mer_finetune_speech(&p, dir, &m), MER_ERR_INVALID_ARG, "already exists");
+    p.train.resume = 1;
+    CHECK_OK(mer_finetune_speech(&p, dir, &m));
+    for (int f = 0; f < 2; f++) {
+        snprintf(pa, sizeof pa, "%s/fold-%d.safetensors", ref, f);
+        snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", dir, f);
+        if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
+    }
+}
+
 MER_TEST(speech_finetune_resume_and_bad_input) {
     const char *tmp = mer_test_tmpdir("speech_finetune");
     char base[512], a[600], b[600], c[600], pa[700], pb[700];
@@ -437,23 +462,7 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
           strstr(cfg, "\"lora_dropout\":0.1,") && strstr(cfg, "\"layers_to_transform\":[0,1]"));
     free(cfg);
     /* a stop after the first epoch, then --resume: the same weights bitwise */
-    int calls = 0;
-    p.train.progress = count_epochs;
-    p.train.progress_user_data = &calls;
-    p.abort = after_first_epoch;
-    p.abort_user_data = &calls;
-    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_ABORTED, "stopped by the caller");
-    CHECK(calls >= 1); /* an epoch ran; concurrent folds may each finish theirs */
-    p.train.progress = NULL;
-    p.abort = NULL;
-    CHECK_ERR(mer_finetune_speech(&p, b, &m), MER_ERR_INVALID_ARG, "already exists");
-    p.train.resume = 1;
-    CHECK_OK(mer_finetune_speech(&p, b, &m));
-    for (int f = 0; f < 2; f++) {
-        snprintf(pa, sizeof pa, "%s/fold-%d.safetensors", a, f);
-        snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", b, f);
-        if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "%s differs from %s", pb, pa);
-    }
+    stop_resume_matches(p, a, b);
     /* The first-layer memo across a stop and --resume: the resumed run rebuilds the memo (each
      * clip computed alone, so the same values) and its fold checkpoints are bitwise those of an
      * uninterrupted run with the same seed and threads (both on run a's cache) */
@@ -467,21 +476,7 @@ MER_TEST(speech_finetune_resume_and_bad_input) {
         q.memo_mb = 64;
         q.train.epochs = 2;
         CHECK_OK(mer_finetune_speech(&q, ma, &m));
-        calls = 0;
-        q.train.progress = count_epochs;
-        q.train.progress_user_data = &calls;
-        q.abort = after_first_epoch;
-        q.abort_user_data = &calls;
-        CHECK_ERR(mer_finetune_speech(&q, mb, &m), MER_ERR_ABORTED, "stopped by the caller");
-        q.train.progress = NULL;
-        q.abort = NULL;
-        q.train.resume = 1;
-        CHECK_OK(mer_finetune_speech(&q, mb, &m));
-        for (int f = 0; f < 2; f++) {
-            snprintf(pa, sizeof pa, "%s/fold-%d.safetensors", ma, f);
-            snprintf(pb, sizeof pb, "%s/fold-%d.safetensors", mb, f);
-            if (!same_file(pa, pb)) mer_test_fail(__FILE__, __LINE__, "memo: %s differs from %s", pb, pa);
-        }
+        stop_resume_matches(q, ma, mb);
     }
     /* the run predicts from its cache, and from media as from its cache (bitwise) */
     mer_run *run = NULL;

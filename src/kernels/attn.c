@@ -380,9 +380,12 @@ static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const flo
                                   (long long)tq, (long long)tk);
         ws = own;
     }
+    /* a small call (the fusion models' few rows) stays on this thread: a parallel region costs
+     * more than its ~4 h tq tk dh flops */
+    const int one = 4 * h * tq * tk * dh < ((int64_t)1 << 21);
     if (mer__use_avx512()) {
         attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
-        mer__parallel_for(h, 1, attn_heads_avx512, &j);
+        mer__parallel_for(h, one ? h : 1, attn_heads_avx512, &j);
         mer__free(own);
         return MER_OK;
     }
@@ -390,8 +393,8 @@ static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const flo
         const int64_t tkp = (tk + 15) & ~(int64_t)15, dhp = (dh + 15) & ~(int64_t)15, nqb = (tq + AQ - 1) / AQ;
         fa_job j = {out, probs, q, k, v, key_mask, ws, ws + h * tkp * dh, ldo, ldq, ldk, ldv, tq, tk, tkp,
                     dh, dhp, h, nqb, scale, 0, 0, tb};
-        mer__parallel_for(h, 1, fa_pack, &j);
-        mer__parallel_for(h * nqb, 1, fa_items, &j);
+        mer__parallel_for(h, one ? h : 1, fa_pack, &j);
+        mer__parallel_for(h * nqb, one ? h * nqb : 1, fa_items, &j);
         mer__free(own);
         return j.nomem ? mer__err(MER_ERR_NOMEM, "attention: out of memory for %d x %lld scores", AQ, (long long)tk)
                        : MER_OK;
