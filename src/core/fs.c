@@ -516,9 +516,25 @@ void mer__afile_abort(mer__afile *f) {
     }
 }
 
+/* this thread's commits skip their fsyncs until mer__afile_settle */
+static _Thread_local int afile_deferred;
+
+void mer__afile_defer(int on) { afile_deferred = on != 0; }
+
+mer_status mer__afile_settle(const char *dir) {
+    afile_deferred = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return mer__err(MER_ERR_IO, "%s: %s", dir, strerror(errno));
+    int r = syncfs(fd);
+    int e = errno;
+    close(fd);
+    if (r != 0) return mer__err(MER_ERR_IO, "%s: syncfs failed: %s", dir, strerror(e));
+    return MER_OK;
+}
+
 mer_status mer__afile_commit(mer__afile *f) {
     if (f->fd < 0) return mer__err(MER_ERR_IO, "%s: write failed", f->path);
-    if (fsync(f->fd) != 0 && errno != EINVAL) {
+    if (!afile_deferred && fsync(f->fd) != 0 && errno != EINVAL) {
         int e = errno;
         mer__afile_abort(f);
         return mer__err(MER_ERR_IO, "%s: fsync failed: %s", f->path, strerror(e));
@@ -535,7 +551,7 @@ mer_status mer__afile_commit(mer__afile *f) {
         unlink(f->tmp);
         return mer__err(MER_ERR_IO, "%s: rename failed: %s", f->path, strerror(e));
     }
-    return fsync_dir_of(f->path);
+    return afile_deferred ? MER_OK : fsync_dir_of(f->path);
 }
 
 mer_status mer__write_file_atomic(const char *path, const void *data, size_t size) {

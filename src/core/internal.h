@@ -158,6 +158,13 @@ mer_status mer__afile_open(mer__afile *f, const char *path);
 mer_status mer__afile_write(mer__afile *f, const void *data, size_t n);
 mer_status mer__afile_commit(mer__afile *f);
 void mer__afile_abort(mer__afile *f);
+/* Bulk writers of many small files (one data set in one call): between mer__afile_defer(1) and
+ * mer__afile_settle(dir), this thread's commits still write a temporary and rename it, but skip
+ * the two fsyncs per file; settle turns deferral off and makes everything written durable at once
+ * (syncfs of dir's file system). Write the file that marks the set complete after settle, so a
+ * crash can never leave the marker beside an unsynced file. */
+void mer__afile_defer(int on);
+mer_status mer__afile_settle(const char *dir);
 /* mkdir -p (an existing directory is fine; mer_mkdir_p is the public name). */
 mer_status mer__mkdir(const char *path);
 int mer__file_exists(const char *path);

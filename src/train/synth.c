@@ -280,6 +280,9 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
     const int64_t split_n[3] = {p->n_labeled, p->n_unlabeled, p->n_test};
     const char *const prefix[3] = {"l", "u", "t"};
     int64_t i = 0;
+    /* thousands of small feature files: one sync for all of them, before the files that say
+     * the set is complete */
+    mer__afile_defer(1);
     for (int sp = 0; sp < 3; sp++) {
         for (int64_t k = 0; k < split_n[sp] && st == MER_OK; k++, i++) {
             char name[64];
@@ -304,6 +307,8 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
             mer__sb_printf(&bayes, ",%s\n", p->classes[b]);
         }
     }
+    mer__afile_defer(0);
+    if (st == MER_OK) st = mer__afile_settle(dir);
     if (st != MER_OK) goto done;
 
     mer_synth_report rp = {0};
