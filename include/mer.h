@@ -285,8 +285,8 @@ typedef enum {
                                (mer_sgemm_bf16); norms, softmax, activations stay float32 */
     MER_PRECISION_INT8 = 2  /* int8 weights. Text encoders and speech: the linear layers as W8A8 dynamic (mer_packed, MER_PACK_INT8:
                                per-channel weights, per-token activation scales), and speech's
-                               feature-encoder convolutions with cin > 1 the same way; the first
-                               and the positional convolution, norms, attention and activations
+                               feature-encoder convolutions with cin > 1 but the last two the
+                               same way; the other convolutions, norms, attention and activations
                                stay float32 (docs/gemm.md) */
 } mer_precision;
 
