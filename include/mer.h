@@ -2284,6 +2284,70 @@ struct mer_demo_result {
 MER_API mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out);
 MER_API void mer_demo_result_free(mer_demo_result *r);
 
+/* ---- faces of an image or a video (src/pipeline/faces_file.c, docs/faces.md) -------------- */
+/* `mer faces`: every sampled frame of a video (or the image, by its extension: png, jpg, jpeg,
+ * bmp, webp, tif, tiff) through mer_faces_detect, optional crops, and the clip summary. */
+typedef struct {
+    mer_faces_params detect;   /* per frame (mer_faces_default_params) */
+    mer_frame_sampling sampling; /* video frames (default: every frame) */
+    const char *crops;         /* non-NULL: each face's crop written as
+                                  crops/<name>_f<frame index>_<face>.png (name: the input's file
+                                  name without extension, through mer_name_path; crops made if
+                                  missing) */
+    int32_t n_threads;         /* 0: mer_get_threads() */
+    mer_progress_fn progress;  /* after each frame: (frames done, frames expected; the estimate
+                                  from the container grows if exceeded) */
+    void *progress_user_data;
+    mer_abort_fn abort;        /* polled before each frame: true stops with MER_ERR_ABORTED */
+    void *abort_user_data;
+} mer_faces_file_params;
+MER_API mer_faces_file_params mer_faces_file_default_params(void);
+typedef struct {
+    int64_t index;             /* frame index in the stream (0 for an image) */
+    double time;               /* seconds (0 for an image) */
+    int32_t width, height;
+    mer_face *faces;           /* n_faces, best score first; owned by the result */
+    int32_t n_faces;
+} mer_faces_frame;
+typedef struct {
+    int32_t video;             /* 0: the input was read as an image */
+    mer_faces_frame *frames;   /* n_frames, in order; owned by the result */
+    int64_t n_frames;
+    mer_faces_summary summary; /* over all frames */
+} mer_faces_file_result;
+/* Detect the faces of input (st may be NULL; p NULL: the defaults). *out filled on success
+ * (mer_faces_file_result_free), zeroed on failure; a frame that fails is an error naming the
+ * input and the frame ("clip.mp4: frame 3: ..."). Crops written before a failure stay. */
+MER_API mer_status mer_faces_detect_file(const mer_faces *m, mer_faces_state *st, const char *input,
+                                         const mer_faces_file_params *p, mer_faces_file_result *out);
+MER_API void mer_faces_file_result_free(mer_faces_file_result *r);
+
+/* ---- score predictions against labels (src/pipeline/eval.c) -------------------------------- */
+/* `mer eval`: the clips present in both CSV files are scored (each clip at most once in either
+ * file: a repeat is MER_ERR_FORMAT naming both rows). Classes are the sorted union of true and
+ * predicted labels. */
+typedef struct {
+    const char *name_col;      /* clip names in both files ("name") */
+    const char *label_col;     /* the labels file's class column ("emotion") */
+    const char *pred_col;      /* the predictions' column; NULL: "pred" (mer predict), else
+                                  "discrete" (the MER2024 layout) */
+} mer_eval_params;
+MER_API mer_eval_params mer_eval_default_params(void);
+typedef struct {
+    int64_t n;                 /* clips scored */
+    int64_t unlabeled;         /* predictions without a label */
+    int64_t labels;            /* rows of the labels file (n of them have a prediction) */
+    int32_t n_classes;
+    char *classes[MER_MAX_CLASSES]; /* sorted (strcmp); owned by the result */
+    mer_metrics metrics;       /* indexed as classes */
+} mer_eval_result;
+/* Score pred against labels (p NULL: the defaults). *out filled on success (free what it owns
+ * with mer_eval_result_free), zeroed on failure. No predicted clip with a label is
+ * MER_ERR_NOT_FOUND. */
+MER_API mer_status mer_eval_csv(const char *labels, const char *pred, const mer_eval_params *p,
+                                mer_eval_result *out);
+MER_API void mer_eval_result_free(mer_eval_result *r);
+
 /* ---- extract features of many inputs (src/pipeline/extract.c, docs/extract.md) ----------- */
 /* What `mer extract acoustic|audio|visual|text` runs: one call extracts a folder (or a list, or
  * a transcript CSV) into .npy files. The rules are the same for every extractor:
