@@ -904,3 +904,62 @@ MER_TEST(safety_fuzz_names_stay_inside_out) {
     }
     free(before);
 }
+
+/* ---- paths near PATH_MAX ------------------------------------------------------------------- */
+
+/* dir/<200-char components> until the path is about len bytes long; returns it (static). */
+static const char *deep_dir(const char *dir, size_t len) {
+    static char p[5000];
+    char comp[201];
+    memset(comp, 'd', 200);
+    comp[200] = '\0';
+    snprintf(p, sizeof p, "%s", dir);
+    while (strlen(p) + 201 <= len) strcat(strcat(p, "/"), comp);
+    const size_t n = strlen(p);
+    if (n + 2 <= len) { /* one shorter component to land on len exactly */
+        p[n] = '/';
+        memset(p + n + 1, 'e', len - n - 1);
+        p[len] = '\0';
+    }
+    char cmd[5200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", p);
+    return system(cmd) == 0 ? p : NULL;
+}
+
+/* A model directory whose path is long, but legal, is read whole (the loaders cut it at 1100 or
+ * 1200 bytes before); an output whose files would be longer than PATH_MAX is refused with the
+ * problem at the end of the one-line message, and no file with a shortened name appears. */
+MER_TEST(safety_long_paths) {
+    const char *d = mer_test_tmpdir("safety_long_paths");
+    static char out2[8192], cmd[10000], m[5000], run[5000];
+    const char *deep = deep_dir(d, 3900);
+    REQUIRE(deep && strlen(deep) == 3900);
+    snprintf(m, sizeof m, "%s/m", deep);
+    snprintf(cmd, sizeof cmd, "cp -r tests/fixtures/hubert/base '%s'", m);
+    REQUIRE(system(cmd) == 0);
+    int rc = mer_test_run(out2, sizeof out2, "%s extract audio --model '%s' --layers 1-2 --pool mean "
+                          "--out %s/a2.npy tests/fixtures/hubert/a2.wav", mer_test_bin(), m, d);
+    if (rc) printf("    %.300s ... %s\n", out2, strlen(out2) > 300 ? out2 + strlen(out2) - 300 : "");
+    CHECK(rc == 0);
+    /* 4045 + "/run/inputs.json" fits the 4064 bytes an atomic write can name, "/run/fold-0.safetensors" not */
+    const char *deeper = deep_dir(d, 4045);
+    REQUIRE(deeper);
+    REQUIRE(make_synth(d) == 0);
+    snprintf(run, sizeof run, "%s/run", deeper);
+    char lab[600];
+    snprintf(lab, sizeof lab, "%s/s/labels.csv", d);
+    rc = train(d, lab, run, NULL);
+    CHECK(rc == 1);
+    /* one line naming the file (its head and its tail) and the problem, which survives the cut */
+    const char *line = strstr(out, "mer train: ");
+    while (line && strstr(line + 1, "mer train: ")) line = strstr(line + 1, "mer train: ");
+    if (line) printf("    %.60s ... %s", line, strlen(line) > 160 ? line + strlen(line) - 100 : "");
+    CHECK(line && strstr(line, "/run/fold-") && strstr(line, ".safetensors: path too long ("));
+    CHECK(line && strchr(line, '\n') && strlen(line) < 1200);
+    /* whatever the run wrote has its whole name */
+    snprintf(cmd, sizeof cmd, "cd '%s' && ls -A", run);
+    rc = mer_test_run(out2, sizeof out2, "%s", cmd);
+    CHECK(rc == 0);
+    for (char *save = NULL, *tok = strtok_r(out2, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save))
+        CHECK(!strcmp(tok, ".mer-made") || !strcmp(tok, "config.json") || !strcmp(tok, "inputs.json"));
+}

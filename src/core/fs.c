@@ -223,7 +223,7 @@ static int split_dir(const char *path, char *dir, size_t cap, const char **base)
 /* Adds "base\n" to dir's marker when dir has one (O_APPEND: concurrent writers of one line each
  * do not interleave). A directory without a marker was not made by mer and records nothing. */
 static void record_made(const char *dir, const char *base) {
-    char m[4200];
+    char m[MER_PATH_CAP];
     if (snprintf(m, sizeof m, "%s/" MARKER, dir) >= (int)sizeof m) return;
     int fd = open(m, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return;
@@ -237,7 +237,7 @@ static void record_made(const char *dir, const char *base) {
 }
 
 static void record_path(const char *path) {
-    char dir[4096];
+    char dir[MER_PATH_CAP];
     const char *base;
     if (split_dir(path, dir, sizeof dir, &base) == 0 && *base) record_made(dir, base);
 }
@@ -249,7 +249,7 @@ mer_status mer_mkdir_made(const char *path) {
         if (s == MER_OK) mer__tmp_cleanup(path);
         return s;
     }
-    char m[4200];
+    char m[MER_PATH_CAP];
     if (snprintf(m, sizeof m, "%s/" MARKER, path) >= (int)sizeof m)
         return mer__err(MER_ERR_INVALID_ARG, "%s: path too long", path);
     int fd = open(m, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
@@ -314,7 +314,7 @@ mer_status mer_tmp_cleanup(const char *dir, int *removed) {
 
 /* The names listed in dir's marker, as one buffer of NUL-separated lines; NULL without one. */
 static char *read_marker(const char *dir, size_t *n) {
-    char m[4200];
+    char m[MER_PATH_CAP];
     snprintf(m, sizeof m, "%s/" MARKER, dir);
     struct stat st;
     if (lstat(m, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
@@ -379,7 +379,7 @@ static mer_status walk_made(const char *dir, int check, int depth) {
     closedir(d);
     free(list);
     if (s == MER_OK && !check) {
-        char m[4200];
+        char m[MER_PATH_CAP];
         snprintf(m, sizeof m, "%s/" MARKER, dir);
         unlink(m);
         if (rmdir(dir) != 0) s = mer__err(MER_ERR_IO, "%s: cannot remove: %s", dir, strerror(errno));
@@ -459,7 +459,7 @@ mer_status mer__read_file(const char *path, char **data, size_t *size) {
 /* ---- atomic writes ----------------------------------------------------------------------- */
 
 static mer_status fsync_dir_of(const char *path) {
-    char dir[4096];
+    char dir[MER_PATH_CAP];
     const char *base;
     if (split_dir(path, dir, sizeof dir, &base) != 0) return MER_OK;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -477,7 +477,8 @@ mer_status mer__afile_open(mer__afile *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->fd = -1;
     size_t pl = path ? strlen(path) : 0;
-    if (!pl || pl + 32 > sizeof f->tmp) return mer__err(MER_ERR_INVALID_ARG, "%s: bad output path", path ? path : "(null)");
+    if (!pl) return mer__err(MER_ERR_INVALID_ARG, "(empty): bad output path");
+    if (pl + 32 > sizeof f->tmp) return mer__err(MER_ERR_INVALID_ARG, "%s: path too long (%zu bytes)", path, pl);
     memcpy(f->path, path, pl + 1);
     snprintf(f->tmp, sizeof f->tmp, "%s.tmp.%ld", path, (long)getpid());
     struct stat st;
@@ -560,6 +561,15 @@ mer_status mer__write_file_atomic(const char *path, const void *data, size_t siz
     if (s == MER_OK && size) s = mer__afile_write(&f, data, size);
     if (s == MER_OK) s = mer__afile_commit(&f);
     else mer__afile_abort(&f);
+    return s;
+}
+
+mer_status mer__copy_file_atomic(const char *from, const char *to) {
+    char *data = NULL;
+    size_t n = 0;
+    mer_status s = mer__read_file(from, &data, &n);
+    if (s == MER_OK) s = mer__write_file_atomic(to, data, n);
+    free(data);
     return s;
 }
 
@@ -712,7 +722,7 @@ static int64_t count_npy(const char *dir) {
 
 mer_status mer_output_recipe(const char *dir, const char *recipe_json, int overwrite) {
     if (!dir || !recipe_json) return mer__err(MER_ERR_INVALID_ARG, "mer_output_recipe: NULL argument");
-    char path[4200];
+    char path[MER_PATH_CAP];
     if (snprintf(path, sizeof path, "%s/recipe.json", dir) >= (int)sizeof path)
         return mer__err(MER_ERR_INVALID_ARG, "%s: path too long", dir);
     cJSON *now = cJSON_Parse(recipe_json);

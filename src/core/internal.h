@@ -23,6 +23,9 @@
 /* Record a detailed message for mer_last_error() and return s, so a failing path reads
  * `return mer__err(MER_ERR_FORMAT, "%s: header length %llu exceeds file size", path, n);` */
 mer_status mer__err(mer_status s, const char *fmt, ...) MER__PRINTF(2, 3);
+/* Copy mer_last_error() into dst[cap]; a longer message keeps its head and its tail (the
+ * problem) with " ... " between them. */
+void mer__err_copy(char *dst, size_t cap);
 
 /* Prefix the current thread's last error with "prefix: " (used to add a file name). */
 void mer__err_prefix(const char *fmt, ...) MER__PRINTF(1, 2);
@@ -138,6 +141,11 @@ double mer__now(void);
 
 /* Read a whole file into a NUL-terminated malloc'd buffer (free with free()). "-" is stdin;
  * pipes, FIFOs and devices are read as streams; a directory is refused as "is a directory". */
+/* The size of every path buffer: PATH_MAX (4096) plus room for what mer appends to a directory
+ * (a checked name of at most 200 bytes and a fixed tail). A path formatted into it is either
+ * whole, or cut at more than PATH_MAX bytes, which the kernel refuses (ENAMETOOLONG) instead of
+ * opening a shortened name. */
+#define MER_PATH_CAP 4608
 mer_status mer__read_file(const char *path, char **data, size_t *size);
 /* Read fd to its end (path names it in messages). */
 mer_status mer__read_fd(int fd, const char *path, char **data, size_t *size);
@@ -147,6 +155,8 @@ mer_status mer__read_lines_n(const char *path, char ***lines, int64_t **lineno, 
 mer_status mer__name_check_n(const char *name, size_t len, const char *src, int64_t row);
 /* Write data atomically (the implementation of mer_write_file_atomic). */
 mer_status mer__write_file_atomic(const char *path, const void *data, size_t size);
+/* Copy the file `from` to `to` through the atomic writer (small files: configs, tokenizers). */
+mer_status mer__copy_file_atomic(const char *from, const char *to);
 /* An atomic file written in pieces: open, write..., commit (or abort). A failed write aborts
  * (the temporary is removed) and names strerror; commit fsyncs, renames and fsyncs the directory. */
 typedef struct {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define MER__ERR_CAP 1024
+#define MER__MSG_MAX 16384 /* formatted before the head/tail cut: two paths of PATH_MAX and more */
 
 static _Thread_local char tls_err[MER__ERR_CAP];
 
@@ -40,25 +41,56 @@ const char *mer_last_error(void) { return tls_err; }
 
 void mer_clear_error(void) { tls_err[0] = '\0'; }
 
+/* Copy msg (len bytes) into dst[cap]. One longer than that keeps its head and its tail with
+ * " ... " between them: a message is "<file>: <problem>", and with a path near PATH_MAX the
+ * problem at the end must survive. */
+static void cut_copy(char *dst, size_t cap, const char *msg, size_t len) {
+    if (!cap) return;
+    if (len < cap) {
+        memmove(dst, msg, len);
+        dst[len] = '\0';
+        return;
+    }
+    static const char gap[] = " ... ";
+    const size_t g = sizeof gap - 1, room = cap - 1;
+    if (room <= g + 2) {
+        memmove(dst, msg, room);
+        dst[room] = '\0';
+        return;
+    }
+    const size_t head = (room - g) / 5, tail = room - g - head; /* most of it for the tail */
+    char buf[MER__ERR_CAP];
+    char *out = cap <= sizeof buf ? buf : dst; /* msg may overlap dst only when cap is small */
+    memmove(out, msg, head);
+    memcpy(out + head, gap, g);
+    memmove(out + head + g, msg + len - tail, tail);
+    out[room] = '\0';
+    if (out != dst) memcpy(dst, out, cap);
+}
+
+void mer__err_copy(char *dst, size_t cap) { cut_copy(dst, cap, tls_err, strlen(tls_err)); }
+
+static void set_err(const char *msg, size_t len) { cut_copy(tls_err, sizeof tls_err, msg, len); }
+
 mer_status mer__err(mer_status s, const char *fmt, ...) {
     /* through a copy: an argument may be mer_last_error() itself (adding a hint to a message) */
-    char buf[MER__ERR_CAP];
+    char buf[MER__MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    memcpy(tls_err, buf, sizeof buf);
+    set_err(buf, n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
     return s;
 }
 
 void mer__err_prefix(const char *fmt, ...) {
-    char prefix[512], old[MER__ERR_CAP];
+    char prefix[MER__MSG_MAX / 2], buf[MER__MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, tls_err, sizeof old);
-    snprintf(tls_err, sizeof tls_err, "%s: %s", prefix, old);
+    int n = snprintf(buf, sizeof buf, "%s: %s", prefix, tls_err);
+    set_err(buf, n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
 }
 
 /* ---- logging ----------------------------------------------------------------------------- */

@@ -137,16 +137,6 @@ static int is_weights(const char *n) {
     return 0;
 }
 
-/* A config file copied beside the weights, through the one atomic writer (core/fs.c). */
-static mer_status copy_file(const char *src, const char *dst) {
-    char *data;
-    size_t n;
-    mer_status s = mer__read_file(src, &data, &n);
-    if (s != MER_OK) return s;
-    s = mer__write_file_atomic(dst, data, n);
-    free(data);
-    return s;
-}
 
 mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t *n_tensors) {
     if (!src || !out_dir) return mer__err(MER_ERR_INVALID_ARG, "mer_checkpoint_convert: NULL argument");
@@ -206,7 +196,7 @@ mer_status mer_checkpoint_convert(const char *src, const char *out_dir, int64_t 
             goto done;
         }
         if (stat(a, &fs) != 0 || !S_ISREG(fs.st_mode)) continue;
-        if ((s = copy_file(a, b)) != MER_OK) goto done;
+        if ((s = mer__copy_file_atomic(a, b)) != MER_OK) goto done;
     }
     if (n_tensors) *n_tensors = n;
 done:

@@ -45,7 +45,7 @@ typedef struct {
 
 struct mer_clip_model {
     mer_clip_info info;
-    char dir[1024];
+    char dir[MER_PATH_CAP];
     mer_safetensors *st;
     const float *class_emb;  /* (D) */
     const float *patch_w;    /* (D, C * p * p), conv weight (D, C, p, p) flattened */
@@ -116,7 +116,7 @@ static mer_status cfg_int(const mer_json *j, const char *prefix, const char *key
 
 /* config.json -> architecture. Defaults are CLIPVisionConfig's for keys a config omits. */
 static mer_status read_config(mer_clip_info *c, int *proj_stated, const char *dir) {
-    char path[1100];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/config.json", dir);
     mer_json *j = NULL;
     mer_status s = mer_json_load(&j, path);
@@ -217,7 +217,7 @@ static mer_status read_preprocessor(mer_clip_info *c, const char *dir) {
     c->rescale_factor = 1.0 / 255.0;
     memcpy(c->image_mean, OPENAI_MEAN, sizeof OPENAI_MEAN);
     memcpy(c->image_std, OPENAI_STD, sizeof OPENAI_STD);
-    char path[1100];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/preprocessor_config.json", dir);
     FILE *f = fopen(path, "rb");
     if (!f) {

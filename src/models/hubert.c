@@ -67,7 +67,7 @@ typedef struct {
 struct mer_speech_model {
     mer_safetensors *st;
     mer_speech_info info;
-    char dir[1024];
+    char dir[MER_PATH_CAP];
     /* config */
     int n_conv;
     int group_norm;            /* feat_extract_norm == "group" */
@@ -465,7 +465,7 @@ static mer_status model_load(mer_speech_model **out, const char *dir) {
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     mer_json *cfg = NULL, *pre = NULL;
     hb_loader ld = {m, "", NULL, 0, 0};
-    char path[1200];
+    char path[MER_PATH_CAP];
     mer_status s;
 
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -1643,7 +1643,7 @@ mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float 
         if (!si) si = extract_acc_init(&a[i], &pl[i], p, D);
         if (si) {
             outs[i].status = si;
-            snprintf(outs[i].error, sizeof outs[i].error, "%s", mer_last_error());
+            mer__err_copy(outs[i].error, sizeof outs[i].error);
             continue;
         }
         n_pieces += pl[i].n_chunks;
@@ -1699,7 +1699,7 @@ mer_status mer_speech_extract_batch(mer_speech_state *s, int32_t b, const float 
             outs[i].data = NULL;
             if (!outs[i].status) {
                 outs[i].status = st;
-                snprintf(outs[i].error, sizeof outs[i].error, "%s", mer_last_error());
+                mer__err_copy(outs[i].error, sizeof outs[i].error);
             }
         }
     for (int32_t i = 0; i < b && x; i++) mer__free(x[i]);

@@ -54,7 +54,7 @@ static mer_status baichuan_style(const mer_text_model *m, const mer_json *j, con
         *alibi = 0;
         return MER_OK;
     }
-    char mp[1100];
+    char mp[MER_PATH_CAP];
     snprintf(mp, sizeof mp, "%s/modeling_baichuan.py", m->dir);
     FILE *f = fopen(mp, "rb");
     if (f) {

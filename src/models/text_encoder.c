@@ -390,7 +390,7 @@ static mer_status model_load(mer_text_model **out, const char *dir) {
     if (!m) return MER_ERR_NOMEM;
     pthread_mutex_init(&m->mu, NULL);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
-    char path[1100];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/config.json", dir);
     mer_json *j = NULL;
     mer_status s = mer_json_load(&j, path);
@@ -958,16 +958,11 @@ static int is_matrix_to_quantize(const mer_safetensors_entry *e, int32_t block) 
 
 /* Copy dir/name to out_dir/name atomically when it exists (the tokenizer and config files). */
 static mer_status copy_small_file(const char *dir, const char *out_dir, const char *name) {
-    char src[1200], dst[1200];
+    char src[MER_PATH_CAP], dst[MER_PATH_CAP];
     snprintf(src, sizeof src, "%s/%s", dir, name);
     snprintf(dst, sizeof dst, "%s/%s", out_dir, name);
     if (!mer__file_exists(src)) return MER_OK; /* optional files */
-    char *data = NULL;
-    size_t n = 0;
-    mer_status s = mer__read_file(src, &data, &n);
-    if (s == MER_OK) s = mer__write_file_atomic(dst, data, n);
-    free(data);
-    return s;
+    return mer__copy_file_atomic(src, dst);
 }
 
 mer_text_quantize_params mer_text_quantize_default_params(void) {
@@ -1022,7 +1017,7 @@ mer_status mer_text_quantize(const char *dir, const char *out_dir, const mer_tex
         len += (size_t)snprintf(hdr + len, cap - len, __VA_ARGS__);                                \
     } while (0)
     int64_t pos = 0;
-    char final[1200];
+    char final[MER_PATH_CAP];
     mer__afile af = {.fd = -1};
     float *row = NULL, *sc = NULL;
     int8_t *qrow = NULL;

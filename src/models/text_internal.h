@@ -39,7 +39,7 @@ typedef struct {
 
 struct mer_text_model {
     mer_text_info info;
-    char dir[1024];
+    char dir[MER_PATH_CAP];
     mer_safetensors *st;
     float eps;
     mer__tw emb;                     /* (V, D) word / token embeddings */

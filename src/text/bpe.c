@@ -673,7 +673,7 @@ mer_status mer__hfjson_load(mer_tokenizer *t, const char *file, const char *dir)
     free(data);
     if (st) return st;
     /* BOS/EOS/PAD as tokenizer_config.json names them (for the API and inspect). */
-    char p[4096];
+    char p[MER_PATH_CAP];
     cJSON *cfg = NULL;
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
     st = mer__tok_read_json(p, &cfg, (int[]){0});

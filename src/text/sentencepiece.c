@@ -681,7 +681,7 @@ mer_status mer__spm_load(mer_tokenizer *t, const char *file, const char *dir) {
     st = mer__spm_parse(t, (const uint8_t *)data, size, file);
     free(data);
     if (st) return st;
-    char p[4096];
+    char p[MER_PATH_CAP];
     cJSON *cfg = NULL;
     snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
     st = mer__tok_read_json(p, &cfg, (int[]){0});

@@ -156,7 +156,7 @@ mer_status mer_tokenizer_load(mer_tokenizer **out, const char *path) {
             tok_clear(t);
         }
     } else {
-        char dir[4096];
+        char dir[MER_PATH_CAP];
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');
         if (slash) *slash = '\0';

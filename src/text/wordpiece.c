@@ -235,7 +235,7 @@ mer_status mer__wordpiece_load(mer_tokenizer *t, const char *file, const char *d
     char *data = NULL;
     size_t size = 0;
     cJSON *cfg = NULL, *map = NULL;
-    char p[4096];
+    char p[MER_PATH_CAP];
     mer_status st = mer__read_file(file, &data, &size);
     if (st) return st;
     int64_t lines = 0;

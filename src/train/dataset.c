@@ -333,7 +333,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 static mer_status load_features(mer_dataset *ds, const mer_dataset_params *p) {
-    char path[4096];
+    char path[MER_PATH_CAP];
     /* every missing file first, reported together */
     for (int32_t m = 0; m < ds->n_mod; m++) {
         int64_t missing = 0;

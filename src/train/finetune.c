@@ -107,7 +107,7 @@ static mer_status encode_clip(mer_speech_model *sm, mer_speech_state *st, const 
 
 /* Make or check DIR/cache.json; MER_ERR_INVALID_ARG when the cache is another model's/layer's. */
 static mer_status cache_open(const char *dir, const char *digest, int32_t layer) {
-    char path[4096], want[256];
+    char path[MER_PATH_CAP], want[256];
     snprintf(want, sizeof want,
              "{\"format\": \"mer-speech-cache\", \"digest\": \"%s\", \"layer\": %d, \"dtype\": \"f16\"}\n",
              digest, (int)layer);
@@ -141,7 +141,7 @@ static mer_status build_cache(const mer_finetune_params *p, mer_speech_model *sm
     mer_speech_state *st = NULL;
     if ((s = mer_speech_state_init(&st, sm, NULL))) return s;
     const int64_t rows = mer_csv_rows(csv), D = info.hidden_size;
-    char media[4096], out[4096];
+    char media[MER_PATH_CAP], out[MER_PATH_CAP];
     for (int64_t r = 0; r < rows && s == MER_OK; r++) {
         const char *name = mer_csv_cell(csv, r, name_col);
         /* a clip name is data: it becomes a path only through mer_name_path */
@@ -173,7 +173,7 @@ static mer_status write_peft_config(const char *rundir, const char *model_dir,
                                     const mer__sft_config *c) {
     static const char *targets[] = {"q_proj", "k_proj", "v_proj", "out_proj", "intermediate_dense",
                                     "output_dense"};
-    char path[4096];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/adapter_config.json", rundir);
     mer__json w = {0};
     struct cJSON *r = mer__json_root(&w);
@@ -247,12 +247,12 @@ static mer_status finetune_run(const mer_finetune_params *p, const char *rundir,
     mer__sft *probe = NULL;
     if ((s = mer__sft_init(&probe, sm, &c))) {
         char msg[512];
-        snprintf(msg, sizeof msg, "%s", mer_last_error());
+        mer__err_copy(msg, sizeof msg);
         s = mer__err(s, "%s: %s", p->model_dir, msg);
         goto done;
     }
     mer__sft_free(probe);
-    char cache[4096], absdir[PATH_MAX], digest[17], spec[1536];
+    char cache[MER_PATH_CAP], absdir[PATH_MAX], digest[17], spec[1536];
     if ((s = mer__mkdir(rundir))) goto done;
     if (p->cache_dir) snprintf(cache, sizeof cache, "%s", p->cache_dir);
     else snprintf(cache, sizeof cache, "%s/cache", rundir);
@@ -300,7 +300,7 @@ struct mer_speech_adapter {
     mer__sft *sft;          /* NULL until a fold's weights are loaded */
     float *params;
     mer__sft_config c;
-    char dir[4096];
+    char dir[MER_PATH_CAP];
 };
 
 void mer_speech_adapter_free(mer_speech_adapter *a) {
@@ -314,7 +314,7 @@ void mer_speech_adapter_free(mer_speech_adapter *a) {
 
 /* The trained tensors of fold-K.safetensors, each by name and shape. */
 static mer_status load_fold(mer_speech_adapter *a, const char *rundir, int32_t fold) {
-    char path[4200];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/fold-%d.safetensors", rundir, (int)fold);
     mer_safetensors *st = NULL;
     mer_status s = mer_safetensors_open(&st, path);
@@ -346,7 +346,7 @@ static mer_status load_fold(mer_speech_adapter *a, const char *rundir, int32_t f
 mer_status mer_speech_adapter_open(mer_speech_adapter **out, const char *rundir,
                                    const char *model_dir, int32_t fold) {
     *out = NULL;
-    char path[4200], dir[1024], want[17], have[17];
+    char path[MER_PATH_CAP], dir[MER_PATH_CAP], want[17], have[17];
     snprintf(path, sizeof path, "%s/config.json", rundir);
     mer_json *j = NULL;
     mer_status s = mer_json_load(&j, path);
@@ -451,7 +451,7 @@ static mer_status probe_features(const mer_probe_params *p, mer_speech_model *sm
                                  const mer_csv *csv, int32_t name_col) {
     mer_speech_info info;
     mer_speech_model_info(sm, &info);
-    char digest[17], path[4096], media[4096];
+    char digest[17], path[MER_PATH_CAP], media[MER_PATH_CAP];
     mer__speech_digest(sm, digest);
     mer_status s = cache_open(dir, digest, -1);
     for (int32_t l = 0; l <= info.n_layers && s == MER_OK; l++) {
@@ -469,7 +469,7 @@ static mer_status probe_features(const mer_probe_params *p, mer_speech_model *sm
     const int64_t rows = mer_csv_rows(csv), D = info.hidden_size;
     for (int64_t r = 0; r < rows && s == MER_OK; r++) {
         const char *name = mer_csv_cell(csv, r, name_col);
-        char ldir[4096];
+        char ldir[MER_PATH_CAP];
         snprintf(ldir, sizeof ldir, "%s/layer-%02d", dir, (int)info.n_layers);
         if ((s = mer_name_path(path, sizeof path, ldir, name ? name : "", ".npy", p->labels_csv, r + 2)))
             break;
@@ -546,7 +546,7 @@ static mer_status probe_run(const mer_probe_params *p, const char *outdir, mer_p
         s = mer__err(MER_ERR_UNSUPPORTED, "probe: %d layers (at most %d)", (int)L, MER_PROBE_MAX_LAYERS - 1);
         goto done;
     }
-    char feat[4096], run[4096], dir[4096];
+    char feat[MER_PATH_CAP], run[MER_PATH_CAP], dir[MER_PATH_CAP];
     if ((s = mer__mkdir(outdir))) goto done;
     snprintf(feat, sizeof feat, "%s/features", outdir);
     if ((s = mer_csv_load(&csv, p->labels_csv))) goto done;

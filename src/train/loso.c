@@ -201,7 +201,7 @@ mer_status mer_loso_run(const mer_dataset *ds, const mer_train_params *tp,
         free(gs);
         if (s) goto done;
     }
-    char runs[4096];
+    char runs[MER_PATH_CAP];
     snprintf(runs, sizeof runs, "%s/runs", dir);
     if ((s = mer_mkdir_made(runs))) goto done;
     /* the train / held-out data sets of every group first (normalisation per group), then
@@ -303,7 +303,7 @@ mer_status mer_loso_run(const mer_dataset *ds, const mer_train_params *tp,
         if (!st && !lp->keep_runs) st = rm_tree(rd);
         jstat[jb] = st;
         if (st) {
-            snprintf(jmsg + (size_t)jb * 256, 256, "%s", mer_last_error());
+            mer__err_copy(jmsg + (size_t)jb * 256, 256);
             free(pj);
             pj = NULL;
         }
@@ -358,7 +358,7 @@ mer_status mer_loso_run(const mer_dataset *ds, const mer_train_params *tp,
     {
         const char *classes[MER_MAX_CLASSES];
         for (int32_t c = 0; c < C; c++) classes[c] = mer_dataset_class(ds, c);
-        char path[4200];
+        char path[MER_PATH_CAP];
         snprintf(path, sizeof path, "%s/predictions.csv", dir);
         if (n_tested == N) {
             s = mer_write_predictions(path, ds, probs, classes, C, 0);

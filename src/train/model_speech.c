@@ -27,7 +27,7 @@ static mer_status sp_build(mer__model *m) {
         return mer__err(MER_ERR_INVALID_ARG, "speech: needs exactly one sequence feature (the "
                         "cached hidden states), got %d modalities", (int)c->n_mod);
     mer__sft_config sc;
-    char dir[1024], digest[17], have[17];
+    char dir[MER_PATH_CAP], digest[17], have[17];
     mer_status s = mer__sft_spec_parse(c->encoder, &sc, dir, sizeof dir, digest);
     if (s) return s;
     sc.n_classes = c->n_classes;

@@ -241,7 +241,7 @@ mer_status mer_prior_from_run(const char *rundir, const char *const *classes, in
                               double *prior) {
     if (!rundir || !classes || c < 1 || c > MER_MAX_CLASSES || !prior)
         return mer__err(MER_ERR_INVALID_ARG, "mer_prior_from_run: bad arguments");
-    char path[4096];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/config.json", rundir);
     mer_json *j = NULL;
     if (mer_json_load(&j, path) == MER_OK && mer_json_has(j, "class_counts")) {

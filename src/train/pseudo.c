@@ -124,7 +124,7 @@ static int64_t select_picks(pick *picks, const float *probs, int64_t nu, int32_t
 /* Merge the history into dir/metrics.json (written by mer_train_run) atomically. Takes
  * ownership of hist. */
 static mer_status add_history(const char *rundir, cJSON *hist) {
-    char path[4096];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/metrics.json", rundir);
     char *text = NULL;
     size_t len = 0;
@@ -170,7 +170,7 @@ static mer_status check_fold_training(const char *dir, const mer_dataset *ds, in
         int64_t want = 0, got = -1;
         for (int64_t i = 0; i < n; i++)
             want += fold[i] != k && mer__dataset_trains_in_fold(ds, i, k);
-        char path[4200];
+        char path[MER_PATH_CAP];
         snprintf(path, sizeof path, "%s/fold-%d.json", dir, k);
         mer_json *j = NULL;
         s = mer_json_load(&j, path);
@@ -192,7 +192,7 @@ static mer_status check_fold_training(const char *dir, const mer_dataset *ds, in
 static double last_epoch_waf(const char *dir, int32_t K, int32_t E) {
     double sum = 0;
     for (int32_t k = 0; k < K; k++) {
-        char path[4200], key[32];
+        char path[MER_PATH_CAP], key[32];
         snprintf(path, sizeof path, "%s/fold-%d.json", dir, k);
         snprintf(key, sizeof key, "waf.%d", E - 1);
         mer_json *j = NULL;
@@ -246,7 +246,7 @@ mer_status mer_train_pseudo(const mer_dataset *labeled, const mer_dataset *unlab
                         "folds, got %d (use --pseudo-source ensemble)", tp->folds);
     const int32_t K = fold_src ? tp->folds : 1;   /* pick sets per round */
 
-    char dir[4096], sub[4096];
+    char dir[MER_PATH_CAP], sub[MER_PATH_CAP];
     if (mkdir(rundir, 0755) != 0 && errno != EEXIST)
         return mer__err(MER_ERR_IO, "%s: cannot create: %s", rundir, strerror(errno));
     snprintf(sub, sizeof sub, "%s/rounds", rundir);

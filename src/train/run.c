@@ -10,7 +10,7 @@
 #include <string.h>
 
 struct mer_run {
-    char dir[4096];
+    char dir[MER_PATH_CAP];
     mer__model_config cfg;
     char classes[MER_MAX_CLASSES][MER_NAME_MAX];
     int32_t folds;
@@ -117,7 +117,7 @@ mer_status mer_run_open(mer_run **out, const char *rundir) {
     mer_run *r = calloc(1, sizeof *r);
     if (!r) return mer__err(MER_ERR_NOMEM, "out of memory");
     snprintf(r->dir, sizeof r->dir, "%s", rundir);
-    char path[4200];
+    char path[MER_PATH_CAP];
     mer_status s = MER_OK;
     snprintf(path, sizeof path, "%s/metrics.json", rundir);
     if (!mer__file_exists(path)) {

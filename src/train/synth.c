@@ -253,7 +253,7 @@ mer_status mer_synth_write(const char *dir, const mer_synth_params *p, mer_synth
     int32_t *truth = mer__alloc((size_t)n_all * sizeof(int32_t));
     int32_t *pred = mer__alloc((size_t)n_all * sizeof(int32_t));
     mer__sb labels = {0}, unl = {0}, unl_truth = {0}, test = {0}, test_labels = {0}, bayes = {0}, js = {0};
-    char path[4096];
+    char path[MER_PATH_CAP];
     if (!x || !post || !truth || !pred) {
         st = MER_ERR_NOMEM;
         goto done;

@@ -212,7 +212,7 @@ static void config_json(mer__sb *b, const mer_train_params *p, const mer_dataset
 }
 
 static mer_status prepare_dir(const ctx *c) {
-    char path[4096];
+    char path[MER_PATH_CAP];
     mer__sb b = {0};
     config_json(&b, c->p, c->ds);
     snprintf(path, sizeof path, "%s/config.json", c->dir);
@@ -376,7 +376,7 @@ static mer_status train_fold(ctx *c, int32_t f, const int32_t *fold) {
     const mer_dataset *ds = c->ds;
     const int64_t n = mer_dataset_count(ds);
     const int32_t C = mer_dataset_n_classes(ds), E = p->epochs;
-    char path[4096], state_path[4096];
+    char path[MER_PATH_CAP], state_path[MER_PATH_CAP];
     path_of(path, sizeof path, c->dir, "fold-%d.json", f);
     if (p->resume && mer__file_exists(path)) {
 #pragma omp atomic
@@ -615,7 +615,7 @@ static mer_status finish(ctx *c, const int32_t *fold, mer_metrics *out) {
     const int64_t n = mer_dataset_count(ds);
     const int32_t C = mer_dataset_n_classes(ds), K = p->folds, E = p->epochs;
     const int64_t nt = c->test ? mer_dataset_count(c->test) : 0;
-    char path[4096];
+    char path[MER_PATH_CAP];
     const char *cls[MER_MAX_CLASSES];
     for (int32_t k = 0; k < C; k++) cls[k] = mer_dataset_class(ds, k);
     float *oof = calloc((size_t)(n * C), sizeof(float));
@@ -793,7 +793,7 @@ static mer_status train_folds(ctx *c, const int32_t *fold) {
             st[i] = train_fold(c, g0 + i, fold);
             msg[i][0] = 0;
             if (st[i] != MER_OK) {
-                snprintf(msg[i], sizeof msg[i], "%s", mer_last_error());
+                mer__err_copy(msg[i], sizeof msg[i]);
 #pragma omp atomic write
                 c->halt = 1;
             }
@@ -809,7 +809,7 @@ static mer_status train_folds(ctx *c, const int32_t *fold) {
 }
 
 static mer_status run_cv(ctx *c, mer_metrics *out) {
-    char path[4096];
+    char path[MER_PATH_CAP];
     snprintf(path, sizeof path, "%s/metrics.json", c->dir);
     mer_status s = prepare_dir(c);
     if (s != MER_OK) return s;
@@ -831,14 +831,6 @@ static mer_status run_cv(ctx *c, mer_metrics *out) {
 
 /* ---- hyper-parameter search -------------------------------------------------------------- */
 
-static mer_status copy_file(const char *from, const char *to) {
-    char *data = NULL;
-    size_t n = 0;
-    mer_status s = mer__read_file(from, &data, &n);
-    if (s == MER_OK) s = mer__write_file_atomic(to, data, n);
-    free(data);
-    return s;
-}
 
 /* MERTools' grid: hidden {64, 128, 256}, dropout {0.2, 0.3, 0.4, 0.5}, lr {1e-3, 1e-4}. */
 static const int32_t grid_hidden[] = {64, 128, 256};
@@ -847,7 +839,7 @@ static const double grid_lr[] = {1e-3, 1e-4};
 
 static mer_status run_search(const mer_train_params *p, const mer_dataset *ds,
                              const mer_dataset *test, const char *dir, mer_metrics *out) {
-    char sub[4096], from[4200], to[4200];
+    char sub[MER_PATH_CAP], from[MER_PATH_CAP], to[MER_PATH_CAP];
     mer_status s = MER_OK;
     if (!p->resume) {
         snprintf(sub, sizeof sub, "%s/search.json", dir);
@@ -899,14 +891,14 @@ static mer_status run_search(const mer_train_params *p, const mer_dataset *ds,
     for (size_t k = 0; s == MER_OK && k < sizeof files / sizeof *files; k++) {
         snprintf(from, sizeof from, "%s/trials/trial-%02d/%s", dir, best_t, files[k]);
         snprintf(to, sizeof to, "%s/%s", dir, files[k]);
-        if (mer__file_exists(from)) s = copy_file(from, to);
+        if (mer__file_exists(from)) s = mer__copy_file_atomic(from, to);
     }
     for (int32_t f = 0; s == MER_OK && f < p->folds; f++) {
         const char *ext[] = {"safetensors", "json"};
         for (int k = 0; k < 2 && s == MER_OK; k++) {
             snprintf(from, sizeof from, "%s/trials/trial-%02d/fold-%d.%s", dir, best_t, f, ext[k]);
             snprintf(to, sizeof to, "%s/fold-%d.%s", dir, f, ext[k]);
-            s = copy_file(from, to);
+            s = mer__copy_file_atomic(from, to);
         }
     }
     snprintf(to, sizeof to, "%s/search.json", dir);
@@ -914,7 +906,7 @@ static mer_status run_search(const mer_train_params *p, const mer_dataset *ds,
     mer__sb_free(&js);
     snprintf(from, sizeof from, "%s/trials/trial-%02d/metrics.json", dir, best_t);
     snprintf(to, sizeof to, "%s/metrics.json", dir);
-    if (s == MER_OK) s = copy_file(from, to);
+    if (s == MER_OK) s = mer__copy_file_atomic(from, to);
     if (s == MER_OK && out) *out = best_m;
     return s;
 }
