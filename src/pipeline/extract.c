@@ -75,7 +75,7 @@ static void item_fail(mer_extract_result *r, int64_t i, mer_status s, const char
     mer_extract_item *it = &r->items[i];
     it->outcome = MER_EXTRACT_FAILED;
     it->status = s ? s : MER_ERR_INTERNAL;
-    char buf[1600];
+    char buf[2 * MER_PATH_CAP];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
@@ -133,7 +133,7 @@ static mer_status prepare_dir(const char *out, const mer_input_set *inset, const
     if (s) return s;
     mer_tmp_cleanup(out, NULL);
     if (!p->recipe) return MER_OK;
-    char rp[4200];
+    char rp[MER_PATH_CAP];
     if (snprintf(rp, sizeof rp, "%s/recipe.json", out) >= (int)sizeof rp)
         return mer__err(MER_ERR_INVALID_ARG, "%s: path too long", out);
     if ((s = mer_input_set_check(inset, rp))) return s;
@@ -148,7 +148,7 @@ typedef struct {
     int32_t ndim;
     int64_t shape[MER_MAX_DIMS];
     mer_status status;
-    char error[1024];
+    char error[MER_PATH_CAP + 512];
     int32_t frames, frames_no_face;
 } slot;
 
@@ -164,23 +164,29 @@ static void slot_error(slot *sl, mer_status s) {
 static mer_status run_files(const char *const *inputs, int64_t n_in, const char *out, const mer_extract_params *p,
                             int32_t batch, group_fn fn, void *user, mer_extract_result *res) {
     char **lines = NULL;
-    int64_t n_list = 0;
+    int64_t n_list = 0, *lineno = NULL;
     if (p->list) {
-        mer_status ls = mer_read_lines(p->list, &lines, &n_list);
+        mer_status ls = mer__read_lines_n(p->list, &lines, &lineno, &n_list);
         if (ls) return ls;
     }
     if (n_list > INT32_MAX - n_in) {
         free(lines);
+        free(lineno);
         return mer__err(MER_ERR_INVALID_ARG, "%s: too many lines", p->list);
     }
     const int64_t n = n_in + n_list;
     mer_status s = result_init(res, n);
     if (res->priv) ((result_store *)res->priv)->lines = lines;
     else free(lines);
-    if (s) return s;
-    if (n == 0)
+    if (s) {
+        free(lineno);
+        return s;
+    }
+    if (n == 0) {
+        free(lineno);
         return p->list ? mer__err(MER_ERR_INVALID_ARG, "%s: the list names no input", p->list)
                        : mer__err(MER_ERR_INVALID_ARG, "extract: no input");
+    }
     for (int64_t i = 0; i < n; i++) {
         res->items[i].input = i < n_in ? inputs[i] : lines[i - n_in];
         basename_noext(((result_store *)res->priv)->names[i], 256, res->items[i].input);
@@ -192,7 +198,7 @@ static mer_status run_files(const char *const *inputs, int64_t n_in, const char 
     unsigned char *dup = calloc((size_t)n, 1);
     const char **due_in = malloc((size_t)batch * sizeof *due_in);
     int64_t *due = malloc((size_t)batch * sizeof *due);
-    char (*due_out)[4096] = malloc((size_t)batch * sizeof *due_out);
+    char (*due_out)[MER_PATH_CAP] = malloc((size_t)batch * sizeof *due_out);
     slot *sl = calloc((size_t)batch, sizeof *sl);
     const char **ins = malloc((size_t)n * sizeof *ins);
     if (!dup || !due_in || !due || !due_out || !sl || !ins) {
@@ -213,13 +219,13 @@ static mer_status run_files(const char *const *inputs, int64_t n_in, const char 
         if ((s = prepare_dir(out, inset, p))) goto done;
     }
     int32_t nd = 0; /* inputs due for computing, in groups of `batch` */
-    char out_path[4096];
+    char out_path[MER_PATH_CAP];
     for (int64_t i = 0; i < n; i++) {
         mer_extract_item *it = &res->items[i];
         if (dir_mode) {
             /* the output name comes from the input's name: through the one name-to-path check */
             if (mer_name_path(out_path, sizeof out_path, out, it->name, ".npy", i >= n_in ? p->list : NULL,
-                              i >= n_in ? i - n_in + 1 : 0) != MER_OK) {
+                              i >= n_in ? lineno[i - n_in] : 0) != MER_OK) {
                 item_fail(res, i, MER_ERR_FORMAT, "%s: %s", it->input, mer_last_error());
                 goto reported;
             }
@@ -296,6 +302,7 @@ done:
     free(due_out);
     free(sl);
     free(ins);
+    free(lineno);
     mer_input_set_free(inset);
     return s;
 }
@@ -540,7 +547,7 @@ mer_status mer_extract_text_csv(mer_text_state *st, const mer_tokenizer *tok, co
     for (int64_t r = 0; r < rows; r++) {
         const char *name = mer_csv_cell(csv, r, cn), *text = mer_csv_cell(csv, r, ct);
         /* the clip name becomes a file name only through the one name-to-path check */
-        char path[4400];
+        char path[MER_PATH_CAP];
         if (mer_name_path(path, sizeof path, out, name, ".npy", csv_path, r + 2) != MER_OK ||
             mer_input_set_check(inset, path) != MER_OK) {
             item_fail(res, r, MER_ERR_FORMAT, "%s", mer_last_error());

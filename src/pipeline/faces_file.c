@@ -61,7 +61,7 @@ static mer_status write_crops(const face_run *r, const mer_image *img, const mer
             mer_clear_error();
             continue;
         }
-        char path[2048], sfx[64];
+        char path[MER_PATH_CAP], sfx[64];
         snprintf(sfx, sizeof sfx, "_f%lld_%d.png", (long long)img->index, (int)k);
         mer_status s = mer_name_path(path, sizeof path, r->p->crops, r->name, sfx, r->input, 0);
         if (s == MER_OK) s = mer_image_write_png(path, c.rgb, c.width, c.height, 3);
@@ -132,7 +132,7 @@ mer_status mer_faces_detect_file(const mer_faces *m, mer_faces_state *st, const 
     }
     mer__threads_use(old);
     if (s != MER_OK && r.bad_frame >= 0) {
-        char msg[1024];
+        char msg[MER_PATH_CAP + 512];
         snprintf(msg, sizeof msg, "%s", mer_last_error());
         s = mer__err(s, "%s: frame %lld: %s", input, (long long)r.bad_frame, msg);
     }
