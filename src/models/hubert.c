@@ -779,6 +779,8 @@ static void calls_set(mer_speech_state *s, mer_progress_fn progress, void *progr
     s->abort_user_data = abort_user_data;
 }
 
+const mer_speech_model *mer__speech_state_model(const mer_speech_state *s) { return s ? s->m : NULL; }
+
 void mer_speech_state_free(mer_speech_state *s) {
     if (!s) return;
     mer__arena_free(&s->arena);
