@@ -2284,6 +2284,170 @@ struct mer_demo_result {
 MER_API mer_status mer_demo(const mer_demo_params *params, mer_demo_result **out);
 MER_API void mer_demo_result_free(mer_demo_result *r);
 
+/* ---- faces of an image or a video (src/pipeline/faces_file.c, docs/faces.md) -------------- */
+/* `mer faces`: every sampled frame of a video (or the image, by its extension: png, jpg, jpeg,
+ * bmp, webp, tif, tiff) through mer_faces_detect, optional crops, and the clip summary. */
+typedef struct {
+    mer_faces_params detect;   /* per frame (mer_faces_default_params) */
+    mer_frame_sampling sampling; /* video frames (default: every frame) */
+    const char *crops;         /* non-NULL: each face's crop written as
+                                  crops/<name>_f<frame index>_<face>.png (name: the input's file
+                                  name without extension, through mer_name_path; crops made if
+                                  missing) */
+    int32_t n_threads;         /* 0: mer_get_threads() */
+    mer_progress_fn progress;  /* after each frame: (frames done, frames expected; the estimate
+                                  from the container grows if exceeded) */
+    void *progress_user_data;
+    mer_abort_fn abort;        /* polled before each frame: true stops with MER_ERR_ABORTED */
+    void *abort_user_data;
+} mer_faces_file_params;
+MER_API mer_faces_file_params mer_faces_file_default_params(void);
+typedef struct {
+    int64_t index;             /* frame index in the stream (0 for an image) */
+    double time;               /* seconds (0 for an image) */
+    int32_t width, height;
+    mer_face *faces;           /* n_faces, best score first; owned by the result */
+    int32_t n_faces;
+} mer_faces_frame;
+typedef struct {
+    int32_t video;             /* 0: the input was read as an image */
+    mer_faces_frame *frames;   /* n_frames, in order; owned by the result */
+    int64_t n_frames;
+    mer_faces_summary summary; /* over all frames */
+} mer_faces_file_result;
+/* Detect the faces of input (st may be NULL; p NULL: the defaults). *out filled on success
+ * (mer_faces_file_result_free), zeroed on failure; a frame that fails is an error naming the
+ * input and the frame ("clip.mp4: frame 3: ..."). Crops written before a failure stay. */
+MER_API mer_status mer_faces_detect_file(const mer_faces *m, mer_faces_state *st, const char *input,
+                                         const mer_faces_file_params *p, mer_faces_file_result *out);
+MER_API void mer_faces_file_result_free(mer_faces_file_result *r);
+
+/* ---- score predictions against labels (src/pipeline/eval.c) -------------------------------- */
+/* `mer eval`: the clips present in both CSV files are scored (each clip at most once in either
+ * file: a repeat is MER_ERR_FORMAT naming both rows). Classes are the sorted union of true and
+ * predicted labels. */
+typedef struct {
+    const char *name_col;      /* clip names in both files ("name") */
+    const char *label_col;     /* the labels file's class column ("emotion") */
+    const char *pred_col;      /* the predictions' column; NULL: "pred" (mer predict), else
+                                  "discrete" (the MER2024 layout) */
+} mer_eval_params;
+MER_API mer_eval_params mer_eval_default_params(void);
+typedef struct {
+    int64_t n;                 /* clips scored */
+    int64_t unlabeled;         /* predictions without a label */
+    int64_t labels;            /* rows of the labels file (n of them have a prediction) */
+    int32_t n_classes;
+    char *classes[MER_MAX_CLASSES]; /* sorted (strcmp); owned by the result */
+    mer_metrics metrics;       /* indexed as classes */
+} mer_eval_result;
+/* Score pred against labels (p NULL: the defaults). *out filled on success (free what it owns
+ * with mer_eval_result_free), zeroed on failure. No predicted clip with a label is
+ * MER_ERR_NOT_FOUND. */
+MER_API mer_status mer_eval_csv(const char *labels, const char *pred, const mer_eval_params *p,
+                                mer_eval_result *out);
+MER_API void mer_eval_result_free(mer_eval_result *r);
+
+/* ---- extract features of many inputs (src/pipeline/extract.c, docs/extract.md) ----------- */
+/* What `mer extract acoustic|audio|visual|text` runs: one call extracts a folder (or a list, or
+ * a transcript CSV) into .npy files. The rules are the same for every extractor:
+ *  - inputs: the array inputs[0..n) then the lines of params.list (mer_read_lines), if any;
+ *  - one input and no list, and `out` not an existing directory: `out` is the .npy file itself;
+ *    otherwise `out` is a directory (made if missing) receiving <name>.npy per input, name = the
+ *    input's file name without directory and extension (the MERTools layout), turned into a
+ *    path only by mer_name_path; params.recipe, if set, is recorded as out/recipe.json
+ *    (mer_output_recipe: features made another way are refused unless overwrite);
+ *  - an input whose name an earlier input already has fails (it would overwrite that output);
+ *    an existing output is skipped unless params.overwrite; no output may replace an input;
+ *  - each .npy is written atomically (mer_npy_write), so no output is ever half-written, also
+ *    when the call is aborted (outputs completed before stay; a rerun skips them);
+ *  - an input that fails (undecodable, silent, no face, ...) is recorded in its item with a
+ *    one-line message naming it, and the others go on.
+ * The calls return MER_OK when every input was tried, however many failed (result.failed), and
+ * an error for the run as a whole (list unreadable, `out` a file where a directory is needed,
+ * another recipe, out of memory, MER_ERR_ABORTED). The result is filled in either case (items
+ * of inputs not reached stay MER_EXTRACT_PENDING); free it with mer_extract_result_free. */
+typedef enum {
+    MER_EXTRACT_PENDING = 0,   /* not reached (the run stopped before it) */
+    MER_EXTRACT_WRITTEN = 1,   /* its .npy was written */
+    MER_EXTRACT_SKIPPED = 2,   /* its .npy existed (params.overwrite recomputes) */
+    MER_EXTRACT_FAILED = 3     /* status and error say why; nothing was written for it */
+} mer_extract_outcome;
+
+typedef struct {
+    const char *input;         /* the input as given, the list's line, or (text) the clip name */
+    const char *name;          /* the output's name: <out>/<name>.npy in a directory */
+    mer_extract_outcome outcome;
+    mer_status status;         /* FAILED: the failure's code; MER_OK otherwise */
+    char *error;               /* FAILED: one line naming the input and the problem (e.g.
+                                  "a.wav: no audio stream"); NULL otherwise */
+    int32_t frames;            /* visual: frames decoded (1 for an image) */
+    int32_t frames_no_face;    /* visual with faces: of those, skipped for want of a face */
+} mer_extract_item;
+
+typedef struct {
+    mer_extract_item *items;   /* n, in input order; owned by the result */
+    int64_t n;
+    int64_t written, skipped, failed;
+    int64_t frames, frames_no_face;        /* visual: sums over the items */
+    int64_t inputs_with_faceless_frames;   /* visual with faces: inputs with frames_no_face > 0 */
+    void *priv;                /* the result's own storage (list lines, names) */
+} mer_extract_result;
+/* Free what a result owns and zero it; NULL and a zeroed result are no-ops. */
+MER_API void mer_extract_result_free(mer_extract_result *r);
+
+typedef struct {
+    const char *list;          /* a LIST file of more inputs (one path a line), or NULL */
+    int32_t overwrite;         /* 1: recompute existing outputs (and replace another recipe) */
+    int32_t batch;             /* speech: inputs per encoder forward (mer_speech_extract_batch;
+                                  results equal one at a time up to fp32 summation order, bitwise
+                                  for bf16/int8); 1 (default): one at a time. Others: ignored */
+    const char *recipe;        /* JSON text of how the features are made (mer_*_recipe_to_json),
+                                  recorded as recipe.json in an output directory; NULL: none */
+    int32_t n_threads;         /* 0: mer_get_threads() */
+    mer_progress_fn progress;  /* after each input's outcome is final: (i + 1, n) for input i, so
+                                  result->items[done - 1] may be read in the callback (inputs end
+                                  in order, except that a batch ends together after the skipped
+                                  inputs around it) */
+    void *progress_user_data;
+    mer_abort_fn abort;        /* polled before each input (batch) is computed, and passed to
+                                  the extractor when its own params have none (speech chunks and
+                                  layers, text layers): true stops with MER_ERR_ABORTED */
+    void *abort_user_data;
+} mer_extract_params;
+MER_API mer_extract_params mer_extract_default_params(void);
+
+/* Acoustic descriptors of each input per the recipe (mer_acoustic_extract_file). */
+MER_API mer_status mer_extract_acoustic_files(const mer_acoustic_recipe *r, const char *const *inputs,
+                                              int64_t n, const char *out, const mer_extract_params *p,
+                                              mer_extract_result *result);
+/* The names of the features such a recipe gives (mer_acoustic_functional_name or, pool "none",
+ * mer_acoustic_frame_name), one a line, written atomically to path. */
+MER_API mer_status mer_extract_acoustic_names(const mer_acoustic_recipe *r, const char *path);
+/* Speech-encoder features of each input (decoded at the model's rate, mer_speech_extract per
+ * sp, NULL: the defaults), p->batch inputs per forward. The state is used by this call only. */
+MER_API mer_status mer_extract_speech_files(mer_speech_state *s, const char *const *inputs, int64_t n,
+                                            const char *out, const mer_speech_params *sp,
+                                            const mer_extract_params *p, mer_extract_result *result);
+/* The adapted features of a `mer finetune speech` run (mer_speech_adapter_extract). */
+MER_API mer_status mer_extract_speech_adapter_files(mer_speech_adapter *a, const char *const *inputs,
+                                                    int64_t n, const char *out, int32_t pool_mean,
+                                                    const mer_extract_params *p,
+                                                    mer_extract_result *result);
+/* CLIP features of each image or video (mer_clip_extract_file per cp, NULL: the defaults);
+ * frame counts in the items and sums in the result. */
+MER_API mer_status mer_extract_clip_files(mer_clip_state *s, const char *const *inputs, int64_t n,
+                                          const char *out, const mer_clip_extract_params *cp,
+                                          const mer_extract_params *p, mer_extract_result *result);
+/* Text-encoder features of the transcripts of a CSV: one item per row, named by column name_col,
+ * the text from text_col (mer_text_extract per tp, NULL: the defaults), into the directory out
+ * as <name>.npy. A name twice: the later rows fail. A missing column is MER_ERR_NOT_FOUND naming
+ * the columns there are. p->list is not used. */
+MER_API mer_status mer_extract_text_csv(mer_text_state *s, const mer_tokenizer *tok, const char *csv,
+                                        const char *name_col, const char *text_col, const char *out,
+                                        const mer_text_params *tp, const mer_extract_params *p,
+                                        mer_extract_result *result);
+
 /* ==== Testing: allocation failure injection =================================================
  * Every allocation the library makes goes through one check (src/core/internal.h). After
  * mer_alloc_fail_at(n), the n-th allocation from then on fails once (returns NULL, so the call

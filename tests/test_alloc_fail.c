@@ -352,3 +352,54 @@ MER_TEST(alloc_fail_training_run) {
     CHECK(walk_stride("training run", train_run, &c, 20000, 7) > 50);
     mer_dataset_free(c.ds);
 }
+
+/* ---- the extraction runner over files (src/pipeline/extract.c) ----------------------------- */
+
+typedef struct {
+    const char *in[3];
+    char out[700];
+    char *recipe;
+} files_ctx;
+
+/* A good tone, an undecodable file and a second file with the tone's name, into a directory with
+ * its recipe, every output recomputed: a failed allocation is a clean error of the run or of one
+ * input (the bad file and the clash fail whatever happens), never a crash or a leak. */
+static mer_status files_run(void *u) {
+    files_ctx *c = u;
+    mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    mer_extract_params p = mer_extract_default_params();
+    p.overwrite = 1;
+    p.recipe = c->recipe;
+    mer_extract_result res;
+    mer_status s = mer_extract_acoustic_files(&r, c->in, 3, c->out, &p, &res);
+    if (s == MER_OK && (res.n != 3 || res.items[1].outcome != MER_EXTRACT_FAILED ||
+                        res.items[2].outcome != MER_EXTRACT_FAILED || res.written + res.failed != 3))
+        s = MER_ERR_INTERNAL; /* no message: the walk reports it */
+    mer_extract_result_free(&res);
+    return s;
+}
+
+MER_TEST(alloc_fail_extract_files) {
+    files_ctx c;
+    memset(&c, 0, sizeof c);
+    const char *dir = mer_test_tmpdir("alloc_fail_extract_files");
+    static char g[700], bad[700], clash[700], sub[700];
+    snprintf(g, sizeof g, "%s/g.wav", dir);
+    snprintf(bad, sizeof bad, "%s/bad.wav", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(clash, sizeof clash, "%s/sub/g.wav", dir);
+    snprintf(c.out, sizeof c.out, "%s/feats", dir);
+    float x[4000];
+    for (int i = 0; i < 4000; i++) x[i] = (float)(0.3 * sin(0.0864 * i) + 0.01 * sin(1.7 * i));
+    REQUIRE(mer_test_write_wav(g, x, 4000, 16000, 1) == 0);
+    REQUIRE(mer_mkdir_p(sub) == MER_OK);
+    REQUIRE(mer_test_write_wav(clash, x, 4000, 16000, 1) == 0);
+    REQUIRE(mer_test_write(bad, "RIFF, but not audio", 19) == 0);
+    c.in[0] = g;
+    c.in[1] = bad;
+    c.in[2] = clash;
+    mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    REQUIRE_OK(mer_acoustic_recipe_to_json(&r, &c.recipe));
+    CHECK(walk("extract files", files_run, &c, 5000) > 5);
+    free(c.recipe);
+}

@@ -2,6 +2,7 @@
  * cmd_eval.c -- `mer eval`: score a predictions CSV (from `mer predict`, `mer train`'s oof.csv
  * or test.csv, or the MER2024 submission layout) against a labels CSV: WAF, accuracy, macro
  * F1, UAR, per-class precision/recall/F1 and the confusion matrix (scikit-learn semantics).
+ * The joining and scoring is mer_eval_csv (src/pipeline/eval.c); this file prints its result.
  */
 #include "cli.h"
 
@@ -19,19 +20,6 @@ static void usage(FILE *f) {
             "Scores the clips present in both files. The prediction column is 'pred' (mer\n"
             "predict) or 'discrete' (MER2024 layout) unless --pred-col is given. Classes are the\n"
             "sorted union of true and predicted labels.\n");
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-typedef struct {
-    const char *name;
-    int64_t row;
-} name_row;
-
-static int cmp_nr(const void *a, const void *b) {
-    return strcmp(((const name_row *)a)->name, ((const name_row *)b)->name);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -55,80 +43,17 @@ int cmd_eval(int argc, char **argv) {
     if (cli_error()) return cli_usage(CMD, "%s", cli_error());
     if (!labels || !pred) return cli_usage(CMD, "--labels CSV and --pred CSV are required");
 
-    mer_csv *lc = NULL, *pc = NULL;
-    name_row *lr = NULL;
-    const char **all = NULL;
-    int32_t *truth = NULL, *guess = NULL;
-    mer_status s = mer_csv_load(&lc, labels);
-    if (s == MER_OK) s = mer_csv_load(&pc, pred);
-    if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
-    int32_t ln, ll, pn, pp;
-    if ((s = mer_csv_col(lc, name_col, &ln)) != MER_OK || (s = mer_csv_col(lc, label_col, &ll)) != MER_OK ||
-        (s = mer_csv_col(pc, name_col, &pn)) != MER_OK) {
-        rc = cli_fail_status(CMD, s, NULL);
-        goto done;
-    }
-    if (pred_col) s = mer_csv_col(pc, pred_col, &pp);
-    else if (mer_csv_col(pc, "pred", &pp) != MER_OK) s = mer_csv_col(pc, "discrete", &pp);
-    if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
-    int64_t nl = mer_csv_rows(lc), np = mer_csv_rows(pc);
-    lr = malloc((size_t)(nl ? nl : 1) * sizeof *lr);
-    all = malloc((size_t)(nl + np + 1) * sizeof *all);
-    truth = malloc((size_t)(np ? np : 1) * sizeof *truth);
-    guess = malloc((size_t)(np ? np : 1) * sizeof *guess);
-    if (!lr || !all || !truth || !guess) { rc = cli_fail(CMD, "out of memory"); goto done; }
-    for (int64_t r = 0; r < nl; r++) lr[r] = (name_row){mer_csv_cell(lc, r, ln), r};
-    qsort(lr, (size_t)nl, sizeof *lr, cmp_nr);
-    /* a clip twice in either file would be scored twice (or against either label): refused */
-    for (int64_t r = 1; r < nl; r++)
-        if (!strcmp(lr[r].name, lr[r - 1].name)) {
-            rc = cli_fail(CMD, "%s: clip '%s' appears twice (rows %lld and %lld)", labels, lr[r].name,
-                          (long long)(lr[r - 1].row < lr[r].row ? lr[r - 1].row : lr[r].row) + 2,
-                          (long long)(lr[r - 1].row < lr[r].row ? lr[r].row : lr[r - 1].row) + 2);
-            goto done;
-        }
-    {
-        name_row *pr = malloc((size_t)(np ? np : 1) * sizeof *pr);
-        if (!pr) { rc = cli_fail(CMD, "out of memory"); goto done; }
-        for (int64_t r = 0; r < np; r++) pr[r] = (name_row){mer_csv_cell(pc, r, pn), r};
-        qsort(pr, (size_t)np, sizeof *pr, cmp_nr);
-        for (int64_t r = 1; r < np && !rc; r++)
-            if (!strcmp(pr[r].name, pr[r - 1].name))
-                rc = cli_fail(CMD, "%s: clip '%s' is predicted twice (rows %lld and %lld); each clip "
-                              "may have one prediction", pred, pr[r].name,
-                              (long long)(pr[r - 1].row < pr[r].row ? pr[r - 1].row : pr[r].row) + 2,
-                              (long long)(pr[r - 1].row < pr[r].row ? pr[r].row : pr[r - 1].row) + 2);
-        free(pr);
-        if (rc) goto done;
-    }
-    /* classes: sorted union of labels and predictions */
-    int64_t na = 0;
-    for (int64_t r = 0; r < nl; r++) all[na++] = mer_csv_cell(lc, r, ll);
-    for (int64_t r = 0; r < np; r++) all[na++] = mer_csv_cell(pc, r, pp);
-    qsort(all, (size_t)na, sizeof *all, cmp_str);
-    const char *cls[MER_MAX_CLASSES];
-    int32_t C = 0;
-    for (int64_t k = 0; k < na; k++) {
-        if (k && !strcmp(all[k], all[k - 1])) continue;
-        if (C == MER_MAX_CLASSES) { rc = cli_fail(CMD, "%s: more than %d classes", labels, MER_MAX_CLASSES); goto done; }
-        cls[C++] = all[k];
-    }
-    int64_t n = 0, unlabeled = 0;
-    for (int64_t r = 0; r < np; r++) {
-        name_row key = {mer_csv_cell(pc, r, pn), 0};
-        name_row *hit = bsearch(&key, lr, (size_t)nl, sizeof *lr, cmp_nr);
-        if (!hit) { unlabeled++; continue; }
-        const char *t = mer_csv_cell(lc, hit->row, ll), *g = mer_csv_cell(pc, r, pp);
-        for (int32_t k = 0; k < C; k++) {
-            if (!strcmp(cls[k], t)) truth[n] = k;
-            if (!strcmp(cls[k], g)) guess[n] = k;
-        }
-        n++;
-    }
-    if (!n) { rc = cli_fail(CMD, "%s: no predicted clip has a label in %s", pred, labels); goto done; }
-    mer_metrics m;
-    s = mer_metrics_compute(truth, guess, n, C, &m);
-    if (s != MER_OK) { rc = cli_fail_status(CMD, s, NULL); goto done; }
+    mer_eval_params ep = mer_eval_default_params();
+    ep.name_col = name_col;
+    ep.label_col = label_col;
+    ep.pred_col = pred_col;
+    mer_eval_result r;
+    mer_status s = mer_eval_csv(labels, pred, &ep, &r);
+    if (s != MER_OK) return cli_fail_status(CMD, s, NULL);
+    const mer_metrics m = r.metrics;
+    const int64_t n = r.n, nl = r.labels, unlabeled = r.unlabeled;
+    const int32_t C = r.n_classes;
+    char *const *cls = r.classes;
     if (unlabeled || n < nl)
         fprintf(stderr, "mer eval: scored %lld clips (%lld predictions without a label, %lld labels without a prediction)\n",
                 (long long)n, (long long)unlabeled, (long long)(nl - n));
@@ -161,11 +86,6 @@ int cmd_eval(int argc, char **argv) {
         printf("\n");
     }
 done:
-    free(lr);
-    free(all);
-    free(truth);
-    free(guess);
-    mer_csv_free(lc);
-    mer_csv_free(pc);
+    mer_eval_result_free(&r);
     return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * cmd_extract_acoustic.c -- `mer extract acoustic`: weight-free eGeMAPS-style descriptors and
- * MFCCs (src/models/acoustic*.c) for any FFmpeg-decodable input, through the shared batch
- * machinery of extract_common.c. --pool mean writes the utterance functionals (D,), --pool none
+ * MFCCs (src/models/acoustic*.c) for any FFmpeg-decodable input, through one library call
+ * (mer_extract_acoustic_files, src/pipeline/extract.c). --pool mean writes the utterance functionals (D,), --pool none
  * the frame sequence (T, D). --names FILE writes the feature names, one a line.
  */
 #include "extract_common.h"
@@ -23,37 +23,6 @@ static const char *usage_text =
     "                   skewness and kurtosis statistics of every LLD; docs/acoustic.md)\n"
     "  --names FILE     also write the feature names, one a line\n"
     "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
-
-static mer_status extract_one(const char *input, float **data, int32_t *ndim,
-                              int64_t shape[MER_MAX_DIMS], void *user) {
-    const mer_acoustic_recipe *r = user;
-    int64_t sh[2];
-    mer_status s = mer_acoustic_extract_file(r, input, data, ndim, sh);
-    if (s) return s;
-    shape[0] = sh[0];
-    shape[1] = sh[1];
-    return MER_OK;
-}
-
-static int write_names(const char *cmd, const mer_acoustic_recipe *r, const char *path) {
-    int pooled = !strcmp(r->pool, "mean");
-    int32_t D = pooled ? mer_acoustic_functional_dim(&r->params) : mer_acoustic_frame_dim(&r->params);
-    size_t cap = (size_t)D * 64 + 1, len = 0;
-    char *buf = malloc(cap);
-    if (!buf) return cli_fail(cmd, "%s: out of memory", path);
-    for (int32_t i = 0; i < D; i++) {
-        char name[64];
-        if (pooled)
-            mer_acoustic_functional_name(&r->params, i, name, sizeof name);
-        else
-            mer_acoustic_frame_name(&r->params, i, name, sizeof name);
-        len += (size_t)snprintf(buf + len, cap - len, "%s\n", name);
-    }
-    mer_status s = mer_write_file_atomic(path, buf, len);
-    free(buf);
-    if (s != MER_OK) return cli_fail(cmd, "%s", mer_last_error());
-    return 0;
-}
 
 int cmd_extract_acoustic(int argc, char **argv) {
     const char *cmd = "extract acoustic";
@@ -109,9 +78,9 @@ int cmd_extract_acoustic(int argc, char **argv) {
         extract_opts_free(&eo);
         return 2;
     }
-    if (names && (rc = write_names(cmd, &r, names))) {
+    if (names && mer_extract_acoustic_names(&r, names) != MER_OK) {
         extract_opts_free(&eo);
-        return rc;
+        return cli_fail(cmd, "%s", mer_last_error());
     }
     char *recipe = NULL; /* recorded in an output directory: another --pool later is refused */
     mer_status s = mer_acoustic_recipe_to_json(&r, &recipe);
@@ -119,8 +88,10 @@ int cmd_extract_acoustic(int argc, char **argv) {
         extract_opts_free(&eo);
         return cli_fail_status(cmd, s, NULL);
     }
-    eo.recipe = recipe;
-    rc = extract_run(&eo, extract_one, &r);
+    extract_report rep;
+    mer_extract_result er;
+    mer_extract_params p = extract_params(&eo, recipe, &rep, &er);
+    rc = extract_finish(&rep, mer_extract_acoustic_files(&r, eo.inputs, eo.n_inputs, eo.out, &p, &er), &er);
     free(recipe);
     extract_opts_free(&eo);
     return rc;

@@ -1,8 +1,8 @@
 /*
  * cmd_extract_audio.c -- `mer extract audio`: hidden states of a HuBERT / wav2vec 2.0 Hugging
  * Face checkpoint for audio files (anything FFmpeg decodes, resampled to the model's rate,
- * mono). Layer selection, combining, pooling and chunking are mer_speech_extract's; the batch
- * handling is extract_common's. See docs/speech.md.
+ * mono). Layer selection, combining, pooling and chunking are mer_speech_extract's, the batch
+ * over the inputs mer_extract_speech_files' (src/pipeline/extract.c). See docs/speech.md.
  */
 #include "extract_common.h"
 
@@ -47,70 +47,6 @@ static const char usage_text[] =
     "<basename>.npy. Existing outputs are skipped unless --overwrite; failed inputs are reported\n"
     "and skipped, and the exit code is 1 if any failed.\n";
 
-typedef struct {
-    mer_speech_model *model;
-    mer_speech_state *state;
-    mer_speech_params params;
-    int32_t sample_rate;
-    mer_speech_adapter *adapter;  /* --adapter RUN */
-} audio_ctx;
-
-static mer_status extract_one(const char *input, float **data, int32_t *ndim,
-                              int64_t shape[MER_MAX_DIMS], void *user) {
-    audio_ctx *c = user;
-    if (c->adapter) return mer_speech_adapter_extract(c->adapter, input, c->params.pool_mean, data, ndim, shape);
-    float *x = NULL;
-    int64_t n = 0;
-    mer_status s = mer_media_decode_audio(input, c->sample_rate, &x, &n);
-    if (s) return s;
-    int64_t sh[3] = {0};
-    s = mer_speech_extract(c->state, x, n, &c->params, data, ndim, sh);
-    free(x);
-    if (s) return s;
-    for (int i = 0; i < *ndim; i++) shape[i] = sh[i];
-    return MER_OK;
-}
-
-/* --batch: the inputs of a group decoded, then one mer_speech_extract_batch; an input that
- * does not decode or fails its own checks is reported in its slot */
-static mer_status extract_group(int k, const char *const *inputs, extract_result *res, void *user) {
-    audio_ctx *c = user;
-    float **x = calloc((size_t)k, sizeof *x);
-    int64_t *n = calloc((size_t)k, sizeof *n);
-    int *slot = calloc((size_t)k, sizeof *slot);
-    mer_speech_feature *f = calloc((size_t)k, sizeof *f);
-    mer_status s = x && n && slot && f ? MER_OK : MER_ERR_NOMEM;
-    int m = 0; /* decoded inputs */
-    for (int i = 0; i < k && !s; i++) {
-        mer_clear_error();
-        mer_status d = mer_media_decode_audio(inputs[i], c->sample_rate, &x[m], &n[m]);
-        if (d) {
-            res[i].status = d;
-            snprintf(res[i].error, sizeof res[i].error, "%s", mer_last_error());
-            continue;
-        }
-        slot[m++] = i;
-    }
-    if (!s && m > 0) s = mer_speech_extract_batch(c->state, m, (const float *const *)x, n, &c->params, f);
-    for (int j = 0; j < m && !s; j++) {
-        extract_result *r = &res[slot[j]];
-        if (f[j].status) {
-            r->status = f[j].status;
-            snprintf(r->error, sizeof r->error, "%s", f[j].error);
-            continue;
-        }
-        r->data = f[j].data;
-        r->ndim = f[j].ndim;
-        for (int d = 0; d < f[j].ndim; d++) r->shape[d] = f[j].shape[d];
-    }
-    for (int j = 0; j < m; j++) free(x[j]);
-    free(x);
-    free(n);
-    free(slot);
-    free(f);
-    return s;
-}
-
 /* --layers: all | lastN | N | N-M, into first/last (negative = from the end, as Python). */
 static int parse_layers(const char *v, int32_t *first, int32_t *last) {
     long a, b;
@@ -144,11 +80,13 @@ int cmd_extract_audio(int argc, char **argv) {
     const char *cmd = "extract audio";
     extract_opts eo;
     extract_opts_init(&eo, cmd);
-    audio_ctx c = {0};
+    mer_speech_model *model = NULL;
+    mer_speech_state *state = NULL;
+    mer_speech_adapter *adapter_h = NULL; /* --adapter RUN */
+    mer_speech_params sp = mer_speech_default_params();
     char *resolved = NULL; /* ORG/NAME from the Hugging Face cache, or the directory as given */
-    c.params = mer_speech_default_params();
     /* long inputs in 10 s chunks, as MERTools: full attention over 30 min took 45x as long */
-    c.params.chunk_seconds = 10.0;
+    sp.chunk_seconds = 10.0;
     const char *model_dir = NULL, *layers_arg = NULL, *adapter = NULL;
     long fold = 0, batch = 1;
     mer_precision precision = MER_PRECISION_F32; /* kept apart: --preset resets the params */
@@ -178,28 +116,28 @@ int cmd_extract_audio(int argc, char **argv) {
                 goto out;
             }
         } else if (cli_opt(argc, argv, &i, "--layers", &v)) {
-            if (v && !parse_layers(v, &c.params.layer_first, &c.params.layer_last)) {
+            if (v && !parse_layers(v, &sp.layer_first, &sp.layer_last)) {
                 cli_usage(cmd, "--layers must be all, lastK, N or N-M, got '%s'", v);
                 goto out;
             }
             layers_arg = v;
         } else if (cli_opt(argc, argv, &i, "--combine", &v)) {
-            if (v && !strcmp(v, "stack")) c.params.combine = MER_SPEECH_STACK;
-            else if (v && !strcmp(v, "sum")) c.params.combine = MER_SPEECH_SUM;
-            else if (v && !strcmp(v, "mean")) c.params.combine = MER_SPEECH_MEAN;
+            if (v && !strcmp(v, "stack")) sp.combine = MER_SPEECH_STACK;
+            else if (v && !strcmp(v, "sum")) sp.combine = MER_SPEECH_SUM;
+            else if (v && !strcmp(v, "mean")) sp.combine = MER_SPEECH_MEAN;
             else if (v) {
                 cli_usage(cmd, "--combine must be stack, sum or mean, got '%s'", v);
                 goto out;
             }
         } else if (cli_opt(argc, argv, &i, "--pool", &v)) {
-            if (v && !strcmp(v, "none")) c.params.pool_mean = 0;
-            else if (v && !strcmp(v, "mean")) c.params.pool_mean = 1;
+            if (v && !strcmp(v, "none")) sp.pool_mean = 0;
+            else if (v && !strcmp(v, "mean")) sp.pool_mean = 1;
             else if (v) {
                 cli_usage(cmd, "--pool must be none or mean, got '%s'", v);
                 goto out;
             }
         } else if (cli_opt(argc, argv, &i, "--chunk-seconds", &v)) {
-            if (v && !cli_parse_double(v, 0.0, 3600.0, &c.params.chunk_seconds)) {
+            if (v && !cli_parse_double(v, 0.0, 3600.0, &sp.chunk_seconds)) {
                 cli_usage(cmd, "--chunk-seconds must be a number of seconds in [0, 3600], got '%s'", v);
                 goto out;
             }
@@ -213,7 +151,7 @@ int cmd_extract_audio(int argc, char **argv) {
             }
         } else if (cli_opt(argc, argv, &i, "--preset", &v)) {
             if (v && !strcmp(v, "mertools")) {
-                c.params = mer_speech_mertools_params();
+                sp = mer_speech_mertools_params();
                 layers_arg = "last4";
             } else if (v) {
                 cli_usage(cmd, "--preset must be mertools, got '%s'", v);
@@ -234,7 +172,7 @@ int cmd_extract_audio(int argc, char **argv) {
     }
     if (extract_check(&eo)) goto out;
     if (adapter) {
-        if (layers_arg || precision != MER_PRECISION_F32 || c.params.combine != MER_SPEECH_STACK) {
+        if (layers_arg || precision != MER_PRECISION_F32 || sp.combine != MER_SPEECH_STACK) {
             cli_usage(cmd, "--adapter takes --pool and --fold only (the run fixes the layers)");
             goto out;
         }
@@ -244,55 +182,60 @@ int cmd_extract_audio(int argc, char **argv) {
         }
         char *res = NULL;
         mer_status as = model_dir ? mer_model_resolve(model_dir, &res) : MER_OK;
-        if (as == MER_OK) as = mer_speech_adapter_open(&c.adapter, adapter, res, (int32_t)fold);
+        if (as == MER_OK) as = mer_speech_adapter_open(&adapter_h, adapter, res, (int32_t)fold);
         free(res);
         if (as) {
             rc = cli_fail_status(cmd, as, NULL);
             goto out;
         }
-        rc = extract_run(&eo, extract_one, &c);
+        extract_report rep;
+        mer_extract_result er;
+        mer_extract_params p = extract_params(&eo, NULL, &rep, &er);
+        rc = extract_finish(&rep, mer_extract_speech_adapter_files(adapter_h, eo.inputs, eo.n_inputs, eo.out,
+                                                                   sp.pool_mean, &p, &er), &er);
         goto out;
     }
-    c.params.precision = precision;
+    sp.precision = precision;
 
     mer_status s = mer_model_resolve(model_dir, &resolved);
-    if (s == MER_OK) s = mer_speech_model_load(&c.model, resolved, NULL);
+    if (s == MER_OK) s = mer_speech_model_load(&model, resolved, NULL);
     if (s) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
     }
     mer_speech_info info;
-    mer_speech_model_info(c.model, &info);
-    c.sample_rate = info.sample_rate;
+    mer_speech_model_info(model, &info);
     /* layer indices can only be checked against the model */
-    const int32_t L = info.n_layers, lf = c.params.layer_first, ll = c.params.layer_last;
+    const int32_t L = info.n_layers, lf = sp.layer_first, ll = sp.layer_last;
     const int32_t f = lf < 0 ? (lf == -1 && ll == -1 ? 0 : L + 1 + lf) : lf;
     const int32_t l = ll < 0 ? L + 1 + ll : ll;
     if (f < 0 || l > L || f > l) {
         cli_usage(cmd, "--layers %s: the model has hidden states 0..%d", layers_arg ? layers_arg : "?", L);
         goto out;
     }
-    if ((s = mer_speech_state_init(&c.state, c.model, NULL))) {
+    if ((s = mer_speech_state_init(&state, model, NULL))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
     }
     /* how the features are made: an output directory records it as recipe.json and refuses
-     * another (mer_output_recipe, in extract_run); `mer train` records it so `mer predict
-     * --input` extracts new media the same way */
+     * another (mer_output_recipe); `mer train` records it so `mer predict --input` extracts new
+     * media the same way */
     char *recipe = NULL;
-    if ((s = mer_speech_recipe_to_json(resolved, &c.params, &recipe))) {
+    if ((s = mer_speech_recipe_to_json(resolved, &sp, &recipe))) {
         rc = cli_fail_status(cmd, s, NULL);
         goto out;
     }
-    eo.recipe = recipe;
-    rc = extract_run_batch(&eo, extract_one, extract_group, (int)batch, &c);
-    eo.recipe = NULL;
+    extract_report rep;
+    mer_extract_result er;
+    mer_extract_params p = extract_params(&eo, recipe, &rep, &er);
+    p.batch = (int32_t)batch;
+    rc = extract_finish(&rep, mer_extract_speech_files(state, eo.inputs, eo.n_inputs, eo.out, &sp, &p, &er), &er);
     free(recipe);
 out:
     free(resolved);
-    mer_speech_adapter_free(c.adapter);
-    mer_speech_state_free(c.state);
-    mer_speech_model_free(c.model);
+    mer_speech_adapter_free(adapter_h);
+    mer_speech_state_free(state);
+    mer_speech_model_free(model);
     extract_opts_free(&eo);
     return rc;
 }

@@ -1,8 +1,9 @@
 /*
  * cmd_extract_text.c -- `mer extract text`: text-encoder features of the transcripts in a CSV, one
  * <name>.npy per row (the MERTools layout). Tokenizing, encoding, pooling are the library's
- * (mer_text_extract); this file parses flags, walks the rows, skips existing outputs and writes
- * each .npy atomically (mer_npy_write), and recipe.json (mer_text_recipe_to_json) beside them.
+ * (mer_text_extract), and so is the walk over the rows (mer_extract_text_csv: skips existing
+ * outputs, writes each .npy atomically and recipe.json beside them); this file parses flags and
+ * prints what the call reports.
  * See docs/text.md.
  */
 #include "extract_common.h"
@@ -78,10 +79,6 @@ int cmd_extract_text(int argc, char **argv) {
     char *model_res = NULL, *tok_res = NULL;
     mer_text_state *state = NULL;
     mer_tokenizer *tok = NULL;
-    mer_csv *csv = NULL;
-    mer_input_set *inset = NULL;
-    const char *csv_inputs[1] = {NULL};
-    char **seen = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (cli_flag(argv[i], "--help") || cli_flag(argv[i], "-h")) {
@@ -144,24 +141,9 @@ int cmd_extract_text(int argc, char **argv) {
     if (eo.threads_set) cli_set_threads(eo.threads);
     extract_opts_free(&eo); /* no positional inputs: only the options are used below */
     const char *out = eo.out;
-    const int overwrite = eo.overwrite;
     params.precision = precision;
 
-    mer_status s = mer_csv_load(&csv, csv_path);
-    if (s) {
-        rc = cli_fail_status(cmd, s, NULL);
-        goto done;
-    }
-    int32_t cn, ct;
-    if (mer_csv_col(csv, name_col, &cn) != MER_OK || mer_csv_col(csv, text_col, &ct) != MER_OK) {
-        char cols[512] = "";
-        size_t l = 0;
-        for (int32_t c = 0; c < mer_csv_cols(csv) && l < sizeof cols - 64; c++)
-            l += (size_t)snprintf(cols + l, sizeof cols - l, "%s%s", c ? ", " : "", mer_csv_header(csv, c));
-        rc = cli_fail(cmd, "%s: no column '%s' (columns: %s); see --name-col / --text-col", csv_path,
-                      mer_csv_col(csv, name_col, &cn) != MER_OK ? name_col : text_col, cols);
-        goto done;
-    }
+    mer_status s;
     /* ORG/NAME from the Hugging Face cache, or the directory as given; the recipe records
      * the directory that was read */
     if ((s = mer_model_resolve(model_dir, &model_res)) || (tok_dir && (s = mer_model_resolve(tok_dir, &tok_res)))) {
@@ -199,78 +181,30 @@ int cmd_extract_text(int argc, char **argv) {
         goto done;
     }
     {
-        /* no output may replace the transcript CSV (the set borrows csv_inputs) */
-        csv_inputs[0] = csv_path;
-        if ((s = mer_input_set_init(&inset, csv_inputs, 1)) || (s = mer_mkdir_p(out))) {
-            rc = cli_fail_status(cmd, s, NULL);
-            goto done;
-        }
-        mer_tmp_cleanup(out, NULL);
-    }
-    {
         /* recipe.json: how these features were made, for `mer train --recipe`; another recipe
-         * over existing files is refused (mer_output_recipe); it may not replace the CSV */
-        char *recipe = NULL, rp[4200];
-        snprintf(rp, sizeof rp, "%s/recipe.json", out);
-        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe)) ||
-            (s = mer_input_set_check(inset, rp)) || (s = mer_output_recipe(out, recipe, overwrite))) {
-            free(recipe);
+         * over existing files is refused (mer_output_recipe, in the library call) */
+        char *recipe = NULL;
+        if ((s = mer_text_recipe_to_json(model_dir, tok_dir, &params, &recipe))) {
             rc = cli_fail_status(cmd, s, NULL);
             goto done;
         }
+        extract_report rep;
+        mer_extract_result er;
+        mer_extract_params p = extract_params(&eo, recipe, &rep, &er);
+        s = mer_extract_text_csv(state, tok, csv_path, name_col, text_col, out, &params, &p, &er);
         free(recipe);
-    }
-    const int64_t rows = mer_csv_rows(csv);
-    seen = calloc((size_t)(rows > 0 ? rows : 1), sizeof *seen);
-    int failed = 0;
-    int64_t written = 0, skipped = 0;
-    cli_progress pr;
-    cli_progress_start(&pr, "text", rows);
-    for (int64_t r = 0; r < rows; r++) {
-        const char *name = mer_csv_cell(csv, r, cn), *text = mer_csv_cell(csv, r, ct);
-        cli_progress_update(&pr, r, name);
-        /* the clip name becomes a file name only through the one name-to-path check */
-        char path[4400];
-        if (mer_name_path(path, sizeof path, out, name, ".npy", csv_path, r + 2) != MER_OK ||
-            mer_input_set_check(inset, path) != MER_OK) {
-            fprintf(stderr, "mer %s: %s\n", cmd, mer_last_error());
-            failed = 1;
-            continue;
-        }
-        int dup = 0;
-        for (int64_t k = 0; k < r && !dup; k++) dup = seen[k] && !strcmp(seen[k], name);
-        seen[r] = (char *)name;
-        if (dup) {
-            fprintf(stderr, "mer %s: %s: row %lld: clip '%s' appears twice; the second is skipped\n", cmd, csv_path,
-                    (long long)r + 2, name);
-            failed = 1;
-            continue;
-        }
-        if (!overwrite && access(path, F_OK) == 0) {
-            skipped++;
-            continue;
-        }
-        float *feat = NULL;
-        int32_t nd = 0;
-        int64_t sh[3];
-        s = mer_text_extract(state, tok, text, strlen(text), &params, &feat, &nd, sh);
-        if (s == MER_OK) s = mer_npy_write(path, feat, nd, sh);
-        free(feat);
+        cli_catch_sigint(0);
+        if (rep.started) cli_progress_end(&rep.bar);
         if (s) {
-            fprintf(stderr, "mer %s: %s: row %lld (%s): %s\n", cmd, csv_path, (long long)r + 2, name, mer_last_error());
-            failed = 1;
-            continue;
+            rc = cli_fail_status(cmd, s, NULL);
+        } else {
+            fprintf(stderr, "mer %s: %lld written, %lld skipped (existing) into %s\n", cmd, (long long)er.written,
+                    (long long)er.skipped, out);
+            rc = er.failed > 0;
         }
-        written++;
+        mer_extract_result_free(&er);
     }
-    cli_progress_end(&pr);
-    fprintf(stderr, "mer %s: %lld written, %lld skipped (existing) into %s\n", cmd, (long long)written,
-            (long long)skipped, out);
-    rc = failed;
 done:
-    free(seen);
-    mer_input_set_free(inset);
-    mer_csv_free(csv);
     mer_tokenizer_free(tok);
     mer_text_state_free(state);
     mer_text_model_free(model);

@@ -1,9 +1,9 @@
 /*
  * cmd_extract_visual.c -- `mer extract visual`: CLIP ViT features of images and of frames
  * sampled from videos, optionally of the face in each frame, pooled over frames the MERTools
- * way (mean of get_image_features). The work per file is mer_clip_extract_file
- * (src/models/clip_vit.c); the batch rules (one INPUT -> .npy, several -> directory, skip
- * existing, atomic writes, failures counted) are extract_common.c's.
+ * way (mean of get_image_features). The work is one library call, mer_extract_clip_files
+ * (src/pipeline/extract.c: mer_clip_extract_file per input, one INPUT -> .npy, several ->
+ * directory, skip existing, atomic writes, failures counted).
  */
 #include "extract_common.h"
 
@@ -36,34 +36,12 @@ static const char *usage_text =
     "                   per-token activations; docs/gemm.md)\n"
     "  --out PATH       a .npy for one input, else a directory of <name>.npy\n";
 
-typedef struct {
-    mer_clip_state *state;
-    mer_clip_extract_params params;
-    int64_t frames, frames_no_face;
-    int inputs_with_skips;
-} visual_ctx;
-
-static mer_status extract_one(const char *input, float **data, int32_t *ndim,
-                              int64_t shape[MER_MAX_DIMS], void *user) {
-    visual_ctx *c = user;
-    mer_clip_extract_stats stats = {0, 0};
-    int64_t sh[4] = {0};
-    mer_status s = mer_clip_extract_file(c->state, input, &c->params, data, ndim, sh, &stats);
-    c->frames += stats.frames;
-    c->frames_no_face += stats.frames_no_face;
-    if (stats.frames_no_face) c->inputs_with_skips++;
-    if (s == MER_OK)
-        for (int i = 0; i < *ndim; i++) shape[i] = sh[i];
-    return s;
-}
-
 int cmd_extract_visual(int argc, char **argv) {
     const char *cmd = "extract visual";
     extract_opts eo;
     extract_opts_init(&eo, cmd);
-    visual_ctx c;
-    memset(&c, 0, sizeof c);
-    c.params = mer_clip_default_extract_params();
+    mer_clip_state *state = NULL;
+    mer_clip_extract_params cp = mer_clip_default_extract_params();
     const char *model_dir = NULL, *face_dir = NULL;
     int faces = 0, bf16 = 0, rc = 2;
     mer_clip_model *model = NULL;
@@ -87,14 +65,14 @@ int cmd_extract_visual(int argc, char **argv) {
                 rc = cli_usage(cmd, "--frames must be a positive integer, got '%s'", v);
                 goto out;
             }
-            c.params.sampling.count = (int32_t)k;
+            cp.sampling.count = (int32_t)k;
         } else if (cli_opt(argc, argv, &i, "--fps", &v)) {
             double f;
             if (!cli_parse_double(v, 1e-6, 1000.0, &f)) {
                 rc = cli_usage(cmd, "--fps must be a number in (0, 1000], got '%s'", v);
                 goto out;
             }
-            c.params.sampling.fps = f;
+            cp.sampling.fps = f;
         } else if (cli_flag(argv[i], "--faces")) {
             faces = 1;
         } else if (cli_opt(argc, argv, &i, "--precision", &v)) {
@@ -105,9 +83,9 @@ int cmd_extract_visual(int argc, char **argv) {
         } else if (cli_opt(argc, argv, &i, "--face-models", &v)) {
             face_dir = v;
         } else if (cli_opt(argc, argv, &i, "--output", &v)) {
-            if (!strcmp(v, "embeds")) c.params.what = MER_CLIP_EMBEDS;
-            else if (!strcmp(v, "cls")) c.params.what = MER_CLIP_CLS;
-            else if (!strcmp(v, "hidden")) c.params.what = MER_CLIP_HIDDEN;
+            if (!strcmp(v, "embeds")) cp.what = MER_CLIP_EMBEDS;
+            else if (!strcmp(v, "cls")) cp.what = MER_CLIP_CLS;
+            else if (!strcmp(v, "hidden")) cp.what = MER_CLIP_HIDDEN;
             else {
                 rc = cli_usage(cmd, "--output must be embeds, cls or hidden, got '%s'", v);
                 goto out;
@@ -117,7 +95,7 @@ int cmd_extract_visual(int argc, char **argv) {
                 rc = cli_usage(cmd, "--pool must be mean or none, got '%s'", v);
                 goto out;
             }
-            c.params.pool_mean = !strcmp(v, "mean");
+            cp.pool_mean = !strcmp(v, "mean");
         } else {
             rc = cli_usage(cmd, "unknown option %s", argv[i]);
             goto out;
@@ -131,7 +109,7 @@ int cmd_extract_visual(int argc, char **argv) {
         rc = cli_usage(cmd, "--model DIR is required");
         goto out;
     }
-    if (c.params.sampling.count > 0 && c.params.sampling.fps > 0) {
+    if (cp.sampling.count > 0 && cp.sampling.fps > 0) {
         rc = cli_usage(cmd, "--frames and --fps exclude each other");
         goto out;
     }
@@ -149,7 +127,7 @@ int cmd_extract_visual(int argc, char **argv) {
         cli_fail_status(cmd, s, model_dir);
         goto out;
     }
-    if (c.params.what == MER_CLIP_EMBEDS && mer_clip_output_size(model, MER_CLIP_EMBEDS) == 0) {
+    if (cp.what == MER_CLIP_EMBEDS && mer_clip_output_size(model, MER_CLIP_EMBEDS) == 0) {
         cli_fail(cmd, "%s: the checkpoint has no visual_projection (a CLIPVisionModel); use --output cls or hidden",
                  model_dir);
         goto out;
@@ -162,11 +140,11 @@ int cmd_extract_visual(int argc, char **argv) {
             cli_fail_status(cmd, s, face_dir ? face_dir : "face models");
             goto out;
         }
-        c.params.faces = fm;
-        c.params.faces_state = fst;
+        cp.faces = fm;
+        cp.faces_state = fst;
     }
-    if ((s = mer_clip_state_init(&c.state, model, NULL)) != MER_OK ||
-        (s = mer_clip_state_set_precision(c.state, bf16 == 2 ? MER_PRECISION_INT8
+    if ((s = mer_clip_state_init(&state, model, NULL)) != MER_OK ||
+        (s = mer_clip_state_set_precision(state, bf16 == 2 ? MER_PRECISION_INT8
                                                   : bf16      ? MER_PRECISION_BF16
                                                               : MER_PRECISION_F32)) != MER_OK) {
         cli_fail_status(cmd, s, model_dir);
@@ -179,23 +157,25 @@ int cmd_extract_visual(int argc, char **argv) {
         char *recipe = NULL, *res = NULL;
         const mer_precision prec = bf16 == 2 ? MER_PRECISION_INT8 : bf16 ? MER_PRECISION_BF16 : MER_PRECISION_F32;
         if ((s = mer_model_resolve(model_dir, &res)) == MER_OK)
-            s = mer_clip_recipe_to_json(res, &c.params, prec, faces, face_dir, &recipe);
+            s = mer_clip_recipe_to_json(res, &cp, prec, faces, face_dir, &recipe);
         free(res);
         if (s != MER_OK) {
             cli_fail_status(cmd, s, model_dir);
             goto out;
         }
-        eo.recipe = recipe;
-        rc = extract_run(&eo, extract_one, &c);
-        eo.recipe = NULL;
+        extract_report rep;
+        mer_extract_result er;
+        mer_extract_params p = extract_params(&eo, recipe, &rep, &er);
+        s = mer_extract_clip_files(state, eo.inputs, eo.n_inputs, eo.out, &cp, &p, &er);
+        const int64_t frames = er.frames, no_face = er.frames_no_face, in_no_face = er.inputs_with_faceless_frames;
+        rc = extract_finish(&rep, s, &er);
+        if (faces && no_face)
+            fprintf(stderr, "mer %s: %lld of %lld frames had no face and were skipped (in %lld input%s)\n", cmd,
+                    (long long)no_face, (long long)frames, (long long)in_no_face, in_no_face == 1 ? "" : "s");
         free(recipe);
     }
-    if (faces && c.frames_no_face)
-        fprintf(stderr, "mer %s: %lld of %lld frames had no face and were skipped (in %d input%s)\n",
-                cmd, (long long)c.frames_no_face, (long long)c.frames, c.inputs_with_skips,
-                c.inputs_with_skips == 1 ? "" : "s");
 out:
-    mer_clip_state_free(c.state);
+    mer_clip_state_free(state);
     mer_clip_model_free(model);
     mer_faces_state_free(fst);
     mer_faces_free(fm);

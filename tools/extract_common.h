@@ -1,21 +1,12 @@
 /*
- * extract_common.h -- the batch machinery shared by every `mer extract <kind>` subcommand.
- *
- * An extractor supplies one function that turns an input file into a float32 array; this
- * module does everything around it, identically for audio, acoustic and visual features:
- *  - inputs from the command line and/or `--list FILE` (one path a line; blank lines and lines
- *    starting with '#' ignored);
- *  - one positional INPUT and no --list: --out PATH is the .npy file itself (unless PATH is an
- *    existing directory); otherwise PATH is a directory (created if missing) receiving
- *    `<basename>.npy` per input (basename = file name without directory and extension: the
- *    MERTools feature layout);
- *  - existing outputs are skipped unless --overwrite; two inputs with the same basename are an
- *    error for the second one (it would overwrite the first);
- *  - each output is written atomically (mer_npy_write: temp file + rename), so an interrupted
- *    run never leaves a half-written .npy;
- *  - a file that fails (undecodable, no audio, ...) is reported on one line
- *    `mer <cmd>: <file>: <problem>` and skipped; the exit code is 1 at the end if any failed;
- *  - a progress bar with ETA on stderr when it is a terminal.
+ * extract_common.h -- the options and the report shared by every `mer extract <kind>` subcommand.
+ * The work (inputs, output layout, skipping, clash detection, atomic writes, recipe.json, per-input
+ * failures) is one library call, mer_extract_*_files / mer_extract_text_csv (src/pipeline/extract.c);
+ * this module parses the options they share and prints what the call reports:
+ *  - a failed input on one line `mer <cmd>: <input>: <problem>` as soon as it is known, and a
+ *    progress bar with ETA on stderr when it is a terminal;
+ *  - at the end: how many outputs already existed, how many inputs failed; exit code 1 if any
+ *    failed or the run as a whole did (its message printed), 0 otherwise.
  *
  * Typical use in a subcommand:
  *
@@ -29,7 +20,10 @@
  *     }
  *     if (extract_check(&eo)) return 2;
  *     ... load the model ...
- *     int rc = extract_run(&eo, my_fn, &my_ctx);
+ *     extract_report rep;
+ *     mer_extract_result res;
+ *     mer_extract_params p = extract_params(&eo, &rep, &res);
+ *     int rc = extract_finish(&rep, mer_extract_speech_files(st, eo.inputs, eo.n_inputs, eo.out, &sp, &p, &res));
  *     extract_opts_free(&eo);
  */
 #ifndef MER_EXTRACT_COMMON_H
@@ -46,11 +40,9 @@ typedef struct {
     bool overwrite;        /* --overwrite */
     long threads;          /* --threads N (0: all online CPUs) */
     bool threads_set;
-    const char *recipe;    /* the extractor's recipe JSON (borrowed), or NULL: an output
-                              directory records it as recipe.json and refuses another
-                              (mer_output_recipe); set it before extract_run */
-    char **inputs;         /* positional inputs (borrowed argv strings) */
+    const char *const *inputs; /* positional inputs (borrowed argv strings) */
     int n_inputs;
+    char **inputs_; /* the growable array behind inputs */
     int cap_inputs;
 } extract_opts;
 
@@ -66,33 +58,22 @@ int extract_parse_common(extract_opts *o, int argc, char **argv, int *i);
  * fine, else prints the usage error and returns 2. */
 int extract_check(extract_opts *o);
 
-/* The per-input work: compute the feature array of `input`. On success *data is malloc'd
- * (the batch frees it), ndim and shape describe it. On failure return the status with the
- * message set through the library (mer_last_error(); mer__err style, naming the problem). */
-typedef mer_status (*extract_fn)(const char *input, float **data, int32_t *ndim,
-                                 int64_t shape[MER_MAX_DIMS], void *user);
-
-/* Run the batch. Returns the exit code: 0 all written or skipped, 1 if any input failed or
- * the output could not be written. */
-int extract_run(const extract_opts *o, extract_fn fn, void *user);
-
-/* Several inputs computed together (batched extraction): fill res[0..k-1] (data malloc'd, the
- * runner frees it; a failing input gets its status and one-line message in its slot). Return
- * non-zero only for a failure of the group as a whole (message through the library). */
+/* What the library reports while it runs, drawn and printed by the CLI. */
 typedef struct {
-    float *data;
-    int32_t ndim;
-    int64_t shape[MER_MAX_DIMS];
-    mer_status status;
-    char error[512];
-} extract_result;
-typedef mer_status (*extract_batch_fn)(int k, const char *const *inputs, extract_result *res, void *user);
+    const char *cmd;
+    const mer_extract_result *res;
+    cli_progress bar;
+    bool started;
+} extract_report;
 
-/* extract_run computing the due inputs (not skipped, not failing the name checks) in groups of
- * up to `batch` through bfn; fn when batch is 1. Output, skipping and reporting as extract_run. */
-int extract_run_batch(const extract_opts *o, extract_fn fn, extract_batch_fn bfn, int batch, void *user);
+/* The library params of the options (--list, --overwrite), the report as progress callback and
+ * Ctrl-C as abort (the handler installed here; extract_finish restores the default). recipe:
+ * the extractor's JSON (borrowed), or NULL. */
+mer_extract_params extract_params(const extract_opts *o, const char *recipe, extract_report *rep,
+                                  mer_extract_result *res);
 
-/* The output name of an input: basename without extension (into buf). */
-void extract_basename(char *buf, size_t n, const char *input);
+/* After the call that returned s: ends the bar, prints the run's error or the summary (existing
+ * outputs skipped, inputs failed), frees the result. Returns the exit code (0 or 1). */
+int extract_finish(extract_report *rep, mer_status s, mer_extract_result *res);
 
 #endif

@@ -24,4 +24,7 @@ mer_status mer__speech_layer_bf16(const mer_speech_model *m, int32_t l, const ui
  * last layer in stable-layer-norm ones) and layer_norm_eps. */
 void mer__speech_encoder_ln(const mer_speech_model *m, const float **g, const float **b,
                             float *eps);
+/* The model a state is bound to (NULL for NULL): the batch extractor (src/pipeline/extract.c)
+ * decodes media at its sample rate. */
+const mer_speech_model *mer__speech_state_model(const mer_speech_state *s);
 #endif /* MER_SPEECH_INTERNAL_H */

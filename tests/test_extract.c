@@ -1,0 +1,189 @@
+/*
+ * test_extract.c -- the library's extraction over many inputs (src/pipeline/extract.c) through the
+ * public API: per-input outcomes and counts with a bad file and a name clash among good ones,
+ * skipping on a rerun, the output equal to the single-file extractor, progress once per input
+ * with its item final, abort mid-folder (MER_ERR_ABORTED, nothing half-written), the one-file
+ * layout and the run-level errors. Inputs are 0.25 s tones written here (acoustic descriptors:
+ * no model, a few ms each).
+ */
+#include "test.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* A 0.25 s tone at f Hz, 16 kHz float wav. */
+static void tone(const char *path, double f) {
+    float x[4000];
+    for (int i = 0; i < 4000; i++) x[i] = (float)(0.3 * sin(2.0 * M_PI * f * i / 16000.0) + 0.01 * sin(i * 1.7));
+    if (mer_test_write_wav(path, x, 4000, 16000, 1) != 0) mer_test_fail(__FILE__, __LINE__, "cannot write %s", path);
+}
+
+static int exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Files in dir whose name contains ".tmp." (a half-written output). */
+static int temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d) return 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+typedef struct {
+    const mer_extract_result *res;
+    int calls, bad, seen[8];
+    int abort_after; /* abort polls answered false before true (0: never abort) */
+    int polls;
+} watch;
+
+static void on_progress(int64_t done, int64_t total, void *u) {
+    watch *w = u;
+    w->calls++;
+    if (done < 1 || done > w->res->n || total != w->res->n || w->res->items[done - 1].outcome == MER_EXTRACT_PENDING) {
+        w->bad++;
+        return;
+    }
+    w->seen[done - 1]++;
+}
+
+static bool on_abort(void *u) {
+    watch *w = u;
+    return w->abort_after > 0 && ++w->polls > w->abort_after;
+}
+
+MER_TEST(extract_files_outcomes_counts_progress) {
+    const char *dir = mer_test_tmpdir("extract_files");
+    char g1[600], g2[600], bad[600], sub[600], clash[600], out[600], p[800];
+    snprintf(g1, sizeof g1, "%s/g1.wav", dir);
+    snprintf(g2, sizeof g2, "%s/g2.wav", dir);
+    snprintf(bad, sizeof bad, "%s/bad.wav", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(clash, sizeof clash, "%s/sub/g1.flac", dir);
+    snprintf(out, sizeof out, "%s/feats", dir);
+    REQUIRE(mkdir(sub, 0755) == 0);
+    tone(g1, 220);
+    tone(g2, 330);
+    tone(clash, 440);
+    REQUIRE(mer_test_write(bad, "RIFF, but not audio", 19) == 0);
+    const char *in[4] = {g1, bad, clash, g2};
+    mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    char *recipe = NULL;
+    REQUIRE_OK(mer_acoustic_recipe_to_json(&r, &recipe));
+    mer_extract_result res;
+    watch w = {.res = &res};
+    mer_extract_params ep = mer_extract_default_params();
+    ep.recipe = recipe;
+    ep.progress = on_progress;
+    ep.progress_user_data = &w;
+    CHECK_OK(mer_extract_acoustic_files(&r, in, 4, out, &ep, &res));
+    REQUIRE(res.n == 4);
+    CHECK(res.written == 2 && res.failed == 2 && res.skipped == 0);
+    CHECK(res.items[0].outcome == MER_EXTRACT_WRITTEN && res.items[3].outcome == MER_EXTRACT_WRITTEN);
+    CHECK(res.items[1].outcome == MER_EXTRACT_FAILED && res.items[1].status != MER_OK && res.items[1].error &&
+          strstr(res.items[1].error, "bad.wav"));
+    CHECK(res.items[2].outcome == MER_EXTRACT_FAILED && res.items[2].error &&
+          strstr(res.items[2].error, "g1.npy is already used by another input"));
+    CHECK(!res.items[0].error && !strcmp(res.items[0].name, "g1") && res.items[0].input == g1);
+    CHECK(w.calls == 4 && w.bad == 0);
+    for (int i = 0; i < 4; i++) CHECK(w.seen[i] == 1);
+    mer_extract_result_free(&res);
+    mer_extract_result_free(&res); /* zeroed: a no-op */
+    snprintf(p, sizeof p, "%s/recipe.json", out);
+    CHECK(exists(p));
+    snprintf(p, sizeof p, "%s/bad.npy", out);
+    CHECK(!exists(p));
+    CHECK(temporaries(out) == 0);
+    /* the file is what the single-file extractor gives, bit for bit */
+    float *a = NULL, *b = NULL;
+    int32_t na = 0, nb = 0;
+    int64_t sa[MER_MAX_DIMS], sb[2];
+    snprintf(p, sizeof p, "%s/g1.npy", out);
+    REQUIRE_OK(mer_npy_read(p, &a, &na, sa));
+    REQUIRE_OK(mer_acoustic_extract_file(&r, g1, &b, &nb, sb));
+    CHECK(na == 1 && nb == 1 && sa[0] == sb[0] && !memcmp(a, b, (size_t)sa[0] * sizeof *a));
+    free(a);
+    free(b);
+    /* a rerun skips what exists; the failures stay failures */
+    memset(&w, 0, sizeof w);
+    w.res = &res;
+    CHECK_OK(mer_extract_acoustic_files(&r, in, 4, out, &ep, &res));
+    CHECK(res.written == 0 && res.skipped == 2 && res.failed == 2 && w.calls == 4 && w.bad == 0);
+    CHECK(res.items[0].outcome == MER_EXTRACT_SKIPPED && res.items[3].outcome == MER_EXTRACT_SKIPPED);
+    mer_extract_result_free(&res);
+    /* another recipe over these files is refused (the run as a whole) */
+    mer_acoustic_recipe r2 = r;
+    snprintf(r2.pool, sizeof r2.pool, "none");
+    char *recipe2 = NULL;
+    REQUIRE_OK(mer_acoustic_recipe_to_json(&r2, &recipe2));
+    ep.recipe = recipe2;
+    ep.progress = NULL;
+    CHECK_ERR(mer_extract_acoustic_files(&r2, in, 4, out, &ep, &res), MER_ERR_INVALID_ARG, "another recipe");
+    mer_extract_result_free(&res);
+    free(recipe2);
+    free(recipe);
+}
+
+MER_TEST(extract_files_abort_layout_errors) {
+    const char *dir = mer_test_tmpdir("extract_files_abort");
+    char g[3][600], out[600], p[800], list[600];
+    const char *in[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(g[i], sizeof g[i], "%s/g%d.wav", dir, i);
+        tone(g[i], 200 + 50 * i);
+        in[i] = g[i];
+    }
+    snprintf(out, sizeof out, "%s/feats", dir);
+    mer_acoustic_recipe r = mer_acoustic_default_recipe();
+    mer_extract_result res;
+    watch w = {.res = &res, .abort_after = 1};
+    mer_extract_params ep = mer_extract_default_params();
+    ep.abort = on_abort;
+    ep.abort_user_data = &w;
+    ep.progress = on_progress;
+    ep.progress_user_data = &w;
+    /* the second input's poll stops the run: the first is written, the others never start */
+    CHECK_ERR(mer_extract_acoustic_files(&r, in, 3, out, &ep, &res), MER_ERR_ABORTED, "stopped by the caller");
+    REQUIRE(res.n == 3);
+    CHECK(res.items[0].outcome == MER_EXTRACT_WRITTEN && res.items[1].outcome == MER_EXTRACT_PENDING &&
+          res.items[2].outcome == MER_EXTRACT_PENDING && res.written == 1 && w.calls == 1 && w.bad == 0);
+    mer_extract_result_free(&res);
+    snprintf(p, sizeof p, "%s/g0.npy", out);
+    CHECK(exists(p));
+    snprintf(p, sizeof p, "%s/g1.npy", out);
+    CHECK(!exists(p));
+    CHECK(temporaries(out) == 0);
+    /* one input, out not a directory: out is the .npy itself */
+    snprintf(p, sizeof p, "%s/one.npy", dir);
+    ep = mer_extract_default_params();
+    CHECK_OK(mer_extract_acoustic_files(&r, in, 1, p, &ep, &res));
+    CHECK(res.written == 1 && exists(p));
+    mer_extract_result_free(&res);
+    /* several inputs need a directory; the one file stays as it was */
+    CHECK_ERR(mer_extract_acoustic_files(&r, in, 2, p, &ep, &res), MER_ERR_INVALID_ARG, "is not a directory");
+    mer_extract_result_free(&res);
+    /* an output may not replace an input */
+    CHECK_ERR(mer_extract_acoustic_files(&r, in, 1, g[0], &ep, &res), MER_ERR_INVALID_ARG, NULL);
+    mer_extract_result_free(&res);
+    /* a list: its inputs follow the array's; an empty list names no input */
+    snprintf(list, sizeof list, "%s/list.txt", dir);
+    char text[2000];
+    snprintf(text, sizeof text, "# clips\n%s\n\n%s\n", g[1], g[2]);
+    REQUIRE(mer_test_write(list, text, strlen(text)) == 0);
+    ep.list = list;
+    snprintf(out, sizeof out, "%s/listed", dir);
+    CHECK_OK(mer_extract_acoustic_files(&r, in, 1, out, &ep, &res));
+    CHECK(res.n == 3 && res.written == 3 && !strcmp(res.items[2].input, g[2]));
+    mer_extract_result_free(&res);
+    REQUIRE(mer_test_write(list, "# none\n", 7) == 0);
+    CHECK_ERR(mer_extract_acoustic_files(&r, NULL, 0, out, &ep, &res), MER_ERR_INVALID_ARG, "names no input");
+    mer_extract_result_free(&res);
+    CHECK_ERR(mer_extract_acoustic_files(NULL, in, 1, out, NULL, &res), MER_ERR_INVALID_ARG, NULL);
+    mer_extract_result_free(NULL);
+}
