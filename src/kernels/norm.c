@@ -8,6 +8,7 @@
  */
 #include "kernels.h"
 
+#include <immintrin.h>
 #include <math.h>
 
 #define NORM_LANES 16
@@ -42,6 +43,34 @@ static float sumsq_centred(const float *x, float m, int64_t n) {
     return s;
 }
 
+/* y = (x - m) * rs * g + b (g, b optional; y is x or does not overlap it). With AVX2 8 lanes at
+ * a time (the plain loops stay scalar at -O2 for want of an alias check: 0.86 ns a value on
+ * Zen 3, 7x the statistics' cost); separate subtract, multiplies and add (no contraction under
+ * -std=c11) in the same order, so the same bits. */
+__attribute__((target("avx2"))) static int64_t ln_affine_avx2(float *y, const float *x, float m, float rs,
+                                                             const float *g, const float *b, int64_t c) {
+    const __m256 vm = _mm256_set1_ps(m), vr = _mm256_set1_ps(rs);
+    int64_t i = 0;
+    for (; i + 8 <= c; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vr);
+        if (g) v = _mm256_mul_ps(v, _mm256_loadu_ps(g + i));
+        if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + i));
+        _mm256_storeu_ps(y + i, v);
+    }
+    return i;
+}
+
+static void ln_affine(float *y, const float *x, float m, float rs, const float *g, const float *b,
+                      int64_t c) {
+    int64_t i = mer_cpu_features() & MER_CPU_AVX2 ? ln_affine_avx2(y, x, m, rs, g, b, c) : 0;
+    for (; i < c; i++) {
+        float v = (x[i] - m) * rs;
+        if (g) v = v * g[i];
+        if (b) v = v + b[i];
+        y[i] = v;
+    }
+}
+
 typedef struct {
     float *y, *mean, *rstd;
     const float *x, *gamma, *beta;
@@ -61,15 +90,7 @@ static void ln_rows(void *u, int64_t r0, int64_t r1, int t) {
         float rs = 1.0f / sqrtf(var + j->eps);
         if (j->mean) j->mean[r] = m;
         if (j->rstd) j->rstd[r] = rs;
-        if (j->gamma && j->beta) {
-            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs * j->gamma[i] + j->beta[i];
-        } else if (j->gamma) {
-            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs * j->gamma[i];
-        } else if (j->beta) {
-            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs + j->beta[i];
-        } else {
-            for (int64_t i = 0; i < c; i++) y[i] = (x[i] - m) * rs;
-        }
+        ln_affine(y, x, m, rs, j->gamma, j->beta, c);
     }
 }
 

@@ -801,6 +801,7 @@ void mer_speech_state_free(mer_speech_state *s) {
 typedef struct {
     float *y;
     const float *x, *wt, *b;
+    const float *ln_g, *ln_b; /* a LayerNorm + GELU on finished rows (c1_rows), or NULL */
     int64_t cout, k, s;
 } c1_job;
 
@@ -858,9 +859,7 @@ __attribute__((target("avx2,fma"))) static void c1_rows_avx2(const c1_job *j, in
     }
 }
 
-static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
-    (void)th;
-    const c1_job *j = u;
+static void c1_rows_plain(const c1_job *j, int64_t t0, int64_t t1) {
     const int64_t co = j->cout;
     const int wide = mer__use_avx512();
     if (!wide && (mer_cpu_features() & MER_CPU_AVX2)) {
@@ -878,6 +877,28 @@ static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
             int64_t c = wide ? axpy_avx512(y, xv, w, co) : 0;
             for (; c < co; c++) y[c] += xv * w[c];
         }
+    }
+}
+
+/* rows of the first layer per block of C1_POST rows, then (ln_g) the block's LayerNorm and GELU
+ * while it is in L1: the first layer's output is the feature encoder's largest (32 k x 512 at
+ * 10 s: 65 MB), and separate passes would stream it from memory twice more. Row-wise, the same
+ * operations as separate passes (the same bits). */
+#define C1_POST 16
+
+static void c1_rows(void *u, int64_t t0, int64_t t1, int th) {
+    (void)th;
+    const c1_job *j = u;
+    if (!j->ln_g) {
+        c1_rows_plain(j, t0, t1);
+        return;
+    }
+    for (int64_t t = t0; t < t1; t += C1_POST) {
+        const int64_t e = t1 - t < C1_POST ? t1 : t + C1_POST;
+        float *y = j->y + t * j->cout;
+        c1_rows_plain(j, t, e);
+        mer__layernorm_fwd(y, NULL, NULL, y, j->ln_g, j->ln_b, e - t, j->cout, 1e-5f);
+        mer__gelu_fwd(y, y, (e - t) * j->cout);
     }
 }
 
@@ -929,9 +950,11 @@ static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t ti
         }
         return mer_packed_linear(y, c->cout, x, ldx, tout, c->wpk[slot], 0, MER_EPI_NONE);
     }
-    if (c->cin == 1) {
-        c1_job j = {y, x, c->wp, c->b, c->cout, c->k, c->stride};
+    if (c->cin == 1) { /* with a LayerNorm (not GroupNorm, which needs every frame) fused */
+        const int ln = c->norm_g && !group_norm;
+        c1_job j = {y, x, c->wp, c->b, ln ? c->norm_g : NULL, ln ? c->norm_b : NULL, c->cout, c->k, c->stride};
         mer__parallel_for(tout, 64, c1_rows, &j);
+        *post = ln;
         return MER_OK;
     }
     float beta = 0.0f;
