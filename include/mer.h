@@ -2205,6 +2205,53 @@ MER_API mer_status mer_media_dataset(const mer_run *run, const char *const *inpu
 MER_API mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n,
                                      float *probs);
 
+/* `mer predict`: a run's predictions for the clips of feature directories or for media files,
+ * optionally adapted per group (speaker) and prior-corrected, written as a CSV. */
+typedef enum {
+    MER_PREDICT_ADAPT_NONE = 0,   /* the run's training statistics */
+    MER_PREDICT_ADAPT_ALL = 1,    /* all clips given are one group (speaker) */
+    MER_PREDICT_ADAPT_GROUP = 2   /* groups from group_regex or groups_csv */
+} mer_predict_adapt;
+typedef struct {
+    const char *run;                    /* run directory */
+    const mer_modality_spec *features;  /* feature directories by modality name, or ... */
+    int32_t n_features;
+    const char *list;                   /* ... with clip names (mer_read_name_list); NULL: every
+                                           .npy of features[0].dir */
+    const char *const *media;           /* ... media files, through the run's recipe
+                                           (mer_media_dataset); exactly one of the two */
+    int32_t n_media;
+    mer_predict_adapt adapt;            /* mer_dataset_adapt of each group's clips (NONE) */
+    const char *group_regex;            /* GROUP: a clip's group is the first parenthesised part
+                                           (else the whole match) of this POSIX extended regex
+                                           on its name; or ... */
+    const char *groups_csv;             /* ... column group_col ("speaker") of this CSV (name,...) */
+    const char *group_col;
+    int32_t adapt_min;                  /* groups of fewer clips stay unadapted (5) */
+    mer_prior_mode prior;               /* mer_prior_apply_run (MER_PRIOR_NONE) */
+    const char *prior_csv;              /* the priors file of MER_PRIOR_CSV */
+    const char *out;                    /* the predictions CSV, written atomically
+                                           (mer_write_predictions); refused before any work when it
+                                           would replace an input, the list, the run's config or
+                                           recipe, or the labels it was trained on */
+    int32_t mer2024;                    /* out in the MER2024 submission layout */
+    int32_t n_threads;                  /* 0: mer_get_threads() */
+} mer_predict_params;
+MER_API mer_predict_params mer_predict_default_params(void);
+typedef struct {
+    int64_t n;                          /* clips predicted */
+    int32_t n_classes;
+    char classes[MER_MAX_CLASSES][MER_NAME_MAX];  /* the run's class order */
+    int64_t n_unadapted;                /* clips in groups smaller than adapt_min */
+    int32_t trained_on_groups;          /* ADAPT_NONE on a run trained on per-group standardised
+                                           features (its recipe's "adapt": "group") */
+    mer_prior_info prior;               /* the correction applied */
+} mer_predict_result;
+/* Predict and write p->out. *out filled on success (it owns no memory), zeroed on failure; errors
+ * name the run, file or clip. Reentrant. */
+MER_API mer_status mer_predict(const mer_predict_params *p, mer_predict_result *out);
+
+
 /* ---- the demo: leave-one-speaker-out from media (src/pipeline/demo.c, docs/demo.md) ------ */
 /* `mer demo`: weight-free acoustic features of every clip of a labeled data set (and its
  * speed-perturbed training copies), cached under out/features; leave-one-speaker-out evaluation
