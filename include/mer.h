@@ -2021,6 +2021,30 @@ MER_API mer_status mer_train_pseudo(const mer_dataset *labeled, const mer_datase
                                     const mer_dataset *test, const mer_train_params *tp,
                                     const mer_pseudo_params *pp, const char *rundir, mer_metrics *out);
 
+/* `mer train` as one call: the labelled clips of p->data (labels CSV + feature directories), an
+ * optional test list and unlabelled list loaded with the training set's classes, the recipe
+ * recorded in the run, then mer_train_run (or mer_train_pseudo with an unlabelled list). */
+typedef void (*mer_train_loaded_fn)(const mer_dataset *train, const mer_dataset *test,
+                                    const mer_dataset *unlabeled, void *user_data);
+typedef struct {
+    mer_dataset_params data;       /* the training clips (mer_dataset_default_params) */
+    const char *recipe_file;       /* a JSON file of how the features were made, recorded in the
+                                      run (one line); NULL: the feature directories' recipe.json
+                                      (mer_recipe_from_features) */
+    const char *test_list;         /* clips predicted after training (mer_read_name_list); NULL */
+    const char *unlabeled_list;    /* clips for self-training; goes with pseudo.rounds >= 1 */
+    mer_pseudo_params pseudo;      /* thresholds set from pseudo_thresholds */
+    const char *pseudo_thresholds; /* mer_pseudo_parse_thresholds text; NULL: the defaults */
+    mer_train_params train;        /* the run: model, folds, callbacks, threads */
+    mer_train_loaded_fn loaded;    /* called once the data sets are loaded, before training; NULL */
+    void *loaded_user_data;
+} mer_train_files_params;
+MER_API mer_train_files_params mer_train_files_default_params(void);
+/* Train into rundir; out (may be NULL) as mer_train_run. Errors name the file or clip;
+ * MER_ERR_ABORTED through p->train.abort leaves the run resumable. */
+MER_API mer_status mer_train_files(const mer_train_files_params *p, const char *rundir, mer_metrics *out);
+
+
 /* ---- synthetic data with a known Bayes rule (src/train/synth.c) ------------------------- */
 /* Class-conditional isotropic Gaussians per modality (model and parameters in docs/agt.md,
  * "Synthetic data"), seeded: the same params give the same files. Arrays are borrowed. */
