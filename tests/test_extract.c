@@ -250,3 +250,50 @@ MER_TEST(faces_detect_file_image) {
     CHECK(r.n_frames == 0 && r.frames == NULL);
     mer_faces_free(m);
 }
+
+typedef struct {
+    int progress, polls, stop_at;
+} predict_watch;
+
+static void predict_progress(int64_t done, int64_t total, void *u) {
+    predict_watch *w = u;
+    if (done == w->progress + 1 && total == 2) w->progress++;
+}
+
+static bool predict_abort(void *u) {
+    predict_watch *w = u;
+    return ++w->polls == w->stop_at;
+}
+
+/* mer_predict on media through the bundled acoustic run: the CSV written, one progress call per
+ * file; abort before the second file: MER_ERR_ABORTED and no CSV. */
+MER_TEST(predict_media_progress_abort) {
+    char *run = NULL;
+    REQUIRE_OK(mer_data_path("models/emodb-acoustic", &run));
+    const char *dir = mer_test_tmpdir("predict_media_lib");
+    char out[600];
+    snprintf(out, sizeof out, "%s/p.csv", dir);
+    const char *clips[2] = {"data/emodb/flac/03a01Fa.flac", "data/emodb/flac/03a01Nc.flac"};
+    predict_watch w = {0, 0, 0};
+    mer_predict_params p = mer_predict_default_params();
+    p.run = run;
+    p.media = clips;
+    p.n_media = 2;
+    p.out = out;
+    p.progress = predict_progress;
+    p.progress_user_data = &w;
+    p.abort = predict_abort;
+    p.abort_user_data = &w;
+    mer_predict_result r;
+    CHECK_OK(mer_predict(&p, &r));
+    CHECK(r.n == 2 && r.n_classes >= 2 && w.progress == 2 && w.polls == 3);
+    struct stat st;
+    CHECK(stat(out, &st) == 0 && st.st_size > 20);
+    snprintf(out, sizeof out, "%s/q.csv", dir);
+    w = (predict_watch){0, 0, 2};
+    CHECK_ERR(mer_predict(&p, &r), MER_ERR_ABORTED, "03a01Nc.flac");
+    CHECK(w.progress == 1 && r.n == 0 && stat(out, &st) != 0);
+    p.n_features = 1; /* features and media: one or the other */
+    CHECK_ERR(mer_predict(&p, &r), MER_ERR_INVALID_ARG, NULL);
+    free(run);
+}
