@@ -235,11 +235,12 @@ mer_pack_type mer_packed_type(const mer_packed *p) { return p ? p->type : MER_PA
 
 /* ---- fp32 / bf16 kernels ----------------------------------------------------------------- */
 
-/* c (6, 16) [ldc] (+)= A (6, kc) @ b (kc, 16), b packed k-major; element (i, p) of A at
- * a + i * si + p * sp: packed activations (si 1, sp 6) or rows read in place (si lda, sp 1). */
+/* c (6, 16) [ldc] (+)= A (6, kc) @ b (kc, 16) (+ bias (16) when not NULL: the bits of adding it
+ * to the stored sum afterwards), b packed k-major; element (i, p) of A at a + i * si + p * sp:
+ * packed activations (si 1, sp 6) or rows read in place (si lda, sp 1). pf: see kern_f32pf_avx2. */
 static inline __attribute__((always_inline, target("avx2,fma"))) void
 kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b, float *c,
-              int64_t ldc, int load, const float *pf) {
+              int64_t ldc, int load, const float *pf, const float *bias) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
@@ -260,6 +261,14 @@ kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b
         a += sp;
         b += NR;
     }
+    if (bias) {
+        const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = _mm256_add_ps(acc[i][0], b0);
+            acc[i][1] = _mm256_add_ps(acc[i][1], b1);
+        }
+    }
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
         _mm256_storeu_ps(c + i * ldc, acc[i][0]);
@@ -269,15 +278,16 @@ kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b
 
 __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const float *a,
                                                              const float *b, float *c,
-                                                             int64_t ldc, int load) {
-    kern_f32_body(kc, a, 1, MR, b, c, ldc, load, NULL);
+                                                             int64_t ldc, int load, const float *bias) {
+    kern_f32_body(kc, a, 1, MR, b, c, ldc, load, NULL, bias);
 }
 /* the same, and one line of pf (the next row tile's activations) touched per k step, so the
  * first column panel of an item brings the next tile into cache while this one computes */
 __attribute__((target("avx2,fma"))) static void kern_f32pf_avx2(int64_t kc, const float *a,
                                                              const float *b, float *c,
-                                                             int64_t ldc, int load, const float *pf) {
-    kern_f32_body(kc, a, 1, MR, b, c, ldc, load, pf);
+                                                             int64_t ldc, int load, const float *pf,
+                                                             const float *bias) {
+    kern_f32_body(kc, a, 1, MR, b, c, ldc, load, pf, bias);
 }
 
 /* A's 6 rows in place, lda apart (the rows may overlap: a strided convolution's input; or the
@@ -285,7 +295,7 @@ __attribute__((target("avx2,fma"))) static void kern_f32pf_avx2(int64_t kc, cons
 __attribute__((target("avx2,fma"))) void mer__tile6x16_avx2(int64_t kc, const float *a, int64_t lda,
                                                            const float *b, float *c, int64_t ldc,
                                                            int load) {
-    kern_f32_body(kc, a, lda, 1, b, c, ldc, load, NULL);
+    kern_f32_body(kc, a, lda, 1, b, c, ldc, load, NULL, NULL);
 }
 
 static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
@@ -336,17 +346,20 @@ __attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ld
     }
 }
 
-/* bias, then GELU, on the finished panel rows [r0, r1) x columns [c0, c1) */
-static void epilogue_rows(const mer_packed *w, float *y, int64_t ldy, int64_t r0, int64_t r1,
-                          int64_t c0, int64_t c1, mer_epilogue epi, int avx2) {
-    if (w->bias) {
-        if (avx2 && c1 - c0 == NR)
-            add_bias16_avx2(y + r0 * ldy + c0, ldy, r1 - r0, w->bias + c0);
+/* The epilogue of one finished tile y (rows, cols) [ldy] while it is in L1: bias (b: its 16
+ * values, or NULL when the kernel added them or there are none), then GELU. Once per panel over
+ * the 192 rows of an item (until session 7), the rows (4 KB apart when n = 1024) came back from
+ * L2: the bias pass alone was ~1.2% of a HuBERT-large fp32 forward (perf). */
+static void epilogue_tile(float *y, int64_t ldy, int64_t rows, int64_t cols, const float *b,
+                          mer_epilogue epi, int avx2) {
+    if (b) {
+        if (avx2 && cols == NR)
+            add_bias16_avx2(y, ldy, rows, b);
         else
-            for (int64_t r = r0; r < r1; r++)
-                for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < cols; c++) y[r * ldy + c] += b[c];
     }
-    if (epi == MER_EPI_GELU) mer__gelu_block(y + r0 * ldy + c0, ldy, r1 - r0, c1 - c0);
+    if (epi == MER_EPI_GELU) mer__gelu_block(y, ldy, rows, cols);
 }
 
 /* Packed activations: (k blocks, row tiles, kc, 6), so one k block of a row block (the rows an
@@ -392,6 +405,11 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     b = (const float *)w->w + (p * K + k0) * NR;
                 }
                 int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
+                const int last = k0 + kc == K;
+                /* the packed AVX2 kernels add the bias of the last k block before their store
+                 * (the bias is zero-padded to whole panels); the others leave it to the epilogue */
+                const float *kb = last && w->bias && j->ap && j->avx2 ? w->bias + c0 : NULL;
+                const float *eb = last && w->bias && !kb ? w->bias + c0 : NULL;
                 for (int64_t r = r0; r < r1; r += MR) {
                     int64_t mr = r1 - r < MR ? r1 - r : MR;
                     const float *a = !j->ap ? atile : j->ap + a_off(mpt, K, r / MR, k0);
@@ -400,25 +418,25 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                         if (!j->ap)
                             mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, c, j->ldy, load);
                         else if (j->avx2 && p == p0 && r + 2 * MR <= r1)
-                            kern_f32pf_avx2(kc, a, b, c, j->ldy, load, a + kc * MR);
+                            kern_f32pf_avx2(kc, a, b, c, j->ldy, load, a + kc * MR, kb);
                         else if (j->avx2)
-                            kern_f32_avx2(kc, a, b, c, j->ldy, load);
+                            kern_f32_avx2(kc, a, b, c, j->ldy, load, kb);
                         else
                             kern_f32_c(kc, a, b, c, j->ldy, load);
-                        continue;
+                    } else {
+                        memset(tile, 0, sizeof tile);
+                        if (load)
+                            for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
+                        if (!j->ap && mr == MR)
+                            mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
+                        else if (j->avx2)
+                            kern_f32_avx2(kc, a, b, tile, NR, load, kb);
+                        else
+                            kern_f32_c(kc, a, b, tile, NR, load);
+                        for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
                     }
-                    memset(tile, 0, sizeof tile);
-                    if (load)
-                        for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
-                    if (!j->ap && mr == MR)
-                        mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
-                    else if (j->avx2)
-                        kern_f32_avx2(kc, a, b, tile, NR, load);
-                    else
-                        kern_f32_c(kc, a, b, tile, NR, load);
-                    for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
+                    if (last) epilogue_tile(c, j->ldy, mr, nc, eb, j->epi, j->avx2);
                 }
-                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi, j->avx2);
             }
         }
     }
