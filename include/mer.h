@@ -2021,6 +2021,30 @@ MER_API mer_status mer_train_pseudo(const mer_dataset *labeled, const mer_datase
                                     const mer_dataset *test, const mer_train_params *tp,
                                     const mer_pseudo_params *pp, const char *rundir, mer_metrics *out);
 
+/* `mer train` as one call: the labelled clips of p->data (labels CSV + feature directories), an
+ * optional test list and unlabelled list loaded with the training set's classes, the recipe
+ * recorded in the run, then mer_train_run (or mer_train_pseudo with an unlabelled list). */
+typedef void (*mer_train_loaded_fn)(const mer_dataset *train, const mer_dataset *test,
+                                    const mer_dataset *unlabeled, void *user_data);
+typedef struct {
+    mer_dataset_params data;       /* the training clips (mer_dataset_default_params) */
+    const char *recipe_file;       /* a JSON file of how the features were made, recorded in the
+                                      run (one line); NULL: the feature directories' recipe.json
+                                      (mer_recipe_from_features) */
+    const char *test_list;         /* clips predicted after training (mer_read_name_list); NULL */
+    const char *unlabeled_list;    /* clips for self-training; goes with pseudo.rounds >= 1 */
+    mer_pseudo_params pseudo;      /* thresholds set from pseudo_thresholds */
+    const char *pseudo_thresholds; /* mer_pseudo_parse_thresholds text; NULL: the defaults */
+    mer_train_params train;        /* the run: model, folds, callbacks, threads */
+    mer_train_loaded_fn loaded;    /* called once the data sets are loaded, before training; NULL */
+    void *loaded_user_data;
+} mer_train_files_params;
+MER_API mer_train_files_params mer_train_files_default_params(void);
+/* Train into rundir; out (may be NULL) as mer_train_run. Errors name the file or clip;
+ * MER_ERR_ABORTED through p->train.abort leaves the run resumable. */
+MER_API mer_status mer_train_files(const mer_train_files_params *p, const char *rundir, mer_metrics *out);
+
+
 /* ---- synthetic data with a known Bayes rule (src/train/synth.c) ------------------------- */
 /* Class-conditional isotropic Gaussians per modality (model and parameters in docs/agt.md,
  * "Synthetic data"), seeded: the same params give the same files. Arrays are borrowed. */
@@ -2204,6 +2228,53 @@ MER_API mer_status mer_media_dataset(const mer_run *run, const char *const *inpu
 /* mer_media_dataset, then mer_run_predict: probs (n, mer_run_n_classes) in input order. */
 MER_API mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n,
                                      float *probs);
+
+/* `mer predict`: a run's predictions for the clips of feature directories or for media files,
+ * optionally adapted per group (speaker) and prior-corrected, written as a CSV. */
+typedef enum {
+    MER_PREDICT_ADAPT_NONE = 0,   /* the run's training statistics */
+    MER_PREDICT_ADAPT_ALL = 1,    /* all clips given are one group (speaker) */
+    MER_PREDICT_ADAPT_GROUP = 2   /* groups from group_regex or groups_csv */
+} mer_predict_adapt;
+typedef struct {
+    const char *run;                    /* run directory */
+    const mer_modality_spec *features;  /* feature directories by modality name, or ... */
+    int32_t n_features;
+    const char *list;                   /* ... with clip names (mer_read_name_list); NULL: every
+                                           .npy of features[0].dir */
+    const char *const *media;           /* ... media files, through the run's recipe
+                                           (mer_media_dataset); exactly one of the two */
+    int32_t n_media;
+    mer_predict_adapt adapt;            /* mer_dataset_adapt of each group's clips (NONE) */
+    const char *group_regex;            /* GROUP: a clip's group is the first parenthesised part
+                                           (else the whole match) of this POSIX extended regex
+                                           on its name; or ... */
+    const char *groups_csv;             /* ... column group_col ("speaker") of this CSV (name,...) */
+    const char *group_col;
+    int32_t adapt_min;                  /* groups of fewer clips stay unadapted (5) */
+    mer_prior_mode prior;               /* mer_prior_apply_run (MER_PRIOR_NONE) */
+    const char *prior_csv;              /* the priors file of MER_PRIOR_CSV */
+    const char *out;                    /* the predictions CSV, written atomically
+                                           (mer_write_predictions); refused before any work when it
+                                           would replace an input, the list, the run's config or
+                                           recipe, or the labels it was trained on */
+    int32_t mer2024;                    /* out in the MER2024 submission layout */
+    int32_t n_threads;                  /* 0: mer_get_threads() */
+} mer_predict_params;
+MER_API mer_predict_params mer_predict_default_params(void);
+typedef struct {
+    int64_t n;                          /* clips predicted */
+    int32_t n_classes;
+    char classes[MER_MAX_CLASSES][MER_NAME_MAX];  /* the run's class order */
+    int64_t n_unadapted;                /* clips in groups smaller than adapt_min */
+    int32_t trained_on_groups;          /* ADAPT_NONE on a run trained on per-group standardised
+                                           features (its recipe's "adapt": "group") */
+    mer_prior_info prior;               /* the correction applied */
+} mer_predict_result;
+/* Predict and write p->out. *out filled on success (it owns no memory), zeroed on failure; errors
+ * name the run, file or clip. Reentrant. */
+MER_API mer_status mer_predict(const mer_predict_params *p, mer_predict_result *out);
+
 
 /* ---- the demo: leave-one-speaker-out from media (src/pipeline/demo.c, docs/demo.md) ------ */
 /* `mer demo`: weight-free acoustic features of every clip of a labeled data set (and its

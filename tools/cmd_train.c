@@ -1,8 +1,8 @@
 /*
  * cmd_train.c -- `mer train`: load labels + per-modality feature directories, run K-fold
  * cross-validation (or a hyper-parameter search) of a fusion model, write the run directory.
- * All the work is in the library (mer_dataset_load, mer_train_run); this file parses flags and
- * draws the progress line.
+ * All the work is one library call (mer_train_files: data sets, recipe, mer_train_run or
+ * mer_train_pseudo); this file parses flags and draws the progress line.
  */
 #include "cli.h"
 
@@ -102,6 +102,27 @@ static void on_progress(const mer_train_progress *p, void *user) {
         else
             fprintf(stderr, "mer train: %sfinal model done: loss %.4f\n", trial, p->train_loss);
     }
+}
+
+/* The data sets are loaded: what will be trained, before the progress line starts. */
+typedef struct {
+    int64_t n_train;
+    int32_t folds, epochs;
+} loaded_info;
+
+static void on_loaded(const mer_dataset *train, const mer_dataset *test, const mer_dataset *unl, void *user) {
+    (void)test;
+    (void)unl;
+    loaded_info *li = user;
+    li->n_train = mer_dataset_count(train);
+    fprintf(stderr, "mer train: %lld clips, %d classes, %d modalit%s", (long long)mer_dataset_count(train),
+            mer_dataset_n_classes(train), mer_dataset_n_modalities(train),
+            mer_dataset_n_modalities(train) == 1 ? "y" : "ies");
+    for (int32_t m = 0; m < mer_dataset_n_modalities(train); m++)
+        fprintf(stderr, "%s %s (%lld%s)", m ? "," : ":", mer_dataset_modality(train, m),
+                (long long)mer_dataset_dim(train, m), mer_dataset_is_sequence(train, m) ? ", sequences" : "");
+    fprintf(stderr, "; %d folds x %d epochs, %d thread%s\n", li->folds, li->epochs, mer_get_threads(),
+            mer_get_threads() == 1 ? "" : "s");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -271,113 +292,30 @@ int cmd_train(int argc, char **argv) {
     dp.modalities = feats.spec;
     dp.n_modalities = feats.n;
 
-    char *recipe = NULL;
-    mer_dataset *train = NULL, *test = NULL, *unl = NULL;
-    char **test_names = NULL, **unl_names = NULL;
-    mer_status s = MER_OK;
-    if (recipe_path) {
-        mer_json *j = NULL;
-        s = mer_json_load(&j, recipe_path); /* validates it is JSON */
-        mer_json_free(j);
-        if (s == MER_OK) {
-            FILE *f = fopen(recipe_path, "rb");
-            if (!f) {
-                rc = cli_fail(CMD, "%s: cannot open", recipe_path);
-                goto cleanup;
-            }
-            fseek(f, 0, SEEK_END);
-            long sz = ftell(f);
-            fseek(f, 0, SEEK_SET);
-            recipe = malloc((size_t)sz + 1);
-            if (!recipe || fread(recipe, 1, (size_t)sz, f) != (size_t)sz) {
-                fclose(f);
-                rc = cli_fail(CMD, "%s: cannot read", recipe_path);
-                goto cleanup;
-            }
-            fclose(f);
-            recipe[sz] = '\0';
-            /* one line, so config.json stays readable */
-            for (char *c = recipe; *c; c++)
-                if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
-            tp.recipe_json = recipe;
-        } else {
-            rc = cli_fail_status(CMD, s, NULL);
-            goto cleanup;
-        }
-    } else if ((s = mer_recipe_from_features(feats.spec, feats.n, &recipe)) != MER_OK) {
-        rc = cli_fail_status(CMD, s, NULL); /* the feature directories' recipe.json files */
-        goto cleanup;
-    } else {
-        tp.recipe_json = recipe;
-    }
-    s = mer_dataset_load(&train, &dp);
-    if (s != MER_OK) {
-        rc = cli_fail_status(CMD, s, NULL);
-        goto cleanup;
-    }
-    if (test_list) {
-        int64_t nt = 0;
-        s = mer_read_name_list(test_list, &test_names, &nt);
-        mer_dataset_params tpar = dp;
-        tpar.labels_csv = NULL;
-        tpar.group_col = NULL;
-        const char *tcls[MER_MAX_CLASSES];
-        for (int32_t k = 0; k < mer_dataset_n_classes(train); k++) tcls[k] = mer_dataset_class(train, k);
-        tpar.classes = tcls;
-        tpar.n_classes = mer_dataset_n_classes(train);
-        tpar.names = (const char *const *)test_names;
-        tpar.n_names = nt;
-        if (s == MER_OK) s = mer_dataset_load(&test, &tpar);
-        if (s != MER_OK) {
-            rc = cli_fail_status(CMD, s, NULL);
-            goto cleanup;
-        }
-    }
-    mer_pseudo_params pp = mer_pseudo_default_params();
-    if (unl_list) {
-        int64_t nu = 0;
-        s = mer_read_name_list(unl_list, &unl_names, &nu);
-        mer_dataset_params upar = dp;
-        upar.labels_csv = NULL;
-        upar.group_col = NULL;
-        const char *ucls[MER_MAX_CLASSES];
-        int32_t ncl = mer_dataset_n_classes(train);
-        for (int32_t k = 0; k < ncl; k++) ucls[k] = mer_dataset_class(train, k);
-        upar.classes = ucls;
-        upar.n_classes = ncl;
-        upar.names = (const char *const *)unl_names;
-        upar.n_names = nu;
-        if (s == MER_OK) s = mer_dataset_load(&unl, &upar);
-        if (s == MER_OK) s = mer_pseudo_default_thresholds(ucls, ncl, pp.threshold);
-        if (s == MER_OK && pseudo_thr) s = mer_pseudo_parse_thresholds(pseudo_thr, ucls, ncl, pp.threshold);
-        if (s != MER_OK) {
-            rc = cli_fail_status(CMD, s, unl_list);
-            goto cleanup;
-        }
-        pp.rounds = pseudo_rounds;
-        pp.max_add = pseudo_max;
-        pp.balance = pseudo_balance;
-        pp.source = pseudo_source;
-    }
-    fprintf(stderr, "mer train: %lld clips, %d classes, %d modalit%s",
-            (long long)mer_dataset_count(train), mer_dataset_n_classes(train),
-            mer_dataset_n_modalities(train), mer_dataset_n_modalities(train) == 1 ? "y" : "ies");
-    for (int32_t m = 0; m < mer_dataset_n_modalities(train); m++)
-        fprintf(stderr, "%s %s (%lld%s)", m ? "," : ":", mer_dataset_modality(train, m),
-                (long long)mer_dataset_dim(train, m), mer_dataset_is_sequence(train, m) ? ", sequences" : "");
-    fprintf(stderr, "; %d folds x %d epochs, %d thread%s\n", tp.folds, tp.epochs, mer_get_threads(),
-            mer_get_threads() == 1 ? "" : "s");
-
+    mer_train_files_params fp = mer_train_files_default_params();
+    fp.data = dp;
+    fp.recipe_file = recipe_path;
+    fp.test_list = test_list;
+    fp.unlabeled_list = unl_list;
+    fp.pseudo_thresholds = pseudo_thr;
+    fp.pseudo.rounds = pseudo_rounds;
+    fp.pseudo.max_add = pseudo_max;
+    fp.pseudo.balance = pseudo_balance;
+    fp.pseudo.source = pseudo_source;
+    loaded_info li = {0, tp.folds, tp.epochs};
+    fp.loaded = on_loaded;
+    fp.loaded_user_data = &li;
+    mer_status s;
     progress_state ps;
     memset(&ps, 0, sizeof ps);
     tp.progress = on_progress;
     tp.progress_user_data = &ps;
     tp.abort = cli_interrupted;
     cli_catch_sigint(1);
+    fp.train = tp;
     mer_metrics m;
     double t0 = cli_now();
-    s = unl ? mer_train_pseudo(train, unl, test, &tp, &pp, out, &m)
-            : mer_train_run(train, test, &tp, out, &m);
+    s = mer_train_files(&fp, out, &m);
     if (ps.started) cli_progress_end(&ps.bar);
     cli_catch_sigint(0);
     if (s == MER_ERR_ABORTED) {
@@ -392,17 +330,10 @@ int cmd_train(int argc, char **argv) {
         printf("%s: mean over %d folds: WAF %.4f  accuracy %.4f  macro F1 %.4f  UAR %.4f  (%.1f s)\n",
                out, tp.folds, m.waf, m.accuracy, m.macro_f1, m.uar, cli_now() - t0);
     else
-        printf("%s: final model trained on %lld clips (%.1f s)\n", out,
-               (long long)mer_dataset_count(train), cli_now() - t0);
+        printf("%s: final model trained on %lld clips (%.1f s)\n", out, (long long)li.n_train, cli_now() - t0);
     rc = 0;
 cleanup:
     free(cls_buf);
-    free(recipe);
-    free(test_names);
-    free(unl_names);
-    mer_dataset_free(train);
-    mer_dataset_free(test);
-    mer_dataset_free(unl);
 done:
     return rc;
 }

@@ -5,9 +5,10 @@
  * so the product streams each panel once per block of rows and never repacks weights per call.
  *
  * Kernels (AVX2 + FMA, chosen at run time through mer_cpu_features(); a plain C loop otherwise):
- *  - fp32: a 6 x 16 register tile (12 ymm accumulators), BLIS-style blocking: k in blocks of 256
- *    (a 16 KB weight micro-panel stays in L1), rows in blocks of 192 (the packed activations of a
- *    block stay in L2), columns in blocks of 8 panels; work items are (row block, column block).
+ *  - fp32: a 6 x 16 register tile (12 ymm accumulators), BLIS-style blocking: k in blocks of 512
+ *    (a 32 KB weight micro-panel, from L1/L2: half as many passes over the output tile as 256,
+ *    docs/gemm.md), rows in blocks of 192 (the packed activations of a block, 384 KB, stay in
+ *    L2), columns in blocks of 8 panels; work items are (row block, column block).
  *  - bf16: the weights are held in bfloat16 (half the memory) and widened to float32 one
  *    256 x 16 micro-panel at a time, activations rounded to bfloat16: the same products as a
  *    bf16 GEMM with float32 accumulation, at the fp32 rate (no vdpbf16ps on AVX2 machines).
@@ -36,7 +37,7 @@
 #define NR 16   /* output columns per panel */
 #define MR 6    /* rows per fp32 register tile */
 #define MR8 4   /* rows per int8 register tile */
-#define KC 256  /* k block of the fp32 kernels */
+#define KC 512  /* k block of the fp32 kernels */
 #define MC 192  /* rows per work item (multiple of MR and MR8) */
 #define NCP 8   /* panels per work item */
 
@@ -234,11 +235,12 @@ mer_pack_type mer_packed_type(const mer_packed *p) { return p ? p->type : MER_PA
 
 /* ---- fp32 / bf16 kernels ----------------------------------------------------------------- */
 
-/* c (6, 16) [ldc] (+)= A (6, kc) @ b (kc, 16), b packed k-major; element (i, p) of A at
- * a + i * si + p * sp: packed activations (si 1, sp 6) or rows read in place (si lda, sp 1). */
+/* c (6, 16) [ldc] (+)= A (6, kc) @ b (kc, 16) (+ bias (16) when not NULL: the bits of adding it
+ * to the stored sum afterwards), b packed k-major; element (i, p) of A at a + i * si + p * sp:
+ * packed activations (si 1, sp 6) or rows read in place (si lda, sp 1). pf: see kern_f32pf_avx2. */
 static inline __attribute__((always_inline, target("avx2,fma"))) void
 kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b, float *c,
-              int64_t ldc, int load) {
+              int64_t ldc, int load, const float *pf, const float *bias) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
@@ -249,6 +251,7 @@ kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b
 #pragma GCC unroll 8
     for (int64_t p = 0; p < kc; p++) {
         __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        if (pf) _mm_prefetch((const char *)(pf + p * MR), _MM_HINT_T0);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i * si);
@@ -257,6 +260,14 @@ kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b
         }
         a += sp;
         b += NR;
+    }
+    if (bias) {
+        const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = _mm256_add_ps(acc[i][0], b0);
+            acc[i][1] = _mm256_add_ps(acc[i][1], b1);
+        }
     }
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
@@ -267,8 +278,16 @@ kern_f32_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b
 
 __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const float *a,
                                                              const float *b, float *c,
-                                                             int64_t ldc, int load) {
-    kern_f32_body(kc, a, 1, MR, b, c, ldc, load);
+                                                             int64_t ldc, int load, const float *bias) {
+    kern_f32_body(kc, a, 1, MR, b, c, ldc, load, NULL, bias);
+}
+/* the same, and one line of pf (the next row tile's activations) touched per k step, so the
+ * first column panel of an item brings the next tile into cache while this one computes */
+__attribute__((target("avx2,fma"))) static void kern_f32pf_avx2(int64_t kc, const float *a,
+                                                             const float *b, float *c,
+                                                             int64_t ldc, int load, const float *pf,
+                                                             const float *bias) {
+    kern_f32_body(kc, a, 1, MR, b, c, ldc, load, pf, bias);
 }
 
 /* A's 6 rows in place, lda apart (the rows may overlap: a strided convolution's input; or the
@@ -276,7 +295,7 @@ __attribute__((target("avx2,fma"))) static void kern_f32_avx2(int64_t kc, const 
 __attribute__((target("avx2,fma"))) void mer__tile6x16_avx2(int64_t kc, const float *a, int64_t lda,
                                                            const float *b, float *c, int64_t ldc,
                                                            int load) {
-    kern_f32_body(kc, a, lda, 1, b, c, ldc, load);
+    kern_f32_body(kc, a, lda, 1, b, c, ldc, load, NULL, NULL);
 }
 
 static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
@@ -327,24 +346,35 @@ __attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ld
     }
 }
 
-/* bias, then GELU, on the finished panel rows [r0, r1) x columns [c0, c1) */
-static void epilogue_rows(const mer_packed *w, float *y, int64_t ldy, int64_t r0, int64_t r1,
-                          int64_t c0, int64_t c1, mer_epilogue epi, int avx2) {
-    if (w->bias) {
-        if (avx2 && c1 - c0 == NR)
-            add_bias16_avx2(y + r0 * ldy + c0, ldy, r1 - r0, w->bias + c0);
+/* The epilogue of one finished tile y (rows, cols) [ldy] while it is in L1: bias (b: its 16
+ * values, or NULL when the kernel added them or there are none), then GELU. Once per panel over
+ * the 192 rows of an item (until session 7), the rows (4 KB apart when n = 1024) came back from
+ * L2: the bias pass alone was ~1.2% of a HuBERT-large fp32 forward (perf). */
+static void epilogue_tile(float *y, int64_t ldy, int64_t rows, int64_t cols, const float *b,
+                          mer_epilogue epi, int avx2) {
+    if (b) {
+        if (avx2 && cols == NR)
+            add_bias16_avx2(y, ldy, rows, b);
         else
-            for (int64_t r = r0; r < r1; r++)
-                for (int64_t c = c0; c < c1; c++) y[r * ldy + c] += w->bias[c];
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < cols; c++) y[r * ldy + c] += b[c];
     }
-    if (epi == MER_EPI_GELU) mer__gelu_block(y + r0 * ldy + c0, ldy, r1 - r0, c1 - c0);
+    if (epi == MER_EPI_GELU) mer__gelu_block(y, ldy, rows, cols);
+}
+
+/* Packed activations: (k blocks, row tiles, kc, 6), so one k block of a row block (the rows an
+ * item multiplies by each column panel) is one contiguous run of memory, which the hardware
+ * prefetchers follow from tile to tile. Offset of row tile t's block from k0 (mpt row tiles): */
+static inline int64_t a_off(int64_t mpt, int64_t k, int64_t t, int64_t k0) {
+    int64_t kc = k - k0 < KC ? k - k0 : KC;
+    return k0 * mpt * MR + t * kc * MR;
 }
 
 static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     (void)t;
     const f32_job *j = u;
     const mer_packed *w = j->w;
-    const int64_t K = w->k;
+    const int64_t K = w->k, mpt = (j->m + MR - 1) / MR;
     float bbuf[KC * NR] __attribute__((aligned(64)));
     float tile[MR * NR] __attribute__((aligned(64)));
     float atile[KC * MR] __attribute__((aligned(64)));
@@ -375,31 +405,38 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     b = (const float *)w->w + (p * K + k0) * NR;
                 }
                 int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
+                const int last = k0 + kc == K;
+                /* the packed AVX2 kernels add the bias of the last k block before their store
+                 * (the bias is zero-padded to whole panels); the others leave it to the epilogue */
+                const float *kb = last && w->bias && j->ap && j->avx2 ? w->bias + c0 : NULL;
+                const float *eb = last && w->bias && !kb ? w->bias + c0 : NULL;
                 for (int64_t r = r0; r < r1; r += MR) {
                     int64_t mr = r1 - r < MR ? r1 - r : MR;
-                    const float *a = !j->ap ? atile : j->ap + (r / MR) * K * MR + k0 * MR;
+                    const float *a = !j->ap ? atile : j->ap + a_off(mpt, K, r / MR, k0);
                     float *c = j->y + r * j->ldy + c0;
                     if (mr == MR && nc == NR) {
                         if (!j->ap)
                             mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, c, j->ldy, load);
+                        else if (j->avx2 && p == p0 && r + 2 * MR <= r1)
+                            kern_f32pf_avx2(kc, a, b, c, j->ldy, load, a + kc * MR, kb);
                         else if (j->avx2)
-                            kern_f32_avx2(kc, a, b, c, j->ldy, load);
+                            kern_f32_avx2(kc, a, b, c, j->ldy, load, kb);
                         else
                             kern_f32_c(kc, a, b, c, j->ldy, load);
-                        continue;
+                    } else {
+                        memset(tile, 0, sizeof tile);
+                        if (load)
+                            for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
+                        if (!j->ap && mr == MR)
+                            mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
+                        else if (j->avx2)
+                            kern_f32_avx2(kc, a, b, tile, NR, load, kb);
+                        else
+                            kern_f32_c(kc, a, b, tile, NR, load);
+                        for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
                     }
-                    memset(tile, 0, sizeof tile);
-                    if (load)
-                        for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
-                    if (!j->ap && mr == MR)
-                        mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
-                    else if (j->avx2)
-                        kern_f32_avx2(kc, a, b, tile, NR, load);
-                    else
-                        kern_f32_c(kc, a, b, tile, NR, load);
-                    for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
+                    if (last) epilogue_tile(c, j->ldy, mr, nc, eb, j->epi, j->avx2);
                 }
-                if (k0 + kc == K) epilogue_rows(w, j->y, j->ldy, r0, r1, c0, c0 + nc, j->epi, j->avx2);
             }
         }
     }
@@ -459,27 +496,31 @@ static void pack6_avx2(float *d, const float *const *s, int64_t k) {
 static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const pack_a_job *j = u;
-    for (int64_t mp = b; mp < e; mp++) {
-        float *d = j->ap + mp * j->k * MR;
-        if (!j->round_bf16 && (mp + 1) * MR <= j->m && use_avx2()) {
-            const float *s[MR];
-            for (int i = 0; i < MR; i++) s[i] = j->x + (mp * MR + i) * j->ldx;
-            pack6_avx2(d, s, j->k);
-            continue;
-        }
-        for (int i = 0; i < MR; i++) {
-            int64_t r = mp * MR + i;
-            if (r >= j->m) {
-                for (int64_t q = 0; q < j->k; q++) d[q * MR + i] = 0.0f;
+    const int64_t mpt = (j->m + MR - 1) / MR;
+    const int avx2 = !j->round_bf16 && use_avx2();
+    for (int64_t mp = b; mp < e; mp++)
+        for (int64_t k0 = 0; k0 < j->k; k0 += KC) {
+            int64_t kc = j->k - k0 < KC ? j->k - k0 : KC;
+            float *d = j->ap + a_off(mpt, j->k, mp, k0);
+            if (avx2 && (mp + 1) * MR <= j->m) {
+                const float *s[MR];
+                for (int i = 0; i < MR; i++) s[i] = j->x + (mp * MR + i) * j->ldx + k0;
+                pack6_avx2(d, s, kc);
                 continue;
             }
-            const float *s = j->x + r * j->ldx;
-            if (j->round_bf16)
-                for (int64_t q = 0; q < j->k; q++) d[q * MR + i] = bf16_round(s[q]);
-            else
-                for (int64_t q = 0; q < j->k; q++) d[q * MR + i] = s[q];
+            for (int i = 0; i < MR; i++) {
+                int64_t r = mp * MR + i;
+                if (r >= j->m) {
+                    for (int64_t q = 0; q < kc; q++) d[q * MR + i] = 0.0f;
+                    continue;
+                }
+                const float *s = j->x + r * j->ldx + k0;
+                if (j->round_bf16)
+                    for (int64_t q = 0; q < kc; q++) d[q * MR + i] = bf16_round(s[q]);
+                else
+                    for (int64_t q = 0; q < kc; q++) d[q * MR + i] = s[q];
+            }
         }
-    }
 }
 
 /* ---- int8 kernels ------------------------------------------------------------------------ */

@@ -8,6 +8,7 @@
 #include "internal.h"
 
 #include <cjson/cJSON.h>
+#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -155,5 +156,163 @@ mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n,
     mer_status s = mer_media_dataset(run, inputs, n, &ds);
     if (s == MER_OK) s = mer_run_predict(run, ds, probs);
     mer_dataset_free(ds);
+    return s;
+}
+
+/* ---- `mer predict`: a run's predictions for features or media, written as a CSV ------------- */
+
+mer_predict_params mer_predict_default_params(void) {
+    mer_predict_params p;
+    memset(&p, 0, sizeof p);
+    p.group_col = "speaker";
+    p.adapt_min = 5;
+    return p;
+}
+
+/* One group name per clip of ds for MER_PREDICT_ADAPT_GROUP (owned strings in g[0..n)). */
+static mer_status adapt_groups(const mer_dataset *ds, const mer_predict_params *p, char **g) {
+    const int64_t n = mer_dataset_count(ds);
+    if (p->group_regex) {
+        regex_t re;
+        int e = regcomp(&re, p->group_regex, REG_EXTENDED);
+        if (e) {
+            char msg[256];
+            regerror(e, &re, msg, sizeof msg);
+            return mer__err(MER_ERR_INVALID_ARG, "--group-regex '%s': %s", p->group_regex, msg);
+        }
+        mer_status s = MER_OK;
+        for (int64_t i = 0; i < n && !s; i++) {
+            regmatch_t mt[2];
+            const char *name = mer_dataset_name(ds, i);
+            if (regexec(&re, name, 2, mt, 0)) {
+                s = mer__err(MER_ERR_NOT_FOUND, "--group-regex '%s' does not match clip '%s'", p->group_regex, name);
+                break;
+            }
+            const int k = re.re_nsub >= 1 && mt[1].rm_so >= 0 ? 1 : 0;
+            g[i] = strndup(name + mt[k].rm_so, (size_t)(mt[k].rm_eo - mt[k].rm_so));
+            if (!g[i]) s = mer__err(MER_ERR_NOMEM, "out of memory");
+        }
+        regfree(&re);
+        return s;
+    }
+    mer_csv *csv = NULL;
+    int32_t cn = 0, cg = 0;
+    mer_status s = mer_csv_load(&csv, p->groups_csv);
+    if (!s) s = mer_csv_col(csv, "name", &cn);
+    if (!s) s = mer_csv_col(csv, p->group_col, &cg);
+    for (int64_t i = 0; i < n && !s; i++) {
+        const char *name = mer_dataset_name(ds, i);
+        for (int64_t r = 0; r < mer_csv_rows(csv); r++)
+            if (!strcmp(mer_csv_cell(csv, r, cn), name)) {
+                g[i] = strdup(mer_csv_cell(csv, r, cg));
+                if (!g[i]) s = mer__err(MER_ERR_NOMEM, "out of memory");
+                break;
+            }
+        if (!s && !g[i]) s = mer__err(MER_ERR_NOT_FOUND, "%s: no row for clip '%s'", p->groups_csv, name);
+    }
+    mer_csv_free(csv);
+    return s;
+}
+
+/* The run's recipe says it was trained on per-group (speaker) standardised features. */
+static int recipe_adapts_groups(const mer_run *run) {
+    const char *rec = mer_run_recipe(run), *adapt = NULL;
+    mer_json *j = NULL;
+    int yes = rec && mer_json_parse(&j, rec, strlen(rec), "recipe") == MER_OK &&
+              mer_json_string_or(j, "adapt", "", &adapt) == MER_OK && !strcmp(adapt, "group");
+    mer_json_free(j);
+    mer_clear_error();
+    return yes;
+}
+
+/* --out may not replace anything predict reads, nor the labels the run was trained on. */
+static mer_status predict_output_check(const mer_predict_params *p, const mer_run *run) {
+    char cfg[MER_PATH_CAP], rec[MER_PATH_CAP];
+    snprintf(cfg, sizeof cfg, "%s/config.json", p->run);
+    snprintf(rec, sizeof rec, "%s/recipe.json", p->run);
+    const char *extra[] = {p->list, cfg, rec, mer_run_labels(run)};
+    mer_status s = mer_output_check(p->out, extra, 4);
+    if (s == MER_OK && p->n_media) s = mer_output_check(p->out, p->media, p->n_media);
+    return s;
+}
+
+mer_status mer_predict(const mer_predict_params *p, mer_predict_result *res) {
+    if (res) memset(res, 0, sizeof *res);
+    if (!p || !res || !p->run || !p->out || (!p->n_features == !p->n_media) || (p->n_media && !p->media) ||
+        (p->n_features && !p->features) || p->adapt < MER_PREDICT_ADAPT_NONE || p->adapt > MER_PREDICT_ADAPT_GROUP ||
+        (p->adapt == MER_PREDICT_ADAPT_GROUP && !p->group_regex == !p->groups_csv))
+        return mer__err(MER_ERR_INVALID_ARG, "mer_predict: bad params (a run, an output, features or media, "
+                        "and for group adaptation a regex or a groups CSV)");
+    mer_run *run = NULL;
+    mer_dataset *ds = NULL;
+    char **names = NULL, **groups = NULL;
+    float *probs = NULL;
+    int64_t n = 0;
+    const int old = mer__threads_use(p->n_threads);
+    mer_status s = mer_run_open(&run, p->run);
+    if (s || (s = predict_output_check(p, run))) goto done;
+    const char *cls[MER_MAX_CLASSES];
+    const int32_t C = mer_run_n_classes(run);
+    for (int32_t k = 0; k < C; k++) cls[k] = mer_run_class(run, k);
+    if (p->n_media) {
+        if ((s = mer_media_dataset(run, p->media, p->n_media, &ds))) goto done;
+    } else {
+        int64_t n_names = 0;
+        s = p->list ? mer_read_name_list(p->list, &names, &n_names)
+                    : mer_list_feature_names(p->features[0].dir, &names, &n_names);
+        if (s) goto done;
+        mer_dataset_params dp = mer_dataset_default_params();
+        dp.classes = cls;
+        dp.n_classes = C;
+        dp.names = (const char *const *)names;
+        dp.n_names = n_names;
+        dp.modalities = p->features;
+        dp.n_modalities = p->n_features;
+        if ((s = mer_dataset_load(&ds, &dp))) goto done;
+    }
+    n = mer_dataset_count(ds);
+    /* nor any feature file read (checked by name) */
+    for (int64_t i = 0; !p->n_media && i < n; i++)
+        for (int32_t m = 0; m < p->n_features; m++) {
+            char fp[MER_PATH_CAP];
+            const char *one[1] = {fp};
+            if (mer_name_path(fp, sizeof fp, p->features[m].dir, mer_dataset_name(ds, i), ".npy", NULL, 0) == MER_OK &&
+                (s = mer_output_check(p->out, one, 1)))
+                goto done;
+        }
+    mer_clear_error();
+    if (p->adapt != MER_PREDICT_ADAPT_NONE) {
+        if (!(groups = calloc((size_t)(n > 0 ? n : 1), sizeof *groups))) {
+            s = mer__err(MER_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        for (int64_t i = 0; p->adapt == MER_PREDICT_ADAPT_ALL && i < n && !s; i++)
+            if (!(groups[i] = strdup("all"))) s = mer__err(MER_ERR_NOMEM, "out of memory");
+        if (!s && p->adapt == MER_PREDICT_ADAPT_GROUP) s = adapt_groups(ds, p, groups);
+        if (!s) s = mer_dataset_adapt(ds, (const char *const *)groups, p->adapt_min, &res->n_unadapted);
+        if (s) goto done;
+    } else {
+        res->trained_on_groups = recipe_adapts_groups(run);
+    }
+    if (!(probs = malloc((size_t)(n ? n * C : 1) * sizeof *probs))) {
+        s = mer__err(MER_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((s = mer_run_predict(run, ds, probs)) ||
+        (s = mer_prior_apply_run(probs, p->run, cls, C, n, p->prior, p->prior_csv, &res->prior)) ||
+        (s = mer_write_predictions(p->out, ds, probs, cls, C, p->mer2024)))
+        goto done;
+    res->n = n;
+    res->n_classes = C;
+    for (int32_t k = 0; k < C; k++) snprintf(res->classes[k], sizeof res->classes[k], "%s", cls[k]);
+done:
+    mer__threads_use(old);
+    for (int64_t k = 0; groups && k < n; k++) free(groups[k]);
+    free(groups);
+    free(names);
+    free(probs);
+    mer_dataset_free(ds);
+    mer_run_free(run);
+    if (s) memset(res, 0, sizeof *res);
     return s;
 }
