@@ -2260,6 +2260,11 @@ typedef struct {
                                            recipe, or the labels it was trained on */
     int32_t mer2024;                    /* out in the MER2024 submission layout */
     int32_t n_threads;                  /* 0: mer_get_threads() */
+    mer_progress_fn progress;           /* media: after each file's features (files done, files) */
+    void *progress_user_data;
+    mer_abort_fn abort;                 /* polled before each media file and before predicting:
+                                           true stops with MER_ERR_ABORTED, nothing written */
+    void *abort_user_data;
 } mer_predict_params;
 MER_API mer_predict_params mer_predict_default_params(void);
 typedef struct {

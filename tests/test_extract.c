@@ -187,3 +187,113 @@ MER_TEST(extract_files_abort_layout_errors) {
     CHECK_ERR(mer_extract_acoustic_files(NULL, in, 1, out, NULL, &res), MER_ERR_INVALID_ARG, NULL);
     mer_extract_result_free(NULL);
 }
+
+/* mer_eval_csv by value: 5 labels, 4 predictions (one clip unlabelled), classes the sorted union
+ * (a predicted class without support included); a repeated clip is refused naming both rows. */
+MER_TEST(eval_csv_by_value) {
+    const char *dir = mer_test_tmpdir("eval_csv");
+    char lab[600], pred[600], dup[600];
+    snprintf(lab, sizeof lab, "%s/labels.csv", dir);
+    snprintf(pred, sizeof pred, "%s/pred.csv", dir);
+    snprintf(dup, sizeof dup, "%s/dup.csv", dir);
+    const char *l = "name,emotion\na,happy\nb,sad\nc,happy\nd,sad\ne,happy\n";
+    const char *p = "name,discrete\na,happy\nb,happy\nc,happy\nx,sad\nd,angry\n";
+    REQUIRE(mer_test_write(lab, l, strlen(l)) == 0);
+    REQUIRE(mer_test_write(pred, p, strlen(p)) == 0);
+    mer_eval_result r;
+    REQUIRE_OK(mer_eval_csv(lab, pred, NULL, &r));
+    CHECK(r.n == 4 && r.unlabeled == 1 && r.labels == 5 && r.n_classes == 3);
+    CHECK(!strcmp(r.classes[0], "angry") && !strcmp(r.classes[1], "happy") && !strcmp(r.classes[2], "sad"));
+    /* truth happy,sad,happy,sad; predicted happy,happy,happy,angry: accuracy 2/4 */
+    CHECK_NEAR(r.metrics.accuracy, 0.5, 1e-12);
+    CHECK(r.metrics.confusion[1 * 3 + 1] == 2 && r.metrics.confusion[2 * 3 + 1] == 1 && r.metrics.confusion[2 * 3 + 0] == 1);
+    /* happy: precision 2/3, recall 1 -> f1 0.8 (support 2); sad f1 0; WAF = 0.8 * 2/4 */
+    CHECK_NEAR(r.metrics.waf, 0.4, 1e-12);
+    mer_eval_result_free(&r);
+    const char *d2 = "name,pred\na,happy\nb,sad\na,sad\n";
+    REQUIRE(mer_test_write(dup, d2, strlen(d2)) == 0);
+    CHECK_ERR(mer_eval_csv(lab, dup, NULL, &r), MER_ERR_FORMAT, "rows 2 and 4");
+    CHECK(r.n_classes == 0 && r.classes[0] == NULL);
+    mer_eval_params ep = mer_eval_default_params();
+    ep.pred_col = "nope";
+    CHECK_ERR(mer_eval_csv(lab, pred, &ep, &r), MER_ERR_NOT_FOUND, "nope");
+}
+
+static bool stop_now(void *u) {
+    (void)u;
+    return true;
+}
+
+/* mer_faces_detect_file on an image: one frame, its faces, the summary, a crop per face; abort
+ * before the first frame stops with MER_ERR_ABORTED and an empty result. */
+MER_TEST(faces_detect_file_image) {
+    mer_faces *m = NULL;
+    REQUIRE_OK(mer_faces_load(&m, "models/face-api", NULL));
+    const char *dir = mer_test_tmpdir("faces_detect_file");
+    char crops[600], crop[800];
+    snprintf(crops, sizeof crops, "%s/crops", dir);
+    mer_faces_file_params p = mer_faces_file_default_params();
+    p.crops = crops;
+    mer_faces_file_result r;
+    CHECK_OK(mer_faces_detect_file(m, NULL, "tests/fixtures/image/astronaut.png", &p, &r));
+    CHECK(r.video == 0 && r.n_frames == 1 && r.summary.frames == 1 && r.summary.frames_with_face == 1);
+    CHECK(r.n_frames == 1 && r.frames[0].n_faces >= 1 && r.frames[0].faces[0].score > 0.5f);
+    CHECK(mer_faces_summary_top(&r.summary) >= 0);
+    snprintf(crop, sizeof crop, "%s/astronaut_f0_0.png", crops);
+    struct stat st;
+    CHECK(stat(crop, &st) == 0 && st.st_size > 1000);
+    mer_faces_file_result_free(&r);
+    p.crops = NULL;
+    p.abort = stop_now;
+    CHECK_ERR(mer_faces_detect_file(m, NULL, "tests/fixtures/image/astronaut.png", &p, &r), MER_ERR_ABORTED,
+              "stopped by the caller");
+    CHECK(r.n_frames == 0 && r.frames == NULL);
+    mer_faces_free(m);
+}
+
+typedef struct {
+    int progress, polls, stop_at;
+} predict_watch;
+
+static void predict_progress(int64_t done, int64_t total, void *u) {
+    predict_watch *w = u;
+    if (done == w->progress + 1 && total == 2) w->progress++;
+}
+
+static bool predict_abort(void *u) {
+    predict_watch *w = u;
+    return ++w->polls == w->stop_at;
+}
+
+/* mer_predict on media through the bundled acoustic run: the CSV written, one progress call per
+ * file; abort before the second file: MER_ERR_ABORTED and no CSV. */
+MER_TEST(predict_media_progress_abort) {
+    char *run = NULL;
+    REQUIRE_OK(mer_data_path("models/emodb-acoustic", &run));
+    const char *dir = mer_test_tmpdir("predict_media_lib");
+    char out[600];
+    snprintf(out, sizeof out, "%s/p.csv", dir);
+    const char *clips[2] = {"data/emodb/flac/03a01Fa.flac", "data/emodb/flac/03a01Nc.flac"};
+    predict_watch w = {0, 0, 0};
+    mer_predict_params p = mer_predict_default_params();
+    p.run = run;
+    p.media = clips;
+    p.n_media = 2;
+    p.out = out;
+    p.progress = predict_progress;
+    p.progress_user_data = &w;
+    p.abort = predict_abort;
+    p.abort_user_data = &w;
+    mer_predict_result r;
+    CHECK_OK(mer_predict(&p, &r));
+    CHECK(r.n == 2 && r.n_classes >= 2 && w.progress == 2 && w.polls == 3);
+    struct stat st;
+    CHECK(stat(out, &st) == 0 && st.st_size > 20);
+    snprintf(out, sizeof out, "%s/q.csv", dir);
+    w = (predict_watch){0, 0, 2};
+    CHECK_ERR(mer_predict(&p, &r), MER_ERR_ABORTED, "03a01Nc.flac");
+    CHECK(w.progress == 1 && r.n == 0 && stat(out, &st) != 0);
+    p.n_features = 1; /* features and media: one or the other */
+    CHECK_ERR(mer_predict(&p, &r), MER_ERR_INVALID_ARG, NULL);
+    free(run);
+}

@@ -134,8 +134,11 @@ int cmd_predict(int argc, char **argv) {
     prior_cli_parse(prior, &pp.prior, &pp.prior_csv);
     pp.out = out;
     pp.mer2024 = !strcmp(format, "mer2024");
+    pp.abort = cli_interrupted; /* Ctrl-C stops between media files */
     mer_predict_result r;
+    cli_catch_sigint(1);
     mer_status s = mer_predict(&pp, &r);
+    cli_catch_sigint(0);
     if (s != MER_OK) {
         rc = cli_fail_status(CMD, s, NULL);
         goto done;

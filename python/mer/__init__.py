@@ -124,6 +124,32 @@ class _StateParams(C.Structure):  # mer_speech_state_params, mer_clip_state_para
                 ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
 
 
+class _ExtractParams(C.Structure):  # mer_extract_params
+    _fields_ = [("list", C.c_char_p), ("overwrite", C.c_int32), ("batch", C.c_int32), ("recipe", C.c_char_p),
+                ("n_threads", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p),
+                ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
+
+
+class _ExtractItem(C.Structure):  # mer_extract_item
+    _fields_ = [("input", C.c_char_p), ("name", C.c_char_p), ("outcome", C.c_int), ("status", C.c_int),
+                ("error", C.c_char_p), ("frames", C.c_int32), ("frames_no_face", C.c_int32)]
+
+
+class _ExtractResult(C.Structure):  # mer_extract_result
+    _fields_ = [("items", C.POINTER(_ExtractItem)), ("n", C.c_int64), ("written", C.c_int64),
+                ("skipped", C.c_int64), ("failed", C.c_int64), ("frames", C.c_int64),
+                ("frames_no_face", C.c_int64), ("inputs_with_faceless_frames", C.c_int64), ("priv", C.c_void_p)]
+
+
+class _EvalParams(C.Structure):  # mer_eval_params
+    _fields_ = [("name_col", C.c_char_p), ("label_col", C.c_char_p), ("pred_col", C.c_char_p)]
+
+
+class _EvalResult(C.Structure):  # mer_eval_result (MER_MAX_CLASSES 32)
+    _fields_ = [("n", C.c_int64), ("unlabeled", C.c_int64), ("labels", C.c_int64), ("n_classes", C.c_int32),
+                ("classes", C.c_char_p * 32), ("metrics", _Metrics)]
+
+
 class _TextInfo(C.Structure):  # mer_text_info
     _fields_ = [("arch", C.c_int), ("model_type", C.c_char * 32), ("n_layers", C.c_int32),
                 ("hidden_size", C.c_int32), ("n_heads", C.c_int32), ("n_kv_heads", C.c_int32),
@@ -220,6 +246,13 @@ _sig("mer_tokenizer_free", None, _VP)
 _sig("mer_tokenizer_encode", C.c_int, _VP, _CP, C.c_size_t, C.c_int, C.POINTER(C.POINTER(C.c_int32)),
      C.POINTER(_I64))
 
+_sig("mer_extract_default_params", _ExtractParams)
+_sig("mer_extract_text_csv", C.c_int, _VP, _VP, _CP, _CP, _CP, _CP, C.POINTER(_TextParams), C.POINTER(_ExtractParams),
+     C.POINTER(_ExtractResult))
+_sig("mer_extract_result_free", None, C.POINTER(_ExtractResult))
+_sig("mer_eval_default_params", _EvalParams)
+_sig("mer_eval_csv", C.c_int, _CP, _CP, C.POINTER(_EvalParams), C.POINTER(_EvalResult))
+_sig("mer_eval_result_free", None, C.POINTER(_EvalResult))
 
 def _layout_check():
     """The structs above mirror mer.h by hand: read the library's defaults through them and
@@ -241,6 +274,10 @@ def _layout_check():
           and (x.layer_first, x.layer_last, x.combine, x.pool_mean, x.skip_lead, x.skip_trail, x.precision)
           == (-4, -1, 1, 1, -1, -1, 0) and x.n_threads == 0 and not x.progress_user_data
           and not x.abort_user_data)
+    e = lib.mer_extract_default_params()
+    v = lib.mer_eval_default_params()
+    ok = ok and (e.list, e.overwrite, e.batch, e.recipe, e.n_threads) == (None, 0, 1, None, 0) and not e.progress \
+        and not e.abort_user_data and (v.name_col, v.label_col, v.pred_col) == (b"name", b"emotion", None)
     if not ok:
         raise ImportError("mer: this binding's mer_train_params / mer_analyze_params / mer_text_params / "
                           "mer_*_state_params do not "
@@ -562,11 +599,7 @@ class TextModel:
         finally:
             _libc.free(ids)
 
-    def extract(self, text, preset=None, layers=None, combine=None, pool=None):
-        """The feature of one transcript, as `mer extract text` writes it: preset="mertools" (sum
-        of the last 4 hidden states, mean over the text's own tokens: (D,)), or layers=(first,
-        last) (default all, 0 = embeddings), combine stack (K, T, D) | sum | mean (T, D), and
-        pool="mean" (drops T). Later arguments override the preset, as on the CLI."""
+    def _params(self, preset, layers, combine, pool):
         p = lib.mer_text_mertools_params() if preset == "mertools" else lib.mer_text_default_params()
         if preset not in (None, "mertools"):
             raise ValueError("preset must be None or 'mertools'")
@@ -578,12 +611,63 @@ class TextModel:
             p.pool_mean = 1 if pool == "mean" else 0
         p.precision = self.PRECISION[self.precision]
         p.n_threads = self.n_threads
-        self._calls.fill(p)
+        return self._calls.fill(p)
+
+    def extract(self, text, preset=None, layers=None, combine=None, pool=None):
+        """The feature of one transcript, as `mer extract text` writes it: preset="mertools" (sum
+        of the last 4 hidden states, mean over the text's own tokens: (D,)), or layers=(first,
+        last) (default all, 0 = embeddings), combine stack (K, T, D) | sum | mean (T, D), and
+        pool="mean" (drops T). Later arguments override the preset, as on the CLI."""
+        p = self._params(preset, layers, combine, pool)
         raw = text.encode("utf-8")
         out, nd, shape = C.POINTER(C.c_float)(), _I32(), (_I64 * 3)()
         self._calls.check(lib.mer_text_extract(self._s, self._t, raw, len(raw), C.byref(p), C.byref(out),
                                                C.byref(nd), shape))
         return _take_floats(out, nd, shape)
+
+    OUTCOME = {0: "pending", 1: "written", 2: "skipped", 3: "failed"}
+
+    def extract_csv(self, csv, out, name_col="name", text_col="chinese", preset=None, layers=None, combine=None,
+                    pool=None, overwrite=False, recipe=None):
+        """Every transcript of a CSV into out/<name>.npy, as `mer extract text` (one library call,
+        mer_extract_text_csv): existing files skipped unless overwrite, a failed row recorded and the
+        others go on, recipe (JSON text) recorded as out/recipe.json. progress(done, rows) per row;
+        abort() polled before each row and layer. Returns {"written", "skipped", "failed", "items":
+        [(name, "written"|"skipped"|"failed"|"pending", error or None), ...]}."""
+        p = self._params(preset, layers, combine, pool)
+        p.progress = None  # progress per row (the extract params'), not per transcript as well
+        ep = self._calls.fill(lib.mer_extract_default_params())
+        ep.overwrite = 1 if overwrite else 0
+        ep.recipe = recipe.encode() if recipe else None
+        ep.n_threads = self.n_threads
+        res = _ExtractResult()
+        try:
+            self._calls.check(lib.mer_extract_text_csv(self._s, self._t, _b(csv), name_col.encode(), text_col.encode(),
+                                                       _b(out), C.byref(p), C.byref(ep), C.byref(res)))
+            items = [(res.items[i].name.decode(), self.OUTCOME[res.items[i].outcome],
+                      res.items[i].error.decode("utf-8", "replace") if res.items[i].error else None)
+                     for i in range(res.n)]
+            return {"written": res.written, "skipped": res.skipped, "failed": res.failed, "items": items}
+        finally:
+            lib.mer_extract_result_free(C.byref(res))
+
+
+def eval_csv(labels, pred, name_col="name", label_col="emotion", pred_col=None):
+    """`mer eval` (mer_eval_csv): pred CSV scored against labels CSV over the clips in both ->
+    {"n", "unlabeled", "classes", "waf", "accuracy", "macro_f1", "uar", "confusion" (list of rows)}."""
+    p = lib.mer_eval_default_params()
+    p.name_col, p.label_col = name_col.encode(), label_col.encode()
+    p.pred_col = pred_col.encode() if pred_col else None
+    r = _EvalResult()
+    _check(lib.mer_eval_csv(_b(labels), _b(pred), C.byref(p), C.byref(r)))
+    try:
+        c = r.n_classes
+        m = r.metrics
+        return {"n": r.n, "unlabeled": r.unlabeled, "classes": [r.classes[k].decode() for k in range(c)],
+                "waf": m.waf, "accuracy": m.accuracy, "macro_f1": m.macro_f1, "uar": m.uar,
+                "confusion": [[m.confusion[t * c + k] for k in range(c)] for t in range(c)]}
+    finally:
+        lib.mer_eval_result_free(C.byref(r))
 
 
 def analyze(path, audio_model=None, faces_models=None, text=None, weights=None, fps=2.0, max_frames=300,

@@ -290,6 +290,42 @@ def predict_media_matches_cli():
     raises("predicted a missing clip", lambda: run.predict_media(["no/such/clip.wav"]), "no/such/clip.wav")
 
 
+@test
+def extract_csv_and_eval_match_cli():
+    # one library call extracts a transcript CSV: the same files as `mer extract text`, the bad row
+    # recorded, a rerun skips; eval_csv gives the numbers of `mer eval --json`
+    model = "tests/fixtures/text/tiny_bert"
+    csv = os.path.join(TMP, "t.csv")
+    with open(csv, "w") as f:
+        f.write("name,chinese\na,今天天气真好\nb,我很难过\na,重复\nc/d,坏名字\n")
+    cli_out, py_out = os.path.join(TMP, "x_cli"), os.path.join(TMP, "x_py")
+    r = subprocess.run([BIN, "extract", "text", "--model", model, "--csv", csv, "--preset", "mertools",
+                        "--out", cli_out], capture_output=True)
+    assert r.returncode == 1, r
+    tm = mer.TextModel(model)
+    seen = []
+    tm2 = mer.TextModel(model, progress=lambda d, t: seen.append((d, t)))
+    got = tm2.extract_csv(csv, py_out, preset="mertools")
+    assert (got["written"], got["skipped"], got["failed"]) == (2, 0, 2), got
+    assert [i[1] for i in got["items"]] == ["written", "written", "failed", "failed"], got
+    assert "appears twice" in got["items"][2][2] and "c/d" in got["items"][3][2], got
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)], seen
+    for n in ("a", "b"):
+        assert np.array_equal(np.load(os.path.join(cli_out, n + ".npy")), np.load(os.path.join(py_out, n + ".npy")))
+    again = tm.extract_csv(csv, py_out, preset="mertools")
+    assert (again["written"], again["skipped"], again["failed"]) == (0, 2, 2), again
+    lab, pred = os.path.join(TMP, "lab.csv"), os.path.join(TMP, "pred.csv")
+    with open(lab, "w") as f:
+        f.write("name,emotion\na,happy\nb,sad\nc,happy\n")
+    with open(pred, "w") as f:
+        f.write("name,pred\na,happy\nb,happy\nc,happy\n")
+    e = mer.eval_csv(lab, pred)
+    j = json.loads(cli("eval", "--labels", lab, "--pred", pred, "--json"))
+    assert e["n"] == j["n"] == 3 and abs(e["waf"] - j["waf"]) < 1e-9 and e["classes"] == sorted(j["classes"]), (e, j)
+    assert e["confusion"] == [[2, 0], [1, 0]], e
+    raises("scored a missing file", lambda: mer.eval_csv(lab, os.path.join(TMP, "none.csv")), "none.csv")
+
+
 passed = failed = 0
 for t in TESTS:
     try:

@@ -91,7 +91,9 @@ static void clip_name(char *name, size_t cap, const char *input) {
     if (dot && dot != name) *dot = '\0';
 }
 
-mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int32_t n, mer_dataset **out) {
+/* mer_media_dataset with mer_predict's callbacks: progress after each file, abort before each. */
+static mer_status media_dataset(const mer_run *run, const char *const *inputs, int32_t n, const mer_predict_params *cb,
+                                mer_dataset **out) {
     if (!run || !inputs || n < 1 || !out) return mer__err(MER_ERR_INVALID_ARG, "mer_media_dataset: bad arguments");
     *out = NULL;
     mer_speech_adapter *adapter = NULL; /* a `mer finetune speech` run: its encoder's input */
@@ -126,6 +128,7 @@ mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int3
     mer_dataset *ds = NULL;
     mer_status s = mer_dataset_init(&ds, cls, C, mnames, M);
     for (int32_t k = 0; s == MER_OK && k < n; k++) {
+        if (cb && (s = mer__abort_check(cb->abort, cb->abort_user_data, inputs[k]))) break;
         mer_tensor t[MER_MAX_MODALITIES];
         float *data[MER_MAX_MODALITIES] = {0};
         for (int32_t m = 0; s == MER_OK && m < M; m++) {
@@ -139,6 +142,7 @@ mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int3
         clip_name(name, sizeof name, inputs[k]);
         if (s == MER_OK) s = mer_dataset_add(ds, name, -1, NULL, 0, t);
         for (int32_t m = 0; m < M; m++) free(data[m]);
+        if (s == MER_OK && cb && cb->progress) cb->progress(k + 1, n, cb->progress_user_data);
     }
     cJSON_Delete(root);
     mer_speech_adapter_free(adapter);
@@ -148,6 +152,10 @@ mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int3
     }
     *out = ds;
     return MER_OK;
+}
+
+mer_status mer_media_dataset(const mer_run *run, const char *const *inputs, int32_t n, mer_dataset **out) {
+    return media_dataset(run, inputs, n, NULL, out);
 }
 
 mer_status mer_predict_media(mer_run *run, const char *const *inputs, int32_t n, float *probs) {
@@ -255,7 +263,7 @@ mer_status mer_predict(const mer_predict_params *p, mer_predict_result *res) {
     const int32_t C = mer_run_n_classes(run);
     for (int32_t k = 0; k < C; k++) cls[k] = mer_run_class(run, k);
     if (p->n_media) {
-        if ((s = mer_media_dataset(run, p->media, p->n_media, &ds))) goto done;
+        if ((s = media_dataset(run, p->media, p->n_media, p, &ds))) goto done;
     } else {
         int64_t n_names = 0;
         s = p->list ? mer_read_name_list(p->list, &names, &n_names)
@@ -294,6 +302,7 @@ mer_status mer_predict(const mer_predict_params *p, mer_predict_result *res) {
     } else {
         res->trained_on_groups = recipe_adapts_groups(run);
     }
+    if ((s = mer__abort_check(p->abort, p->abort_user_data, p->run))) goto done;
     if (!(probs = malloc((size_t)(n ? n * C : 1) * sizeof *probs))) {
         s = mer__err(MER_ERR_NOMEM, "out of memory");
         goto done;
