@@ -410,7 +410,26 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                  * (the bias is zero-padded to whole panels); the others leave it to the epilogue */
                 const float *kb = last && w->bias && j->ap && j->avx2 ? w->bias + c0 : NULL;
                 const float *eb = last && w->bias && !kb ? w->bias + c0 : NULL;
+                /* the weights of the next panel (or of the item's first panel at the next k
+                 * block), a slice per row tile: each panel comes from memory once per row block
+                 * (a layer's weights do not stay in cache), and the tile that first reads it
+                 * would otherwise wait on every line */
+                const size_t es = w->type == MER_PACK_BF16 ? 2 : 4;
+                const char *nb = NULL;
+                size_t nbytes = 0, nstep = 0;
+                if (p + 1 < p1 || k0 + kc < K) {
+                    int64_t np_ = p + 1 < p1 ? p + 1 : p0, nk0 = p + 1 < p1 ? k0 : k0 + KC;
+                    int64_t nkc = K - nk0 < KC ? K - nk0 : KC;
+                    nb = (const char *)w->w + (size_t)((np_ * K + nk0) * NR) * es;
+                    nbytes = (size_t)(nkc * NR) * es;
+                    int64_t tiles = (r1 - r0 + MR - 1) / MR;
+                    nstep = ((nbytes + (size_t)tiles - 1) / (size_t)tiles + 63) & ~(size_t)63;
+                }
                 for (int64_t r = r0; r < r1; r += MR) {
+                    if (nb) {
+                        size_t o0 = (size_t)((r - r0) / MR) * nstep;
+                        for (size_t o = o0; o < o0 + nstep && o < nbytes; o += 64) _mm_prefetch(nb + o, _MM_HINT_T1);
+                    }
                     int64_t mr = r1 - r < MR ? r1 - r : MR;
                     const float *a = !j->ap ? atile : j->ap + a_off(mpt, K, r / MR, k0);
                     float *c = j->y + r * j->ldy + c0;
@@ -812,7 +831,8 @@ static mer_status linear_bf16_dnnl(float *y, int64_t ldy, const float *x, int64_
  * register-tile row groups, then the work items (row block x column block) run; both are taken
  * from shared counters, so a thread that the machine holds back does not hold up the others at
  * a barrier, and nothing but the claims is shared (the result of every output is the same
- * whichever thread computes it). An item waits for the units of its row block; the thread that
+ * whichever thread computes it). Units are claimed one row block ahead of the items (before
+ * session 7: all of them first); an item waits for the units of its row block; the thread that
  * finishes the last item of a row block hands it to done. */
 #define PREP_GROUPS 8
 
@@ -824,20 +844,33 @@ typedef struct {
     int32_t *prepped, *finished;  /* per row block: units prepared, items finished (atomic) */
 } dyn_job;
 
-static void dyn_worker(void *u, int64_t b, int64_t e, int t) {
-    (void)b;
-    (void)e;
-    dyn_job *d = u;
+/* Claims and runs the prep units whose rows start before row lim. */
+static void dyn_prep_upto(dyn_job *d, int64_t lim, int t) {
     const int64_t unit_rows = PREP_GROUPS * d->group_rows;
-    const int64_t units = (d->groups + PREP_GROUPS - 1) / PREP_GROUPS, items = d->mblocks * d->cblocks;
-    for (int64_t q; (q = __atomic_fetch_add(&d->next_unit, 1, __ATOMIC_RELAXED)) < units;) {
+    const int64_t units = (d->groups + PREP_GROUPS - 1) / PREP_GROUPS;
+    for (;;) {
+        int64_t q = __atomic_load_n(&d->next_unit, __ATOMIC_RELAXED);
+        if (q >= units || q * unit_rows >= lim) return;
+        if (!__atomic_compare_exchange_n(&d->next_unit, &q, q + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            continue;
         int64_t g1 = (q + 1) * PREP_GROUPS < d->groups ? (q + 1) * PREP_GROUPS : d->groups;
         d->prep(d->prep_job, q * PREP_GROUPS, g1, t);
         __atomic_fetch_add(&d->prepped[q * unit_rows / MC], 1, __ATOMIC_RELEASE);
     }
+}
+
+static void dyn_worker(void *u, int64_t b, int64_t e, int t) {
+    (void)b;
+    (void)e;
+    dyn_job *d = u;
+    const int64_t unit_rows = PREP_GROUPS * d->group_rows, items = d->mblocks * d->cblocks;
     for (int64_t it; (it = __atomic_fetch_add(&d->next_item, 1, __ATOMIC_RELAXED)) < items;) {
         int64_t mb = it / d->cblocks, r0 = mb * MC, r1 = r0 + MC < d->m ? r0 + MC : d->m;
         int32_t need = d->prep ? (int32_t)((r1 - r0 + unit_rows - 1) / unit_rows) : 0;
+        /* the activations are prepared one row block ahead of the items, not all first: a
+         * CLIP-L/14 batch's fc2 input packs to 33 MB, more than the L3 holds, and its items
+         * read every row block 8 times */
+        if (d->prep) dyn_prep_upto(d, (mb + 2) * MC, t);
         for (int spin = 0; __atomic_load_n(&d->prepped[mb], __ATOMIC_ACQUIRE) < need; spin++) {
             if (spin < 4096) _mm_pause();
             else sched_yield(); /* its unit is with a thread the machine has descheduled */

@@ -973,8 +973,14 @@ static mer_status conv_tm(float *y, const float *x, const hb_conv *c, int64_t ti
     return MER_OK;
 }
 
-/* GroupNorm with one group per channel on a time-major (t, c) buffer, in place: threads split
- * channels; sums in double (the first layer normalizes over ~30 k frames). */
+/* GroupNorm with one group per channel on a time-major (t, c) buffer, in place, then GELU:
+ * threads split channels; sums in double (the first layer normalizes over ~30 k frames), each
+ * channel's in row order. Rows are walked outer with a thread's channels (up to GN_BLK) inner,
+ * so each pass reads contiguous rows: with blocks of 128 channels (a quarter of a 512-channel
+ * row) and scalar sums, the normalisation took ~0.2 s of CPU on 10 s of audio, 4x the first
+ * convolution. With AVX2 the channels go 4 (double) or 8 (float) to a vector: the same
+ * operations per channel in the same order, so the same bits; GELU on each finished row while
+ * it is in L1. */
 typedef struct {
     float *y;
     const float *g, *b;
@@ -982,28 +988,71 @@ typedef struct {
     float eps;
 } gn_tm_job;
 
-#define GN_BLK 128
+#define GN_BLK 512
+
+/* sum (nb) = mean over the t rows of y0 (t, nb) [ld], sq (nb) = sum of squared deviations */
+__attribute__((target("avx2"))) static void gn_stats_avx2(const float *y0, int64_t ld, int64_t t, int64_t nb,
+                                                         double *sum, double *sq) {
+    const int64_t n8 = nb / 8 * 8;
+    for (int64_t i = 0; i < nb; i++) sum[i] = sq[i] = 0.0;
+    for (int64_t r = 0; r < t; r++) {
+        const float *y = y0 + r * ld;
+        for (int64_t i = 0; i < n8; i += 8) {
+            const __m256 v = _mm256_loadu_ps(y + i);
+            _mm256_storeu_pd(sum + i, _mm256_add_pd(_mm256_loadu_pd(sum + i), _mm256_cvtps_pd(_mm256_castps256_ps128(v))));
+            _mm256_storeu_pd(sum + i + 4, _mm256_add_pd(_mm256_loadu_pd(sum + i + 4), _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1))));
+        }
+        for (int64_t i = n8; i < nb; i++) sum[i] += y[i];
+    }
+    for (int64_t i = 0; i < nb; i++) sum[i] /= (double)t;
+    for (int64_t r = 0; r < t; r++) {
+        const float *y = y0 + r * ld;
+        for (int64_t i = 0; i < n8; i += 8) {
+            const __m256 v = _mm256_loadu_ps(y + i);
+            const __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), _mm256_loadu_pd(sum + i));
+            const __m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), _mm256_loadu_pd(sum + i + 4));
+            _mm256_storeu_pd(sq + i, _mm256_add_pd(_mm256_loadu_pd(sq + i), _mm256_mul_pd(d0, d0)));
+            _mm256_storeu_pd(sq + i + 4, _mm256_add_pd(_mm256_loadu_pd(sq + i + 4), _mm256_mul_pd(d1, d1)));
+        }
+        for (int64_t i = n8; i < nb; i++) {
+            double d = y[i] - sum[i];
+            sq[i] += d * d;
+        }
+    }
+}
+
+static void gn_stats(const float *y0, int64_t ld, int64_t t, int64_t nb, double *sum, double *sq) {
+    for (int64_t i = 0; i < nb; i++) sum[i] = sq[i] = 0.0;
+    for (int64_t r = 0; r < t; r++)
+        for (int64_t i = 0; i < nb; i++) sum[i] += y0[r * ld + i];
+    for (int64_t i = 0; i < nb; i++) sum[i] /= (double)t;
+    for (int64_t r = 0; r < t; r++)
+        for (int64_t i = 0; i < nb; i++) {
+            double d = y0[r * ld + i] - sum[i];
+            sq[i] += d * d;
+        }
+}
+
+/* y = y * scale + shift, then GELU */
+__attribute__((target("avx2"))) static int64_t gn_apply_avx2(float *y, const float *scale, const float *shift,
+                                                            int64_t nb) {
+    int64_t i = 0;
+    for (; i + 8 <= nb; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(y + i), _mm256_loadu_ps(scale + i)),
+                                              _mm256_loadu_ps(shift + i)));
+    return i;
+}
 
 static void gn_tm_range(void *u, int64_t c0, int64_t c1, int th) {
     (void)th;
     const gn_tm_job *j = u;
+    const int avx2 = (mer_cpu_features() & MER_CPU_AVX2) != 0;
     double sum[GN_BLK], sq[GN_BLK];
     float scale[GN_BLK], shift[GN_BLK];
     for (int64_t a = c0; a < c1; a += GN_BLK) {
         const int64_t nb = c1 - a < GN_BLK ? c1 - a : GN_BLK;
-        for (int64_t i = 0; i < nb; i++) sum[i] = sq[i] = 0.0;
-        for (int64_t r = 0; r < j->t; r++) {
-            const float *y = j->y + r * j->c + a;
-            for (int64_t i = 0; i < nb; i++) sum[i] += y[i];
-        }
-        for (int64_t i = 0; i < nb; i++) sum[i] /= (double)j->t;
-        for (int64_t r = 0; r < j->t; r++) {
-            const float *y = j->y + r * j->c + a;
-            for (int64_t i = 0; i < nb; i++) {
-                double d = y[i] - sum[i];
-                sq[i] += d * d;
-            }
-        }
+        if (avx2) gn_stats_avx2(j->y + a, j->c, j->t, nb, sum, sq);
+        else gn_stats(j->y + a, j->c, j->t, nb, sum, sq);
         for (int64_t i = 0; i < nb; i++) {
             double rs = 1.0 / sqrt(sq[i] / (double)j->t + j->eps);
             scale[i] = (float)(rs * j->g[a + i]);
@@ -1011,13 +1060,16 @@ static void gn_tm_range(void *u, int64_t c0, int64_t c1, int th) {
         }
         for (int64_t r = 0; r < j->t; r++) {
             float *y = j->y + r * j->c + a;
-            for (int64_t i = 0; i < nb; i++) y[i] = y[i] * scale[i] + shift[i];
+            int64_t i = avx2 ? gn_apply_avx2(y, scale, shift, nb) : 0;
+            for (; i < nb; i++) y[i] = y[i] * scale[i] + shift[i];
+            mer__gelu_block(y, nb, 1, nb);
         }
     }
 }
 
-// ref: torch.nn.GroupNorm(num_groups=c, num_channels=c) on the (1, c, t) transpose
-static void groupnorm_tm(float *y, const float *g, const float *b, int64_t t, int64_t c, float eps) {
+// ref: torch.nn.GroupNorm(num_groups=c, num_channels=c) on the (1, c, t) transpose, then
+// torch.nn.functional.gelu
+static void groupnorm_gelu_tm(float *y, const float *g, const float *b, int64_t t, int64_t c, float eps) {
     gn_tm_job j = {y, g, b, t, c, eps};
     mer__parallel_for(c, 16, gn_tm_range, &j);
 }
@@ -1170,11 +1222,12 @@ static mer_status feature_encoder(mer_speech_state *st, float *feat, float *cons
         if ((s = conv_tm(y, in, c, tin, tout, slot, m->group_norm, &post))) break;
         work += 2.0 * (double)c->cout * (double)(c->cin * c->k) * (double)tout;
         if (!post) {
-            if (c->norm_g) {
-                if (m->group_norm) groupnorm_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
-                else mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+            if (c->norm_g && m->group_norm) {
+                groupnorm_gelu_tm(y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+            } else {
+                if (c->norm_g) mer__layernorm_fwd(y, NULL, NULL, y, c->norm_g, c->norm_b, tout, c->cout, 1e-5f);
+                mer__gelu_fwd(y, y, c->cout * tout);
             }
-            mer__gelu_fwd(y, y, c->cout * tout);
         }
         in = y;
         tin = tout;
