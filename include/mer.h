@@ -15,7 +15,8 @@
  *    call takes it by const pointer (NULL: the defaults). Loaders take one (mer_*_model_params),
  *    per-thread states take one (mer_*_state_params: precision, threads, callbacks of the
  *    state's calls), and so does every long call.
- *  - Every long call (encode, forward, extract, train, analyze, probe, fine-tune, demo) has the
+ *  - Every long call (encode, forward, extract, train, analyze, probe, fine-tune, demo, the
+ *    folder extractors, faces of a file, predict, vote) has the
  *    same four callback fields in its params: progress + progress_user_data (mer_progress_fn,
  *    informs only) and abort + abort_user_data (mer_abort_fn, polled between units of work;
  *    true stops the call with MER_ERR_ABORTED and no partial output), and n_threads (0: the
@@ -2192,6 +2193,11 @@ typedef struct {
                                            labels a run was trained on */
     int32_t mer2024;                    /* out in the MER2024 submission layout */
     int32_t n_threads;                  /* 0: mer_get_threads() */
+    mer_progress_fn progress;           /* after each run's predictions: (runs done, runs) */
+    void *progress_user_data;
+    mer_abort_fn abort;                 /* polled before each run predicts: true stops with
+                                           MER_ERR_ABORTED, nothing written */
+    void *abort_user_data;
 } mer_vote_params;
 MER_API mer_vote_params mer_vote_default_params(void);
 

@@ -190,3 +190,28 @@ MER_TEST(act_gelu_vector_same_bits) {
     CHECK(bad == 0);
     free(x), free(y);
 }
+
+/* mer__gelu_block (the packed products' epilogue: one tile of rows at a time) on blocks inside
+ * a wider matrix: every value of the block as the one-element path gives it, nothing outside
+ * the block touched; shapes with and without an 8-lane tail, fewer vectors than four. */
+MER_TEST(act_gelu_block_same_bits) {
+    enum { LD = 40, ROWS = 9 };
+    const int shapes[][2] = {{6, 16}, {7, 13}, {1, 8}, {3, 5}, {9, 37}, {2, 24}};
+    float x[ROWS * LD], y[ROWS * LD];
+    for (int i = 0; i < ROWS * LD; i++) x[i] = -7.0f + 14.0f * (float)((i * 37) % 101) / 100.0f;
+    int bad = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int rows = shapes[s][0], cols = shapes[s][1], off = 1;
+        memcpy(y, x, sizeof y);
+        mer__gelu_block(y + off, LD, rows, cols);
+        for (int r = 0; r < ROWS; r++)
+            for (int c = 0; c < LD; c++) {
+                const int i = r * LD + c, in = r < rows && c >= off && c < off + cols;
+                float want = x[i];
+                if (in) mer__gelu_fwd(&want, &x[i], 1);
+                if (memcmp(&want, &y[i], sizeof want) != 0 && bad++ < 5)
+                    printf("    block %dx%d, (%d, %d): %.9g, want %.9g\n", rows, cols, r, c, y[i], want);
+            }
+    }
+    CHECK(bad == 0);
+}

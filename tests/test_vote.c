@@ -169,6 +169,55 @@ static void check_vote_values(const char *d, const char *feats) {
     CHECK(worst < 2e-5);
 }
 
+typedef struct {
+    int progress, polls, stop_at;
+} vote_watch;
+
+static void vote_progress(int64_t done, int64_t total, void *u) {
+    vote_watch *w = u;
+    if (done == w->progress + 1 && total == 2) w->progress++;
+}
+
+static bool vote_abort(void *u) {
+    vote_watch *w = u;
+    return ++w->polls == w->stop_at;
+}
+
+/* mer_vote's callbacks: progress after each run, abort before each (nothing written). */
+static void check_vote_callbacks(const char *d) {
+    char a[1024], t[1024], r0[1024], r1[1024], list[1024], o[1024];
+    snprintf(a, sizeof a, "%s/s/audio", d);
+    snprintf(t, sizeof t, "%s/s/text", d);
+    snprintf(r0, sizeof r0, "%s/r0", d);
+    snprintf(r1, sizeof r1, "%s/r1", d);
+    snprintf(list, sizeof list, "%s/s/test.txt", d);
+    snprintf(o, sizeof o, "%s/vcb.csv", d);
+    const mer_modality_spec feats[2] = {{"audio", a}, {"text", t}};
+    const char *runs[2] = {r0, r1};
+    vote_watch w = {0, 0, 0};
+    mer_vote_params p = mer_vote_default_params();
+    p.runs = runs;
+    p.n_runs = 2;
+    p.features = feats;
+    p.n_features = 2;
+    p.list = list;
+    p.out = o;
+    p.n_threads = 1;
+    p.progress = vote_progress;
+    p.progress_user_data = &w;
+    p.abort = vote_abort;
+    p.abort_user_data = &w;
+    mer_vote_result *res = NULL;
+    CHECK_OK(mer_vote(&p, &res));
+    CHECK(res && res->n == 40 && w.progress == 2 && w.polls == 2);
+    mer_vote_result_free(res);
+    res = NULL;
+    snprintf(o, sizeof o, "%s/vcb2.csv", d);
+    w = (vote_watch){0, 0, 2};
+    CHECK_ERR(mer_vote(&p, &res), MER_ERR_ABORTED, "r1");
+    CHECK(res == NULL && w.progress == 1 && count_lines(o) == -1);
+}
+
 MER_TEST(vote_and_prior_cli_end_to_end) {
     char d[512];
     snprintf(d, sizeof d, "%s", mer_test_tmpdir("vote_cli"));
@@ -232,6 +281,7 @@ MER_TEST(vote_and_prior_cli_end_to_end) {
                       mer, d, feats, d, d);
     CHECK(rc == 1 && strstr(out, "refusing to overwrite an input"));
     check_vote_values(d, feats);
+    check_vote_callbacks(d);
     rc = mer_test_run(out, sizeof out, "%s vote %s --out %s/v3.csv", mer, feats, d);
     CHECK(rc == 2);
     rc = mer_test_run(out, sizeof out, "%s vote %s/r0 %s --out %s/v3.csv --mode median", mer, d, feats, d);

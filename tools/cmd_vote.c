@@ -73,8 +73,11 @@ int cmd_vote(int argc, char **argv) {
     prior_cli_parse(prior, &vp.prior, &vp.prior_csv);
     vp.out = out;
     vp.mer2024 = format != NULL;
+    vp.abort = cli_interrupted; /* Ctrl-C stops between runs */
     mer_vote_result *res = NULL;
+    cli_catch_sigint(1);
     mer_status s = mer_vote(&vp, &res);
+    cli_catch_sigint(0);
     if (s != MER_OK) return cli_fail_status(CMD, s, NULL);
     const char *classes[MER_MAX_CLASSES];
     for (int32_t j = 0; j < res->n_classes; j++) classes[j] = res->classes[j];

@@ -344,8 +344,41 @@ void mer__gelu_fwd(float *y, const float *x, int64_t n) {
     mer__parallel_for(n, ACT_MIN_CHUNK, fn, &j);
 }
 
+/* The 8-wide vectors of a block of rows, four at a time (independent chains), whichever rows
+ * they are in: a packed product's epilogue hands GELU one 6 x 16 tile at a time, whose 16-value
+ * rows alone never reached the four-vector loop. Row tails (cols % 8) one value at a time. */
+__attribute__((target("avx2,fma"))) static void gelu_block_avx2(float *y, int64_t ldy, int64_t rows,
+                                                               int64_t cols) {
+    const int64_t w = cols / 8 * 8, nv = rows * (cols / 8);
+    int64_t v = 0, r = 0, c = 0; /* vector v starts at y[r * ldy + c] */
+    float *p[4];
+    for (; v + 4 <= nv; v += 4) {
+        for (int q = 0; q < 4; q++) {
+            p[q] = y + r * ldy + c;
+            if ((c += 8) == w) c = 0, r++;
+        }
+        const __m256 g0 = gelu8(_mm256_loadu_ps(p[0])), g1 = gelu8(_mm256_loadu_ps(p[1]));
+        const __m256 g2 = gelu8(_mm256_loadu_ps(p[2])), g3 = gelu8(_mm256_loadu_ps(p[3]));
+        _mm256_storeu_ps(p[0], g0);
+        _mm256_storeu_ps(p[1], g1);
+        _mm256_storeu_ps(p[2], g2);
+        _mm256_storeu_ps(p[3], g3);
+    }
+    for (; v < nv; v++) {
+        float *q = y + r * ldy + c;
+        _mm256_storeu_ps(q, gelu8(_mm256_loadu_ps(q)));
+        if ((c += 8) == w) c = 0, r++;
+    }
+    for (r = 0; r < rows; r++)
+        for (c = w; c < cols; c++) y[r * ldy + c] = gelu1(y[r * ldy + c]);
+}
+
 // ref: torch.nn.functional.gelu(approximate='none'), in place on a block of rows
 void mer__gelu_block(float *y, int64_t ldy, int64_t rows, int64_t cols) {
+    if (!mer__use_avx512() && (mer_cpu_features() & MER_CPU_AVX2) && cols < 64) {
+        gelu_block_avx2(y, ldy, rows, cols);
+        return;
+    }
     mer__range_fn fn = mer__use_avx512()                                ? gelu_fwd_range_avx512
                        : (mer_cpu_features() & MER_CPU_AVX2) ? gelu_fwd_range_avx2
                                                                         : gelu_fwd_range;

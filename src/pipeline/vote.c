@@ -142,11 +142,13 @@ static mer_status vote_run(const mer_vote_params *p, mer_vote_result **out) {
             s = mer__err(MER_ERR_NOMEM, "vote: out of memory");
             break;
         }
+        if ((s = mer__abort_check(p->abort, p->abort_user_data, p->runs[r])) != MER_OK) break;
         if ((s = mer_run_predict(run[r], ds, raw)) != MER_OK) break;
         for (int32_t j = 0; j < cr; j++) {
             const int32_t q = class_index(res, mer_run_class(run[r], j));
             for (int64_t i = 0; i < n; i++) probs[r][i * c + q] = raw[i * cr + j];
         }
+        if (p->progress) p->progress(r + 1, R, p->progress_user_data);
     }
 
     /* the prior correction: each run from its own training prior to one target */
