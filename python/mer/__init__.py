@@ -124,6 +124,13 @@ class _StateParams(C.Structure):  # mer_speech_state_params, mer_clip_state_para
                 ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
 
 
+class _SpeechParams(C.Structure):  # mer_speech_params
+    _fields_ = [("layer_first", C.c_int32), ("layer_last", C.c_int32), ("combine", C.c_int),
+                ("pool_mean", C.c_int32), ("chunk_seconds", C.c_double), ("normalize", C.c_int32),
+                ("precision", C.c_int), ("n_threads", C.c_int32), ("progress", C.c_void_p),
+                ("progress_user_data", C.c_void_p), ("abort", C.c_void_p), ("abort_user_data", C.c_void_p)]
+
+
 class _ExtractParams(C.Structure):  # mer_extract_params
     _fields_ = [("list", C.c_char_p), ("overwrite", C.c_int32), ("batch", C.c_int32), ("recipe", C.c_char_p),
                 ("n_threads", C.c_int32), ("progress", C.c_void_p), ("progress_user_data", C.c_void_p),
@@ -246,6 +253,11 @@ _sig("mer_tokenizer_free", None, _VP)
 _sig("mer_tokenizer_encode", C.c_int, _VP, _CP, C.c_size_t, C.c_int, C.POINTER(C.POINTER(C.c_int32)),
      C.POINTER(_I64))
 
+_sig("mer_speech_default_params", _SpeechParams)
+_sig("mer_speech_mertools_params", _SpeechParams)
+_sig("mer_speech_recipe_to_json", C.c_int, _CP, C.POINTER(_SpeechParams), C.POINTER(_VP))
+_sig("mer_extract_speech_files", C.c_int, _VP, C.POINTER(_CP), _I64, _CP, C.POINTER(_SpeechParams),
+     C.POINTER(_ExtractParams), C.POINTER(_ExtractResult))
 _sig("mer_extract_default_params", _ExtractParams)
 _sig("mer_extract_text_csv", C.c_int, _VP, _VP, _CP, _CP, _CP, _CP, C.POINTER(_TextParams), C.POINTER(_ExtractParams),
      C.POINTER(_ExtractResult))
@@ -276,6 +288,9 @@ def _layout_check():
           and not x.abort_user_data)
     e = lib.mer_extract_default_params()
     v = lib.mer_eval_default_params()
+    m = lib.mer_speech_mertools_params()
+    ok = ok and (m.layer_first, m.layer_last, m.combine, m.pool_mean, m.chunk_seconds, m.normalize, m.precision,
+                 m.n_threads) == (-4, -1, 1, 1, 10.0, -1, 0, 0) and not m.progress and not m.abort_user_data
     ok = ok and (e.list, e.overwrite, e.batch, e.recipe, e.n_threads) == (None, 0, 1, None, 0) and not e.progress \
         and not e.abort_user_data and (v.name_col, v.label_col, v.pred_col) == (b"name", b"emotion", None)
     if not ok:
@@ -513,6 +528,48 @@ class SpeechModel:
         out = np.zeros((last - first + 1, T, self.hidden_size), np.float32)
         self._calls.check(lib.mer_speech_encode(self._s, x, x.size, first, last, out))
         return out
+
+    COMBINE = {"stack": 0, "sum": 1, "mean": 2}
+
+    def extract_files(self, inputs, out, preset=None, layers=None, combine=None, pool=None, chunk_seconds=10.0,
+                      batch=1, list=None, overwrite=False, recipe=True):
+        """`mer extract audio` in one library call (mer_extract_speech_files): each input (and each
+        line of list) decoded at the model's rate and extracted (preset="mertools", or layers=(first,
+        last) with -1 for "the last", combine stack|sum|mean, pool "mean"|None, chunk_seconds), batch
+        inputs per forward, into out (one input: the .npy; else a directory of <name>.npy with
+        recipe.json unless recipe=False). progress(done, n) per input, abort() before each input and
+        layer. Returns {"written", "skipped", "failed", "items": [(input, outcome, error), ...]}."""
+        p = lib.mer_speech_mertools_params() if preset == "mertools" else lib.mer_speech_default_params()
+        if preset not in (None, "mertools"):
+            raise ValueError("preset must be None or 'mertools'")
+        if preset is None:
+            p.chunk_seconds = chunk_seconds
+        if layers is not None:
+            p.layer_first, p.layer_last = layers
+        if combine is not None:
+            p.combine = self.COMBINE[combine]
+        if pool is not None:
+            p.pool_mean = 1 if pool == "mean" else 0
+        rj = None
+        if recipe:
+            txt = _VP()
+            _check(lib.mer_speech_recipe_to_json(_b(self.dir), C.byref(p), C.byref(txt)))
+            rj = _take_str(txt).encode()
+        ep = self._calls.fill(lib.mer_extract_default_params())
+        ep.batch, ep.overwrite = int(batch), 1 if overwrite else 0
+        ep.list = _b(list) if list else None
+        ep.recipe = rj
+        arr = (_CP * max(1, len(inputs)))(*[_b(x) for x in inputs])
+        res = _ExtractResult()
+        try:
+            self._calls.check(lib.mer_extract_speech_files(self._s, arr, len(inputs), _b(out), C.byref(p), C.byref(ep),
+                                                           C.byref(res)))
+            items = [(res.items[i].input.decode("utf-8", "replace"), TextModel.OUTCOME[res.items[i].outcome],
+                      res.items[i].error.decode("utf-8", "replace") if res.items[i].error else None)
+                     for i in range(res.n)]
+            return {"written": res.written, "skipped": res.skipped, "failed": res.failed, "items": items}
+        finally:
+            lib.mer_extract_result_free(C.byref(res))
 
 
 class VisualModel:

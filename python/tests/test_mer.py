@@ -326,6 +326,38 @@ def extract_csv_and_eval_match_cli():
     raises("scored a missing file", lambda: mer.eval_csv(lab, os.path.join(TMP, "none.csv")), "none.csv")
 
 
+@test
+def speech_extract_files_matches_cli():
+    # a folder through one library call: the files and recipe.json of `mer extract audio`, a bad
+    # input recorded, progress per input, --batch equal to one at a time
+    hub = "tests/fixtures/hubert/base"
+    bad = os.path.join(TMP, "bad.wav")
+    with open(bad, "wb") as f:
+        f.write(b"RIFF, but not audio")
+    ins = ["tests/fixtures/hubert/a2.wav", bad, "data/emodb/flac/03a01Fa.flac"]
+    cli_dir, py_dir, py4 = (os.path.join(TMP, d) for d in ("sx_cli", "sx_py", "sx_py4"))
+    r = subprocess.run([BIN, "extract", "audio", "--model", hub, "--preset", "mertools", "--layers", "last2", "--out",
+                        cli_dir] + ins,
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "bad.wav" in r.stderr, r
+    seen = []
+    sm = mer.SpeechModel(hub)
+    got = sm.extract_files(ins, py_dir, preset="mertools", layers=(-2, -1))
+    assert (got["written"], got["skipped"], got["failed"]) == (2, 0, 1), got
+    assert got["items"][1][1] == "failed" and "bad.wav" in got["items"][1][2], got
+    for n in ("a2", "03a01Fa"):
+        assert np.array_equal(np.load(os.path.join(cli_dir, n + ".npy")), np.load(os.path.join(py_dir, n + ".npy"))), n
+    assert json.load(open(os.path.join(cli_dir, "recipe.json"))) == json.load(open(os.path.join(py_dir, "recipe.json")))
+    sm2 = mer.SpeechModel(hub, progress=lambda d, t: seen.append((d, t)))
+    got4 = sm2.extract_files(ins, py4, preset="mertools", layers=(-2, -1), batch=4)
+    assert got4["written"] == 2 and (1, 3) in seen and (3, 3) in seen, (got4, seen)
+    for n in ("a2", "03a01Fa"):
+        a, b = np.load(os.path.join(py_dir, n + ".npy")), np.load(os.path.join(py4, n + ".npy"))
+        assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), n
+    again = sm.extract_files(ins, py_dir, preset="mertools", layers=(-2, -1))
+    assert (again["written"], again["skipped"], again["failed"]) == (0, 2, 1), again
+
+
 passed = failed = 0
 for t in TESTS:
     try:
