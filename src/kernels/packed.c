@@ -500,23 +500,38 @@ __attribute__((target("avx2"))) void mer__transpose8_avx2(float *d, int64_t ldd,
     }
 }
 
-/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time; a plain copy, so the same
- * bits as the scalar loop */
-static void pack6_avx2(float *d, const float *const *s, int64_t k) {
+/* 8 floats rounded to bfloat16 (kept as float32), bf16_round's bits: to nearest even, NaN quieted */
+__attribute__((target("avx2"))) static __m256 bf16_round8(__m256 v) {
+    const __m256i u = _mm256_castps_si256(v), hi = _mm256_set1_epi32((int)0xffff0000u);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_and_si256(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), hi);
+    __m256i q = _mm256_or_si256(_mm256_and_si256(u, hi), _mm256_set1_epi32(0x400000));
+    return _mm256_blendv_ps(_mm256_castsi256_ps(r), _mm256_castsi256_ps(q), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+/* d (k, 6) = the 6 rows s[0..6) (k) transposed, 8 columns at a time, rounded to bfloat16 when
+ * round (the bf16 path: a scalar loop until session 7); the same bits as the scalar loops */
+__attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *const *s, int64_t k, int round) {
+    float tmp[MR][8] __attribute__((aligned(32)));
     int64_t q = 0;
     for (; q + 8 <= k; q += 8) {
         const float *b[8] = {s[0] + q, s[1] + q, s[2] + q, s[3] + q, s[4] + q, s[5] + q, NULL, NULL};
+        if (round)
+            for (int i = 0; i < MR; i++) {
+                _mm256_store_ps(tmp[i], bf16_round8(_mm256_loadu_ps(b[i])));
+                b[i] = tmp[i];
+            }
         mer__transpose8_avx2(d + q * MR, MR, MR, b);
     }
     for (; q < k; q++)
-        for (int i = 0; i < MR; i++) d[q * MR + i] = s[i][q];
+        for (int i = 0; i < MR; i++) d[q * MR + i] = round ? bf16_round(s[i][q]) : s[i][q];
 }
 
 static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const pack_a_job *j = u;
     const int64_t mpt = (j->m + MR - 1) / MR;
-    const int avx2 = !j->round_bf16 && use_avx2();
+    const int avx2 = use_avx2();
     for (int64_t mp = b; mp < e; mp++)
         for (int64_t k0 = 0; k0 < j->k; k0 += KC) {
             int64_t kc = j->k - k0 < KC ? j->k - k0 : KC;
@@ -524,7 +539,7 @@ static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
             if (avx2 && (mp + 1) * MR <= j->m) {
                 const float *s[MR];
                 for (int i = 0; i < MR; i++) s[i] = j->x + (mp * MR + i) * j->ldx + k0;
-                pack6_avx2(d, s, kc);
+                pack6_avx2(d, s, kc, j->round_bf16);
                 continue;
             }
             for (int i = 0; i < MR; i++) {
