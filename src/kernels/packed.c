@@ -135,6 +135,44 @@ static int quant_w_row(int8_t *d, float *scale, const float *row, int64_t k, int
     return 1;
 }
 
+typedef struct {
+    mer_packed *p;
+    const uint8_t *w;
+    mer_dtype wtype;
+    const float *bias;
+    float *rows; /* one row of k floats per part of the region */
+    int64_t bad; /* the first row that is not finite (atomic min), or n */
+} pack_w_job;
+
+/* The rows of panels [p0, p1) of the weights into p (every type); a row that is not finite is
+ * noted in bad and left unwritten. */
+static void pack_w_panels(void *u, int64_t p0, int64_t p1, int t) {
+    pack_w_job *j = u;
+    mer_packed *p = j->p;
+    const int64_t n = p->n, k = p->k, r1 = p1 * NR < n ? p1 * NR : n;
+    const size_t srcsz = j->wtype == MER_DTYPE_F32 ? 4 : 2;
+    float *row = j->rows + (size_t)t * (size_t)k;
+    for (int64_t r = p0 * NR; r < r1; r++) {
+        mer_convert_to_f32(row, j->w + (size_t)r * (size_t)k * srcsz, j->wtype, k);
+        int64_t pj = r / NR, cj = r % NR;
+        if (p->rowmajor) {
+            mer_f32_to_bf16((uint16_t *)p->w + r * k, row, k);
+        } else if (p->type == MER_PACK_F32) {
+            float *d = (float *)p->w + pj * k * NR + cj;
+            for (int64_t i = 0; i < k; i++) d[i * NR] = row[i];
+        } else if (p->type == MER_PACK_BF16) {
+            uint16_t *d = (uint16_t *)p->w + pj * k * NR + cj;
+            for (int64_t i = 0; i < k; i++) d[i * NR] = bf16_bits(row[i]);
+        } else if (!quant_w_row((int8_t *)p->w + pj * p->kq * NR * 4 + cj * 4, &p->wscale[r], row, k, p->w7)) {
+            for (int64_t b = __atomic_load_n(&j->bad, __ATOMIC_RELAXED);
+                 r < b && !__atomic_compare_exchange_n(&j->bad, &b, r, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);)
+                ;
+            continue;
+        }
+        if (j->bias) p->bias[r] = j->bias[r];
+    }
+}
+
 static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, const float *bias,
                               int64_t n, int64_t k, mer_pack_type type, int w7) {
     if (!out) return mer__err(MER_ERR_INVALID_ARG, "packed weights: NULL output");
@@ -155,8 +193,14 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
     if (!mer__mul_overflow(np * NR, kk, &elems) || !mer__mul_overflow(elems, esize, &bytes))
         return mer__err(MER_ERR_NOMEM, "packed weights: %lld x %lld overflows", (long long)n,
                         (long long)k);
+    /* panels are packed in parallel (a HuBERT-large or CLIP-L/14 holds 1.2 GB of fp32 weights to
+     * pack at the first use of a precision), each part of the region with its own row buffer */
+    const int parts = mer__threads() > 0 ? mer__threads() : 1;
+    int64_t rows_n;
+    if (!mer__mul_overflow(k, parts, &rows_n))
+        return mer__err(MER_ERR_NOMEM, "packed weights: %lld x %lld overflows", (long long)n, (long long)k);
     mer_packed *p = mer__calloc(1, sizeof *p);
-    float *row = mer__alloc((size_t)k * sizeof(float));
+    float *row = mer__alloc((size_t)rows_n * sizeof(float));
     if (!p || !row) {
         mer__free(p);
         mer__free(row);
@@ -180,26 +224,14 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
         mer_packed_free(p);
         return MER_ERR_NOMEM;
     }
-    size_t srcsz = wtype == MER_DTYPE_F32 ? 4 : 2;
-    for (int64_t j = 0; j < n; j++) {
-        mer_convert_to_f32(row, (const uint8_t *)w + (size_t)j * (size_t)k * srcsz, wtype, k);
-        int64_t pj = j / NR, cj = j % NR;
-        if (rowmajor) {
-            mer_f32_to_bf16((uint16_t *)p->w + j * k, row, k);
-        } else if (type == MER_PACK_F32) {
-            float *d = (float *)p->w + pj * k * NR + cj;
-            for (int64_t i = 0; i < k; i++) d[i * NR] = row[i];
-        } else if (type == MER_PACK_BF16) {
-            uint16_t *d = (uint16_t *)p->w + pj * k * NR + cj;
-            for (int64_t i = 0; i < k; i++) d[i * NR] = bf16_bits(row[i]);
-        } else if (!quant_w_row((int8_t *)p->w + pj * kq * NR * 4 + cj * 4, &p->wscale[j], row, k, p->w7)) {
-            mer__free(row);
-            mer_packed_free(p);
-            return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite", (long long)j);
-        }
-        if (bias) p->bias[j] = bias[j];
-    }
+    pack_w_job job = {p, w, wtype, bias, row, n};
+    /* 4 panels at least per part: 64 rows of k */
+    mer__parallel_for(np, 4, pack_w_panels, &job);
     mer__free(row);
+    if (job.bad < n) {
+        mer_packed_free(p);
+        return mer__err(MER_ERR_INVALID_ARG, "packed weights: row %lld is not finite", (long long)job.bad);
+    }
     *out = p;
     return MER_OK;
 }
