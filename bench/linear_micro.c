@@ -8,7 +8,8 @@
  * so "%peak" is against the one-core peak at any thread count.
  *
  *   bash bench/linear_micro.sh [threads] [rounds]       (builds it, runs with passive waits)
- *   ENGINES=<mask> (1 packed, 2 packed ldy+16, 4 oneDNN, 8 OpenBLAS), COLD=1 (weights from memory)
+ *   ENGINES=<mask> (1 packed, 2 packed ldy+16, 4 oneDNN, 8 OpenBLAS), COLD=1 (weights from memory),
+ *   SHAPE=<i> (only the i-th shape of the table below)
  */
 #include "mer.h"
 #include "kernels/kernels.h"
@@ -31,10 +32,11 @@ static const int64_t shapes[][3] = {
 };
 #define NSHAPES (int)(sizeof shapes / sizeof shapes[0])
 
-enum { E_PACKED, E_PACKED_PAD, E_DNNL, E_OPENBLAS, NENG };
+enum { E_PACKED, E_PACKED_PAD, E_DNNL, E_OPENBLAS, E_PACKED_WS, NENG };
 /* "packed ldy+16": the same product into rows 16 floats longer than n (y's rows 4 KB apart
  * share L1 sets and 4K-alias loads with stores; a padded stride shows what that costs) */
-static const char *names[NENG] = {"packed", "packed ldy+16", "oneDNN sgemm", "OpenBLAS"};
+static const char *names[NENG] = {"packed", "packed ldy+16", "oneDNN sgemm", "OpenBLAS", "packed, kept ws"};
+static void *ws; /* E_PACKED_WS: the scratch kept across calls (mer__packed_linear_ws) */
 
 typedef struct {
     double cpu, wall;
@@ -44,6 +46,7 @@ static void run(int e, int64_t M, int64_t N, int64_t K, const float *X, const fl
                 const mer_packed *P) {
     switch (e) {
     case E_PACKED: mer_packed_linear(Y, N, X, K, M, P, 0, MER_EPI_NONE); break;
+    case E_PACKED_WS: mer__packed_linear_ws(Y, N, X, K, M, P, 0, MER_EPI_NONE, ws); break;
     case E_PACKED_PAD: mer_packed_linear(Y, N + 16, X, K, M, P, 0, MER_EPI_NONE); break;
     case E_DNNL:
         mer_gemm_set_backend(MER_GEMM_DNNL);
@@ -104,7 +107,9 @@ int main(int argc, char **argv) {
            "%.1f GFLOPS = %.0f%% of the 1-core peak\n",
            threads, rounds, peak, peak1, tile, 100 * tile / peak1);
     printf("%-16s %-14s %9s %9s %7s %9s\n", "M x N x K", "engine", "cpu ms", "GFLOPS/c", "%peak", "wall ms");
+    const char *ss = getenv("SHAPE"); /* SHAPE=i: only the i-th shape (for perf) */
     for (int s = 0; s < NSHAPES; s++) {
+        if (ss && atoi(ss) != s) continue;
         int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *X = malloc((size_t)(M * K) * 4), *W = malloc((size_t)(N * K) * 4),
               *Y = malloc((size_t)(M * (N + 16)) * 4);
@@ -112,6 +117,7 @@ int main(int argc, char **argv) {
         for (int64_t i = 0; i < N * K; i++) W[i] = (float)((i * 104729) % 1000) * 1e-5f - 0.005f;
         mer_packed *P = NULL;
         if (mer_packed_init(&P, W, MER_DTYPE_F32, NULL, N, K, MER_PACK_F32) != MER_OK) return 1;
+        ws = aligned_alloc(64, (mer__packed_ws_bytes(P, M) + 63) & ~(size_t)63);
         best b[NENG];
         for (int e = 0; e < NENG; e++) b[e].cpu = b[e].wall = 1e30;
         for (int e = 0; e < NENG; e++)
@@ -134,6 +140,7 @@ int main(int argc, char **argv) {
                    (long long)K, names[e], 1e3 * b[e].cpu, g, 100 * g / peak1, 1e3 * b[e].wall);
         }
         mer_packed_free(P);
+        free(ws);
         free(X);
         free(W);
         free(Y);

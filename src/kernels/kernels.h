@@ -65,6 +65,13 @@ mer_status mer__packed_init_w7(mer_packed **out, const void *w, mer_dtype wtype,
  * The same results as mer_packed_linear. ws NULL (or a BF16 matrix kept for oneDNN, whose
  * mer__packed_ws_bytes is 0): mer_packed_linear itself. */
 size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m);
+/* mer__packed_linear_ws on a scratch the caller keeps between calls (*ws, *cap bytes; NULL, 0 at
+ * first; the caller frees *ws): grown here when a product needs more. The encoders keep one per
+ * state: allocated per call, the packed activations of a large product (33 MB for CLIP-L/14's
+ * fc2 on 8 images) were mapped, faulted and zeroed every time (14% of that product's CPU). */
+mer_status mer__packed_linear_kept(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                   const mer_packed *w, int accumulate, mer_epilogue epi, void **ws,
+                                   size_t *cap);
 mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                  const mer_packed *w, int accumulate, mer_epilogue epi, void *ws);
 /* One packed matrix whose outputs are those of parts[0..n) in turn (a fused q|k|v projection:

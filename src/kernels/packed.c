@@ -1044,6 +1044,19 @@ mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_
     return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, done, user, NULL);
 }
 
+mer_status mer__packed_linear_kept(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
+                                   const mer_packed *w, int accumulate, mer_epilogue epi, void **ws,
+                                   size_t *cap) {
+    const size_t need = mer__packed_ws_bytes(w, m);
+    if (need > *cap) {
+        mer__free(*ws);
+        *cap = 0;
+        if (!(*ws = mer__alloc(need))) return MER_ERR_NOMEM;
+        *cap = need;
+    }
+    return mer__packed_linear_ws(y, ldy, x, ldx, m, w, accumulate, epi, need ? *ws : NULL);
+}
+
 size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
     return w && m > 0 && !w->rowmajor ? dyn_ws_layout(w, m, NULL, NULL) : 0;
 }

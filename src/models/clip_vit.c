@@ -66,6 +66,8 @@ struct mer_clip_state {
     int32_t cap_threads;     /* threads when the buffers were sized */
     float *x, *h, *qkv, *ao, *mlp, *patches, *pooled, *pixels;
     float *scores;           /* attention workspace: mer__attention_ws_floats(T, T, H, dh) */
+    void *pk_ws;             /* the packed products' scratch (mer__packed_linear_kept) */
+    size_t pk_ws_cap;
     mer_clip_state_params par; /* precision of the encoder's products, threads, callbacks */
 };
 
@@ -551,6 +553,9 @@ static void state_release(mer_clip_state *s) {
     mer__free(s->pooled);
     mer__free(s->pixels);
     mer__free(s->scores);
+    mer__free(s->pk_ws);
+    s->pk_ws = NULL;
+    s->pk_ws_cap = 0;
     s->x = s->h = s->qkv = s->ao = s->mlp = s->patches = s->pooled = s->pixels = s->scores = NULL;
     s->cap = s->cap_threads = 0;
 }
@@ -646,11 +651,12 @@ static void quick_gelu_rows(void *u, int64_t r0, int64_t r1, int t) {
 }
 
 /* y (rows, I) = act(h (rows, D) @ W1^T + b1): the first MLP product */
-static void mlp_up(mer_status *err, const mer_clip_info *c, float *y, const float *h, int64_t rows,
-                   const mer_packed *w1) {
+static void mlp_up(mer_status *err, mer_clip_state *s, const mer_clip_info *c, float *y, const float *h,
+                   int64_t rows, const mer_packed *w1) {
     const int64_t D = c->hidden_size, I = c->intermediate_size;
     if (*err) return;
-    *err = mer_packed_linear(y, I, h, D, rows, w1, 0, c->quick_gelu ? MER_EPI_NONE : MER_EPI_GELU);
+    *err = mer__packed_linear_kept(y, I, h, D, rows, w1, 0, c->quick_gelu ? MER_EPI_NONE : MER_EPI_GELU,
+                                   &s->pk_ws, &s->pk_ws_cap);
     if (*err == MER_OK && c->quick_gelu) {
         act_job j = {y, I};
         mer__parallel_for(rows, 8, quick_gelu_rows, &j);
@@ -674,11 +680,12 @@ static void unfold_patches(float *patches, const float *img, int32_t C, int32_t 
 }
 
 /* C (M, N) (+)= A (M, K) @ W^T for a weight W (N, K) of the encoder, packed in P for the
- * state's precision; *err keeps the first failure (no memory for the packed activations) and
- * later calls do nothing. */
-static void gemm_w(mer_status *err, int64_t M, const float *A, int64_t lda, const mer_packed *P,
-                   int accumulate, float *C, int64_t ldc) {
-    if (*err == MER_OK) *err = mer_packed_linear(C, ldc, A, lda, M, P, accumulate, MER_EPI_NONE);
+ * state's precision, on the state's kept scratch; *err keeps the first failure (no memory for
+ * the packed activations) and later calls do nothing. */
+static void gemm_w(mer_status *err, mer_clip_state *s, int64_t M, const float *A, int64_t lda,
+                   const mer_packed *P, int accumulate, float *C, int64_t ldc) {
+    if (*err == MER_OK)
+        *err = mer__packed_linear_kept(C, ldc, A, lda, M, P, accumulate, MER_EPI_NONE, &s->pk_ws, &s->pk_ws_cap);
 }
 
 /* Self-attention of each image: the fused kernel (mer__attention_fwd, heads x query blocks over
@@ -735,17 +742,17 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
         if ((st = mer__abort_check(s->par.abort, s->par.abort_user_data, "visual encoder"))) return st;
         const clip_layer *ly = &m->layers[l];
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-        gemm_w(&err, R, h, D, PK(0), 0, qkv, 3 * D); /* q | k | v, or q alone (last layer) */
+        gemm_w(&err, s, R, h, D, PK(0), 0, qkv, 3 * D); /* q | k | v, or q alone (last layer) */
         if (PK(1)) {
-            gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
-            gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
+            gemm_w(&err, s, R, h, D, PK(1), 0, qkv + D, 3 * D);
+            gemm_w(&err, s, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
         }
         attend(&err, ao, qkv, n, T, T, D, H, scale, s->scores);
         /* x += ao @ Wo^T + b: the residual add is the product's accumulate */
-        gemm_w(&err, R, ao, D, PK(3), 1, x, D);
+        gemm_w(&err, s, R, ao, D, PK(3), 1, x, D);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
-        mlp_up(&err, c, mlp, h, R, PK(4));
-        gemm_w(&err, R, mlp, I, PK(5), 1, x, D);
+        mlp_up(&err, s, c, mlp, h, R, PK(4));
+        gemm_w(&err, s, R, mlp, I, PK(5), 1, x, D);
         if (what == MER_CLIP_HIDDEN)
             for (int32_t b = 0; b < n; b++)
                 memcpy(out + b * per_img + (l + 1) * T * D, x + (int64_t)b * T * D,
@@ -758,18 +765,18 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
     const clip_layer *ly = &m->layers[L - 1];
     float *xc = s->pooled, *aoc = h + R * D - 2 * (int64_t)n * D, *hc = aoc + (int64_t)n * D;
     mer__layernorm_fwd(h, NULL, NULL, x, ly->ln1_w, ly->ln1_b, R, D, eps);
-    gemm_w(&err, n, h, T * D, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
-    gemm_w(&err, R, h, D, PK(1), 0, qkv + D, 3 * D);
-    gemm_w(&err, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
+    gemm_w(&err, s, n, h, T * D, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
+    gemm_w(&err, s, R, h, D, PK(1), 0, qkv + D, 3 * D);
+    gemm_w(&err, s, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
     attend(&err, ao, qkv, n, 1, T, D, H, scale, s->scores);
     for (int32_t b = 0; b < n; b++) {
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));
     }
-    gemm_w(&err, n, aoc, D, PK(3), 1, xc, D);
+    gemm_w(&err, s, n, aoc, D, PK(3), 1, xc, D);
     mer__layernorm_fwd(hc, NULL, NULL, xc, ly->ln2_w, ly->ln2_b, n, D, eps);
-    mlp_up(&err, c, mlp, hc, n, PK(4));
-    gemm_w(&err, n, mlp, I, PK(5), 1, xc, D);
+    mlp_up(&err, s, c, mlp, hc, n, PK(4));
+    gemm_w(&err, s, n, mlp, I, PK(5), 1, xc, D);
 
     /* pooled = post_layernorm(class token); embeds = pooled @ proj^T */
     float *pooled = what == MER_CLIP_CLS ? out : hc;

@@ -102,6 +102,8 @@ struct mer_speech_state {
     void *abort_user_data;
     mer__arena arena;
     mer_speech_profile prof;   /* of the last encode/extract call */
+    void *pk_ws;               /* the packed products' scratch (mer__packed_linear_kept) */
+    size_t pk_ws_cap;
 };
 
 /* ============================================================================================
@@ -784,6 +786,7 @@ const mer_speech_model *mer__speech_state_model(const mer_speech_state *s) { ret
 void mer_speech_state_free(mer_speech_state *s) {
     if (!s) return;
     mer__arena_free(&s->arena);
+    mer__free(s->pk_ws);
     mer__free(s);
 }
 
@@ -1115,7 +1118,7 @@ static mer_status linear(mer_speech_state *st, float *y, const float *x, const m
                          int64_t n, int acc, mer_epilogue epi) {
     const double t0 = mer__now();
     const int64_t in = mer_packed_k(p), out = mer_packed_n(p);
-    mer_status s = mer_packed_linear(y, out, x, in, n, p, acc, epi);
+    mer_status s = mer__packed_linear_kept(y, out, x, in, n, p, acc, epi, &st->pk_ws, &st->pk_ws_cap);
     prof_charge(&st->prof.linear_s, &st->prof.linear_flop, t0, 2.0 * (double)n * (double)in * (double)out);
     return s;
 }
