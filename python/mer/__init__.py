@@ -306,6 +306,17 @@ _libc.free.argtypes = [_VP]
 _libc.free.restype = None
 
 
+def _layer_options(p, layers, combine, pool, combine_codes):
+    """The layer range, combination and pooling options of a speech or text params struct, each
+    set only when given (later arguments override a preset, as on the CLI)."""
+    if layers is not None:
+        p.layer_first, p.layer_last = layers
+    if combine is not None:
+        p.combine = combine_codes[combine]
+    if pool is not None:
+        p.pool_mean = 1 if pool == "mean" else 0
+
+
 def _check(status):
     if status != 0:
         raise MerError(lib.mer_status_str(status).decode(), (lib.mer_last_error() or b"").decode("utf-8", "replace"))
@@ -544,12 +555,7 @@ class SpeechModel:
             raise ValueError("preset must be None or 'mertools'")
         if preset is None:
             p.chunk_seconds = chunk_seconds
-        if layers is not None:
-            p.layer_first, p.layer_last = layers
-        if combine is not None:
-            p.combine = self.COMBINE[combine]
-        if pool is not None:
-            p.pool_mean = 1 if pool == "mean" else 0
+        _layer_options(p, layers, combine, pool, self.COMBINE)
         rj = None
         if recipe:
             txt = _VP()
@@ -660,12 +666,7 @@ class TextModel:
         p = lib.mer_text_mertools_params() if preset == "mertools" else lib.mer_text_default_params()
         if preset not in (None, "mertools"):
             raise ValueError("preset must be None or 'mertools'")
-        if layers is not None:
-            p.layer_first, p.layer_last = layers
-        if combine is not None:
-            p.combine = self.COMBINE[combine]
-        if pool is not None:
-            p.pool_mean = 1 if pool == "mean" else 0
+        _layer_options(p, layers, combine, pool, self.COMBINE)
         p.precision = self.PRECISION[self.precision]
         p.n_threads = self.n_threads
         return self._calls.fill(p)
