@@ -158,7 +158,7 @@ typedef mer_status (*group_fn)(void *user, int32_t k, const char *const *inputs,
 
 static void slot_error(slot *sl, mer_status s) {
     sl->status = s;
-    snprintf(sl->error, sizeof sl->error, "%s", mer_last_error());
+    mer__err_copy(sl->error, sizeof sl->error);
 }
 
 static mer_status run_files(const char *const *inputs, int64_t n_in, const char *out, const mer_extract_params *p,

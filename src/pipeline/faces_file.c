@@ -131,11 +131,7 @@ mer_status mer_faces_detect_file(const mer_faces *m, mer_faces_state *st, const 
         s = mer_media_each_video_frame(input, smp, face_frame, &r, NULL);
     }
     mer__threads_use(old);
-    if (s != MER_OK && r.bad_frame >= 0) {
-        char msg[MER_PATH_CAP + 512];
-        snprintf(msg, sizeof msg, "%s", mer_last_error());
-        s = mer__err(s, "%s: frame %lld: %s", input, (long long)r.bad_frame, msg);
-    }
+    if (s != MER_OK && r.bad_frame >= 0) mer__err_prefix("%s: frame %lld", input, (long long)r.bad_frame);
     if (s) mer_faces_file_result_free(out);
     return s;
 }

@@ -246,9 +246,7 @@ static mer_status finetune_run(const mer_finetune_params *p, const char *rundir,
     c.n_classes = 2;
     mer__sft *probe = NULL;
     if ((s = mer__sft_init(&probe, sm, &c))) {
-        char msg[512];
-        mer__err_copy(msg, sizeof msg);
-        s = mer__err(s, "%s: %s", p->model_dir, msg);
+        mer__err_prefix("%s", p->model_dir);
         goto done;
     }
     mer__sft_free(probe);
