@@ -16,14 +16,22 @@
  *    instead and the product is mer_sgemm_bf16's (oneDNN's vdpbf16ps matmul, ~1.8x the fp32
  *    rate there): the same numbers, summed in another order. (No vdpbf16ps kernel of our own:
  *    the machine this was written on cannot run one.)
- *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-127, 127], activations per
- *    row (token) symmetric to [-127, 127], both int8. vpmaddubsw wants one unsigned operand, so
- *    the kernel multiplies |q_x| (u8) by sign(q_x) q_w (s8, vpsignb): the same products, and a
- *    pair sums to at most 2 * 127 * 127 < 32767, so int16 never saturates; vpmaddwd widens to
- *    int32. y = s_x[row] * s_w[col] * acc + b. (Until session 5 the activations were stored as
- *    q + 128 and the weights kept 7 bits to stay clear of saturation: one vpsignb per product
- *    less, but twice the weights' rounding error; CLIP-L/14's MERTools feature was at cosine
- *    0.99898 against fp32, under the 0.9995 bar, and is at 0.99966 now. docs/gemm.md.)
+ *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-127, 127]; activations per
+ *    row (token), in one of two forms chosen per group of 4 rows when they are quantised:
+ *    - symmetric to [-127, 127] (s8). vpmaddubsw wants one unsigned operand, so the kernel
+ *      multiplies |q_x| (u8, stored beside q_x) by sign(q_x) q_w (s8, vpsignb): the same
+ *      products, and a pair sums to at most 2 * 127 * 127 < 32767, so int16 never saturates;
+ *    - one-sided, when every row of the group spans at most ONESIDED_SPAN x its max |x| (a
+ *      GELU's output, the input of the second FFN product and of most feature convolutions):
+ *      u7 with a zero point, q = round(x / s) + z in [0, 127], s = (max - min) / 127. q is the
+ *      unsigned operand as it is, no vpsignb (1.34x the sign form's rate on AVX2), a pair
+ *      again at most 2 * 127 * 127; its 128 levels over [min, max] step at most ONESIDED_SPAN
+ *      (1.125) times as coarsely as the symmetric form's 255 over [-max|x|, max|x|] (measured:
+ *      within 10% of its error, test speed_int8_onesided_form).
+ *    vpmaddwd widens to int32. y = s_x[row] s_w[col] (acc - z[row] sum_k q_w[col]) + b. (Until
+ *    session 5 the activations were stored as q + 128 and the weights kept 7 bits to stay clear
+ *    of saturation: twice the weights' rounding error; CLIP-L/14's MERTools feature was at
+ *    cosine 0.99898 against fp32, under the 0.9995 bar. docs/gemm.md.)
  * Results are the same at any thread count (each output element is one chain over k in a fixed
  * order; the split only decides which thread computes it).
  */
@@ -37,6 +45,7 @@
 #define NR 16   /* output columns per panel */
 #define MR 6    /* rows per fp32 register tile */
 #define MR8 4   /* rows per int8 register tile */
+#define AQ (8 * MR8) /* bytes per k-quad of a row group's int8 activations: q_x, then |q_x| */
 #define KC 512  /* k block of the fp32 kernels */
 #define MC 192  /* rows per work item (multiple of MR and MR8) */
 #define NCP 8   /* panels per work item */
@@ -50,6 +59,7 @@ struct mer_packed {
     float *wscale;  /* int8: (np * 16) per-channel scale */
     int rowmajor;   /* bf16 for mer_sgemm_bf16: w is (n, k) bfloat16, bias (n) */
     int w7;         /* int8 with 7-bit weights stored as u8 q_w + 64 (mer__packed_init_w7) */
+    int32_t *wsum;  /* int8 (8-bit weights): (np * 16) per-channel sum_k q_w, for the one-sided form */
     size_t bytes;
 };
 
@@ -163,11 +173,19 @@ static void pack_w_panels(void *u, int64_t p0, int64_t p1, int t) {
         } else if (p->type == MER_PACK_BF16) {
             uint16_t *d = (uint16_t *)p->w + pj * k * NR + cj;
             for (int64_t i = 0; i < k; i++) d[i * NR] = bf16_bits(row[i]);
-        } else if (!quant_w_row((int8_t *)p->w + pj * p->kq * NR * 4 + cj * 4, &p->wscale[r], row, k, p->w7)) {
-            for (int64_t b = __atomic_load_n(&j->bad, __ATOMIC_RELAXED);
-                 r < b && !__atomic_compare_exchange_n(&j->bad, &b, r, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);)
-                ;
-            continue;
+        } else {
+            const int8_t *d = (const int8_t *)p->w + pj * p->kq * NR * 4 + cj * 4;
+            if (!quant_w_row((int8_t *)d, &p->wscale[r], row, k, p->w7)) {
+                for (int64_t b = __atomic_load_n(&j->bad, __ATOMIC_RELAXED);
+                     r < b && !__atomic_compare_exchange_n(&j->bad, &b, r, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);)
+                    ;
+                continue;
+            }
+            if (p->wsum) {
+                int32_t sum = 0;
+                for (int64_t q = 0; q < p->kq; q++) sum += d[q * NR * 4] + d[q * NR * 4 + 1] + d[q * NR * 4 + 2] + d[q * NR * 4 + 3];
+                p->wsum[r] = sum;
+            }
         }
         if (j->bias) p->bias[r] = j->bias[r];
     }
@@ -218,8 +236,9 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
     if (bias) p->bias = mer__calloc((size_t)(np * NR), sizeof(float));
     if (type == MER_PACK_INT8) {
         p->wscale = mer__calloc((size_t)(np * NR), sizeof(float));
+        if (!p->w7) p->wsum = mer__calloc((size_t)(np * NR), sizeof(int32_t));
     }
-    if (!p->w || (bias && !p->bias) || (type == MER_PACK_INT8 && !p->wscale)) {
+    if (!p->w || (bias && !p->bias) || (type == MER_PACK_INT8 && (!p->wscale || (!p->w7 && !p->wsum)))) {
         mer__free(row);
         mer_packed_free(p);
         return MER_ERR_NOMEM;
@@ -251,6 +270,7 @@ void mer_packed_free(mer_packed *p) {
     mer__free(p->w);
     mer__free(p->bias);
     mer__free(p->wscale);
+    mer__free(p->wsum);
     mer__free(p);
 }
 
@@ -258,6 +278,7 @@ size_t mer_packed_bytes(const mer_packed *p) {
     if (!p) return 0;
     size_t extra = p->bias ? (size_t)p->np * NR * 4 : 0;
     if (p->wscale) extra += (size_t)p->np * NR * 8;
+    if (p->wsum) extra += (size_t)p->np * NR * 4;
     return p->bytes + extra;
 }
 
@@ -591,8 +612,14 @@ static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
 
 /* ---- int8 kernels ------------------------------------------------------------------------ */
 
-/* acc (4, 16) int32 = a (kq, 4 rows, 4 s8) . b (kq, 16 cols, 4 s8), as |a| (u8) . sign(a) b. */
-__attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const int8_t *a,
+/* The int8 register tile: 4 rows x 16 columns in 8 ymm accumulators (6 x 16 spills two of them
+ * and measured slower, as did 5 x 16: docs/gemm.md). The activations of a row group come as
+ * (kq, AQ): per k-quad the 4 bytes of each row (q_x, or the one-sided form's q_x + z_x), then
+ * in the sign form their absolute values, computed once when quantising instead of once per
+ * column panel (a vpabsb per row and k-quad: 1.07x the kernel's rate, 1.04x CLIP-L/14's). */
+
+/* acc (4, 16) int32 = a . b (kq, 16 cols, 4 s8), as |q_x| (u8) . sign(q_x) q_w (s8, vpsignb) */
+__attribute__((target("avx2"), noinline)) static void kern_i8_avx2(int64_t kq, const int8_t *a,
                                                         const int8_t *b, int32_t *acc_out) {
     __m256i acc[MR8][2], one = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
@@ -601,15 +628,16 @@ __attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const int8_
         __m256i b0 = _mm256_load_si256((const __m256i *)b), b1 = _mm256_load_si256((const __m256i *)(b + 32));
 #pragma GCC unroll 4
         for (int i = 0; i < MR8; i++) {
-            int32_t v;
+            int32_t v, u;
             memcpy(&v, a + 4 * i, 4);
-            __m256i ai = _mm256_set1_epi32(v), aa = _mm256_abs_epi8(ai);
+            memcpy(&u, a + 4 * MR8 + 4 * i, 4);
+            __m256i ai = _mm256_set1_epi32(v), aa = _mm256_set1_epi32(u);
             acc[i][0] = _mm256_add_epi32(acc[i][0],
                                          _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b0, ai)), one));
             acc[i][1] = _mm256_add_epi32(acc[i][1],
                                          _mm256_madd_epi16(_mm256_maddubs_epi16(aa, _mm256_sign_epi8(b1, ai)), one));
         }
-        a += 4 * MR8;
+        a += AQ;
         b += 4 * NR;
     }
 #pragma GCC unroll 4
@@ -621,9 +649,13 @@ __attribute__((target("avx2"))) static void kern_i8_avx2(int64_t kq, const int8_
 
 /* The 7-bit weights' form: b holds q_w + 64 (u8, <= 127), so vpmaddubsw takes b as its unsigned
  * operand and a as the signed one, no sign instructions: a pair sums to at most 2 * 127 * 127.
- * acc = a . (q_w + 64); the caller removes 64 * sum_k a per row. */
-__attribute__((target("avx2"))) static void kern_i8w7_avx2(int64_t kq, const int8_t *a,
-                                                          const int8_t *b, int32_t *acc_out) {
+ * acc = a . (q_w + 64); the caller removes 64 * sum_k a per row.
+ * The one-sided form (uw 1): a holds q_x + z_x in [0, 127] (u8, the activations of a row group
+ * that keeps to one side of zero, as a GELU's output), b the 8-bit weights (s8): a is the
+ * unsigned operand, a pair again sums to at most 2 * 127 * 127; the caller removes
+ * z_x * sum_k q_w per row and column. */
+static inline __attribute__((always_inline, target("avx2"))) void
+kern_i8u_body(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc_out, int ua) {
     __m256i acc[MR8][2], one = _mm256_set1_epi16(1);
 #pragma GCC unroll 4
     for (int i = 0; i < MR8; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
@@ -634,10 +666,12 @@ __attribute__((target("avx2"))) static void kern_i8w7_avx2(int64_t kq, const int
             int32_t v;
             memcpy(&v, a + 4 * i, 4);
             __m256i ai = _mm256_set1_epi32(v);
-            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(b0, ai), one));
-            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(b1, ai), one));
+            __m256i p0 = ua ? _mm256_maddubs_epi16(ai, b0) : _mm256_maddubs_epi16(b0, ai),
+                    p1 = ua ? _mm256_maddubs_epi16(ai, b1) : _mm256_maddubs_epi16(b1, ai);
+            acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(p0, one));
+            acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(p1, one));
         }
-        a += 4 * MR8;
+        a += AQ;
         b += 4 * NR;
     }
 #pragma GCC unroll 4
@@ -647,7 +681,17 @@ __attribute__((target("avx2"))) static void kern_i8w7_avx2(int64_t kq, const int
     }
 }
 
-/* w7: b holds q_w + 64 as u8 */
+__attribute__((target("avx2"), noinline)) static void kern_i8w7_avx2(int64_t kq, const int8_t *a, const int8_t *b,
+                                                          int32_t *acc) {
+    kern_i8u_body(kq, a, b, acc, 0);
+}
+
+__attribute__((target("avx2"), noinline)) static void kern_i8u_avx2(int64_t kq, const int8_t *a, const int8_t *b,
+                                                         int32_t *acc) {
+    kern_i8u_body(kq, a, b, acc, 1);
+}
+
+/* w7: b holds q_w + 64 as u8 (the one-sided form's a holds 0..127: the same as int8) */
 static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc, int w7) {
     for (int i = 0; i < MR8 * NR; i++) acc[i] = 0;
     for (int64_t q = 0; q < kq; q++)
@@ -655,7 +699,7 @@ static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc
             for (int j = 0; j < NR; j++)
                 for (int t = 0; t < 4; t++) {
                     int8_t bv = b[q * 64 + j * 4 + t];
-                    acc[i * NR + j] += (int32_t)a[q * 16 + i * 4 + t] * (w7 ? (int32_t)(uint8_t)bv : (int32_t)bv);
+                    acc[i * NR + j] += (int32_t)a[q * AQ + i * 4 + t] * (w7 ? (int32_t)(uint8_t)bv : (int32_t)bv);
                 }
 }
 
@@ -663,22 +707,26 @@ typedef struct {
     const mer_packed *w;
     float *y;
     int64_t ldy, m, mblocks, cblocks;
-    const int8_t *ap; /* (ceil(m / 4), kq, 4, 4) */
+    const int8_t *ap; /* (ceil(m / MR8), kq, AQ) */
     const float *ascale;
-    const int32_t *asum; /* w7: per row 64 * sum_k q_x */
+    const int32_t *asum; /* w7: per row 64 * sum_k q_x; else per row the zero point z_x */
+    const uint8_t *onesided; /* per row group: 1 when its activations are in the one-sided form */
     int accumulate;
     mer_epilogue epi;
     int avx2;
 } i8_job;
 
 /* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - corr) (+ c) + b (corr: the 7-bit weights'
- * 64 * sum_k q_x, else 0). The AVX2 form does the same operations in the same order as the
- * scalar one. */
+ * 64 * sum_k q_x; the one-sided form's z_x * sum_k q_w of the column (wsum not NULL); else 0).
+ * The AVX2 form does the same operations in the same order as the scalar one. */
 __attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float *c, const int32_t *acc, int32_t corr,
-                                                          float sa, const float *ws, const float *bias, int accumulate) {
+                                                          const int32_t *wsum, float sa, const float *ws,
+                                                          const float *bias, int accumulate) {
     const __m256 va = _mm256_set1_ps(sa);
     for (int h = 0; h < 2; h++) {
-        __m256i a = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(acc + 8 * h)), _mm256_set1_epi32(corr));
+        __m256i cv = wsum ? _mm256_mullo_epi32(_mm256_set1_epi32(corr), _mm256_loadu_si256((const __m256i *)(wsum + 8 * h)))
+                          : _mm256_set1_epi32(corr);
+        __m256i a = _mm256_sub_epi32(_mm256_load_si256((const __m256i *)(acc + 8 * h)), cv);
         __m256 v = _mm256_mul_ps(_mm256_mul_ps(va, _mm256_loadu_ps(ws + 8 * h)), _mm256_cvtepi32_ps(a));
         if (accumulate) v = _mm256_add_ps(_mm256_loadu_ps(c + 8 * h), v);
         if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + 8 * h));
@@ -711,20 +759,23 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
             const float *ws = w->wscale + c0, *bias = w->bias ? w->bias + c0 : NULL;
             for (int64_t r = r0; r < r1; r += MR8) {
                 int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
-                const int8_t *a = j->ap + (r / MR8) * w->kq * 16;
-                if (j->avx2 && w->w7) kern_i8w7_avx2(w->kq, a, b, acc);
+                const int8_t *a = j->ap + (r / MR8) * w->kq * AQ;
+                const int onesided = j->onesided[r / MR8];
+                const int32_t *wsum = onesided ? w->wsum + c0 : NULL;
+                if (j->avx2 && onesided) kern_i8u_avx2(w->kq, a, b, acc);
+                else if (j->avx2 && w->w7) kern_i8w7_avx2(w->kq, a, b, acc);
                 else if (j->avx2) kern_i8_avx2(w->kq, a, b, acc);
                 else kern_i8_c(w->kq, a, b, acc, w->w7);
                 /* the finished tile goes through a buffer in L1: GELU runs there, and each row
                  * of y is written once (a GELU on y itself waited on its just-written lines) */
                 for (int64_t i = 0; i < mr; i++) {
                     float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0, *o = out + i * NR;
-                    const int32_t corr = j->asum ? j->asum[r + i] : 0;
+                    const int32_t corr = j->asum[r + i];
                     if (j->avx2 && nc == NR) {
-                        dequant16_avx2(o, c, acc + i * NR, corr, sa, ws, bias, j->accumulate);
+                        dequant16_avx2(o, c, acc + i * NR, corr, wsum, sa, ws, bias, j->accumulate);
                     } else {
                         for (int64_t q = 0; q < nc; q++) {
-                            float v = sa * ws[q] * (float)(acc[i * NR + q] - corr);
+                            float v = sa * ws[q] * (float)(acc[i * NR + q] - (wsum ? corr * wsum[q] : corr));
                             v = j->accumulate ? c[q] + v : v;
                             o[q] = bias ? v + bias[q] : v;
                         }
@@ -747,84 +798,143 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
 typedef struct {
     int8_t *ap;
     float *ascale;
-    int32_t *asum; /* NULL, or per row 64 * sum_k q (7-bit weights) */
+    int32_t *asum;     /* w7: per row 64 * sum_k q; else per row the zero point (0: symmetric) */
+    uint8_t *onesided; /* per row group: the one-sided form (never with w7) */
     const float *x;
     int64_t ldx, m, k, kq;
+    int w7;
 } quant_a_job;
 
-/* max |x| over n values (NaN ignored, as fmaxf does: max_ps returns its second operand when
- * either is NaN) */
-__attribute__((target("avx2"))) static float amax_avx2(const float *x, int64_t n) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 m = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
-    float l[8], r = 0;
-    _mm256_storeu_ps(l, m);
-    for (int k = 0; k < 8; k++) r = fmaxf(r, l[k]);
-    for (; i < n; i++) r = fmaxf(r, fabsf(x[i]));
-    return r;
-}
-
-/* d[q * 16 + 0..3] = clamp(round(x[4q..4q+3] * inv), -127, 127) for q < n / 4 (n a multiple of
- * 4); cvtps rounds to nearest even, as lrintf in the default rounding mode. */
-__attribute__((target("avx2"))) static void quant4_avx2(int8_t *d, const float *x, int64_t n,
-                                                       float inv) {
-    const __m256 vi = _mm256_set1_ps(inv);
-    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+/* min and max over n values (NaN ignored, as fminf / fmaxf do: min_ps / max_ps return their
+ * second operand when either is NaN) */
+__attribute__((target("avx2"))) static void minmax_avx2(const float *x, int64_t n, float *mn, float *mx) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi));
+        __m256 v = _mm256_loadu_ps(x + i);
+        lo = _mm256_min_ps(v, lo);
+        hi = _mm256_max_ps(v, hi);
+    }
+    float l[8], h[8], a = 0, b = 0;
+    _mm256_storeu_ps(l, lo);
+    _mm256_storeu_ps(h, hi);
+    for (int k = 0; k < 8; k++) {
+        a = fminf(a, l[k]);
+        b = fmaxf(b, h[k]);
+    }
+    for (; i < n; i++) {
+        a = fminf(a, x[i]);
+        b = fmaxf(b, x[i]);
+    }
+    *mn = a;
+    *mx = b;
+}
+
+/* d[q * AQ + 0..3] = clamp(round(x[4q..4q+3] * inv) + off, lo, hi) for q < n / 4 (n a multiple
+ * of 4), and with abs their absolute values at d[q * AQ + 4 * MR8 + 0..3]; cvtps rounds to
+ * nearest even, as lrintf in the default rounding mode. */
+__attribute__((target("avx2"))) static void quant4_avx2(int8_t *d, const float *x, int64_t n,
+                                                       float inv, int off, int lo_, int hi_, int abs) {
+    const __m256 vi = _mm256_set1_ps(inv);
+    const __m256i lo = _mm256_set1_epi32(lo_), hi = _mm256_set1_epi32(hi_), vo = _mm256_set1_epi32(off);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi)), vo);
         v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
         /* -127..127 in each int32 lane -> bytes; the 4 values of each 128-bit half are one group */
         __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(v, v), v);
         uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
                  g1 = (uint32_t)_mm256_extract_epi32(b, 4);
-        memcpy(d + (i / 4) * 16, &g0, 4);
-        memcpy(d + (i / 4 + 1) * 16, &g1, 4);
+        memcpy(d + (i / 4) * AQ, &g0, 4);
+        memcpy(d + (i / 4 + 1) * AQ, &g1, 4);
+        if (abs) {
+            b = _mm256_abs_epi8(b);
+            g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b));
+            g1 = (uint32_t)_mm256_extract_epi32(b, 4);
+            memcpy(d + (i / 4) * AQ + 4 * MR8, &g0, 4);
+            memcpy(d + (i / 4 + 1) * AQ + 4 * MR8, &g1, 4);
+        }
     }
     for (; i < n; i++) {
-        int v = (int)lrintf(x[i] * inv);
-        v = v > 127 ? 127 : v < -127 ? -127 : v;
-        d[(i / 4) * 16 + (i & 3)] = (int8_t)v;
+        int v = (int)lrintf(x[i] * inv) + off;
+        v = v > hi_ ? hi_ : v < lo_ ? lo_ : v;
+        d[(i / 4) * AQ + (i & 3)] = (int8_t)v;
+        if (abs) d[(i / 4) * AQ + 4 * MR8 + (i & 3)] = (int8_t)(v < 0 ? -v : v);
     }
 }
 
-/* Per row: s = max|x| / 127, q = round(x / s) in [-127, 127]. */
+/* The one-sided form is taken for a group of MR8 rows when each row's range [min(x, 0),
+ * max(x, 0)] is at most ONESIDED_SPAN times its max |x|: then 128 levels over the range (u7,
+ * with a zero point) step at most that much more coarsely than the symmetric form's 255 levels
+ * over [-max|x|, max|x|], and the product needs no vpsignb (docs/gemm.md). A GELU's output
+ * (min -0.17) qualifies once its max passes 1.4. */
+#define ONESIDED_SPAN 1.25f
+
+/* Per row, symmetric: s = max|x| / 127, q = round(x / s) in [-127, 127]; one-sided (the whole
+ * group qualifies): s = (max - min) / 127 over the range with 0, z = round(-min / s),
+ * q = clamp(round(x / s) + z, 0, 127). */
 static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const quant_a_job *j = u;
     const int avx2 = use_avx2();
     for (int64_t mp = b; mp < e; mp++) {
-        int8_t *d = j->ap + mp * j->kq * 16;
+        int8_t *d = j->ap + mp * j->kq * AQ;
+        float mn[MR8], mx[MR8];
+        int onesided = !j->w7;
+        for (int i = 0; i < MR8; i++) {
+            int64_t r = mp * MR8 + i;
+            mn[i] = mx[i] = 0;
+            if (r >= j->m) continue;
+            const float *s = j->x + r * j->ldx;
+            if (avx2) minmax_avx2(s, j->k, &mn[i], &mx[i]);
+            else
+                for (int64_t q = 0; q < j->k; q++) {
+                    mn[i] = fminf(mn[i], s[q]);
+                    mx[i] = fmaxf(mx[i], s[q]);
+                }
+            float amax = fmaxf(-mn[i], mx[i]);
+            onesided &= amax > 0 && mx[i] - mn[i] <= ONESIDED_SPAN * amax;
+        }
+        j->onesided[mp] = (uint8_t)onesided;
         for (int i = 0; i < MR8; i++) {
             int64_t r = mp * MR8 + i;
             if (r >= j->m) {
-                for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * 16 + i * 4 + q % 4] = 0;
+                for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * AQ + i * 4 + q % 4] = d[(q / 4) * AQ + 4 * MR8 + i * 4 + q % 4] = 0;
                 continue;
             }
             const float *s = j->x + r * j->ldx;
-            float amax = 0;
-            if (avx2) amax = amax_avx2(s, j->k);
-            else
-                for (int64_t q = 0; q < j->k; q++) amax = fmaxf(amax, fabsf(s[q]));
-            float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
+            float amax = fmaxf(-mn[i], mx[i]);
+            float sc, inv;
+            int z = 0, lo = -127;
+            if (onesided) {
+                sc = (mx[i] - mn[i]) / 127.0f;
+                inv = 1.0f / sc;
+                z = (int)lrintf(-mn[i] * inv);
+                z = z > 127 ? 127 : z;
+                lo = 0;
+            } else {
+                sc = amax > 0 ? amax / 127.0f : 1.0f;
+                inv = 1.0f / sc;
+            }
             j->ascale[r] = sc;
             int64_t q0 = 0;
             if (avx2) {
                 q0 = j->k & ~(int64_t)3;
-                quant4_avx2(d + i * 4, s, q0, inv);
+                quant4_avx2(d + i * 4, s, q0, inv, z, lo, 127, !onesided);
             }
             for (int64_t q = q0; q < j->kq * 4; q++) {
-                int v = q < j->k ? (int)lrintf(s[q] * inv) : 0;
-                v = v > 127 ? 127 : v < -127 ? -127 : v;
-                d[(q / 4) * 16 + i * 4 + q % 4] = (int8_t)v;
+                int v = q < j->k ? (int)lrintf(s[q] * inv) + z : 0;
+                v = v > 127 ? 127 : v < lo ? lo : v;
+                d[(q / 4) * AQ + i * 4 + q % 4] = (int8_t)v;
+                d[(q / 4) * AQ + 4 * MR8 + i * 4 + q % 4] = (int8_t)(v < 0 ? -v : v);
             }
-            if (j->asum) {
+            if (j->w7) {
                 int32_t sum = 0;
                 for (int64_t q = 0; q < j->kq; q++)
-                    sum += d[q * 16 + i * 4] + d[q * 16 + i * 4 + 1] + d[q * 16 + i * 4 + 2] + d[q * 16 + i * 4 + 3];
+                    sum += d[q * AQ + i * 4] + d[q * AQ + i * 4 + 1] + d[q * AQ + i * 4 + 2] + d[q * AQ + i * 4 + 3];
                 j->asum[r] = 64 * sum;
+            } else {
+                j->asum[r] = z;
             }
         }
     }
@@ -950,22 +1060,25 @@ typedef struct {
     void *ap;
     float *as;
     int32_t *sums, *cnt;
+    uint8_t *onesided;
 } dyn_ws;
 
 static size_t dyn_ws_layout(const mer_packed *w, int64_t m, uint8_t *base, dyn_ws *o) {
     const int64_t mblocks = (m + MC - 1) / MC;
-    size_t a = w->type == MER_PACK_INT8 ? (size_t)(((m + MR8 - 1) / MR8) * w->kq * 16)
+    size_t a = w->type == MER_PACK_INT8 ? (size_t)(((m + MR8 - 1) / MR8) * w->kq * AQ)
                                         : (size_t)(((m + MR - 1) / MR) * w->k * MR) * sizeof(float);
     a = (a + 63) & ~(size_t)63;
     size_t sc = w->type == MER_PACK_INT8 ? ((size_t)m * sizeof(float) + 63) & ~(size_t)63 : 0;
-    size_t su = w->type == MER_PACK_INT8 && w->w7 ? ((size_t)m * sizeof(int32_t) + 63) & ~(size_t)63 : 0;
+    size_t su = w->type == MER_PACK_INT8 ? ((size_t)m * sizeof(int32_t) + 63) & ~(size_t)63 : 0;
+    size_t fl = w->type == MER_PACK_INT8 ? ((size_t)((m + MR8 - 1) / MR8) + 63) & ~(size_t)63 : 0;
     if (base) {
         o->ap = base;
         o->as = sc ? (float *)(base + a) : NULL;
         o->sums = su ? (int32_t *)(base + a + sc) : NULL;
-        o->cnt = (int32_t *)(base + a + sc + su);
+        o->onesided = fl ? base + a + sc + su : NULL;
+        o->cnt = (int32_t *)(base + a + sc + su + fl);
     }
-    return a + sc + su + (size_t)(2 * mblocks) * sizeof(int32_t);
+    return a + sc + su + fl + (size_t)(2 * mblocks) * sizeof(int32_t);
 }
 
 /* ws: the caller's scratch of mer__packed_ws_bytes(w, m) bytes, or NULL to allocate it here */
@@ -988,8 +1101,8 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     }
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
-        quant_a_job qj = {b.ap, b.as, b.sums, x, ldx, m, w->k, w->kq};
-        i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, accumulate, epi, avx2};
+        quant_a_job qj = {b.ap, b.as, b.sums, b.onesided, x, ldx, m, w->k, w->kq, w->w7};
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, b.onesided, accumulate, epi, avx2};
         s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user, b.cnt);
     } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
         /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
@@ -1091,7 +1204,8 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
     c->w = mer__alloc((size_t)bytes);
     c->bias = bias ? mer__calloc((size_t)(c->np * NR), sizeof(float)) : NULL;
     c->wscale = p0->wscale ? mer__calloc((size_t)(c->np * NR), sizeof(float)) : NULL;
-    if (!c->w || (bias && !c->bias) || (p0->wscale && !c->wscale)) {
+    c->wsum = p0->wsum ? mer__calloc((size_t)(c->np * NR), sizeof(int32_t)) : NULL;
+    if (!c->w || (bias && !c->bias) || (p0->wscale && !c->wscale) || (p0->wsum && !c->wsum)) {
         mer_packed_free(c);
         return MER_ERR_NOMEM;
     }
@@ -1104,6 +1218,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
         off += p->bytes;
         if (p->bias) memcpy(c->bias + col, p->bias, (size_t)p->n * sizeof(float));
         if (p->wscale) memcpy(c->wscale + col, p->wscale, (size_t)p->n * sizeof(float));
+        if (p->wsum) memcpy(c->wsum + col, p->wsum, (size_t)p->n * sizeof(int32_t));
         col += p->n;
     }
     *out = c;
