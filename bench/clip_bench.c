@@ -104,6 +104,17 @@ int main(int argc, char **argv) {
            flop / times[0] / 1e9, peak > 0 ? 100.0 * flop / times[0] / 1e9 / peak : 0, peak);
     printf("  least CPU time of a forward (all threads): %.3f s\n", best_cpu);
     printf("RESULT flop %.0f\nRESULT s %.4f\n", flop, times[0]);
+    /* CLIP_DUMP=FILE: the embeddings (n x projection_dim float32), for the accuracy comparison
+     * of bench/speed_peer.py peer_accuracy */
+    const char *dump = getenv("CLIP_DUMP");
+    if (dump && *dump) {
+        FILE *o = fopen(dump, "wb");
+        if (!o || fwrite(out, sizeof(float), (size_t)n * (size_t)in.projection_dim, o) != (size_t)n * (size_t)in.projection_dim ||
+            fclose(o)) {
+            fprintf(stderr, "clip_bench: %s: cannot write\n", dump);
+            return 1;
+        }
+    }
     free(px), free(out), free(times);
     mer_clip_state_free(st);
     mer_clip_model_free(m);

@@ -16,7 +16,13 @@ async function main() {
     intraOpNumThreads: Number(threads), interOpNumThreads: 1, executionMode: 'sequential',
     graphOptimizationLevel: 'all'});
   const feeds = {[name]: new ort.Tensor('float32', x, dims)};
-  await sess.run(feeds);  // warm-up
+  const first = await sess.run(feeds);  // warm-up
+  // ORT_DUMP=FILE: the first output as raw float32, for the accuracy comparison
+  // (bench/speed_peer.py peer_accuracy)
+  if (process.env.ORT_DUMP) {
+    const o = first[sess.outputNames[0]].data;
+    fs.writeFileSync(process.env.ORT_DUMP, Buffer.from(o.buffer, o.byteOffset, o.byteLength));
+  }
   const times = [];
   for (let r = 0; r < Number(reps); r++) {
     const t0 = process.hrtime.bigint();

@@ -868,7 +868,7 @@ __attribute__((target("avx2"))) static void quant4_avx2(int8_t *d, const float *
  * with a zero point) step at most that much more coarsely than the symmetric form's 255 levels
  * over [-max|x|, max|x|], and the product needs no vpsignb (docs/gemm.md). A GELU's output
  * (min -0.17) qualifies once its max passes 1.4. */
-#define ONESIDED_SPAN 1.25f
+#define ONESIDED_SPAN 1.125f
 
 /* Per row, symmetric: s = max|x| / 127, q = round(x / s) in [-127, 127]; one-sided (the whole
  * group qualifies): s = (max - min) / 127 over the range with 0, z = round(-min / s),
