@@ -51,8 +51,23 @@ static float bf16r(float f) {
 static double gelu_d(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 
 /* The reference of each type, in double: the same quantisation written independently. */
+/* int8 activations in the u8 form (VNNI, mer__packed_i8_u8): per row over [min(x, 0), max(x, 0)],
+ * s = range / 255, z = round(-min / s), q = clamp(round(x / s) + z, 0, 255); qa[q] = q - z */
+static float u8_row(double *qa, const float *x, int64_t k) {
+    float mn = 0, mx = 0;
+    for (int64_t q = 0; q < k; q++) {
+        mn = fminf(mn, x[q]);
+        mx = fmaxf(mx, x[q]);
+    }
+    float sa = mx > mn ? (mx - mn) / 255.0f : 1.0f, inv = 1.0f / sa;
+    long z = lrintf(-mn * inv);
+    z = z > 255 ? 255 : z;
+    for (int64_t q = 0; q < k; q++) qa[q] = fmax(0, fmin(255, (double)(lrintf(x[q] * inv) + z))) - (double)z;
+    return sa;
+}
+
 static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, const float *b,
-                       int64_t m, int64_t n, int64_t k, mer_pack_type type) {
+                       int64_t m, int64_t n, int64_t k, mer_pack_type type, int u8) {
     double *qw = malloc(sizeof(double) * n * k), *sw = malloc(sizeof(double) * n);
     for (int64_t j = 0; j < n; j++) {
         float amax = 0;
@@ -64,22 +79,25 @@ static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, c
                             : fmax(-127, fmin(127, (double)lrintf(v / (float)sw[j])));
         }
     }
+    double *qa = malloc(sizeof(double) * k);
     for (int64_t i = 0; i < m; i++) {
         float amax = 0;
         for (int64_t q = 0; q < k; q++) amax = fmaxf(amax, fabsf(x[i * ldx + q]));
         float sa = amax > 0 ? amax / 127.0f : 1.0f;
+        if (type == MER_PACK_INT8 && u8) sa = u8_row(qa, x + i * ldx, k);
         for (int64_t j = 0; j < n; j++) {
             double acc = 0;
             for (int64_t q = 0; q < k; q++) {
                 float v = x[i * ldx + q];
                 double a = type == MER_PACK_F32 ? v : type == MER_PACK_BF16 ? bf16r(v)
-                           : fmax(-127, fmin(127, (double)lrintf(v * (1.0f / sa))));
+                           : u8 ? qa[q] : fmax(-127, fmin(127, (double)lrintf(v * (1.0f / sa))));
                 acc += a * qw[j * k + q];
             }
             if (type == MER_PACK_INT8) acc *= (double)sa * sw[j];
             r[i * n + j] = acc + (b ? b[j] : 0);
         }
     }
+    free(qa);
     free(qw);
     free(sw);
 }
@@ -109,7 +127,7 @@ MER_TEST(speed_packed_linear_matches_reference) {
             mer_packed *p = NULL;
             REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, b, n, k, (mer_pack_type)type));
             CHECK(mer_packed_n(p) == n && mer_packed_k(p) == k && mer_packed_bytes(p) > 0);
-            packed_ref(r, x, ldx, w, b, m, n, k, (mer_pack_type)type);
+            packed_ref(r, x, ldx, w, b, m, n, k, (mer_pack_type)type, mer__packed_i8_u8(p));
             for (int64_t i = 0; i < m * ldy; i++) y[i] = 7.0f; /* the padding must survive */
             CHECK_OK(mer_packed_linear(y, ldy, x, ldx, m, p, 0, MER_EPI_NONE));
             /* fp32 sums of k products: |err| <~ k * 2^-23 * sum|a w| (bounded by k * 0.1); int8 sums
@@ -235,7 +253,8 @@ MER_TEST(speed_int8_outlier_channels) {
  * (a GELU's output) is quantised to u7 with a zero point and multiplied without vpsignb. Checked
  * against a double reference written independently, and its error against the symmetric form's
  * on the same data (forced by one negative outlier per row that makes the range two-sided). */
-static void onesided_ref(double *r, const float *x, const float *w, int64_t m, int64_t n, int64_t k) {
+static void onesided_ref(double *r, const float *x, const float *w, int64_t m, int64_t n, int64_t k, int u8) {
+    double *qa = malloc(sizeof(double) * k);
     for (int64_t i = 0; i < m; i++) {
         float mn = 0, mx = 0;
         for (int64_t q = 0; q < k; q++) {
@@ -244,18 +263,18 @@ static void onesided_ref(double *r, const float *x, const float *w, int64_t m, i
         }
         float sa = (mx - mn) / 127.0f, inv = 1.0f / sa;
         long z = lrintf(-mn * inv);
+        for (int64_t q = 0; q < k; q++) qa[q] = fmax(0, fmin(127, (double)(lrintf(x[i * k + q] * inv) + z))) - (double)z;
+        if (u8) sa = u8_row(qa, x + i * k, k); /* VNNI: every row in the u8 form */
         for (int64_t j = 0; j < n; j++) {
             float amax = 0;
             for (int64_t q = 0; q < k; q++) amax = fmaxf(amax, fabsf(w[j * k + q]));
             float sw = amax / 127.0f;
             double acc = 0;
-            for (int64_t q = 0; q < k; q++) {
-                double a = fmax(0, fmin(127, (double)(lrintf(x[i * k + q] * inv) + z))) - (double)z;
-                acc += a * fmax(-127, fmin(127, (double)lrintf(w[j * k + q] / sw)));
-            }
+            for (int64_t q = 0; q < k; q++) acc += qa[q] * fmax(-127, fmin(127, (double)lrintf(w[j * k + q] / sw)));
             r[i * n + j] = acc * sa * sw;
         }
     }
+    free(qa);
 }
 
 MER_TEST(speed_int8_onesided_form) {
@@ -272,7 +291,7 @@ MER_TEST(speed_int8_onesided_form) {
         mer_packed *p = NULL, *p32 = NULL;
         REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, n, k, MER_PACK_INT8));
         REQUIRE_OK(mer_packed_init(&p32, w, MER_DTYPE_F32, NULL, n, k, MER_PACK_F32));
-        onesided_ref(r, x, w, m, n, k);
+        onesided_ref(r, x, w, m, n, k, mer__packed_i8_u8(p));
         CHECK_OK(mer_packed_linear(y, n, x, k, m, p, 0, MER_EPI_NONE));
         double md = 0, e1 = 0, e2 = 0, den = 0;
         for (int64_t i = 0; i < m * n; i++) md = fmax(md, fabs(y[i] - r[i]));

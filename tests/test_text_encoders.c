@@ -821,20 +821,30 @@ MER_TEST(text_packed_concat_and_row_blocks) {
                 }
                 if (!once || !finished) printf("    type %d, %lld rows, %d threads: once %d finished %d\n", type, (long long)m, th, once, finished);
                 CHECK(once && finished);
-                if (type == 3) { /* gelu(0.5 + s_x s_w sum q_x q_w + b), q_w in [-63, 63] */
+                if (type == 3) { /* gelu(0.5 + s_x s_w sum q_x q_w + b), q_w in [-63, 63]; with VNNI
+                                  * 8-bit weights and the u8 activation form (kernels.h) */
+                    const int w7 = mer__packed_i8_w7(cat), u8 = mer__packed_i8_u8(cat);
+                    const float wl = w7 ? 63.0f : 127.0f;
+                    CHECK(w7 != u8);
                     double md = 0, mr = 0;
                     for (int64_t r = 0; r < m; r++) {
-                        float ax = 0;
-                        for (int64_t q = 0; q < k; q++) ax = fmaxf(ax, fabsf(x[r * k + q]));
-                        float sx = ax > 0 ? ax / 127.0f : 1.0f;
+                        float ax = 0, mn = 0, mx = 0;
+                        for (int64_t q = 0; q < k; q++) {
+                            ax = fmaxf(ax, fabsf(x[r * k + q]));
+                            mn = fminf(mn, x[r * k + q]);
+                            mx = fmaxf(mx, x[r * k + q]);
+                        }
+                        float sx = u8 ? (mx > mn ? (mx - mn) / 255.0f : 1.0f) : ax > 0 ? ax / 127.0f : 1.0f;
+                        long z = u8 ? lrintf(-mn * (1.0f / sx)) : 0;
                         for (int64_t c = 0; c < N; c++) {
                             float aw = 0;
                             for (int64_t q = 0; q < k; q++) aw = fmaxf(aw, fabsf(w[c * k + q]));
-                            float sw = aw > 0 ? aw / 63.0f : 1.0f;
+                            float sw = aw > 0 ? aw / wl : 1.0f;
                             double acc = 0;
                             for (int64_t q = 0; q < k; q++)
-                                acc += fmax(-127, fmin(127, (double)lrintf(x[r * k + q] * (1.0f / sx)))) *
-                                       fmax(-63, fmin(63, (double)lrintf(w[c * k + q] / sw)));
+                                acc += (u8 ? fmax(0, fmin(255, (double)(lrintf(x[r * k + q] * (1.0f / sx)) + z))) - (double)z
+                                           : fmax(-127, fmin(127, (double)lrintf(x[r * k + q] * (1.0f / sx))))) *
+                                       fmax(-wl, fmin(wl, (double)lrintf(w[c * k + q] / sw)));
                             double v = 0.5 + (double)sx * sw * acc + (c >= 32 && c < 80 ? 0 : b[c]);
                             v = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
                             md = fmax(md, fabs(v - y2[r * ld + c]));

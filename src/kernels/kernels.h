@@ -79,6 +79,13 @@ mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t 
  * last must have a multiple of 16 outputs (MER_ERR_UNSUPPORTED otherwise); a part without bias
  * gets zeros when another has one. *out is the caller's (mer_packed_free); the parts are kept. */
 mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n);
+/* int8, what a product of p does with its operands (tests write their references from it):
+ * u8 1 when the activations are quantised per row to u8 with a zero point over [min(x, 0),
+ * max(x, 0)] (255 levels, vpdpbusd on AVX512-VNNI CPUs), 0 for the AVX2 forms (symmetric s8,
+ * or per 4-row group one-sided u7); w7 1 when the weights keep 7 bits (mer__packed_init_w7
+ * without VNNI). */
+int mer__packed_i8_u8(const mer_packed *p);
+int mer__packed_i8_w7(const mer_packed *p);
 /* AVX2 only (call where mer_cpu_features() reports it): rows c = 0..7 of d [ldd] = column c of
  * the 8 x 8 block whose row i is s[i][0..8) (a NULL row reads as zeros); dcols 8, or 6 to store
  * only each row's first 6 (a 6-row register tile's packing). */

@@ -64,6 +64,13 @@ struct mer_packed {
 };
 
 static int use_avx2(void) { return (mer_cpu_features() & MER_CPU_AVX2) != 0; }
+/* int8 through vpdpbusd (AVX512-VNNI): the u8 activation form and kern_i8x4_vnni */
+static int use_vnni(void) {
+    return (mer_cpu_features() & (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI)) ==
+           (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI);
+}
+#define MER_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#define AQV (4 * MR8) /* bytes per k-quad of a row group's u8 activations (the VNNI form) */
 
 /* ---- packing ----------------------------------------------------------------------------- */
 
@@ -226,7 +233,9 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
     }
     p->type = type;
     p->rowmajor = rowmajor;
-    p->w7 = w7 && type == MER_PACK_INT8;
+    /* 7-bit weights exist for AVX2's vpmaddubsw; vpdpbusd multiplies 8-bit weights at the same
+     * rate with no saturation, so a VNNI CPU keeps all 8 bits */
+    p->w7 = w7 && type == MER_PACK_INT8 && !use_vnni();
     p->n = n;
     p->k = k;
     p->np = np;
@@ -281,6 +290,9 @@ size_t mer_packed_bytes(const mer_packed *p) {
     if (p->wsum) extra += (size_t)p->np * NR * 4;
     return p->bytes + extra;
 }
+
+int mer__packed_i8_u8(const mer_packed *p) { return p && p->type == MER_PACK_INT8 && !p->w7 && use_vnni(); }
+int mer__packed_i8_w7(const mer_packed *p) { return p && p->w7; }
 
 int64_t mer_packed_n(const mer_packed *p) { return p ? p->n : 0; }
 int64_t mer_packed_k(const mer_packed *p) { return p ? p->k : 0; }
@@ -351,6 +363,61 @@ __attribute__((target("avx2,fma"))) void mer__tile6x16_avx2(int64_t kc, const fl
     kern_f32_body(kc, a, lda, 1, b, c, ldc, load, NULL, NULL);
 }
 
+/* AVX-512: 6 rows x 32 columns, two panels (b0: columns 0..15, b1: 16..31) in 12 zmm
+ * accumulators (one panel alone would leave the two FMA pipes 6 chains for a 4-cycle latency).
+ * Every output element is the chain of kern_f32_body (one FMA per k in order, then the bias):
+ * the same bits as the AVX2 kernel. */
+static inline __attribute__((always_inline)) MER_AVX512 void
+kern_f32x2_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b0, const float *b1,
+                float *c, int64_t ldc, int load, const float *pf, const float *bias) {
+    __m512 acc[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
+        acc[i][1] = load ? _mm512_loadu_ps(c + i * ldc + NR) : _mm512_setzero_ps();
+    }
+#pragma GCC unroll 4
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 w0 = _mm512_loadu_ps(b0), w1 = _mm512_loadu_ps(b1);
+        if (pf) _mm_prefetch((const char *)(pf + p * MR), _MM_HINT_T0);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i * si]);
+            acc[i][0] = _mm512_fmadd_ps(ai, w0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, w1, acc[i][1]);
+        }
+        a += sp;
+        b0 += NR;
+        b1 += NR;
+    }
+    if (bias) {
+        const __m512 v0 = _mm512_loadu_ps(bias), v1 = _mm512_loadu_ps(bias + NR);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            acc[i][0] = _mm512_add_ps(acc[i][0], v0);
+            acc[i][1] = _mm512_add_ps(acc[i][1], v1);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        _mm512_storeu_ps(c + i * ldc, acc[i][0]);
+        _mm512_storeu_ps(c + i * ldc + NR, acc[i][1]);
+    }
+}
+
+MER_AVX512 __attribute__((noinline)) static void kern_f32x2_avx512(int64_t kc, const float *a, const float *b0,
+                                                                   const float *b1, float *c, int64_t ldc, int load,
+                                                                   const float *pf, const float *bias) {
+    kern_f32x2_body(kc, a, 1, MR, b0, b1, c, ldc, load, pf, bias);
+}
+
+/* the same with A's 6 rows in place, lda apart (mer__tile6x16_avx2's case) */
+MER_AVX512 __attribute__((noinline)) static void tile6x32_avx512(int64_t kc, const float *a, int64_t lda,
+                                                                 const float *b0, const float *b1, float *c,
+                                                                 int64_t ldc, int load) {
+    kern_f32x2_body(kc, a, lda, 1, b0, b1, c, ldc, load, NULL, NULL);
+}
+
 static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                        int load) {
     float acc[MR][NR];
@@ -387,7 +454,7 @@ typedef struct {
     int64_t ldx;
     int accumulate;
     mer_epilogue epi;
-    int avx2;
+    int avx2, avx512; /* avx512: two fp32 panels at a time (kern_f32x2_avx512) */
 } f32_job;
 
 __attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ldy, int64_t rows,
@@ -406,8 +473,8 @@ __attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ld
 static void epilogue_tile(float *y, int64_t ldy, int64_t rows, int64_t cols, const float *b,
                           mer_epilogue epi, int avx2) {
     if (b) {
-        if (avx2 && cols == NR)
-            add_bias16_avx2(y, ldy, rows, b);
+        if (avx2 && cols % NR == 0)
+            for (int64_t c = 0; c < cols; c += NR) add_bias16_avx2(y + c, ldy, rows, b + c);
         else
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t c = 0; c < cols; c++) y[r * ldy + c] += b[c];
@@ -442,7 +509,10 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
             if (!j->ap && rag < r1) /* are packed here, so no row past m is read */
                 for (int64_t p = 0; p < kc; p++)
                     for (int64_t i = 0; i < MR; i++) atile[p * MR + i] = rag + i < r1 ? j->x[(rag + i) * j->ldx + k0 + p] : 0.0f;
-            for (int64_t p = p0; p < p1; p++) {
+            for (int64_t p = p0, step; p < p1; p += step) {
+                /* AVX-512: two whole fp32 panels at a time where there are two */
+                const int x2 = j->avx512 && w->type == MER_PACK_F32 && p + 1 < p1 && (p + 2) * NR <= w->n;
+                step = x2 ? 2 : 1;
                 const float *b;
                 if (w->type == MER_PACK_BF16) {
                     const uint16_t *src = (const uint16_t *)w->w + (p * K + k0) * NR;
@@ -457,23 +527,28 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 } else {
                     b = (const float *)w->w + (p * K + k0) * NR;
                 }
+                const float *b1 = x2 ? b + K * NR : NULL; /* the next panel, same k block */
                 int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
                 const int last = k0 + kc == K;
-                /* the packed AVX2 kernels add the bias of the last k block before their store
-                 * (the bias is zero-padded to whole panels); the others leave it to the epilogue */
+                /* the packed AVX2 / AVX-512 kernels add the bias of the last k block before
+                 * their store (the bias is zero-padded to whole panels); the others leave it to
+                 * the epilogue */
                 const float *kb = last && w->bias && j->ap && j->avx2 ? w->bias + c0 : NULL;
                 const float *eb = last && w->bias && !kb ? w->bias + c0 : NULL;
-                /* the weights of the next panel (or of the item's first panel at the next k
-                 * block), a slice per row tile: each panel comes from memory once per row block
-                 * (a layer's weights do not stay in cache), and the tile that first reads it
-                 * would otherwise wait on every line */
+                /* the weights of the next step's panels (or of the item's first panels at the
+                 * next k block), a slice per row tile: each panel comes from memory once per row
+                 * block (a layer's weights do not stay in cache), and the tile that first reads
+                 * it would otherwise wait on every line */
                 const size_t es = w->type == MER_PACK_BF16 ? 2 : 4;
                 const char *nb = NULL;
-                size_t nbytes = 0, nstep = 0;
-                if (p + 1 < p1 || k0 + kc < K) {
-                    int64_t np_ = p + 1 < p1 ? p + 1 : p0, nk0 = p + 1 < p1 ? k0 : k0 + KC;
+                size_t nbytes = 0, nstep = 0, npanel = 0;
+                int nnp = 0;
+                if (p + step < p1 || k0 + kc < K) {
+                    int64_t np_ = p + step < p1 ? p + step : p0, nk0 = p + step < p1 ? k0 : k0 + KC;
                     int64_t nkc = K - nk0 < KC ? K - nk0 : KC;
                     nb = (const char *)w->w + (size_t)((np_ * K + nk0) * NR) * es;
+                    npanel = (size_t)(K * NR) * es;
+                    nnp = x2 && np_ + 1 < p1 ? 2 : 1;
                     nbytes = (size_t)(nkc * NR) * es;
                     int64_t tiles = (r1 - r0 + MR - 1) / MR;
                     nstep = ((nbytes + (size_t)tiles - 1) / (size_t)tiles + 63) & ~(size_t)63;
@@ -481,33 +556,48 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 for (int64_t r = r0; r < r1; r += MR) {
                     if (nb) {
                         size_t o0 = (size_t)((r - r0) / MR) * nstep;
-                        for (size_t o = o0; o < o0 + nstep && o < nbytes; o += 64) _mm_prefetch(nb + o, _MM_HINT_T1);
+                        for (int q = 0; q < nnp; q++)
+                            for (size_t o = o0; o < o0 + nstep && o < nbytes; o += 64)
+                                _mm_prefetch(nb + q * npanel + o, _MM_HINT_T1);
                     }
                     int64_t mr = r1 - r < MR ? r1 - r : MR;
                     const float *a = !j->ap ? atile : j->ap + a_off(mpt, K, r / MR, k0);
                     float *c = j->y + r * j->ldy + c0;
-                    if (mr == MR && nc == NR) {
+                    if (x2 && mr == MR) {
                         if (!j->ap)
-                            mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, c, j->ldy, load);
-                        else if (j->avx2 && p == p0 && r + 2 * MR <= r1)
-                            kern_f32pf_avx2(kc, a, b, c, j->ldy, load, a + kc * MR, kb);
-                        else if (j->avx2)
-                            kern_f32_avx2(kc, a, b, c, j->ldy, load, kb);
+                            tile6x32_avx512(kc, j->x + r * j->ldx + k0, j->ldx, b, b1, c, j->ldy, load);
                         else
-                            kern_f32_c(kc, a, b, c, j->ldy, load);
-                    } else {
-                        memset(tile, 0, sizeof tile);
-                        if (load)
-                            for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, c + i * j->ldy, (size_t)nc * 4);
-                        if (!j->ap && mr == MR)
-                            mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, b, tile, NR, load);
-                        else if (j->avx2)
-                            kern_f32_avx2(kc, a, b, tile, NR, load, kb);
-                        else
-                            kern_f32_c(kc, a, b, tile, NR, load);
-                        for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * NR, (size_t)nc * 4);
+                            kern_f32x2_avx512(kc, a, b, b1, c, j->ldy, load,
+                                              p == p0 && r + 2 * MR <= r1 ? a + kc * MR : NULL, kb);
+                        if (last) epilogue_tile(c, j->ldy, mr, 2 * NR, eb, j->epi, j->avx2);
+                        continue;
                     }
-                    if (last) epilogue_tile(c, j->ldy, mr, nc, eb, j->epi, j->avx2);
+                    for (int64_t q = 0; q < step; q++) { /* one panel at a time */
+                        const float *bq = q ? b1 : b, *kbq = kb ? kb + q * NR : NULL, *ebq = eb ? eb + q * NR : NULL;
+                        float *cq = c + q * NR;
+                        if (mr == MR && nc == NR) {
+                            if (!j->ap)
+                                mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, bq, cq, j->ldy, load);
+                            else if (j->avx2 && p == p0 && r + 2 * MR <= r1)
+                                kern_f32pf_avx2(kc, a, bq, cq, j->ldy, load, a + kc * MR, kbq);
+                            else if (j->avx2)
+                                kern_f32_avx2(kc, a, bq, cq, j->ldy, load, kbq);
+                            else
+                                kern_f32_c(kc, a, bq, cq, j->ldy, load);
+                        } else {
+                            memset(tile, 0, sizeof tile);
+                            if (load)
+                                for (int64_t i = 0; i < mr; i++) memcpy(tile + i * NR, cq + i * j->ldy, (size_t)nc * 4);
+                            if (!j->ap && mr == MR)
+                                mer__tile6x16_avx2(kc, j->x + r * j->ldx + k0, j->ldx, bq, tile, NR, load);
+                            else if (j->avx2)
+                                kern_f32_avx2(kc, a, bq, tile, NR, load, kbq);
+                            else
+                                kern_f32_c(kc, a, bq, tile, NR, load);
+                            for (int64_t i = 0; i < mr; i++) memcpy(cq + i * j->ldy, tile + i * NR, (size_t)nc * 4);
+                        }
+                        if (last) epilogue_tile(cq, j->ldy, mr, nc, ebq, j->epi, j->avx2);
+                    }
                 }
             }
         }
@@ -703,6 +793,49 @@ static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc
                 }
 }
 
+/* VNNI: acc (4 rows, np x 16 columns) int32 = a . b over kq k-quads, np (1 or 4) panels bs
+ * bytes apart: a holds u8 activations (AQV bytes per k-quad: 4 of each row), b the 8-bit
+ * weights (s8, 64 bytes per k-quad: 4 of each column). vpdpbusd sums the four u8 x s8 products
+ * of a k-quad into int32 without saturating: the exact dot product, which vpmaddubsw's int16
+ * pairs could not give 8-bit weights and u8 activations. 16 zmm accumulators at np 4. */
+static inline __attribute__((always_inline)) MER_VNNI void
+kern_i8v_body(int64_t kq, const uint8_t *a, const int8_t *b, int64_t bs, int32_t *acc_out, int np) {
+    __m512i acc[MR8][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) acc[i][q] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < kq; k++) {
+        __m512i w[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) w[q] = _mm512_load_si512((const void *)(b + q * bs));
+#pragma GCC unroll 4
+        for (int i = 0; i < MR8; i++) {
+            int32_t v;
+            memcpy(&v, a + 4 * i, 4);
+            const __m512i ai = _mm512_set1_epi32(v);
+#pragma GCC unroll 4
+            for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbusd_epi32(acc[i][q], ai, w[q]);
+        }
+        a += AQV;
+        b += 4 * NR;
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < MR8; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) _mm512_store_si512((void *)(acc_out + (i * 4 + q) * NR), acc[i][q]);
+}
+
+MER_VNNI __attribute__((noinline)) static void kern_i8x4_vnni(int64_t kq, const uint8_t *a, const int8_t *b,
+                                                              int64_t bs, int32_t *acc) {
+    kern_i8v_body(kq, a, b, bs, acc, 4);
+}
+
+MER_VNNI __attribute__((noinline)) static void kern_i8x1_vnni(int64_t kq, const uint8_t *a, const int8_t *b,
+                                                              int32_t *acc) {
+    kern_i8v_body(kq, a, b, 0, acc, 1);
+}
+
 typedef struct {
     const mer_packed *w;
     float *y;
@@ -713,7 +846,7 @@ typedef struct {
     const uint8_t *onesided; /* per row group: 1 when its activations are in the one-sided form */
     int accumulate;
     mer_epilogue epi;
-    int avx2;
+    int avx2, vnni; /* vnni: every row group in the u8 form, products by vpdpbusd */
 } i8_job;
 
 /* Row i of a finished 4 x 16 tile: o = s_x s_w (acc - corr) (+ c) + b (corr: the 7-bit weights'
@@ -795,6 +928,69 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
     }
 }
 
+/* rows x (cols16 x 16) floats from the tile buffer t [ldt] into y [ldy] */
+MER_AVX512 static void store_rows_avx512(float *y, int64_t ldy, const float *t, int64_t ldt, int64_t rows,
+                                         int64_t cols16) {
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t q = 0; q < cols16; q++) _mm512_storeu_ps(y + i * ldy + q * NR, _mm512_load_ps(t + i * ldt + q * NR));
+}
+
+/* The VNNI items: register tiles of 4 rows x 4 panels (64 columns; the last panels of a
+ * product one at a time), every row group in the u8 form (y = s_x s_w (acc - z_x sum_k q_w) + b) */
+static void i8_items_vnni(void *u, int64_t i0, int64_t i1, int t) {
+    (void)t;
+    const i8_job *j = u;
+    const mer_packed *w = j->w;
+    enum { TW = 4 * NR }; /* tile width */
+    int32_t acc[MR8 * TW] __attribute__((aligned(64)));
+    float out[MR8 * TW] __attribute__((aligned(64)));
+    const int64_t bs = w->kq * NR * 4; /* bytes per panel */
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t mb = it / j->cblocks, cb = it % j->cblocks;
+        int64_t r0 = mb * MC, r1 = r0 + MC < j->m ? r0 + MC : j->m;
+        int64_t p0 = cb * NCP, p1 = p0 + NCP < w->np ? p0 + NCP : w->np;
+        for (int64_t p = p0, np; p < p1; p += np) {
+            np = p + 4 <= p1 && (p + 4) * NR <= w->n ? 4 : 1;
+            const int8_t *b = (const int8_t *)w->w + p * bs;
+            const int64_t c0 = p * NR, nc = np == 4 ? TW : (w->n - c0 < NR ? w->n - c0 : NR);
+            for (int64_t r = r0; r < r1; r += MR8) {
+                const int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
+                const uint8_t *a = (const uint8_t *)j->ap + (r / MR8) * w->kq * AQV;
+                if (np == 4) kern_i8x4_vnni(w->kq, a, b, bs, acc);
+                else kern_i8x1_vnni(w->kq, a, b, acc);
+                for (int64_t i = 0; i < mr; i++) {
+                    const float sa = j->ascale[r + i];
+                    const int32_t z = j->asum[r + i];
+                    for (int64_t q = 0; q < np; q++) {
+                        const int64_t cq = c0 + q * NR, ncq = nc - q * NR < NR ? nc - q * NR : NR;
+                        const int32_t *aq = acc + (i * 4 + q) * NR, *wsum = w->wsum + cq;
+                        const float *ws = w->wscale + cq, *bias = w->bias ? w->bias + cq : NULL;
+                        float *o = out + i * TW + q * NR, *c = j->y + (r + i) * j->ldy + cq;
+                        if (ncq == NR) {
+                            dequant16_avx2(o, c, aq, z, wsum, sa, ws, bias, j->accumulate);
+                        } else {
+                            for (int64_t e = 0; e < ncq; e++) {
+                                float v = sa * ws[e] * (float)(aq[e] - z * wsum[e]);
+                                v = j->accumulate ? c[e] + v : v;
+                                o[e] = bias ? v + bias[e] : v;
+                            }
+                        }
+                    }
+                }
+                if (j->epi == MER_EPI_GELU) {
+                    if (nc == TW) mer__gelu_fwd(out, out, mr * TW);
+                    else
+                        for (int64_t i = 0; i < mr; i++) mer__gelu_fwd(out + i * TW, out + i * TW, nc);
+                }
+                if (nc % NR == 0) store_rows_avx512(j->y + r * j->ldy + c0, j->ldy, out, TW, mr, nc / NR);
+                else
+                    for (int64_t i = 0; i < mr; i++)
+                        memcpy(j->y + (r + i) * j->ldy + c0, out + i * TW, (size_t)nc * sizeof(float));
+            }
+        }
+    }
+}
+
 typedef struct {
     int8_t *ap;
     float *ascale;
@@ -802,7 +998,7 @@ typedef struct {
     uint8_t *onesided; /* per row group: the one-sided form (never with w7) */
     const float *x;
     int64_t ldx, m, k, kq;
-    int w7;
+    int w7, vnni; /* vnni: the u8 form for every row group, AQV bytes per k-quad */
 } quant_a_job;
 
 /* min and max over n values (NaN ignored, as fminf / fmaxf do: min_ps / max_ps return their
@@ -863,6 +1059,53 @@ __attribute__((target("avx2"))) static void quant4_avx2(int8_t *d, const float *
     }
 }
 
+/* The u8 form (VNNI): d[q * AQV + 0..3] = clamp(round(x[4q..4q+3] * inv) + z, 0, 255) for
+ * q < n / 4 (n a multiple of 4), as the scalar loop of quant_a_rows */
+__attribute__((target("avx2"))) static void quantu8_avx2(uint8_t *d, const float *x, int64_t n, float inv, int z) {
+    const __m256 vi = _mm256_set1_ps(inv);
+    const __m256i lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(255), vz = _mm256_set1_epi32(z);
+    for (int64_t i = 0; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi)), vz);
+        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+        __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(v, v), v); /* 0..255 -> bytes */
+        uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
+                 g1 = (uint32_t)_mm256_extract_epi32(b, 4);
+        memcpy(d + (i / 4) * AQV, &g0, 4);
+        memcpy(d + (i / 4 + 1) * AQV, &g1, 4);
+    }
+}
+
+/* The u8 form of one row group (VNNI): per row over its range with 0, lo = min(x, 0),
+ * hi = max(x, 0): s = (hi - lo) / 255, z = round(-lo / s), q = clamp(round(x / s) + z, 0, 255)
+ * (ONNX's DynamicQuantizeLinear); 255 levels over a range at most 2 max|x| wide, never coarser
+ * than the symmetric form's. */
+static void quant_a_group_u8(const quant_a_job *j, int64_t mp) {
+    uint8_t *d = (uint8_t *)j->ap + mp * j->kq * AQV;
+    j->onesided[mp] = 1;
+    for (int i = 0; i < MR8; i++) {
+        const int64_t r = mp * MR8 + i;
+        if (r >= j->m) {
+            for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * AQV + i * 4 + q % 4] = 0;
+            continue;
+        }
+        const float *s = j->x + r * j->ldx;
+        float mn, mx;
+        minmax_avx2(s, j->k, &mn, &mx);
+        const float sc = mx > mn ? (mx - mn) / 255.0f : 1.0f, inv = 1.0f / sc;
+        int z = (int)lrintf(-mn * inv);
+        z = z > 255 ? 255 : z;
+        j->ascale[r] = sc;
+        j->asum[r] = z;
+        const int64_t q0 = j->k & ~(int64_t)7;
+        quantu8_avx2(d + i * 4, s, q0, inv, z);
+        for (int64_t q = q0; q < j->kq * 4; q++) {
+            int v = q < j->k ? (int)lrintf(s[q] * inv) + z : z;
+            v = v > 255 ? 255 : v < 0 ? 0 : v;
+            d[(q / 4) * AQV + i * 4 + q % 4] = (uint8_t)v;
+        }
+    }
+}
+
 /* The one-sided form is taken for a group of MR8 rows when each row's range [min(x, 0),
  * max(x, 0)] is at most ONESIDED_SPAN times its max |x|: then 128 levels over the range (u7,
  * with a zero point) step at most that much more coarsely than the symmetric form's 255 levels
@@ -878,6 +1121,10 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     const quant_a_job *j = u;
     const int avx2 = use_avx2();
     for (int64_t mp = b; mp < e; mp++) {
+        if (j->vnni) {
+            quant_a_group_u8(j, mp);
+            continue;
+        }
         int8_t *d = j->ap + mp * j->kq * AQ;
         float mn[MR8], mx[MR8];
         int onesided = !j->w7;
@@ -1101,18 +1348,19 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     }
     if (w->type == MER_PACK_INT8) {
         int64_t mp = (m + MR8 - 1) / MR8;
-        quant_a_job qj = {b.ap, b.as, b.sums, b.onesided, x, ldx, m, w->k, w->kq, w->w7};
-        i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, b.onesided, accumulate, epi, avx2};
-        s = dyn_run(quant_a_rows, &qj, mp, MR8, i8_items, &j, m, cblocks, done, user, b.cnt);
+        const int vnni = !w->w7 && use_vnni();
+        quant_a_job qj = {b.ap, b.as, b.sums, b.onesided, x, ldx, m, w->k, w->kq, w->w7, vnni};
+        i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, b.onesided, accumulate, epi, avx2, vnni};
+        s = dyn_run(quant_a_rows, &qj, mp, MR8, vnni ? i8_items_vnni : i8_items, &j, m, cblocks, done, user, b.cnt);
     } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
         /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
          * place; packing would copy the input k / ldx times over */
-        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, x, ldx, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, x, ldx, accumulate, epi, avx2, avx2 && mer__use_avx512()};
         s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     } else {
         int64_t mp = (m + MR - 1) / MR;
         pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
-        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2, avx2 && mer__use_avx512()};
         s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     }
     mer__free(own);
