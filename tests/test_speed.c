@@ -84,13 +84,29 @@ static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, c
         float amax = 0;
         for (int64_t q = 0; q < k; q++) amax = fmaxf(amax, fabsf(x[i * ldx + q]));
         float sa = amax > 0 ? amax / 127.0f : 1.0f;
+        int os = 0; /* AVX2: a row within 1.125 max|x| of one side of zero takes the u7 form */
+        if (type == MER_PACK_INT8 && !u8) {
+            float mn = 0, mx = 0;
+            for (int64_t q = 0; q < k; q++) {
+                mn = fminf(mn, x[i * ldx + q]);
+                mx = fmaxf(mx, x[i * ldx + q]);
+            }
+            if (amax > 0 && mx - mn <= 1.125f * amax) {
+                os = 1;
+                sa = (mx - mn) / 127.0f;
+                float inv = 1.0f / sa;
+                long z = lrintf(-mn * inv);
+                for (int64_t q = 0; q < k; q++)
+                    qa[q] = fmax(0, fmin(127, (double)(lrintf(x[i * ldx + q] * inv) + z))) - (double)z;
+            }
+        }
         if (type == MER_PACK_INT8 && u8) sa = u8_row(qa, x + i * ldx, k);
         for (int64_t j = 0; j < n; j++) {
             double acc = 0;
             for (int64_t q = 0; q < k; q++) {
                 float v = x[i * ldx + q];
                 double a = type == MER_PACK_F32 ? v : type == MER_PACK_BF16 ? bf16r(v)
-                           : u8 ? qa[q] : fmax(-127, fmin(127, (double)lrintf(v * (1.0f / sa))));
+                           : u8 || os ? qa[q] : fmax(-127, fmin(127, (double)lrintf(v * (1.0f / sa))));
                 acc += a * qw[j * k + q];
             }
             if (type == MER_PACK_INT8) acc *= (double)sa * sw[j];
@@ -328,4 +344,40 @@ MER_TEST(speed_int8_onesided_form) {
         mer_packed_free(p32);
         free(x); free(w); free(y); free(y32); free(r); free(x2); free(w2);
     }
+}
+
+/* int8 at the extremes of both operands over a long k: every activation at its row's max and
+ * every weight at -max (u8 255 or u7 127 times -127, summed over 4096), and a row of +-1 against
+ * the same signs. Products that saturate an int16 pair (vpmaddubsw with 8-bit operands) or wrap
+ * would be far off; the exact sums are within the rounding of the scales. */
+MER_TEST(speed_int8_extremes_exact) {
+    const int64_t m = 4, n = 32, k = 4096;
+    float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k), *y = malloc(sizeof(float) * m * n);
+    REQUIRE(x && w && y);
+    for (int64_t q = 0; q < k; q++) {
+        const float sg = (q * 7 + q / 3) % 2 ? -1.0f : 1.0f;
+        x[0 * k + q] = 1.0f;  /* one-sided, all at max */
+        x[1 * k + q] = -2.0f; /* one-sided below zero */
+        x[2 * k + q] = sg;    /* two-sided */
+        x[3 * k + q] = 0.5f * sg;
+        for (int64_t j = 0; j < n; j++) w[j * k + q] = j % 2 ? -0.25f : 0.25f * sg;
+    }
+    mer_packed *p = NULL;
+    REQUIRE_OK(mer_packed_init(&p, w, MER_DTYPE_F32, NULL, n, k, MER_PACK_INT8));
+    CHECK_OK(mer_packed_linear(y, n, x, k, m, p, 0, MER_EPI_NONE));
+    double worst = 0;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double ref = 0;
+            for (int64_t q = 0; q < k; q++) ref += (double)x[i * k + q] * w[j * k + q];
+            const double scale = fabs(ref) > 1 ? fabs(ref) : 0.25 * k; /* ~0 for sign-mixed pairs */
+            worst = fmax(worst, fabs(y[i * n + j] - ref) / scale);
+        }
+    printf("    int8 at the extremes, k %lld: worst relative error %.2g (%s form)\n", (long long)k, worst,
+           mer__packed_i8_u8(p) ? "u8" : "AVX2");
+    CHECK(worst < 0.01);
+    mer_packed_free(p);
+    free(x);
+    free(w);
+    free(y);
 }

@@ -4,8 +4,10 @@
  * repacked into panels of 16 output columns (k-major inside a panel) in float32, bfloat16 or int8,
  * so the product streams each panel once per block of rows and never repacks weights per call.
  *
- * Kernels (AVX2 + FMA, chosen at run time through mer_cpu_features(); a plain C loop otherwise):
- *  - fp32: a 6 x 16 register tile (12 ymm accumulators), BLIS-style blocking: k in blocks of 512
+ * Kernels (AVX2 + FMA, AVX-512 and AVX512-VNNI chosen at run time through mer_cpu_features(); a
+ * plain C loop otherwise):
+ *  - fp32: a 6 x 16 register tile (12 ymm accumulators); on AVX-512, 6 x 32 over two panels (12
+ *    zmm accumulators, each output the same FMA chain, so the same bits); BLIS-style blocking: k in blocks of 512
  *    (a 32 KB weight micro-panel, from L1/L2: half as many passes over the output tile as 256,
  *    docs/gemm.md), rows in blocks of 192 (the packed activations of a block, 384 KB, stay in
  *    L2), columns in blocks of 8 panels; work items are (row block, column block).
@@ -17,11 +19,16 @@
  *    rate there): the same numbers, summed in another order. (No vdpbf16ps kernel of our own:
  *    the machine this was written on cannot run one.)
  *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-127, 127]; activations per
- *    row (token), in one of two forms chosen per group of 4 rows when they are quantised:
+ *    row (token). On AVX512-VNNI every row is u8 with a zero point over [min(x, 0), max(x, 0)]
+ *    (s = range / 255, as ONNX's DynamicQuantizeLinear) and vpdpbusd sums u8 x s8 products of 4
+ *    into int32 exactly, in 4 x 64 register tiles. On AVX2, one of two forms chosen per row (the
+ *    kernel per group of 4 rows: the one-sided one when all four are; the sign kernel takes a
+ *    one-sided row's q >= 0 as it is), so a row's result never
+ *    depends on the rows batched with it:
  *    - symmetric to [-127, 127] (s8). vpmaddubsw wants one unsigned operand, so the kernel
  *      multiplies |q_x| (u8, stored beside q_x) by sign(q_x) q_w (s8, vpsignb): the same
  *      products, and a pair sums to at most 2 * 127 * 127 < 32767, so int16 never saturates;
- *    - one-sided, when every row of the group spans at most ONESIDED_SPAN x its max |x| (a
+ *    - one-sided, when the row spans at most ONESIDED_SPAN x its max |x| (a
  *      GELU's output, the input of the second FFN product and of most feature convolutions):
  *      u7 with a zero point, q = round(x / s) + z in [0, 127], s = (max - min) / 127. q is the
  *      unsigned operand as it is, no vpsignb (1.34x the sign form's rate on AVX2), a pair
@@ -894,7 +901,7 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
                 int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
                 const int8_t *a = j->ap + (r / MR8) * w->kq * AQ;
                 const int onesided = j->onesided[r / MR8];
-                const int32_t *wsum = onesided ? w->wsum + c0 : NULL;
+                const int32_t *wsum = w->w7 ? NULL : w->wsum + c0; /* z_x 0 in a symmetric row */
                 if (j->avx2 && onesided) kern_i8u_avx2(w->kq, a, b, acc);
                 else if (j->avx2 && w->w7) kern_i8w7_avx2(w->kq, a, b, acc);
                 else if (j->avx2) kern_i8_avx2(w->kq, a, b, acc);
@@ -1127,7 +1134,7 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
         }
         int8_t *d = j->ap + mp * j->kq * AQ;
         float mn[MR8], mx[MR8];
-        int onesided = !j->w7;
+        int onesided = !j->w7, os[MR8];
         for (int i = 0; i < MR8; i++) {
             int64_t r = mp * MR8 + i;
             mn[i] = mx[i] = 0;
@@ -1140,7 +1147,8 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
                     mx[i] = fmaxf(mx[i], s[q]);
                 }
             float amax = fmaxf(-mn[i], mx[i]);
-            onesided &= amax > 0 && mx[i] - mn[i] <= ONESIDED_SPAN * amax;
+            os[i] = !j->w7 && amax > 0 && mx[i] - mn[i] <= ONESIDED_SPAN * amax;
+            onesided &= r >= j->m || os[i];
         }
         j->onesided[mp] = (uint8_t)onesided;
         for (int i = 0; i < MR8; i++) {
@@ -1153,7 +1161,7 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
             float amax = fmaxf(-mn[i], mx[i]);
             float sc, inv;
             int z = 0, lo = -127;
-            if (onesided) {
+            if (os[i]) {
                 sc = (mx[i] - mn[i]) / 127.0f;
                 inv = 1.0f / sc;
                 z = (int)lrintf(-mn[i] * inv);
