@@ -11,13 +11,13 @@
  *    (a 32 KB weight micro-panel, from L1/L2: half as many passes over the output tile as 256,
  *    docs/gemm.md), rows in blocks of 192 (the packed activations of a block, 384 KB, stay in
  *    L2), columns in blocks of 8 panels; work items are (row block, column block).
- *  - bf16: the weights are held in bfloat16 (half the memory) and widened to float32 one
- *    256 x 16 micro-panel at a time, activations rounded to bfloat16: the same products as a
- *    bf16 GEMM with float32 accumulation, at the fp32 rate (no vdpbf16ps on AVX2 machines).
- *    On a CPU with AVX512-BF16 and oneDNN compiled in, the weights are kept (n, k) in bfloat16
- *    instead and the product is mer_sgemm_bf16's (oneDNN's vdpbf16ps matmul, ~1.8x the fp32
- *    rate there): the same numbers, summed in another order. (No vdpbf16ps kernel of our own:
- *    the machine this was written on cannot run one.)
+ *  - bf16: the weights are held in bfloat16 (half the memory). On AVX512-BF16 CPUs each panel
+ *    keeps a column's k in pairs and vdpbf16ps multiplies pairs of activations (rounded to
+ *    bfloat16 when packed) in 6 x 64 register tiles (24 zmm accumulators), k in blocks of 2048
+ *    (until session 9 this went through oneDNN's matmul, mer_sgemm_bf16: HuBERT-large 0.634 s
+ *    there, 0.555 s here, Zen 5). Elsewhere the weights are widened to float32 one 256 x 16
+ *    micro-panel at a time, activations rounded to bfloat16: the same products as a bf16 GEMM
+ *    with float32 accumulation, at the fp32 rate.
  *  - int8 (W8A8 dynamic): weights per output channel symmetric to [-127, 127]; activations per
  *    row (token). On AVX512-VNNI every row is u8 with a zero point over [min(x, 0), max(x, 0)]
  *    (s = range / 255, as ONNX's DynamicQuantizeLinear) and vpdpbusd sums u8 x s8 products of 4
@@ -54,6 +54,7 @@
 #define MR8 4   /* rows per int8 register tile */
 #define AQ (8 * MR8) /* bytes per k-quad of a row group's int8 activations: q_x, then |q_x| */
 #define KC 512  /* k block of the fp32 kernels */
+#define KCB 2048 /* k block of the bf16 pair kernels (measured on Zen 5: 256 0.615 s, 1024 0.572, 2048 0.555 for HuBERT-large) */
 #define MC 192  /* rows per work item (multiple of MR and MR8) */
 #define NCP 8   /* panels per work item */
 
@@ -64,13 +65,19 @@ struct mer_packed {
     void *w;        /* fp32 (np, k, 16) | bf16 (np, k, 16) | int8 (np, kq, 16, 4) */
     float *bias;    /* (np * 16) zero-padded, or NULL */
     float *wscale;  /* int8: (np * 16) per-channel scale */
-    int rowmajor;   /* bf16 for mer_sgemm_bf16: w is (n, k) bfloat16, bias (n) */
+    int dp;         /* bf16 on AVX512-BF16: (np, k2, 16, 2), each column's k in pairs for vdpbf16ps */
     int w7;         /* int8 with 7-bit weights stored as u8 q_w + 64 (mer__packed_init_w7) */
     int32_t *wsum;  /* int8 (8-bit weights): (np * 16) per-channel sum_k q_w, for the one-sided form */
     size_t bytes;
 };
 
 static int use_avx2(void) { return (mer_cpu_features() & MER_CPU_AVX2) != 0; }
+/* bf16 through vdpbf16ps (AVX512-BF16): the pair layout and kern_bf16_avx512 */
+static int use_bf16dp(void) {
+    return (mer_cpu_features() & (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_BF16)) ==
+           (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_BF16);
+}
+#define MER_BF16DP __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 /* int8 through vpdpbusd (AVX512-VNNI): the u8 activation form and kern_i8x4_vnni */
 static int use_vnni(void) {
     return (mer_cpu_features() & (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI)) ==
@@ -179,8 +186,9 @@ static void pack_w_panels(void *u, int64_t p0, int64_t p1, int t) {
     for (int64_t r = p0 * NR; r < r1; r++) {
         mer_convert_to_f32(row, j->w + (size_t)r * (size_t)k * srcsz, j->wtype, k);
         int64_t pj = r / NR, cj = r % NR;
-        if (p->rowmajor) {
-            mer_f32_to_bf16((uint16_t *)p->w + r * k, row, k);
+        if (p->dp) {
+            uint16_t *d = (uint16_t *)p->w + pj * ((k + 1) / 2) * NR * 2 + cj * 2;
+            for (int64_t i = 0; i < k; i++) d[(i / 2) * NR * 2 + (i & 1)] = bf16_bits(row[i]);
         } else if (p->type == MER_PACK_F32) {
             float *d = (float *)p->w + pj * k * NR + cj;
             for (int64_t i = 0; i < k; i++) d[i * NR] = row[i];
@@ -217,11 +225,10 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
                         (int)wtype);
     if (type != MER_PACK_F32 && type != MER_PACK_BF16 && type != MER_PACK_INT8)
         return mer__err(MER_ERR_INVALID_ARG, "packed weights: unknown type %d", (int)type);
-    const int rowmajor = type == MER_PACK_BF16 && (mer_cpu_features() & MER_CPU_AVX512_BF16) &&
-                         mer_gemm_backend_available(MER_GEMM_DNNL);
+    const int dp = type == MER_PACK_BF16 && use_bf16dp();
     int64_t np = (n + NR - 1) / NR, kq = (k + 3) / 4, elems, bytes;
     int64_t esize = type == MER_PACK_F32 ? 4 : type == MER_PACK_BF16 ? 2 : 1;
-    int64_t kk = type == MER_PACK_INT8 ? kq * 4 : k;
+    int64_t kk = type == MER_PACK_INT8 ? kq * 4 : dp ? (k + 1) / 2 * 2 : k;
     if (!mer__mul_overflow(np * NR, kk, &elems) || !mer__mul_overflow(elems, esize, &bytes))
         return mer__err(MER_ERR_NOMEM, "packed weights: %lld x %lld overflows", (long long)n,
                         (long long)k);
@@ -239,7 +246,7 @@ static mer_status packed_init(mer_packed **out, const void *w, mer_dtype wtype, 
         return MER_ERR_NOMEM;
     }
     p->type = type;
-    p->rowmajor = rowmajor;
+    p->dp = dp;
     /* 7-bit weights exist for AVX2's vpmaddubsw; vpdpbusd multiplies 8-bit weights at the same
      * rate with no saturation, so a VNNI CPU keeps all 8 bits */
     p->w7 = w7 && type == MER_PACK_INT8 && !use_vnni();
@@ -450,6 +457,51 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
     }
 }
 
+/* bf16 on AVX512-BF16: c (6, np x 16) [ldc] (+)= A (6, 2 kc2) @ B over kc2 pairs of k,
+ * vdpbf16ps (c += a[2p] b[2p] + a[2p + 1] b[2p + 1] in float32, bfloat16 operands); a packed
+ * pairs (kc2, 6), b np panels (kc2, 16, 2) bs elements apart; bias (np x 16) added before the
+ * store. np 4: 24 zmm accumulators, enough chains for the instruction's latency. */
+static inline __attribute__((always_inline)) MER_BF16DP void
+kern_bf16_body(int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, float *c, int64_t ldc,
+               int load, const float *bias, int np) {
+    __m512 acc[MR][4];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) acc[i][q] = load ? _mm512_loadu_ps(c + i * ldc + q * NR) : _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc2; p++) {
+        __m512bh w[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) w[q] = (__m512bh)_mm512_loadu_si512((const void *)(b + q * bs));
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+#pragma GCC unroll 4
+            for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbf16_ps(acc[i][q], ai, w[q]);
+        }
+        a += MR;
+        b += 2 * NR;
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) {
+            __m512 v = bias ? _mm512_add_ps(acc[i][q], _mm512_loadu_ps(bias + q * NR)) : acc[i][q];
+            _mm512_storeu_ps(c + i * ldc + q * NR, v);
+        }
+}
+
+#define KERN_BF16(NP)                                                                                        \
+    MER_BF16DP __attribute__((noinline)) static void kern_bf16x##NP##_avx512(                                \
+        int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, float *c, int64_t ldc, int load,      \
+        const float *bias) {                                                                                 \
+        kern_bf16_body(kc2, a, b, bs, c, ldc, load, bias, NP);                                               \
+    }
+KERN_BF16(1)
+KERN_BF16(2)
+KERN_BF16(4)
+
 /* ---- the fp32 / bf16 driver -------------------------------------------------------------- */
 
 typedef struct {
@@ -495,6 +547,12 @@ static void epilogue_tile(float *y, int64_t ldy, int64_t rows, int64_t cols, con
 static inline int64_t a_off(int64_t mpt, int64_t k, int64_t t, int64_t k0) {
     int64_t kc = k - k0 < KC ? k - k0 : KC;
     return k0 * mpt * MR + t * kc * MR;
+}
+
+/* the same for bf16 pairs (uint32 each: k and k + 1 of a row), kc2 = ceil(kc / 2) per block */
+static inline int64_t a_off2(int64_t mpt, int64_t k, int64_t t, int64_t k0) {
+    int64_t kc = k - k0 < KCB ? k - k0 : KCB;
+    return k0 / 2 * mpt * MR + t * ((kc + 1) / 2) * MR;
 }
 
 static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
@@ -611,11 +669,57 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     }
 }
 
+/* bf16 on AVX512-BF16 (w->dp): the items of f32_items with packed pairs and vdpbf16ps, two
+ * panels at a time; a partial tile (rows or columns) through a buffer */
+static void bf16_items(void *u, int64_t i0, int64_t i1, int t) {
+    (void)t;
+    const f32_job *j = u;
+    const mer_packed *w = j->w;
+    const int64_t K = w->k, K2 = (K + 1) / 2, mpt = (j->m + MR - 1) / MR;
+    const uint32_t *ap = (const uint32_t *)j->ap;
+    float tile[MR * 4 * NR] __attribute__((aligned(64)));
+    for (int64_t it = i0; it < i1; it++) {
+        int64_t mb = it / j->cblocks, cb = it % j->cblocks;
+        int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
+        int64_t p0 = cb * j->ncp, p1 = p0 + j->ncp < w->np ? p0 + j->ncp : w->np;
+        for (int64_t k0 = 0; k0 < K; k0 += KCB) {
+            const int64_t kc = K - k0 < KCB ? K - k0 : KCB, kc2 = (kc + 1) / 2;
+            const int load = k0 > 0 || j->accumulate, last = k0 + kc == K;
+            for (int64_t p = p0, np; p < p1; p += np) {
+                np = p + 3 < p1 ? 4 : p + 1 < p1 ? 2 : 1;
+                const uint16_t *b = (const uint16_t *)w->w + (p * K2 + k0 / 2) * NR * 2;
+                const int64_t bs = K2 * NR * 2;
+                const int64_t c0 = p * NR, nc = w->n - c0 < np * NR ? w->n - c0 : np * NR;
+                const float *kb = last && w->bias ? w->bias + c0 : NULL;
+                for (int64_t r = r0; r < r1; r += MR) {
+                    const int64_t mr = r1 - r < MR ? r1 - r : MR;
+                    const uint32_t *a = ap + a_off2(mpt, K, r / MR, k0);
+                    float *c = j->y + r * j->ldy + c0, *o = c;
+                    int64_t ldo = j->ldy;
+                    if (mr < MR || nc < np * NR) { /* a partial tile */
+                        o = tile;
+                        ldo = 4 * NR;
+                        if (load)
+                            for (int64_t i = 0; i < mr; i++) memcpy(tile + i * ldo, c + i * j->ldy, (size_t)nc * 4);
+                    }
+                    if (np == 4) kern_bf16x4_avx512(kc2, a, b, bs, o, ldo, load, kb);
+                    else if (np == 2) kern_bf16x2_avx512(kc2, a, b, bs, o, ldo, load, kb);
+                    else kern_bf16x1_avx512(kc2, a, b, bs, o, ldo, load, kb);
+                    if (o != c)
+                        for (int64_t i = 0; i < mr; i++) memcpy(c + i * j->ldy, tile + i * ldo, (size_t)nc * 4);
+                    if (last && j->epi != MER_EPI_NONE) epilogue_tile(c, j->ldy, mr, nc, NULL, j->epi, j->avx2);
+                }
+            }
+        }
+    }
+}
+
 typedef struct {
     float *ap;
     const float *x;
     int64_t ldx, m, k;
     int round_bf16;
+    int dp; /* bf16 pairs (uint32) for vdpbf16ps: (k blocks, row tiles, kc2, 6), a_off2 */
 } pack_a_job;
 
 /* rows c = 0..7 of d [ldd] = column c of the 8 x 8 block whose row i is s[i][0..8) (NULL: zeros);
@@ -677,9 +781,42 @@ __attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *co
         for (int i = 0; i < MR; i++) d[q * MR + i] = round ? bf16_round(s[i][q]) : s[i][q];
 }
 
+/* bf16 pairs of 6 rows: d (kc2, 6) uint32 = (bf16(s[i][2p + 1]) << 16) | bf16(s[i][2p]), 16 k
+ * at a time (vcvtneps2bf16 rounds to nearest even, as bf16_bits), the rest one by one */
+MER_BF16DP static void pack6_pairs_avx512(uint32_t *d, const float *const *s, int64_t kc) {
+    float tmp[MR][8] __attribute__((aligned(32)));
+    int64_t q = 0;
+    for (; q + 16 <= kc; q += 16) {
+        const float *b[8] = {tmp[0], tmp[1], tmp[2], tmp[3], tmp[4], tmp[5], NULL, NULL};
+        for (int i = 0; i < MR; i++)
+            _mm256_store_si256((__m256i *)tmp[i], (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s[i] + q)));
+        mer__transpose8_avx2((float *)(d + q / 2 * MR), MR, MR, b);
+    }
+    for (; q < kc; q += 2)
+        for (int i = 0; i < MR; i++)
+            d[q / 2 * MR + i] = bf16_bits(s[i][q]) | (q + 1 < kc ? (uint32_t)bf16_bits(s[i][q + 1]) << 16 : 0u);
+}
+
+static void pack_a_pairs(const pack_a_job *j, int64_t mp) {
+    const int64_t mpt = (j->m + MR - 1) / MR;
+    for (int64_t k0 = 0; k0 < j->k; k0 += KCB) {
+        const int64_t kc = j->k - k0 < KCB ? j->k - k0 : KCB;
+        uint32_t *d = (uint32_t *)j->ap + a_off2(mpt, j->k, mp, k0);
+        const float *s[MR];
+        float zeros[KCB];
+        if ((mp + 1) * MR > j->m) memset(zeros, 0, sizeof zeros);
+        for (int i = 0; i < MR; i++) s[i] = mp * MR + i < j->m ? j->x + (mp * MR + i) * j->ldx + k0 : zeros;
+        pack6_pairs_avx512(d, s, kc);
+    }
+}
+
 static void pack_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const pack_a_job *j = u;
+    if (j->dp) {
+        for (int64_t mp = b; mp < e; mp++) pack_a_pairs(j, mp);
+        return;
+    }
     const int64_t mpt = (j->m + MR - 1) / MR;
     const int avx2 = use_avx2();
     for (int64_t mp = b; mp < e; mp++)
@@ -1195,48 +1332,6 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     }
 }
 
-/* ---- bf16 through oneDNN (AVX512-BF16 CPUs) ------------------------------------------------ */
-
-typedef struct {
-    float *y;
-    const float *bias;
-    int64_t ldy, n;
-    int accumulate;
-    mer_epilogue epi;
-} rows_job;
-
-/* Before the product: y = bias (or 0), or y += bias when accumulating. */
-static void bias_rows(void *u, int64_t r0, int64_t r1, int t) {
-    (void)t;
-    const rows_job *j = u;
-    for (int64_t r = r0; r < r1; r++) {
-        float *y = j->y + r * j->ldy;
-        if (!j->accumulate) {
-            if (j->bias) memcpy(y, j->bias, (size_t)j->n * sizeof(float));
-            else memset(y, 0, (size_t)j->n * sizeof(float));
-        } else if (j->bias) {
-            for (int64_t c = 0; c < j->n; c++) y[c] += j->bias[c];
-        }
-    }
-}
-
-static void gelu_rows(void *u, int64_t r0, int64_t r1, int t) {
-    (void)t;
-    const rows_job *j = u;
-    for (int64_t r = r0; r < r1; r++) mer__gelu_fwd(j->y + r * j->ldy, j->y + r * j->ldy, j->n);
-}
-
-static mer_status linear_bf16_dnnl(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
-                                   const mer_packed *w, int accumulate, mer_epilogue epi) {
-    rows_job rj = {y, w->bias, ldy, w->n, accumulate, epi};
-    mer__parallel_for(m, 16, bias_rows, &rj);
-    /* mer_sgemm_bf16 copies x row by row into bfloat16 first, so overlapping rows are fine */
-    mer_status s = mer_sgemm_bf16(1, m, w->n, w->k, x, ldx, (const uint16_t *)w->w, w->k, 1, y, ldy);
-    if (s) return s;
-    if (epi == MER_EPI_GELU) mer__parallel_for(m, 16, gelu_rows, &rj);
-    return MER_OK;
-}
-
 /* ---- one parallel region per product: activations, products, finished row blocks ------------ */
 
 /* The activations are prepared (quantised, or packed for the fp32 kernel) in units of PREP_GROUPS
@@ -1367,9 +1462,9 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     } else {
         int64_t mp = (m + MR - 1) / MR;
-        pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16};
+        pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16 && !w->dp, w->dp};
         f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2, avx2 && mer__use_avx512()};
-        s = dyn_run(pack_a_rows, &pj, mp, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
+        s = dyn_run(pack_a_rows, &pj, mp, MR, w->dp ? bf16_items : f32_items, &j, m, cblocks, done, user, b.cnt);
     }
     mer__free(own);
     return s;
@@ -1386,11 +1481,10 @@ mer_status mer_packed_linear(float *y, int64_t ldy, const float *x, int64_t ldx,
         return mer__err(MER_ERR_INVALID_ARG, "packed linear: bad shape (m %lld, ldx %lld, ldy %lld for %lld x %lld)",
                         (long long)m, (long long)ldx, (long long)ldy, (long long)w->n, (long long)w->k);
     if (m == 0) return MER_OK;
-    if (w->rowmajor) return linear_bf16_dnnl(y, ldy, x, ldx, m, w, accumulate, epi);
     return linear_dyn(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, NULL);
 }
 
-/* linear_dyn after the argument checks of the entries below (w not NULL, not rowmajor) */
+/* linear_dyn after the argument checks of the entries below (w not NULL) */
 static mer_status linear_checked(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                  const mer_packed *w, int accumulate, mer_epilogue epi,
                                  mer__range_fn done, void *user, void *ws) {
@@ -1405,7 +1499,7 @@ static mer_status linear_checked(float *y, int64_t ldy, const float *x, int64_t 
 mer_status mer__packed_linear_rows(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                    const mer_packed *w, int accumulate, mer_epilogue epi,
                                    mer__range_fn done, void *user) {
-    if (!done || !w || w->rowmajor) {
+    if (!done || !w) {
         mer_status s = mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
         if (s == MER_OK && done && m > 0) mer__parallel_for(m, 16, done, user);
         return s;
@@ -1427,12 +1521,12 @@ mer_status mer__packed_linear_kept(float *y, int64_t ldy, const float *x, int64_
 }
 
 size_t mer__packed_ws_bytes(const mer_packed *w, int64_t m) {
-    return w && m > 0 && !w->rowmajor ? dyn_ws_layout(w, m, NULL, NULL) : 0;
+    return w && m > 0 ? dyn_ws_layout(w, m, NULL, NULL) : 0;
 }
 
 mer_status mer__packed_linear_ws(float *y, int64_t ldy, const float *x, int64_t ldx, int64_t m,
                                  const mer_packed *w, int accumulate, mer_epilogue epi, void *ws) {
-    if (!ws || !w || w->rowmajor) return mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
+    if (!ws || !w) return mer_packed_linear(y, ldy, x, ldx, m, w, accumulate, epi);
     return linear_checked(y, ldy, x, ldx, m, w, accumulate, epi, NULL, NULL, ws);
 }
 
@@ -1444,7 +1538,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
     int bias = 0;
     for (int i = 0; i < n; i++) {
         const mer_packed *p = parts[i];
-        if (!p || p->type != p0->type || p->k != p0->k || p->rowmajor != p0->rowmajor || p->w7 != p0->w7 ||
+        if (!p || p->type != p0->type || p->k != p0->k || p->dp != p0->dp || p->w7 != p0->w7 ||
             (i + 1 < n && p->n % NR))
             return mer__err(MER_ERR_UNSUPPORTED, "packed concat: part %d does not match", i);
         rows += p->n;
@@ -1465,7 +1559,7 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
         mer_packed_free(c);
         return MER_ERR_NOMEM;
     }
-    /* panels (or rowmajor rows) are whole per part, so the parts follow one another */
+    /* panels are whole per part, so the parts follow one another */
     size_t off = 0;
     int64_t col = 0;
     for (int i = 0; i < n; i++) {
