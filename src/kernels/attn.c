@@ -2,10 +2,11 @@
  * attn.c -- scaled dot-product attention over heads packed in the feature dim.
  *
  * Forward, AVX-512: heads are split over the thread pool (one synchronisation per call instead
- * of three per head), and each head runs a fused loop over blocks of 6 query rows: scores
+ * of three per head), and each head runs a fused loop over blocks of 48 query rows: scores
  * against all keys (K_h transposed once per head into a (dh, tk) panel, so the key index is
- * the vector lane), the row softmax, then the weighted sum of V_h (copied once per head into a
- * contiguous (tk, dh) panel), with everything for a block in L1/L2.
+ * the vector lane; 64 keys at a time across the block's 6-row tiles, the slice in L1), the row
+ * softmax, then the weighted sum of V_h read in place (128 keys at a time). Session 9 (Zen 5,
+ * HuBERT-large 10 s): 0.091 -> 0.070 s per forward, mostly from transposing K in registers.
  * Forward, AVX2 + FMA (chosen at run time, mer_cpu_features; session 6): K and V of every head
  * are packed once per call into 16-wide panels (below, fa_pack), then the work items (head,
  * block of 48 query rows) are claimed from a shared counter, so 16 heads of HuBERT-large at
@@ -44,62 +45,52 @@ typedef struct {
 #define ATT_R 6 /* query rows per block: 6 x 4 accumulators + 4 operands fit 32 registers (AVX-512),
                   * 6 x 2 of the 16 ymm registers (AVX2) */
 
-/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_R, tkp), V_h (tk, dh). */
+#define ATT_QB 48  /* AVX-512: query rows per block (8 tiles) */
+#define ATT_KB 128 /* AVX-512: keys per block of P V */
+
+/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_QB, tkp). */
 static int64_t head_ws(int64_t tk, int64_t dh) {
     const int64_t tkp = (tk + 15) & ~(int64_t)15;
-    return dh * tkp + ATT_R * tkp + tk * dh;
+    return dh * tkp + ATT_QB * tkp;
 }
 
 /* ---- AVX-512 (chosen at run time: mer__use_avx512) ---- */
 
-/* s (R, tkp) = scale * Q rows (R, dh) @ kt (dh, tkp); tkp a multiple of 16. */
-MER_AVX512 static inline __attribute__((always_inline)) void scores_block(float *s, const float *q, int64_t ldq,
-                                                               const float *kt, int64_t dh, int64_t tkp,
-                                                               float scale, const int R) {
+/* s (R, W) = scale * Q rows (R, dh) @ kt (dh, tkp) columns [j, j + W), W 64 or 16 (4 or 1
+ * vectors of keys). Each score is one FMA chain over d in order. */
+MER_AVX512 static inline __attribute__((always_inline)) void scores_tile(float *s, int64_t lds, const float *q,
+                                                              int64_t ldq, const float *kt, int64_t dh,
+                                                              int64_t tkp, int64_t j, float scale, const int R,
+                                                              const int NV) {
     const __m512 vs = _mm512_set1_ps(scale);
-    int64_t j = 0;
-    for (; j + 64 <= tkp; j += 64) {
-        __m512 acc[ATT_R][4];
+    __m512 acc[ATT_R][4];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
         #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < dh; d++) {
+        const float *kr = kt + d * tkp + j;
+        __m512 kv[4];
+        #pragma GCC unroll 8
+        for (int c = 0; c < NV; c++) kv[c] = _mm512_loadu_ps(kr + 16 * c);
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m512 qb = _mm512_set1_ps(q[r * ldq + d]);
             #pragma GCC unroll 8
-            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
-        for (int64_t d = 0; d < dh; d++) {
-            const float *kr = kt + d * tkp + j;
-            const __m512 k0 = _mm512_loadu_ps(kr), k1 = _mm512_loadu_ps(kr + 16);
-            const __m512 k2 = _mm512_loadu_ps(kr + 32), k3 = _mm512_loadu_ps(kr + 48);
-            #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) {
-                const __m512 qb = _mm512_set1_ps(q[r * ldq + d]);
-                acc[r][0] = _mm512_fmadd_ps(qb, k0, acc[r][0]);
-                acc[r][1] = _mm512_fmadd_ps(qb, k1, acc[r][1]);
-                acc[r][2] = _mm512_fmadd_ps(qb, k2, acc[r][2]);
-                acc[r][3] = _mm512_fmadd_ps(qb, k3, acc[r][3]);
-            }
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_fmadd_ps(qb, kv[c], acc[r][c]);
         }
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++)
-            #pragma GCC unroll 8
-            for (int c = 0; c < 4; c++) _mm512_storeu_ps(s + r * tkp + j + 16 * c, _mm512_mul_ps(acc[r][c], vs));
     }
-    for (; j < tkp; j += 16) {
-        __m512 acc[ATT_R];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
         #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-        for (int64_t d = 0; d < dh; d++) {
-            const __m512 k0 = _mm512_loadu_ps(kt + d * tkp + j);
-            #pragma GCC unroll 8
-            for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * ldq + d]), k0, acc[r]);
-        }
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) _mm512_storeu_ps(s + r * tkp + j, _mm512_mul_ps(acc[r], vs));
-    }
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(s + r * lds + j + 16 * c, _mm512_mul_ps(acc[r][c], vs));
 }
 
-/* out rows (R, dh) = p (R, tkp; first tk used) @ V (tk, dh) with row stride ldv. */
-MER_AVX512 static inline __attribute__((always_inline)) void pv_block(float *out, int64_t ldo, const float *p,
-                                                           int64_t tkp, const float *v, int64_t ldv,
-                                                           int64_t tk, int64_t dh, const int R) {
+/* out rows (R, dh) (+)= p (R, keys [j0, j1)) @ V rows [j0, j1) (row stride ldv): each output one
+ * FMA chain over the keys in order, carried through out between key blocks (load). */
+MER_AVX512 static inline __attribute__((always_inline)) void pv_tile(float *out, int64_t ldo, const float *p,
+                                                          int64_t ldp, const float *v, int64_t ldv, int64_t j0,
+                                                          int64_t j1, int64_t dh, int load, const int R) {
     for (int64_t d0 = 0; d0 < dh; d0 += 64) {
         __mmask16 mk[4];
         #pragma GCC unroll 8
@@ -111,14 +102,15 @@ MER_AVX512 static inline __attribute__((always_inline)) void pv_block(float *out
         #pragma GCC unroll 8
         for (int r = 0; r < R; r++)
             #pragma GCC unroll 8
-            for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
-        for (int64_t j = 0; j < tk; j++) {
+            for (int c = 0; c < 4; c++)
+                acc[r][c] = load ? _mm512_maskz_loadu_ps(mk[c], out + r * ldo + d0 + 16 * c) : _mm512_setzero_ps();
+        for (int64_t j = j0; j < j1; j++) {
             const float *vr = v + j * ldv + d0;
             const __m512 v0 = _mm512_maskz_loadu_ps(mk[0], vr), v1 = _mm512_maskz_loadu_ps(mk[1], vr + 16);
             const __m512 v2 = _mm512_maskz_loadu_ps(mk[2], vr + 32), v3 = _mm512_maskz_loadu_ps(mk[3], vr + 48);
             #pragma GCC unroll 8
             for (int r = 0; r < R; r++) {
-                const __m512 pb = _mm512_set1_ps(p[r * tkp + j]);
+                const __m512 pb = _mm512_set1_ps(p[r * ldp + j]);
                 acc[r][0] = _mm512_fmadd_ps(pb, v0, acc[r][0]);
                 acc[r][1] = _mm512_fmadd_ps(pb, v1, acc[r][1]);
                 acc[r][2] = _mm512_fmadd_ps(pb, v2, acc[r][2]);
@@ -133,36 +125,92 @@ MER_AVX512 static inline __attribute__((always_inline)) void pv_block(float *out
     }
 }
 
+MER_AVX512 __attribute__((noinline)) static void scores_tile6x64(float *s, int64_t lds, const float *q, int64_t ldq,
+                                                                 const float *kt, int64_t dh, int64_t tkp, int64_t j,
+                                                                 float scale) {
+    scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 4);
+}
+MER_AVX512 __attribute__((noinline)) static void scores_tile_any(float *s, int64_t lds, const float *q, int64_t ldq,
+                                                                 const float *kt, int64_t dh, int64_t tkp, int64_t j,
+                                                                 float scale, int R, int w64) {
+    for (int r = 0; r < R; r++) { /* the rows of a last partial tile one at a time */
+        if (w64) scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 4);
+        else scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 1);
+    }
+}
+MER_AVX512 __attribute__((noinline)) static void scores_tile6x16(float *s, int64_t lds, const float *q, int64_t ldq,
+                                                                 const float *kt, int64_t dh, int64_t tkp, int64_t j,
+                                                                 float scale) {
+    scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 1);
+}
+MER_AVX512 __attribute__((noinline)) static void pv_tile6(float *out, int64_t ldo, const float *p, int64_t ldp,
+                                                          const float *v, int64_t ldv, int64_t j0, int64_t j1,
+                                                          int64_t dh, int load) {
+    pv_tile(out, ldo, p, ldp, v, ldv, j0, j1, dh, load, ATT_R);
+}
+MER_AVX512 __attribute__((noinline)) static void pv_tile1(float *out, int64_t ldo, const float *p, int64_t ldp,
+                                                          const float *v, int64_t ldv, int64_t j0, int64_t j1,
+                                                          int64_t dh, int load) {
+    pv_tile(out, ldo, p, ldp, v, ldv, j0, j1, dh, load, 1);
+}
+
+/* Per head: blocks of ATT_QB query rows. Scores one block of 64 keys at a time across the
+ * block's row tiles (the 16 KB slice of K_h^T stays in L1 while the tiles use it, instead of the
+ * whole 128 KB panel streaming from L2 for every 6 rows, until session 9), the row softmax, then
+ * P V in blocks of ATT_KB keys (a 32 KB slice of V_h in L1), each output carried through out
+ * between blocks: every value is the chain of the unblocked loops, the same bits. */
 MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
     const attn_job *j = u;
     const int64_t tk = j->tk, dh = j->dh, tkp = (tk + 15) & ~(int64_t)15;
     /* a chunk of heads owns the panel slot of its first head */
     float *kt = j->ws + h0 * head_ws(tk, dh);
-    float *s = kt + dh * tkp, *vh = s + ATT_R * tkp;
+    float *s = kt + dh * tkp;
     for (int64_t hh = h0; hh < h1; hh++) {
-        /* K_h^T, zero-padded to tkp keys */
-        for (int64_t c = 0; c < tk; c++) { /* read K rows contiguously; the panel stays in L2 */
-            const float *kr = j->k + c * j->ldk + hh * dh;
-            for (int64_t d = 0; d < dh; d++) kt[d * tkp + c] = kr[d];
-        }
-        for (int64_t d = 0; d < dh; d++)
-            for (int64_t c = tk; c < tkp; c++) kt[d * tkp + c] = 0.0f;
-        for (int64_t c = 0; c < tk; c++) memcpy(vh + c * dh, j->v + c * j->ldv + hh * dh, (size_t)dh * sizeof(float));
-        int64_t i = 0;
-        for (; i + ATT_R <= j->tq; i += ATT_R) {
-            scores_block(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, ATT_R);
-            for (int r = 0; r < ATT_R; r++) {
-                masked_softmax_row(s + r * tkp, j->mask, tk);
-                if (j->probs) memcpy(j->probs + (hh * j->tq + i + r) * tk, s + r * tkp, (size_t)tk * sizeof(float));
+        /* K_h^T, zero-padded to tkp keys: 8 x 8 blocks transposed in registers (a scalar
+         * scatter, one 2 KB stride per element, cost as much as the scores until session 9) */
+        if (dh % 8 == 0) {
+            for (int64_t c = 0; c < tkp; c += 8)
+                for (int64_t d = 0; d < dh; d += 8) {
+                    const float *rows[8];
+                    for (int i = 0; i < 8; i++) rows[i] = c + i < tk ? j->k + (c + i) * j->ldk + hh * dh + d : NULL;
+                    mer__transpose8_avx2(kt + d * tkp + c, tkp, 8, rows);
+                }
+        } else {
+            for (int64_t c = 0; c < tk; c++) {
+                const float *kr = j->k + c * j->ldk + hh * dh;
+                for (int64_t d = 0; d < dh; d++) kt[d * tkp + c] = kr[d];
             }
-            pv_block(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, ATT_R);
+            for (int64_t d = 0; d < dh; d++)
+                for (int64_t c = tk; c < tkp; c++) kt[d * tkp + c] = 0.0f;
         }
-        for (; i < j->tq; i++) {
-            scores_block(s, j->q + i * j->ldq + hh * dh, j->ldq, kt, dh, tkp, j->scale, 1);
-            masked_softmax_row(s, j->mask, tk);
-            if (j->probs) memcpy(j->probs + (hh * j->tq + i) * tk, s, (size_t)tk * sizeof(float));
-            pv_block(j->out + i * j->ldo + hh * dh, j->ldo, s, tkp, vh, dh, tk, dh, 1);
+        const float *vh = j->v + hh * dh; /* V_h read in place, ldv apart */
+        for (int64_t i0 = 0; i0 < j->tq; i0 += ATT_QB) {
+            const int64_t nb = j->tq - i0 < ATT_QB ? j->tq - i0 : ATT_QB, full = nb / ATT_R * ATT_R;
+            const float *qb = j->q + i0 * j->ldq + hh * dh;
+            for (int64_t c = 0; c < tkp; c += 64) {
+                const int w64 = c + 64 <= tkp;
+                for (int64_t jj = c; jj < (w64 ? c + 64 : tkp); jj += w64 ? 64 : 16) {
+                    for (int64_t r = 0; r < full; r += ATT_R) {
+                        if (w64) scores_tile6x64(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale);
+                        else scores_tile6x16(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale);
+                    }
+                    if (full < nb)
+                        scores_tile_any(s + full * tkp, tkp, qb + full * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale,
+                                        (int)(nb - full), w64);
+                }
+            }
+            for (int64_t r = 0; r < nb; r++) {
+                masked_softmax_row(s + r * tkp, j->mask, tk);
+                if (j->probs) memcpy(j->probs + (hh * j->tq + i0 + r) * tk, s + r * tkp, (size_t)tk * sizeof(float));
+            }
+            float *ob = j->out + i0 * j->ldo + hh * dh;
+            for (int64_t c = 0; c < tk; c += ATT_KB) {
+                const int64_t c1 = c + ATT_KB < tk ? c + ATT_KB : tk;
+                int64_t r = 0;
+                for (; r < full; r += ATT_R) pv_tile6(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
+                for (; r < nb; r++) pv_tile1(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
+            }
         }
     }
 }

@@ -377,60 +377,54 @@ __attribute__((target("avx2,fma"))) void mer__tile6x16_avx2(int64_t kc, const fl
     kern_f32_body(kc, a, lda, 1, b, c, ldc, load, NULL, NULL);
 }
 
-/* AVX-512: 6 rows x 32 columns, two panels (b0: columns 0..15, b1: 16..31) in 12 zmm
- * accumulators (one panel alone would leave the two FMA pipes 6 chains for a 4-cycle latency).
- * Every output element is the chain of kern_f32_body (one FMA per k in order, then the bias):
- * the same bits as the AVX2 kernel. */
+/* AVX-512: 6 rows x np panels (np 2 or 4: 32 or 64 columns, panels bs floats apart) in 6 np
+ * zmm accumulators (one panel alone would leave the two FMA pipes 6 chains for a 4-cycle
+ * latency). Every output element is the chain of kern_f32_body (one FMA per k in order, then the
+ * bias): the same bits as the AVX2 kernel. */
 static inline __attribute__((always_inline)) MER_AVX512 void
-kern_f32x2_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b0, const float *b1,
-                float *c, int64_t ldc, int load, const float *pf, const float *bias) {
-    __m512 acc[MR][2];
+kern_f32w_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b, int64_t bs, float *c,
+               int64_t ldc, int load, const float *pf, const float *bias, int np) {
+    __m512 acc[MR][4];
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
-        acc[i][1] = load ? _mm512_loadu_ps(c + i * ldc + NR) : _mm512_setzero_ps();
-    }
+    for (int i = 0; i < MR; i++)
 #pragma GCC unroll 4
+        for (int q = 0; q < np; q++) acc[i][q] = load ? _mm512_loadu_ps(c + i * ldc + q * NR) : _mm512_setzero_ps();
+#pragma GCC unroll 2
     for (int64_t p = 0; p < kc; p++) {
-        __m512 w0 = _mm512_loadu_ps(b0), w1 = _mm512_loadu_ps(b1);
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++) w[q] = _mm512_loadu_ps(b + q * bs);
         if (pf) _mm_prefetch((const char *)(pf + p * MR), _MM_HINT_T0);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i * si]);
-            acc[i][0] = _mm512_fmadd_ps(ai, w0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, w1, acc[i][1]);
+            const __m512 ai = _mm512_set1_ps(a[i * si]);
+#pragma GCC unroll 4
+            for (int q = 0; q < np; q++) acc[i][q] = _mm512_fmadd_ps(ai, w[q], acc[i][q]);
         }
         a += sp;
-        b0 += NR;
-        b1 += NR;
-    }
-    if (bias) {
-        const __m512 v0 = _mm512_loadu_ps(bias), v1 = _mm512_loadu_ps(bias + NR);
-#pragma GCC unroll 6
-        for (int i = 0; i < MR; i++) {
-            acc[i][0] = _mm512_add_ps(acc[i][0], v0);
-            acc[i][1] = _mm512_add_ps(acc[i][1], v1);
-        }
+        b += NR;
     }
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) {
-        _mm512_storeu_ps(c + i * ldc, acc[i][0]);
-        _mm512_storeu_ps(c + i * ldc + NR, acc[i][1]);
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+        for (int q = 0; q < np; q++)
+            _mm512_storeu_ps(c + i * ldc + q * NR, bias ? _mm512_add_ps(acc[i][q], _mm512_loadu_ps(bias + q * NR)) : acc[i][q]);
+}
+
+/* packed activations (kern_f32_avx2's case), and A's 6 rows in place, lda apart
+ * (mer__tile6x16_avx2's case) */
+#define KERN_F32W(NP)                                                                                        \
+    MER_AVX512 __attribute__((noinline)) static void kern_f32x##NP##_avx512(                                 \
+        int64_t kc, const float *a, const float *b, int64_t bs, float *c, int64_t ldc, int load,             \
+        const float *pf, const float *bias) {                                                                \
+        kern_f32w_body(kc, a, 1, MR, b, bs, c, ldc, load, pf, bias, NP);                                     \
+    }                                                                                                        \
+    MER_AVX512 __attribute__((noinline)) static void tile6x##NP##_avx512(                                    \
+        int64_t kc, const float *a, int64_t lda, const float *b, int64_t bs, float *c, int64_t ldc, int load) { \
+        kern_f32w_body(kc, a, lda, 1, b, bs, c, ldc, load, NULL, NULL, NP);                                  \
     }
-}
-
-MER_AVX512 __attribute__((noinline)) static void kern_f32x2_avx512(int64_t kc, const float *a, const float *b0,
-                                                                   const float *b1, float *c, int64_t ldc, int load,
-                                                                   const float *pf, const float *bias) {
-    kern_f32x2_body(kc, a, 1, MR, b0, b1, c, ldc, load, pf, bias);
-}
-
-/* the same with A's 6 rows in place, lda apart (mer__tile6x16_avx2's case) */
-MER_AVX512 __attribute__((noinline)) static void tile6x32_avx512(int64_t kc, const float *a, int64_t lda,
-                                                                 const float *b0, const float *b1, float *c,
-                                                                 int64_t ldc, int load) {
-    kern_f32x2_body(kc, a, lda, 1, b0, b1, c, ldc, load, NULL, NULL);
-}
+KERN_F32W(2)
+KERN_F32W(4)
 
 static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                        int load) {
@@ -575,9 +569,10 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 for (int64_t p = 0; p < kc; p++)
                     for (int64_t i = 0; i < MR; i++) atile[p * MR + i] = rag + i < r1 ? j->x[(rag + i) * j->ldx + k0 + p] : 0.0f;
             for (int64_t p = p0, step; p < p1; p += step) {
-                /* AVX-512: two whole fp32 panels at a time where there are two */
-                const int x2 = j->avx512 && w->type == MER_PACK_F32 && p + 1 < p1 && (p + 2) * NR <= w->n;
-                step = x2 ? 2 : 1;
+                /* AVX-512: four or two whole fp32 panels at a time where there are */
+                const int x4 = j->avx512 && w->type == MER_PACK_F32 && p + 3 < p1 && (p + 4) * NR <= w->n;
+                const int x2 = x4 || (j->avx512 && w->type == MER_PACK_F32 && p + 1 < p1 && (p + 2) * NR <= w->n);
+                step = x4 ? 4 : x2 ? 2 : 1;
                 const float *b;
                 if (w->type == MER_PACK_BF16) {
                     const uint16_t *src = (const uint16_t *)w->w + (p * K + k0) * NR;
@@ -592,7 +587,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 } else {
                     b = (const float *)w->w + (p * K + k0) * NR;
                 }
-                const float *b1 = x2 ? b + K * NR : NULL; /* the next panel, same k block */
+                const int64_t bs = K * NR; /* fp32: the next panel's same k block, bs floats on */
                 int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
                 const int last = k0 + kc == K;
                 /* the packed AVX2 / AVX-512 kernels add the bias of the last k block before
@@ -613,7 +608,7 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     int64_t nkc = K - nk0 < KC ? K - nk0 : KC;
                     nb = (const char *)w->w + (size_t)((np_ * K + nk0) * NR) * es;
                     npanel = (size_t)(K * NR) * es;
-                    nnp = x2 && np_ + 1 < p1 ? 2 : 1;
+                    nnp = (int)(step < p1 - np_ ? step : p1 - np_);
                     nbytes = (size_t)(nkc * NR) * es;
                     int64_t tiles = (r1 - r0 + MR - 1) / MR;
                     nstep = ((nbytes + (size_t)tiles - 1) / (size_t)tiles + 63) & ~(size_t)63;
@@ -629,16 +624,17 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     const float *a = !j->ap ? atile : j->ap + a_off(mpt, K, r / MR, k0);
                     float *c = j->y + r * j->ldy + c0;
                     if (x2 && mr == MR) {
-                        if (!j->ap)
-                            tile6x32_avx512(kc, j->x + r * j->ldx + k0, j->ldx, b, b1, c, j->ldy, load);
-                        else
-                            kern_f32x2_avx512(kc, a, b, b1, c, j->ldy, load,
-                                              p == p0 && r + 2 * MR <= r1 ? a + kc * MR : NULL, kb);
-                        if (last) epilogue_tile(c, j->ldy, mr, 2 * NR, eb, j->epi, j->avx2);
+                        const float *pf = p == p0 && r + 2 * MR <= r1 ? a + kc * MR : NULL;
+                        const float *xr = j->x + r * j->ldx + k0;
+                        if (!j->ap && x4) tile6x4_avx512(kc, xr, j->ldx, b, bs, c, j->ldy, load);
+                        else if (!j->ap) tile6x2_avx512(kc, xr, j->ldx, b, bs, c, j->ldy, load);
+                        else if (x4) kern_f32x4_avx512(kc, a, b, bs, c, j->ldy, load, pf, kb);
+                        else kern_f32x2_avx512(kc, a, b, bs, c, j->ldy, load, pf, kb);
+                        if (last) epilogue_tile(c, j->ldy, mr, step * NR, eb, j->epi, j->avx2);
                         continue;
                     }
                     for (int64_t q = 0; q < step; q++) { /* one panel at a time */
-                        const float *bq = q ? b1 : b, *kbq = kb ? kb + q * NR : NULL, *ebq = eb ? eb + q * NR : NULL;
+                        const float *bq = b + q * bs, *kbq = kb ? kb + q * NR : NULL, *ebq = eb ? eb + q * NR : NULL;
                         float *cq = c + q * NR;
                         if (mr == MR && nc == NR) {
                             if (!j->ap)
