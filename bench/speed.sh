@@ -131,7 +131,20 @@ if [ "${ACCURACY:-1}" = 1 ]; then
             hubert) timeout "$RUN_TIMEOUT" $PY tests/parity/hubert_int8.py --mer "$BUILD/mer" --model "$DIR/hubert" \
                         --wav "$DIR/a10.wav" || echo "speed.sh: hubert accuracy: failed or below the bar" ;;
             clip) timeout "$RUN_TIMEOUT" $PY tests/parity/clip_precision.py --mer "$BUILD/mer" --dir "$DIR" ||
-                      echo "speed.sh: clip accuracy: failed or below the bar" ;;
+                      echo "speed.sh: clip accuracy: failed or below the bar"
+                  # the peers' own reduced precision on the same batch: every engine's embeddings
+                  rm -f "$DIR"/acc_*.f32
+                  for p in f32 bf16 int8; do
+                      CLIP_DUMP="$DIR/acc_mer_$p.f32" timeout "$RUN_TIMEOUT" "$BUILD/bench/clip_bench" "$DIR/clip" \
+                          "$DIR/pixels.f32" "$THREADS" 1 $p > /dev/null
+                  done
+                  shape=$($PY bench/speed_peer.py shape "$DIR" "$SIZE" clip)
+                  for v in "" _int8; do
+                      [ -f "$DIR/clip$v.onnx" ] && ORT_DUMP="$DIR/acc_ort$v.f32" NODE_PATH="$BUILD/ort/node_modules" \
+                          timeout "$RUN_TIMEOUT" node bench/ort_peer.js "$DIR/clip$v.onnx" "$DIR/pixels.f32" pixels \
+                          "$shape" "$THREADS" 1 > /dev/null
+                  done
+                  $PY bench/speed_peer.py peer_accuracy "$DIR" "$SIZE" clip ;;
         esac
     done
 fi

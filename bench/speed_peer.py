@@ -356,6 +356,31 @@ def table(results, peaks):
     return 0
 
 
+def peer_accuracy(d, size, which):
+    """Cosines per input between the embeddings each engine wrote (acc_<engine>.f32 in d: mer
+    fp32 / bf16 / int8 from clip_bench CLIP_DUMP, ORT fp32 / int8 from ort_peer.js ORT_DUMP):
+    each reduced precision against its own engine's fp32, and mer fp32 against ORT fp32."""
+    n = inputs(d, size, which).shape[0]
+    e = {}
+    for k in ("mer_f32", "mer_bf16", "mer_int8", "ort", "ort_int8"):
+        p = os.path.join(d, f"acc_{k}.f32")
+        if os.path.exists(p):
+            e[k] = np.fromfile(p, dtype=np.float32).reshape(n, -1).astype(np.float64)
+
+    def cos(a, b):
+        c = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        return f"min {c.min():.6f}, mean {c.mean():.6f}"
+
+    print(f"  {which} embeddings, cosine per input over {n} inputs (bar 0.9995 for a reduced precision):")
+    for a, b, what in (("mer_bf16", "mer_f32", "mer bf16 vs mer fp32"), ("mer_int8", "mer_f32", "mer int8 vs mer fp32"),
+                       ("ort_int8", "ort", "ORT int8 vs ORT fp32"), ("mer_f32", "ort", "mer fp32 vs ORT fp32")):
+        if a in e and b in e:
+            print(f"    {what:22s} {cos(e[a], e[b])}")
+        else:
+            print(f"    {what:22s} missing ({a if a not in e else b})")
+    return 0
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__)
@@ -374,6 +399,8 @@ def main():
         return 0
     if cmd == "export":
         return export(d, size, sys.argv[4])
+    if cmd == "peer_accuracy":
+        return peer_accuracy(d, size, sys.argv[4])
     if cmd == "time":
         return time_torch(d, size, sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7]))
     print(__doc__)
