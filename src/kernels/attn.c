@@ -48,10 +48,15 @@ typedef struct {
 #define ATT_QB 48  /* AVX-512: query rows per block (8 tiles) */
 #define ATT_KB 128 /* AVX-512: keys per block of P V */
 
-/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_QB, tkp). */
+/* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_QB, tkp); on AVX512-BF16 CPUs
+ * room for the bfloat16 path's panels too (attn_heads_bf16: K_h^T pairs (dh / 2, tkp), V_h
+ * pairs (tkp / 2, dh), a block of query pairs (ATT_QB, dh / 2) and of probability pairs
+ * (ATT_QB, tkp / 2), 32 bits each). */
 static int64_t head_ws(int64_t tk, int64_t dh) {
-    const int64_t tkp = (tk + 15) & ~(int64_t)15;
-    return dh * tkp + ATT_QB * tkp;
+    const int64_t tkp = (tk + 15) & ~(int64_t)15, f32 = dh * tkp + ATT_QB * tkp;
+    const int64_t dhe = (dh + 1) / 2 * 2;
+    const int64_t b16 = dhe / 2 * tkp + tkp / 2 * dhe + ATT_QB * dhe / 2 + ATT_QB * tkp / 2 + ATT_QB * tkp;
+    return (mer_cpu_features() & MER_CPU_AVX512_BF16) && b16 > f32 ? b16 : f32;
 }
 
 /* ---- AVX-512 (chosen at run time: mer__use_avx512) ---- */
@@ -211,6 +216,182 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
                 for (; r < full; r += ATT_R) pv_tile6(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
                 for (; r < nb; r++) pv_tile1(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
             }
+        }
+    }
+}
+
+/* ---- bfloat16 (AVX512-BF16, dh a multiple of 16) ---- */
+
+#define MER_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+
+/* 16 floats -> 16 bfloat16 (round to nearest even) as a 256-bit vector */
+MER_BF16 static inline __m256i bf16x16(const float *x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
+
+/* d (dh / 2, tkp) pairs: d[p * tkp + c] = bf16(k_c[2p]) | bf16(k_c[2p + 1]) << 16, zero keys past
+ * tk; 8 keys x 8 pairs transposed in registers */
+MER_BF16 static void pack_kt2(uint32_t *d, const float *k, int64_t ldk, int64_t tk, int64_t tkp, int64_t dh) {
+    uint32_t tmp[8][8] __attribute__((aligned(32)));
+    for (int64_t c = 0; c < tkp; c += 8)
+        for (int64_t d0 = 0; d0 < dh; d0 += 16) {
+            const float *rows[8];
+            for (int i = 0; i < 8; i++) {
+                if (c + i < tk) {
+                    _mm256_store_si256((__m256i *)tmp[i], bf16x16(k + (c + i) * ldk + d0));
+                    rows[i] = (const float *)tmp[i];
+                } else {
+                    rows[i] = NULL;
+                }
+            }
+            mer__transpose8_avx2((float *)(d + d0 / 2 * tkp + c), tkp, 8, rows);
+        }
+}
+
+/* d (tkp / 2, dh) pairs: d[jp * dh + e] = bf16(v_{2jp}[e]) | bf16(v_{2jp + 1}[e]) << 16, zero rows
+ * past tk */
+MER_BF16 static void pack_v2(uint32_t *d, const float *v, int64_t ldv, int64_t tk, int64_t tkp, int64_t dh) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int64_t jp = 0; jp < tkp / 2; jp++)
+        for (int64_t e = 0; e < dh; e += 16) {
+            const int64_t j = 2 * jp;
+            const __m256i a = j < tk ? bf16x16(v + j * ldv + e) : _mm256_setzero_si256();
+            const __m256i b = j + 1 < tk ? bf16x16(v + (j + 1) * ldv + e) : _mm256_setzero_si256();
+            const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+            _mm512_storeu_si512((void *)(d + jp * dh + e), _mm512_permutexvar_epi16(idx, ab));
+        }
+}
+
+/* rows of n floats -> bfloat16, zero-padded to np (a multiple of 16) */
+MER_BF16 static void rows_bf16(uint16_t *d, int64_t ldd, const float *x, int64_t ldx, int64_t rows, int64_t n,
+                               int64_t np) {
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t c = 0;
+        for (; c + 16 <= n; c += 16) _mm256_storeu_si256((__m256i *)(d + r * ldd + c), bf16x16(x + r * ldx + c));
+        if (c < n) {
+            const __mmask16 m = (__mmask16)((1u << (n - c)) - 1u);
+            _mm256_storeu_si256((__m256i *)(d + r * ldd + c),
+                                (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + r * ldx + c)));
+            c += 16;
+        }
+        for (; c < np; c += 16) _mm256_storeu_si256((__m256i *)(d + r * ldd + c), _mm256_setzero_si256());
+    }
+}
+
+/* s (R, 16 NV keys from j) = scale * q2 rows (R, dh2 pairs) . kt2 (dh2, tkp) */
+MER_BF16 static inline __attribute__((always_inline)) void scores_bf16(float *s, int64_t lds, const uint32_t *q2,
+                                                            int64_t ldq2, const uint32_t *kt2, int64_t dh2,
+                                                            int64_t tkp, int64_t j, float scale, const int R,
+                                                            const int NV) {
+    __m512 acc[ATT_R][4];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < dh2; p++) {
+        const uint32_t *kr = kt2 + p * tkp + j;
+        __m512bh kv[4];
+        #pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) kv[c] = (__m512bh)_mm512_loadu_si512((const void *)(kr + 16 * c));
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m512bh qb = (__m512bh)_mm512_set1_epi32((int)q2[r * ldq2 + p]);
+            #pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], qb, kv[c]);
+        }
+    }
+    const __m512 vs = _mm512_set1_ps(scale);
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(s + r * lds + j + 16 * c, _mm512_mul_ps(acc[r][c], vs));
+}
+
+/* out rows (R, 64 columns from e) = p2 rows (R, tp2 pairs) . v2 (tp2, dh) */
+MER_BF16 static inline __attribute__((always_inline)) void pv_bf16(float *out, int64_t ldo, const uint32_t *p2,
+                                                        int64_t ldp2, const uint32_t *v2, int64_t dh, int64_t tp2,
+                                                        int64_t e, const int R, const int NV) {
+    __m512 acc[ATT_R][4];
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t jp = 0; jp < tp2; jp++) {
+        const uint32_t *vr = v2 + jp * dh + e;
+        __m512bh vv[4];
+        #pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) vv[c] = (__m512bh)_mm512_loadu_si512((const void *)(vr + 16 * c));
+        #pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m512bh pb = (__m512bh)_mm512_set1_epi32((int)p2[r * ldp2 + jp]);
+            #pragma GCC unroll 4
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], pb, vv[c]);
+        }
+    }
+    #pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+        #pragma GCC unroll 4
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + r * ldo + e + 16 * c, acc[r][c]);
+}
+
+/* R rows (6 or fewer, one at a time) x 64 keys (w64) or 16 */
+MER_BF16 __attribute__((noinline)) static void scores_bf16_any(float *s, int64_t lds, const uint32_t *q2, int64_t ldq2,
+                                                               const uint32_t *kt2, int64_t dh2, int64_t tkp, int64_t j,
+                                                               float scale, int R, int w64) {
+    if (R == ATT_R && w64) scores_bf16(s, lds, q2, ldq2, kt2, dh2, tkp, j, scale, ATT_R, 4);
+    else if (R == ATT_R) scores_bf16(s, lds, q2, ldq2, kt2, dh2, tkp, j, scale, ATT_R, 1);
+    else
+        for (int r = 0; r < R; r++) {
+            if (w64) scores_bf16(s + r * lds, lds, q2 + r * ldq2, ldq2, kt2, dh2, tkp, j, scale, 1, 4);
+            else scores_bf16(s + r * lds, lds, q2 + r * ldq2, ldq2, kt2, dh2, tkp, j, scale, 1, 1);
+        }
+}
+/* R rows x (64, or 16 for the last columns) */
+MER_BF16 __attribute__((noinline)) static void pv_bf16_any(float *out, int64_t ldo, const uint32_t *p2, int64_t ldp2,
+                                                           const uint32_t *v2, int64_t dh, int64_t tp2, int R) {
+    int64_t e = 0;
+    for (; e + 64 <= dh; e += 64) {
+        if (R == ATT_R) pv_bf16(out, ldo, p2, ldp2, v2, dh, tp2, e, ATT_R, 4);
+        else
+            for (int r = 0; r < R; r++) pv_bf16(out + r * ldo, ldo, p2 + r * ldp2, ldp2, v2, dh, tp2, e, 1, 4);
+    }
+    for (; e < dh; e += 16) {
+        if (R == ATT_R) pv_bf16(out, ldo, p2, ldp2, v2, dh, tp2, e, ATT_R, 1);
+        else
+            for (int r = 0; r < R; r++) pv_bf16(out + r * ldo, ldo, p2 + r * ldp2, ldp2, v2, dh, tp2, e, 1, 1);
+    }
+}
+
+/* attn_heads_avx512 in bfloat16 (probs NULL, dh % 16 == 0): per head K_h^T and V_h as bfloat16
+ * pairs (along d for the scores, along the keys for P V), per block of ATT_QB query rows the
+ * queries as pairs, scores by vdpbf16ps 6 rows x 64 keys at a time, the softmax in float32, the
+ * probabilities as pairs, then P V 6 rows x 64 columns. */
+MER_BF16 static void attn_heads_bf16(void *u, int64_t h0, int64_t h1, int th) {
+    (void)th;
+    const attn_job *j = u;
+    const int64_t tk = j->tk, dh = j->dh, dh2 = dh / 2, tkp = (tk + 15) & ~(int64_t)15, tp2 = tkp / 2;
+    uint32_t *kt2 = (uint32_t *)(j->ws + h0 * head_ws(tk, dh));
+    uint32_t *v2 = kt2 + dh2 * tkp, *q2 = v2 + tp2 * dh, *p2 = q2 + ATT_QB * dh2;
+    float *s = (float *)(p2 + ATT_QB * tp2);
+    for (int64_t hh = h0; hh < h1; hh++) {
+        pack_kt2(kt2, j->k + hh * dh, j->ldk, tk, tkp, dh);
+        pack_v2(v2, j->v + hh * dh, j->ldv, tk, tkp, dh);
+        for (int64_t i0 = 0; i0 < j->tq; i0 += ATT_QB) {
+            const int64_t nb = j->tq - i0 < ATT_QB ? j->tq - i0 : ATT_QB, full = nb / ATT_R * ATT_R;
+            rows_bf16((uint16_t *)q2, 2 * dh2, j->q + i0 * j->ldq + hh * dh, j->ldq, nb, dh, dh);
+            for (int64_t c = 0; c < tkp;) {
+                const int w64 = c + 64 <= tkp;
+                int64_t r = 0;
+                for (; r < full; r += ATT_R)
+                    scores_bf16_any(s + r * tkp, tkp, q2 + r * dh2, dh2, kt2, dh2, tkp, c, j->scale, ATT_R, w64);
+                if (r < nb) scores_bf16_any(s + r * tkp, tkp, q2 + r * dh2, dh2, kt2, dh2, tkp, c, j->scale, (int)(nb - r), w64);
+                c += w64 ? 64 : 16;
+            }
+            for (int64_t r = 0; r < nb; r++) masked_softmax_row(s + r * tkp, j->mask, tk);
+            rows_bf16((uint16_t *)p2, 2 * tp2, s, tkp, nb, tk, tkp);
+            float *ob = j->out + i0 * j->ldo + hh * dh;
+            int64_t r = 0;
+            for (; r < full; r += ATT_R) pv_bf16_any(ob + r * j->ldo, j->ldo, p2 + r * tp2, tp2, v2, dh, tp2, ATT_R);
+            if (r < nb) pv_bf16_any(ob + r * j->ldo, j->ldo, p2 + r * tp2, tp2, v2, dh, tp2, (int)(nb - r));
         }
     }
 }
@@ -392,7 +573,7 @@ int64_t mer__attention_ws_floats_all(int64_t tq, int64_t tk, int64_t h, int64_t 
 static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
                                 const float *k, int64_t ldk, const float *v, int64_t ldv,
                                 const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
-                                int64_t dh, float scale, float *ws, float *tb);
+                                int64_t dh, float scale, float *ws, float *tb, int bf16);
 
 mer_status mer__attention_fwd_all(float *out, int64_t ldo, float *probs, const float *q,
                                   int64_t ldq, const float *k, int64_t ldk, const float *v,
@@ -402,7 +583,7 @@ mer_status mer__attention_fwd_all(float *out, int64_t ldo, float *probs, const f
     if (threads < 1 || !ws) return mer__err(MER_ERR_INVALID_ARG, "attention: no scratch");
     const int old = threads < mer__threads() ? mer__threads_use(threads) : -1;
     mer_status st = attention_fwd(out, ldo, probs, q, ldq, k, ldk, v, ldv, key_mask, tq, tk, h, dh,
-                                  scale, ws, ws + mer__attention_ws_floats(tq, tk, h, dh));
+                                  scale, ws, ws + mer__attention_ws_floats(tq, tk, h, dh), 0);
     if (old >= 0) mer__threads_use(old);
     return st;
 }
@@ -413,13 +594,21 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
                               const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
                               int64_t dh, float scale, float *ws) {
     return attention_fwd(out, ldo, probs, q, ldq, k, ldk, v, ldv, key_mask, tq, tk, h, dh, scale,
-                         ws, NULL);
+                         ws, NULL, 0);
+}
+
+mer_status mer__attention_fwd_bf16(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
+                                   const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                   const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
+                                   int64_t dh, float scale, float *ws) {
+    return attention_fwd(out, ldo, probs, q, ldq, k, ldk, v, ldv, key_mask, tq, tk, h, dh, scale,
+                         ws, NULL, 1);
 }
 
 static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
                                 const float *k, int64_t ldk, const float *v, int64_t ldv,
                                 const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
-                                int64_t dh, float scale, float *ws, float *tb) {
+                                int64_t dh, float scale, float *ws, float *tb, int bf16) {
     if (tq <= 0 || tk <= 0 || h <= 0 || dh <= 0) return MER_OK;
     float *own = NULL;
     if (!ws) {
@@ -433,7 +622,8 @@ static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const flo
     const int one = 4 * h * tq * tk * dh < ((int64_t)1 << 21);
     if (mer__use_avx512()) {
         attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
-        mer__parallel_for(h, one ? h : 1, attn_heads_avx512, &j);
+        const int b16 = bf16 && !probs && dh % 16 == 0 && (mer_cpu_features() & MER_CPU_AVX512_BF16);
+        mer__parallel_for(h, one ? h : 1, b16 ? attn_heads_bf16 : attn_heads_avx512, &j);
         mer__free(own);
         return MER_OK;
     }

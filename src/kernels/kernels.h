@@ -171,6 +171,14 @@ mer_status mer__attention_fwd(float *out, int64_t ldo, float *probs, const float
                               const float *k, int64_t ldk, const float *v, int64_t ldv,
                               const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
                               int64_t dh, float scale, float *ws);
+/* The same in bfloat16 where the CPU has AVX512-BF16 and dh is a multiple of 16 (q, k, v and
+ * the probabilities rounded to bfloat16, vdpbf16ps with float32 sums, the softmax in float32:
+ * the precision of the encoders' BF16 mode); elsewhere, or with probs, mer__attention_fwd. ws as
+ * for mer__attention_fwd (its size covers both). */
+mer_status mer__attention_fwd_bf16(float *out, int64_t ldo, float *probs, const float *q, int64_t ldq,
+                                   const float *k, int64_t ldk, const float *v, int64_t ldv,
+                                   const uint8_t *key_mask, int64_t tq, int64_t tk, int64_t h,
+                                   int64_t dh, float scale, float *ws);
 /* mer__attention_fwd with all of its scratch in ws, the per-thread buffers included, for at
  * most `threads` threads (fewer run if the calling thread's count is lower): ws holds
  * mer__attention_ws_floats_all(tq, tk, h, dh, threads) floats. Never allocates (a training step

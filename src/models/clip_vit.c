@@ -693,11 +693,13 @@ static void gemm_w(mer_status *err, mer_clip_state *s, int64_t M, const float *A
  * the class token only) against all T keys.
  * ref: torch.nn.functional.scaled_dot_product_attention (no mask) */
 static void attend(mer_status *err, float *ao, const float *qkv, int32_t n, int64_t tq, int64_t T,
-                   int64_t D, int64_t H, float scale, float *ws) {
+                   int64_t D, int64_t H, float scale, float *ws, int bf16) {
     for (int32_t b = 0; b < n && *err == MER_OK; b++) {
         const float *q = qkv + (int64_t)b * T * 3 * D;
-        *err = mer__attention_fwd(ao + (int64_t)b * T * D, D, NULL, q, 3 * D, q + D, 3 * D, q + 2 * D, 3 * D,
-                                  NULL, tq, T, H, D / H, scale, ws);
+        /* bf16: the attention's products in bfloat16 too (vdpbf16ps where the CPU has it) */
+        *err = (bf16 ? mer__attention_fwd_bf16 : mer__attention_fwd)(ao + (int64_t)b * T * D, D, NULL, q, 3 * D,
+                                                                      q + D, 3 * D, q + 2 * D, 3 * D, NULL, tq, T,
+                                                                      H, D / H, scale, ws);
     }
 }
 
@@ -747,7 +749,7 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
             gemm_w(&err, s, R, h, D, PK(1), 0, qkv + D, 3 * D);
             gemm_w(&err, s, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
         }
-        attend(&err, ao, qkv, n, T, T, D, H, scale, s->scores);
+        attend(&err, ao, qkv, n, T, T, D, H, scale, s->scores, s->par.precision == MER_PRECISION_BF16);
         /* x += ao @ Wo^T + b: the residual add is the product's accumulate */
         gemm_w(&err, s, R, ao, D, PK(3), 1, x, D);
         mer__layernorm_fwd(h, NULL, NULL, x, ly->ln2_w, ly->ln2_b, R, D, eps);
@@ -768,7 +770,7 @@ static mer_status forward_batch(mer_clip_state *s, const float *pixels, int32_t 
     gemm_w(&err, s, n, h, T * D, PK(0), 0, qkv, T * 3 * D); /* rows b * T */
     gemm_w(&err, s, R, h, D, PK(1), 0, qkv + D, 3 * D);
     gemm_w(&err, s, R, h, D, PK(2), 0, qkv + 2 * D, 3 * D);
-    attend(&err, ao, qkv, n, 1, T, D, H, scale, s->scores);
+    attend(&err, ao, qkv, n, 1, T, D, H, scale, s->scores, s->par.precision == MER_PRECISION_BF16);
     for (int32_t b = 0; b < n; b++) {
         memcpy(xc + (int64_t)b * D, x + (int64_t)b * T * D, (size_t)D * sizeof(float));
         memcpy(aoc + (int64_t)b * D, ao + (int64_t)b * T * D, (size_t)D * sizeof(float));

@@ -1129,7 +1129,10 @@ static mer_status attend(mer_speech_state *st, float *att, const float *q, const
                          const float *v, int64_t ld, int64_t T, int64_t H, int64_t dh, float scale) {
     const double t0 = mer__now();
     const int64_t D = H * dh;
-    mer_status s = mer__attention_fwd(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL);
+    /* BF16: the attention's products in bfloat16 too (vdpbf16ps where the CPU has it) */
+    mer_status s = st->par.precision == MER_PRECISION_BF16
+                       ? mer__attention_fwd_bf16(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL)
+                       : mer__attention_fwd(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL);
     prof_charge(&st->prof.attention_s, &st->prof.attention_flop, t0, 4.0 * (double)T * (double)T * (double)D);
     return s;
 }
