@@ -85,6 +85,9 @@ mer_status mer__packed_concat(mer_packed **out, mer_packed *const *parts, int n)
  * or per 4-row group one-sided u7); w7 1 when the weights keep 7 bits (mer__packed_init_w7
  * without VNNI). */
 int mer__packed_i8_u8(const mer_packed *p);
+/* 1 when MER_PACK_BF16 products read overlapping rows (ldx < k, ldx even) in place, converted
+ * to bfloat16 once (AVX512-BF16 CPUs); elsewhere such rows are packed, k / ldx copies */
+int mer__packed_bf16_in_place(void);
 int mer__packed_i8_w7(const mer_packed *p);
 /* AVX2 only (call where mer_cpu_features() reports it): rows c = 0..7 of d [ldd] = column c of
  * the 8 x 8 block whose row i is s[i][0..8) (a NULL row reads as zeros); dcols 8, or 6 to store

@@ -307,6 +307,7 @@ size_t mer_packed_bytes(const mer_packed *p) {
 
 int mer__packed_i8_u8(const mer_packed *p) { return p && p->type == MER_PACK_INT8 && !p->w7 && use_vnni(); }
 int mer__packed_i8_w7(const mer_packed *p) { return p && p->w7; }
+int mer__packed_bf16_in_place(void) { return use_bf16dp(); }
 
 int64_t mer_packed_n(const mer_packed *p) { return p ? p->n : 0; }
 int64_t mer_packed_k(const mer_packed *p) { return p ? p->k : 0; }
@@ -456,8 +457,8 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
  * pairs (kc2, 6), b np panels (kc2, 16, 2) bs elements apart; bias (np x 16) added before the
  * store. np 4: 24 zmm accumulators, enough chains for the instruction's latency. */
 static inline __attribute__((always_inline)) MER_BF16DP void
-kern_bf16_body(int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, float *c, int64_t ldc,
-               int load, const float *bias, int np) {
+kern_bf16_body(int64_t kc2, const uint32_t *a, int64_t si, int64_t sp, const uint16_t *b, int64_t bs, float *c,
+               int64_t ldc, int load, const float *bias, int np) {
     __m512 acc[MR][4];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
@@ -470,11 +471,11 @@ kern_bf16_body(int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, fl
         for (int q = 0; q < np; q++) w[q] = (__m512bh)_mm512_loadu_si512((const void *)(b + q * bs));
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * si]);
 #pragma GCC unroll 4
             for (int q = 0; q < np; q++) acc[i][q] = _mm512_dpbf16_ps(acc[i][q], ai, w[q]);
         }
-        a += MR;
+        a += sp;
         b += 2 * NR;
     }
 #pragma GCC unroll 6
@@ -486,11 +487,18 @@ kern_bf16_body(int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, fl
         }
 }
 
+/* packed pairs (kc2, 6), and (ip) the pairs of 6 rows read in place, lda2 pairs apart (a
+ * convolution's overlapping rows, converted to bfloat16 once) */
 #define KERN_BF16(NP)                                                                                        \
     MER_BF16DP __attribute__((noinline)) static void kern_bf16x##NP##_avx512(                                \
         int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, float *c, int64_t ldc, int load,      \
         const float *bias) {                                                                                 \
-        kern_bf16_body(kc2, a, b, bs, c, ldc, load, bias, NP);                                               \
+        kern_bf16_body(kc2, a, 1, MR, b, bs, c, ldc, load, bias, NP);                                        \
+    }                                                                                                        \
+    MER_BF16DP __attribute__((noinline)) static void kern_bf16ipx##NP##_avx512(                              \
+        int64_t kc2, const uint32_t *a, int64_t lda2, const uint16_t *b, int64_t bs, float *c, int64_t ldc,  \
+        int load, const float *bias) {                                                                       \
+        kern_bf16_body(kc2, a, lda2, 1, b, bs, c, ldc, load, bias, NP);                                      \
     }
 KERN_BF16(1)
 KERN_BF16(2)
@@ -673,7 +681,10 @@ static void bf16_items(void *u, int64_t i0, int64_t i1, int t) {
     const mer_packed *w = j->w;
     const int64_t K = w->k, K2 = (K + 1) / 2, mpt = (j->m + MR - 1) / MR;
     const uint32_t *ap = (const uint32_t *)j->ap;
+    /* in place (ap NULL): x holds the rows as bfloat16, ldx pairs apart (linear_dyn) */
+    const uint32_t *xp = (const uint32_t *)j->x;
     float tile[MR * 4 * NR] __attribute__((aligned(64)));
+    uint32_t atile[KCB / 2 * MR] __attribute__((aligned(64)));
     for (int64_t it = i0; it < i1; it++) {
         int64_t mb = it / j->cblocks, cb = it % j->cblocks;
         int64_t r0 = mb * j->mc, r1 = r0 + j->mc < j->m ? r0 + j->mc : j->m;
@@ -681,6 +692,10 @@ static void bf16_items(void *u, int64_t i0, int64_t i1, int t) {
         for (int64_t k0 = 0; k0 < K; k0 += KCB) {
             const int64_t kc = K - k0 < KCB ? K - k0 : KCB, kc2 = (kc + 1) / 2;
             const int load = k0 > 0 || j->accumulate, last = k0 + kc == K;
+            const int64_t rag = r0 + (r1 - r0) / MR * MR; /* in place: a last partial row tile */
+            if (!ap && rag < r1) /* is packed here, so no row past m is read */
+                for (int64_t p = 0; p < kc2; p++)
+                    for (int64_t i = 0; i < MR; i++) atile[p * MR + i] = rag + i < r1 ? xp[(rag + i) * j->ldx + k0 / 2 + p] : 0;
             for (int64_t p = p0, np; p < p1; p += np) {
                 np = p + 3 < p1 ? 4 : p + 1 < p1 ? 2 : 1;
                 const uint16_t *b = (const uint16_t *)w->w + (p * K2 + k0 / 2) * NR * 2;
@@ -689,7 +704,8 @@ static void bf16_items(void *u, int64_t i0, int64_t i1, int t) {
                 const float *kb = last && w->bias ? w->bias + c0 : NULL;
                 for (int64_t r = r0; r < r1; r += MR) {
                     const int64_t mr = r1 - r < MR ? r1 - r : MR;
-                    const uint32_t *a = ap + a_off2(mpt, K, r / MR, k0);
+                    const uint32_t *a = ap ? ap + a_off2(mpt, K, r / MR, k0) : mr < MR ? atile : xp + r * j->ldx + k0 / 2;
+                    const int ip = !ap && mr == MR;
                     float *c = j->y + r * j->ldy + c0, *o = c;
                     int64_t ldo = j->ldy;
                     if (mr < MR || nc < np * NR) { /* a partial tile */
@@ -698,7 +714,10 @@ static void bf16_items(void *u, int64_t i0, int64_t i1, int t) {
                         if (load)
                             for (int64_t i = 0; i < mr; i++) memcpy(tile + i * ldo, c + i * j->ldy, (size_t)nc * 4);
                     }
-                    if (np == 4) kern_bf16x4_avx512(kc2, a, b, bs, o, ldo, load, kb);
+                    if (ip && np == 4) kern_bf16ipx4_avx512(kc2, a, j->ldx, b, bs, o, ldo, load, kb);
+                    else if (ip && np == 2) kern_bf16ipx2_avx512(kc2, a, j->ldx, b, bs, o, ldo, load, kb);
+                    else if (ip) kern_bf16ipx1_avx512(kc2, a, j->ldx, b, bs, o, ldo, load, kb);
+                    else if (np == 4) kern_bf16x4_avx512(kc2, a, b, bs, o, ldo, load, kb);
                     else if (np == 2) kern_bf16x2_avx512(kc2, a, b, bs, o, ldo, load, kb);
                     else kern_bf16x1_avx512(kc2, a, b, bs, o, ldo, load, kb);
                     if (o != c)
@@ -1400,6 +1419,22 @@ static mer_status dyn_run(mer__range_fn prep, void *prep_job, int64_t groups, in
     return MER_OK;
 }
 
+/* bf16 in place: n floats -> bfloat16 (round to nearest even, vcvtneps2bf16) in chunks */
+typedef struct {
+    uint16_t *d;
+    const float *x;
+    int64_t n;
+} cvt_job;
+
+MER_BF16DP static void cvt_bf16_range(void *u, int64_t b, int64_t e, int t) {
+    (void)t;
+    const cvt_job *j = u;
+    const int64_t i0 = b * 4096, i1 = e * 4096 < j->n ? e * 4096 : j->n;
+    int64_t i = i0;
+    for (; i + 16 <= i1; i += 16) _mm256_storeu_si256((__m256i *)(j->d + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(j->x + i)));
+    for (; i < i1; i++) j->d[i] = bf16_bits(j->x[i]);
+}
+
 /* The scratch of linear_dyn in one block (mer__packed_ws_bytes): the packed or quantised
  * activations, then (int8) the row scales and sums, then the region's counters. */
 typedef struct {
@@ -1451,6 +1486,17 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         quant_a_job qj = {b.ap, b.as, b.sums, b.onesided, x, ldx, m, w->k, w->kq, w->w7, vnni};
         i8_job j = {w, y, ldy, m, mblocks, cblocks, b.ap, b.as, b.sums, b.onesided, accumulate, epi, avx2, vnni};
         s = dyn_run(quant_a_rows, &qj, mp, MR8, vnni ? i8_items_vnni : i8_items, &j, m, cblocks, done, user, b.cnt);
+    } else if (w->dp && ldx < w->k && ldx % 2 == 0) {
+        /* bf16 with overlapping rows (a strided convolution, the positional convolution): the
+         * input region converted to bfloat16 once (at most the packed activations' size), then
+         * read in place, ldx / 2 pairs a row; packing would copy it k / ldx times over */
+        const int64_t n = (m - 1) * ldx + w->k;
+        uint16_t *xb = b.ap;
+        cvt_job cj = {xb, x, n};
+        mer__parallel_for((n + 4095) / 4096, 16, cvt_bf16_range, &cj);
+        if (n % 2) xb[n] = 0; /* the last row's last pair */
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, (const float *)xb, ldx / 2, accumulate, epi, avx2, 1};
+        s = dyn_run(NULL, NULL, 0, MR, bf16_items, &j, m, cblocks, done, user, b.cnt);
     } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
         /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
          * place; packing would copy the input k / ldx times over */

@@ -81,6 +81,9 @@ struct mer_speech_model {
     const float *pos_b;
     mer_packed **pos_pk;       /* per group: (D/groups, K * D/groups) taps-major with the bias,
                                 * float32, made with the first packed weights (under pack_mu) */
+    mer_packed **pos_pk16;     /* the same in bfloat16 for MER_PRECISION_BF16 on CPUs whose
+                                * bf16 product reads overlapping rows in place (AVX512-BF16),
+                                * made with the bf16 weights; NULL elsewhere (float32 then) */
     const float *enc_ln_g, *enc_ln_b;
     hb_layer *layers;
     const char *prefix;        /* tensor-name prefix of the base model (static string) */
@@ -537,9 +540,12 @@ void mer_speech_model_free(mer_speech_model *m) {
     if (!m) return;
     mer_safetensors_free(m->st);
     mer__free(m->pos_w);
-    if (m->pos_pk)
-        for (int64_t g = 0; g < m->pos_groups; g++) mer_packed_free(m->pos_pk[g]);
-    mer__free(m->pos_pk);
+    mer_packed **pp[2] = {m->pos_pk, m->pos_pk16};
+    for (int i = 0; i < 2; i++) {
+        if (pp[i])
+            for (int64_t g = 0; g < m->pos_groups; g++) mer_packed_free(pp[i][g]);
+        mer__free(pp[i]);
+    }
     free_packed(m, 0);
     free_packed(m, 1);
     free_packed(m, 2);
@@ -578,23 +584,23 @@ static const char *const SLOT_NAME[3] = {"bfloat16", "int8", "float32"};
  * of w[o][c][k] * xpad[t + k][c], so with the padded input of the group laid out (T + K - 1, cg)
  * the K * cg inputs of frame t are contiguous from row t on, and the weights are (cg, K * cg)
  * taps-major. */
-static mer_status make_pos_packed(mer_speech_model *m) {
+static mer_status make_pos_packed(mer_speech_model *m, mer_packed ***out, mer_pack_type type) {
     const int64_t G = m->pos_groups, cg = m->D / G, K = m->pos_k;
-    m->pos_pk = mer__calloc((size_t)G, sizeof *m->pos_pk);
+    mer_packed **pk = *out = mer__calloc((size_t)G, sizeof *pk);
     float *w = mer__alloc((size_t)(cg * K * cg) * sizeof(float));
-    mer_status s = m->pos_pk && w ? MER_OK : MER_ERR_NOMEM;
+    mer_status s = pk && w ? MER_OK : MER_ERR_NOMEM;
     for (int64_t g = 0; !s && g < G; g++) {
         for (int64_t o = 0; o < cg; o++)
             for (int64_t c = 0; c < cg; c++)
                 for (int64_t k = 0; k < K; k++)
                     w[o * K * cg + k * cg + c] = m->pos_w[((g * cg + o) * cg + c) * K + k];
-        s = mer_packed_init(&m->pos_pk[g], w, MER_DTYPE_F32, m->pos_b + g * cg, cg, K * cg, MER_PACK_F32);
+        s = mer_packed_init(&pk[g], w, MER_DTYPE_F32, m->pos_b + g * cg, cg, K * cg, type);
     }
     mer__free(w);
-    if (s && m->pos_pk) {
-        for (int64_t g = 0; g < G; g++) mer_packed_free(m->pos_pk[g]);
-        mer__free(m->pos_pk);
-        m->pos_pk = NULL;
+    if (s && pk) {
+        for (int64_t g = 0; g < G; g++) mer_packed_free(pk[g]);
+        mer__free(pk);
+        *out = NULL;
     }
     return s;
 }
@@ -602,7 +608,9 @@ static mer_status make_pos_packed(mer_speech_model *m) {
 static mer_status make_packed(mer_speech_model *m, int slot) {
     const mer_pack_type type = slot == 2 ? MER_PACK_F32 : slot ? MER_PACK_INT8 : MER_PACK_BF16;
     const int64_t D = m->D, I = m->I, C = m->conv[m->n_conv - 1].cout;
-    mer_status s = m->pos_pk ? MER_OK : make_pos_packed(m);
+    mer_status s = m->pos_pk ? MER_OK : make_pos_packed(m, &m->pos_pk, MER_PACK_F32);
+    if (!s && slot == 0 && !m->pos_pk16 && mer__packed_bf16_in_place() && (m->D / m->pos_groups) % 2 == 0)
+        s = make_pos_packed(m, &m->pos_pk16, MER_PACK_BF16);
     if (!s) s = mer_packed_init(&m->p_fp[slot], m->fp_w, MER_DTYPE_F32, m->fp_b, D, C, type);
     float *w3 = s ? NULL : mer__alloc((size_t)(3 * D * D + 3 * D) * sizeof(float));
     if (!s && !w3) s = MER_ERR_NOMEM;
@@ -1126,11 +1134,12 @@ static mer_status linear(mer_speech_state *st, float *y, const float *x, const m
 /* att (T, D) = softmax(q k^T * scale) v per head, q/k/v rows ld apart.
  * ref: torch.nn.functional.scaled_dot_product_attention */
 static mer_status attend(mer_speech_state *st, float *att, const float *q, const float *k,
-                         const float *v, int64_t ld, int64_t T, int64_t H, int64_t dh, float scale) {
+                         const float *v, int64_t ld, int64_t T, int64_t H, int64_t dh, float scale,
+                         mer_precision prec) {
     const double t0 = mer__now();
     const int64_t D = H * dh;
     /* BF16: the attention's products in bfloat16 too (vdpbf16ps where the CPU has it) */
-    mer_status s = st->par.precision == MER_PRECISION_BF16
+    mer_status s = prec == MER_PRECISION_BF16
                        ? mer__attention_fwd_bf16(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL)
                        : mer__attention_fwd(att, D, NULL, q, ld, k, ld, v, ld, NULL, T, T, H, dh, scale, NULL);
     prof_charge(&st->prof.attention_s, &st->prof.attention_flop, t0, 4.0 * (double)T * (double)T * (double)D);
@@ -1175,7 +1184,7 @@ static mer_status run_layers(mer_speech_state *st, float *x, float *xn, float *q
         const float *q = qkv, *k = qkv + D, *v = qkv + 2 * D;
         for (int i = 0; i < nseg; i++) { /* attention within each utterance */
             const int64_t o = seg[i].t0 * ldqkv;
-            if ((s = attend(st, att + seg[i].t0 * D, q + o, k + o, v + o, ldqkv, seg[i].T, H, dh, scale)))
+            if ((s = attend(st, att + seg[i].t0 * D, q + o, k + o, v + o, ldqkv, seg[i].T, H, dh, scale, prec)))
                 return s;
         }
         /* x += att @ wo^T + bo: the residual in the product's epilogue */
@@ -1284,14 +1293,15 @@ static void add_rows(void *u, int64_t r0, int64_t r1, int th) {
 
 /* The positional convolution: x (T, D) += gelu(conv(x^T))^T, "same" length (the first T
  * frames). Scratch: xg (D * (T + K - 1)), pc (T, D). */
-static mer_status pos_conv(mer_speech_state *st, float *x, float *xg, float *pc, int64_t T) {
+static mer_status pos_conv(mer_speech_state *st, float *x, float *xg, float *pc, int64_t T, mer_precision prec) {
     const mer_speech_model *m = st->m;
     const double t0 = mer__now();
     const int64_t D = m->D, K = m->pos_k, G = m->pos_groups, cg = D / G;
     mer_status status[64], s = MER_OK;
     if (G > 64) return mer__err(MER_ERR_UNSUPPORTED, "%s: %lld positional-convolution groups (at most 64)",
                                 m->dir, (long long)G);
-    pos_job j = {xg, pc, x, m->pos_pk, status, T, D, cg, K, K / 2};
+    mer_packed *const *pk = prec == MER_PRECISION_BF16 && m->pos_pk16 ? m->pos_pk16 : m->pos_pk;
+    pos_job j = {xg, pc, x, pk, status, T, D, cg, K, K / 2};
     mer__parallel_for(G, 1, pos_pad_groups, &j);
     mer__parallel_for(G, 1, pos_conv_groups, &j);
     for (int64_t g = 0; g < G && !s; g++) s = status[g];
@@ -1357,7 +1367,7 @@ static mer_status forward_ops(mer_speech_state *st, const float *samples, int64_
     if ((s = linear(st, x, feat, m->p_fp[slot], T, 0, MER_EPI_NONE))) return s;
 
     /* ---- positional convolution ---- */
-    if ((s = pos_conv(st, x, xg, pc, T))) return s;
+    if ((s = pos_conv(st, x, xg, pc, T, prec))) return s;
 
     if (!m->info.stable_layer_norm)
         mer__layernorm_fwd(x, NULL, NULL, x, m->enc_ln_g, m->enc_ln_b, T, D, m->eps);
