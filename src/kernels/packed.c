@@ -1497,9 +1497,13 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         if (n % 2) xb[n] = 0; /* the last row's last pair */
         f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, (const float *)xb, ldx / 2, accumulate, epi, avx2, 1};
         s = dyn_run(NULL, NULL, 0, MR, bf16_items, &j, m, cblocks, done, user, b.cnt);
-    } else if (avx2 && w->type == MER_PACK_F32 && ldx < w->k) {
+    } else if (avx2 && w->type == MER_PACK_F32 && (ldx < w->k || mer__use_avx512())) {
         /* fp32 with overlapping rows (a strided convolution: ldx < k): the kernel reads x in
-         * place; packing would copy the input k / ldx times over */
+         * place; packing would copy the input k / ldx times over. With AVX-512 every fp32
+         * product reads its rows in place: the 6 x 64 tile broadcasts from 6 rows, each 64-byte
+         * line serving 16 k steps from L1, and packing (a pass over x, ~1/n of the product)
+         * cost up to 13% on CLIP's n = 1024 shapes (mer bench gemm, Zen 5: 78-83% -> 86-91% of
+         * the fp32 peak there; the same bits) */
         f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, x, ldx, accumulate, epi, avx2, avx2 && mer__use_avx512()};
         s = dyn_run(NULL, NULL, 0, MR, f32_items, &j, m, cblocks, done, user, b.cnt);
     } else {
