@@ -1241,20 +1241,58 @@ __attribute__((target("avx2"))) static void quant4_avx2(int8_t *d, const float *
     }
 }
 
-/* The u8 form (VNNI): d[q * AQV + 0..3] = clamp(round(x[4q..4q+3] * inv) + z, 0, 255) for
- * q < n / 4 (n a multiple of 4), as the scalar loop of quant_a_rows */
-__attribute__((target("avx2"))) static void quantu8_avx2(uint8_t *d, const float *x, int64_t n, float inv, int z) {
-    const __m256 vi = _mm256_set1_ps(inv);
-    const __m256i lo = _mm256_setzero_si256(), hi = _mm256_set1_epi32(255), vz = _mm256_set1_epi32(z);
-    for (int64_t i = 0; i + 8 <= n; i += 8) {
-        __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi)), vz);
-        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-        __m256i b = _mm256_packus_epi16(_mm256_packs_epi32(v, v), v); /* 0..255 -> bytes */
-        uint32_t g0 = (uint32_t)_mm_cvtsi128_si32(_mm256_castsi256_si128(b)),
-                 g1 = (uint32_t)_mm256_extract_epi32(b, 4);
-        memcpy(d + (i / 4) * AQV, &g0, 4);
-        memcpy(d + (i / 4 + 1) * AQV, &g1, 4);
+/* min and max over n values and 0 (NaN ignored, as minmax_avx2) */
+MER_AVX512 static void minmax_avx512(const float *x, int64_t n, float *mn, float *mx) {
+    __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(x + i);
+        lo = _mm512_min_ps(v, lo);
+        hi = _mm512_max_ps(v, hi);
     }
+    float l[16], h[16], a = 0, b = 0;
+    _mm512_storeu_ps(l, lo);
+    _mm512_storeu_ps(h, hi);
+    for (int k = 0; k < 16; k++) {
+        a = fminf(a, l[k]);
+        b = fmaxf(b, h[k]);
+    }
+    for (; i < n; i++) {
+        a = fminf(a, x[i]);
+        b = fmaxf(b, x[i]);
+    }
+    *mn = a;
+    *mx = b;
+}
+
+/* The u8 form of 4 rows, 16 k at a time: each row's 16 bytes (4 k-quads) made in a zmm, then
+ * the 4 x 4 dwords transposed so the 4 k-quads of the group are one contiguous 64-byte store
+ * (q = clamp(round(x * inv) + z, 0, 255), cvtps rounding to nearest even as lrintf); returns
+ * how many k it did (a multiple of 16) */
+MER_AVX512 static int64_t quant_u8_group_avx512(uint8_t *d, const float *const *x, const float *inv, const int *z,
+                                                int64_t k) {
+    int64_t q = 0;
+    for (; q + 16 <= k; q += 16) {
+        __m128i b[MR8];
+        for (int i = 0; i < MR8; i++) {
+            if (!x[i]) {
+                b[i] = _mm_setzero_si128();
+                continue;
+            }
+            __m512i v = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x[i] + q), _mm512_set1_ps(inv[i]))),
+                                         _mm512_set1_epi32(z[i]));
+            v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+            b[i] = _mm512_cvtepi32_epi8(v);
+        }
+        const __m128i t0 = _mm_unpacklo_epi32(b[0], b[1]), t1 = _mm_unpackhi_epi32(b[0], b[1]);
+        const __m128i t2 = _mm_unpacklo_epi32(b[2], b[3]), t3 = _mm_unpackhi_epi32(b[2], b[3]);
+        uint8_t *o = d + q / 4 * AQV;
+        _mm_storeu_si128((__m128i *)o, _mm_unpacklo_epi64(t0, t2));
+        _mm_storeu_si128((__m128i *)(o + AQV), _mm_unpackhi_epi64(t0, t2));
+        _mm_storeu_si128((__m128i *)(o + 2 * AQV), _mm_unpacklo_epi64(t1, t3));
+        _mm_storeu_si128((__m128i *)(o + 3 * AQV), _mm_unpackhi_epi64(t1, t3));
+    }
+    return q;
 }
 
 /* The u8 form of one row group (VNNI): per row over its range with 0, lo = min(x, 0),
@@ -1264,28 +1302,31 @@ __attribute__((target("avx2"))) static void quantu8_avx2(uint8_t *d, const float
 static void quant_a_group_u8(const quant_a_job *j, int64_t mp) {
     uint8_t *d = (uint8_t *)j->ap + mp * j->kq * AQV;
     j->onesided[mp] = 1;
+    const float *rows[MR8];
+    float inv[MR8];
+    int z[MR8];
     for (int i = 0; i < MR8; i++) {
         const int64_t r = mp * MR8 + i;
-        if (r >= j->m) {
-            for (int64_t q = 0; q < j->kq * 4; q++) d[(q / 4) * AQV + i * 4 + q % 4] = 0;
-            continue;
-        }
-        const float *s = j->x + r * j->ldx;
+        rows[i] = r < j->m ? j->x + r * j->ldx : NULL;
+        inv[i] = 1.0f;
+        z[i] = 0;
+        if (!rows[i]) continue;
         float mn, mx;
-        minmax_avx2(s, j->k, &mn, &mx);
-        const float sc = mx > mn ? (mx - mn) / 255.0f : 1.0f, inv = 1.0f / sc;
-        int z = (int)lrintf(-mn * inv);
-        z = z > 255 ? 255 : z;
+        minmax_avx512(rows[i], j->k, &mn, &mx);
+        const float sc = mx > mn ? (mx - mn) / 255.0f : 1.0f;
+        inv[i] = 1.0f / sc;
+        z[i] = (int)lrintf(-mn * inv[i]);
+        z[i] = z[i] > 255 ? 255 : z[i];
         j->ascale[r] = sc;
-        j->asum[r] = z;
-        const int64_t q0 = j->k & ~(int64_t)7;
-        quantu8_avx2(d + i * 4, s, q0, inv, z);
+        j->asum[r] = z[i];
+    }
+    const int64_t q0 = quant_u8_group_avx512(d, rows, inv, z, j->k);
+    for (int i = 0; i < MR8; i++)
         for (int64_t q = q0; q < j->kq * 4; q++) {
-            int v = q < j->k ? (int)lrintf(s[q] * inv) + z : z;
+            int v = !rows[i] ? 0 : q < j->k ? (int)lrintf(rows[i][q] * inv[i]) + z[i] : z[i];
             v = v > 255 ? 255 : v < 0 ? 0 : v;
             d[(q / 4) * AQV + i * 4 + q % 4] = (uint8_t)v;
         }
-    }
 }
 
 /* The one-sided form is taken for a group of MR8 rows when each row's range [min(x, 0),
