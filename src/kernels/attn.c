@@ -277,88 +277,47 @@ MER_BF16 static void rows_bf16(uint16_t *d, int64_t ldd, const float *x, int64_t
     }
 }
 
-/* s (R, 16 NV keys from j) = scale * q2 rows (R, dh2 pairs) . kt2 (dh2, tkp) */
-MER_BF16 static inline __attribute__((always_inline)) void scores_bf16(float *s, int64_t lds, const uint32_t *q2,
-                                                            int64_t ldq2, const uint32_t *kt2, int64_t dh2,
-                                                            int64_t tkp, int64_t j, float scale, const int R,
-                                                            const int NV) {
+/* o (R, 16 NV) = scale * a (R rows lda apart, n bf16 pairs) . b (n rows ldb apart, 16 NV lanes
+ * of pairs): vdpbf16ps, R x NV zmm accumulators. The scores (a the queries, b K_h^T from a key
+ * block, n = dh / 2) and P V (a the probabilities, b V_h from a column block, n = tk / 2,
+ * scale 1) */
+MER_BF16 static inline __attribute__((always_inline)) void dp_tile_bf16(float *o, int64_t ldo, const uint32_t *a,
+                                                             int64_t lda, const uint32_t *b, int64_t ldb,
+                                                             int64_t n, float scale, const int R, const int NV) {
     __m512 acc[ATT_R][4];
     #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
         #pragma GCC unroll 4
         for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int64_t p = 0; p < dh2; p++) {
-        const uint32_t *kr = kt2 + p * tkp + j;
-        __m512bh kv[4];
+    for (int64_t p = 0; p < n; p++) {
+        __m512bh bv[4];
         #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) kv[c] = (__m512bh)_mm512_loadu_si512((const void *)(kr + 16 * c));
+        for (int c = 0; c < NV; c++) bv[c] = (__m512bh)_mm512_loadu_si512((const void *)(b + p * ldb + 16 * c));
         #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            const __m512bh qb = (__m512bh)_mm512_set1_epi32((int)q2[r * ldq2 + p]);
+            const __m512bh ab = (__m512bh)_mm512_set1_epi32((int)a[r * lda + p]);
             #pragma GCC unroll 4
-            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], qb, kv[c]);
+            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], ab, bv[c]);
         }
     }
     const __m512 vs = _mm512_set1_ps(scale);
     #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
         #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) _mm512_storeu_ps(s + r * lds + j + 16 * c, _mm512_mul_ps(acc[r][c], vs));
+        for (int c = 0; c < NV; c++) _mm512_storeu_ps(o + r * ldo + 16 * c, _mm512_mul_ps(acc[r][c], vs));
 }
 
-/* out rows (R, 64 columns from e) = p2 rows (R, tp2 pairs) . v2 (tp2, dh) */
-MER_BF16 static inline __attribute__((always_inline)) void pv_bf16(float *out, int64_t ldo, const uint32_t *p2,
-                                                        int64_t ldp2, const uint32_t *v2, int64_t dh, int64_t tp2,
-                                                        int64_t e, const int R, const int NV) {
-    __m512 acc[ATT_R][4];
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-        #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) acc[r][c] = _mm512_setzero_ps();
-    for (int64_t jp = 0; jp < tp2; jp++) {
-        const uint32_t *vr = v2 + jp * dh + e;
-        __m512bh vv[4];
-        #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) vv[c] = (__m512bh)_mm512_loadu_si512((const void *)(vr + 16 * c));
-        #pragma GCC unroll 8
-        for (int r = 0; r < R; r++) {
-            const __m512bh pb = (__m512bh)_mm512_set1_epi32((int)p2[r * ldp2 + jp]);
-            #pragma GCC unroll 4
-            for (int c = 0; c < NV; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], pb, vv[c]);
-        }
-    }
-    #pragma GCC unroll 8
-    for (int r = 0; r < R; r++)
-        #pragma GCC unroll 4
-        for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + r * ldo + e + 16 * c, acc[r][c]);
-}
-
-/* R rows (6 or fewer, one at a time) x 64 keys (w64) or 16 */
-MER_BF16 __attribute__((noinline)) static void scores_bf16_any(float *s, int64_t lds, const uint32_t *q2, int64_t ldq2,
-                                                               const uint32_t *kt2, int64_t dh2, int64_t tkp, int64_t j,
-                                                               float scale, int R, int w64) {
-    if (R == ATT_R && w64) scores_bf16(s, lds, q2, ldq2, kt2, dh2, tkp, j, scale, ATT_R, 4);
-    else if (R == ATT_R) scores_bf16(s, lds, q2, ldq2, kt2, dh2, tkp, j, scale, ATT_R, 1);
+/* R rows (6, or fewer one at a time) x 64 columns (w64) or 16 of dp_tile_bf16 */
+MER_BF16 __attribute__((noinline)) static void dp_bf16_any(float *o, int64_t ldo, const uint32_t *a, int64_t lda,
+                                                           const uint32_t *b, int64_t ldb, int64_t n, float scale,
+                                                           int R, int w64) {
+    if (R == ATT_R && w64) dp_tile_bf16(o, ldo, a, lda, b, ldb, n, scale, ATT_R, 4);
+    else if (R == ATT_R) dp_tile_bf16(o, ldo, a, lda, b, ldb, n, scale, ATT_R, 1);
     else
         for (int r = 0; r < R; r++) {
-            if (w64) scores_bf16(s + r * lds, lds, q2 + r * ldq2, ldq2, kt2, dh2, tkp, j, scale, 1, 4);
-            else scores_bf16(s + r * lds, lds, q2 + r * ldq2, ldq2, kt2, dh2, tkp, j, scale, 1, 1);
+            if (w64) dp_tile_bf16(o + r * ldo, ldo, a + r * lda, lda, b, ldb, n, scale, 1, 4);
+            else dp_tile_bf16(o + r * ldo, ldo, a + r * lda, lda, b, ldb, n, scale, 1, 1);
         }
-}
-/* R rows x (64, or 16 for the last columns) */
-MER_BF16 __attribute__((noinline)) static void pv_bf16_any(float *out, int64_t ldo, const uint32_t *p2, int64_t ldp2,
-                                                           const uint32_t *v2, int64_t dh, int64_t tp2, int R) {
-    int64_t e = 0;
-    for (; e + 64 <= dh; e += 64) {
-        if (R == ATT_R) pv_bf16(out, ldo, p2, ldp2, v2, dh, tp2, e, ATT_R, 4);
-        else
-            for (int r = 0; r < R; r++) pv_bf16(out + r * ldo, ldo, p2 + r * ldp2, ldp2, v2, dh, tp2, e, 1, 4);
-    }
-    for (; e < dh; e += 16) {
-        if (R == ATT_R) pv_bf16(out, ldo, p2, ldp2, v2, dh, tp2, e, ATT_R, 1);
-        else
-            for (int r = 0; r < R; r++) pv_bf16(out + r * ldo, ldo, p2 + r * ldp2, ldp2, v2, dh, tp2, e, 1, 1);
-    }
 }
 
 /* attn_heads_avx512 in bfloat16 (probs NULL, dh % 16 == 0): per head K_h^T and V_h as bfloat16
@@ -376,22 +335,25 @@ MER_BF16 static void attn_heads_bf16(void *u, int64_t h0, int64_t h1, int th) {
         pack_kt2(kt2, j->k + hh * dh, j->ldk, tk, tkp, dh);
         pack_v2(v2, j->v + hh * dh, j->ldv, tk, tkp, dh);
         for (int64_t i0 = 0; i0 < j->tq; i0 += ATT_QB) {
-            const int64_t nb = j->tq - i0 < ATT_QB ? j->tq - i0 : ATT_QB, full = nb / ATT_R * ATT_R;
+            const int64_t nb = j->tq - i0 < ATT_QB ? j->tq - i0 : ATT_QB;
             rows_bf16((uint16_t *)q2, 2 * dh2, j->q + i0 * j->ldq + hh * dh, j->ldq, nb, dh, dh);
-            for (int64_t c = 0; c < tkp;) {
+            for (int64_t c = 0; c < tkp;) { /* scores, a block of 64 keys (or 16) at a time */
                 const int w64 = c + 64 <= tkp;
-                int64_t r = 0;
-                for (; r < full; r += ATT_R)
-                    scores_bf16_any(s + r * tkp, tkp, q2 + r * dh2, dh2, kt2, dh2, tkp, c, j->scale, ATT_R, w64);
-                if (r < nb) scores_bf16_any(s + r * tkp, tkp, q2 + r * dh2, dh2, kt2, dh2, tkp, c, j->scale, (int)(nb - r), w64);
+                for (int64_t r = 0; r < nb; r += ATT_R)
+                    dp_bf16_any(s + r * tkp + c, tkp, q2 + r * dh2, dh2, kt2 + c, tkp, dh2, j->scale,
+                                (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
                 c += w64 ? 64 : 16;
             }
             for (int64_t r = 0; r < nb; r++) masked_softmax_row(s + r * tkp, j->mask, tk);
             rows_bf16((uint16_t *)p2, 2 * tp2, s, tkp, nb, tk, tkp);
             float *ob = j->out + i0 * j->ldo + hh * dh;
-            int64_t r = 0;
-            for (; r < full; r += ATT_R) pv_bf16_any(ob + r * j->ldo, j->ldo, p2 + r * tp2, tp2, v2, dh, tp2, ATT_R);
-            if (r < nb) pv_bf16_any(ob + r * j->ldo, j->ldo, p2 + r * tp2, tp2, v2, dh, tp2, (int)(nb - r));
+            for (int64_t e = 0; e < dh;) { /* P V, 64 columns (or 16) at a time */
+                const int w64 = e + 64 <= dh;
+                for (int64_t r = 0; r < nb; r += ATT_R)
+                    dp_bf16_any(ob + r * j->ldo + e, j->ldo, p2 + r * tp2, tp2, v2 + e, dh, tp2, 1.0f,
+                                (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
+                e += w64 ? 64 : 16;
+            }
         }
     }
 }

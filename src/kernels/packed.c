@@ -1183,6 +1183,21 @@ typedef struct {
     int w7, vnni; /* vnni: the u8 form for every row group, AQV bytes per k-quad */
 } quant_a_job;
 
+/* min and max of the lanes l, h and the n values of x, and 0 (NaN ignored) */
+static void minmax_finish(const float *l, const float *h, int lanes, const float *x, int64_t n, float *mn, float *mx) {
+    float a = 0, b = 0;
+    for (int k = 0; k < lanes; k++) {
+        a = fminf(a, l[k]);
+        b = fmaxf(b, h[k]);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        a = fminf(a, x[i]);
+        b = fmaxf(b, x[i]);
+    }
+    *mn = a;
+    *mx = b;
+}
+
 /* min and max over n values (NaN ignored, as fminf / fmaxf do: min_ps / max_ps return their
  * second operand when either is NaN) */
 __attribute__((target("avx2"))) static void minmax_avx2(const float *x, int64_t n, float *mn, float *mx) {
@@ -1193,19 +1208,10 @@ __attribute__((target("avx2"))) static void minmax_avx2(const float *x, int64_t 
         lo = _mm256_min_ps(v, lo);
         hi = _mm256_max_ps(v, hi);
     }
-    float l[8], h[8], a = 0, b = 0;
+    float l[8], h[8];
     _mm256_storeu_ps(l, lo);
     _mm256_storeu_ps(h, hi);
-    for (int k = 0; k < 8; k++) {
-        a = fminf(a, l[k]);
-        b = fmaxf(b, h[k]);
-    }
-    for (; i < n; i++) {
-        a = fminf(a, x[i]);
-        b = fmaxf(b, x[i]);
-    }
-    *mn = a;
-    *mx = b;
+    minmax_finish(l, h, 8, x + i, n - i, mn, mx);
 }
 
 /* d[q * AQ + 0..3] = clamp(round(x[4q..4q+3] * inv) + off, lo, hi) for q < n / 4 (n a multiple
@@ -1250,19 +1256,10 @@ MER_AVX512 static void minmax_avx512(const float *x, int64_t n, float *mn, float
         lo = _mm512_min_ps(v, lo);
         hi = _mm512_max_ps(v, hi);
     }
-    float l[16], h[16], a = 0, b = 0;
+    float l[16], h[16];
     _mm512_storeu_ps(l, lo);
     _mm512_storeu_ps(h, hi);
-    for (int k = 0; k < 16; k++) {
-        a = fminf(a, l[k]);
-        b = fmaxf(b, h[k]);
-    }
-    for (; i < n; i++) {
-        a = fminf(a, x[i]);
-        b = fmaxf(b, x[i]);
-    }
-    *mn = a;
-    *mx = b;
+    minmax_finish(l, h, 16, x + i, n - i, mn, mx);
 }
 
 /* The u8 form of 4 rows, 16 k at a time: each row's 16 bytes (4 k-quads) made in a zmm, then
