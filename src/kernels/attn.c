@@ -130,23 +130,17 @@ MER_AVX512 static inline __attribute__((always_inline)) void pv_tile(float *out,
     }
 }
 
-MER_AVX512 __attribute__((noinline)) static void scores_tile6x64(float *s, int64_t lds, const float *q, int64_t ldq,
-                                                                 const float *kt, int64_t dh, int64_t tkp, int64_t j,
-                                                                 float scale) {
-    scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 4);
-}
-MER_AVX512 __attribute__((noinline)) static void scores_tile_any(float *s, int64_t lds, const float *q, int64_t ldq,
-                                                                 const float *kt, int64_t dh, int64_t tkp, int64_t j,
-                                                                 float scale, int R, int w64) {
-    for (int r = 0; r < R; r++) { /* the rows of a last partial tile one at a time */
-        if (w64) scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 4);
-        else scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 1);
-    }
-}
-MER_AVX512 __attribute__((noinline)) static void scores_tile6x16(float *s, int64_t lds, const float *q, int64_t ldq,
-                                                                 const float *kt, int64_t dh, int64_t tkp, int64_t j,
-                                                                 float scale) {
-    scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 1);
+/* R rows (6, or fewer one at a time) x 64 keys (w64) or 16 of scores_tile */
+MER_AVX512 __attribute__((noinline)) static void scores_any(float *s, int64_t lds, const float *q, int64_t ldq,
+                                                            const float *kt, int64_t dh, int64_t tkp, int64_t j,
+                                                            float scale, int R, int w64) {
+    if (R == ATT_R && w64) scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 4);
+    else if (R == ATT_R) scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 1);
+    else
+        for (int r = 0; r < R; r++) {
+            if (w64) scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 4);
+            else scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 1);
+        }
 }
 MER_AVX512 __attribute__((noinline)) static void pv_tile6(float *out, int64_t ldo, const float *p, int64_t ldp,
                                                           const float *v, int64_t ldv, int64_t j0, int64_t j1,
@@ -195,15 +189,10 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
             const float *qb = j->q + i0 * j->ldq + hh * dh;
             for (int64_t c = 0; c < tkp; c += 64) {
                 const int w64 = c + 64 <= tkp;
-                for (int64_t jj = c; jj < (w64 ? c + 64 : tkp); jj += w64 ? 64 : 16) {
-                    for (int64_t r = 0; r < full; r += ATT_R) {
-                        if (w64) scores_tile6x64(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale);
-                        else scores_tile6x16(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale);
-                    }
-                    if (full < nb)
-                        scores_tile_any(s + full * tkp, tkp, qb + full * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale,
-                                        (int)(nb - full), w64);
-                }
+                for (int64_t jj = c; jj < (w64 ? c + 64 : tkp); jj += w64 ? 64 : 16)
+                    for (int64_t r = 0; r < nb; r += ATT_R)
+                        scores_any(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale,
+                                   (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
             }
             for (int64_t r = 0; r < nb; r++) {
                 masked_softmax_row(s + r * tkp, j->mask, tk);

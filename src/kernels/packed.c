@@ -1026,6 +1026,23 @@ __attribute__((target("avx2"))) static void dequant16_avx2(float *o, const float
     }
 }
 
+/* dequant16_avx2's operations one column at a time, n columns (a last partial panel) */
+static void dequant_c(float *o, const float *c, const int32_t *acc, int32_t corr, const int32_t *wsum, float sa,
+                      const float *ws, const float *bias, int64_t n, int accumulate) {
+    for (int64_t q = 0; q < n; q++) {
+        float v = sa * ws[q] * (float)(acc[q] - (wsum ? corr * wsum[q] : corr));
+        v = accumulate ? c[q] + v : v;
+        o[q] = bias ? v + bias[q] : v;
+    }
+}
+
+/* GELU over a finished tile buffer: rows of n of its ld columns */
+static void gelu_tile(float *out, int64_t ld, int64_t rows, int64_t n) {
+    if (n == ld) mer__gelu_fwd(out, out, rows * ld);
+    else
+        for (int64_t i = 0; i < rows; i++) mer__gelu_fwd(out + i * ld, out + i * ld, n);
+}
+
 /* rows of 16 floats from the tile buffer into y (a 64-byte memcpy was a libc call per row) */
 __attribute__((target("avx2"))) static void store_rows16_avx2(float *y, int64_t ldy, const float *t,
                                                              int64_t rows) {
@@ -1063,21 +1080,10 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
                 for (int64_t i = 0; i < mr; i++) {
                     float sa = j->ascale[r + i], *c = j->y + (r + i) * j->ldy + c0, *o = out + i * NR;
                     const int32_t corr = j->asum[r + i];
-                    if (j->avx2 && nc == NR) {
-                        dequant16_avx2(o, c, acc + i * NR, corr, wsum, sa, ws, bias, j->accumulate);
-                    } else {
-                        for (int64_t q = 0; q < nc; q++) {
-                            float v = sa * ws[q] * (float)(acc[i * NR + q] - (wsum ? corr * wsum[q] : corr));
-                            v = j->accumulate ? c[q] + v : v;
-                            o[q] = bias ? v + bias[q] : v;
-                        }
-                    }
+                    if (j->avx2 && nc == NR) dequant16_avx2(o, c, acc + i * NR, corr, wsum, sa, ws, bias, j->accumulate);
+                    else dequant_c(o, c, acc + i * NR, corr, wsum, sa, ws, bias, nc, j->accumulate);
                 }
-                if (j->epi == MER_EPI_GELU) {
-                    if (nc == NR) mer__gelu_fwd(out, out, mr * NR);
-                    else
-                        for (int64_t i = 0; i < mr; i++) mer__gelu_fwd(out + i * NR, out + i * NR, nc);
-                }
+                if (j->epi == MER_EPI_GELU) gelu_tile(out, NR, mr, nc);
                 if (j->avx2 && nc == NR) store_rows16_avx2(j->y + r * j->ldy + c0, j->ldy, out, mr);
                 else
                     for (int64_t i = 0; i < mr; i++)
@@ -1148,22 +1154,11 @@ static void i8_items_vnni(void *u, int64_t i0, int64_t i1, int t) {
                         const int32_t *aq = acc + (i * 4 + q) * NR, *wsum = w->wsum + cq;
                         const float *ws = w->wscale + cq, *bias = w->bias ? w->bias + cq : NULL;
                         float *o = out + i * TW + q * NR, *c = j->y + (r + i) * j->ldy + cq;
-                        if (ncq == NR) {
-                            dequant16_avx2(o, c, aq, z, wsum, sa, ws, bias, j->accumulate);
-                        } else {
-                            for (int64_t e = 0; e < ncq; e++) {
-                                float v = sa * ws[e] * (float)(aq[e] - z * wsum[e]);
-                                v = j->accumulate ? c[e] + v : v;
-                                o[e] = bias ? v + bias[e] : v;
-                            }
-                        }
+                        if (ncq == NR) dequant16_avx2(o, c, aq, z, wsum, sa, ws, bias, j->accumulate);
+                        else dequant_c(o, c, aq, z, wsum, sa, ws, bias, ncq, j->accumulate);
                     }
                 }
-                if (j->epi == MER_EPI_GELU) {
-                    if (nc == TW) mer__gelu_fwd(out, out, mr * TW);
-                    else
-                        for (int64_t i = 0; i < mr; i++) mer__gelu_fwd(out + i * TW, out + i * TW, nc);
-                }
+                if (j->epi == MER_EPI_GELU) gelu_tile(out, TW, mr, nc);
                 if (nc % NR == 0) store_rows_avx512(j->y + r * j->ldy + c0, j->ldy, out, TW, mr, nc / NR);
                 else
                     for (int64_t i = 0; i < mr; i++)
