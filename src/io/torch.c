@@ -227,6 +227,14 @@ static mer_status make_tensor(ctx *c, const char *name, const mer__pv *call, mer
         return MER_OK;
     }
     const uint8_t *start = data + (size_t)off * es; /* off <= last < have: inside the storage */
+    /* a view materialised bigger than its storage repeats elements (a stride of 0: an expanded
+     * tensor); a few bytes of file could otherwise ask for any amount of memory, so such a view
+     * is copied only up to 16 MiB (a real checkpoint's expanded buffers are small) */
+    if ((uint64_t)nbytes > avail && nbytes > ((int64_t)1 << 24))
+        return mer__err(MER_ERR_FORMAT,
+                        "%s: tensor \"%s\": an expanded view of %lld bytes over a storage of %llu (more than 16 MiB "
+                        "of repeated elements is refused)",
+                        c->path, safe(name), (long long)nbytes, (unsigned long long)avail);
     if (contiguous && (uintptr_t)start % es == 0) {
         t->offset = (uint64_t)(start - c->buf);
         return MER_OK;

@@ -49,7 +49,7 @@ typedef struct {
 #define ATT_KB 128 /* AVX-512: keys per block of P V */
 
 /* Per-head panel floats: K_h^T (dh, tkp), a block of scores (ATT_QB, tkp); on AVX512-BF16 CPUs
- * room for the bfloat16 path's panels too (attn_heads_bf16: K_h^T pairs (dh / 2, tkp), V_h
+ * room for the bfloat16 path's panels too (attn_heads_bf16_avx512: K_h^T pairs (dh / 2, tkp), V_h
  * pairs (tkp / 2, dh), a block of query pairs (ATT_QB, dh / 2) and of probability pairs
  * (ATT_QB, tkp / 2), 32 bits each). */
 static int64_t head_ws(int64_t tk, int64_t dh) {
@@ -131,7 +131,7 @@ MER_AVX512 static inline __attribute__((always_inline)) void pv_tile(float *out,
 }
 
 /* R rows (6, or fewer one at a time) x 64 keys (w64) or 16 of scores_tile */
-MER_AVX512 __attribute__((noinline)) static void scores_any(float *s, int64_t lds, const float *q, int64_t ldq,
+MER_AVX512 __attribute__((noinline)) static void scores_any_avx512(float *s, int64_t lds, const float *q, int64_t ldq,
                                                             const float *kt, int64_t dh, int64_t tkp, int64_t j,
                                                             float scale, int R, int w64) {
     if (R == ATT_R && w64) scores_tile(s, lds, q, ldq, kt, dh, tkp, j, scale, ATT_R, 4);
@@ -142,12 +142,12 @@ MER_AVX512 __attribute__((noinline)) static void scores_any(float *s, int64_t ld
             else scores_tile(s + r * lds, lds, q + r * ldq, ldq, kt, dh, tkp, j, scale, 1, 1);
         }
 }
-MER_AVX512 __attribute__((noinline)) static void pv_tile6(float *out, int64_t ldo, const float *p, int64_t ldp,
+MER_AVX512 __attribute__((noinline)) static void pv_tile6_avx512(float *out, int64_t ldo, const float *p, int64_t ldp,
                                                           const float *v, int64_t ldv, int64_t j0, int64_t j1,
                                                           int64_t dh, int load) {
     pv_tile(out, ldo, p, ldp, v, ldv, j0, j1, dh, load, ATT_R);
 }
-MER_AVX512 __attribute__((noinline)) static void pv_tile1(float *out, int64_t ldo, const float *p, int64_t ldp,
+MER_AVX512 __attribute__((noinline)) static void pv_tile1_avx512(float *out, int64_t ldo, const float *p, int64_t ldp,
                                                           const float *v, int64_t ldv, int64_t j0, int64_t j1,
                                                           int64_t dh, int load) {
     pv_tile(out, ldo, p, ldp, v, ldv, j0, j1, dh, load, 1);
@@ -191,7 +191,7 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
                 const int w64 = c + 64 <= tkp;
                 for (int64_t jj = c; jj < (w64 ? c + 64 : tkp); jj += w64 ? 64 : 16)
                     for (int64_t r = 0; r < nb; r += ATT_R)
-                        scores_any(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale,
+                        scores_any_avx512(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale,
                                    (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
             }
             for (int64_t r = 0; r < nb; r++) {
@@ -202,8 +202,8 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
             for (int64_t c = 0; c < tk; c += ATT_KB) {
                 const int64_t c1 = c + ATT_KB < tk ? c + ATT_KB : tk;
                 int64_t r = 0;
-                for (; r < full; r += ATT_R) pv_tile6(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
-                for (; r < nb; r++) pv_tile1(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
+                for (; r < full; r += ATT_R) pv_tile6_avx512(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
+                for (; r < nb; r++) pv_tile1_avx512(ob + r * j->ldo, j->ldo, s + r * tkp, tkp, vh, j->ldv, c, c1, dh, c > 0);
             }
         }
     }
@@ -214,18 +214,18 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
 #define MER_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
 /* 16 floats -> 16 bfloat16 (round to nearest even) as a 256-bit vector */
-MER_BF16 static inline __m256i bf16x16(const float *x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
+MER_BF16 static inline __m256i bf16x16_avx512(const float *x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
 
 /* d (dh / 2, tkp) pairs: d[p * tkp + c] = bf16(k_c[2p]) | bf16(k_c[2p + 1]) << 16, zero keys past
  * tk; 8 keys x 8 pairs transposed in registers */
-MER_BF16 static void pack_kt2(uint32_t *d, const float *k, int64_t ldk, int64_t tk, int64_t tkp, int64_t dh) {
+MER_BF16 static void pack_kt2_avx512(uint32_t *d, const float *k, int64_t ldk, int64_t tk, int64_t tkp, int64_t dh) {
     uint32_t tmp[8][8] __attribute__((aligned(32)));
     for (int64_t c = 0; c < tkp; c += 8)
         for (int64_t d0 = 0; d0 < dh; d0 += 16) {
             const float *rows[8];
             for (int i = 0; i < 8; i++) {
                 if (c + i < tk) {
-                    _mm256_store_si256((__m256i *)tmp[i], bf16x16(k + (c + i) * ldk + d0));
+                    _mm256_store_si256((__m256i *)tmp[i], bf16x16_avx512(k + (c + i) * ldk + d0));
                     rows[i] = (const float *)tmp[i];
                 } else {
                     rows[i] = NULL;
@@ -237,25 +237,25 @@ MER_BF16 static void pack_kt2(uint32_t *d, const float *k, int64_t ldk, int64_t 
 
 /* d (tkp / 2, dh) pairs: d[jp * dh + e] = bf16(v_{2jp}[e]) | bf16(v_{2jp + 1}[e]) << 16, zero rows
  * past tk */
-MER_BF16 static void pack_v2(uint32_t *d, const float *v, int64_t ldv, int64_t tk, int64_t tkp, int64_t dh) {
+MER_BF16 static void pack_v2_avx512(uint32_t *d, const float *v, int64_t ldv, int64_t tk, int64_t tkp, int64_t dh) {
     const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int64_t jp = 0; jp < tkp / 2; jp++)
         for (int64_t e = 0; e < dh; e += 16) {
             const int64_t j = 2 * jp;
-            const __m256i a = j < tk ? bf16x16(v + j * ldv + e) : _mm256_setzero_si256();
-            const __m256i b = j + 1 < tk ? bf16x16(v + (j + 1) * ldv + e) : _mm256_setzero_si256();
+            const __m256i a = j < tk ? bf16x16_avx512(v + j * ldv + e) : _mm256_setzero_si256();
+            const __m256i b = j + 1 < tk ? bf16x16_avx512(v + (j + 1) * ldv + e) : _mm256_setzero_si256();
             const __m512i ab = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
             _mm512_storeu_si512((void *)(d + jp * dh + e), _mm512_permutexvar_epi16(idx, ab));
         }
 }
 
 /* rows of n floats -> bfloat16, zero-padded to np (a multiple of 16) */
-MER_BF16 static void rows_bf16(uint16_t *d, int64_t ldd, const float *x, int64_t ldx, int64_t rows, int64_t n,
+MER_BF16 static void rows_bf16_avx512(uint16_t *d, int64_t ldd, const float *x, int64_t ldx, int64_t rows, int64_t n,
                                int64_t np) {
     for (int64_t r = 0; r < rows; r++) {
         int64_t c = 0;
-        for (; c + 16 <= n; c += 16) _mm256_storeu_si256((__m256i *)(d + r * ldd + c), bf16x16(x + r * ldx + c));
+        for (; c + 16 <= n; c += 16) _mm256_storeu_si256((__m256i *)(d + r * ldd + c), bf16x16_avx512(x + r * ldx + c));
         if (c < n) {
             const __mmask16 m = (__mmask16)((1u << (n - c)) - 1u);
             _mm256_storeu_si256((__m256i *)(d + r * ldd + c),
@@ -297,7 +297,7 @@ MER_BF16 static inline __attribute__((always_inline)) void dp_tile_bf16(float *o
 }
 
 /* R rows (6, or fewer one at a time) x 64 columns (w64) or 16 of dp_tile_bf16 */
-MER_BF16 __attribute__((noinline)) static void dp_bf16_any(float *o, int64_t ldo, const uint32_t *a, int64_t lda,
+MER_BF16 __attribute__((noinline)) static void dp_bf16_avx512(float *o, int64_t ldo, const uint32_t *a, int64_t lda,
                                                            const uint32_t *b, int64_t ldb, int64_t n, float scale,
                                                            int R, int w64) {
     if (R == ATT_R && w64) dp_tile_bf16(o, ldo, a, lda, b, ldb, n, scale, ATT_R, 4);
@@ -313,7 +313,7 @@ MER_BF16 __attribute__((noinline)) static void dp_bf16_any(float *o, int64_t ldo
  * pairs (along d for the scores, along the keys for P V), per block of ATT_QB query rows the
  * queries as pairs, scores by vdpbf16ps 6 rows x 64 keys at a time, the softmax in float32, the
  * probabilities as pairs, then P V 6 rows x 64 columns. */
-MER_BF16 static void attn_heads_bf16(void *u, int64_t h0, int64_t h1, int th) {
+MER_BF16 static void attn_heads_bf16_avx512(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
     const attn_job *j = u;
     const int64_t tk = j->tk, dh = j->dh, dh2 = dh / 2, tkp = (tk + 15) & ~(int64_t)15, tp2 = tkp / 2;
@@ -321,25 +321,25 @@ MER_BF16 static void attn_heads_bf16(void *u, int64_t h0, int64_t h1, int th) {
     uint32_t *v2 = kt2 + dh2 * tkp, *q2 = v2 + tp2 * dh, *p2 = q2 + ATT_QB * dh2;
     float *s = (float *)(p2 + ATT_QB * tp2);
     for (int64_t hh = h0; hh < h1; hh++) {
-        pack_kt2(kt2, j->k + hh * dh, j->ldk, tk, tkp, dh);
-        pack_v2(v2, j->v + hh * dh, j->ldv, tk, tkp, dh);
+        pack_kt2_avx512(kt2, j->k + hh * dh, j->ldk, tk, tkp, dh);
+        pack_v2_avx512(v2, j->v + hh * dh, j->ldv, tk, tkp, dh);
         for (int64_t i0 = 0; i0 < j->tq; i0 += ATT_QB) {
             const int64_t nb = j->tq - i0 < ATT_QB ? j->tq - i0 : ATT_QB;
-            rows_bf16((uint16_t *)q2, 2 * dh2, j->q + i0 * j->ldq + hh * dh, j->ldq, nb, dh, dh);
+            rows_bf16_avx512((uint16_t *)q2, 2 * dh2, j->q + i0 * j->ldq + hh * dh, j->ldq, nb, dh, dh);
             for (int64_t c = 0; c < tkp;) { /* scores, a block of 64 keys (or 16) at a time */
                 const int w64 = c + 64 <= tkp;
                 for (int64_t r = 0; r < nb; r += ATT_R)
-                    dp_bf16_any(s + r * tkp + c, tkp, q2 + r * dh2, dh2, kt2 + c, tkp, dh2, j->scale,
+                    dp_bf16_avx512(s + r * tkp + c, tkp, q2 + r * dh2, dh2, kt2 + c, tkp, dh2, j->scale,
                                 (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
                 c += w64 ? 64 : 16;
             }
             for (int64_t r = 0; r < nb; r++) masked_softmax_row(s + r * tkp, j->mask, tk);
-            rows_bf16((uint16_t *)p2, 2 * tp2, s, tkp, nb, tk, tkp);
+            rows_bf16_avx512((uint16_t *)p2, 2 * tp2, s, tkp, nb, tk, tkp);
             float *ob = j->out + i0 * j->ldo + hh * dh;
             for (int64_t e = 0; e < dh;) { /* P V, 64 columns (or 16) at a time */
                 const int w64 = e + 64 <= dh;
                 for (int64_t r = 0; r < nb; r += ATT_R)
-                    dp_bf16_any(ob + r * j->ldo + e, j->ldo, p2 + r * tp2, tp2, v2 + e, dh, tp2, 1.0f,
+                    dp_bf16_avx512(ob + r * j->ldo + e, j->ldo, p2 + r * tp2, tp2, v2 + e, dh, tp2, 1.0f,
                                 (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
                 e += w64 ? 64 : 16;
             }
@@ -574,7 +574,7 @@ static mer_status attention_fwd(float *out, int64_t ldo, float *probs, const flo
     if (mer__use_avx512()) {
         attn_job j = {out, probs, q, k, v, key_mask, ldo, ldq, ldk, ldv, tq, tk, dh, scale, ws};
         const int b16 = bf16 && !probs && dh % 16 == 0 && (mer_cpu_features() & MER_CPU_AVX512_BF16);
-        mer__parallel_for(h, one ? h : 1, b16 ? attn_heads_bf16 : attn_heads_avx512, &j);
+        mer__parallel_for(h, one ? h : 1, b16 ? attn_heads_bf16_avx512 : attn_heads_avx512, &j);
         mer__free(own);
         return MER_OK;
     }

@@ -78,7 +78,7 @@ static int use_bf16dp(void) {
            (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_BF16);
 }
 #define MER_BF16DP __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-/* int8 through vpdpbusd (AVX512-VNNI): the u8 activation form and kern_i8x4_vnni */
+/* int8 through vpdpbusd (AVX512-VNNI): the u8 activation form and kern_i8x4_avx512vnni */
 static int use_vnni(void) {
     return (mer_cpu_features() & (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI)) ==
            (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI);
@@ -985,12 +985,12 @@ kern_i8v_body(int64_t kq, const uint8_t *a, const int8_t *b, int64_t bs, int32_t
         for (int q = 0; q < np; q++) _mm512_store_si512((void *)(acc_out + (i * 4 + q) * NR), acc[i][q]);
 }
 
-MER_VNNI __attribute__((noinline)) static void kern_i8x4_vnni(int64_t kq, const uint8_t *a, const int8_t *b,
+MER_VNNI __attribute__((noinline)) static void kern_i8x4_avx512vnni(int64_t kq, const uint8_t *a, const int8_t *b,
                                                               int64_t bs, int32_t *acc) {
     kern_i8v_body(kq, a, b, bs, acc, 4);
 }
 
-MER_VNNI __attribute__((noinline)) static void kern_i8x1_vnni(int64_t kq, const uint8_t *a, const int8_t *b,
+MER_VNNI __attribute__((noinline)) static void kern_i8x1_avx512vnni(int64_t kq, const uint8_t *a, const int8_t *b,
                                                               int32_t *acc) {
     kern_i8v_body(kq, a, b, 0, acc, 1);
 }
@@ -1093,7 +1093,7 @@ static void i8_items(void *u, int64_t i0, int64_t i1, int t) {
     }
 }
 
-/* A finished VNNI tile, rows x 64 columns (the acc layout of kern_i8x4_vnni): o = s_x s_w
+/* A finished VNNI tile, rows x 64 columns (the acc layout of kern_i8x4_avx512vnni): o = s_x s_w
  * (acc - z_x wsum) (+ c) + b, the operations of dequant16_avx2 in the same order (the same bits),
  * 16 lanes at a time */
 MER_AVX512 static void dequant_tile_avx512(float *out, const float *y, int64_t ldy, const int32_t *acc,
@@ -1141,8 +1141,8 @@ static void i8_items_vnni(void *u, int64_t i0, int64_t i1, int t) {
             for (int64_t r = r0; r < r1; r += MR8) {
                 const int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
                 const uint8_t *a = (const uint8_t *)j->ap + (r / MR8) * w->kq * AQV;
-                if (np == 4) kern_i8x4_vnni(w->kq, a, b, bs, acc);
-                else kern_i8x1_vnni(w->kq, a, b, acc);
+                if (np == 4) kern_i8x4_avx512vnni(w->kq, a, b, bs, acc);
+                else kern_i8x1_avx512vnni(w->kq, a, b, acc);
                 if (np == 4)
                     dequant_tile_avx512(out, j->y + r * j->ldy + c0, j->ldy, acc, j->asum + r, j->ascale + r,
                                         w->wsum + c0, w->wscale + c0, w->bias ? w->bias + c0 : NULL, mr, j->accumulate);
@@ -1482,7 +1482,7 @@ typedef struct {
     int64_t n;
 } cvt_job;
 
-MER_BF16DP static void cvt_bf16_range(void *u, int64_t b, int64_t e, int t) {
+MER_BF16DP static void cvt_bf16_range_avx512(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const cvt_job *j = u;
     const int64_t i0 = b * 4096, i1 = e * 4096 < j->n ? e * 4096 : j->n;
@@ -1549,7 +1549,7 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
         const int64_t n = (m - 1) * ldx + w->k;
         uint16_t *xb = b.ap;
         cvt_job cj = {xb, x, n};
-        mer__parallel_for((n + 4095) / 4096, 16, cvt_bf16_range, &cj);
+        mer__parallel_for((n + 4095) / 4096, 16, cvt_bf16_range_avx512, &cj);
         if (n % 2) xb[n] = 0; /* the last row's last pair */
         f32_job j = {w, y, ldy, m, MC, cblocks, ncp, NULL, (const float *)xb, ldx / 2, accumulate, epi, avx2, 1};
         s = dyn_run(NULL, NULL, 0, MR, bf16_items, &j, m, cblocks, done, user, b.cnt);
