@@ -352,6 +352,10 @@ MER_TEST(tokenizer_json_bad_files) {
     snprintf(buf, sizeof buf, "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": "
              "\"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}");
     CHECK_ERR(load_json_text(dir, buf), MER_ERR_FORMAT, "no valid id");
+    /* one id near 2^31: a table of 2^31 pieces (tens of GB) is refused before it is allocated */
+    snprintf(buf, sizeof buf, "{\"added_tokens\": [{\"id\": 2147483646, \"content\": \"<x>\"}], "
+             "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", %s, \"merges\": []}}", v);
+    CHECK_ERR(load_json_text(dir, buf), MER_ERR_FORMAT, "ids unused");
     snprintf(buf, sizeof buf, "{\"added_tokens\": [{\"id\": 3, \"content\": \"x\", \"single_word\": true}], "
              "\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"type\": \"BPE\", %s, \"merges\": []}}", v);
     CHECK_ERR(load_json_text(dir, buf), MER_ERR_UNSUPPORTED, "single_word");

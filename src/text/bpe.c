@@ -532,6 +532,15 @@ mer_status mer__hfjson_parse(mer_tokenizer *t, const char *json, size_t size, co
         st = mer__err(MER_ERR_FORMAT, "%s: empty vocabulary", name);
         goto done;
     }
+    /* the ids index a table of max_id + 1 pieces: a few bytes of JSON naming id 2^31 - 2 would
+     * ask for gigabytes, so the unused ids may number at most 2^20 (real vocabularies are dense,
+     * a few reserved ids aside) */
+    const int64_t entries = cJSON_GetArraySize(vocab) + (added ? cJSON_GetArraySize(added) : 0);
+    if (max_id + 1 - entries > ((int64_t)1 << 20)) {
+        st = mer__err(MER_ERR_FORMAT, "%s: token id %lld with %lld entries leaves more than 1048576 ids unused", name,
+                      (long long)max_id, (long long)entries);
+        goto done;
+    }
     t->vocab_size = max_id + 1;
     t->pieces = calloc((size_t)t->vocab_size, sizeof *t->pieces);
     if (!t->pieces) {
