@@ -50,7 +50,6 @@ static float bf16r(float f) {
 
 static double gelu_d(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 
-/* The reference of each type, in double: the same quantisation written independently. */
 /* int8 activations in the u8 form (VNNI, mer__packed_i8_u8): per row over [min(x, 0), max(x, 0)],
  * s = range / 255, z = round(-min / s), q = clamp(round(x / s) + z, 0, 255); qa[q] = q - z */
 static float u8_row(double *qa, const float *x, int64_t k) {
@@ -66,6 +65,21 @@ static float u8_row(double *qa, const float *x, int64_t k) {
     return sa;
 }
 
+/* ... in the AVX2 one-sided form: over [min(x, 0), max(x, 0)], s = range / 127,
+ * q = clamp(round(x / s) + z, 0, 127); qa[q] = q - z */
+static float u7_row(double *qa, const float *x, int64_t k) {
+    float mn = 0, mx = 0;
+    for (int64_t q = 0; q < k; q++) {
+        mn = fminf(mn, x[q]);
+        mx = fmaxf(mx, x[q]);
+    }
+    float sa = (mx - mn) / 127.0f, inv = 1.0f / sa;
+    long z = lrintf(-mn * inv);
+    for (int64_t q = 0; q < k; q++) qa[q] = fmax(0, fmin(127, (double)(lrintf(x[q] * inv) + z))) - (double)z;
+    return sa;
+}
+
+/* The reference of each type, in double: the same quantisation written independently. */
 static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, const float *b,
                        int64_t m, int64_t n, int64_t k, mer_pack_type type, int u8) {
     double *qw = malloc(sizeof(double) * n * k), *sw = malloc(sizeof(double) * n);
@@ -93,11 +107,7 @@ static void packed_ref(double *r, const float *x, int64_t ldx, const float *w, c
             }
             if (amax > 0 && mx - mn <= 1.125f * amax) {
                 os = 1;
-                sa = (mx - mn) / 127.0f;
-                float inv = 1.0f / sa;
-                long z = lrintf(-mn * inv);
-                for (int64_t q = 0; q < k; q++)
-                    qa[q] = fmax(0, fmin(127, (double)(lrintf(x[i * ldx + q] * inv) + z))) - (double)z;
+                sa = u7_row(qa, x + i * ldx, k);
             }
         }
         if (type == MER_PACK_INT8 && u8) sa = u8_row(qa, x + i * ldx, k);
@@ -272,15 +282,8 @@ MER_TEST(speed_int8_outlier_channels) {
 static void onesided_ref(double *r, const float *x, const float *w, int64_t m, int64_t n, int64_t k, int u8) {
     double *qa = malloc(sizeof(double) * k);
     for (int64_t i = 0; i < m; i++) {
-        float mn = 0, mx = 0;
-        for (int64_t q = 0; q < k; q++) {
-            mn = fminf(mn, x[i * k + q]);
-            mx = fmaxf(mx, x[i * k + q]);
-        }
-        float sa = (mx - mn) / 127.0f, inv = 1.0f / sa;
-        long z = lrintf(-mn * inv);
-        for (int64_t q = 0; q < k; q++) qa[q] = fmax(0, fmin(127, (double)(lrintf(x[i * k + q] * inv) + z))) - (double)z;
-        if (u8) sa = u8_row(qa, x + i * k, k); /* VNNI: every row in the u8 form */
+        /* VNNI: every row in the u8 form */
+        const float sa = u8 ? u8_row(qa, x + i * k, k) : u7_row(qa, x + i * k, k);
         for (int64_t j = 0; j < n; j++) {
             float amax = 0;
             for (int64_t q = 0; q < k; q++) amax = fmaxf(amax, fabsf(w[j * k + q]));

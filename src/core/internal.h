@@ -248,6 +248,9 @@ void mer__json_discard(mer__json *w);
  * MER_NO_AVX512=1 honoured. Every function so marked carries "avx512" in its name, or is
  * static inline and called only from one that does (scripts/check-isa.sh checks the binary). */
 #define MER_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+/* the same with vdpbf16ps (run behind MER_CPU_AVX512_BF16) and vpdpbusd (MER_CPU_AVX512_VNNI) */
+#define MER_AVX512BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#define MER_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 static inline int mer__use_avx512(void) { return (mer_cpu_features() & MER_CPU_AVX512) != 0; }
 /* Tests: restrict dispatch to the detected features AND `keep` (~0u restores them), so both
  * paths can be compared in one process; returns the previous mask. Not thread safe. */

@@ -187,12 +187,12 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
         for (int64_t i0 = 0; i0 < j->tq; i0 += ATT_QB) {
             const int64_t nb = j->tq - i0 < ATT_QB ? j->tq - i0 : ATT_QB, full = nb / ATT_R * ATT_R;
             const float *qb = j->q + i0 * j->ldq + hh * dh;
-            for (int64_t c = 0; c < tkp; c += 64) {
+            for (int64_t c = 0; c < tkp;) { /* scores, a block of 64 keys (or 16) at a time */
                 const int w64 = c + 64 <= tkp;
-                for (int64_t jj = c; jj < (w64 ? c + 64 : tkp); jj += w64 ? 64 : 16)
-                    for (int64_t r = 0; r < nb; r += ATT_R)
-                        scores_any_avx512(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, jj, j->scale,
-                                   (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
+                for (int64_t r = 0; r < nb; r += ATT_R)
+                    scores_any_avx512(s + r * tkp, tkp, qb + r * j->ldq, j->ldq, kt, dh, tkp, c, j->scale,
+                                      (int)(nb - r < ATT_R ? nb - r : ATT_R), w64);
+                c += w64 ? 64 : 16;
             }
             for (int64_t r = 0; r < nb; r++) {
                 masked_softmax_row(s + r * tkp, j->mask, tk);
@@ -211,14 +211,12 @@ MER_AVX512 static void attn_heads_avx512(void *u, int64_t h0, int64_t h1, int th
 
 /* ---- bfloat16 (AVX512-BF16, dh a multiple of 16) ---- */
 
-#define MER_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
-
 /* 16 floats -> 16 bfloat16 (round to nearest even) as a 256-bit vector */
-MER_BF16 static inline __m256i bf16x16_avx512(const float *x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
+MER_AVX512BF16 static inline __m256i bf16x16_avx512(const float *x) { return (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)); }
 
 /* d (dh / 2, tkp) pairs: d[p * tkp + c] = bf16(k_c[2p]) | bf16(k_c[2p + 1]) << 16, zero keys past
  * tk; 8 keys x 8 pairs transposed in registers */
-MER_BF16 static void pack_kt2_avx512(uint32_t *d, const float *k, int64_t ldk, int64_t tk, int64_t tkp, int64_t dh) {
+MER_AVX512BF16 static void pack_kt2_avx512(uint32_t *d, const float *k, int64_t ldk, int64_t tk, int64_t tkp, int64_t dh) {
     uint32_t tmp[8][8] __attribute__((aligned(32)));
     for (int64_t c = 0; c < tkp; c += 8)
         for (int64_t d0 = 0; d0 < dh; d0 += 16) {
@@ -237,7 +235,7 @@ MER_BF16 static void pack_kt2_avx512(uint32_t *d, const float *k, int64_t ldk, i
 
 /* d (tkp / 2, dh) pairs: d[jp * dh + e] = bf16(v_{2jp}[e]) | bf16(v_{2jp + 1}[e]) << 16, zero rows
  * past tk */
-MER_BF16 static void pack_v2_avx512(uint32_t *d, const float *v, int64_t ldv, int64_t tk, int64_t tkp, int64_t dh) {
+MER_AVX512BF16 static void pack_v2_avx512(uint32_t *d, const float *v, int64_t ldv, int64_t tk, int64_t tkp, int64_t dh) {
     const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int64_t jp = 0; jp < tkp / 2; jp++)
@@ -251,7 +249,7 @@ MER_BF16 static void pack_v2_avx512(uint32_t *d, const float *v, int64_t ldv, in
 }
 
 /* rows of n floats -> bfloat16, zero-padded to np (a multiple of 16) */
-MER_BF16 static void rows_bf16_avx512(uint16_t *d, int64_t ldd, const float *x, int64_t ldx, int64_t rows, int64_t n,
+MER_AVX512BF16 static void rows_bf16_avx512(uint16_t *d, int64_t ldd, const float *x, int64_t ldx, int64_t rows, int64_t n,
                                int64_t np) {
     for (int64_t r = 0; r < rows; r++) {
         int64_t c = 0;
@@ -270,7 +268,7 @@ MER_BF16 static void rows_bf16_avx512(uint16_t *d, int64_t ldd, const float *x, 
  * of pairs): vdpbf16ps, R x NV zmm accumulators. The scores (a the queries, b K_h^T from a key
  * block, n = dh / 2) and P V (a the probabilities, b V_h from a column block, n = tk / 2,
  * scale 1) */
-MER_BF16 static inline __attribute__((always_inline)) void dp_tile_bf16(float *o, int64_t ldo, const uint32_t *a,
+MER_AVX512BF16 static inline __attribute__((always_inline)) void dp_tile_bf16(float *o, int64_t ldo, const uint32_t *a,
                                                              int64_t lda, const uint32_t *b, int64_t ldb,
                                                              int64_t n, float scale, const int R, const int NV) {
     __m512 acc[ATT_R][4];
@@ -297,7 +295,7 @@ MER_BF16 static inline __attribute__((always_inline)) void dp_tile_bf16(float *o
 }
 
 /* R rows (6, or fewer one at a time) x 64 columns (w64) or 16 of dp_tile_bf16 */
-MER_BF16 __attribute__((noinline)) static void dp_bf16_avx512(float *o, int64_t ldo, const uint32_t *a, int64_t lda,
+MER_AVX512BF16 __attribute__((noinline)) static void dp_bf16_avx512(float *o, int64_t ldo, const uint32_t *a, int64_t lda,
                                                            const uint32_t *b, int64_t ldb, int64_t n, float scale,
                                                            int R, int w64) {
     if (R == ATT_R && w64) dp_tile_bf16(o, ldo, a, lda, b, ldb, n, scale, ATT_R, 4);
@@ -313,7 +311,7 @@ MER_BF16 __attribute__((noinline)) static void dp_bf16_avx512(float *o, int64_t 
  * pairs (along d for the scores, along the keys for P V), per block of ATT_QB query rows the
  * queries as pairs, scores by vdpbf16ps 6 rows x 64 keys at a time, the softmax in float32, the
  * probabilities as pairs, then P V 6 rows x 64 columns. */
-MER_BF16 static void attn_heads_bf16_avx512(void *u, int64_t h0, int64_t h1, int th) {
+MER_AVX512BF16 static void attn_heads_bf16_avx512(void *u, int64_t h0, int64_t h1, int th) {
     (void)th;
     const attn_job *j = u;
     const int64_t tk = j->tk, dh = j->dh, dh2 = dh / 2, tkp = (tk + 15) & ~(int64_t)15, tp2 = tkp / 2;

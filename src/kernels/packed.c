@@ -6,8 +6,9 @@
  *
  * Kernels (AVX2 + FMA, AVX-512 and AVX512-VNNI chosen at run time through mer_cpu_features(); a
  * plain C loop otherwise):
- *  - fp32: a 6 x 16 register tile (12 ymm accumulators); on AVX-512, 6 x 32 over two panels (12
- *    zmm accumulators, each output the same FMA chain, so the same bits); BLIS-style blocking: k in blocks of 512
+ *  - fp32: a 6 x 16 register tile (12 ymm accumulators); on AVX-512, 6 x 64 over four panels (24
+ *    zmm accumulators, the activation rows read in place, each output the same FMA chain, so the
+ *    same bits); BLIS-style blocking: k in blocks of 512
  *    (a 32 KB weight micro-panel, from L1/L2: half as many passes over the output tile as 256,
  *    docs/gemm.md), rows in blocks of 192 (the packed activations of a block, 384 KB, stay in
  *    L2), columns in blocks of 8 panels; work items are (row block, column block).
@@ -77,13 +78,11 @@ static int use_bf16dp(void) {
     return (mer_cpu_features() & (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_BF16)) ==
            (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_BF16);
 }
-#define MER_BF16DP __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 /* int8 through vpdpbusd (AVX512-VNNI): the u8 activation form and kern_i8x4_avx512vnni */
 static int use_vnni(void) {
     return (mer_cpu_features() & (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI)) ==
            (MER_CPU_AVX2 | MER_CPU_AVX512 | MER_CPU_AVX512_VNNI);
 }
-#define MER_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 #define AQV (4 * MR8) /* bytes per k-quad of a row group's u8 activations (the VNNI form) */
 
 /* ---- packing ----------------------------------------------------------------------------- */
@@ -378,13 +377,13 @@ __attribute__((target("avx2,fma"))) void mer__tile6x16_avx2(int64_t kc, const fl
     kern_f32_body(kc, a, lda, 1, b, c, ldc, load, NULL, NULL);
 }
 
-/* AVX-512: 6 rows x np panels (np 2 or 4: 32 or 64 columns, panels bs floats apart) in 6 np
- * zmm accumulators (one panel alone would leave the two FMA pipes 6 chains for a 4-cycle
+/* AVX-512: 6 rows read in place (lda apart) x np panels (np 2 or 4: 32 or 64 columns, panels bs
+ * floats apart) in 6 np zmm accumulators (one panel alone would leave the two FMA pipes 6 chains for a 4-cycle
  * latency). Every output element is the chain of kern_f32_body (one FMA per k in order, then the
  * bias): the same bits as the AVX2 kernel. */
 static inline __attribute__((always_inline)) MER_AVX512 void
-kern_f32w_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *b, int64_t bs, float *c,
-               int64_t ldc, int load, const float *pf, const float *bias, int np) {
+kern_f32w_body(int64_t kc, const float *a, int64_t lda, const float *b, int64_t bs, float *c, int64_t ldc,
+               int load, const float *bias, int np) {
     __m512 acc[MR][4];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
@@ -395,14 +394,13 @@ kern_f32w_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *
         __m512 w[4];
 #pragma GCC unroll 4
         for (int q = 0; q < np; q++) w[q] = _mm512_loadu_ps(b + q * bs);
-        if (pf) _mm_prefetch((const char *)(pf + p * MR), _MM_HINT_T0);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
-            const __m512 ai = _mm512_set1_ps(a[i * si]);
+            const __m512 ai = _mm512_set1_ps(a[i * lda]);
 #pragma GCC unroll 4
             for (int q = 0; q < np; q++) acc[i][q] = _mm512_fmadd_ps(ai, w[q], acc[i][q]);
         }
-        a += sp;
+        a++;
         b += NR;
     }
 #pragma GCC unroll 6
@@ -412,21 +410,17 @@ kern_f32w_body(int64_t kc, const float *a, int64_t si, int64_t sp, const float *
             _mm512_storeu_ps(c + i * ldc + q * NR, bias ? _mm512_add_ps(acc[i][q], _mm512_loadu_ps(bias + q * NR)) : acc[i][q]);
 }
 
-/* packed activations (kern_f32_avx2's case), and A's 6 rows in place, lda apart
- * (mer__tile6x16_avx2's case) */
-#define KERN_F32W(NP)                                                                                        \
-    MER_AVX512 __attribute__((noinline)) static void kern_f32x##NP##_avx512(                                 \
-        int64_t kc, const float *a, const float *b, int64_t bs, float *c, int64_t ldc, int load,             \
-        const float *pf, const float *bias) {                                                                \
-        kern_f32w_body(kc, a, 1, MR, b, bs, c, ldc, load, pf, bias, NP);                                     \
-    }                                                                                                        \
-    MER_AVX512 __attribute__((noinline)) static void tile6x##NP##_avx512(                                    \
-        int64_t kc, const float *a, int64_t lda, const float *b, int64_t bs, float *c, int64_t ldc, int load, \
-        const float *bias) {                                                                                 \
-        kern_f32w_body(kc, a, lda, 1, b, bs, c, ldc, load, NULL, bias, NP);                                  \
-    }
-KERN_F32W(2)
-KERN_F32W(4)
+/* A's 6 rows read in place, lda apart (linear_dyn: every fp32 product on AVX-512) */
+MER_AVX512 __attribute__((noinline)) static void tile6x4_avx512(int64_t kc, const float *a, int64_t lda, const float *b,
+                                                                int64_t bs, float *c, int64_t ldc, int load,
+                                                                const float *bias) {
+    kern_f32w_body(kc, a, lda, b, bs, c, ldc, load, bias, 4);
+}
+MER_AVX512 __attribute__((noinline)) static void tile6x2_avx512(int64_t kc, const float *a, int64_t lda, const float *b,
+                                                                int64_t bs, float *c, int64_t ldc, int load,
+                                                                const float *bias) {
+    kern_f32w_body(kc, a, lda, b, bs, c, ldc, load, bias, 2);
+}
 
 static void kern_f32_c(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
                        int load) {
@@ -457,7 +451,7 @@ __attribute__((target("avx2"))) static void widen_bf16_avx2(float *dst, const ui
  * vdpbf16ps (c += a[2p] b[2p] + a[2p + 1] b[2p + 1] in float32, bfloat16 operands); a packed
  * pairs (kc2, 6), b np panels (kc2, 16, 2) bs elements apart; bias (np x 16) added before the
  * store. np 4: 24 zmm accumulators, enough chains for the instruction's latency. */
-static inline __attribute__((always_inline)) MER_BF16DP void
+static inline __attribute__((always_inline)) MER_AVX512BF16 void
 kern_bf16_body(int64_t kc2, const uint32_t *a, int64_t si, int64_t sp, const uint16_t *b, int64_t bs, float *c,
                int64_t ldc, int load, const float *bias, int np) {
     __m512 acc[MR][4];
@@ -491,12 +485,12 @@ kern_bf16_body(int64_t kc2, const uint32_t *a, int64_t si, int64_t sp, const uin
 /* packed pairs (kc2, 6), and (ip) the pairs of 6 rows read in place, lda2 pairs apart (a
  * convolution's overlapping rows, converted to bfloat16 once) */
 #define KERN_BF16(NP)                                                                                        \
-    MER_BF16DP __attribute__((noinline)) static void kern_bf16x##NP##_avx512(                                \
+    MER_AVX512BF16 __attribute__((noinline)) static void kern_bf16x##NP##_avx512(                                \
         int64_t kc2, const uint32_t *a, const uint16_t *b, int64_t bs, float *c, int64_t ldc, int load,      \
         const float *bias) {                                                                                 \
         kern_bf16_body(kc2, a, 1, MR, b, bs, c, ldc, load, bias, NP);                                        \
     }                                                                                                        \
-    MER_BF16DP __attribute__((noinline)) static void kern_bf16ipx##NP##_avx512(                              \
+    MER_AVX512BF16 __attribute__((noinline)) static void kern_bf16ipx##NP##_avx512(                              \
         int64_t kc2, const uint32_t *a, int64_t lda2, const uint16_t *b, int64_t bs, float *c, int64_t ldc,  \
         int load, const float *bias) {                                                                       \
         kern_bf16_body(kc2, a, lda2, 1, b, bs, c, ldc, load, bias, NP);                                      \
@@ -516,7 +510,7 @@ typedef struct {
     int64_t ldx;
     int accumulate;
     mer_epilogue epi;
-    int avx2, avx512; /* avx512: two fp32 panels at a time (kern_f32x2_avx512) */
+    int avx2, avx512; /* avx512: rows in place (ap NULL), four or two fp32 panels at a time */
 } f32_job;
 
 __attribute__((target("avx2"))) static void add_bias16_avx2(float *y, int64_t ldy, int64_t rows,
@@ -578,9 +572,9 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 for (int64_t p = 0; p < kc; p++)
                     for (int64_t i = 0; i < MR; i++) atile[p * MR + i] = rag + i < r1 ? j->x[(rag + i) * j->ldx + k0 + p] : 0.0f;
             for (int64_t p = p0, step; p < p1; p += step) {
-                /* AVX-512: four or two whole fp32 panels at a time where there are */
-                const int x4 = j->avx512 && w->type == MER_PACK_F32 && p + 3 < p1 && (p + 4) * NR <= w->n;
-                const int x2 = x4 || (j->avx512 && w->type == MER_PACK_F32 && p + 1 < p1 && (p + 2) * NR <= w->n);
+                /* AVX-512 (rows in place): four or two whole fp32 panels at a time where there are */
+                const int x4 = j->avx512 && p + 3 < p1 && (p + 4) * NR <= w->n;
+                const int x2 = x4 || (j->avx512 && p + 1 < p1 && (p + 2) * NR <= w->n);
                 step = x4 ? 4 : x2 ? 2 : 1;
                 const float *b;
                 if (w->type == MER_PACK_BF16) {
@@ -599,9 +593,9 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                 const int64_t bs = K * NR; /* fp32: the next panel's same k block, bs floats on */
                 int64_t c0 = p * NR, nc = w->n - c0 < NR ? w->n - c0 : NR;
                 const int last = k0 + kc == K;
-                /* the packed AVX2 / AVX-512 kernels add the bias of the last k block before
-                 * their store (the bias is zero-padded to whole panels); the others leave it to
-                 * the epilogue */
+                /* the packed AVX2 kernels and the AVX-512 ones add the bias of the last k block
+                 * before their store (the bias is zero-padded to whole panels); the others leave
+                 * it to the epilogue */
                 const float *kb = last && w->bias && j->ap && j->avx2 ? w->bias + c0 : NULL;
                 const float *eb = last && w->bias && !kb ? w->bias + c0 : NULL;
                 /* the weights of the next step's panels (or of the item's first panels at the
@@ -633,15 +627,12 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
                     const float *a = !j->ap ? atile : j->ap + a_off(mpt, K, r / MR, k0);
                     float *c = j->y + r * j->ldy + c0;
                     if (x2 && mr == MR) {
-                        const float *pf = p == p0 && r + 2 * MR <= r1 ? a + kc * MR : NULL;
                         const float *xr = j->x + r * j->ldx + k0;
-                        /* the bias in the kernel, rows in place too (a pass over the tile after
-                         * it was ~2% of a CLIP-L/14 forward) */
+                        /* the bias in the kernel (a pass over the finished tile was ~2% of a
+                         * CLIP-L/14 forward) */
                         const float *xb = last && w->bias ? w->bias + c0 : NULL;
-                        if (!j->ap && x4) tile6x4_avx512(kc, xr, j->ldx, b, bs, c, j->ldy, load, xb);
-                        else if (!j->ap) tile6x2_avx512(kc, xr, j->ldx, b, bs, c, j->ldy, load, xb);
-                        else if (x4) kern_f32x4_avx512(kc, a, b, bs, c, j->ldy, load, pf, xb);
-                        else kern_f32x2_avx512(kc, a, b, bs, c, j->ldy, load, pf, xb);
+                        if (x4) tile6x4_avx512(kc, xr, j->ldx, b, bs, c, j->ldy, load, xb);
+                        else tile6x2_avx512(kc, xr, j->ldx, b, bs, c, j->ldy, load, xb);
                         if (last && j->epi != MER_EPI_NONE) epilogue_tile(c, j->ldy, mr, step * NR, NULL, j->epi, j->avx2);
                         continue;
                     }
@@ -677,8 +668,9 @@ static void f32_items(void *u, int64_t i0, int64_t i1, int t) {
     }
 }
 
-/* bf16 on AVX512-BF16 (w->dp): the items of f32_items with packed pairs and vdpbf16ps, two
- * panels at a time; a partial tile (rows or columns) through a buffer */
+/* bf16 on AVX512-BF16 (w->dp): the items of f32_items with bfloat16 pairs (packed, or rows read
+ * in place) and vdpbf16ps, four panels at a time; a partial tile (rows or columns) through a
+ * buffer */
 static void bf16_items(void *u, int64_t i0, int64_t i1, int t) {
     (void)t;
     const f32_job *j = u;
@@ -802,7 +794,7 @@ __attribute__((target("avx2"))) static void pack6_avx2(float *d, const float *co
 
 /* bf16 pairs of 6 rows: d (kc2, 6) uint32 = (bf16(s[i][2p + 1]) << 16) | bf16(s[i][2p]), 16 k
  * at a time (vcvtneps2bf16 rounds to nearest even, as bf16_bits), the rest one by one */
-MER_BF16DP static void pack6_pairs_avx512(uint32_t *d, const float *const *s, int64_t kc) {
+MER_AVX512BF16 static void pack6_pairs_avx512(uint32_t *d, const float *const *s, int64_t kc) {
     float tmp[MR][8] __attribute__((aligned(32)));
     int64_t q = 0;
     for (; q + 16 <= kc; q += 16) {
@@ -961,7 +953,7 @@ static void kern_i8_c(int64_t kq, const int8_t *a, const int8_t *b, int32_t *acc
  * weights (s8, 64 bytes per k-quad: 4 of each column). vpdpbusd sums the four u8 x s8 products
  * of a k-quad into int32 without saturating: the exact dot product, which vpmaddubsw's int16
  * pairs could not give 8-bit weights and u8 activations. 16 zmm accumulators at np 4. */
-static inline __attribute__((always_inline)) MER_VNNI void
+static inline __attribute__((always_inline)) MER_AVX512VNNI void
 kern_i8v_body(int64_t kq, const uint8_t *a, const int8_t *b, int64_t bs, int32_t *acc_out, int np) {
     __m512i acc[MR8][4];
 #pragma GCC unroll 4
@@ -989,12 +981,12 @@ kern_i8v_body(int64_t kq, const uint8_t *a, const int8_t *b, int64_t bs, int32_t
         for (int q = 0; q < np; q++) _mm512_store_si512((void *)(acc_out + (i * 4 + q) * NR), acc[i][q]);
 }
 
-MER_VNNI __attribute__((noinline)) static void kern_i8x4_avx512vnni(int64_t kq, const uint8_t *a, const int8_t *b,
+MER_AVX512VNNI __attribute__((noinline)) static void kern_i8x4_avx512vnni(int64_t kq, const uint8_t *a, const int8_t *b,
                                                               int64_t bs, int32_t *acc) {
     kern_i8v_body(kq, a, b, bs, acc, 4);
 }
 
-MER_VNNI __attribute__((noinline)) static void kern_i8x1_avx512vnni(int64_t kq, const uint8_t *a, const int8_t *b,
+MER_AVX512VNNI __attribute__((noinline)) static void kern_i8x1_avx512vnni(int64_t kq, const uint8_t *a, const int8_t *b,
                                                               int32_t *acc) {
     kern_i8v_body(kq, a, b, 0, acc, 1);
 }
@@ -1145,21 +1137,18 @@ static void i8_items_vnni(void *u, int64_t i0, int64_t i1, int t) {
             for (int64_t r = r0; r < r1; r += MR8) {
                 const int64_t mr = r1 - r < MR8 ? r1 - r : MR8;
                 const uint8_t *a = (const uint8_t *)j->ap + (r / MR8) * w->kq * AQV;
-                if (np == 4) kern_i8x4_avx512vnni(w->kq, a, b, bs, acc);
-                else kern_i8x1_avx512vnni(w->kq, a, b, acc);
-                if (np == 4)
+                if (np == 4) {
+                    kern_i8x4_avx512vnni(w->kq, a, b, bs, acc);
                     dequant_tile_avx512(out, j->y + r * j->ldy + c0, j->ldy, acc, j->asum + r, j->ascale + r,
                                         w->wsum + c0, w->wscale + c0, w->bias ? w->bias + c0 : NULL, mr, j->accumulate);
-                for (int64_t i = 0; np < 4 && i < mr; i++) {
-                    const float sa = j->ascale[r + i];
-                    const int32_t z = j->asum[r + i];
-                    for (int64_t q = 0; q < np; q++) {
-                        const int64_t cq = c0 + q * NR, ncq = nc - q * NR < NR ? nc - q * NR : NR;
-                        const int32_t *aq = acc + (i * 4 + q) * NR, *wsum = w->wsum + cq;
-                        const float *ws = w->wscale + cq, *bias = w->bias ? w->bias + cq : NULL;
-                        float *o = out + i * TW + q * NR, *c = j->y + (r + i) * j->ldy + cq;
-                        if (ncq == NR) dequant16_avx2(o, c, aq, z, wsum, sa, ws, bias, j->accumulate);
-                        else dequant_c(o, c, aq, z, wsum, sa, ws, bias, ncq, j->accumulate);
+                } else { /* one panel, nc <= 16 columns */
+                    kern_i8x1_avx512vnni(w->kq, a, b, acc);
+                    for (int64_t i = 0; i < mr; i++) {
+                        const int32_t *aq = acc + i * 4 * NR, *wsum = w->wsum + c0;
+                        const float *ws = w->wscale + c0, *bias = w->bias ? w->bias + c0 : NULL;
+                        float *o = out + i * TW, *c = j->y + (r + i) * j->ldy + c0;
+                        if (nc == NR) dequant16_avx2(o, c, aq, j->asum[r + i], wsum, j->ascale[r + i], ws, bias, j->accumulate);
+                        else dequant_c(o, c, aq, j->asum[r + i], wsum, j->ascale[r + i], ws, bias, nc, j->accumulate);
                     }
                 }
                 if (j->epi == MER_EPI_GELU) gelu_tile(out, TW, mr, nc);
@@ -1325,15 +1314,15 @@ static void quant_a_group_u8(const quant_a_job *j, int64_t mp) {
         }
 }
 
-/* The one-sided form is taken for a group of MR8 rows when each row's range [min(x, 0),
- * max(x, 0)] is at most ONESIDED_SPAN times its max |x|: then 128 levels over the range (u7,
+/* The one-sided form (AVX2) is taken for a row when its range [min(x, 0), max(x, 0)] is at most
+ * ONESIDED_SPAN times its max |x|: then 128 levels over the range (u7,
  * with a zero point) step at most that much more coarsely than the symmetric form's 255 levels
  * over [-max|x|, max|x|], and the product needs no vpsignb (docs/gemm.md). A GELU's output
  * (min -0.17) qualifies once its max passes 1.4. */
 #define ONESIDED_SPAN 1.125f
 
-/* Per row, symmetric: s = max|x| / 127, q = round(x / s) in [-127, 127]; one-sided (the whole
- * group qualifies): s = (max - min) / 127 over the range with 0, z = round(-min / s),
+/* Per row, symmetric: s = max|x| / 127, q = round(x / s) in [-127, 127]; one-sided (the row
+ * qualifies): s = (max - min) / 127 over the range with 0, z = round(-min / s),
  * q = clamp(round(x / s) + z, 0, 127). */
 static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
     (void)t;
@@ -1346,7 +1335,7 @@ static void quant_a_rows(void *u, int64_t b, int64_t e, int t) {
         }
         int8_t *d = j->ap + mp * j->kq * AQ;
         float mn[MR8], mx[MR8];
-        int onesided = !j->w7, os[MR8];
+        int onesided = !j->w7, os[MR8] = {0}; /* the kernel's form: one-sided when every row is */
         for (int i = 0; i < MR8; i++) {
             int64_t r = mp * MR8 + i;
             mn[i] = mx[i] = 0;
@@ -1486,7 +1475,7 @@ typedef struct {
     int64_t n;
 } cvt_job;
 
-MER_BF16DP static void cvt_bf16_range_avx512(void *u, int64_t b, int64_t e, int t) {
+MER_AVX512BF16 static void cvt_bf16_range_avx512(void *u, int64_t b, int64_t e, int t) {
     (void)t;
     const cvt_job *j = u;
     const int64_t i0 = b * 4096, i1 = e * 4096 < j->n ? e * 4096 : j->n;
@@ -1569,7 +1558,7 @@ static mer_status linear_dyn(float *y, int64_t ldy, const float *x, int64_t ldx,
     } else {
         int64_t mp = (m + MR - 1) / MR;
         pack_a_job pj = {b.ap, x, ldx, m, w->k, w->type == MER_PACK_BF16 && !w->dp, w->dp};
-        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2, avx2 && mer__use_avx512()};
+        f32_job j = {w, y, ldy, m, MC, cblocks, ncp, b.ap, x, ldx, accumulate, epi, avx2, 0};
         s = dyn_run(pack_a_rows, &pj, mp, MR, w->dp ? bf16_items : f32_items, &j, m, cblocks, done, user, b.cnt);
     }
     mer__free(own);
